@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian packages fedgate needs to build, run and test.
+# Idempotent: asks apt only for what is missing, so a second run is quick.
+set -eu
+
+PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-dev
+libevent-dev libssl-dev openssl libexpat1-dev libinih-dev libidn2-dev
+libidn-dev libcmocka-dev libsqlite3-dev libjansson-dev libsodium-dev
+libunbound-dev libgsasl-dev python3 iproute2"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages:$missing" >&2
+    echo "deps.sh: run as root (or: sudo apt-get install$missing)" >&2
+    exit 1
+fi
+
+echo "deps.sh: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,77 @@
+/* Configuration: fedgate.conf (INI) read into a typed table of keys. */
+#ifndef FG_CONF_H
+#define FG_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* A comma-separated list value ("a, b" -> {"a","b"}). */
+struct conf_list {
+	char **v;
+	size_t n;
+};
+
+struct fg_conf {
+	char *path; /* the file that was read, as given */
+	char *dir;  /* its folder: relative paths below are resolved against it */
+
+	/* [server] */
+	struct conf_list domains; /* local domains, prepared (lower-case, IDNA) */
+
+	/* [tls] -- paths already made absolute */
+	char *tls_certificate;
+	char *tls_key;
+	char *tls_ca_file; /* NULL or "" = system trust store */
+
+	/* [listen] -- "address:port" entries, IPv6 as "[::1]:5269" */
+	struct conf_list listen_s2s;
+	struct conf_list listen_c2s;
+	struct conf_list listen_admin;
+	char *listen_control; /* Unix socket path, absolute */
+
+	/* [dns] */
+	char *dns_resolv_conf; /* absolute */
+
+	/* [store] */
+	char *store_path; /* absolute */
+
+	/* [log] */
+	int log_level; /* enum log_level */
+
+	/* [limits] -- peer-controlled sizes; every one is capped */
+	size_t s2s_stanza_size;     /* bytes, default 512 KiB */
+	size_t c2s_stanza_size;     /* bytes, default 256 KiB */
+	size_t preauth_stanza_size; /* bytes before authentication, default 10 KiB */
+	unsigned element_depth;     /* default 32 */
+	unsigned element_attributes; /* attributes per element, default 64 */
+	size_t output_queue;        /* bytes queued to one peer before we stop
+				       reading it, default 1 MiB */
+	unsigned connections_per_ip; /* default 64 */
+
+	/* [timeouts] -- seconds */
+	unsigned timeout_stream_header; /* accept/restart -> header, default 30 */
+	unsigned timeout_tls_handshake; /* default 30 */
+	unsigned timeout_authentication; /* accept -> authenticated, default 60 */
+};
+
+/* Reads and validates the file. On any error writes every error as
+ * "FILE:LINE: message" (one per line) to errs and returns FG_ERR with *out
+ * NULL; on success returns FG_OK and a config that conf_free() releases. */
+int conf_load(const char *path, struct fg_conf **out, FILE *errs);
+/* A config with every default and domains = {domain}; paths relative to dir. */
+int conf_defaults(const char *dir, struct fg_conf **out);
+void conf_free(struct fg_conf **c);
+/* Prints the effective configuration as INI, every key of the table, with
+ * its unit and whether it is the default, in a form conf_load() accepts. */
+void conf_print(const struct fg_conf *c, FILE *f);
+/* The config path to use: -c value if given, else $FEDGATE_CONF, else
+ * "./fedgate.conf". */
+const char *conf_default_path(const char *given);
+/* True when name (already prepared) is one of the local domains. */
+int conf_is_local_domain(const struct fg_conf *c, const char *name);
+
+/* `fedgate check`: prints the effective configuration to out and returns 0,
+ * or prints every error to err and returns 1. */
+int conf_check_main(const char *path, FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,92 @@
+/* fedgate: the command-line entry point; dispatches to subcommands. */
+#include "conf.h"
+#include "fg.h"
+#include "init.h"
+#include "log.h"
+#include "serve.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: fedgate COMMAND [-c FILE] [options]\n"
+		"\n"
+		"commands:\n"
+		"  init [--domain D] [--dir DIR]  write a working configuration into DIR\n"
+		"  serve                          run the gateway in the foreground\n"
+		"  check                          print the effective configuration, or its errors\n"
+		"  version                        print the version\n"
+		"  help                           this text\n"
+		"\n"
+		"-c FILE  configuration file (default: $FEDGATE_CONF, else ./fedgate.conf)\n"
+		"see fedgate(8) and fedgate.conf(5)\n");
+}
+
+/* Parses the options every command shares (-c FILE) and stops at the first
+ * one it does not know, leaving it for the command. */
+static int common_opts(int argc, char **argv, const char **conf_path)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			*conf_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fedgate %s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	const char *conf_path = NULL;
+
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("fedgate %s\n", FG_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "init") == 0)
+		return init_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "check") == 0) {
+		if (common_opts(argc - 1, argv + 1, &conf_path) != 0)
+			return 2;
+		return conf_check_main(conf_default_path(conf_path), stdout, stderr);
+	}
+	if (strcmp(cmd, "serve") == 0) {
+		if (common_opts(argc - 1, argv + 1, &conf_path) != 0)
+			return 2;
+		return serve_main(conf_default_path(conf_path));
+	}
+	fprintf(stderr, "fedgate: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}
