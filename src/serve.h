@@ -2,7 +2,29 @@
 #ifndef FG_SERVE_H
 #define FG_SERVE_H
 
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+
+struct fg_conf;
+struct stream;
+
+/* What every stream can reach of the running daemon. */
+struct server {
+	struct event_base *base;
+	struct fg_conf *conf;
+	SSL_CTX *tls;
+	struct stream *streams; /* all live streams, newest first */
+	unsigned nstreams;
+	bool stopping;
+};
+
 /* Returns the process exit status. */
 int serve_main(const char *conf_path);
+
+/* Called by a stream when it is gone, so the server forgets it. */
+void server_stream_gone(struct server *srv, struct stream *s);
+/* Live streams whose peer has this address. */
+unsigned server_streams_from(const struct server *srv, const char *peer);
 
 #endif

@@ -1,0 +1,218 @@
+#include "serve.h"
+
+#include "conf.h"
+#include "fg.h"
+#include "log.h"
+#include "stream.h"
+#include "tls.h"
+
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long a shutdown waits for streams to send their last words. */
+#define SHUTDOWN_GRACE_S 3
+
+struct listener {
+	struct server *srv;
+	enum stream_kind kind;
+	struct evconnlistener *ev;
+	char addr[80];
+	struct listener *next;
+};
+
+static struct listener *listeners;
+
+void server_stream_gone(struct server *srv, struct stream *s)
+{
+	stream_list_remove(&srv->streams, s);
+	srv->nstreams--;
+	if (srv->stopping && srv->nstreams == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+unsigned server_streams_from(const struct server *srv, const char *peer)
+{
+	unsigned n = 0;
+	for (const struct stream *s = srv->streams; s; s = stream_next(s))
+		if (strcmp(stream_peer(s), peer) == 0)
+			n++;
+	return n;
+}
+
+static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct server *srv = l->srv;
+	(void)ev;
+	if (srv->stopping) {
+		close(fd);
+		return;
+	}
+	struct stream *s = stream_accept(srv, l->kind, fd, sa, (socklen_t)salen);
+	if (!s) {
+		log_error(l->addr, "out of memory accepting a connection");
+		return;
+	}
+	stream_list_add(&srv->streams, s);
+	srv->nstreams++;
+	/* Counted after adding, so the new stream is among them. */
+	if (server_streams_from(srv, stream_peer(s)) > srv->conf->connections_per_ip)
+		stream_error(s, "policy-violation",
+			     "too many connections from your address ([limits] connections_per_ip)");
+}
+
+static void listener_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(l->ev);
+}
+
+static void accept_error_cb(struct evconnlistener *ev, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	log_error(l->addr, "accept failed: %s", evutil_socket_error_to_string(err));
+	/* Out of file descriptors and the like: pause instead of spinning. */
+	evconnlistener_disable(ev);
+	struct timeval tv = {1, 0};
+	event_base_once(l->srv->base, -1, EV_TIMEOUT, listener_resume, l, &tv);
+}
+
+static int listen_on(struct server *srv, enum stream_kind kind, const char *addr)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+		log_error("serve", "cannot parse the listen address '%s'", addr);
+		return FG_ERR;
+	}
+	struct listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return FG_NOMEM;
+	l->srv = srv;
+	l->kind = kind;
+	snprintf(l->addr, sizeof(l->addr), "%s %s", kind == STREAM_C2S ? "c2s" : "s2s", addr);
+	l->ev = evconnlistener_new_bind(srv->base, accept_cb, l,
+					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
+					(struct sockaddr *)&ss, sslen);
+	if (!l->ev) {
+		int err = EVUTIL_SOCKET_ERROR();
+		log_error("serve", "cannot listen on %s for %s: %s", addr,
+			  kind == STREAM_C2S ? "c2s" : "s2s", evutil_socket_error_to_string(err));
+		free(l);
+		return FG_ERR;
+	}
+	evconnlistener_set_error_cb(l->ev, accept_error_cb);
+	l->next = listeners;
+	listeners = l;
+	log_info("serve", "listening for %s on %s",
+		 kind == STREAM_C2S ? "clients (c2s)" : "servers (s2s)", addr);
+	return FG_OK;
+}
+
+static void close_listeners(void)
+{
+	while (listeners) {
+		struct listener *l = listeners;
+		listeners = l->next;
+		evconnlistener_free(l->ev);
+		free(l);
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)what;
+	if (srv->stopping) {
+		log_warn("serve", "second signal: exiting now");
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	log_info("serve", "%s: shutting down, %u streams open", strsignal((int)sig), srv->nstreams);
+	srv->stopping = true;
+	close_listeners();
+	for (struct stream *s = srv->streams; s; s = stream_next(s))
+		stream_error(s, "system-shutdown", "the server is shutting down");
+	if (srv->nstreams == 0) {
+		event_base_loopexit(srv->base, NULL);
+	} else {
+		struct timeval tv = {SHUTDOWN_GRACE_S, 0};
+		event_base_loopexit(srv->base, &tv);
+	}
+}
+
+int serve_main(const char *conf_path)
+{
+	struct server srv = {0};
+	int status = 1;
+	struct event *sigs[2] = {NULL, NULL};
+
+	if (conf_load(conf_path, &srv.conf, stderr) != FG_OK) {
+		fprintf(stderr, "fedgate: %s has errors; nothing was started (see fedgate check)\n",
+			conf_path);
+		return 1;
+	}
+	log_set_level((enum log_level)srv.conf->log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	char err[512];
+	srv.tls = tls_server_ctx_new(srv.conf->tls_certificate, srv.conf->tls_key,
+				     srv.conf->tls_ca_file, err, sizeof(err));
+	if (!srv.tls) {
+		log_error("serve", "%s", err);
+		goto out;
+	}
+	srv.base = event_base_new();
+	if (!srv.base) {
+		log_error("serve", "cannot create the event loop");
+		goto out;
+	}
+	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
+		if (listen_on(&srv, STREAM_S2S_IN, srv.conf->listen_s2s.v[i]) != FG_OK)
+			goto out;
+	for (size_t i = 0; i < srv.conf->listen_c2s.n; i++)
+		if (listen_on(&srv, STREAM_C2S, srv.conf->listen_c2s.v[i]) != FG_OK)
+			goto out;
+	sigs[0] = evsignal_new(srv.base, SIGINT, signal_cb, &srv);
+	sigs[1] = evsignal_new(srv.base, SIGTERM, signal_cb, &srv);
+	if (!sigs[0] || !sigs[1] || evsignal_add(sigs[0], NULL) || evsignal_add(sigs[1], NULL)) {
+		log_error("serve", "cannot install signal handlers");
+		goto out;
+	}
+
+	char domains[512] = "";
+	for (size_t i = 0; i < srv.conf->domains.n; i++)
+		snprintf(domains + strlen(domains), sizeof(domains) - strlen(domains), "%s%s",
+			 i ? ", " : "", srv.conf->domains.v[i]);
+	log_info("serve", "fedgate %s ready: serving %s (config %s)", FG_VERSION, domains,
+		 srv.conf->path);
+	event_base_dispatch(srv.base);
+	log_info("serve", "stopped");
+	status = 0;
+out:
+	close_listeners();
+	/* Streams still open after the grace period are cut. */
+	while (srv.streams) {
+		struct stream *s = srv.streams;
+		stream_list_remove(&srv.streams, s);
+		srv.nstreams--;
+		stream_free_now(s);
+	}
+	for (size_t i = 0; i < FG_ARRAY_LEN(sigs); i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	if (srv.base)
+		event_base_free(srv.base);
+	tls_ctx_free(&srv.tls);
+	conf_free(&srv.conf);
+	return status;
+}

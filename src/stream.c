@@ -1,0 +1,488 @@
+#include "stream.h"
+
+#include "conf.h"
+#include "conn.h"
+#include "fg.h"
+#include "jid.h"
+#include "log.h"
+#include "serve.h"
+#include "xml.h"
+#include "xmlstream.h"
+
+#include <openssl/rand.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Stream flags, kept apart from the state: they accumulate. */
+enum {
+	SF_SECURE = 1 << 0,      /* TLS is up */
+	SF_HEADER_SENT = 1 << 1, /* our <stream:stream> went out */
+};
+
+struct stream {
+	struct server *srv;
+	struct conn *conn;
+	struct xmlstream *xs;
+	enum stream_kind kind;
+	enum stream_state state;
+	unsigned flags;
+	time_t started;
+	char id[33];
+	char *local;  /* the local domain the peer addressed (to) */
+	char *remote; /* the peer's from, prepared; s2s only, may be NULL */
+	bool starttls_requested;
+	struct stream *prev, *next;
+};
+
+static const char *const state_names[] = {
+	[STREAM_WAIT_HEADER] = "wait-header",
+	[STREAM_NEGOTIATING] = "negotiating",
+	[STREAM_TLS_HANDSHAKE] = "tls-handshake",
+	[STREAM_CLOSING] = "closing",
+};
+
+const char *stream_state_name(enum stream_state st) { return state_names[st]; }
+enum stream_state stream_state(const struct stream *s) { return s->state; }
+const char *stream_peer(const struct stream *s) { return conn_peer(s->conn); }
+struct stream *stream_next(const struct stream *s) { return s->next; }
+
+void stream_list_add(struct stream **head, struct stream *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+void stream_list_remove(struct stream **head, struct stream *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
+
+static const char *content_ns(const struct stream *s)
+{
+	return s->kind == STREAM_C2S ? XML_NS_CLIENT : XML_NS_SERVER;
+}
+
+/* The one place where a stream changes state, so every transition is
+ * logged and the per-state timer is always re-armed. */
+static void enter(struct stream *s, enum stream_state st)
+{
+	const struct fg_conf *cf = s->srv->conf;
+	log_debug(conn_ctx(s->conn), "%s -> %s", state_names[s->state], state_names[st]);
+	s->state = st;
+	unsigned t = 0;
+	switch (st) {
+	case STREAM_WAIT_HEADER:
+		t = cf->timeout_stream_header;
+		break;
+	case STREAM_TLS_HANDSHAKE:
+		t = cf->timeout_tls_handshake;
+		break;
+	case STREAM_NEGOTIATING:
+		t = cf->timeout_authentication;
+		break;
+	case STREAM_CLOSING:
+		t = 0;
+		break;
+	}
+	/* No state may outlast the deadline for becoming authenticated. */
+	if (t) {
+		time_t left = s->started + (time_t)cf->timeout_authentication - time(NULL);
+		if (left < 1)
+			left = 1;
+		if ((time_t)t > left)
+			t = (unsigned)left;
+	}
+	conn_set_timer(s->conn, t);
+}
+
+static void send_raw(struct stream *s, const char *data, size_t len)
+{
+	conn_write(s->conn, data, len);
+}
+
+static void send_node(struct stream *s, const struct xml_node *n)
+{
+	struct xml_buf b = {0};
+	struct xml_ctx ctx = {
+		.default_ns = content_ns(s),
+		.stream_prefix = true,
+		.db_prefix = s->kind == STREAM_S2S_IN,
+	};
+	xml_serialize(n, &ctx, &b);
+	if (!b.oom)
+		send_raw(s, b.data, b.len);
+	xml_buf_free(&b);
+}
+
+static void send_header(struct stream *s, const char *to)
+{
+	struct xml_buf b = {0};
+	xml_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='");
+	xml_buf_puts(&b, content_ns(s));
+	xml_buf_puts(&b, "' xmlns:stream='" XML_NS_STREAM "'");
+	if (s->kind == STREAM_S2S_IN)
+		xml_buf_puts(&b, " xmlns:db='" XML_NS_DIALBACK "'");
+	if (s->local) {
+		xml_buf_puts(&b, " from='");
+		xml_escape(&b, s->local, strlen(s->local), true);
+		xml_buf_puts(&b, "'");
+	}
+	if (to) {
+		xml_buf_puts(&b, " to='");
+		xml_escape(&b, to, strlen(to), true);
+		xml_buf_puts(&b, "'");
+	}
+	xml_buf_puts(&b, " id='");
+	xml_buf_puts(&b, s->id);
+	xml_buf_puts(&b, "' version='1.0' xml:lang='en'>");
+	if (!b.oom)
+		send_raw(s, b.data, b.len);
+	xml_buf_free(&b);
+	s->flags |= SF_HEADER_SENT;
+}
+
+void stream_error(struct stream *s, const char *condition, const char *text)
+{
+	if (s->state == STREAM_CLOSING)
+		return;
+	char reason[300];
+	snprintf(reason, sizeof(reason), "stream error <%s/>: %s", condition, text);
+	log_info(conn_ctx(s->conn), "sending %s", reason);
+	/* Before TLS is up nothing can be sent in the clear once the
+	 * handshake started: just cut the connection. */
+	if (s->state != STREAM_TLS_HANDSHAKE) {
+		if (!(s->flags & SF_HEADER_SENT))
+			send_header(s, NULL);
+		struct xml_node *e = xml_new(XML_NS_STREAM, "error");
+		if (e) {
+			xml_add_child(e, XML_NS_STREAMS_ERR, condition);
+			struct xml_node *t = xml_add_child(e, XML_NS_STREAMS_ERR, "text");
+			if (t) {
+				xml_set_attr(t, XML_NS_XML, "lang", "en");
+				xml_add_text(t, text, strlen(text));
+			}
+			send_node(s, e);
+			xml_free(&e);
+		}
+		send_raw(s, "</stream:stream>", 16);
+	}
+	enter(s, STREAM_CLOSING);
+	conn_close(s->conn, reason);
+}
+
+static void send_features(struct stream *s)
+{
+	struct xml_node *f = xml_new(XML_NS_STREAM, "features");
+	if (!f) {
+		stream_error(s, "resource-constraint", "out of memory");
+		return;
+	}
+	if (!(s->flags & SF_SECURE)) {
+		/* TLS is required on every stream until partner settings
+		 * (s2s) and account settings (c2s) can relax it. */
+		struct xml_node *tls = xml_add_child(f, XML_NS_TLS, "starttls");
+		if (tls)
+			xml_add_child(tls, XML_NS_TLS, "required");
+	}
+	send_node(s, f);
+	xml_free(&f);
+}
+
+/* Parses "major.minor"; false when malformed. */
+static bool parse_version(const char *v, unsigned long *major, unsigned long *minor)
+{
+	char *end;
+	if (!v || *v < '0' || *v > '9')
+		return false;
+	*major = strtoul(v, &end, 10);
+	if (*end != '.' || end[1] < '0' || end[1] > '9')
+		return false;
+	*minor = strtoul(end + 1, &end, 10);
+	return *end == '\0';
+}
+
+static void on_header(struct stream *s, struct xs_event *ev)
+{
+	const struct fg_conf *cf = s->srv->conf;
+	const char *to = xml_attr(ev->node, "to");
+	const char *from = xml_attr(ev->node, "from");
+	const char *version = xml_attr(ev->node, "version");
+
+	free(s->local);
+	s->local = NULL;
+	free(s->remote);
+	s->remote = NULL;
+	if (to) {
+		char *prep = NULL;
+		if (jid_domain_prep(to, strlen(to), &prep) == JID_OK &&
+		    conf_is_local_domain(cf, prep))
+			s->local = prep;
+		else
+			free(prep);
+	}
+	char *peer_from = NULL;
+	if (s->kind == STREAM_S2S_IN && from &&
+	    jid_domain_prep(from, strlen(from), &peer_from) == JID_OK)
+		s->remote = peer_from;
+
+	char label[300];
+	snprintf(label, sizeof(label), "%s->%s", s->remote ? s->remote : "",
+		 s->local ? s->local : (to ? "?" : ""));
+	conn_set_label(s->conn, label);
+
+	/* Errors are reported in RFC 6120 §4.9.1 order: our header goes out
+	 * first (stream_error sends it), then the condition. */
+	if (strcmp(ev->content_ns, content_ns(s)) != 0) {
+		char text[200];
+		snprintf(text, sizeof(text), "this port expects the content namespace %s, not '%.80s'",
+			 content_ns(s), ev->content_ns);
+		stream_error(s, "invalid-namespace", text);
+		return;
+	}
+	unsigned long major = 0, minor = 0;
+	if (!version) {
+		stream_error(s, "unsupported-version",
+			     "the stream header has no version; XMPP 1.0 (version='1.0') is required");
+		return;
+	}
+	if (!parse_version(version, &major, &minor) || major < 1) {
+		stream_error(s, "unsupported-version",
+			     "the stream header's version is not 1.0 or later; XMPP 1.0 is required");
+		return;
+	}
+	if (!to) {
+		stream_error(s, "host-unknown", "the stream header names no domain (to)");
+		return;
+	}
+	if (!s->local) {
+		stream_error(s, "host-unknown", "the domain in 'to' is not served here");
+		return;
+	}
+	if (s->kind == STREAM_S2S_IN && from && !s->remote) {
+		stream_error(s, "invalid-from", "the domain in 'from' is not a valid domain name");
+		return;
+	}
+	/* A peer announcing a later major version gets ours; it decides
+	 * whether to go on (RFC 6120 §4.7.5). */
+	send_header(s, s->remote);
+	log_info(conn_ctx(s->conn), "stream opened (version %lu.%lu, %s)", major, minor,
+		 (s->flags & SF_SECURE) ? "TLS" : "plaintext");
+	send_features(s);
+	enter(s, STREAM_NEGOTIATING);
+}
+
+static void on_element(struct stream *s, struct xml_node *el)
+{
+	if (xml_is(el, XML_NS_TLS, "starttls")) {
+		if (s->flags & SF_SECURE) {
+			/* RFC 6120 §5.4.2.2: <failure/>, then close. */
+			log_info(conn_ctx(s->conn), "STARTTLS on a stream that is already secure");
+			send_raw(s, "<failure xmlns='" XML_NS_TLS "'/></stream:stream>",
+				 strlen("<failure xmlns='" XML_NS_TLS "'/></stream:stream>"));
+			enter(s, STREAM_CLOSING);
+			conn_close(s->conn, "STARTTLS requested twice");
+			return;
+		}
+		s->starttls_requested = true;
+		return;
+	}
+	if (!(s->flags & SF_SECURE)) {
+		stream_error(s, "policy-violation",
+			     "TLS is required before anything else: send <starttls/> first");
+		return;
+	}
+	stream_error(s, "not-authorized",
+		     "the stream is not authenticated; no stanza is accepted before that");
+}
+
+static int on_event(void *ud, struct xs_event *ev)
+{
+	struct stream *s = ud;
+	if (s->state == STREAM_CLOSING) {
+		if (ev->type == XS_EV_STANZA)
+			xml_free(&ev->node);
+		return XS_STOP;
+	}
+	switch (ev->type) {
+	case XS_EV_OPEN:
+		on_header(s, ev);
+		break;
+	case XS_EV_STANZA:
+		if (s->state != STREAM_NEGOTIATING) {
+			xml_free(&ev->node);
+			stream_error(s, "not-authorized", "stanza before the stream was set up");
+			break;
+		}
+		on_element(s, ev->node);
+		xml_free(&ev->node);
+		/* Nothing after <starttls/> may be parsed. */
+		if (s->starttls_requested)
+			return XS_STOP;
+		break;
+	case XS_EV_CLOSE:
+		log_info(conn_ctx(s->conn), "peer closed the stream");
+		send_raw(s, "</stream:stream>", 16);
+		enter(s, STREAM_CLOSING);
+		conn_close(s->conn, "peer closed the stream");
+		return XS_STOP;
+	case XS_EV_ERROR:
+		stream_error(s, ev->condition, ev->text);
+		break;
+	}
+	return s->state == STREAM_CLOSING ? XS_STOP : XS_CONTINUE;
+}
+
+static void start_tls(struct stream *s, size_t trailing)
+{
+	s->starttls_requested = false;
+	if (trailing > 0) {
+		/* A well-behaved peer waits for <proceed/>; bytes sent
+		 * before it are an attempt to get something parsed as if it
+		 * had come over TLS. They are dropped unread. */
+		char text[160];
+		snprintf(text, sizeof(text),
+			 "%zu bytes were sent after <starttls/> before <proceed/>; they were "
+			 "discarded unread",
+			 trailing);
+		stream_error(s, "policy-violation", text);
+		return;
+	}
+	send_raw(s, "<proceed xmlns='" XML_NS_TLS "'/>", strlen("<proceed xmlns='" XML_NS_TLS "'/>"));
+	size_t discarded = 0;
+	if (conn_start_tls(s->conn, s->srv->tls, &discarded) != FG_OK) {
+		stream_error(s, "internal-server-error", "cannot start TLS");
+		return;
+	}
+	enter(s, STREAM_TLS_HANDSHAKE);
+}
+
+static size_t on_data(void *ud, const char *data, size_t len)
+{
+	struct stream *s = ud;
+	if (s->state == STREAM_TLS_HANDSHAKE || s->state == STREAM_CLOSING)
+		return len;
+	size_t used = 0;
+	int rc = xmlstream_feed(s->xs, data, len, &used);
+	if (rc == FG_AGAIN && s->starttls_requested && s->state == STREAM_NEGOTIATING)
+		start_tls(s, len - used);
+	return len;
+}
+
+static void on_tls(void *ud)
+{
+	struct stream *s = ud;
+	s->flags |= SF_SECURE;
+	/* RFC 6120 §5.4.3.3: both sides forget the old stream; the peer
+	 * sends a new header, over TLS. */
+	xmlstream_reset(s->xs);
+	enter(s, STREAM_WAIT_HEADER);
+}
+
+static void on_timer(void *ud)
+{
+	struct stream *s = ud;
+	const struct fg_conf *cf = s->srv->conf;
+	char text[160];
+	switch (s->state) {
+	case STREAM_WAIT_HEADER:
+		snprintf(text, sizeof(text), "no stream header within %u seconds",
+			 cf->timeout_stream_header);
+		break;
+	case STREAM_TLS_HANDSHAKE:
+		snprintf(text, sizeof(text), "TLS handshake not finished within %u seconds",
+			 cf->timeout_tls_handshake);
+		break;
+	default:
+		snprintf(text, sizeof(text), "stream not authenticated within %u seconds",
+			 cf->timeout_authentication);
+		break;
+	}
+	stream_error(s, "connection-timeout", text);
+}
+
+static void on_closed(void *ud, const char *reason)
+{
+	struct stream *s = ud;
+	(void)reason;
+	server_stream_gone(s->srv, s);
+	xmlstream_free(&s->xs);
+	free(s->local);
+	free(s->remote);
+	free(s);
+}
+
+void stream_free_now(struct stream *s)
+{
+	conn_free_now(&s->conn);
+	xmlstream_free(&s->xs);
+	free(s->local);
+	free(s->remote);
+	free(s);
+}
+
+static const struct conn_ops stream_conn_ops = {
+	.on_data = on_data,
+	.on_tls = on_tls,
+	.on_timer = on_timer,
+	.on_closed = on_closed,
+};
+
+struct stream *stream_accept(struct server *srv, enum stream_kind kind, int fd,
+			     const struct sockaddr *peer, socklen_t peerlen)
+{
+	const struct fg_conf *cf = srv->conf;
+	struct stream *s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return NULL;
+	}
+	s->srv = srv;
+	s->kind = kind;
+	s->state = STREAM_WAIT_HEADER;
+	s->started = time(NULL);
+	unsigned char rnd[16];
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
+
+	/* Unauthenticated peers get the small stanza cap. */
+	struct xs_limits lim = {
+		.stanza_bytes = cf->preauth_stanza_size,
+		.depth = cf->element_depth,
+		.attributes = cf->element_attributes,
+	};
+	s->xs = xmlstream_new(&lim, on_event, s);
+	struct conn_limits cl = {
+		.output_queue = cf->output_queue,
+		.input_buffer = 64 * 1024,
+	};
+	if (!s->xs) {
+		close(fd);
+		free(s);
+		return NULL;
+	}
+	s->conn = conn_new(srv->base, fd, peer, peerlen,
+			   kind == STREAM_C2S ? "c2s" : "s2s-in", &cl, &stream_conn_ops, s);
+	if (!s->conn) {
+		xmlstream_free(&s->xs);
+		free(s);
+		return NULL;
+	}
+	log_info(conn_ctx(s->conn), "connected");
+	enter(s, STREAM_WAIT_HEADER);
+	return s;
+}

@@ -1,0 +1,38 @@
+/* An inbound XMPP stream (s2s or c2s): header exchange, stream features,
+ * STARTTLS, stream errors and the close, as RFC 6120 §4-§5 describe.
+ * Authentication (SASL, dialback) and stanza routing build on it. */
+#ifndef FG_STREAM_H
+#define FG_STREAM_H
+
+#include <sys/socket.h>
+
+struct server;
+
+enum stream_kind { STREAM_S2S_IN, STREAM_C2S };
+
+enum stream_state {
+	STREAM_WAIT_HEADER,  /* connected, or restarted: waiting for <stream:stream> */
+	STREAM_NEGOTIATING,  /* our header and features sent */
+	STREAM_TLS_HANDSHAKE,
+	STREAM_CLOSING,
+};
+
+struct stream;
+
+/* Takes ownership of fd. On allocation failure closes fd and returns NULL. */
+struct stream *stream_accept(struct server *srv, enum stream_kind kind, int fd,
+			     const struct sockaddr *peer, socklen_t peerlen);
+/* Sends a stream error (our header first if we have not sent it yet) and
+ * closes. condition is an RFC 6120 §4.9.3 element name. */
+void stream_error(struct stream *s, const char *condition, const char *text);
+/* Frees at once, without callbacks: only for the daemon's final exit. */
+void stream_free_now(struct stream *s);
+const char *stream_state_name(enum stream_state st);
+enum stream_state stream_state(const struct stream *s);
+const char *stream_peer(const struct stream *s);
+/* The server's list of live streams. */
+struct stream *stream_next(const struct stream *s);
+void stream_list_add(struct stream **head, struct stream *s);
+void stream_list_remove(struct stream **head, struct stream *s);
+
+#endif

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Runs a command inside a network namespace of its own, with only loopback
+# up, and removes the namespace afterwards. Every end-to-end test runs this
+# way so that it can bind the real ports (5269, 5222) and never reaches any
+# other host.
+set -eu
+if [ "$(id -u)" -ne 0 ]; then
+    echo "netns.sh: end-to-end tests need root (ip netns); run them as root" >&2
+    exit 1
+fi
+ns="fgtest-$$-$(date +%s%N | tail -c 7)"
+ip netns add "$ns"
+cleanup() {
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns delete "$ns" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+ip netns exec "$ns" ip link set lo up
+set +e
+ip netns exec "$ns" "$@"
+rc=$?
+exit $rc
