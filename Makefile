@@ -1,0 +1,53 @@
+# The two commands of the README, and the tools around them.
+#   make run    install what is missing, build, run fedgate on a demo config
+#   make check  install what is missing, build normal + ASan/UBSan, run every test
+BUILD      ?= build
+SAN_BUILD  ?= build-san
+DOMAIN     ?= localhost
+JOBS       ?= $(shell nproc)
+SOURCES    := $(wildcard src/*.c src/*.h tests/unit/*.c fuzz/*.c bench/*.c)
+
+.PHONY: all deps build build-san run check fuzz lint format bench clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+# clang, so that the same build carries the libFuzzer targets.
+build-san: deps
+	@CC=clang cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug \
+		-DFG_SANITIZE=ON -DFG_FUZZ=ON >/dev/null
+	@cmake --build $(SAN_BUILD) -j$(JOBS)
+
+# First run: a demo configuration under ./var (fedgate init); later runs
+# reuse it. DOMAIN=example.org make run picks the local domain of a new one.
+run: build
+	@if [ ! -f var/fedgate.conf ]; then \
+		$(BUILD)/fedgate init --domain $(DOMAIN) --dir var || exit 1; \
+	fi
+	exec $(BUILD)/fedgate serve -c var/fedgate.conf
+
+check: deps
+	@./scripts/check.sh $(BUILD) $(SAN_BUILD)
+
+fuzz: build-san
+	@echo "fuzzers: $$(ls $(SAN_BUILD)/fuzz_* | tr '\n' ' ')"
+	@echo "run one: $(SAN_BUILD)/fuzz_xmlstream -max_total_time=600 /tmp/corpus fuzz/corpus/fuzz_xmlstream"
+
+lint:
+	@clang-format --dry-run --Werror $(SOURCES)
+	@echo "lint: $(words $(SOURCES)) files formatted as .clang-format says"
+
+format:
+	@clang-format -i $(SOURCES)
+
+bench: build
+	@$(BUILD)/bench_xmlstream
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)

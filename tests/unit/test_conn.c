@@ -1,0 +1,205 @@
+/* conn over a real socket pair and a real libevent loop: back-pressure,
+ * the flush-then-close path, and the discard of plaintext at STARTTLS. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "conn.h"
+#include "fg.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/ssl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct owner {
+	size_t received;
+	int hold; /* leave what arrives in the buffer, unused */
+	int closed;
+	char reason[256];
+};
+
+static size_t on_data(void *ud, const char *data, size_t len)
+{
+	struct owner *o = ud;
+	(void)data;
+	if (o->hold)
+		return 0;
+	o->received += len;
+	return len;
+}
+
+static void on_tls(void *ud) { (void)ud; }
+static void on_timer(void *ud) { (void)ud; }
+
+static void on_closed(void *ud, const char *reason)
+{
+	struct owner *o = ud;
+	o->closed++;
+	snprintf(o->reason, sizeof(o->reason), "%s", reason);
+}
+
+static const struct conn_ops ops = {on_data, on_tls, on_timer, on_closed};
+
+static void spin(struct event_base *base, int rounds)
+{
+	for (int i = 0; i < rounds; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+/* Reads whatever the peer end has, without blocking. */
+static size_t drain_peer(int fd)
+{
+	char buf[65536];
+	size_t total = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+	return total;
+}
+
+static struct conn *make(struct event_base *base, int *peer_fd, struct owner *o, size_t queue)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* Small kernel buffers, so our own queue is what fills up. */
+	int sz = 16384;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	struct sockaddr_storage ss = {.ss_family = AF_UNIX};
+	struct conn_limits lim = {.output_queue = queue, .input_buffer = 65536};
+	struct conn *c = conn_new(base, sv[0], (struct sockaddr *)&ss, sizeof(sa_family_t),
+				  "test", &lim, &ops, o);
+	assert_non_null(c);
+	*peer_fd = sv[1];
+	return c;
+}
+
+static void test_back_pressure(void **state)
+{
+	(void)state;
+	struct event_base *base = event_base_new();
+	struct owner o = {0};
+	int peer;
+	struct conn *c = make(base, &peer, &o, 64 * 1024);
+
+	/* The peer sends; we read. */
+	assert_int_equal(write(peer, "hello", 5), 5);
+	spin(base, 5);
+	assert_int_equal(o.received, 5);
+
+	/* We queue far more than the cap while the peer reads nothing. */
+	static char block[8192];
+	memset(block, 'x', sizeof(block));
+	size_t queued = 0;
+	for (int i = 0; i < 64; i++) {
+		conn_write(c, block, sizeof(block));
+		queued += sizeof(block);
+	}
+	spin(base, 10);
+	assert_true(conn_output_pending(c) > 64 * 1024);
+	assert_int_equal(conn_stats(c)->read_pauses, 1);
+
+	/* While paused, what the peer sends stays unread. */
+	assert_int_equal(write(peer, "more", 4), 4);
+	spin(base, 10);
+	assert_int_equal(o.received, 5);
+
+	/* The peer catches up; reading resumes and the bytes arrive. */
+	size_t got = 0;
+	for (int i = 0; i < 2000 && got < queued; i++) {
+		got += drain_peer(peer);
+		spin(base, 2);
+	}
+	assert_int_equal(got, queued);
+	spin(base, 5);
+	assert_int_equal(o.received, 9);
+	assert_int_equal(conn_stats(c)->read_pauses, 1);
+
+	conn_close(c, "test done");
+	spin(base, 10);
+	assert_int_equal(o.closed, 1);
+	assert_string_equal(o.reason, "test done");
+	close(peer);
+	event_base_free(base);
+}
+
+static void test_close_flushes_output(void **state)
+{
+	(void)state;
+	struct event_base *base = event_base_new();
+	struct owner o = {0};
+	int peer;
+	struct conn *c = make(base, &peer, &o, 1 << 20);
+	static char block[100000];
+	memset(block, 'y', sizeof(block));
+	conn_write(c, block, sizeof(block));
+	conn_write(c, "</stream:stream>", 16);
+	conn_close(c, "bye");
+	conn_close(c, "twice is harmless");
+	size_t got = 0;
+	for (int i = 0; i < 2000 && !o.closed; i++) {
+		got += drain_peer(peer);
+		spin(base, 1);
+		usleep(1000); /* the close path polls every 10 ms */
+	}
+	got += drain_peer(peer);
+	assert_int_equal(o.closed, 1);
+	assert_string_equal(o.reason, "bye");
+	assert_int_equal(got, sizeof(block) + 16);
+	/* And the socket is closed: the peer sees end of file. */
+	char b;
+	fcntl(peer, F_SETFL, 0);
+	assert_int_equal(read(peer, &b, 1), 0);
+	close(peer);
+	event_base_free(base);
+}
+
+static void test_starttls_discards_plaintext(void **state)
+{
+	(void)state;
+	struct event_base *base = event_base_new();
+	struct owner o = {0};
+	int peer;
+	struct conn *c = make(base, &peer, &o, 1 << 20);
+	/* Bytes sit unparsed in our input buffer when TLS starts: they
+	 * must be dropped, never handed to anyone. */
+	o.hold = 1;
+	assert_int_equal(write(peer, "<evil/>", 7), 7);
+	spin(base, 5);
+	assert_int_equal(o.received, 0);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	size_t discarded = 0;
+	assert_int_equal(conn_start_tls(c, ctx, &discarded), FG_OK);
+	assert_int_equal(discarded, 7);
+	assert_int_equal(conn_stats(c)->discarded_after_starttls, 7);
+	assert_int_equal(conn_start_tls(c, ctx, &discarded), FG_ERR); /* only once */
+	/* What comes next is TLS: the owner sees nothing of it either way. */
+	o.hold = 0;
+	spin(base, 5);
+	assert_int_equal(o.received, 0);
+	conn_close(c, "done");
+	spin(base, 10);
+	assert_int_equal(o.closed, 1);
+	SSL_CTX_free(ctx);
+	close(peer);
+	event_base_free(base);
+}
+
+int main(void)
+{
+	log_set_level(LOG_WARNING);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_back_pressure),
+		cmocka_unit_test(test_close_flushes_output),
+		cmocka_unit_test(test_starttls_discards_plaintext),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
