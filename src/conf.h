@@ -39,27 +39,33 @@ struct fg_conf {
 	int log_level; /* enum log_level */
 
 	/* [limits] -- peer-controlled sizes; every one is capped */
-	size_t s2s_stanza_size;     /* bytes, default 512 KiB */
-	size_t c2s_stanza_size;     /* bytes, default 256 KiB */
-	size_t preauth_stanza_size; /* bytes before authentication, default 10 KiB */
-	unsigned element_depth;     /* default 32 */
+	size_t s2s_stanza_size;	     /* bytes, default 512 KiB */
+	size_t c2s_stanza_size;	     /* bytes, default 256 KiB */
+	size_t preauth_stanza_size;  /* bytes before authentication, default 10 KiB */
+	unsigned element_depth;	     /* default 32 */
 	unsigned element_attributes; /* attributes per element, default 64 */
-	size_t output_queue;        /* bytes queued to one peer before we stop
+	size_t output_queue;	     /* bytes queued to one peer before we stop
 				       reading it, default 1 MiB */
 	unsigned connections_per_ip; /* default 64 */
 
 	/* [timeouts] -- seconds */
-	unsigned timeout_stream_header; /* accept/restart -> header, default 30 */
-	unsigned timeout_tls_handshake; /* default 30 */
+	unsigned timeout_stream_header;	 /* accept/restart -> header, default 30 */
+	unsigned timeout_tls_handshake;	 /* default 30 */
 	unsigned timeout_authentication; /* accept -> authenticated, default 60 */
 };
 
 /* Reads and validates the file. On any error writes every error as
- * "FILE:LINE: message" (one per line) to errs and returns FG_ERR with *out
- * NULL; on success returns FG_OK and a config that conf_free() releases. */
+ * "FILE:LINE: message" (one per line, in line order; "FILE: message" when
+ * no line is at fault, e.g. a required key that is missing) to errs and
+ * returns FG_ERR with *out NULL; on success returns FG_OK and a config that
+ * conf_free() releases. Certificate files are not opened here. */
 int conf_load(const char *path, struct fg_conf **out, FILE *errs);
-/* A config with every default and domains = {domain}; paths relative to dir. */
+/* A config with every default and domains = {"localhost"}; relative
+ * default paths are resolved against dir. */
 int conf_defaults(const char *dir, struct fg_conf **out);
+/* The same with domains = {domain} (prepared here); FG_INVAL when domain is
+ * not a valid local domain. conf_defaults() is this with "localhost". */
+int conf_defaults_for(const char *dir, const char *domain, struct fg_conf **out);
 void conf_free(struct fg_conf **c);
 /* Prints the effective configuration as INI, every key of the table, with
  * its unit and whether it is the default, in a form conf_load() accepts. */
