@@ -31,11 +31,12 @@ static int reparse_cb(void *ud, struct xs_event *ev)
 
 static void check_round_trip(const struct xml_node *stanza)
 {
-	static const struct xs_limits lim = {.stanza_bytes = 16 << 20, .depth = 1000,
-					     .attributes = 1000};
+	static const struct xs_limits lim = {
+		.stanza_bytes = 16 << 20, .depth = 1000, .attributes = 1000};
 	struct xml_buf out = {0};
 	xml_buf_puts(&out, hdr);
-	struct xml_ctx ctx = {.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
+	struct xml_ctx ctx = {
+		.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
 	xml_serialize(stanza, &ctx, &out);
 	struct state st = {0};
 	struct xmlstream *xs = xmlstream_new(&lim, reparse_cb, &st);

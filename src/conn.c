@@ -21,7 +21,7 @@
 /* How long a closing connection may take to hand its last bytes (the
  * stream error, </stream:stream>) to the kernel before it is cut. */
 #define CLOSE_GRACE_MS 5000
-#define CLOSE_POLL_MS 10
+#define CLOSE_POLL_MS  10
 
 struct conn {
 	struct event_base *base;
@@ -51,13 +51,34 @@ struct conn {
 
 static unsigned next_id = 1;
 
-const char *conn_ctx(const struct conn *c) { return c->ctx; }
-unsigned conn_id(const struct conn *c) { return c->id; }
-const char *conn_peer(const struct conn *c) { return c->peer; }
-SSL *conn_ssl(const struct conn *c) { return c->tls_up ? c->ssl : NULL; }
-bool conn_secure(const struct conn *c) { return c->tls_up; }
-bool conn_closing(const struct conn *c) { return c->closing; }
-const struct conn_stats *conn_stats(const struct conn *c) { return &c->st; }
+const char *conn_ctx(const struct conn *c)
+{
+	return c->ctx;
+}
+unsigned conn_id(const struct conn *c)
+{
+	return c->id;
+}
+const char *conn_peer(const struct conn *c)
+{
+	return c->peer;
+}
+SSL *conn_ssl(const struct conn *c)
+{
+	return c->tls_up ? c->ssl : NULL;
+}
+bool conn_secure(const struct conn *c)
+{
+	return c->tls_up;
+}
+bool conn_closing(const struct conn *c)
+{
+	return c->closing;
+}
+const struct conn_stats *conn_stats(const struct conn *c)
+{
+	return &c->st;
+}
 
 void conn_set_label(struct conn *c, const char *label)
 {
@@ -82,8 +103,8 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	(void)fd;
 	(void)what;
-	log_info(c->ctx, "closed: %s (in %llu bytes, out %llu bytes)", c->reason,
-		 c->st.bytes_in, c->st.bytes_out);
+	log_info(c->ctx, "closed: %s (in %llu bytes, out %llu bytes)", c->reason, c->st.bytes_in,
+		 c->st.bytes_out);
 	if (c->bev)
 		bufferevent_free(c->bev); /* frees the SSL and closes the socket */
 	c->bev = NULL;
@@ -161,7 +182,8 @@ static void set_paused(struct conn *c, bool paused)
 	if (paused) {
 		c->st.read_pauses++;
 		bufferevent_disable(c->bev, EV_READ);
-		log_debug(c->ctx, "output queue over %zu bytes: reading paused", c->lim.output_queue);
+		log_debug(c->ctx, "output queue over %zu bytes: reading paused",
+			  c->lim.output_queue);
 	} else {
 		bufferevent_enable(c->bev, EV_READ);
 		log_debug(c->ctx, "output queue drained: reading resumed");

@@ -18,7 +18,7 @@
 
 /* RFC 1035 limit for a host name written without the trailing dot. */
 #define DOMAIN_ASCII_MAX 253
-#define LABEL_MAX 63
+#define LABEL_MAX	 63
 
 /* Strict RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above
  * U+10FFFF, and no NUL, since every part is handed on as a C string. */
@@ -88,14 +88,10 @@ static enum jid_err stringprep_buf(const Stringprep_profile *profile, char *buf,
 	 * Unicode 3.2 are let through, as Prosody and ejabberd do, so that
 	 * users of newer scripts are not locked out. */
 	switch (stringprep(buf, JID_PART_MAX + 1, 0, profile)) {
-	case STRINGPREP_OK:
-		return JID_OK;
-	case STRINGPREP_TOO_SMALL_BUFFER:
-		return JID_ERR_TOO_LONG;
-	case STRINGPREP_MALLOC_ERROR:
-		return JID_ERR_NOMEM;
-	default:
-		return bad;
+	case STRINGPREP_OK: return JID_OK;
+	case STRINGPREP_TOO_SMALL_BUFFER: return JID_ERR_TOO_LONG;
+	case STRINGPREP_MALLOC_ERROR: return JID_ERR_NOMEM;
+	default: return bad;
 	}
 }
 
@@ -445,22 +441,14 @@ char *jid_to_string(const struct jid *j, bool bare)
 const char *jid_strerror(enum jid_err e)
 {
 	switch (e) {
-	case JID_OK:
-		return "success";
-	case JID_ERR_EMPTY:
-		return "the JID or one of its parts is empty";
-	case JID_ERR_TOO_LONG:
-		return "a part of the JID is longer than 1023 bytes";
-	case JID_ERR_NODE:
-		return "the node part contains characters that are not allowed";
-	case JID_ERR_DOMAIN:
-		return "the domain part is not a valid domain name";
-	case JID_ERR_RESOURCE:
-		return "the resource part contains characters that are not allowed";
-	case JID_ERR_UTF8:
-		return "the JID is not valid UTF-8 or contains a NUL byte";
-	case JID_ERR_NOMEM:
-		return "out of memory";
+	case JID_OK: return "success";
+	case JID_ERR_EMPTY: return "the JID or one of its parts is empty";
+	case JID_ERR_TOO_LONG: return "a part of the JID is longer than 1023 bytes";
+	case JID_ERR_NODE: return "the node part contains characters that are not allowed";
+	case JID_ERR_DOMAIN: return "the domain part is not a valid domain name";
+	case JID_ERR_RESOURCE: return "the resource part contains characters that are not allowed";
+	case JID_ERR_UTF8: return "the JID is not valid UTF-8 or contains a NUL byte";
+	case JID_ERR_NOMEM: return "out of memory";
 	}
 	return "unknown JID error";
 }

@@ -9,12 +9,12 @@
 
 enum jid_err {
 	JID_OK = 0,
-	JID_ERR_EMPTY,          /* empty input or empty part ("@d", "n@", "d/") */
-	JID_ERR_TOO_LONG,       /* a part longer than JID_PART_MAX */
-	JID_ERR_NODE,           /* node fails nodeprep */
-	JID_ERR_DOMAIN,         /* domain fails IDNA or is no valid host name */
-	JID_ERR_RESOURCE,       /* resource fails resourceprep */
-	JID_ERR_UTF8,           /* input is not valid UTF-8 or contains NUL */
+	JID_ERR_EMPTY,	  /* empty input or empty part ("@d", "n@", "d/") */
+	JID_ERR_TOO_LONG, /* a part longer than JID_PART_MAX */
+	JID_ERR_NODE,	  /* node fails nodeprep */
+	JID_ERR_DOMAIN,	  /* domain fails IDNA or is no valid host name */
+	JID_ERR_RESOURCE, /* resource fails resourceprep */
+	JID_ERR_UTF8,	  /* input is not valid UTF-8 or contains NUL */
 	JID_ERR_NOMEM,
 };
 

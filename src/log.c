@@ -10,11 +10,20 @@ static enum log_level current = LOG_INFO;
 
 static const char *const names[] = {"error", "warning", "info", "debug"};
 
-void log_set_level(enum log_level lvl) { current = lvl; }
+void log_set_level(enum log_level lvl)
+{
+	current = lvl;
+}
 
-enum log_level log_get_level(void) { return current; }
+enum log_level log_get_level(void)
+{
+	return current;
+}
 
-int log_enabled(enum log_level lvl) { return lvl <= current; }
+int log_enabled(enum log_level lvl)
+{
+	return lvl <= current;
+}
 
 int log_level_parse(const char *s)
 {
@@ -43,8 +52,9 @@ void log_vmsg(enum log_level lvl, const char *ctx, const char *fmt, va_list ap)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	int n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s %s: ",
-		      (long)(tv.tv_usec / 1000), names[lvl], ctx ? ctx : "fedgate");
+	n += snprintf(line + n, sizeof(line) - (size_t)n,
+		      ".%03ldZ %s %s: ", (long)(tv.tv_usec / 1000), names[lvl],
+		      ctx ? ctx : "fedgate");
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	size_t avail = sizeof(line) - (size_t)n - 1; /* keep room for '\n' */

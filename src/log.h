@@ -20,12 +20,12 @@ void log_vmsg(enum log_level lvl, const char *ctx, const char *fmt, va_list ap);
 int log_enabled(enum log_level lvl);
 
 #define log_error(ctx, ...) log_msg(LOG_ERROR, ctx, __VA_ARGS__)
-#define log_warn(ctx, ...) log_msg(LOG_WARNING, ctx, __VA_ARGS__)
-#define log_info(ctx, ...) log_msg(LOG_INFO, ctx, __VA_ARGS__)
-#define log_debug(ctx, ...)                                                    \
-	do {                                                                   \
-		if (log_enabled(LOG_DEBUG))                                    \
-			log_msg(LOG_DEBUG, ctx, __VA_ARGS__);                  \
+#define log_warn(ctx, ...)  log_msg(LOG_WARNING, ctx, __VA_ARGS__)
+#define log_info(ctx, ...)  log_msg(LOG_INFO, ctx, __VA_ARGS__)
+#define log_debug(ctx, ...)                                   \
+	do {                                                  \
+		if (log_enabled(LOG_DEBUG))                   \
+			log_msg(LOG_DEBUG, ctx, __VA_ARGS__); \
 	} while (0)
 
 #endif

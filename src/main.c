@@ -1,4 +1,5 @@
 /* fedgate: the command-line entry point; dispatches to subcommands. */
+#include "cli.h"
 #include "conf.h"
 #include "fg.h"
 #include "init.h"
@@ -18,9 +19,27 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  init [--domain D] [--dir DIR]  write a working configuration into DIR\n"
 		"  serve                          run the gateway in the foreground\n"
-		"  check                          print the effective configuration, or its errors\n"
+		"  check                          print the effective configuration, or its "
+		"errors\n"
+		"  partner new --domain D [opts]  create an XMPP federated partner\n"
+		"  partner set D [opts]           change one (--add-domain X, --remove-domain X,\n"
+		"                                 --clear-domains, and the fields of 'partner "
+		"new')\n"
+		"  partner get [D] [--filter G]   show partners (--json for scripts)\n"
+		"  partner remove D               remove one\n"
+		"  partner export                 print every partner as JSON\n"
+		"  partner import FILE            replace every partner with a file's (one "
+		"transaction)\n"
+		"  gateway get|set [opts]         gateway-wide settings\n"
+		"  audit [--since T]              who changed what, when, before and after\n"
 		"  version                        print the version\n"
 		"  help                           this text\n"
+		"\n"
+		"partner options: --description S --additional-domains a,b --partner-type T\n"
+		"  --tls V --sasl V --dialback B --keepalive B --connection-limit N --proxy-fqdn "
+		"H\n"
+		"  --what-if (validate and show, save nothing); 'fedgate partner new --help'\n"
+		"exit status: 0 done, 1 refused (nothing saved), 2 usage, 3 not found\n"
 		"\n"
 		"-c FILE  configuration file (default: $FEDGATE_CONF, else ./fedgate.conf)\n"
 		"see fedgate(8) and fedgate.conf(5)\n");
@@ -39,15 +58,9 @@ static int common_opts(int argc, char **argv, const char **conf_path)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c':
-			*conf_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return -1;
+		case 'c': *conf_path = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
 		}
 	}
 	if (optind < argc) {
@@ -74,6 +87,8 @@ int main(int argc, char **argv)
 		printf("fedgate %s\n", FG_VERSION);
 		return 0;
 	}
+	if (strcmp(cmd, "partner") == 0 || strcmp(cmd, "gateway") == 0 || strcmp(cmd, "audit") == 0)
+		return cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "init") == 0)
 		return init_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") == 0) {

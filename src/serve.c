@@ -1,8 +1,10 @@
 #include "serve.h"
 
 #include "conf.h"
+#include "control.h"
 #include "fg.h"
 #include "log.h"
+#include "store.h"
 #include "stream.h"
 #include "tls.h"
 
@@ -44,8 +46,8 @@ unsigned server_streams_from(const struct server *srv, const char *peer)
 	return n;
 }
 
-static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
 {
 	struct listener *l = arg;
 	struct server *srv = l->srv;
@@ -63,8 +65,128 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	srv->nstreams++;
 	/* Counted after adding, so the new stream is among them. */
 	if (server_streams_from(srv, stream_peer(s)) > srv->conf->connections_per_ip)
-		stream_error(s, "policy-violation",
-			     "too many connections from your address ([limits] connections_per_ip)");
+		stream_error(
+			s, "policy-violation",
+			"too many connections from your address ([limits] connections_per_ip)");
+}
+
+static int run_on_store(struct cmd_env *env, cmd_store_job job, cmd_store_done done, void *ud)
+{
+	struct server *srv = env->ud;
+	return store_submit(srv->store, job, done, ud);
+}
+
+static void describe_partner(const struct partner *p, char *buf, size_t len)
+{
+	char methods[128];
+	policy_methods_string(policy_allowed_methods(p), methods, sizeof(methods));
+	size_t n = (size_t)snprintf(
+		buf, len,
+		"type=%s tls=%s sasl=%s dialback=%s keepalive=%s connection_limit=%u proxy=%s "
+		"allowed methods: %s; additional domains:",
+		policy_partner_type_name(p->type), policy_negotiation_name(p->tls),
+		policy_negotiation_name(p->sasl), p->dialback ? "true" : "false",
+		p->keepalive ? "true" : "false", p->connection_limit,
+		p->proxy_fqdn && *p->proxy_fqdn ? p->proxy_fqdn : "-", methods);
+	for (size_t i = 0; i < p->additional_domains.n && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, " %s", p->additional_domains.v[i]);
+	if (p->additional_domains.n == 0 && n < len)
+		snprintf(buf + n, len - n, " none");
+}
+
+static bool partner_has(const struct partner *p, const char *domain)
+{
+	if (!p || !domain)
+		return false;
+	if (strcmp(p->domain, domain) == 0)
+		return true;
+	for (size_t i = 0; i < p->additional_domains.n; i++)
+		if (strcmp(p->additional_domains.v[i], domain) == 0)
+			return true;
+	return false;
+}
+
+/* A partner's record changed: streams negotiated under the old settings no
+ * longer match, so they end; traffic re-establishes them under the new. */
+static void on_partner_changed(struct cmd_env *env, const struct partner *old,
+			       const struct partner *new_p)
+{
+	struct server *srv = env->ud;
+	char desc[1024];
+	if (new_p) {
+		describe_partner(new_p, desc, sizeof(desc));
+		log_info("policy", "applying partner %s: %s", new_p->domain, desc);
+	} else if (old) {
+		log_info("policy", "partner %s removed: it no longer federates", old->domain);
+	}
+	const char *name = new_p ? new_p->domain : old->domain;
+	char text[300];
+	snprintf(text, sizeof(text), "the partner settings for %s changed; reconnect to use them",
+		 name);
+	for (struct stream *s = srv->streams; s; s = stream_next(s)) {
+		const char *remote = stream_remote(s);
+		if (partner_has(old, remote) || partner_has(new_p, remote))
+			stream_error(s, "policy-violation", text);
+	}
+}
+
+static void on_gateway_changed(struct cmd_env *env)
+{
+	const struct gateway_settings *gw = &env->gw;
+	log_info("policy",
+		 "applying gateway settings: connection_limit=%u partner_connection_limit=%u "
+		 "keepalive_interval=%u stream_establishment_timeout=%u "
+		 "stream_inactivity_timeout=%u subscription_refresh_interval=%u "
+		 "log_message_bodies=%s",
+		 gw->connection_limit, gw->partner_connection_limit, gw->keepalive_interval,
+		 gw->stream_establishment_timeout, gw->stream_inactivity_timeout,
+		 gw->subscription_refresh_interval, gw->log_message_bodies ? "true" : "false");
+}
+
+/* The partners and settings from the store, before the loop runs (the
+ * only time the daemon reads the disk on its own thread). */
+static int open_store(struct server *srv)
+{
+	char err[600];
+	struct store_db *db = NULL;
+	if (store_db_open(srv->conf->store_path, &db, err, sizeof(err)) != FG_OK) {
+		log_error("serve", "%s", err);
+		return FG_ERR;
+	}
+	srv->env = (struct cmd_env){
+		.conf = srv->conf,
+		.run = run_on_store,
+		.partner_changed = on_partner_changed,
+		.gateway_changed = on_gateway_changed,
+		.ud = srv,
+	};
+	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK) {
+		log_error("serve", "cannot load %s: %s", srv->conf->store_path, err);
+		store_db_close(&db);
+		return FG_ERR;
+	}
+	srv->store = store_start(srv->base, db);
+	if (!srv->store) {
+		log_error("serve", "cannot start the store thread");
+		store_db_close(&db);
+		return FG_ERR;
+	}
+	log_info("serve", "store %s: %zu partners", srv->conf->store_path,
+		 policy_count(srv->env.partners));
+	for (size_t i = 0; i < policy_count(srv->env.partners); i++) {
+		char desc[1024];
+		const struct partner *p = policy_at(srv->env.partners, i);
+		describe_partner(p, desc, sizeof(desc));
+		log_info("policy", "partner %s: %s", p->domain, desc);
+	}
+	srv->control =
+		control_start(srv->base, srv->conf->listen_control, &srv->env, err, sizeof(err));
+	if (!srv->control) {
+		log_error("serve", "%s", err);
+		return FG_ERR;
+	}
+	log_info("serve", "control socket %s", srv->conf->listen_control);
+	return FG_OK;
 }
 
 static void listener_resume(evutil_socket_t fd, short what, void *arg)
@@ -140,6 +262,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("serve", "%s: shutting down, %u streams open", strsignal((int)sig), srv->nstreams);
 	srv->stopping = true;
 	close_listeners();
+	control_stop(&srv->control);
 	for (struct stream *s = srv->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
 	if (srv->nstreams == 0) {
@@ -176,6 +299,8 @@ int serve_main(const char *conf_path)
 		log_error("serve", "cannot create the event loop");
 		goto out;
 	}
+	if (open_store(&srv) != FG_OK)
+		goto out;
 	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
 		if (listen_on(&srv, STREAM_S2S_IN, srv.conf->listen_s2s.v[i]) != FG_OK)
 			goto out;
@@ -200,6 +325,8 @@ int serve_main(const char *conf_path)
 	status = 0;
 out:
 	close_listeners();
+	control_stop(&srv.control);
+	store_stop(&srv.store); /* replies to commands under way */
 	/* Streams still open after the grace period are cut. */
 	while (srv.streams) {
 		struct stream *s = srv.streams;
@@ -213,6 +340,7 @@ out:
 	if (srv.base)
 		event_base_free(srv.base);
 	tls_ctx_free(&srv.tls);
+	cmd_env_clear(&srv.env);
 	conf_free(&srv.conf);
 	return status;
 }

@@ -2,6 +2,8 @@
 #ifndef FG_SERVE_H
 #define FG_SERVE_H
 
+#include "cmd.h"
+
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -17,6 +19,9 @@ struct server {
 	struct stream *streams; /* all live streams, newest first */
 	unsigned nstreams;
 	bool stopping;
+	struct cmd_env env;	 /* partners and gateway settings, live */
+	struct store *store;	 /* the store thread */
+	struct control *control; /* the CLI's way in */
 };
 
 /* Returns the process exit status. */

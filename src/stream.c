@@ -19,7 +19,7 @@
 
 /* Stream flags, kept apart from the state: they accumulate. */
 enum {
-	SF_SECURE = 1 << 0,      /* TLS is up */
+	SF_SECURE = 1 << 0,	 /* TLS is up */
 	SF_HEADER_SENT = 1 << 1, /* our <stream:stream> went out */
 };
 
@@ -45,10 +45,26 @@ static const char *const state_names[] = {
 	[STREAM_CLOSING] = "closing",
 };
 
-const char *stream_state_name(enum stream_state st) { return state_names[st]; }
-enum stream_state stream_state(const struct stream *s) { return s->state; }
-const char *stream_peer(const struct stream *s) { return conn_peer(s->conn); }
-struct stream *stream_next(const struct stream *s) { return s->next; }
+const char *stream_state_name(enum stream_state st)
+{
+	return state_names[st];
+}
+enum stream_state stream_state(const struct stream *s)
+{
+	return s->state;
+}
+const char *stream_peer(const struct stream *s)
+{
+	return conn_peer(s->conn);
+}
+const char *stream_remote(const struct stream *s)
+{
+	return s->remote;
+}
+struct stream *stream_next(const struct stream *s)
+{
+	return s->next;
+}
 
 void stream_list_add(struct stream **head, struct stream *s)
 {
@@ -84,18 +100,10 @@ static void enter(struct stream *s, enum stream_state st)
 	s->state = st;
 	unsigned t = 0;
 	switch (st) {
-	case STREAM_WAIT_HEADER:
-		t = cf->timeout_stream_header;
-		break;
-	case STREAM_TLS_HANDSHAKE:
-		t = cf->timeout_tls_handshake;
-		break;
-	case STREAM_NEGOTIATING:
-		t = cf->timeout_authentication;
-		break;
-	case STREAM_CLOSING:
-		t = 0;
-		break;
+	case STREAM_WAIT_HEADER: t = cf->timeout_stream_header; break;
+	case STREAM_TLS_HANDSHAKE: t = cf->timeout_tls_handshake; break;
+	case STREAM_NEGOTIATING: t = cf->timeout_authentication; break;
+	case STREAM_CLOSING: t = 0; break;
 	}
 	/* No state may outlast the deadline for becoming authenticated. */
 	if (t) {
@@ -247,20 +255,23 @@ static void on_header(struct stream *s, struct xs_event *ev)
 	 * first (stream_error sends it), then the condition. */
 	if (strcmp(ev->content_ns, content_ns(s)) != 0) {
 		char text[200];
-		snprintf(text, sizeof(text), "this port expects the content namespace %s, not '%.80s'",
-			 content_ns(s), ev->content_ns);
+		snprintf(text, sizeof(text),
+			 "this port expects the content namespace %s, not '%.80s'", content_ns(s),
+			 ev->content_ns);
 		stream_error(s, "invalid-namespace", text);
 		return;
 	}
 	unsigned long major = 0, minor = 0;
 	if (!version) {
-		stream_error(s, "unsupported-version",
-			     "the stream header has no version; XMPP 1.0 (version='1.0') is required");
+		stream_error(
+			s, "unsupported-version",
+			"the stream header has no version; XMPP 1.0 (version='1.0') is required");
 		return;
 	}
 	if (!parse_version(version, &major, &minor) || major < 1) {
-		stream_error(s, "unsupported-version",
-			     "the stream header's version is not 1.0 or later; XMPP 1.0 is required");
+		stream_error(
+			s, "unsupported-version",
+			"the stream header's version is not 1.0 or later; XMPP 1.0 is required");
 		return;
 	}
 	if (!to) {
@@ -317,9 +328,7 @@ static int on_event(void *ud, struct xs_event *ev)
 		return XS_STOP;
 	}
 	switch (ev->type) {
-	case XS_EV_OPEN:
-		on_header(s, ev);
-		break;
+	case XS_EV_OPEN: on_header(s, ev); break;
 	case XS_EV_STANZA:
 		if (s->state != STREAM_NEGOTIATING) {
 			xml_free(&ev->node);
@@ -338,9 +347,7 @@ static int on_event(void *ud, struct xs_event *ev)
 		enter(s, STREAM_CLOSING);
 		conn_close(s->conn, "peer closed the stream");
 		return XS_STOP;
-	case XS_EV_ERROR:
-		stream_error(s, ev->condition, ev->text);
-		break;
+	case XS_EV_ERROR: stream_error(s, ev->condition, ev->text); break;
 	}
 	return s->state == STREAM_CLOSING ? XS_STOP : XS_CONTINUE;
 }
@@ -360,7 +367,8 @@ static void start_tls(struct stream *s, size_t trailing)
 		stream_error(s, "policy-violation", text);
 		return;
 	}
-	send_raw(s, "<proceed xmlns='" XML_NS_TLS "'/>", strlen("<proceed xmlns='" XML_NS_TLS "'/>"));
+	send_raw(s, "<proceed xmlns='" XML_NS_TLS "'/>",
+		 strlen("<proceed xmlns='" XML_NS_TLS "'/>"));
 	size_t discarded = 0;
 	if (conn_start_tls(s->conn, s->srv->tls, &discarded) != FG_OK) {
 		stream_error(s, "internal-server-error", "cannot start TLS");
@@ -475,8 +483,8 @@ struct stream *stream_accept(struct server *srv, enum stream_kind kind, int fd,
 		free(s);
 		return NULL;
 	}
-	s->conn = conn_new(srv->base, fd, peer, peerlen,
-			   kind == STREAM_C2S ? "c2s" : "s2s-in", &cl, &stream_conn_ops, s);
+	s->conn = conn_new(srv->base, fd, peer, peerlen, kind == STREAM_C2S ? "c2s" : "s2s-in", &cl,
+			   &stream_conn_ops, s);
 	if (!s->conn) {
 		xmlstream_free(&s->xs);
 		free(s);

@@ -11,8 +11,8 @@ struct server;
 enum stream_kind { STREAM_S2S_IN, STREAM_C2S };
 
 enum stream_state {
-	STREAM_WAIT_HEADER,  /* connected, or restarted: waiting for <stream:stream> */
-	STREAM_NEGOTIATING,  /* our header and features sent */
+	STREAM_WAIT_HEADER, /* connected, or restarted: waiting for <stream:stream> */
+	STREAM_NEGOTIATING, /* our header and features sent */
 	STREAM_TLS_HANDSHAKE,
 	STREAM_CLOSING,
 };
@@ -30,6 +30,8 @@ void stream_free_now(struct stream *s);
 const char *stream_state_name(enum stream_state st);
 enum stream_state stream_state(const struct stream *s);
 const char *stream_peer(const struct stream *s);
+/* The prepared domain the peer named in 'from' (s2s), or NULL. */
+const char *stream_remote(const struct stream *s);
 /* The server's list of live streams. */
 struct stream *stream_next(const struct stream *s);
 void stream_list_add(struct stream **head, struct stream *s);

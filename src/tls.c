@@ -56,7 +56,8 @@ SSL_CTX *tls_server_ctx_new(const char *cert, const char *key, const char *ca_fi
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		tls_last_error(why, sizeof(why));
-		snprintf(err, errlen, "cannot load the private key %s: %s (set [tls] key)", key, why);
+		snprintf(err, errlen, "cannot load the private key %s: %s (set [tls] key)", key,
+			 why);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {

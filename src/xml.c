@@ -42,7 +42,10 @@ void xml_buf_append(struct xml_buf *b, const char *s, size_t n)
 	b->data[b->len] = '\0';
 }
 
-void xml_buf_puts(struct xml_buf *b, const char *s) { xml_buf_append(b, s, strlen(s)); }
+void xml_buf_puts(struct xml_buf *b, const char *s)
+{
+	xml_buf_append(b, s, strlen(s));
+}
 
 void xml_buf_reset(struct xml_buf *b)
 {
@@ -72,7 +75,10 @@ struct xml_arena {
 	size_t total;
 };
 
-struct xml_arena *xml_arena_new(void) { return calloc(1, sizeof(struct xml_arena)); }
+struct xml_arena *xml_arena_new(void)
+{
+	return calloc(1, sizeof(struct xml_arena));
+}
 
 void xml_arena_free(struct xml_arena **ap)
 {
@@ -88,7 +94,10 @@ void xml_arena_free(struct xml_arena **ap)
 	*ap = NULL;
 }
 
-size_t xml_arena_size(const struct xml_arena *a) { return a ? a->total : 0; }
+size_t xml_arena_size(const struct xml_arena *a)
+{
+	return a ? a->total : 0;
+}
 
 void *xml_arena_alloc(struct xml_arena *a, size_t n)
 {
@@ -139,8 +148,8 @@ static struct xml_node *node_alloc(struct xml_arena *a)
 	return n;
 }
 
-struct xml_node *xml_new_in(struct xml_arena *a, const char *ns, size_t ns_len,
-			    const char *name, size_t name_len)
+struct xml_node *xml_new_in(struct xml_arena *a, const char *ns, size_t ns_len, const char *name,
+			    size_t name_len)
 {
 	struct xml_node *n = node_alloc(a);
 	if (!n)

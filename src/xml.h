@@ -5,15 +5,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define XML_NS_STREAM "http://etherx.jabber.org/streams"
-#define XML_NS_SERVER "jabber:server"
-#define XML_NS_CLIENT "jabber:client"
-#define XML_NS_DIALBACK "jabber:server:dialback"
+#define XML_NS_STREAM	   "http://etherx.jabber.org/streams"
+#define XML_NS_SERVER	   "jabber:server"
+#define XML_NS_CLIENT	   "jabber:client"
+#define XML_NS_DIALBACK	   "jabber:server:dialback"
 #define XML_NS_STREAMS_ERR "urn:ietf:params:xml:ns:xmpp-streams"
 #define XML_NS_STANZAS_ERR "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define XML_NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define XML_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define XML_NS_XML "http://www.w3.org/XML/1998/namespace"
+#define XML_NS_TLS	   "urn:ietf:params:xml:ns:xmpp-tls"
+#define XML_NS_SASL	   "urn:ietf:params:xml:ns:xmpp-sasl"
+#define XML_NS_XML	   "http://www.w3.org/XML/1998/namespace"
 
 /* A growable byte buffer; the serializer's output. */
 struct xml_buf {
@@ -43,7 +43,7 @@ enum xml_type { XML_ELEMENT, XML_TEXT };
  * built with few allocations and released with one call. */
 struct xml_node {
 	enum xml_type type;
-	const char *ns;   /* element namespace URI, "" if none */
+	const char *ns;	  /* element namespace URI, "" if none */
 	const char *name; /* local name */
 	struct xml_attr *attrs;
 	struct xml_node *parent;
@@ -112,7 +112,7 @@ char *xml_arena_strndup(struct xml_arena *a, const char *s, size_t n);
 /* Bytes the arena holds (for memory accounting). */
 size_t xml_arena_size(const struct xml_arena *a);
 /* A root element inside an existing arena (the arena then belongs to it). */
-struct xml_node *xml_new_in(struct xml_arena *a, const char *ns, size_t ns_len,
-			    const char *name, size_t name_len);
+struct xml_node *xml_new_in(struct xml_arena *a, const char *ns, size_t ns_len, const char *name,
+			    size_t name_len);
 
 #endif

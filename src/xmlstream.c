@@ -11,7 +11,7 @@
 /* Expat joins namespace URI and local name with this byte. 0x01 cannot
  * occur in XML 1.0 text, not even as a character reference, so no URI can
  * contain it. */
-#define NS_SEP '\x01'
+#define NS_SEP	   '\x01'
 #define NS_SEP_STR "\x01"
 
 struct xmlstream {
@@ -20,17 +20,17 @@ struct xmlstream {
 	xs_callback cb;
 	void *ud;
 
-	unsigned level;     /* open elements: 1 = inside <stream:stream> */
-	bool opened;        /* the header was seen */
-	bool dead;          /* an error was reported */
-	bool stopped;       /* the callback asked to stop */
+	unsigned level; /* open elements: 1 = inside <stream:stream> */
+	bool opened;	/* the header was seen */
+	bool dead;	/* an error was reported */
+	bool stopped;	/* the callback asked to stop */
 	const char *err_condition;
 	const char *err_text;
 
 	/* Absolute byte offsets since the last reset. */
-	unsigned long long fed;      /* bytes given to expat */
+	unsigned long long fed; /* bytes given to expat */
 	unsigned long long stanza_start;
-	unsigned long long boundary; /* end of the last complete top-level item */
+	unsigned long long boundary;	   /* end of the last complete top-level item */
 	unsigned long long last_start_end; /* end of the most recent start tag */
 	unsigned long long stop_pos;
 
@@ -42,7 +42,7 @@ struct xmlstream {
 	struct xml_arena *arena; /* the stanza under construction */
 	struct xml_node *root;
 	struct xml_node *cur;
-	char *text;              /* character data not yet attached */
+	char *text; /* character data not yet attached */
 	size_t text_len, text_cap;
 };
 
@@ -280,8 +280,8 @@ static void XMLCALL on_end(void *ud, const char *name)
 		return;
 	/* The end of an empty-element tag (<a/>) has no bytes of its own:
 	 * it ends where its start tag ended. */
-	unsigned long long end = XML_GetCurrentByteCount(xs->parser) ? event_end(xs)
-								      : xs->last_start_end;
+	unsigned long long end =
+		XML_GetCurrentByteCount(xs->parser) ? event_end(xs) : xs->last_start_end;
 	if (over_stanza_limit(xs, end))
 		return;
 	xs->level--;
@@ -455,7 +455,10 @@ void xmlstream_free(struct xmlstream **xsp)
 	*xsp = NULL;
 }
 
-void xmlstream_set_limits(struct xmlstream *xs, const struct xs_limits *lim) { xs->lim = *lim; }
+void xmlstream_set_limits(struct xmlstream *xs, const struct xs_limits *lim)
+{
+	xs->lim = *lim;
+}
 
 int xmlstream_reset(struct xmlstream *xs)
 {
@@ -477,9 +480,7 @@ int xmlstream_reset(struct xmlstream *xs)
 static const char *map_expat_error(enum XML_Error e, const char **text)
 {
 	switch (e) {
-	case XML_ERROR_NO_MEMORY:
-		*text = "out of memory";
-		return "resource-constraint";
+	case XML_ERROR_NO_MEMORY: *text = "out of memory"; return "resource-constraint";
 	case XML_ERROR_UNBOUND_PREFIX:
 		*text = "a namespace prefix is used without being declared";
 		return "bad-namespace-prefix";
@@ -493,9 +494,7 @@ static const char *map_expat_error(enum XML_Error e, const char **text)
 	case XML_ERROR_INVALID_TOKEN:
 		*text = "invalid UTF-8 or a character XML does not allow";
 		return "not-well-formed";
-	default:
-		*text = XML_ErrorString(e);
-		return "not-well-formed";
+	default: *text = XML_ErrorString(e); return "not-well-formed";
 	}
 }
 

@@ -43,9 +43,9 @@ enum { XS_CONTINUE = 0, XS_STOP = 1 };
 typedef int (*xs_callback)(void *ud, struct xs_event *ev);
 
 struct xs_limits {
-	size_t stanza_bytes;   /* one top-level child, start tag to end tag */
-	unsigned depth;        /* element nesting, the stanza being depth 1 */
-	unsigned attributes;   /* attributes (and, separately, namespace
+	size_t stanza_bytes; /* one top-level child, start tag to end tag */
+	unsigned depth;	     /* element nesting, the stanza being depth 1 */
+	unsigned attributes; /* attributes (and, separately, namespace
 				  declarations) per element */
 };
 

@@ -43,6 +43,22 @@ class Fedgate:
         self.log_path = os.path.join(self.dir, "fedgate.log")
         self.proc = None
 
+    def cli(self, *args, input=None):
+        """Runs `fedgate ARGS -c CONF`; returns the CompletedProcess."""
+        return subprocess.run([FEDGATE, *args, "-c", self.conf], capture_output=True,
+                              text=True, input=input, timeout=60)
+
+    def cli_json(self, *args):
+        import json
+        r = self.cli(*args, "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def export(self):
+        r = self.cli("partner", "export")
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
     def start(self):
         self.log = open(self.log_path, "w")
         env = dict(os.environ)

@@ -35,8 +35,14 @@ static size_t on_data(void *ud, const char *data, size_t len)
 	return len;
 }
 
-static void on_tls(void *ud) { (void)ud; }
-static void on_timer(void *ud) { (void)ud; }
+static void on_tls(void *ud)
+{
+	(void)ud;
+}
+static void on_timer(void *ud)
+{
+	(void)ud;
+}
 
 static void on_closed(void *ud, const char *reason)
 {
@@ -75,8 +81,8 @@ static struct conn *make(struct event_base *base, int *peer_fd, struct owner *o,
 	fcntl(sv[1], F_SETFL, O_NONBLOCK);
 	struct sockaddr_storage ss = {.ss_family = AF_UNIX};
 	struct conn_limits lim = {.output_queue = queue, .input_buffer = 65536};
-	struct conn *c = conn_new(base, sv[0], (struct sockaddr *)&ss, sizeof(sa_family_t),
-				  "test", &lim, &ops, o);
+	struct conn *c = conn_new(base, sv[0], (struct sockaddr *)&ss, sizeof(sa_family_t), "test",
+				  &lim, &ops, o);
 	assert_non_null(c);
 	*peer_fd = sv[1];
 	return c;

@@ -145,7 +145,9 @@ static void test_case_folding(void **state)
 
 	/* Nodeprep case-folds beyond ASCII (B.2 maps sharp s to "ss"). */
 	expect_jid("\xc3\x84rger@x", "\xc3\xa4rger", "x", NULL);
-	expect_jid("Stra\xc3\x9f" "e@x", "strasse", "x", NULL);
+	expect_jid("Stra\xc3\x9f"
+		   "e@x",
+		   "strasse", "x", NULL);
 	/* NFKC: fullwidth letters become ASCII in node and resource. */
 	expect_jid("\xef\xbd\x81@x/\xef\xbc\xa1", "a", "x", "A");
 }
@@ -155,21 +157,32 @@ static void test_idn_domain(void **state)
 	struct jid a, b;
 
 	(void)state;
-	expect_jid("user@b\xc3\xbc" "cher.example", "user", "xn--bcher-kva.example", NULL);
-	expect_jid("B\xc3\x9c" "CHER.Example", NULL, "xn--bcher-kva.example", NULL);
+	expect_jid("user@b\xc3\xbc"
+		   "cher.example",
+		   "user", "xn--bcher-kva.example", NULL);
+	expect_jid("B\xc3\x9c"
+		   "CHER.Example",
+		   NULL, "xn--bcher-kva.example", NULL);
 	expect_jid("XN--BCHER-KVA.example", NULL, "xn--bcher-kva.example", NULL);
 	/* Ideographic full stop is a label separator under UTS #46. */
-	expect_jid("example\xe3\x80\x82" "com", NULL, "example.com", NULL);
+	expect_jid("example\xe3\x80\x82"
+		   "com",
+		   NULL, "example.com", NULL);
 	/* IDNA2008, not IDNA2003: sharp s is kept, not mapped to "ss". */
 	expect_jid("fa\xc3\x9f.de", NULL, "xn--fa-hia.de", NULL);
 	/* A ZWJ where CONTEXTJ forbids it fails IDNA2008; the transitional
 	 * fallback maps it away. After a virama it is kept. */
-	expect_jid("a\xe2\x80\x8d" "b.test", NULL, "ab.test", NULL);
+	expect_jid("a\xe2\x80\x8d"
+		   "b.test",
+		   NULL, "ab.test", NULL);
 	expect_jid("\xe0\xa4\x95\xe0\xa5\x8d\xe2\x80\x8d.test", NULL, "xn--11b6iy14e.test", NULL);
 	/* Fullwidth digits map to a host name, not to an IP literal, but the
 	 * result is the same string either way. */
 	expect_jid("\xef\xbc\x91.\xef\xbc\x92.\xef\xbc\x93.\xef\xbc\x94", NULL, "1.2.3.4", NULL);
-	assert_int_equal(parse_z("u@b\xc3\xbc" "cher.example/r", &a), JID_OK);
+	assert_int_equal(parse_z("u@b\xc3\xbc"
+				 "cher.example/r",
+				 &a),
+			 JID_OK);
 	assert_int_equal(parse_z("u@xn--bcher-kva.example/r", &b), JID_OK);
 	assert_true(jid_equal(&a, &b));
 	jid_clear(&a);
@@ -234,12 +247,22 @@ static void test_empty_parts(void **state)
 static void test_node_prohibited(void **state)
 {
 	static const char *const bad[] = {
-		"a\"b@x", "a&b@x", "a'b@x", "a:b@x", "a<b@x", "a>b@x", "a b@x",
-		"a\tb@x", "a\x7f" "b@x",
-		"\xef\xbc\xa0@x",          /* FULLWIDTH COMMERCIAL AT maps to '@' */
-		"a\xe2\x80\xa8" "b@x",     /* LINE SEPARATOR */
-		"\xee\x80\x80@x",          /* private use U+E000 */
-		"\xd8\xa7" "a@x",          /* Arabic letter next to Latin: bidi */
+		"a\"b@x",
+		"a&b@x",
+		"a'b@x",
+		"a:b@x",
+		"a<b@x",
+		"a>b@x",
+		"a b@x",
+		"a\tb@x",
+		"a\x7f"
+		"b@x",
+		"\xef\xbc\xa0@x", /* FULLWIDTH COMMERCIAL AT maps to '@' */
+		"a\xe2\x80\xa8"
+		"b@x",		  /* LINE SEPARATOR */
+		"\xee\x80\x80@x", /* private use U+E000 */
+		"\xd8\xa7"
+		"a@x", /* Arabic letter next to Latin: bidi */
 	};
 
 	(void)state;
@@ -287,7 +310,9 @@ static void test_bad_domains(void **state)
 	expect_err("a@a b.test", JID_ERR_DOMAIN);
 	expect_err("a@a*b.test", JID_ERR_DOMAIN);
 	/* FULLWIDTH SOLIDUS maps to '/', which must not end up in a domain. */
-	expect_err("a@a\xef\xbc\x8f" "b", JID_ERR_DOMAIN);
+	expect_err("a@a\xef\xbc\x8f"
+		   "b",
+		   JID_ERR_DOMAIN);
 	expect_err("a@xn--zz.test", JID_ERR_DOMAIN);
 	/* Only the first '@' separates; a second one lands in the domain. */
 	expect_err("a@b@c", JID_ERR_DOMAIN);
@@ -432,15 +457,15 @@ static void test_whole_input_limit(void **state)
 static void test_utf8(void **state)
 {
 	static const char *const bad[] = {
-		"\xc3\x28@x",           /* 2-byte lead, bad continuation */
-		"\xc0\xaf@x",           /* overlong '/' */
-		"\xe0\x80\xaf@x",       /* overlong, 3 bytes */
-		"\x80@x",               /* lone continuation byte */
-		"a@x/\xbf",             /* lone continuation in resource */
-		"a@x\xe2\x82",          /* truncated at the end */
-		"\xe2\x82@x",           /* truncated before '@' */
-		"\xed\xa0\x80@x",       /* UTF-16 surrogate U+D800 */
-		"\xf4\x90\x80\x80@x",   /* above U+10FFFF */
+		"\xc3\x28@x",		/* 2-byte lead, bad continuation */
+		"\xc0\xaf@x",		/* overlong '/' */
+		"\xe0\x80\xaf@x",	/* overlong, 3 bytes */
+		"\x80@x",		/* lone continuation byte */
+		"a@x/\xbf",		/* lone continuation in resource */
+		"a@x\xe2\x82",		/* truncated at the end */
+		"\xe2\x82@x",		/* truncated before '@' */
+		"\xed\xa0\x80@x",	/* UTF-16 surrogate U+D800 */
+		"\xf4\x90\x80\x80@x",	/* above U+10FFFF */
 		"\xf8\x88\x80\x80\x80", /* 5-byte form */
 		"\xfe\xff",
 	};
@@ -464,8 +489,15 @@ static void test_nul(void **state)
 static void test_round_trip(void **state)
 {
 	static const char *const in[] = {
-		"Alice@Example.COM/Phone", "b\xc3\xbc" "cher.example/r", "a@b/c@d/e",
-		"[2001:DB8::1]/x", "192.0.2.1", "Stra\xc3\x9f" "e@x.", "d/ /",
+		"Alice@Example.COM/Phone",
+		"b\xc3\xbc"
+		"cher.example/r",
+		"a@b/c@d/e",
+		"[2001:DB8::1]/x",
+		"192.0.2.1",
+		"Stra\xc3\x9f"
+		"e@x.",
+		"d/ /",
 	};
 
 	(void)state;
@@ -494,7 +526,10 @@ static void test_to_string_values(void **state)
 	char *s;
 
 	(void)state;
-	assert_int_equal(parse_z("Alice@B\xc3\xbc" "cher.Example./R", &j), JID_OK);
+	assert_int_equal(parse_z("Alice@B\xc3\xbc"
+				 "cher.Example./R",
+				 &j),
+			 JID_OK);
 	s = jid_to_string(&j, false);
 	assert_string_equal(s, "alice@xn--bcher-kva.example/R");
 	free(s);
@@ -552,7 +587,10 @@ static void test_domain_prep(void **state)
 	char *d = (char *)1;
 
 	(void)state;
-	assert_int_equal(jid_domain_prep("B\xc3\xbc" "cher.Example.", 15, &d), JID_OK);
+	assert_int_equal(jid_domain_prep("B\xc3\xbc"
+					 "cher.Example.",
+					 15, &d),
+			 JID_OK);
 	assert_string_equal(d, "xn--bcher-kva.example");
 	free(d);
 	assert_int_equal(jid_domain_prep("[::1]", 5, &d), JID_OK);

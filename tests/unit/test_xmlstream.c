@@ -53,9 +53,7 @@ static int record(void *ud, struct xs_event *ev)
 		if (t->stop_on && t->stanzas == t->stop_on)
 			return XS_STOP;
 		break;
-	case XS_EV_CLOSE:
-		xml_buf_puts(&t->log, "CLOSE\n");
-		break;
+	case XS_EV_CLOSE: xml_buf_puts(&t->log, "CLOSE\n"); break;
 	case XS_EV_ERROR:
 		t->errors++;
 		t->condition = ev->condition;
@@ -183,26 +181,30 @@ static void test_stanza_content(void **state)
 	free(data);
 }
 
-#define HDR                                                                                        \
-	"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "    \
+#define HDR                                                                                     \
+	"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " \
 	"to='contoso.test' version='1.0'>"
 
 static void test_restricted_xml(void **state)
 {
 	(void)state;
-	assert_string_equal(condition_of("<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY x 'y'>]>" HDR),
-			    "restricted-xml");
+	assert_string_equal(
+		condition_of("<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY x 'y'>]>" HDR),
+		"restricted-xml");
 	assert_string_equal(condition_of("<!DOCTYPE stream:stream SYSTEM 'x.dtd'>" HDR),
 			    "restricted-xml");
 	assert_string_equal(condition_of("<!-- hi -->" HDR), "restricted-xml");
 	assert_string_equal(condition_of(HDR "<!-- between stanzas -->"), "restricted-xml");
-	assert_string_equal(condition_of(HDR "<message><!-- inside --></message>"), "restricted-xml");
+	assert_string_equal(condition_of(HDR "<message><!-- inside --></message>"),
+			    "restricted-xml");
 	assert_string_equal(condition_of(HDR "<?php echo 1; ?>"), "restricted-xml");
 	assert_string_equal(condition_of("<?xml-stylesheet href='a'?>" HDR), "restricted-xml");
 	assert_string_equal(condition_of(HDR "<message>&foo;</message>"), "restricted-xml");
 	/* The XML declaration: only 1.0 and UTF-8. */
-	assert_string_equal(condition_of("<?xml version='1.0' encoding='UTF-8'?>" HDR "<a/>"), "none");
-	assert_string_equal(condition_of("<?xml version='1.0' encoding='utf-8'?>" HDR "<a/>"), "none");
+	assert_string_equal(condition_of("<?xml version='1.0' encoding='UTF-8'?>" HDR "<a/>"),
+			    "none");
+	assert_string_equal(condition_of("<?xml version='1.0' encoding='utf-8'?>" HDR "<a/>"),
+			    "none");
 	assert_string_equal(condition_of("<?xml version='1.0' encoding='ISO-8859-1'?>" HDR),
 			    "unsupported-encoding");
 	assert_string_equal(condition_of("<?xml version='1.0' encoding='UTF-16'?>" HDR),
@@ -217,17 +219,17 @@ static void test_bad_utf8_and_chars(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"\xc3\x28",         /* bad continuation */
-		"\xc0\xaf",         /* overlong '/' */
-		"\xe0\x80\xaf",     /* overlong, 3 bytes */
-		"\xed\xa0\x80",     /* UTF-16 surrogate */
+		"\xc3\x28",	    /* bad continuation */
+		"\xc0\xaf",	    /* overlong '/' */
+		"\xe0\x80\xaf",	    /* overlong, 3 bytes */
+		"\xed\xa0\x80",	    /* UTF-16 surrogate */
 		"\xf4\x90\x80\x80", /* beyond U+10FFFF */
-		"\x80",             /* lone continuation byte */
-		"\xff",             /* never valid */
-		"\x01",             /* control character */
-		"&#1;",             /* control character by reference */
-		"&#xFFFE;",         /* non-character */
-		"\xef\xbf\xbe",     /* U+FFFE raw */
+		"\x80",		    /* lone continuation byte */
+		"\xff",		    /* never valid */
+		"\x01",		    /* control character */
+		"&#1;",		    /* control character by reference */
+		"&#xFFFE;",	    /* non-character */
+		"\xef\xbf\xbe",	    /* U+FFFE raw */
 		"&#0;",
 	};
 	for (size_t i = 0; i < FG_ARRAY_LEN(bad); i++) {
@@ -428,9 +430,21 @@ static void test_serializer_round_trip(void **state)
 {
 	(void)state;
 	static const char *const hostile[] = {
-		"<", "&", "]]>", "'\"", "a<b>c&d;e", "&amp;", "\t\n\r", "\r\n", " lead and trail ",
-		"\xc3\xa9\xe2\x82\xac\xf0\x9f\x8e\x89", "]]]]>>", "<![CDATA[x]]>", "&#65;",
-		"\"'\"'", "x\xc2\xa0y",
+		"<",
+		"&",
+		"]]>",
+		"'\"",
+		"a<b>c&d;e",
+		"&amp;",
+		"\t\n\r",
+		"\r\n",
+		" lead and trail ",
+		"\xc3\xa9\xe2\x82\xac\xf0\x9f\x8e\x89",
+		"]]]]>>",
+		"<![CDATA[x]]>",
+		"&#65;",
+		"\"'\"'",
+		"x\xc2\xa0y",
 	};
 	for (size_t i = 0; i < FG_ARRAY_LEN(hostile); i++) {
 		struct xml_node *m = xml_new(XML_NS_SERVER, "message");
@@ -443,7 +457,8 @@ static void test_serializer_round_trip(void **state)
 		xml_add_child(ext, "", "nons");
 		struct xml_buf out = {0};
 		xml_buf_puts(&out, HDR);
-		xml_serialize(m, &(struct xml_ctx){.default_ns = XML_NS_SERVER, .stream_prefix = true},
+		xml_serialize(m,
+			      &(struct xml_ctx){.default_ns = XML_NS_SERVER, .stream_prefix = true},
 			      &out);
 		struct xml_node *back = parse_one(out.data);
 		assert_non_null(back);
@@ -454,8 +469,8 @@ static void test_serializer_round_trip(void **state)
 		/* And serialize(parse(serialize(x))) is stable. */
 		struct xml_buf again = {0};
 		xml_buf_puts(&again, HDR);
-		xml_serialize(back, &(struct xml_ctx){.default_ns = XML_NS_SERVER,
-						      .stream_prefix = true},
+		xml_serialize(back,
+			      &(struct xml_ctx){.default_ns = XML_NS_SERVER, .stream_prefix = true},
 			      &again);
 		assert_string_equal(out.data, again.data);
 		xml_buf_free(&again);
@@ -481,7 +496,8 @@ static void test_serializer_illegal_chars(void **state)
 	xml_add_text(xml_add_child(m, NULL, "body"), bad, strlen(bad));
 	struct xml_buf out = {0};
 	xml_buf_puts(&out, HDR);
-	xml_serialize(m, &(struct xml_ctx){.default_ns = XML_NS_SERVER, .stream_prefix = true}, &out);
+	xml_serialize(m, &(struct xml_ctx){.default_ns = XML_NS_SERVER, .stream_prefix = true},
+		      &out);
 	struct xml_node *back = parse_one(out.data);
 	const char *want = "a\xef\xbf\xbd"
 			   "b\xef\xbf\xbd"
@@ -506,17 +522,20 @@ static void test_prefixes(void **state)
 	assert_string_equal(out.data, "<db:result from='a.test'>key</db:result>");
 	xml_buf_reset(&out);
 	xml_serialize(r, NULL, &out);
-	assert_string_equal(out.data,
-			    "<db:result xmlns:db='jabber:server:dialback' from='a.test'>key</db:result>");
+	assert_string_equal(
+		out.data,
+		"<db:result xmlns:db='jabber:server:dialback' from='a.test'>key</db:result>");
 	xml_buf_free(&out);
 	xml_free(&r);
 
 	struct xml_node *f = xml_new(XML_NS_STREAM, "features");
 	xml_add_child(xml_add_child(f, XML_NS_TLS, "starttls"), XML_NS_TLS, "required");
-	xml_serialize(f, &(struct xml_ctx){.default_ns = XML_NS_SERVER, .stream_prefix = true}, &out);
-	assert_string_equal(out.data, "<stream:features><starttls "
-				      "xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
-				      "</stream:features>");
+	xml_serialize(f, &(struct xml_ctx){.default_ns = XML_NS_SERVER, .stream_prefix = true},
+		      &out);
+	assert_string_equal(out.data,
+			    "<stream:features><starttls "
+			    "xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+			    "</stream:features>");
 	xml_buf_free(&out);
 	xml_free(&f);
 }

@@ -1,0 +1,335 @@
+#include "cli.h"
+
+#include "cmd.h"
+#include "conf.h"
+#include "control.h"
+#include "fg.h"
+#include "log.h"
+#include "policy_json.h"
+#include "store_sqlite.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct outcome {
+	int status;
+	json_t *body;
+};
+
+static void keep_reply(void *ud, int status, json_t *body)
+{
+	struct outcome *o = ud;
+	o->status = status;
+	o->body = body;
+}
+
+static void who_am_i(char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+	if (getpwuid_r(geteuid(), &pw, tmp, sizeof(tmp), &res) == 0 && res)
+		snprintf(buf, len, "%s", pw.pw_name);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)geteuid());
+}
+
+/* No daemon: the same command runs here, on the store itself. */
+static int run_local(const struct fg_conf *conf, const char *name, json_t *params, bool what_if,
+		     struct outcome *out)
+{
+	char err[600];
+	struct store_db *db = NULL;
+	if (store_db_open(conf->store_path, &db, err, sizeof(err)) != FG_OK) {
+		fprintf(stderr, "fedgate: %s\n", err);
+		return FG_ERR;
+	}
+	struct cmd_env env = {.conf = conf, .run = cmd_run_sync, .db = db};
+	if (cmd_env_load(&env, db, err, sizeof(err)) != FG_OK) {
+		fprintf(stderr, "fedgate: %s\n", err);
+		cmd_env_clear(&env);
+		store_db_close(&db);
+		return FG_ERR;
+	}
+	char who[64];
+	who_am_i(who, sizeof(who));
+	struct cmd_request req = {
+		.name = name, .params = params, .what_if = what_if, .who = who, .iface = "cli"};
+	cmd_exec(&env, &req, keep_reply, out);
+	cmd_env_clear(&env);
+	store_db_close(&db);
+	return FG_OK;
+}
+
+/* ---- rendering ---- */
+
+static const char *str_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_true(v))
+		return "true";
+	if (json_is_false(v))
+		return "false";
+	return "";
+}
+
+static void join_array(json_t *arr, const char *sep, char *buf, size_t len)
+{
+	size_t i;
+	json_t *v;
+	buf[0] = '\0';
+	json_array_foreach(arr, i, v)
+	{
+		size_t n = strlen(buf);
+		snprintf(buf + n, len - n, "%s%s", i ? sep : "", json_string_value(v));
+	}
+}
+
+static void print_partner(FILE *f, json_t *p)
+{
+	char doms[2048], methods[256];
+	join_array(json_object_get(p, "additional_domains"), ", ", doms, sizeof(doms));
+	join_array(json_object_get(p, "allowed_methods"), ", ", methods, sizeof(methods));
+	fprintf(f, "domain:             %s\n", str_of(p, "domain"));
+	fprintf(f, "description:        %s\n", str_of(p, "description"));
+	fprintf(f, "additional domains: %s\n", doms[0] ? doms : "-");
+	fprintf(f, "partner type:       %s\n", str_of(p, "partner_type"));
+	fprintf(f, "tls:                %s\n", str_of(p, "tls"));
+	fprintf(f, "sasl:               %s\n", str_of(p, "sasl"));
+	fprintf(f, "dialback:           %s\n", str_of(p, "dialback"));
+	fprintf(f, "keepalive:          %s\n", str_of(p, "keepalive"));
+	fprintf(f, "connection limit:   %lld%s\n",
+		(long long)json_integer_value(json_object_get(p, "connection_limit")),
+		json_is_true(json_object_get(p, "connection_limit_default")) ? " (gateway default)"
+									     : "");
+	const char *proxy = str_of(p, "proxy_fqdn");
+	fprintf(f, "proxy fqdn:         %s\n", proxy[0] ? proxy : "- (DNS SRV)");
+	fprintf(f, "allowed methods:    %s\n", methods[0] ? methods : "none");
+}
+
+static void print_partner_table(FILE *f, json_t *list)
+{
+	if (json_array_size(list) == 0) {
+		fprintf(f, "no partners: federation is off (add one with 'fedgate partner new')\n");
+		return;
+	}
+	fprintf(f, "%-28s %-17s %-13s %-13s %-8s %-9s %5s  %s\n", "DOMAIN", "TYPE", "TLS", "SASL",
+		"DIALBACK", "KEEPALIVE", "LIMIT", "METHODS");
+	size_t i;
+	json_t *p;
+	json_array_foreach(list, i, p)
+	{
+		char methods[256], doms[2048];
+		join_array(json_object_get(p, "allowed_methods"), ", ", methods, sizeof(methods));
+		join_array(json_object_get(p, "additional_domains"), ", ", doms, sizeof(doms));
+		fprintf(f, "%-28s %-17s %-13s %-13s %-8s %-9s %5lld  %s\n", str_of(p, "domain"),
+			str_of(p, "partner_type"), str_of(p, "tls"), str_of(p, "sasl"),
+			str_of(p, "dialback"), str_of(p, "keepalive"),
+			(long long)json_integer_value(json_object_get(p, "connection_limit")),
+			methods[0] ? methods : "none");
+		if (doms[0])
+			fprintf(f, "  + %s\n", doms);
+	}
+}
+
+static void print_gateway(FILE *f, json_t *g)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(g, key, v)
+	{
+		if (json_is_integer(v))
+			fprintf(f, "%-30s %lld\n", key, (long long)json_integer_value(v));
+		else
+			fprintf(f, "%-30s %s\n", key, str_of(g, key));
+	}
+}
+
+/* One line per changed field: "tls: required -> optional". */
+static void print_diff(FILE *f, json_t *before, json_t *after)
+{
+	json_t *keys = json_object();
+	const char *key;
+	json_t *v;
+	if (json_is_object(before))
+		json_object_foreach(before, key, v) json_object_set(keys, key, json_true());
+	if (json_is_object(after))
+		json_object_foreach(after, key, v) json_object_set(keys, key, json_true());
+	json_object_foreach(keys, key, v)
+	{
+		json_t *b = json_is_object(before) ? json_object_get(before, key) : NULL;
+		json_t *a = json_is_object(after) ? json_object_get(after, key) : NULL;
+		if (b && a && json_equal(a, b))
+			continue;
+		char *bs = b ? json_dumps(b, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("-");
+		char *as = a ? json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("-");
+		fprintf(f, "    %s: %s -> %s\n", key, bs, as);
+		free(bs);
+		free(as);
+	}
+	json_decref(keys);
+}
+
+static void print_audit(FILE *f, json_t *rows)
+{
+	size_t i;
+	json_t *r;
+	if (json_array_size(rows) == 0)
+		fprintf(f, "no changes recorded\n");
+	json_array_foreach(rows, i, r)
+	{
+		fprintf(f, "%s  %s via %s: %s %s\n", str_of(r, "at"), str_of(r, "who"),
+			str_of(r, "interface"), str_of(r, "action"), str_of(r, "target"));
+		print_diff(f, json_object_get(r, "before"), json_object_get(r, "after"));
+	}
+}
+
+static void render(const char *name, int status, json_t *body, bool as_json)
+{
+	json_t *result = json_object_get(body, "result");
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(body, "errors"), i, m)
+		fprintf(stderr, "error: %s\n", json_string_value(m));
+	json_array_foreach(json_object_get(body, "warnings"), i, m)
+		fprintf(stderr, "warning: %s\n", json_string_value(m));
+	if (strcmp(name, "partner export") == 0 || (as_json && result)) {
+		if (status == CMD_OK || strcmp(name, "partner export") != 0) {
+			json_dumpf(result, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+			fputc('\n', stdout);
+		}
+		return;
+	}
+	const char *msg = str_of(body, "message");
+	if (status != CMD_OK) {
+		if (msg[0])
+			fprintf(stderr, "%s\n", msg);
+		return;
+	}
+	if (strncmp(name, "partner ", 8) == 0 && json_is_object(result))
+		print_partner(stdout, result);
+	else if (strcmp(name, "partner get") == 0)
+		print_partner_table(stdout, result);
+	else if (strncmp(name, "gateway ", 8) == 0 && json_is_object(result))
+		print_gateway(stdout, result);
+	else if (strcmp(name, "audit") == 0)
+		print_audit(stdout, result);
+	if (msg[0])
+		printf("%s\n", msg);
+}
+
+/* ---- argv ---- */
+
+static int usage_error(const char *msg)
+{
+	fprintf(stderr, "fedgate: %s\n", msg);
+	return CMD_USAGE;
+}
+
+int cli_main(int argc, char **argv)
+{
+	const char *conf_path = NULL;
+	bool as_json = false, what_if = false;
+	char name[64];
+	int words = 1;
+	if (strcmp(argv[0], "audit") == 0) {
+		snprintf(name, sizeof(name), "audit");
+	} else {
+		if (argc < 2 || argv[1][0] == '-') {
+			fprintf(stderr, "fedgate: '%s' needs a subcommand (see 'fedgate help')\n",
+				argv[0]);
+			return CMD_USAGE;
+		}
+		snprintf(name, sizeof(name), "%s %s", argv[0], argv[1]);
+		words = 2;
+	}
+	const struct cmd_def *def = cmd_find(name);
+	if (!def) {
+		fprintf(stderr, "fedgate: unknown command '%s' (see 'fedgate help')\n", name);
+		return CMD_USAGE;
+	}
+	/* Front-end options are taken out; the rest goes to the table. */
+	char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+	int nrest = 0;
+	if (!rest)
+		return CMD_REFUSED;
+	for (int i = words; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			as_json = true;
+		} else if (strcmp(argv[i], "--what-if") == 0 || strcmp(argv[i], "--whatif") == 0) {
+			what_if = true;
+		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			if (i + 1 >= argc) {
+				free(rest);
+				return usage_error("-c needs a file");
+			}
+			conf_path = argv[++i];
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("fedgate %s: %s\n", def->name, def->summary);
+			for (const struct cmd_param *p = def->params; p->name; p++)
+				printf("  %-34s %s\n", p->flag ? p->flag : "ARG", p->help);
+			if (def->writes)
+				printf("  %-34s %s\n", "--what-if",
+				       "validate and show, save nothing");
+			printf("  %-34s %s\n", "--json", "output for scripts");
+			free(rest);
+			return CMD_OK;
+		} else {
+			rest[nrest++] = argv[i];
+		}
+	}
+	char err[600];
+	json_t *params = NULL;
+	if (cmd_parse_argv(def, nrest, rest, &params, err, sizeof(err)) != FG_OK) {
+		free(rest);
+		return usage_error(err);
+	}
+	free(rest);
+	if (what_if && !def->writes) {
+		json_decref(params);
+		return usage_error("--what-if is for commands that change something");
+	}
+	if (strcmp(def->name, "partner import") == 0) {
+		/* The file is read here, so the daemon needs no access to it. */
+		const char *file = json_string_value(json_object_get(params, "partners"));
+		json_error_t jerr;
+		json_t *doc = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr)
+						     : json_load_file(file, 0, &jerr);
+		if (!doc) {
+			fprintf(stderr, "fedgate: cannot read %s: %s (line %d, column %d)\n", file,
+				jerr.text, jerr.line, jerr.column);
+			json_decref(params);
+			return CMD_REFUSED;
+		}
+		json_object_set_new(params, "partners", doc);
+	}
+
+	struct fg_conf *conf = NULL;
+	if (conf_load(conf_default_path(conf_path), &conf, stderr) != FG_OK) {
+		fprintf(stderr, "fedgate: fix %s first (see 'fedgate check')\n",
+			conf_default_path(conf_path));
+		json_decref(params);
+		return CMD_REFUSED;
+	}
+	log_set_level(LOG_WARNING);
+	struct outcome out = {CMD_REFUSED, NULL};
+	int rc = control_call(conf->listen_control, def->name, params, what_if, &out.status,
+			      &out.body, err, sizeof(err));
+	if (rc == FG_NOTFOUND) {
+		if (run_local(conf, def->name, params, what_if, &out) != FG_OK)
+			out.status = CMD_REFUSED;
+	} else if (rc != FG_OK) {
+		fprintf(stderr, "fedgate: %s\n", err);
+		out.status = CMD_REFUSED;
+	}
+	if (out.body)
+		render(def->name, out.status, out.body, as_json);
+	json_decref(out.body);
+	json_decref(params);
+	conf_free(&conf);
+	return out.status;
+}

@@ -1,0 +1,1122 @@
+#include "cmd.h"
+
+#include "conf.h"
+#include "fg.h"
+#include "jid.h"
+#include "log.h"
+#include "policy_json.h"
+#include "store_sqlite.h"
+
+#include <ctype.h>
+#include <fnmatch.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ---- the table ---- */
+
+#define PARTNER_FIELDS                                                                       \
+	{"description", "--description", CP_STRING, false, "free text: notes, contacts"},    \
+		{"additional_domains", "--additional-domains", CP_LIST, false,               \
+		 "further domains of the partner, comma-separated"},                         \
+		{"partner_type", "--partner-type", CP_STRING, false,                         \
+		 "federated, public-verified or public-unverified"},                         \
+		{"tls", "--tls", CP_STRING, false, "required, optional or not-supported"},   \
+		{"sasl", "--sasl", CP_STRING, false, "required, optional or not-supported"}, \
+		{"dialback", "--dialback", CP_BOOL, false, "true or false"},                 \
+		{"keepalive", "--keepalive", CP_BOOL, false, "true or false"},               \
+		{"connection_limit", "--connection-limit", CP_UINT, false,                   \
+		 "most simultaneous streams; 0 = the gateway default"},                      \
+	{                                                                                    \
+		"proxy_fqdn", "--proxy-fqdn", CP_STRING, false,                              \
+			"host[:port] to connect to instead of DNS SRV"                       \
+	}
+
+static const struct cmd_param p_partner_new[] = {
+	{"domain", "--domain", CP_STRING, true, "the partner's primary domain"},
+	PARTNER_FIELDS,
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_partner_set[] = {
+	{"domain", NULL, CP_STRING, true, "the partner's primary domain"},
+	PARTNER_FIELDS,
+	{"add_domain", "--add-domain", CP_REPEAT, false, "add an additional domain"},
+	{"remove_domain", "--remove-domain", CP_REPEAT, false, "remove an additional domain"},
+	{"clear_domains", "--clear-domains", CP_FLAG, false, "remove every additional domain"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_partner_get[] = {
+	{"domain", NULL, CP_STRING, false, "one partner (primary or additional domain)"},
+	{"filter", "--filter", CP_STRING, false, "only domains matching this glob, e.g. '*.org'"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_domain_only[] = {
+	{"domain", NULL, CP_STRING, true, "the partner's primary domain"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_none[] = {
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_import[] = {
+	{"partners", NULL, CP_STRING, true, "a file written by 'partner export'"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_gateway_set[] = {
+	{"connection_limit", "--connection-limit", CP_UINT, false, "most s2s streams in all"},
+	{"partner_connection_limit", "--partner-connection-limit", CP_UINT, false,
+	 "default per-partner stream limit"},
+	{"keepalive_interval", "--keepalive-interval", CP_UINT, false, "seconds"},
+	{"stream_establishment_timeout", "--stream-establishment-timeout", CP_UINT, false,
+	 "seconds"},
+	{"stream_inactivity_timeout", "--stream-inactivity-timeout", CP_UINT, false, "seconds"},
+	{"subscription_refresh_interval", "--subscription-refresh-interval", CP_UINT, false,
+	 "seconds"},
+	{"log_message_bodies", "--log-message-bodies", CP_BOOL, false, "true or false"},
+	{"regenerate_dialback_secret", "--regenerate-dialback-secret", CP_FLAG, false,
+	 "make a new dialback secret (streams re-authenticate)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_audit[] = {
+	{"since", "--since", CP_STRING, false,
+	 "only changes since T: 2026-11-21, 2026-11-21T10:00:00Z, or an age such as 2h or 7d"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_def table[] = {
+	{"partner new", true, "create an XMPP federated partner", p_partner_new},
+	{"partner set", true, "change a partner", p_partner_set},
+	{"partner get", false, "show partners", p_partner_get},
+	{"partner remove", true, "remove a partner", p_domain_only},
+	{"partner export", false, "print every partner as JSON", p_none},
+	{"partner import", true, "replace every partner with those of a file", p_import},
+	{"gateway get", false, "show the gateway settings", p_none},
+	{"gateway set", true, "change gateway settings", p_gateway_set},
+	{"audit", false, "show the audit log of changes", p_audit},
+};
+
+const struct cmd_def *cmd_table(size_t *n)
+{
+	*n = FG_ARRAY_LEN(table);
+	return table;
+}
+
+const struct cmd_def *cmd_find(const char *name)
+{
+	for (size_t i = 0; i < FG_ARRAY_LEN(table); i++)
+		if (strcmp(table[i].name, name) == 0)
+			return &table[i];
+	return NULL;
+}
+
+/* ---- argv ---- */
+
+static const struct cmd_param *find_flag(const struct cmd_def *def, const char *flag, size_t len)
+{
+	for (const struct cmd_param *p = def->params; p->name; p++)
+		if (p->flag && strlen(p->flag) == len && strncmp(p->flag, flag, len) == 0)
+			return p;
+	return NULL;
+}
+
+int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **out, char *err,
+		   size_t errlen)
+{
+	json_t *params = json_object();
+	const struct cmd_param *pos = def->params;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2) == 0) {
+			const char *eq = strchr(a, '=');
+			size_t flen = eq ? (size_t)(eq - a) : strlen(a);
+			const struct cmd_param *p = find_flag(def, a, flen);
+			if (!p) {
+				snprintf(err, errlen,
+					 "%s: unknown option '%.*s' (see 'fedgate help')",
+					 def->name, (int)flen, a);
+				goto usage;
+			}
+			if (p->type == CP_FLAG) {
+				if (eq) {
+					snprintf(err, errlen, "%s: %s takes no value", def->name,
+						 p->flag);
+					goto usage;
+				}
+				json_object_set_new(params, p->name, json_true());
+				continue;
+			}
+			const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!val) {
+				snprintf(err, errlen, "%s: %s needs a value (%s)", def->name,
+					 p->flag, p->help);
+				goto usage;
+			}
+			if (p->type == CP_REPEAT) {
+				json_t *arr = json_object_get(params, p->name);
+				if (!arr) {
+					arr = json_array();
+					json_object_set_new(params, p->name, arr);
+				}
+				json_array_append_new(arr, json_string(val));
+			} else {
+				if (json_object_get(params, p->name)) {
+					snprintf(err, errlen, "%s: %s given twice", def->name,
+						 p->flag);
+					goto usage;
+				}
+				json_object_set_new(params, p->name, json_string(val));
+			}
+			continue;
+		}
+		while (pos->name && pos->flag)
+			pos++;
+		if (!pos->name) {
+			snprintf(err, errlen, "%s: unexpected argument '%.80s'", def->name, a);
+			goto usage;
+		}
+		json_object_set_new(params, pos->name, json_string(a));
+		pos++;
+	}
+	for (const struct cmd_param *p = def->params; p->name; p++) {
+		if (p->required && !json_object_get(params, p->name)) {
+			if (p->flag)
+				snprintf(err, errlen, "%s: %s is required (%s)", def->name, p->flag,
+					 p->help);
+			else
+				snprintf(err, errlen, "%s: the %s is required (%s)", def->name,
+					 strcmp(p->name, "partners") == 0 ? "FILE" : "DOMAIN",
+					 p->help);
+			goto usage;
+		}
+	}
+	*out = params;
+	return FG_OK;
+usage:
+	json_decref(params);
+	return FG_INVAL;
+}
+
+/* ---- replies ---- */
+
+static json_t *body_new(void)
+{
+	json_t *b = json_object();
+	json_object_set_new(b, "warnings", json_array());
+	json_object_set_new(b, "errors", json_array());
+	return b;
+}
+
+static void add_error(json_t *body, const char *msg)
+{
+	json_array_append_new(json_object_get(body, "errors"), json_string(msg));
+}
+
+static void add_verdict(json_t *body, const struct policy_verdict *v, const char *prefix)
+{
+	char buf[400];
+	for (size_t i = 0; i < v->nerrors; i++) {
+		snprintf(buf, sizeof(buf), "%s%s", prefix, v->errors[i]);
+		add_error(body, buf);
+	}
+	for (size_t i = 0; i < v->nwarnings; i++) {
+		snprintf(buf, sizeof(buf), "%s%s", prefix, v->warnings[i]);
+		json_array_append_new(json_object_get(body, "warnings"), json_string(buf));
+	}
+}
+
+static void reply_error(cmd_reply_fn reply, void *ud, int status, const char *msg)
+{
+	json_t *b = body_new();
+	add_error(b, msg);
+	reply(ud, status, b);
+}
+
+/* ---- transactions ---- */
+
+#define TXN_MAX_AUDIT 4
+
+struct cmd_txn {
+	struct cmd_env *env;
+	cmd_reply_fn reply;
+	void *reply_ud;
+	json_t *body; /* the reply when the commit succeeds */
+
+	struct store_op ops[2];
+	size_t nops;
+	struct audit_entry *audit;
+	size_t naudit;
+	char **strings; /* audit texts to free */
+	size_t nstrings;
+	const struct partner **list; /* REPLACE_PARTNERS */
+
+	/* What to install once committed. */
+	struct partner *put;	/* owned until installed */
+	char *removed;		/* primary domain */
+	struct policy *new_set; /* import */
+	struct gateway_settings new_gw;
+	bool gw_changed;
+	json_t *audit_rows; /* reads */
+	long long since_ms;
+};
+
+static struct cmd_txn *txn_new(struct cmd_env *env, cmd_reply_fn reply, void *ud)
+{
+	struct cmd_txn *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->env = env;
+	t->reply = reply;
+	t->reply_ud = ud;
+	t->body = body_new();
+	return t;
+}
+
+static void txn_free(struct cmd_txn *t)
+{
+	for (size_t i = 0; i < t->nstrings; i++)
+		free(t->strings[i]);
+	free(t->strings);
+	free(t->audit);
+	free(t->list);
+	partner_free(&t->put);
+	free(t->removed);
+	policy_free(&t->new_set);
+	gateway_clear(&t->new_gw);
+	json_decref(t->body);
+	json_decref(t->audit_rows);
+	free(t);
+}
+
+static char *txn_keep(struct cmd_txn *t, char *s)
+{
+	char **n = realloc(t->strings, (t->nstrings + 1) * sizeof(*n));
+	if (!n) {
+		free(s);
+		return NULL;
+	}
+	t->strings = n;
+	t->strings[t->nstrings++] = s;
+	return s;
+}
+
+static char *partner_text(const struct partner *p)
+{
+	if (!p)
+		return NULL;
+	json_t *j = policy_json_partner(p, NULL, false);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	return s;
+}
+
+static int txn_audit(struct cmd_txn *t, const struct cmd_request *req, const char *action,
+		     const char *target, char *before, char *after)
+{
+	struct audit_entry *n = realloc(t->audit, (t->naudit + 1) * sizeof(*n));
+	if (!n) {
+		free(before);
+		free(after);
+		return FG_NOMEM;
+	}
+	t->audit = n;
+	struct audit_entry *e = &t->audit[t->naudit++];
+	memset(e, 0, sizeof(*e));
+	e->who = txn_keep(t, strdup(req->who ? req->who : "unknown"));
+	e->iface = txn_keep(t, strdup(req->iface ? req->iface : "cli"));
+	e->action = txn_keep(t, strdup(action));
+	e->target = txn_keep(t, strdup(target));
+	e->before = before ? txn_keep(t, before) : NULL;
+	e->after = after ? txn_keep(t, after) : NULL;
+	return FG_OK;
+}
+
+static int job_commit(struct store_db *db, void *ud, char *err, size_t errlen)
+{
+	struct cmd_txn *t = ud;
+	return store_db_commit(db, t->ops, t->nops, t->audit, t->naudit, err, errlen);
+}
+
+static void done_commit(void *ud, int rc, const char *err)
+{
+	struct cmd_txn *t = ud;
+	struct cmd_env *env = t->env;
+	if (rc != FG_OK) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "the store refused the change, nothing was saved: %s",
+			 err && *err ? err : "unknown error");
+		json_object_set_new(t->body, "errors", json_array());
+		add_error(t->body, msg);
+		t->reply(t->reply_ud, CMD_REFUSED, json_incref(t->body));
+		txn_free(t);
+		return;
+	}
+	/* Installed only now: memory never runs ahead of the disk. */
+	if (t->put) {
+		const struct partner *old_p = policy_get(env->partners, t->put->domain);
+		struct partner *old_copy = old_p ? partner_clone(old_p) : NULL;
+		struct partner *p = t->put;
+		t->put = NULL;
+		char *domain = strdup(p->domain);
+		/* policy_put takes p even when it fails (out of memory); the
+		 * store then holds a change memory lacks until the next start. */
+		if (policy_put(env->partners, p) != FG_OK)
+			log_error("policy", "out of memory installing partner %s",
+				  domain ? domain : "?");
+		else if (env->partner_changed && domain)
+			env->partner_changed(env, old_copy, policy_get(env->partners, domain));
+		free(domain);
+		partner_free(&old_copy);
+	}
+	if (t->removed) {
+		const struct partner *old_p = policy_get(env->partners, t->removed);
+		struct partner *old_copy = old_p ? partner_clone(old_p) : NULL;
+		policy_remove(env->partners, t->removed);
+		if (env->partner_changed && old_copy)
+			env->partner_changed(env, old_copy, NULL);
+		partner_free(&old_copy);
+	}
+	if (t->new_set) {
+		struct policy *old_set = env->partners;
+		env->partners = t->new_set;
+		t->new_set = NULL;
+		if (env->partner_changed) {
+			for (size_t i = 0; i < policy_count(old_set); i++) {
+				const struct partner *o = policy_at(old_set, i);
+				const struct partner *n = policy_get(env->partners, o->domain);
+				if (!n || !partner_equal(o, n))
+					env->partner_changed(env, o, n);
+			}
+			for (size_t i = 0; i < policy_count(env->partners); i++) {
+				const struct partner *n = policy_at(env->partners, i);
+				if (!policy_get(old_set, n->domain))
+					env->partner_changed(env, NULL, n);
+			}
+		}
+		policy_free(&old_set);
+	}
+	if (t->gw_changed) {
+		gateway_clear(&env->gw);
+		env->gw = t->new_gw;
+		memset(&t->new_gw, 0, sizeof(t->new_gw));
+		if (env->gateway_changed)
+			env->gateway_changed(env);
+	}
+	t->reply(t->reply_ud, CMD_OK, json_incref(t->body));
+	txn_free(t);
+}
+
+static void txn_commit(struct cmd_txn *t)
+{
+	int rc = t->env->run(t->env, job_commit, done_commit, t);
+	if (rc != FG_OK)
+		done_commit(t, rc, "cannot queue the change");
+}
+
+/* ---- helpers ---- */
+
+static const char *param_str(json_t *params, const char *name)
+{
+	json_t *v = json_object_get(params, name);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static bool param_flag(json_t *params, const char *name)
+{
+	json_t *v = json_object_get(params, name);
+	if (json_is_true(v))
+		return true;
+	bool b = false;
+	if (json_is_string(v) && policy_parse_bool(json_string_value(v), &b) == FG_OK)
+		return b;
+	return false;
+}
+
+/* The partner whose primary domain is `name`, whatever its spelling. */
+static const struct partner *find_partner(struct cmd_env *env, const char *name, bool any)
+{
+	char *prep = NULL;
+	if (jid_domain_prep(name, strlen(name), &prep) != JID_OK)
+		return NULL;
+	const struct partner *p =
+		any ? policy_lookup(env->partners, prep) : policy_get(env->partners, prep);
+	free(prep);
+	return p;
+}
+
+static const struct domain_list *local_domains(struct cmd_env *env, struct domain_list *dl)
+{
+	if (!env->conf)
+		return NULL;
+	dl->v = env->conf->domains.v;
+	dl->n = env->conf->domains.n;
+	return dl;
+}
+
+static json_t *partner_result(struct cmd_env *env, const struct partner *p)
+{
+	return policy_json_partner(p, &env->gw, true);
+}
+
+/* ---- partner new / set ---- */
+
+static const char *const skip_set[] = {"domain", "add_domain", "remove_domain", "clear_domains",
+				       NULL};
+
+static void finish_partner_change(struct cmd_env *env, const struct cmd_request *req,
+				  struct partner *p, const struct partner *old, cmd_reply_fn reply,
+				  void *ud)
+{
+	struct policy_verdict v;
+	bool is_new = old == NULL;
+	struct domain_list dl;
+	int rc = policy_check(env->partners, p, is_new, local_domains(env, &dl), &v);
+	struct cmd_txn *t = txn_new(env, reply, ud);
+	if (!t) {
+		partner_free(&p);
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	add_verdict(t->body, &v, "");
+	json_object_set_new(t->body, "result", partner_result(env, p));
+	if (rc != FG_OK) {
+		json_object_set_new(t->body, "message", json_string("refused: nothing was saved"));
+		reply(ud, CMD_REFUSED, json_incref(t->body));
+		partner_free(&p);
+		txn_free(t);
+		return;
+	}
+	if (req->what_if) {
+		json_object_set_new(t->body, "what_if", json_true());
+		json_object_set_new(t->body, "message",
+				    json_string(is_new ? "what if: the partner would be created; "
+							 "nothing was saved"
+						       : "what if: the partner would be changed; "
+							 "nothing was saved"));
+		reply(ud, CMD_OK, json_incref(t->body));
+		partner_free(&p);
+		txn_free(t);
+		return;
+	}
+	if (old && partner_equal(old, p)) {
+		json_object_set_new(t->body, "message", json_string("no change"));
+		reply(ud, CMD_OK, json_incref(t->body));
+		partner_free(&p);
+		txn_free(t);
+		return;
+	}
+	t->put = p;
+	t->ops[t->nops++] = (struct store_op){.kind = STORE_PUT_PARTNER, .partner = p};
+	if (txn_audit(t, req, req->name, p->domain, partner_text(old), partner_text(p)) != FG_OK) {
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		txn_free(t);
+		return;
+	}
+	json_object_set_new(t->body, "message",
+			    json_string(is_new ? "partner created" : "partner changed"));
+	txn_commit(t);
+}
+
+static void cmd_partner_new(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			    void *ud)
+{
+	const char *domain = param_str(req->params, "domain");
+	struct partner *p = partner_new(domain ? domain : "");
+	if (!p) {
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	char err[400];
+	if (policy_json_apply(p, req->params, (const char *const[]){"domain", NULL}, err,
+			      sizeof(err)) != FG_OK) {
+		partner_free(&p);
+		reply_error(reply, ud, CMD_REFUSED, err);
+		return;
+	}
+	finish_partner_change(env, req, p, NULL, reply, ud);
+}
+
+static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			    void *ud)
+{
+	const char *domain = param_str(req->params, "domain");
+	const struct partner *old = domain ? find_partner(env, domain, false) : NULL;
+	char err[400];
+	if (!old) {
+		snprintf(err, sizeof(err),
+			 "no partner has the primary domain '%.200s' (see 'fedgate partner get')",
+			 domain ? domain : "");
+		reply_error(reply, ud, CMD_NOT_FOUND, err);
+		return;
+	}
+	struct partner *p = partner_clone(old);
+	if (!p) {
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	if (policy_json_apply(p, req->params, skip_set, err, sizeof(err)) != FG_OK)
+		goto refuse;
+	/* Order: clear, then remove, then add, whatever the flags' order. */
+	if (param_flag(req->params, "clear_domains"))
+		partner_clear_domains(p);
+	json_t *arr = json_object_get(req->params, "remove_domain");
+	size_t i;
+	json_t *d;
+	json_array_foreach(arr, i, d)
+	{
+		const char *name = json_string_value(d);
+		char *prep = NULL;
+		if (!name || jid_domain_prep(name, strlen(name), &prep) != JID_OK ||
+		    !partner_remove_domain(p, prep)) {
+			snprintf(err, sizeof(err),
+				 "remove_domain: %.200s is not an additional domain of %s",
+				 name ? name : "?", old->domain);
+			free(prep);
+			goto refuse;
+		}
+		free(prep);
+	}
+	arr = json_object_get(req->params, "add_domain");
+	json_array_foreach(arr, i, d)
+	{
+		if (!json_is_string(d) || partner_add_domain(p, json_string_value(d)) != FG_OK) {
+			snprintf(err, sizeof(err), "add_domain: give a domain name");
+			goto refuse;
+		}
+	}
+	finish_partner_change(env, req, p, old, reply, ud);
+	return;
+refuse:
+	partner_free(&p);
+	reply_error(reply, ud, CMD_REFUSED, err);
+}
+
+/* ---- partner get / remove / export / import ---- */
+
+static bool matches(const struct partner *p, const char *glob)
+{
+	if (fnmatch(glob, p->domain, FNM_CASEFOLD) == 0)
+		return true;
+	for (size_t i = 0; i < p->additional_domains.n; i++)
+		if (fnmatch(glob, p->additional_domains.v[i], FNM_CASEFOLD) == 0)
+			return true;
+	return false;
+}
+
+static void cmd_partner_get(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			    void *ud)
+{
+	const char *domain = param_str(req->params, "domain");
+	const char *filter = param_str(req->params, "filter");
+	json_t *b = body_new();
+	if (domain) {
+		const struct partner *p = find_partner(env, domain, true);
+		if (!p) {
+			char err[300];
+			snprintf(err, sizeof(err), "no partner has the domain '%.200s'", domain);
+			add_error(b, err);
+			reply(ud, CMD_NOT_FOUND, b);
+			return;
+		}
+		json_object_set_new(b, "result", partner_result(env, p));
+		reply(ud, CMD_OK, b);
+		return;
+	}
+	json_t *list = json_array();
+	for (size_t i = 0; i < policy_count(env->partners); i++) {
+		const struct partner *p = policy_at(env->partners, i);
+		if (!filter || matches(p, filter))
+			json_array_append_new(list, partner_result(env, p));
+	}
+	json_object_set_new(b, "result", list);
+	reply(ud, CMD_OK, b);
+}
+
+static void cmd_partner_remove(struct cmd_env *env, const struct cmd_request *req,
+			       cmd_reply_fn reply, void *ud)
+{
+	const char *domain = param_str(req->params, "domain");
+	const struct partner *old = domain ? find_partner(env, domain, false) : NULL;
+	if (!old) {
+		char err[300];
+		snprintf(err, sizeof(err), "no partner has the primary domain '%.200s'",
+			 domain ? domain : "");
+		reply_error(reply, ud, CMD_NOT_FOUND, err);
+		return;
+	}
+	struct cmd_txn *t = txn_new(env, reply, ud);
+	if (!t) {
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	json_object_set_new(t->body, "result", partner_result(env, old));
+	if (req->what_if) {
+		json_object_set_new(t->body, "what_if", json_true());
+		json_object_set_new(t->body, "message",
+				    json_string("what if: the partner would be "
+						"removed; nothing was saved"));
+		reply(ud, CMD_OK, json_incref(t->body));
+		txn_free(t);
+		return;
+	}
+	t->removed = strdup(old->domain);
+	t->ops[t->nops++] = (struct store_op){.kind = STORE_DELETE_PARTNER, .domain = t->removed};
+	txn_audit(t, req, req->name, old->domain, partner_text(old), NULL);
+	json_object_set_new(t->body, "message", json_string("partner removed"));
+	txn_commit(t);
+}
+
+static json_t *export_json(struct cmd_env *env)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < policy_count(env->partners); i++)
+		json_array_append_new(
+			list, policy_json_partner(policy_at(env->partners, i), NULL, false));
+	json_t *o = json_object();
+	json_object_set_new(o, "format", json_string("fedgate-partners"));
+	json_object_set_new(o, "version", json_integer(1));
+	json_object_set_new(o, "partners", list);
+	return o;
+}
+
+static void cmd_partner_export(struct cmd_env *env, const struct cmd_request *req,
+			       cmd_reply_fn reply, void *ud)
+{
+	(void)req;
+	json_t *b = body_new();
+	json_object_set_new(b, "result", export_json(env));
+	reply(ud, CMD_OK, b);
+}
+
+/* Moves v's warnings into `warned` (text -> domains); returns how many
+ * remain to print with the record (none). */
+static size_t group_warnings(json_t *warned, const struct policy_verdict *v, const char *domain)
+{
+	for (size_t k = 0; k < v->nwarnings; k++) {
+		json_t *names = json_object_get(warned, v->warnings[k]);
+		if (!names) {
+			names = json_array();
+			json_object_set_new(warned, v->warnings[k], names);
+		}
+		json_array_append_new(names, json_string(domain));
+	}
+	return 0;
+}
+
+static void emit_grouped_warnings(json_t *body, json_t *warned)
+{
+	const char *text;
+	json_t *names;
+	json_object_foreach(warned, text, names)
+	{
+		size_t n = json_array_size(names);
+		char who[400] = "";
+		size_t len = 0;
+		for (size_t k = 0; k < n && k < 3; k++)
+			len += (size_t)snprintf(who + len, sizeof(who) - len, "%s%s", k ? ", " : "",
+						json_string_value(json_array_get(names, k)));
+		if (n > 3)
+			snprintf(who + len, sizeof(who) - len, " and %zu more", n - 3);
+		char line[800];
+		snprintf(line, sizeof(line), "%zu partner%s (%s): %s", n, n == 1 ? "" : "s", who,
+			 text);
+		json_array_append_new(json_object_get(body, "warnings"), json_string(line));
+	}
+}
+
+static void cmd_partner_import(struct cmd_env *env, const struct cmd_request *req,
+			       cmd_reply_fn reply, void *ud)
+{
+	json_t *doc = json_object_get(req->params, "partners");
+	json_t *list = json_is_object(doc) ? json_object_get(doc, "partners") : doc;
+	char err[600];
+	if (!json_is_array(list)) {
+		reply_error(reply, ud, CMD_REFUSED,
+			    "import: the file holds no list of partners; give a file written by "
+			    "'fedgate partner export'");
+		return;
+	}
+	struct cmd_txn *t = txn_new(env, reply, ud);
+	if (!t || !(t->new_set = policy_new())) {
+		if (t)
+			txn_free(t);
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	size_t i;
+	json_t *rec;
+	bool refused = false;
+	json_t *warned = json_object(); /* warning text -> [domains] */
+	json_array_foreach(list, i, rec)
+	{
+		json_t *dj = json_is_object(rec) ? json_object_get(rec, "domain") : NULL;
+		const char *name = json_is_string(dj) ? json_string_value(dj) : "";
+		if (!*name) {
+			snprintf(err, sizeof(err),
+				 "record %zu: domain: missing; every partner needs "
+				 "its primary domain",
+				 i + 1);
+			add_error(t->body, err);
+			refused = true;
+			break;
+		}
+		struct partner *p = partner_new(name);
+		char why[400];
+		if (!p || policy_json_apply(p, rec, (const char *const[]){"domain", NULL}, why,
+					    sizeof(why)) != FG_OK) {
+			snprintf(err, sizeof(err), "record %zu (%.100s): %s", i + 1, name,
+				 p ? why : "out of memory");
+			add_error(t->body, err);
+			partner_free(&p);
+			refused = true;
+			break;
+		}
+		struct policy_verdict v;
+		struct domain_list dl;
+		int rc = policy_check(t->new_set, p, true, local_domains(env, &dl), &v);
+		char prefix[160];
+		snprintf(prefix, sizeof(prefix), "record %zu (%.100s): ", i + 1, name);
+		/* Errors stop the import; warnings are grouped by text below,
+		 * so a file of 4,000 partners does not print 4,000 lines. */
+		v.nwarnings = group_warnings(warned, &v, p->domain);
+		add_verdict(t->body, &v, prefix);
+		if (rc != FG_OK) {
+			partner_free(&p);
+			refused = true;
+			break;
+		}
+		policy_put(t->new_set, p);
+	}
+	emit_grouped_warnings(t->body, warned);
+	json_decref(warned);
+	if (refused) {
+		json_object_set_new(t->body, "message",
+				    json_string("import refused: nothing was saved"));
+		reply(ud, CMD_REFUSED, json_incref(t->body));
+		txn_free(t);
+		return;
+	}
+	size_t n = policy_count(t->new_set);
+	json_object_set_new(t->body, "result", json_integer((json_int_t)n));
+	if (req->what_if) {
+		json_object_set_new(t->body, "what_if", json_true());
+		json_object_set_new(t->body, "message",
+				    json_string("what if: the partners would be replaced; nothing "
+						"was saved"));
+		reply(ud, CMD_OK, json_incref(t->body));
+		txn_free(t);
+		return;
+	}
+	t->list = calloc(n ? n : 1, sizeof(*t->list));
+	for (size_t k = 0; k < n && t->list; k++)
+		t->list[k] = policy_at(t->new_set, k);
+	t->ops[t->nops++] = (struct store_op){
+		.kind = STORE_REPLACE_PARTNERS, .partners = t->list, .npartners = n};
+	/* One audit row for every partner the import creates, changes or
+	 * removes, so the log answers "what happened to fabrikam.test". */
+	for (size_t k = 0; k < policy_count(env->partners); k++) {
+		const struct partner *o = policy_at(env->partners, k);
+		const struct partner *nw = policy_get(t->new_set, o->domain);
+		if (!nw || !partner_equal(o, nw))
+			txn_audit(t, req, req->name, o->domain, partner_text(o), partner_text(nw));
+	}
+	for (size_t k = 0; k < n; k++) {
+		const struct partner *nw = policy_at(t->new_set, k);
+		if (!policy_get(env->partners, nw->domain))
+			txn_audit(t, req, req->name, nw->domain, NULL, partner_text(nw));
+	}
+	snprintf(err, sizeof(err), "imported %zu partners", n);
+	json_object_set_new(t->body, "message", json_string(err));
+	txn_commit(t);
+}
+
+/* ---- gateway ---- */
+
+static json_t *gateway_audit_json(const struct gateway_settings *gw)
+{
+	return policy_json_gateway(gw);
+}
+
+static int new_secret(char **out)
+{
+	unsigned char rnd[32];
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return FG_ERR;
+	char *hex = malloc(2 * sizeof(rnd) + 1);
+	if (!hex)
+		return FG_NOMEM;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	*out = hex;
+	return FG_OK;
+}
+
+static void cmd_gateway_get(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			    void *ud)
+{
+	(void)req;
+	json_t *b = body_new();
+	json_object_set_new(b, "result", policy_json_gateway(&env->gw));
+	reply(ud, CMD_OK, b);
+}
+
+static void cmd_gateway_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			    void *ud)
+{
+	struct cmd_txn *t = txn_new(env, reply, ud);
+	char err[600];
+	if (!t || gateway_copy(&t->new_gw, &env->gw) != FG_OK) {
+		if (t)
+			txn_free(t);
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	bool regen = param_flag(req->params, "regenerate_dialback_secret");
+	if (policy_json_apply_gateway(
+		    &t->new_gw, req->params,
+		    (const char *const[]){"regenerate_dialback_secret", "dialback_secret", NULL},
+		    err, sizeof(err)) != FG_OK) {
+		txn_free(t);
+		reply_error(reply, ud, CMD_REFUSED, err);
+		return;
+	}
+	if (regen) {
+		char *s = NULL;
+		if (new_secret(&s) != FG_OK) {
+			txn_free(t);
+			reply_error(reply, ud, CMD_REFUSED, "cannot make a random secret");
+			return;
+		}
+		free(t->new_gw.dialback_secret);
+		t->new_gw.dialback_secret = s;
+	}
+	struct policy_verdict v;
+	int rc = gateway_check(&t->new_gw, &v);
+	add_verdict(t->body, &v, "");
+	json_object_set_new(t->body, "result", policy_json_gateway(&t->new_gw));
+	if (rc != FG_OK) {
+		json_object_set_new(t->body, "message", json_string("refused: nothing was saved"));
+		reply(ud, CMD_REFUSED, json_incref(t->body));
+		txn_free(t);
+		return;
+	}
+	if (req->what_if) {
+		json_object_set_new(t->body, "what_if", json_true());
+		json_object_set_new(t->body, "message",
+				    json_string("what if: the settings would be changed; nothing "
+						"was saved"));
+		reply(ud, CMD_OK, json_incref(t->body));
+		txn_free(t);
+		return;
+	}
+	t->gw_changed = true;
+	t->ops[t->nops++] = (struct store_op){.kind = STORE_PUT_GATEWAY, .gw = &t->new_gw};
+	json_t *bj = gateway_audit_json(&env->gw), *aj = gateway_audit_json(&t->new_gw);
+	if (regen)
+		json_object_set_new(aj, "dialback_secret", json_string("(regenerated)"));
+	txn_audit(t, req, req->name, "gateway", json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS),
+		  json_dumps(aj, JSON_COMPACT | JSON_SORT_KEYS));
+	json_decref(bj);
+	json_decref(aj);
+	json_object_set_new(t->body, "message", json_string("gateway settings changed"));
+	txn_commit(t);
+}
+
+/* ---- audit ---- */
+
+/* "2026-11-21", "2026-11-21T10:00:00Z", "2h", "7d", "30m" -> ms since the
+ * epoch; -1 when malformed. */
+static long long parse_since(const char *s)
+{
+	char *end;
+	if (*s >= '0' && *s <= '9') {
+		long v = strtol(s, &end, 10);
+		long mult = 0;
+		if (end != s && end[0] && !end[1]) {
+			switch (end[0]) {
+			case 's': mult = 1; break;
+			case 'm': mult = 60; break;
+			case 'h': mult = 3600; break;
+			case 'd': mult = 86400; break;
+			}
+			if (mult)
+				return ((long long)time(NULL) - (long long)v * mult) * 1000;
+		}
+	}
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *rest = strptime(s, "%Y-%m-%d", &tm);
+	if (!rest)
+		return -1;
+	if (*rest == 'T' || *rest == ' ') {
+		rest = strptime(rest + 1, "%H:%M:%S", &tm);
+		if (!rest)
+			return -1;
+		if (*rest == 'Z')
+			rest++;
+	}
+	if (*rest)
+		return -1;
+	return (long long)timegm(&tm) * 1000;
+}
+
+static int audit_row(void *ud, long long id, const struct audit_entry *e)
+{
+	json_t *rows = ud;
+	json_t *r = json_object();
+	char when[40];
+	time_t secs = (time_t)(e->at_ms / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(e->at_ms % 1000));
+	json_object_set_new(r, "id", json_integer(id));
+	json_object_set_new(r, "at", json_string(when));
+	json_object_set_new(r, "who", json_string(e->who));
+	json_object_set_new(r, "interface", json_string(e->iface));
+	json_object_set_new(r, "action", json_string(e->action));
+	json_object_set_new(r, "target", json_string(e->target));
+	json_object_set_new(r, "before", e->before ? json_loads(e->before, 0, NULL) : json_null());
+	json_object_set_new(r, "after", e->after ? json_loads(e->after, 0, NULL) : json_null());
+	json_array_append_new(rows, r);
+	return 0;
+}
+
+static int job_audit(struct store_db *db, void *ud, char *err, size_t errlen)
+{
+	struct cmd_txn *t = ud;
+	return store_db_audit(db, t->since_ms, audit_row, t->audit_rows, err, errlen);
+}
+
+static void done_audit(void *ud, int rc, const char *err)
+{
+	struct cmd_txn *t = ud;
+	if (rc != FG_OK) {
+		add_error(t->body, err && *err ? err : "cannot read the audit log");
+		t->reply(t->reply_ud, CMD_REFUSED, json_incref(t->body));
+	} else {
+		json_object_set(t->body, "result", t->audit_rows);
+		t->reply(t->reply_ud, CMD_OK, json_incref(t->body));
+	}
+	txn_free(t);
+}
+
+static void cmd_audit(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud)
+{
+	const char *since = param_str(req->params, "since");
+	long long since_ms = 0;
+	if (since && (since_ms = parse_since(since)) < 0) {
+		reply_error(reply, ud, CMD_USAGE,
+			    "audit: --since takes a date (2026-11-21), a time "
+			    "(2026-11-21T10:00:00Z) or an age (30m, 2h, 7d)");
+		return;
+	}
+	struct cmd_txn *t = txn_new(env, reply, ud);
+	if (!t) {
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	t->audit_rows = json_array();
+	t->since_ms = since_ms;
+	if (env->run(env, job_audit, done_audit, t) != FG_OK)
+		done_audit(t, FG_ERR, "cannot queue the read");
+}
+
+/* ---- dispatch ---- */
+
+typedef void (*cmd_handler)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			    void *ud);
+
+static const struct {
+	const char *name;
+	cmd_handler fn;
+} handlers[] = {
+	{"partner new", cmd_partner_new},
+	{"partner set", cmd_partner_set},
+	{"partner get", cmd_partner_get},
+	{"partner remove", cmd_partner_remove},
+	{"partner export", cmd_partner_export},
+	{"partner import", cmd_partner_import},
+	{"gateway get", cmd_gateway_get},
+	{"gateway set", cmd_gateway_set},
+	{"audit", cmd_audit},
+};
+
+void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)
+{
+	const struct cmd_def *def = cmd_find(req->name ? req->name : "");
+	char err[300];
+	if (!def) {
+		snprintf(err, sizeof(err), "unknown command '%.100s'", req->name ? req->name : "");
+		reply_error(reply, ud, CMD_USAGE, err);
+		return;
+	}
+	if (def->writes && req->read_only) {
+		snprintf(err, sizeof(err), "%s changes the configuration; your role may only read",
+			 def->name);
+		reply_error(reply, ud, CMD_REFUSED, err);
+		return;
+	}
+	if (!json_is_object(req->params)) {
+		reply_error(reply, ud, CMD_USAGE, "the parameters must be a JSON object");
+		return;
+	}
+	for (size_t i = 0; i < FG_ARRAY_LEN(handlers); i++) {
+		if (strcmp(handlers[i].name, def->name) == 0) {
+			handlers[i].fn(env, req, reply, ud);
+			return;
+		}
+	}
+	reply_error(reply, ud, CMD_USAGE, "command without a handler");
+}
+
+/* ---- env ---- */
+
+int cmd_run_sync(struct cmd_env *env, cmd_store_job job, cmd_store_done done, void *ud)
+{
+	char err[512] = "";
+	int rc = job(env->db, ud, err, sizeof(err));
+	done(ud, rc, err);
+	return FG_OK;
+}
+
+int cmd_env_load(struct cmd_env *env, struct store_db *db, char *err, size_t errlen)
+{
+	gateway_defaults(&env->gw);
+	if (store_db_load(db, &env->partners, &env->gw, err, errlen) != FG_OK)
+		return FG_ERR;
+	if (env->gw.dialback_secret)
+		return FG_OK;
+	/* SPEC §3: generated at first start if unset, never printed. */
+	if (new_secret(&env->gw.dialback_secret) != FG_OK) {
+		snprintf(err, errlen, "cannot make a random dialback secret");
+		return FG_ERR;
+	}
+	struct store_op op = {.kind = STORE_PUT_GATEWAY, .gw = &env->gw};
+	json_t *after = policy_json_gateway(&env->gw);
+	char *text = json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS);
+	struct audit_entry a = {.who = "fedgate",
+				.iface = "startup",
+				.action = "gateway set",
+				.target = "gateway",
+				.after = text};
+	int rc = store_db_commit(db, &op, 1, &a, 1, err, errlen);
+	free(text);
+	json_decref(after);
+	return rc;
+}
+
+void cmd_env_clear(struct cmd_env *env)
+{
+	policy_free(&env->partners);
+	gateway_clear(&env->gw);
+}

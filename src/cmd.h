@@ -1,0 +1,108 @@
+/* The command layer: one table of commands shared by the CLI, the control
+ * socket and (later) the HTTP API, so validation and messages are the same
+ * whichever way an admin comes in.
+ *
+ * A command takes its parameters as a JSON object (the CLI turns argv into
+ * one with the same table) and answers with an exit status and a JSON body:
+ *   {"result": ..., "warnings": [...], "errors": [...], "message": "...",
+ *    "what_if": true}
+ * Status: 0 done, 1 refused by validation (nothing saved), 2 usage error,
+ * 3 not found. */
+#ifndef FG_CMD_H
+#define FG_CMD_H
+
+#include "policy.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+enum { CMD_OK = 0, CMD_REFUSED = 1, CMD_USAGE = 2, CMD_NOT_FOUND = 3 };
+
+struct fg_conf;
+struct store_db;
+struct cmd_env;
+
+/* A change ready to be made durable: the store ops and audit entries of
+ * one transaction, and the in-memory state to install once it commits. */
+struct cmd_txn;
+
+/* Runs the job of a txn or a read against the store: synchronously in the
+ * CLI (no daemon), on the store thread in the daemon. The runner calls
+ * done(txn_ud, rc, err) when finished, on the caller's thread. */
+typedef int (*cmd_store_job)(struct store_db *db, void *ud, char *err, size_t errlen);
+typedef void (*cmd_store_done)(void *ud, int rc, const char *err);
+typedef int (*cmd_run_fn)(struct cmd_env *env, cmd_store_job job, cmd_store_done done, void *ud);
+
+/* What commands run against. The env owns partners and gw. */
+struct cmd_env {
+	struct policy *partners;
+	struct gateway_settings gw;
+	const struct fg_conf *conf;
+	cmd_run_fn run;
+	/* After a change is committed and installed: the daemon logs what it
+	 * applies and closes streams that no longer match. NULL in the CLI.
+	 * old/new are NULL for a partner that did not exist / was removed. */
+	void (*partner_changed)(struct cmd_env *env, const struct partner *old,
+				const struct partner *new_p);
+	void (*gateway_changed)(struct cmd_env *env);
+	void *ud;
+	struct store_db *db; /* for the synchronous runner */
+};
+
+struct cmd_request {
+	const char *name; /* "partner new" */
+	json_t *params;	  /* borrowed */
+	bool what_if;
+	const char *who;   /* OS user or admin account */
+	const char *iface; /* "cli", "api", "web" */
+	bool read_only;	   /* the caller may only read (viewer role) */
+};
+
+typedef void (*cmd_reply_fn)(void *ud, int status, json_t *body /* owned by the callee */);
+
+/* Runs a command; reply is called exactly once, maybe before this returns. */
+void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud);
+
+/* ---- the table, for front-ends ---- */
+
+enum cmd_param_type {
+	CP_STRING, /* --x VALUE */
+	CP_BOOL,   /* --x true|false|$true|... */
+	CP_UINT,   /* --x N */
+	CP_LIST,   /* --x a,b,c  -> JSON array */
+	CP_REPEAT, /* --x A --x B -> JSON array */
+	CP_FLAG,   /* --x        -> true */
+};
+
+struct cmd_param {
+	const char *name; /* JSON key, "additional_domains" */
+	const char *flag; /* "--additional-domains"; NULL for a positional one */
+	enum cmd_param_type type;
+	bool required;
+	const char *help;
+};
+
+struct cmd_def {
+	const char *name; /* "partner new" */
+	bool writes;
+	const char *summary;
+	const struct cmd_param *params; /* terminated by name == NULL */
+};
+
+const struct cmd_def *cmd_find(const char *name);
+const struct cmd_def *cmd_table(size_t *n);
+/* argv after the command words ("--domain", "x", ...) -> params object.
+ * Unknown flags and missing values are usage errors (FG_INVAL, err set);
+ * front-end flags the caller handles (--json, --what-if) must be removed
+ * first. */
+int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **params, char *err,
+		   size_t errlen);
+
+/* Loads partners and settings from db into a fresh env (CLI and daemon
+ * start), generating the dialback secret if none was saved yet. */
+int cmd_env_load(struct cmd_env *env, struct store_db *db, char *err, size_t errlen);
+void cmd_env_clear(struct cmd_env *env);
+/* The synchronous runner (CLI without a daemon). */
+int cmd_run_sync(struct cmd_env *env, cmd_store_job job, cmd_store_done done, void *ud);
+
+#endif

@@ -1,0 +1,31 @@
+/* The control socket: the CLI's way into a running daemon. One JSON request
+ * per connection, one JSON reply, then close:
+ *   -> {"command": "partner set", "params": {...}, "what_if": false}
+ *   <- {"status": 0, "body": {...}}
+ * The caller's identity comes from the socket (SO_PEERCRED), never from
+ * the request. The socket is owner and group only (0660). */
+#ifndef FG_CONTROL_H
+#define FG_CONTROL_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stddef.h>
+
+struct cmd_env;
+struct control;
+
+/* Listens on path. A stale socket file (nobody answers) is replaced; one a
+ * running daemon answers on is an error. */
+struct control *control_start(struct event_base *base, const char *path, struct cmd_env *env,
+			      char *err, size_t errlen);
+/* Stops listening and removes the socket file. Requests under way still
+ * get their replies if the loop runs on. Accepts NULL, clears the pointer. */
+void control_stop(struct control **c);
+
+/* Client side. Returns FG_OK with *status and *body (owned by the caller)
+ * when the daemon answered, FG_NOTFOUND when no daemon listens on path,
+ * FG_ERR with err set when it listens but the exchange failed. */
+int control_call(const char *path, const char *command, json_t *params, int what_if, int *status,
+		 json_t **body, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,32 @@
+/* Partners and gateway settings as JSON: the form of `--json` output, the
+ * HTTP API, export and import. Secrets never leave in it. */
+#ifndef FG_POLICY_JSON_H
+#define FG_POLICY_JSON_H
+
+#include "policy.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* The record's fields; with `derived`, also allowed_methods (names in
+ * preference order), warnings (SPEC §2) and connection_limit_default. The
+ * effective connection_limit is printed; gw may be NULL (then 0 stays 0). */
+json_t *policy_json_partner(const struct partner *p, const struct gateway_settings *gw,
+			    bool derived);
+/* Sets the fields present in obj on p. Values may be JSON-typed or strings
+ * (as the CLI sends them), accepted in kebab or Lync spelling. Keys in
+ * `skip` (NULL-terminated) are ignored; derived keys (allowed_methods,
+ * warnings, connection_limit_default) are ignored too; any other unknown key
+ * is an error. On error returns FG_INVAL and a sentence naming the field. */
+int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, char *err,
+		      size_t errlen);
+
+/* Gateway settings; the dialback secret shows only as "(set)" / "(unset)". */
+json_t *policy_json_gateway(const struct gateway_settings *gw);
+int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const char *const *skip,
+			      char *err, size_t errlen);
+
+/* Warnings of the matrix alone (no set, no domain checks) into v. */
+void policy_json_matrix_verdict(const struct partner *p, struct policy_verdict *v);
+
+#endif

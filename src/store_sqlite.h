@@ -1,0 +1,77 @@
+/* The SQLite store, synchronous: partners, gateway settings, admin accounts,
+ * the audit log. Used directly by the CLI when no daemon runs, and by the
+ * daemon only from its store thread (store.c). */
+#ifndef FG_STORE_SQLITE_H
+#define FG_STORE_SQLITE_H
+
+#include "policy.h"
+
+#include <stddef.h>
+
+struct store_db;
+
+/* Opens (creating if needed) the database at path: WAL mode, synchronous
+ * FULL, foreign keys on, busy timeout, then runs the numbered migrations up
+ * to the current schema (PRAGMA user_version). On failure returns FG_ERR
+ * and a sentence an admin can act on in err. A database whose
+ * user_version is newer than this program knows is refused. */
+int store_db_open(const char *path, struct store_db **out, char *err, size_t errlen);
+void store_db_close(struct store_db **db);
+int store_db_schema_version(struct store_db *db);
+/* The schema version this program migrates to (the number of migrations). */
+int store_db_schema_latest(void);
+
+/* Loads every partner into a new set (policy_new + policy_put) and the
+ * gateway settings (defaults for keys never saved; dialback_secret NULL
+ * when never set), both from one snapshot. Either may be NULL to load only
+ * the other. A row this program cannot read fails the load (FG_INVAL) with
+ * a message naming it; on failure *partners is NULL and *gw the defaults. */
+int store_db_load(struct store_db *db, struct policy **partners, struct gateway_settings *gw,
+		  char *err, size_t errlen);
+
+/* One change; a commit applies a list of them in one transaction. */
+enum store_op_kind {
+	STORE_PUT_PARTNER,	/* insert or replace by primary domain */
+	STORE_DELETE_PARTNER,	/* by primary domain */
+	STORE_REPLACE_PARTNERS, /* delete all partners, insert these (import) */
+	STORE_PUT_GATEWAY,	/* every gateway setting */
+};
+
+struct store_op {
+	enum store_op_kind kind;
+	const struct partner *partner;	       /* PUT_PARTNER */
+	const char *domain;		       /* DELETE_PARTNER */
+	const struct partner *const *partners; /* REPLACE_PARTNERS */
+	size_t npartners;
+	const struct gateway_settings *gw; /* PUT_GATEWAY */
+};
+
+/* An audit record: written in the same transaction as the change it
+ * describes. before/after are JSON texts (NULL when there is none) that
+ * must not hold secrets; the caller redacts them. */
+struct audit_entry {
+	long long at_ms;    /* 0 = now */
+	const char *who;    /* OS user ("root") or admin account */
+	const char *iface;  /* "cli", "control", "api", "web", "import" */
+	const char *action; /* "partner new", "partner set", "gateway set", ... */
+	const char *target; /* "fabrikam.test", "gateway" */
+	const char *before;
+	const char *after;
+};
+
+/* All ops and audit entries in one transaction: on any failure nothing of
+ * it is kept (ROLLBACK) and err says why. A crash or kill -9 at any point
+ * leaves the old or the new state, never a mix. Returns FG_OK; FG_INVAL
+ * when the change conflicts with the stored data (a domain of another
+ * partner, a duplicate); FG_NOTFOUND when DELETE_PARTNER names no partner;
+ * FG_NOMEM; FG_ERR for anything else (I/O, busy). */
+int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops,
+		    const struct audit_entry *audit, size_t naudit, char *err, size_t errlen);
+
+/* Audit rows at or after since_ms (0 = all), oldest first; strings are
+ * valid during the callback only. Return non-zero from cb to stop. */
+typedef int (*store_audit_cb)(void *ud, long long id, const struct audit_entry *e);
+int store_db_audit(struct store_db *db, long long since_ms, store_audit_cb cb, void *ud, char *err,
+		   size_t errlen);
+
+#endif
