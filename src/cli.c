@@ -65,16 +65,12 @@ static int run_local(const struct fg_conf *conf, const char *name, json_t *param
 
 /* ---- rendering ---- */
 
+/* Valid until the next call: fields are printed one at a time. */
 static const char *str_of(json_t *o, const char *key)
 {
-	json_t *v = json_object_get(o, key);
-	if (json_is_string(v))
-		return json_string_value(v);
-	if (json_is_true(v))
-		return "true";
-	if (json_is_false(v))
-		return "false";
-	return "";
+	static char num[32];
+	const char *s = policy_json_text(json_object_get(o, key), num, sizeof(num));
+	return s ? s : "";
 }
 
 static void join_array(json_t *arr, const char *sep, char *buf, size_t len)

@@ -255,7 +255,8 @@ struct cmd_txn {
 	struct audit_entry *audit;
 	size_t naudit;
 	char **strings; /* audit texts to free */
-	size_t nstrings;
+	size_t nstrings, cap_strings;
+	size_t cap_audit;
 	const struct partner **list; /* REPLACE_PARTNERS */
 
 	/* What to install once committed. */
@@ -296,14 +297,28 @@ static void txn_free(struct cmd_txn *t)
 	free(t);
 }
 
+/* arr with room for at least n + 1 elements of size sz (doubling, so an
+ * import that audits 40,000 partners does not reallocate 40,000 times);
+ * NULL when out of memory, arr then unchanged. */
+static void *grow(void *arr, size_t *cap, size_t n, size_t sz)
+{
+	if (n < *cap)
+		return arr;
+	size_t ncap = *cap ? *cap * 2 : 16;
+	void *na = realloc(arr, ncap * sz);
+	if (na)
+		*cap = ncap;
+	return na;
+}
+
 static char *txn_keep(struct cmd_txn *t, char *s)
 {
-	char **n = realloc(t->strings, (t->nstrings + 1) * sizeof(*n));
-	if (!n) {
+	char **v = s ? grow(t->strings, &t->cap_strings, t->nstrings, sizeof(*v)) : NULL;
+	if (!v) {
 		free(s);
 		return NULL;
 	}
-	t->strings = n;
+	t->strings = v;
 	t->strings[t->nstrings++] = s;
 	return s;
 }
@@ -321,13 +336,13 @@ static char *partner_text(const struct partner *p)
 static int txn_audit(struct cmd_txn *t, const struct cmd_request *req, const char *action,
 		     const char *target, char *before, char *after)
 {
-	struct audit_entry *n = realloc(t->audit, (t->naudit + 1) * sizeof(*n));
-	if (!n) {
+	struct audit_entry *v = grow(t->audit, &t->cap_audit, t->naudit, sizeof(*v));
+	if (!v) {
 		free(before);
 		free(after);
 		return FG_NOMEM;
 	}
-	t->audit = n;
+	t->audit = v;
 	struct audit_entry *e = &t->audit[t->naudit++];
 	memset(e, 0, sizeof(*e));
 	e->who = txn_keep(t, strdup(req->who ? req->who : "unknown"));

@@ -72,7 +72,7 @@ json_t *policy_json_partner(const struct partner *p, const struct gateway_settin
 }
 
 /* The value as text, whether JSON gave a string, a boolean or a number. */
-static const char *value_text(json_t *v, char *buf, size_t len)
+const char *policy_json_text(json_t *v, char *buf, size_t len)
 {
 	if (json_is_string(v))
 		return json_string_value(v);
@@ -166,7 +166,7 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 	{
 		if (in_list(key, skip) || in_list(key, derived_keys))
 			continue;
-		const char *s = value_text(v, num, sizeof(num));
+		const char *s = policy_json_text(v, num, sizeof(num));
 		if (strcmp(key, "additional_domains") == 0) {
 			int rc = apply_domains(p, v, err, errlen);
 			if (rc != FG_OK)
@@ -281,7 +281,7 @@ int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const ch
 	{
 		if (in_list(key, skip))
 			continue;
-		const char *s = value_text(v, num, sizeof(num));
+		const char *s = policy_json_text(v, num, sizeof(num));
 		if (!s) {
 			snprintf(err, errlen, "%s: the value must be a string, number or boolean",
 				 key);

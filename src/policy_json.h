@@ -26,6 +26,10 @@ json_t *policy_json_gateway(const struct gateway_settings *gw);
 int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const char *const *skip,
 			      char *err, size_t errlen);
 
+/* A JSON scalar as text: strings as they are, booleans as "true"/"false",
+ * integers in decimal (written into buf); NULL for anything else. */
+const char *policy_json_text(json_t *v, char *buf, size_t len);
+
 /* Warnings of the matrix alone (no set, no domain checks) into v. */
 void policy_json_matrix_verdict(const struct partner *p, struct policy_verdict *v);
 
