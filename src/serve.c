@@ -76,7 +76,8 @@ static int run_on_store(struct cmd_env *env, cmd_store_job job, cmd_store_done d
 	return store_submit(srv->store, job, done, ud);
 }
 
-static void describe_partner(const struct partner *p, char *buf, size_t len)
+static void describe_partner(const struct partner *p, const struct gateway_settings *gw, char *buf,
+			     size_t len)
 {
 	char methods[128];
 	policy_methods_string(policy_allowed_methods(p), methods, sizeof(methods));
@@ -86,7 +87,7 @@ static void describe_partner(const struct partner *p, char *buf, size_t len)
 		"allowed methods: %s; additional domains:",
 		policy_partner_type_name(p->type), policy_negotiation_name(p->tls),
 		policy_negotiation_name(p->sasl), p->dialback ? "true" : "false",
-		p->keepalive ? "true" : "false", p->connection_limit,
+		p->keepalive ? "true" : "false", partner_connection_limit(p, gw),
 		p->proxy_fqdn && *p->proxy_fqdn ? p->proxy_fqdn : "-", methods);
 	for (size_t i = 0; i < p->additional_domains.n && n < len; i++)
 		n += (size_t)snprintf(buf + n, len - n, " %s", p->additional_domains.v[i]);
@@ -114,7 +115,7 @@ static void on_partner_changed(struct cmd_env *env, const struct partner *old,
 	struct server *srv = env->ud;
 	char desc[1024];
 	if (new_p) {
-		describe_partner(new_p, desc, sizeof(desc));
+		describe_partner(new_p, &env->gw, desc, sizeof(desc));
 		log_info("policy", "applying partner %s: %s", new_p->domain, desc);
 	} else if (old) {
 		log_info("policy", "partner %s removed: it no longer federates", old->domain);
@@ -176,7 +177,7 @@ static int open_store(struct server *srv)
 	for (size_t i = 0; i < policy_count(srv->env.partners); i++) {
 		char desc[1024];
 		const struct partner *p = policy_at(srv->env.partners, i);
-		describe_partner(p, desc, sizeof(desc));
+		describe_partner(p, &srv->env.gw, desc, sizeof(desc));
 		log_info("policy", "partner %s: %s", p->domain, desc);
 	}
 	srv->control =
