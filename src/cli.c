@@ -107,8 +107,12 @@ static void print_partner(FILE *f, json_t *p)
 	fprintf(f, "allowed methods:    %s\n", methods[0] ? methods : "none");
 }
 
-static void print_partner_table(FILE *f, json_t *list)
+static void print_partner_table(FILE *f, json_t *list, const char *filter)
 {
+	if (json_array_size(list) == 0 && filter) {
+		fprintf(f, "no partner has a domain matching '%s'\n", filter);
+		return;
+	}
 	if (json_array_size(list) == 0) {
 		fprintf(f, "no partners: federation is off (add one with 'fedgate partner new')\n");
 		return;
@@ -184,7 +188,7 @@ static void print_audit(FILE *f, json_t *rows)
 	}
 }
 
-static void render(const char *name, int status, json_t *body, bool as_json)
+static void render(const char *name, int status, json_t *body, bool as_json, json_t *params)
 {
 	json_t *result = json_object_get(body, "result");
 	size_t i;
@@ -209,7 +213,8 @@ static void render(const char *name, int status, json_t *body, bool as_json)
 	if (strncmp(name, "partner ", 8) == 0 && json_is_object(result))
 		print_partner(stdout, result);
 	else if (strcmp(name, "partner get") == 0)
-		print_partner_table(stdout, result);
+		print_partner_table(stdout, result,
+				    json_string_value(json_object_get(params, "filter")));
 	else if (strncmp(name, "gateway ", 8) == 0 && json_is_object(result))
 		print_gateway(stdout, result);
 	else if (strcmp(name, "audit") == 0)
@@ -323,7 +328,7 @@ int cli_main(int argc, char **argv)
 		out.status = CMD_REFUSED;
 	}
 	if (out.body)
-		render(def->name, out.status, out.body, as_json);
+		render(def->name, out.status, out.body, as_json, params);
 	json_decref(out.body);
 	json_decref(params);
 	conf_free(&conf);

@@ -381,3 +381,17 @@ def test_kill_during_import_loop_leaves_old_or_new(fg):
     assert seen["torn"] == 0
     assert seen["A"] + seen["B"] == 12
     assert seen["killed while running"] >= 3  # the kills did land mid-import
+
+
+def test_get_with_filter(fg):
+    for d, extra in (("fabrikam.org", "corp.fabrikam.org"), ("litware.test", "litware.org"),
+                     ("contoso-partner.test", None)):
+        args = ["partner", "new", "--domain", d]
+        if extra:
+            args += ["--additional-domains", extra]
+        assert fg.cli(*args).returncode == 0
+    got = [p["domain"] for p in fg.cli_json("partner", "get", "--filter", "*.org")]
+    assert got == ["fabrikam.org", "litware.test"]  # litware.test by its additional domain
+    assert fg.cli_json("partner", "get", "--filter", "*.example") == []
+    r = fg.cli("partner", "get", "--filter", "*.example")
+    assert r.returncode == 0 and "no partner has a domain matching '*.example'" in r.stdout
