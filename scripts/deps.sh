@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-dev
 libevent-dev libssl-dev openssl libexpat1-dev libinih-dev libidn2-dev
 libidn-dev libcmocka-dev libsqlite3-dev libjansson-dev libsodium-dev
-libunbound-dev libgsasl-dev python3 python3-pytest iproute2"
+libunbound-dev libgsasl-dev python3 python3-pytest iproute2
+prosody python3-slixmpp dnsmasq-base"
 
 missing=""
 for p in $PKGS; do
@@ -30,3 +31,13 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
+
+# Prosody is a test peer, started by the tests themselves: a system instance
+# would hold the XMPP ports, so make sure none runs.
+case "$missing" in
+*prosody*)
+    if [ -x /etc/init.d/prosody ]; then
+        /etc/init.d/prosody stop >/dev/null 2>&1 || true
+    fi
+    ;;
+esac

@@ -9,10 +9,15 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 ns="fgtest-$$-$(date +%s%N | tail -c 7)"
+# Processes run with `ip netns exec` see /etc/netns/NS/resolv.conf as
+# /etc/resolv.conf: the test bed's DNS server answers on 127.0.0.53 there.
+mkdir -p "/etc/netns/$ns"
+echo "nameserver 127.0.0.53" > "/etc/netns/$ns/resolv.conf"
 ip netns add "$ns"
 cleanup() {
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns delete "$ns" 2>/dev/null || true
+    rm -rf "/etc/netns/$ns"
 }
 trap cleanup EXIT INT TERM
 ip netns exec "$ns" ip link set lo up

@@ -1,0 +1,261 @@
+"""The federation test bed: a private CA, a DNS server with A and SRV records,
+and real Prosody servers, all on loopback inside the network namespace the
+test runs in (tests/e2e/netns.sh), each domain on its own 127.0.0.x address.
+
+Everything is started by recorded PID and stopped by that PID.
+"""
+import os
+import pwd
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+DNS_ADDR = "127.0.0.53"  # netns.sh points resolv.conf here
+
+
+def _run(*args, **kw):
+    r = subprocess.run(args, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {r.stderr}")
+    return r
+
+
+def wait_port(addr, port, timeout=15, proc=None, log=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection((addr, port), timeout=0.5).close()
+            return
+        except OSError:
+            if proc is not None and proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    detail = open(log).read() if log and os.path.exists(log) else ""
+    raise RuntimeError(f"nothing listens on {addr}:{port}\n{detail}")
+
+
+class CA:
+    """A private CA made with the openssl CLI; one certificate per domain
+    with DNS subjectAltNames and serverAuth+clientAuth (a server shows the
+    same certificate as a TLS client on outbound s2s)."""
+
+    def __init__(self, root):
+        self.dir = os.path.join(root, "ca")
+        os.makedirs(self.dir)
+        self.key = os.path.join(self.dir, "ca.key")
+        self.cert = os.path.join(self.dir, "ca.pem")
+        _run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "30",
+             "-subj", "/CN=fedgate test CA")
+
+    def issue(self, name, sans, days=30):
+        """Returns (cert, key) paths for a leaf naming every DNS name in sans."""
+        key = os.path.join(self.dir, f"{name}.key")
+        csr = os.path.join(self.dir, f"{name}.csr")
+        cert = os.path.join(self.dir, f"{name}.pem")
+        ext = os.path.join(self.dir, f"{name}.ext")
+        _run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", csr, "-subj", f"/CN={sans[0]}")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=CA:FALSE\n"
+                    "keyUsage=digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n"
+                    "subjectAltName=" + ",".join(f"DNS:{s}" for s in sans) + "\n")
+        # OpenSSL 3's x509 -req copies no extensions from the request.
+        _run("openssl", "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
+             "-CAcreateserial", "-out", cert, "-days", str(days), "-extfile", ext)
+        return cert, key
+
+
+class DNS:
+    """dnsmasq on 127.0.0.53:53 answering only from its own records."""
+
+    def __init__(self, root):
+        self.dir = os.path.join(root, "dns")
+        os.makedirs(self.dir)
+        self.a = {}
+        self.srv = []
+        self.proc = None
+        self.log = os.path.join(self.dir, "dnsmasq.log")
+
+    def add_a(self, name, addr):
+        self.a.setdefault(name, []).append(addr)
+
+    def add_srv(self, service, target, port, priority=0, weight=0):
+        self.srv.append((service, target, port, priority, weight))
+
+    def start(self):
+        conf = os.path.join(self.dir, "dnsmasq.conf")
+        with open(conf, "w") as f:
+            f.write("no-resolv\nno-hosts\nno-poll\nbind-interfaces\n"
+                    f"listen-address={DNS_ADDR}\nport=53\nlog-queries\n"
+                    f"log-facility={self.log}\nuser=root\n"
+                    # Names of the bed only; everything else is NXDOMAIN,
+                    # never forwarded anywhere.
+                    "local=/test/\n")
+            for name, addrs in self.a.items():
+                for addr in addrs:
+                    f.write(f"host-record={name},{addr}\n")
+            for service, target, port, prio, weight in self.srv:
+                f.write(f"srv-host={service},{target},{port},{prio},{weight}\n")
+        self.proc = subprocess.Popen(["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}",
+                                      f"--pid-file={os.path.join(self.dir, 'pid')}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("dnsmasq exited: " + self.proc.stderr.read().decode())
+            if os.path.exists(self.log) and "started" in open(self.log).read():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("dnsmasq did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
+def query_srv(name, server=DNS_ADDR):
+    """A minimal DNS client: the SRV records of name as (prio, weight, port,
+    target), so tests can check what the bed serves without other tools."""
+    qid = os.getpid() & 0xFFFF
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", 33, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(q, (server, 53))
+    data, _ = s.recvfrom(4096)
+    s.close()
+
+    def read_name(off):
+        labels = []
+        while True:
+            n = data[off]
+            if n & 0xC0 == 0xC0:
+                ptr = struct.unpack(">H", data[off:off + 2])[0] & 0x3FFF
+                labels.append(read_name(ptr)[0])
+                return ".".join(x for x in labels if x), off + 2
+            off += 1
+            if n == 0:
+                return ".".join(labels), off
+            labels.append(data[off:off + n].decode())
+            off += n
+
+    ancount = struct.unpack(">H", data[6:8])[0]
+    off = read_name(12)[1] + 4
+    out = []
+    for _ in range(ancount):
+        off = read_name(off)[1]
+        rtype, _, _, rdlen = struct.unpack(">HHIH", data[off:off + 10])
+        off += 10
+        if rtype == 33:
+            prio, weight, port = struct.unpack(">HHH", data[off:off + 6])
+            out.append((prio, weight, port, read_name(off + 6)[0]))
+        off += rdlen
+    return sorted(out)
+
+
+class Prosody:
+    """A real Prosody (Debian's) serving `hosts` on `addr`, run as the
+    prosody user with its files in a folder of its own."""
+
+    def __init__(self, root, name, addr, hosts, ca, cert, key, extra=""):
+        self.dir = os.path.join(root, f"prosody-{name}")
+        self.data = os.path.join(self.dir, "data")
+        os.makedirs(self.data)
+        self.addr = addr
+        self.hosts = hosts
+        self.log = os.path.join(self.dir, "prosody.log")
+        self.conf = os.path.join(self.dir, "prosody.cfg.lua")
+        shutil.copy(cert, os.path.join(self.dir, "cert.pem"))
+        shutil.copy(key, os.path.join(self.dir, "key.pem"))
+        shutil.copy(ca, os.path.join(self.dir, "ca.pem"))
+        vhosts = "".join(f'VirtualHost "{h}"\n' for h in hosts)
+        with open(self.conf, "w") as f:
+            f.write(f'''
+daemonize = false
+pidfile = "{self.dir}/prosody.pid"
+data_path = "{self.data}"
+log = {{ debug = "{self.log}" }}
+interfaces = {{ "{addr}" }}
+c2s_ports = {{ 5222 }}
+s2s_ports = {{ 5269 }}
+c2s_direct_tls_ports = {{ }}
+s2s_direct_tls_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+admin_socket = "{self.dir}/admin.sock"
+modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence",
+                    "message", "iq", "posix", "s2s_auth_certs" }}
+modules_disabled = {{ "s2s_bidi" }}
+authentication = "internal_hashed"
+storage = "internal"
+c2s_require_encryption = true
+s2s_require_encryption = true
+s2s_secure_auth = true
+ssl = {{ certificate = "{self.dir}/cert.pem"; key = "{self.dir}/key.pem";
+        cafile = "{self.dir}/ca.pem"; capath = false }}
+{extra}
+{vhosts}''')
+        pw = pwd.getpwnam("prosody")
+        for dirpath, dirnames, filenames in os.walk(self.dir):
+            for n in [dirpath] + [os.path.join(dirpath, x) for x in filenames]:
+                os.chown(n, pw.pw_uid, pw.pw_gid)
+        os.chown(root, 0, 0)
+        os.chmod(root, 0o755)
+        self.proc = None
+
+    def _as_prosody(self):
+        return ["setpriv", "--reuid=prosody", "--regid=prosody", "--init-groups"]
+
+    def register(self, user, host, password):
+        _run(*self._as_prosody(), "prosodyctl", "--config", self.conf, "register", user, host,
+             password)
+
+    def start(self):
+        self.proc = subprocess.Popen(self._as_prosody() + ["prosody", "--config", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_port(self.addr, 5222, proc=self.proc, log=self.log)
+        wait_port(self.addr, 5269, proc=self.proc, log=self.log)
+        return self
+
+    def read_log(self):
+        return open(self.log).read() if os.path.exists(self.log) else ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Bed:
+    """One namespace's worth of federation: CA, DNS, servers."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="fgbed-")
+        os.chmod(self.root, 0o755)
+        self.ca = CA(self.root)
+        self.dns = DNS(self.root)
+        self.servers = []
+
+    def prosody(self, name, addr, hosts, extra=""):
+        cert, key = self.ca.issue(name, hosts)
+        p = Prosody(self.root, name, addr, hosts, self.ca.cert, cert, key, extra)
+        self.servers.append(p)
+        return p
+
+    def stop(self):
+        for s in reversed(self.servers):
+            s.stop()
+        self.dns.stop()
