@@ -5,6 +5,7 @@
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "s2s_in.h"
 #include "serve.h"
 #include "xml.h"
 #include "xmlstream.h"
@@ -35,6 +36,7 @@ struct stream {
 	char *local;  /* the local domain the peer addressed (to) */
 	char *remote; /* the peer's from, prepared; s2s only, may be NULL */
 	bool starttls_requested;
+	unsigned methods; /* s2s: what the partner's settings allow (enum auth_method) */
 	struct stream *prev, *next;
 };
 
@@ -194,16 +196,19 @@ void stream_error(struct stream *s, const char *condition, const char *text)
 static void send_features(struct stream *s)
 {
 	struct xml_node *f = xml_new(XML_NS_STREAM, "features");
-	if (!f) {
+	int rc = f ? FG_OK : FG_NOMEM;
+	if (rc == FG_OK && s->kind == STREAM_S2S_IN) {
+		rc = s2s_in_features(s->methods, s->flags & SF_SECURE, f);
+	} else if (rc == FG_OK && !(s->flags & SF_SECURE)) {
+		/* Clients always need TLS; account settings may relax it. */
+		struct xml_node *tls = xml_add_child(f, XML_NS_TLS, "starttls");
+		if (!tls || !xml_add_child(tls, XML_NS_TLS, "required"))
+			rc = FG_NOMEM;
+	}
+	if (rc != FG_OK) {
+		xml_free(&f);
 		stream_error(s, "resource-constraint", "out of memory");
 		return;
-	}
-	if (!(s->flags & SF_SECURE)) {
-		/* TLS is required on every stream until partner settings
-		 * (s2s) and account settings (c2s) can relax it. */
-		struct xml_node *tls = xml_add_child(f, XML_NS_TLS, "starttls");
-		if (tls)
-			xml_add_child(tls, XML_NS_TLS, "required");
 	}
 	send_node(s, f);
 	xml_free(&f);
@@ -286,6 +291,17 @@ static void on_header(struct stream *s, struct xs_event *ev)
 		stream_error(s, "invalid-from", "the domain in 'from' is not a valid domain name");
 		return;
 	}
+	if (s->kind == STREAM_S2S_IN) {
+		char why[300], names[128];
+		if (s2s_in_methods(s->srv->env.partners, s->remote, s->local, &s->methods, why,
+				   sizeof(why)) != FG_OK) {
+			stream_error(s, "policy-violation", why);
+			return;
+		}
+		policy_methods_string(s->methods, names, sizeof(names));
+		log_info(conn_ctx(s->conn), "%s: allowed methods %s",
+			 s->remote ? "partner settings" : "no 'from' yet, any partner's", names);
+	}
 	/* A peer announcing a later major version gets ours; it decides
 	 * whether to go on (RFC 6120 §4.7.5). */
 	send_header(s, s->remote);
@@ -297,8 +313,18 @@ static void on_header(struct stream *s, struct xs_event *ev)
 
 static void on_element(struct stream *s, struct xml_node *el)
 {
+	bool secure = s->flags & SF_SECURE;
+	if (s->kind == STREAM_S2S_IN) {
+		const char *condition;
+		char why[300];
+		if (!s2s_in_allows(s->methods, secure, el, s->remote, &condition, why,
+				   sizeof(why))) {
+			stream_error(s, condition, why);
+			return;
+		}
+	}
 	if (xml_is(el, XML_NS_TLS, "starttls")) {
-		if (s->flags & SF_SECURE) {
+		if (secure) {
 			/* RFC 6120 §5.4.2.2: <failure/>, then close. */
 			log_info(conn_ctx(s->conn), "STARTTLS on a stream that is already secure");
 			send_raw(s, "<failure xmlns='" XML_NS_TLS "'/></stream:stream>",
@@ -310,7 +336,13 @@ static void on_element(struct stream *s, struct xml_node *el)
 		s->starttls_requested = true;
 		return;
 	}
-	if (!(s->flags & SF_SECURE)) {
+	if (s->kind == STREAM_S2S_IN) {
+		/* An allowed dialback or SASL request: authenticating server
+		 * streams is the next step of this gateway, not yet here. */
+		stream_error(s, "not-authorized", "this server cannot authenticate streams yet");
+		return;
+	}
+	if (!secure) {
 		stream_error(s, "policy-violation",
 			     "TLS is required before anything else: send <starttls/> first");
 		return;

@@ -16,7 +16,11 @@ from fgtest import NS_STREAM, NS_TLS, Fedgate, Peer  # noqa: E402
 @pytest.fixture(scope="module")
 def server():
     fg = Fedgate(extra={"timeouts": {"stream_header": "2s"},
-                        "limits": {"connections_per_ip": "20"}}).start()
+                        "limits": {"connections_per_ip": "20"}})
+    # Federation is an allow-list: one partner (defaults: SASL over TLS only,
+    # so TLS is required) lets streams be opened at all.
+    assert fg.cli("partner", "new", "--domain", "fabrikam.test").returncode == 0
+    fg.start()
     # A stream that stays open through every test: the server must keep
     # serving it while other peers misbehave.
     bystander = Peer()
@@ -257,7 +261,9 @@ def test_bystander_survived(server):
 
 
 def test_shutdown_sends_system_shutdown():
-    fg = Fedgate(domain="litware.test", addr="127.0.0.2").start()
+    fg = Fedgate(domain="litware.test", addr="127.0.0.2")
+    assert fg.cli("partner", "new", "--domain", "fabrikam.test").returncode == 0
+    fg.start()
     p = Peer(host="127.0.0.2")
     p.open(to="litware.test")
     p.features()

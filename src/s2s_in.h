@@ -1,0 +1,35 @@
+/* Inbound server-to-server streams: what a partner's settings let the
+ * stream do (SPEC §3). Pure decisions over the partner set; stream.c asks
+ * them and acts. */
+#ifndef FG_S2S_IN_H
+#define FG_S2S_IN_H
+
+#include "policy.h"
+#include "xml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define XML_NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+
+/* The authentication methods an inbound stream may use. With remote (the
+ * header's from), the methods of the partner owning that domain; without,
+ * the union over every partner, since the domain is only known when it
+ * authenticates. FG_OK, or FG_NOTFOUND with a sentence for the peer in why
+ * (no such partner, or no partners at all: federation is off). */
+int s2s_in_methods(const struct policy *partners, const char *remote, const char *local,
+		   unsigned *methods, char *why, size_t whylen);
+
+/* Adds the features for a stream in this state to `features`:
+ * STARTTLS iff a TLS method is allowed, <required/> iff no method works
+ * without TLS; the dialback feature iff an allowed dialback method matches
+ * the stream's state. */
+int s2s_in_features(unsigned methods, bool secure, struct xml_node *features);
+
+/* Whether el may come on a stream in this state. When not, *condition and
+ * why say what to answer (policy-violation: "secure it first" or "that
+ * method is not allowed"). */
+bool s2s_in_allows(unsigned methods, bool secure, const struct xml_node *el, const char *remote,
+		   const char **condition, char *why, size_t whylen);
+
+#endif
