@@ -1,0 +1,1078 @@
+/* Where to connect for a partner domain: proxy_fqdn, or RFC 6120 §3.2 SRV
+ * with its fallback, resolved by libunbound on the caller's libevent loop.
+ *
+ * A query runs in at most two stages: the SRV lookup, then AAAA and A for
+ * every host to try, all in parallel. libunbound's callbacks only record
+ * answers; one libevent event per query advances the stages and delivers
+ * the result, so the caller's callback never runs inside dns_resolve_server
+ * (libunbound answers local data such as "localhost" synchronously). */
+#include "dns.h"
+
+#include "fg.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unbound.h>
+#include <unbound-event.h>
+
+#define LOGCTX "dns"
+
+enum { T_A = 1, T_AAAA = 28, T_SRV = 33, C_IN = 1 };
+
+/* libunbound serves these RFC 6761-style names from built-in local zones
+ * (NXDOMAIN for test. and home.arpa.), which hides a site's own records for
+ * them; SPEC §6 wants them resolved through resolv_conf like any other name.
+ * local. and internal. have no built-in zone in libunbound 1.17, but are
+ * listed so that a later version adding one cannot silently break them.
+ * localhost., invalid. and onion. keep their built-in answers on purpose. */
+static const char *const transparent_zones[] = {"test.", "home.arpa.", "local.", "internal."};
+
+struct dns {
+	struct event_base *base;
+	struct ub_ctx *ctx;
+	char servers[160];	   /* the resolvers asked, for error sentences */
+	struct dns_query *queries; /* pending ones, so dns_free can cancel them */
+};
+
+enum stage { STAGE_SRV, STAGE_ADDR, STAGE_DONE };
+
+/* One libunbound lookup of a query. */
+struct dns_sub {
+	struct dns_query *q;
+	const char *name;
+	uint16_t type;
+	int id;	     /* libunbound's async id, for ub_cancel */
+	int pending; /* answer not yet recorded */
+	struct dns_answer *ans;
+	struct dns_srv *srv;
+	size_t srv_cap;
+};
+
+struct dns_query {
+	struct dns *d;
+	struct dns_query *next, **pprev;
+	struct dns_query **qp; /* the caller's handle, cleared before cb */
+	dns_cb cb;
+	void *ud;
+	struct event *ev; /* advances stages and delivers, always from the loop */
+	enum stage stage;
+	enum dns_via via;
+	int pending;
+	char domain[DNS_NAME_MAX + 1];
+	char srv_name[DNS_NAME_MAX + 1];
+	struct dns_answer srv_ans;
+	struct dns_srv srv[DNS_MAX_SRV_PARSE];
+	struct dns_host hosts[DNS_MAX_HOSTS];
+	size_t nhosts;
+	struct dns_sub subs[2 * DNS_MAX_HOSTS];
+	size_t nsubs;
+	struct dns_target *targets;
+	size_t ntargets;
+	uint32_t ttl;
+	char err[768];
+};
+
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strnlen(buf, len);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- Pure parts ---- */
+
+/* Spelled out rather than isalnum(), which follows the locale. */
+static int label_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_';
+}
+
+int dns_name_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > DNS_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!label_char(c) || ++label > 63)
+			return 0;
+	}
+	return label > 0;
+}
+
+static int parse_port(const char *s, uint16_t *port)
+{
+	unsigned long v = 0;
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++) {
+		if (s[n] < '0' || s[n] > '9' || n >= 5)
+			return FG_INVAL;
+		v = v * 10 + (unsigned long)(s[n] - '0');
+	}
+	if (n == 0 || v == 0 || v > 65535)
+		return FG_INVAL;
+	*port = (uint16_t)v;
+	return FG_OK;
+}
+
+static int copy_out(char *dst, size_t dstlen, const char *src, size_t n)
+{
+	if (n + 1 > dstlen)
+		return FG_INVAL;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return FG_OK;
+}
+
+int dns_parse_hostport(const char *s, uint16_t default_port, char *host, size_t hostlen,
+		       uint16_t *port, int *is_ip)
+{
+	unsigned char bin[16];
+	char tmp[DNS_NAME_MAX + 2];
+	const char *colon;
+	size_t hlen;
+
+	*port = default_port;
+	*is_ip = 0;
+	if (s == NULL || *s == '\0')
+		return FG_INVAL;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || (size_t)(close - s - 1) >= sizeof(tmp))
+			return FG_INVAL;
+		memcpy(tmp, s + 1, (size_t)(close - s - 1));
+		tmp[close - s - 1] = '\0';
+		if (inet_pton(AF_INET6, tmp, bin) != 1)
+			return FG_INVAL;
+		if (close[1] != '\0' && (close[1] != ':' || parse_port(close + 2, port) != FG_OK))
+			return FG_INVAL;
+		*is_ip = 1;
+		return copy_out(host, hostlen, tmp, strlen(tmp));
+	}
+	colon = strchr(s, ':');
+	if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+		/* Two colons and no brackets: only a bare IPv6 address makes
+		 * sense, and it cannot carry a port. */
+		if (inet_pton(AF_INET6, s, bin) != 1)
+			return FG_INVAL;
+		*is_ip = 1;
+		return copy_out(host, hostlen, s, strlen(s));
+	}
+	hlen = colon != NULL ? (size_t)(colon - s) : strlen(s);
+	if (colon != NULL && parse_port(colon + 1, port) != FG_OK)
+		return FG_INVAL;
+	if (hlen == 0 || hlen >= sizeof(tmp))
+		return FG_INVAL;
+	memcpy(tmp, s, hlen);
+	tmp[hlen] = '\0';
+	if (inet_pton(AF_INET, tmp, bin) == 1) {
+		*is_ip = 1;
+		return copy_out(host, hostlen, tmp, hlen);
+	}
+	if (tmp[hlen - 1] == '.')
+		tmp[--hlen] = '\0';
+	for (size_t i = 0; i < hlen; i++)
+		tmp[i] = (char)tolower((unsigned char)tmp[i]);
+	if (!dns_name_valid(tmp))
+		return FG_INVAL;
+	return copy_out(host, hostlen, tmp, hlen);
+}
+
+int dns_srv_no_service(const struct dns_srv *recs, size_t n)
+{
+	return n == 1 && recs[0].target[0] == '\0';
+}
+
+void dns_srv_order(struct dns_srv *recs, size_t n, dns_rng_fn rng, void *rng_ud)
+{
+	/* Stable insertion sort by priority: n is small (capped at parse)
+	 * and stability keeps the answer's order as the tie-break. */
+	for (size_t i = 1; i < n; i++) {
+		struct dns_srv tmp = recs[i];
+		size_t j = i;
+		for (; j > 0 && recs[j - 1].prio > tmp.prio; j--)
+			recs[j] = recs[j - 1];
+		recs[j] = tmp;
+	}
+	for (size_t lo = 0; lo < n;) {
+		size_t hi = lo;
+		while (hi < n && recs[hi].prio == recs[lo].prio)
+			hi++;
+		for (size_t k = lo; k + 1 < hi; k++) {
+			uint32_t sum = 0, r, run = 0;
+			size_t pick = k, z = k;
+			/* RFC 2782: weight-0 records go first in the running sum,
+			 * so they win only when the random number is 0. */
+			for (size_t i = k; i < hi; i++) {
+				sum += recs[i].weight;
+				if (recs[i].weight == 0) {
+					struct dns_srv tmp = recs[i];
+					memmove(&recs[z + 1], &recs[z], (i - z) * sizeof(*recs));
+					recs[z++] = tmp;
+				}
+			}
+			r = rng(rng_ud, sum + 1);
+			for (size_t i = k; i < hi; i++) {
+				run += recs[i].weight;
+				if (run >= r) {
+					pick = i;
+					break;
+				}
+			}
+			if (pick != k) {
+				struct dns_srv tmp = recs[pick];
+				memmove(&recs[k + 1], &recs[k], (pick - k) * sizeof(*recs));
+				recs[k] = tmp;
+			}
+		}
+		lo = hi;
+	}
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* Moves *off past the name there, without following compression. */
+static int skip_name(const uint8_t *p, size_t len, size_t *off)
+{
+	size_t o = *off;
+
+	while (o < len) {
+		uint8_t l = p[o];
+		if ((l & 0xc0) == 0xc0) {
+			if (o + 2 > len)
+				return -1;
+			*off = o + 2;
+			return 0;
+		}
+		if (l & 0xc0)
+			return -1;
+		o += 1 + (size_t)l;
+		if (l == 0) {
+			*off = o;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Reads the name at off (following compression) into out, lower case, no
+ * final dot, "" for the root. Refuses labels a host name cannot have, so
+ * that nothing odd reaches a log line or a later lookup. */
+static int read_name(const uint8_t *p, size_t len, size_t off, char *out, size_t outlen)
+{
+	size_t n = 0;
+	int jumps = 0;
+
+	for (;;) {
+		if (off >= len)
+			return -1;
+		uint8_t l = p[off];
+		if ((l & 0xc0) == 0xc0) {
+			if (off + 2 > len || ++jumps > 32)
+				return -1;
+			off = (size_t)(get16(p + off) & 0x3fff);
+			continue;
+		}
+		if (l & 0xc0)
+			return -1;
+		if (l == 0)
+			break;
+		if (off + 1 + l > len || n + l + 2 > outlen)
+			return -1;
+		if (n > 0)
+			out[n++] = '.';
+		for (size_t i = 0; i < l; i++) {
+			unsigned char c = p[off + 1 + i];
+			if (!label_char(c))
+				return -1;
+			out[n++] = (char)tolower(c);
+		}
+		off += 1 + (size_t)l;
+	}
+	out[n] = '\0';
+	return n <= DNS_NAME_MAX ? 0 : -1;
+}
+
+static const char *rcode_name(int rcode)
+{
+	switch (rcode) {
+	case 1: return "FORMERR";
+	case 2: return "SERVFAIL";
+	case 3: return "NXDOMAIN";
+	case 4: return "NOTIMP";
+	case 5: return "REFUSED";
+	default: return NULL;
+	}
+}
+
+static void answer_fail(struct dns_answer *ans, const char *why)
+{
+	ans->st = DNS_ST_FAIL;
+	ans->n = 0;
+	snprintf(ans->why, sizeof(ans->why), "%s", why);
+}
+
+void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
+		      struct dns_answer *ans, struct dns_srv *srv, size_t srv_cap)
+{
+	size_t off = 12;
+	unsigned qd, an;
+
+	memset(ans, 0, sizeof(*ans));
+	ans->ttl = UINT32_MAX;
+	if (rcode == 0 && (pkt == NULL || len < 12)) {
+		answer_fail(ans, "no usable reply");
+		return;
+	}
+	if (rcode == 0)
+		rcode = pkt[3] & 0x0f;
+	if (rcode == 3) {
+		ans->st = DNS_ST_NXDOMAIN;
+		return;
+	}
+	if (rcode != 0) {
+		const char *name = rcode_name(rcode);
+		char why[32];
+		snprintf(why, sizeof(why), "RCODE %d", rcode);
+		answer_fail(ans, name != NULL ? name : why);
+		return;
+	}
+	qd = get16(pkt + 4);
+	an = get16(pkt + 6);
+	for (unsigned i = 0; i < qd; i++) {
+		if (skip_name(pkt, len, &off) != 0 || off + 4 > len) {
+			answer_fail(ans, "malformed reply");
+			return;
+		}
+		off += 4;
+	}
+	for (unsigned i = 0; i < an; i++) {
+		uint16_t type, cls, rdlen;
+		uint32_t ttl;
+		if (skip_name(pkt, len, &off) != 0 || off + 10 > len) {
+			answer_fail(ans, "malformed reply");
+			return;
+		}
+		type = get16(pkt + off);
+		cls = get16(pkt + off + 2);
+		ttl = (uint32_t)get16(pkt + off + 4) << 16 | get16(pkt + off + 6);
+		rdlen = get16(pkt + off + 8);
+		off += 10;
+		if (off + rdlen > len) {
+			answer_fail(ans, "malformed reply");
+			return;
+		}
+		/* RFC 2181 §8: a TTL with the top bit set means zero. */
+		if (ttl & 0x80000000u)
+			ttl = 0;
+		if (cls == C_IN && type == qtype) {
+			int ok = 0;
+			if (type == T_SRV && rdlen >= 7) {
+				if (ans->n < srv_cap) {
+					struct dns_srv *r = &srv[ans->n];
+					r->prio = get16(pkt + off);
+					r->weight = get16(pkt + off + 2);
+					r->port = get16(pkt + off + 4);
+					ok = read_name(pkt, len, off + 6, r->target,
+						       sizeof(r->target)) == 0;
+				} else {
+					ans->dropped++;
+				}
+			} else if ((type == T_A && rdlen == 4) || (type == T_AAAA && rdlen == 16)) {
+				if (ans->n < DNS_MAX_ADDRS) {
+					memset(ans->addr[ans->n], 0, 16);
+					memcpy(ans->addr[ans->n], pkt + off, rdlen);
+					ok = 1;
+				} else {
+					ans->dropped++;
+				}
+			}
+			if (ok) {
+				ans->n++;
+				if (ttl < ans->ttl)
+					ans->ttl = ttl;
+			}
+		}
+		off += rdlen;
+	}
+	ans->st = ans->n > 0 ? DNS_ST_DATA : DNS_ST_NODATA;
+	if (ans->n == 0)
+		ans->ttl = 0;
+}
+
+static void fill_target(struct dns_target *t, const char *host, uint16_t port, int family,
+			const uint8_t *addr)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	t->port = port;
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&t->addr;
+		sa->sin6_family = AF_INET6;
+		sa->sin6_port = htons(port);
+		memcpy(&sa->sin6_addr, addr, 16);
+		t->addrlen = sizeof(*sa);
+	} else {
+		struct sockaddr_in *sa = (struct sockaddr_in *)&t->addr;
+		sa->sin_family = AF_INET;
+		sa->sin_port = htons(port);
+		memcpy(&sa->sin_addr, addr, 4);
+		t->addrlen = sizeof(*sa);
+	}
+	inet_ntop(family, addr, t->addr_text, sizeof(t->addr_text));
+}
+
+static int target_seen(const struct dns_target *out, size_t n, const struct dns_target *t)
+{
+	for (size_t i = 0; i < n; i++)
+		if (out[i].addrlen == t->addrlen && memcmp(&out[i].addr, &t->addr, t->addrlen) == 0)
+			return 1;
+	return 0;
+}
+
+size_t dns_build_targets(const struct dns_host *hosts, size_t nhosts, struct dns_target *out,
+			 size_t max, uint32_t *ttl)
+{
+	size_t n = 0;
+
+	*ttl = UINT32_MAX;
+	/* IPv6 first within a host (RFC 6724's default preference); the
+	 * answer's order is kept within a family, since a server rotating
+	 * its records is spreading load on purpose. */
+	for (size_t h = 0; h < nhosts; h++) {
+		const struct dns_answer *fam[2] = {&hosts[h].a6, &hosts[h].a4};
+		for (int f = 0; f < 2; f++) {
+			if (fam[f]->st != DNS_ST_DATA)
+				continue;
+			for (size_t i = 0; i < fam[f]->n && n < max; i++) {
+				fill_target(&out[n], hosts[h].name, hosts[h].port,
+					    f == 0 ? AF_INET6 : AF_INET, fam[f]->addr[i]);
+				if (target_seen(out, n, &out[n]))
+					continue;
+				n++;
+				if (fam[f]->ttl < *ttl)
+					*ttl = fam[f]->ttl;
+			}
+		}
+	}
+	if (n == 0)
+		*ttl = 0;
+	return n;
+}
+
+/* Why one host gave no address, in a few words. A failure outranks
+ * NODATA: the admin must learn that a server failed, not that records
+ * are missing. */
+static const char *host_problem(const struct dns_host *h)
+{
+	if (h->a6.st == DNS_ST_NXDOMAIN || h->a4.st == DNS_ST_NXDOMAIN)
+		return "NXDOMAIN";
+	if (h->a4.st == DNS_ST_FAIL)
+		return h->a4.why;
+	if (h->a6.st == DNS_ST_FAIL)
+		return h->a6.why;
+	return "no A or AAAA records";
+}
+
+static int host_failed(const struct dns_host *h)
+{
+	return h->a6.st == DNS_ST_FAIL || h->a4.st == DNS_ST_FAIL;
+}
+
+void dns_explain(char *buf, size_t len, enum dns_via via, const char *domain, const char *servers,
+		 const struct dns_host *hosts, size_t nhosts)
+{
+	const char *problem = nhosts > 0 ? host_problem(&hosts[0]) : "nothing to look up";
+	int nx = nhosts > 0 && strcmp(problem, "NXDOMAIN") == 0;
+	int failed = nhosts > 0 && host_failed(&hosts[0]) && !nx;
+
+	buf[0] = '\0';
+	switch (via) {
+	case DNS_VIA_PROXY:
+		if (failed)
+			snprintf(buf, len,
+				 "DNS lookup of proxy_fqdn host %s for %s failed: %s from %s",
+				 hosts[0].name, domain, problem, servers);
+		else
+			snprintf(buf, len, "proxy_fqdn host %s for %s has no address: %s from %s",
+				 nhosts > 0 ? hosts[0].name : "?", domain, problem, servers);
+		break;
+	case DNS_VIA_FALLBACK:
+	case DNS_VIA_LITERAL:
+		if (failed)
+			snprintf(buf, len, "DNS lookup of %s failed: %s from %s", domain, problem,
+				 servers);
+		else if (nx)
+			snprintf(buf, len, "no DNS records for %s: NXDOMAIN from %s", domain,
+				 servers);
+		else
+			snprintf(buf, len,
+				 "no DNS records for %s: no _xmpp-server._tcp SRV and no A or "
+				 "AAAA records, answer from %s",
+				 domain, servers);
+		break;
+	case DNS_VIA_SRV:
+		snprintf(buf, len, "no SRV target of %s has an address:", domain);
+		for (size_t i = 0; i < nhosts; i++)
+			appendf(buf, len, "%s %s: %s", i > 0 ? ";" : "", hosts[i].name,
+				host_problem(&hosts[i]));
+		appendf(buf, len, " (from %s)", servers);
+		break;
+	}
+}
+
+/* ---- The resolver ---- */
+
+static uint32_t rng_default(void *ud, uint32_t bound)
+{
+	(void)ud;
+	return arc4random_uniform(bound);
+}
+
+static struct dns *dns_create(struct event_base *base, char *err, size_t errlen)
+{
+	struct dns *d = calloc(1, sizeof(*d));
+
+	if (d == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->base = base;
+	d->ctx = ub_ctx_create_event(base);
+	if (d->ctx == NULL) {
+		snprintf(err, errlen, "cannot create the libunbound resolver: %s", strerror(errno));
+		free(d);
+		return NULL;
+	}
+	for (size_t i = 0; i < FG_ARRAY_LEN(transparent_zones); i++) {
+		char val[64];
+		int rc;
+		snprintf(val, sizeof(val), "%s transparent", transparent_zones[i]);
+		rc = ub_ctx_set_option(d->ctx, "local-zone:", val);
+		if (rc != 0) {
+			snprintf(err, errlen, "cannot set libunbound local-zone %s: %s", val,
+				 ub_strerror(rc));
+			ub_ctx_delete(d->ctx);
+			free(d);
+			return NULL;
+		}
+	}
+	return d;
+}
+
+/* libunbound does not say which server answered, so sentences name the
+ * configured ones, read the way ub_ctx_resolvconf reads them. */
+static void servers_from(const char *path, char *out, size_t outlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	int n = 0;
+
+	out[0] = '\0';
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "nameserver", 10) != 0 || (p[10] != ' ' && p[10] != '\t'))
+			continue;
+		p += 10;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p;
+		while (*end != '\0' && !isspace((unsigned char)*end))
+			end++;
+		*end = '\0';
+		if (*p == '\0')
+			continue;
+		appendf(out, outlen, "%s%s", n++ > 0 ? ", " : "", p);
+	}
+	fclose(f);
+}
+
+struct dns *dns_new(struct event_base *base, const char *resolv_conf, char *err, size_t errlen)
+{
+	const char *path = resolv_conf != NULL && *resolv_conf ? resolv_conf : "/etc/resolv.conf";
+	struct dns *d = dns_create(base, err, errlen);
+	int rc;
+
+	if (d == NULL)
+		return NULL;
+	errno = 0;
+	rc = ub_ctx_resolvconf(d->ctx, path);
+	if (rc != 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot read nameservers from %s: %s%s%s", path,
+			 ub_strerror(rc), e != 0 ? ": " : "", e != 0 ? strerror(e) : "");
+		dns_free(&d);
+		return NULL;
+	}
+	servers_from(path, d->servers, sizeof(d->servers));
+	if (d->servers[0] == '\0')
+		/* What libunbound falls back to when the file names none. */
+		snprintf(d->servers, sizeof(d->servers), "127.0.0.1 (%s names no nameserver)",
+			 path);
+	log_debug(LOGCTX, "resolver ready, nameservers %s (from %s)", d->servers, path);
+	return d;
+}
+
+struct dns *dns_new_fwd(struct event_base *base, const char *fwd, char *err, size_t errlen)
+{
+	struct dns *d = dns_create(base, err, errlen);
+	int rc;
+
+	if (d == NULL)
+		return NULL;
+	rc = fwd != NULL ? ub_ctx_set_fwd(d->ctx, fwd) : UB_SYNTAX;
+	if (rc != 0) {
+		snprintf(err, errlen, "bad DNS forwarder \"%s\": %s", fwd ? fwd : "",
+			 ub_strerror(rc));
+		dns_free(&d);
+		return NULL;
+	}
+	snprintf(d->servers, sizeof(d->servers), "%s", fwd);
+	log_debug(LOGCTX, "resolver ready, forwarding to %s", d->servers);
+	return d;
+}
+
+static void query_destroy(struct dns_query *q)
+{
+	for (size_t i = 0; i < q->nsubs; i++)
+		if (q->subs[i].pending && q->subs[i].id != 0)
+			ub_cancel(q->d->ctx, q->subs[i].id);
+	if (q->pprev != NULL) {
+		*q->pprev = q->next;
+		if (q->next != NULL)
+			q->next->pprev = q->pprev;
+	}
+	if (q->ev != NULL)
+		event_free(q->ev);
+	free(q->targets);
+	free(q);
+}
+
+void dns_free(struct dns **dp)
+{
+	struct dns *d;
+
+	if (dp == NULL || *dp == NULL)
+		return;
+	d = *dp;
+	/* Before ub_ctx_delete: tearing down libunbound's mesh calls the
+	 * callbacks of queries still in flight, which must find nothing. */
+	while (d->queries != NULL) {
+		struct dns_query *q = d->queries;
+		if (q->qp != NULL)
+			*q->qp = NULL;
+		query_destroy(q);
+	}
+	ub_ctx_delete(d->ctx);
+	free(d);
+	*dp = NULL;
+}
+
+void dns_cancel(struct dns_query **qp)
+{
+	if (qp == NULL || *qp == NULL)
+		return;
+	struct dns_query *q = *qp;
+	*qp = NULL;
+	log_debug(LOGCTX, "lookup for %s cancelled", q->domain);
+	query_destroy(q);
+}
+
+static const char *type_name(uint16_t type)
+{
+	return type == T_SRV ? "SRV" : type == T_AAAA ? "AAAA" : "A";
+}
+
+static void describe(const struct dns_sub *s, char *buf, size_t len)
+{
+	const struct dns_answer *a = s->ans;
+
+	buf[0] = '\0';
+	switch (a->st) {
+	case DNS_ST_NXDOMAIN: snprintf(buf, len, "NXDOMAIN"); return;
+	case DNS_ST_NODATA: snprintf(buf, len, "no records"); return;
+	case DNS_ST_FAIL: snprintf(buf, len, "%s", a->why); return;
+	case DNS_ST_PENDING: snprintf(buf, len, "pending"); return;
+	case DNS_ST_DATA: break;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		char text[INET6_ADDRSTRLEN];
+		if (s->type == T_SRV)
+			appendf(buf, len, "%s%u %u %u %s", i ? ", " : "", s->srv[i].prio,
+				s->srv[i].weight, s->srv[i].port,
+				s->srv[i].target[0] ? s->srv[i].target : ".");
+		else if (inet_ntop(s->type == T_A ? AF_INET : AF_INET6, a->addr[i], text,
+				   sizeof(text)) != NULL)
+			appendf(buf, len, "%s%s", i ? ", " : "", text);
+	}
+	appendf(buf, len, " (ttl %u%s)", a->ttl, a->dropped ? ", more records ignored" : "");
+}
+
+static void on_answer(void *arg, int rcode, void *pkt, int len, int sec, char *why_bogus,
+		      int ratelimited)
+{
+	struct dns_sub *s = arg;
+	struct dns_query *q = s->q;
+
+	(void)ratelimited;
+	dns_parse_answer(pkt, len > 0 ? (size_t)len : 0, rcode, s->type, s->ans, s->srv,
+			 s->srv_cap);
+	if (sec == 1) {
+		char why[sizeof(s->ans->why)];
+		snprintf(why, sizeof(why), "DNSSEC bogus: %s", why_bogus ? why_bogus : "?");
+		answer_fail(s->ans, why);
+	}
+	if (log_enabled(LOG_DEBUG)) {
+		char text[1024];
+		describe(s, text, sizeof(text));
+		log_debug(LOGCTX, "%s %s: %s", s->name, type_name(s->type), text);
+	}
+	s->pending = 0;
+	if (--q->pending == 0)
+		event_active(q->ev, EV_TIMEOUT, 0);
+}
+
+static void sub_start(struct dns_query *q, const char *name, uint16_t type, struct dns_answer *ans,
+		      struct dns_srv *srv, size_t srv_cap)
+{
+	struct dns_sub *s = &q->subs[q->nsubs++];
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	memset(ans, 0, sizeof(*ans));
+	s->q = q;
+	s->name = name;
+	s->type = type;
+	s->ans = ans;
+	s->srv = srv;
+	s->srv_cap = srv_cap;
+	s->pending = 1;
+	q->pending++;
+	/* May call on_answer before returning (libunbound's local data). */
+	rc = ub_resolve_event(q->d->ctx, name, type, C_IN, s, on_answer, &s->id);
+	if (rc != 0 && s->pending) {
+		char why[sizeof(ans->why)];
+		snprintf(why, sizeof(why), "resolver error: %s", ub_strerror(rc));
+		answer_fail(ans, why);
+		log_debug(LOGCTX, "%s %s: %s", name, type_name(type), why);
+		s->pending = 0;
+		q->pending--;
+	}
+}
+
+static void fail(struct dns_query *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct dns_query *q, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(q->err, sizeof(q->err), fmt, ap);
+	va_end(ap);
+	q->stage = STAGE_DONE;
+}
+
+static void start_addr(struct dns_query *q)
+{
+	q->stage = STAGE_ADDR;
+	q->nsubs = 0;
+	for (size_t i = 0; i < q->nhosts; i++) {
+		struct dns_host *h = &q->hosts[i];
+		if (h->a6.st == DNS_ST_DATA || h->a4.st == DNS_ST_DATA)
+			continue; /* an IP literal, already "answered" */
+		sub_start(q, h->name, T_AAAA, &h->a6, NULL, 0);
+		sub_start(q, h->name, T_A, &h->a4, NULL, 0);
+	}
+}
+
+static void add_host(struct dns_query *q, const char *name, uint16_t port)
+{
+	struct dns_host *h = &q->hosts[q->nhosts++];
+
+	memset(h, 0, sizeof(*h));
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	h->port = port;
+}
+
+/* An IP literal becomes a host whose lookups already "answered". */
+static void add_literal(struct dns_query *q, const char *text, uint16_t port)
+{
+	struct dns_host *h = &q->hosts[q->nhosts];
+	uint8_t bin[16] = {0};
+
+	add_host(q, text, port);
+	if (inet_pton(AF_INET6, text, bin) == 1) {
+		h->a6.st = DNS_ST_DATA;
+		h->a6.n = 1;
+		memcpy(h->a6.addr[0], bin, 16);
+	} else if (inet_pton(AF_INET, text, bin) == 1) {
+		h->a4.st = DNS_ST_DATA;
+		h->a4.n = 1;
+		memcpy(h->a4.addr[0], bin, 4);
+	}
+}
+
+static void srv_done(struct dns_query *q)
+{
+	struct dns_answer *a = &q->srv_ans;
+	size_t skipped = 0;
+
+	switch (a->st) {
+	case DNS_ST_FAIL:
+		/* No fallback on failure: an attacker or a broken server
+		 * must not be able to steer us away from the SRV targets. */
+		fail(q, "DNS lookup of %s SRV failed: %s from %s", q->srv_name, a->why,
+		     q->d->servers);
+		return;
+	case DNS_ST_NXDOMAIN:
+	case DNS_ST_NODATA:
+	case DNS_ST_PENDING:
+		/* RFC 6120 §3.2.2: no SRV records, so the domain itself. */
+		log_debug(LOGCTX, "no SRV records for %s, falling back to %s:%d", q->domain,
+			  q->domain, DNS_XMPP_SERVER_PORT);
+		q->via = DNS_VIA_FALLBACK;
+		add_host(q, q->domain, DNS_XMPP_SERVER_PORT);
+		start_addr(q);
+		return;
+	case DNS_ST_DATA: break;
+	}
+	if (dns_srv_no_service(q->srv, a->n)) {
+		fail(q, "domain %s says it offers no XMPP server service (SRV target .)",
+		     q->domain);
+		return;
+	}
+	dns_srv_order(q->srv, a->n, rng_default, NULL);
+	q->via = DNS_VIA_SRV;
+	for (size_t i = 0; i < a->n; i++) {
+		/* "." among other records means nothing (RFC 2782 only
+		 * defines it alone); skip it like a target we cannot use. */
+		if (q->srv[i].target[0] == '\0' || q->srv[i].port == 0 ||
+		    q->nhosts == DNS_MAX_HOSTS) {
+			skipped++;
+			continue;
+		}
+		add_host(q, q->srv[i].target, q->srv[i].port);
+	}
+	if (skipped > 0)
+		log_debug(LOGCTX, "%s: %zu SRV records skipped (target ., port 0 or over %d)",
+			  q->srv_name, skipped, DNS_MAX_HOSTS);
+	if (q->nhosts == 0) {
+		fail(q, "domain %s publishes _xmpp-server._tcp SRV records but none names a host",
+		     q->domain);
+		return;
+	}
+	start_addr(q);
+}
+
+static void addr_done(struct dns_query *q)
+{
+	uint32_t ttl;
+
+	q->targets = calloc(DNS_MAX_TARGETS, sizeof(*q->targets));
+	if (q->targets == NULL) {
+		fail(q, "out of memory resolving %s", q->domain);
+		return;
+	}
+	q->ntargets = dns_build_targets(q->hosts, q->nhosts, q->targets, DNS_MAX_TARGETS, &ttl);
+	if (q->ntargets == 0) {
+		dns_explain(q->err, sizeof(q->err), q->via, q->domain, q->d->servers, q->hosts,
+			    q->nhosts);
+		q->stage = STAGE_DONE;
+		return;
+	}
+	if (q->via == DNS_VIA_SRV && q->srv_ans.ttl < ttl)
+		ttl = q->srv_ans.ttl;
+	q->ttl = ttl;
+	q->stage = STAGE_DONE;
+}
+
+static const char *via_name(enum dns_via via)
+{
+	switch (via) {
+	case DNS_VIA_PROXY: return "proxy_fqdn";
+	case DNS_VIA_SRV: return "SRV";
+	case DNS_VIA_FALLBACK: return "fallback";
+	case DNS_VIA_LITERAL: return "IP literal";
+	}
+	return "?";
+}
+
+static void deliver(struct dns_query *q)
+{
+	struct dns_result res = {q->via, q->ntargets, q->targets, q->ttl};
+
+	/* Unlinked first: cb may start new lookups or even free d. */
+	*q->pprev = q->next;
+	if (q->next != NULL)
+		q->next->pprev = q->pprev;
+	q->pprev = NULL;
+	if (q->qp != NULL)
+		*q->qp = NULL;
+	if (q->err[0] != '\0') {
+		log_debug(LOGCTX, "%s: %s", q->domain, q->err);
+		q->cb(q->ud, NULL, q->err);
+	} else {
+		if (log_enabled(LOG_DEBUG)) {
+			char text[1024] = "";
+			for (size_t i = 0; i < q->ntargets; i++) {
+				const struct dns_target *t = &q->targets[i];
+				appendf(text, sizeof(text), "%s%s %s%s%s:%u", i ? ", " : "",
+					t->host, t->addr.ss_family == AF_INET6 ? "[" : "",
+					t->addr_text, t->addr.ss_family == AF_INET6 ? "]" : "",
+					t->port);
+			}
+			log_debug(LOGCTX, "%s via %s: %s (ttl %u)", q->domain, via_name(q->via),
+				  text, q->ttl);
+		}
+		q->cb(q->ud, &res, NULL);
+	}
+	q->nsubs = 0; /* nothing pending, nothing to cancel */
+	query_destroy(q);
+}
+
+static void on_step(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_query *q = arg;
+
+	(void)fd;
+	(void)what;
+	if (q->pending > 0)
+		return;
+	if (q->stage == STAGE_SRV)
+		srv_done(q);
+	else if (q->stage == STAGE_ADDR)
+		addr_done(q);
+	if (q->stage == STAGE_DONE)
+		deliver(q);
+	else if (q->pending == 0)
+		/* Every lookup of the new stage ended inside the call. */
+		event_active(q->ev, EV_TIMEOUT, 0);
+}
+
+static void start_proxy(struct dns_query *q, const char *proxy)
+{
+	char host[DNS_NAME_MAX + 1];
+	uint16_t port;
+	int is_ip;
+
+	q->via = DNS_VIA_PROXY;
+	q->stage = STAGE_ADDR;
+	if (dns_parse_hostport(proxy, DNS_XMPP_SERVER_PORT, host, sizeof(host), &port, &is_ip) !=
+	    FG_OK) {
+		fail(q,
+		     "proxy_fqdn \"%s\" for %s is not host, host:port, an IP address or "
+		     "[IPv6]:port",
+		     proxy, q->domain);
+		return;
+	}
+	log_debug(LOGCTX, "%s: using proxy_fqdn %s port %u, no SRV lookup", q->domain, host, port);
+	if (is_ip)
+		add_literal(q, host, port);
+	else
+		add_host(q, host, port);
+	start_addr(q);
+}
+
+static int domain_literal(const char *domain, char *addr, size_t addrlen)
+{
+	uint8_t bin[16];
+	uint16_t port;
+	int is_ip;
+
+	if (domain[0] == '[') {
+		/* A JID domain may be "[v6]" but never carries a port. */
+		const char *close = strchr(domain, ']');
+		return close != NULL && close[1] == '\0' &&
+		       dns_parse_hostport(domain, 0, addr, addrlen, &port, &is_ip) == FG_OK;
+	}
+	if (inet_pton(AF_INET, domain, bin) == 1)
+		return copy_out(addr, addrlen, domain, strlen(domain)) == FG_OK;
+	return 0;
+}
+
+int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn, dns_cb cb,
+		       void *ud, struct dns_query **qp)
+{
+	static const char srv_prefix[] = "_xmpp-server._tcp.";
+	struct dns_query *q;
+	char addr[INET6_ADDRSTRLEN];
+
+	if (qp != NULL)
+		*qp = NULL;
+	if (d == NULL || domain == NULL || cb == NULL)
+		return FG_INVAL;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return FG_NOMEM;
+	q->ev = event_new(d->base, -1, 0, on_step, q);
+	if (q->ev == NULL) {
+		free(q);
+		return FG_NOMEM;
+	}
+	q->d = d;
+	q->cb = cb;
+	q->ud = ud;
+	q->qp = qp;
+	q->next = d->queries;
+	if (q->next != NULL)
+		q->next->pprev = &q->next;
+	q->pprev = &d->queries;
+	d->queries = q;
+	if (qp != NULL)
+		*qp = q;
+	snprintf(q->domain, sizeof(q->domain), "%s", domain);
+
+	if (strlen(domain) > DNS_NAME_MAX) {
+		fail(q, "cannot look up \"%.64s...\": longer than a DNS name can be", domain);
+	} else if (proxy_fqdn != NULL && proxy_fqdn[0] != '\0') {
+		start_proxy(q, proxy_fqdn);
+	} else if (domain_literal(domain, addr, sizeof(addr))) {
+		q->via = DNS_VIA_LITERAL;
+		add_literal(q, addr, DNS_XMPP_SERVER_PORT);
+		start_addr(q);
+	} else if (!dns_name_valid(domain)) {
+		fail(q, "cannot look up \"%s\": not a valid DNS name", domain);
+	} else if (sizeof(srv_prefix) - 1 + strlen(domain) > DNS_NAME_MAX) {
+		/* No SRV record can exist at a name that long. */
+		q->stage = STAGE_SRV;
+		q->srv_ans.st = DNS_ST_NXDOMAIN;
+	} else {
+		q->stage = STAGE_SRV;
+		snprintf(q->srv_name, sizeof(q->srv_name), "%s%s", srv_prefix, domain);
+		sub_start(q, q->srv_name, T_SRV, &q->srv_ans, q->srv, DNS_MAX_SRV_PARSE);
+	}
+	if (q->pending == 0)
+		event_active(q->ev, EV_TIMEOUT, 0);
+	return FG_OK;
+}

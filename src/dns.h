@@ -1,0 +1,138 @@
+/* DNS for outbound s2s: where to connect for a partner domain (SPEC §3).
+ *
+ * Everything runs on the caller's libevent loop through libunbound's event
+ * API; nothing blocks. A lookup ends in one callback with an ordered list of
+ * (host, address, port) to try, or with one sentence an admin can act on. */
+#ifndef FG_DNS_H
+#define FG_DNS_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct dns;
+struct dns_query;
+
+#define DNS_XMPP_SERVER_PORT 5269
+#define DNS_NAME_MAX	     253 /* presentation form, no final dot */
+
+/* Caps on what a (possibly hostile) DNS answer can make us hold or query. */
+#define DNS_MAX_SRV_PARSE 32 /* SRV records read from one answer */
+#define DNS_MAX_HOSTS	  16 /* SRV targets resolved, in SRV order */
+#define DNS_MAX_ADDRS	  8  /* addresses kept per host and family */
+#define DNS_MAX_TARGETS	  64 /* entries in one result */
+
+/* How the result was found; s2s_out logs it and TLS checks may differ. */
+enum dns_via {
+	DNS_VIA_PROXY,	  /* the partner's proxy_fqdn */
+	DNS_VIA_SRV,	  /* _xmpp-server._tcp.<domain> SRV targets */
+	DNS_VIA_FALLBACK, /* no SRV: the domain's own A/AAAA, port 5269 */
+	DNS_VIA_LITERAL,  /* the domain is an IP literal */
+};
+
+struct dns_target {
+	char host[DNS_NAME_MAX + 1];	  /* name resolved (SRV target, proxy, domain) */
+	char addr_text[INET6_ADDRSTRLEN]; /* for logs */
+	uint16_t port;
+	struct sockaddr_storage addr; /* ready for connect(), port included */
+	socklen_t addrlen;
+};
+
+struct dns_result {
+	enum dns_via via;
+	size_t n; /* >= 1 */
+	const struct dns_target *targets;
+	uint32_t ttl; /* smallest TTL of the records used; 0 for literals */
+};
+
+/* Exactly one of res and err is non-NULL; both live only during the call.
+ * Runs on the loop, never inside dns_resolve_server. */
+typedef void (*dns_cb)(void *ud, const struct dns_result *res, const char *err);
+
+/* Production: nameservers from resolv_conf (NULL: /etc/resolv.conf). */
+struct dns *dns_new(struct event_base *base, const char *resolv_conf, char *err, size_t errlen);
+/* Tests and odd setups: one forwarder, "IP" or "IP@PORT" (libunbound syntax),
+ * because resolv.conf cannot name a port. */
+struct dns *dns_new_fwd(struct event_base *base, const char *fwd, char *err, size_t errlen);
+/* Cancels every query still pending (their callbacks never run, their
+ * handles are cleared) and frees the resolver. */
+void dns_free(struct dns **d);
+
+/* Starts the lookup for an outbound stream to domain (a prepared JID
+ * domain: A-labels, or an IP literal). A non-empty proxy_fqdn ("host",
+ * "host:port", "[v6]:port" or an IP literal) replaces SRV entirely.
+ * *qp (may be NULL) receives a handle for dns_cancel; it is set to NULL
+ * before cb runs, so *qp must stay valid until then or until cancelled.
+ * Returns FG_OK, or FG_NOMEM/FG_ERR when nothing was started (cb will not
+ * run). Bad input is reported through cb like any other failure. */
+int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn, dns_cb cb,
+		       void *ud, struct dns_query **qp);
+/* Cancels a pending query; its callback never runs. NULL-safe. */
+void dns_cancel(struct dns_query **qp);
+
+/* ---- Pure parts, exposed for unit tests. ---- */
+
+struct dns_srv {
+	uint16_t prio, weight, port;
+	char target[DNS_NAME_MAX + 1]; /* "" is the root, "." in the zone */
+};
+
+/* Uniform random number in [0, bound). */
+typedef uint32_t (*dns_rng_fn)(void *ud, uint32_t bound);
+
+/* RFC 2782 order: ascending priority; within a priority, weighted random
+ * selection with weight-0 records first in the running sum. */
+void dns_srv_order(struct dns_srv *recs, size_t n, dns_rng_fn rng, void *rng_ud);
+/* 1 when the answer is the single "." record that means "no service". */
+int dns_srv_no_service(const struct dns_srv *recs, size_t n);
+
+/* Splits "host", "host:port", "[v6]", "[v6]:port" or a bare IPv4/IPv6
+ * literal. host receives the name (lower case, final dot stripped) or the
+ * address text without brackets; *is_ip says which. FG_OK or FG_INVAL. */
+int dns_parse_hostport(const char *s, uint16_t default_port, char *host, size_t hostlen,
+		       uint16_t *port, int *is_ip);
+/* 1 when s is an ASCII host name DNS can look up (LDH and '_' labels). */
+int dns_name_valid(const char *s);
+
+/* What the lookups for one name ended with. */
+enum dns_status { DNS_ST_PENDING = 0, DNS_ST_DATA, DNS_ST_NODATA, DNS_ST_NXDOMAIN, DNS_ST_FAIL };
+
+/* One parsed reply: the records of the asked type. */
+struct dns_answer {
+	enum dns_status st;
+	char why[48];	/* for DNS_ST_FAIL: "SERVFAIL", "malformed reply", ... */
+	uint32_t ttl;	/* smallest TTL of the records kept */
+	size_t n;	/* records kept (in addr, or in the caller's srv array) */
+	size_t dropped; /* records beyond the caps */
+	/* A records use the first 4 bytes. */
+	uint8_t addr[DNS_MAX_ADDRS][16];
+};
+
+/* Parses a wire-format reply; rcode is libunbound's (non-zero wins over the
+ * packet's). Only answer records of qtype count (the resolver has followed
+ * CNAMEs). SRV records go to srv[0..srv_cap). Never fails: problems become
+ * DNS_ST_FAIL with a reason. */
+void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
+		      struct dns_answer *ans, struct dns_srv *srv, size_t srv_cap);
+
+/* A name to connect to and what its AAAA and A lookups returned. */
+struct dns_host {
+	char name[DNS_NAME_MAX + 1];
+	uint16_t port;
+	struct dns_answer a6, a4;
+};
+
+/* Flattens hosts in order into targets: each host's IPv6 addresses, then its
+ * IPv4 ones, in answer order; an (address, port) seen before is skipped.
+ * Returns the number written (at most max); *ttl gets the smallest TTL. */
+size_t dns_build_targets(const struct dns_host *hosts, size_t nhosts, struct dns_target *out,
+			 size_t max, uint32_t *ttl);
+
+/* The sentence for a lookup whose hosts gave no address. servers names the
+ * resolvers asked ("127.0.0.53"). */
+void dns_explain(char *buf, size_t len, enum dns_via via, const char *domain, const char *servers,
+		 const struct dns_host *hosts, size_t nhosts);
+
+#endif
