@@ -3,6 +3,7 @@
 #define FG_TLS_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A server-side context for inbound streams: our certificate and key, TLS
@@ -13,6 +14,55 @@
 SSL_CTX *tls_server_ctx_new(const char *cert, const char *key, const char *ca_file, char *err,
 			    size_t errlen);
 void tls_ctx_free(SSL_CTX **ctx);
+
+/* A client-side context for outbound streams, set up like the server one:
+ * our certificate and key go out as the client certificate (the peer needs
+ * it for SASL EXTERNAL), and the peer's chain is verified but never fails the
+ * handshake, because dialback may still be allowed; tls_peer_verify() reads
+ * the verdict afterwards. */
+SSL_CTX *tls_client_ctx_new(const char *cert, const char *key, const char *ca_file, char *err,
+			    size_t errlen);
+/* Before SSL_connect(): sends domain (a lower-case A-label domain, as jid.c
+ * prepares it) as SNI and remembers it as the name the peer's certificate
+ * must prove. FG_OK, FG_INVAL for a name that cannot be an SNI host name,
+ * FG_NOMEM. */
+int tls_client_prepare(SSL *ssl, const char *domain);
+/* The domain given to tls_client_prepare(), or NULL. */
+const char *tls_expected_host(const SSL *ssl);
+
+/* Which RFC 6125 identifier in the certificate matched an XMPP server
+ * domain (RFC 6120 13.7.1.2); the Subject CN never counts. */
+enum tls_id_result {
+	TLS_ID_NO_MATCH = 0,
+	TLS_ID_MATCH_DNS_ID,   /* subjectAltName dNSName, maybe "*.domain" */
+	TLS_ID_MATCH_SRV_ID,   /* otherName id-on-dnsSRV "_xmpp-server.domain" */
+	TLS_ID_MATCH_XMPPADDR, /* otherName id-on-xmppAddr "domain" */
+};
+
+/* "DNS-ID", "SRV-ID", "XmppAddr" or "no match". */
+const char *tls_id_name(enum tls_id_result r);
+/* Checks whether cert names domain (an A-label domain) as an XMPP server,
+ * with no regard to its chain or dates. why (may be NULL) receives a sentence
+ * an admin can act on: the name that matched, or the names the certificate
+ * does carry and why none of them fits. */
+enum tls_id_result tls_cert_matches(X509 *cert, const char *domain, char *why, size_t whylen);
+
+/* All we know about a peer's certificate after the handshake; what SASL
+ * EXTERNAL (XEP-0178) decides on and what `status` shows. */
+struct tls_verdict {
+	bool has_cert;	       /* the peer presented a certificate */
+	bool chain_ok;	       /* it chains to one of our trust anchors, in date */
+	long chain_error;      /* X509_V_OK or the first X509_V_ERR_* met */
+	enum tls_id_result id; /* how it names the domain, if it does */
+	char text[1024];       /* chain and identity verdicts in words */
+};
+
+/* Fills v for the peer of ssl (either side) against domain; domain NULL
+ * means the one given to tls_client_prepare(). Returns FG_OK only when the
+ * certificate proves domain (present, chain_ok and an identity match),
+ * FG_ERR when it does not, FG_INVAL without a session or a domain; v is
+ * filled in every case. */
+int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v);
 
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
 void tls_describe(const SSL *ssl, char *buf, size_t len);
