@@ -205,6 +205,9 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		return;
 	}
 	const char *msg = str_of(body, "message");
+	if (status != CMD_OK && strcmp(name, "test-im") == 0)
+		json_array_foreach(json_object_get(result, "steps"), i, m)
+			printf("  %s\n", json_string_value(m));
 	if (status != CMD_OK) {
 		if (msg[0])
 			fprintf(stderr, "%s\n", msg);
@@ -219,6 +222,9 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		print_gateway(stdout, result);
 	else if (strcmp(name, "audit") == 0)
 		print_audit(stdout, result);
+	else if (strcmp(name, "test-im") == 0)
+		json_array_foreach(json_object_get(result, "steps"), i, m)
+			printf("  %s\n", json_string_value(m));
 	if (msg[0])
 		printf("%s\n", msg);
 }
@@ -237,8 +243,8 @@ int cli_main(int argc, char **argv)
 	bool as_json = false, what_if = false;
 	char name[64];
 	int words = 1;
-	if (strcmp(argv[0], "audit") == 0) {
-		snprintf(name, sizeof(name), "audit");
+	if (strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "test-im") == 0) {
+		snprintf(name, sizeof(name), "%s", argv[0]);
 	} else {
 		if (argc < 2 || argv[1][0] == '-') {
 			fprintf(stderr, "fedgate: '%s' needs a subcommand (see 'fedgate help')\n",

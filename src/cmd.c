@@ -92,6 +92,13 @@ static const struct cmd_param p_audit[] = {
 	{NULL, NULL, 0, false, NULL},
 };
 
+static const struct cmd_param p_test_im[] = {
+	{"to", "--to", CP_STRING, true, "a partner user's JID, e.g. bob@fabrikam.com"},
+	{"from", "--from", CP_STRING, false, "a JID of a local domain (default fedgate-test@D)"},
+	{"body", "--body", CP_STRING, false, "the text (default: a line naming fedgate)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
 static const struct cmd_def table[] = {
 	{"partner new", true, "create an XMPP federated partner", p_partner_new},
 	{"partner set", true, "change a partner", p_partner_set},
@@ -102,6 +109,7 @@ static const struct cmd_def table[] = {
 	{"gateway get", false, "show the gateway settings", p_none},
 	{"gateway set", true, "change gateway settings", p_gateway_set},
 	{"audit", false, "show the audit log of changes", p_audit},
+	{"test-im", true, "send a test message to a partner user and report each step", p_test_im},
 };
 
 const struct cmd_def *cmd_table(size_t *n)
@@ -1046,6 +1054,24 @@ static void cmd_audit(struct cmd_env *env, const struct cmd_request *req, cmd_re
 		done_audit(t, FG_ERR, "cannot queue the read");
 }
 
+/* ---- diagnostics ---- */
+
+static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			void *ud)
+{
+	if (req->what_if) {
+		reply_error(reply, ud, CMD_USAGE, "test-im: --what-if does not apply");
+		return;
+	}
+	if (!env->test_im) {
+		reply_error(
+			reply, ud, CMD_REFUSED,
+			"test-im sends through the running daemon: start 'fedgate serve' first");
+		return;
+	}
+	env->test_im(env, req, reply, ud);
+}
+
 /* ---- dispatch ---- */
 
 typedef void (*cmd_handler)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
@@ -1064,6 +1090,7 @@ static const struct {
 	{"gateway get", cmd_gateway_get},
 	{"gateway set", cmd_gateway_set},
 	{"audit", cmd_audit},
+	{"test-im", cmd_test_im},
 };
 
 void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)

@@ -21,6 +21,9 @@ enum { CMD_OK = 0, CMD_REFUSED = 1, CMD_USAGE = 2, CMD_NOT_FOUND = 3 };
 struct fg_conf;
 struct store_db;
 struct cmd_env;
+struct cmd_request;
+
+typedef void (*cmd_reply_fn)(void *ud, int status, json_t *body /* owned by the callee */);
 
 /* A change ready to be made durable: the store ops and audit entries of
  * one transaction, and the in-memory state to install once it commits. */
@@ -45,6 +48,9 @@ struct cmd_env {
 	void (*partner_changed)(struct cmd_env *env, const struct partner *old,
 				const struct partner *new_p);
 	void (*gateway_changed)(struct cmd_env *env);
+	/* `test-im`: only the daemon can send; NULL in the CLI. */
+	void (*test_im)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			void *ud);
 	void *ud;
 	struct store_db *db; /* for the synchronous runner */
 };
@@ -57,8 +63,6 @@ struct cmd_request {
 	const char *iface; /* "cli", "api", "web" */
 	bool read_only;	   /* the caller may only read (viewer role) */
 };
-
-typedef void (*cmd_reply_fn)(void *ud, int status, json_t *body /* owned by the callee */);
 
 /* Runs a command; reply is called exactly once, maybe before this returns. */
 void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud);

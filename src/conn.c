@@ -42,6 +42,7 @@ struct conn {
 	struct event *closer; /* polls the output while closing */
 	struct event *reaper; /* frees the connection from the loop */
 	unsigned close_waited_ms;
+	bool connecting; /* conn_connect: waiting for the TCP handshake */
 	bool closing;
 	bool reaped;
 	bool paused;
@@ -117,6 +118,33 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	memcpy(reason, c->reason, sizeof(reason));
 	free(c);
 	ops->on_closed(ud, reason);
+}
+
+static void setup_bev(struct conn *c);
+
+/* Puts a TLS filter over the socket: accepting when domain is NULL,
+ * connecting with SNI = domain otherwise. */
+static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain)
+{
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return FG_NOMEM;
+	if (domain && tls_client_prepare(ssl, domain) != FG_OK) {
+		SSL_free(ssl);
+		return FG_INVAL;
+	}
+	struct bufferevent *tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
+								 domain ? BUFFEREVENT_SSL_CONNECTING
+									: BUFFEREVENT_SSL_ACCEPTING,
+								 BEV_OPT_CLOSE_ON_FREE);
+	if (!tls) {
+		SSL_free(ssl);
+		return FG_NOMEM;
+	}
+	c->ssl = ssl;
+	c->bev = tls;
+	setup_bev(c);
+	return FG_OK;
 }
 
 void conn_free_now(struct conn **cp)
@@ -237,11 +265,18 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
+		if (c->connecting) {
+			c->connecting = false;
+			log_info(c->ctx, "connected");
+			if (!c->closing && c->ops->on_connected)
+				c->ops->on_connected(c->ud);
+			return;
+		}
 		if (c->ssl && !c->tls_up) {
 			c->tls_up = true;
 			char desc[128];
 			tls_describe(c->ssl, desc, sizeof(desc));
-			log_info(c->ctx, "TLS established: %s, client certificate: %s", desc,
+			log_info(c->ctx, "TLS established: %s, peer certificate: %s", desc,
 				 tls_peer_verdict(c->ssl));
 			if (!c->closing)
 				c->ops->on_tls(c->ud);
@@ -262,7 +297,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	} else if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
 		snprintf(why, sizeof(why), "%s%s",
-			 c->ssl && !c->tls_up ? "TLS handshake failed: " : "socket error: ",
+			 c->connecting		? "connect failed: "
+			 : c->ssl && !c->tls_up ? "TLS handshake failed: "
+						: "socket error: ",
 			 err ? evutil_socket_error_to_string(err) : "connection reset");
 	} else {
 		return;
@@ -301,15 +338,14 @@ static void setup_bev(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
-		      socklen_t peerlen, const char *ctx_prefix, const struct conn_limits *lim,
-		      const struct conn_ops *ops, void *ud)
+/* Everything but the bufferevent; NULL when out of memory. */
+static struct conn *conn_alloc(struct event_base *base, const struct sockaddr *peer,
+			       socklen_t peerlen, const char *ctx_prefix,
+			       const struct conn_limits *lim, const struct conn_ops *ops, void *ud)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
+	if (!c)
 		return NULL;
-	}
 	c->base = base;
 	c->ops = ops;
 	c->ud = ud;
@@ -322,19 +358,10 @@ struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *pe
 		snprintf(c->peer, sizeof(c->peer), "?");
 	c->port = (unsigned)atoi(port);
 	conn_set_label(c, NULL);
-
-	evutil_make_socket_nonblocking(fd);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(base, timer_cb, c);
 	c->closer = evtimer_new(base, closer_cb, c);
 	c->reaper = event_new(base, -1, 0, reap_cb, c);
-	if (!c->bev || !c->timer || !c->closer || !c->reaper) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
+	if (!c->timer || !c->closer || !c->reaper) {
 		if (c->timer)
 			event_free(c->timer);
 		if (c->closer)
@@ -344,7 +371,62 @@ struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *pe
 		free(c);
 		return NULL;
 	}
+	return c;
+}
+
+static void conn_discard(struct conn *c)
+{
+	if (c->bev)
+		bufferevent_free(c->bev);
+	event_free(c->timer);
+	event_free(c->closer);
+	event_free(c->reaper);
+	free(c);
+}
+
+struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
+		      socklen_t peerlen, const char *ctx_prefix, const struct conn_limits *lim,
+		      const struct conn_ops *ops, void *ud)
+{
+	struct conn *c = conn_alloc(base, peer, peerlen, ctx_prefix, lim, ops, ud);
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	evutil_make_socket_nonblocking(fd);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		conn_discard(c);
+		return NULL;
+	}
 	setup_bev(c);
+	return c;
+}
+
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
+			  const char *ctx_prefix, const struct conn_limits *lim,
+			  const struct conn_ops *ops, void *ud)
+{
+	struct conn *c = conn_alloc(base, sa, salen, ctx_prefix, lim, ops, ud);
+	if (!c)
+		return NULL;
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		conn_discard(c);
+		return NULL;
+	}
+	c->connecting = true;
+	setup_bev(c);
+	/* Errors, immediate ones included, arrive through event_cb. */
+	bufferevent_socket_connect(c->bev, sa, (int)salen);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	if (fd >= 0) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	return c;
 }
 
@@ -362,18 +444,17 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx, size_t *discarded)
 	c->st.discarded_after_starttls += n;
 	if (discarded)
 		*discarded = n;
+	return stack_tls(c, ctx, NULL);
+}
 
-	SSL *ssl = SSL_new(ctx);
-	if (!ssl)
-		return FG_NOMEM;
-	struct bufferevent *tls = bufferevent_openssl_filter_new(
-		c->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (!tls) {
-		SSL_free(ssl);
-		return FG_NOMEM;
-	}
-	c->ssl = ssl;
-	c->bev = tls;
-	setup_bev(c);
-	return FG_OK;
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain)
+{
+	if (c->ssl || c->closing)
+		return FG_ERR;
+	/* Whatever came after <proceed/> in the clear is not TLS: drop it. */
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t n = evbuffer_get_length(in);
+	evbuffer_drain(in, n);
+	c->st.discarded_after_starttls += n;
+	return stack_tls(c, ctx, domain);
 }

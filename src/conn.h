@@ -19,6 +19,9 @@ struct conn_ops {
 	size_t (*on_data)(void *ud, const char *data, size_t len);
 	/* The TLS handshake finished. */
 	void (*on_tls)(void *ud);
+	/* An outbound connection (conn_connect) is established. May be NULL
+	 * for inbound connections. */
+	void (*on_connected)(void *ud);
 	/* The timer set with conn_set_timer() fired. */
 	void (*on_timer)(void *ud);
 	/* The connection is gone; the owner must drop its pointer. reason
@@ -44,12 +47,20 @@ void conn_set_label(struct conn *c, const char *label);
 unsigned conn_id(const struct conn *c);
 const char *conn_peer(const struct conn *c); /* "127.0.0.1" */
 
+/* Starts a non-blocking connect to sa; on_connected or on_closed (with the
+ * reason, e.g. "connect failed: Connection refused") follows. */
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
+			  const char *ctx_prefix, const struct conn_limits *lim,
+			  const struct conn_ops *ops, void *ud);
+
 int conn_write(struct conn *c, const char *data, size_t len);
 
 /* Switches to TLS as the server. Bytes already buffered from the plaintext
  * side are discarded unread (returned in *discarded); data written before
  * this call still goes out in plaintext first (the <proceed/>). */
 int conn_start_tls(struct conn *c, SSL_CTX *ctx, size_t *discarded);
+/* Switches to TLS as the client, with SNI = domain (tls_client_prepare). */
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain);
 SSL *conn_ssl(const struct conn *c); /* NULL until TLS is up */
 bool conn_secure(const struct conn *c);
 

@@ -32,6 +32,8 @@ static void usage(FILE *f)
 		"transaction)\n"
 		"  gateway get|set [opts]         gateway-wide settings\n"
 		"  audit [--since T]              who changed what, when, before and after\n"
+		"  test-im --to JID [--body T]    send a test message to a partner user, report "
+		"each step\n"
 		"  version                        print the version\n"
 		"  help                           this text\n"
 		"\n"
@@ -87,7 +89,8 @@ int main(int argc, char **argv)
 		printf("fedgate %s\n", FG_VERSION);
 		return 0;
 	}
-	if (strcmp(cmd, "partner") == 0 || strcmp(cmd, "gateway") == 0 || strcmp(cmd, "audit") == 0)
+	if (strcmp(cmd, "partner") == 0 || strcmp(cmd, "gateway") == 0 ||
+	    strcmp(cmd, "audit") == 0 || strcmp(cmd, "test-im") == 0)
 		return cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "init") == 0)
 		return init_main(argc - 1, argv + 1);

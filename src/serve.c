@@ -2,8 +2,11 @@
 
 #include "conf.h"
 #include "control.h"
+#include "dns.h"
 #include "fg.h"
+#include "jid.h"
 #include "log.h"
+#include "s2s_out.h"
 #include "store.h"
 #include "stream.h"
 #include "tls.h"
@@ -107,6 +110,15 @@ static bool partner_has(const struct partner *p, const char *domain)
 	return false;
 }
 
+static void close_outbound(struct server *srv, const struct partner *p, const char *why)
+{
+	if (!p)
+		return;
+	s2s_out_close_domain(srv, p->domain, why);
+	for (size_t i = 0; i < p->additional_domains.n; i++)
+		s2s_out_close_domain(srv, p->additional_domains.v[i], why);
+}
+
 /* A partner's record changed: streams negotiated under the old settings no
  * longer match, so they end; traffic re-establishes them under the new. */
 static void on_partner_changed(struct cmd_env *env, const struct partner *old,
@@ -129,6 +141,8 @@ static void on_partner_changed(struct cmd_env *env, const struct partner *old,
 		if (partner_has(old, remote) || partner_has(new_p, remote))
 			stream_error(s, "policy-violation", text);
 	}
+	close_outbound(srv, old, text);
+	close_outbound(srv, new_p, text);
 }
 
 static void on_gateway_changed(struct cmd_env *env)
@@ -142,6 +156,110 @@ static void on_gateway_changed(struct cmd_env *env)
 		 gw->connection_limit, gw->partner_connection_limit, gw->keepalive_interval,
 		 gw->stream_establishment_timeout, gw->stream_inactivity_timeout,
 		 gw->subscription_refresh_interval, gw->log_message_bodies ? "true" : "false");
+}
+
+struct test_im {
+	cmd_reply_fn reply;
+	void *ud;
+	char to[1100];
+};
+
+static void test_im_done(void *ud, bool ok, const char *report)
+{
+	struct test_im *t = ud;
+	json_t *body = json_object(), *steps = json_array(), *errors = json_array();
+	char *copy = strdup(report ? report : "");
+	char *save = NULL, *last = NULL;
+	for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		json_array_append_new(steps, json_string(l));
+		last = l;
+	}
+	if (!ok)
+		json_array_append_new(errors, json_string(last ? last : "not sent"));
+	json_t *result = json_object();
+	json_object_set_new(result, "sent", json_boolean(ok));
+	json_object_set_new(result, "steps", steps);
+	json_object_set_new(body, "result", result);
+	json_object_set_new(body, "errors", errors);
+	json_object_set_new(body, "warnings", json_array());
+	char msg[1200];
+	snprintf(msg, sizeof(msg), ok ? "test message sent to %s" : "test message to %s not sent",
+		 t->to);
+	json_object_set_new(body, "message", json_string(msg));
+	free(copy);
+	t->reply(t->ud, ok ? CMD_OK : CMD_REFUSED, body);
+	free(t);
+}
+
+static void refuse(cmd_reply_fn reply, void *ud, const char *msg)
+{
+	json_t *b = json_object(), *e = json_array();
+	json_array_append_new(e, json_string(msg));
+	json_object_set_new(b, "errors", e);
+	reply(ud, CMD_REFUSED, b);
+}
+
+/* `fedgate test-im`: a message through the real outbound path, with the
+ * steps (DNS, connect, TLS, certificate, authentication) reported back. */
+static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			void *ud)
+{
+	struct server *srv = env->ud;
+	const char *to = json_string_value(json_object_get(req->params, "to"));
+	const char *from = json_string_value(json_object_get(req->params, "from"));
+	const char *text = json_string_value(json_object_get(req->params, "body"));
+	char msg[1300], deffrom[1100];
+	struct jid tj = {0}, fj = {0};
+	if (!to || jid_parse(to, strlen(to), &tj) != JID_OK) {
+		refuse(reply, ud, "test-im: --to is not a valid JID");
+		return;
+	}
+	if (!from) {
+		snprintf(deffrom, sizeof(deffrom), "fedgate-test@%s", srv->conf->domains.v[0]);
+		from = deffrom;
+	}
+	if (jid_parse(from, strlen(from), &fj) != JID_OK ||
+	    !conf_is_local_domain(srv->conf, fj.domain)) {
+		refuse(reply, ud, "test-im: --from must be a JID of a local domain");
+		goto out;
+	}
+	if (!policy_lookup(env->partners, tj.domain)) {
+		snprintf(msg, sizeof(msg),
+			 "%s is not an allowed federation partner (add it with "
+			 "'fedgate partner new --domain %s')",
+			 tj.domain, tj.domain);
+		refuse(reply, ud, msg);
+		goto out;
+	}
+	struct xml_node *m = xml_new(XML_NS_SERVER, "message");
+	struct test_im *t = calloc(1, sizeof(*t));
+	char *fs = jid_to_string(&fj, false), *ts = jid_to_string(&tj, false);
+	if (!m || !t || !fs || !ts) {
+		xml_free(&m);
+		free(t);
+		refuse(reply, ud, "out of memory");
+	} else {
+		xml_set_attr(m, NULL, "from", fs);
+		xml_set_attr(m, NULL, "to", ts);
+		xml_set_attr(m, NULL, "type", "chat");
+		xml_set_attr(m, NULL, "id", "fedgate-test-im");
+		const char *b = text ? text : "fedgate test message: federation works";
+		xml_add_text(xml_add_child(m, NULL, "body"), b, strlen(b));
+		t->reply = reply;
+		t->ud = ud;
+		snprintf(t->to, sizeof(t->to), "%s", ts);
+		log_info("test-im", "%s sends a test message to %s", req->who ? req->who : "?", ts);
+		if (s2s_out_send(srv, fj.domain, tj.domain, m, test_im_done, t) != FG_OK) {
+			free(t);
+			refuse(reply, ud, "the queue for that domain is full");
+		}
+	}
+	free(fs);
+	free(ts);
+out:
+	jid_clear(&tj);
+	jid_clear(&fj);
 }
 
 /* The partners and settings from the store, before the loop runs (the
@@ -159,6 +277,7 @@ static int open_store(struct server *srv)
 		.run = run_on_store,
 		.partner_changed = on_partner_changed,
 		.gateway_changed = on_gateway_changed,
+		.test_im = run_test_im,
 		.ud = srv,
 	};
 	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK) {
@@ -264,6 +383,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	close_listeners();
 	control_stop(&srv->control);
+	s2s_out_close_domain(srv, NULL, "the server is shutting down");
 	for (struct stream *s = srv->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
 	if (srv->nstreams == 0) {
@@ -295,9 +415,20 @@ int serve_main(const char *conf_path)
 		log_error("serve", "%s", err);
 		goto out;
 	}
+	srv.tls_client = tls_client_ctx_new(srv.conf->tls_certificate, srv.conf->tls_key,
+					    srv.conf->tls_ca_file, err, sizeof(err));
+	if (!srv.tls_client) {
+		log_error("serve", "%s", err);
+		goto out;
+	}
 	srv.base = event_base_new();
 	if (!srv.base) {
 		log_error("serve", "cannot create the event loop");
+		goto out;
+	}
+	srv.dns = dns_new(srv.base, srv.conf->dns_resolv_conf, err, sizeof(err));
+	if (!srv.dns) {
+		log_error("serve", "%s", err);
 		goto out;
 	}
 	if (open_store(&srv) != FG_OK)
@@ -328,6 +459,8 @@ out:
 	close_listeners();
 	control_stop(&srv.control);
 	store_stop(&srv.store); /* replies to commands under way */
+	s2s_out_free_all(&srv);
+	dns_free(&srv.dns);
 	/* Streams still open after the grace period are cut. */
 	while (srv.streams) {
 		struct stream *s = srv.streams;
@@ -341,6 +474,7 @@ out:
 	if (srv.base)
 		event_base_free(srv.base);
 	tls_ctx_free(&srv.tls);
+	tls_ctx_free(&srv.tls_client);
 	cmd_env_clear(&srv.env);
 	conf_free(&srv.conf);
 	return status;

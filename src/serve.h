@@ -22,6 +22,8 @@ struct server {
 	struct cmd_env env;	 /* partners and gateway settings, live */
 	struct store *store;	 /* the store thread */
 	struct control *control; /* the CLI's way in */
+	struct dns *dns;	 /* SRV and address lookups for s2s-out */
+	SSL_CTX *tls_client;	 /* outbound s2s: our certificate as client */
 };
 
 /* Returns the process exit status. */

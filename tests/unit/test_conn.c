@@ -51,7 +51,8 @@ static void on_closed(void *ud, const char *reason)
 	snprintf(o->reason, sizeof(o->reason), "%s", reason);
 }
 
-static const struct conn_ops ops = {on_data, on_tls, on_timer, on_closed};
+static const struct conn_ops ops = {
+	.on_data = on_data, .on_tls = on_tls, .on_timer = on_timer, .on_closed = on_closed};
 
 static void spin(struct event_base *base, int rounds)
 {

@@ -1,0 +1,599 @@
+#include "s2s_out.h"
+
+#include "cmd.h"
+#include "conf.h"
+#include "conn.h"
+#include "dns.h"
+#include "fg.h"
+#include "log.h"
+#include "policy.h"
+#include "s2s_in.h"
+#include "serve.h"
+#include "tls.h"
+#include "xmlstream.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Stanzas waiting for one domain pair; beyond this they bounce. */
+#define OUT_QUEUE_MAX 1000
+
+enum out_state {
+	OUT_RESOLVING,
+	OUT_CONNECTING,
+	OUT_WAIT_HEADER,
+	OUT_WAIT_FEATURES,
+	OUT_STARTTLS, /* <starttls/> sent */
+	OUT_TLS,      /* handshaking */
+	OUT_SASL,     /* <auth mechanism='EXTERNAL'/> sent */
+	OUT_READY,
+	OUT_FAILED,
+};
+
+static const char *const out_state_names[] = {
+	[OUT_RESOLVING] = "resolving",	   [OUT_CONNECTING] = "connecting",
+	[OUT_WAIT_HEADER] = "wait-header", [OUT_WAIT_FEATURES] = "wait-features",
+	[OUT_STARTTLS] = "starttls",	   [OUT_TLS] = "tls-handshake",
+	[OUT_SASL] = "sasl-external",	   [OUT_READY] = "ready",
+	[OUT_FAILED] = "failed",
+};
+
+struct out_item {
+	struct xml_node *stanza;
+	s2s_out_done done;
+	void *ud;
+	struct out_item *next;
+};
+
+struct s2s_out {
+	struct server *srv;
+	char *local, *remote;
+	char ctx[300];
+	enum out_state state;
+	unsigned methods;
+	bool secure, authed, restart;
+	const char *method; /* how it authenticated, for logs */
+
+	struct dns_query *q;
+	struct dns_target *targets;
+	size_t ntargets, next_target;
+	char last_connect_error[300];
+
+	struct conn *conn;
+	struct xmlstream *xs;
+	struct event *deadline;
+
+	struct out_item *queue, **tail;
+	size_t queued;
+	struct xml_buf report;
+
+	struct s2s_out *prev, *next;
+};
+
+static struct s2s_out *outs; /* every outbound stream; few, so a list */
+
+static void step(struct s2s_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void step(struct s2s_out *o, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_info(o->ctx, "%s", line);
+	xml_buf_puts(&o->report, line);
+	xml_buf_puts(&o->report, "\n");
+}
+
+static void enter(struct s2s_out *o, enum out_state st)
+{
+	log_debug(o->ctx, "%s -> %s", out_state_names[o->state], out_state_names[st]);
+	o->state = st;
+}
+
+static void out_free(struct s2s_out *o)
+{
+	if (o->prev)
+		o->prev->next = o->next;
+	else if (outs == o)
+		outs = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	dns_cancel(&o->q);
+	if (o->deadline)
+		event_free(o->deadline);
+	xmlstream_free(&o->xs);
+	while (o->queue) {
+		struct out_item *it = o->queue;
+		o->queue = it->next;
+		xml_free(&it->stanza);
+		free(it);
+	}
+	xml_buf_free(&o->report);
+	free(o->targets);
+	free(o->local);
+	free(o->remote);
+	free(o);
+}
+
+/* No stanza vanishes: each queued one is reported to whoever sent it.
+ * (Bouncing error stanzas to local senders comes with local users.) */
+static void fail(struct s2s_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct s2s_out *o, const char *fmt, ...)
+{
+	if (o->state == OUT_FAILED)
+		return;
+	char why[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn(o->ctx, "failed: %s", why);
+	xml_buf_puts(&o->report, "failed: ");
+	xml_buf_puts(&o->report, why);
+	xml_buf_puts(&o->report, "\n");
+	enter(o, OUT_FAILED);
+	while (o->queue) {
+		struct out_item *it = o->queue;
+		o->queue = it->next;
+		log_info(o->ctx, "undeliverable stanza to %s: %s", o->remote, why);
+		if (it->done)
+			it->done(it->ud, false, o->report.data);
+		xml_free(&it->stanza);
+		free(it);
+	}
+	o->tail = &o->queue;
+	o->queued = 0;
+	if (o->conn) {
+		conn_write(o->conn, "</stream:stream>", 16);
+		conn_close(o->conn, why); /* on_closed frees o */
+	} else {
+		out_free(o);
+	}
+}
+
+static void send_raw(struct s2s_out *o, const char *s)
+{
+	conn_write(o->conn, s, strlen(s));
+}
+
+static void send_header(struct s2s_out *o)
+{
+	struct xml_buf b = {0};
+	xml_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+			 "xmlns:stream='" XML_NS_STREAM "' xmlns:db='" XML_NS_DIALBACK "' from='");
+	xml_escape(&b, o->local, strlen(o->local), true);
+	xml_buf_puts(&b, "' to='");
+	xml_escape(&b, o->remote, strlen(o->remote), true);
+	xml_buf_puts(&b, "' version='1.0'>");
+	if (!b.oom)
+		conn_write(o->conn, b.data, b.len);
+	xml_buf_free(&b);
+	enter(o, OUT_WAIT_HEADER);
+}
+
+static void flush(struct s2s_out *o)
+{
+	struct xml_ctx ctx = {
+		.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
+	while (o->queue) {
+		struct out_item *it = o->queue;
+		o->queue = it->next;
+		struct xml_buf b = {0};
+		xml_serialize(it->stanza, &ctx, &b);
+		bool ok = !b.oom && conn_write(o->conn, b.data, b.len) == FG_OK;
+		xml_buf_free(&b);
+		if (it->done)
+			it->done(it->ud, ok, o->report.data);
+		xml_free(&it->stanza);
+		free(it);
+	}
+	o->tail = &o->queue;
+	o->queued = 0;
+}
+
+static void ready(struct s2s_out *o)
+{
+	enter(o, OUT_READY);
+	evtimer_del(o->deadline);
+	conn_set_timer(o->conn, 0);
+	step(o, "stream ready: authenticated with %s", o->method);
+	/* Once authenticated the peer may send full-size stanzas. */
+	const struct fg_conf *cf = o->srv->conf;
+	struct xs_limits lim = {.stanza_bytes = cf->s2s_stanza_size,
+				.depth = cf->element_depth,
+				.attributes = cf->element_attributes};
+	xmlstream_set_limits(o->xs, &lim);
+	flush(o);
+}
+
+/* SPEC §3: the most preferred allowed method the peer offers, never a
+ * weaker one; when none can succeed, say why in words an admin can use. */
+static void on_features(struct s2s_out *o, const struct xml_node *f)
+{
+	bool tls_offered = xml_child(f, XML_NS_TLS, "starttls") != NULL;
+	bool db_offered = xml_child(f, XML_NS_DIALBACK_FEATURE, "dialback") != NULL;
+	const struct xml_node *mechs = xml_child(f, XML_NS_SASL, "mechanisms");
+	bool external = false;
+	for (const struct xml_node *m = mechs ? xml_first_element(mechs) : NULL; m;
+	     m = xml_next_element(m))
+		if (xml_is(m, XML_NS_SASL, "mechanism") && strcmp(xml_text(m), "EXTERNAL") == 0)
+			external = true;
+
+	if (o->authed) {
+		ready(o);
+		return;
+	}
+	if (!o->secure) {
+		if (o->methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)) {
+			if (tls_offered) {
+				send_raw(o, "<starttls xmlns='" XML_NS_TLS "'/>");
+				enter(o, OUT_STARTTLS);
+				return;
+			}
+			if (!(o->methods & AUTH_TCP_DIALBACK)) {
+				fail(o,
+				     "%s offers no STARTTLS but its partner settings require TLS",
+				     o->remote);
+				return;
+			}
+		}
+		fail(o, "%s allows only TCP Dialback here, which this version cannot do yet",
+		     o->remote);
+		return;
+	}
+	SSL *ssl = conn_ssl(o->conn);
+	struct tls_verdict v;
+	bool cert_ok = ssl && tls_peer_verify(ssl, o->remote, &v) == FG_OK;
+	if ((o->methods & AUTH_SASL_TLS) && cert_ok && external) {
+		/* XEP-0178: "=" is an empty authorization identity: the
+		 * one our certificate shows. */
+		send_raw(o, "<auth xmlns='" XML_NS_SASL "' mechanism='EXTERNAL'>=</auth>");
+		enter(o, OUT_SASL);
+		return;
+	}
+	if (o->methods & AUTH_TLS_DIALBACK) {
+		fail(o, "%s needs TLS Dialback%s, which this version cannot do yet", o->remote,
+		     db_offered ? "" : " (not offered)");
+		return;
+	}
+	if (!cert_ok)
+		fail(o,
+		     "the certificate of %s cannot be trusted for SASL EXTERNAL and its partner "
+		     "settings allow no other method: %s",
+		     o->remote, ssl ? v.text : "no TLS");
+	else
+		fail(o,
+		     "%s does not offer SASL EXTERNAL (does it trust our certificate for %s?) and "
+		     "its partner settings allow no other method",
+		     o->remote, o->local);
+}
+
+static void on_element(struct s2s_out *o, struct xml_node *el)
+{
+	if (xml_is(el, XML_NS_STREAM, "error")) {
+		const struct xml_node *c = xml_first_element(el);
+		const struct xml_node *t = xml_child(el, XML_NS_STREAMS_ERR, "text");
+		fail(o, "%s closed the stream with <%s/>%s%s", o->remote, c ? c->name : "?",
+		     t ? ": " : "", t ? xml_text(t) : "");
+		return;
+	}
+	switch (o->state) {
+	case OUT_WAIT_FEATURES:
+		if (xml_is(el, XML_NS_STREAM, "features")) {
+			on_features(o, el);
+			return;
+		}
+		break;
+	case OUT_STARTTLS:
+		if (xml_is(el, XML_NS_TLS, "proceed")) {
+			if (conn_start_tls_client(o->conn, o->srv->tls_client, o->remote) !=
+			    FG_OK) {
+				fail(o, "cannot start TLS");
+				return;
+			}
+			enter(o, OUT_TLS);
+			return;
+		}
+		if (xml_is(el, XML_NS_TLS, "failure")) {
+			fail(o, "%s refused STARTTLS", o->remote);
+			return;
+		}
+		break;
+	case OUT_SASL:
+		if (xml_is(el, XML_NS_SASL, "success")) {
+			o->authed = true;
+			o->method = "SASL over TLS";
+			o->restart = true; /* RFC 6120 §6.4.6: a new stream */
+			step(o, "SASL EXTERNAL accepted by %s", o->remote);
+			return;
+		}
+		if (xml_is(el, XML_NS_SASL, "failure")) {
+			const struct xml_node *c = xml_first_element(el);
+			fail(o, "%s refused SASL EXTERNAL: <%s/>", o->remote, c ? c->name : "?");
+			return;
+		}
+		break;
+	default: break;
+	}
+	fail(o, "unexpected <%s/> from %s in state %s", el->name, o->remote,
+	     out_state_names[o->state]);
+}
+
+static int on_event(void *ud, struct xs_event *ev)
+{
+	struct s2s_out *o = ud;
+	if (o->state == OUT_FAILED) {
+		if (ev->type == XS_EV_STANZA)
+			xml_free(&ev->node);
+		return XS_STOP;
+	}
+	switch (ev->type) {
+	case XS_EV_OPEN:
+		if (strcmp(ev->content_ns, XML_NS_SERVER) != 0) {
+			fail(o, "%s answered with the content namespace '%s'", o->remote,
+			     ev->content_ns);
+			break;
+		}
+		enter(o, OUT_WAIT_FEATURES);
+		break;
+	case XS_EV_STANZA:
+		on_element(o, ev->node);
+		xml_free(&ev->node);
+		/* After <proceed/> and <success/> the next bytes belong to a
+		 * new layer or a new stream. */
+		if (o->state == OUT_TLS || o->restart)
+			return XS_STOP;
+		break;
+	case XS_EV_CLOSE: fail(o, "%s closed the stream", o->remote); break;
+	case XS_EV_ERROR:
+		fail(o, "%s sent bad XML: <%s/> %s", o->remote, ev->condition, ev->text);
+		break;
+	}
+	return o->state == OUT_FAILED ? XS_STOP : XS_CONTINUE;
+}
+
+static size_t on_data(void *ud, const char *data, size_t len)
+{
+	struct s2s_out *o = ud;
+	size_t off = 0;
+	while (off < len && o->state != OUT_FAILED && o->state != OUT_TLS) {
+		size_t used = 0;
+		int rc = xmlstream_feed(o->xs, data + off, len - off, &used);
+		off += used;
+		if (rc != FG_AGAIN)
+			break;
+		if (o->restart) {
+			o->restart = false;
+			xmlstream_reset(o->xs);
+			send_header(o);
+			continue;
+		}
+		break;
+	}
+	return len;
+}
+
+static void on_tls(void *ud)
+{
+	struct s2s_out *o = ud;
+	o->secure = true;
+	SSL *ssl = conn_ssl(o->conn);
+	char desc[128];
+	tls_describe(ssl, desc, sizeof(desc));
+	struct tls_verdict v;
+	tls_peer_verify(ssl, o->remote, &v);
+	step(o, "TLS: %s; certificate of %s: %s", desc, o->remote, v.text);
+	xmlstream_reset(o->xs);
+	send_header(o);
+}
+
+static void on_timer(void *ud)
+{
+	struct s2s_out *o = ud;
+	fail(o, "%s did not answer in time (state %s)", o->remote, out_state_names[o->state]);
+}
+
+static void connect_next(struct s2s_out *o);
+
+static void on_connected(void *ud)
+{
+	struct s2s_out *o = ud;
+	const struct dns_target *t = &o->targets[o->next_target - 1];
+	step(o, "connected to %s [%s]:%u", t->host, t->addr_text, t->port);
+	const struct fg_conf *cf = o->srv->conf;
+	struct xs_limits lim = {.stanza_bytes = cf->preauth_stanza_size,
+				.depth = cf->element_depth,
+				.attributes = cf->element_attributes};
+	o->xs = xmlstream_new(&lim, on_event, o);
+	if (!o->xs) {
+		fail(o, "out of memory");
+		return;
+	}
+	conn_set_timer(o->conn, cf->timeout_authentication);
+	send_header(o);
+}
+
+static void on_closed(void *ud, const char *reason)
+{
+	struct s2s_out *o = ud;
+	o->conn = NULL;
+	xmlstream_free(&o->xs);
+	if (o->state == OUT_CONNECTING) {
+		/* This target failed; the next one may do. */
+		snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", reason);
+		step(o, "%s", reason);
+		connect_next(o);
+		return;
+	}
+	if (o->state != OUT_FAILED && o->state != OUT_READY) {
+		fail(o, "%s", reason);
+		return;
+	}
+	if (o->state == OUT_READY)
+		log_info(o->ctx, "stream closed: %s", reason);
+	out_free(o);
+}
+
+static const struct conn_ops out_ops = {
+	.on_data = on_data,
+	.on_tls = on_tls,
+	.on_timer = on_timer,
+	.on_connected = on_connected,
+	.on_closed = on_closed,
+};
+
+static void connect_next(struct s2s_out *o)
+{
+	if (o->next_target >= o->ntargets) {
+		fail(o, "cannot connect to %s: %s", o->remote,
+		     o->last_connect_error[0] ? o->last_connect_error : "no address");
+		return;
+	}
+	const struct dns_target *t = &o->targets[o->next_target++];
+	enter(o, OUT_CONNECTING);
+	struct conn_limits cl = {.output_queue = o->srv->conf->output_queue,
+				 .input_buffer = 64 * 1024};
+	o->conn = conn_connect(o->srv->base, (const struct sockaddr *)&t->addr, t->addrlen,
+			       "s2s-out", &cl, &out_ops, o);
+	if (!o->conn) {
+		fail(o, "out of memory");
+		return;
+	}
+	char label[300];
+	snprintf(label, sizeof(label), "%s->%s", o->local, o->remote);
+	conn_set_label(o->conn, label);
+	conn_set_timer(o->conn, o->srv->conf->timeout_tls_handshake);
+}
+
+static void on_dns(void *ud, const struct dns_result *res, const char *err)
+{
+	struct s2s_out *o = ud;
+	if (!res) {
+		fail(o, "%s", err);
+		return;
+	}
+	o->targets = calloc(res->n, sizeof(*o->targets));
+	if (!o->targets) {
+		fail(o, "out of memory");
+		return;
+	}
+	memcpy(o->targets, res->targets, res->n * sizeof(*o->targets));
+	o->ntargets = res->n;
+	for (size_t i = 0; i < res->n; i++)
+		step(o, "DNS: %s [%s]:%u", res->targets[i].host, res->targets[i].addr_text,
+		     res->targets[i].port);
+	connect_next(o);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct s2s_out *o = arg;
+	(void)fd;
+	(void)what;
+	fail(o, "no authenticated stream to %s within %u seconds (stream_establishment_timeout)",
+	     o->remote, o->srv->env.gw.stream_establishment_timeout);
+}
+
+static struct s2s_out *out_new(struct server *srv, const char *local, const char *remote)
+{
+	struct s2s_out *o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->srv = srv;
+	o->local = strdup(local);
+	o->remote = strdup(remote);
+	o->tail = &o->queue;
+	o->deadline = evtimer_new(srv->base, on_deadline, o);
+	snprintf(o->ctx, sizeof(o->ctx), "s2s-out %s->%s", local, remote);
+	if (!o->local || !o->remote || !o->deadline) {
+		out_free(o);
+		return NULL;
+	}
+	o->next = outs;
+	if (outs)
+		outs->prev = o;
+	outs = o;
+	enter(o, OUT_RESOLVING);
+	return o;
+}
+
+/* May fail (and free o) at once: the caller must not touch o afterwards. */
+static void out_begin(struct s2s_out *o)
+{
+	struct server *srv = o->srv;
+	const struct partner *p = policy_lookup(srv->env.partners, o->remote);
+	if (!p) {
+		/* The router checks first; a partner removed meanwhile lands here. */
+		fail(o, "%s is not an allowed federation partner", o->remote);
+		return;
+	}
+	o->methods = policy_allowed_methods(p);
+	char names[128];
+	policy_methods_string(o->methods, names, sizeof(names));
+	step(o, "partner %s allows %s", p->domain, names);
+	struct timeval tv = {(time_t)srv->env.gw.stream_establishment_timeout, 0};
+	evtimer_add(o->deadline, &tv);
+	if (dns_resolve_server(srv->dns, o->remote, p->proxy_fqdn, on_dns, o, &o->q) != FG_OK)
+		fail(o, "cannot start the DNS lookup for %s", o->remote);
+}
+
+int s2s_out_send(struct server *srv, const char *local, const char *remote, struct xml_node *stanza,
+		 s2s_out_done done, void *ud)
+{
+	struct s2s_out *o = outs;
+	while (o && (o->state == OUT_FAILED || strcmp(o->local, local) != 0 ||
+		     strcmp(o->remote, remote) != 0))
+		o = o->next;
+	if (o && o->queued >= OUT_QUEUE_MAX) {
+		xml_free(&stanza);
+		return FG_LIMIT;
+	}
+	struct out_item *it = calloc(1, sizeof(*it));
+	bool fresh = o == NULL;
+	if (fresh)
+		o = out_new(srv, local, remote);
+	if (!it || !o) {
+		free(it);
+		xml_free(&stanza);
+		return FG_NOMEM;
+	}
+	it->stanza = stanza;
+	it->done = done;
+	it->ud = ud;
+	*o->tail = it;
+	o->tail = &it->next;
+	o->queued++;
+	if (fresh)
+		out_begin(o);
+	else if (o->state == OUT_READY)
+		flush(o);
+	return FG_OK;
+}
+
+void s2s_out_close_domain(struct server *srv, const char *domain, const char *reason)
+{
+	(void)srv;
+	struct s2s_out *o = outs;
+	while (o) {
+		struct s2s_out *next = o->next;
+		if (o->state != OUT_FAILED && (!domain || strcmp(o->remote, domain) == 0))
+			fail(o, "%s", reason);
+		o = next;
+	}
+}
+
+void s2s_out_free_all(struct server *srv)
+{
+	(void)srv;
+	while (outs) {
+		struct s2s_out *o = outs;
+		conn_free_now(&o->conn);
+		out_free(o);
+	}
+}

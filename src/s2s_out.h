@@ -1,0 +1,31 @@
+/* Outbound server-to-server streams (SPEC §3, outbound): one per (local,
+ * remote) domain pair, connected through proxy_fqdn or the SRV targets,
+ * secured and authenticated with the most preferred method the partner's
+ * settings allow and the peer offers, never anything weaker. */
+#ifndef FG_S2S_OUT_H
+#define FG_S2S_OUT_H
+
+#include "xml.h"
+
+#include <stdbool.h>
+
+struct server;
+struct s2s_out;
+
+/* Called once per stanza: sent (ok) or not, with the steps taken so far,
+ * one per line, and on failure the reason an admin can act on last. */
+typedef void (*s2s_out_done)(void *ud, bool ok, const char *report);
+
+/* Queues stanza (taken) for remote from local and starts a stream if none
+ * is under way. done may be NULL. Returns FG_OK, or FG_LIMIT when the
+ * queue for that domain is full (stanza freed, done not called). */
+int s2s_out_send(struct server *srv, const char *local, const char *remote, struct xml_node *stanza,
+		 s2s_out_done done, void *ud);
+
+/* Closes every outbound stream to one of the partner's domains: its
+ * settings changed. NULL closes all (shutdown). */
+void s2s_out_close_domain(struct server *srv, const char *domain, const char *reason);
+/* Frees everything at once, without callbacks (final exit). */
+void s2s_out_free_all(struct server *srv);
+
+#endif
