@@ -38,8 +38,14 @@ static unsigned dialback_here(unsigned methods, bool secure)
 	return methods & (secure ? AUTH_TLS_DIALBACK : AUTH_TCP_DIALBACK);
 }
 
-int s2s_in_features(unsigned methods, bool secure, struct xml_node *features)
+int s2s_in_features(unsigned methods, bool secure, bool offer_external, struct xml_node *features)
 {
+	if (secure && offer_external && (methods & AUTH_SASL_TLS)) {
+		struct xml_node *m = xml_add_child(features, XML_NS_SASL, "mechanisms");
+		struct xml_node *e = m ? xml_add_child(m, XML_NS_SASL, "mechanism") : NULL;
+		if (!e || xml_add_text(e, "EXTERNAL", 8) != FG_OK)
+			return FG_NOMEM;
+	}
 	if (!secure && (methods & TLS_METHODS)) {
 		struct xml_node *tls = xml_add_child(features, XML_NS_TLS, "starttls");
 		if (!tls)

@@ -23,8 +23,10 @@ int s2s_in_methods(const struct policy *partners, const char *remote, const char
 /* Adds the features for a stream in this state to `features`:
  * STARTTLS iff a TLS method is allowed, <required/> iff no method works
  * without TLS; the dialback feature iff an allowed dialback method matches
- * the stream's state. */
-int s2s_in_features(unsigned methods, bool secure, struct xml_node *features);
+ * the stream's state; SASL EXTERNAL iff offer_external (the caller checked
+ * that SASL over TLS is allowed and the certificate is valid for the
+ * domain). */
+int s2s_in_features(unsigned methods, bool secure, bool offer_external, struct xml_node *features);
 
 /* Whether el may come on a stream in this state. When not, *condition and
  * why say what to answer (policy-violation: "secure it first" or "that

@@ -5,11 +5,14 @@
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "router.h"
+#include "tls.h"
 #include "s2s_in.h"
 #include "serve.h"
 #include "xml.h"
 #include "xmlstream.h"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 enum {
 	SF_SECURE = 1 << 0,	 /* TLS is up */
 	SF_HEADER_SENT = 1 << 1, /* our <stream:stream> went out */
+	SF_AUTHED = 1 << 2,	 /* s2s: `authed` proved itself (SASL EXTERNAL) */
 };
 
 struct stream {
@@ -36,6 +40,8 @@ struct stream {
 	char *local;  /* the local domain the peer addressed (to) */
 	char *remote; /* the peer's from, prepared; s2s only, may be NULL */
 	bool starttls_requested;
+	bool restart;	  /* SASL success: the next bytes are a new stream */
+	char *authed;	  /* s2s: the domain this stream is authenticated for */
 	unsigned methods; /* s2s: what the partner's settings allow (enum auth_method) */
 	struct stream *prev, *next;
 };
@@ -44,6 +50,7 @@ static const char *const state_names[] = {
 	[STREAM_WAIT_HEADER] = "wait-header",
 	[STREAM_NEGOTIATING] = "negotiating",
 	[STREAM_TLS_HANDSHAKE] = "tls-handshake",
+	[STREAM_READY] = "ready",
 	[STREAM_CLOSING] = "closing",
 };
 
@@ -93,6 +100,18 @@ static const char *content_ns(const struct stream *s)
 	return s->kind == STREAM_C2S ? XML_NS_CLIENT : XML_NS_SERVER;
 }
 
+/* An authenticated stream that stays silent this long is closed: the
+ * keepalive interval for partners with keepalives (they promise to send
+ * whitespace), the inactivity timeout otherwise (SPEC §3). */
+static unsigned idle_timeout(const struct stream *s)
+{
+	const struct gateway_settings *gw = &s->srv->env.gw;
+	const struct partner *p = s->authed ? policy_lookup(s->srv->env.partners, s->authed) : NULL;
+	if (p && p->keepalive)
+		return 2 * gw->keepalive_interval;
+	return gw->stream_inactivity_timeout;
+}
+
 /* The one place where a stream changes state, so every transition is
  * logged and the per-state timer is always re-armed. */
 static void enter(struct stream *s, enum stream_state st)
@@ -105,10 +124,11 @@ static void enter(struct stream *s, enum stream_state st)
 	case STREAM_WAIT_HEADER: t = cf->timeout_stream_header; break;
 	case STREAM_TLS_HANDSHAKE: t = cf->timeout_tls_handshake; break;
 	case STREAM_NEGOTIATING: t = cf->timeout_authentication; break;
+	case STREAM_READY: t = idle_timeout(s); break;
 	case STREAM_CLOSING: t = 0; break;
 	}
 	/* No state may outlast the deadline for becoming authenticated. */
-	if (t) {
+	if (t && st != STREAM_READY) {
 		time_t left = s->started + (time_t)cf->timeout_authentication - time(NULL);
 		if (left < 1)
 			left = 1;
@@ -193,12 +213,28 @@ void stream_error(struct stream *s, const char *condition, const char *text)
 	conn_close(s->conn, reason);
 }
 
+/* XEP-0178: EXTERNAL only for a domain the certificate proves. */
+static bool external_ok(struct stream *s)
+{
+	SSL *ssl = conn_ssl(s->conn);
+	struct tls_verdict v;
+	if (!ssl || !s->remote || !(s->methods & AUTH_SASL_TLS))
+		return false;
+	if (tls_peer_verify(ssl, s->remote, &v) != FG_OK) {
+		log_info(conn_ctx(s->conn), "no SASL EXTERNAL for %s: %s", s->remote, v.text);
+		return false;
+	}
+	return true;
+}
+
 static void send_features(struct stream *s)
 {
 	struct xml_node *f = xml_new(XML_NS_STREAM, "features");
 	int rc = f ? FG_OK : FG_NOMEM;
-	if (rc == FG_OK && s->kind == STREAM_S2S_IN) {
-		rc = s2s_in_features(s->methods, s->flags & SF_SECURE, f);
+	if (rc == FG_OK && s->kind == STREAM_S2S_IN && (s->flags & SF_AUTHED)) {
+		/* Nothing left to negotiate. */
+	} else if (rc == FG_OK && s->kind == STREAM_S2S_IN) {
+		rc = s2s_in_features(s->methods, s->flags & SF_SECURE, external_ok(s), f);
 	} else if (rc == FG_OK && !(s->flags & SF_SECURE)) {
 		/* Clients always need TLS; account settings may relax it. */
 		struct xml_node *tls = xml_add_child(f, XML_NS_TLS, "starttls");
@@ -307,8 +343,100 @@ static void on_header(struct stream *s, struct xs_event *ev)
 	send_header(s, s->remote);
 	log_info(conn_ctx(s->conn), "stream opened (version %lu.%lu, %s)", major, minor,
 		 (s->flags & SF_SECURE) ? "TLS" : "plaintext");
+	if ((s->flags & SF_AUTHED) && s->remote && strcmp(s->remote, s->authed) != 0) {
+		stream_error(s, "invalid-from", "the stream was authenticated for another domain");
+		return;
+	}
 	send_features(s);
-	enter(s, STREAM_NEGOTIATING);
+	enter(s, (s->flags & SF_AUTHED) ? STREAM_READY : STREAM_NEGOTIATING);
+}
+
+static void sasl_failure(struct stream *s, const char *condition, const char *why)
+{
+	char buf[200];
+	log_info(conn_ctx(s->conn), "SASL EXTERNAL refused (%s): %s", condition, why);
+	snprintf(buf, sizeof(buf), "<failure xmlns='" XML_NS_SASL "'><%s/></failure>", condition);
+	send_raw(s, buf, strlen(buf));
+}
+
+/* XEP-0178 §3, receiving side. The authorization identity, when given,
+ * must be the domain the certificate was checked for. */
+static void sasl_external(struct stream *s, const struct xml_node *el)
+{
+	const char *mech = xml_attr(el, "mechanism");
+	if (!mech || strcmp(mech, "EXTERNAL") != 0) {
+		sasl_failure(s, "invalid-mechanism", "only EXTERNAL is offered");
+		return;
+	}
+	if (!external_ok(s)) {
+		sasl_failure(s, "not-authorized", "the certificate does not prove the domain");
+		return;
+	}
+	const char *b64 = xml_text(el);
+	if (*b64 && strcmp(b64, "=") != 0) {
+		unsigned char authzid[1100];
+		size_t n = strlen(b64);
+		int len = n < 1400 ? EVP_DecodeBlock(authzid, (const unsigned char *)b64, (int)n)
+				   : -1;
+		while (len > 0 && n && b64[--n] == '=')
+			len--; /* EVP_DecodeBlock counts padding as bytes */
+		char *prep = NULL;
+		bool same = len > 0 &&
+			    jid_domain_prep((const char *)authzid, (size_t)len, &prep) == JID_OK &&
+			    strcmp(prep, s->remote) == 0;
+		free(prep);
+		if (!same) {
+			sasl_failure(s, "invalid-authzid",
+				     "the authorization identity is not the "
+				     "domain of the stream");
+			return;
+		}
+	}
+	free(s->authed);
+	s->authed = strdup(s->remote);
+	if (!s->authed) {
+		stream_error(s, "resource-constraint", "out of memory");
+		return;
+	}
+	s->flags |= SF_AUTHED;
+	s->restart = true;
+	send_raw(s, "<success xmlns='" XML_NS_SASL "'/>",
+		 strlen("<success xmlns='" XML_NS_SASL "'/>"));
+	log_info(conn_ctx(s->conn), "authenticated %s with SASL EXTERNAL (SASL over TLS)",
+		 s->authed);
+}
+
+/* A stanza on an authenticated s2s stream: its from must be the domain
+ * the stream proved, its to one of ours (RFC 6120 §8.1.1, §8.1.2). */
+static void on_stanza(struct stream *s, struct xml_node *st)
+{
+	if (!xml_is(st, XML_NS_SERVER, "message") && !xml_is(st, XML_NS_SERVER, "presence") &&
+	    !xml_is(st, XML_NS_SERVER, "iq")) {
+		xml_free(&st);
+		stream_error(s, "unsupported-stanza-type",
+			     "only message, presence and iq in jabber:server are stanzas here");
+		return;
+	}
+	const char *from = xml_attr(st, "from"), *to = xml_attr(st, "to");
+	struct jid fj = {0}, tj = {0};
+	bool from_ok = from && jid_parse(from, strlen(from), &fj) == JID_OK &&
+		       strcmp(fj.domain, s->authed) == 0;
+	bool to_ok = to && jid_parse(to, strlen(to), &tj) == JID_OK &&
+		     conf_is_local_domain(s->srv->conf, tj.domain);
+	jid_clear(&fj);
+	jid_clear(&tj);
+	if (!from_ok) {
+		xml_free(&st);
+		stream_error(s, "invalid-from",
+			     "the stanza's from is not the domain this stream authenticated");
+		return;
+	}
+	if (!to_ok) {
+		xml_free(&st);
+		stream_error(s, "host-unknown", "the stanza's to is not a domain served here");
+		return;
+	}
+	router_from_partner(s->srv, st);
 }
 
 static void on_element(struct stream *s, struct xml_node *el)
@@ -336,10 +464,15 @@ static void on_element(struct stream *s, struct xml_node *el)
 		s->starttls_requested = true;
 		return;
 	}
+	if (s->kind == STREAM_S2S_IN && xml_is(el, XML_NS_SASL, "auth")) {
+		sasl_external(s, el);
+		return;
+	}
 	if (s->kind == STREAM_S2S_IN) {
-		/* An allowed dialback or SASL request: authenticating server
-		 * streams is the next step of this gateway, not yet here. */
-		stream_error(s, "not-authorized", "this server cannot authenticate streams yet");
+		/* An allowed dialback request: the dialback core exists, the
+		 * streams do not drive it yet. */
+		stream_error(s, "not-authorized",
+			     "this server cannot authenticate streams with dialback yet");
 		return;
 	}
 	if (!secure) {
@@ -362,6 +495,10 @@ static int on_event(void *ud, struct xs_event *ev)
 	switch (ev->type) {
 	case XS_EV_OPEN: on_header(s, ev); break;
 	case XS_EV_STANZA:
+		if (s->state == STREAM_READY) {
+			on_stanza(s, ev->node);
+			break;
+		}
 		if (s->state != STREAM_NEGOTIATING) {
 			xml_free(&ev->node);
 			stream_error(s, "not-authorized", "stanza before the stream was set up");
@@ -369,8 +506,9 @@ static int on_event(void *ud, struct xs_event *ev)
 		}
 		on_element(s, ev->node);
 		xml_free(&ev->node);
-		/* Nothing after <starttls/> may be parsed. */
-		if (s->starttls_requested)
+		/* Nothing after <starttls/> may be parsed; after SASL
+		 * success what follows is a new stream. */
+		if (s->starttls_requested || s->restart)
 			return XS_STOP;
 		break;
 	case XS_EV_CLOSE:
@@ -412,12 +550,33 @@ static void start_tls(struct stream *s, size_t trailing)
 static size_t on_data(void *ud, const char *data, size_t len)
 {
 	struct stream *s = ud;
-	if (s->state == STREAM_TLS_HANDSHAKE || s->state == STREAM_CLOSING)
-		return len;
-	size_t used = 0;
-	int rc = xmlstream_feed(s->xs, data, len, &used);
-	if (rc == FG_AGAIN && s->starttls_requested && s->state == STREAM_NEGOTIATING)
-		start_tls(s, len - used);
+	size_t off = 0;
+	while (off < len && s->state != STREAM_TLS_HANDSHAKE && s->state != STREAM_CLOSING) {
+		size_t used = 0;
+		int rc = xmlstream_feed(s->xs, data + off, len - off, &used);
+		off += used;
+		if (rc != FG_AGAIN)
+			break;
+		if (s->starttls_requested && s->state == STREAM_NEGOTIATING) {
+			start_tls(s, len - off);
+			break;
+		}
+		if (!s->restart)
+			break;
+		/* RFC 6120 §6.4.6: after SASL success both sides start over;
+		 * an authenticated peer may send full-size stanzas. */
+		s->restart = false;
+		xmlstream_reset(s->xs);
+		const struct fg_conf *cf = s->srv->conf;
+		struct xs_limits lim = {.stanza_bytes = cf->s2s_stanza_size,
+					.depth = cf->element_depth,
+					.attributes = cf->element_attributes};
+		xmlstream_set_limits(s->xs, &lim);
+		s->flags &= ~SF_HEADER_SENT;
+		enter(s, STREAM_WAIT_HEADER);
+	}
+	if (s->state == STREAM_READY)
+		conn_set_timer(s->conn, idle_timeout(s));
 	return len;
 }
 
@@ -425,6 +584,7 @@ static void on_tls(void *ud)
 {
 	struct stream *s = ud;
 	s->flags |= SF_SECURE;
+	s->flags &= ~SF_HEADER_SENT;
 	/* RFC 6120 §5.4.3.3: both sides forget the old stream; the peer
 	 * sends a new header, over TLS. */
 	xmlstream_reset(s->xs);
@@ -445,6 +605,9 @@ static void on_timer(void *ud)
 		snprintf(text, sizeof(text), "TLS handshake not finished within %u seconds",
 			 cf->timeout_tls_handshake);
 		break;
+	case STREAM_READY:
+		snprintf(text, sizeof(text), "no traffic for %u seconds", idle_timeout(s));
+		break;
 	default:
 		snprintf(text, sizeof(text), "stream not authenticated within %u seconds",
 			 cf->timeout_authentication);
@@ -461,6 +624,7 @@ static void on_closed(void *ud, const char *reason)
 	xmlstream_free(&s->xs);
 	free(s->local);
 	free(s->remote);
+	free(s->authed);
 	free(s);
 }
 
@@ -470,6 +634,7 @@ void stream_free_now(struct stream *s)
 	xmlstream_free(&s->xs);
 	free(s->local);
 	free(s->remote);
+	free(s->authed);
 	free(s);
 }
 

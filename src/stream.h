@@ -14,6 +14,7 @@ enum stream_state {
 	STREAM_WAIT_HEADER, /* connected, or restarted: waiting for <stream:stream> */
 	STREAM_NEGOTIATING, /* our header and features sent */
 	STREAM_TLS_HANDSHAKE,
+	STREAM_READY, /* authenticated: stanzas flow */
 	STREAM_CLOSING,
 };
 

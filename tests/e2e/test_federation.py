@@ -135,3 +135,103 @@ def test_peer_that_does_not_host_the_domain(world):
     rc, out, err = run(cli(fg, "test-im", "--to", "x@wrong.test"))
     assert rc == 1
     assert "wrong.test closed the stream with <host-unknown/>" in err, out + err
+
+
+def test_prosody_user_to_contoso_gets_an_answer_both_ways(world):
+    """bob@fabrikam.test writes to alice@contoso.test: Prosody authenticates
+    to fedgate with SASL EXTERNAL, fedgate (no local accounts yet) answers
+    service-unavailable over its own outbound stream, and bob's client gets
+    the error; bob's ping of contoso.test gets a result the same way."""
+    bed, prosody, fg = world
+
+    async def scenario():
+        bob = User("bob@fabrikam.test/phone", "bobpass", bed.ca.cert)
+        bob.register_plugin("xep_0199")
+        errors = asyncio.Queue()
+        bob.add_event_handler("message_error", lambda m: errors.put_nowait(m))
+        bob.connect(("127.0.0.12", 5222))
+        await asyncio.wait_for(bob.online.wait(), 20)
+        bob.send_message(mto="alice@contoso.test", mbody="hi alice", mtype="chat")
+        err = await asyncio.wait_for(errors.get(), 20)
+        pong = await bob["xep_0199"].send_ping("contoso.test", timeout=20)
+        bob.disconnect()
+        await asyncio.wait_for(bob.disconnected, 5)
+        return err, pong
+
+    err, pong = run(scenario())
+    assert err["error"]["condition"] == "service-unavailable"
+    assert str(err["from"]) == "alice@contoso.test"
+    assert pong["type"] == "result"
+    log = fg.read_log()
+    assert re.search(r"s2s-in #\d+ .*fabrikam\.test->contoso\.test: authenticated fabrikam\.test "
+                     r"with SASL EXTERNAL", log), log
+    assert "message to alice@contoso.test answered with service-unavailable" in log
+
+
+def authenticated_peer(bed, fg, frm="fabrikam.test"):
+    """A raw s2s peer that proves fabrikam.test with a certificate of the
+    bed's CA and SASL EXTERNAL, as Prosody would."""
+    import ssl
+    from fgtest import NS_STREAM, Peer
+    cert, key = bed.ca.issue(f"raw-{frm}", [frm])
+    p = Peer(host="127.0.0.11")
+    p.open(frm=frm)
+    p.features()
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert p.next_element().tag.endswith("proceed")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(bed.ca.cert)
+    ctx.load_cert_chain(cert, key)
+    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
+    p.reset_parser()
+    p.open(frm=frm)
+    feats = p.features()
+    mechs = [m.text for m in feats.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism")]
+    assert mechs == ["EXTERNAL"], mechs
+    p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    assert p.next_element().tag == "{urn:ietf:params:xml:ns:xmpp-sasl}success"
+    p.reset_parser()
+    p.open(frm=frm)
+    f = p.features()
+    assert f.tag == f"{{{NS_STREAM}}}features" and len(f) == 0
+    return p
+
+
+@pytest.mark.parametrize("stanza,condition", [
+    ("<message from='eve@litware.test' to='alice@contoso.test'><body>x</body></message>",
+     "invalid-from"),
+    ("<message from='bob@fabrikam.test' to='alice@elsewhere.test'><body>x</body></message>",
+     "host-unknown"),
+    ("<thing from='bob@fabrikam.test' to='alice@contoso.test'/>", "unsupported-stanza-type"),
+])
+def test_authenticated_stream_checks_every_stanza(world, stanza, condition):
+    bed, _, fg = world
+    p = authenticated_peer(bed, fg)
+    p.send(stanza)
+    cond, text = p.stream_error()
+    assert cond == condition, text
+
+
+def test_sasl_external_refused_for_a_domain_the_certificate_does_not_prove(world):
+    import ssl
+    bed, _, fg = world
+    from fgtest import Peer
+    cert, key = bed.ca.issue("raw-corp", ["corp.fabrikam.test"])
+    p = Peer(host="127.0.0.11")
+    p.open(frm="fabrikam.test")
+    p.features()
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    p.next_element()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(bed.ca.cert)
+    ctx.load_cert_chain(cert, key)
+    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
+    p.reset_parser()
+    p.open(frm="fabrikam.test")
+    feats = p.features()
+    assert not list(feats.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism"))
+    p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    fail = p.next_element()
+    assert fail.tag == "{urn:ietf:params:xml:ns:xmpp-sasl}failure"
+    assert fail[0].tag == "{urn:ietf:params:xml:ns:xmpp-sasl}not-authorized"
+    fg.wait_log(r"no SASL EXTERNAL for fabrikam\.test: .*corp\.fabrikam\.test")
