@@ -188,6 +188,35 @@ static void print_audit(FILE *f, json_t *rows)
 	}
 }
 
+static void print_status(FILE *f, json_t *rows)
+{
+	if (json_array_size(rows) == 0) {
+		fprintf(f, "no streams\n");
+		return;
+	}
+	fprintf(f, "%-5s %-22s %-22s %-14s %-14s %-28s %9s %9s %6s %6s %5s\n", "DIR", "LOCAL",
+		"REMOTE", "STATE", "METHOD", "TLS", "BYTES-IN", "BYTES-OUT", "ST-IN", "ST-OUT",
+		"AGE");
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+	{
+		fprintf(f, "%-5s %-22s %-22s %-14s %-14s %-28s %9lld %9lld %6lld %6lld %5lld\n",
+			str_of(r, "direction"), str_of(r, "local"), str_of(r, "remote"),
+			str_of(r, "state"), str_of(r, "method"), str_of(r, "tls"),
+			(long long)json_integer_value(json_object_get(r, "bytes_in")),
+			(long long)json_integer_value(json_object_get(r, "bytes_out")),
+			(long long)json_integer_value(json_object_get(r, "stanzas_in")),
+			(long long)json_integer_value(json_object_get(r, "stanzas_out")),
+			(long long)json_integer_value(json_object_get(r, "age")));
+		const char *cert = str_of(r, "certificate"), *err = str_of(r, "last_error");
+		if (strcmp(cert, "none") != 0)
+			fprintf(f, "      certificate: %s\n", cert);
+		if (err[0])
+			fprintf(f, "      last error: %s\n", err);
+	}
+}
+
 static void render(const char *name, int status, json_t *body, bool as_json, json_t *params)
 {
 	json_t *result = json_object_get(body, "result");
@@ -222,6 +251,8 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		print_gateway(stdout, result);
 	else if (strcmp(name, "audit") == 0)
 		print_audit(stdout, result);
+	else if (strcmp(name, "status") == 0)
+		print_status(stdout, result);
 	else if (strcmp(name, "test-im") == 0)
 		json_array_foreach(json_object_get(result, "steps"), i, m)
 			printf("  %s\n", json_string_value(m));
@@ -243,7 +274,8 @@ int cli_main(int argc, char **argv)
 	bool as_json = false, what_if = false;
 	char name[64];
 	int words = 1;
-	if (strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "test-im") == 0) {
+	if (strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "test-im") == 0 ||
+	    strcmp(argv[0], "status") == 0) {
 		snprintf(name, sizeof(name), "%s", argv[0]);
 	} else {
 		if (argc < 2 || argv[1][0] == '-') {

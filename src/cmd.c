@@ -110,6 +110,7 @@ static const struct cmd_def table[] = {
 	{"gateway set", true, "change gateway settings", p_gateway_set},
 	{"audit", false, "show the audit log of changes", p_audit},
 	{"test-im", true, "send a test message to a partner user and report each step", p_test_im},
+	{"status", false, "every server-to-server stream of the running daemon", p_none},
 };
 
 const struct cmd_def *cmd_table(size_t *n)
@@ -1072,6 +1073,21 @@ static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 	env->test_im(env, req, reply, ud);
 }
 
+static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		       void *ud)
+{
+	(void)req;
+	if (!env->status) {
+		reply_error(
+			reply, ud, CMD_REFUSED,
+			"status shows the running daemon's streams: start 'fedgate serve' first");
+		return;
+	}
+	json_t *b = body_new();
+	json_object_set_new(b, "result", env->status(env));
+	reply(ud, CMD_OK, b);
+}
+
 /* ---- dispatch ---- */
 
 typedef void (*cmd_handler)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
@@ -1091,6 +1107,7 @@ static const struct {
 	{"gateway set", cmd_gateway_set},
 	{"audit", cmd_audit},
 	{"test-im", cmd_test_im},
+	{"status", cmd_status},
 };
 
 void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)

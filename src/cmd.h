@@ -48,6 +48,8 @@ struct cmd_env {
 	void (*partner_changed)(struct cmd_env *env, const struct partner *old,
 				const struct partner *new_p);
 	void (*gateway_changed)(struct cmd_env *env);
+	/* `status`: the daemon's live streams; NULL in the CLI. */
+	json_t *(*status)(struct cmd_env *env);
 	/* `test-im`: only the daemon can send; NULL in the CLI. */
 	void (*test_im)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud);

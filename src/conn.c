@@ -4,6 +4,8 @@
 #include "log.h"
 #include "tls.h"
 
+#include <jansson.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -79,6 +81,14 @@ bool conn_closing(const struct conn *c)
 const struct conn_stats *conn_stats(const struct conn *c)
 {
 	return &c->st;
+}
+
+void conn_count_stanza(struct conn *c, bool in)
+{
+	if (in)
+		c->st.stanzas_in++;
+	else
+		c->st.stanzas_out++;
 }
 
 void conn_set_label(struct conn *c, const char *label)
@@ -457,4 +467,20 @@ int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain)
 	evbuffer_drain(in, n);
 	c->st.discarded_after_starttls += n;
 	return stack_tls(c, ctx, domain);
+}
+
+void conn_status(const struct conn *c, void *json_row)
+{
+	json_t *r = json_row;
+	char desc[160];
+	tls_describe(conn_ssl(c), desc, sizeof(desc));
+	char peer[INET6_ADDRSTRLEN + 16];
+	snprintf(peer, sizeof(peer), strchr(c->peer, ':') ? "[%s]:%u" : "%s:%u", c->peer, c->port);
+	json_object_set_new(r, "id", json_integer(c->id));
+	json_object_set_new(r, "peer", json_string(peer));
+	json_object_set_new(r, "tls", json_string(desc));
+	json_object_set_new(r, "bytes_in", json_integer((json_int_t)c->st.bytes_in));
+	json_object_set_new(r, "bytes_out", json_integer((json_int_t)c->st.bytes_out));
+	json_object_set_new(r, "stanzas_in", json_integer((json_int_t)c->st.stanzas_in));
+	json_object_set_new(r, "stanzas_out", json_integer((json_int_t)c->st.stanzas_out));
 }

@@ -81,8 +81,14 @@ size_t conn_output_pending(const struct conn *c);
 struct conn_stats {
 	unsigned long long bytes_in, bytes_out;
 	unsigned long long discarded_after_starttls;
-	unsigned read_pauses; /* times back-pressure stopped reading */
+	unsigned read_pauses;			    /* times back-pressure stopped reading */
+	unsigned long long stanzas_in, stanzas_out; /* counted by the owner */
 };
 const struct conn_stats *conn_stats(const struct conn *c);
+void conn_count_stanza(struct conn *c, bool in);
+
+/* The connection's part of a `fedgate status` row: peer, TLS version and
+ * cipher, bytes and stanzas, into a jansson object (json_t *). */
+void conn_status(const struct conn *c, void *json_row);
 
 #endif

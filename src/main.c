@@ -34,6 +34,7 @@ static void usage(FILE *f)
 		"  audit [--since T]              who changed what, when, before and after\n"
 		"  test-im --to JID [--body T]    send a test message to a partner user, report "
 		"each step\n"
+		"  status [--json]                every s2s stream of the running daemon\n"
 		"  version                        print the version\n"
 		"  help                           this text\n"
 		"\n"
@@ -90,7 +91,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "partner") == 0 || strcmp(cmd, "gateway") == 0 ||
-	    strcmp(cmd, "audit") == 0 || strcmp(cmd, "test-im") == 0)
+	    strcmp(cmd, "audit") == 0 || strcmp(cmd, "test-im") == 0 || strcmp(cmd, "status") == 0)
 		return cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "init") == 0)
 		return init_main(argc - 1, argv + 1);

@@ -13,6 +13,7 @@
 #include "xmlstream.h"
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,8 @@ struct s2s_out {
 	struct dns_target *targets;
 	size_t ntargets, next_target;
 	char last_connect_error[300];
+	char last_error[600];
+	time_t started;
 
 	struct conn *conn;
 	struct xmlstream *xs;
@@ -134,6 +137,7 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_warn(o->ctx, "failed: %s", why);
+	snprintf(o->last_error, sizeof(o->last_error), "%s", why);
 	xml_buf_puts(&o->report, "failed: ");
 	xml_buf_puts(&o->report, why);
 	xml_buf_puts(&o->report, "\n");
@@ -187,6 +191,8 @@ static void flush(struct s2s_out *o)
 		struct xml_buf b = {0};
 		xml_serialize(it->stanza, &ctx, &b);
 		bool ok = !b.oom && conn_write(o->conn, b.data, b.len) == FG_OK;
+		if (ok)
+			conn_count_stanza(o->conn, false);
 		xml_buf_free(&b);
 		if (it->done)
 			it->done(it->ud, ok, o->report.data);
@@ -511,6 +517,7 @@ static struct s2s_out *out_new(struct server *srv, const char *local, const char
 	o->tail = &o->queue;
 	o->deadline = evtimer_new(srv->base, on_deadline, o);
 	snprintf(o->ctx, sizeof(o->ctx), "s2s-out %s->%s", local, remote);
+	o->started = time(NULL);
 	if (!o->local || !o->remote || !o->deadline) {
 		out_free(o);
 		return NULL;
@@ -585,6 +592,36 @@ void s2s_out_close_domain(struct server *srv, const char *domain, const char *re
 		if (o->state != OUT_FAILED && (!domain || strcmp(o->remote, domain) == 0))
 			fail(o, "%s", reason);
 		o = next;
+	}
+}
+
+void s2s_out_status(void *rows)
+{
+	for (const struct s2s_out *o = outs; o; o = o->next) {
+		json_t *r = json_object();
+		if (o->conn) {
+			conn_status(o->conn, r);
+		} else {
+			json_object_set_new(r, "peer", json_string(""));
+			json_object_set_new(r, "tls", json_string("plaintext"));
+		}
+		const char *cert = "none";
+		struct tls_verdict v;
+		SSL *ssl = o->conn ? conn_ssl(o->conn) : NULL;
+		if (ssl) {
+			tls_peer_verify(ssl, o->remote, &v);
+			cert = v.text;
+		}
+		json_object_set_new(r, "direction", json_string("out"));
+		json_object_set_new(r, "local", json_string(o->local));
+		json_object_set_new(r, "remote", json_string(o->remote));
+		json_object_set_new(r, "state", json_string(out_state_names[o->state]));
+		json_object_set_new(r, "method", json_string(o->method ? o->method : "none"));
+		json_object_set_new(r, "certificate", json_string(cert));
+		json_object_set_new(r, "queued", json_integer((json_int_t)o->queued));
+		json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - o->started)));
+		json_object_set_new(r, "last_error", json_string(o->last_error));
+		json_array_append_new(rows, r);
 	}
 }
 

@@ -25,6 +25,9 @@ int s2s_out_send(struct server *srv, const char *local, const char *remote, stru
 /* Closes every outbound stream to one of the partner's domains: its
  * settings changed. NULL closes all (shutdown). */
 void s2s_out_close_domain(struct server *srv, const char *domain, const char *reason);
+/* Appends a `fedgate status` row (json_t object) per outbound stream to
+ * rows (a json_t array). */
+void s2s_out_status(void *rows);
 /* Frees everything at once, without callbacks (final exit). */
 void s2s_out_free_all(struct server *srv);
 

@@ -158,6 +158,19 @@ static void on_gateway_changed(struct cmd_env *env)
 		 gw->subscription_refresh_interval, gw->log_message_bodies ? "true" : "false");
 }
 
+static json_t *run_status(struct cmd_env *env)
+{
+	struct server *srv = env->ud;
+	json_t *rows = json_array();
+	for (struct stream *s = srv->streams; s; s = stream_next(s)) {
+		json_t *r = json_object();
+		stream_status(s, r);
+		json_array_append_new(rows, r);
+	}
+	s2s_out_status(rows);
+	return rows;
+}
+
 struct test_im {
 	cmd_reply_fn reply;
 	void *ud;
@@ -278,6 +291,7 @@ static int open_store(struct server *srv)
 		.partner_changed = on_partner_changed,
 		.gateway_changed = on_gateway_changed,
 		.test_im = run_test_im,
+		.status = run_status,
 		.ud = srv,
 	};
 	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK) {

@@ -12,6 +12,7 @@
 #include "xml.h"
 #include "xmlstream.h"
 
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
@@ -436,7 +437,35 @@ static void on_stanza(struct stream *s, struct xml_node *st)
 		stream_error(s, "host-unknown", "the stanza's to is not a domain served here");
 		return;
 	}
+	conn_count_stanza(s->conn, true);
 	router_from_partner(s->srv, st);
+}
+
+void stream_status(const struct stream *s, void *json_row)
+{
+	json_t *r = json_row;
+	SSL *ssl = conn_ssl(s->conn);
+	const char *verdict = "none";
+	struct tls_verdict v;
+	if (ssl && s->remote) {
+		tls_peer_verify(ssl, s->remote, &v);
+		verdict = v.text;
+	} else if (ssl) {
+		verdict = tls_peer_verdict(ssl);
+	}
+	conn_status(s->conn, r);
+	json_object_set_new(r, "direction", json_string(s->kind == STREAM_C2S ? "c2s" : "in"));
+	json_object_set_new(r, "local", json_string(s->local ? s->local : ""));
+	json_object_set_new(r, "remote",
+			    json_string(s->authed   ? s->authed
+					: s->remote ? s->remote
+						    : ""));
+	json_object_set_new(r, "state", json_string(state_names[s->state]));
+	json_object_set_new(r, "method",
+			    json_string((s->flags & SF_AUTHED) ? "SASL over TLS" : "none"));
+	json_object_set_new(r, "certificate", json_string(verdict));
+	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - s->started)));
+	json_object_set_new(r, "last_error", json_string(""));
 }
 
 static void on_element(struct stream *s, struct xml_node *el)

@@ -33,6 +33,8 @@ enum stream_state stream_state(const struct stream *s);
 const char *stream_peer(const struct stream *s);
 /* The prepared domain the peer named in 'from' (s2s), or NULL. */
 const char *stream_remote(const struct stream *s);
+/* This stream's `fedgate status` row (a json_t object). */
+void stream_status(const struct stream *s, void *json_row);
 /* The server's list of live streams. */
 struct stream *stream_next(const struct stream *s);
 void stream_list_add(struct stream **head, struct stream *s);

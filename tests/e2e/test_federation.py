@@ -42,9 +42,11 @@ def world():
     open(fg.conf, "w").write(text)
     for args in (("--domain", "fabrikam.test"),
                  ("--domain", "wrong.test"),
-                 ("--domain", "closed.test", "--proxy-fqdn", "127.0.0.12:5999")):
+                 ("--domain", "closed.test", "--proxy-fqdn", "127.0.0.12:5999"),
+                 ("--domain", "silent.test", "--proxy-fqdn", "127.0.0.12:5998")):
         r = fg.cli("partner", "new", *args)
         assert r.returncode == 0, r.stderr
+    assert fg.cli("gateway", "set", "--stream-establishment-timeout", "5").returncode == 0
     fg.start()
     yield bed, prosody, fg
     fg.stop()
@@ -235,3 +237,55 @@ def test_sasl_external_refused_for_a_domain_the_certificate_does_not_prove(world
     assert fail.tag == "{urn:ietf:params:xml:ns:xmpp-sasl}failure"
     assert fail[0].tag == "{urn:ietf:params:xml:ns:xmpp-sasl}not-authorized"
     fg.wait_log(r"no SASL EXTERNAL for fabrikam\.test: .*corp\.fabrikam\.test")
+
+
+def test_status_shows_both_directions(world):
+    """After the exchanges above: the outbound stream to fabrikam.test and
+    Prosody's inbound one, with method, TLS, certificate and counters."""
+    _, _, fg = world
+    rows = fg.cli_json("status")
+    out = [r for r in rows if r["direction"] == "out" and r["remote"] == "fabrikam.test"]
+    inb = [r for r in rows if r["direction"] == "in" and r["remote"] == "fabrikam.test"
+           and r["state"] == "ready"]
+    assert out and inb, rows
+    o, i = out[0], inb[0]
+    assert (o["state"], o["method"], o["local"]) == ("ready", "SASL over TLS", "contoso.test")
+    assert o["tls"].startswith("TLSv1.") and "chain is trusted" in o["certificate"]
+    assert o["stanzas_out"] >= 1 and o["bytes_out"] > 0
+    assert i["method"] == "SASL over TLS" and i["stanzas_in"] >= 1
+    assert "DNS-ID fabrikam.test" in i["certificate"]
+    r = fg.cli("status")
+    assert r.returncode == 0 and "SASL over TLS" in r.stdout and "fabrikam.test" in r.stdout
+
+
+def test_silent_partner_bounces_within_establishment_timeout(world):
+    """A partner server that accepts TCP and then says nothing: the message
+    is reported undeliverable after stream_establishment_timeout (5 s here),
+    not lost and not waited for forever."""
+    import socket
+    import threading
+    import time
+    _, _, fg = world
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.12", 5998))
+    lsock.listen(4)
+    held = []
+    threading.Thread(target=lambda: held.append(lsock.accept()), daemon=True).start()
+    t0 = time.time()
+    rc, out, err = run(cli(fg, "test-im", "--to", "x@silent.test"))
+    took = time.time() - t0
+    lsock.close()
+    for conn, _ in held:
+        conn.close()
+    assert rc == 1
+    assert "no authenticated stream to silent.test within 5 seconds" in err, out + err
+    assert 4 <= took <= 15
+    rows = fg.cli_json("status")
+    assert not [r for r in rows if r["remote"] == "silent.test" and r["state"] != "failed"]
+
+
+def test_status_needs_the_daemon():
+    f = Fedgate(domain="contoso.test", addr="127.0.0.13")
+    r = f.cli("status")
+    assert r.returncode == 1 and "start 'fedgate serve' first" in r.stderr
