@@ -3,6 +3,7 @@
 #include "cmd.h"
 #include "conf.h"
 #include "conn.h"
+#include "dialback.h"
 #include "dns.h"
 #include "fg.h"
 #include "log.h"
@@ -30,15 +31,21 @@ enum out_state {
 	OUT_STARTTLS, /* <starttls/> sent */
 	OUT_TLS,      /* handshaking */
 	OUT_SASL,     /* <auth mechanism='EXTERNAL'/> sent */
+	OUT_DIALBACK, /* <db:result/> sent, waiting for the verdict */
 	OUT_READY,
 	OUT_FAILED,
 };
 
 static const char *const out_state_names[] = {
-	[OUT_RESOLVING] = "resolving",	   [OUT_CONNECTING] = "connecting",
-	[OUT_WAIT_HEADER] = "wait-header", [OUT_WAIT_FEATURES] = "wait-features",
-	[OUT_STARTTLS] = "starttls",	   [OUT_TLS] = "tls-handshake",
-	[OUT_SASL] = "sasl-external",	   [OUT_READY] = "ready",
+	[OUT_RESOLVING] = "resolving",
+	[OUT_CONNECTING] = "connecting",
+	[OUT_WAIT_HEADER] = "wait-header",
+	[OUT_WAIT_FEATURES] = "wait-features",
+	[OUT_STARTTLS] = "starttls",
+	[OUT_TLS] = "tls-handshake",
+	[OUT_SASL] = "sasl-external",
+	[OUT_DIALBACK] = "dialback",
+	[OUT_READY] = "ready",
 	[OUT_FAILED] = "failed",
 };
 
@@ -47,6 +54,14 @@ struct out_item {
 	s2s_out_done done;
 	void *ud;
 	struct out_item *next;
+};
+
+struct out_verify {
+	char *id, *key;
+	bool sent;
+	s2s_out_verified cb;
+	void *ud;
+	struct out_verify *next;
 };
 
 struct s2s_out {
@@ -71,6 +86,9 @@ struct s2s_out {
 
 	struct out_item *queue, **tail;
 	size_t queued;
+	struct out_verify *verifies; /* db:verify requests for the receiving role */
+	bool can_send;		     /* the stream is where db:verify may go out */
+	char *stream_id;	     /* the peer's, for our dialback key */
 	struct xml_buf report;
 
 	struct s2s_out *prev, *next;
@@ -116,6 +134,16 @@ static void out_free(struct s2s_out *o)
 		xml_free(&it->stanza);
 		free(it);
 	}
+	while (o->verifies) {
+		struct out_verify *v = o->verifies;
+		o->verifies = v->next;
+		if (v->cb)
+			v->cb(v->ud, DB_ERROR, "the stream to the authoritative server went away");
+		free(v->id);
+		free(v->key);
+		free(v);
+	}
+	free(o->stream_id);
 	xml_buf_free(&o->report);
 	free(o->targets);
 	free(o->local);
@@ -153,6 +181,15 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	}
 	o->tail = &o->queue;
 	o->queued = 0;
+	while (o->verifies) {
+		struct out_verify *v = o->verifies;
+		o->verifies = v->next;
+		if (v->cb)
+			v->cb(v->ud, DB_ERROR, why);
+		free(v->id);
+		free(v->key);
+		free(v);
+	}
 	if (o->conn) {
 		conn_write(o->conn, "</stream:stream>", 16);
 		conn_close(o->conn, why); /* on_closed frees o */
@@ -168,6 +205,7 @@ static void send_raw(struct s2s_out *o, const char *s)
 
 static void send_header(struct s2s_out *o)
 {
+	o->can_send = false;
 	struct xml_buf b = {0};
 	xml_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
 			 "xmlns:stream='" XML_NS_STREAM "' xmlns:db='" XML_NS_DIALBACK "' from='");
@@ -203,6 +241,55 @@ static void flush(struct s2s_out *o)
 	o->queued = 0;
 }
 
+static void send_node(struct s2s_out *o, const struct xml_node *n)
+{
+	struct xml_ctx ctx = {
+		.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
+	struct xml_buf b = {0};
+	xml_serialize(n, &ctx, &b);
+	if (!b.oom)
+		conn_write(o->conn, b.data, b.len);
+	xml_buf_free(&b);
+}
+
+/* XEP-0220 lets db:verify go out on any stream to the authoritative
+ * server once it is set up, authenticated or not. */
+static void send_verifies(struct s2s_out *o)
+{
+	o->can_send = true;
+	for (struct out_verify *v = o->verifies; v; v = v->next) {
+		if (v->sent)
+			continue;
+		struct xml_node *n = dialback_verify_request(o->local, o->remote, v->id, v->key);
+		if (n)
+			send_node(o, n);
+		xml_free(&n);
+		v->sent = true;
+		log_info(o->ctx, "db:verify sent for stream %s", v->id);
+	}
+}
+
+static void start_dialback(struct s2s_out *o)
+{
+	char key[DIALBACK_KEY_HEX_LEN + 1];
+	const char *secret = o->srv->env.gw.dialback_secret;
+	if (!o->stream_id || !secret ||
+	    dialback_key(secret, o->remote, o->local, o->stream_id, key) != FG_OK) {
+		fail(o, "%s sent no stream id, so no dialback key can be made", o->remote);
+		return;
+	}
+	struct xml_node *n = dialback_result_request(o->local, o->remote, key);
+	if (!n) {
+		fail(o, "out of memory");
+		return;
+	}
+	send_node(o, n);
+	xml_free(&n);
+	o->method = o->secure ? "TLS Dialback" : "TCP Dialback";
+	step(o, "dialback key sent to %s (%s)", o->remote, o->method);
+	enter(o, OUT_DIALBACK);
+}
+
 static void ready(struct s2s_out *o)
 {
 	enter(o, OUT_READY);
@@ -215,6 +302,7 @@ static void ready(struct s2s_out *o)
 				.depth = cf->element_depth,
 				.attributes = cf->element_attributes};
 	xmlstream_set_limits(o->xs, &lim);
+	send_verifies(o);
 	flush(o);
 }
 
@@ -236,23 +324,20 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 		return;
 	}
 	if (!o->secure) {
-		if (o->methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)) {
-			if (tls_offered) {
-				send_raw(o, "<starttls xmlns='" XML_NS_TLS "'/>");
-				enter(o, OUT_STARTTLS);
-				return;
-			}
-			if (!(o->methods & AUTH_TCP_DIALBACK)) {
-				fail(o,
-				     "%s offers no STARTTLS but its partner settings require TLS",
-				     o->remote);
-				return;
-			}
+		if ((o->methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)) && tls_offered) {
+			send_raw(o, "<starttls xmlns='" XML_NS_TLS "'/>");
+			enter(o, OUT_STARTTLS);
+			return;
 		}
-		fail(o, "%s allows only TCP Dialback here, which this version cannot do yet",
-		     o->remote);
+		if (o->methods & AUTH_TCP_DIALBACK) {
+			send_verifies(o);
+			start_dialback(o);
+			return;
+		}
+		fail(o, "%s offers no STARTTLS but its partner settings require TLS", o->remote);
 		return;
 	}
+	send_verifies(o);
 	SSL *ssl = conn_ssl(o->conn);
 	struct tls_verdict v;
 	bool cert_ok = ssl && tls_peer_verify(ssl, o->remote, &v) == FG_OK;
@@ -264,8 +349,8 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 		return;
 	}
 	if (o->methods & AUTH_TLS_DIALBACK) {
-		fail(o, "%s needs TLS Dialback%s, which this version cannot do yet", o->remote,
-		     db_offered ? "" : " (not offered)");
+		(void)db_offered; /* servers before XEP-0220 §2.4 do not say */
+		start_dialback(o);
 		return;
 	}
 	if (!cert_ok)
@@ -280,6 +365,51 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 		     o->remote, o->local);
 }
 
+/* A db:verify answer for one of our requests, or a dialback verdict. */
+static bool on_dialback(struct s2s_out *o, const struct xml_node *el)
+{
+	struct db_msg m;
+	if (dialback_parse(el, &m) != DB_PERR_OK)
+		return false;
+	bool handled = false;
+	if (m.elem == DB_VERIFY && m.type != DB_REQUEST) {
+		struct out_verify **pp = &o->verifies;
+		while (*pp && !(m.id && strcmp((*pp)->id, m.id) == 0 && (*pp)->sent))
+			pp = &(*pp)->next;
+		if (*pp && strcmp(m.from, o->remote) == 0 && strcmp(m.to, o->local) == 0) {
+			struct out_verify *v = *pp;
+			*pp = v->next;
+			log_info(o->ctx, "db:verify for stream %s: %s", v->id,
+				 m.type == DB_VALID	? "valid"
+				 : m.type == DB_INVALID ? "invalid"
+							: dialback_cond_name(m.cond));
+			if (v->cb)
+				v->cb(v->ud, m.type,
+				      m.type == DB_ERROR ? dialback_cond_name(m.cond) : "");
+			free(v->id);
+			free(v->key);
+			free(v);
+		} else {
+			log_info(o->ctx, "unsolicited db:verify answer dropped");
+		}
+		handled = true;
+	} else if (m.elem == DB_RESULT && o->state == OUT_DIALBACK &&
+		   strcmp(m.from, o->remote) == 0 && strcmp(m.to, o->local) == 0) {
+		handled = true;
+		if (m.type == DB_VALID) {
+			o->authed = true;
+			step(o, "%s accepted our dialback key", o->remote);
+			dialback_msg_clear(&m);
+			ready(o);
+			return true;
+		}
+		fail(o, "%s refused our dialback key (%s)", o->remote,
+		     m.type == DB_INVALID ? "invalid" : dialback_cond_name(m.cond));
+	}
+	dialback_msg_clear(&m);
+	return handled;
+}
+
 static void on_element(struct s2s_out *o, struct xml_node *el)
 {
 	if (xml_is(el, XML_NS_STREAM, "error")) {
@@ -289,6 +419,8 @@ static void on_element(struct s2s_out *o, struct xml_node *el)
 		     t ? ": " : "", t ? xml_text(t) : "");
 		return;
 	}
+	if (xml_is(el, XML_NS_DIALBACK, NULL) && on_dialback(o, el))
+		return;
 	switch (o->state) {
 	case OUT_WAIT_FEATURES:
 		if (xml_is(el, XML_NS_STREAM, "features")) {
@@ -346,6 +478,8 @@ static int on_event(void *ud, struct xs_event *ev)
 			     ev->content_ns);
 			break;
 		}
+		free(o->stream_id);
+		o->stream_id = xml_attr(ev->node, "id") ? strdup(xml_attr(ev->node, "id")) : NULL;
 		enter(o, OUT_WAIT_FEATURES);
 		break;
 	case XS_EV_STANZA:
@@ -580,6 +714,40 @@ int s2s_out_send(struct server *srv, const char *local, const char *remote, stru
 		out_begin(o);
 	else if (o->state == OUT_READY)
 		flush(o);
+	return FG_OK;
+}
+
+int s2s_out_verify(struct server *srv, const char *local, const char *remote, const char *id,
+		   const char *key, s2s_out_verified cb, void *ud)
+{
+	struct s2s_out *o = outs;
+	while (o && (o->state == OUT_FAILED || strcmp(o->local, local) != 0 ||
+		     strcmp(o->remote, remote) != 0))
+		o = o->next;
+	struct out_verify *v = calloc(1, sizeof(*v));
+	bool fresh = o == NULL;
+	if (fresh)
+		o = out_new(srv, local, remote);
+	if (v) {
+		v->id = strdup(id);
+		v->key = strdup(key);
+	}
+	if (!v || !o || !v->id || !v->key) {
+		if (v) {
+			free(v->id);
+			free(v->key);
+		}
+		free(v);
+		return FG_NOMEM;
+	}
+	v->cb = cb;
+	v->ud = ud;
+	v->next = o->verifies;
+	o->verifies = v;
+	if (fresh)
+		out_begin(o);
+	else if (o->can_send)
+		send_verifies(o);
 	return FG_OK;
 }
 

@@ -22,6 +22,14 @@ typedef void (*s2s_out_done)(void *ud, bool ok, const char *report);
 int s2s_out_send(struct server *srv, const char *local, const char *remote, struct xml_node *stanza,
 		 s2s_out_done done, void *ud);
 
+/* The receiving role of Server Dialback (XEP-0220): asks remote's
+ * authoritative server whether key is valid for (local, remote, id), over
+ * the outbound stream to remote. cb runs exactly once, with verdict
+ * DB_VALID, DB_INVALID or DB_ERROR (why says what went wrong). */
+typedef void (*s2s_out_verified)(void *ud, int verdict, const char *why);
+int s2s_out_verify(struct server *srv, const char *local, const char *remote, const char *id,
+		   const char *key, s2s_out_verified cb, void *ud);
+
 /* Closes every outbound stream to one of the partner's domains: its
  * settings changed. NULL closes all (shutdown). */
 void s2s_out_close_domain(struct server *srv, const char *domain, const char *reason);

@@ -2,10 +2,12 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "dialback.h"
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
 #include "router.h"
+#include "s2s_out.h"
 #include "tls.h"
 #include "s2s_in.h"
 #include "serve.h"
@@ -41,9 +43,11 @@ struct stream {
 	char *local;  /* the local domain the peer addressed (to) */
 	char *remote; /* the peer's from, prepared; s2s only, may be NULL */
 	bool starttls_requested;
-	bool restart;	  /* SASL success: the next bytes are a new stream */
-	char *authed;	  /* s2s: the domain this stream is authenticated for */
-	unsigned methods; /* s2s: what the partner's settings allow (enum auth_method) */
+	bool restart;	       /* SASL success: the next bytes are a new stream */
+	char *authed;	       /* s2s: the domain this stream is authenticated for */
+	const char *method;    /* how it authenticated, for status */
+	struct db_tracker *db; /* s2s: dialback pairs on this stream */
+	unsigned methods;      /* s2s: what the partner's settings allow (enum auth_method) */
 	struct stream *prev, *next;
 };
 
@@ -395,6 +399,7 @@ static void sasl_external(struct stream *s, const struct xml_node *el)
 	}
 	free(s->authed);
 	s->authed = strdup(s->remote);
+	s->method = "SASL over TLS";
 	if (!s->authed) {
 		stream_error(s, "resource-constraint", "out of memory");
 		return;
@@ -405,6 +410,125 @@ static void sasl_external(struct stream *s, const struct xml_node *el)
 		 strlen("<success xmlns='" XML_NS_SASL "'/>"));
 	log_info(conn_ctx(s->conn), "authenticated %s with SASL EXTERNAL (SASL over TLS)",
 		 s->authed);
+}
+
+/* Finds a live stream by its connection id: a dialback verdict may come
+ * back after the stream that asked for it is gone. */
+static struct stream *stream_by_id(struct server *srv, unsigned id)
+{
+	for (struct stream *s = srv->streams; s; s = s->next)
+		if (s->conn && conn_id(s->conn) == id && s->state != STREAM_CLOSING)
+			return s;
+	return NULL;
+}
+
+struct db_wait {
+	struct server *srv;
+	unsigned conn;
+	char local[256], remote[256];
+};
+
+static void send_db(struct stream *s, struct xml_node *n)
+{
+	if (n)
+		send_node(s, n);
+	xml_free(&n);
+}
+
+/* The authoritative server answered (XEP-0220 §2.1.2 step 4 -> §2.1.3). */
+static void on_verified(void *ud, int verdict, const char *why)
+{
+	struct db_wait *w = ud;
+	struct stream *s = stream_by_id(w->srv, w->conn);
+	if (!s) {
+		free(w);
+		return;
+	}
+	if (verdict == DB_VALID) {
+		dialback_tracker_settle(s->db, w->local, w->remote, DB_VALID);
+		send_db(s, dialback_result_answer(w->local, w->remote, true));
+		s->method = (s->flags & SF_SECURE) ? "TLS Dialback" : "TCP Dialback";
+		log_info(conn_ctx(s->conn), "authenticated %s with %s", w->remote, s->method);
+		if (s->state == STREAM_NEGOTIATING)
+			enter(s, STREAM_READY);
+	} else if (verdict == DB_INVALID) {
+		dialback_tracker_settle(s->db, w->local, w->remote, DB_INVALID);
+		send_db(s, dialback_result_answer(w->local, w->remote, false));
+		log_info(conn_ctx(s->conn), "dialback key of %s is invalid", w->remote);
+		stream_error(s, "not-authorized", "the dialback key was not valid");
+	} else {
+		dialback_tracker_settle(s->db, w->local, w->remote, DB_ERROR);
+		log_info(conn_ctx(s->conn), "dialback for %s could not be verified: %s", w->remote,
+			 why);
+		send_db(s, dialback_error(DB_RESULT, w->local, w->remote, NULL,
+					  DB_COND_REMOTE_SERVER_NOT_FOUND));
+	}
+	free(w);
+}
+
+static bool is_local(void *arg, const char *domain)
+{
+	return conf_is_local_domain(arg, domain);
+}
+
+/* Server Dialback on an inbound stream: the receiving role (db:result
+ * requests) and the authoritative role (db:verify requests). SPEC §3: a
+ * request the partner's settings do not allow authenticates nothing. */
+static void on_dialback(struct stream *s, const struct xml_node *el)
+{
+	struct db_msg m;
+	enum db_perr pe = dialback_parse(el, &m);
+	if (pe != DB_PERR_OK) {
+		stream_error(s, "invalid-xml", dialback_perr_str(pe));
+		return;
+	}
+	const struct gateway_settings *gw = &s->srv->env.gw;
+	const struct partner *p = policy_lookup(s->srv->env.partners, m.from);
+	unsigned here = (s->flags & SF_SECURE) ? AUTH_TLS_DIALBACK : AUTH_TCP_DIALBACK;
+	if (m.type != DB_REQUEST) {
+		log_info(conn_ctx(s->conn), "unsolicited dialback answer from %s dropped", m.from);
+	} else if (!conf_is_local_domain(s->srv->conf, m.to)) {
+		send_db(s, dialback_error(m.elem, m.to, m.from, m.id, DB_COND_ITEM_NOT_FOUND));
+	} else if (!p) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s is not an allowed federation partner of %s", m.from,
+			 m.to);
+		stream_error(s, "policy-violation", why);
+	} else if (!(policy_allowed_methods(p) & here)) {
+		log_info(conn_ctx(s->conn),
+			 "dialback from %s refused: its partner settings do not "
+			 "allow it on this stream",
+			 m.from);
+		send_db(s, dialback_error(m.elem, m.to, m.from, m.id, DB_COND_POLICY_VIOLATION));
+	} else if (m.elem == DB_VERIFY) {
+		enum db_type verdict;
+		struct xml_node *answer = dialback_authoritative(gw->dialback_secret, &m, is_local,
+								 (void *)s->srv->conf, &verdict);
+		log_info(conn_ctx(s->conn), "db:verify from %s for stream %s: %s", m.from, m.id,
+			 verdict == DB_VALID ? "valid" : "invalid");
+		send_db(s, answer);
+	} else {
+		int rc = dialback_tracker_request(s->db, &m);
+		struct db_wait *w = rc == FG_OK ? calloc(1, sizeof(*w)) : NULL;
+		if (rc == FG_LIMIT) {
+			stream_error(s, "policy-violation", "too many dialback requests pending");
+		} else if (w) {
+			w->srv = s->srv;
+			w->conn = conn_id(s->conn);
+			snprintf(w->local, sizeof(w->local), "%s", m.to);
+			snprintf(w->remote, sizeof(w->remote), "%s", m.from);
+			log_info(conn_ctx(s->conn), "dialback key from %s: asking its server",
+				 m.from);
+			if (s2s_out_verify(s->srv, m.to, m.from, s->id, m.key, on_verified, w) !=
+			    FG_OK) {
+				free(w);
+				dialback_tracker_settle(s->db, m.to, m.from, DB_ERROR);
+				send_db(s, dialback_error(DB_RESULT, m.to, m.from, NULL,
+							  DB_COND_INTERNAL_SERVER_ERROR));
+			}
+		}
+	}
+	dialback_msg_clear(&m);
 }
 
 /* A stanza on an authenticated s2s stream: its from must be the domain
@@ -420,10 +544,14 @@ static void on_stanza(struct stream *s, struct xml_node *st)
 	}
 	const char *from = xml_attr(st, "from"), *to = xml_attr(st, "to");
 	struct jid fj = {0}, tj = {0};
-	bool from_ok = from && jid_parse(from, strlen(from), &fj) == JID_OK &&
-		       strcmp(fj.domain, s->authed) == 0;
+	bool from_parsed = from && jid_parse(from, strlen(from), &fj) == JID_OK;
 	bool to_ok = to && jid_parse(to, strlen(to), &tj) == JID_OK &&
 		     conf_is_local_domain(s->srv->conf, tj.domain);
+	/* SASL authenticates the stream's domain; dialback one pair at a
+	 * time (XEP-0220 §2.1.3), so each stanza is checked against both. */
+	bool from_ok = from_parsed &&
+		       ((s->authed && strcmp(fj.domain, s->authed) == 0) ||
+			(to_ok && dialback_tracker_is_authorized(s->db, tj.domain, fj.domain)));
 	jid_clear(&fj);
 	jid_clear(&tj);
 	if (!from_ok) {
@@ -461,8 +589,7 @@ void stream_status(const struct stream *s, void *json_row)
 					: s->remote ? s->remote
 						    : ""));
 	json_object_set_new(r, "state", json_string(state_names[s->state]));
-	json_object_set_new(r, "method",
-			    json_string((s->flags & SF_AUTHED) ? "SASL over TLS" : "none"));
+	json_object_set_new(r, "method", json_string(s->method ? s->method : "none"));
 	json_object_set_new(r, "certificate", json_string(verdict));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - s->started)));
 	json_object_set_new(r, "last_error", json_string(""));
@@ -497,11 +624,8 @@ static void on_element(struct stream *s, struct xml_node *el)
 		sasl_external(s, el);
 		return;
 	}
-	if (s->kind == STREAM_S2S_IN) {
-		/* An allowed dialback request: the dialback core exists, the
-		 * streams do not drive it yet. */
-		stream_error(s, "not-authorized",
-			     "this server cannot authenticate streams with dialback yet");
+	if (s->kind == STREAM_S2S_IN && xml_is(el, XML_NS_DIALBACK, NULL)) {
+		on_dialback(s, el);
 		return;
 	}
 	if (!secure) {
@@ -525,7 +649,13 @@ static int on_event(void *ud, struct xs_event *ev)
 	case XS_EV_OPEN: on_header(s, ev); break;
 	case XS_EV_STANZA:
 		if (s->state == STREAM_READY) {
-			on_stanza(s, ev->node);
+			if (xml_is(ev->node, XML_NS_DIALBACK, NULL)) {
+				/* More pairs on the same stream (additional domains). */
+				on_element(s, ev->node);
+				xml_free(&ev->node);
+			} else {
+				on_stanza(s, ev->node);
+			}
 			break;
 		}
 		if (s->state != STREAM_NEGOTIATING) {
@@ -654,6 +784,7 @@ static void on_closed(void *ud, const char *reason)
 	free(s->local);
 	free(s->remote);
 	free(s->authed);
+	dialback_tracker_free(&s->db);
 	free(s);
 }
 
@@ -664,6 +795,7 @@ void stream_free_now(struct stream *s)
 	free(s->local);
 	free(s->remote);
 	free(s->authed);
+	dialback_tracker_free(&s->db);
 	free(s);
 }
 
@@ -700,6 +832,8 @@ struct stream *stream_accept(struct server *srv, enum stream_kind kind, int fd,
 		.attributes = cf->element_attributes,
 	};
 	s->xs = xmlstream_new(&lim, on_event, s);
+	if (kind == STREAM_S2S_IN)
+		s->db = dialback_tracker_new(DB_ROLE_IN, NULL);
 	struct conn_limits cl = {
 		.output_queue = cf->output_queue,
 		.input_buffer = 64 * 1024,

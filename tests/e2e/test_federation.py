@@ -31,6 +31,7 @@ def world():
     bed.dns.start()
     prosody = bed.prosody("fabrikam", "127.0.0.12", ["fabrikam.test", "corp.fabrikam.test"])
     prosody.register("bob", "fabrikam.test", "bobpass")
+    prosody.register("carol", "corp.fabrikam.test", "carolpass")
     prosody.start()
 
     fg = Fedgate(domain="contoso.test", addr="127.0.0.11")
@@ -41,6 +42,8 @@ def world():
     text = re.sub(r"(?m)^ca_file =.*$", f"ca_file = {bed.ca.cert}", text)
     open(fg.conf, "w").write(text)
     for args in (("--domain", "fabrikam.test"),
+                 # row 13: TLS Dialback is the only method
+                 ("--domain", "corp.fabrikam.test", "--sasl", "not-supported"),
                  ("--domain", "wrong.test"),
                  ("--domain", "closed.test", "--proxy-fqdn", "127.0.0.12:5999"),
                  ("--domain", "silent.test", "--proxy-fqdn", "127.0.0.12:5998")):
@@ -289,3 +292,106 @@ def test_status_needs_the_daemon():
     f = Fedgate(domain="contoso.test", addr="127.0.0.13")
     r = f.cli("status")
     assert r.returncode == 1 and "start 'fedgate serve' first" in r.stderr
+
+
+def test_dialback_both_ways_with_prosody(world):
+    """corp.fabrikam.test allows only TLS Dialback (row 13). Out: fedgate
+    sends its XEP-0185 key and Prosody accepts it; carol gets the message.
+    In: Prosody sends its key, fedgate asks Prosody's authoritative side
+    with db:verify over its own stream, accepts, and answers carol's
+    message with service-unavailable, which reaches her."""
+    bed, prosody, fg = world
+
+    async def scenario():
+        carol = User("carol@corp.fabrikam.test/desk", "carolpass", bed.ca.cert)
+        errors = asyncio.Queue()
+        carol.add_event_handler("message_error", lambda m: errors.put_nowait(m))
+        carol.connect(("127.0.0.12", 5222))
+        await asyncio.wait_for(carol.online.wait(), 20)
+        rc, out, err = await cli(fg, "test-im", "--to", "carol@corp.fabrikam.test",
+                                 "--body", "dialback works")
+        msg = await asyncio.wait_for(carol.inbox.get(), 15) if rc == 0 else None
+        carol.send_message(mto="alice@contoso.test", mbody="hi", mtype="chat")
+        bounce = await asyncio.wait_for(errors.get(), 20)
+        carol.disconnect()
+        await asyncio.wait_for(carol.disconnected, 5)
+        return rc, out, err, msg, bounce
+
+    rc, out, err, msg, bounce = run(scenario())
+    assert rc == 0, out + err
+    assert "partner corp.fabrikam.test allows TLS Dialback" in out
+    assert "dialback key sent to corp.fabrikam.test (TLS Dialback)" in out
+    assert "corp.fabrikam.test accepted our dialback key" in out
+    assert "stream ready: authenticated with TLS Dialback" in out
+    assert "SASL EXTERNAL" not in out  # never a method the settings do not allow
+    assert msg["body"] == "dialback works"
+    assert bounce["error"]["condition"] == "service-unavailable"
+    log = fg.read_log()
+    assert "authenticated corp.fabrikam.test with TLS Dialback" in log, log
+    rows = fg.cli_json("status")
+    assert any(r["direction"] == "in" and r["remote"] == "corp.fabrikam.test"
+               and r["method"] == "TLS Dialback" for r in rows), rows
+
+
+def dialback_key(secret, receiving, originating, stream_id):
+    """XEP-0185, written independently of fedgate's C code."""
+    import hashlib
+    import hmac
+    k = hashlib.sha256(secret.encode()).hexdigest().encode()
+    return hmac.new(k, f"{receiving} {originating} {stream_id}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def test_authoritative_role_answers_db_verify(world):
+    import sqlite3
+    import ssl
+    from fgtest import Peer
+    _, _, fg = world
+    con = sqlite3.connect(os.path.join(fg.dir, "fedgate.db"))
+    secret = con.execute("SELECT value FROM gateway WHERE key = 'dialback_secret'").fetchone()[0]
+    con.close()
+    p = Peer(host="127.0.0.11")
+    p.open(frm="corp.fabrikam.test")
+    p.features()
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    p.next_element()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
+    p.reset_parser()
+    p.open(frm="corp.fabrikam.test")
+    feats = p.features()
+    assert feats.find("{urn:xmpp:features:dialback}dialback") is not None
+    good = dialback_key(secret, "corp.fabrikam.test", "contoso.test", "S1")
+    for sid, key, want in (("S1", good, "valid"), ("S1", "0" * 64, "invalid"),
+                           ("S2", good, "invalid")):
+        p.send(f"<db:verify from='corp.fabrikam.test' to='contoso.test' id='{sid}'>"
+               f"{key}</db:verify>")
+        ans = p.next_element()
+        assert ans.tag == "{jabber:server:dialback}verify", ans
+        assert (ans.get("type"), ans.get("id")) == (want, sid)
+
+
+def test_dialback_refused_where_settings_do_not_allow_it(world):
+    """fabrikam.test is row 1 (SASL over TLS only): its db:result is refused
+    with a dialback error and authenticates nothing (seed: "it will be
+    ignored")."""
+    import ssl
+    from fgtest import Peer
+    _, _, fg = world
+    p = Peer(host="127.0.0.11")
+    p.open(frm="fabrikam.test")
+    p.features()
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    p.next_element()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
+    p.reset_parser()
+    p.open(frm="fabrikam.test")
+    p.features()
+    p.send("<db:result from='fabrikam.test' to='contoso.test'>abc</db:result>")
+    cond, text = p.stream_error()
+    assert cond == "policy-violation" and "do not allow dialback" in text
