@@ -43,14 +43,14 @@ class CA:
     with DNS subjectAltNames and serverAuth+clientAuth (a server shows the
     same certificate as a TLS client on outbound s2s)."""
 
-    def __init__(self, root):
-        self.dir = os.path.join(root, "ca")
+    def __init__(self, root, name="ca"):
+        self.dir = os.path.join(root, name)
         os.makedirs(self.dir)
         self.key = os.path.join(self.dir, "ca.key")
         self.cert = os.path.join(self.dir, "ca.pem")
         _run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
              "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "30",
-             "-subj", "/CN=fedgate test CA")
+             "-subj", f"/CN=fedgate test {name}")
 
     def issue(self, name, sans, days=30):
         """Returns (cert, key) paths for a leaf naming every DNS name in sans."""
@@ -166,7 +166,7 @@ class Prosody:
     """A real Prosody (Debian's) serving `hosts` on `addr`, run as the
     prosody user with its files in a folder of its own."""
 
-    def __init__(self, root, name, addr, hosts, ca, cert, key, extra=""):
+    def __init__(self, root, name, addr, hosts, ca, cert, key, extra="", tls=True):
         self.dir = os.path.join(root, f"prosody-{name}")
         self.data = os.path.join(self.dir, "data")
         os.makedirs(self.data)
@@ -178,6 +178,14 @@ class Prosody:
         shutil.copy(key, os.path.join(self.dir, "key.pem"))
         shutil.copy(ca, os.path.join(self.dir, "ca.pem"))
         vhosts = "".join(f'VirtualHost "{h}"\n' for h in hosts)
+        if tls:
+            tls_conf = (f'ssl = {{ certificate = "{self.dir}/cert.pem"; key = "{self.dir}/key.pem"; '
+                        f'cafile = "{self.dir}/ca.pem"; capath = false }}')
+        else:
+            # No certificate at all: Prosody offers no STARTTLS anywhere.
+            tls_conf = ('certificates = "/nonexistent"\nc2s_require_encryption = false\n'
+                        's2s_require_encryption = false\ns2s_secure_auth = false\n'
+                        'modules_disabled = { "s2s_bidi", "tls" }')
         with open(self.conf, "w") as f:
             f.write(f'''
 daemonize = false
@@ -200,8 +208,7 @@ storage = "internal"
 c2s_require_encryption = true
 s2s_require_encryption = true
 s2s_secure_auth = true
-ssl = {{ certificate = "{self.dir}/cert.pem"; key = "{self.dir}/key.pem";
-        cafile = "{self.dir}/ca.pem"; capath = false }}
+{tls_conf}
 {extra}
 {vhosts}''')
         pw = pwd.getpwnam("prosody")
@@ -249,9 +256,11 @@ class Bed:
         self.dns = DNS(self.root)
         self.servers = []
 
-    def prosody(self, name, addr, hosts, extra=""):
-        cert, key = self.ca.issue(name, hosts)
-        p = Prosody(self.root, name, addr, hosts, self.ca.cert, cert, key, extra)
+    def prosody(self, name, addr, hosts, extra="", tls=True, ca=None):
+        """ca: the CA that issues this server's certificate (default the
+        bed's); the server always trusts the bed's CA."""
+        cert, key = (ca or self.ca).issue(name, hosts)
+        p = Prosody(self.root, name, addr, hosts, self.ca.cert, cert, key, extra, tls)
         self.servers.append(p)
         return p
 

@@ -1,0 +1,202 @@
+"""SPEC §2 against a real Prosody, both directions: for each of the 11
+saveable rows set on fedgate's side, a message crosses the federation each
+way and `fedgate status` reports the method the row prefers. Where the peer
+cannot meet the row, nothing weaker is used and the sender gets an error.
+
+Peers (all Prosody 0.12, certificates from the bed's CA unless said):
+  fabrikam.test   127.0.0.12  TLS, strict (s2s_secure_auth)
+  plain.test      127.0.0.14  TLS for clients, but s2s encryption optional
+  notls.test      127.0.0.15  no TLS at all
+  untrusted.test  127.0.0.16  certificate from a CA fedgate does not trust
+"""
+import asyncio
+import os
+import re
+import shutil
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
+from bed import CA, Bed  # noqa: E402
+from fgtest import FEDGATE, Fedgate  # noqa: E402
+
+import slixmpp  # noqa: E402
+
+SASL, TLSDB, TCPDB = "SASL over TLS", "TLS Dialback", "TCP Dialback"
+
+# row: (tls, sasl, dialback, method expected in both directions)
+ROWS = {
+    1: ("required", "required", "true", SASL),
+    2: ("required", "required", "false", SASL),
+    3: ("optional", "required", "true", SASL),
+    4: ("optional", "required", "false", SASL),
+    7: ("required", "optional", "true", SASL),
+    8: ("required", "optional", "false", SASL),
+    9: ("optional", "optional", "true", SASL),
+    10: ("optional", "optional", "false", SASL),
+    13: ("required", "not-supported", "true", TLSDB),
+    15: ("optional", "not-supported", "true", TLSDB),
+    17: ("not-supported", "not-supported", "true", TCPDB),
+}
+
+
+@pytest.fixture(scope="module")
+def world():
+    bed = Bed()
+    peers = {"fabrikam.test": "127.0.0.12", "plain.test": "127.0.0.14",
+             "notls.test": "127.0.0.15", "untrusted.test": "127.0.0.16"}
+    for d, a in peers.items():
+        bed.dns.add_a(d, a)
+    bed.dns.add_a("contoso.test", "127.0.0.11")
+    bed.dns.start()
+    lax = "s2s_require_encryption = false\ns2s_secure_auth = false\n"
+    servers = {
+        "fabrikam.test": bed.prosody("fabrikam", peers["fabrikam.test"], ["fabrikam.test"]),
+        "plain.test": bed.prosody("plain", peers["plain.test"], ["plain.test"], extra=lax),
+        "notls.test": bed.prosody("notls", peers["notls.test"], ["notls.test"], tls=False),
+        "untrusted.test": bed.prosody("untrusted", peers["untrusted.test"], ["untrusted.test"],
+                                      ca=CA(bed.root, "other-ca")),
+    }
+    for d, p in servers.items():
+        p.register("bob", d, "bobpass")
+        p.start()
+
+    fg = Fedgate(domain="contoso.test", addr="127.0.0.11")
+    cert, key = bed.ca.issue("contoso", ["contoso.test"])
+    shutil.copy(cert, os.path.join(fg.dir, "certs", "contoso.test.pem"))
+    shutil.copy(key, os.path.join(fg.dir, "certs", "contoso.test.key"))
+    text = re.sub(r"(?m)^ca_file =.*$", f"ca_file = {bed.ca.cert}", open(fg.conf).read())
+    open(fg.conf, "w").write(text)
+    for d in peers:
+        assert fg.cli("partner", "new", "--domain", d).returncode == 0
+    assert fg.cli("gateway", "set", "--stream-establishment-timeout", "10").returncode == 0
+    fg.start()
+    yield bed, servers, fg
+    fg.stop()
+    bed.stop()
+
+
+class User(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, cafile):
+        super().__init__(jid, password)
+        self.ca_certs = cafile
+        self.inbox = asyncio.Queue()
+        self.errors = asyncio.Queue()
+        self.online = asyncio.Event()
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("message", lambda m: self.inbox.put_nowait(m))
+        self.add_event_handler("message_error", lambda m: self.errors.put_nowait(m))
+
+    async def on_start(self, _):
+        self.send_presence()
+        self.online.set()
+
+
+def run(coro):
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+
+
+async def cli(fg, *args):
+    proc = await asyncio.create_subprocess_exec(
+        FEDGATE, *args, "-c", fg.conf, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def exchange(bed, fg, domain, addr):
+    """bob@domain online; fedgate sends him a test message (out); he writes
+    to alice@contoso.test and gets fedgate's error back (in, then out)."""
+    async def scenario():
+        bob = User(f"bob@{domain}/m", "bobpass", bed.ca.cert)
+        bob.connect((addr, 5222))
+        await asyncio.wait_for(bob.online.wait(), 20)
+        rc, out, err = await cli(fg, "test-im", "--to", f"bob@{domain}", "--body", "matrix")
+        got = await asyncio.wait_for(bob.inbox.get(), 15) if rc == 0 else None
+        bob.send_message(mto="alice@contoso.test", mbody="back", mtype="chat")
+        bounce = await asyncio.wait_for(bob.errors.get(), 20)
+        bob.disconnect()
+        await asyncio.wait_for(bob.disconnected, 5)
+        return rc, out + err, got, bounce
+    return run(scenario())
+
+
+def methods(fg, domain):
+    rows = fg.cli_json("status")
+    out = {r["method"] for r in rows if r["direction"] == "out" and r["remote"] == domain
+           and r["state"] == "ready"}
+    inb = {r["method"] for r in rows if r["direction"] == "in" and r["remote"] == domain
+           and r["state"] == "ready"}
+    return out, inb
+
+
+@pytest.mark.parametrize("row", sorted(ROWS))
+def test_row_both_directions(world, row):
+    bed, servers, fg = world
+    tls, sasl, db, want = ROWS[row]
+    domain = "plain.test" if row == 17 else "fabrikam.test"
+    r = fg.cli("partner", "set", domain, "--tls", tls, "--sasl", sasl, "--dialback", db)
+    assert r.returncode == 0, r.stderr
+    if "no change" not in r.stdout:
+        fg.wait_log(rf"applying partner {re.escape(domain)}: .*tls={tls} sasl={sasl} "
+                rf"dialback={db}")
+    p = fg.cli_json("partner", "get", domain)
+    assert (p["tls"], p["sasl"], p["dialback"]) == (tls, sasl, db == "true")
+    rc, report, got, bounce = exchange(bed, fg, domain, servers[domain].addr)
+    assert rc == 0, report
+    assert f"authenticated with {want}" in report, report
+    assert got["body"] == "matrix"
+    assert bounce["error"]["condition"] == "service-unavailable"
+    out, inb = methods(fg, domain)
+    assert out == {want}, (out, report)
+    assert inb == {want}, (inb, fg.read_log()[-3000:])
+    # What was done, not what was allowed: one authentication, the preferred.
+    done = re.findall(r"authenticated with (.+)", report)
+    assert done == [want], report
+    if want == SASL:
+        assert "dialback key sent" not in report
+
+
+def test_tls_required_but_peer_offers_none(world):
+    """Row 1 with notls.test, a Prosody without TLS: no stream, nothing
+    weaker, the sender told why."""
+    _, _, fg = world
+    rc, out, err = run(cli(fg, "test-im", "--to", "bob@notls.test"))
+    assert rc == 1
+    assert "notls.test offers no STARTTLS but its partner settings require TLS" in err
+    out_m, _ = methods(fg, "notls.test")
+    assert out_m == set()
+
+
+def test_untrusted_certificate_with_dialback_off(world):
+    """untrusted.test shows a certificate of a CA fedgate does not trust:
+    with dialback off (row 2) nothing can succeed and nothing weaker runs."""
+    _, _, fg = world
+    assert fg.cli("partner", "set", "untrusted.test", "--dialback", "false").returncode == 0
+    rc, out, err = run(cli(fg, "test-im", "--to", "bob@untrusted.test"))
+    assert rc == 1
+    assert "certificate of untrusted.test cannot be trusted" in err, err
+    assert "allow no other method" in err
+
+
+def test_untrusted_certificate_with_dialback_on_uses_tls_dialback(world):
+    """Row 7 with the same peer: SASL is impossible (certificate), so TLS
+    Dialback, never TCP Dialback."""
+    bed, servers, fg = world
+    assert fg.cli("partner", "set", "untrusted.test", "--tls", "required", "--sasl", "optional",
+                  "--dialback", "true").returncode == 0
+    rc, out, err = run(cli(fg, "test-im", "--to", "bob@untrusted.test"))
+    assert rc == 0, out + err
+    assert "authenticated with TLS Dialback" in out
+    assert "TCP Dialback" not in out + err
