@@ -52,6 +52,41 @@ class CA:
              "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "30",
              "-subj", f"/CN=fedgate test {name}")
 
+    def issue_expired(self, name, sans):
+        """A leaf whose validity ended in 2020 (openssl ca can set past dates)."""
+        key = os.path.join(self.dir, f"{name}.key")
+        csr = os.path.join(self.dir, f"{name}.csr")
+        cert = os.path.join(self.dir, f"{name}.pem")
+        conf = os.path.join(self.dir, f"{name}.cnf")
+        db = os.path.join(self.dir, f"{name}.index")
+        open(db, "w").close()
+        with open(conf, "w") as f:
+            f.write(f"""[ca]
+default_ca = d
+[d]
+database = {db}
+new_certs_dir = {self.dir}
+serial = {self.dir}/{name}.serial
+default_md = sha256
+policy = p
+copy_extensions = none
+x509_extensions = ext
+[p]
+commonName = supplied
+[ext]
+basicConstraints = CA:FALSE
+extendedKeyUsage = serverAuth,clientAuth
+subjectAltName = {",".join(f"DNS:{s}" for s in sans)}
+""")
+        with open(os.path.join(self.dir, f"{name}.serial"), "w") as f:
+            f.write("1000\n")
+        _run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", csr, "-subj", f"/CN={sans[0]}")
+        _run("openssl", "ca", "-batch", "-config", conf, "-cert", self.cert, "-keyfile",
+             self.key, "-in", csr, "-out", cert, "-startdate", "20200101000000Z",
+             "-enddate", "20200201000000Z", "-notext")
+        return cert, key
+
     def issue(self, name, sans, days=30):
         """Returns (cert, key) paths for a leaf naming every DNS name in sans."""
         key = os.path.join(self.dir, f"{name}.key")

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
 from bed import Bed, query_srv  # noqa: E402
 
-import slixmpp  # noqa: E402
+from clients import User, run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -42,41 +42,12 @@ def test_dns_serves_the_bed(bed):
         socket.gethostbyname("elsewhere.test")
 
 
-class Client(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, cafile):
-        super().__init__(jid, password)
-        self.ca_certs = cafile
-        self.inbox = asyncio.Queue()
-        self.online = asyncio.Event()
-        self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("message", lambda m: self.inbox.put_nowait(m))
-
-    async def on_start(self, _):
-        self.send_presence()
-        self.online.set()
-
-
-def run(coro):
-    """Runs a client scenario on a loop of its own and cancels whatever
-    slixmpp leaves pending, so one test's clients never leak into the next."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for t in pending:
-            t.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-
-
 def test_real_clients_log_in_and_chat(bed):
     """bob@fabrikam.test and carol@corp.fabrikam.test, both on the bed's
     Prosody, over STARTTLS verified against the bed's CA."""
     async def scenario():
-        bob = Client("bob@fabrikam.test/t", "bobpass", bed.ca.cert)
-        carol = Client("carol@corp.fabrikam.test/t", "carolpass", bed.ca.cert)
+        bob = User("bob@fabrikam.test/t", "bobpass", bed.ca.cert)
+        carol = User("carol@corp.fabrikam.test/t", "carolpass", bed.ca.cert)
         for c in (bob, carol):
             c.connect(("127.0.0.12", 5222))
         await asyncio.wait_for(asyncio.gather(bob.online.wait(), carol.online.wait()), 20)

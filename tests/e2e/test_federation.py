@@ -14,9 +14,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
 from bed import Bed  # noqa: E402
-from fgtest import FEDGATE, Fedgate  # noqa: E402
+from fgtest import Fedgate  # noqa: E402
 
-import slixmpp  # noqa: E402
+from clients import User, cli, run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,10 @@ def world():
                  ("--domain", "corp.fabrikam.test", "--sasl", "not-supported"),
                  ("--domain", "wrong.test"),
                  ("--domain", "closed.test", "--proxy-fqdn", "127.0.0.12:5999"),
-                 ("--domain", "silent.test", "--proxy-fqdn", "127.0.0.12:5998")):
+                 ("--domain", "silent.test", "--proxy-fqdn", "127.0.0.12:5998"),
+                 # dialback only, with 20 domains nobody serves: the pending cap
+                 ("--domain", "bulk.test", "--sasl", "not-supported", "--additional-domains",
+                  ",".join(f"d{i}.bulk.test" for i in range(20)))):
         r = fg.cli("partner", "new", *args)
         assert r.returncode == 0, r.stderr
     assert fg.cli("gateway", "set", "--stream-establishment-timeout", "5").returncode == 0
@@ -54,41 +57,6 @@ def world():
     yield bed, prosody, fg
     fg.stop()
     bed.stop()
-
-
-class User(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, cafile):
-        super().__init__(jid, password)
-        self.ca_certs = cafile
-        self.inbox = asyncio.Queue()
-        self.online = asyncio.Event()
-        self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("message", lambda m: self.inbox.put_nowait(m))
-
-    async def on_start(self, _):
-        self.send_presence()
-        self.online.set()
-
-
-def run(coro):
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for t in pending:
-            t.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-
-
-async def cli(fg, *args):
-    proc = await asyncio.create_subprocess_exec(
-        FEDGATE, *args, "-c", fg.conf, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    return proc.returncode, out.decode(), err.decode()
 
 
 def test_test_im_reaches_a_prosody_user_over_sasl_external(world):
@@ -395,3 +363,84 @@ def test_dialback_refused_where_settings_do_not_allow_it(world):
     p.send("<db:result from='fabrikam.test' to='contoso.test'>abc</db:result>")
     cond, text = p.stream_error()
     assert cond == "policy-violation" and "do not allow dialback" in text
+
+
+def tls_peer(bed, frm, cert=None):
+    """A raw s2s peer from frm over STARTTLS, optionally showing a client
+    certificate, past the restart: returns (peer, features)."""
+    import ssl
+    from fgtest import Peer
+    p = Peer(host="127.0.0.11")
+    p.open(frm=frm)
+    p.features()
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert p.next_element().tag.endswith("proceed")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(bed.ca.cert)
+    if cert:
+        ctx.load_cert_chain(*cert)
+    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
+    p.reset_parser()
+    p.open(frm=frm)
+    return p, p.features()
+
+
+def test_dialback_with_a_wrong_key(world):
+    """corp.fabrikam.test's real server (Prosody) says the key is not
+    its own: fedgate answers invalid, closes, and routes nothing."""
+    bed, _, fg = world
+    p, feats = tls_peer(bed, "corp.fabrikam.test")
+    p.send("<db:result from='corp.fabrikam.test' to='contoso.test'>" + "0" * 64 +
+           "</db:result>")
+    ans = p.next_element(timeout=15)
+    assert ans.tag == "{jabber:server:dialback}result" and ans.get("type") == "invalid", ans
+    cond, _ = p.stream_error()
+    assert cond == "not-authorized"
+    fg.wait_log(r"dialback key of corp\.fabrikam\.test is invalid")
+
+
+def test_unsolicited_dialback_replies_authenticate_nothing(world):
+    bed, _, fg = world
+    p, _ = tls_peer(bed, "corp.fabrikam.test")
+    p.send("<db:result from='corp.fabrikam.test' to='contoso.test' type='valid'/>"
+           "<db:verify from='corp.fabrikam.test' to='contoso.test' id='x' type='valid'/>")
+    p.send("<message from='carol@corp.fabrikam.test' to='alice@contoso.test'><body>x</body>"
+           "</message>")
+    cond, _ = p.stream_error()
+    assert cond == "not-authorized"  # the stanza: nothing was authenticated
+    fg.wait_log(r"unsolicited dialback answer from corp\.fabrikam\.test dropped")
+
+
+def test_dialback_to_an_unknown_local_domain(world):
+    bed, _, fg = world
+    p, _ = tls_peer(bed, "corp.fabrikam.test")
+    p.send("<db:result from='corp.fabrikam.test' to='unknown.test'>abc</db:result>")
+    ans = p.next_element()
+    assert ans.tag == "{jabber:server:dialback}result" and ans.get("type") == "error"
+    conds = [c.tag.split("}")[1] for c in ans.iter() if "xmpp-stanzas" in c.tag]
+    assert "item-not-found" in conds, conds
+    # The stream stays usable (XEP-0220 §2.4): a ping of the stream works.
+    p.send(" ")
+    assert not p.closed
+
+
+def test_expired_certificate_gets_no_sasl_external(world):
+    bed, _, fg = world
+    p, feats = tls_peer(bed, "fabrikam.test",
+                        cert=bed.ca.issue_expired("old-fabrikam", ["fabrikam.test"]))
+    assert not list(feats.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism"))
+    p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    fail = p.next_element()
+    assert fail.tag == "{urn:ietf:params:xml:ns:xmpp-sasl}failure"
+    fg.wait_log(r"no SASL EXTERNAL for fabrikam\.test: .*expired")
+
+
+def test_too_many_pending_dialback_requests(world):
+    """Seventeen requests at once from bulk.test's domains: the cap of 16
+    pending verifications closes the stream with policy-violation."""
+    bed, _, fg = world
+    p, _ = tls_peer(bed, "bulk.test")
+    p.send("".join(f"<db:result from='d{i}.bulk.test' to='contoso.test'>k{i}</db:result>"
+                   for i in range(17)))
+    cond, text = p.stream_error()
+    assert cond == "policy-violation" and "too many dialback requests" in text

@@ -20,9 +20,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
 from bed import CA, Bed  # noqa: E402
-from fgtest import FEDGATE, Fedgate  # noqa: E402
+from fgtest import Fedgate  # noqa: E402
 
-import slixmpp  # noqa: E402
+from clients import User, cli, run  # noqa: E402
 
 SASL, TLSDB, TCPDB = "SASL over TLS", "TLS Dialback", "TCP Dialback"
 
@@ -76,43 +76,6 @@ def world():
     yield bed, servers, fg
     fg.stop()
     bed.stop()
-
-
-class User(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, cafile):
-        super().__init__(jid, password)
-        self.ca_certs = cafile
-        self.inbox = asyncio.Queue()
-        self.errors = asyncio.Queue()
-        self.online = asyncio.Event()
-        self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("message", lambda m: self.inbox.put_nowait(m))
-        self.add_event_handler("message_error", lambda m: self.errors.put_nowait(m))
-
-    async def on_start(self, _):
-        self.send_presence()
-        self.online.set()
-
-
-def run(coro):
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for t in pending:
-            t.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-
-
-async def cli(fg, *args):
-    proc = await asyncio.create_subprocess_exec(
-        FEDGATE, *args, "-c", fg.conf, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    return proc.returncode, out.decode(), err.decode()
 
 
 def exchange(bed, fg, domain, addr):
