@@ -78,6 +78,35 @@ void router_bounce(struct server *srv, struct xml_node *stanza, const char *type
 	send_to_partner(srv, e);
 }
 
+void router_to_partner(struct server *srv, struct xml_node *st, router_done done, void *ud)
+{
+	char *from = domain_of(xml_attr(st, "from"));
+	char *to = domain_of(xml_attr(st, "to"));
+	char why[400];
+	if (!from || !to || !conf_is_local_domain(srv->conf, from)) {
+		snprintf(why, sizeof(why), "the stanza has no valid local sender and recipient");
+	} else if (conf_is_local_domain(srv->conf, to)) {
+		snprintf(why, sizeof(why), "%s is a local domain", to);
+	} else if (!policy_lookup(srv->env.partners, to)) {
+		snprintf(why, sizeof(why), "%s is not an allowed federation partner", to);
+	} else {
+		int rc = s2s_out_send(srv, from, to, st, done, ud);
+		if (rc != FG_OK && done)
+			done(ud, false,
+			     rc == FG_LIMIT ? "the queue for that domain is full"
+					    : "out of memory");
+		free(from);
+		free(to);
+		return;
+	}
+	log_info("router", "%s to %s refused: %s", st->name, to ? to : "?", why);
+	xml_free(&st);
+	free(from);
+	free(to);
+	if (done)
+		done(ud, false, why);
+}
+
 /* XEP-0199: a partner pinging this server gets an answer. */
 static bool answer_domain_iq(struct server *srv, struct xml_node *st)
 {

@@ -89,12 +89,77 @@ struct s2s_out {
 	struct out_verify *verifies; /* db:verify requests for the receiving role */
 	bool can_send;		     /* the stream is where db:verify may go out */
 	char *stream_id;	     /* the peer's, for our dialback key */
+	bool attempted;		     /* DNS or network was tried: failures count
+					for the retry delay */
 	struct xml_buf report;
 
 	struct s2s_out *prev, *next;
 };
 
 static struct s2s_out *outs; /* every outbound stream; few, so a list */
+
+static void arm_idle(struct s2s_out *o);
+
+/* Per remote domain: after a failure the next attempt waits, 5 s first,
+ * doubling up to 10 minutes, so a partner that is down is not hammered
+ * and stanzas for it fail at once with the reason instead of waiting. */
+#define BACKOFF_FIRST_S 5
+#define BACKOFF_MAX_S	600
+
+struct backoff {
+	char *domain;
+	time_t next;
+	unsigned delay;
+	char why[400];
+	struct backoff *next_b;
+};
+
+static struct backoff *backoffs;
+
+static struct backoff *backoff_find(const char *domain)
+{
+	for (struct backoff *b = backoffs; b; b = b->next_b)
+		if (strcmp(b->domain, domain) == 0)
+			return b;
+	return NULL;
+}
+
+static void backoff_clear(const char *domain)
+{
+	for (struct backoff **pp = &backoffs; *pp; pp = &(*pp)->next_b) {
+		if (strcmp((*pp)->domain, domain) == 0) {
+			struct backoff *b = *pp;
+			*pp = b->next_b;
+			free(b->domain);
+			free(b);
+			return;
+		}
+	}
+}
+
+void s2s_out_reset_backoff(const char *domain)
+{
+	backoff_clear(domain);
+}
+
+static void backoff_note(const char *domain, const char *why)
+{
+	struct backoff *b = backoff_find(domain);
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b || !(b->domain = strdup(domain))) {
+			free(b);
+			return;
+		}
+		b->next_b = backoffs;
+		backoffs = b;
+	}
+	b->delay = b->delay ? b->delay * 2 : BACKOFF_FIRST_S;
+	if (b->delay > BACKOFF_MAX_S)
+		b->delay = BACKOFF_MAX_S;
+	b->next = time(NULL) + (time_t)b->delay;
+	snprintf(b->why, sizeof(b->why), "%s", why);
+}
 
 static void step(struct s2s_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -166,6 +231,8 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	va_end(ap);
 	log_warn(o->ctx, "failed: %s", why);
 	snprintf(o->last_error, sizeof(o->last_error), "%s", why);
+	if (o->attempted)
+		backoff_note(o->remote, why);
 	xml_buf_puts(&o->report, "failed: ");
 	xml_buf_puts(&o->report, why);
 	xml_buf_puts(&o->report, "\n");
@@ -239,6 +306,8 @@ static void flush(struct s2s_out *o)
 	}
 	o->tail = &o->queue;
 	o->queued = 0;
+	if (o->state == OUT_READY)
+		arm_idle(o); /* traffic: the idle clock starts again */
 }
 
 static void send_node(struct s2s_out *o, const struct xml_node *n)
@@ -294,7 +363,8 @@ static void ready(struct s2s_out *o)
 {
 	enter(o, OUT_READY);
 	evtimer_del(o->deadline);
-	conn_set_timer(o->conn, 0);
+	arm_idle(o);
+	backoff_clear(o->remote);
 	step(o, "stream ready: authenticated with %s", o->method);
 	/* Once authenticated the peer may send full-size stanzas. */
 	const struct fg_conf *cf = o->srv->conf;
@@ -533,9 +603,38 @@ static void on_tls(void *ud)
 	send_header(o);
 }
 
+/* In READY the connection timer is the idle timer: partners with
+ * keepalive get a whitespace ping every keepalive_interval (SPEC §3);
+ * the others are closed after stream_inactivity_timeout without traffic. */
+static bool keepalive_on(const struct s2s_out *o)
+{
+	const struct partner *p = policy_lookup(o->srv->env.partners, o->remote);
+	return p && p->keepalive;
+}
+
+static void arm_idle(struct s2s_out *o)
+{
+	const struct gateway_settings *gw = &o->srv->env.gw;
+	conn_set_timer(o->conn,
+		       keepalive_on(o) ? gw->keepalive_interval : gw->stream_inactivity_timeout);
+}
+
 static void on_timer(void *ud)
 {
 	struct s2s_out *o = ud;
+	if (o->state == OUT_READY) {
+		if (keepalive_on(o)) {
+			conn_write(o->conn, " ", 1);
+			log_debug(o->ctx, "whitespace keepalive sent");
+			arm_idle(o);
+			return;
+		}
+		log_info(o->ctx, "closing: idle for %u seconds (stream_inactivity_timeout)",
+			 o->srv->env.gw.stream_inactivity_timeout);
+		conn_write(o->conn, "</stream:stream>", 16);
+		conn_close(o->conn, "idle");
+		return;
+	}
 	fail(o, "%s did not answer in time (state %s)", o->remote, out_state_names[o->state]);
 }
 
@@ -674,12 +773,31 @@ static void out_begin(struct s2s_out *o)
 		fail(o, "%s is not an allowed federation partner", o->remote);
 		return;
 	}
+	struct backoff *b = backoff_find(o->remote);
+	time_t now = time(NULL);
+	if (b && now < b->next) {
+		fail(o, "%s failed %us ago (%s); next attempt in %lds", o->remote,
+		     b->delay - (unsigned)(b->next - now), b->why, (long)(b->next - now));
+		return;
+	}
+	const struct gateway_settings *gw = &srv->env.gw;
+	if (s2s_out_count(NULL) + server_s2s_in_count(srv, NULL) > gw->connection_limit) {
+		fail(o, "the gateway's connection_limit (%u streams) is reached",
+		     gw->connection_limit);
+		return;
+	}
+	if (s2s_out_count(p) + server_s2s_in_count(srv, p) > partner_connection_limit(p, gw)) {
+		fail(o, "the connection limit for partner %s (%u streams) is reached", p->domain,
+		     partner_connection_limit(p, gw));
+		return;
+	}
 	o->methods = policy_allowed_methods(p);
 	char names[128];
 	policy_methods_string(o->methods, names, sizeof(names));
 	step(o, "partner %s allows %s", p->domain, names);
 	struct timeval tv = {(time_t)srv->env.gw.stream_establishment_timeout, 0};
 	evtimer_add(o->deadline, &tv);
+	o->attempted = true;
 	if (dns_resolve_server(srv->dns, o->remote, p->proxy_fqdn, on_dns, o, &o->q) != FG_OK)
 		fail(o, "cannot start the DNS lookup for %s", o->remote);
 }
@@ -763,6 +881,24 @@ void s2s_out_close_domain(struct server *srv, const char *domain, const char *re
 	}
 }
 
+unsigned s2s_out_count(const struct partner *p)
+{
+	unsigned n = 0;
+	for (const struct s2s_out *o = outs; o; o = o->next) {
+		if (o->state == OUT_FAILED)
+			continue;
+		if (!p)
+			n++;
+		else if (strcmp(o->remote, p->domain) == 0)
+			n++;
+		else
+			for (size_t i = 0; i < p->additional_domains.n; i++)
+				if (strcmp(o->remote, p->additional_domains.v[i]) == 0)
+					n++;
+	}
+	return n;
+}
+
 void s2s_out_status(void *rows)
 {
 	for (const struct s2s_out *o = outs; o; o = o->next) {
@@ -796,6 +932,12 @@ void s2s_out_status(void *rows)
 void s2s_out_free_all(struct server *srv)
 {
 	(void)srv;
+	while (backoffs) {
+		struct backoff *b = backoffs;
+		backoffs = b->next_b;
+		free(b->domain);
+		free(b);
+	}
 	while (outs) {
 		struct s2s_out *o = outs;
 		conn_free_now(&o->conn);

@@ -5,6 +5,7 @@
 #ifndef FG_S2S_OUT_H
 #define FG_S2S_OUT_H
 
+#include "policy.h"
 #include "xml.h"
 
 #include <stdbool.h>
@@ -33,6 +34,12 @@ int s2s_out_verify(struct server *srv, const char *local, const char *remote, co
 /* Closes every outbound stream to one of the partner's domains: its
  * settings changed. NULL closes all (shutdown). */
 void s2s_out_close_domain(struct server *srv, const char *domain, const char *reason);
+/* Outbound streams under way or up (failed ones not counted), in all or
+ * to one partner (any of its domains). */
+unsigned s2s_out_count(const struct partner *p);
+/* Forgets the retry delay of a domain: its partner record changed, so the
+ * next stanza tries at once. */
+void s2s_out_reset_backoff(const char *domain);
 /* Appends a `fedgate status` row (json_t object) per outbound stream to
  * rows (a json_t array). */
 void s2s_out_status(void *rows);

@@ -6,6 +6,7 @@
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "router.h"
 #include "s2s_out.h"
 #include "store.h"
 #include "stream.h"
@@ -40,6 +41,19 @@ void server_stream_gone(struct server *srv, struct stream *s)
 		event_base_loopexit(srv->base, NULL);
 }
 
+unsigned server_s2s_in_count(const struct server *srv, const struct partner *p)
+{
+	unsigned n = 0;
+	for (const struct stream *s = srv->streams; s; s = stream_next(s)) {
+		if (!stream_is_s2s(s) || stream_state(s) == STREAM_CLOSING)
+			continue;
+		if (!p ||
+		    (stream_remote(s) && policy_lookup(srv->env.partners, stream_remote(s)) == p))
+			n++;
+	}
+	return n;
+}
+
 unsigned server_streams_from(const struct server *srv, const char *peer)
 {
 	unsigned n = 0;
@@ -71,6 +85,10 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		stream_error(
 			s, "policy-violation",
 			"too many connections from your address ([limits] connections_per_ip)");
+	else if (l->kind == STREAM_S2S_IN && server_s2s_in_count(srv, NULL) + s2s_out_count(NULL) >
+						     srv->env.gw.connection_limit)
+		stream_error(s, "policy-violation",
+			     "this gateway's limit of server-to-server streams is reached");
 }
 
 static int run_on_store(struct cmd_env *env, cmd_store_job job, cmd_store_done done, void *ud)
@@ -114,9 +132,14 @@ static void close_outbound(struct server *srv, const struct partner *p, const ch
 {
 	if (!p)
 		return;
+	/* Changed settings also deserve a fresh attempt, not the old retry
+	 * delay. */
 	s2s_out_close_domain(srv, p->domain, why);
-	for (size_t i = 0; i < p->additional_domains.n; i++)
+	s2s_out_reset_backoff(p->domain);
+	for (size_t i = 0; i < p->additional_domains.n; i++) {
 		s2s_out_close_domain(srv, p->additional_domains.v[i], why);
+		s2s_out_reset_backoff(p->additional_domains.v[i]);
+	}
 }
 
 /* A partner's record changed: streams negotiated under the old settings no
@@ -263,10 +286,7 @@ static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 		t->ud = ud;
 		snprintf(t->to, sizeof(t->to), "%s", ts);
 		log_info("test-im", "%s sends a test message to %s", req->who ? req->who : "?", ts);
-		if (s2s_out_send(srv, fj.domain, tj.domain, m, test_im_done, t) != FG_OK) {
-			free(t);
-			refuse(reply, ud, "the queue for that domain is full");
-		}
+		router_to_partner(srv, m, test_im_done, t);
 	}
 	free(fs);
 	free(ts);

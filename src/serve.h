@@ -31,6 +31,9 @@ int serve_main(const char *conf_path);
 
 /* Called by a stream when it is gone, so the server forgets it. */
 void server_stream_gone(struct server *srv, struct stream *s);
+/* Inbound s2s streams in all (p NULL) or from one partner's domains. */
+struct partner;
+unsigned server_s2s_in_count(const struct server *srv, const struct partner *p);
 /* Live streams whose peer has this address. */
 unsigned server_streams_from(const struct server *srv, const char *peer);
 

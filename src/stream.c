@@ -71,6 +71,11 @@ const char *stream_peer(const struct stream *s)
 {
 	return conn_peer(s->conn);
 }
+bool stream_is_s2s(const struct stream *s)
+{
+	return s->kind == STREAM_S2S_IN;
+}
+
 const char *stream_remote(const struct stream *s)
 {
 	return s->remote;
@@ -336,6 +341,17 @@ static void on_header(struct stream *s, struct xs_event *ev)
 		char why[300], names[128];
 		if (s2s_in_methods(s->srv->env.partners, s->remote, s->local, &s->methods, why,
 				   sizeof(why)) != FG_OK) {
+			stream_error(s, "policy-violation", why);
+			return;
+		}
+		const struct gateway_settings *gw = &s->srv->env.gw;
+		const struct partner *p =
+			s->remote ? policy_lookup(s->srv->env.partners, s->remote) : NULL;
+		if (p && server_s2s_in_count(s->srv, p) + s2s_out_count(p) >
+				 partner_connection_limit(p, gw)) {
+			snprintf(why, sizeof(why),
+				 "the limit of streams with partner %s (%u) is reached", p->domain,
+				 partner_connection_limit(p, gw));
 			stream_error(s, "policy-violation", why);
 			return;
 		}

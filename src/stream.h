@@ -4,6 +4,7 @@
 #ifndef FG_STREAM_H
 #define FG_STREAM_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct server;
@@ -31,6 +32,7 @@ void stream_free_now(struct stream *s);
 const char *stream_state_name(enum stream_state st);
 enum stream_state stream_state(const struct stream *s);
 const char *stream_peer(const struct stream *s);
+bool stream_is_s2s(const struct stream *s);
 /* The prepared domain the peer named in 'from' (s2s), or NULL. */
 const char *stream_remote(const struct stream *s);
 /* This stream's `fedgate status` row (a json_t object). */

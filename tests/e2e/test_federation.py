@@ -101,6 +101,20 @@ def test_unreachable_partner_reports_why(world):
     assert "not sent" in err or "not sent" in out
 
 
+def test_retry_waits_after_a_failure(world):
+    """Right after the failure above, closed.test is not tried again: the
+    message fails at once with the reason and when the next attempt may be;
+    changing the partner's record allows a fresh attempt."""
+    _, _, fg = world
+    rc, out, err = run(cli(fg, "test-im", "--to", "x@closed.test"))
+    assert rc == 1
+    assert re.search(r"closed\.test failed \d+s ago \(cannot connect.*\); next attempt in "
+                     r"\d+s", err), err
+    assert fg.cli("partner", "set", "closed.test", "--description", "retry").returncode == 0
+    rc, out, err = run(cli(fg, "test-im", "--to", "x@closed.test"))
+    assert rc == 1 and "cannot connect to closed.test" in err, err
+
+
 def test_peer_that_does_not_host_the_domain(world):
     """wrong.test resolves to the Prosody, which does not serve it: its
     stream error comes back in the report instead of a silent loss."""
@@ -444,3 +458,23 @@ def test_too_many_pending_dialback_requests(world):
                    for i in range(17)))
     cond, text = p.stream_error()
     assert cond == "policy-violation" and "too many dialback requests" in text
+
+
+def test_whitespace_keepalive_on_an_idle_outbound_stream(world):
+    """keepalive_interval 10 s: an idle outbound stream to fabrikam.test
+    (keepalive on by default) sends whitespace, no stanza."""
+    import time
+    _, _, fg = world
+    assert fg.cli("gateway", "set", "--keepalive-interval", "10").returncode == 0
+    rc, out, err = run(cli(fg, "test-im", "--to", "bob@fabrikam.test"))
+    assert rc == 0, out + err
+
+    def out_row():
+        return [r for r in fg.cli_json("status") if r["direction"] == "out"
+                and r["remote"] == "fabrikam.test" and r["state"] == "ready"][0]
+    before = out_row()
+    time.sleep(11.5)
+    after = out_row()
+    assert after["stanzas_out"] == before["stanzas_out"]
+    assert after["bytes_out"] >= before["bytes_out"] + 1
+    assert fg.cli("gateway", "set", "--keepalive-interval", "300").returncode == 0
