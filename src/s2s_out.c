@@ -110,7 +110,7 @@ struct backoff {
 	char *domain;
 	time_t next;
 	unsigned delay;
-	char why[400];
+	char why[600]; /* the failure's reason, as fail() wrote it */
 	struct backoff *next_b;
 };
 
