@@ -440,6 +440,17 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
 	return c;
 }
 
+/* Throws away what is buffered from the plaintext side; returns how much. */
+static size_t drain_plaintext(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t n = evbuffer_get_length(in);
+	evbuffer_drain(in, n);
+	c->st.bytes_in += n;
+	c->st.discarded_after_starttls += n;
+	return n;
+}
+
 int conn_start_tls(struct conn *c, SSL_CTX *ctx, size_t *discarded)
 {
 	if (c->ssl || c->closing)
@@ -447,11 +458,7 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx, size_t *discarded)
 	/* Anything the peer sent after <starttls/> is thrown away unread:
 	 * it was sent before the peer could know TLS was agreed, so it can
 	 * only be an injection (cf. CVE-2011-0411). */
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	size_t n = evbuffer_get_length(in);
-	evbuffer_drain(in, n);
-	c->st.bytes_in += n;
-	c->st.discarded_after_starttls += n;
+	size_t n = drain_plaintext(c);
 	if (discarded)
 		*discarded = n;
 	return stack_tls(c, ctx, NULL);
@@ -462,10 +469,7 @@ int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain)
 	if (c->ssl || c->closing)
 		return FG_ERR;
 	/* Whatever came after <proceed/> in the clear is not TLS: drop it. */
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	size_t n = evbuffer_get_length(in);
-	evbuffer_drain(in, n);
-	c->st.discarded_after_starttls += n;
+	drain_plaintext(c);
 	return stack_tls(c, ctx, domain);
 }
 

@@ -5,8 +5,6 @@ fabrikam.test) is refused both ways until `partner set fabrikam.test
 fabrikam's settings when they change."""
 import asyncio
 import os
-import re
-import shutil
 import sys
 
 import pytest
@@ -28,12 +26,7 @@ def world():
     prosody = bed.prosody("fabrikam", "127.0.0.12", ["fabrikam.test", "corp.fabrikam.test"])
     prosody.register("carol", "corp.fabrikam.test", "carolpass")
     prosody.start()
-    fg = Fedgate(domain="contoso.test", addr="127.0.0.11")
-    cert, key = bed.ca.issue("contoso", ["contoso.test"])
-    shutil.copy(cert, os.path.join(fg.dir, "certs", "contoso.test.pem"))
-    shutil.copy(key, os.path.join(fg.dir, "certs", "contoso.test.key"))
-    text = re.sub(r"(?m)^ca_file =.*$", f"ca_file = {bed.ca.cert}", open(fg.conf).read())
-    open(fg.conf, "w").write(text)
+    fg = Fedgate(domain="contoso.test", addr="127.0.0.11").use_bed_certificate(bed)
     assert fg.cli("partner", "new", "--domain", "fabrikam.test").returncode == 0
     assert fg.cli("gateway", "set", "--stream-establishment-timeout", "10").returncode == 0
     fg.start()

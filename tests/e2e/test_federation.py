@@ -6,7 +6,6 @@ in words an admin can act on."""
 import asyncio
 import os
 import re
-import shutil
 import sys
 
 import pytest
@@ -34,13 +33,7 @@ def world():
     prosody.register("carol", "corp.fabrikam.test", "carolpass")
     prosody.start()
 
-    fg = Fedgate(domain="contoso.test", addr="127.0.0.11")
-    cert, key = bed.ca.issue("contoso", ["contoso.test"])
-    shutil.copy(cert, os.path.join(fg.dir, "certs", "contoso.test.pem"))
-    shutil.copy(key, os.path.join(fg.dir, "certs", "contoso.test.key"))
-    text = open(fg.conf).read()
-    text = re.sub(r"(?m)^ca_file =.*$", f"ca_file = {bed.ca.cert}", text)
-    open(fg.conf, "w").write(text)
+    fg = Fedgate(domain="contoso.test", addr="127.0.0.11").use_bed_certificate(bed)
     for args in (("--domain", "fabrikam.test"),
                  # row 13: TLS Dialback is the only method
                  ("--domain", "corp.fabrikam.test", "--sasl", "not-supported"),
@@ -326,24 +319,11 @@ def dialback_key(secret, receiving, originating, stream_id):
 
 def test_authoritative_role_answers_db_verify(world):
     import sqlite3
-    import ssl
-    from fgtest import Peer
     _, _, fg = world
     con = sqlite3.connect(os.path.join(fg.dir, "fedgate.db"))
     secret = con.execute("SELECT value FROM gateway WHERE key = 'dialback_secret'").fetchone()[0]
     con.close()
-    p = Peer(host="127.0.0.11")
-    p.open(frm="corp.fabrikam.test")
-    p.features()
-    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    p.next_element()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
-    p.reset_parser()
-    p.open(frm="corp.fabrikam.test")
-    feats = p.features()
+    p, feats = tls_peer(world[0], "corp.fabrikam.test")
     assert feats.find("{urn:xmpp:features:dialback}dialback") is not None
     good = dialback_key(secret, "corp.fabrikam.test", "contoso.test", "S1")
     for sid, key, want in (("S1", good, "valid"), ("S1", "0" * 64, "invalid"),
@@ -359,21 +339,8 @@ def test_dialback_refused_where_settings_do_not_allow_it(world):
     """fabrikam.test is row 1 (SASL over TLS only): its db:result is refused
     with a dialback error and authenticates nothing (seed: "it will be
     ignored")."""
-    import ssl
-    from fgtest import Peer
     _, _, fg = world
-    p = Peer(host="127.0.0.11")
-    p.open(frm="fabrikam.test")
-    p.features()
-    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    p.next_element()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
-    p.reset_parser()
-    p.open(frm="fabrikam.test")
-    p.features()
+    p, _ = tls_peer(world[0], "fabrikam.test")
     p.send("<db:result from='fabrikam.test' to='contoso.test'>abc</db:result>")
     cond, text = p.stream_error()
     assert cond == "policy-violation" and "do not allow dialback" in text

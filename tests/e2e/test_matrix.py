@@ -12,7 +12,6 @@ Peers (all Prosody 0.12, certificates from the bed's CA unless said):
 import asyncio
 import os
 import re
-import shutil
 import sys
 
 import pytest
@@ -63,12 +62,7 @@ def world():
         p.register("bob", d, "bobpass")
         p.start()
 
-    fg = Fedgate(domain="contoso.test", addr="127.0.0.11")
-    cert, key = bed.ca.issue("contoso", ["contoso.test"])
-    shutil.copy(cert, os.path.join(fg.dir, "certs", "contoso.test.pem"))
-    shutil.copy(key, os.path.join(fg.dir, "certs", "contoso.test.key"))
-    text = re.sub(r"(?m)^ca_file =.*$", f"ca_file = {bed.ca.cert}", open(fg.conf).read())
-    open(fg.conf, "w").write(text)
+    fg = Fedgate(domain="contoso.test", addr="127.0.0.11").use_bed_certificate(bed)
     for d in peers:
         assert fg.cli("partner", "new", "--domain", d).returncode == 0
     assert fg.cli("gateway", "set", "--stream-establishment-timeout", "10").returncode == 0
