@@ -15,8 +15,9 @@
 /* The authentication methods an inbound stream may use. With remote (the
  * header's from), the methods of the partner owning that domain; without,
  * the union over every partner, since the domain is only known when it
- * authenticates. FG_OK, or FG_NOTFOUND with a sentence for the peer in why
- * (no such partner, or no partners at all: federation is off). */
+ * authenticates (0 when there are no partners at all: the stream opens,
+ * STARTTLS is offered, and every authentication attempt is refused). FG_OK,
+ * or FG_NOTFOUND with a sentence for the peer in why (no such partner). */
 int s2s_in_methods(const struct policy *partners, const char *remote, const char *local,
 		   unsigned *methods, char *why, size_t whylen);
 

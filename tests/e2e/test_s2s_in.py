@@ -119,12 +119,25 @@ def test_dialback_refused_after_tls_when_not_allowed(server):
 
 
 def test_federation_off_without_partners():
+    """No partners: a stream without from opens and can be secured (an admin
+    checking TLS with openssl s_client), but no domain can authenticate."""
     fg = Fedgate(domain="litware.test", addr="127.0.0.3").start()
     try:
         p = Peer(host="127.0.0.3")
         p.open(to="litware.test")
+        feats = p.features()
+        tls = feats.find(f"{{{NS_TLS}}}starttls")
+        assert tls is not None and feats.find(f"{{{NS_DBF}}}dialback") is None
+        p.starttls(server_hostname="litware.test")
+        p.open(to="litware.test")
+        assert len(p.features()) == 0  # nothing to authenticate with
+        p.send("<db:result from='fabrikam.test' to='litware.test'>k</db:result>")
         cond, text = p.stream_error()
-        assert cond == "policy-violation" and "federation is off" in text
+        assert cond == "policy-violation", text
+        q = Peer(host="127.0.0.3")
+        q.open(to="litware.test", frm="fabrikam.test")
+        cond, text = q.stream_error()
+        assert "fabrikam.test is not an allowed federation partner of litware.test" in text
     finally:
         fg.stop()
 

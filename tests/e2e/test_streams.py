@@ -2,6 +2,7 @@
 the stream errors RFC 6120 prescribes for bad input, each closing only the
 offending stream while the server goes on serving others."""
 import os
+import re
 import signal
 import socket
 import sys
@@ -276,3 +277,19 @@ def test_shutdown_sends_system_shutdown():
     assert "Sanitizer" not in log
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.2", 5269), timeout=2)
+
+
+def test_openssl_s_client_upgrades_a_fresh_install():
+    """What `make run` promises: with the configuration `fedgate init`
+    writes (no partners yet), openssl s_client opens a stream and upgrades
+    it to TLS."""
+    import subprocess
+    fg = Fedgate(domain="localhost", addr="127.0.0.4").start()
+    try:
+        r = subprocess.run(["openssl", "s_client", "-starttls", "xmpp-server", "-connect",
+                            "127.0.0.4:5269", "-xmpphost", "localhost"],
+                           input="Q\n", capture_output=True, text=True, timeout=20)
+        assert re.search(r"New, TLSv1\.[23], Cipher is TLS_", r.stdout), r.stdout + r.stderr
+        assert "CN = localhost" in r.stdout
+    finally:
+        fg.stop()
