@@ -193,9 +193,13 @@ static void out_free(struct s2s_out *o)
 	if (o->deadline)
 		event_free(o->deadline);
 	xmlstream_free(&o->xs);
+	/* Only the final exit frees a stream with stanzas still queued (every
+	 * other path goes through fail() first); their senders still learn it. */
 	while (o->queue) {
 		struct out_item *it = o->queue;
 		o->queue = it->next;
+		if (it->done)
+			it->done(it->ud, false, "the server is shutting down");
 		xml_free(&it->stanza);
 		free(it);
 	}
