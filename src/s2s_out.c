@@ -181,6 +181,36 @@ static void enter(struct s2s_out *o, enum out_state st)
 	o->state = st;
 }
 
+/* Empties the queue: each stanza is written when send is true (the stream
+ * is ready), else logged as undeliverable for why; its sender learns the
+ * outcome with report (the steps so far). */
+static void drain_queue(struct s2s_out *o, bool send, const char *why, const char *report)
+{
+	struct xml_ctx ctx = {
+		.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
+	while (o->queue) {
+		struct out_item *it = o->queue;
+		o->queue = it->next;
+		bool ok = false;
+		if (send) {
+			struct xml_buf b = {0};
+			xml_serialize(it->stanza, &ctx, &b);
+			ok = !b.oom && conn_write(o->conn, b.data, b.len) == FG_OK;
+			if (ok)
+				conn_count_stanza(o->conn, false);
+			xml_buf_free(&b);
+		} else {
+			log_info(o->ctx, "undeliverable stanza to %s: %s", o->remote, why);
+		}
+		if (it->done)
+			it->done(it->ud, ok, report);
+		xml_free(&it->stanza);
+		free(it);
+	}
+	o->tail = &o->queue;
+	o->queued = 0;
+}
+
 static void out_free(struct s2s_out *o)
 {
 	if (o->prev)
@@ -195,14 +225,7 @@ static void out_free(struct s2s_out *o)
 	xmlstream_free(&o->xs);
 	/* Only the final exit frees a stream with stanzas still queued (every
 	 * other path goes through fail() first); their senders still learn it. */
-	while (o->queue) {
-		struct out_item *it = o->queue;
-		o->queue = it->next;
-		if (it->done)
-			it->done(it->ud, false, "the server is shutting down");
-		xml_free(&it->stanza);
-		free(it);
-	}
+	drain_queue(o, false, "the server is shutting down", "the server is shutting down");
 	while (o->verifies) {
 		struct out_verify *v = o->verifies;
 		o->verifies = v->next;
@@ -241,17 +264,7 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	xml_buf_puts(&o->report, why);
 	xml_buf_puts(&o->report, "\n");
 	enter(o, OUT_FAILED);
-	while (o->queue) {
-		struct out_item *it = o->queue;
-		o->queue = it->next;
-		log_info(o->ctx, "undeliverable stanza to %s: %s", o->remote, why);
-		if (it->done)
-			it->done(it->ud, false, o->report.data);
-		xml_free(&it->stanza);
-		free(it);
-	}
-	o->tail = &o->queue;
-	o->queued = 0;
+	drain_queue(o, false, why, o->report.data);
 	while (o->verifies) {
 		struct out_verify *v = o->verifies;
 		o->verifies = v->next;
@@ -292,24 +305,7 @@ static void send_header(struct s2s_out *o)
 
 static void flush(struct s2s_out *o)
 {
-	struct xml_ctx ctx = {
-		.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
-	while (o->queue) {
-		struct out_item *it = o->queue;
-		o->queue = it->next;
-		struct xml_buf b = {0};
-		xml_serialize(it->stanza, &ctx, &b);
-		bool ok = !b.oom && conn_write(o->conn, b.data, b.len) == FG_OK;
-		if (ok)
-			conn_count_stanza(o->conn, false);
-		xml_buf_free(&b);
-		if (it->done)
-			it->done(it->ud, ok, o->report.data);
-		xml_free(&it->stanza);
-		free(it);
-	}
-	o->tail = &o->queue;
-	o->queued = 0;
+	drain_queue(o, true, NULL, o->report.data);
 	if (o->state == OUT_READY)
 		arm_idle(o); /* traffic: the idle clock starts again */
 }
