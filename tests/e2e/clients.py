@@ -51,3 +51,23 @@ async def cli(fg, *args):
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     return proc.returncode, out.decode(), err.decode()
+
+
+def round_trip(fg, cafile, jid, password, addr, body="test"):
+    """The federation both ways for one partner user: the user comes online
+    at their server (addr), fedgate sends them a test message (out), they
+    write to alice@contoso.test and fedgate's error comes back (in, then
+    out). Returns (test-im status, its report, the message or None, the
+    error stanza)."""
+    async def scenario():
+        user = User(f"{jid}/t", password, cafile)
+        user.connect((addr, 5222))
+        await asyncio.wait_for(user.online.wait(), 20)
+        rc, out, err = await cli(fg, "test-im", "--to", jid, "--body", body)
+        got = await asyncio.wait_for(user.inbox.get(), 15) if rc == 0 else None
+        user.send_message(mto="alice@contoso.test", mbody="back", mtype="chat")
+        back = await asyncio.wait_for(user.errors.get(), 20)
+        user.disconnect()
+        await asyncio.wait_for(user.disconnected, 5)
+        return rc, out + err, got, back
+    return run(scenario())

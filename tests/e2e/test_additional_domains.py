@@ -3,7 +3,6 @@ while it is listed: corp.fabrikam.test (served by the same Prosody as
 fabrikam.test) is refused both ways until `partner set fabrikam.test
 --add-domain corp.fabrikam.test`, then uses fabrikam's method, and follows
 fabrikam's settings when they change."""
-import asyncio
 import os
 import sys
 
@@ -13,7 +12,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
 from bed import Bed  # noqa: E402
 from fgtest import Fedgate  # noqa: E402
-from clients import User, cli, run  # noqa: E402
+from clients import round_trip  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +35,7 @@ def world():
 
 
 def carol_round(bed, fg):
-    async def scenario():
-        carol = User("carol@corp.fabrikam.test/x", "carolpass", bed.ca.cert)
-        carol.connect(("127.0.0.12", 5222))
-        await asyncio.wait_for(carol.online.wait(), 20)
-        rc, out, err = await cli(fg, "test-im", "--to", "carol@corp.fabrikam.test")
-        got = await asyncio.wait_for(carol.inbox.get(), 15) if rc == 0 else None
-        carol.send_message(mto="alice@contoso.test", mbody="hi", mtype="chat")
-        back = await asyncio.wait_for(carol.errors.get(), 20)
-        carol.disconnect()
-        await asyncio.wait_for(carol.disconnected, 5)
-        return rc, out + err, got, back
-    return run(scenario())
+    return round_trip(fg, bed.ca.cert, "carol@corp.fabrikam.test", "carolpass", "127.0.0.12")
 
 
 def test_unlisted_additional_domain_is_refused_both_ways(world):

@@ -9,7 +9,6 @@ Peers (all Prosody 0.12, certificates from the bed's CA unless said):
   notls.test      127.0.0.15  no TLS at all
   untrusted.test  127.0.0.16  certificate from a CA fedgate does not trust
 """
-import asyncio
 import os
 import re
 import sys
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
 from bed import CA, Bed  # noqa: E402
 from fgtest import Fedgate  # noqa: E402
 
-from clients import User, cli, run  # noqa: E402
+from clients import cli, round_trip, run  # noqa: E402
 
 SASL, TLSDB, TCPDB = "SASL over TLS", "TLS Dialback", "TCP Dialback"
 
@@ -72,23 +71,6 @@ def world():
     bed.stop()
 
 
-def exchange(bed, fg, domain, addr):
-    """bob@domain online; fedgate sends him a test message (out); he writes
-    to alice@contoso.test and gets fedgate's error back (in, then out)."""
-    async def scenario():
-        bob = User(f"bob@{domain}/m", "bobpass", bed.ca.cert)
-        bob.connect((addr, 5222))
-        await asyncio.wait_for(bob.online.wait(), 20)
-        rc, out, err = await cli(fg, "test-im", "--to", f"bob@{domain}", "--body", "matrix")
-        got = await asyncio.wait_for(bob.inbox.get(), 15) if rc == 0 else None
-        bob.send_message(mto="alice@contoso.test", mbody="back", mtype="chat")
-        bounce = await asyncio.wait_for(bob.errors.get(), 20)
-        bob.disconnect()
-        await asyncio.wait_for(bob.disconnected, 5)
-        return rc, out + err, got, bounce
-    return run(scenario())
-
-
 def methods(fg, domain):
     rows = fg.cli_json("status")
     out = {r["method"] for r in rows if r["direction"] == "out" and r["remote"] == domain
@@ -110,7 +92,8 @@ def test_row_both_directions(world, row):
                 rf"dialback={db}")
     p = fg.cli_json("partner", "get", domain)
     assert (p["tls"], p["sasl"], p["dialback"]) == (tls, sasl, db == "true")
-    rc, report, got, bounce = exchange(bed, fg, domain, servers[domain].addr)
+    rc, report, got, bounce = round_trip(fg, bed.ca.cert, f"bob@{domain}", "bobpass",
+                                         servers[domain].addr, body="matrix")
     assert rc == 0, report
     assert f"authenticated with {want}" in report, report
     assert got["body"] == "matrix"
