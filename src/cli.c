@@ -9,9 +9,11 @@
 #include "store_sqlite.h"
 
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 struct outcome {
@@ -61,6 +63,121 @@ static int run_local(const struct fg_conf *conf, const char *name, json_t *param
 	cmd_env_clear(&env);
 	store_db_close(&db);
 	return FG_OK;
+}
+
+/* ---- passwords ---- */
+
+/* The terminal as it was before echo was turned off, for the signal
+ * handler: a Ctrl-C at the prompt must not leave the shell without echo. */
+static struct termios saved_tty;
+
+static void restore_tty(int sig)
+{
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void wipe_free(char **s)
+{
+	if (*s) {
+		explicit_bzero(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+/* One line of standard input without its line end ("\n", "\r\n"), or
+ * "" at end of input; NULL when out of memory. */
+static char *read_line(void)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, stdin);
+	if (n < 0) {
+		free(line);
+		return strdup("");
+	}
+	if (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
+	return line;
+}
+
+static char *ask_hidden(const char *prompt, const char *jid)
+{
+	struct termios quiet;
+	struct sigaction sa = {.sa_handler = restore_tty}, old_int, old_term;
+	char *line;
+	bool hidden = tcgetattr(STDIN_FILENO, &saved_tty) == 0;
+
+	/* Echo goes off before the prompt shows: TCSAFLUSH drops what was
+	 * typed before, and nothing typed after the prompt may be echoed. */
+	if (hidden) {
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, &old_int);
+		sigaction(SIGTERM, &sa, &old_term);
+		quiet = saved_tty;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		quiet.c_lflag |= ECHONL;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	fprintf(stderr, prompt, jid);
+	fflush(stderr);
+	line = read_line();
+	if (hidden) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+	}
+	return line;
+}
+
+/* params["password"] for `user add|passwd`: asked twice without echo on a
+ * terminal, else the first line of standard input, so scripts can pipe it
+ * (never an argument: those show in ps). The command judges it. */
+static int read_password(json_t *params)
+{
+	const char *jid = json_string_value(json_object_get(params, "jid"));
+	char *a = NULL, *b = NULL;
+	int rc = CMD_OK;
+
+	if (isatty(STDIN_FILENO)) {
+		a = ask_hidden("Password for %s: ", jid ? jid : "the user");
+		b = a ? ask_hidden("Retype the password for %s: ", jid ? jid : "the user") : NULL;
+		if (a && b && strcmp(a, b) != 0) {
+			fprintf(stderr, "fedgate: the two passwords differ; nothing was saved\n");
+			rc = CMD_REFUSED;
+		}
+	} else {
+		a = read_line();
+	}
+	if (rc == CMD_OK && !a) {
+		fprintf(stderr, "fedgate: out of memory\n");
+		rc = CMD_REFUSED;
+	}
+	if (rc == CMD_OK) {
+		json_t *v = json_string(a);
+		if (!v) {
+			fprintf(stderr, "fedgate: the password is not valid UTF-8; nothing was "
+					"saved\n");
+			rc = CMD_REFUSED;
+		} else {
+			json_object_set_new(params, "password", v);
+		}
+	}
+	wipe_free(&a);
+	wipe_free(&b);
+	return rc;
+}
+
+/* jansson frees without clearing; the copy in params is cleared here. */
+static void wipe_password(json_t *params)
+{
+	json_t *v = json_object_get(params, "password");
+	if (json_is_string(v))
+		explicit_bzero((char *)json_string_value(v), json_string_length(v));
 }
 
 /* ---- rendering ---- */
@@ -133,6 +250,34 @@ static void print_partner_table(FILE *f, json_t *list, const char *filter)
 			methods[0] ? methods : "none");
 		if (doms[0])
 			fprintf(f, "  + %s\n", doms);
+	}
+}
+
+static void print_user(FILE *f, json_t *u)
+{
+	fprintf(f, "jid:          %s\n", str_of(u, "jid"));
+	fprintf(f, "xmpp access:  %s\n", str_of(u, "xmpp_access"));
+	fprintf(f, "created:      %s\n", str_of(u, "created"));
+}
+
+static void print_user_table(FILE *f, json_t *list, const char *filter)
+{
+	if (json_array_size(list) == 0 && filter) {
+		fprintf(f, "no user has a JID matching '%s'\n", filter);
+		return;
+	}
+	if (json_array_size(list) == 0) {
+		fprintf(f, "no users (add one with 'fedgate user add JID')\n");
+		return;
+	}
+	fprintf(f, "%-40s %-11s %s\n", "JID", "XMPP-ACCESS", "CREATED");
+	size_t i;
+	json_t *u;
+	json_array_foreach(list, i, u)
+	{
+		fprintf(f, "%-40s ", str_of(u, "jid"));
+		fprintf(f, "%-11s ", str_of(u, "xmpp_access"));
+		fprintf(f, "%s\n", str_of(u, "created"));
 	}
 }
 
@@ -249,6 +394,11 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 				    json_string_value(json_object_get(params, "filter")));
 	else if (strncmp(name, "gateway ", 8) == 0 && json_is_object(result))
 		print_gateway(stdout, result);
+	else if (strncmp(name, "user ", 5) == 0 && json_is_object(result))
+		print_user(stdout, result);
+	else if (strcmp(name, "user list") == 0)
+		print_user_table(stdout, result,
+				 json_string_value(json_object_get(params, "filter")));
 	else if (strcmp(name, "audit") == 0)
 		print_audit(stdout, result);
 	else if (strcmp(name, "status") == 0)
@@ -310,7 +460,11 @@ int cli_main(int argc, char **argv)
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			printf("fedgate %s: %s\n", def->name, def->summary);
 			for (const struct cmd_param *p = def->params; p->name; p++)
-				printf("  %-34s %s\n", p->flag ? p->flag : "ARG", p->help);
+				printf("  %-34s %s\n",
+				       p->type == CP_SECRET ? "(password)"
+				       : p->flag	    ? p->flag
+							    : "ARG",
+				       p->help);
 			if (def->writes)
 				printf("  %-34s %s\n", "--what-if",
 				       "validate and show, save nothing");
@@ -355,6 +509,14 @@ int cli_main(int argc, char **argv)
 		return CMD_REFUSED;
 	}
 	log_set_level(LOG_WARNING);
+	if (strcmp(def->name, "user add") == 0 || strcmp(def->name, "user passwd") == 0) {
+		int prc = read_password(params);
+		if (prc != CMD_OK) {
+			json_decref(params);
+			conf_free(&conf);
+			return prc;
+		}
+	}
 	struct outcome out = {CMD_REFUSED, NULL};
 	int rc = control_call(conf->listen_control, def->name, params, what_if, &out.status,
 			      &out.body, err, sizeof(err));
@@ -368,6 +530,7 @@ int cli_main(int argc, char **argv)
 	if (out.body)
 		render(def->name, out.status, out.body, as_json, params);
 	json_decref(out.body);
+	wipe_password(params);
 	json_decref(params);
 	conf_free(&conf);
 	return out.status;

@@ -5,7 +5,10 @@
 #include "jid.h"
 #include "log.h"
 #include "policy_json.h"
+#include "sasl.h"
 #include "store_sqlite.h"
+#include "store_users.h"
+#include "users.h"
 
 #include <ctype.h>
 #include <fnmatch.h>
@@ -94,8 +97,35 @@ static const struct cmd_param p_audit[] = {
 
 static const struct cmd_param p_test_im[] = {
 	{"to", "--to", CP_STRING, true, "a partner user's JID, e.g. bob@fabrikam.com"},
-	{"from", "--from", CP_STRING, false, "a JID of a local domain (default fedgate-test@D)"},
+	{"from", "--from", CP_STRING, false,
+	 "a local user to send as (default: the server's fedgate-test@D)"},
 	{"body", "--body", CP_STRING, false, "the text (default: a line naming fedgate)"},
+	{"wait", "--wait", CP_UINT, false,
+	 "seconds to wait for a delivery receipt (default 10; 0 = do not wait)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_user_jid[] = {
+	{"jid", NULL, CP_STRING, true, "the user's bare JID, e.g. alice@contoso.test"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_user_password[] = {
+	{"jid", NULL, CP_STRING, true, "the user's bare JID, e.g. alice@contoso.test"},
+	{"password", NULL, CP_SECRET, true,
+	 "asked twice on a terminal, else one line read from standard input"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_user_list[] = {
+	{"filter", "--filter", CP_STRING, false, "only JIDs matching this glob, e.g. 'a*@*'"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_user_set[] = {
+	{"jid", NULL, CP_STRING, true, "the user's bare JID, e.g. alice@contoso.test"},
+	{"xmpp_access", "--xmpp-access", CP_BOOL, false,
+	 "true or false: whether the user may federate with partners"},
 	{NULL, NULL, 0, false, NULL},
 };
 
@@ -111,6 +141,13 @@ static const struct cmd_def table[] = {
 	{"audit", false, "show the audit log of changes", p_audit},
 	{"test-im", true, "send a test message to a partner user and report each step", p_test_im},
 	{"status", false, "every server-to-server stream of the running daemon", p_none},
+	{"user add", true, "create a local user (the password is asked for)", p_user_password},
+	{"user passwd", true, "set a new password for a local user", p_user_password},
+	{"user remove", true, "remove a local user with its roster, offline messages and vCard",
+	 p_user_jid},
+	{"user list", false, "show the local users", p_user_list},
+	{"user get", false, "show one local user", p_user_jid},
+	{"user set", true, "change a local user", p_user_set},
 };
 
 const struct cmd_def *cmd_table(size_t *n)
@@ -186,7 +223,7 @@ int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **ou
 			}
 			continue;
 		}
-		while (pos->name && pos->flag)
+		while (pos->name && (pos->flag || pos->type == CP_SECRET))
 			pos++;
 		if (!pos->name) {
 			snprintf(err, errlen, "%s: unexpected argument '%.80s'", def->name, a);
@@ -196,13 +233,16 @@ int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **ou
 		pos++;
 	}
 	for (const struct cmd_param *p = def->params; p->name; p++) {
-		if (p->required && !json_object_get(params, p->name)) {
+		/* A secret is the front-end's to add after this. */
+		if (p->required && p->type != CP_SECRET && !json_object_get(params, p->name)) {
 			if (p->flag)
 				snprintf(err, errlen, "%s: %s is required (%s)", def->name, p->flag,
 					 p->help);
 			else
 				snprintf(err, errlen, "%s: the %s is required (%s)", def->name,
-					 strcmp(p->name, "partners") == 0 ? "FILE" : "DOMAIN",
+					 strcmp(p->name, "partners") == 0 ? "FILE"
+					 : strcmp(p->name, "jid") == 0	  ? "JID"
+									  : "DOMAIN",
 					 p->help);
 			goto usage;
 		}
@@ -274,9 +314,25 @@ struct cmd_txn {
 	struct policy *new_set; /* import */
 	struct gateway_settings new_gw;
 	bool gw_changed;
+	struct account *put_user; /* owned until installed */
+	char *removed_user;	  /* bare JID */
+	/* A new password: the job turns it into SCRAM keys in put_user, off
+	 * the loop (PBKDF2 with many iterations takes seconds), then wipes
+	 * it. */
+	char *password;
+	unsigned iterations;
 	json_t *audit_rows; /* reads */
 	long long since_ms;
 };
+
+static void wipe_free(char **s)
+{
+	if (*s) {
+		explicit_bzero(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
 
 static struct cmd_txn *txn_new(struct cmd_env *env, cmd_reply_fn reply, void *ud)
 {
@@ -301,6 +357,9 @@ static void txn_free(struct cmd_txn *t)
 	free(t->removed);
 	policy_free(&t->new_set);
 	gateway_clear(&t->new_gw);
+	account_free(&t->put_user);
+	free(t->removed_user);
+	wipe_free(&t->password);
 	json_decref(t->body);
 	json_decref(t->audit_rows);
 	free(t);
@@ -366,6 +425,15 @@ static int txn_audit(struct cmd_txn *t, const struct cmd_request *req, const cha
 static int job_commit(struct store_db *db, void *ud, char *err, size_t errlen)
 {
 	struct cmd_txn *t = ud;
+	if (t->password && t->put_user) {
+		int rc = sasl_creds_from_password(t->password, t->iterations, &t->put_user->creds);
+		wipe_free(&t->password);
+		if (rc != FG_OK) {
+			snprintf(err, errlen, "cannot derive the SCRAM keys of the new password%s",
+				 rc == FG_INVAL ? " ([users] scram_iterations is below 4096)" : "");
+			return rc;
+		}
+	}
 	return store_db_commit(db, t->ops, t->nops, t->audit, t->naudit, err, errlen);
 }
 
@@ -426,6 +494,28 @@ static void done_commit(void *ud, int rc, const char *err)
 			}
 		}
 		policy_free(&old_set);
+	}
+	if (t->put_user) {
+		const struct account *old_a = accounts_get(env->users, t->put_user->jid);
+		struct account *old_copy = old_a ? account_clone(old_a) : NULL;
+		struct account *a = t->put_user;
+		t->put_user = NULL;
+		char *jid = strdup(a->jid);
+		/* accounts_put takes a even when it fails, like policy_put. */
+		if (accounts_put(env->users, a) != FG_OK)
+			log_error("users", "out of memory installing user %s", jid ? jid : "?");
+		else if (env->user_changed && jid)
+			env->user_changed(env, old_copy, accounts_get(env->users, jid));
+		free(jid);
+		account_free(&old_copy);
+	}
+	if (t->removed_user) {
+		const struct account *old_a = accounts_get(env->users, t->removed_user);
+		struct account *old_copy = old_a ? account_clone(old_a) : NULL;
+		accounts_remove(env->users, t->removed_user);
+		if (env->user_changed && old_copy)
+			env->user_changed(env, old_copy, NULL);
+		account_free(&old_copy);
 	}
 	if (t->gw_changed) {
 		gateway_clear(&env->gw);
@@ -954,6 +1044,350 @@ static void cmd_gateway_set(struct cmd_env *env, const struct cmd_request *req, 
 	txn_commit(t);
 }
 
+/* ---- users ---- */
+
+/* Passwords are counted in characters (UTF-8 code points), not bytes. The
+ * floor keeps out what a guesser tries first; the cap bounds what one
+ * request makes the store thread hash. */
+#define PASSWORD_MIN_CHARS 8
+#define PASSWORD_MAX_BYTES 1023
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "2026-11-21T10:00:00.000Z" */
+static void format_ms(long long ms, char *buf, size_t len)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* What output shows of an account; the credentials never. */
+static json_t *user_json(const struct account *a)
+{
+	char when[40];
+	format_ms(a->created_ms, when, sizeof(when));
+	json_t *o = json_object();
+	json_object_set_new(o, "jid", json_string(a->jid));
+	json_object_set_new(o, "xmpp_access", json_boolean(a->xmpp_access));
+	json_object_set_new(o, "created", json_string(when));
+	return o;
+}
+
+/* The audit's view: that credentials exist or changed, never what they
+ * are. NULL for no account. */
+static char *user_text(const struct account *a, const char *credentials)
+{
+	if (!a)
+		return NULL;
+	json_t *o = user_json(a);
+	json_object_set_new(o, "credentials", json_string(credentials));
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+/* "contoso.test, fabrikam.test": the local domains, for messages. */
+static void local_domain_names(struct cmd_env *env, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; env->conf && i < env->conf->domains.n && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
+				      env->conf->domains.v[i]);
+}
+
+/* params["jid"] as the bare, prepared JID of an account of a local domain
+ * (malloc'ed), or NULL with a message that says how to fix it. */
+static char *user_jid(struct cmd_env *env, const struct cmd_request *req, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(req->params, "jid");
+	const char *s = json_is_string(v) ? json_string_value(v) : "";
+	char locals[400];
+	struct jid j;
+	char *bare = NULL;
+
+	local_domain_names(env, locals, sizeof(locals));
+	const char *example =
+		env->conf && env->conf->domains.n ? env->conf->domains.v[0] : "contoso.test";
+	if (!*s) {
+		snprintf(err, errlen, "jid: missing; give a bare JID such as alice@%s", example);
+		return NULL;
+	}
+	enum jid_err je = jid_parse(s, json_string_length(v), &j);
+	if (je != JID_OK) {
+		snprintf(err, errlen,
+			 "jid: '%.200s' is not a valid JID: %s; give one such as alice@%s", s,
+			 jid_strerror(je), example);
+		return NULL;
+	}
+	if (!j.node)
+		snprintf(err, errlen,
+			 "jid: '%.200s' has no user part; give user@domain, e.g. alice@%s", s,
+			 example);
+	else if (j.resource)
+		snprintf(err, errlen,
+			 "jid: '%.200s' has a resource; give the bare JID %.200s@%.200s", s, j.node,
+			 j.domain);
+	else if (!env->conf || !conf_is_local_domain(env->conf, j.domain))
+		snprintf(err, errlen,
+			 "jid: %.200s is not a local domain of this gateway; a user's JID must be "
+			 "in one of its domains: %s (see [server] domains)",
+			 j.domain, locals[0] ? locals : "none");
+	else if (!(bare = jid_to_string(&j, true)))
+		snprintf(err, errlen, "out of memory");
+	jid_clear(&j);
+	return bare;
+}
+
+/* The account named by params["jid"]: FG_OK and *out, or a reply already
+ * sent (refused for a malformed JID, not found for an unknown one). */
+static int find_user(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		     void *ud, const struct account **out)
+{
+	char err[700];
+	char *jid = user_jid(env, req, err, sizeof(err));
+	if (!jid) {
+		reply_error(reply, ud, CMD_REFUSED, err);
+		return FG_INVAL;
+	}
+	*out = accounts_get(env->users, jid);
+	if (!*out) {
+		snprintf(err, sizeof(err), "there is no user %.300s (see 'fedgate user list')",
+			 jid);
+		reply_error(reply, ud, CMD_NOT_FOUND, err);
+	}
+	free(jid);
+	return *out ? FG_OK : FG_NOTFOUND;
+}
+
+/* params["password"] if it may become a password, else NULL and why. The
+ * messages never quote it, nor say how long it was. */
+static const char *user_password(const struct cmd_request *req, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(req->params, "password");
+	const char *s = json_is_string(v) ? json_string_value(v) : "";
+	size_t len = json_is_string(v) ? json_string_length(v) : 0, chars = 0;
+
+	if (len == 0) {
+		snprintf(err, errlen, "password: empty; give one of at least %d characters",
+			 PASSWORD_MIN_CHARS);
+		return NULL;
+	}
+	if (len > PASSWORD_MAX_BYTES) {
+		snprintf(err, errlen, "password: too long; use at most %d bytes",
+			 PASSWORD_MAX_BYTES);
+		return NULL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		/* SASLprep (RFC 4013) prohibits control characters, and no
+		 * client could send a NUL or a line break. */
+		if (c < 0x20 || c == 0x7f) {
+			snprintf(err, errlen,
+				 "password: contains a control character (a line break, tab or "
+				 "NUL); use printable characters only");
+			return NULL;
+		}
+		if ((c & 0xc0) != 0x80)
+			chars++;
+	}
+	if (chars < PASSWORD_MIN_CHARS) {
+		snprintf(err, errlen, "password: too short; use at least %d characters",
+			 PASSWORD_MIN_CHARS);
+		return NULL;
+	}
+	return s;
+}
+
+/* Takes a; password NULL keeps a's credentials. old is NULL for a new
+ * account. */
+static void finish_user_change(struct cmd_env *env, const struct cmd_request *req,
+			       struct account *a, const struct account *old, const char *password,
+			       const char *done_msg, cmd_reply_fn reply, void *ud)
+{
+	struct cmd_txn *t = txn_new(env, reply, ud);
+	char msg[200];
+	if (!t) {
+		account_free(&a);
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	json_object_set_new(t->body, "result", user_json(a));
+	if (req->what_if) {
+		snprintf(msg, sizeof(msg), "what if: %s; nothing was saved", done_msg);
+		json_object_set_new(t->body, "what_if", json_true());
+		json_object_set_new(t->body, "message", json_string(msg));
+		reply(ud, CMD_OK, json_incref(t->body));
+		account_free(&a);
+		txn_free(t);
+		return;
+	}
+	if (old && !password && old->xmpp_access == a->xmpp_access) {
+		json_object_set_new(t->body, "message", json_string("no change"));
+		reply(ud, CMD_OK, json_incref(t->body));
+		account_free(&a);
+		txn_free(t);
+		return;
+	}
+	t->put_user = a;
+	if (password) {
+		t->password = strdup(password);
+		t->iterations = env->conf ? env->conf->users_scram_iterations : 4096;
+	}
+	t->ops[t->nops++] = (struct store_op){.kind = STORE_PUT_USER, .account = a};
+	const char *after_creds = password && old ? "(changed)" : "(set)";
+	if ((password && !t->password) ||
+	    txn_audit(t, req, req->name, a->jid, user_text(old, "(set)"),
+		      user_text(a, after_creds)) != FG_OK) {
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		txn_free(t);
+		return;
+	}
+	json_object_set_new(t->body, "message", json_string(done_msg));
+	txn_commit(t);
+}
+
+static void cmd_user_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			 void *ud)
+{
+	char err[700];
+	char *jid = user_jid(env, req, err, sizeof(err));
+	if (!jid) {
+		reply_error(reply, ud, CMD_REFUSED, err);
+		return;
+	}
+	if (accounts_get(env->users, jid)) {
+		snprintf(err, sizeof(err),
+			 "user %.300s already exists; use 'fedgate user passwd %.300s' to set a "
+			 "new password",
+			 jid, jid);
+		free(jid);
+		reply_error(reply, ud, CMD_REFUSED, err);
+		return;
+	}
+	const char *password = user_password(req, err, sizeof(err));
+	struct account *a = password ? account_new(jid) : NULL;
+	free(jid);
+	if (!a) {
+		reply_error(reply, ud, CMD_REFUSED, password ? "out of memory" : err);
+		return;
+	}
+	a->created_ms = now_ms();
+	finish_user_change(env, req, a, NULL, password, "user created", reply, ud);
+}
+
+static void cmd_user_passwd(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			    void *ud)
+{
+	const struct account *old;
+	char err[400];
+	if (find_user(env, req, reply, ud, &old) != FG_OK)
+		return;
+	const char *password = user_password(req, err, sizeof(err));
+	struct account *a = password ? account_clone(old) : NULL;
+	if (!a) {
+		reply_error(reply, ud, CMD_REFUSED, password ? "out of memory" : err);
+		return;
+	}
+	finish_user_change(env, req, a, old, password, "password changed", reply, ud);
+}
+
+static void cmd_user_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			 void *ud)
+{
+	const struct account *old;
+	if (find_user(env, req, reply, ud, &old) != FG_OK)
+		return;
+	struct account *a = account_clone(old);
+	if (!a) {
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	json_t *v = json_object_get(req->params, "xmpp_access");
+	if (v) {
+		char num[32], err[300];
+		const char *text = policy_json_text(v, num, sizeof(num));
+		bool b = false;
+		if (!text || policy_parse_bool(text, &b) != FG_OK) {
+			snprintf(err, sizeof(err), "xmpp_access: '%.100s' is not true or false",
+				 text ? text : "?");
+			account_free(&a);
+			reply_error(reply, ud, CMD_REFUSED, err);
+			return;
+		}
+		a->xmpp_access = b;
+	}
+	finish_user_change(env, req, a, old, NULL, "user changed", reply, ud);
+}
+
+static void cmd_user_remove(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			    void *ud)
+{
+	const struct account *old;
+	if (find_user(env, req, reply, ud, &old) != FG_OK)
+		return;
+	struct cmd_txn *t = txn_new(env, reply, ud);
+	if (!t || !(t->removed_user = strdup(old->jid))) {
+		if (t)
+			txn_free(t);
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return;
+	}
+	json_object_set_new(t->body, "result", user_json(old));
+	if (req->what_if) {
+		json_object_set_new(t->body, "what_if", json_true());
+		json_object_set_new(t->body, "message",
+				    json_string("what if: the user would be removed; nothing was "
+						"saved"));
+		reply(ud, CMD_OK, json_incref(t->body));
+		txn_free(t);
+		return;
+	}
+	t->ops[t->nops++] = (struct store_op){.kind = STORE_DELETE_USER, .user = t->removed_user};
+	if (txn_audit(t, req, req->name, old->jid, user_text(old, "(set)"), NULL) != FG_OK) {
+		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		txn_free(t);
+		return;
+	}
+	json_object_set_new(t->body, "message",
+			    json_string("user removed with its roster, offline messages and "
+					"vCard"));
+	txn_commit(t);
+}
+
+static void cmd_user_get(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			 void *ud)
+{
+	const struct account *a;
+	if (find_user(env, req, reply, ud, &a) != FG_OK)
+		return;
+	json_t *b = body_new();
+	json_object_set_new(b, "result", user_json(a));
+	reply(ud, CMD_OK, b);
+}
+
+static void cmd_user_list(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			  void *ud)
+{
+	const char *filter = param_str(req->params, "filter");
+	json_t *b = body_new(), *list = json_array();
+	for (size_t i = 0; i < accounts_count(env->users); i++) {
+		const struct account *a = accounts_at(env->users, i);
+		if (!filter || fnmatch(filter, a->jid, FNM_CASEFOLD) == 0)
+			json_array_append_new(list, user_json(a));
+	}
+	json_object_set_new(b, "result", list);
+	reply(ud, CMD_OK, b);
+}
+
 /* ---- audit ---- */
 
 /* "2026-11-21", "2026-11-21T10:00:00Z", "2h", "7d", "30m" -> ms since the
@@ -997,11 +1431,7 @@ static int audit_row(void *ud, long long id, const struct audit_entry *e)
 	json_t *rows = ud;
 	json_t *r = json_object();
 	char when[40];
-	time_t secs = (time_t)(e->at_ms / 1000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(e->at_ms % 1000));
+	format_ms(e->at_ms, when, sizeof(when));
 	json_object_set_new(r, "id", json_integer(id));
 	json_object_set_new(r, "at", json_string(when));
 	json_object_set_new(r, "who", json_string(e->who));
@@ -1108,6 +1538,12 @@ static const struct {
 	{"audit", cmd_audit},
 	{"test-im", cmd_test_im},
 	{"status", cmd_status},
+	{"user add", cmd_user_add},
+	{"user passwd", cmd_user_passwd},
+	{"user remove", cmd_user_remove},
+	{"user list", cmd_user_list},
+	{"user get", cmd_user_get},
+	{"user set", cmd_user_set},
 };
 
 void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)
@@ -1153,6 +1589,8 @@ int cmd_env_load(struct cmd_env *env, struct store_db *db, char *err, size_t err
 	gateway_defaults(&env->gw);
 	if (store_db_load(db, &env->partners, &env->gw, err, errlen) != FG_OK)
 		return FG_ERR;
+	if (store_db_users_load(db, &env->users, err, errlen) != FG_OK)
+		return FG_ERR;
 	if (env->gw.dialback_secret)
 		return FG_OK;
 	/* SPEC §3: generated at first start if unset, never printed. */
@@ -1178,4 +1616,5 @@ void cmd_env_clear(struct cmd_env *env)
 {
 	policy_free(&env->partners);
 	gateway_clear(&env->gw);
+	accounts_free(&env->users);
 }

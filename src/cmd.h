@@ -18,6 +18,8 @@
 
 enum { CMD_OK = 0, CMD_REFUSED = 1, CMD_USAGE = 2, CMD_NOT_FOUND = 3 };
 
+struct account;
+struct accounts;
 struct fg_conf;
 struct store_db;
 struct cmd_env;
@@ -36,10 +38,11 @@ typedef int (*cmd_store_job)(struct store_db *db, void *ud, char *err, size_t er
 typedef void (*cmd_store_done)(void *ud, int rc, const char *err);
 typedef int (*cmd_run_fn)(struct cmd_env *env, cmd_store_job job, cmd_store_done done, void *ud);
 
-/* What commands run against. The env owns partners and gw. */
+/* What commands run against. The env owns partners, gw and users. */
 struct cmd_env {
 	struct policy *partners;
 	struct gateway_settings gw;
+	struct accounts *users; /* local accounts (users.h) */
 	const struct fg_conf *conf;
 	cmd_run_fn run;
 	/* After a change is committed and installed: the daemon logs what it
@@ -48,6 +51,13 @@ struct cmd_env {
 	void (*partner_changed)(struct cmd_env *env, const struct partner *old,
 				const struct partner *new_p);
 	void (*gateway_changed)(struct cmd_env *env);
+	/* The same for a local account (user add/passwd/set/remove), called
+	 * once env->users holds the committed state; NULL in the CLI. old is
+	 * a copy (NULL for a new account), new_a the installed account (NULL
+	 * once removed); both are valid during the call only. The daemon
+	 * closes a removed user's sessions here. */
+	void (*user_changed)(struct cmd_env *env, const struct account *old,
+			     const struct account *new_a);
 	/* `status`: the daemon's live streams; NULL in the CLI. */
 	json_t *(*status)(struct cmd_env *env);
 	/* `test-im`: only the daemon can send; NULL in the CLI. */
@@ -78,6 +88,7 @@ enum cmd_param_type {
 	CP_LIST,   /* --x a,b,c  -> JSON array */
 	CP_REPEAT, /* --x A --x B -> JSON array */
 	CP_FLAG,   /* --x        -> true */
+	CP_SECRET, /* never from argv (it would show in ps): the front-end asks for it */
 };
 
 struct cmd_param {
@@ -104,8 +115,8 @@ const struct cmd_def *cmd_table(size_t *n);
 int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **params, char *err,
 		   size_t errlen);
 
-/* Loads partners and settings from db into a fresh env (CLI and daemon
- * start), generating the dialback secret if none was saved yet. */
+/* Loads partners, settings and users from db into a fresh env (CLI and
+ * daemon start), generating the dialback secret if none was saved yet. */
 int cmd_env_load(struct cmd_env *env, struct store_db *db, char *err, size_t errlen);
 void cmd_env_clear(struct cmd_env *env);
 /* The synchronous runner (CLI without a daemon). */

@@ -115,6 +115,21 @@ static const struct conf_key keys[] = {
 	 "from <proceed/> until the TLS handshake is done", F(timeout_tls_handshake)},
 	{"timeouts", "authentication", CT_DURATION, CU_SECONDS, 0, 1, 86400, "60s", NULL,
 	 "from connect until the peer is authenticated", F(timeout_authentication)},
+	{"users", "scram_iterations", CT_INT, CU_NONE, 0, 4096, 10000000, "4096", NULL,
+	 "PBKDF2 iterations for new passwords (SCRAM-SHA-1 and -256)", F(users_scram_iterations)},
+	{"users", "offline_limit", CT_INT, CU_NONE, 0, 0, 100000, "100", NULL,
+	 "chat messages kept per offline user; 0 = offline storage off", F(users_offline_limit)},
+	{"users", "vcard", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
+	 "store and serve vCards (XEP-0054)", F(users_vcard)},
+	{"users", "software_version", CT_BOOL, CU_NONE, 0, 0, 0, "no", NULL,
+	 "answer software version queries (XEP-0092)", F(users_software_version)},
+	{"c2s", "require_tls", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
+	 "clients must STARTTLS before SASL", F(c2s_require_tls)},
+	{"c2s", "auth_failures", CT_INT, CU_NONE, 0, 1, 1000, "5", NULL,
+	 "failed logins allowed per IP and per account within auth_failure_window",
+	 F(c2s_auth_failures)},
+	{"c2s", "auth_failure_window", CT_DURATION, CU_SECONDS, 0, 1, 86400, "300s", NULL,
+	 "the window in which auth_failures are counted", F(c2s_auth_failure_window)},
 };
 
 #define NKEYS FG_ARRAY_LEN(keys)
@@ -1479,6 +1494,7 @@ static void key_comment(const struct conf_key *k, bool is_default, FILE *f)
 	case CT_PATH: fputs(k->flags & CK_EMPTY_OK ? "file or empty" : "file", f); break;
 	case CT_UNIX_PATH: fputs("socket file", f); break;
 	case CT_LOG_LEVEL: fputs("error, warning, info or debug", f); break;
+	case CT_BOOL: fputs("yes or no", f); break;
 	default: break;
 	}
 	if (k->type != CT_INT && k->type != CT_SIZE && k->type != CT_DURATION) {

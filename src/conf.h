@@ -52,6 +52,17 @@ struct fg_conf {
 	unsigned timeout_stream_header;	 /* accept/restart -> header, default 30 */
 	unsigned timeout_tls_handshake;	 /* default 30 */
 	unsigned timeout_authentication; /* accept -> authenticated, default 60 */
+
+	/* [users] */
+	unsigned users_scram_iterations; /* PBKDF2 rounds for new passwords, default 4096 */
+	unsigned users_offline_limit;	 /* chat messages kept per offline user; 0 = off */
+	int users_vcard;		 /* bool: XEP-0054 vCard storage, default yes */
+	int users_software_version;	 /* bool: answer XEP-0092, default no */
+
+	/* [c2s] */
+	int c2s_require_tls;		  /* bool: STARTTLS before SASL, default yes */
+	unsigned c2s_auth_failures;	  /* per IP and per account in the window, default 5 */
+	unsigned c2s_auth_failure_window; /* seconds, default 300 */
 };
 
 /* Reads and validates the file. On any error writes every error as

@@ -290,6 +290,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 				 tls_peer_verdict(c->ssl));
 			if (!c->closing)
 				c->ops->on_tls(c->ud);
+			/* The peer's first bytes over TLS may have come in
+			 * with the end of the handshake; no further read
+			 * event announces them. */
+			if (c->bev == bev && !c->closing &&
+			    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+				read_cb(bev, c);
 		}
 		return;
 	}

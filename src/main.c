@@ -31,6 +31,12 @@ static void usage(FILE *f)
 		"  partner import FILE            replace every partner with a file's (one "
 		"transaction)\n"
 		"  gateway get|set [opts]         gateway-wide settings\n"
+		"  user add|passwd JID            create a local user / set its password\n"
+		"                                 (asked, or one line on standard input)\n"
+		"  user list [--filter G]         show local users\n"
+		"  user get JID                   show one\n"
+		"  user set JID --xmpp-access B   allow or deny federation for one user\n"
+		"  user remove JID                remove one, with its roster and messages\n"
 		"  audit [--since T]              who changed what, when, before and after\n"
 		"  test-im --to JID [--body T]    send a test message to a partner user, report "
 		"each step\n"
@@ -91,7 +97,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "partner") == 0 || strcmp(cmd, "gateway") == 0 ||
-	    strcmp(cmd, "audit") == 0 || strcmp(cmd, "test-im") == 0 || strcmp(cmd, "status") == 0)
+	    strcmp(cmd, "audit") == 0 || strcmp(cmd, "test-im") == 0 ||
+	    strcmp(cmd, "status") == 0 || strcmp(cmd, "user") == 0)
 		return cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "init") == 0)
 		return init_main(argc - 1, argv + 1);

@@ -1393,3 +1393,18 @@ int gateway_check(const struct gateway_settings *gw, struct policy_verdict *v)
 	verdict_finish(v);
 	return v->verdict == VERDICT_REJECTED ? FG_INVAL : FG_OK;
 }
+
+bool policy_auto_approves(enum partner_type t)
+{
+	return t == PT_FEDERATED || t == PT_PUBLIC_VERIFIED;
+}
+
+bool policy_needs_contact(enum partner_type t)
+{
+	return t == PT_PUBLIC_UNVERIFIED;
+}
+
+bool policy_strips_status(enum partner_type t)
+{
+	return t != PT_FEDERATED;
+}

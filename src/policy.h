@@ -82,6 +82,18 @@ const char *policy_method_name(enum auth_method m);
 /* Comma-separated names in preference order into buf, "none" when empty. */
 void policy_methods_string(unsigned methods, char *buf, size_t len);
 
+/* ---- partner types (SPEC §4): what a partner's users may do ---- */
+
+/* A subscription request from the partner's users is approved without
+ * asking the local user (federated, public-verified). */
+bool policy_auto_approves(enum partner_type t);
+/* A subscription request or message reaches a local user only from
+ * contacts that user added (public-unverified). */
+bool policy_needs_contact(enum partner_type t);
+/* Presence sent to the partner's users loses its <status/> notes
+ * (public-verified, public-unverified). */
+bool policy_strips_status(enum partner_type t);
+
 /* ---- the matrix ---- */
 
 /* SPEC §2:

@@ -1,52 +1,76 @@
 #include "router.h"
 
+#include "c2s.h"
+#include "cmd.h"
 #include "conf.h"
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
-#include "s2s_out.h"
+#include "offline.h"
+#include "policy.h"
+#include "presence.h"
+#include "roster.h"
 #include "s2s_out.h"
 #include "serve.h"
+#include "service.h"
+#include "users.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define XML_NS_PING "urn:xmpp:ping"
+static router_tap_fn tap;
 
-static char *domain_of(const char *addr)
+void router_set_tap(router_tap_fn fn)
 {
-	struct jid j = {0};
-	if (!addr || jid_parse(addr, strlen(addr), &j) != JID_OK)
-		return NULL;
-	char *d = j.domain;
-	j.domain = NULL;
-	jid_clear(&j);
-	return d;
+	tap = fn;
 }
 
-static void send_to_partner(struct server *srv, struct xml_node *st)
+/* An address of a stanza, parsed, with its bare form. */
+struct addr {
+	struct jid j;
+	char *bare;
+};
+
+static bool addr_parse(const char *s, struct addr *a)
 {
-	char *from = domain_of(xml_attr(st, "from"));
-	char *to = domain_of(xml_attr(st, "to"));
-	if (from && to && conf_is_local_domain(srv->conf, from) &&
-	    !conf_is_local_domain(srv->conf, to)) {
-		if (s2s_out_send(srv, from, to, st, NULL, NULL) != FG_OK)
-			log_warn("router", "queue to %s full: reply dropped", to);
-	} else {
-		log_warn("router", "cannot route a reply from %s to %s", from ? from : "?",
-			 to ? to : "?");
-		xml_free(&st);
+	memset(a, 0, sizeof(*a));
+	if (!s || jid_parse(s, strlen(s), &a->j) != JID_OK)
+		return false;
+	a->bare = jid_to_string(&a->j, true);
+	if (!a->bare) {
+		jid_clear(&a->j);
+		return false;
 	}
-	free(from);
-	free(to);
+	return true;
+}
+
+static void addr_clear(struct addr *a)
+{
+	jid_clear(&a->j);
+	free(a->bare);
+	a->bare = NULL;
+}
+
+static const char *type_of(const struct xml_node *st)
+{
+	const char *t = xml_attr(st, "type");
+	return t ? t : "";
+}
+
+static bool is_type(const struct xml_node *st, const char *t)
+{
+	return strcmp(type_of(st), t) == 0;
 }
 
 void router_bounce(struct server *srv, struct xml_node *stanza, const char *type,
 		   const char *condition, const char *text)
 {
-	const char *t = xml_attr(stanza, "type");
-	if ((t && strcmp(t, "error") == 0) ||
-	    (xml_is(stanza, NULL, "iq") && t && strcmp(t, "result") == 0)) {
+	if (is_type(stanza, "error") || (xml_is(stanza, NULL, "iq") && is_type(stanza, "result"))) {
+		xml_free(&stanza);
+		return;
+	}
+	const char *from = xml_attr(stanza, "from"), *to = xml_attr(stanza, "to");
+	if (!from || !to) {
 		xml_free(&stanza);
 		return;
 	}
@@ -54,18 +78,19 @@ void router_bounce(struct server *srv, struct xml_node *stanza, const char *type
 	xml_free(&stanza);
 	if (!e)
 		return;
-	const char *from = xml_attr(e, "from"), *to = xml_attr(e, "to");
-	char *nf = to ? strdup(to) : NULL, *nt = from ? strdup(from) : NULL;
-	if (nf)
-		xml_set_attr(e, NULL, "from", nf);
-	else
-		xml_remove_attr(e, NULL, "from");
-	if (nt)
-		xml_set_attr(e, NULL, "to", nt);
+	char *nf = strdup(xml_attr(e, "to")), *nt = strdup(xml_attr(e, "from"));
+	if (!nf || !nt) {
+		free(nf);
+		free(nt);
+		xml_free(&e);
+		return;
+	}
+	xml_set_attr(e, NULL, "from", nf);
+	xml_set_attr(e, NULL, "to", nt);
 	free(nf);
 	free(nt);
 	xml_set_attr(e, NULL, "type", "error");
-	struct xml_node *err = xml_add_child(e, NULL, "error");
+	struct xml_node *err = xml_add_child(e, XML_NS_SERVER, "error");
 	if (err) {
 		xml_set_attr(err, NULL, "type", type);
 		xml_add_child(err, XML_NS_STANZAS_ERR, condition);
@@ -75,79 +100,303 @@ void router_bounce(struct server *srv, struct xml_node *stanza, const char *type
 			xml_add_text(tx, text, strlen(text));
 		}
 	}
-	send_to_partner(srv, e);
+	srv->bounces++;
+	router_route(srv, e);
 }
 
 void router_to_partner(struct server *srv, struct xml_node *st, router_done done, void *ud)
 {
-	char *from = domain_of(xml_attr(st, "from"));
-	char *to = domain_of(xml_attr(st, "to"));
+	struct addr from, to;
+	bool fok = addr_parse(xml_attr(st, "from"), &from);
+	bool tok = addr_parse(xml_attr(st, "to"), &to);
 	char why[400];
-	if (!from || !to || !conf_is_local_domain(srv->conf, from)) {
+	if (!fok || !tok || !conf_is_local_domain(srv->conf, from.j.domain)) {
 		snprintf(why, sizeof(why), "the stanza has no valid local sender and recipient");
-	} else if (conf_is_local_domain(srv->conf, to)) {
-		snprintf(why, sizeof(why), "%s is a local domain", to);
-	} else if (!policy_lookup(srv->env.partners, to)) {
-		snprintf(why, sizeof(why), "%s is not an allowed federation partner", to);
+	} else if (conf_is_local_domain(srv->conf, to.j.domain)) {
+		snprintf(why, sizeof(why), "%s is a local domain", to.j.domain);
+	} else if (!policy_lookup(srv->env.partners, to.j.domain)) {
+		snprintf(why, sizeof(why), "%s is not an allowed federation partner", to.j.domain);
 	} else {
-		int rc = s2s_out_send(srv, from, to, st, done, ud);
+		int rc = s2s_out_send(srv, from.j.domain, to.j.domain, st, done, ud);
 		if (rc != FG_OK && done)
 			done(ud, false,
 			     rc == FG_LIMIT ? "the queue for that domain is full"
 					    : "out of memory");
-		free(from);
-		free(to);
+		addr_clear(&from);
+		addr_clear(&to);
 		return;
 	}
-	log_info("router", "%s to %s refused: %s", st->name, to ? to : "?", why);
-	xml_free(&st);
-	free(from);
-	free(to);
-	if (done)
+	log_info("router", "%s to %s refused: %s", st->name, tok ? to.j.domain : "?", why);
+	addr_clear(&from);
+	addr_clear(&to);
+	if (done) {
+		xml_free(&st);
 		done(ud, false, why);
+	} else {
+		router_bounce(srv, st, "cancel", "not-allowed", why);
+	}
 }
 
-/* XEP-0199: a partner pinging this server gets an answer. */
-static bool answer_domain_iq(struct server *srv, struct xml_node *st)
+/* SPEC §4: partner types other than federated do not see status notes. */
+static void strip_status(struct xml_node *st)
 {
-	const char *type = xml_attr(st, "type");
-	if (!type || strcmp(type, "get") != 0 || !xml_child(st, XML_NS_PING, "ping"))
+	for (struct xml_node **p = &st->children; *p;) {
+		if (xml_is(*p, NULL, "status")) {
+			if (st->last_child == *p) {
+				struct xml_node *prev = NULL;
+				for (struct xml_node *c = st->children; c != *p; c = c->next)
+					prev = c;
+				st->last_child = prev;
+			}
+			*p = (*p)->next;
+		} else {
+			p = &(*p)->next;
+		}
+	}
+}
+
+static void to_remote(struct server *srv, struct xml_node *st, const struct addr *from,
+		      const struct addr *to)
+{
+	const struct account *a = from->j.node ? accounts_get(srv->env.users, from->bare) : NULL;
+	if (a && !a->xmpp_access) {
+		char text[300];
+		snprintf(text, sizeof(text),
+			 "federation is turned off for %s (xmpp_access); an administrator can "
+			 "turn it on",
+			 from->bare);
+		log_info("router", "%s to %s refused: xmpp_access is off for %s", st->name,
+			 to->j.domain, from->bare);
+		if (xml_is(st, NULL, "presence") && !is_type(st, "subscribe"))
+			xml_free(&st);
+		else
+			router_bounce(srv, st, "auth", "forbidden", text);
+		return;
+	}
+	const struct partner *p = policy_lookup(srv->env.partners, to->j.domain);
+	if (p && xml_is(st, NULL, "presence") && policy_strips_status(p->type))
+		strip_status(st);
+	router_to_partner(srv, st, NULL, NULL);
+}
+
+static void no_account(struct server *srv, struct xml_node *st, const struct addr *to)
+{
+	if (xml_is(st, NULL, "presence")) {
+		/* RFC 6121 §3.1.3, §4.3: nothing about a missing account
+		 * leaks through presence; a subscription request is denied. */
+		if (is_type(st, "subscribe") || is_type(st, "probe")) {
+			struct xml_node *u = xml_new(XML_NS_SERVER, "presence");
+			if (u) {
+				xml_set_attr(u, NULL, "from", to->bare);
+				xml_set_attr(u, NULL, "to", xml_attr(st, "from"));
+				xml_set_attr(u, NULL, "type", "unsubscribed");
+				router_route(srv, u);
+			}
+		}
+		xml_free(&st);
+		return;
+	}
+	log_info("router", "%s to %s answered with service-unavailable: there is no such account",
+		 st->name, to->bare);
+	router_bounce(srv, st, "cancel", "service-unavailable",
+		      "there is no account at this address");
+}
+
+static void deliver_message(struct server *srv, struct xml_node *st, const struct addr *to)
+{
+	const char *type = type_of(st);
+	if (to->j.resource) {
+		struct c2s *c = c2s_find(srv, to->bare, to->j.resource);
+		if (c) {
+			c2s_deliver(c, st);
+			return;
+		}
+		/* RFC 6121 §8.5.3.2.1 */
+		if (strcmp(type, "groupchat") == 0) {
+			router_bounce(srv, st, "cancel", "service-unavailable",
+				      "that resource is not online");
+			return;
+		}
+		if (strcmp(type, "headline") == 0 || strcmp(type, "error") == 0) {
+			xml_free(&st);
+			return;
+		}
+	}
+	/* RFC 6121 §8.5.2: to the bare JID */
+	if (strcmp(type, "error") == 0) {
+		xml_free(&st);
+		return;
+	}
+	if (strcmp(type, "groupchat") == 0) {
+		router_bounce(srv, st, "cancel", "service-unavailable",
+			      "a user's address does not take groupchat messages");
+		return;
+	}
+	struct c2s *targets[64];
+	size_t n = 0;
+	for (struct c2s *c = c2s_first(srv, to->bare); c && n < FG_ARRAY_LEN(targets);
+	     c = c2s_next(c)) {
+		struct c2s_presence *p = c2s_presence(c);
+		if (p->available && p->priority >= 0)
+			targets[n++] = c;
+	}
+	if (n == 0) {
+		if (strcmp(type, "headline") == 0)
+			xml_free(&st);
+		else
+			offline_store(srv, st, to->bare);
+		return;
+	}
+	for (size_t i = 0; i + 1 < n; i++) {
+		struct xml_node *copy = xml_clone(st);
+		if (copy)
+			c2s_deliver(targets[i], copy);
+	}
+	c2s_deliver(targets[n - 1], st);
+}
+
+/* A stanza for a local address, whoever sent it. */
+static void deliver_local(struct server *srv, struct xml_node *st, const struct addr *to)
+{
+	if (to->j.resource && tap && tap(srv, st))
+		return;
+	if (!to->j.node) {
+		service_domain(srv, st);
+		return;
+	}
+	if (!accounts_get(srv->env.users, to->bare)) {
+		no_account(srv, st, to);
+		return;
+	}
+	if (xml_is(st, NULL, "presence")) {
+		presence_to_account(srv, st);
+	} else if (xml_is(st, NULL, "message")) {
+		deliver_message(srv, st, to);
+	} else if (to->j.resource) {
+		struct c2s *c = c2s_find(srv, to->bare, to->j.resource);
+		if (c)
+			c2s_deliver(c, st);
+		else
+			router_bounce(srv, st, "cancel", "service-unavailable",
+				      "that resource is not online");
+	} else {
+		service_account(srv, NULL, st);
+	}
+}
+
+void router_route(struct server *srv, struct xml_node *st)
+{
+	struct addr from, to;
+	bool fok = addr_parse(xml_attr(st, "from"), &from);
+	if (!addr_parse(xml_attr(st, "to"), &to)) {
+		log_info("router", "%s without a valid to dropped", st->name);
+		xml_free(&st);
+	} else if (conf_is_local_domain(srv->conf, to.j.domain)) {
+		deliver_local(srv, st, &to);
+	} else if (fok) {
+		to_remote(srv, st, &from, &to);
+	} else {
+		xml_free(&st);
+	}
+	if (fok)
+		addr_clear(&from);
+	addr_clear(&to);
+}
+
+/* SPEC §4, for every stanza from a partner's user to a local account:
+ * the account's xmpp_access, then the partner type. Returns false when the
+ * stanza was answered here (taken). */
+static bool partner_gate(struct server *srv, struct xml_node *st, const struct addr *from,
+			 const struct addr *to)
+{
+	const struct account *a = accounts_get(srv->env.users, to->bare);
+	if (!a || !from->j.node)
+		return true;
+	bool subscribe = xml_is(st, NULL, "presence") && is_type(st, "subscribe");
+	bool gated = xml_is(st, NULL, "message") || subscribe ||
+		     (xml_is(st, NULL, "iq") && (is_type(st, "get") || is_type(st, "set")));
+	char text[400];
+	if (!a->xmpp_access) {
+		if (!gated) {
+			xml_free(&st);
+			return false;
+		}
+		snprintf(text, sizeof(text),
+			 "%s does not take part in federation with other organisations", to->bare);
+		log_info("router", "%s from %s refused: xmpp_access is off for %s", st->name,
+			 from->bare, to->bare);
+		router_bounce(srv, st, "auth", "forbidden", text);
 		return false;
-	struct xml_node *r = xml_new(XML_NS_SERVER, "iq");
-	if (!r)
+	}
+	const struct partner *p = policy_lookup(srv->env.partners, from->j.domain);
+	if (!p || !gated || !policy_needs_contact(p->type) || roster_has(srv, to->bare, from->bare))
+		return true;
+	log_info("router",
+		 "%s from %s to %s refused: partner %s is public-unverified and %s is "
+		 "not in the roster",
+		 st->name, from->bare, to->bare, p->domain, from->bare);
+	if (subscribe) {
+		struct xml_node *u = xml_new(XML_NS_SERVER, "presence");
+		if (u) {
+			xml_set_attr(u, NULL, "from", to->bare);
+			xml_set_attr(u, NULL, "to", from->bare);
+			xml_set_attr(u, NULL, "type", "unsubscribed");
+			router_route(srv, u);
+		}
+		xml_free(&st);
 		return false;
-	xml_set_attr(r, NULL, "type", "result");
-	xml_set_attr(r, NULL, "from", xml_attr(st, "to"));
-	xml_set_attr(r, NULL, "to", xml_attr(st, "from"));
-	if (xml_attr(st, "id"))
-		xml_set_attr(r, NULL, "id", xml_attr(st, "id"));
-	send_to_partner(srv, r);
-	xml_free(&st);
-	return true;
+	}
+	snprintf(text, sizeof(text),
+		 "%s accepts messages from users of %s only from contacts they have added",
+		 to->bare, from->j.domain);
+	router_bounce(srv, st, "auth", "forbidden", text);
+	return false;
 }
 
 void router_from_partner(struct server *srv, struct xml_node *st)
 {
-	struct jid to = {0};
+	struct addr from, to;
+	bool fok = addr_parse(xml_attr(st, "from"), &from);
+	if (!addr_parse(xml_attr(st, "to"), &to)) {
+		if (fok)
+			addr_clear(&from);
+		xml_free(&st);
+		return;
+	}
+	if (fok && partner_gate(srv, st, &from, &to))
+		deliver_local(srv, st, &to);
+	else if (!fok)
+		xml_free(&st);
+	if (fok)
+		addr_clear(&from);
+	addr_clear(&to);
+}
+
+void router_from_client(struct server *srv, struct c2s *c, struct xml_node *st)
+{
 	const char *to_s = xml_attr(st, "to");
-	if (!to_s || jid_parse(to_s, strlen(to_s), &to) != JID_OK) {
-		xml_free(&st);
-		return;
-	}
-	bool to_domain = to.node == NULL && to.resource == NULL;
-	jid_clear(&to);
-	if (xml_is(st, NULL, "iq") && to_domain && answer_domain_iq(srv, st))
-		return;
 	if (xml_is(st, NULL, "presence")) {
-		/* RFC 6121 §4.3, §3.1.3: presence to an address without an
-		 * account is ignored (no error, no presence leak). */
-		log_debug("router", "presence to %s ignored: no such account", to_s);
-		xml_free(&st);
+		presence_from_client(srv, c, st);
 		return;
 	}
-	/* RFC 6121 §8.5.2.2.1 / §8.5.3.2.1: no account at that address. */
-	log_info("router", "%s to %s answered with service-unavailable: no local accounts yet",
-		 st->name, to_s);
-	router_bounce(srv, st, "cancel", "service-unavailable",
-		      "there is no account at this address");
+	struct addr to;
+	if (to_s && !addr_parse(to_s, &to)) {
+		router_bounce(srv, st, "modify", "jid-malformed",
+			      "the to address is not a valid JID");
+		return;
+	}
+	bool own = !to_s || (!to.j.resource && strcmp(to.bare, c2s_bare(c)) == 0);
+	if (to_s)
+		addr_clear(&to);
+	if (own && xml_is(st, NULL, "iq")) {
+		/* RFC 6120 §10.5.3.2: the server answers for the account. */
+		if (xml_child(st, XML_NS_ROSTER, "query"))
+			roster_iq(srv, c, st);
+		else
+			service_account(srv, c, st);
+		return;
+	}
+	if (!to_s)
+		xml_set_attr(st, NULL, "to", c2s_bare(c));
+	router_route(srv, st);
 }

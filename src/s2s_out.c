@@ -8,6 +8,7 @@
 #include "fg.h"
 #include "log.h"
 #include "policy.h"
+#include "router.h"
 #include "s2s_in.h"
 #include "serve.h"
 #include "tls.h"
@@ -204,6 +205,12 @@ static void drain_queue(struct s2s_out *o, bool send, const char *why, const cha
 		}
 		if (it->done)
 			it->done(it->ud, ok, report);
+		if (!ok && !it->done && o->srv && !o->srv->stopping) {
+			/* RFC 6120 §8.3.3.15: the sender learns that the
+			 * partner's server could not be reached. */
+			router_bounce(o->srv, it->stanza, "cancel", "remote-server-not-found", why);
+			it->stanza = NULL;
+		}
 		xml_free(&it->stanza);
 		free(it);
 	}

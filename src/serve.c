@@ -1,15 +1,22 @@
 #include "serve.h"
 
 #include "conf.h"
+#include "c2s.h"
 #include "control.h"
 #include "dns.h"
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "presence.h"
+#include "roster.h"
+#include "sasl.h"
 #include "router.h"
 #include "s2s_out.h"
 #include "store.h"
 #include "stream.h"
+#include "strmap.h"
+#include "testim.h"
+#include "users.h"
 #include "tls.h"
 
 #include <event2/listener.h>
@@ -181,6 +188,28 @@ static void on_gateway_changed(struct cmd_env *env)
 		 gw->subscription_refresh_interval, gw->log_message_bodies ? "true" : "false");
 }
 
+/* A local account changed: a removed user's sessions end and the roster
+ * goes; a user whose federation was turned off keeps local sessions, and
+ * the router refuses from then on. */
+static void on_user_changed(struct cmd_env *env, const struct account *old,
+			    const struct account *new_a)
+{
+	struct server *srv = env->ud;
+	if (new_a) {
+		log_info("users", "applying user %s: xmpp_access=%s", new_a->jid,
+			 new_a->xmpp_access ? "true" : "false");
+		return;
+	}
+	if (!old)
+		return;
+	log_info("users", "user %s removed: its sessions end", old->jid);
+	for (struct c2s *c = c2s_first(srv, old->jid), *nx; c; c = nx) {
+		nx = c2s_next(c);
+		c2s_close(c, "not-authorized", "the account was removed");
+	}
+	roster_drop_user(srv, old->jid);
+}
+
 static json_t *run_status(struct cmd_env *env)
 {
 	struct server *srv = env->ud;
@@ -192,107 +221,6 @@ static json_t *run_status(struct cmd_env *env)
 	}
 	s2s_out_status(rows);
 	return rows;
-}
-
-struct test_im {
-	cmd_reply_fn reply;
-	void *ud;
-	char to[1100];
-};
-
-static void test_im_done(void *ud, bool ok, const char *report)
-{
-	struct test_im *t = ud;
-	json_t *body = json_object(), *steps = json_array(), *errors = json_array();
-	char *copy = strdup(report ? report : "");
-	char *save = NULL, *last = NULL;
-	for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; l;
-	     l = strtok_r(NULL, "\n", &save)) {
-		json_array_append_new(steps, json_string(l));
-		last = l;
-	}
-	if (!ok)
-		json_array_append_new(errors, json_string(last ? last : "not sent"));
-	json_t *result = json_object();
-	json_object_set_new(result, "sent", json_boolean(ok));
-	json_object_set_new(result, "steps", steps);
-	json_object_set_new(body, "result", result);
-	json_object_set_new(body, "errors", errors);
-	json_object_set_new(body, "warnings", json_array());
-	char msg[1200];
-	snprintf(msg, sizeof(msg), ok ? "test message sent to %s" : "test message to %s not sent",
-		 t->to);
-	json_object_set_new(body, "message", json_string(msg));
-	free(copy);
-	t->reply(t->ud, ok ? CMD_OK : CMD_REFUSED, body);
-	free(t);
-}
-
-static void refuse(cmd_reply_fn reply, void *ud, const char *msg)
-{
-	json_t *b = json_object(), *e = json_array();
-	json_array_append_new(e, json_string(msg));
-	json_object_set_new(b, "errors", e);
-	reply(ud, CMD_REFUSED, b);
-}
-
-/* `fedgate test-im`: a message through the real outbound path, with the
- * steps (DNS, connect, TLS, certificate, authentication) reported back. */
-static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
-			void *ud)
-{
-	struct server *srv = env->ud;
-	const char *to = json_string_value(json_object_get(req->params, "to"));
-	const char *from = json_string_value(json_object_get(req->params, "from"));
-	const char *text = json_string_value(json_object_get(req->params, "body"));
-	char msg[1300], deffrom[1100];
-	struct jid tj = {0}, fj = {0};
-	if (!to || jid_parse(to, strlen(to), &tj) != JID_OK) {
-		refuse(reply, ud, "test-im: --to is not a valid JID");
-		return;
-	}
-	if (!from) {
-		snprintf(deffrom, sizeof(deffrom), "fedgate-test@%s", srv->conf->domains.v[0]);
-		from = deffrom;
-	}
-	if (jid_parse(from, strlen(from), &fj) != JID_OK ||
-	    !conf_is_local_domain(srv->conf, fj.domain)) {
-		refuse(reply, ud, "test-im: --from must be a JID of a local domain");
-		goto out;
-	}
-	if (!policy_lookup(env->partners, tj.domain)) {
-		snprintf(msg, sizeof(msg),
-			 "%s is not an allowed federation partner (add it with "
-			 "'fedgate partner new --domain %s')",
-			 tj.domain, tj.domain);
-		refuse(reply, ud, msg);
-		goto out;
-	}
-	struct xml_node *m = xml_new(XML_NS_SERVER, "message");
-	struct test_im *t = calloc(1, sizeof(*t));
-	char *fs = jid_to_string(&fj, false), *ts = jid_to_string(&tj, false);
-	if (!m || !t || !fs || !ts) {
-		xml_free(&m);
-		free(t);
-		refuse(reply, ud, "out of memory");
-	} else {
-		xml_set_attr(m, NULL, "from", fs);
-		xml_set_attr(m, NULL, "to", ts);
-		xml_set_attr(m, NULL, "type", "chat");
-		xml_set_attr(m, NULL, "id", "fedgate-test-im");
-		const char *b = text ? text : "fedgate test message: federation works";
-		xml_add_text(xml_add_child(m, NULL, "body"), b, strlen(b));
-		t->reply = reply;
-		t->ud = ud;
-		snprintf(t->to, sizeof(t->to), "%s", ts);
-		log_info("test-im", "%s sends a test message to %s", req->who ? req->who : "?", ts);
-		router_to_partner(srv, m, test_im_done, t);
-	}
-	free(fs);
-	free(ts);
-out:
-	jid_clear(&tj);
-	jid_clear(&fj);
 }
 
 /* The partners and settings from the store, before the loop runs (the
@@ -310,11 +238,13 @@ static int open_store(struct server *srv)
 		.run = run_on_store,
 		.partner_changed = on_partner_changed,
 		.gateway_changed = on_gateway_changed,
-		.test_im = run_test_im,
+		.test_im = testim_run,
+		.user_changed = on_user_changed,
 		.status = run_status,
 		.ud = srv,
 	};
-	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK) {
+	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK ||
+	    roster_load_all(srv, db, err, sizeof(err)) != FG_OK) {
 		log_error("serve", "cannot load %s: %s", srv->conf->store_path, err);
 		store_db_close(&db);
 		return FG_ERR;
@@ -325,8 +255,8 @@ static int open_store(struct server *srv)
 		store_db_close(&db);
 		return FG_ERR;
 	}
-	log_info("serve", "store %s: %zu partners", srv->conf->store_path,
-		 policy_count(srv->env.partners));
+	log_info("serve", "store %s: %zu partners, %zu local users", srv->conf->store_path,
+		 policy_count(srv->env.partners), accounts_count(srv->env.users));
 	for (size_t i = 0; i < policy_count(srv->env.partners); i++) {
 		char desc[1024];
 		const struct partner *p = policy_at(srv->env.partners, i);
@@ -417,6 +347,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	close_listeners();
 	control_stop(&srv->control);
+	testim_stop(srv);
 	s2s_out_close_domain(srv, NULL, "the server is shutting down");
 	for (struct stream *s = srv->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
@@ -441,6 +372,11 @@ int serve_main(const char *conf_path)
 	}
 	log_set_level((enum log_level)srv.conf->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	if (sasl_global_init() != FG_OK) {
+		log_error("serve", "cannot initialise GNU SASL");
+		conf_free(&srv.conf);
+		return 1;
+	}
 
 	char err[512];
 	srv.tls = tls_server_ctx_new(srv.conf->tls_certificate, srv.conf->tls_key,
@@ -465,8 +401,9 @@ int serve_main(const char *conf_path)
 		log_error("serve", "%s", err);
 		goto out;
 	}
-	if (open_store(&srv) != FG_OK)
+	if (open_store(&srv) != FG_OK || presence_start(&srv) != FG_OK)
 		goto out;
+	testim_start(&srv);
 	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
 		if (listen_on(&srv, STREAM_S2S_IN, srv.conf->listen_s2s.v[i]) != FG_OK)
 			goto out;
@@ -490,8 +427,11 @@ int serve_main(const char *conf_path)
 	log_info("serve", "stopped");
 	status = 0;
 out:
+	srv.stopping = true; /* nothing is routed any more */
 	close_listeners();
 	control_stop(&srv.control);
+	testim_stop(&srv);
+	presence_stop(&srv);
 	store_stop(&srv.store); /* replies to commands under way */
 	s2s_out_free_all(&srv);
 	dns_free(&srv.dns);
@@ -509,7 +449,11 @@ out:
 		event_base_free(srv.base);
 	tls_ctx_free(&srv.tls);
 	tls_ctx_free(&srv.tls_client);
+	roster_free_all(&srv);
+	strmap_free(&srv.sessions, NULL);
+	strmap_free(&srv.auth_failures, free);
 	cmd_env_clear(&srv.env);
+	sasl_global_done();
 	conf_free(&srv.conf);
 	return status;
 }

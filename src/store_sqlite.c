@@ -13,6 +13,7 @@
 
 #include "fg.h"
 #include "log.h"
+#include "store_users.h"
 
 #include <sqlite3.h>
 
@@ -76,6 +77,35 @@ static const char *const migrations[] = {
 	" before TEXT,"
 	" after TEXT);"
 	"CREATE INDEX audit_at_ms ON audit(at_ms);",
+	/* 2: local users and what belongs to each (store_users.c). Rows of a
+	 * user go with the user. The roster's primary key starts with user,
+	 * so the cascade needs no index of its own; offline does. */
+	"CREATE TABLE users ("
+	" jid TEXT PRIMARY KEY,"
+	" credentials TEXT NOT NULL,"
+	" xmpp_access INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL);"
+	"CREATE TABLE roster ("
+	" user TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" contact TEXT NOT NULL,"
+	" name TEXT,"
+	" groups TEXT NOT NULL,"
+	" sub_to INTEGER NOT NULL,"
+	" sub_from INTEGER NOT NULL,"
+	" ask_out INTEGER NOT NULL,"
+	" pending_in INTEGER NOT NULL,"
+	" approved INTEGER NOT NULL,"
+	" pending_in_xml TEXT,"
+	" PRIMARY KEY (user, contact));"
+	"CREATE TABLE offline ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" user TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" at_ms INTEGER NOT NULL,"
+	" xml TEXT NOT NULL);"
+	"CREATE INDEX offline_user ON offline(user, id);"
+	"CREATE TABLE vcards ("
+	" user TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
+	" xml TEXT NOT NULL);",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))
@@ -130,11 +160,20 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    " FROM audit WHERE at_ms >= ?1 ORDER BY id",
 };
 
+/* Room for store_users.c's statements; store_db_stmt() says when it is
+ * too small, at the first use of the statement that does not fit. */
+#define EXT_STMT_MAX 24
+
 struct store_db {
 	sqlite3 *h;
 	char *path;
 	int version;
 	sqlite3_stmt *st[ST_COUNT];
+	struct {
+		const char *sql; /* a string constant: compared by address */
+		sqlite3_stmt *st;
+	} ext[EXT_STMT_MAX];
+	size_t next;
 };
 
 /* ---- gateway settings as key/value rows ---- */
@@ -490,6 +529,8 @@ void store_db_close(struct store_db **pdb)
 		return;
 	for (size_t i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(db->st[i]);
+	for (size_t i = 0; i < db->next; i++)
+		sqlite3_finalize(db->ext[i].st);
 	/* Every statement is finalized, so close cannot be refused as busy. */
 	if (sqlite3_close(db->h) != SQLITE_OK)
 		log_error("store", "%s: close failed: %s", db->path, sqlite3_errmsg(db->h));
@@ -1022,6 +1063,8 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 		return FG_OK;
 	}
 	case STORE_PUT_GATEWAY: return put_gateway(db, op->gw, err, errlen);
+	case STORE_PUT_USER:
+	case STORE_DELETE_USER: return store_users_apply_op(db, op, err, errlen);
 	}
 	set_err(err, errlen, "unknown store operation %d", (int)op->kind);
 	return FG_INVAL;
@@ -1076,6 +1119,64 @@ int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops
 		rc = apply_op(db, &ops[i], err, errlen);
 	for (size_t i = 0; i < naudit && rc == FG_OK; i++)
 		rc = insert_audit(db, &audit[i], err, errlen);
+	if (rc == FG_OK)
+		rc = run_cached(db, ST_COMMIT, err, errlen, "commit the change");
+	if (rc != FG_OK)
+		rollback(db);
+	return rc;
+}
+
+/* ---- for store_users.c ---- */
+
+sqlite3 *store_db_handle(struct store_db *db)
+{
+	return db->h;
+}
+
+const char *store_db_path(const struct store_db *db)
+{
+	return db->path;
+}
+
+sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int src;
+
+	for (size_t i = 0; i < db->next; i++)
+		if (db->ext[i].sql == sql)
+			return db->ext[i].st;
+	if (db->next == EXT_STMT_MAX) {
+		set_err(err, errlen,
+			"the store %s has no room for another statement (raise "
+			"EXT_STMT_MAX in store_sqlite.c)",
+			db->path);
+		return NULL;
+	}
+	src = sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+	if (src != SQLITE_OK) {
+		set_err(err, errlen, "the store %s cannot prepare a statement: %s", db->path,
+			sqlite3_errmsg(db->h));
+		return NULL;
+	}
+	db->ext[db->next].sql = sql;
+	db->ext[db->next].st = s;
+	db->next++;
+	return s;
+}
+
+int store_db_fail(struct store_db *db, int src, char *err, size_t errlen, const char *what)
+{
+	return fail(db, src, err, errlen, what);
+}
+
+int store_db_begin(struct store_db *db, char *err, size_t errlen)
+{
+	return run_cached(db, ST_BEGIN, err, errlen, "start a transaction");
+}
+
+int store_db_end(struct store_db *db, int rc, char *err, size_t errlen)
+{
 	if (rc == FG_OK)
 		rc = run_cached(db, ST_COMMIT, err, errlen, "commit the change");
 	if (rc != FG_OK)

@@ -1,6 +1,7 @@
 /* The SQLite store, synchronous: partners, gateway settings, admin accounts,
- * the audit log. Used directly by the CLI when no daemon runs, and by the
- * daemon only from its store thread (store.c). */
+ * local users (their SQL is in store_users.c), the audit log. Used directly
+ * by the CLI when no daemon runs, and by the daemon only from its store
+ * thread (store.c). */
 #ifndef FG_STORE_SQLITE_H
 #define FG_STORE_SQLITE_H
 
@@ -8,6 +9,7 @@
 
 #include <stddef.h>
 
+struct account;
 struct store_db;
 
 /* Opens (creating if needed) the database at path: WAL mode, synchronous
@@ -35,6 +37,8 @@ enum store_op_kind {
 	STORE_DELETE_PARTNER,	/* by primary domain */
 	STORE_REPLACE_PARTNERS, /* delete all partners, insert these (import) */
 	STORE_PUT_GATEWAY,	/* every gateway setting */
+	STORE_PUT_USER,		/* insert or replace by jid; the user's rows stay */
+	STORE_DELETE_USER,	/* by jid, with the user's roster, offline, vCard */
 };
 
 struct store_op {
@@ -44,6 +48,8 @@ struct store_op {
 	const struct partner *const *partners; /* REPLACE_PARTNERS */
 	size_t npartners;
 	const struct gateway_settings *gw; /* PUT_GATEWAY */
+	const struct account *account;	   /* PUT_USER */
+	const char *user;		   /* DELETE_USER: a bare JID */
 };
 
 /* An audit record: written in the same transaction as the change it
@@ -63,8 +69,8 @@ struct audit_entry {
  * it is kept (ROLLBACK) and err says why. A crash or kill -9 at any point
  * leaves the old or the new state, never a mix. Returns FG_OK; FG_INVAL
  * when the change conflicts with the stored data (a domain of another
- * partner, a duplicate); FG_NOTFOUND when DELETE_PARTNER names no partner;
- * FG_NOMEM; FG_ERR for anything else (I/O, busy). */
+ * partner, a duplicate); FG_NOTFOUND when DELETE_PARTNER names no partner
+ * or DELETE_USER no user; FG_NOMEM; FG_ERR for anything else (I/O, busy). */
 int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops,
 		    const struct audit_entry *audit, size_t naudit, char *err, size_t errlen);
 
@@ -73,5 +79,26 @@ int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops
 typedef int (*store_audit_cb)(void *ud, long long id, const struct audit_entry *e);
 int store_db_audit(struct store_db *db, long long since_ms, store_audit_cb cb, void *ud, char *err,
 		   size_t errlen);
+
+/* ---- for store_users.c only ----
+ * The rest of the store's SQL lives beside the tables it serves; it shares
+ * the handle, the statement cache and the error wording through these, and
+ * nothing else should use them. */
+struct sqlite3;
+struct sqlite3_stmt;
+
+struct sqlite3 *store_db_handle(struct store_db *db);
+const char *store_db_path(const struct store_db *db);
+/* The statement for sql, prepared on first use and kept until close; sql
+ * must be a string constant (the cache is keyed by its address). NULL with
+ * err set when it cannot be prepared. */
+struct sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, size_t errlen);
+/* err = "the store PATH could not WHAT: sqlite's message"; the FG_ code for
+ * the sqlite result src (never FG_OK). */
+int store_db_fail(struct store_db *db, int src, char *err, size_t errlen, const char *what);
+/* BEGIN IMMEDIATE (the write lock, waiting up to the busy timeout). */
+int store_db_begin(struct store_db *db, char *err, size_t errlen);
+/* COMMIT when rc is FG_OK, else ROLLBACK; the result of the whole. */
+int store_db_end(struct store_db *db, int rc, char *err, size_t errlen);
 
 #endif

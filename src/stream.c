@@ -1,5 +1,6 @@
 #include "stream.h"
 
+#include "c2s.h"
 #include "conf.h"
 #include "conn.h"
 #include "dialback.h"
@@ -48,6 +49,7 @@ struct stream {
 	const char *method;    /* how it authenticated, for status */
 	struct db_tracker *db; /* s2s: dialback pairs on this stream */
 	unsigned methods;      /* s2s: what the partner's settings allow (enum auth_method) */
+	struct c2s *c2s;       /* c2s: SASL, binding, the session */
 	struct stream *prev, *next;
 };
 
@@ -129,6 +131,8 @@ static void enter(struct stream *s, enum stream_state st)
 	const struct fg_conf *cf = s->srv->conf;
 	log_debug(conn_ctx(s->conn), "%s -> %s", state_names[s->state], state_names[st]);
 	s->state = st;
+	if (st == STREAM_CLOSING)
+		c2s_end(s->c2s);
 	unsigned t = 0;
 	switch (st) {
 	case STREAM_WAIT_HEADER: t = cf->timeout_stream_header; break;
@@ -151,6 +155,53 @@ static void enter(struct stream *s, enum stream_state st)
 static void send_raw(struct stream *s, const char *data, size_t len)
 {
 	conn_write(s->conn, data, len);
+}
+
+static void send_node(struct stream *s, const struct xml_node *n);
+
+void stream_send(struct stream *s, const struct xml_node *n)
+{
+	if (s->state != STREAM_CLOSING)
+		send_node(s, n);
+}
+
+void stream_send_raw(struct stream *s, const char *data, size_t len)
+{
+	if (s->state != STREAM_CLOSING)
+		send_raw(s, data, len);
+}
+
+bool stream_secure(const struct stream *s)
+{
+	return s->flags & SF_SECURE;
+}
+
+const char *stream_ctx(const struct stream *s)
+{
+	return conn_ctx(s->conn);
+}
+
+const char *stream_local(const struct stream *s)
+{
+	return s->local;
+}
+
+void stream_count_stanza(struct stream *s, bool in)
+{
+	conn_count_stanza(s->conn, in);
+}
+
+void stream_authenticated(struct stream *s, const char *who, const char *method)
+{
+	free(s->authed);
+	s->authed = strdup(who);
+	if (!s->authed) {
+		stream_error(s, "resource-constraint", "out of memory");
+		return;
+	}
+	s->method = method;
+	s->flags |= SF_AUTHED;
+	s->restart = true;
 }
 
 static void send_node(struct stream *s, const struct xml_node *n)
@@ -245,11 +296,8 @@ static void send_features(struct stream *s)
 		/* Nothing left to negotiate. */
 	} else if (rc == FG_OK && s->kind == STREAM_S2S_IN) {
 		rc = s2s_in_features(s->methods, s->flags & SF_SECURE, external_ok(s), f);
-	} else if (rc == FG_OK && !(s->flags & SF_SECURE)) {
-		/* Clients always need TLS; account settings may relax it. */
-		struct xml_node *tls = xml_add_child(f, XML_NS_TLS, "starttls");
-		if (!tls || !xml_add_child(tls, XML_NS_TLS, "required"))
-			rc = FG_NOMEM;
+	} else if (rc == FG_OK) {
+		rc = c2s_features(s->c2s, f, s->flags & SF_SECURE, s->flags & SF_AUTHED);
 	}
 	if (rc != FG_OK) {
 		xml_free(&f);
@@ -644,6 +692,11 @@ static void on_element(struct stream *s, struct xml_node *el)
 		on_dialback(s, el);
 		return;
 	}
+	if (s->kind == STREAM_C2S && (secure || !s->srv->conf->c2s_require_tls) &&
+	    !(s->flags & SF_AUTHED) && xml_is(el, XML_NS_SASL, NULL)) {
+		c2s_negotiate(s->c2s, el);
+		return;
+	}
 	if (!secure) {
 		stream_error(s, "policy-violation",
 			     "TLS is required before anything else: send <starttls/> first");
@@ -664,6 +717,10 @@ static int on_event(void *ud, struct xs_event *ev)
 	switch (ev->type) {
 	case XS_EV_OPEN: on_header(s, ev); break;
 	case XS_EV_STANZA:
+		if (s->state == STREAM_READY && s->kind == STREAM_C2S) {
+			c2s_stanza(s->c2s, ev->node);
+			break;
+		}
 		if (s->state == STREAM_READY) {
 			if (xml_is(ev->node, XML_NS_DIALBACK, NULL)) {
 				/* More pairs on the same stream (additional domains). */
@@ -743,7 +800,8 @@ static size_t on_data(void *ud, const char *data, size_t len)
 		s->restart = false;
 		xmlstream_reset(s->xs);
 		const struct fg_conf *cf = s->srv->conf;
-		struct xs_limits lim = {.stanza_bytes = cf->s2s_stanza_size,
+		struct xs_limits lim = {.stanza_bytes = s->kind == STREAM_C2S ? cf->c2s_stanza_size
+									      : cf->s2s_stanza_size,
 					.depth = cf->element_depth,
 					.attributes = cf->element_attributes};
 		xmlstream_set_limits(s->xs, &lim);
@@ -752,7 +810,10 @@ static size_t on_data(void *ud, const char *data, size_t len)
 	}
 	if (s->state == STREAM_READY)
 		conn_set_timer(s->conn, idle_timeout(s));
-	return len;
+	/* Bytes that came with the end of the TLS handshake belong to the
+	 * new stream: left for on_tls. (Plaintext after <starttls/> never
+	 * gets here: conn drops it when it switches to TLS.) */
+	return s->state == STREAM_TLS_HANDSHAKE ? off : len;
 }
 
 static void on_tls(void *ud)
@@ -796,6 +857,7 @@ static void on_closed(void *ud, const char *reason)
 	struct stream *s = ud;
 	(void)reason;
 	server_stream_gone(s->srv, s);
+	c2s_free(&s->c2s);
 	xmlstream_free(&s->xs);
 	free(s->local);
 	free(s->remote);
@@ -806,6 +868,7 @@ static void on_closed(void *ud, const char *reason)
 
 void stream_free_now(struct stream *s)
 {
+	c2s_free(&s->c2s);
 	conn_free_now(&s->conn);
 	xmlstream_free(&s->xs);
 	free(s->local);
@@ -850,18 +913,23 @@ struct stream *stream_accept(struct server *srv, enum stream_kind kind, int fd,
 	s->xs = xmlstream_new(&lim, on_event, s);
 	if (kind == STREAM_S2S_IN)
 		s->db = dialback_tracker_new(DB_ROLE_IN, NULL);
+	else
+		s->c2s = c2s_new(srv, s);
 	struct conn_limits cl = {
 		.output_queue = cf->output_queue,
 		.input_buffer = 64 * 1024,
 	};
-	if (!s->xs) {
+	if (!s->xs || (kind == STREAM_C2S && !s->c2s)) {
 		close(fd);
+		xmlstream_free(&s->xs);
+		c2s_free(&s->c2s);
 		free(s);
 		return NULL;
 	}
 	s->conn = conn_new(srv->base, fd, peer, peerlen, kind == STREAM_C2S ? "c2s" : "s2s-in", &cl,
 			   &stream_conn_ops, s);
 	if (!s->conn) {
+		c2s_free(&s->c2s);
 		xmlstream_free(&s->xs);
 		free(s);
 		return NULL;

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+struct xml_node;
+
 struct server;
 
 enum stream_kind { STREAM_S2S_IN, STREAM_C2S };
@@ -37,6 +39,16 @@ bool stream_is_s2s(const struct stream *s);
 const char *stream_remote(const struct stream *s);
 /* This stream's `fedgate status` row (a json_t object). */
 void stream_status(const struct stream *s, void *json_row);
+/* For c2s.c: what a client stream's session needs of its stream. */
+void stream_send(struct stream *s, const struct xml_node *n);
+void stream_send_raw(struct stream *s, const char *data, size_t len);
+bool stream_secure(const struct stream *s);
+const char *stream_ctx(const struct stream *s);
+const char *stream_local(const struct stream *s);
+void stream_count_stanza(struct stream *s, bool in);
+/* SASL succeeded for who (a bare JID): the stream restarts (RFC 6120
+ * §6.4.6) and is then ready for binding. */
+void stream_authenticated(struct stream *s, const char *who, const char *method);
 /* The server's list of live streams. */
 struct stream *stream_next(const struct stream *s);
 void stream_list_add(struct stream **head, struct stream *s);

@@ -343,6 +343,16 @@ bool xml_is(const struct xml_node *el, const char *ns, const char *name)
 	       (name == NULL || strcmp(el->name, name) == 0);
 }
 
+void xml_set_ns_deep(struct xml_node *el, const char *from, const char *to)
+{
+	if (!el || el->type != XML_ELEMENT)
+		return;
+	if (strcmp(el->ns, from) == 0)
+		el->ns = to; /* a static string outlives the arena */
+	for (struct xml_node *c = el->children; c; c = c->next)
+		xml_set_ns_deep(c, from, to);
+}
+
 struct xml_node *xml_child(const struct xml_node *el, const char *ns, const char *name)
 {
 	for (struct xml_node *c = el->children; c; c = c->next)

@@ -83,6 +83,11 @@ struct xml_node *xml_next_element(const struct xml_node *el);
 const char *xml_text(const struct xml_node *el);
 bool xml_is(const struct xml_node *el, const char *ns, const char *name);
 
+/* Moves el and its descendants from namespace `from` to `to` (a string
+ * that outlives the tree, e.g. XML_NS_CLIENT): stanzas cross between
+ * jabber:client and jabber:server streams (RFC 6120 §4.8.3). */
+void xml_set_ns_deep(struct xml_node *el, const char *from, const char *to);
+
 /* Deep comparison: names, namespaces, attribute sets (order ignored), and
  * children in order (adjacent texts are always merged, so this is exact). */
 bool xml_equal(const struct xml_node *a, const struct xml_node *b);
