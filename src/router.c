@@ -159,7 +159,9 @@ static void to_remote(struct server *srv, struct xml_node *st, const struct addr
 		      const struct addr *to)
 {
 	const struct account *a = from->j.node ? accounts_get(srv->env.users, from->bare) : NULL;
-	if (a && !a->xmpp_access) {
+	/* Errors still go out: they are the server telling the partner's
+	 * user that the refused stanza went nowhere. */
+	if (a && !a->xmpp_access && !is_type(st, "error")) {
 		char text[300];
 		snprintf(text, sizeof(text),
 			 "federation is turned off for %s (xmpp_access); an administrator can "

@@ -96,6 +96,7 @@ static const char *const migrations[] = {
 	" pending_in INTEGER NOT NULL,"
 	" approved INTEGER NOT NULL,"
 	" pending_in_xml TEXT,"
+	" hidden INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (user, contact));"
 	"CREATE TABLE offline ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"

@@ -31,15 +31,16 @@ static const char SQL_USERS_LOAD[] =
 	"SELECT jid, credentials, xmpp_access, created_ms FROM users ORDER BY jid";
 static const char SQL_ROSTER_PUT[] =
 	"INSERT INTO roster (user, contact, name, groups, sub_to, sub_from, ask_out, pending_in,"
-	" approved, pending_in_xml) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+	" approved, pending_in_xml, hidden) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 	" ON CONFLICT (user, contact) DO UPDATE SET name = excluded.name,"
 	" groups = excluded.groups, sub_to = excluded.sub_to, sub_from = excluded.sub_from,"
 	" ask_out = excluded.ask_out, pending_in = excluded.pending_in,"
-	" approved = excluded.approved, pending_in_xml = excluded.pending_in_xml";
+	" approved = excluded.approved, pending_in_xml = excluded.pending_in_xml,"
+	" hidden = excluded.hidden";
 static const char SQL_ROSTER_DELETE[] = "DELETE FROM roster WHERE user = ?1 AND contact = ?2";
 static const char SQL_ROSTER_LOAD[] =
 	"SELECT user, contact, name, groups, sub_to, sub_from, ask_out, pending_in, approved,"
-	" pending_in_xml FROM roster ORDER BY user, contact";
+	" pending_in_xml, hidden FROM roster ORDER BY user, contact";
 static const char SQL_OFFLINE_STATE[] = "SELECT EXISTS (SELECT 1 FROM users WHERE jid = ?1),"
 					" (SELECT count(*) FROM offline WHERE user = ?1)";
 static const char SQL_OFFLINE_INSERT[] =
@@ -285,6 +286,7 @@ int store_db_roster_load(struct store_db *db, store_roster_cb cb, void *ud, char
 			.pending_in = sqlite3_column_int(s, 7) != 0,
 			.approved = sqlite3_column_int(s, 8) != 0,
 			.pending_in_xml = col_text(s, 9),
+			.hidden = sqlite3_column_int(s, 10) != 0,
 		};
 
 		if (r.user == NULL || r.contact == NULL || r.groups == NULL ||
@@ -332,6 +334,8 @@ int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *e
 		src = sqlite3_bind_int(s, 9, r->approved);
 	if (src == SQLITE_OK)
 		src = bind_text(s, 10, r->pending_in_xml);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int(s, 11, r->hidden);
 	if (src == SQLITE_OK)
 		src = run(s);
 	if (src != SQLITE_DONE)

@@ -21,7 +21,7 @@ struct test_im {
 	struct server *srv;
 	cmd_reply_fn reply;
 	void *ud;
-	char to[1100], from[1200], bare[1100], id[64];
+	char to[1100], from[1200], bare[1100], id[64], domain[1100];
 	unsigned wait; /* seconds for a receipt; 0 = do not wait */
 	struct xml_buf steps;
 	struct event *timer;
@@ -113,7 +113,7 @@ static void on_sent(void *ud, bool ok, const char *report)
 	}
 	char line[1300];
 	snprintf(line, sizeof(line), "message handed to %s's server; waiting for a receipt",
-		 strchr(t->to, '@') ? strchr(t->to, '@') + 1 : t->to);
+		 t->domain);
 	step(t, line);
 	struct timeval tv = {(time_t)t->wait, 0};
 	t->timer = evtimer_new(t->srv->base, on_timeout, t);
@@ -223,6 +223,7 @@ void testim_run(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn
 		t->reply = reply;
 		t->ud = ud;
 		snprintf(t->to, sizeof(t->to), "%s", ts);
+		snprintf(t->domain, sizeof(t->domain), "%s", tj.domain);
 		snprintf(t->bare, sizeof(t->bare), "%s", fb);
 		snprintf(t->from, sizeof(t->from), "%s/" TESTIM_RESOURCE "-%u", fb, ++seq);
 		snprintf(t->id, sizeof(t->id), "fedgate-test-im-%u", seq);

@@ -63,7 +63,8 @@ def round_trip(fg, cafile, jid, password, addr, body="test"):
         user = User(f"{jid}/t", password, cafile)
         user.connect((addr, 5222))
         await asyncio.wait_for(user.online.wait(), 20)
-        rc, out, err = await cli(fg, "test-im", "--to", jid, "--body", body)
+        # The partner user's client sends no receipts: no need to wait.
+        rc, out, err = await cli(fg, "test-im", "--to", jid, "--body", body, "--wait", "0")
         got = await asyncio.wait_for(user.inbox.get(), 15) if rc == 0 else None
         user.send_message(mto="alice@contoso.test", mbody="back", mtype="chat")
         back = await asyncio.wait_for(user.errors.get(), 20)
