@@ -71,9 +71,10 @@ static void finish(struct test_im *t, bool ok, bool delivered, const char *warni
 	json_object_set_new(body, "warnings", warnings);
 	char msg[1300];
 	snprintf(msg, sizeof(msg),
-		 !ok	     ? "test message to %s failed"
-		 : delivered ? "test message delivered to %s"
-			     : "test message sent to %s",
+		 !ok && !t->sent ? "test message to %s not sent"
+		 : !ok		 ? "test message to %s failed after it was sent"
+		 : delivered	 ? "test message delivered to %s"
+				 : "test message sent to %s",
 		 t->to);
 	json_object_set_new(body, "message", json_string(msg));
 	free(copy);

@@ -60,6 +60,7 @@ class Person(User):
         self.requests = asyncio.Queue()
         self.answers = asyncio.Queue()
         self.register_plugin("xep_0184")
+        self.register_plugin("xep_0199")
         self.add_event_handler("presence", self.on_presence)
         self.chats = asyncio.Queue()  # messages that are not errors
         self.add_event_handler("message", lambda m: m["type"] != "error" and
@@ -136,6 +137,9 @@ def test_add_each_other_see_presence_chat_and_offline_messages(world):
         to_alice = await next_from(alice.inbox, "bob@fabrikam.test")
         subs = (alice.client_roster["bob@fabrikam.test"]["subscription"],
                 bob.client_roster["alice@contoso.test"]["subscription"])
+        # XEP-0199 across the federation, both ways.
+        pongs = (await alice["xep_0199"].send_ping("fabrikam.test", timeout=15),
+                 await bob["xep_0199"].send_ping("contoso.test", timeout=15))
         await alice.down()
         await asyncio.sleep(0.5)
         bob.send_message(mto="alice@contoso.test", mbody="while you were away", mtype="chat")
@@ -144,10 +148,12 @@ def test_add_each_other_see_presence_chat_and_offline_messages(world):
         later = await next_from(alice2.inbox, "bob@fabrikam.test")
         await alice2.down()
         await bob.down()
-        return subs, to_bob, to_alice, later
+        return subs, pongs, to_bob, to_alice, later
 
-    subs, to_bob, to_alice, later = run(scenario())
+    subs, pongs, to_bob, to_alice, later = run(scenario())
     assert subs == ("both", "both")
+    assert [p["type"] for p in pongs] == ["result", "result"]
+    assert str(pongs[0]["from"]) == "fabrikam.test"
     assert to_bob["body"] == "hello bob"
     assert to_alice["body"] == "hello alice"
     assert later["body"] == "while you were away"

@@ -1162,6 +1162,21 @@ static void test_gateway_secret(void **state)
 	gateway_clear(&copy);
 }
 
+/* SPEC §4, the three columns of the table. */
+static void test_partner_type_rules(void **state)
+{
+	(void)state;
+	assert_true(policy_auto_approves(PT_FEDERATED));
+	assert_true(policy_auto_approves(PT_PUBLIC_VERIFIED));
+	assert_false(policy_auto_approves(PT_PUBLIC_UNVERIFIED));
+	assert_false(policy_needs_contact(PT_FEDERATED));
+	assert_false(policy_needs_contact(PT_PUBLIC_VERIFIED));
+	assert_true(policy_needs_contact(PT_PUBLIC_UNVERIFIED));
+	assert_false(policy_strips_status(PT_FEDERATED));
+	assert_true(policy_strips_status(PT_PUBLIC_VERIFIED));
+	assert_true(policy_strips_status(PT_PUBLIC_UNVERIFIED));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1186,6 +1201,7 @@ int main(void)
 		cmocka_unit_test(test_clone_independence),
 		cmocka_unit_test(test_gateway_ranges),
 		cmocka_unit_test(test_gateway_secret),
+		cmocka_unit_test(test_partner_type_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
