@@ -1,5 +1,6 @@
 #include "cmd.h"
 
+#include "admin.h"
 #include "conf.h"
 #include "fg.h"
 #include "jid.h"
@@ -111,6 +112,13 @@ static const struct cmd_def table[] = {
 	{"audit", false, "show the audit log of changes", p_audit},
 	{"test-im", true, "send a test message to a partner user and report each step", p_test_im},
 	{"status", false, "every server-to-server stream of the running daemon", p_none},
+	{"admin add", true, "add an admin account of the HTTP API and control panel",
+	 admin_params_add},
+	{"admin passwd", true, "change an admin account's password", admin_params_name},
+	{"admin remove", true, "remove an admin account", admin_params_name},
+	{"admin list", false, "show the admin accounts", admin_params_none},
+	{"admin token", true, "print a new API bearer token for an account (--revoke: none)",
+	 admin_params_token},
 };
 
 const struct cmd_def *cmd_table(size_t *n)
@@ -1108,6 +1116,11 @@ static const struct {
 	{"audit", cmd_audit},
 	{"test-im", cmd_test_im},
 	{"status", cmd_status},
+	{"admin add", admin_cmd_add},
+	{"admin passwd", admin_cmd_passwd},
+	{"admin remove", admin_cmd_remove},
+	{"admin list", admin_cmd_list},
+	{"admin token", admin_cmd_token},
 };
 
 void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)

@@ -20,6 +20,10 @@ void store_db_close(struct store_db **db);
 int store_db_schema_version(struct store_db *db);
 /* The schema version this program migrates to (the number of migrations). */
 int store_db_schema_latest(void);
+/* The SQLite handle, for subsystems with tables of their own (admin.c);
+ * only on the thread that owns db. */
+struct sqlite3;
+struct sqlite3 *store_db_sqlite(struct store_db *db);
 
 /* Loads every partner into a new set (policy_new + policy_put) and the
  * gateway settings (defaults for keys never saved; dialback_secret NULL
@@ -35,6 +39,7 @@ enum store_op_kind {
 	STORE_DELETE_PARTNER,	/* by primary domain */
 	STORE_REPLACE_PARTNERS, /* delete all partners, insert these (import) */
 	STORE_PUT_GATEWAY,	/* every gateway setting */
+	STORE_CUSTOM,		/* custom(db, custom_arg): another subsystem's tables */
 };
 
 struct store_op {
@@ -44,6 +49,9 @@ struct store_op {
 	const struct partner *const *partners; /* REPLACE_PARTNERS */
 	size_t npartners;
 	const struct gateway_settings *gw; /* PUT_GATEWAY */
+	/* CUSTOM: runs inside the transaction; FG_OK or an error with err set. */
+	int (*custom)(struct store_db *db, const void *arg, char *err, size_t errlen);
+	const void *custom_arg;
 };
 
 /* An audit record: written in the same transaction as the change it
