@@ -52,6 +52,13 @@ struct fg_conf {
 	unsigned timeout_stream_header;	 /* accept/restart -> header, default 30 */
 	unsigned timeout_tls_handshake;	 /* default 30 */
 	unsigned timeout_authentication; /* accept -> authenticated, default 60 */
+
+	/* [admin] -- the HTTP API and control panel */
+	char *admin_certificate;	 /* NULL or "" = plain HTTP (loopback only) */
+	char *admin_key;		 /* absolute */
+	unsigned admin_session_lifetime; /* seconds a session lives unused, default 3600 */
+	size_t admin_max_body;		 /* bytes, default 1 MiB */
+	unsigned admin_signin_attempts;	 /* failed sign-ins per address and minute */
 };
 
 /* Reads and validates the file. On any error writes every error as
