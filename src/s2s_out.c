@@ -7,6 +7,7 @@
 #include "dns.h"
 #include "fg.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "s2s_in.h"
 #include "serve.h"
@@ -201,6 +202,7 @@ static void drain_queue(struct s2s_out *o, bool send, const char *why, const cha
 			xml_buf_free(&b);
 		} else {
 			log_info(o->ctx, "undeliverable stanza to %s: %s", o->remote, why);
+			metrics_bounce();
 		}
 		if (it->done)
 			it->done(it->ud, ok, report);
