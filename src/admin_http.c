@@ -414,10 +414,20 @@ static struct rate *rate_slot(struct admin_http *ah, const char *ip, bool create
 	return oldest;
 }
 
+static bool is_token(const char *s)
+{
+	return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/* The browser's sign-in token is kept while it has one, so that a second
+ * tab or a request the browser makes on its own (a favicon that ends on
+ * this page) does not invalidate the form already shown. */
 static void signin_page(struct hreq *h, int code, const char *error)
 {
-	char token[65];
-	random_hex(token, 32);
+	char token[80];
+	cookie_get(h, COOKIE_SIGNIN, token, sizeof(token));
+	if (!is_token(token))
+		random_hex(token, 32);
 	set_cookie(h, COOKIE_SIGNIN, token, "/signin", -1);
 	web_signin(h, code, error, token);
 }
@@ -700,6 +710,10 @@ static void gencb(struct evhttp_request *req, void *arg)
 		if (b)
 			evbuffer_add_reference(b, css, len, NULL, NULL);
 		http_send(h, 200, "text/css; charset=utf-8", b);
+		return;
+	}
+	if (strcmp(h->path, "/favicon.ico") == 0) {
+		http_send(h, 404, NULL, NULL);
 		return;
 	}
 	if (strcmp(h->path, "/signin") == 0) {

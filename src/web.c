@@ -58,7 +58,7 @@ static const char css[] =
 	".warning{background:#fff5d6;border:1px solid #e5c96b}"
 	"form.record{background:#fff;border:1px solid #d5dbe1;padding:1em;max-width:60em}"
 	".field{display:flex;gap:1em;margin:.5em 0;align-items:flex-start}"
-	".field label{width:12em;padding-top:.3em;font-weight:600}"
+	".field label{width:12em;flex:none;padding-top:.3em;font-weight:600}"
 	".field input,.field select,.field textarea{font:inherit;padding:.3em;width:22em}"
 	".field textarea{height:4.5em}"
 	".field .hint{color:#5a6672;font-size:.9em;padding-top:.3em}"
