@@ -8,6 +8,7 @@ import html
 import json
 import os
 import re
+import ssl
 import sys
 
 import pytest
@@ -366,3 +367,45 @@ def test_metrics(fg, api):
                  "fedgate_queue_stanzas", "fedgate_c2s_sessions", "fedgate_partners"):
         assert f"# TYPE {name} " in text, name
     assert "fedgate_partners 1" in text
+
+
+def test_https_listener_and_loopback_rule():
+    """With [admin] certificate the listener speaks only TLS, and the cookie
+    is Secure; without one, fedgate check refuses a non-loopback address."""
+    f = Fedgate(extra={"admin": {"certificate": "certs/contoso.test.pem",
+                                 "key": "certs/contoso.test.key"}})
+    add_admin(f, "alice", "administrator", ADMIN_PW)
+    f.start()
+    try:
+        ctx = ssl.create_default_context(cafile=f.cert)
+        ctx.check_hostname = False
+        c = Client("https://127.0.0.1:5280", context=ctx)
+        page = c.get("/signin")
+        assert page.status == 200
+        assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+        r = c.post("/signin", form={"csrf": page.csrf(), "name": "alice",
+                                    "password": ADMIN_PW})
+        assert r.status == 303
+        session = [k for k in r.headers.get_all("Set-Cookie")
+                   if k.startswith("fg_session=")][0]
+        assert "Secure" in session and "HttpOnly" in session
+        assert c.get("/partners").status == 200
+        # Plain HTTP on the TLS port gets nothing useful.
+        r = None
+        try:
+            r = Client("http://127.0.0.1:5280").get("/signin")
+        except Exception:
+            pass
+        assert r is None or r.status != 200
+    finally:
+        f.stop()
+    g = Fedgate()
+    text = open(g.conf).read().replace("admin = 127.0.0.1:5280", "admin = 0.0.0.0:5280")
+    open(g.conf, "w").write(text)
+    r = g.cli("check")
+    assert r.returncode == 1
+    assert "0.0.0.0:5280 is not a loopback address" in r.stderr
+    text += "\n[admin]\ncertificate = certs/contoso.test.pem\n"
+    open(g.conf, "w").write(text)
+    r = g.cli("check")
+    assert r.returncode == 1 and "certificate and key go together" in r.stderr

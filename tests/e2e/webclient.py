@@ -34,12 +34,14 @@ class Answer:
 
 
 class Client:
-    def __init__(self, base, token=None):
+    def __init__(self, base, token=None, context=None):
         self.base = base.rstrip("/")
         self.token = token
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            _NoRedirect, urllib.request.HTTPCookieProcessor(self.jar))
+        handlers = [_NoRedirect, urllib.request.HTTPCookieProcessor(self.jar)]
+        if context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        self.opener = urllib.request.build_opener(*handlers)
 
     def request(self, method, path, body=None, headers=None, form=None):
         h = dict(headers or {})
