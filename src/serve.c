@@ -474,8 +474,8 @@ int serve_main(const char *conf_path)
 	for (size_t i = 0; i < srv.conf->listen_c2s.n; i++)
 		if (listen_on(&srv, STREAM_C2S, srv.conf->listen_c2s.v[i]) != FG_OK)
 			goto out;
-	srv.admin = admin_http_start(&srv, err, sizeof(err));
-	if (!srv.admin) {
+	srv.http = admin_http_start(&srv, err, sizeof(err));
+	if (!srv.http) {
 		log_error("serve", "%s", err);
 		goto out;
 	}
@@ -498,8 +498,9 @@ int serve_main(const char *conf_path)
 out:
 	close_listeners();
 	control_stop(&srv.control);
-	store_stop(&srv.store);	     /* replies to commands under way */
-	admin_http_stop(&srv.admin); /* after the last reply */
+	store_stop(&srv.store); /* replies to commands under way */
+	/* After the last reply: evhttp frees what it still holds. */
+	admin_http_stop(&srv.http);
 	s2s_out_free_all(&srv);
 	dns_free(&srv.dns);
 	/* Streams still open after the grace period are cut. */

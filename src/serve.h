@@ -19,12 +19,12 @@ struct server {
 	struct stream *streams; /* all live streams, newest first */
 	unsigned nstreams;
 	bool stopping;
-	struct cmd_env env;	  /* partners and gateway settings, live */
-	struct store *store;	  /* the store thread */
-	struct control *control;  /* the CLI's way in */
-	struct dns *dns;	  /* SRV and address lookups for s2s-out */
-	SSL_CTX *tls_client;	  /* outbound s2s: our certificate as client */
-	struct admin_http *admin; /* [listen] admin: the API and control panel */
+	struct cmd_env env;	 /* partners and gateway settings, live */
+	struct store *store;	 /* the store thread */
+	struct control *control; /* the CLI's way in */
+	struct dns *dns;	 /* SRV and address lookups for s2s-out */
+	SSL_CTX *tls_client;	 /* outbound s2s: our certificate as client */
+	struct admin_http *http; /* [listen] admin: the API and control panel */
 };
 
 /* Returns the process exit status. */
