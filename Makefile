@@ -26,10 +26,13 @@ build-san: deps
 
 # First run: a demo configuration under ./var (fedgate init); later runs
 # reuse it. DOMAIN=example.org make run picks the local domain of a new one.
+# The first run also makes the control panel's administrator "admin" and
+# prints its password once (ADMIN_PASSWORD=... make run sets it instead).
 run: build
 	@if [ ! -f var/fedgate.conf ]; then \
 		$(BUILD)/fedgate init --domain $(DOMAIN) --dir var || exit 1; \
 	fi
+	@./scripts/first-admin.sh $(BUILD)/fedgate var/fedgate.conf
 	exec $(BUILD)/fedgate serve -c var/fedgate.conf
 
 check: deps

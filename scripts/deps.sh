@@ -7,7 +7,7 @@ PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-dev
 libevent-dev libssl-dev openssl libexpat1-dev libinih-dev libidn2-dev
 libidn-dev libcmocka-dev libsqlite3-dev libjansson-dev libsodium-dev
 libunbound-dev libgsasl-dev python3 python3-pytest iproute2
-prosody python3-slixmpp dnsmasq-base"
+prosody python3-slixmpp dnsmasq-base chromium"
 
 missing=""
 for p in $PKGS; do
@@ -16,7 +16,23 @@ for p in $PKGS; do
     fi
 done
 
+# node and npm run the browser tests; any install of them will do (Debian's
+# nodejs and npm when there is none).
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+
+# playwright-core (exact version in tests/browser/package-lock.json) into
+# tests/browser/node_modules; it drives Debian's chromium, so no browser
+# is downloaded.
+browser_modules() {
+    dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+    [ -d "$dir/node_modules/playwright-core" ] && return 0
+    echo "deps.sh: npm ci in tests/browser (playwright-core)"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+}
+
 if [ -z "$missing" ]; then
+    browser_modules
     exit 0
 fi
 
@@ -41,3 +57,5 @@ case "$missing" in
     fi
     ;;
 esac
+
+browser_modules

@@ -5,6 +5,7 @@
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "metrics.h"
 #include "presence.h"
 #include "router.h"
 #include "sasl.h"
@@ -362,7 +363,9 @@ static void sasl_failed(struct c2s *c, const char *condition, const char *text, 
 		count_failure(c->srv, "ip", stream_peer(c->s));
 		if (*c->attempt_user)
 			count_failure(c->srv, "user", c->attempt_user);
-		c->srv->auth_failures_total++;
+		metrics_auth_failure(strcmp(condition, "encryption-required") == 0
+					     ? "c2s-plain-without-tls"
+					     : "c2s-not-authorized");
 	}
 	send_failure(c, condition, text);
 	if (++c->failures >= SASL_ATTEMPTS_PER_STREAM)
@@ -440,6 +443,7 @@ void c2s_negotiate(struct c2s *c, const struct xml_node *el)
 		attempted_user(c, mech, xml_text(el));
 		if (over_limit(c->srv, "ip", stream_peer(c->s)) ||
 		    (*c->attempt_user && over_limit(c->srv, "user", c->attempt_user))) {
+			metrics_auth_failure("c2s-rate-limited");
 			sasl_failed(c, "temporary-auth-failure",
 				    "too many failed logins from your address or for this account; "
 				    "try again later",

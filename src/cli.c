@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include "admin.h"
 #include "cmd.h"
 #include "conf.h"
 #include "control.h"
@@ -387,6 +388,8 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 			fprintf(stderr, "%s\n", msg);
 		return;
 	}
+	if (admin_cli_render(name, status, body))
+		return;
 	if (strncmp(name, "partner ", 8) == 0 && json_is_object(result))
 		print_partner(stdout, result);
 	else if (strcmp(name, "partner get") == 0)
@@ -485,6 +488,10 @@ int cli_main(int argc, char **argv)
 	if (what_if && !def->writes) {
 		json_decref(params);
 		return usage_error("--what-if is for commands that change something");
+	}
+	if (admin_cli_password(def->name, params) != FG_OK) {
+		json_decref(params);
+		return CMD_REFUSED;
 	}
 	if (strcmp(def->name, "partner import") == 0) {
 		/* The file is read here, so the daemon needs no access to it. */

@@ -1,5 +1,6 @@
 #include "cmd.h"
 
+#include "admin.h"
 #include "conf.h"
 #include "fg.h"
 #include "jid.h"
@@ -148,6 +149,13 @@ static const struct cmd_def table[] = {
 	{"user list", false, "show the local users", p_user_list},
 	{"user get", false, "show one local user", p_user_jid},
 	{"user set", true, "change a local user", p_user_set},
+	{"admin add", true, "add an admin account of the HTTP API and control panel",
+	 admin_params_add},
+	{"admin passwd", true, "change an admin account's password", admin_params_name},
+	{"admin remove", true, "remove an admin account", admin_params_name},
+	{"admin list", false, "show the admin accounts", admin_params_none},
+	{"admin token", true, "print a new API bearer token for an account (--revoke: none)",
+	 admin_params_token},
 };
 
 const struct cmd_def *cmd_table(size_t *n)
@@ -1544,6 +1552,11 @@ static const struct {
 	{"user list", cmd_user_list},
 	{"user get", cmd_user_get},
 	{"user set", cmd_user_set},
+	{"admin add", admin_cmd_add},
+	{"admin passwd", admin_cmd_passwd},
+	{"admin remove", admin_cmd_remove},
+	{"admin list", admin_cmd_list},
+	{"admin token", admin_cmd_token},
 };
 
 void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)

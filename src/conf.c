@@ -130,6 +130,18 @@ static const struct conf_key keys[] = {
 	 F(c2s_auth_failures)},
 	{"c2s", "auth_failure_window", CT_DURATION, CU_SECONDS, 0, 1, 86400, "300s", NULL,
 	 "the window in which auth_failures are counted", F(c2s_auth_failure_window)},
+	{"admin", "certificate", CT_PATH, CU_NONE, CK_EMPTY_OK | CK_MUST_READ, 0, 0, "", NULL,
+	 "certificate chain (PEM) of the HTTP admin listener; empty = plain HTTP (loopback only)",
+	 F(admin_certificate)},
+	{"admin", "key", CT_PATH, CU_NONE, CK_EMPTY_OK | CK_MUST_READ, 0, 0, "", NULL,
+	 "private key (PEM, unencrypted) of [admin] certificate", F(admin_key)},
+	{"admin", "session_lifetime", CT_DURATION, CU_SECONDS, 0, 60, 7 * 86400, "1h", NULL,
+	 "a control panel session ends when unused this long", F(admin_session_lifetime)},
+	{"admin", "max_body", CT_SIZE, CU_BYTES, 0, KIB, 64 * MIB, "1MiB", NULL,
+	 "largest HTTP request body accepted (413 beyond)", F(admin_max_body)},
+	{"admin", "signin_attempts", CT_INT, CU_NONE, 0, 1, 1000, "5", NULL,
+	 "failed sign-ins allowed per client address and minute (429 beyond)",
+	 F(admin_signin_attempts)},
 };
 
 #define NKEYS FG_ARRAY_LEN(keys)
@@ -1201,6 +1213,37 @@ static void check_files(struct parser *p, const struct fg_conf *c)
 		check_tls_pair(p, c);
 }
 
+static bool addr_is_loopback(const char *a)
+{
+	return strncmp(a, "127.", 4) == 0 || strncmp(a, "[::1]:", 6) == 0;
+}
+
+/* The control panel signs admins in with passwords and cookies: over plain
+ * HTTP that is only acceptable on this host's loopback. */
+static void check_admin(struct parser *p, const struct fg_conf *c)
+{
+	const struct conf_key *kc = key_find("admin", "certificate");
+	const struct conf_key *kk = key_find("admin", "key");
+	const struct conf_key *kl = key_find("listen", "admin");
+	bool has_cert = c->admin_certificate && *c->admin_certificate;
+	bool has_key = c->admin_key && *c->admin_key;
+	if (has_cert != has_key) {
+		kerr(p, has_cert ? kk : kc, p->set[(has_cert ? kk : kc) - keys].line,
+		     "[admin] certificate and key go together; set both, or neither for plain "
+		     "HTTP on loopback");
+		return;
+	}
+	if (has_cert)
+		return;
+	for (size_t i = 0; i < c->listen_admin.n; i++)
+		if (!addr_is_loopback(c->listen_admin.v[i]))
+			kerr(p, kl, p->set[kl - keys].line,
+			     "%s is not a loopback address and [admin] has no certificate: "
+			     "passwords and session cookies would cross the network in clear; "
+			     "set [admin] certificate and key, or listen on 127.0.0.1",
+			     c->listen_admin.v[i]);
+}
+
 /* Parses every key, given or default, in table order ([server] domains
  * first, since other defaults name the first domain). */
 static void finalize(struct parser *p, struct fg_conf *c, bool strict)
@@ -1229,6 +1272,8 @@ static void finalize(struct parser *p, struct fg_conf *c, bool strict)
 		parse_value(p, k, 0, def, c);
 		free(def);
 	}
+	if (!p->nomem)
+		check_admin(p, c);
 	if (strict && !p->nomem)
 		check_files(p, c);
 }

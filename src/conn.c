@@ -2,6 +2,7 @@
 
 #include "fg.h"
 #include "log.h"
+#include "metrics.h"
 #include "tls.h"
 
 #include <jansson.h>
@@ -116,6 +117,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_info(c->ctx, "closed: %s (in %llu bytes, out %llu bytes)", c->reason, c->st.bytes_in,
 		 c->st.bytes_out);
+	metrics_conn_closed(&c->st);
 	if (c->bev)
 		bufferevent_free(c->bev); /* frees the SSL and closes the socket */
 	c->bev = NULL;

@@ -41,6 +41,13 @@ static void usage(FILE *f)
 		"  test-im --to JID [--body T]    send a test message to a partner user, report "
 		"each step\n"
 		"  status [--json]                every s2s stream of the running daemon\n"
+		"  admin add NAME --role R        an account of the HTTP API and control panel\n"
+		"                                 (administrator or viewer; password from a "
+		"prompt\n"
+		"                                 or standard input)\n"
+		"  admin passwd|remove NAME       change its password, remove it\n"
+		"  admin list                     show the accounts\n"
+		"  admin token NAME [--revoke]    print a new API bearer token (or withdraw it)\n"
 		"  version                        print the version\n"
 		"  help                           this text\n"
 		"\n"
@@ -98,7 +105,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "partner") == 0 || strcmp(cmd, "gateway") == 0 ||
 	    strcmp(cmd, "audit") == 0 || strcmp(cmd, "test-im") == 0 ||
-	    strcmp(cmd, "status") == 0 || strcmp(cmd, "user") == 0)
+	    strcmp(cmd, "status") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "admin") == 0)
 		return cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "init") == 0)
 		return init_main(argc - 1, argv + 1);

@@ -6,6 +6,7 @@
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "metrics.h"
 #include "offline.h"
 #include "policy.h"
 #include "presence.h"
@@ -100,7 +101,7 @@ void router_bounce(struct server *srv, struct xml_node *stanza, const char *type
 			xml_add_text(tx, text, strlen(text));
 		}
 	}
-	srv->bounces++;
+	metrics_bounce();
 	router_route(srv, e);
 }
 

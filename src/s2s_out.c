@@ -7,6 +7,7 @@
 #include "dns.h"
 #include "fg.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "router.h"
 #include "s2s_in.h"

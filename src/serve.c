@@ -1,5 +1,6 @@
 #include "serve.h"
 
+#include "admin_http.h"
 #include "conf.h"
 #include "c2s.h"
 #include "control.h"
@@ -410,6 +411,11 @@ int serve_main(const char *conf_path)
 	for (size_t i = 0; i < srv.conf->listen_c2s.n; i++)
 		if (listen_on(&srv, STREAM_C2S, srv.conf->listen_c2s.v[i]) != FG_OK)
 			goto out;
+	srv.http = admin_http_start(&srv, err, sizeof(err));
+	if (!srv.http) {
+		log_error("serve", "%s", err);
+		goto out;
+	}
 	sigs[0] = evsignal_new(srv.base, SIGINT, signal_cb, &srv);
 	sigs[1] = evsignal_new(srv.base, SIGTERM, signal_cb, &srv);
 	if (!sigs[0] || !sigs[1] || evsignal_add(sigs[0], NULL) || evsignal_add(sigs[1], NULL)) {
@@ -433,6 +439,8 @@ out:
 	testim_stop(&srv);
 	presence_stop(&srv);
 	store_stop(&srv.store); /* replies to commands under way */
+	/* After the last reply: evhttp frees what it still holds. */
+	admin_http_stop(&srv.http);
 	s2s_out_free_all(&srv);
 	dns_free(&srv.dns);
 	/* Streams still open after the grace period are cut. */

@@ -24,14 +24,13 @@ struct server {
 	struct control *control; /* the CLI's way in */
 	struct dns *dns;	 /* SRV and address lookups for s2s-out */
 	SSL_CTX *tls_client;	 /* outbound s2s: our certificate as client */
+	struct admin_http *http; /* [listen] admin: the API and control panel */
 	/* Local users (c2s.c, roster.c, presence.c). */
 	struct strmap *sessions; /* bare JID -> bound sessions */
 	unsigned nsessions;
 	struct strmap *auth_failures; /* "ip:ADDR" / "user:JID" -> recent failures */
-	unsigned long long auth_failures_total;
-	struct strmap *rosters; /* bare JID -> roster */
-	struct event *refresh;	/* re-probes remote contacts */
-	unsigned long long bounces;
+	struct strmap *rosters;	      /* bare JID -> roster */
+	struct event *refresh;	      /* re-probes remote contacts */
 };
 
 /* Returns the process exit status. */

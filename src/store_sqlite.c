@@ -107,6 +107,13 @@ static const char *const migrations[] = {
 	"CREATE TABLE vcards ("
 	" user TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
 	" xml TEXT NOT NULL);",
+	/* 3: API bearer tokens of admin accounts, one per account; only the
+	 * SHA-256 of a token is kept, so a copy of the database signs no one
+	 * in. */
+	"CREATE TABLE admin_tokens ("
+	" admin TEXT PRIMARY KEY REFERENCES admins(name) ON DELETE CASCADE,"
+	" token_sha256 TEXT NOT NULL UNIQUE,"
+	" created_ms INTEGER NOT NULL);",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))
@@ -543,6 +550,11 @@ void store_db_close(struct store_db **pdb)
 int store_db_schema_version(struct store_db *db)
 {
 	return db->version;
+}
+
+sqlite3 *store_db_sqlite(struct store_db *db)
+{
+	return db->h;
 }
 
 int store_db_schema_latest(void)
@@ -1066,6 +1078,12 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 	case STORE_PUT_GATEWAY: return put_gateway(db, op->gw, err, errlen);
 	case STORE_PUT_USER:
 	case STORE_DELETE_USER: return store_users_apply_op(db, op, err, errlen);
+	case STORE_CUSTOM:
+		if (op->custom == NULL) {
+			set_err(err, errlen, "no change given to save");
+			return FG_INVAL;
+		}
+		return op->custom(db, op->custom_arg, err, errlen);
 	}
 	set_err(err, errlen, "unknown store operation %d", (int)op->kind);
 	return FG_INVAL;

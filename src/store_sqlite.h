@@ -22,6 +22,10 @@ void store_db_close(struct store_db **db);
 int store_db_schema_version(struct store_db *db);
 /* The schema version this program migrates to (the number of migrations). */
 int store_db_schema_latest(void);
+/* The SQLite handle, for subsystems with tables of their own (admin.c);
+ * only on the thread that owns db. */
+struct sqlite3;
+struct sqlite3 *store_db_sqlite(struct store_db *db);
 
 /* Loads every partner into a new set (policy_new + policy_put) and the
  * gateway settings (defaults for keys never saved; dialback_secret NULL
@@ -39,6 +43,7 @@ enum store_op_kind {
 	STORE_PUT_GATEWAY,	/* every gateway setting */
 	STORE_PUT_USER,		/* insert or replace by jid; the user's rows stay */
 	STORE_DELETE_USER,	/* by jid, with the user's roster, offline, vCard */
+	STORE_CUSTOM,		/* custom(db, custom_arg): another subsystem's tables */
 };
 
 struct store_op {
@@ -50,6 +55,9 @@ struct store_op {
 	const struct gateway_settings *gw; /* PUT_GATEWAY */
 	const struct account *account;	   /* PUT_USER */
 	const char *user;		   /* DELETE_USER: a bare JID */
+	/* CUSTOM: runs inside the transaction; FG_OK or an error with err set. */
+	int (*custom)(struct store_db *db, const void *arg, char *err, size_t errlen);
+	const void *custom_arg;
 };
 
 /* An audit record: written in the same transaction as the change it

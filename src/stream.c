@@ -7,6 +7,7 @@
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "s2s_out.h"
 #include "tls.h"
@@ -389,6 +390,7 @@ static void on_header(struct stream *s, struct xs_event *ev)
 		char why[300], names[128];
 		if (s2s_in_methods(s->srv->env.partners, s->remote, s->local, &s->methods, why,
 				   sizeof(why)) != FG_OK) {
+			metrics_auth_failure("not-a-partner");
 			stream_error(s, "policy-violation", why);
 			return;
 		}
@@ -438,6 +440,7 @@ static void sasl_external(struct stream *s, const struct xml_node *el)
 		return;
 	}
 	if (!external_ok(s)) {
+		metrics_auth_failure("sasl-certificate");
 		sasl_failure(s, "not-authorized", "the certificate does not prove the domain");
 		return;
 	}
@@ -519,6 +522,7 @@ static void on_verified(void *ud, int verdict, const char *why)
 		dialback_tracker_settle(s->db, w->local, w->remote, DB_INVALID);
 		send_db(s, dialback_result_answer(w->local, w->remote, false));
 		log_info(conn_ctx(s->conn), "dialback key of %s is invalid", w->remote);
+		metrics_auth_failure("dialback-key-invalid");
 		stream_error(s, "not-authorized", "the dialback key was not valid");
 	} else {
 		dialback_tracker_settle(s->db, w->local, w->remote, DB_ERROR);
@@ -557,12 +561,14 @@ static void on_dialback(struct stream *s, const struct xml_node *el)
 		char why[300];
 		snprintf(why, sizeof(why), "%s is not an allowed federation partner of %s", m.from,
 			 m.to);
+		metrics_auth_failure("not-a-partner");
 		stream_error(s, "policy-violation", why);
 	} else if (!(policy_allowed_methods(p) & here)) {
 		log_info(conn_ctx(s->conn),
 			 "dialback from %s refused: its partner settings do not "
 			 "allow it on this stream",
 			 m.from);
+		metrics_auth_failure("method-not-allowed");
 		send_db(s, dialback_error(m.elem, m.to, m.from, m.id, DB_COND_POLICY_VIOLATION));
 	} else if (m.elem == DB_VERIFY) {
 		enum db_type verdict;

@@ -35,8 +35,11 @@ class Fedgate:
         text = open(self.conf).read()
         text = re.sub(r"(?m)^s2s = .*$", f"s2s = {addr}:5269", text)
         text = re.sub(r"(?m)^c2s = .*$", f"c2s = {addr}:5222", text)
+        text = re.sub(r"(?m)^admin = .*$", f"admin = {addr}:5280", text)
         for section, lines in (extra or {}).items():
             block = "".join(f"{k} = {v}\n" for k, v in lines.items())
+            if f"[{section}]\n" not in text:
+                text += f"\n[{section}]\n"
             text = text.replace(f"[{section}]\n", f"[{section}]\n{block}", 1)
         open(self.conf, "w").write(text)
         self.cert = os.path.join(self.dir, "certs", f"{domain}.pem")

@@ -1,0 +1,288 @@
+/* The JSON API under /api/v1/: each endpoint is one command of the
+ * command layer, so validation, messages, audit and the read-only role are
+ * the CLI's own.
+ *
+ *   GET    /partners            partner get          POST /partners       partner new
+ *   GET    /partners/{domain}   partner get D        PUT|PATCH            partner set D
+ *   DELETE /partners/{domain}   partner remove D
+ *   GET    /gateway             gateway get          PUT|PATCH /gateway   gateway set
+ *   GET    /status              status               GET /audit[?since=]  audit
+ *   GET    /users               user list            POST /users          user add
+ *   GET    /users/{name}        user get             PUT|PATCH            user set
+ *   DELETE /users/{name}        user remove
+ *
+ * ?what_if=true on a change validates and shows without saving. PUT
+ * replaces a partner: fields the body leaves out get their defaults; PATCH
+ * changes only the fields given (and takes add_domain, remove_domain,
+ * clear_domains). Answers: {"result", "warnings", "errors": [{"field",
+ * "message"}], "message"}; 200/201 done, 400 malformed, 401 who are you,
+ * 403 viewer, 404 not found, 422 refused by validation (nothing saved). */
+#include "api.h"
+
+#include "fg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_PREFIX "/api/v1/"
+
+/* The field an error message is about, for the matrix's two refusals,
+ * which name their rule first; other messages start "field: ...". */
+static const char *rule_field(const char *msg)
+{
+	static const struct {
+		const char *prefix, *field;
+	} rules[] = {
+		{"SASL must have TLS support", "sasl"},
+		{"SASL or Dialback must be enabled", "dialback"},
+		{"sasl_negotiation:", "sasl"},
+		{"tls_negotiation:", "tls"},
+	};
+	for (size_t i = 0; i < FG_ARRAY_LEN(rules); i++)
+		if (strncmp(msg, rules[i].prefix, strlen(rules[i].prefix)) == 0)
+			return rules[i].field;
+	return NULL;
+}
+
+/* The cmd body's error strings as [{"field", "message"}]. */
+json_t *api_errors(json_t *strings)
+{
+	json_t *out = json_array();
+	size_t i;
+	json_t *m;
+	json_array_foreach(strings, i, m)
+	{
+		const char *msg = json_string_value(m);
+		if (!msg)
+			continue;
+		json_t *e = json_object();
+		const char *f = rule_field(msg);
+		size_t n = strspn(msg, "abcdefghijklmnopqrstuvwxyz_");
+		if (f)
+			json_object_set_new(e, "field", json_string(f));
+		else if (n > 0 && n < 40 && msg[n] == ':' && msg[n + 1] == ' ')
+			json_object_set_new(e, "field", json_stringn(msg, n));
+		else
+			json_object_set_new(e, "field", json_null());
+		json_object_set_new(e, "message", json_string(msg));
+		json_array_append_new(out, e);
+	}
+	return out;
+}
+
+static int http_status(int status, bool created)
+{
+	switch (status) {
+	case CMD_OK: return created ? 201 : 200;
+	case CMD_USAGE: return 400;
+	case CMD_NOT_FOUND: return 404;
+	default: return 422;
+	}
+}
+
+static void reply(struct hreq *h, int status, json_t *body)
+{
+	bool created = h->state != NULL && status == CMD_OK &&
+		       !json_is_true(json_object_get(body, "what_if"));
+	json_object_set_new(body, "errors", api_errors(json_object_get(body, "errors")));
+	if (!json_object_get(body, "warnings"))
+		json_object_set_new(body, "warnings", json_array());
+	http_send_json(h, http_status(status, created), body);
+}
+
+static bool what_if(struct hreq *h)
+{
+	const char *w = http_query(h, "what_if");
+	return w && (strcmp(w, "true") == 0 || strcmp(w, "1") == 0);
+}
+
+/* The request body as a JSON object, or NULL after answering 400. */
+static json_t *body_object(struct hreq *h)
+{
+	if (h->body_len == 0)
+		return json_object();
+	json_error_t e;
+	json_t *j = json_loadb(h->body, h->body_len, 0, &e);
+	char msg[400];
+	if (!j) {
+		snprintf(msg, sizeof(msg),
+			 "malformed JSON at line %d, column %d (byte %d): %s; nothing was saved",
+			 e.line, e.column, e.position, e.text);
+		http_send_error(h, 400, NULL, msg);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		http_send_error(h, 400, NULL,
+				"the body must be a JSON object of fields, e.g. {\"tls\": "
+				"\"optional\"}; nothing was saved");
+		return NULL;
+	}
+	return j;
+}
+
+/* Runs cmd with params (stolen) after the role check. */
+static void run(struct hreq *h, const char *cmd, json_t *params, bool created)
+{
+	const struct cmd_def *def = cmd_find(cmd);
+	char msg[300];
+	if (!def) {
+		json_decref(params);
+		snprintf(msg, sizeof(msg),
+			 "this fedgate has no '%s' command, so this endpoint is not available",
+			 cmd);
+		http_send_error(h, 404, NULL, msg);
+		return;
+	}
+	if (def->writes && h->read_only) {
+		json_decref(params);
+		snprintf(msg, sizeof(msg),
+			 "%s changes the configuration; your role (%s) may only read", cmd,
+			 admin_role_name(h->role));
+		http_send_error(h, 403, NULL, msg);
+		return;
+	}
+	/* Marks a create, so that success is 201. */
+	if (created)
+		h->state = calloc(1, 1);
+	http_cmd(h, cmd, params, def->writes && what_if(h), reply);
+}
+
+/* The key of a command's first positional parameter ("domain", "name"),
+ * where the last path segment goes. */
+static const char *positional(const char *cmd)
+{
+	const struct cmd_def *def = cmd_find(cmd);
+	if (!def)
+		return "name";
+	for (const struct cmd_param *p = def->params; p->name; p++)
+		if (!p->flag)
+			return p->name;
+	return "name";
+}
+
+static void method_not_allowed(struct hreq *h, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(h->req), "Allow", allow);
+	char msg[200];
+	snprintf(msg, sizeof(msg), "this resource takes %s", allow);
+	http_send_error(h, 405, NULL, msg);
+}
+
+/* PUT replaces: every field the body leaves out is reset to its default. */
+static void partner_defaults(json_t *p)
+{
+	static const char *const strs[][2] = {
+		{"description", ""}, {"partner_type", "public-unverified"},
+		{"tls", "required"}, {"sasl", "required"},
+		{"proxy_fqdn", ""},
+	};
+	for (size_t i = 0; i < FG_ARRAY_LEN(strs); i++)
+		if (!json_object_get(p, strs[i][0]))
+			json_object_set_new(p, strs[i][0], json_string(strs[i][1]));
+	if (!json_object_get(p, "additional_domains"))
+		json_object_set_new(p, "additional_domains", json_array());
+	if (!json_object_get(p, "dialback"))
+		json_object_set_new(p, "dialback", json_true());
+	if (!json_object_get(p, "keepalive"))
+		json_object_set_new(p, "keepalive", json_true());
+	if (!json_object_get(p, "connection_limit"))
+		json_object_set_new(p, "connection_limit", json_integer(0));
+}
+
+/* A collection (partners, users) and its items. */
+static void collection(struct hreq *h, const char *rest, const char *list_cmd, const char *new_cmd,
+		       const char *get_cmd, const char *set_cmd, const char *remove_cmd,
+		       bool is_partner)
+{
+	json_t *body;
+	if (*rest == '\0') {
+		if (h->method == EVHTTP_REQ_GET || h->method == EVHTTP_REQ_HEAD) {
+			json_t *params = json_object();
+			const char *filter = http_query(h, "filter");
+			if (filter && is_partner)
+				json_object_set_new(params, "filter", json_string(filter));
+			run(h, list_cmd, params, false);
+		} else if (h->method == EVHTTP_REQ_POST) {
+			if ((body = body_object(h)))
+				run(h, new_cmd, body, true);
+		} else {
+			method_not_allowed(h, "GET, POST");
+		}
+		return;
+	}
+	if (strchr(rest, '/')) {
+		http_send_error(h, 404, NULL, "no such resource");
+		return;
+	}
+	const char *key = positional(get_cmd);
+	switch (h->method) {
+	case EVHTTP_REQ_GET:
+	case EVHTTP_REQ_HEAD:
+		body = json_object();
+		json_object_set_new(body, key, json_string(rest));
+		run(h, get_cmd, body, false);
+		return;
+	case EVHTTP_REQ_PUT:
+	case EVHTTP_REQ_PATCH:
+		if (!(body = body_object(h)))
+			return;
+		if (is_partner && h->method == EVHTTP_REQ_PUT)
+			partner_defaults(body);
+		json_object_set_new(body, positional(set_cmd), json_string(rest));
+		run(h, set_cmd, body, false);
+		return;
+	case EVHTTP_REQ_DELETE:
+		body = json_object();
+		json_object_set_new(body, positional(remove_cmd), json_string(rest));
+		run(h, remove_cmd, body, false);
+		return;
+	default: method_not_allowed(h, "GET, PUT, PATCH, DELETE");
+	}
+}
+
+void api_handle(struct hreq *h)
+{
+	if (strncmp(h->path, API_PREFIX, strlen(API_PREFIX)) != 0) {
+		http_send_error(h, 404, NULL, "the API lives under /api/v1/");
+		return;
+	}
+	const char *p = h->path + strlen(API_PREFIX);
+	bool get = h->method == EVHTTP_REQ_GET || h->method == EVHTTP_REQ_HEAD;
+	if (strcmp(p, "partners") == 0 || strncmp(p, "partners/", 9) == 0) {
+		collection(h, p[8] ? p + 9 : "", "partner get", "partner new", "partner get",
+			   "partner set", "partner remove", true);
+	} else if (strcmp(p, "users") == 0 || strncmp(p, "users/", 6) == 0) {
+		collection(h, p[5] ? p + 6 : "", "user list", "user add", "user get", "user set",
+			   "user remove", false);
+	} else if (strcmp(p, "gateway") == 0) {
+		json_t *body;
+		if (get)
+			run(h, "gateway get", json_object(), false);
+		else if (h->method == EVHTTP_REQ_PUT || h->method == EVHTTP_REQ_PATCH) {
+			if ((body = body_object(h)))
+				run(h, "gateway set", body, false);
+		} else
+			method_not_allowed(h, "GET, PUT, PATCH");
+	} else if (strcmp(p, "status") == 0) {
+		if (get)
+			run(h, "status", json_object(), false);
+		else
+			method_not_allowed(h, "GET");
+	} else if (strcmp(p, "audit") == 0) {
+		if (!get) {
+			method_not_allowed(h, "GET");
+			return;
+		}
+		json_t *params = json_object();
+		const char *since = http_query(h, "since");
+		if (since)
+			json_object_set_new(params, "since", json_string(since));
+		run(h, "audit", params, false);
+	} else {
+		http_send_error(h, 404, NULL,
+				"no such resource; the API has partners, gateway, status, audit "
+				"and users");
+	}
+}

@@ -1,0 +1,169 @@
+// The control panel in real headless Chromium (Debian's, driven by
+// playwright-core; no browser is downloaded). Run by test_browser.py,
+// which starts the daemon and passes where everything is:
+//   FG_BASE          http://127.0.0.1:5280
+//   FEDGATE, FG_CONF the CLI and its configuration (to check the store)
+//   FG_ADMIN_PW, FG_VIEWER_PW   passwords of alice (administrator) and victor (viewer)
+//   FG_SCREENSHOTS   folder for partner-list.png and refused-commit.png
+'use strict';
+const { chromium } = require('playwright-core');
+const { execFileSync, spawnSync } = require('child_process');
+const assert = require('assert/strict');
+const path = require('path');
+
+const BASE = process.env.FG_BASE;
+const SHOTS = process.env.FG_SCREENSHOTS;
+
+function cli(...args) {
+  return spawnSync(process.env.FEDGATE, [...args, '-c', process.env.FG_CONF], { encoding: 'utf8' });
+}
+function stored(domain) {
+  const r = cli('partner', 'get', domain, '--json');
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+function step(what) {
+  console.log(`step: ${what}`);
+}
+
+async function signIn(browser, name, password) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${BASE}/partners`);
+  assert.equal(new URL(page.url()).pathname, '/signin', 'unknown visitors go to the sign-in page');
+  await page.fill('#name', name);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL(`${BASE}/partners`), page.click('#signin')]);
+  return { context, page };
+}
+
+async function commitAndWait(page) {
+  await Promise.all([page.waitForLoadState('load'), page.click('#commit')]);
+  await page.waitForLoadState('load');
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  try {
+    step('sign in as alice (administrator)');
+    const { page } = await signIn(browser, 'alice', process.env.FG_ADMIN_PW);
+    assert.match(await page.textContent('nav'), /Federation and External Access/);
+    assert.match(await page.textContent('nav'), /XMPP Federated Partners/);
+
+    step('create fabrikam.test with additional domains');
+    await Promise.all([page.waitForURL(`${BASE}/partners/new`), page.click('#new')]);
+    await page.fill('#domain', 'fabrikam.test');
+    await page.fill('#description', 'Fabrikam Inc.');
+    await page.fill('#additional_domains', 'corp.fabrikam.test, it.fabrikam.test');
+    await page.selectOption('#partner_type', 'federated');
+    await page.selectOption('#tls', 'required');
+    await page.selectOption('#sasl', 'optional');
+    await page.selectOption('#dialback', 'true');
+    await Promise.all([page.waitForURL(`${BASE}/partners`), page.click('#commit')]);
+    assert.match(await page.textContent('#message'), /partner created/);
+    const row = page.locator('tr[data-domain="fabrikam.test"]');
+    assert.match(await row.textContent(), /corp\.fabrikam\.test, it\.fabrikam\.test/);
+    assert.match(await row.textContent(), /SASL over TLS, TLS Dialback/);
+    let p = stored('fabrikam.test');
+    assert.deepEqual(p.additional_domains, ['corp.fabrikam.test', 'it.fabrikam.test']);
+    assert.equal(p.partner_type, 'federated');
+    await page.screenshot({ path: path.join(SHOTS, 'partner-list.png'), fullPage: true });
+
+    step('edit to TLS not-supported + SASL required: refused, form kept, store unchanged');
+    const before = stored('fabrikam.test');
+    await Promise.all([page.waitForURL(/\/partners\/edit\?domain=fabrikam\.test$/),
+      row.locator('text=Edit').click()]);
+    assert.equal(await page.inputValue('#tls'), 'required');
+    await page.selectOption('#tls', 'not-supported');
+    await page.selectOption('#sasl', 'required');
+    await page.fill('#description', 'Fabrikam, typed before the refusal');
+    await commitAndWait(page);
+    const errors = await page.textContent('#errors');
+    assert.match(errors, /SASL must have TLS support/);
+    assert.match(errors, /set tls to required or optional, or set sasl to not-supported/);
+    assert.match(errors, /nothing was saved/);
+    assert.equal(await page.inputValue('#tls'), 'not-supported');
+    assert.equal(await page.inputValue('#sasl'), 'required');
+    assert.equal(await page.inputValue('#description'), 'Fabrikam, typed before the refusal');
+    assert.equal(await page.inputValue('#additional_domains'), 'corp.fabrikam.test, it.fabrikam.test');
+    assert.match(await page.textContent('#methods'), /TCP Dialback/);
+    await page.screenshot({ path: path.join(SHOTS, 'refused-commit.png'), fullPage: true });
+    assert.deepEqual(stored('fabrikam.test'), before, 'a refused commit saves nothing');
+
+    step('fix (TLS optional) and Commit: saved, warning shown');
+    await page.selectOption('#tls', 'optional');
+    await Promise.all([page.waitForURL(`${BASE}/partners`), page.click('#commit')]);
+    assert.match(await page.textContent('#message'), /partner changed/);
+    assert.match(await page.textContent('#warnings'), /TLS optional may fail negotiation/);
+    assert.match(await row.locator('.row-warning').textContent(), /TLS optional may fail negotiation/);
+    p = stored('fabrikam.test');
+    assert.equal(p.tls, 'optional');
+    assert.equal(p.sasl, 'required');
+    assert.equal(p.description, 'Fabrikam, typed before the refusal');
+
+    step('delete, after a confirmation page');
+    await Promise.all([page.waitForURL(/\/partners\/delete\?domain=fabrikam\.test$/),
+      row.locator('text=Delete').click()]);
+    assert.match(await page.textContent('#confirm'), /fabrikam\.test/);
+    assert.equal(cli('partner', 'get', 'fabrikam.test').status, 0, 'nothing deleted before the confirmation');
+    await Promise.all([page.waitForURL(`${BASE}/partners`), page.click('#delete')]);
+    assert.match(await page.textContent('#message'), /Deleted: fabrikam\.test/);
+    assert.equal(await page.locator('tr[data-domain="fabrikam.test"]').count(), 0);
+    assert.equal(cli('partner', 'get', 'fabrikam.test').status, 3);
+
+    step('a viewer sees everything and can change nothing');
+    assert.equal(cli('partner', 'new', '--domain', 'litware.test', '--tls', 'optional').status, 0);
+    const litware = stored('litware.test');
+    const v = await signIn(browser, 'victor', process.env.FG_VIEWER_PW);
+    assert.equal(await v.page.locator('#new').count(), 0);
+    const vrow = v.page.locator('tr[data-domain="litware.test"]');
+    assert.equal(await vrow.count(), 1);
+    assert.equal(await vrow.locator('text=Delete').count(), 0);
+    assert.equal(await vrow.locator('text=Edit').count(), 0);
+    await Promise.all([v.page.waitForURL(/edit/), vrow.locator('text=View').click()]);
+    assert.equal(await v.page.locator('#commit').count(), 0);
+    assert.equal(await v.page.isDisabled('#tls'), true);
+    for (const [target, form] of [
+      ['/partners/commit', { mode: 'edit', domain: 'litware.test', tls: 'required', sasl: 'required', dialback: 'true' }],
+      ['/partners/delete', { domain: 'litware.test' }],
+      ['/gateway', { keepalive_interval: '30' }],
+    ]) {
+      const csrf = await v.page.getAttribute('input[name="csrf"]', 'value');
+      const r = await v.context.request.post(`${BASE}${target}`, { form: { ...form, csrf }, maxRedirects: 0 });
+      assert.equal(r.status(), 403, `forged POST ${target}`);
+    }
+    assert.deepEqual(stored('litware.test'), litware);
+    for (const where of ['/gateway', '/audit', '/status', '/users']) {
+      const r = await v.page.goto(`${BASE}${where}`);
+      assert.equal(r.status(), 200, where);
+      assert.equal(await v.page.locator('#commit').count(), 0, where);
+    }
+
+    step('the audit page shows each change, by alice via web');
+    await page.goto(`${BASE}/audit`);
+    const rows = await page.locator('#audit tbody tr').allTextContents();
+    const web = rows.filter((r) => /alice/.test(r) && /web/.test(r) && /fabrikam\.test/.test(r));
+    const actions = web.map((r) => (r.match(/partner (new|set|remove)/) || [''])[0]);
+    assert.deepEqual(actions, ['partner remove', 'partner set', 'partner new'], rows.join('\n'));
+    assert.ok(rows.some((r) => /litware\.test/.test(r) && /partner new/.test(r)));
+
+    step('the other pages render');
+    for (const where of ['/gateway', '/status', '/users']) {
+      const r = await page.goto(`${BASE}${where}`);
+      assert.equal(r.status(), 200, where);
+    }
+    assert.equal(await page.locator('#commit').count(), 0); // /users has no form yet
+  } finally {
+    await browser.close();
+  }
+  console.log('browser: every step passed');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
