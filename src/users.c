@@ -1,32 +1,18 @@
-/* Local accounts in memory.
- *
- * Two views of the same accounts, as in policy.c: an array sorted by JID
- * for listing, and an open-addressing table (linear probing, load at most
- * 1/2, backward-shift deletion) for the lookup every login and every
- * stanza to a local user makes. The table's keys are the accounts' own jid
- * strings, so both views change together or not at all. */
+/* Local accounts in memory: a strmap from the bare JID for the lookup
+ * every login and every stanza to a local user makes, and a sorted list
+ * made only when someone lists the accounts (the CLI, the API). */
 #include "users.h"
 
 #include "fg.h"
+#include "strmap.h"
 
-#include <assert.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TABLE_MIN 16
-
-struct slot {
-	const char *key; /* NULL: empty; else the jid of acc */
-	struct account *acc;
-	uint64_t hash;
-};
-
 struct accounts {
-	struct account **v; /* sorted by jid */
-	size_t n, cap;
-	struct slot *tab; /* capacity a power of two */
-	size_t tcap, tused;
+	struct strmap *map;	 /* jid -> account */
+	struct account **sorted; /* listing order; NULL after a change */
+	size_t nsorted;
 };
 
 /* ---- one account ---- */
@@ -80,239 +66,108 @@ void account_free(struct account **pacc)
 	*pacc = NULL;
 }
 
-/* ---- the table ---- */
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-static size_t tab_find(const struct accounts *a, const char *key, uint64_t h)
-{
-	size_t mask = a->tcap - 1;
-
-	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-		const struct slot *s = &a->tab[i];
-
-		if (s->key == NULL)
-			return SIZE_MAX;
-		if (s->hash == h && strcmp(s->key, key) == 0)
-			return i;
-	}
-}
-
-/* Capacity is ensured beforehand, and the key is known to be absent. */
-static void tab_insert(struct accounts *a, struct account *acc)
-{
-	uint64_t h = fnv1a(acc->jid);
-	size_t mask = a->tcap - 1;
-	size_t i = (size_t)h & mask;
-
-	while (a->tab[i].key != NULL)
-		i = (i + 1) & mask;
-	a->tab[i].key = acc->jid;
-	a->tab[i].acc = acc;
-	a->tab[i].hash = h;
-	a->tused++;
-}
-
-/* No tombstones, so a lookup of an unknown JID (every failed login) stays
- * short however many accounts were removed. */
-static void tab_delete_at(struct accounts *a, size_t i)
-{
-	size_t mask = a->tcap - 1;
-	size_t j = i;
-
-	a->tab[i].key = NULL;
-	a->tused--;
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & mask;
-		if (a->tab[j].key == NULL)
-			return;
-		home = (size_t)a->tab[j].hash & mask;
-		/* The entry at j may fill the hole at i only if its home is not
-		 * cyclically within (i, j]. */
-		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
-			continue;
-		a->tab[i] = a->tab[j];
-		a->tab[j].key = NULL;
-		i = j;
-	}
-}
-
-/* The account is in the table whenever it is in the array. */
-static void tab_remove(struct accounts *a, const struct account *acc)
-{
-	size_t i = tab_find(a, acc->jid, fnv1a(acc->jid));
-
-	assert(i != SIZE_MAX && a->tab[i].acc == acc);
-	tab_delete_at(a, i);
-}
-
-static int tab_reserve(struct accounts *a, size_t more)
-{
-	size_t need = a->tused + more, cap = a->tcap != 0 ? a->tcap : TABLE_MIN;
-	struct slot *old = a->tab;
-	size_t ocap = a->tcap;
-
-	if (need > SIZE_MAX / 4)
-		return FG_NOMEM;
-	while (cap < 2 * need)
-		cap *= 2;
-	if (cap == a->tcap)
-		return FG_OK;
-	a->tab = calloc(cap, sizeof(*a->tab));
-	if (a->tab == NULL) {
-		a->tab = old;
-		return FG_NOMEM;
-	}
-	a->tcap = cap;
-	a->tused = 0;
-	for (size_t i = 0; i < ocap; i++)
-		if (old[i].key != NULL)
-			tab_insert(a, old[i].acc);
-	free(old);
-	return FG_OK;
-}
-
 /* ---- the set ---- */
 
 struct accounts *accounts_new(void)
 {
 	struct accounts *a = calloc(1, sizeof(*a));
-
-	if (a == NULL)
-		return NULL;
-	if (tab_reserve(a, 0) != FG_OK) {
+	if (a && !(a->map = strmap_new())) {
 		free(a);
 		return NULL;
 	}
 	return a;
 }
 
+static void free_value(void *v)
+{
+	struct account *acc = v;
+	account_free(&acc);
+}
+
+static void forget_order(struct accounts *a)
+{
+	free(a->sorted);
+	a->sorted = NULL;
+	a->nsorted = 0;
+}
+
 void accounts_free(struct accounts **pa)
 {
-	struct accounts *a;
-
-	if (pa == NULL || *pa == NULL)
+	struct accounts *a = *pa;
+	if (!a)
 		return;
-	a = *pa;
-	for (size_t i = 0; i < a->n; i++)
-		account_free(&a->v[i]);
-	free(a->v);
-	free(a->tab);
+	strmap_free(&a->map, free_value);
+	forget_order(a);
 	free(a);
 	*pa = NULL;
 }
 
-/* Index of the account with jid, or where it would go. */
-static size_t array_search(const struct accounts *a, const char *jid, bool *found)
-{
-	size_t lo = 0, hi = a->n;
-
-	*found = false;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(a->v[mid]->jid, jid);
-
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Every allocation comes before the set is touched, so a failure leaves it
- * as it was. acc belongs to the set afterwards, or is freed on failure, so
- * callers never free it after the call (as policy_put). */
 int accounts_put(struct accounts *a, struct account *acc)
 {
-	size_t pos;
-	bool found;
-
-	if (a == NULL || acc == NULL || acc->jid == NULL) {
+	void *old = NULL;
+	if (!acc)
+		return FG_INVAL;
+	if (!a) {
 		account_free(&acc);
 		return FG_INVAL;
 	}
-	pos = array_search(a, acc->jid, &found);
-	if (!found && a->n == a->cap) {
-		size_t cap = a->cap != 0 ? a->cap * 2 : 16;
-		struct account **v = realloc(a->v, cap * sizeof(*v));
-
-		if (v == NULL) {
-			account_free(&acc);
-			return FG_NOMEM;
-		}
-		a->v = v;
-		a->cap = cap;
-	}
-	if (tab_reserve(a, 1) != FG_OK) {
+	if (strmap_put(a->map, acc->jid, acc, &old) != FG_OK) {
 		account_free(&acc);
 		return FG_NOMEM;
 	}
-	if (found) {
-		struct account *old = a->v[pos];
-
-		tab_remove(a, old);
-		a->v[pos] = acc;
-		account_free(&old);
-	} else {
-		memmove(a->v + pos + 1, a->v + pos, (a->n - pos) * sizeof(*a->v));
-		a->v[pos] = acc;
-		a->n++;
-	}
-	tab_insert(a, acc);
+	free_value(old);
+	forget_order(a);
 	return FG_OK;
 }
 
 bool accounts_remove(struct accounts *a, const char *jid)
 {
-	struct account *old;
-	size_t pos;
-	bool found;
-
-	if (a == NULL || jid == NULL)
+	struct account *old = a && jid ? strmap_remove(a->map, jid) : NULL;
+	if (!old)
 		return false;
-	pos = array_search(a, jid, &found);
-	if (!found)
-		return false;
-	old = a->v[pos];
-	tab_remove(a, old);
-	memmove(a->v + pos, a->v + pos + 1, (a->n - pos - 1) * sizeof(*a->v));
-	a->n--;
 	account_free(&old);
+	forget_order(a);
 	return true;
 }
 
 struct account *accounts_get(const struct accounts *a, const char *jid)
 {
-	size_t i;
-
-	if (a == NULL || jid == NULL)
-		return NULL;
-	i = tab_find(a, jid, fnv1a(jid));
-	return i != SIZE_MAX ? a->tab[i].acc : NULL;
+	return a && jid ? strmap_get(a->map, jid) : NULL;
 }
 
 size_t accounts_count(const struct accounts *a)
 {
-	return a != NULL ? a->n : 0;
+	return a ? strmap_count(a->map) : 0;
 }
 
-struct account *accounts_at(const struct accounts *a, size_t i)
+static int collect(void *ud, const char *key, void *value)
 {
-	return a != NULL && i < a->n ? a->v[i] : NULL;
+	struct accounts *a = ud;
+	(void)key;
+	a->sorted[a->nsorted++] = value;
+	return 0;
+}
+
+static int by_jid(const void *x, const void *y)
+{
+	const struct account *const *p = x, *const *q = y;
+	return strcmp((*p)->jid, (*q)->jid);
+}
+
+struct account *accounts_at(const struct accounts *ca, size_t i)
+{
+	/* The order is a cache: building it does not change the set. */
+	struct accounts *a = (struct accounts *)ca;
+	size_t n = accounts_count(a);
+	if (i >= n)
+		return NULL;
+	if (!a->sorted) {
+		a->sorted = calloc(n, sizeof(*a->sorted));
+		if (!a->sorted)
+			return NULL;
+		a->nsorted = 0;
+		strmap_each(a->map, collect, a);
+		qsort(a->sorted, a->nsorted, sizeof(*a->sorted), by_jid);
+	}
+	return a->sorted[i];
 }

@@ -21,7 +21,8 @@ struct accounts;
 
 struct accounts *accounts_new(void);
 void accounts_free(struct accounts **a);
-/* Takes acc; replaces an account with the same jid. FG_OK / FG_NOMEM. */
+/* Takes acc; replaces an account with the same jid. FG_OK, FG_NOMEM, or
+ * FG_INVAL for a NULL acc. */
 int accounts_put(struct accounts *a, struct account *acc);
 /* false when there was none. */
 bool accounts_remove(struct accounts *a, const char *jid);

@@ -213,8 +213,9 @@ static void test_migration_from_v1(void **state)
 	raw_exec(t->path, schema_v1);
 	assert_int_equal(raw_int(t->path, "PRAGMA user_version"), 1);
 	db = open_ok(t);
-	assert_int_equal(store_db_schema_latest(), 2);
-	assert_int_equal(store_db_schema_version(db), 2);
+	/* Later migrations (3: admin tokens) run too. */
+	assert_true(store_db_schema_latest() >= 2);
+	assert_int_equal(store_db_schema_version(db), store_db_schema_latest());
 
 	/* What version 1 held is all there. */
 	if (store_db_load(db, &pol, &gw, err, sizeof(err)) != FG_OK)
@@ -243,7 +244,7 @@ static void test_migration_from_v1(void **state)
 	account_free(&a);
 	store_db_close(&db);
 
-	assert_int_equal(raw_int(t->path, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(t->path, "PRAGMA user_version"), store_db_schema_latest());
 	assert_int_equal(raw_int(t->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 					  " AND name IN ('users', 'roster', 'offline', 'vcards')"),
 			 4);
@@ -253,7 +254,7 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(raw_int(t->path, "SELECT count(*) FROM audit"), 2);
 	/* Opening again migrates nothing more. */
 	db = open_ok(t);
-	assert_int_equal(store_db_schema_version(db), 2);
+	assert_int_equal(store_db_schema_version(db), store_db_schema_latest());
 	store_db_close(&db);
 }
 
