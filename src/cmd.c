@@ -1,4 +1,5 @@
 #include "cmd.h"
+#include "cmd_internal.h"
 
 #include "admin.h"
 #include "conf.h"
@@ -103,30 +104,6 @@ static const struct cmd_param p_test_im[] = {
 	{"body", "--body", CP_STRING, false, "the text (default: a line naming fedgate)"},
 	{"wait", "--wait", CP_UINT, false,
 	 "seconds to wait for a delivery receipt (default 10; 0 = do not wait)"},
-	{NULL, NULL, 0, false, NULL},
-};
-
-static const struct cmd_param p_user_jid[] = {
-	{"jid", NULL, CP_STRING, true, "the user's bare JID, e.g. alice@contoso.test"},
-	{NULL, NULL, 0, false, NULL},
-};
-
-static const struct cmd_param p_user_password[] = {
-	{"jid", NULL, CP_STRING, true, "the user's bare JID, e.g. alice@contoso.test"},
-	{"password", NULL, CP_SECRET, true,
-	 "asked twice on a terminal, else one line read from standard input"},
-	{NULL, NULL, 0, false, NULL},
-};
-
-static const struct cmd_param p_user_list[] = {
-	{"filter", "--filter", CP_STRING, false, "only JIDs matching this glob, e.g. 'a*@*'"},
-	{NULL, NULL, 0, false, NULL},
-};
-
-static const struct cmd_param p_user_set[] = {
-	{"jid", NULL, CP_STRING, true, "the user's bare JID, e.g. alice@contoso.test"},
-	{"xmpp_access", "--xmpp-access", CP_BOOL, false,
-	 "true or false: whether the user may federate with partners"},
 	{NULL, NULL, 0, false, NULL},
 };
 
@@ -264,7 +241,7 @@ usage:
 
 /* ---- replies ---- */
 
-static json_t *body_new(void)
+json_t *cmd_body_new(void)
 {
 	json_t *b = json_object();
 	json_object_set_new(b, "warnings", json_array());
@@ -290,9 +267,9 @@ static void add_verdict(json_t *body, const struct policy_verdict *v, const char
 	}
 }
 
-static void reply_error(cmd_reply_fn reply, void *ud, int status, const char *msg)
+void cmd_reply_error(cmd_reply_fn reply, void *ud, int status, const char *msg)
 {
-	json_t *b = body_new();
+	json_t *b = cmd_body_new();
 	add_error(b, msg);
 	reply(ud, status, b);
 }
@@ -300,38 +277,6 @@ static void reply_error(cmd_reply_fn reply, void *ud, int status, const char *ms
 /* ---- transactions ---- */
 
 #define TXN_MAX_AUDIT 4
-
-struct cmd_txn {
-	struct cmd_env *env;
-	cmd_reply_fn reply;
-	void *reply_ud;
-	json_t *body; /* the reply when the commit succeeds */
-
-	struct store_op ops[2];
-	size_t nops;
-	struct audit_entry *audit;
-	size_t naudit;
-	char **strings; /* audit texts to free */
-	size_t nstrings, cap_strings;
-	size_t cap_audit;
-	const struct partner **list; /* REPLACE_PARTNERS */
-
-	/* What to install once committed. */
-	struct partner *put;	/* owned until installed */
-	char *removed;		/* primary domain */
-	struct policy *new_set; /* import */
-	struct gateway_settings new_gw;
-	bool gw_changed;
-	struct account *put_user; /* owned until installed */
-	char *removed_user;	  /* bare JID */
-	/* A new password: the job turns it into SCRAM keys in put_user, off
-	 * the loop (PBKDF2 with many iterations takes seconds), then wipes
-	 * it. */
-	char *password;
-	unsigned iterations;
-	json_t *audit_rows; /* reads */
-	long long since_ms;
-};
 
 static void wipe_free(char **s)
 {
@@ -342,7 +287,7 @@ static void wipe_free(char **s)
 	}
 }
 
-static struct cmd_txn *txn_new(struct cmd_env *env, cmd_reply_fn reply, void *ud)
+struct cmd_txn *cmd_txn_new(struct cmd_env *env, cmd_reply_fn reply, void *ud)
 {
 	struct cmd_txn *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -350,11 +295,11 @@ static struct cmd_txn *txn_new(struct cmd_env *env, cmd_reply_fn reply, void *ud
 	t->env = env;
 	t->reply = reply;
 	t->reply_ud = ud;
-	t->body = body_new();
+	t->body = cmd_body_new();
 	return t;
 }
 
-static void txn_free(struct cmd_txn *t)
+void cmd_txn_free(struct cmd_txn *t)
 {
 	for (size_t i = 0; i < t->nstrings; i++)
 		free(t->strings[i]);
@@ -409,8 +354,8 @@ static char *partner_text(const struct partner *p)
 	return s;
 }
 
-static int txn_audit(struct cmd_txn *t, const struct cmd_request *req, const char *action,
-		     const char *target, char *before, char *after)
+int cmd_txn_audit(struct cmd_txn *t, const struct cmd_request *req, const char *action,
+		  const char *target, char *before, char *after)
 {
 	struct audit_entry *v = grow(t->audit, &t->cap_audit, t->naudit, sizeof(*v));
 	if (!v) {
@@ -456,7 +401,7 @@ static void done_commit(void *ud, int rc, const char *err)
 		json_object_set_new(t->body, "errors", json_array());
 		add_error(t->body, msg);
 		t->reply(t->reply_ud, CMD_REFUSED, json_incref(t->body));
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	/* Installed only now: memory never runs ahead of the disk. */
@@ -533,10 +478,10 @@ static void done_commit(void *ud, int rc, const char *err)
 			env->gateway_changed(env);
 	}
 	t->reply(t->reply_ud, CMD_OK, json_incref(t->body));
-	txn_free(t);
+	cmd_txn_free(t);
 }
 
-static void txn_commit(struct cmd_txn *t)
+void cmd_txn_commit(struct cmd_txn *t)
 {
 	int rc = t->env->run(t->env, job_commit, done_commit, t);
 	if (rc != FG_OK)
@@ -545,7 +490,7 @@ static void txn_commit(struct cmd_txn *t)
 
 /* ---- helpers ---- */
 
-static const char *param_str(json_t *params, const char *name)
+const char *cmd_param_str(json_t *params, const char *name)
 {
 	json_t *v = json_object_get(params, name);
 	return json_is_string(v) ? json_string_value(v) : NULL;
@@ -601,10 +546,10 @@ static void finish_partner_change(struct cmd_env *env, const struct cmd_request 
 	bool is_new = old == NULL;
 	struct domain_list dl;
 	int rc = policy_check(env->partners, p, is_new, local_domains(env, &dl), &v);
-	struct cmd_txn *t = txn_new(env, reply, ud);
+	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	if (!t) {
 		partner_free(&p);
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
 		return;
 	}
 	add_verdict(t->body, &v, "");
@@ -613,7 +558,7 @@ static void finish_partner_change(struct cmd_env *env, const struct cmd_request 
 		json_object_set_new(t->body, "message", json_string("refused: nothing was saved"));
 		reply(ud, CMD_REFUSED, json_incref(t->body));
 		partner_free(&p);
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	if (req->what_if) {
@@ -625,42 +570,43 @@ static void finish_partner_change(struct cmd_env *env, const struct cmd_request 
 							 "nothing was saved"));
 		reply(ud, CMD_OK, json_incref(t->body));
 		partner_free(&p);
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	if (old && partner_equal(old, p)) {
 		json_object_set_new(t->body, "message", json_string("no change"));
 		reply(ud, CMD_OK, json_incref(t->body));
 		partner_free(&p);
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	t->put = p;
 	t->ops[t->nops++] = (struct store_op){.kind = STORE_PUT_PARTNER, .partner = p};
-	if (txn_audit(t, req, req->name, p->domain, partner_text(old), partner_text(p)) != FG_OK) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
-		txn_free(t);
+	if (cmd_txn_audit(t, req, req->name, p->domain, partner_text(old), partner_text(p)) !=
+	    FG_OK) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_txn_free(t);
 		return;
 	}
 	json_object_set_new(t->body, "message",
 			    json_string(is_new ? "partner created" : "partner changed"));
-	txn_commit(t);
+	cmd_txn_commit(t);
 }
 
 static void cmd_partner_new(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			    void *ud)
 {
-	const char *domain = param_str(req->params, "domain");
+	const char *domain = cmd_param_str(req->params, "domain");
 	struct partner *p = partner_new(domain ? domain : "");
 	if (!p) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
 		return;
 	}
 	char err[400];
 	if (policy_json_apply(p, req->params, (const char *const[]){"domain", NULL}, err,
 			      sizeof(err)) != FG_OK) {
 		partner_free(&p);
-		reply_error(reply, ud, CMD_REFUSED, err);
+		cmd_reply_error(reply, ud, CMD_REFUSED, err);
 		return;
 	}
 	finish_partner_change(env, req, p, NULL, reply, ud);
@@ -669,19 +615,19 @@ static void cmd_partner_new(struct cmd_env *env, const struct cmd_request *req, 
 static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			    void *ud)
 {
-	const char *domain = param_str(req->params, "domain");
+	const char *domain = cmd_param_str(req->params, "domain");
 	const struct partner *old = domain ? find_partner(env, domain, false) : NULL;
 	char err[400];
 	if (!old) {
 		snprintf(err, sizeof(err),
 			 "no partner has the primary domain '%.200s' (see 'fedgate partner get')",
 			 domain ? domain : "");
-		reply_error(reply, ud, CMD_NOT_FOUND, err);
+		cmd_reply_error(reply, ud, CMD_NOT_FOUND, err);
 		return;
 	}
 	struct partner *p = partner_clone(old);
 	if (!p) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
 		return;
 	}
 	if (policy_json_apply(p, req->params, skip_set, err, sizeof(err)) != FG_OK)
@@ -718,7 +664,7 @@ static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, 
 	return;
 refuse:
 	partner_free(&p);
-	reply_error(reply, ud, CMD_REFUSED, err);
+	cmd_reply_error(reply, ud, CMD_REFUSED, err);
 }
 
 /* ---- partner get / remove / export / import ---- */
@@ -736,9 +682,9 @@ static bool matches(const struct partner *p, const char *glob)
 static void cmd_partner_get(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			    void *ud)
 {
-	const char *domain = param_str(req->params, "domain");
-	const char *filter = param_str(req->params, "filter");
-	json_t *b = body_new();
+	const char *domain = cmd_param_str(req->params, "domain");
+	const char *filter = cmd_param_str(req->params, "filter");
+	json_t *b = cmd_body_new();
 	if (domain) {
 		const struct partner *p = find_partner(env, domain, true);
 		if (!p) {
@@ -765,18 +711,18 @@ static void cmd_partner_get(struct cmd_env *env, const struct cmd_request *req, 
 static void cmd_partner_remove(struct cmd_env *env, const struct cmd_request *req,
 			       cmd_reply_fn reply, void *ud)
 {
-	const char *domain = param_str(req->params, "domain");
+	const char *domain = cmd_param_str(req->params, "domain");
 	const struct partner *old = domain ? find_partner(env, domain, false) : NULL;
 	if (!old) {
 		char err[300];
 		snprintf(err, sizeof(err), "no partner has the primary domain '%.200s'",
 			 domain ? domain : "");
-		reply_error(reply, ud, CMD_NOT_FOUND, err);
+		cmd_reply_error(reply, ud, CMD_NOT_FOUND, err);
 		return;
 	}
-	struct cmd_txn *t = txn_new(env, reply, ud);
+	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	if (!t) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
 		return;
 	}
 	json_object_set_new(t->body, "result", partner_result(env, old));
@@ -786,14 +732,14 @@ static void cmd_partner_remove(struct cmd_env *env, const struct cmd_request *re
 				    json_string("what if: the partner would be "
 						"removed; nothing was saved"));
 		reply(ud, CMD_OK, json_incref(t->body));
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	t->removed = strdup(old->domain);
 	t->ops[t->nops++] = (struct store_op){.kind = STORE_DELETE_PARTNER, .domain = t->removed};
-	txn_audit(t, req, req->name, old->domain, partner_text(old), NULL);
+	cmd_txn_audit(t, req, req->name, old->domain, partner_text(old), NULL);
 	json_object_set_new(t->body, "message", json_string("partner removed"));
-	txn_commit(t);
+	cmd_txn_commit(t);
 }
 
 static json_t *export_json(struct cmd_env *env)
@@ -813,7 +759,7 @@ static void cmd_partner_export(struct cmd_env *env, const struct cmd_request *re
 			       cmd_reply_fn reply, void *ud)
 {
 	(void)req;
-	json_t *b = body_new();
+	json_t *b = cmd_body_new();
 	json_object_set_new(b, "result", export_json(env));
 	reply(ud, CMD_OK, b);
 }
@@ -861,16 +807,17 @@ static void cmd_partner_import(struct cmd_env *env, const struct cmd_request *re
 	json_t *list = json_is_object(doc) ? json_object_get(doc, "partners") : doc;
 	char err[600];
 	if (!json_is_array(list)) {
-		reply_error(reply, ud, CMD_REFUSED,
-			    "import: the file holds no list of partners; give a file written by "
-			    "'fedgate partner export'");
+		cmd_reply_error(
+			reply, ud, CMD_REFUSED,
+			"import: the file holds no list of partners; give a file written by "
+			"'fedgate partner export'");
 		return;
 	}
-	struct cmd_txn *t = txn_new(env, reply, ud);
+	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	if (!t || !(t->new_set = policy_new())) {
 		if (t)
-			txn_free(t);
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+			cmd_txn_free(t);
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
 		return;
 	}
 	size_t i;
@@ -923,7 +870,7 @@ static void cmd_partner_import(struct cmd_env *env, const struct cmd_request *re
 		json_object_set_new(t->body, "message",
 				    json_string("import refused: nothing was saved"));
 		reply(ud, CMD_REFUSED, json_incref(t->body));
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	size_t n = policy_count(t->new_set);
@@ -934,7 +881,7 @@ static void cmd_partner_import(struct cmd_env *env, const struct cmd_request *re
 				    json_string("what if: the partners would be replaced; nothing "
 						"was saved"));
 		reply(ud, CMD_OK, json_incref(t->body));
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	t->list = calloc(n ? n : 1, sizeof(*t->list));
@@ -948,16 +895,17 @@ static void cmd_partner_import(struct cmd_env *env, const struct cmd_request *re
 		const struct partner *o = policy_at(env->partners, k);
 		const struct partner *nw = policy_get(t->new_set, o->domain);
 		if (!nw || !partner_equal(o, nw))
-			txn_audit(t, req, req->name, o->domain, partner_text(o), partner_text(nw));
+			cmd_txn_audit(t, req, req->name, o->domain, partner_text(o),
+				      partner_text(nw));
 	}
 	for (size_t k = 0; k < n; k++) {
 		const struct partner *nw = policy_at(t->new_set, k);
 		if (!policy_get(env->partners, nw->domain))
-			txn_audit(t, req, req->name, nw->domain, NULL, partner_text(nw));
+			cmd_txn_audit(t, req, req->name, nw->domain, NULL, partner_text(nw));
 	}
 	snprintf(err, sizeof(err), "imported %zu partners", n);
 	json_object_set_new(t->body, "message", json_string(err));
-	txn_commit(t);
+	cmd_txn_commit(t);
 }
 
 /* ---- gateway ---- */
@@ -985,7 +933,7 @@ static void cmd_gateway_get(struct cmd_env *env, const struct cmd_request *req, 
 			    void *ud)
 {
 	(void)req;
-	json_t *b = body_new();
+	json_t *b = cmd_body_new();
 	json_object_set_new(b, "result", policy_json_gateway(&env->gw));
 	reply(ud, CMD_OK, b);
 }
@@ -993,12 +941,12 @@ static void cmd_gateway_get(struct cmd_env *env, const struct cmd_request *req, 
 static void cmd_gateway_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			    void *ud)
 {
-	struct cmd_txn *t = txn_new(env, reply, ud);
+	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	char err[600];
 	if (!t || gateway_copy(&t->new_gw, &env->gw) != FG_OK) {
 		if (t)
-			txn_free(t);
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+			cmd_txn_free(t);
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
 		return;
 	}
 	bool regen = param_flag(req->params, "regenerate_dialback_secret");
@@ -1006,15 +954,15 @@ static void cmd_gateway_set(struct cmd_env *env, const struct cmd_request *req, 
 		    &t->new_gw, req->params,
 		    (const char *const[]){"regenerate_dialback_secret", "dialback_secret", NULL},
 		    err, sizeof(err)) != FG_OK) {
-		txn_free(t);
-		reply_error(reply, ud, CMD_REFUSED, err);
+		cmd_txn_free(t);
+		cmd_reply_error(reply, ud, CMD_REFUSED, err);
 		return;
 	}
 	if (regen) {
 		char *s = NULL;
 		if (new_secret(&s) != FG_OK) {
-			txn_free(t);
-			reply_error(reply, ud, CMD_REFUSED, "cannot make a random secret");
+			cmd_txn_free(t);
+			cmd_reply_error(reply, ud, CMD_REFUSED, "cannot make a random secret");
 			return;
 		}
 		free(t->new_gw.dialback_secret);
@@ -1027,7 +975,7 @@ static void cmd_gateway_set(struct cmd_env *env, const struct cmd_request *req, 
 	if (rc != FG_OK) {
 		json_object_set_new(t->body, "message", json_string("refused: nothing was saved"));
 		reply(ud, CMD_REFUSED, json_incref(t->body));
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	if (req->what_if) {
@@ -1036,7 +984,7 @@ static void cmd_gateway_set(struct cmd_env *env, const struct cmd_request *req, 
 				    json_string("what if: the settings would be changed; nothing "
 						"was saved"));
 		reply(ud, CMD_OK, json_incref(t->body));
-		txn_free(t);
+		cmd_txn_free(t);
 		return;
 	}
 	t->gw_changed = true;
@@ -1044,31 +992,18 @@ static void cmd_gateway_set(struct cmd_env *env, const struct cmd_request *req, 
 	json_t *bj = gateway_audit_json(&env->gw), *aj = gateway_audit_json(&t->new_gw);
 	if (regen)
 		json_object_set_new(aj, "dialback_secret", json_string("(regenerated)"));
-	txn_audit(t, req, req->name, "gateway", json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS),
-		  json_dumps(aj, JSON_COMPACT | JSON_SORT_KEYS));
+	cmd_txn_audit(t, req, req->name, "gateway", json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS),
+		      json_dumps(aj, JSON_COMPACT | JSON_SORT_KEYS));
 	json_decref(bj);
 	json_decref(aj);
 	json_object_set_new(t->body, "message", json_string("gateway settings changed"));
-	txn_commit(t);
+	cmd_txn_commit(t);
 }
 
-/* ---- users ---- */
-
-/* Passwords are counted in characters (UTF-8 code points), not bytes. The
- * floor keeps out what a guesser tries first; the cap bounds what one
- * request makes the store thread hash. */
-#define PASSWORD_MIN_CHARS 8
-#define PASSWORD_MAX_BYTES 1023
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* ---- audit ---- */
 
 /* "2026-11-21T10:00:00.000Z" */
-static void format_ms(long long ms, char *buf, size_t len)
+void cmd_format_ms(long long ms, char *buf, size_t len)
 {
 	time_t secs = (time_t)(ms / 1000);
 	struct tm tm;
@@ -1076,327 +1011,6 @@ static void format_ms(long long ms, char *buf, size_t len)
 	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
 }
-
-/* What output shows of an account; the credentials never. */
-static json_t *user_json(const struct account *a)
-{
-	char when[40];
-	format_ms(a->created_ms, when, sizeof(when));
-	json_t *o = json_object();
-	json_object_set_new(o, "jid", json_string(a->jid));
-	json_object_set_new(o, "xmpp_access", json_boolean(a->xmpp_access));
-	json_object_set_new(o, "created", json_string(when));
-	return o;
-}
-
-/* The audit's view: that credentials exist or changed, never what they
- * are. NULL for no account. */
-static char *user_text(const struct account *a, const char *credentials)
-{
-	if (!a)
-		return NULL;
-	json_t *o = user_json(a);
-	json_object_set_new(o, "credentials", json_string(credentials));
-	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	return s;
-}
-
-/* "contoso.test, fabrikam.test": the local domains, for messages. */
-static void local_domain_names(struct cmd_env *env, char *buf, size_t len)
-{
-	size_t n = 0;
-	buf[0] = '\0';
-	for (size_t i = 0; env->conf && i < env->conf->domains.n && n < len; i++)
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
-				      env->conf->domains.v[i]);
-}
-
-/* params["jid"] as the bare, prepared JID of an account of a local domain
- * (malloc'ed), or NULL with a message that says how to fix it. */
-static char *user_jid(struct cmd_env *env, const struct cmd_request *req, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(req->params, "jid");
-	const char *s = json_is_string(v) ? json_string_value(v) : "";
-	char locals[400];
-	struct jid j;
-	char *bare = NULL;
-
-	local_domain_names(env, locals, sizeof(locals));
-	const char *example =
-		env->conf && env->conf->domains.n ? env->conf->domains.v[0] : "contoso.test";
-	if (!*s) {
-		snprintf(err, errlen, "jid: missing; give a bare JID such as alice@%s", example);
-		return NULL;
-	}
-	enum jid_err je = jid_parse(s, json_string_length(v), &j);
-	if (je != JID_OK) {
-		snprintf(err, errlen,
-			 "jid: '%.200s' is not a valid JID: %s; give one such as alice@%s", s,
-			 jid_strerror(je), example);
-		return NULL;
-	}
-	if (!j.node)
-		snprintf(err, errlen,
-			 "jid: '%.200s' has no user part; give user@domain, e.g. alice@%s", s,
-			 example);
-	else if (j.resource)
-		snprintf(err, errlen,
-			 "jid: '%.200s' has a resource; give the bare JID %.200s@%.200s", s, j.node,
-			 j.domain);
-	else if (!env->conf || !conf_is_local_domain(env->conf, j.domain))
-		snprintf(err, errlen,
-			 "jid: %.200s is not a local domain of this gateway; a user's JID must be "
-			 "in one of its domains: %s (see [server] domains)",
-			 j.domain, locals[0] ? locals : "none");
-	else if (!(bare = jid_to_string(&j, true)))
-		snprintf(err, errlen, "out of memory");
-	jid_clear(&j);
-	return bare;
-}
-
-/* The account named by params["jid"]: FG_OK and *out, or a reply already
- * sent (refused for a malformed JID, not found for an unknown one). */
-static int find_user(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
-		     void *ud, const struct account **out)
-{
-	char err[700];
-	char *jid = user_jid(env, req, err, sizeof(err));
-	if (!jid) {
-		reply_error(reply, ud, CMD_REFUSED, err);
-		return FG_INVAL;
-	}
-	*out = accounts_get(env->users, jid);
-	if (!*out) {
-		snprintf(err, sizeof(err), "there is no user %.300s (see 'fedgate user list')",
-			 jid);
-		reply_error(reply, ud, CMD_NOT_FOUND, err);
-	}
-	free(jid);
-	return *out ? FG_OK : FG_NOTFOUND;
-}
-
-/* params["password"] if it may become a password, else NULL and why. The
- * messages never quote it, nor say how long it was. */
-static const char *user_password(const struct cmd_request *req, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(req->params, "password");
-	const char *s = json_is_string(v) ? json_string_value(v) : "";
-	size_t len = json_is_string(v) ? json_string_length(v) : 0, chars = 0;
-
-	if (len == 0) {
-		snprintf(err, errlen, "password: empty; give one of at least %d characters",
-			 PASSWORD_MIN_CHARS);
-		return NULL;
-	}
-	if (len > PASSWORD_MAX_BYTES) {
-		snprintf(err, errlen, "password: too long; use at most %d bytes",
-			 PASSWORD_MAX_BYTES);
-		return NULL;
-	}
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		/* SASLprep (RFC 4013) prohibits control characters, and no
-		 * client could send a NUL or a line break. */
-		if (c < 0x20 || c == 0x7f) {
-			snprintf(err, errlen,
-				 "password: contains a control character (a line break, tab or "
-				 "NUL); use printable characters only");
-			return NULL;
-		}
-		if ((c & 0xc0) != 0x80)
-			chars++;
-	}
-	if (chars < PASSWORD_MIN_CHARS) {
-		snprintf(err, errlen, "password: too short; use at least %d characters",
-			 PASSWORD_MIN_CHARS);
-		return NULL;
-	}
-	return s;
-}
-
-/* Takes a; password NULL keeps a's credentials. old is NULL for a new
- * account. */
-static void finish_user_change(struct cmd_env *env, const struct cmd_request *req,
-			       struct account *a, const struct account *old, const char *password,
-			       const char *done_msg, cmd_reply_fn reply, void *ud)
-{
-	struct cmd_txn *t = txn_new(env, reply, ud);
-	char msg[200];
-	if (!t) {
-		account_free(&a);
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
-		return;
-	}
-	json_object_set_new(t->body, "result", user_json(a));
-	if (req->what_if) {
-		snprintf(msg, sizeof(msg), "what if: %s; nothing was saved", done_msg);
-		json_object_set_new(t->body, "what_if", json_true());
-		json_object_set_new(t->body, "message", json_string(msg));
-		reply(ud, CMD_OK, json_incref(t->body));
-		account_free(&a);
-		txn_free(t);
-		return;
-	}
-	if (old && !password && old->xmpp_access == a->xmpp_access) {
-		json_object_set_new(t->body, "message", json_string("no change"));
-		reply(ud, CMD_OK, json_incref(t->body));
-		account_free(&a);
-		txn_free(t);
-		return;
-	}
-	t->put_user = a;
-	if (password) {
-		t->password = strdup(password);
-		t->iterations = env->conf ? env->conf->users_scram_iterations : 4096;
-	}
-	t->ops[t->nops++] = (struct store_op){.kind = STORE_PUT_USER, .account = a};
-	const char *after_creds = password && old ? "(changed)" : "(set)";
-	if ((password && !t->password) ||
-	    txn_audit(t, req, req->name, a->jid, user_text(old, "(set)"),
-		      user_text(a, after_creds)) != FG_OK) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
-		txn_free(t);
-		return;
-	}
-	json_object_set_new(t->body, "message", json_string(done_msg));
-	txn_commit(t);
-}
-
-static void cmd_user_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
-			 void *ud)
-{
-	char err[700];
-	char *jid = user_jid(env, req, err, sizeof(err));
-	if (!jid) {
-		reply_error(reply, ud, CMD_REFUSED, err);
-		return;
-	}
-	if (accounts_get(env->users, jid)) {
-		snprintf(err, sizeof(err),
-			 "user %.300s already exists; use 'fedgate user passwd %.300s' to set a "
-			 "new password",
-			 jid, jid);
-		free(jid);
-		reply_error(reply, ud, CMD_REFUSED, err);
-		return;
-	}
-	const char *password = user_password(req, err, sizeof(err));
-	struct account *a = password ? account_new(jid) : NULL;
-	free(jid);
-	if (!a) {
-		reply_error(reply, ud, CMD_REFUSED, password ? "out of memory" : err);
-		return;
-	}
-	a->created_ms = now_ms();
-	finish_user_change(env, req, a, NULL, password, "user created", reply, ud);
-}
-
-static void cmd_user_passwd(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
-			    void *ud)
-{
-	const struct account *old;
-	char err[400];
-	if (find_user(env, req, reply, ud, &old) != FG_OK)
-		return;
-	const char *password = user_password(req, err, sizeof(err));
-	struct account *a = password ? account_clone(old) : NULL;
-	if (!a) {
-		reply_error(reply, ud, CMD_REFUSED, password ? "out of memory" : err);
-		return;
-	}
-	finish_user_change(env, req, a, old, password, "password changed", reply, ud);
-}
-
-static void cmd_user_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
-			 void *ud)
-{
-	const struct account *old;
-	if (find_user(env, req, reply, ud, &old) != FG_OK)
-		return;
-	struct account *a = account_clone(old);
-	if (!a) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
-		return;
-	}
-	json_t *v = json_object_get(req->params, "xmpp_access");
-	if (v) {
-		char num[32], err[300];
-		const char *text = policy_json_text(v, num, sizeof(num));
-		bool b = false;
-		if (!text || policy_parse_bool(text, &b) != FG_OK) {
-			snprintf(err, sizeof(err), "xmpp_access: '%.100s' is not true or false",
-				 text ? text : "?");
-			account_free(&a);
-			reply_error(reply, ud, CMD_REFUSED, err);
-			return;
-		}
-		a->xmpp_access = b;
-	}
-	finish_user_change(env, req, a, old, NULL, "user changed", reply, ud);
-}
-
-static void cmd_user_remove(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
-			    void *ud)
-{
-	const struct account *old;
-	if (find_user(env, req, reply, ud, &old) != FG_OK)
-		return;
-	struct cmd_txn *t = txn_new(env, reply, ud);
-	if (!t || !(t->removed_user = strdup(old->jid))) {
-		if (t)
-			txn_free(t);
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
-		return;
-	}
-	json_object_set_new(t->body, "result", user_json(old));
-	if (req->what_if) {
-		json_object_set_new(t->body, "what_if", json_true());
-		json_object_set_new(t->body, "message",
-				    json_string("what if: the user would be removed; nothing was "
-						"saved"));
-		reply(ud, CMD_OK, json_incref(t->body));
-		txn_free(t);
-		return;
-	}
-	t->ops[t->nops++] = (struct store_op){.kind = STORE_DELETE_USER, .user = t->removed_user};
-	if (txn_audit(t, req, req->name, old->jid, user_text(old, "(set)"), NULL) != FG_OK) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
-		txn_free(t);
-		return;
-	}
-	json_object_set_new(t->body, "message",
-			    json_string("user removed with its roster, offline messages and "
-					"vCard"));
-	txn_commit(t);
-}
-
-static void cmd_user_get(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
-			 void *ud)
-{
-	const struct account *a;
-	if (find_user(env, req, reply, ud, &a) != FG_OK)
-		return;
-	json_t *b = body_new();
-	json_object_set_new(b, "result", user_json(a));
-	reply(ud, CMD_OK, b);
-}
-
-static void cmd_user_list(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
-			  void *ud)
-{
-	const char *filter = param_str(req->params, "filter");
-	json_t *b = body_new(), *list = json_array();
-	for (size_t i = 0; i < accounts_count(env->users); i++) {
-		const struct account *a = accounts_at(env->users, i);
-		if (!filter || fnmatch(filter, a->jid, FNM_CASEFOLD) == 0)
-			json_array_append_new(list, user_json(a));
-	}
-	json_object_set_new(b, "result", list);
-	reply(ud, CMD_OK, b);
-}
-
-/* ---- audit ---- */
 
 /* "2026-11-21", "2026-11-21T10:00:00Z", "2h", "7d", "30m" -> ms since the
  * epoch; -1 when malformed. */
@@ -1439,7 +1053,7 @@ static int audit_row(void *ud, long long id, const struct audit_entry *e)
 	json_t *rows = ud;
 	json_t *r = json_object();
 	char when[40];
-	format_ms(e->at_ms, when, sizeof(when));
+	cmd_format_ms(e->at_ms, when, sizeof(when));
 	json_object_set_new(r, "id", json_integer(id));
 	json_object_set_new(r, "at", json_string(when));
 	json_object_set_new(r, "who", json_string(e->who));
@@ -1468,23 +1082,23 @@ static void done_audit(void *ud, int rc, const char *err)
 		json_object_set(t->body, "result", t->audit_rows);
 		t->reply(t->reply_ud, CMD_OK, json_incref(t->body));
 	}
-	txn_free(t);
+	cmd_txn_free(t);
 }
 
 static void cmd_audit(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 		      void *ud)
 {
-	const char *since = param_str(req->params, "since");
+	const char *since = cmd_param_str(req->params, "since");
 	long long since_ms = 0;
 	if (since && (since_ms = parse_since(since)) < 0) {
-		reply_error(reply, ud, CMD_USAGE,
-			    "audit: --since takes a date (2026-11-21), a time "
-			    "(2026-11-21T10:00:00Z) or an age (30m, 2h, 7d)");
+		cmd_reply_error(reply, ud, CMD_USAGE,
+				"audit: --since takes a date (2026-11-21), a time "
+				"(2026-11-21T10:00:00Z) or an age (30m, 2h, 7d)");
 		return;
 	}
-	struct cmd_txn *t = txn_new(env, reply, ud);
+	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	if (!t) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
 		return;
 	}
 	t->audit_rows = json_array();
@@ -1499,11 +1113,11 @@ static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 			void *ud)
 {
 	if (req->what_if) {
-		reply_error(reply, ud, CMD_USAGE, "test-im: --what-if does not apply");
+		cmd_reply_error(reply, ud, CMD_USAGE, "test-im: --what-if does not apply");
 		return;
 	}
 	if (!env->test_im) {
-		reply_error(
+		cmd_reply_error(
 			reply, ud, CMD_REFUSED,
 			"test-im sends through the running daemon: start 'fedgate serve' first");
 		return;
@@ -1516,12 +1130,12 @@ static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_r
 {
 	(void)req;
 	if (!env->status) {
-		reply_error(
+		cmd_reply_error(
 			reply, ud, CMD_REFUSED,
 			"status shows the running daemon's streams: start 'fedgate serve' first");
 		return;
 	}
-	json_t *b = body_new();
+	json_t *b = cmd_body_new();
 	json_object_set_new(b, "result", env->status(env));
 	reply(ud, CMD_OK, b);
 }
@@ -1565,17 +1179,17 @@ void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn r
 	char err[300];
 	if (!def) {
 		snprintf(err, sizeof(err), "unknown command '%.100s'", req->name ? req->name : "");
-		reply_error(reply, ud, CMD_USAGE, err);
+		cmd_reply_error(reply, ud, CMD_USAGE, err);
 		return;
 	}
 	if (def->writes && req->read_only) {
 		snprintf(err, sizeof(err), "%s changes the configuration; your role may only read",
 			 def->name);
-		reply_error(reply, ud, CMD_REFUSED, err);
+		cmd_reply_error(reply, ud, CMD_REFUSED, err);
 		return;
 	}
 	if (!json_is_object(req->params)) {
-		reply_error(reply, ud, CMD_USAGE, "the parameters must be a JSON object");
+		cmd_reply_error(reply, ud, CMD_USAGE, "the parameters must be a JSON object");
 		return;
 	}
 	for (size_t i = 0; i < FG_ARRAY_LEN(handlers); i++) {
@@ -1584,7 +1198,7 @@ void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn r
 			return;
 		}
 	}
-	reply_error(reply, ud, CMD_USAGE, "command without a handler");
+	cmd_reply_error(reply, ud, CMD_USAGE, "command without a handler");
 }
 
 /* ---- env ---- */

@@ -489,7 +489,14 @@ int presence_start(struct server *srv)
 	srv->refresh = evtimer_new(srv->base, refresh_cb, srv);
 	if (!srv->refresh)
 		return FG_NOMEM;
+	return presence_reschedule(srv);
+}
+
+int presence_reschedule(struct server *srv)
+{
 	struct timeval tv = {(time_t)srv->env.gw.subscription_refresh_interval, 0};
+	if (!srv->refresh)
+		return FG_ERR;
 	if (tv.tv_sec < 1)
 		tv.tv_sec = 1;
 	return evtimer_add(srv->refresh, &tv) == 0 ? FG_OK : FG_ERR;

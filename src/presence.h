@@ -23,5 +23,8 @@ void presence_session_end(struct server *srv, struct c2s *c);
  * (subscription_refresh_interval). */
 int presence_start(struct server *srv);
 void presence_stop(struct server *srv);
+/* subscription_refresh_interval changed: the next re-probe is one new
+ * interval from now. */
+int presence_reschedule(struct server *srv);
 
 #endif

@@ -179,6 +179,7 @@ static void on_partner_changed(struct cmd_env *env, const struct partner *old,
 static void on_gateway_changed(struct cmd_env *env)
 {
 	const struct gateway_settings *gw = &env->gw;
+	presence_reschedule(env->ud);
 	log_info("policy",
 		 "applying gateway settings: connection_limit=%u partner_connection_limit=%u "
 		 "keepalive_interval=%u stream_establishment_timeout=%u "

@@ -18,8 +18,8 @@ from fgtest import Fedgate  # noqa: E402
 
 FG = "127.0.0.11"
 PROSODY = "127.0.0.12"
-LOCAL = ["alice", "amy", "ann", "abe", "al", "ada"]
-REMOTE = ["bob", "ben", "bea", "bo", "bud", "bix"]
+LOCAL = ["alice", "amy", "ann", "abe", "al", "ada", "ace"]
+REMOTE = ["bob", "ben", "bea", "bo", "bud", "bix", "bex"]
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,17 @@ async def nothing_from(queue, jid, wait=2):
         return None
 
 
+async def befriend(bed, lname, rname):
+    """Both online; the local user adds the remote one, whose client
+    approves and adds back; returns once each has seen the other."""
+    loc = await local(lname).up()
+    rem = await remote(bed, rname).up()
+    loc.send_presence_subscription(pto=f"{rname}@fabrikam.test")
+    await next_from(loc.presences, f"{rname}@fabrikam.test", 20)
+    await next_from(rem.presences, f"{lname}@contoso.test", 20)
+    return loc, rem
+
+
 def set_type(fg, ptype):
     r = fg.cli("partner", "set", "fabrikam.test", "--partner-type", ptype)
     assert r.returncode == 0, r.stderr
@@ -126,11 +137,7 @@ def test_add_each_other_see_presence_chat_and_offline_messages(world):
     set_type(fg, "federated")
 
     async def scenario():
-        alice = await local("alice").up()
-        bob = await remote(bed, "bob").up()
-        alice.send_presence_subscription(pto="bob@fabrikam.test")
-        await next_from(alice.presences, "bob@fabrikam.test", 20)
-        await next_from(bob.presences, "alice@contoso.test", 20)
+        alice, bob = await befriend(bed, "alice", "bob")
         alice.send_message(mto="bob@fabrikam.test", mbody="hello bob", mtype="chat")
         to_bob = await next_from(bob.inbox, "alice@contoso.test")
         bob.send_message(mto="alice@contoso.test", mbody="hello alice", mtype="chat")
@@ -302,3 +309,34 @@ def test_test_im_from_a_local_user_gets_a_receipt_then_names_the_failing_step(wo
         assert "fabrikam.test is not an allowed federation partner" in r.stdout + r.stderr
     finally:
         assert fg.cli("partner", "new", "--domain", "fabrikam.test").returncode == 0
+
+
+def test_remote_contacts_are_probed_again_every_refresh_interval(world):
+    """subscription_refresh_interval (60 s at the least): fedgate probes the
+    remote contacts of online users again, and their servers answer with
+    the current presence, which reaches the user's client once more."""
+    bed, prosody, fg = world
+    set_type(fg, "federated")
+
+    async def scenario():
+        ace, bex = await befriend(bed, "ace", "bex")
+        rc, out, err = await cli(fg, "gateway", "set", "--subscription-refresh-interval", "60")
+        assert rc == 0, err
+        started = time.time()
+        # What the subscription itself brought is not what this is about.
+        await asyncio.sleep(3)
+        while not ace.presences.empty():
+            ace.presences.get_nowait()
+        # Nothing changes at bex's end, yet the presence comes again.
+        again = await next_from(ace.presences, "bex@fabrikam.test", 90)
+        waited = time.time() - started
+        await ace.down()
+        await bex.down()
+        return again, waited
+
+    try:
+        again, waited = run(scenario())
+    finally:
+        fg.cli("gateway", "set", "--subscription-refresh-interval", "28800")
+    assert again["show"] == ""
+    assert 55 <= waited <= 90, waited
