@@ -296,6 +296,11 @@ def test_gateway_status_and_users(fg, api):
     assert r.status == 422 and "contoso.test" in r.json()["errors"][0]["message"]
     users = api.get("/api/v1/users").json()["result"]
     assert [u["jid"] for u in users] == ["carl@contoso.test"]
+    # The control panel's Users page lists the same account.
+    web = Client(BASE)
+    assert web.signin("alice", ADMIN_PW).status == 303
+    page = web.get("/users")
+    assert page.status == 200 and "carl@contoso.test" in page.text
     r = api.request("PATCH", "/api/v1/users/carl@contoso.test", {"xmpp_access": False})
     assert r.status == 200, r.text
     assert fg.cli_json("user", "get", "carl@contoso.test")["xmpp_access"] is False
