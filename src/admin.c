@@ -8,6 +8,8 @@
  * SHA-256, which is enough to recognise one and useless to sign in with. */
 #include "admin.h"
 
+#include "cmd_internal.h"
+
 #include "fg.h"
 #include "log.h"
 #include "store_sqlite.h"
@@ -52,13 +54,6 @@ static enum admin_role role_parse(const char *s)
 	return ADMIN_NONE;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sha256_hex(const char *s, char out[65])
 {
 	unsigned char md[32];
@@ -72,7 +67,7 @@ static void sha256_hex(const char *s, char out[65])
 
 static int prep(struct store_db *db, const char *sql, sqlite3_stmt **s, char *err, size_t errlen)
 {
-	sqlite3 *h = store_db_sqlite(db);
+	sqlite3 *h = store_db_handle(db);
 	if (sqlite3_prepare_v2(h, sql, -1, s, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "the store cannot prepare a statement: %s",
 			 sqlite3_errmsg(h));
@@ -84,7 +79,7 @@ static int prep(struct store_db *db, const char *sql, sqlite3_stmt **s, char *er
 static int db_fail(struct store_db *db, sqlite3_stmt *s, char *err, size_t errlen, const char *what)
 {
 	snprintf(err, errlen, "the store could not %s: %s", what,
-		 sqlite3_errmsg(store_db_sqlite(db)));
+		 sqlite3_errmsg(store_db_handle(db)));
 	sqlite3_finalize(s);
 	return FG_ERR;
 }
@@ -225,21 +220,6 @@ static void job_free(struct admin_job *j)
 	free(j);
 }
 
-static json_t *body_new(void)
-{
-	json_t *b = json_object();
-	json_object_set_new(b, "warnings", json_array());
-	json_object_set_new(b, "errors", json_array());
-	return b;
-}
-
-static void reply_error(cmd_reply_fn reply, void *ud, int status, const char *msg)
-{
-	json_t *b = body_new();
-	json_array_append_new(json_object_get(b, "errors"), json_string(msg));
-	reply(ud, status, b);
-}
-
 static bool name_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
@@ -268,12 +248,12 @@ static struct admin_job *job_new(enum job_kind kind, const struct cmd_request *r
 			 "name: '%.64s' is not an account name; use 1 to %d letters, digits, "
 			 "'.', '_', '-' or '@'",
 			 name ? name : "", ADMIN_NAME_MAX);
-		reply_error(reply, ud, CMD_REFUSED, msg);
+		cmd_reply_error(reply, ud, CMD_REFUSED, msg);
 		return NULL;
 	}
 	struct admin_job *j = calloc(1, sizeof(*j));
 	if (!j) {
-		reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
 		return NULL;
 	}
 	j->kind = kind;
@@ -302,13 +282,13 @@ static bool take_password(struct admin_job *j, const struct cmd_request *req)
 				 "password: %zu characters is too %s; use %d to %d characters", n,
 				 n < ADMIN_PASSWORD_MIN ? "short" : "long", ADMIN_PASSWORD_MIN,
 				 ADMIN_PASSWORD_MAX);
-		reply_error(j->reply, j->ud, CMD_REFUSED, msg);
+		cmd_reply_error(j->reply, j->ud, CMD_REFUSED, msg);
 		job_free(j);
 		return false;
 	}
 	j->password = strdup(pw);
 	if (!j->password) {
-		reply_error(j->reply, j->ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(j->reply, j->ud, CMD_REFUSED, "out of memory");
 		job_free(j);
 		return false;
 	}
@@ -327,7 +307,7 @@ static int step_done(struct store_db *db, sqlite3_stmt *s, char *err, size_t err
 
 static int changed(struct store_db *db)
 {
-	return sqlite3_changes(store_db_sqlite(db));
+	return sqlite3_changes(store_db_handle(db));
 }
 
 /* Custom store ops: they run inside store_db_commit's transaction. */
@@ -354,7 +334,7 @@ static int op_add(struct store_db *db, const void *arg, char *err, size_t errlen
 	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, admin_role_name(j->role), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, j->hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, now_ms());
+	sqlite3_bind_int64(s, 4, fg_now_ms());
 	return step_done(db, s, err, errlen, "add the admin account");
 }
 
@@ -432,7 +412,7 @@ static int op_token(struct store_db *db, const void *arg, char *err, size_t errl
 		return FG_ERR;
 	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, j->token_hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, now_ms());
+	sqlite3_bind_int64(s, 3, fg_now_ms());
 	return step_done(db, s, err, errlen, "save the token");
 }
 
@@ -535,7 +515,7 @@ static int job_run(struct store_db *db, void *ud, char *err, size_t errlen)
 static void job_done(void *ud, int rc, const char *err)
 {
 	struct admin_job *j = ud;
-	json_t *b = body_new();
+	json_t *b = cmd_body_new();
 	int status = CMD_OK;
 	char msg[300];
 	if (rc != FG_OK) {
@@ -594,7 +574,7 @@ static bool what_if_reply(struct admin_job *j, const struct cmd_request *req, co
 {
 	if (!req->what_if)
 		return false;
-	json_t *b = body_new();
+	json_t *b = cmd_body_new();
 	char msg[200];
 	snprintf(msg, sizeof(msg), "what if: %s; nothing was saved", what);
 	json_object_set_new(b, "what_if", json_true());
@@ -616,7 +596,7 @@ void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply
 			 "role: '%.40s' is not a role; use administrator (may change everything) "
 			 "or viewer (may only read)",
 			 param(req, "role") ? param(req, "role") : "");
-		reply_error(reply, ud, CMD_REFUSED, msg);
+		cmd_reply_error(reply, ud, CMD_REFUSED, msg);
 		job_free(j);
 		return;
 	}
@@ -665,7 +645,7 @@ void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 	if (!j->revoke) {
 		unsigned char rnd[32];
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-			reply_error(reply, ud, CMD_REFUSED, "cannot make a random token");
+			cmd_reply_error(reply, ud, CMD_REFUSED, "cannot make a random token");
 			job_free(j);
 			return;
 		}

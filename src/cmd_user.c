@@ -46,13 +46,6 @@ const struct cmd_param p_user_set[] = {
 #define PASSWORD_MIN_CHARS 8
 #define PASSWORD_MAX_BYTES 1023
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* What output shows of an account; the credentials never. */
 static json_t *user_json(const struct account *a)
 {
@@ -263,7 +256,7 @@ void cmd_user_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_
 		cmd_reply_error(reply, ud, CMD_REFUSED, password ? "out of memory" : err);
 		return;
 	}
-	a->created_ms = now_ms();
+	a->created_ms = fg_now_ms();
 	finish_user_change(env, req, a, NULL, password, "user created", reply, ud);
 }
 

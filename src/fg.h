@@ -3,6 +3,7 @@
 #define FG_H
 
 #include <stddef.h>
+#include <time.h>
 
 /* One return-code vocabulary for the whole tree; functions return these and
  * callers write `int rc = f(); if (rc != FG_OK) goto out;`. */
@@ -17,6 +18,14 @@ enum fg_rc {
 };
 
 #define FG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define FG_UNUSED(x)	((void)(x))
+/* Wall-clock time in milliseconds since the epoch, as stored and shown. */
+static inline long long fg_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define FG_UNUSED(x) ((void)(x))
 
 #endif

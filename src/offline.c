@@ -25,13 +25,6 @@ struct store_job {
 	long long at_ms;
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int add_run(struct store_db *db, void *ud, char *err, size_t errlen)
 {
 	struct store_job *j = ud;
@@ -69,7 +62,7 @@ void offline_store(struct server *srv, struct xml_node *msg, const char *user)
 	}
 	struct store_job *j = calloc(1, sizeof(*j));
 	struct xml_node *d = xml_add_child(msg, XML_NS_DELAY, "delay");
-	long long at = now_ms();
+	long long at = fg_now_ms();
 	if (j && d) {
 		char stamp[40];
 		time_t t = (time_t)(at / 1000);

@@ -210,10 +210,10 @@ static const struct gw_key gw_keys[] = {
 
 /* ---- helpers ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void store_db_set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void store_db_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -236,14 +236,6 @@ static int rc_from_sqlite(int src)
 	}
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The cached statement, prepared on first use. */
 static sqlite3_stmt *stmt(struct store_db *db, enum stmt_id id, char *err, size_t errlen)
 {
@@ -251,8 +243,8 @@ static sqlite3_stmt *stmt(struct store_db *db, enum stmt_id id, char *err, size_
 		int src = sqlite3_prepare_v3(db->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 					     &db->st[id], NULL);
 		if (src != SQLITE_OK) {
-			set_err(err, errlen, "the store %s cannot prepare a statement: %s",
-				db->path, sqlite3_errmsg(db->h));
+			store_db_set_err(err, errlen, "the store %s cannot prepare a statement: %s",
+					 db->path, sqlite3_errmsg(db->h));
 			return NULL;
 		}
 	}
@@ -261,7 +253,7 @@ static sqlite3_stmt *stmt(struct store_db *db, enum stmt_id id, char *err, size_
 
 /* Runs a statement that returns no rows and makes it reusable. The
  * statement's own error code, or SQLITE_DONE. */
-static int run(sqlite3_stmt *s)
+int store_db_run(sqlite3_stmt *s)
 {
 	int src = sqlite3_step(s);
 
@@ -272,7 +264,7 @@ static int run(sqlite3_stmt *s)
 
 /* Text or NULL, never copied: every statement is reset before the strings
  * it was bound to can go away. */
-static int bind_text(sqlite3_stmt *s, int i, const char *v)
+int store_db_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v == NULL)
 		return sqlite3_bind_null(s, i);
@@ -285,8 +277,8 @@ static int fail(struct store_db *db, int src, char *err, size_t errlen, const ch
 {
 	int rc = rc_from_sqlite(src);
 
-	set_err(err, errlen, "the store %s could not %s: %s", db->path, what,
-		sqlite3_errmsg(db->h));
+	store_db_set_err(err, errlen, "the store %s could not %s: %s", db->path, what,
+			 sqlite3_errmsg(db->h));
 	return rc == FG_OK ? FG_ERR : rc;
 }
 
@@ -298,7 +290,7 @@ static int run_cached(struct store_db *db, enum stmt_id id, char *err, size_t er
 
 	if (s == NULL)
 		return FG_ERR;
-	src = run(s);
+	src = store_db_run(s);
 	if (src != SQLITE_DONE)
 		return fail(db, src, err, errlen, what);
 	return FG_OK;
@@ -343,7 +335,7 @@ static void rollback(struct store_db *db)
 	if (sqlite3_get_autocommit(db->h))
 		return;
 	s = stmt(db, ST_ROLLBACK, NULL, 0);
-	if (s == NULL || run(s) != SQLITE_DONE)
+	if (s == NULL || store_db_run(s) != SQLITE_DONE)
 		log_error("store", "%s: ROLLBACK failed: %s", db->path, sqlite3_errmsg(db->h));
 }
 
@@ -357,12 +349,13 @@ static int check_folder(const char *path, char *err, size_t errlen)
 	int rc = FG_OK;
 
 	if (copy == NULL) {
-		set_err(err, errlen, "out of memory");
+		store_db_set_err(err, errlen, "out of memory");
 		return FG_NOMEM;
 	}
 	dir = dirname(copy);
 	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-		set_err(err, errlen,
+		store_db_set_err(
+			err, errlen,
 			"the folder %s of the store %s does not exist; create it (fedgate init "
 			"does) or point the store path elsewhere",
 			dir, path);
@@ -380,7 +373,8 @@ static int create_private(const char *path, char *err, size_t errlen)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
-		set_err(err, errlen, "cannot open the store %s: %s", path, strerror(errno));
+		store_db_set_err(err, errlen, "cannot open the store %s: %s", path,
+				 strerror(errno));
 		return FG_ERR;
 	}
 	close(fd);
@@ -430,7 +424,8 @@ static int use_wal(struct store_db *db, char *err, size_t errlen)
 	if (src != SQLITE_ROW) {
 		rc = fail(db, src, err, errlen, "switch to write-ahead logging");
 	} else if (mode == NULL || strcmp(mode, "wal") != 0) {
-		set_err(err, errlen,
+		store_db_set_err(
+			err, errlen,
 			"the store %s cannot use write-ahead logging (journal mode stays %s); put "
 			"it on a local file system",
 			db->path, mode != NULL ? mode : "unknown");
@@ -443,15 +438,16 @@ static int use_wal(struct store_db *db, char *err, size_t errlen)
 static int check_version(struct store_db *db, long long v, char *err, size_t errlen)
 {
 	if (v > SCHEMA_LATEST) {
-		set_err(err, errlen,
+		store_db_set_err(
+			err, errlen,
 			"the store %s was written by a newer fedgate (schema %lld, this one knows "
 			"%d); run that version or restore a backup",
 			db->path, v, SCHEMA_LATEST);
 		return FG_ERR;
 	}
 	if (v < 0) {
-		set_err(err, errlen, "the store %s has an invalid schema version %lld", db->path,
-			v);
+		store_db_set_err(err, errlen, "the store %s has an invalid schema version %lld",
+				 db->path, v);
 		return FG_ERR;
 	}
 	return FG_OK;
@@ -465,7 +461,7 @@ int store_db_open(const char *path, struct store_db **out, char *err, size_t err
 
 	*out = NULL;
 	if (path == NULL || path[0] == '\0') {
-		set_err(err, errlen, "no path given for the store");
+		store_db_set_err(err, errlen, "no path given for the store");
 		return FG_INVAL;
 	}
 	rc = check_folder(path, err, errlen);
@@ -476,7 +472,7 @@ int store_db_open(const char *path, struct store_db **out, char *err, size_t err
 		return rc;
 	db = calloc(1, sizeof(*db));
 	if (db == NULL || (db->path = strdup(path)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		store_db_set_err(err, errlen, "out of memory");
 		rc = FG_NOMEM;
 		goto out;
 	}
@@ -484,8 +480,8 @@ int store_db_open(const char *path, struct store_db **out, char *err, size_t err
 			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			      NULL);
 	if (src != SQLITE_OK) {
-		set_err(err, errlen, "cannot open the store %s: %s", path,
-			db->h != NULL ? sqlite3_errmsg(db->h) : sqlite3_errstr(src));
+		store_db_set_err(err, errlen, "cannot open the store %s: %s", path,
+				 db->h != NULL ? sqlite3_errmsg(db->h) : sqlite3_errstr(src));
 		rc = rc_from_sqlite(src) == FG_NOMEM ? FG_NOMEM : FG_ERR;
 		goto out;
 	}
@@ -552,11 +548,6 @@ int store_db_schema_version(struct store_db *db)
 	return db->version;
 }
 
-sqlite3 *store_db_sqlite(struct store_db *db)
-{
-	return db->h;
-}
-
 int store_db_schema_latest(void)
 {
 	return SCHEMA_LATEST;
@@ -564,7 +555,7 @@ int store_db_schema_latest(void)
 
 /* ---- load ---- */
 
-static const char *col_text(sqlite3_stmt *s, int i)
+const char *store_db_col_text(sqlite3_stmt *s, int i)
 {
 	return (const char *)sqlite3_column_text(s, i);
 }
@@ -573,9 +564,10 @@ static const char *col_text(sqlite3_stmt *s, int i)
 static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner **out, char *err,
 			    size_t errlen)
 {
-	const char *domain = col_text(s, 0), *desc = col_text(s, 1);
-	const char *type = col_text(s, 2), *tls = col_text(s, 3), *sasl = col_text(s, 4);
-	const char *proxy = col_text(s, 8);
+	const char *domain = store_db_col_text(s, 0), *desc = store_db_col_text(s, 1);
+	const char *type = store_db_col_text(s, 2), *tls = store_db_col_text(s, 3),
+		   *sasl = store_db_col_text(s, 4);
+	const char *proxy = store_db_col_text(s, 8);
 	long long dialback = sqlite3_column_int64(s, 5), keepalive = sqlite3_column_int64(s, 6);
 	long long limit = sqlite3_column_int64(s, 7);
 	struct partner *p;
@@ -584,12 +576,12 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 	/* NOT NULL columns read as NULL only when the copy ran out of memory. */
 	if (domain == NULL || desc == NULL || type == NULL || tls == NULL || sasl == NULL ||
 	    (proxy == NULL && sqlite3_column_type(s, 8) != SQLITE_NULL)) {
-		set_err(err, errlen, "out of memory reading the store %s", db->path);
+		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
 		return FG_NOMEM;
 	}
 	p = partner_new(domain);
 	if (p == NULL) {
-		set_err(err, errlen, "out of memory reading the store %s", db->path);
+		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
 		return FG_NOMEM;
 	}
 	free(p->description);
@@ -597,7 +589,7 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 	p->proxy_fqdn = proxy != NULL ? strdup(proxy) : NULL;
 	if (p->description == NULL || (proxy != NULL && p->proxy_fqdn == NULL)) {
 		partner_free(&p);
-		set_err(err, errlen, "out of memory reading the store %s", db->path);
+		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
 		return FG_NOMEM;
 	}
 	p->dialback = dialback != 0;
@@ -633,7 +625,8 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 			snprintf(num, sizeof(num), "%lld", badnum);
 			badval = num;
 		}
-		set_err(err, errlen,
+		store_db_set_err(
+			err, errlen,
 			"the store %s holds partner %s with %s = \"%s\", which this fedgate "
 			"cannot read; correct that row or restore a backup",
 			db->path, domain, bad, badval);
@@ -655,9 +648,10 @@ static int put_loaded(struct store_db *db, struct policy *pol, struct partner **
 	rc = policy_put(pol, *p);
 	*p = NULL;
 	if (rc == FG_NOMEM)
-		set_err(err, errlen, "out of memory reading the store %s", db->path);
+		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
 	else if (rc != FG_OK)
-		set_err(err, errlen,
+		store_db_set_err(
+			err, errlen,
 			"the store %s holds partner %s with a domain of another partner; correct "
 			"those rows or restore a backup",
 			db->path, name);
@@ -676,14 +670,15 @@ static int load_partners(struct store_db *db, struct policy **out, char *err, si
 		return FG_ERR;
 	pol = policy_new();
 	if (pol == NULL) {
-		set_err(err, errlen, "out of memory reading the store %s", db->path);
+		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
 		return FG_NOMEM;
 	}
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *domain = col_text(s, 0), *extra = col_text(s, 9);
+		const char *domain = store_db_col_text(s, 0), *extra = store_db_col_text(s, 9);
 
 		if (domain == NULL) {
-			set_err(err, errlen, "out of memory reading the store %s", db->path);
+			store_db_set_err(err, errlen, "out of memory reading the store %s",
+					 db->path);
 			rc = FG_NOMEM;
 			break;
 		}
@@ -700,12 +695,13 @@ static int load_partners(struct store_db *db, struct policy **out, char *err, si
 		if (extra != NULL) {
 			rc = partner_add_domain(cur, extra);
 			if (rc != FG_OK) {
-				set_err(err, errlen, "out of memory reading the store %s",
-					db->path);
+				store_db_set_err(err, errlen, "out of memory reading the store %s",
+						 db->path);
 				break;
 			}
 		} else if (sqlite3_column_type(s, 9) != SQLITE_NULL) {
-			set_err(err, errlen, "out of memory reading the store %s", db->path);
+			store_db_set_err(err, errlen, "out of memory reading the store %s",
+					 db->path);
 			rc = FG_NOMEM;
 			break;
 		}
@@ -749,11 +745,12 @@ static int load_gateway(struct store_db *db, struct gateway_settings *gw, char *
 	if (s == NULL)
 		return FG_ERR;
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *key = col_text(s, 0), *val = col_text(s, 1);
+		const char *key = store_db_col_text(s, 0), *val = store_db_col_text(s, 1);
 		const struct gw_key *k = NULL;
 
 		if (key == NULL || val == NULL) {
-			set_err(err, errlen, "out of memory reading the store %s", db->path);
+			store_db_set_err(err, errlen, "out of memory reading the store %s",
+					 db->path);
 			rc = FG_NOMEM;
 			break;
 		}
@@ -777,8 +774,8 @@ static int load_gateway(struct store_db *db, struct gateway_settings *gw, char *
 			char *copy = strdup(val);
 
 			if (copy == NULL) {
-				set_err(err, errlen, "out of memory reading the store %s",
-					db->path);
+				store_db_set_err(err, errlen, "out of memory reading the store %s",
+						 db->path);
 				rc = FG_NOMEM;
 				break;
 			}
@@ -790,7 +787,8 @@ static int load_gateway(struct store_db *db, struct gateway_settings *gw, char *
 		if (rc != FG_OK)
 			break;
 		if (!ok) {
-			set_err(err, errlen,
+			store_db_set_err(
+				err, errlen,
 				"the store %s holds gateway setting %s = \"%s\", which this "
 				"fedgate cannot read; correct that row or restore a backup",
 				db->path, key, val);
@@ -850,8 +848,8 @@ static void domain_owner(struct store_db *db, const char *domain, const char *se
 	*is_self = false;
 	if (o == NULL)
 		return;
-	if (bind_text(o, 1, domain) == SQLITE_OK && sqlite3_step(o) == SQLITE_ROW &&
-	    (owner = col_text(o, 0)) != NULL) {
+	if (store_db_bind_text(o, 1, domain) == SQLITE_OK && sqlite3_step(o) == SQLITE_ROW &&
+	    (owner = store_db_col_text(o, 0)) != NULL) {
 		snprintf(buf, len, "partner %s", owner);
 		*is_self = self != NULL && strcmp(owner, self) == 0;
 	}
@@ -869,18 +867,18 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 	if (s == NULL || d == NULL)
 		return FG_ERR;
 	if (p == NULL || p->domain == NULL || p->description == NULL) {
-		set_err(err, errlen, "a partner to save has no domain or no description");
+		store_db_set_err(err, errlen, "a partner to save has no domain or no description");
 		return FG_INVAL;
 	}
-	src = bind_text(s, 1, p->domain);
+	src = store_db_bind_text(s, 1, p->domain);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 2, p->description);
+		src = store_db_bind_text(s, 2, p->description);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 3, policy_partner_type_name(p->type));
+		src = store_db_bind_text(s, 3, policy_partner_type_name(p->type));
 	if (src == SQLITE_OK)
-		src = bind_text(s, 4, policy_negotiation_name(p->tls));
+		src = store_db_bind_text(s, 4, policy_negotiation_name(p->tls));
 	if (src == SQLITE_OK)
-		src = bind_text(s, 5, policy_negotiation_name(p->sasl));
+		src = store_db_bind_text(s, 5, policy_negotiation_name(p->sasl));
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_int(s, 6, p->dialback);
 	if (src == SQLITE_OK)
@@ -888,14 +886,15 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_int64(s, 8, p->connection_limit);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 9, p->proxy_fqdn);
+		src = store_db_bind_text(s, 9, p->proxy_fqdn);
 	if (src == SQLITE_OK)
 		src = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
-		set_err(err, errlen, "partner %s is listed twice in one change; nothing was saved",
-			p->domain);
+		store_db_set_err(err, errlen,
+				 "partner %s is listed twice in one change; nothing was saved",
+				 p->domain);
 		return FG_INVAL;
 	}
 	if (src == SQLITE_CONSTRAINT_TRIGGER) {
@@ -903,7 +902,8 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 		bool self;
 
 		domain_owner(db, p->domain, NULL, &self, owner, sizeof(owner));
-		set_err(err, errlen,
+		store_db_set_err(
+			err, errlen,
 			"the domain %s is already an additional domain of %s (a domain may belong "
 			"to one partner only); nothing was saved",
 			p->domain, owner);
@@ -917,9 +917,9 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 	for (size_t i = 0; i < p->additional_domains.n; i++) {
 		const char *x = p->additional_domains.v[i];
 
-		src = bind_text(d, 1, x);
+		src = store_db_bind_text(d, 1, x);
 		if (src == SQLITE_OK)
-			src = bind_text(d, 2, p->domain);
+			src = store_db_bind_text(d, 2, p->domain);
 		if (src == SQLITE_OK)
 			src = sqlite3_step(d);
 		sqlite3_reset(d);
@@ -927,14 +927,16 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 		if (src == SQLITE_DONE)
 			continue;
 		if (src == SQLITE_CONSTRAINT_TRIGGER && strcmp(x, p->domain) == 0) {
-			set_err(err, errlen,
+			store_db_set_err(
+				err, errlen,
 				"partner %s lists its primary domain as an additional domain; "
 				"nothing was saved",
 				p->domain);
 			return FG_INVAL;
 		}
 		if (src == SQLITE_CONSTRAINT_TRIGGER) {
-			set_err(err, errlen,
+			store_db_set_err(
+				err, errlen,
 				"the additional domain %s of partner %s is the primary domain of "
 				"partner %s (a domain may belong to one partner only); nothing was "
 				"saved",
@@ -947,12 +949,13 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 
 			domain_owner(db, x, p->domain, &self, owner, sizeof(owner));
 			if (self)
-				set_err(err, errlen,
-					"partner %s lists the additional domain %s twice; "
-					"nothing was saved",
-					p->domain, x);
+				store_db_set_err(err, errlen,
+						 "partner %s lists the additional domain %s twice; "
+						 "nothing was saved",
+						 p->domain, x);
 			else
-				set_err(err, errlen,
+				store_db_set_err(
+					err, errlen,
 					"the additional domain %s of partner %s already belongs to "
 					"%s (a domain may belong to one partner only); nothing was "
 					"saved",
@@ -976,19 +979,19 @@ static int delete_partner(struct store_db *db, const char *domain, bool must_exi
 	if (s == NULL)
 		return FG_ERR;
 	if (domain == NULL) {
-		set_err(err, errlen, "no partner domain given to delete");
+		store_db_set_err(err, errlen, "no partner domain given to delete");
 		return FG_INVAL;
 	}
-	src = bind_text(s, 1, domain);
+	src = store_db_bind_text(s, 1, domain);
 	if (src == SQLITE_OK)
-		src = run(s);
+		src = store_db_run(s);
 	if (src != SQLITE_DONE) {
 		snprintf(what, sizeof(what), "delete partner %.253s", domain);
 		return fail(db, src, err, errlen, what);
 	}
 	/* changes() counts the partner row only, not the cascade. */
 	if (must_exist && sqlite3_changes(db->h) == 0) {
-		set_err(err, errlen, "there is no partner %s; nothing was saved", domain);
+		store_db_set_err(err, errlen, "there is no partner %s; nothing was saved", domain);
 		return FG_NOTFOUND;
 	}
 	return FG_OK;
@@ -1003,7 +1006,7 @@ static int put_gateway(struct store_db *db, const struct gateway_settings *gw, c
 	if (put == NULL || del == NULL)
 		return FG_ERR;
 	if (gw == NULL) {
-		set_err(err, errlen, "no gateway settings given to save");
+		store_db_set_err(err, errlen, "no gateway settings given to save");
 		return FG_INVAL;
 	}
 	for (size_t i = 0; i < FG_ARRAY_LEN(gw_keys); i++) {
@@ -1025,11 +1028,11 @@ static int put_gateway(struct store_db *db, const struct gateway_settings *gw, c
 		/* An unset secret is no row, so it loads back as NULL. */
 		if (val == NULL)
 			s = del;
-		src = bind_text(s, 1, k->name);
+		src = store_db_bind_text(s, 1, k->name);
 		if (src == SQLITE_OK && val != NULL)
-			src = bind_text(s, 2, val);
+			src = store_db_bind_text(s, 2, val);
 		if (src == SQLITE_OK)
-			src = run(s);
+			src = store_db_run(s);
 		if (src != SQLITE_DONE) {
 			char what[96];
 
@@ -1047,7 +1050,7 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 	switch (op->kind) {
 	case STORE_PUT_PARTNER:
 		if (op->partner == NULL || op->partner->domain == NULL) {
-			set_err(err, errlen, "no partner given to save");
+			store_db_set_err(err, errlen, "no partner given to save");
 			return FG_INVAL;
 		}
 		rc = delete_partner(db, op->partner->domain, false, err, errlen);
@@ -1062,10 +1065,10 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 		if (s == NULL)
 			return FG_ERR;
 		if (op->npartners > 0 && op->partners == NULL) {
-			set_err(err, errlen, "no partners given to save");
+			store_db_set_err(err, errlen, "no partners given to save");
 			return FG_INVAL;
 		}
-		src = run(s);
+		src = store_db_run(s);
 		if (src != SQLITE_DONE)
 			return fail(db, src, err, errlen, "delete the partners");
 		for (size_t i = 0; i < op->npartners; i++) {
@@ -1080,12 +1083,12 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 	case STORE_DELETE_USER: return store_users_apply_op(db, op, err, errlen);
 	case STORE_CUSTOM:
 		if (op->custom == NULL) {
-			set_err(err, errlen, "no change given to save");
+			store_db_set_err(err, errlen, "no change given to save");
 			return FG_INVAL;
 		}
 		return op->custom(db, op->custom_arg, err, errlen);
 	}
-	set_err(err, errlen, "unknown store operation %d", (int)op->kind);
+	store_db_set_err(err, errlen, "unknown store operation %d", (int)op->kind);
 	return FG_INVAL;
 }
 
@@ -1097,24 +1100,25 @@ static int insert_audit(struct store_db *db, const struct audit_entry *e, char *
 	if (s == NULL)
 		return FG_ERR;
 	if (e->who == NULL || e->iface == NULL || e->action == NULL || e->target == NULL) {
-		set_err(err, errlen, "an audit record lacks who, interface, action or target");
+		store_db_set_err(err, errlen,
+				 "an audit record lacks who, interface, action or target");
 		return FG_INVAL;
 	}
-	src = sqlite3_bind_int64(s, 1, e->at_ms != 0 ? e->at_ms : now_ms());
+	src = sqlite3_bind_int64(s, 1, e->at_ms != 0 ? e->at_ms : fg_now_ms());
 	if (src == SQLITE_OK)
-		src = bind_text(s, 2, e->who);
+		src = store_db_bind_text(s, 2, e->who);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 3, e->iface);
+		src = store_db_bind_text(s, 3, e->iface);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 4, e->action);
+		src = store_db_bind_text(s, 4, e->action);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 5, e->target);
+		src = store_db_bind_text(s, 5, e->target);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 6, e->before);
+		src = store_db_bind_text(s, 6, e->before);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 7, e->after);
+		src = store_db_bind_text(s, 7, e->after);
 	if (src == SQLITE_OK)
-		src = run(s);
+		src = store_db_run(s);
 	if (src != SQLITE_DONE)
 		return fail(db, src, err, errlen, "write the audit log");
 	return FG_OK;
@@ -1126,7 +1130,7 @@ int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops
 	int rc;
 
 	if ((nops > 0 && ops == NULL) || (naudit > 0 && audit == NULL)) {
-		set_err(err, errlen, "nothing given to save");
+		store_db_set_err(err, errlen, "nothing given to save");
 		return FG_INVAL;
 	}
 	/* IMMEDIATE takes the write lock now (waiting up to busy_timeout for
@@ -1166,16 +1170,16 @@ sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, siz
 		if (db->ext[i].sql == sql)
 			return db->ext[i].st;
 	if (db->next == EXT_STMT_MAX) {
-		set_err(err, errlen,
-			"the store %s has no room for another statement (raise "
-			"EXT_STMT_MAX in store_sqlite.c)",
-			db->path);
+		store_db_set_err(err, errlen,
+				 "the store %s has no room for another statement (raise "
+				 "EXT_STMT_MAX in store_sqlite.c)",
+				 db->path);
 		return NULL;
 	}
 	src = sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
 	if (src != SQLITE_OK) {
-		set_err(err, errlen, "the store %s cannot prepare a statement: %s", db->path,
-			sqlite3_errmsg(db->h));
+		store_db_set_err(err, errlen, "the store %s cannot prepare a statement: %s",
+				 db->path, sqlite3_errmsg(db->h));
 		return NULL;
 	}
 	db->ext[db->next].sql = sql;
@@ -1219,16 +1223,17 @@ int store_db_audit(struct store_db *db, long long since_ms, store_audit_cb cb, v
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
 		struct audit_entry e = {
 			.at_ms = sqlite3_column_int64(s, 1),
-			.who = col_text(s, 2),
-			.iface = col_text(s, 3),
-			.action = col_text(s, 4),
-			.target = col_text(s, 5),
-			.before = col_text(s, 6),
-			.after = col_text(s, 7),
+			.who = store_db_col_text(s, 2),
+			.iface = store_db_col_text(s, 3),
+			.action = store_db_col_text(s, 4),
+			.target = store_db_col_text(s, 5),
+			.before = store_db_col_text(s, 6),
+			.after = store_db_col_text(s, 7),
 		};
 
 		if (e.who == NULL || e.iface == NULL || e.action == NULL || e.target == NULL) {
-			set_err(err, errlen, "out of memory reading the audit log of %s", db->path);
+			store_db_set_err(err, errlen, "out of memory reading the audit log of %s",
+					 db->path);
 			rc = FG_NOMEM;
 			break;
 		}

@@ -22,11 +22,6 @@ void store_db_close(struct store_db **db);
 int store_db_schema_version(struct store_db *db);
 /* The schema version this program migrates to (the number of migrations). */
 int store_db_schema_latest(void);
-/* The SQLite handle, for subsystems with tables of their own (admin.c);
- * only on the thread that owns db. */
-struct sqlite3;
-struct sqlite3 *store_db_sqlite(struct store_db *db);
-
 /* Loads every partner into a new set (policy_new + policy_put) and the
  * gateway settings (defaults for keys never saved; dialback_secret NULL
  * when never set), both from one snapshot. Either may be NULL to load only
@@ -95,7 +90,19 @@ int store_db_audit(struct store_db *db, long long since_ms, store_audit_cb cb, v
 struct sqlite3;
 struct sqlite3_stmt;
 
+/* The SQLite handle, only on the thread that owns db. */
 struct sqlite3 *store_db_handle(struct store_db *db);
+/* err = the formatted sentence (err may be NULL). */
+void store_db_set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Steps a statement that returns no rows and makes it reusable: the
+ * statement's own result, or SQLITE_DONE. */
+int store_db_run(struct sqlite3_stmt *s);
+/* Binds text or NULL without copying: every statement is reset before the
+ * strings it was bound to can go away. */
+int store_db_bind_text(struct sqlite3_stmt *s, int i, const char *v);
+/* Column i as text, NULL for NULL; valid until the next step or reset. */
+const char *store_db_col_text(struct sqlite3_stmt *s, int i);
 const char *store_db_path(const struct store_db *db);
 /* The statement for sql, prepared on first use and kept until close; sql
  * must be a string constant (the cache is keyed by its address). NULL with

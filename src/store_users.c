@@ -56,52 +56,15 @@ static const char SQL_VCARD_GET[] = "SELECT xml FROM vcards WHERE user = ?1";
 
 /* ---- helpers ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v == NULL)
-		return sqlite3_bind_null(s, i);
-	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-}
-
-/* Steps a statement that returns no rows and makes it reusable; the
- * bound strings may go away after this. */
-static int run(sqlite3_stmt *s)
-{
-	int src = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return src;
-}
-
 static void done_reading(sqlite3_stmt *s)
 {
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 }
 
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
-
 static int oom(struct store_db *db, char *err, size_t errlen)
 {
-	set_err(err, errlen, "out of memory reading the store %s", store_db_path(db));
+	store_db_set_err(err, errlen, "out of memory reading the store %s", store_db_path(db));
 	return FG_NOMEM;
 }
 
@@ -113,7 +76,7 @@ static int write_failed(struct store_db *db, int src, const char *user, char *er
 	char buf[400];
 
 	if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
-		set_err(err, errlen, "there is no user %s; nothing was saved", user);
+		store_db_set_err(err, errlen, "there is no user %s; nothing was saved", user);
 		return FG_NOTFOUND;
 	}
 	snprintf(buf, sizeof(buf), "%s of %.300s", what, user);
@@ -131,17 +94,17 @@ static int put_user(struct store_db *db, const struct account *a, char *err, siz
 	if (s == NULL)
 		return FG_ERR;
 	if (a == NULL || a->jid == NULL) {
-		set_err(err, errlen, "no user given to save");
+		store_db_set_err(err, errlen, "no user given to save");
 		return FG_INVAL;
 	}
 	creds = sasl_creds_encode(&a->creds);
 	if (creds == NULL) {
-		set_err(err, errlen, "out of memory saving user %s", a->jid);
+		store_db_set_err(err, errlen, "out of memory saving user %s", a->jid);
 		return FG_NOMEM;
 	}
-	src = bind_text(s, 1, a->jid);
+	src = store_db_bind_text(s, 1, a->jid);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 2, creds);
+		src = store_db_bind_text(s, 2, creds);
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_int(s, 3, a->xmpp_access ? 1 : 0);
 	if (src == SQLITE_OK)
@@ -165,17 +128,17 @@ static int delete_user(struct store_db *db, const char *jid, char *err, size_t e
 	if (s == NULL)
 		return FG_ERR;
 	if (jid == NULL) {
-		set_err(err, errlen, "no user given to delete");
+		store_db_set_err(err, errlen, "no user given to delete");
 		return FG_INVAL;
 	}
-	src = bind_text(s, 1, jid);
+	src = store_db_bind_text(s, 1, jid);
 	if (src == SQLITE_OK)
-		src = run(s);
+		src = store_db_run(s);
 	if (src != SQLITE_DONE)
 		return write_failed(db, src, jid, err, errlen, "delete the account");
 	/* changes() counts the user's row only, not the cascade. */
 	if (sqlite3_changes(store_db_handle(db)) == 0) {
-		set_err(err, errlen, "there is no user %s; nothing was saved", jid);
+		store_db_set_err(err, errlen, "there is no user %s; nothing was saved", jid);
 		return FG_NOTFOUND;
 	}
 	return FG_OK;
@@ -188,14 +151,14 @@ int store_users_apply_op(struct store_db *db, const struct store_op *op, char *e
 	case STORE_DELETE_USER: return delete_user(db, op->user, err, errlen);
 	default: break;
 	}
-	set_err(err, errlen, "store operation %d is not about users", (int)op->kind);
+	store_db_set_err(err, errlen, "store operation %d is not about users", (int)op->kind);
 	return FG_INVAL;
 }
 
 static int account_from_row(struct store_db *db, sqlite3_stmt *s, struct account **out, char *err,
 			    size_t errlen)
 {
-	const char *jid = col_text(s, 0), *creds = col_text(s, 1);
+	const char *jid = store_db_col_text(s, 0), *creds = store_db_col_text(s, 1);
 	long long access = sqlite3_column_int64(s, 2);
 	struct account *a;
 
@@ -209,7 +172,8 @@ static int account_from_row(struct store_db *db, sqlite3_stmt *s, struct account
 	a->created_ms = sqlite3_column_int64(s, 3);
 	a->xmpp_access = access != 0;
 	if (access != 0 && access != 1) {
-		set_err(err, errlen,
+		store_db_set_err(
+			err, errlen,
 			"the store %s holds user %s with xmpp_access = %lld, which this fedgate "
 			"cannot read; correct that row or restore a backup",
 			store_db_path(db), jid, access);
@@ -218,7 +182,8 @@ static int account_from_row(struct store_db *db, sqlite3_stmt *s, struct account
 	}
 	/* The value is not quoted: it is what a password guesser needs. */
 	if (sasl_creds_decode(creds, &a->creds) != FG_OK) {
-		set_err(err, errlen,
+		store_db_set_err(
+			err, errlen,
 			"the store %s holds user %s with credentials this fedgate cannot read; "
 			"restore a backup, or remove the user and add it again",
 			store_db_path(db), jid);
@@ -276,16 +241,16 @@ int store_db_roster_load(struct store_db *db, store_roster_cb cb, void *ud, char
 		return FG_ERR;
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
 		struct roster_row r = {
-			.user = col_text(s, 0),
-			.contact = col_text(s, 1),
-			.name = col_text(s, 2),
-			.groups = col_text(s, 3),
+			.user = store_db_col_text(s, 0),
+			.contact = store_db_col_text(s, 1),
+			.name = store_db_col_text(s, 2),
+			.groups = store_db_col_text(s, 3),
 			.sub_to = sqlite3_column_int(s, 4) != 0,
 			.sub_from = sqlite3_column_int(s, 5) != 0,
 			.ask_out = sqlite3_column_int(s, 6) != 0,
 			.pending_in = sqlite3_column_int(s, 7) != 0,
 			.approved = sqlite3_column_int(s, 8) != 0,
-			.pending_in_xml = col_text(s, 9),
+			.pending_in_xml = store_db_col_text(s, 9),
 			.hidden = sqlite3_column_int(s, 10) != 0,
 		};
 
@@ -312,16 +277,16 @@ int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *e
 	if (s == NULL)
 		return FG_ERR;
 	if (r == NULL || r->user == NULL || r->contact == NULL) {
-		set_err(err, errlen, "no roster item given to save");
+		store_db_set_err(err, errlen, "no roster item given to save");
 		return FG_INVAL;
 	}
-	src = bind_text(s, 1, r->user);
+	src = store_db_bind_text(s, 1, r->user);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 2, r->contact);
+		src = store_db_bind_text(s, 2, r->contact);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 3, r->name);
+		src = store_db_bind_text(s, 3, r->name);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 4, r->groups != NULL ? r->groups : "[]");
+		src = store_db_bind_text(s, 4, r->groups != NULL ? r->groups : "[]");
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_int(s, 5, r->sub_to);
 	if (src == SQLITE_OK)
@@ -333,11 +298,11 @@ int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *e
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_int(s, 9, r->approved);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 10, r->pending_in_xml);
+		src = store_db_bind_text(s, 10, r->pending_in_xml);
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_int(s, 11, r->hidden);
 	if (src == SQLITE_OK)
-		src = run(s);
+		src = store_db_run(s);
 	if (src != SQLITE_DONE)
 		return write_failed(db, src, r->user, err, errlen, "save a roster item");
 	return FG_OK;
@@ -352,14 +317,14 @@ int store_db_roster_delete(struct store_db *db, const char *user, const char *co
 	if (s == NULL)
 		return FG_ERR;
 	if (user == NULL || contact == NULL) {
-		set_err(err, errlen, "no roster item given to delete");
+		store_db_set_err(err, errlen, "no roster item given to delete");
 		return FG_INVAL;
 	}
-	src = bind_text(s, 1, user);
+	src = store_db_bind_text(s, 1, user);
 	if (src == SQLITE_OK)
-		src = bind_text(s, 2, contact);
+		src = store_db_bind_text(s, 2, contact);
 	if (src == SQLITE_OK)
-		src = run(s);
+		src = store_db_run(s);
 	if (src != SQLITE_DONE)
 		return write_failed(db, src, user, err, errlen, "delete a roster item");
 	return FG_OK;
@@ -378,7 +343,7 @@ int store_db_offline_add(struct store_db *db, const char *user, long long at_ms,
 	if (st == NULL || ins == NULL)
 		return FG_ERR;
 	if (user == NULL || xml == NULL) {
-		set_err(err, errlen, "no offline message given to save");
+		store_db_set_err(err, errlen, "no offline message given to save");
 		return FG_INVAL;
 	}
 	/* The count and the insert under one write lock, so two writers
@@ -386,7 +351,7 @@ int store_db_offline_add(struct store_db *db, const char *user, long long at_ms,
 	rc = store_db_begin(db, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	src = bind_text(st, 1, user);
+	src = store_db_bind_text(st, 1, user);
 	if (src == SQLITE_OK)
 		src = sqlite3_step(st);
 	if (src == SQLITE_ROW) {
@@ -397,23 +362,23 @@ int store_db_offline_add(struct store_db *db, const char *user, long long at_ms,
 	}
 	done_reading(st);
 	if (rc == FG_OK && !exists) {
-		set_err(err, errlen, "there is no user %s; nothing was saved", user);
+		store_db_set_err(err, errlen, "there is no user %s; nothing was saved", user);
 		rc = FG_NOTFOUND;
 	}
 	if (rc == FG_OK && n >= (long long)limit) {
-		set_err(err, errlen,
-			"%s already has %lld offline messages waiting (the limit is %u)", user, n,
-			limit);
+		store_db_set_err(err, errlen,
+				 "%s already has %lld offline messages waiting (the limit is %u)",
+				 user, n, limit);
 		rc = FG_LIMIT;
 	}
 	if (rc == FG_OK) {
-		src = bind_text(ins, 1, user);
+		src = store_db_bind_text(ins, 1, user);
 		if (src == SQLITE_OK)
 			src = sqlite3_bind_int64(ins, 2, at_ms);
 		if (src == SQLITE_OK)
-			src = bind_text(ins, 3, xml);
+			src = store_db_bind_text(ins, 3, xml);
 		if (src == SQLITE_OK)
-			src = run(ins);
+			src = store_db_run(ins);
 		if (src != SQLITE_DONE)
 			rc = write_failed(db, src, user, err, errlen, "save an offline message");
 	}
@@ -430,26 +395,27 @@ int store_db_offline_take(struct store_db *db, const char *user, store_offline_c
 	if (sel == NULL || del == NULL)
 		return FG_ERR;
 	if (user == NULL || cb == NULL) {
-		set_err(err, errlen, "no user given to take offline messages of");
+		store_db_set_err(err, errlen, "no user given to take offline messages of");
 		return FG_INVAL;
 	}
 	rc = store_db_begin(db, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	src = bind_text(sel, 1, user);
+	src = store_db_bind_text(sel, 1, user);
 	while (src == SQLITE_OK || src == SQLITE_ROW) {
 		const char *xml;
 
 		src = sqlite3_step(sel);
 		if (src != SQLITE_ROW)
 			break;
-		xml = col_text(sel, 1);
+		xml = store_db_col_text(sel, 1);
 		if (xml == NULL) {
 			rc = oom(db, err, errlen);
 			break;
 		}
 		if (cb(ud, sqlite3_column_int64(sel, 0), xml) != 0) {
-			set_err(err, errlen,
+			store_db_set_err(
+				err, errlen,
 				"the offline messages of %s were not taken; they stay stored",
 				user);
 			rc = FG_ERR;
@@ -460,9 +426,9 @@ int store_db_offline_take(struct store_db *db, const char *user, store_offline_c
 		rc = store_db_fail(db, src, err, errlen, "read the offline messages");
 	done_reading(sel);
 	if (rc == FG_OK) {
-		src = bind_text(del, 1, user);
+		src = store_db_bind_text(del, 1, user);
 		if (src == SQLITE_OK)
-			src = run(del);
+			src = store_db_run(del);
 		if (src != SQLITE_DONE)
 			rc = store_db_fail(db, src, err, errlen, "delete the offline messages");
 	}
@@ -479,10 +445,10 @@ int store_db_offline_count(struct store_db *db, const char *user, unsigned *n, c
 	if (s == NULL)
 		return FG_ERR;
 	if (user == NULL) {
-		set_err(err, errlen, "no user given to count offline messages of");
+		store_db_set_err(err, errlen, "no user given to count offline messages of");
 		return FG_INVAL;
 	}
-	src = bind_text(s, 1, user);
+	src = store_db_bind_text(s, 1, user);
 	if (src == SQLITE_OK)
 		src = sqlite3_step(s);
 	if (src == SQLITE_ROW)
@@ -505,14 +471,14 @@ int store_db_vcard_put(struct store_db *db, const char *user, const char *xml, c
 	if (s == NULL)
 		return FG_ERR;
 	if (user == NULL) {
-		set_err(err, errlen, "no user given to save a vCard for");
+		store_db_set_err(err, errlen, "no user given to save a vCard for");
 		return FG_INVAL;
 	}
-	src = bind_text(s, 1, user);
+	src = store_db_bind_text(s, 1, user);
 	if (src == SQLITE_OK && xml != NULL)
-		src = bind_text(s, 2, xml);
+		src = store_db_bind_text(s, 2, xml);
 	if (src == SQLITE_OK)
-		src = run(s);
+		src = store_db_run(s);
 	if (src != SQLITE_DONE)
 		return write_failed(db, src, user, err, errlen, "save the vCard");
 	return FG_OK;
@@ -527,14 +493,14 @@ int store_db_vcard_get(struct store_db *db, const char *user, char **xml, char *
 	if (s == NULL)
 		return FG_ERR;
 	if (user == NULL) {
-		set_err(err, errlen, "no user given to read a vCard of");
+		store_db_set_err(err, errlen, "no user given to read a vCard of");
 		return FG_INVAL;
 	}
-	src = bind_text(s, 1, user);
+	src = store_db_bind_text(s, 1, user);
 	if (src == SQLITE_OK)
 		src = sqlite3_step(s);
 	if (src == SQLITE_ROW) {
-		const char *v = col_text(s, 0);
+		const char *v = store_db_col_text(s, 0);
 
 		if (v == NULL || (*xml = strdup(v)) == NULL)
 			rc = oom(db, err, errlen);
