@@ -15,6 +15,7 @@
 #include "policy.h"
 #include "store.h"
 #include "store_sqlite.h"
+#include "store_testdir.h"
 
 #include <dirent.h>
 #include <event2/event.h>
@@ -26,60 +27,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-struct tdir {
-	char dir[64];
-	char path[128];
-};
-
-static int setup(void **state)
-{
-	struct tdir *t = calloc(1, sizeof(*t));
-
-	if (t == NULL)
-		return -1;
-	snprintf(t->dir, sizeof(t->dir), "/tmp/fg-test-store.XXXXXX");
-	if (mkdtemp(t->dir) == NULL) {
-		free(t);
-		return -1;
-	}
-	snprintf(t->path, sizeof(t->path), "%s/fedgate.db", t->dir);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tdir *t = *state;
-	DIR *d = opendir(t->dir);
-	struct dirent *e;
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		char p[400];
-
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", t->dir, e->d_name);
-		unlink(p);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(t->dir);
-	free(t);
-	return 0;
-}
-
-static struct store_db *open_ok(const struct tdir *t)
-{
-	struct store_db *db = NULL;
-	char err[512] = "";
-	int rc = store_db_open(t->path, &db, err, sizeof(err));
-
-	if (rc != FG_OK)
-		fail_msg("store_db_open: %s", err);
-	assert_non_null(db);
-	return db;
-}
 
 static void commit_ok(struct store_db *db, const struct store_op *ops, size_t nops,
 		      const struct audit_entry *audit, size_t naudit)
@@ -99,41 +46,6 @@ static struct policy *load_ok(struct store_db *db)
 		fail_msg("store_db_load: %s", err);
 	assert_non_null(pol);
 	return pol;
-}
-
-/* One integer from a separate connection, as another process sees it. */
-static long long raw_int(const char *path, const char *sql)
-{
-	sqlite3 *h = NULL;
-	sqlite3_stmt *s = NULL;
-	long long v = -1;
-
-	assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(h);
-	return v;
-}
-
-static void raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *h = NULL;
-	char *msg = NULL;
-
-	assert_int_equal(
-		sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
-		SQLITE_OK);
-	if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		char copy[256];
-
-		snprintf(copy, sizeof(copy), "%s", msg != NULL ? msg : "?");
-		sqlite3_free(msg);
-		sqlite3_close(h);
-		fail_msg("%s: %s", sql, copy);
-	}
-	sqlite3_close(h);
 }
 
 /* A partner with every field away from its default, varied by v, and the
