@@ -344,6 +344,14 @@ static int not_found(const struct admin_job *j, char *err, size_t errlen)
 	return FG_NOTFOUND;
 }
 
+/* The account's role; FG_NOTFOUND with the message when there is none. */
+static int existing_role(struct store_db *db, const struct admin_job *j, enum admin_role *r,
+			 char *err, size_t errlen)
+{
+	int rc = admin_db_role(db, j->name, r, err, errlen);
+	return rc == FG_NOTFOUND ? not_found(j, err, errlen) : rc;
+}
+
 static int op_passwd(struct store_db *db, const void *arg, char *err, size_t errlen)
 {
 	const struct admin_job *j = arg;
@@ -363,9 +371,7 @@ static int op_remove(struct store_db *db, const void *arg, char *err, size_t err
 {
 	const struct admin_job *j = arg;
 	enum admin_role r;
-	int rc = admin_db_role(db, j->name, &r, err, errlen);
-	if (rc == FG_NOTFOUND)
-		return not_found(j, err, errlen);
+	int rc = existing_role(db, j, &r, err, errlen);
 	if (rc != FG_OK)
 		return rc;
 	sqlite3_stmt *s = NULL;
@@ -393,9 +399,7 @@ static int op_token(struct store_db *db, const void *arg, char *err, size_t errl
 {
 	const struct admin_job *j = arg;
 	enum admin_role r;
-	int rc = admin_db_role(db, j->name, &r, err, errlen);
-	if (rc == FG_NOTFOUND)
-		return not_found(j, err, errlen);
+	int rc = existing_role(db, j, &r, err, errlen);
 	if (rc != FG_OK)
 		return rc;
 	sqlite3_stmt *s = NULL;

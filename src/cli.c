@@ -296,28 +296,13 @@ static void print_gateway(FILE *f, json_t *g)
 }
 
 /* One line per changed field: "tls: required -> optional". */
-static void print_diff(FILE *f, json_t *before, json_t *after)
+static void print_change(void *ud, const char *key, json_t *b, json_t *a)
 {
-	json_t *keys = json_object();
-	const char *key;
-	json_t *v;
-	if (json_is_object(before))
-		json_object_foreach(before, key, v) json_object_set(keys, key, json_true());
-	if (json_is_object(after))
-		json_object_foreach(after, key, v) json_object_set(keys, key, json_true());
-	json_object_foreach(keys, key, v)
-	{
-		json_t *b = json_is_object(before) ? json_object_get(before, key) : NULL;
-		json_t *a = json_is_object(after) ? json_object_get(after, key) : NULL;
-		if (b && a && json_equal(a, b))
-			continue;
-		char *bs = b ? json_dumps(b, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("-");
-		char *as = a ? json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("-");
-		fprintf(f, "    %s: %s -> %s\n", key, bs, as);
-		free(bs);
-		free(as);
-	}
-	json_decref(keys);
+	char *bs = b ? json_dumps(b, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("-");
+	char *as = a ? json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("-");
+	fprintf(ud, "    %s: %s -> %s\n", key, bs, as);
+	free(bs);
+	free(as);
 }
 
 static void print_audit(FILE *f, json_t *rows)
@@ -330,7 +315,8 @@ static void print_audit(FILE *f, json_t *rows)
 	{
 		fprintf(f, "%s  %s via %s: %s %s\n", str_of(r, "at"), str_of(r, "who"),
 			str_of(r, "interface"), str_of(r, "action"), str_of(r, "target"));
-		print_diff(f, json_object_get(r, "before"), json_object_get(r, "after"));
+		policy_json_diff(json_object_get(r, "before"), json_object_get(r, "after"),
+				 print_change, f);
 	}
 }
 

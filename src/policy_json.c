@@ -326,3 +326,23 @@ int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const ch
 	}
 	return FG_OK;
 }
+
+void policy_json_diff(json_t *before, json_t *after,
+		      void (*fn)(void *ud, const char *key, json_t *old, json_t *new_v), void *ud)
+{
+	json_t *keys = json_object();
+	const char *k;
+	json_t *x;
+	if (json_is_object(before))
+		json_object_foreach(before, k, x) json_object_set(keys, k, json_true());
+	if (json_is_object(after))
+		json_object_foreach(after, k, x) json_object_set(keys, k, json_true());
+	json_object_foreach(keys, k, x)
+	{
+		json_t *b = json_is_object(before) ? json_object_get(before, k) : NULL;
+		json_t *a = json_is_object(after) ? json_object_get(after, k) : NULL;
+		if (!(b && a && json_equal(a, b)))
+			fn(ud, k, b, a);
+	}
+	json_decref(keys);
+}

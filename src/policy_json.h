@@ -30,6 +30,12 @@ int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const ch
  * integers in decimal (written into buf); NULL for anything else. */
 const char *policy_json_text(json_t *v, char *buf, size_t len);
 
+/* What an audit row changed: for every key of before or after (objects,
+ * either may be NULL) whose values differ, fn(ud, key, old, new), with
+ * NULL for a side that lacks the key; in key order. */
+void policy_json_diff(json_t *before, json_t *after,
+		      void (*fn)(void *ud, const char *key, json_t *old, json_t *new_v), void *ud);
+
 /* Warnings of the matrix alone (no set, no domain checks) into v. */
 void policy_json_matrix_verdict(const struct partner *p, struct policy_verdict *v);
 

@@ -868,35 +868,21 @@ static void users_got(struct hreq *h, int status, json_t *body)
 	page_end(h, 200, b);
 }
 
-static void diff(struct evbuffer *b, json_t *before, json_t *after)
+static void show_change(void *ud, const char *key, json_t *bv, json_t *av)
 {
-	json_t *keys = json_object();
-	const char *k;
-	json_t *x;
-	if (json_is_object(before))
-		json_object_foreach(before, k, x) json_object_set(keys, k, json_true());
-	if (json_is_object(after))
-		json_object_foreach(after, k, x) json_object_set(keys, k, json_true());
-	json_object_foreach(keys, k, x)
-	{
-		json_t *bv = json_is_object(before) ? json_object_get(before, k) : NULL;
-		json_t *av = json_is_object(after) ? json_object_get(after, k) : NULL;
-		if (bv && av && json_equal(bv, av))
-			continue;
-		http_html(b, k);
-		evbuffer_add_printf(b, ": ");
-		if (bv)
-			cell(b, bv);
-		else
-			evbuffer_add_printf(b, "-");
-		evbuffer_add_printf(b, " &rarr; ");
-		if (av)
-			cell(b, av);
-		else
-			evbuffer_add_printf(b, "-");
-		evbuffer_add_printf(b, "<br>");
-	}
-	json_decref(keys);
+	struct evbuffer *b = ud;
+	http_html(b, key);
+	evbuffer_add_printf(b, ": ");
+	if (bv)
+		cell(b, bv);
+	else
+		evbuffer_add_printf(b, "-");
+	evbuffer_add_printf(b, " &rarr; ");
+	if (av)
+		cell(b, av);
+	else
+		evbuffer_add_printf(b, "-");
+	evbuffer_add_printf(b, "<br>");
 }
 
 static void audit_got(struct hreq *h, int status, json_t *body)
@@ -927,7 +913,8 @@ static void audit_got(struct hreq *h, int status, json_t *body)
 			evbuffer_add_printf(b, "</td>");
 		}
 		evbuffer_add_printf(b, "<td>");
-		diff(b, json_object_get(r, "before"), json_object_get(r, "after"));
+		policy_json_diff(json_object_get(r, "before"), json_object_get(r, "after"),
+				 show_change, b);
 		evbuffer_add_printf(b, "</td></tr>");
 	}
 	evbuffer_add_printf(b, "</tbody></table>");
