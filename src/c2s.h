@@ -42,11 +42,10 @@ const char *c2s_full(const struct c2s *c);
 const char *c2s_bare(const struct c2s *c);
 /* Presence state, kept by presence.c. */
 struct c2s_presence {
-	bool available;	 /* the last presence it broadcast was available */
 	bool initial;	 /* it has sent its initial presence */
 	bool interested; /* it asked for the roster: gets roster pushes */
 	int priority;
-	struct xml_node *last;	 /* the last available presence, or NULL */
+	struct xml_node *last;	 /* its available presence; NULL while unavailable */
 	struct strmap *directed; /* full JIDs it sent directed presence to */
 };
 struct c2s_presence *c2s_presence(struct c2s *c);

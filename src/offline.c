@@ -142,7 +142,7 @@ static void take_done(void *ud, int rc, const char *err)
 	if (j->n)
 		log_info("offline", "%zu offline messages for %s", j->n, j->user);
 	for (size_t i = 0; i < j->n; i++) {
-		struct xml_node *m = offline_parse(j->xml[i]);
+		struct xml_node *m = xmlstream_parse_one(j->xml[i]);
 		free(j->xml[i]);
 		if (!m) {
 			log_error("offline", "an offline message of %s could not be read back",
@@ -178,35 +178,4 @@ void offline_deliver(struct server *srv, struct c2s *c)
 		free(j->full);
 		free(j);
 	}
-}
-
-struct parse_ctx {
-	struct xml_node *st;
-};
-
-static int on_parsed(void *ud, struct xs_event *ev)
-{
-	struct parse_ctx *p = ud;
-	if (ev->type == XS_EV_STANZA && !p->st) {
-		p->st = ev->node;
-		return XS_STOP;
-	}
-	if (ev->type == XS_EV_STANZA)
-		xml_free(&ev->node);
-	return XS_CONTINUE;
-}
-
-struct xml_node *offline_parse(const char *xml)
-{
-	static const char head[] = "<stream:stream xmlns='jabber:server' "
-				   "xmlns:stream='http://etherx.jabber.org/streams'>";
-	struct xs_limits lim = {.stanza_bytes = 1024 * 1024, .depth = 64, .attributes = 256};
-	struct parse_ctx p = {0};
-	struct xmlstream *xs = xmlstream_new(&lim, on_parsed, &p);
-	if (!xs)
-		return NULL;
-	if (xmlstream_feed(xs, head, strlen(head), NULL) != FG_ERR)
-		xmlstream_feed(xs, xml, strlen(xml), NULL);
-	xmlstream_free(&xs);
-	return p.st;
 }

@@ -14,8 +14,5 @@ struct c2s;
 void offline_store(struct server *srv, struct xml_node *msg, const char *user);
 /* Delivers what waits for c's user to c, oldest first. */
 void offline_deliver(struct server *srv, struct c2s *c);
-/* Parses one serialized stanza (as xml_serialize wrote it, in
- * jabber:server) back into a tree; NULL when it is not one. */
-struct xml_node *offline_parse(const char *xml);
 
 #endif

@@ -76,7 +76,7 @@ static char *bare_of(const char *addr, char **resource)
 static void to_resources(struct server *srv, const char *user, struct xml_node *st)
 {
 	for (struct c2s *c = c2s_first(srv, user); c; c = c2s_next(c)) {
-		if (!c2s_presence(c)->available)
+		if (!c2s_presence(c)->last)
 			continue;
 		struct xml_node *copy = xml_clone(st);
 		if (!copy)
@@ -94,7 +94,7 @@ static void send_current(struct server *srv, const char *user, const char *to)
 	bool any = false;
 	for (struct c2s *c = c2s_first(srv, user); c; c = c2s_next(c)) {
 		struct c2s_presence *p = c2s_presence(c);
-		if (p->available && p->last) {
+		if (p->last) {
 			send_copy(srv, p->last, c2s_full(c), to);
 			any = true;
 		}
@@ -121,7 +121,7 @@ static void broadcast(struct server *srv, struct c2s *c, const struct xml_node *
 	}
 	/* RFC 6121 §4.2.2, §4.4.2: the user's own resources see it too. */
 	for (struct c2s *o = c2s_first(srv, c2s_bare(c)); o; o = c2s_next(o)) {
-		if (!c2s_presence(o)->available && o != c)
+		if (!c2s_presence(o)->last && o != c)
 			continue;
 		struct xml_node *copy = xml_clone(st);
 		if (copy) {
@@ -146,14 +146,13 @@ static int send_unavailable_directed(void *ud, const char *key, void *value)
 static void go_unavailable(struct server *srv, struct c2s *c, const struct xml_node *st)
 {
 	struct c2s_presence *p = c2s_presence(c);
-	if (p->available)
+	if (p->last)
 		broadcast(srv, c, st);
 	if (p->directed) {
 		void *a[3] = {srv, (void *)st, (void *)c2s_full(c)};
 		strmap_each(p->directed, send_unavailable_directed, a);
 		strmap_free(&p->directed, NULL);
 	}
-	p->available = false;
 	xml_free(&p->last);
 }
 
@@ -223,7 +222,6 @@ void presence_from_client(struct server *srv, struct c2s *c, struct xml_node *st
 	p->priority = v < -128 ? -128 : v > 127 ? 127 : (int)v;
 	bool first = !p->initial;
 	p->initial = true;
-	p->available = true;
 	xml_free(&p->last);
 	p->last = st;
 	xml_remove_attr(p->last, NULL, "to");
@@ -235,7 +233,7 @@ void presence_from_client(struct server *srv, struct c2s *c, struct xml_node *st
 void presence_session_end(struct server *srv, struct c2s *c)
 {
 	struct c2s_presence *p = c2s_presence(c);
-	if (!p->available && !p->directed)
+	if (!p->last && !p->directed)
 		return;
 	struct xml_node *u = xml_new(XML_NS_SERVER, "presence");
 	if (!u)
@@ -302,7 +300,7 @@ static void outbound_sub(struct server *srv, struct c2s *c, struct xml_node *st,
 			roster_changed(srv, user, it);
 		if (was_from) {
 			for (struct c2s *o = c2s_first(srv, user); o; o = c2s_next(o))
-				if (c2s_presence(o)->available)
+				if (c2s_presence(o)->last)
 					send_new(srv, c2s_full(o), contact, "unavailable");
 		}
 	} else {
@@ -461,7 +459,7 @@ static void probe_remote(void *ud, struct c2s *c)
 	struct c2s_presence *p = c2s_presence(c);
 	/* One probe per user and contact: only the user's first session
 	 * sends them. */
-	if (!p->available || c2s_first(srv, c2s_bare(c)) != c)
+	if (!p->last || c2s_first(srv, c2s_bare(c)) != c)
 		return;
 	struct roster *r = roster_of(srv, c2s_bare(c), false);
 	for (size_t i = 0; i < roster_count(r); i++) {

@@ -240,7 +240,7 @@ static void deliver_message(struct server *srv, struct xml_node *st, const struc
 	for (struct c2s *c = c2s_first(srv, to->bare); c && n < FG_ARRAY_LEN(targets);
 	     c = c2s_next(c)) {
 		struct c2s_presence *p = c2s_presence(c);
-		if (p->available && p->priority >= 0)
+		if (p->last && p->priority >= 0)
 			targets[n++] = c;
 	}
 	if (n == 0) {

@@ -4,11 +4,11 @@
 #include "conf.h"
 #include "fg.h"
 #include "log.h"
-#include "offline.h"
 #include "router.h"
 #include "serve.h"
 #include "store.h"
 #include "store_users.h"
+#include "xmlstream.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -192,7 +192,7 @@ static void vcard_done(void *ud, int rc, const char *err)
 	} else {
 		struct xml_node *v = NULL;
 		if (j->xml) {
-			struct xml_node *wrapped = offline_parse(j->xml);
+			struct xml_node *wrapped = xmlstream_parse_one(j->xml);
 			struct xml_node *inner = wrapped ? xml_first_element(wrapped) : NULL;
 			v = inner ? xml_clone(inner) : NULL;
 			xml_free(&wrapped);
@@ -219,7 +219,7 @@ static void vcard(struct server *srv, struct c2s *own, struct xml_node *iq, cons
 	}
 	store_job_fn run = vcard_get_run;
 	if (is_type(iq, "set")) {
-		/* Kept inside a <message/> so that offline_parse can read it
+		/* Kept inside a <message/> so that xmlstream_parse_one can read it
 		 * back as a stanza. */
 		struct xml_node *wrap = xml_new(XML_NS_SERVER, "message");
 		struct xml_buf b = {0};

@@ -464,15 +464,9 @@ static void sasl_external(struct stream *s, const struct xml_node *el)
 			return;
 		}
 	}
-	free(s->authed);
-	s->authed = strdup(s->remote);
-	s->method = "SASL over TLS";
-	if (!s->authed) {
-		stream_error(s, "resource-constraint", "out of memory");
+	stream_authenticated(s, s->remote, "SASL over TLS");
+	if (s->state == STREAM_CLOSING)
 		return;
-	}
-	s->flags |= SF_AUTHED;
-	s->restart = true;
 	send_raw(s, "<success xmlns='" XML_NS_SASL "'/>",
 		 strlen("<success xmlns='" XML_NS_SASL "'/>"));
 	log_info(conn_ctx(s->conn), "authenticated %s with SASL EXTERNAL (SASL over TLS)",

@@ -46,8 +46,8 @@ bool stream_secure(const struct stream *s);
 const char *stream_ctx(const struct stream *s);
 const char *stream_local(const struct stream *s);
 void stream_count_stanza(struct stream *s, bool in);
-/* SASL succeeded for who (a bare JID): the stream restarts (RFC 6120
- * §6.4.6) and is then ready for binding. */
+/* SASL succeeded for who (a domain on s2s, a bare JID on c2s): the stream
+ * restarts (RFC 6120 §6.4.6) and is then authenticated. */
 void stream_authenticated(struct stream *s, const char *who, const char *method);
 /* The server's list of live streams. */
 struct stream *stream_next(const struct stream *s);

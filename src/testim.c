@@ -21,7 +21,7 @@ struct test_im {
 	struct server *srv;
 	cmd_reply_fn reply;
 	void *ud;
-	char to[1100], from[1200], bare[1100], id[64], domain[1100];
+	char to[1100], from[1200], id[64], domain[1100];
 	unsigned wait; /* seconds for a receipt; 0 = do not wait */
 	struct xml_buf steps;
 	struct event *timer;
@@ -225,7 +225,6 @@ void testim_run(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn
 		t->ud = ud;
 		snprintf(t->to, sizeof(t->to), "%s", ts);
 		snprintf(t->domain, sizeof(t->domain), "%s", tj.domain);
-		snprintf(t->bare, sizeof(t->bare), "%s", fb);
 		snprintf(t->from, sizeof(t->from), "%s/" TESTIM_RESOURCE "-%u", fb, ++seq);
 		snprintf(t->id, sizeof(t->id), "fedgate-test-im-%u", seq);
 		snprintf(msg, sizeof(msg), "sending as %s (%s)", t->from,

@@ -559,3 +559,36 @@ size_t xmlstream_memory(const struct xmlstream *xs)
 {
 	return sizeof(*xs) + xml_arena_size(xs->arena) + xs->text_cap;
 }
+
+/* ---- one stanza from text ---- */
+
+struct parse_ctx {
+	struct xml_node *st;
+};
+
+static int on_parsed(void *ud, struct xs_event *ev)
+{
+	struct parse_ctx *p = ud;
+	if (ev->type == XS_EV_STANZA && !p->st) {
+		p->st = ev->node;
+		return XS_STOP;
+	}
+	if (ev->type == XS_EV_STANZA)
+		xml_free(&ev->node);
+	return XS_CONTINUE;
+}
+
+struct xml_node *xmlstream_parse_one(const char *xml)
+{
+	static const char head[] = "<stream:stream xmlns='jabber:server' "
+				   "xmlns:stream='http://etherx.jabber.org/streams'>";
+	struct xs_limits lim = {.stanza_bytes = 1024 * 1024, .depth = 64, .attributes = 256};
+	struct parse_ctx p = {0};
+	struct xmlstream *xs = xmlstream_new(&lim, on_parsed, &p);
+	if (!xs)
+		return NULL;
+	if (xmlstream_feed(xs, head, strlen(head), NULL) != FG_ERR)
+		xmlstream_feed(xs, xml, strlen(xml), NULL);
+	xmlstream_free(&xs);
+	return p.st;
+}

@@ -69,4 +69,8 @@ int xmlstream_feed(struct xmlstream *xs, const char *buf, size_t len, size_t *co
 /* Bytes held by the parser and the stanza under construction. */
 size_t xmlstream_memory(const struct xmlstream *xs);
 
+/* Parses one stanza that xml_serialize wrote (in jabber:server) back into
+ * a tree, for what the store keeps as text; NULL when it is not one. */
+struct xml_node *xmlstream_parse_one(const char *xml);
+
 #endif
