@@ -5,7 +5,7 @@ BUILD      ?= build
 SAN_BUILD  ?= build-san
 DOMAIN     ?= localhost
 JOBS       ?= $(shell nproc)
-SOURCES    := $(wildcard src/*.c src/*.h tests/unit/*.c fuzz/*.c bench/*.c)
+SOURCES    := $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c bench/*.c)
 
 .PHONY: all deps build build-san run check fuzz lint format bench clean
 
@@ -42,7 +42,10 @@ fuzz: build-san
 	@echo "fuzzers: $$(ls $(SAN_BUILD)/fuzz_* | tr '\n' ' ')"
 	@echo "run one: $(SAN_BUILD)/fuzz_xmlstream -max_total_time=600 /tmp/corpus fuzz/corpus/fuzz_xmlstream"
 
+# The layer rule (an include that runs upward or sideways, a circle) and
+# the format; either fails the target, naming the file and line.
 lint:
+	@/usr/bin/python3 scripts/lint-layers.py .
 	@clang-format --dry-run --Werror $(SOURCES)
 	@echo "lint: $(words $(SOURCES)) files formatted as .clang-format says"
 

@@ -48,7 +48,7 @@ static struct account *mk_account(const char *jid, bool access, long long create
 
 static void put_user(struct store_db *db, const struct account *a)
 {
-	struct store_op op = {.kind = STORE_PUT_USER, .account = a};
+	struct store_op op = store_op_put_user(a);
 
 	commit_ok(db, &op, 1);
 }
@@ -223,8 +223,7 @@ static void test_users_put_load_delete(void **state)
 	struct store_db *db = open_ok(t);
 	struct account *alice = mk_account("alice@contoso.test", true, 1700000000123LL);
 	struct account *bob = mk_account("bob@contoso.test", false, 1700000000456LL);
-	struct store_op ops[2] = {{.kind = STORE_PUT_USER, .account = alice},
-				  {.kind = STORE_PUT_USER, .account = bob}};
+	struct store_op ops[2] = {store_op_put_user(alice), store_op_put_user(bob)};
 	struct roster_row item = {.user = "alice@contoso.test",
 				  .contact = "carol@fabrikam.test",
 				  .groups = "[\"Friends\"]",
@@ -270,7 +269,7 @@ static void test_users_put_load_delete(void **state)
 	assert_int_equal(offline_count(db, "alice@contoso.test"), 1);
 
 	/* Deleting her takes them, and nothing of bob's. */
-	struct store_op del = {.kind = STORE_DELETE_USER, .user = "alice@contoso.test"};
+	struct store_op del = store_op_delete_user("alice@contoso.test");
 	commit_ok(db, &del, 1);
 	users = load_users(db);
 	assert_int_equal(accounts_count(users), 1);
@@ -284,7 +283,7 @@ static void test_users_put_load_delete(void **state)
 
 	/* Again: not found, and the whole transaction with it. */
 	struct account *carol = mk_account("carol@contoso.test", true, 5);
-	struct store_op both[2] = {{.kind = STORE_PUT_USER, .account = carol}, del};
+	struct store_op both[2] = {store_op_put_user(carol), del};
 	struct audit_entry a = {.who = "t", .iface = "cli", .action = "x", .target = "y"};
 	long long audits = raw_int(t->path, "SELECT count(*) FROM audit");
 	assert_int_equal(store_db_commit(db, both, 2, &a, 1, err, sizeof(err)), FG_NOTFOUND);
@@ -294,7 +293,7 @@ static void test_users_put_load_delete(void **state)
 
 	/* An account without a JID is refused, not half-saved. */
 	struct account nojid = {0};
-	struct store_op bad = {.kind = STORE_PUT_USER, .account = &nojid};
+	struct store_op bad = store_op_put_user(&nojid);
 	assert_int_equal(store_db_commit(db, &bad, 1, NULL, 0, err, sizeof(err)), FG_INVAL);
 
 	account_free(&alice);

@@ -1,0 +1,444 @@
+#include "serve.h"
+
+#include "admin_http.h"
+#include "live.h"
+#include "conf.h"
+#include "c2s.h"
+#include "control.h"
+#include "dns.h"
+#include "fg.h"
+#include "jid.h"
+#include "log.h"
+#include "presence.h"
+#include "roster.h"
+#include "sasl.h"
+#include "router.h"
+#include "route.h"
+#include "store.h"
+#include "stream.h"
+#include "strmap.h"
+#include "testim.h"
+#include "users.h"
+#include "tls.h"
+
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long a shutdown waits for streams to send their last words. */
+#define SHUTDOWN_GRACE_S 3
+
+struct listener {
+	struct server *srv;
+	enum stream_kind kind;
+	struct evconnlistener *ev;
+	char addr[80];
+	struct listener *next;
+};
+
+static struct listener *listeners;
+
+static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
+{
+	struct listener *l = arg;
+	struct xmpp_server *x = &l->srv->x;
+	(void)ev;
+	if (x->stopping) {
+		close(fd);
+		return;
+	}
+	struct stream *s = stream_accept(x, l->kind, fd, sa, (socklen_t)salen);
+	if (!s) {
+		log_error(l->addr, "out of memory accepting a connection");
+		return;
+	}
+	xmpp_stream_added(x, s);
+	/* Counted after adding, so the new stream is among them. */
+	if (xmpp_streams_from(x, stream_peer(s)) > x->conf->connections_per_ip)
+		stream_error(
+			s, "policy-violation",
+			"too many connections from your address ([limits] connections_per_ip)");
+	else if (l->kind == STREAM_S2S_IN &&
+		 xmpp_s2s_in_count(x, NULL) + routes_stream_count(x, NULL) >
+			 x->live->gw.connection_limit)
+		stream_error(s, "policy-violation",
+			     "this gateway's limit of server-to-server streams is reached");
+}
+
+static int run_on_store(struct cmd_env *env, cmd_store_job job, cmd_store_done done, void *ud)
+{
+	struct server *srv = env->ud;
+	return store_submit(srv->x.store, job, done, ud);
+}
+
+static void describe_partner(const struct partner *p, const struct gateway_settings *gw, char *buf,
+			     size_t len)
+{
+	char methods[128];
+	policy_methods_string(policy_allowed_methods(p), methods, sizeof(methods));
+	size_t n = (size_t)snprintf(
+		buf, len,
+		"type=%s tls=%s sasl=%s dialback=%s keepalive=%s connection_limit=%u proxy=%s "
+		"allowed methods: %s; additional domains:",
+		policy_partner_type_name(p->type), policy_negotiation_name(p->tls),
+		policy_negotiation_name(p->sasl), p->dialback ? "true" : "false",
+		p->keepalive ? "true" : "false", partner_connection_limit(p, gw),
+		p->proxy_fqdn && *p->proxy_fqdn ? p->proxy_fqdn : "-", methods);
+	for (size_t i = 0; i < p->additional_domains.n && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, " %s", p->additional_domains.v[i]);
+	if (p->additional_domains.n == 0 && n < len)
+		snprintf(buf + n, len - n, " none");
+}
+
+static void close_outbound(struct xmpp_server *x, const struct partner *p, const char *why)
+{
+	if (!p)
+		return;
+	/* Changed settings also deserve a fresh attempt, not the old retry
+	 * delay. */
+	routes_close_domain(x, p->domain, why);
+	routes_reset(x, p->domain);
+	for (size_t i = 0; i < p->additional_domains.n; i++) {
+		routes_close_domain(x, p->additional_domains.v[i], why);
+		routes_reset(x, p->additional_domains.v[i]);
+	}
+}
+
+/* A partner's record changed: streams negotiated under the old settings no
+ * longer match, so they end; traffic re-establishes them under the new. */
+static void on_partner_changed(struct cmd_env *env, const struct partner *old,
+			       const struct partner *new_p)
+{
+	struct server *srv = env->ud;
+	char desc[1024];
+	if (new_p) {
+		describe_partner(new_p, &env->live.gw, desc, sizeof(desc));
+		log_info("policy", "applying partner %s: %s", new_p->domain, desc);
+	} else if (old) {
+		log_info("policy", "partner %s removed: it no longer federates", old->domain);
+	}
+	const char *name = new_p ? new_p->domain : old->domain;
+	char text[300];
+	snprintf(text, sizeof(text), "the partner settings for %s changed; reconnect to use them",
+		 name);
+	for (struct stream *s = srv->x.streams; s; s = stream_next(s)) {
+		const char *remote = stream_remote(s);
+		if (policy_owns(old, remote) || policy_owns(new_p, remote))
+			stream_error(s, "policy-violation", text);
+	}
+	close_outbound(&srv->x, old, text);
+	close_outbound(&srv->x, new_p, text);
+}
+
+static void on_gateway_changed(struct cmd_env *env)
+{
+	const struct gateway_settings *gw = &env->live.gw;
+	struct server *srv = env->ud;
+	presence_reschedule(&srv->x);
+	log_info("policy",
+		 "applying gateway settings: connection_limit=%u partner_connection_limit=%u "
+		 "keepalive_interval=%u stream_establishment_timeout=%u "
+		 "stream_inactivity_timeout=%u subscription_refresh_interval=%u "
+		 "log_message_bodies=%s",
+		 gw->connection_limit, gw->partner_connection_limit, gw->keepalive_interval,
+		 gw->stream_establishment_timeout, gw->stream_inactivity_timeout,
+		 gw->subscription_refresh_interval, gw->log_message_bodies ? "true" : "false");
+}
+
+/* A local account changed: a removed user's sessions end and the roster
+ * goes; a user whose federation was turned off keeps local sessions, and
+ * the router refuses from then on. */
+static void on_user_changed(struct cmd_env *env, const struct account *old,
+			    const struct account *new_a)
+{
+	struct server *srv = env->ud;
+	if (new_a) {
+		log_info("users", "applying user %s: xmpp_access=%s", new_a->jid,
+			 new_a->xmpp_access ? "true" : "false");
+		return;
+	}
+	if (!old)
+		return;
+	log_info("users", "user %s removed: its sessions end", old->jid);
+	for (struct c2s *c = c2s_first(&srv->x, old->jid), *nx; c; c = nx) {
+		nx = c2s_next(c);
+		c2s_close(c, "not-authorized", "the account was removed");
+	}
+	roster_drop_user(&srv->x, old->jid);
+}
+
+static json_t *run_status(struct cmd_env *env)
+{
+	struct server *srv = env->ud;
+	json_t *rows = json_array();
+	for (struct stream *s = srv->x.streams; s; s = stream_next(s)) {
+		json_t *r = json_object();
+		stream_status(s, r);
+		json_array_append_new(rows, r);
+	}
+	routes_status(&srv->x, rows);
+	return rows;
+}
+
+static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+			void *ud)
+{
+	struct server *srv = env->ud;
+	/* testim's statuses are the command layer's done / refused. */
+	_Static_assert((int)TESTIM_OK == (int)CMD_OK && (int)TESTIM_FAILED == (int)CMD_REFUSED,
+		       "test-im statuses");
+	testim_run(&srv->x, req->params, req->who, reply, ud);
+}
+
+/* The last stream is gone while stopping: the loop may end now. */
+static void on_drained(struct xmpp_server *x)
+{
+	event_base_loopexit(x->base, NULL);
+}
+
+/* The partners and settings from the store, before the loop runs (the
+ * only time the daemon reads the disk on its own thread). */
+static int open_store(struct server *srv)
+{
+	char err[600];
+	struct store_db *db = NULL;
+	if (store_db_open(srv->conf->store_path, &db, err, sizeof(err)) != FG_OK) {
+		log_error("serve", "%s", err);
+		return FG_ERR;
+	}
+	srv->env = (struct cmd_env){
+		.live = {.conf = srv->conf},
+		.run = run_on_store,
+		.partner_changed = on_partner_changed,
+		.gateway_changed = on_gateway_changed,
+		.test_im = run_test_im,
+		.user_changed = on_user_changed,
+		.status = run_status,
+		.ud = srv,
+	};
+	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK ||
+	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
+		log_error("serve", "cannot load %s: %s", srv->conf->store_path, err);
+		store_db_close(&db);
+		return FG_ERR;
+	}
+	srv->x.store = store_start(srv->x.base, db);
+	if (!srv->x.store) {
+		log_error("serve", "cannot start the store thread");
+		store_db_close(&db);
+		return FG_ERR;
+	}
+	log_info("serve", "store %s: %zu partners, %zu local users", srv->conf->store_path,
+		 policy_count(srv->env.live.partners), accounts_count(srv->env.live.users));
+	for (size_t i = 0; i < policy_count(srv->env.live.partners); i++) {
+		char desc[1024];
+		const struct partner *p = policy_at(srv->env.live.partners, i);
+		describe_partner(p, &srv->env.live.gw, desc, sizeof(desc));
+		log_info("policy", "partner %s: %s", p->domain, desc);
+	}
+	srv->control =
+		control_start(srv->x.base, srv->conf->listen_control, &srv->env, err, sizeof(err));
+	if (!srv->control) {
+		log_error("serve", "%s", err);
+		return FG_ERR;
+	}
+	log_info("serve", "control socket %s", srv->conf->listen_control);
+	return FG_OK;
+}
+
+static void listener_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(l->ev);
+}
+
+static void accept_error_cb(struct evconnlistener *ev, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	log_error(l->addr, "accept failed: %s", evutil_socket_error_to_string(err));
+	/* Out of file descriptors and the like: pause instead of spinning. */
+	evconnlistener_disable(ev);
+	struct timeval tv = {1, 0};
+	event_base_once(l->srv->x.base, -1, EV_TIMEOUT, listener_resume, l, &tv);
+}
+
+static int listen_on(struct server *srv, enum stream_kind kind, const char *addr)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+		log_error("serve", "cannot parse the listen address '%s'", addr);
+		return FG_ERR;
+	}
+	struct listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return FG_NOMEM;
+	l->srv = srv;
+	l->kind = kind;
+	snprintf(l->addr, sizeof(l->addr), "%s %s", kind == STREAM_C2S ? "c2s" : "s2s", addr);
+	l->ev = evconnlistener_new_bind(srv->x.base, accept_cb, l,
+					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
+					(struct sockaddr *)&ss, sslen);
+	if (!l->ev) {
+		int err = EVUTIL_SOCKET_ERROR();
+		log_error("serve", "cannot listen on %s for %s: %s", addr,
+			  kind == STREAM_C2S ? "c2s" : "s2s", evutil_socket_error_to_string(err));
+		free(l);
+		return FG_ERR;
+	}
+	evconnlistener_set_error_cb(l->ev, accept_error_cb);
+	l->next = listeners;
+	listeners = l;
+	log_info("serve", "listening for %s on %s",
+		 kind == STREAM_C2S ? "clients (c2s)" : "servers (s2s)", addr);
+	return FG_OK;
+}
+
+static void close_listeners(void)
+{
+	while (listeners) {
+		struct listener *l = listeners;
+		listeners = l->next;
+		evconnlistener_free(l->ev);
+		free(l);
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct xmpp_server *x = &srv->x;
+	(void)what;
+	if (x->stopping) {
+		log_warn("serve", "second signal: exiting now");
+		event_base_loopbreak(x->base);
+		return;
+	}
+	log_info("serve", "%s: shutting down, %u streams open", strsignal((int)sig), x->nstreams);
+	x->stopping = true;
+	close_listeners();
+	control_stop(&srv->control);
+	testim_stop(x);
+	routes_close_domain(x, NULL, "the server is shutting down");
+	for (struct stream *s = x->streams; s; s = stream_next(s))
+		stream_error(s, "system-shutdown", "the server is shutting down");
+	if (x->nstreams == 0) {
+		event_base_loopexit(x->base, NULL);
+	} else {
+		struct timeval tv = {SHUTDOWN_GRACE_S, 0};
+		event_base_loopexit(x->base, &tv);
+	}
+}
+
+int serve_main(const char *conf_path)
+{
+	struct server srv = {0};
+	int status = 1;
+	struct event *sigs[2] = {NULL, NULL};
+
+	if (conf_load(conf_path, &srv.conf, stderr) != FG_OK) {
+		fprintf(stderr, "fedgate: %s has errors; nothing was started (see fedgate check)\n",
+			conf_path);
+		return 1;
+	}
+	log_set_level((enum log_level)srv.conf->log_level);
+	srv.x.conf = srv.conf;
+	srv.x.live = &srv.env.live;
+	srv.x.drained = on_drained;
+	srv.x.bounce = router_bounce;
+	signal(SIGPIPE, SIG_IGN);
+	if (sasl_global_init() != FG_OK) {
+		log_error("serve", "cannot initialise GNU SASL");
+		conf_free(&srv.conf);
+		return 1;
+	}
+
+	char err[512];
+	srv.x.tls = tls_server_ctx_new(srv.conf->tls_certificate, srv.conf->tls_key,
+				       srv.conf->tls_ca_file, err, sizeof(err));
+	if (!srv.x.tls) {
+		log_error("serve", "%s", err);
+		goto out;
+	}
+	srv.x.tls_client = tls_client_ctx_new(srv.conf->tls_certificate, srv.conf->tls_key,
+					      srv.conf->tls_ca_file, err, sizeof(err));
+	if (!srv.x.tls_client) {
+		log_error("serve", "%s", err);
+		goto out;
+	}
+	srv.x.base = event_base_new();
+	if (!srv.x.base) {
+		log_error("serve", "cannot create the event loop");
+		goto out;
+	}
+	srv.x.dns = dns_new(srv.x.base, srv.conf->dns_resolv_conf, err, sizeof(err));
+	if (!srv.x.dns) {
+		log_error("serve", "%s", err);
+		goto out;
+	}
+	if (open_store(&srv) != FG_OK || presence_start(&srv.x) != FG_OK)
+		goto out;
+	testim_start(&srv.x);
+	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
+		if (listen_on(&srv, STREAM_S2S_IN, srv.conf->listen_s2s.v[i]) != FG_OK)
+			goto out;
+	for (size_t i = 0; i < srv.conf->listen_c2s.n; i++)
+		if (listen_on(&srv, STREAM_C2S, srv.conf->listen_c2s.v[i]) != FG_OK)
+			goto out;
+	srv.http = admin_http_start(srv.x.base, srv.conf, &srv.env, &srv.x, err, sizeof(err));
+	if (!srv.http) {
+		log_error("serve", "%s", err);
+		goto out;
+	}
+	sigs[0] = evsignal_new(srv.x.base, SIGINT, signal_cb, &srv);
+	sigs[1] = evsignal_new(srv.x.base, SIGTERM, signal_cb, &srv);
+	if (!sigs[0] || !sigs[1] || evsignal_add(sigs[0], NULL) || evsignal_add(sigs[1], NULL)) {
+		log_error("serve", "cannot install signal handlers");
+		goto out;
+	}
+
+	char domains[512] = "";
+	for (size_t i = 0; i < srv.conf->domains.n; i++)
+		snprintf(domains + strlen(domains), sizeof(domains) - strlen(domains), "%s%s",
+			 i ? ", " : "", srv.conf->domains.v[i]);
+	log_info("serve", "fedgate %s ready: serving %s (config %s)", FG_VERSION, domains,
+		 srv.conf->path);
+	event_base_dispatch(srv.x.base);
+	log_info("serve", "stopped");
+	status = 0;
+out:
+	srv.x.stopping = true; /* nothing is routed any more */
+	close_listeners();
+	control_stop(&srv.control);
+	testim_stop(&srv.x);
+	presence_stop(&srv.x);
+	store_stop(&srv.x.store); /* replies to commands under way */
+	/* After the last reply: evhttp frees what it still holds. */
+	admin_http_stop(&srv.http);
+	routes_free_all(&srv.x);
+	dns_free(&srv.x.dns);
+	/* Streams still open after the grace period are cut. */
+	xmpp_free_streams(&srv.x);
+	for (size_t i = 0; i < FG_ARRAY_LEN(sigs); i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	if (srv.x.base)
+		event_base_free(srv.x.base);
+	tls_ctx_free(&srv.x.tls);
+	tls_ctx_free(&srv.x.tls_client);
+	roster_free_all(&srv.x);
+	strmap_free(&srv.x.sessions, NULL);
+	strmap_free(&srv.x.auth_failures, free);
+	cmd_env_clear(&srv.env);
+	sasl_global_done();
+	conf_free(&srv.conf);
+	return status;
+}

@@ -1,0 +1,751 @@
+/* Admin accounts: storage, password hashes, API tokens, and the `admin`
+ * commands.
+ *
+ * Hashing a password with argon2id takes a noticeable fraction of a second
+ * on purpose, so it never runs on the event loop: the commands hash inside
+ * their store job (the store thread in the daemon), and sign-in checks run
+ * there too. Tokens are 32 random bytes; the database keeps only their
+ * SHA-256, which is enough to recognise one and useless to sign in with. */
+#include "admin.h"
+
+#include "cmd_txn.h"
+
+#include "fg.h"
+#include "log.h"
+#include "store_sqlite.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOKEN_PREFIX "fgt_"
+
+int admin_init(void)
+{
+	return sodium_init() < 0 ? FG_ERR : FG_OK;
+}
+
+const char *admin_role_name(enum admin_role r)
+{
+	switch (r) {
+	case ADMIN_ADMINISTRATOR: return "administrator";
+	case ADMIN_VIEWER: return "viewer";
+	default: return "none";
+	}
+}
+
+static enum admin_role role_parse(const char *s)
+{
+	if (s && strcasecmp(s, "administrator") == 0)
+		return ADMIN_ADMINISTRATOR;
+	if (s && strcasecmp(s, "viewer") == 0)
+		return ADMIN_VIEWER;
+	return ADMIN_NONE;
+}
+
+static void sha256_hex(const char *s, char out[65])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* ---- statements ---- */
+
+static int prep(struct store_db *db, const char *sql, sqlite3_stmt **s, char *err, size_t errlen)
+{
+	sqlite3 *h = store_db_handle(db);
+	if (sqlite3_prepare_v2(h, sql, -1, s, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "the store cannot prepare a statement: %s",
+			 sqlite3_errmsg(h));
+		return FG_ERR;
+	}
+	return FG_OK;
+}
+
+static int db_fail(struct store_db *db, sqlite3_stmt *s, char *err, size_t errlen, const char *what)
+{
+	snprintf(err, errlen, "the store could not %s: %s", what,
+		 sqlite3_errmsg(store_db_handle(db)));
+	sqlite3_finalize(s);
+	return FG_ERR;
+}
+
+int admin_db_role(struct store_db *db, const char *name, enum admin_role *role, char *err,
+		  size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	if (prep(db, "SELECT role FROM admins WHERE name = ?1", &s, err, errlen) != FG_OK)
+		return FG_ERR;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	int src = sqlite3_step(s);
+	if (src == SQLITE_DONE) {
+		sqlite3_finalize(s);
+		return FG_NOTFOUND;
+	}
+	if (src != SQLITE_ROW)
+		return db_fail(db, s, err, errlen, "read the admin accounts");
+	*role = role_parse((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return FG_OK;
+}
+
+int admin_db_check_password(struct store_db *db, const char *name, const char *password,
+			    enum admin_role *role, char *err, size_t errlen)
+{
+	/* A hash of a password nobody has, to spend the same time on an
+	 * unknown name; made once. */
+	static char dummy[crypto_pwhash_STRBYTES];
+	if (admin_init() != FG_OK) {
+		snprintf(err, errlen, "libsodium cannot start");
+		return FG_ERR;
+	}
+	if (!dummy[0] &&
+	    crypto_pwhash_str(dummy, "no such account", 15, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+		snprintf(err, errlen, "out of memory hashing a password");
+		return FG_ERR;
+	}
+	sqlite3_stmt *s = NULL;
+	if (prep(db, "SELECT role, password_hash FROM admins WHERE name = ?1", &s, err, errlen) !=
+	    FG_OK)
+		return FG_ERR;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	int src = sqlite3_step(s);
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		return db_fail(db, s, err, errlen, "read the admin accounts");
+	char hash[crypto_pwhash_STRBYTES];
+	snprintf(hash, sizeof(hash), "%s",
+		 src == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 1) : dummy);
+	enum admin_role r = src == SQLITE_ROW ? role_parse((const char *)sqlite3_column_text(s, 0))
+					      : ADMIN_NONE;
+	sqlite3_finalize(s);
+	bool ok = crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+	sodium_memzero(hash, sizeof(hash));
+	if (!ok || r == ADMIN_NONE)
+		return FG_NOTFOUND;
+	*role = r;
+	return FG_OK;
+}
+
+int admin_db_by_token(struct store_db *db, const char *token, char *name, size_t namelen,
+		      enum admin_role *role, char *err, size_t errlen)
+{
+	char digest[65];
+	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 || strlen(token) > 200)
+		return FG_NOTFOUND;
+	sha256_hex(token, digest);
+	sqlite3_stmt *s = NULL;
+	if (prep(db,
+		 "SELECT a.name, a.role FROM admin_tokens AS t JOIN admins AS a"
+		 " ON a.name = t.admin WHERE t.token_sha256 = ?1",
+		 &s, err, errlen) != FG_OK)
+		return FG_ERR;
+	sqlite3_bind_text(s, 1, digest, -1, SQLITE_STATIC);
+	int src = sqlite3_step(s);
+	if (src == SQLITE_DONE) {
+		sqlite3_finalize(s);
+		return FG_NOTFOUND;
+	}
+	if (src != SQLITE_ROW)
+		return db_fail(db, s, err, errlen, "read the API tokens");
+	snprintf(name, namelen, "%s", (const char *)sqlite3_column_text(s, 0));
+	*role = role_parse((const char *)sqlite3_column_text(s, 1));
+	sqlite3_finalize(s);
+	return *role == ADMIN_NONE ? FG_NOTFOUND : FG_OK;
+}
+
+/* ---- the commands ---- */
+
+const struct cmd_param admin_params_add[] = {
+	{"name", NULL, CP_STRING, true, "the account's name (letters, digits, . _ - @)"},
+	{"role", "--role", CP_STRING, true, "administrator (all) or viewer (read only)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+const struct cmd_param admin_params_name[] = {
+	{"name", NULL, CP_STRING, true, "the account's name"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+const struct cmd_param admin_params_token[] = {
+	{"name", NULL, CP_STRING, true, "the account's name"},
+	{"revoke", "--revoke", CP_FLAG, false, "withdraw the account's token; make none"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+const struct cmd_param admin_params_none[] = {
+	{NULL, NULL, 0, false, NULL},
+};
+
+enum job_kind { JOB_ADD, JOB_PASSWD, JOB_REMOVE, JOB_LIST, JOB_TOKEN };
+
+struct admin_job {
+	enum job_kind kind;
+	cmd_reply_fn reply;
+	void *ud;
+	char name[ADMIN_NAME_MAX + 1];
+	char *password; /* wiped and freed */
+	char hash[crypto_pwhash_STRBYTES];
+	enum admin_role role;
+	bool revoke;
+	char token[80];
+	char token_hash[65];
+	char who[80], iface[16];
+	json_t *rows;
+};
+
+static void job_free(struct admin_job *j)
+{
+	if (j->password) {
+		sodium_memzero(j->password, strlen(j->password));
+		free(j->password);
+	}
+	sodium_memzero(j->hash, sizeof(j->hash));
+	sodium_memzero(j->token, sizeof(j->token));
+	json_decref(j->rows);
+	free(j);
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > ADMIN_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._-@", s[i]))
+			return false;
+	return true;
+}
+
+static const char *param(const struct cmd_request *req, const char *key)
+{
+	json_t *v = json_object_get(req->params, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A new job for req, or NULL after replying why not. */
+static struct admin_job *job_new(enum job_kind kind, const struct cmd_request *req,
+				 cmd_reply_fn reply, void *ud, bool needs_name)
+{
+	const char *name = param(req, "name");
+	if (needs_name && !name_ok(name)) {
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+			 "name: '%.64s' is not an account name; use 1 to %d letters, digits, "
+			 "'.', '_', '-' or '@'",
+			 name ? name : "", ADMIN_NAME_MAX);
+		cmd_reply_error(reply, ud, CMD_REFUSED, msg);
+		return NULL;
+	}
+	struct admin_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		return NULL;
+	}
+	j->kind = kind;
+	j->reply = reply;
+	j->ud = ud;
+	snprintf(j->name, sizeof(j->name), "%s", name ? name : "");
+	snprintf(j->who, sizeof(j->who), "%s", req->who ? req->who : "unknown");
+	snprintf(j->iface, sizeof(j->iface), "%s", req->iface ? req->iface : "cli");
+	return j;
+}
+
+/* Checks the password of add/passwd and keeps a copy in j. */
+static bool take_password(struct admin_job *j, const struct cmd_request *req)
+{
+	const char *pw = param(req, "password");
+	size_t n = pw ? strlen(pw) : 0;
+	char msg[200];
+	if (n == 0 || n < ADMIN_PASSWORD_MIN || n > ADMIN_PASSWORD_MAX) {
+		if (n == 0)
+			snprintf(msg, sizeof(msg),
+				 "password: none was given; type one at the prompt or give it on "
+				 "standard input (%d to %d characters)",
+				 ADMIN_PASSWORD_MIN, ADMIN_PASSWORD_MAX);
+		else
+			snprintf(msg, sizeof(msg),
+				 "password: %zu characters is too %s; use %d to %d characters", n,
+				 n < ADMIN_PASSWORD_MIN ? "short" : "long", ADMIN_PASSWORD_MIN,
+				 ADMIN_PASSWORD_MAX);
+		cmd_reply_error(j->reply, j->ud, CMD_REFUSED, msg);
+		job_free(j);
+		return false;
+	}
+	j->password = strdup(pw);
+	if (!j->password) {
+		cmd_reply_error(j->reply, j->ud, CMD_REFUSED, "out of memory");
+		job_free(j);
+		return false;
+	}
+	return true;
+}
+
+static int step_done(struct store_db *db, sqlite3_stmt *s, char *err, size_t errlen,
+		     const char *what)
+{
+	int src = sqlite3_step(s);
+	if (src != SQLITE_DONE && src != SQLITE_ROW)
+		return db_fail(db, s, err, errlen, what);
+	sqlite3_finalize(s);
+	return FG_OK;
+}
+
+static int changed(struct store_db *db)
+{
+	return sqlite3_changes(store_db_handle(db));
+}
+
+/* Custom store ops: they run inside store_db_commit's transaction. */
+static int op_add(struct store_db *db, const void *arg, char *err, size_t errlen)
+{
+	const struct admin_job *j = arg;
+	enum admin_role r;
+	int rc = admin_db_role(db, j->name, &r, err, errlen);
+	if (rc == FG_OK) {
+		snprintf(err, errlen,
+			 "name: an admin account named %s exists already; change its password "
+			 "with 'fedgate admin passwd %s'",
+			 j->name, j->name);
+		return FG_INVAL;
+	}
+	if (rc != FG_NOTFOUND)
+		return rc;
+	sqlite3_stmt *s = NULL;
+	if (prep(db,
+		 "INSERT INTO admins (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, "
+		 "?4)",
+		 &s, err, errlen) != FG_OK)
+		return FG_ERR;
+	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, admin_role_name(j->role), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, j->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, fg_now_ms());
+	return step_done(db, s, err, errlen, "add the admin account");
+}
+
+static int not_found(const struct admin_job *j, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "no admin account is named %s (see 'fedgate admin list')", j->name);
+	return FG_NOTFOUND;
+}
+
+/* The account's role; FG_NOTFOUND with the message when there is none. */
+static int existing_role(struct store_db *db, const struct admin_job *j, enum admin_role *r,
+			 char *err, size_t errlen)
+{
+	int rc = admin_db_role(db, j->name, r, err, errlen);
+	return rc == FG_NOTFOUND ? not_found(j, err, errlen) : rc;
+}
+
+static int op_passwd(struct store_db *db, const void *arg, char *err, size_t errlen)
+{
+	const struct admin_job *j = arg;
+	sqlite3_stmt *s = NULL;
+	if (prep(db, "UPDATE admins SET password_hash = ?2 WHERE name = ?1", &s, err, errlen) !=
+	    FG_OK)
+		return FG_ERR;
+	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, j->hash, -1, SQLITE_STATIC);
+	int rc = step_done(db, s, err, errlen, "change the password");
+	if (rc == FG_OK && changed(db) == 0)
+		return not_found(j, err, errlen);
+	return rc;
+}
+
+static int op_remove(struct store_db *db, const void *arg, char *err, size_t errlen)
+{
+	const struct admin_job *j = arg;
+	enum admin_role r;
+	int rc = existing_role(db, j, &r, err, errlen);
+	if (rc != FG_OK)
+		return rc;
+	sqlite3_stmt *s = NULL;
+	if (r == ADMIN_ADMINISTRATOR) {
+		if (prep(db, "SELECT count(*) FROM admins WHERE role = 'administrator'", &s, err,
+			 errlen) != FG_OK)
+			return FG_ERR;
+		long long n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+		sqlite3_finalize(s);
+		if (n <= 1) {
+			snprintf(err, errlen,
+				 "%s is the last administrator; add another one first (fedgate "
+				 "admin add NAME --role administrator)",
+				 j->name);
+			return FG_INVAL;
+		}
+	}
+	if (prep(db, "DELETE FROM admins WHERE name = ?1", &s, err, errlen) != FG_OK)
+		return FG_ERR;
+	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
+	return step_done(db, s, err, errlen, "remove the admin account");
+}
+
+static int op_token(struct store_db *db, const void *arg, char *err, size_t errlen)
+{
+	const struct admin_job *j = arg;
+	enum admin_role r;
+	int rc = existing_role(db, j, &r, err, errlen);
+	if (rc != FG_OK)
+		return rc;
+	sqlite3_stmt *s = NULL;
+	if (prep(db, "DELETE FROM admin_tokens WHERE admin = ?1", &s, err, errlen) != FG_OK)
+		return FG_ERR;
+	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
+	if (step_done(db, s, err, errlen, "withdraw the token") != FG_OK)
+		return FG_ERR;
+	if (j->revoke)
+		return FG_OK;
+	if (prep(db,
+		 "INSERT INTO admin_tokens (admin, token_sha256, created_ms) VALUES (?1, ?2, ?3)",
+		 &s, err, errlen) != FG_OK)
+		return FG_ERR;
+	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, j->token_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, fg_now_ms());
+	return step_done(db, s, err, errlen, "save the token");
+}
+
+static int list_rows(struct store_db *db, json_t *rows, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	if (prep(db,
+		 "SELECT a.name, a.role, a.created_ms, t.created_ms FROM admins AS a"
+		 " LEFT JOIN admin_tokens AS t ON t.admin = a.name ORDER BY a.name",
+		 &s, err, errlen) != FG_OK)
+		return FG_ERR;
+	int src;
+	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *r = json_object();
+		json_object_set_new(r, "name",
+				    json_string((const char *)sqlite3_column_text(s, 0)));
+		json_object_set_new(r, "role",
+				    json_string((const char *)sqlite3_column_text(s, 1)));
+		char when[40];
+		time_t secs = (time_t)(sqlite3_column_int64(s, 2) / 1000);
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_set_new(r, "created", json_string(when));
+		json_object_set_new(r, "api_token",
+				    json_boolean(sqlite3_column_type(s, 3) != SQLITE_NULL));
+		json_array_append_new(rows, r);
+	}
+	if (src != SQLITE_DONE)
+		return db_fail(db, s, err, errlen, "read the admin accounts");
+	sqlite3_finalize(s);
+	return FG_OK;
+}
+
+static char *audit_text(const char *name, const char *role, const char *key, const char *val)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(name));
+	if (role)
+		json_object_set_new(o, "role", json_string(role));
+	if (key)
+		json_object_set_new(o, key, json_string(val));
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+/* The store thread (or the CLI's own): hashing, then one transaction of the
+ * change and its audit row. */
+static int job_run(struct store_db *db, void *ud, char *err, size_t errlen)
+{
+	struct admin_job *j = ud;
+	struct store_op op = {.kind = STORE_CUSTOM, .custom_arg = j};
+	if (admin_init() != FG_OK) {
+		snprintf(err, errlen, "libsodium cannot start");
+		return FG_ERR;
+	}
+	struct audit_entry a = {.who = j->who, .iface = j->iface, .target = j->name};
+	char *before = NULL, *after = NULL;
+	switch (j->kind) {
+	case JOB_LIST: return list_rows(db, j->rows, err, errlen);
+	case JOB_ADD:
+	case JOB_PASSWD:
+		if (crypto_pwhash_str(j->hash, j->password, strlen(j->password),
+				      crypto_pwhash_OPSLIMIT_INTERACTIVE,
+				      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+			snprintf(err, errlen, "out of memory hashing the password");
+			return FG_NOMEM;
+		}
+		if (j->kind == JOB_ADD) {
+			op.custom = op_add;
+			a.action = "admin add";
+			after = audit_text(j->name, admin_role_name(j->role), NULL, NULL);
+		} else {
+			op.custom = op_passwd;
+			a.action = "admin passwd";
+			before = audit_text(j->name, NULL, "password", "(set)");
+			after = audit_text(j->name, NULL, "password", "(changed)");
+		}
+		break;
+	case JOB_REMOVE:
+		op.custom = op_remove;
+		a.action = "admin remove";
+		before = audit_text(j->name, NULL, NULL, NULL);
+		break;
+	case JOB_TOKEN:
+		op.custom = op_token;
+		a.action = j->revoke ? "admin token revoke" : "admin token";
+		after = audit_text(j->name, NULL, "api_token", j->revoke ? "(revoked)" : "(new)");
+		break;
+	}
+	a.before = before;
+	a.after = after;
+	int rc = store_db_commit(db, &op, 1, &a, 1, err, errlen);
+	free(before);
+	free(after);
+	return rc;
+}
+
+static void job_done(void *ud, int rc, const char *err)
+{
+	struct admin_job *j = ud;
+	json_t *b = cmd_body_new();
+	int status = CMD_OK;
+	char msg[300];
+	if (rc != FG_OK) {
+		status = rc == FG_NOTFOUND ? CMD_NOT_FOUND : CMD_REFUSED;
+		json_array_append_new(json_object_get(b, "errors"),
+				      json_string(err && *err ? err
+							      : "the store refused the "
+								"change"));
+		json_object_set_new(b, "message", json_string("refused: nothing was saved"));
+		j->reply(j->ud, status, b);
+		job_free(j);
+		return;
+	}
+	switch (j->kind) {
+	case JOB_LIST: json_object_set(b, "result", j->rows); break;
+	case JOB_ADD:
+		snprintf(msg, sizeof(msg), "admin account %s added (%s)", j->name,
+			 admin_role_name(j->role));
+		json_object_set_new(b, "message", json_string(msg));
+		break;
+	case JOB_PASSWD:
+		snprintf(msg, sizeof(msg), "password of %s changed", j->name);
+		json_object_set_new(b, "message", json_string(msg));
+		break;
+	case JOB_REMOVE:
+		snprintf(msg, sizeof(msg), "admin account %s removed", j->name);
+		json_object_set_new(b, "message", json_string(msg));
+		break;
+	case JOB_TOKEN:
+		if (j->revoke) {
+			snprintf(msg, sizeof(msg), "the API token of %s was withdrawn", j->name);
+		} else {
+			json_t *r = json_object();
+			json_object_set_new(r, "name", json_string(j->name));
+			json_object_set_new(r, "token", json_string(j->token));
+			json_object_set_new(b, "result", r);
+			snprintf(msg, sizeof(msg),
+				 "a new API token for %s (any earlier one no longer works); it is "
+				 "shown only now: send it as 'Authorization: Bearer TOKEN'",
+				 j->name);
+		}
+		json_object_set_new(b, "message", json_string(msg));
+		break;
+	}
+	j->reply(j->ud, status, b);
+	job_free(j);
+}
+
+static void job_submit(struct cmd_env *env, struct admin_job *j)
+{
+	if (env->run(env, job_run, job_done, j) != FG_OK)
+		job_done(j, FG_ERR, "cannot queue the change");
+}
+
+static bool what_if_reply(struct admin_job *j, const struct cmd_request *req, const char *what)
+{
+	if (!req->what_if)
+		return false;
+	json_t *b = cmd_body_new();
+	char msg[200];
+	snprintf(msg, sizeof(msg), "what if: %s; nothing was saved", what);
+	json_object_set_new(b, "what_if", json_true());
+	json_object_set_new(b, "message", json_string(msg));
+	j->reply(j->ud, CMD_OK, b);
+	job_free(j);
+	return true;
+}
+
+void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)
+{
+	struct admin_job *j = job_new(JOB_ADD, req, reply, ud, true);
+	if (!j)
+		return;
+	j->role = role_parse(param(req, "role"));
+	if (j->role == ADMIN_NONE) {
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+			 "role: '%.40s' is not a role; use administrator (may change everything) "
+			 "or viewer (may only read)",
+			 param(req, "role") ? param(req, "role") : "");
+		cmd_reply_error(reply, ud, CMD_REFUSED, msg);
+		job_free(j);
+		return;
+	}
+	if (!take_password(j, req) || what_if_reply(j, req, "the account would be added"))
+		return;
+	job_submit(env, j);
+}
+
+void admin_cmd_passwd(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud)
+{
+	struct admin_job *j = job_new(JOB_PASSWD, req, reply, ud, true);
+	if (!j || !take_password(j, req) || what_if_reply(j, req, "the password would be changed"))
+		return;
+	job_submit(env, j);
+}
+
+void admin_cmd_remove(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud)
+{
+	struct admin_job *j = job_new(JOB_REMOVE, req, reply, ud, true);
+	if (!j || what_if_reply(j, req, "the account would be removed"))
+		return;
+	job_submit(env, j);
+}
+
+void admin_cmd_list(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		    void *ud)
+{
+	struct admin_job *j = job_new(JOB_LIST, req, reply, ud, false);
+	if (!j)
+		return;
+	j->rows = json_array();
+	job_submit(env, j);
+}
+
+void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		     void *ud)
+{
+	struct admin_job *j = job_new(JOB_TOKEN, req, reply, ud, true);
+	if (!j)
+		return;
+	json_t *rv = json_object_get(req->params, "revoke");
+	j->revoke = json_is_true(rv) ||
+		    (json_is_string(rv) && strcmp(json_string_value(rv), "true") == 0);
+	if (!j->revoke) {
+		unsigned char rnd[32];
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+			cmd_reply_error(reply, ud, CMD_REFUSED, "cannot make a random token");
+			job_free(j);
+			return;
+		}
+		int n = snprintf(j->token, sizeof(j->token), TOKEN_PREFIX);
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			n += snprintf(j->token + n, sizeof(j->token) - (size_t)n, "%02x", rnd[i]);
+		sodium_memzero(rnd, sizeof(rnd));
+		sha256_hex(j->token, j->token_hash);
+	}
+	if (what_if_reply(j, req,
+			  j->revoke ? "the token would be withdrawn" : "a token would be made"))
+		return;
+	job_submit(env, j);
+}
+
+/* ---- CLI ---- */
+
+static int read_tty_line(FILE *tty, const char *prompt, char *buf, size_t len)
+{
+	struct termios old, quiet;
+	int fd = fileno(tty);
+	fprintf(stderr, "%s", prompt);
+	fflush(stderr);
+	if (tcgetattr(fd, &old) != 0)
+		return FG_ERR;
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL;
+	tcsetattr(fd, TCSAFLUSH, &quiet);
+	char *r = fgets(buf, (int)len, tty);
+	tcsetattr(fd, TCSAFLUSH, &old);
+	if (!r)
+		return FG_ERR;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return FG_OK;
+}
+
+int admin_cli_password(const char *name, json_t *params)
+{
+	if (strcmp(name, "admin add") != 0 && strcmp(name, "admin passwd") != 0)
+		return FG_OK;
+	char a[ADMIN_PASSWORD_MAX + 2] = "", b[ADMIN_PASSWORD_MAX + 2] = "";
+	int rc = FG_OK;
+	if (isatty(STDIN_FILENO)) {
+		FILE *tty = fopen("/dev/tty", "r+");
+		char prompt[120];
+		snprintf(prompt, sizeof(prompt),
+			 "password for %s: ", json_string_value(json_object_get(params, "name")));
+		if (!tty || read_tty_line(tty, prompt, a, sizeof(a)) != FG_OK ||
+		    read_tty_line(tty, "the same password again: ", b, sizeof(b)) != FG_OK) {
+			fprintf(stderr, "fedgate: cannot read a password from the terminal\n");
+			rc = FG_INVAL;
+		} else if (strcmp(a, b) != 0) {
+			fprintf(stderr, "fedgate: the two passwords differ; nothing was saved\n");
+			rc = FG_INVAL;
+		}
+		if (tty)
+			fclose(tty);
+	} else if (!fgets(a, sizeof(a), stdin)) {
+		fprintf(stderr, "fedgate: give the password as one line on standard input\n");
+		rc = FG_INVAL;
+	} else {
+		a[strcspn(a, "\r\n")] = '\0';
+	}
+	if (rc == FG_OK)
+		json_object_set_new(params, "password", json_string(a));
+	sodium_memzero(a, sizeof(a));
+	sodium_memzero(b, sizeof(b));
+	return rc;
+}
+
+bool admin_cli_render(const char *name, int status, json_t *body)
+{
+	if (strncmp(name, "admin ", 6) != 0 || status != CMD_OK)
+		return false;
+	json_t *result = json_object_get(body, "result");
+	if (strcmp(name, "admin list") == 0) {
+		size_t i;
+		json_t *r;
+		if (json_array_size(result) == 0)
+			printf("no admin accounts (add one with 'fedgate admin add NAME --role "
+			       "administrator')\n");
+		else
+			printf("%-24s %-14s %-21s %s\n", "NAME", "ROLE", "CREATED", "API TOKEN");
+		json_array_foreach(result, i, r) printf(
+			"%-24s %-14s %-21s %s\n", json_string_value(json_object_get(r, "name")),
+			json_string_value(json_object_get(r, "role")),
+			json_string_value(json_object_get(r, "created")),
+			json_is_true(json_object_get(r, "api_token")) ? "yes" : "no");
+		return true;
+	}
+	const char *token = json_string_value(json_object_get(result, "token"));
+	if (token)
+		printf("%s\n", token);
+	const char *msg = json_string_value(json_object_get(body, "message"));
+	if (msg)
+		fprintf(token ? stderr : stdout, "%s\n", msg);
+	return true;
+}

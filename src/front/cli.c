@@ -1,0 +1,530 @@
+#include "cli.h"
+
+#include "admin.h"
+#include "cmd.h"
+#include "conf.h"
+#include "control.h"
+#include "fg.h"
+#include "log.h"
+#include "policy_json.h"
+#include "store_sqlite.h"
+
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+struct outcome {
+	int status;
+	json_t *body;
+};
+
+static void keep_reply(void *ud, int status, json_t *body)
+{
+	struct outcome *o = ud;
+	o->status = status;
+	o->body = body;
+}
+
+static void who_am_i(char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+	if (getpwuid_r(geteuid(), &pw, tmp, sizeof(tmp), &res) == 0 && res)
+		snprintf(buf, len, "%s", pw.pw_name);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)geteuid());
+}
+
+/* No daemon: the same command runs here, on the store itself. */
+static int run_local(const struct fg_conf *conf, const char *name, json_t *params, bool what_if,
+		     struct outcome *out)
+{
+	char err[600];
+	struct store_db *db = NULL;
+	if (store_db_open(conf->store_path, &db, err, sizeof(err)) != FG_OK) {
+		fprintf(stderr, "fedgate: %s\n", err);
+		return FG_ERR;
+	}
+	struct cmd_env env = {.live = {.conf = conf}, .run = cmd_run_sync, .db = db};
+	if (cmd_env_load(&env, db, err, sizeof(err)) != FG_OK) {
+		fprintf(stderr, "fedgate: %s\n", err);
+		cmd_env_clear(&env);
+		store_db_close(&db);
+		return FG_ERR;
+	}
+	char who[64];
+	who_am_i(who, sizeof(who));
+	struct cmd_request req = {
+		.name = name, .params = params, .what_if = what_if, .who = who, .iface = "cli"};
+	cmd_exec(&env, &req, keep_reply, out);
+	cmd_env_clear(&env);
+	store_db_close(&db);
+	return FG_OK;
+}
+
+/* ---- passwords ---- */
+
+/* The terminal as it was before echo was turned off, for the signal
+ * handler: a Ctrl-C at the prompt must not leave the shell without echo. */
+static struct termios saved_tty;
+
+static void restore_tty(int sig)
+{
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void wipe_free(char **s)
+{
+	if (*s) {
+		explicit_bzero(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+/* One line of standard input without its line end ("\n", "\r\n"), or
+ * "" at end of input; NULL when out of memory. */
+static char *read_line(void)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, stdin);
+	if (n < 0) {
+		free(line);
+		return strdup("");
+	}
+	if (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
+	return line;
+}
+
+static char *ask_hidden(const char *prompt, const char *jid)
+{
+	struct termios quiet;
+	struct sigaction sa = {.sa_handler = restore_tty}, old_int, old_term;
+	char *line;
+	bool hidden = tcgetattr(STDIN_FILENO, &saved_tty) == 0;
+
+	/* Echo goes off before the prompt shows: TCSAFLUSH drops what was
+	 * typed before, and nothing typed after the prompt may be echoed. */
+	if (hidden) {
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, &old_int);
+		sigaction(SIGTERM, &sa, &old_term);
+		quiet = saved_tty;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		quiet.c_lflag |= ECHONL;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	fprintf(stderr, prompt, jid);
+	fflush(stderr);
+	line = read_line();
+	if (hidden) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+	}
+	return line;
+}
+
+/* params["password"] for `user add|passwd`: asked twice without echo on a
+ * terminal, else the first line of standard input, so scripts can pipe it
+ * (never an argument: those show in ps). The command judges it. */
+static int read_password(json_t *params)
+{
+	const char *jid = json_string_value(json_object_get(params, "jid"));
+	char *a = NULL, *b = NULL;
+	int rc = CMD_OK;
+
+	if (isatty(STDIN_FILENO)) {
+		a = ask_hidden("Password for %s: ", jid ? jid : "the user");
+		b = a ? ask_hidden("Retype the password for %s: ", jid ? jid : "the user") : NULL;
+		if (a && b && strcmp(a, b) != 0) {
+			fprintf(stderr, "fedgate: the two passwords differ; nothing was saved\n");
+			rc = CMD_REFUSED;
+		}
+	} else {
+		a = read_line();
+	}
+	if (rc == CMD_OK && !a) {
+		fprintf(stderr, "fedgate: out of memory\n");
+		rc = CMD_REFUSED;
+	}
+	if (rc == CMD_OK) {
+		json_t *v = json_string(a);
+		if (!v) {
+			fprintf(stderr, "fedgate: the password is not valid UTF-8; nothing was "
+					"saved\n");
+			rc = CMD_REFUSED;
+		} else {
+			json_object_set_new(params, "password", v);
+		}
+	}
+	wipe_free(&a);
+	wipe_free(&b);
+	return rc;
+}
+
+/* jansson frees without clearing; the copy in params is cleared here. */
+static void wipe_password(json_t *params)
+{
+	json_t *v = json_object_get(params, "password");
+	if (json_is_string(v))
+		explicit_bzero((char *)json_string_value(v), json_string_length(v));
+}
+
+/* ---- rendering ---- */
+
+/* Valid until the next call: fields are printed one at a time. */
+static const char *str_of(json_t *o, const char *key)
+{
+	static char num[32];
+	const char *s = policy_json_text(json_object_get(o, key), num, sizeof(num));
+	return s ? s : "";
+}
+
+static void join_array(json_t *arr, const char *sep, char *buf, size_t len)
+{
+	size_t i;
+	json_t *v;
+	buf[0] = '\0';
+	json_array_foreach(arr, i, v)
+	{
+		size_t n = strlen(buf);
+		snprintf(buf + n, len - n, "%s%s", i ? sep : "", json_string_value(v));
+	}
+}
+
+static void print_partner(FILE *f, json_t *p)
+{
+	char doms[2048], methods[256];
+	join_array(json_object_get(p, "additional_domains"), ", ", doms, sizeof(doms));
+	join_array(json_object_get(p, "allowed_methods"), ", ", methods, sizeof(methods));
+	fprintf(f, "domain:             %s\n", str_of(p, "domain"));
+	fprintf(f, "description:        %s\n", str_of(p, "description"));
+	fprintf(f, "additional domains: %s\n", doms[0] ? doms : "-");
+	fprintf(f, "partner type:       %s\n", str_of(p, "partner_type"));
+	fprintf(f, "tls:                %s\n", str_of(p, "tls"));
+	fprintf(f, "sasl:               %s\n", str_of(p, "sasl"));
+	fprintf(f, "dialback:           %s\n", str_of(p, "dialback"));
+	fprintf(f, "keepalive:          %s\n", str_of(p, "keepalive"));
+	fprintf(f, "connection limit:   %lld%s\n",
+		(long long)json_integer_value(json_object_get(p, "connection_limit")),
+		json_is_true(json_object_get(p, "connection_limit_default")) ? " (gateway default)"
+									     : "");
+	const char *proxy = str_of(p, "proxy_fqdn");
+	fprintf(f, "proxy fqdn:         %s\n", proxy[0] ? proxy : "- (DNS SRV)");
+	fprintf(f, "allowed methods:    %s\n", methods[0] ? methods : "none");
+}
+
+static void print_partner_table(FILE *f, json_t *list, const char *filter)
+{
+	if (json_array_size(list) == 0 && filter) {
+		fprintf(f, "no partner has a domain matching '%s'\n", filter);
+		return;
+	}
+	if (json_array_size(list) == 0) {
+		fprintf(f, "no partners: federation is off (add one with 'fedgate partner new')\n");
+		return;
+	}
+	fprintf(f, "%-28s %-17s %-13s %-13s %-8s %-9s %5s  %s\n", "DOMAIN", "TYPE", "TLS", "SASL",
+		"DIALBACK", "KEEPALIVE", "LIMIT", "METHODS");
+	size_t i;
+	json_t *p;
+	json_array_foreach(list, i, p)
+	{
+		char methods[256], doms[2048];
+		join_array(json_object_get(p, "allowed_methods"), ", ", methods, sizeof(methods));
+		join_array(json_object_get(p, "additional_domains"), ", ", doms, sizeof(doms));
+		fprintf(f, "%-28s %-17s %-13s %-13s %-8s %-9s %5lld  %s\n", str_of(p, "domain"),
+			str_of(p, "partner_type"), str_of(p, "tls"), str_of(p, "sasl"),
+			str_of(p, "dialback"), str_of(p, "keepalive"),
+			(long long)json_integer_value(json_object_get(p, "connection_limit")),
+			methods[0] ? methods : "none");
+		if (doms[0])
+			fprintf(f, "  + %s\n", doms);
+	}
+}
+
+static void print_user(FILE *f, json_t *u)
+{
+	fprintf(f, "jid:          %s\n", str_of(u, "jid"));
+	fprintf(f, "xmpp access:  %s\n", str_of(u, "xmpp_access"));
+	fprintf(f, "created:      %s\n", str_of(u, "created"));
+}
+
+static void print_user_table(FILE *f, json_t *list, const char *filter)
+{
+	if (json_array_size(list) == 0 && filter) {
+		fprintf(f, "no user has a JID matching '%s'\n", filter);
+		return;
+	}
+	if (json_array_size(list) == 0) {
+		fprintf(f, "no users (add one with 'fedgate user add JID')\n");
+		return;
+	}
+	fprintf(f, "%-40s %-11s %s\n", "JID", "XMPP-ACCESS", "CREATED");
+	size_t i;
+	json_t *u;
+	json_array_foreach(list, i, u)
+	{
+		fprintf(f, "%-40s ", str_of(u, "jid"));
+		fprintf(f, "%-11s ", str_of(u, "xmpp_access"));
+		fprintf(f, "%s\n", str_of(u, "created"));
+	}
+}
+
+static void print_gateway(FILE *f, json_t *g)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(g, key, v)
+	{
+		if (json_is_integer(v))
+			fprintf(f, "%-30s %lld\n", key, (long long)json_integer_value(v));
+		else
+			fprintf(f, "%-30s %s\n", key, str_of(g, key));
+	}
+}
+
+/* One line per changed field: "tls: required -> optional". */
+static void print_change(void *ud, const char *key, json_t *b, json_t *a)
+{
+	char *bs = b ? json_dumps(b, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("-");
+	char *as = a ? json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT) : strdup("-");
+	fprintf(ud, "    %s: %s -> %s\n", key, bs, as);
+	free(bs);
+	free(as);
+}
+
+static void print_audit(FILE *f, json_t *rows)
+{
+	size_t i;
+	json_t *r;
+	if (json_array_size(rows) == 0)
+		fprintf(f, "no changes recorded\n");
+	json_array_foreach(rows, i, r)
+	{
+		fprintf(f, "%s  %s via %s: %s %s\n", str_of(r, "at"), str_of(r, "who"),
+			str_of(r, "interface"), str_of(r, "action"), str_of(r, "target"));
+		policy_json_diff(json_object_get(r, "before"), json_object_get(r, "after"),
+				 print_change, f);
+	}
+}
+
+static void print_status(FILE *f, json_t *rows)
+{
+	if (json_array_size(rows) == 0) {
+		fprintf(f, "no streams\n");
+		return;
+	}
+	fprintf(f, "%-5s %-22s %-22s %-14s %-14s %-28s %9s %9s %6s %6s %5s\n", "DIR", "LOCAL",
+		"REMOTE", "STATE", "METHOD", "TLS", "BYTES-IN", "BYTES-OUT", "ST-IN", "ST-OUT",
+		"AGE");
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+	{
+		fprintf(f, "%-5s %-22s %-22s %-14s %-14s %-28s %9lld %9lld %6lld %6lld %5lld\n",
+			str_of(r, "direction"), str_of(r, "local"), str_of(r, "remote"),
+			str_of(r, "state"), str_of(r, "method"), str_of(r, "tls"),
+			(long long)json_integer_value(json_object_get(r, "bytes_in")),
+			(long long)json_integer_value(json_object_get(r, "bytes_out")),
+			(long long)json_integer_value(json_object_get(r, "stanzas_in")),
+			(long long)json_integer_value(json_object_get(r, "stanzas_out")),
+			(long long)json_integer_value(json_object_get(r, "age")));
+		const char *cert = str_of(r, "certificate"), *err = str_of(r, "last_error");
+		if (strcmp(cert, "none") != 0)
+			fprintf(f, "      certificate: %s\n", cert);
+		if (err[0])
+			fprintf(f, "      last error: %s\n", err);
+	}
+}
+
+static void render(const char *name, int status, json_t *body, bool as_json, json_t *params)
+{
+	json_t *result = json_object_get(body, "result");
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(body, "errors"), i, m)
+		fprintf(stderr, "error: %s\n", json_string_value(m));
+	json_array_foreach(json_object_get(body, "warnings"), i, m)
+		fprintf(stderr, "warning: %s\n", json_string_value(m));
+	if (strcmp(name, "partner export") == 0 || (as_json && result)) {
+		if (status == CMD_OK || strcmp(name, "partner export") != 0) {
+			json_dumpf(result, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+			fputc('\n', stdout);
+		}
+		return;
+	}
+	const char *msg = str_of(body, "message");
+	if (status != CMD_OK && strcmp(name, "test-im") == 0)
+		json_array_foreach(json_object_get(result, "steps"), i, m)
+			printf("  %s\n", json_string_value(m));
+	if (status != CMD_OK) {
+		if (msg[0])
+			fprintf(stderr, "%s\n", msg);
+		return;
+	}
+	if (admin_cli_render(name, status, body))
+		return;
+	if (strncmp(name, "partner ", 8) == 0 && json_is_object(result))
+		print_partner(stdout, result);
+	else if (strcmp(name, "partner get") == 0)
+		print_partner_table(stdout, result,
+				    json_string_value(json_object_get(params, "filter")));
+	else if (strncmp(name, "gateway ", 8) == 0 && json_is_object(result))
+		print_gateway(stdout, result);
+	else if (strncmp(name, "user ", 5) == 0 && json_is_object(result))
+		print_user(stdout, result);
+	else if (strcmp(name, "user list") == 0)
+		print_user_table(stdout, result,
+				 json_string_value(json_object_get(params, "filter")));
+	else if (strcmp(name, "audit") == 0)
+		print_audit(stdout, result);
+	else if (strcmp(name, "status") == 0)
+		print_status(stdout, result);
+	else if (strcmp(name, "test-im") == 0)
+		json_array_foreach(json_object_get(result, "steps"), i, m)
+			printf("  %s\n", json_string_value(m));
+	if (msg[0])
+		printf("%s\n", msg);
+}
+
+/* ---- argv ---- */
+
+static int usage_error(const char *msg)
+{
+	fprintf(stderr, "fedgate: %s\n", msg);
+	return CMD_USAGE;
+}
+
+int cli_main(int argc, char **argv)
+{
+	const char *conf_path = NULL;
+	bool as_json = false, what_if = false;
+	char name[64];
+	int words = 1;
+	if (strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "test-im") == 0 ||
+	    strcmp(argv[0], "status") == 0) {
+		snprintf(name, sizeof(name), "%s", argv[0]);
+	} else {
+		if (argc < 2 || argv[1][0] == '-') {
+			fprintf(stderr, "fedgate: '%s' needs a subcommand (see 'fedgate help')\n",
+				argv[0]);
+			return CMD_USAGE;
+		}
+		snprintf(name, sizeof(name), "%s %s", argv[0], argv[1]);
+		words = 2;
+	}
+	const struct cmd_def *def = cmd_find(name);
+	if (!def) {
+		fprintf(stderr, "fedgate: unknown command '%s' (see 'fedgate help')\n", name);
+		return CMD_USAGE;
+	}
+	/* Front-end options are taken out; the rest goes to the table. */
+	char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+	int nrest = 0;
+	if (!rest)
+		return CMD_REFUSED;
+	for (int i = words; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			as_json = true;
+		} else if (strcmp(argv[i], "--what-if") == 0 || strcmp(argv[i], "--whatif") == 0) {
+			what_if = true;
+		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			if (i + 1 >= argc) {
+				free(rest);
+				return usage_error("-c needs a file");
+			}
+			conf_path = argv[++i];
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("fedgate %s: %s\n", def->name, def->summary);
+			for (const struct cmd_param *p = def->params; p->name; p++)
+				printf("  %-34s %s\n",
+				       p->type == CP_SECRET ? "(password)"
+				       : p->flag	    ? p->flag
+							    : "ARG",
+				       p->help);
+			if (def->writes)
+				printf("  %-34s %s\n", "--what-if",
+				       "validate and show, save nothing");
+			printf("  %-34s %s\n", "--json", "output for scripts");
+			free(rest);
+			return CMD_OK;
+		} else {
+			rest[nrest++] = argv[i];
+		}
+	}
+	char err[600];
+	json_t *params = NULL;
+	if (cmd_parse_argv(def, nrest, rest, &params, err, sizeof(err)) != FG_OK) {
+		free(rest);
+		return usage_error(err);
+	}
+	free(rest);
+	if (what_if && !def->writes) {
+		json_decref(params);
+		return usage_error("--what-if is for commands that change something");
+	}
+	if (admin_cli_password(def->name, params) != FG_OK) {
+		json_decref(params);
+		return CMD_REFUSED;
+	}
+	if (strcmp(def->name, "partner import") == 0) {
+		/* The file is read here, so the daemon needs no access to it. */
+		const char *file = json_string_value(json_object_get(params, "partners"));
+		json_error_t jerr;
+		json_t *doc = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr)
+						     : json_load_file(file, 0, &jerr);
+		if (!doc) {
+			fprintf(stderr, "fedgate: cannot read %s: %s (line %d, column %d)\n", file,
+				jerr.text, jerr.line, jerr.column);
+			json_decref(params);
+			return CMD_REFUSED;
+		}
+		json_object_set_new(params, "partners", doc);
+	}
+
+	struct fg_conf *conf = NULL;
+	if (conf_load(conf_default_path(conf_path), &conf, stderr) != FG_OK) {
+		fprintf(stderr, "fedgate: fix %s first (see 'fedgate check')\n",
+			conf_default_path(conf_path));
+		json_decref(params);
+		return CMD_REFUSED;
+	}
+	log_set_level(LOG_WARNING);
+	if (strcmp(def->name, "user add") == 0 || strcmp(def->name, "user passwd") == 0) {
+		int prc = read_password(params);
+		if (prc != CMD_OK) {
+			json_decref(params);
+			conf_free(&conf);
+			return prc;
+		}
+	}
+	struct outcome out = {CMD_REFUSED, NULL};
+	int rc = control_call(conf->listen_control, def->name, params, what_if, &out.status,
+			      &out.body, err, sizeof(err));
+	if (rc == FG_NOTFOUND) {
+		if (run_local(conf, def->name, params, what_if, &out) != FG_OK)
+			out.status = CMD_REFUSED;
+	} else if (rc != FG_OK) {
+		fprintf(stderr, "fedgate: %s\n", err);
+		out.status = CMD_REFUSED;
+	}
+	if (out.body)
+		render(def->name, out.status, out.body, as_json, params);
+	json_decref(out.body);
+	wipe_password(params);
+	json_decref(params);
+	conf_free(&conf);
+	return out.status;
+}

@@ -1,0 +1,80 @@
+/* What the HTTP toolkit (http.c) and the listener (admin_http.c) share:
+ * the listener's state, the panel's sessions and the sign-in rate slots.
+ * Private to those two files. */
+#ifndef FG_HTTP_SERVER_H
+#define FG_HTTP_SERVER_H
+
+#include "admin.h"
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#define SESSIONS_MAX   1000
+#define RATE_SLOTS     256
+#define RATE_WINDOW_S  60
+#define HEADERS_MAX    16384
+#define HTTP_TIMEOUT_S 30
+#define COOKIE_SESSION "fg_session"
+#define COOKIE_SIGNIN  "fg_signin"
+
+struct cmd_env;
+struct evhttp;
+struct fg_conf;
+struct hreq;
+struct xmpp_server;
+
+#define SESSIONS_MAX   1000
+#define RATE_SLOTS     256
+#define RATE_WINDOW_S  60
+#define HEADERS_MAX    16384
+#define HTTP_TIMEOUT_S 30
+#define COOKIE_SESSION "fg_session"
+#define COOKIE_SIGNIN  "fg_signin"
+
+struct session {
+	char id[65];
+	char csrf[65];
+	char name[ADMIN_NAME_MAX + 1];
+	time_t last_used;
+	json_t *flash;
+	struct session *next;
+};
+
+struct rate {
+	char ip[64];
+	time_t start;
+	unsigned fails;
+};
+
+struct admin_http {
+	struct event_base *base;
+	const struct fg_conf *conf;
+	struct cmd_env *env;
+	struct xmpp_server *xs;
+	struct evhttp *http;
+	SSL_CTX *tls;
+	struct session *sessions;
+	unsigned nsessions;
+	struct rate rates[RATE_SLOTS];
+};
+
+/* Random bytes as lowercase hex into out (2 * bytes + 1 long). */
+void http_random_hex(char *out, size_t bytes);
+/* Constant-time equality of two secrets. */
+bool http_same_secret(const char *a, const char *b);
+bool http_has_prefix(const char *s, const char *p);
+/* The value of cookie name, "" when absent. */
+void http_cookie_get(struct hreq *h, const char *name, char *out, size_t outlen);
+void http_set_cookie(struct hreq *h, const char *name, const char *value, const char *path,
+		     long max_age);
+void http_hreq_free(struct hreq *h);
+struct session *http_session_find(struct admin_http *ah, const char *id);
+void http_session_drop(struct admin_http *ah, const char *id);
+struct session *http_session_new(struct admin_http *ah, const char *name);
+/* The session of a request signed in by cookie, NULL when none. */
+struct session *http_hreq_session(struct hreq *h);
+
+#endif

@@ -1,0 +1,138 @@
+/* GET /metrics in the Prometheus text format (version 0.0.4).
+ *
+ * Counters (_total) are monotonic: the totals of closed connections kept
+ * here plus those of the connections open now. Gauges are read from the
+ * live streams (the `status` command's rows) when scraped, so nothing is
+ * counted twice and no lock is needed: all of it runs on the loop. */
+#include "metrics.h"
+
+#include "c2s.h"
+#include "conn.h"
+#include "fg.h"
+#include "policy.h"
+#include "counters.h"
+#include "xmpp.h"
+#include "stream.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* A label value: \ " and newline escaped as the format says. */
+static void label(struct evbuffer *b, const char *s)
+{
+	for (; s && *s; s++) {
+		if (*s == '\\' || *s == '"')
+			evbuffer_add_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			evbuffer_add_printf(b, "\\n");
+		else
+			evbuffer_add(b, s, 1);
+	}
+}
+
+static void help(struct evbuffer *b, const char *name, const char *type, const char *text)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static long long num(json_t *row, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(row, key));
+}
+
+static void status_done(struct hreq *h, int status, json_t *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	json_t *rows = status == 0 ? json_object_get(body, "result") : NULL;
+	const struct policy *partners = h->env->live.partners;
+	const struct counters *totals = counters_get();
+	unsigned long long bin = totals->bytes_in, bout = totals->bytes_out;
+	unsigned long long sin = totals->stanzas_in, sout = totals->stanzas_out;
+	size_t i;
+	json_t *r;
+	/* streams by direction, partner, method: counted into an object keyed
+	 * by the label set */
+	json_t *groups = json_object(), *queues = json_object();
+	json_array_foreach(rows, i, r)
+	{
+		bin += (unsigned long long)num(r, "bytes_in");
+		bout += (unsigned long long)num(r, "bytes_out");
+		sin += (unsigned long long)num(r, "stanzas_in");
+		sout += (unsigned long long)num(r, "stanzas_out");
+		const char *dir = json_string_value(json_object_get(r, "direction"));
+		/* Routes without a stream (direction "route") are no streams. */
+		if (!dir || (strcmp(dir, "in") != 0 && strcmp(dir, "out") != 0))
+			continue;
+		const char *remote = json_string_value(json_object_get(r, "remote"));
+		const struct partner *p = remote ? policy_lookup(partners, remote) : NULL;
+		const char *method = json_string_value(json_object_get(r, "method"));
+		char key[600];
+		snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", dir, p ? p->domain : "none",
+			 method ? method : "none");
+		json_object_set_new(
+			groups, key,
+			json_integer(json_integer_value(json_object_get(groups, key)) + 1));
+		if (strcmp(dir, "out") == 0 && p) {
+			json_int_t q = json_integer_value(json_object_get(queues, p->domain));
+			json_object_set_new(queues, p->domain, json_integer(q + num(r, "queued")));
+		}
+	}
+	help(b, "fedgate_s2s_streams", "gauge",
+	     "server-to-server streams open now, by direction, partner and method");
+	const char *key;
+	json_t *v;
+	json_object_foreach(groups, key, v)
+	{
+		char copy[600];
+		snprintf(copy, sizeof(copy), "%s", key);
+		char *partner = strchr(copy, '\x1f'), *method;
+		*partner++ = '\0';
+		method = strchr(partner, '\x1f');
+		*method++ = '\0';
+		evbuffer_add_printf(b, "fedgate_s2s_streams{direction=\"");
+		label(b, copy);
+		evbuffer_add_printf(b, "\",partner=\"");
+		label(b, partner);
+		evbuffer_add_printf(b, "\",method=\"");
+		label(b, method);
+		evbuffer_add_printf(b, "\"} %lld\n", (long long)json_integer_value(v));
+	}
+	help(b, "fedgate_stanzas_total", "counter", "stanzas received and sent on every stream");
+	evbuffer_add_printf(b, "fedgate_stanzas_total{direction=\"in\"} %llu\n", sin);
+	evbuffer_add_printf(b, "fedgate_stanzas_total{direction=\"out\"} %llu\n", sout);
+	help(b, "fedgate_bytes_total", "counter", "bytes received and sent on every connection");
+	evbuffer_add_printf(b, "fedgate_bytes_total{direction=\"in\"} %llu\n", bin);
+	evbuffer_add_printf(b, "fedgate_bytes_total{direction=\"out\"} %llu\n", bout);
+	help(b, "fedgate_auth_failures_total", "counter",
+	     "peers that failed to authenticate, by reason");
+	for (size_t k = 0; k < COUNTERS_REASONS_MAX && totals->auth[k].reason; k++)
+		evbuffer_add_printf(b, "fedgate_auth_failures_total{reason=\"%s\"} %llu\n",
+				    totals->auth[k].reason, totals->auth[k].n);
+	help(b, "fedgate_bounces_total", "counter", "stanzas returned to their sender undelivered");
+	evbuffer_add_printf(b, "fedgate_bounces_total %llu\n", totals->bounces);
+	help(b, "fedgate_queue_stanzas", "gauge",
+	     "stanzas waiting for an outbound stream, by partner");
+	json_object_foreach(queues, key, v)
+	{
+		evbuffer_add_printf(b, "fedgate_queue_stanzas{partner=\"");
+		label(b, key);
+		evbuffer_add_printf(b, "\"} %lld\n", (long long)json_integer_value(v));
+	}
+	help(b, "fedgate_c2s_sessions", "gauge", "client sessions open now");
+	evbuffer_add_printf(b, "fedgate_c2s_sessions %u\n", c2s_count(h->xs));
+	help(b, "fedgate_partners", "gauge", "XMPP federated partners configured");
+	evbuffer_add_printf(b, "fedgate_partners %zu\n", policy_count(partners));
+	json_decref(groups);
+	json_decref(queues);
+	json_decref(body);
+	http_send(h, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+}
+
+void metrics_handle(struct hreq *h)
+{
+	if (h->method != EVHTTP_REQ_GET && h->method != EVHTTP_REQ_HEAD) {
+		http_send_error(h, 405, NULL, "/metrics takes GET");
+		return;
+	}
+	http_cmd(h, "status", json_object(), false, status_done);
+}

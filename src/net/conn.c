@@ -1,0 +1,498 @@
+#include "conn.h"
+
+#include "fg.h"
+#include "log.h"
+#include "counters.h"
+#include "tls.h"
+
+#include <jansson.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long a closing connection may take to hand its last bytes (the
+ * stream error, </stream:stream>) to the kernel before it is cut. */
+#define CLOSE_GRACE_MS 5000
+#define CLOSE_POLL_MS  10
+
+struct conn {
+	struct event_base *base;
+	struct bufferevent *bev; /* top of the stack: the socket, or TLS over it */
+	SSL *ssl;
+	bool tls_up;
+	const struct conn_ops *ops;
+	void *ud;
+	struct conn_limits lim;
+
+	unsigned id;
+	char prefix[16];
+	char peer[INET6_ADDRSTRLEN];
+	unsigned port;
+	char ctx[256];
+
+	struct event *timer;  /* the owner's per-state timeout */
+	struct event *closer; /* polls the output while closing */
+	struct event *reaper; /* frees the connection from the loop */
+	unsigned close_waited_ms;
+	bool connecting; /* conn_connect: waiting for the TCP handshake */
+	bool closing;
+	bool reaped;
+	bool paused;
+	char reason[256];
+	struct conn_stats st;
+};
+
+static unsigned next_id = 1;
+
+const char *conn_ctx(const struct conn *c)
+{
+	return c->ctx;
+}
+unsigned conn_id(const struct conn *c)
+{
+	return c->id;
+}
+const char *conn_peer(const struct conn *c)
+{
+	return c->peer;
+}
+SSL *conn_ssl(const struct conn *c)
+{
+	return c->tls_up ? c->ssl : NULL;
+}
+bool conn_secure(const struct conn *c)
+{
+	return c->tls_up;
+}
+bool conn_closing(const struct conn *c)
+{
+	return c->closing;
+}
+const struct conn_stats *conn_stats(const struct conn *c)
+{
+	return &c->st;
+}
+
+void conn_count_stanza(struct conn *c, bool in)
+{
+	if (in)
+		c->st.stanzas_in++;
+	else
+		c->st.stanzas_out++;
+}
+
+void conn_set_label(struct conn *c, const char *label)
+{
+	const char *fmt = strchr(c->peer, ':') ? "%s #%u [%s]:%u%s%s" : "%s #%u %s:%u%s%s";
+	snprintf(c->ctx, sizeof(c->ctx), fmt, c->prefix, c->id, c->peer, c->port,
+		 label && label[0] ? " " : "", label ? label : "");
+}
+
+size_t conn_output_pending(const struct conn *c)
+{
+	if (!c->bev)
+		return 0;
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	log_info(c->ctx, "closed: %s (in %llu bytes, out %llu bytes)", c->reason, c->st.bytes_in,
+		 c->st.bytes_out);
+	counters_conn_closed(c->st.bytes_in, c->st.bytes_out, c->st.stanzas_in, c->st.stanzas_out);
+	if (c->bev)
+		bufferevent_free(c->bev); /* frees the SSL and closes the socket */
+	c->bev = NULL;
+	event_free(c->timer);
+	event_free(c->closer);
+	event_free(c->reaper);
+	const struct conn_ops *ops = c->ops;
+	void *ud = c->ud;
+	char reason[sizeof(c->reason)];
+	memcpy(reason, c->reason, sizeof(reason));
+	free(c);
+	ops->on_closed(ud, reason);
+}
+
+static void setup_bev(struct conn *c);
+
+/* Puts a TLS filter over the socket: accepting when domain is NULL,
+ * connecting with SNI = domain otherwise. */
+static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain)
+{
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return FG_NOMEM;
+	if (domain && tls_client_prepare(ssl, domain) != FG_OK) {
+		SSL_free(ssl);
+		return FG_INVAL;
+	}
+	struct bufferevent *tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
+								 domain ? BUFFEREVENT_SSL_CONNECTING
+									: BUFFEREVENT_SSL_ACCEPTING,
+								 BEV_OPT_CLOSE_ON_FREE);
+	if (!tls) {
+		SSL_free(ssl);
+		return FG_NOMEM;
+	}
+	c->ssl = ssl;
+	c->bev = tls;
+	setup_bev(c);
+	return FG_OK;
+}
+
+void conn_free_now(struct conn **cp)
+{
+	if (!cp || !*cp)
+		return;
+	struct conn *c = *cp;
+	if (c->bev)
+		bufferevent_free(c->bev);
+	event_free(c->timer);
+	event_free(c->closer);
+	event_free(c->reaper);
+	free(c);
+	*cp = NULL;
+}
+
+static void reap(struct conn *c)
+{
+	if (c->reaped)
+		return;
+	c->reaped = true;
+	evtimer_del(c->closer);
+	evtimer_del(c->timer);
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_active(c->reaper, EV_TIMEOUT, 0);
+}
+
+static void closer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	c->close_waited_ms += CLOSE_POLL_MS;
+	if (conn_output_pending(c) == 0 || c->close_waited_ms >= CLOSE_GRACE_MS) {
+		if (conn_output_pending(c))
+			log_debug(c->ctx, "dropping %zu unsent bytes at close",
+				  conn_output_pending(c));
+		reap(c);
+		return;
+	}
+	struct timeval tv = {0, CLOSE_POLL_MS * 1000};
+	evtimer_add(c->closer, &tv);
+}
+
+void conn_close(struct conn *c, const char *reason)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "closed");
+	evtimer_del(c->timer);
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ);
+	closer_cb(-1, 0, c);
+}
+
+static void set_paused(struct conn *c, bool paused)
+{
+	if (paused == c->paused || c->closing)
+		return;
+	c->paused = paused;
+	if (paused) {
+		c->st.read_pauses++;
+		bufferevent_disable(c->bev, EV_READ);
+		log_debug(c->ctx, "output queue over %zu bytes: reading paused",
+			  c->lim.output_queue);
+	} else {
+		bufferevent_enable(c->bev, EV_READ);
+		log_debug(c->ctx, "output queue drained: reading resumed");
+	}
+}
+
+int conn_write(struct conn *c, const char *data, size_t len)
+{
+	if (c->closing && c->reaped)
+		return FG_ERR;
+	if (bufferevent_write(c->bev, data, len) != 0)
+		return FG_NOMEM;
+	c->st.bytes_out += len;
+	if (conn_output_pending(c) > c->lim.output_queue)
+		set_paused(c, true);
+	return FG_OK;
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+	if (c->closing) {
+		evbuffer_drain(in, len);
+		return;
+	}
+	if (len == 0)
+		return;
+	const char *data = (const char *)evbuffer_pullup(in, -1);
+	size_t used = c->ops->on_data(c->ud, data, len);
+	/* on_data may have started TLS, which already threw away the rest of
+	 * the plaintext input, or closed us. */
+	if (c->bev != bev)
+		return;
+	if (used > len)
+		used = len;
+	c->st.bytes_in += used;
+	evbuffer_drain(in, used);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (c->paused && conn_output_pending(c) <= c->lim.output_queue / 2)
+		set_paused(c, false);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->connecting) {
+			c->connecting = false;
+			log_info(c->ctx, "connected");
+			if (!c->closing && c->ops->on_connected)
+				c->ops->on_connected(c->ud);
+			return;
+		}
+		if (c->ssl && !c->tls_up) {
+			c->tls_up = true;
+			char desc[128];
+			tls_describe(c->ssl, desc, sizeof(desc));
+			log_info(c->ctx, "TLS established: %s, peer certificate: %s", desc,
+				 tls_peer_verdict(c->ssl));
+			if (!c->closing)
+				c->ops->on_tls(c->ud);
+			/* The peer's first bytes over TLS may have come in
+			 * with the end of the handshake; no further read
+			 * event announces them. */
+			if (c->bev == bev && !c->closing &&
+			    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+				read_cb(bev, c);
+		}
+		return;
+	}
+	char why[256];
+	unsigned long e, last = 0;
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		last = e; /* the last one is the most specific */
+	if (what & BEV_EVENT_EOF) {
+		snprintf(why, sizeof(why), "peer closed the connection");
+	} else if (c->ssl && last) {
+		char ossl[200];
+		ERR_error_string_n(last, ossl, sizeof(ossl));
+		snprintf(why, sizeof(why), "%s: %s",
+			 c->tls_up ? "TLS error" : "TLS handshake failed", ossl);
+	} else if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+		snprintf(why, sizeof(why), "%s%s",
+			 c->connecting		? "connect failed: "
+			 : c->ssl && !c->tls_up ? "TLS handshake failed: "
+						: "socket error: ",
+			 err ? evutil_socket_error_to_string(err) : "connection reset");
+	} else {
+		return;
+	}
+	if (!c->closing)
+		conn_close(c, why);
+	/* Nothing more can be sent on a broken connection. */
+	reap(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (!c->closing)
+		c->ops->on_timer(c->ud);
+}
+
+void conn_set_timer(struct conn *c, unsigned seconds)
+{
+	evtimer_del(c->timer);
+	if (seconds && !c->closing) {
+		struct timeval tv = {(time_t)seconds, 0};
+		evtimer_add(c->timer, &tv);
+	}
+}
+
+static void setup_bev(struct conn *c)
+{
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, c->lim.input_buffer);
+	/* write_cb fires when the queue falls to half the cap: the point
+	 * where a paused reader may resume. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->lim.output_queue / 2, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* Everything but the bufferevent; NULL when out of memory. */
+static struct conn *conn_alloc(struct event_base *base, const struct sockaddr *peer,
+			       socklen_t peerlen, const char *ctx_prefix,
+			       const struct conn_limits *lim, const struct conn_ops *ops, void *ud)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->base = base;
+	c->ops = ops;
+	c->ud = ud;
+	c->lim = *lim;
+	c->id = next_id++;
+	snprintf(c->prefix, sizeof(c->prefix), "%s", ctx_prefix);
+	char port[16] = "0";
+	if (getnameinfo(peer, peerlen, c->peer, sizeof(c->peer), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(c->peer, sizeof(c->peer), "?");
+	c->port = (unsigned)atoi(port);
+	conn_set_label(c, NULL);
+	c->timer = evtimer_new(base, timer_cb, c);
+	c->closer = evtimer_new(base, closer_cb, c);
+	c->reaper = event_new(base, -1, 0, reap_cb, c);
+	if (!c->timer || !c->closer || !c->reaper) {
+		if (c->timer)
+			event_free(c->timer);
+		if (c->closer)
+			event_free(c->closer);
+		if (c->reaper)
+			event_free(c->reaper);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void conn_discard(struct conn *c)
+{
+	if (c->bev)
+		bufferevent_free(c->bev);
+	event_free(c->timer);
+	event_free(c->closer);
+	event_free(c->reaper);
+	free(c);
+}
+
+struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
+		      socklen_t peerlen, const char *ctx_prefix, const struct conn_limits *lim,
+		      const struct conn_ops *ops, void *ud)
+{
+	struct conn *c = conn_alloc(base, peer, peerlen, ctx_prefix, lim, ops, ud);
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	evutil_make_socket_nonblocking(fd);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		conn_discard(c);
+		return NULL;
+	}
+	setup_bev(c);
+	return c;
+}
+
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
+			  const char *ctx_prefix, const struct conn_limits *lim,
+			  const struct conn_ops *ops, void *ud)
+{
+	struct conn *c = conn_alloc(base, sa, salen, ctx_prefix, lim, ops, ud);
+	if (!c)
+		return NULL;
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		conn_discard(c);
+		return NULL;
+	}
+	c->connecting = true;
+	setup_bev(c);
+	/* Errors, immediate ones included, arrive through event_cb. */
+	bufferevent_socket_connect(c->bev, sa, (int)salen);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	if (fd >= 0) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	return c;
+}
+
+/* Throws away what is buffered from the plaintext side; returns how much. */
+static size_t drain_plaintext(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t n = evbuffer_get_length(in);
+	evbuffer_drain(in, n);
+	c->st.bytes_in += n;
+	c->st.discarded_after_starttls += n;
+	return n;
+}
+
+int conn_start_tls(struct conn *c, SSL_CTX *ctx, size_t *discarded)
+{
+	if (c->ssl || c->closing)
+		return FG_ERR;
+	/* Anything the peer sent after <starttls/> is thrown away unread:
+	 * it was sent before the peer could know TLS was agreed, so it can
+	 * only be an injection (cf. CVE-2011-0411). */
+	size_t n = drain_plaintext(c);
+	if (discarded)
+		*discarded = n;
+	return stack_tls(c, ctx, NULL);
+}
+
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain)
+{
+	if (c->ssl || c->closing)
+		return FG_ERR;
+	/* Whatever came after <proceed/> in the clear is not TLS: drop it. */
+	drain_plaintext(c);
+	return stack_tls(c, ctx, domain);
+}
+
+void conn_status(const struct conn *c, void *json_row)
+{
+	json_t *r = json_row;
+	char desc[160];
+	tls_describe(conn_ssl(c), desc, sizeof(desc));
+	char peer[INET6_ADDRSTRLEN + 16];
+	snprintf(peer, sizeof(peer), strchr(c->peer, ':') ? "[%s]:%u" : "%s:%u", c->peer, c->port);
+	json_object_set_new(r, "id", json_integer(c->id));
+	json_object_set_new(r, "peer", json_string(peer));
+	json_object_set_new(r, "tls", json_string(desc));
+	json_object_set_new(r, "bytes_in", json_integer((json_int_t)c->st.bytes_in));
+	json_object_set_new(r, "bytes_out", json_integer((json_int_t)c->st.bytes_out));
+	json_object_set_new(r, "stanzas_in", json_integer((json_int_t)c->st.stanzas_in));
+	json_object_set_new(r, "stanzas_out", json_integer((json_int_t)c->st.stanzas_out));
+}

@@ -1,0 +1,637 @@
+#include "c2s.h"
+
+#include "live.h"
+#include "conf.h"
+#include "fg.h"
+#include "jid.h"
+#include "log.h"
+#include "counters.h"
+#include "presence.h"
+#include "router.h"
+#include "sasl.h"
+#include "xmpp.h"
+#include "strmap.h"
+#include "stream.h"
+#include "users.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* RFC 6120 §6.4.5: a client may retry after a failed attempt; after this
+ * many on one stream it is cut off. */
+#define SASL_ATTEMPTS_PER_STREAM 3
+
+struct c2s {
+	struct xmpp_server *srv;
+	struct stream *s;
+	struct sasl_server *sasl;
+	char attempt_user[512]; /* the account the current attempt names */
+	unsigned failures;
+	char *bare, *resource, *full;
+	bool bound;
+	struct c2s_presence pres;
+	struct c2s *next_of_user;
+};
+
+/* Failed logins in the current window, per IP and per account (one map,
+ * keys "ip:" and "user:"). */
+struct failures {
+	unsigned n;
+	time_t since;
+};
+
+static struct strmap *failure_map(struct xmpp_server *srv)
+{
+	if (!srv->auth_failures)
+		srv->auth_failures = strmap_new();
+	return srv->auth_failures;
+}
+
+static struct failures *failures_of(struct xmpp_server *srv, const char *kind, const char *who,
+				    bool create)
+{
+	char key[600];
+	snprintf(key, sizeof(key), "%s:%s", kind, who);
+	struct strmap *m = failure_map(srv);
+	if (!m)
+		return NULL;
+	struct failures *f = strmap_get(m, key);
+	time_t now = time(NULL);
+	if (f && now - f->since >= (time_t)srv->conf->c2s_auth_failure_window) {
+		free(strmap_remove(m, key));
+		f = NULL;
+	}
+	if (!f && create) {
+		f = calloc(1, sizeof(*f));
+		if (f && strmap_put(m, key, f, NULL) != FG_OK) {
+			free(f);
+			return NULL;
+		}
+		if (f)
+			f->since = now;
+	}
+	return f;
+}
+
+static bool over_limit(struct xmpp_server *srv, const char *kind, const char *who)
+{
+	struct failures *f = failures_of(srv, kind, who, false);
+	return f && f->n >= srv->conf->c2s_auth_failures;
+}
+
+static void count_failure(struct xmpp_server *srv, const char *kind, const char *who)
+{
+	struct failures *f = failures_of(srv, kind, who, true);
+	if (f)
+		f->n++;
+}
+
+/* ---- the registry ---- */
+
+static struct strmap *sessions(struct xmpp_server *srv)
+{
+	if (!srv->sessions)
+		srv->sessions = strmap_new();
+	return srv->sessions;
+}
+
+struct c2s *c2s_first(struct xmpp_server *srv, const char *bare)
+{
+	return srv->sessions ? strmap_get(srv->sessions, bare) : NULL;
+}
+
+struct c2s *c2s_next(const struct c2s *c)
+{
+	return c->next_of_user;
+}
+
+struct c2s *c2s_find(struct xmpp_server *srv, const char *bare, const char *resource)
+{
+	for (struct c2s *c = c2s_first(srv, bare); c; c = c->next_of_user)
+		if (strcmp(c->resource, resource) == 0)
+			return c;
+	return NULL;
+}
+
+unsigned c2s_count(const struct xmpp_server *srv)
+{
+	return srv->nsessions;
+}
+
+const char *c2s_full(const struct c2s *c)
+{
+	return c->full;
+}
+
+const char *c2s_bare(const struct c2s *c)
+{
+	return c->bare;
+}
+
+struct c2s_presence *c2s_presence(struct c2s *c)
+{
+	return &c->pres;
+}
+
+struct each_ctx {
+	void (*fn)(void *ud, struct c2s *c);
+	void *ud;
+};
+
+static int each_user(void *ud, const char *key, void *value)
+{
+	struct each_ctx *e = ud;
+	(void)key;
+	for (struct c2s *c = value, *nx; c; c = nx) {
+		nx = c->next_of_user;
+		e->fn(e->ud, c);
+	}
+	return 0;
+}
+
+void c2s_each(struct xmpp_server *srv, void (*fn)(void *ud, struct c2s *c), void *ud)
+{
+	struct each_ctx e = {fn, ud};
+	if (srv->sessions)
+		strmap_each(srv->sessions, each_user, &e);
+}
+
+static int registry_add(struct c2s *c)
+{
+	struct strmap *m = sessions(c->srv);
+	if (!m)
+		return FG_NOMEM;
+	struct c2s *head = strmap_get(m, c->bare);
+	c->next_of_user = head;
+	if (strmap_put(m, c->bare, c, NULL) != FG_OK)
+		return FG_NOMEM;
+	c->srv->nsessions++;
+	return FG_OK;
+}
+
+static void registry_remove(struct c2s *c)
+{
+	if (!c->bound || !c->srv->sessions)
+		return;
+	struct c2s *head = strmap_get(c->srv->sessions, c->bare);
+	struct c2s **p = &head;
+	while (*p && *p != c)
+		p = &(*p)->next_of_user;
+	if (!*p)
+		return;
+	*p = c->next_of_user;
+	if (head)
+		strmap_put(c->srv->sessions, c->bare, head, NULL);
+	else
+		strmap_remove(c->srv->sessions, c->bare);
+	c->srv->nsessions--;
+	c->bound = false;
+}
+
+/* ---- life ---- */
+
+struct c2s *c2s_new(struct xmpp_server *srv, struct stream *s)
+{
+	struct c2s *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->srv = srv;
+	c->s = s;
+	return c;
+}
+
+void c2s_end(struct c2s *c)
+{
+	if (!c || !c->bound)
+		return;
+	/* Out of the registry first: the stream is closing, so what is
+	 * routed from now on goes to other resources or offline storage
+	 * instead of into a connection that will not read it. */
+	registry_remove(c);
+	presence_session_end(c->srv, c);
+	log_info("c2s", "session of %s ended", c->full);
+}
+
+void c2s_free(struct c2s **pc)
+{
+	struct c2s *c = *pc;
+	if (!c)
+		return;
+	c2s_end(c);
+	sasl_server_free(&c->sasl);
+	xml_free(&c->pres.last);
+	strmap_free(&c->pres.directed, NULL);
+	free(c->bare);
+	free(c->resource);
+	free(c->full);
+	free(c);
+	*pc = NULL;
+}
+
+void c2s_close(struct c2s *c, const char *condition, const char *text)
+{
+	stream_error(c->s, condition, text);
+}
+
+void c2s_deliver(struct c2s *c, struct xml_node *st)
+{
+	xml_set_ns_deep(st, XML_NS_SERVER, XML_NS_CLIENT);
+	stream_send(c->s, st);
+	stream_count_stanza(c->s, false);
+	xml_free(&st);
+}
+
+/* ---- features and SASL ---- */
+
+int c2s_features(struct c2s *c, struct xml_node *f, bool secure, bool authed)
+{
+	const struct fg_conf *cf = c->srv->conf;
+	if (authed) {
+		if (!xml_add_child(f, XML_NS_BIND, "bind"))
+			return FG_NOMEM;
+		/* RFC 3921 sessions: old clients ask; say it is not needed. */
+		struct xml_node *sess = xml_add_child(f, XML_NS_SESSION, "session");
+		if (!sess || !xml_add_child(sess, XML_NS_SESSION, "optional"))
+			return FG_NOMEM;
+		return FG_OK;
+	}
+	if (!secure) {
+		struct xml_node *tls = xml_add_child(f, XML_NS_TLS, "starttls");
+		if (!tls || (cf->c2s_require_tls && !xml_add_child(tls, XML_NS_TLS, "required")))
+			return FG_NOMEM;
+		if (cf->c2s_require_tls)
+			return FG_OK;
+	}
+	struct xml_node *mechs = xml_add_child(f, XML_NS_SASL, "mechanisms");
+	if (!mechs)
+		return FG_NOMEM;
+	for (const char *const *m = sasl_mechanisms(secure); *m; m++) {
+		struct xml_node *n = xml_add_child(mechs, XML_NS_SASL, "mechanism");
+		if (!n || xml_add_text(n, *m, strlen(*m)) != FG_OK)
+			return FG_NOMEM;
+	}
+	return FG_OK;
+}
+
+/* The account an authentication identity names on this stream's domain:
+ * "alice" on contoso.test is alice@contoso.test. */
+static int account_jid(struct c2s *c, const char *authcid, char *out, size_t len)
+{
+	char buf[1100];
+	struct jid j = {0};
+	const char *domain = stream_local(c->s);
+	if (!domain || strchr(authcid, '@') || strchr(authcid, '/'))
+		return FG_NOTFOUND;
+	snprintf(buf, sizeof(buf), "%s@%s", authcid, domain);
+	if (jid_parse(buf, strlen(buf), &j) != JID_OK || !j.node)
+		return FG_NOTFOUND;
+	snprintf(out, len, "%s@%s", j.node, j.domain);
+	jid_clear(&j);
+	return FG_OK;
+}
+
+static int lookup(void *ud, const char *authcid, struct scram_creds *out)
+{
+	struct c2s *c = ud;
+	char bare[1100];
+	if (account_jid(c, authcid, bare, sizeof(bare)) != FG_OK)
+		return FG_NOTFOUND;
+	const struct account *a = accounts_get(c->srv->live->users, bare);
+	if (!a)
+		return FG_NOTFOUND;
+	*out = a->creds;
+	return FG_OK;
+}
+
+/* The authentication identity an initial response names, for counting
+ * failures per account: PLAIN is authzid NUL authcid NUL password, SCRAM's
+ * client-first-message carries n=NAME after the GS2 header. */
+static void attempted_user(struct c2s *c, const char *mech, const char *b64)
+{
+	unsigned char raw[1600];
+	size_t n = strlen(b64);
+	c->attempt_user[0] = '\0';
+	if (n == 0 || n > 2000)
+		return;
+	int len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
+	if (len <= 0)
+		return;
+	while (len > 0 && n && b64[--n] == '=')
+		len--;
+	raw[len] = '\0';
+	char name[256] = "";
+	if (strcmp(mech, "PLAIN") == 0) {
+		const char *a = memchr(raw, '\0', (size_t)len);
+		if (a && a + 1 < (const char *)raw + len)
+			snprintf(name, sizeof(name), "%s", a + 1);
+	} else {
+		const char *a = strstr((const char *)raw, ",n=");
+		if (a) {
+			snprintf(name, sizeof(name), "%s", a + 3);
+			name[strcspn(name, ",")] = '\0';
+		}
+	}
+	if (*name)
+		account_jid(c, name, c->attempt_user, sizeof(c->attempt_user));
+}
+
+static void send_failure(struct c2s *c, const char *condition, const char *text)
+{
+	struct xml_node *f = xml_new(XML_NS_SASL, "failure");
+	if (f) {
+		xml_add_child(f, XML_NS_SASL, condition);
+		if (text) {
+			struct xml_node *t = xml_add_child(f, XML_NS_SASL, "text");
+			xml_set_attr(t, XML_NS_XML, "lang", "en");
+			xml_add_text(t, text, strlen(text));
+		}
+		stream_send(c->s, f);
+		xml_free(&f);
+	}
+}
+
+static void sasl_failed(struct c2s *c, const char *condition, const char *text, bool counts)
+{
+	sasl_server_free(&c->sasl);
+	log_info(stream_ctx(c->s), "client authentication failed (%s)%s%s", condition,
+		 *c->attempt_user ? " for " : "", c->attempt_user);
+	if (counts) {
+		count_failure(c->srv, "ip", stream_peer(c->s));
+		if (*c->attempt_user)
+			count_failure(c->srv, "user", c->attempt_user);
+		counters_auth_failure(strcmp(condition, "encryption-required") == 0
+					      ? "c2s-plain-without-tls"
+					      : "c2s-not-authorized");
+	}
+	send_failure(c, condition, text);
+	if (++c->failures >= SASL_ATTEMPTS_PER_STREAM)
+		stream_error(c->s, "policy-violation", "too many failed authentication attempts");
+}
+
+static void send_sasl(struct c2s *c, const char *name, const char *b64)
+{
+	struct xml_node *n = xml_new(XML_NS_SASL, name);
+	if (n && b64 && *b64)
+		xml_add_text(n, b64, strlen(b64));
+	if (n)
+		stream_send(c->s, n);
+	xml_free(&n);
+}
+
+static void sasl_succeeded(struct c2s *c, const char *extra)
+{
+	char bare[1100];
+	const char *authcid = sasl_server_authcid(c->sasl);
+	const char *authzid = sasl_server_authzid(c->sasl);
+	if (!authcid || account_jid(c, authcid, bare, sizeof(bare)) != FG_OK) {
+		sasl_failed(c, "not-authorized", NULL, true);
+		return;
+	}
+	/* A user may act only as themself. */
+	if (authzid && *authzid && strcmp(authzid, bare) != 0) {
+		sasl_failed(c, "invalid-authzid", "you may only authorize as your own account",
+			    true);
+		return;
+	}
+	if (over_limit(c->srv, "user", bare)) {
+		sasl_failed(c, "temporary-auth-failure",
+			    "too many failed logins for this account; try again later", false);
+		return;
+	}
+	sasl_server_free(&c->sasl);
+	free(c->bare);
+	c->bare = strdup(bare);
+	if (!c->bare) {
+		stream_error(c->s, "resource-constraint", "out of memory");
+		return;
+	}
+	send_sasl(c, "success", extra);
+	log_info(stream_ctx(c->s), "authenticated %s", bare);
+	stream_authenticated(c->s, bare, "SASL");
+}
+
+static void sasl_result(struct c2s *c, enum sasl_result r, char *out, const char *failure)
+{
+	if (r == SASL_CONTINUE)
+		send_sasl(c, "challenge", out);
+	else if (r == SASL_SUCCESS)
+		sasl_succeeded(c, out);
+	else
+		sasl_failed(c, failure ? failure : "not-authorized", NULL, true);
+	free(out);
+}
+
+void c2s_negotiate(struct c2s *c, const struct xml_node *el)
+{
+	const char *failure = NULL;
+	char *out = NULL;
+	if (xml_is(el, XML_NS_SASL, "auth")) {
+		const char *mech = xml_attr(el, "mechanism");
+		if (c->sasl) {
+			sasl_failed(c, "aborted", "a new <auth/> replaced the exchange", false);
+			if (stream_state(c->s) == STREAM_CLOSING)
+				return;
+		}
+		if (!mech) {
+			sasl_failed(c, "invalid-mechanism", "<auth/> names no mechanism", false);
+			return;
+		}
+		attempted_user(c, mech, xml_text(el));
+		if (over_limit(c->srv, "ip", stream_peer(c->s)) ||
+		    (*c->attempt_user && over_limit(c->srv, "user", c->attempt_user))) {
+			counters_auth_failure("c2s-rate-limited");
+			sasl_failed(c, "temporary-auth-failure",
+				    "too many failed logins from your address or for this account; "
+				    "try again later",
+				    false);
+			return;
+		}
+		c->sasl = sasl_server_new(mech, stream_secure(c->s), lookup, c, &failure);
+		if (!c->sasl) {
+			/* PLAIN over plaintext is a downgrade: refused, and it
+			 * counts like a failed login. */
+			sasl_failed(c, failure ? failure : "invalid-mechanism",
+				    failure && strcmp(failure, "encryption-required") == 0
+					    ? "PLAIN needs TLS; use STARTTLS or a SCRAM mechanism"
+					    : NULL,
+				    failure && strcmp(failure, "encryption-required") == 0);
+			return;
+		}
+		const char *in = xml_text(el);
+		enum sasl_result r = sasl_server_step(c->sasl, in, &out, &failure);
+		sasl_result(c, r, out, failure);
+	} else if (xml_is(el, XML_NS_SASL, "response")) {
+		if (!c->sasl) {
+			sasl_failed(c, "malformed-request", "no exchange is under way", false);
+			return;
+		}
+		enum sasl_result r = sasl_server_step(c->sasl, xml_text(el), &out, &failure);
+		sasl_result(c, r, out, failure);
+	} else if (xml_is(el, XML_NS_SASL, "abort")) {
+		sasl_server_free(&c->sasl);
+		send_failure(c, "aborted", NULL);
+	} else {
+		stream_error(c->s, "unsupported-stanza-type",
+			     "only SASL elements are expected before authentication");
+	}
+}
+
+/* ---- binding and stanzas ---- */
+
+static void iq_reply(struct c2s *c, const struct xml_node *iq, struct xml_node *payload)
+{
+	struct xml_node *r = xml_new(XML_NS_CLIENT, "iq");
+	if (!r) {
+		xml_free(&payload);
+		return;
+	}
+	xml_set_attr(r, NULL, "type", "result");
+	if (xml_attr(iq, "id"))
+		xml_set_attr(r, NULL, "id", xml_attr(iq, "id"));
+	if (c->full)
+		xml_set_attr(r, NULL, "to", c->full);
+	if (payload)
+		xml_append_copy(r, payload);
+	xml_free(&payload);
+	stream_send(c->s, r);
+	xml_free(&r);
+}
+
+static void iq_error(struct c2s *c, struct xml_node *iq, const char *type, const char *cond,
+		     const char *text)
+{
+	struct xml_node *e = xml_clone(iq);
+	if (!e)
+		return;
+	xml_remove_attr(e, NULL, "from");
+	if (c->full)
+		xml_set_attr(e, NULL, "to", c->full);
+	xml_set_attr(e, NULL, "type", "error");
+	struct xml_node *err = xml_add_child(e, XML_NS_CLIENT, "error");
+	if (err) {
+		xml_set_attr(err, NULL, "type", type);
+		xml_add_child(err, XML_NS_STANZAS_ERR, cond);
+		struct xml_node *t = xml_add_child(err, XML_NS_STANZAS_ERR, "text");
+		if (t) {
+			xml_set_attr(t, XML_NS_XML, "lang", "en");
+			xml_add_text(t, text, strlen(text));
+		}
+	}
+	stream_send(c->s, e);
+	xml_free(&e);
+}
+
+/* RFC 6120 §7: the client asks for a resource (or gets one made up); a
+ * session already bound to it is replaced (§7.7.2.2). */
+static void bind_resource(struct c2s *c, struct xml_node *iq)
+{
+	const struct xml_node *b = xml_child(iq, XML_NS_BIND, "bind");
+	const struct xml_node *rn = b ? xml_child(b, XML_NS_BIND, "resource") : NULL;
+	const char *want = rn ? xml_text(rn) : "";
+	char res[1100], full[2200];
+	if (!*want) {
+		unsigned char rnd[8];
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			memset(rnd, 7, sizeof(rnd));
+		snprintf(res, sizeof(res), "fedgate-");
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(res + strlen(res), sizeof(res) - strlen(res), "%02x", rnd[i]);
+		want = res;
+	}
+	struct jid j = {0};
+	snprintf(full, sizeof(full), "%s/%s", c->bare, want);
+	if (strlen(want) > 1023 || jid_parse(full, strlen(full), &j) != JID_OK || !j.resource) {
+		iq_error(c, iq, "modify", "bad-request",
+			 "the resource is not valid (RFC 7622 resourceprep)");
+		jid_clear(&j);
+		return;
+	}
+	struct c2s *old = c2s_find(c->srv, c->bare, j.resource);
+	if (old && old != c) {
+		log_info(stream_ctx(old->s), "resource %s taken over by a new session", old->full);
+		c2s_end(old);
+		c2s_close(old, "conflict", "replaced by a new session for the same resource");
+	}
+	free(c->resource);
+	free(c->full);
+	c->full = jid_to_string(&j, false);
+	c->resource = j.resource;
+	j.resource = NULL;
+	jid_clear(&j);
+	if (!c->full || !c->resource || registry_add(c) != FG_OK) {
+		stream_error(c->s, "resource-constraint", "out of memory");
+		return;
+	}
+	c->bound = true;
+	struct xml_node *rb = xml_new(XML_NS_BIND, "bind");
+	struct xml_node *jn = rb ? xml_add_child(rb, XML_NS_BIND, "jid") : NULL;
+	if (jn)
+		xml_add_text(jn, c->full, strlen(c->full));
+	iq_reply(c, iq, rb);
+	log_info(stream_ctx(c->s), "session bound: %s", c->full);
+}
+
+/* RFC 6120 §8.1.2.1: the server stamps from; a client may name its own
+ * full or bare JID, anything else is a forgery. */
+static bool stamp_from(struct c2s *c, struct xml_node *st)
+{
+	const char *from = xml_attr(st, "from");
+	if (from && *from) {
+		struct jid j = {0};
+		bool ok = jid_parse(from, strlen(from), &j) == JID_OK;
+		char *bare = ok ? jid_to_string(&j, true) : NULL;
+		ok = bare && strcmp(bare, c->bare) == 0 &&
+		     (!j.resource || strcmp(j.resource, c->resource) == 0);
+		free(bare);
+		jid_clear(&j);
+		if (!ok)
+			return false;
+	}
+	xml_set_attr(st, NULL, "from", c->full);
+	return true;
+}
+
+void c2s_stanza(struct c2s *c, struct xml_node *st)
+{
+	bool is_iq = xml_is(st, XML_NS_CLIENT, "iq");
+	if (!is_iq && !xml_is(st, XML_NS_CLIENT, "message") &&
+	    !xml_is(st, XML_NS_CLIENT, "presence")) {
+		xml_free(&st);
+		stream_error(c->s, "unsupported-stanza-type",
+			     "only message, presence and iq in jabber:client are stanzas here");
+		return;
+	}
+	stream_count_stanza(c->s, true);
+	const char *type = xml_attr(st, "type");
+	if (is_iq && type && strcmp(type, "set") == 0 && xml_child(st, XML_NS_BIND, "bind")) {
+		if (c->bound)
+			iq_error(c, st, "cancel", "not-allowed", "this stream is already bound");
+		else
+			bind_resource(c, st);
+		xml_free(&st);
+		return;
+	}
+	if (!c->bound) {
+		xml_free(&st);
+		stream_error(c->s, "not-authorized", "bind a resource before sending stanzas");
+		return;
+	}
+	if (is_iq && type && strcmp(type, "set") == 0 && xml_child(st, XML_NS_SESSION, "session")) {
+		iq_reply(c, st, NULL);
+		xml_free(&st);
+		return;
+	}
+	if (!stamp_from(c, st)) {
+		xml_free(&st);
+		stream_error(c->s, "invalid-from",
+			     "the stanza's from is not your own address; leave it out and the "
+			     "server sets it");
+		return;
+	}
+	xml_set_ns_deep(st, XML_NS_CLIENT, XML_NS_SERVER);
+	router_from_client(c->srv, c, st);
+}

@@ -1,0 +1,181 @@
+#include "offline.h"
+
+#include "c2s.h"
+#include "conf.h"
+#include "fg.h"
+#include "log.h"
+#include "router.h"
+#include "xmpp.h"
+#include "store.h"
+#include "store_users.h"
+#include "xmlstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define XML_NS_DELAY "urn:xmpp:delay"
+
+struct store_job {
+	struct xmpp_server *srv;
+	struct xml_node *msg;
+	char *user, *xml;
+	unsigned limit;
+	long long at_ms;
+};
+
+static int add_run(struct store_db *db, void *ud, char *err, size_t errlen)
+{
+	struct store_job *j = ud;
+	return store_db_offline_add(db, j->user, j->at_ms, j->xml, j->limit, err, errlen);
+}
+
+static void add_done(void *ud, int rc, const char *err)
+{
+	struct store_job *j = ud;
+	if (rc == FG_OK) {
+		log_info("offline", "message for %s kept until the user signs in", j->user);
+		xml_free(&j->msg);
+	} else if (rc == FG_LIMIT) {
+		log_info("offline", "offline storage of %s is full: message bounced", j->user);
+		router_bounce(j->srv, j->msg, "wait", "resource-constraint",
+			      "the recipient is offline and cannot take more messages until they "
+			      "sign in");
+	} else {
+		log_error("offline", "cannot keep a message for %s: %s", j->user, err);
+		router_bounce(j->srv, j->msg, "wait", "internal-server-error",
+			      "the message could not be kept for the offline recipient");
+	}
+	free(j->user);
+	free(j->xml);
+	free(j);
+}
+
+void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *user)
+{
+	unsigned limit = srv->conf->users_offline_limit;
+	if (limit == 0 || !srv->store) {
+		router_bounce(srv, msg, "cancel", "service-unavailable",
+			      "the recipient is offline and offline messages are turned off");
+		return;
+	}
+	struct store_job *j = calloc(1, sizeof(*j));
+	struct xml_node *d = xml_add_child(msg, XML_NS_DELAY, "delay");
+	long long at = fg_now_ms();
+	if (j && d) {
+		char stamp[40];
+		time_t t = (time_t)(at / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		const char *at_sign = strchr(user, '@');
+		xml_set_attr(d, NULL, "from", at_sign ? at_sign + 1 : user);
+		xml_set_attr(d, NULL, "stamp", stamp);
+		xml_add_text(d, "Offline storage", strlen("Offline storage"));
+		struct xml_buf b = {0};
+		struct xml_ctx ctx = {.default_ns = XML_NS_SERVER};
+		xml_serialize(msg, &ctx, &b);
+		j->xml = b.oom ? NULL : strndup(b.data, b.len);
+		xml_buf_free(&b);
+		j->user = strdup(user);
+	}
+	if (!j || !j->xml || !j->user) {
+		if (j) {
+			free(j->xml);
+			free(j->user);
+			free(j);
+		}
+		router_bounce(srv, msg, "wait", "resource-constraint", "out of memory");
+		return;
+	}
+	j->srv = srv;
+	j->msg = msg;
+	j->limit = limit;
+	j->at_ms = at;
+	if (store_submit(srv->store, add_run, add_done, j) != FG_OK)
+		add_done(j, FG_ERR, "the store is not running");
+}
+
+/* ---- delivery ---- */
+
+struct take_job {
+	struct xmpp_server *srv;
+	char *user, *full;
+	char **xml;
+	size_t n, cap;
+};
+
+static int take_one(void *ud, long long at_ms, const char *xml)
+{
+	struct take_job *j = ud;
+	(void)at_ms;
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 16;
+		char **p = realloc(j->xml, cap * sizeof(*p));
+		if (!p)
+			return 1;
+		j->xml = p;
+		j->cap = cap;
+	}
+	if (!(j->xml[j->n] = strdup(xml)))
+		return 1;
+	j->n++;
+	return 0;
+}
+
+static int take_run(struct store_db *db, void *ud, char *err, size_t errlen)
+{
+	struct take_job *j = ud;
+	return store_db_offline_take(db, j->user, take_one, j, err, errlen);
+}
+
+static void take_done(void *ud, int rc, const char *err)
+{
+	struct take_job *j = ud;
+	if (rc != FG_OK)
+		log_error("offline", "cannot read the offline messages of %s: %s", j->user, err);
+	const char *res = strchr(j->full, '/');
+	/* The session may have gone meanwhile: then the messages go to the
+	 * bare JID again (another resource, or back into storage). */
+	struct c2s *c = res ? c2s_find(j->srv, j->user, res + 1) : NULL;
+	if (j->n)
+		log_info("offline", "%zu offline messages for %s", j->n, j->user);
+	for (size_t i = 0; i < j->n; i++) {
+		struct xml_node *m = xmlstream_parse_one(j->xml[i]);
+		free(j->xml[i]);
+		if (!m) {
+			log_error("offline", "an offline message of %s could not be read back",
+				  j->user);
+			continue;
+		}
+		xml_set_attr(m, NULL, "to", c ? j->full : j->user);
+		if (c)
+			c2s_deliver(c, m);
+		else
+			router_route(j->srv, m);
+	}
+	free(j->xml);
+	free(j->user);
+	free(j->full);
+	free(j);
+}
+
+void offline_deliver(struct xmpp_server *srv, struct c2s *c)
+{
+	if (!srv->store)
+		return;
+	struct take_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->user = strdup(c2s_bare(c))) || !(j->full = strdup(c2s_full(c)))) {
+		if (j)
+			free(j->user);
+		free(j);
+		return;
+	}
+	j->srv = srv;
+	if (store_submit(srv->store, take_run, take_done, j) != FG_OK) {
+		free(j->user);
+		free(j->full);
+		free(j);
+	}
+}

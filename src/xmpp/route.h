@@ -1,0 +1,88 @@
+/* A route per destination: one (local domain, remote domain) pair that
+ * owns what outbound traffic to that pair needs across streams -- the
+ * queue of stanzas waiting for an authenticated stream, the current
+ * outbound stream (s2s_out.c), the retry delay after a failure, and the
+ * last failure in an admin's words (when, why, how many attempts in a row,
+ * when the next one is). A route outlives its streams, so `fedgate status`
+ * and the panel can show a partner that keeps failing and why.
+ *
+ * Stanzas sent while the route waits to retry stay in its queue (bounded)
+ * and go out with the next attempt, instead of each one starting a stream;
+ * the retry timer starts that attempt. Callers that want an answer at once
+ * (`fedgate test-im`, dialback verification) are answered with the last
+ * failure instead of waiting. */
+#ifndef FG_ROUTE_H
+#define FG_ROUTE_H
+
+#include "xml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct partner;
+struct route;
+struct xmpp_server;
+
+/* Stanzas waiting for one route; beyond this they are refused (FG_LIMIT). */
+#define ROUTE_QUEUE_MAX 1000
+/* After a failure the next attempt waits 5 s, doubling up to 10 minutes,
+ * so a partner that is down is not hammered. */
+#define ROUTE_BACKOFF_FIRST_S 5
+#define ROUTE_BACKOFF_MAX_S   600
+
+/* Called once per stanza: sent (ok) or not, with the steps taken so far,
+ * one per line, and on failure the reason an admin can act on last. */
+typedef void (*route_done)(void *ud, bool ok, const char *report);
+
+/* Queues stanza (taken) for remote from local. With the route's stream
+ * ready it goes out at once; with none it starts one; while the route
+ * waits to retry it waits in the queue (or, with a done callback, is
+ * answered at once with the last failure). FG_OK, FG_LIMIT (queue full:
+ * stanza freed, done not called), FG_NOMEM. */
+int route_send(struct xmpp_server *srv, const char *local, const char *remote,
+	       struct xml_node *stanza, route_done done, void *ud);
+
+/* The receiving role of Server Dialback (XEP-0220): asks remote's
+ * authoritative server whether key is valid for (local, remote, id), over
+ * the route's outbound stream. cb runs exactly once with DB_VALID,
+ * DB_INVALID or DB_ERROR (why says what went wrong). FG_OK / FG_NOMEM. */
+typedef void (*route_verified)(void *ud, int verdict, const char *why);
+int route_verify(struct xmpp_server *srv, const char *local, const char *remote, const char *id,
+		 const char *key, route_verified cb, void *ud);
+
+/* Closes the streams of every route to domain (NULL: all, at shutdown);
+ * what is queued is reported to its senders with reason. Not a failure of
+ * the partner: no retry delay is set. */
+void routes_close_domain(struct xmpp_server *srv, const char *domain, const char *reason);
+/* The partner's record changed: the routes to domain forget their retry
+ * delay and last failure, so the next stanza tries at once. */
+void routes_reset(struct xmpp_server *srv, const char *domain);
+/* Outbound streams under way or up, in all (p NULL) or to any of p's
+ * domains. */
+unsigned routes_stream_count(const struct xmpp_server *srv, const struct partner *p);
+/* Appends `fedgate status` rows (json_t objects) to rows (a json_t
+ * array): one per outbound stream (direction "out", with the route's last
+ * failure when it has one) and one per route that has no stream but a
+ * failure on record (direction "route", state "retry-wait" or "failed"). */
+void routes_status(const struct xmpp_server *srv, void *rows);
+/* Frees every route and stream at once, without callbacks (final exit;
+ * queued stanzas are still reported to senders that asked). */
+void routes_free_all(struct xmpp_server *srv);
+
+/* ---- for tests and diagnostics ---- */
+
+struct route_failure {
+	time_t at;	   /* 0: none on record */
+	char reason[600];  /* the failure in an admin's words */
+	unsigned attempts; /* failed attempts in a row */
+	time_t next_retry; /* not before; 0: at once */
+	unsigned delay;	   /* seconds between the last failure and next_retry */
+};
+
+struct route *route_find(const struct xmpp_server *srv, const char *local, const char *remote);
+const struct route_failure *route_last_failure(const struct route *r);
+size_t route_queued(const struct route *r);
+bool route_has_stream(const struct route *r);
+
+#endif

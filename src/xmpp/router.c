@@ -1,0 +1,405 @@
+#include "router.h"
+
+#include "c2s.h"
+#include "live.h"
+#include "conf.h"
+#include "fg.h"
+#include "jid.h"
+#include "log.h"
+#include "counters.h"
+#include "offline.h"
+#include "policy.h"
+#include "presence.h"
+#include "roster.h"
+#include "route.h"
+#include "xmpp.h"
+#include "service.h"
+#include "users.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static router_tap_fn tap;
+
+void router_set_tap(router_tap_fn fn)
+{
+	tap = fn;
+}
+
+/* An address of a stanza, parsed, with its bare form. */
+struct addr {
+	struct jid j;
+	char *bare;
+};
+
+static bool addr_parse(const char *s, struct addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (!s || jid_parse(s, strlen(s), &a->j) != JID_OK)
+		return false;
+	a->bare = jid_to_string(&a->j, true);
+	if (!a->bare) {
+		jid_clear(&a->j);
+		return false;
+	}
+	return true;
+}
+
+static void addr_clear(struct addr *a)
+{
+	jid_clear(&a->j);
+	free(a->bare);
+	a->bare = NULL;
+}
+
+static const char *type_of(const struct xml_node *st)
+{
+	const char *t = xml_attr(st, "type");
+	return t ? t : "";
+}
+
+static bool is_type(const struct xml_node *st, const char *t)
+{
+	return strcmp(type_of(st), t) == 0;
+}
+
+void router_bounce(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
+		   const char *condition, const char *text)
+{
+	if (is_type(stanza, "error") || (xml_is(stanza, NULL, "iq") && is_type(stanza, "result"))) {
+		xml_free(&stanza);
+		return;
+	}
+	const char *from = xml_attr(stanza, "from"), *to = xml_attr(stanza, "to");
+	if (!from || !to) {
+		xml_free(&stanza);
+		return;
+	}
+	struct xml_node *e = xml_clone(stanza);
+	xml_free(&stanza);
+	if (!e)
+		return;
+	char *nf = strdup(xml_attr(e, "to")), *nt = strdup(xml_attr(e, "from"));
+	if (!nf || !nt) {
+		free(nf);
+		free(nt);
+		xml_free(&e);
+		return;
+	}
+	xml_set_attr(e, NULL, "from", nf);
+	xml_set_attr(e, NULL, "to", nt);
+	free(nf);
+	free(nt);
+	xml_set_attr(e, NULL, "type", "error");
+	struct xml_node *err = xml_add_child(e, XML_NS_SERVER, "error");
+	if (err) {
+		xml_set_attr(err, NULL, "type", type);
+		xml_add_child(err, XML_NS_STANZAS_ERR, condition);
+		struct xml_node *tx = xml_add_child(err, XML_NS_STANZAS_ERR, "text");
+		if (tx) {
+			xml_set_attr(tx, XML_NS_XML, "lang", "en");
+			xml_add_text(tx, text, strlen(text));
+		}
+	}
+	counters_bounce();
+	router_route(srv, e);
+}
+
+void router_to_partner(struct xmpp_server *srv, struct xml_node *st, router_done done, void *ud)
+{
+	struct addr from, to;
+	bool fok = addr_parse(xml_attr(st, "from"), &from);
+	bool tok = addr_parse(xml_attr(st, "to"), &to);
+	char why[400];
+	if (!fok || !tok || !conf_is_local_domain(srv->conf, from.j.domain)) {
+		snprintf(why, sizeof(why), "the stanza has no valid local sender and recipient");
+	} else if (conf_is_local_domain(srv->conf, to.j.domain)) {
+		snprintf(why, sizeof(why), "%s is a local domain", to.j.domain);
+	} else if (!policy_lookup(srv->live->partners, to.j.domain)) {
+		snprintf(why, sizeof(why), "%s is not an allowed federation partner", to.j.domain);
+	} else {
+		int rc = route_send(srv, from.j.domain, to.j.domain, st, done, ud);
+		if (rc != FG_OK && done)
+			done(ud, false,
+			     rc == FG_LIMIT ? "the queue for that domain is full"
+					    : "out of memory");
+		addr_clear(&from);
+		addr_clear(&to);
+		return;
+	}
+	log_info("router", "%s to %s refused: %s", st->name, tok ? to.j.domain : "?", why);
+	addr_clear(&from);
+	addr_clear(&to);
+	if (done) {
+		xml_free(&st);
+		done(ud, false, why);
+	} else {
+		router_bounce(srv, st, "cancel", "not-allowed", why);
+	}
+}
+
+/* SPEC §4: partner types other than federated do not see status notes. */
+static void strip_status(struct xml_node *st)
+{
+	for (struct xml_node **p = &st->children; *p;) {
+		if (xml_is(*p, NULL, "status")) {
+			if (st->last_child == *p) {
+				struct xml_node *prev = NULL;
+				for (struct xml_node *c = st->children; c != *p; c = c->next)
+					prev = c;
+				st->last_child = prev;
+			}
+			*p = (*p)->next;
+		} else {
+			p = &(*p)->next;
+		}
+	}
+}
+
+static void to_remote(struct xmpp_server *srv, struct xml_node *st, const struct addr *from,
+		      const struct addr *to)
+{
+	const struct account *a = from->j.node ? accounts_get(srv->live->users, from->bare) : NULL;
+	/* Errors still go out: they are the server telling the partner's
+	 * user that the refused stanza went nowhere. */
+	if (a && !a->xmpp_access && !is_type(st, "error")) {
+		char text[300];
+		snprintf(text, sizeof(text),
+			 "federation is turned off for %s (xmpp_access); an administrator can "
+			 "turn it on",
+			 from->bare);
+		log_info("router", "%s to %s refused: xmpp_access is off for %s", st->name,
+			 to->j.domain, from->bare);
+		if (xml_is(st, NULL, "presence") && !is_type(st, "subscribe"))
+			xml_free(&st);
+		else
+			router_bounce(srv, st, "auth", "forbidden", text);
+		return;
+	}
+	const struct partner *p = policy_lookup(srv->live->partners, to->j.domain);
+	if (p && xml_is(st, NULL, "presence") && policy_strips_status(p->type))
+		strip_status(st);
+	router_to_partner(srv, st, NULL, NULL);
+}
+
+static void no_account(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
+{
+	if (xml_is(st, NULL, "presence")) {
+		/* RFC 6121 §3.1.3, §4.3: nothing about a missing account
+		 * leaks through presence; a subscription request is denied. */
+		if (is_type(st, "subscribe") || is_type(st, "probe")) {
+			struct xml_node *u = xml_new(XML_NS_SERVER, "presence");
+			if (u) {
+				xml_set_attr(u, NULL, "from", to->bare);
+				xml_set_attr(u, NULL, "to", xml_attr(st, "from"));
+				xml_set_attr(u, NULL, "type", "unsubscribed");
+				router_route(srv, u);
+			}
+		}
+		xml_free(&st);
+		return;
+	}
+	log_info("router", "%s to %s answered with service-unavailable: there is no such account",
+		 st->name, to->bare);
+	router_bounce(srv, st, "cancel", "service-unavailable",
+		      "there is no account at this address");
+}
+
+static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
+{
+	const char *type = type_of(st);
+	if (to->j.resource) {
+		struct c2s *c = c2s_find(srv, to->bare, to->j.resource);
+		if (c) {
+			c2s_deliver(c, st);
+			return;
+		}
+		/* RFC 6121 §8.5.3.2.1 */
+		if (strcmp(type, "groupchat") == 0) {
+			router_bounce(srv, st, "cancel", "service-unavailable",
+				      "that resource is not online");
+			return;
+		}
+		if (strcmp(type, "headline") == 0 || strcmp(type, "error") == 0) {
+			xml_free(&st);
+			return;
+		}
+	}
+	/* RFC 6121 §8.5.2: to the bare JID */
+	if (strcmp(type, "error") == 0) {
+		xml_free(&st);
+		return;
+	}
+	if (strcmp(type, "groupchat") == 0) {
+		router_bounce(srv, st, "cancel", "service-unavailable",
+			      "a user's address does not take groupchat messages");
+		return;
+	}
+	struct c2s *targets[64];
+	size_t n = 0;
+	for (struct c2s *c = c2s_first(srv, to->bare); c && n < FG_ARRAY_LEN(targets);
+	     c = c2s_next(c)) {
+		struct c2s_presence *p = c2s_presence(c);
+		if (p->last && p->priority >= 0)
+			targets[n++] = c;
+	}
+	if (n == 0) {
+		if (strcmp(type, "headline") == 0)
+			xml_free(&st);
+		else
+			offline_store(srv, st, to->bare);
+		return;
+	}
+	for (size_t i = 0; i + 1 < n; i++) {
+		struct xml_node *copy = xml_clone(st);
+		if (copy)
+			c2s_deliver(targets[i], copy);
+	}
+	c2s_deliver(targets[n - 1], st);
+}
+
+/* A stanza for a local address, whoever sent it. */
+static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
+{
+	if (to->j.resource && tap && tap(srv, st))
+		return;
+	if (!to->j.node) {
+		service_domain(srv, st);
+		return;
+	}
+	if (!accounts_get(srv->live->users, to->bare)) {
+		no_account(srv, st, to);
+		return;
+	}
+	if (xml_is(st, NULL, "presence")) {
+		presence_to_account(srv, st);
+	} else if (xml_is(st, NULL, "message")) {
+		deliver_message(srv, st, to);
+	} else if (to->j.resource) {
+		struct c2s *c = c2s_find(srv, to->bare, to->j.resource);
+		if (c)
+			c2s_deliver(c, st);
+		else
+			router_bounce(srv, st, "cancel", "service-unavailable",
+				      "that resource is not online");
+	} else {
+		service_account(srv, NULL, st);
+	}
+}
+
+void router_route(struct xmpp_server *srv, struct xml_node *st)
+{
+	struct addr from, to;
+	bool fok = addr_parse(xml_attr(st, "from"), &from);
+	if (!addr_parse(xml_attr(st, "to"), &to)) {
+		log_info("router", "%s without a valid to dropped", st->name);
+		xml_free(&st);
+	} else if (conf_is_local_domain(srv->conf, to.j.domain)) {
+		deliver_local(srv, st, &to);
+	} else if (fok) {
+		to_remote(srv, st, &from, &to);
+	} else {
+		xml_free(&st);
+	}
+	if (fok)
+		addr_clear(&from);
+	addr_clear(&to);
+}
+
+/* SPEC §4, for every stanza from a partner's user to a local account:
+ * the account's xmpp_access, then the partner type. Returns false when the
+ * stanza was answered here (taken). */
+static bool partner_gate(struct xmpp_server *srv, struct xml_node *st, const struct addr *from,
+			 const struct addr *to)
+{
+	const struct account *a = accounts_get(srv->live->users, to->bare);
+	if (!a || !from->j.node)
+		return true;
+	bool subscribe = xml_is(st, NULL, "presence") && is_type(st, "subscribe");
+	bool gated = xml_is(st, NULL, "message") || subscribe ||
+		     (xml_is(st, NULL, "iq") && (is_type(st, "get") || is_type(st, "set")));
+	char text[400];
+	if (!a->xmpp_access) {
+		if (!gated) {
+			xml_free(&st);
+			return false;
+		}
+		snprintf(text, sizeof(text),
+			 "%s does not take part in federation with other organisations", to->bare);
+		log_info("router", "%s from %s refused: xmpp_access is off for %s", st->name,
+			 from->bare, to->bare);
+		router_bounce(srv, st, "auth", "forbidden", text);
+		return false;
+	}
+	const struct partner *p = policy_lookup(srv->live->partners, from->j.domain);
+	if (!p || !gated || !policy_needs_contact(p->type) || roster_has(srv, to->bare, from->bare))
+		return true;
+	log_info("router",
+		 "%s from %s to %s refused: partner %s is public-unverified and %s is "
+		 "not in the roster",
+		 st->name, from->bare, to->bare, p->domain, from->bare);
+	if (subscribe) {
+		struct xml_node *u = xml_new(XML_NS_SERVER, "presence");
+		if (u) {
+			xml_set_attr(u, NULL, "from", to->bare);
+			xml_set_attr(u, NULL, "to", from->bare);
+			xml_set_attr(u, NULL, "type", "unsubscribed");
+			router_route(srv, u);
+		}
+		xml_free(&st);
+		return false;
+	}
+	snprintf(text, sizeof(text),
+		 "%s accepts messages from users of %s only from contacts they have added",
+		 to->bare, from->j.domain);
+	router_bounce(srv, st, "auth", "forbidden", text);
+	return false;
+}
+
+void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
+{
+	struct addr from, to;
+	bool fok = addr_parse(xml_attr(st, "from"), &from);
+	if (!addr_parse(xml_attr(st, "to"), &to)) {
+		if (fok)
+			addr_clear(&from);
+		xml_free(&st);
+		return;
+	}
+	if (fok && partner_gate(srv, st, &from, &to))
+		deliver_local(srv, st, &to);
+	else if (!fok)
+		xml_free(&st);
+	if (fok)
+		addr_clear(&from);
+	addr_clear(&to);
+}
+
+void router_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_node *st)
+{
+	const char *to_s = xml_attr(st, "to");
+	if (xml_is(st, NULL, "presence")) {
+		presence_from_client(srv, c, st);
+		return;
+	}
+	struct addr to;
+	if (to_s && !addr_parse(to_s, &to)) {
+		router_bounce(srv, st, "modify", "jid-malformed",
+			      "the to address is not a valid JID");
+		return;
+	}
+	bool own = !to_s || (!to.j.resource && strcmp(to.bare, c2s_bare(c)) == 0);
+	if (to_s)
+		addr_clear(&to);
+	if (own && xml_is(st, NULL, "iq")) {
+		/* RFC 6120 §10.5.3.2: the server answers for the account. */
+		if (xml_child(st, XML_NS_ROSTER, "query"))
+			roster_iq(srv, c, st);
+		else
+			service_account(srv, c, st);
+		return;
+	}
+	if (!to_s)
+		xml_set_attr(st, NULL, "to", c2s_bare(c));
+	router_route(srv, st);
+}

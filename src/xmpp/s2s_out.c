@@ -1,0 +1,756 @@
+#include "s2s_out.h"
+
+#include "conf.h"
+#include "conn.h"
+#include "dialback.h"
+#include "dns.h"
+#include "fg.h"
+#include "live.h"
+#include "log.h"
+#include "counters.h"
+#include "policy.h"
+#include "s2s_in.h"
+#include "xmpp.h"
+#include "tls.h"
+#include "xmlstream.h"
+
+#include <assert.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum out_state {
+	OUT_RESOLVING,
+	OUT_CONNECTING,
+	OUT_WAIT_HEADER,
+	OUT_WAIT_FEATURES,
+	OUT_STARTTLS, /* <starttls/> sent */
+	OUT_TLS,      /* handshaking */
+	OUT_SASL,     /* <auth mechanism='EXTERNAL'/> sent */
+	OUT_DIALBACK, /* <db:result/> sent, waiting for the verdict */
+	OUT_READY,
+	OUT_FAILED,
+};
+
+static const char *const out_state_names[] = {
+	[OUT_RESOLVING] = "resolving",
+	[OUT_CONNECTING] = "connecting",
+	[OUT_WAIT_HEADER] = "wait-header",
+	[OUT_WAIT_FEATURES] = "wait-features",
+	[OUT_STARTTLS] = "starttls",
+	[OUT_TLS] = "tls-handshake",
+	[OUT_SASL] = "sasl-external",
+	[OUT_DIALBACK] = "dialback",
+	[OUT_READY] = "ready",
+	[OUT_FAILED] = "failed",
+};
+
+struct out_verify {
+	char *id, *key;
+	bool sent;
+	s2s_out_verified cb;
+	void *ud;
+	struct out_verify *next;
+};
+
+struct s2s_out {
+	struct xmpp_server *srv;
+	char *local, *remote;
+	char ctx[300];
+	enum out_state state;
+	unsigned methods;
+	bool secure, authed, restart;
+	const char *method; /* how it authenticated, for logs */
+
+	struct dns_query *q;
+	struct dns_target *targets;
+	size_t ntargets, next_target;
+	char last_connect_error[300];
+	char last_error[600];
+	time_t started;
+
+	struct conn *conn;
+	struct xmlstream *xs;
+	struct event *deadline;
+
+	const struct s2s_out_ops *ops; /* the route that owns this stream */
+	void *owner;
+	struct out_verify *verifies; /* db:verify requests for the receiving role */
+	bool can_send;		     /* the stream is where db:verify may go out */
+	char *stream_id;	     /* the peer's, for our dialback key */
+	bool attempted;		     /* DNS or network was tried: failures count
+					for the retry delay */
+	struct xml_buf report;
+};
+
+static void arm_idle(struct s2s_out *o);
+
+static void step(struct s2s_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void step(struct s2s_out *o, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_info(o->ctx, "%s", line);
+	xml_buf_puts(&o->report, line);
+	xml_buf_puts(&o->report, "\n");
+}
+
+static void enter(struct s2s_out *o, enum out_state st)
+{
+	log_debug(o->ctx, "%s -> %s", out_state_names[o->state], out_state_names[st]);
+	o->state = st;
+}
+
+/* Every waiting db:verify request learns why it will get no answer. */
+static void drop_verifies(struct s2s_out *o, const char *why)
+{
+	while (o->verifies) {
+		struct out_verify *v = o->verifies;
+		o->verifies = v->next;
+		if (v->cb)
+			v->cb(v->ud, DB_ERROR, why);
+		free(v->id);
+		free(v->key);
+		free(v);
+	}
+}
+
+static void out_free(struct s2s_out *o)
+{
+	dns_cancel(&o->q);
+	if (o->deadline)
+		event_free(o->deadline);
+	xmlstream_free(&o->xs);
+	drop_verifies(o, "the stream to the authoritative server went away");
+	free(o->stream_id);
+	xml_buf_free(&o->report);
+	free(o->targets);
+	free(o->local);
+	free(o->remote);
+	free(o);
+}
+
+/* The owning route learns why (and reports every stanza it queued), then
+ * the stream goes: its last words, the close, and on_closed frees it. */
+static void fail(struct s2s_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct s2s_out *o, const char *fmt, ...)
+{
+	if (o->state == OUT_FAILED)
+		return;
+	char why[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn(o->ctx, "failed: %s", why);
+	snprintf(o->last_error, sizeof(o->last_error), "%s", why);
+	xml_buf_puts(&o->report, "failed: ");
+	xml_buf_puts(&o->report, why);
+	xml_buf_puts(&o->report, "\n");
+	enter(o, OUT_FAILED);
+	const struct s2s_out_ops *ops = o->ops;
+	o->ops = NULL; /* the owner forgets this stream now */
+	if (ops)
+		ops->failed(o->owner, why, o->report.data ? o->report.data : why, o->attempted);
+	drop_verifies(o, why);
+	if (o->conn) {
+		conn_write(o->conn, "</stream:stream>", 16);
+		conn_close(o->conn, why); /* on_closed frees o */
+	} else {
+		out_free(o);
+	}
+}
+
+static void send_raw(struct s2s_out *o, const char *s)
+{
+	conn_write(o->conn, s, strlen(s));
+}
+
+static void send_header(struct s2s_out *o)
+{
+	o->can_send = false;
+	struct xml_buf b = {0};
+	xml_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+			 "xmlns:stream='" XML_NS_STREAM "' xmlns:db='" XML_NS_DIALBACK "' from='");
+	xml_escape(&b, o->local, strlen(o->local), true);
+	xml_buf_puts(&b, "' to='");
+	xml_escape(&b, o->remote, strlen(o->remote), true);
+	xml_buf_puts(&b, "' version='1.0'>");
+	if (!b.oom)
+		conn_write(o->conn, b.data, b.len);
+	xml_buf_free(&b);
+	enter(o, OUT_WAIT_HEADER);
+}
+
+static void send_node(struct s2s_out *o, const struct xml_node *n)
+{
+	struct xml_ctx ctx = {
+		.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
+	struct xml_buf b = {0};
+	xml_serialize(n, &ctx, &b);
+	if (!b.oom)
+		conn_write(o->conn, b.data, b.len);
+	xml_buf_free(&b);
+}
+
+/* XEP-0220 lets db:verify go out on any stream to the authoritative
+ * server once it is set up, authenticated or not. */
+static void send_verifies(struct s2s_out *o)
+{
+	o->can_send = true;
+	for (struct out_verify *v = o->verifies; v; v = v->next) {
+		if (v->sent)
+			continue;
+		struct xml_node *n = dialback_verify_request(o->local, o->remote, v->id, v->key);
+		if (n)
+			send_node(o, n);
+		xml_free(&n);
+		v->sent = true;
+		log_info(o->ctx, "db:verify sent for stream %s", v->id);
+	}
+}
+
+static void start_dialback(struct s2s_out *o)
+{
+	char key[DIALBACK_KEY_HEX_LEN + 1];
+	const char *secret = o->srv->live->gw.dialback_secret;
+	if (!o->stream_id || !secret ||
+	    dialback_key(secret, o->remote, o->local, o->stream_id, key) != FG_OK) {
+		fail(o, "%s sent no stream id, so no dialback key can be made", o->remote);
+		return;
+	}
+	struct xml_node *n = dialback_result_request(o->local, o->remote, key);
+	if (!n) {
+		fail(o, "out of memory");
+		return;
+	}
+	send_node(o, n);
+	xml_free(&n);
+	o->method = o->secure ? "TLS Dialback" : "TCP Dialback";
+	step(o, "dialback key sent to %s (%s)", o->remote, o->method);
+	enter(o, OUT_DIALBACK);
+}
+
+static void ready(struct s2s_out *o)
+{
+	enter(o, OUT_READY);
+	evtimer_del(o->deadline);
+	arm_idle(o);
+	step(o, "stream ready: authenticated with %s", o->method);
+	/* Once authenticated the peer may send full-size stanzas. */
+	const struct fg_conf *cf = o->srv->conf;
+	struct xs_limits lim = {.stanza_bytes = cf->s2s_stanza_size,
+				.depth = cf->element_depth,
+				.attributes = cf->element_attributes};
+	xmlstream_set_limits(o->xs, &lim);
+	send_verifies(o);
+	if (o->ops)
+		o->ops->ready(o->owner); /* the route writes its queue */
+}
+
+/* SPEC §3: the most preferred allowed method the peer offers, never a
+ * weaker one; when none can succeed, say why in words an admin can use. */
+static void on_features(struct s2s_out *o, const struct xml_node *f)
+{
+	bool tls_offered = xml_child(f, XML_NS_TLS, "starttls") != NULL;
+	bool db_offered = xml_child(f, XML_NS_DIALBACK_FEATURE, "dialback") != NULL;
+	const struct xml_node *mechs = xml_child(f, XML_NS_SASL, "mechanisms");
+	bool external = false;
+	for (const struct xml_node *m = mechs ? xml_first_element(mechs) : NULL; m;
+	     m = xml_next_element(m))
+		if (xml_is(m, XML_NS_SASL, "mechanism") && strcmp(xml_text(m), "EXTERNAL") == 0)
+			external = true;
+
+	if (o->authed) {
+		ready(o);
+		return;
+	}
+	if (!o->secure) {
+		if ((o->methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)) && tls_offered) {
+			send_raw(o, "<starttls xmlns='" XML_NS_TLS "'/>");
+			enter(o, OUT_STARTTLS);
+			return;
+		}
+		if (o->methods & AUTH_TCP_DIALBACK) {
+			send_verifies(o);
+			start_dialback(o);
+			return;
+		}
+		fail(o, "%s offers no STARTTLS but its partner settings require TLS", o->remote);
+		return;
+	}
+	send_verifies(o);
+	SSL *ssl = conn_ssl(o->conn);
+	struct tls_verdict v;
+	bool cert_ok = ssl && tls_peer_verify(ssl, o->remote, &v) == FG_OK;
+	if ((o->methods & AUTH_SASL_TLS) && cert_ok && external) {
+		/* XEP-0178: "=" is an empty authorization identity: the
+		 * one our certificate shows. */
+		send_raw(o, "<auth xmlns='" XML_NS_SASL "' mechanism='EXTERNAL'>=</auth>");
+		enter(o, OUT_SASL);
+		return;
+	}
+	if (o->methods & AUTH_TLS_DIALBACK) {
+		(void)db_offered; /* servers before XEP-0220 §2.4 do not say */
+		start_dialback(o);
+		return;
+	}
+	if (!cert_ok)
+		fail(o,
+		     "the certificate of %s cannot be trusted for SASL EXTERNAL and its partner "
+		     "settings allow no other method: %s",
+		     o->remote, ssl ? v.text : "no TLS");
+	else
+		fail(o,
+		     "%s does not offer SASL EXTERNAL (does it trust our certificate for %s?) and "
+		     "its partner settings allow no other method",
+		     o->remote, o->local);
+}
+
+/* A db:verify answer for one of our requests, or a dialback verdict. */
+static bool on_dialback(struct s2s_out *o, const struct xml_node *el)
+{
+	struct db_msg m;
+	if (dialback_parse(el, &m) != DB_PERR_OK)
+		return false;
+	bool handled = false;
+	if (m.elem == DB_VERIFY && m.type != DB_REQUEST) {
+		struct out_verify **pp = &o->verifies;
+		while (*pp && !(m.id && strcmp((*pp)->id, m.id) == 0 && (*pp)->sent))
+			pp = &(*pp)->next;
+		if (*pp && strcmp(m.from, o->remote) == 0 && strcmp(m.to, o->local) == 0) {
+			struct out_verify *v = *pp;
+			*pp = v->next;
+			log_info(o->ctx, "db:verify for stream %s: %s", v->id,
+				 m.type == DB_VALID	? "valid"
+				 : m.type == DB_INVALID ? "invalid"
+							: dialback_cond_name(m.cond));
+			if (v->cb)
+				v->cb(v->ud, m.type,
+				      m.type == DB_ERROR ? dialback_cond_name(m.cond) : "");
+			free(v->id);
+			free(v->key);
+			free(v);
+		} else {
+			log_info(o->ctx, "unsolicited db:verify answer dropped");
+		}
+		handled = true;
+	} else if (m.elem == DB_RESULT && o->state == OUT_DIALBACK &&
+		   strcmp(m.from, o->remote) == 0 && strcmp(m.to, o->local) == 0) {
+		handled = true;
+		if (m.type == DB_VALID) {
+			o->authed = true;
+			step(o, "%s accepted our dialback key", o->remote);
+			dialback_msg_clear(&m);
+			ready(o);
+			return true;
+		}
+		fail(o, "%s refused our dialback key (%s)", o->remote,
+		     m.type == DB_INVALID ? "invalid" : dialback_cond_name(m.cond));
+	}
+	dialback_msg_clear(&m);
+	return handled;
+}
+
+static void on_element(struct s2s_out *o, struct xml_node *el)
+{
+	if (xml_is(el, XML_NS_STREAM, "error")) {
+		const struct xml_node *c = xml_first_element(el);
+		const struct xml_node *t = xml_child(el, XML_NS_STREAMS_ERR, "text");
+		fail(o, "%s closed the stream with <%s/>%s%s", o->remote, c ? c->name : "?",
+		     t ? ": " : "", t ? xml_text(t) : "");
+		return;
+	}
+	if (xml_is(el, XML_NS_DIALBACK, NULL) && on_dialback(o, el))
+		return;
+	switch (o->state) {
+	case OUT_WAIT_FEATURES:
+		if (xml_is(el, XML_NS_STREAM, "features")) {
+			on_features(o, el);
+			return;
+		}
+		break;
+	case OUT_STARTTLS:
+		if (xml_is(el, XML_NS_TLS, "proceed")) {
+			if (conn_start_tls_client(o->conn, o->srv->tls_client, o->remote) !=
+			    FG_OK) {
+				fail(o, "cannot start TLS");
+				return;
+			}
+			enter(o, OUT_TLS);
+			return;
+		}
+		if (xml_is(el, XML_NS_TLS, "failure")) {
+			fail(o, "%s refused STARTTLS", o->remote);
+			return;
+		}
+		break;
+	case OUT_SASL:
+		if (xml_is(el, XML_NS_SASL, "success")) {
+			o->authed = true;
+			o->method = "SASL over TLS";
+			o->restart = true; /* RFC 6120 §6.4.6: a new stream */
+			step(o, "SASL EXTERNAL accepted by %s", o->remote);
+			return;
+		}
+		if (xml_is(el, XML_NS_SASL, "failure")) {
+			const struct xml_node *c = xml_first_element(el);
+			fail(o, "%s refused SASL EXTERNAL: <%s/>", o->remote, c ? c->name : "?");
+			return;
+		}
+		break;
+	default: break;
+	}
+	fail(o, "unexpected <%s/> from %s in state %s", el->name, o->remote,
+	     out_state_names[o->state]);
+}
+
+static int on_event(void *ud, struct xs_event *ev)
+{
+	struct s2s_out *o = ud;
+	if (o->state == OUT_FAILED) {
+		if (ev->type == XS_EV_STANZA)
+			xml_free(&ev->node);
+		return XS_STOP;
+	}
+	switch (ev->type) {
+	case XS_EV_OPEN:
+		if (strcmp(ev->content_ns, XML_NS_SERVER) != 0) {
+			fail(o, "%s answered with the content namespace '%s'", o->remote,
+			     ev->content_ns);
+			break;
+		}
+		free(o->stream_id);
+		o->stream_id = xml_attr(ev->node, "id") ? strdup(xml_attr(ev->node, "id")) : NULL;
+		enter(o, OUT_WAIT_FEATURES);
+		break;
+	case XS_EV_STANZA:
+		on_element(o, ev->node);
+		xml_free(&ev->node);
+		/* After <proceed/> and <success/> the next bytes belong to a
+		 * new layer or a new stream. */
+		if (o->state == OUT_TLS || o->restart)
+			return XS_STOP;
+		break;
+	case XS_EV_CLOSE: fail(o, "%s closed the stream", o->remote); break;
+	case XS_EV_ERROR:
+		fail(o, "%s sent bad XML: <%s/> %s", o->remote, ev->condition, ev->text);
+		break;
+	}
+	return o->state == OUT_FAILED ? XS_STOP : XS_CONTINUE;
+}
+
+static size_t on_data(void *ud, const char *data, size_t len)
+{
+	struct s2s_out *o = ud;
+	size_t off = 0;
+	while (off < len && o->state != OUT_FAILED && o->state != OUT_TLS) {
+		size_t used = 0;
+		int rc = xmlstream_feed(o->xs, data + off, len - off, &used);
+		off += used;
+		if (rc != FG_AGAIN)
+			break;
+		if (o->restart) {
+			o->restart = false;
+			xmlstream_reset(o->xs);
+			send_header(o);
+			continue;
+		}
+		break;
+	}
+	return len;
+}
+
+static void on_tls(void *ud)
+{
+	struct s2s_out *o = ud;
+	o->secure = true;
+	SSL *ssl = conn_ssl(o->conn);
+	char desc[128];
+	tls_describe(ssl, desc, sizeof(desc));
+	struct tls_verdict v;
+	tls_peer_verify(ssl, o->remote, &v);
+	step(o, "TLS: %s; certificate of %s: %s", desc, o->remote, v.text);
+	xmlstream_reset(o->xs);
+	send_header(o);
+}
+
+/* In READY the connection timer is the idle timer: partners with
+ * keepalive get a whitespace ping every keepalive_interval (SPEC §3);
+ * the others are closed after stream_inactivity_timeout without traffic. */
+static bool keepalive_on(const struct s2s_out *o)
+{
+	const struct partner *p = policy_lookup(o->srv->live->partners, o->remote);
+	return p && p->keepalive;
+}
+
+static void arm_idle(struct s2s_out *o)
+{
+	const struct gateway_settings *gw = &o->srv->live->gw;
+	conn_set_timer(o->conn,
+		       keepalive_on(o) ? gw->keepalive_interval : gw->stream_inactivity_timeout);
+}
+
+static void on_timer(void *ud)
+{
+	struct s2s_out *o = ud;
+	if (o->state == OUT_READY) {
+		if (keepalive_on(o)) {
+			conn_write(o->conn, " ", 1);
+			log_debug(o->ctx, "whitespace keepalive sent");
+			arm_idle(o);
+			return;
+		}
+		log_info(o->ctx, "closing: idle for %u seconds (stream_inactivity_timeout)",
+			 o->srv->live->gw.stream_inactivity_timeout);
+		conn_write(o->conn, "</stream:stream>", 16);
+		conn_close(o->conn, "idle");
+		return;
+	}
+	fail(o, "%s did not answer in time (state %s)", o->remote, out_state_names[o->state]);
+}
+
+static void connect_next(struct s2s_out *o);
+
+static void on_connected(void *ud)
+{
+	struct s2s_out *o = ud;
+	const struct dns_target *t = &o->targets[o->next_target - 1];
+	step(o, "connected to %s [%s]:%u", t->host, t->addr_text, t->port);
+	const struct fg_conf *cf = o->srv->conf;
+	struct xs_limits lim = {.stanza_bytes = cf->preauth_stanza_size,
+				.depth = cf->element_depth,
+				.attributes = cf->element_attributes};
+	o->xs = xmlstream_new(&lim, on_event, o);
+	if (!o->xs) {
+		fail(o, "out of memory");
+		return;
+	}
+	conn_set_timer(o->conn, cf->timeout_authentication);
+	send_header(o);
+}
+
+static void on_closed(void *ud, const char *reason)
+{
+	struct s2s_out *o = ud;
+	o->conn = NULL;
+	xmlstream_free(&o->xs);
+	if (o->state == OUT_CONNECTING) {
+		/* This target failed; the next one may do. */
+		snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", reason);
+		step(o, "%s", reason);
+		connect_next(o);
+		return;
+	}
+	if (o->state != OUT_FAILED && o->state != OUT_READY) {
+		fail(o, "%s", reason);
+		return;
+	}
+	if (o->state == OUT_READY) {
+		log_info(o->ctx, "stream closed: %s", reason);
+		if (o->ops)
+			o->ops->closed(o->owner);
+	}
+	out_free(o);
+}
+
+static const struct conn_ops out_ops = {
+	.on_data = on_data,
+	.on_tls = on_tls,
+	.on_timer = on_timer,
+	.on_connected = on_connected,
+	.on_closed = on_closed,
+};
+
+static void connect_next(struct s2s_out *o)
+{
+	if (o->next_target >= o->ntargets) {
+		fail(o, "cannot connect to %s: %s", o->remote,
+		     o->last_connect_error[0] ? o->last_connect_error : "no address");
+		return;
+	}
+	const struct dns_target *t = &o->targets[o->next_target++];
+	enter(o, OUT_CONNECTING);
+	struct conn_limits cl = {.output_queue = o->srv->conf->output_queue,
+				 .input_buffer = 64 * 1024};
+	o->conn = conn_connect(o->srv->base, (const struct sockaddr *)&t->addr, t->addrlen,
+			       "s2s-out", &cl, &out_ops, o);
+	if (!o->conn) {
+		fail(o, "out of memory");
+		return;
+	}
+	char label[300];
+	snprintf(label, sizeof(label), "%s->%s", o->local, o->remote);
+	conn_set_label(o->conn, label);
+	conn_set_timer(o->conn, o->srv->conf->timeout_tls_handshake);
+}
+
+static void on_dns(void *ud, const struct dns_result *res, const char *err)
+{
+	struct s2s_out *o = ud;
+	if (!res) {
+		fail(o, "%s", err);
+		return;
+	}
+	o->targets = calloc(res->n, sizeof(*o->targets));
+	if (!o->targets) {
+		fail(o, "out of memory");
+		return;
+	}
+	memcpy(o->targets, res->targets, res->n * sizeof(*o->targets));
+	o->ntargets = res->n;
+	for (size_t i = 0; i < res->n; i++)
+		step(o, "DNS: %s [%s]:%u", res->targets[i].host, res->targets[i].addr_text,
+		     res->targets[i].port);
+	connect_next(o);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct s2s_out *o = arg;
+	(void)fd;
+	(void)what;
+	fail(o, "no authenticated stream to %s within %u seconds (stream_establishment_timeout)",
+	     o->remote, o->srv->live->gw.stream_establishment_timeout);
+}
+
+struct s2s_out *s2s_out_new(struct xmpp_server *srv, const char *local, const char *remote,
+			    const struct s2s_out_ops *ops, void *owner)
+{
+	assert(ops && ops->ready && ops->failed && ops->closed);
+	struct s2s_out *o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->srv = srv;
+	o->local = strdup(local);
+	o->remote = strdup(remote);
+	o->deadline = evtimer_new(srv->base, on_deadline, o);
+	snprintf(o->ctx, sizeof(o->ctx), "s2s-out %s->%s", local, remote);
+	o->started = time(NULL);
+	if (!o->local || !o->remote || !o->deadline) {
+		out_free(o);
+		return NULL;
+	}
+	o->ops = ops;
+	o->owner = owner;
+	enter(o, OUT_RESOLVING);
+	return o;
+}
+
+void s2s_out_begin(struct s2s_out *o, const struct partner *p)
+{
+	assert(o->state == OUT_RESOLVING && !o->attempted);
+	if (!p) {
+		/* The router checks first; a partner removed meanwhile lands here. */
+		fail(o, "%s is not an allowed federation partner", o->remote);
+		return;
+	}
+	o->methods = policy_allowed_methods(p);
+	char names[128];
+	policy_methods_string(o->methods, names, sizeof(names));
+	step(o, "partner %s allows %s", p->domain, names);
+	struct timeval tv = {(time_t)o->srv->live->gw.stream_establishment_timeout, 0};
+	evtimer_add(o->deadline, &tv);
+	o->attempted = true;
+	if (dns_resolve_server(o->srv->dns, o->remote, p->proxy_fqdn, on_dns, o, &o->q) != FG_OK)
+		fail(o, "cannot start the DNS lookup for %s", o->remote);
+}
+
+void s2s_out_fail(struct s2s_out *o, const char *reason)
+{
+	fail(o, "%s", reason);
+}
+
+bool s2s_out_write(struct s2s_out *o, const struct xml_node *stanza)
+{
+	assert(o->state == OUT_READY);
+	struct xml_ctx ctx = {
+		.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
+	struct xml_buf b = {0};
+	xml_serialize(stanza, &ctx, &b);
+	bool ok = !b.oom && conn_write(o->conn, b.data, b.len) == FG_OK;
+	if (ok) {
+		conn_count_stanza(o->conn, false);
+		arm_idle(o); /* traffic: the idle clock starts again */
+	}
+	xml_buf_free(&b);
+	return ok;
+}
+
+bool s2s_out_is_ready(const struct s2s_out *o)
+{
+	return o->state == OUT_READY;
+}
+
+const char *s2s_out_report(const struct s2s_out *o)
+{
+	return o->report.data && !o->report.oom ? o->report.data : "";
+}
+
+int s2s_out_verify(struct s2s_out *o, const char *id, const char *key, s2s_out_verified cb,
+		   void *ud)
+{
+	struct out_verify *v = calloc(1, sizeof(*v));
+	if (v) {
+		v->id = strdup(id);
+		v->key = strdup(key);
+	}
+	if (!v || !v->id || !v->key) {
+		if (v) {
+			free(v->id);
+			free(v->key);
+		}
+		free(v);
+		return FG_NOMEM;
+	}
+	v->cb = cb;
+	v->ud = ud;
+	v->next = o->verifies;
+	o->verifies = v;
+	if (o->can_send)
+		send_verifies(o);
+	return FG_OK;
+}
+
+void s2s_out_status(const struct s2s_out *o, void *json_row)
+{
+	json_t *r = json_row;
+	if (o->conn) {
+		conn_status(o->conn, r);
+	} else {
+		json_object_set_new(r, "peer", json_string(""));
+		json_object_set_new(r, "tls", json_string("plaintext"));
+	}
+	const char *cert = "none";
+	struct tls_verdict v;
+	SSL *ssl = o->conn ? conn_ssl(o->conn) : NULL;
+	if (ssl) {
+		tls_peer_verify(ssl, o->remote, &v);
+		cert = v.text;
+	}
+	json_object_set_new(r, "direction", json_string("out"));
+	json_object_set_new(r, "local", json_string(o->local));
+	json_object_set_new(r, "remote", json_string(o->remote));
+	json_object_set_new(r, "state", json_string(out_state_names[o->state]));
+	json_object_set_new(r, "method", json_string(o->method ? o->method : "none"));
+	json_object_set_new(r, "certificate", json_string(cert));
+	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - o->started)));
+	json_object_set_new(r, "last_error", json_string(o->last_error));
+}
+
+void s2s_out_free_now(struct s2s_out *o)
+{
+	if (!o)
+		return;
+	o->ops = NULL;
+	conn_free_now(&o->conn);
+	out_free(o);
+}

@@ -1,0 +1,61 @@
+/* One outbound server-to-server stream (SPEC §3, outbound) for a (local,
+ * remote) domain pair, owned by that pair's route (route.c): connected
+ * through proxy_fqdn or the SRV targets, secured and authenticated with the
+ * most preferred method the partner's settings allow and the peer offers,
+ * never anything weaker. Every step goes into a report an admin can read.
+ *
+ * The stream tells its route what happened through the ops the route gave
+ * it; it never sees the route's queue or retry delay. */
+#ifndef FG_S2S_OUT_H
+#define FG_S2S_OUT_H
+
+#include "policy.h"
+#include "xml.h"
+
+#include <stdbool.h>
+
+struct xmpp_server;
+struct s2s_out;
+
+struct s2s_out_ops {
+	/* Authenticated: the owner may write stanzas now. */
+	void (*ready)(void *owner);
+	/* The stream failed and goes away: the owner forgets it during this
+	 * call. why is the reason an admin can act on, report every step so
+	 * far (one per line, the failure last); attempted says whether DNS or
+	 * the network was tried (a failure that counts for the retry delay). */
+	void (*failed)(void *owner, const char *why, const char *report, bool attempted);
+	/* A stream that was ready closed (idle, or the peer ended it). */
+	void (*closed)(void *owner);
+};
+
+/* A stream in its first state; nothing happens until s2s_out_begin. NULL
+ * when out of memory. */
+struct s2s_out *s2s_out_new(struct xmpp_server *srv, const char *local, const char *remote,
+			    const struct s2s_out_ops *ops, void *owner);
+/* Starts DNS and the connection for partner p (NULL: refused). May fail at
+ * once, calling ops->failed before it returns. */
+void s2s_out_begin(struct s2s_out *o, const struct partner *p);
+/* Ends the stream as failed with reason (ops->failed is called). */
+void s2s_out_fail(struct s2s_out *o, const char *reason);
+/* Writes stanza on a ready stream; false when it could not be queued. */
+bool s2s_out_write(struct s2s_out *o, const struct xml_node *stanza);
+/* Authenticated: stanzas may be written. */
+bool s2s_out_is_ready(const struct s2s_out *o);
+/* The steps so far, one per line. */
+const char *s2s_out_report(const struct s2s_out *o);
+
+/* The receiving role of Server Dialback (XEP-0220): asks the peer, as
+ * remote's authoritative server, whether key is valid for (local, remote,
+ * id). cb runs exactly once, with DB_VALID, DB_INVALID or DB_ERROR (why
+ * says what went wrong). FG_OK / FG_NOMEM. */
+typedef void (*s2s_out_verified)(void *ud, int verdict, const char *why);
+int s2s_out_verify(struct s2s_out *o, const char *id, const char *key, s2s_out_verified cb,
+		   void *ud);
+
+/* This stream's `fedgate status` fields into a json_t object. */
+void s2s_out_status(const struct s2s_out *o, void *json_row);
+/* Frees at once, without telling the owner (final exit). Accepts NULL. */
+void s2s_out_free_now(struct s2s_out *o);
+
+#endif

@@ -1,0 +1,68 @@
+/* The XMPP layer's context: what its streams, routes and local-user
+ * subsystems share while the daemon runs. The program (app/serve.c) fills
+ * the borrowed parts and registers its hooks; each subsystem of this layer
+ * owns the state it keeps here (named beside each field) and nothing else
+ * reads it directly. */
+#ifndef FG_XMPP_H
+#define FG_XMPP_H
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+
+struct dns;
+struct fg_conf;
+struct live;
+struct partner;
+struct routes;
+struct store;
+struct stream;
+struct strmap;
+struct xml_node;
+
+struct xmpp_server {
+	/* borrowed from the program */
+	struct event_base *base;
+	const struct fg_conf *conf;
+	SSL_CTX *tls;	     /* inbound streams: our certificate as server */
+	SSL_CTX *tls_client; /* outbound s2s: our certificate as client */
+	struct dns *dns;     /* SRV and address lookups for s2s-out */
+	struct store *store; /* the store thread */
+	struct live *live;   /* partners, gateway settings, accounts (core/live.h) */
+	bool stopping;	     /* set by the program: nothing new starts */
+	/* Called when stopping and the last stream is gone (the program ends
+	 * its loop). */
+	void (*drained)(struct xmpp_server *srv);
+	/* Registered by the program with the router's bounce, so that files
+	 * below the router (routes) can answer a stanza's sender with a
+	 * stanza error (router.h, router_bounce). */
+	void (*bounce)(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
+		       const char *condition, const char *text);
+
+	/* xmpp.c: every live inbound stream, newest first */
+	struct stream *streams;
+	unsigned nstreams;
+	/* route.c: one route per (local, remote) domain pair */
+	struct routes *routes;
+	/* c2s.c: bound sessions by bare JID; recent login failures */
+	struct strmap *sessions;
+	unsigned nsessions;
+	struct strmap *auth_failures;
+	/* roster.c: bare JID -> roster */
+	struct strmap *rosters;
+	/* presence.c: the periodic re-probe of remote contacts */
+	struct event *refresh;
+};
+
+/* A new inbound stream joins the list. */
+void xmpp_stream_added(struct xmpp_server *srv, struct stream *s);
+/* Called by a stream when it is gone, so the layer forgets it. */
+void xmpp_stream_gone(struct xmpp_server *srv, struct stream *s);
+/* Inbound s2s streams in all (p NULL) or from one partner's domains. */
+unsigned xmpp_s2s_in_count(const struct xmpp_server *srv, const struct partner *p);
+/* Live streams whose peer has this address. */
+unsigned xmpp_streams_from(const struct xmpp_server *srv, const char *peer);
+/* Frees every stream still open, without callbacks (final exit). */
+void xmpp_free_streams(struct xmpp_server *srv);
+
+#endif
