@@ -3,7 +3,7 @@
 #include "admin_http.h"
 #include "live.h"
 #include "conf.h"
-#include "c2s.h"
+#include "session.h"
 #include "control.h"
 #include "dns.h"
 #include "fg.h"
@@ -165,9 +165,9 @@ static void on_user_changed(struct cmd_env *env, const struct account *old,
 	if (!old)
 		return;
 	log_info("users", "user %s removed: its sessions end", old->jid);
-	for (struct c2s *c = c2s_first(&srv->x, old->jid), *nx; c; c = nx) {
-		nx = c2s_next(c);
-		c2s_close(c, "not-authorized", "the account was removed");
+	for (struct session *c = session_first(&srv->x, old->jid), *nx; c; c = nx) {
+		nx = session_next(c);
+		session_close(c, "not-authorized", "the account was removed");
 	}
 	roster_drop_user(&srv->x, old->jid);
 }
@@ -353,6 +353,7 @@ int serve_main(const char *conf_path)
 	srv.x.conf = srv.conf;
 	srv.x.live = &srv.env.live;
 	srv.x.drained = on_drained;
+	srv.x.route = router_route;
 	srv.x.bounce = router_bounce;
 	signal(SIGPIPE, SIG_IGN);
 	if (sasl_global_init() != FG_OK) {

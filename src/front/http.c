@@ -28,10 +28,9 @@
 #include <sys/queue.h>
 #include <time.h>
 
-	/* ---- small helpers ---- */
+/* ---- small helpers ---- */
 
-	void
-	http_random_hex(char *out, size_t bytes)
+void http_random_hex(char *out, size_t bytes)
 {
 	unsigned char r[32];
 	if (bytes > sizeof(r))

@@ -6,7 +6,7 @@
  * counted twice and no lock is needed: all of it runs on the loop. */
 #include "metrics.h"
 
-#include "c2s.h"
+#include "session.h"
 #include "conn.h"
 #include "fg.h"
 #include "policy.h"
@@ -119,7 +119,7 @@ static void status_done(struct hreq *h, int status, json_t *body)
 		evbuffer_add_printf(b, "\"} %lld\n", (long long)json_integer_value(v));
 	}
 	help(b, "fedgate_c2s_sessions", "gauge", "client sessions open now");
-	evbuffer_add_printf(b, "fedgate_c2s_sessions %u\n", c2s_count(h->xs));
+	evbuffer_add_printf(b, "fedgate_c2s_sessions %u\n", session_count(h->xs));
 	help(b, "fedgate_partners", "gauge", "XMPP federated partners configured");
 	evbuffer_add_printf(b, "fedgate_partners %zu\n", policy_count(partners));
 	json_decref(groups);

@@ -6,8 +6,8 @@
 #include "jid.h"
 #include "log.h"
 #include "counters.h"
-#include "presence.h"
 #include "router.h"
+#include "session.h"
 #include "sasl.h"
 #include "xmpp.h"
 #include "strmap.h"
@@ -31,10 +31,8 @@ struct c2s {
 	struct sasl_server *sasl;
 	char attempt_user[512]; /* the account the current attempt names */
 	unsigned failures;
-	char *bare, *resource, *full;
-	bool bound;
-	struct c2s_presence pres;
-	struct c2s *next_of_user;
+	char *bare;	      /* once SASL succeeded */
+	struct session *sess; /* once a resource is bound */
 };
 
 /* Failed logins in the current window, per IP and per account (one map,
@@ -92,106 +90,6 @@ static void count_failure(struct xmpp_server *srv, const char *kind, const char 
 
 /* ---- the registry ---- */
 
-static struct strmap *sessions(struct xmpp_server *srv)
-{
-	if (!srv->sessions)
-		srv->sessions = strmap_new();
-	return srv->sessions;
-}
-
-struct c2s *c2s_first(struct xmpp_server *srv, const char *bare)
-{
-	return srv->sessions ? strmap_get(srv->sessions, bare) : NULL;
-}
-
-struct c2s *c2s_next(const struct c2s *c)
-{
-	return c->next_of_user;
-}
-
-struct c2s *c2s_find(struct xmpp_server *srv, const char *bare, const char *resource)
-{
-	for (struct c2s *c = c2s_first(srv, bare); c; c = c->next_of_user)
-		if (strcmp(c->resource, resource) == 0)
-			return c;
-	return NULL;
-}
-
-unsigned c2s_count(const struct xmpp_server *srv)
-{
-	return srv->nsessions;
-}
-
-const char *c2s_full(const struct c2s *c)
-{
-	return c->full;
-}
-
-const char *c2s_bare(const struct c2s *c)
-{
-	return c->bare;
-}
-
-struct c2s_presence *c2s_presence(struct c2s *c)
-{
-	return &c->pres;
-}
-
-struct each_ctx {
-	void (*fn)(void *ud, struct c2s *c);
-	void *ud;
-};
-
-static int each_user(void *ud, const char *key, void *value)
-{
-	struct each_ctx *e = ud;
-	(void)key;
-	for (struct c2s *c = value, *nx; c; c = nx) {
-		nx = c->next_of_user;
-		e->fn(e->ud, c);
-	}
-	return 0;
-}
-
-void c2s_each(struct xmpp_server *srv, void (*fn)(void *ud, struct c2s *c), void *ud)
-{
-	struct each_ctx e = {fn, ud};
-	if (srv->sessions)
-		strmap_each(srv->sessions, each_user, &e);
-}
-
-static int registry_add(struct c2s *c)
-{
-	struct strmap *m = sessions(c->srv);
-	if (!m)
-		return FG_NOMEM;
-	struct c2s *head = strmap_get(m, c->bare);
-	c->next_of_user = head;
-	if (strmap_put(m, c->bare, c, NULL) != FG_OK)
-		return FG_NOMEM;
-	c->srv->nsessions++;
-	return FG_OK;
-}
-
-static void registry_remove(struct c2s *c)
-{
-	if (!c->bound || !c->srv->sessions)
-		return;
-	struct c2s *head = strmap_get(c->srv->sessions, c->bare);
-	struct c2s **p = &head;
-	while (*p && *p != c)
-		p = &(*p)->next_of_user;
-	if (!*p)
-		return;
-	*p = c->next_of_user;
-	if (head)
-		strmap_put(c->srv->sessions, c->bare, head, NULL);
-	else
-		strmap_remove(c->srv->sessions, c->bare);
-	c->srv->nsessions--;
-	c->bound = false;
-}
-
 /* ---- life ---- */
 
 struct c2s *c2s_new(struct xmpp_server *srv, struct stream *s)
@@ -206,14 +104,8 @@ struct c2s *c2s_new(struct xmpp_server *srv, struct stream *s)
 
 void c2s_end(struct c2s *c)
 {
-	if (!c || !c->bound)
-		return;
-	/* Out of the registry first: the stream is closing, so what is
-	 * routed from now on goes to other resources or offline storage
-	 * instead of into a connection that will not read it. */
-	registry_remove(c);
-	presence_session_end(c->srv, c);
-	log_info("c2s", "session of %s ended", c->full);
+	if (c)
+		session_end(c->sess);
 }
 
 void c2s_free(struct c2s **pc)
@@ -221,28 +113,11 @@ void c2s_free(struct c2s **pc)
 	struct c2s *c = *pc;
 	if (!c)
 		return;
-	c2s_end(c);
+	session_free(&c->sess);
 	sasl_server_free(&c->sasl);
-	xml_free(&c->pres.last);
-	strmap_free(&c->pres.directed, NULL);
 	free(c->bare);
-	free(c->resource);
-	free(c->full);
 	free(c);
 	*pc = NULL;
-}
-
-void c2s_close(struct c2s *c, const char *condition, const char *text)
-{
-	stream_error(c->s, condition, text);
-}
-
-void c2s_deliver(struct c2s *c, struct xml_node *st)
-{
-	xml_set_ns_deep(st, XML_NS_SERVER, XML_NS_CLIENT);
-	stream_send(c->s, st);
-	stream_count_stanza(c->s, false);
-	xml_free(&st);
 }
 
 /* ---- features and SASL ---- */
@@ -492,8 +367,8 @@ static void iq_reply(struct c2s *c, const struct xml_node *iq, struct xml_node *
 	xml_set_attr(r, NULL, "type", "result");
 	if (xml_attr(iq, "id"))
 		xml_set_attr(r, NULL, "id", xml_attr(iq, "id"));
-	if (c->full)
-		xml_set_attr(r, NULL, "to", c->full);
+	if (c->sess)
+		xml_set_attr(r, NULL, "to", session_full(c->sess));
 	if (payload)
 		xml_append_copy(r, payload);
 	xml_free(&payload);
@@ -508,8 +383,8 @@ static void iq_error(struct c2s *c, struct xml_node *iq, const char *type, const
 	if (!e)
 		return;
 	xml_remove_attr(e, NULL, "from");
-	if (c->full)
-		xml_set_attr(e, NULL, "to", c->full);
+	if (c->sess)
+		xml_set_attr(e, NULL, "to", session_full(c->sess));
 	xml_set_attr(e, NULL, "type", "error");
 	struct xml_node *err = xml_add_child(e, XML_NS_CLIENT, "error");
 	if (err) {
@@ -550,29 +425,29 @@ static void bind_resource(struct c2s *c, struct xml_node *iq)
 		jid_clear(&j);
 		return;
 	}
-	struct c2s *old = c2s_find(c->srv, c->bare, j.resource);
-	if (old && old != c) {
-		log_info(stream_ctx(old->s), "resource %s taken over by a new session", old->full);
-		c2s_end(old);
-		c2s_close(old, "conflict", "replaced by a new session for the same resource");
+	struct session *old = session_find(c->srv, c->bare, j.resource);
+	if (old) {
+		log_info(stream_ctx(c->s), "resource %s taken over by a new session",
+			 session_full(old));
+		session_end(old);
+		session_close(old, "conflict", "replaced by a new session for the same resource");
 	}
-	free(c->resource);
-	free(c->full);
-	c->full = jid_to_string(&j, false);
-	c->resource = j.resource;
-	j.resource = NULL;
+	char *fulls = jid_to_string(&j, false);
+	c->sess = fulls ? session_new(c->srv, c->s, c->bare, j.resource, fulls) : NULL;
+	free(fulls);
 	jid_clear(&j);
-	if (!c->full || !c->resource || registry_add(c) != FG_OK) {
+	if (!c->sess || session_register(c->sess) != FG_OK) {
+		session_free(&c->sess);
 		stream_error(c->s, "resource-constraint", "out of memory");
 		return;
 	}
-	c->bound = true;
+	const char *me = session_full(c->sess);
 	struct xml_node *rb = xml_new(XML_NS_BIND, "bind");
 	struct xml_node *jn = rb ? xml_add_child(rb, XML_NS_BIND, "jid") : NULL;
 	if (jn)
-		xml_add_text(jn, c->full, strlen(c->full));
+		xml_add_text(jn, me, strlen(me));
 	iq_reply(c, iq, rb);
-	log_info(stream_ctx(c->s), "session bound: %s", c->full);
+	log_info(stream_ctx(c->s), "session bound: %s", me);
 }
 
 /* RFC 6120 §8.1.2.1: the server stamps from; a client may name its own
@@ -585,13 +460,13 @@ static bool stamp_from(struct c2s *c, struct xml_node *st)
 		bool ok = jid_parse(from, strlen(from), &j) == JID_OK;
 		char *bare = ok ? jid_to_string(&j, true) : NULL;
 		ok = bare && strcmp(bare, c->bare) == 0 &&
-		     (!j.resource || strcmp(j.resource, c->resource) == 0);
+		     (!j.resource || strcmp(j.resource, session_resource(c->sess)) == 0);
 		free(bare);
 		jid_clear(&j);
 		if (!ok)
 			return false;
 	}
-	xml_set_attr(st, NULL, "from", c->full);
+	xml_set_attr(st, NULL, "from", session_full(c->sess));
 	return true;
 }
 
@@ -608,14 +483,14 @@ void c2s_stanza(struct c2s *c, struct xml_node *st)
 	stream_count_stanza(c->s, true);
 	const char *type = xml_attr(st, "type");
 	if (is_iq && type && strcmp(type, "set") == 0 && xml_child(st, XML_NS_BIND, "bind")) {
-		if (c->bound)
+		if (c->sess)
 			iq_error(c, st, "cancel", "not-allowed", "this stream is already bound");
 		else
 			bind_resource(c, st);
 		xml_free(&st);
 		return;
 	}
-	if (!c->bound) {
+	if (!c->sess) {
 		xml_free(&st);
 		stream_error(c->s, "not-authorized", "bind a resource before sending stanzas");
 		return;
@@ -633,5 +508,5 @@ void c2s_stanza(struct c2s *c, struct xml_node *st)
 		return;
 	}
 	xml_set_ns_deep(st, XML_NS_CLIENT, XML_NS_SERVER);
-	router_from_client(c->srv, c, st);
+	router_from_client(c->srv, c->sess, st);
 }

@@ -1,10 +1,9 @@
 #include "offline.h"
 
-#include "c2s.h"
+#include "session.h"
 #include "conf.h"
 #include "fg.h"
 #include "log.h"
-#include "router.h"
 #include "xmpp.h"
 #include "store.h"
 #include "store_users.h"
@@ -39,13 +38,13 @@ static void add_done(void *ud, int rc, const char *err)
 		xml_free(&j->msg);
 	} else if (rc == FG_LIMIT) {
 		log_info("offline", "offline storage of %s is full: message bounced", j->user);
-		router_bounce(j->srv, j->msg, "wait", "resource-constraint",
-			      "the recipient is offline and cannot take more messages until they "
-			      "sign in");
+		j->srv->bounce(j->srv, j->msg, "wait", "resource-constraint",
+			       "the recipient is offline and cannot take more messages until they "
+			       "sign in");
 	} else {
 		log_error("offline", "cannot keep a message for %s: %s", j->user, err);
-		router_bounce(j->srv, j->msg, "wait", "internal-server-error",
-			      "the message could not be kept for the offline recipient");
+		j->srv->bounce(j->srv, j->msg, "wait", "internal-server-error",
+			       "the message could not be kept for the offline recipient");
 	}
 	free(j->user);
 	free(j->xml);
@@ -56,8 +55,8 @@ void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *us
 {
 	unsigned limit = srv->conf->users_offline_limit;
 	if (limit == 0 || !srv->store) {
-		router_bounce(srv, msg, "cancel", "service-unavailable",
-			      "the recipient is offline and offline messages are turned off");
+		srv->bounce(srv, msg, "cancel", "service-unavailable",
+			    "the recipient is offline and offline messages are turned off");
 		return;
 	}
 	struct store_job *j = calloc(1, sizeof(*j));
@@ -86,7 +85,7 @@ void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *us
 			free(j->user);
 			free(j);
 		}
-		router_bounce(srv, msg, "wait", "resource-constraint", "out of memory");
+		srv->bounce(srv, msg, "wait", "resource-constraint", "out of memory");
 		return;
 	}
 	j->srv = srv;
@@ -138,7 +137,7 @@ static void take_done(void *ud, int rc, const char *err)
 	const char *res = strchr(j->full, '/');
 	/* The session may have gone meanwhile: then the messages go to the
 	 * bare JID again (another resource, or back into storage). */
-	struct c2s *c = res ? c2s_find(j->srv, j->user, res + 1) : NULL;
+	struct session *c = res ? session_find(j->srv, j->user, res + 1) : NULL;
 	if (j->n)
 		log_info("offline", "%zu offline messages for %s", j->n, j->user);
 	for (size_t i = 0; i < j->n; i++) {
@@ -151,9 +150,9 @@ static void take_done(void *ud, int rc, const char *err)
 		}
 		xml_set_attr(m, NULL, "to", c ? j->full : j->user);
 		if (c)
-			c2s_deliver(c, m);
+			session_deliver(c, m);
 		else
-			router_route(j->srv, m);
+			j->srv->route(j->srv, m);
 	}
 	free(j->xml);
 	free(j->user);
@@ -161,12 +160,12 @@ static void take_done(void *ud, int rc, const char *err)
 	free(j);
 }
 
-void offline_deliver(struct xmpp_server *srv, struct c2s *c)
+void offline_deliver(struct xmpp_server *srv, struct session *c)
 {
 	if (!srv->store)
 		return;
 	struct take_job *j = calloc(1, sizeof(*j));
-	if (!j || !(j->user = strdup(c2s_bare(c))) || !(j->full = strdup(c2s_full(c)))) {
+	if (!j || !(j->user = strdup(session_bare(c))) || !(j->full = strdup(session_full(c)))) {
 		if (j)
 			free(j->user);
 		free(j);

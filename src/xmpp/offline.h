@@ -8,11 +8,11 @@
 #include "xml.h"
 
 struct xmpp_server;
-struct c2s;
+struct session;
 
 /* Keeps message (taken) for user (bare JID) or bounces it. */
 void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *user);
 /* Delivers what waits for c's user to c, oldest first. */
-void offline_deliver(struct xmpp_server *srv, struct c2s *c);
+void offline_deliver(struct xmpp_server *srv, struct session *c);
 
 #endif

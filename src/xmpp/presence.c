@@ -1,6 +1,6 @@
 #include "presence.h"
 
-#include "c2s.h"
+#include "session.h"
 #include "live.h"
 #include "conf.h"
 #include "fg.h"
@@ -9,7 +9,6 @@
 #include "offline.h"
 #include "policy.h"
 #include "roster.h"
-#include "router.h"
 #include "xmpp.h"
 #include "strmap.h"
 
@@ -40,7 +39,7 @@ static void send_new(struct xmpp_server *srv, const char *from, const char *to, 
 {
 	struct xml_node *p = pres_new(from, to, type);
 	if (p)
-		router_route(srv, p);
+		srv->route(srv, p);
 }
 
 /* A copy of presence p, from `from` to `to`, routed. */
@@ -52,7 +51,7 @@ static void send_copy(struct xmpp_server *srv, const struct xml_node *p, const c
 		return;
 	xml_set_attr(c, NULL, "from", from);
 	xml_set_attr(c, NULL, "to", to);
-	router_route(srv, c);
+	srv->route(srv, c);
 }
 
 /* The bare JID of an address, or NULL. */
@@ -75,14 +74,14 @@ static char *bare_of(const char *addr, char **resource)
 /* Stanza (taken) to every available resource of user. */
 static void to_resources(struct xmpp_server *srv, const char *user, struct xml_node *st)
 {
-	for (struct c2s *c = c2s_first(srv, user); c; c = c2s_next(c)) {
-		if (!c2s_presence(c)->last)
+	for (struct session *c = session_first(srv, user); c; c = session_next(c)) {
+		if (!session_presence(c)->last)
 			continue;
 		struct xml_node *copy = xml_clone(st);
 		if (!copy)
 			break;
-		xml_set_attr(copy, NULL, "to", c2s_full(c));
-		c2s_deliver(c, copy);
+		xml_set_attr(copy, NULL, "to", session_full(c));
+		session_deliver(c, copy);
 	}
 	xml_free(&st);
 }
@@ -92,10 +91,10 @@ static void to_resources(struct xmpp_server *srv, const char *user, struct xml_n
 static void send_current(struct xmpp_server *srv, const char *user, const char *to)
 {
 	bool any = false;
-	for (struct c2s *c = c2s_first(srv, user); c; c = c2s_next(c)) {
-		struct c2s_presence *p = c2s_presence(c);
+	for (struct session *c = session_first(srv, user); c; c = session_next(c)) {
+		struct session_presence *p = session_presence(c);
 		if (p->last) {
-			send_copy(srv, p->last, c2s_full(c), to);
+			send_copy(srv, p->last, session_full(c), to);
 			any = true;
 		}
 	}
@@ -111,23 +110,23 @@ static bool is_local(struct xmpp_server *srv, const char *bare)
 
 /* ---- the user's side: what a client sends ---- */
 
-static void broadcast(struct xmpp_server *srv, struct c2s *c, const struct xml_node *st)
+static void broadcast(struct xmpp_server *srv, struct session *c, const struct xml_node *st)
 {
-	struct roster *r = roster_of(srv, c2s_bare(c), false);
+	struct roster *r = roster_of(srv, session_bare(c), false);
 	for (size_t i = 0; i < roster_count(r); i++) {
 		struct roster_item *it = roster_at(r, i);
 		if (it->sub_from)
-			send_copy(srv, st, c2s_full(c), it->contact);
+			send_copy(srv, st, session_full(c), it->contact);
 	}
 	/* RFC 6121 §4.2.2, §4.4.2: the user's own resources see it too. */
-	for (struct c2s *o = c2s_first(srv, c2s_bare(c)); o; o = c2s_next(o)) {
-		if (!c2s_presence(o)->last && o != c)
+	for (struct session *o = session_first(srv, session_bare(c)); o; o = session_next(o)) {
+		if (!session_presence(o)->last && o != c)
 			continue;
 		struct xml_node *copy = xml_clone(st);
 		if (copy) {
-			xml_set_attr(copy, NULL, "from", c2s_full(c));
-			xml_set_attr(copy, NULL, "to", c2s_full(o));
-			c2s_deliver(o, copy);
+			xml_set_attr(copy, NULL, "from", session_full(c));
+			xml_set_attr(copy, NULL, "to", session_full(o));
+			session_deliver(o, copy);
 		}
 	}
 }
@@ -143,13 +142,13 @@ static int send_unavailable_directed(void *ud, const char *key, void *value)
 	return 0;
 }
 
-static void go_unavailable(struct xmpp_server *srv, struct c2s *c, const struct xml_node *st)
+static void go_unavailable(struct xmpp_server *srv, struct session *c, const struct xml_node *st)
 {
-	struct c2s_presence *p = c2s_presence(c);
+	struct session_presence *p = session_presence(c);
 	if (p->last)
 		broadcast(srv, c, st);
 	if (p->directed) {
-		void *a[3] = {srv, (void *)st, (void *)c2s_full(c)};
+		void *a[3] = {srv, (void *)st, (void *)session_full(c)};
 		strmap_each(p->directed, send_unavailable_directed, a);
 		strmap_free(&p->directed, NULL);
 	}
@@ -158,33 +157,33 @@ static void go_unavailable(struct xmpp_server *srv, struct c2s *c, const struct 
 
 /* First available presence of a session: learn the contacts' presence,
  * show requests that waited, hand over offline messages (XEP-0160). */
-static void initial(struct xmpp_server *srv, struct c2s *c)
+static void initial(struct xmpp_server *srv, struct session *c)
 {
-	const char *user = c2s_bare(c);
+	const char *user = session_bare(c);
 	struct roster *r = roster_of(srv, user, false);
 	for (size_t i = 0; i < roster_count(r); i++) {
 		struct roster_item *it = roster_at(r, i);
 		if (it->sub_to)
 			send_new(srv, user, it->contact, "probe");
 		if (it->pending_in) {
-			struct xml_node *sub = pres_new(it->contact, c2s_full(c), "subscribe");
+			struct xml_node *sub = pres_new(it->contact, session_full(c), "subscribe");
 			if (sub)
-				c2s_deliver(c, sub);
+				session_deliver(c, sub);
 		}
 	}
 	offline_deliver(srv, c);
 }
 
-static void outbound_sub(struct xmpp_server *srv, struct c2s *c, struct xml_node *st,
+static void outbound_sub(struct xmpp_server *srv, struct session *c, struct xml_node *st,
 			 const char *type);
 
-void presence_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_node *st)
+void presence_from_client(struct xmpp_server *srv, struct session *c, struct xml_node *st)
 {
 	/* A copy: the stanza is handed on before its type is done with. */
 	char type[16];
 	snprintf(type, sizeof(type), "%s", type_of(st));
 	const char *to = xml_attr(st, "to");
-	struct c2s_presence *p = c2s_presence(c);
+	struct session_presence *p = session_presence(c);
 	if (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||
 	    !strcmp(type, "unsubscribe") || !strcmp(type, "unsubscribed")) {
 		outbound_sub(srv, c, st, type);
@@ -206,7 +205,7 @@ void presence_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_nod
 		} else if (p->directed && !strcmp(type, "unavailable")) {
 			strmap_remove(p->directed, to);
 		}
-		router_route(srv, st);
+		srv->route(srv, st);
 		return;
 	}
 	if (!strcmp(type, "error")) {
@@ -231,9 +230,9 @@ void presence_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_nod
 		initial(srv, c);
 }
 
-void presence_session_end(struct xmpp_server *srv, struct c2s *c)
+void presence_session_end(struct xmpp_server *srv, struct session *c)
 {
-	struct c2s_presence *p = c2s_presence(c);
+	struct session_presence *p = session_presence(c);
 	if (!p->last && !p->directed)
 		return;
 	struct xml_node *u = xml_new(XML_NS_SERVER, "presence");
@@ -245,16 +244,16 @@ void presence_session_end(struct xmpp_server *srv, struct c2s *c)
 }
 
 /* RFC 6121 §3: the user's half of the subscription state machine. */
-static void outbound_sub(struct xmpp_server *srv, struct c2s *c, struct xml_node *st,
+static void outbound_sub(struct xmpp_server *srv, struct session *c, struct xml_node *st,
 			 const char *type)
 {
-	const char *user = c2s_bare(c);
+	const char *user = session_bare(c);
 	char *contact = bare_of(xml_attr(st, "to"), NULL);
 	struct roster *r = roster_of(srv, user, true);
 	if (!contact || !r) {
 		free(contact);
-		router_bounce(srv, st, "modify", "jid-malformed",
-			      "a subscription request needs a valid 'to'");
+		srv->bounce(srv, st, "modify", "jid-malformed",
+			    "a subscription request needs a valid 'to'");
 		return;
 	}
 	xml_set_attr(st, NULL, "from", user);
@@ -301,9 +300,9 @@ static void outbound_sub(struct xmpp_server *srv, struct c2s *c, struct xml_node
 		else
 			roster_changed(srv, user, it);
 		if (was_from) {
-			for (struct c2s *o = c2s_first(srv, user); o; o = c2s_next(o))
-				if (c2s_presence(o)->last)
-					send_new(srv, c2s_full(o), contact, "unavailable");
+			for (struct session *o = session_first(srv, user); o; o = session_next(o))
+				if (session_presence(o)->last)
+					send_new(srv, session_full(o), contact, "unavailable");
 		}
 	} else {
 		route = false;
@@ -312,7 +311,7 @@ static void outbound_sub(struct xmpp_server *srv, struct c2s *c, struct xml_node
 	log_debug("presence", "%s sends %s to %s: subscription now %s%s", user, type, contact,
 		  it ? roster_subscription(it) : "none (removed)", it && it->ask_out ? "+ask" : "");
 	if (route)
-		router_route(srv, st);
+		srv->route(srv, st);
 	else
 		xml_free(&st);
 	if (!strcmp(type, "subscribed") && route)
@@ -409,8 +408,8 @@ static void inbound_sub(struct xmpp_server *srv, struct xml_node *st, const char
 static bool directed_to(struct xmpp_server *srv, const char *user, const char *from,
 			const char *bare)
 {
-	for (struct c2s *c = c2s_first(srv, user); c; c = c2s_next(c)) {
-		struct strmap *d = c2s_presence(c)->directed;
+	for (struct session *c = session_first(srv, user); c; c = session_next(c)) {
+		struct strmap *d = session_presence(c)->directed;
 		if (d && (strmap_get(d, from) || strmap_get(d, bare)))
 			return true;
 	}
@@ -437,9 +436,9 @@ void presence_to_account(struct xmpp_server *srv, struct xml_node *st)
 			send_new(srv, user, xml_attr(st, "from"), "unsubscribed");
 		xml_free(&st);
 	} else if (res) {
-		struct c2s *c = c2s_find(srv, user, res);
+		struct session *c = session_find(srv, user, res);
 		if (c)
-			c2s_deliver(c, st);
+			session_deliver(c, st);
 		else
 			xml_free(&st);
 	} else {
@@ -456,19 +455,19 @@ void presence_to_account(struct xmpp_server *srv, struct xml_node *st)
 
 /* ---- the refresh of remote contacts ---- */
 
-static void probe_remote(void *ud, struct c2s *c)
+static void probe_remote(void *ud, struct session *c)
 {
 	struct xmpp_server *srv = ud;
-	struct c2s_presence *p = c2s_presence(c);
+	struct session_presence *p = session_presence(c);
 	/* One probe per user and contact: only the user's first session
 	 * sends them. */
-	if (!p->last || c2s_first(srv, c2s_bare(c)) != c)
+	if (!p->last || session_first(srv, session_bare(c)) != c)
 		return;
-	struct roster *r = roster_of(srv, c2s_bare(c), false);
+	struct roster *r = roster_of(srv, session_bare(c), false);
 	for (size_t i = 0; i < roster_count(r); i++) {
 		struct roster_item *it = roster_at(r, i);
 		if (it->sub_to && !is_local(srv, it->contact))
-			send_new(srv, c2s_bare(c), it->contact, "probe");
+			send_new(srv, session_bare(c), it->contact, "probe");
 	}
 }
 
@@ -477,8 +476,8 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 	struct xmpp_server *srv = arg;
 	(void)fd;
 	(void)what;
-	log_debug("presence", "re-probing remote contacts of %u sessions", c2s_count(srv));
-	c2s_each(srv, probe_remote, srv);
+	log_debug("presence", "re-probing remote contacts of %u sessions", session_count(srv));
+	session_each(srv, probe_remote, srv);
 	struct timeval tv = {(time_t)srv->live->gw.subscription_refresh_interval, 0};
 	if (tv.tv_sec < 1)
 		tv.tv_sec = 1;
@@ -487,6 +486,8 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 
 int presence_start(struct xmpp_server *srv)
 {
+	/* Every ended session sends its unavailable presence from here. */
+	srv->session_ended = presence_session_end;
 	srv->refresh = evtimer_new(srv->base, refresh_cb, srv);
 	if (!srv->refresh)
 		return FG_NOMEM;

@@ -9,16 +9,17 @@
 #include "xml.h"
 
 struct xmpp_server;
-struct c2s;
+struct session;
 
 /* A presence stanza (taken) sent by the client session c. */
-void presence_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_node *st);
+void presence_from_client(struct xmpp_server *srv, struct session *c, struct xml_node *st);
 /* A presence stanza (taken) addressed to a local account (bare or full
  * JID), from a local user or a partner's (whose stanzas already passed the
  * partner-type gate of the router). */
 void presence_to_account(struct xmpp_server *srv, struct xml_node *st);
-/* The session is going away: unavailable to everyone who saw it. */
-void presence_session_end(struct xmpp_server *srv, struct c2s *c);
+/* The session is going away: unavailable to everyone who saw it.
+ * presence_start registers it as the session-end observer (xmpp.h). */
+void presence_session_end(struct xmpp_server *srv, struct session *c);
 /* Starts the periodic re-probe of remote contacts
  * (subscription_refresh_interval). */
 int presence_start(struct xmpp_server *srv);

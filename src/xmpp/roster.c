@@ -1,10 +1,9 @@
 #include "roster.h"
 
-#include "c2s.h"
+#include "session.h"
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
-#include "router.h"
 #include "xmpp.h"
 #include "store.h"
 #include "store_users.h"
@@ -319,8 +318,8 @@ static void push(struct xmpp_server *srv, const char *user, const struct roster_
 		 bool removed)
 {
 	static unsigned long seq;
-	for (struct c2s *c = c2s_first(srv, user); c; c = c2s_next(c)) {
-		if (!c2s_presence(c)->interested)
+	for (struct session *c = session_first(srv, user); c; c = session_next(c)) {
+		if (!session_presence(c)->interested)
 			continue;
 		char id[32];
 		snprintf(id, sizeof(id), "push%lu", ++seq);
@@ -332,9 +331,9 @@ static void push(struct xmpp_server *srv, const char *user, const struct roster_
 		}
 		xml_set_attr(iq, NULL, "type", "set");
 		xml_set_attr(iq, NULL, "id", id);
-		xml_set_attr(iq, NULL, "to", c2s_full(c));
+		xml_set_attr(iq, NULL, "to", session_full(c));
 		item_xml(q, it, removed);
-		c2s_deliver(c, iq);
+		session_deliver(c, iq);
 	}
 }
 
@@ -362,17 +361,17 @@ void roster_remove(struct xmpp_server *srv, const char *user, const char *contac
 	r->n--;
 }
 
-static void reply(struct c2s *c, struct xml_node *iq, struct xml_node *payload)
+static void reply(struct session *c, struct xml_node *iq, struct xml_node *payload)
 {
 	struct xml_node *r = xml_new(XML_NS_SERVER, "iq");
 	if (r) {
 		xml_set_attr(r, NULL, "type", "result");
 		if (xml_attr(iq, "id"))
 			xml_set_attr(r, NULL, "id", xml_attr(iq, "id"));
-		xml_set_attr(r, NULL, "to", c2s_full(c));
+		xml_set_attr(r, NULL, "to", session_full(c));
 		if (payload)
 			xml_append_copy(r, payload);
-		c2s_deliver(c, r);
+		session_deliver(c, r);
 	}
 	xml_free(&payload);
 	xml_free(&iq);
@@ -381,7 +380,7 @@ static void reply(struct c2s *c, struct xml_node *iq, struct xml_node *payload)
 static void fail(struct xmpp_server *srv, struct xml_node *iq, const char *type, const char *cond,
 		 const char *text)
 {
-	router_bounce(srv, iq, type, cond, text);
+	srv->bounce(srv, iq, type, cond, text);
 }
 
 /* Sends a subscription-type presence from user to contact on the user's
@@ -395,10 +394,10 @@ static void send_sub(struct xmpp_server *srv, const char *user, const char *cont
 	xml_set_attr(p, NULL, "from", user);
 	xml_set_attr(p, NULL, "to", contact);
 	xml_set_attr(p, NULL, "type", type);
-	router_route(srv, p);
+	srv->route(srv, p);
 }
 
-static void roster_set(struct xmpp_server *srv, struct c2s *c, struct xml_node *iq,
+static void roster_set(struct xmpp_server *srv, struct session *c, struct xml_node *iq,
 		       const struct xml_node *q)
 {
 	const struct xml_node *item = xml_child(q, XML_NS_ROSTER, "item");
@@ -412,7 +411,7 @@ static void roster_set(struct xmpp_server *srv, struct c2s *c, struct xml_node *
 	}
 	char *contact = jid_to_string(&j, false);
 	jid_clear(&j);
-	const char *user = c2s_bare(c);
+	const char *user = session_bare(c);
 	const char *sub = xml_attr(item, "subscription");
 	struct roster *r = roster_of(srv, user, true);
 	if (!contact || !r) {
@@ -475,7 +474,7 @@ static void roster_set(struct xmpp_server *srv, struct c2s *c, struct xml_node *
 	reply(c, iq, NULL);
 }
 
-void roster_iq(struct xmpp_server *srv, struct c2s *c, struct xml_node *iq)
+void roster_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq)
 {
 	const char *type = xml_attr(iq, "type");
 	const struct xml_node *q = xml_child(iq, XML_NS_ROSTER, "query");
@@ -487,9 +486,9 @@ void roster_iq(struct xmpp_server *srv, struct c2s *c, struct xml_node *iq)
 		xml_free(&iq);
 		return;
 	}
-	c2s_presence(c)->interested = true;
+	session_presence(c)->interested = true;
 	struct xml_node *res = xml_new(XML_NS_ROSTER, "query");
-	struct roster *r = roster_of(srv, c2s_bare(c), false);
+	struct roster *r = roster_of(srv, session_bare(c), false);
 	for (size_t i = 0; res && i < roster_count(r); i++)
 		if (!r->items[i].hidden)
 			item_xml(res, &r->items[i].it, false);

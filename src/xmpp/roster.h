@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 struct xmpp_server;
-struct c2s;
+struct session;
 struct store_db;
 
 #define XML_NS_ROSTER "jabber:iq:roster"
@@ -57,6 +57,6 @@ void roster_changed(struct xmpp_server *srv, const char *user, struct roster_ite
 void roster_remove(struct xmpp_server *srv, const char *user, const char *contact);
 
 /* A roster get or set (iq, taken) from the user's own session c. */
-void roster_iq(struct xmpp_server *srv, struct c2s *c, struct xml_node *iq);
+void roster_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq);
 
 #endif

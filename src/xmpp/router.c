@@ -1,6 +1,6 @@
 #include "router.h"
 
-#include "c2s.h"
+#include "session.h"
 #include "live.h"
 #include "conf.h"
 #include "fg.h"
@@ -209,9 +209,9 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 {
 	const char *type = type_of(st);
 	if (to->j.resource) {
-		struct c2s *c = c2s_find(srv, to->bare, to->j.resource);
+		struct session *c = session_find(srv, to->bare, to->j.resource);
 		if (c) {
-			c2s_deliver(c, st);
+			session_deliver(c, st);
 			return;
 		}
 		/* RFC 6121 §8.5.3.2.1 */
@@ -235,11 +235,11 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 			      "a user's address does not take groupchat messages");
 		return;
 	}
-	struct c2s *targets[64];
+	struct session *targets[64];
 	size_t n = 0;
-	for (struct c2s *c = c2s_first(srv, to->bare); c && n < FG_ARRAY_LEN(targets);
-	     c = c2s_next(c)) {
-		struct c2s_presence *p = c2s_presence(c);
+	for (struct session *c = session_first(srv, to->bare); c && n < FG_ARRAY_LEN(targets);
+	     c = session_next(c)) {
+		struct session_presence *p = session_presence(c);
 		if (p->last && p->priority >= 0)
 			targets[n++] = c;
 	}
@@ -253,9 +253,9 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 	for (size_t i = 0; i + 1 < n; i++) {
 		struct xml_node *copy = xml_clone(st);
 		if (copy)
-			c2s_deliver(targets[i], copy);
+			session_deliver(targets[i], copy);
 	}
-	c2s_deliver(targets[n - 1], st);
+	session_deliver(targets[n - 1], st);
 }
 
 /* A stanza for a local address, whoever sent it. */
@@ -276,9 +276,9 @@ static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const st
 	} else if (xml_is(st, NULL, "message")) {
 		deliver_message(srv, st, to);
 	} else if (to->j.resource) {
-		struct c2s *c = c2s_find(srv, to->bare, to->j.resource);
+		struct session *c = session_find(srv, to->bare, to->j.resource);
 		if (c)
-			c2s_deliver(c, st);
+			session_deliver(c, st);
 		else
 			router_bounce(srv, st, "cancel", "service-unavailable",
 				      "that resource is not online");
@@ -375,7 +375,7 @@ void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 	addr_clear(&to);
 }
 
-void router_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_node *st)
+void router_from_client(struct xmpp_server *srv, struct session *c, struct xml_node *st)
 {
 	const char *to_s = xml_attr(st, "to");
 	if (xml_is(st, NULL, "presence")) {
@@ -388,7 +388,7 @@ void router_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_node 
 			      "the to address is not a valid JID");
 		return;
 	}
-	bool own = !to_s || (!to.j.resource && strcmp(to.bare, c2s_bare(c)) == 0);
+	bool own = !to_s || (!to.j.resource && strcmp(to.bare, session_bare(c)) == 0);
 	if (to_s)
 		addr_clear(&to);
 	if (own && xml_is(st, NULL, "iq")) {
@@ -400,6 +400,6 @@ void router_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_node 
 		return;
 	}
 	if (!to_s)
-		xml_set_attr(st, NULL, "to", c2s_bare(c));
+		xml_set_attr(st, NULL, "to", session_bare(c));
 	router_route(srv, st);
 }

@@ -15,14 +15,14 @@
 #include <stdbool.h>
 
 struct xmpp_server;
-struct c2s;
+struct session;
 
 /* A stanza (taken) from an authenticated partner stream; its from and to
  * were checked by the stream. */
 void router_from_partner(struct xmpp_server *srv, struct xml_node *stanza);
 
 /* A stanza (taken) from the client session c, from stamped. */
-void router_from_client(struct xmpp_server *srv, struct c2s *c, struct xml_node *stanza);
+void router_from_client(struct xmpp_server *srv, struct session *c, struct xml_node *stanza);
 
 /* A stanza (taken) with from and to set, from a local address: delivered
  * locally or sent to a partner; undeliverable ones bounce. */

@@ -1,10 +1,9 @@
 #include "service.h"
 
-#include "c2s.h"
+#include "session.h"
 #include "conf.h"
 #include "fg.h"
 #include "log.h"
-#include "router.h"
 #include "xmpp.h"
 #include "store.h"
 #include "store_users.h"
@@ -21,7 +20,7 @@ static bool is_type(const struct xml_node *st, const char *t)
 }
 
 /* The result for iq (taken), with payload (taken, may be NULL). */
-static void result(struct xmpp_server *srv, struct c2s *own, struct xml_node *iq,
+static void result(struct xmpp_server *srv, struct session *own, struct xml_node *iq,
 		   struct xml_node *payload)
 {
 	struct xml_node *r = xml_new(XML_NS_SERVER, "iq");
@@ -31,25 +30,25 @@ static void result(struct xmpp_server *srv, struct c2s *own, struct xml_node *iq
 			xml_set_attr(r, NULL, "id", xml_attr(iq, "id"));
 		const char *to = xml_attr(iq, "to");
 		/* A client's own iq without 'to' is answered by its account. */
-		xml_set_attr(r, NULL, "from", to ? to : c2s_bare(own));
+		xml_set_attr(r, NULL, "from", to ? to : session_bare(own));
 		xml_set_attr(r, NULL, "to", xml_attr(iq, "from"));
 		if (payload)
 			xml_append_copy(r, payload);
 		if (own)
-			c2s_deliver(own, r);
+			session_deliver(own, r);
 		else
-			router_route(srv, r);
+			srv->route(srv, r);
 	}
 	xml_free(&payload);
 	xml_free(&iq);
 }
 
-static void refuse(struct xmpp_server *srv, struct c2s *own, struct xml_node *iq, const char *type,
-		   const char *cond, const char *text)
+static void refuse(struct xmpp_server *srv, struct session *own, struct xml_node *iq,
+		   const char *type, const char *cond, const char *text)
 {
 	if (own && !xml_attr(iq, "to"))
-		xml_set_attr(iq, NULL, "to", c2s_bare(own));
-	router_bounce(srv, iq, type, cond, text);
+		xml_set_attr(iq, NULL, "to", session_bare(own));
+	srv->bounce(srv, iq, type, cond, text);
 }
 
 static void add_feature(struct xml_node *q, const char *var)
@@ -85,7 +84,7 @@ static struct xml_node *disco_info(struct xmpp_server *srv, bool account)
 }
 
 /* Queries both kinds of address answer alike. */
-static bool common(struct xmpp_server *srv, struct c2s *own, struct xml_node *iq, bool account)
+static bool common(struct xmpp_server *srv, struct session *own, struct xml_node *iq, bool account)
 {
 	if (is_type(iq, "get") && xml_child(iq, XML_NS_DISCO_INFO, "query")) {
 		result(srv, own, iq, disco_info(srv, account));
@@ -122,8 +121,8 @@ void service_domain(struct xmpp_server *srv, struct xml_node *st)
 		 * read them (RFC 6121 §8.5.1). */
 		if (xml_is(st, NULL, "message") && !is_type(st, "error") &&
 		    !is_type(st, "headline"))
-			router_bounce(srv, st, "cancel", "service-unavailable",
-				      "the server does not take messages");
+			srv->bounce(srv, st, "cancel", "service-unavailable",
+				    "the server does not take messages");
 		else
 			xml_free(&st);
 		return;
@@ -139,8 +138,8 @@ void service_domain(struct xmpp_server *srv, struct xml_node *st)
 		xml_free(&st); /* answers to pings and pushes */
 		return;
 	}
-	router_bounce(srv, st, "cancel", "service-unavailable",
-		      "the server does not offer that service");
+	srv->bounce(srv, st, "cancel", "service-unavailable",
+		    "the server does not offer that service");
 }
 
 /* ---- vCard-temp, through the store thread ---- */
@@ -179,7 +178,7 @@ static void vcard_done(void *ud, int rc, const char *err)
 	struct vcard_job *j = ud;
 	struct xmpp_server *srv = j->srv;
 	/* The asking session may be gone; then nobody needs the answer. */
-	struct c2s *own = j->own ? c2s_find(srv, j->asker, j->asker_res) : NULL;
+	struct session *own = j->own ? session_find(srv, j->asker, j->asker_res) : NULL;
 	struct xml_node *iq = j->iq;
 	j->iq = NULL;
 	if (j->own && !own) {
@@ -202,7 +201,8 @@ static void vcard_done(void *ud, int rc, const char *err)
 	vcard_job_free(j);
 }
 
-static void vcard(struct xmpp_server *srv, struct c2s *own, struct xml_node *iq, const char *user)
+static void vcard(struct xmpp_server *srv, struct session *own, struct xml_node *iq,
+		  const char *user)
 {
 	struct vcard_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->user = strdup(user))) {
@@ -213,8 +213,8 @@ static void vcard(struct xmpp_server *srv, struct c2s *own, struct xml_node *iq,
 	j->srv = srv;
 	j->own = own != NULL;
 	if (own) {
-		const char *full = c2s_full(own), *slash = strchr(full, '/');
-		j->asker = strdup(c2s_bare(own));
+		const char *full = session_full(own), *slash = strchr(full, '/');
+		j->asker = strdup(session_bare(own));
 		j->asker_res = strdup(slash ? slash + 1 : "");
 	}
 	store_job_fn run = vcard_get_run;
@@ -241,10 +241,10 @@ static void vcard(struct xmpp_server *srv, struct c2s *own, struct xml_node *iq,
 	}
 }
 
-void service_account(struct xmpp_server *srv, struct c2s *own, struct xml_node *st)
+void service_account(struct xmpp_server *srv, struct session *own, struct xml_node *st)
 {
 	const char *to = xml_attr(st, "to");
-	const char *user = own ? c2s_bare(own) : to;
+	const char *user = own ? session_bare(own) : to;
 	if (common(srv, own, st, true))
 		return;
 	if (is_type(st, "result") || is_type(st, "error")) {

@@ -8,7 +8,7 @@
 #include "xml.h"
 
 struct xmpp_server;
-struct c2s;
+struct session;
 
 #define XML_NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define XML_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
@@ -20,6 +20,6 @@ struct c2s;
 void service_domain(struct xmpp_server *srv, struct xml_node *st);
 /* An iq (taken) to an account's bare JID; own is the account's own
  * session when the account asks about itself, else NULL. */
-void service_account(struct xmpp_server *srv, struct c2s *own, struct xml_node *st);
+void service_account(struct xmpp_server *srv, struct session *own, struct xml_node *st);
 
 #endif

@@ -15,6 +15,7 @@ struct fg_conf;
 struct live;
 struct partner;
 struct routes;
+struct session;
 struct store;
 struct stream;
 struct strmap;
@@ -33,20 +34,26 @@ struct xmpp_server {
 	/* Called when stopping and the last stream is gone (the program ends
 	 * its loop). */
 	void (*drained)(struct xmpp_server *srv);
-	/* Registered by the program with the router's bounce, so that files
-	 * below the router (routes) can answer a stanza's sender with a
-	 * stanza error (router.h, router_bounce). */
+	/* The router's way out, registered by the program (router_route and
+	 * router_bounce, router.h), so that the files the router itself calls
+	 * (presence, roster, offline storage, services, routes) can send a
+	 * stanza or answer its sender with an error without including it. */
+	void (*route)(struct xmpp_server *srv, struct xml_node *stanza);
 	void (*bounce)(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
 		       const char *condition, const char *text);
+	/* A bound session ended (session.c calls it once it left the
+	 * registry); presence.c registers it to send unavailable presence. */
+	void (*session_ended)(struct xmpp_server *srv, struct session *sess);
 
 	/* xmpp.c: every live inbound stream, newest first */
 	struct stream *streams;
 	unsigned nstreams;
 	/* route.c: one route per (local, remote) domain pair */
 	struct routes *routes;
-	/* c2s.c: bound sessions by bare JID; recent login failures */
+	/* session.c: bound sessions by bare JID */
 	struct strmap *sessions;
 	unsigned nsessions;
+	/* c2s.c: recent login failures by address and account */
 	struct strmap *auth_failures;
 	/* roster.c: bare JID -> roster */
 	struct strmap *rosters;

@@ -1,0 +1,66 @@
+/* The registry of bound client sessions (RFC 6120 §7): who is online, by
+ * bare JID, each resource with its presence state, and the way to hand a
+ * stanza to one. c2s.c creates a session when a client binds a resource;
+ * the router, presence, roster, offline storage and services find sessions
+ * here without knowing about client streams, SASL or binding.
+ *
+ * When a session ends (its stream closes, or a new session takes its
+ * resource) it leaves the registry at once, so what is routed afterwards
+ * goes to other resources or to offline storage, and the session-end
+ * observer the presence code registered (xmpp.h) sends its unavailable
+ * presence. */
+#ifndef FG_SESSION_H
+#define FG_SESSION_H
+
+#include "xml.h"
+
+#include <stdbool.h>
+
+struct stream;
+struct strmap;
+struct xmpp_server;
+struct session;
+
+/* Presence state, kept by presence.c. */
+struct session_presence {
+	bool initial;	 /* it has sent its initial presence */
+	bool interested; /* it asked for the roster: gets roster pushes */
+	int priority;
+	struct xml_node *last;	 /* its available presence; NULL while unavailable */
+	struct strmap *directed; /* full JIDs it sent directed presence to */
+};
+
+/* A session for full (bare/resource) on stream s, not yet registered;
+ * NULL when out of memory. */
+struct session *session_new(struct xmpp_server *srv, struct stream *s, const char *bare,
+			    const char *resource, const char *full);
+/* Into the registry: FG_OK / FG_NOMEM. */
+int session_register(struct session *sess);
+/* Leaves the registry and tells the session-end observer; safe to call
+ * more than once. */
+void session_end(struct session *sess);
+/* Ends (if not yet) and frees; accepts NULL, clears the pointer. */
+void session_free(struct session **sess);
+
+/* The first bound session of a user (bare JID), or NULL; then
+ * session_next. */
+struct session *session_first(struct xmpp_server *srv, const char *bare);
+struct session *session_next(const struct session *sess);
+struct session *session_find(struct xmpp_server *srv, const char *bare, const char *resource);
+unsigned session_count(const struct xmpp_server *srv);
+/* Every session (the subscription refresh, status). fn may end the
+ * session it is given. */
+void session_each(struct xmpp_server *srv, void (*fn)(void *ud, struct session *sess), void *ud);
+
+const char *session_full(const struct session *sess);
+const char *session_bare(const struct session *sess);
+const char *session_resource(const struct session *sess);
+struct session_presence *session_presence(struct session *sess);
+/* Sends stanza (taken, in jabber:server) to the client, in the client
+ * namespace. */
+void session_deliver(struct session *sess, struct xml_node *st);
+/* Ends the session's stream with a stream error (conflict,
+ * not-authorized...). */
+void session_close(struct session *sess, const char *condition, const char *text);
+
+#endif
