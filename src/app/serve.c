@@ -2,6 +2,7 @@
 
 #include "admin_http.h"
 #include "live.h"
+#include "c2s.h"
 #include "conf.h"
 #include "session.h"
 #include "control.h"
@@ -11,6 +12,7 @@
 #include "log.h"
 #include "presence.h"
 #include "roster.h"
+#include "s2s_in.h"
 #include "sasl.h"
 #include "router.h"
 #include "route.h"
@@ -34,7 +36,7 @@
 
 struct listener {
 	struct server *srv;
-	enum stream_kind kind;
+	const struct stream_role *role;
 	struct evconnlistener *ev;
 	char addr[80];
 	struct listener *next;
@@ -52,7 +54,7 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		close(fd);
 		return;
 	}
-	struct stream *s = stream_accept(x, l->kind, fd, sa, (socklen_t)salen);
+	struct stream *s = stream_accept(x, l->role, fd, sa, (socklen_t)salen);
 	if (!s) {
 		log_error(l->addr, "out of memory accepting a connection");
 		return;
@@ -63,9 +65,8 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		stream_error(
 			s, "policy-violation",
 			"too many connections from your address ([limits] connections_per_ip)");
-	else if (l->kind == STREAM_S2S_IN &&
-		 xmpp_s2s_in_count(x, NULL) + routes_stream_count(x, NULL) >
-			 x->live->gw.connection_limit)
+	else if (l->role->s2s && xmpp_s2s_in_count(x, NULL) + routes_stream_count(x, NULL) >
+					 x->live->gw.connection_limit)
 		stream_error(s, "policy-violation",
 			     "this gateway's limit of server-to-server streams is reached");
 }
@@ -270,7 +271,7 @@ static void accept_error_cb(struct evconnlistener *ev, void *arg)
 	event_base_once(l->srv->x.base, -1, EV_TIMEOUT, listener_resume, l, &tv);
 }
 
-static int listen_on(struct server *srv, enum stream_kind kind, const char *addr)
+static int listen_on(struct server *srv, const struct stream_role *role, const char *addr)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
@@ -282,23 +283,23 @@ static int listen_on(struct server *srv, enum stream_kind kind, const char *addr
 	if (!l)
 		return FG_NOMEM;
 	l->srv = srv;
-	l->kind = kind;
-	snprintf(l->addr, sizeof(l->addr), "%s %s", kind == STREAM_C2S ? "c2s" : "s2s", addr);
+	l->role = role;
+	snprintf(l->addr, sizeof(l->addr), "%s %s", role->s2s ? "s2s" : "c2s", addr);
 	l->ev = evconnlistener_new_bind(srv->x.base, accept_cb, l,
 					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
 					(struct sockaddr *)&ss, sslen);
 	if (!l->ev) {
 		int err = EVUTIL_SOCKET_ERROR();
 		log_error("serve", "cannot listen on %s for %s: %s", addr,
-			  kind == STREAM_C2S ? "c2s" : "s2s", evutil_socket_error_to_string(err));
+			  role->s2s ? "s2s" : "c2s", evutil_socket_error_to_string(err));
 		free(l);
 		return FG_ERR;
 	}
 	evconnlistener_set_error_cb(l->ev, accept_error_cb);
 	l->next = listeners;
 	listeners = l;
-	log_info("serve", "listening for %s on %s",
-		 kind == STREAM_C2S ? "clients (c2s)" : "servers (s2s)", addr);
+	log_info("serve", "listening for %s on %s", role->s2s ? "servers (s2s)" : "clients (c2s)",
+		 addr);
 	return FG_OK;
 }
 
@@ -389,10 +390,10 @@ int serve_main(const char *conf_path)
 		goto out;
 	testim_start(&srv.x);
 	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
-		if (listen_on(&srv, STREAM_S2S_IN, srv.conf->listen_s2s.v[i]) != FG_OK)
+		if (listen_on(&srv, &s2s_in_role, srv.conf->listen_s2s.v[i]) != FG_OK)
 			goto out;
 	for (size_t i = 0; i < srv.conf->listen_c2s.n; i++)
-		if (listen_on(&srv, STREAM_C2S, srv.conf->listen_c2s.v[i]) != FG_OK)
+		if (listen_on(&srv, &c2s_role, srv.conf->listen_c2s.v[i]) != FG_OK)
 			goto out;
 	srv.http = admin_http_start(srv.x.base, srv.conf, &srv.env, &srv.x, err, sizeof(err));
 	if (!srv.http) {

@@ -5,15 +5,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define XML_NS_STREAM	   "http://etherx.jabber.org/streams"
-#define XML_NS_SERVER	   "jabber:server"
-#define XML_NS_CLIENT	   "jabber:client"
-#define XML_NS_DIALBACK	   "jabber:server:dialback"
-#define XML_NS_STREAMS_ERR "urn:ietf:params:xml:ns:xmpp-streams"
-#define XML_NS_STANZAS_ERR "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define XML_NS_TLS	   "urn:ietf:params:xml:ns:xmpp-tls"
-#define XML_NS_SASL	   "urn:ietf:params:xml:ns:xmpp-sasl"
-#define XML_NS_XML	   "http://www.w3.org/XML/1998/namespace"
+#define XML_NS_STREAM		"http://etherx.jabber.org/streams"
+#define XML_NS_SERVER		"jabber:server"
+#define XML_NS_CLIENT		"jabber:client"
+#define XML_NS_DIALBACK		"jabber:server:dialback"
+#define XML_NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+#define XML_NS_STREAMS_ERR	"urn:ietf:params:xml:ns:xmpp-streams"
+#define XML_NS_STANZAS_ERR	"urn:ietf:params:xml:ns:xmpp-stanzas"
+#define XML_NS_TLS		"urn:ietf:params:xml:ns:xmpp-tls"
+#define XML_NS_SASL		"urn:ietf:params:xml:ns:xmpp-sasl"
+#define XML_NS_XML		"http://www.w3.org/XML/1998/namespace"
 
 /* A growable byte buffer; the serializer's output. */
 struct xml_buf {

@@ -92,7 +92,7 @@ static void count_failure(struct xmpp_server *srv, const char *kind, const char 
 
 /* ---- life ---- */
 
-struct c2s *c2s_new(struct xmpp_server *srv, struct stream *s)
+static struct c2s *c2s_new(struct xmpp_server *srv, struct stream *s)
 {
 	struct c2s *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -102,13 +102,13 @@ struct c2s *c2s_new(struct xmpp_server *srv, struct stream *s)
 	return c;
 }
 
-void c2s_end(struct c2s *c)
+static void c2s_end(struct c2s *c)
 {
 	if (c)
 		session_end(c->sess);
 }
 
-void c2s_free(struct c2s **pc)
+static void c2s_free(struct c2s **pc)
 {
 	struct c2s *c = *pc;
 	if (!c)
@@ -122,7 +122,7 @@ void c2s_free(struct c2s **pc)
 
 /* ---- features and SASL ---- */
 
-int c2s_features(struct c2s *c, struct xml_node *f, bool secure, bool authed)
+static int c2s_features(struct c2s *c, struct xml_node *f, bool secure, bool authed)
 {
 	const struct fg_conf *cf = c->srv->conf;
 	if (authed) {
@@ -300,7 +300,7 @@ static void sasl_result(struct c2s *c, enum sasl_result r, char *out, const char
 	free(out);
 }
 
-void c2s_negotiate(struct c2s *c, const struct xml_node *el)
+static void c2s_negotiate(struct c2s *c, const struct xml_node *el)
 {
 	const char *failure = NULL;
 	char *out = NULL;
@@ -470,7 +470,7 @@ static bool stamp_from(struct c2s *c, struct xml_node *st)
 	return true;
 }
 
-void c2s_stanza(struct c2s *c, struct xml_node *st)
+static void c2s_stanza(struct c2s *c, struct xml_node *st)
 {
 	bool is_iq = xml_is(st, XML_NS_CLIENT, "iq");
 	if (!is_iq && !xml_is(st, XML_NS_CLIENT, "message") &&
@@ -510,3 +510,81 @@ void c2s_stanza(struct c2s *c, struct xml_node *st)
 	xml_set_ns_deep(st, XML_NS_CLIENT, XML_NS_SERVER);
 	router_from_client(c->srv, c->sess, st);
 }
+
+/* ---- the c2s role of the stream core ---- */
+
+static void *role_attach(struct xmpp_server *srv, struct stream *s)
+{
+	return c2s_new(srv, s);
+}
+
+static void role_detach(void *rs)
+{
+	struct c2s *c = rs;
+	c2s_free(&c);
+}
+
+static bool role_header(struct stream *s, void *rs)
+{
+	(void)s;
+	(void)rs;
+	return true;
+}
+
+static int role_features(struct stream *s, void *rs, struct xml_node *f)
+{
+	return c2s_features(rs, f, stream_secure(s), stream_flags(s) & SF_AUTHED);
+}
+
+/* SASL before authentication, over TLS unless [c2s] require_tls is off;
+ * everything else is the stream core's to refuse. */
+static bool role_negotiate(struct stream *s, void *rs, const struct xml_node *el)
+{
+	struct c2s *c = rs;
+	if ((stream_secure(s) || !c->srv->conf->c2s_require_tls) &&
+	    !(stream_flags(s) & SF_AUTHED) && xml_is(el, XML_NS_SASL, NULL)) {
+		c2s_negotiate(c, el);
+		return true;
+	}
+	return false;
+}
+
+static void role_stanza(struct stream *s, void *rs, struct xml_node *st)
+{
+	(void)s;
+	c2s_stanza(rs, st);
+}
+
+static void role_closing(struct stream *s, void *rs)
+{
+	(void)s;
+	c2s_end(rs);
+}
+
+static unsigned role_idle_timeout(const struct stream *s, const void *rs)
+{
+	const struct c2s *c = rs;
+	(void)s;
+	return c->srv->live->gw.stream_inactivity_timeout;
+}
+
+static unsigned role_stanza_limit(const struct fg_conf *conf)
+{
+	return conf->c2s_stanza_size;
+}
+
+const struct stream_role c2s_role = {
+	.name = "c2s",
+	.direction = "c2s",
+	.content_ns = XML_NS_CLIENT,
+	.s2s = false,
+	.attach = role_attach,
+	.detach = role_detach,
+	.on_header = role_header,
+	.features = role_features,
+	.negotiate = role_negotiate,
+	.stanza = role_stanza,
+	.closing = role_closing,
+	.idle_timeout = role_idle_timeout,
+	.stanza_limit = role_stanza_limit,
+};

@@ -1,9 +1,32 @@
 #include "s2s_in.h"
 
+#include "conf.h"
+#include "conn.h"
+#include "counters.h"
+#include "dialback.h"
 #include "fg.h"
+#include "jid.h"
+#include "live.h"
+#include "log.h"
+#include "route.h"
+#include "router.h"
+#include "stream.h"
+#include "tls.h"
+#include "xmpp.h"
 
+#include <assert.h>
+#include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* The role's state on one inbound s2s stream. */
+struct s2s_in {
+	struct xmpp_server *srv;
+	struct stream *s;
+	unsigned methods;      /* what the partner's settings allow (enum auth_method) */
+	struct db_tracker *db; /* dialback pairs on this stream */
+};
 
 #define TLS_METHODS (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)
 
@@ -111,3 +134,364 @@ bool s2s_in_allows(unsigned methods, bool secure, const struct xml_node *el, con
 	snprintf(why, whylen, "the stream is not authenticated; no stanza is accepted before that");
 	return false;
 }
+
+/* ---- authentication on the stream: SASL EXTERNAL, Server Dialback ---- */
+
+/* XEP-0178: EXTERNAL only for a domain the certificate proves. */
+static bool external_ok(struct s2s_in *in)
+{
+	struct stream *s = in->s;
+	const char *remote = stream_remote(s);
+	SSL *ssl = conn_ssl(stream_conn(s));
+	struct tls_verdict v;
+	if (!ssl || !remote || !(in->methods & AUTH_SASL_TLS))
+		return false;
+	if (tls_peer_verify(ssl, remote, &v) != FG_OK) {
+		log_info(stream_ctx(s), "no SASL EXTERNAL for %s: %s", remote, v.text);
+		return false;
+	}
+	return true;
+}
+
+static void sasl_failure(struct stream *s, const char *condition, const char *why)
+{
+	char buf[200];
+	log_info(stream_ctx(s), "SASL EXTERNAL refused (%s): %s", condition, why);
+	snprintf(buf, sizeof(buf), "<failure xmlns='" XML_NS_SASL "'><%s/></failure>", condition);
+	stream_send_raw(s, buf, strlen(buf));
+}
+
+/* XEP-0178 §3, receiving side. The authorization identity, when given,
+ * must be the domain the certificate was checked for. */
+static void sasl_external(struct s2s_in *in, const struct xml_node *el)
+{
+	struct stream *s = in->s;
+	const char *remote = stream_remote(s);
+	const char *mech = xml_attr(el, "mechanism");
+	if (!mech || strcmp(mech, "EXTERNAL") != 0) {
+		sasl_failure(s, "invalid-mechanism", "only EXTERNAL is offered");
+		return;
+	}
+	if (!external_ok(in)) {
+		counters_auth_failure("sasl-certificate");
+		sasl_failure(s, "not-authorized", "the certificate does not prove the domain");
+		return;
+	}
+	const char *b64 = xml_text(el);
+	if (*b64 && strcmp(b64, "=") != 0) {
+		unsigned char authzid[1100];
+		size_t n = strlen(b64);
+		int len = n < 1400 ? EVP_DecodeBlock(authzid, (const unsigned char *)b64, (int)n)
+				   : -1;
+		while (len > 0 && n && b64[--n] == '=')
+			len--; /* EVP_DecodeBlock counts padding as bytes */
+		char *prep = NULL;
+		bool same = len > 0 &&
+			    jid_domain_prep((const char *)authzid, (size_t)len, &prep) == JID_OK &&
+			    strcmp(prep, remote) == 0;
+		free(prep);
+		if (!same) {
+			sasl_failure(s, "invalid-authzid",
+				     "the authorization identity is not the "
+				     "domain of the stream");
+			return;
+		}
+	}
+	stream_authenticated(s, remote, "SASL over TLS");
+	if (stream_state(s) == STREAM_CLOSING)
+		return;
+	stream_send_raw(s, "<success xmlns='" XML_NS_SASL "'/>",
+			strlen("<success xmlns='" XML_NS_SASL "'/>"));
+	log_info(stream_ctx(s), "authenticated %s with SASL EXTERNAL (SASL over TLS)",
+		 stream_authed(s));
+}
+
+struct db_wait {
+	struct xmpp_server *srv;
+	unsigned conn;
+	char local[256], remote[256];
+};
+
+static void send_db(struct stream *s, struct xml_node *n)
+{
+	if (n)
+		stream_send(s, n);
+	xml_free(&n);
+}
+
+/* The authoritative server answered (XEP-0220 §2.1.2 step 4 -> §2.1.3). */
+static void on_verified(void *ud, int verdict, const char *why)
+{
+	struct db_wait *w = ud;
+	struct stream *s = stream_by_conn_id(w->srv, w->conn);
+	struct s2s_in *in = s ? stream_role_state(s) : NULL;
+	if (!s) {
+		free(w);
+		return;
+	}
+	assert(stream_is_s2s(s) && in && in->s == s);
+	if (verdict == DB_VALID) {
+		dialback_tracker_settle(in->db, w->local, w->remote, DB_VALID);
+		send_db(s, dialback_result_answer(w->local, w->remote, true));
+		const char *method = stream_secure(s) ? "TLS Dialback" : "TCP Dialback";
+		log_info(stream_ctx(s), "authenticated %s with %s", w->remote, method);
+		stream_ready(s, method);
+	} else if (verdict == DB_INVALID) {
+		dialback_tracker_settle(in->db, w->local, w->remote, DB_INVALID);
+		send_db(s, dialback_result_answer(w->local, w->remote, false));
+		log_info(stream_ctx(s), "dialback key of %s is invalid", w->remote);
+		counters_auth_failure("dialback-key-invalid");
+		stream_error(s, "not-authorized", "the dialback key was not valid");
+	} else {
+		dialback_tracker_settle(in->db, w->local, w->remote, DB_ERROR);
+		log_info(stream_ctx(s), "dialback for %s could not be verified: %s", w->remote,
+			 why);
+		send_db(s, dialback_error(DB_RESULT, w->local, w->remote, NULL,
+					  DB_COND_REMOTE_SERVER_NOT_FOUND));
+	}
+	free(w);
+}
+
+static bool is_local(void *arg, const char *domain)
+{
+	return conf_is_local_domain(arg, domain);
+}
+
+/* Server Dialback on an inbound stream: the receiving role (db:result
+ * requests) and the authoritative role (db:verify requests). SPEC §3: a
+ * request the partner's settings do not allow authenticates nothing. */
+static void on_dialback(struct s2s_in *in, const struct xml_node *el)
+{
+	struct stream *s = in->s;
+	struct xmpp_server *srv = in->srv;
+	struct db_msg m;
+	enum db_perr pe = dialback_parse(el, &m);
+	if (pe != DB_PERR_OK) {
+		stream_error(s, "invalid-xml", dialback_perr_str(pe));
+		return;
+	}
+	const struct gateway_settings *gw = &srv->live->gw;
+	const struct partner *p = policy_lookup(srv->live->partners, m.from);
+	unsigned here = stream_secure(s) ? AUTH_TLS_DIALBACK : AUTH_TCP_DIALBACK;
+	if (m.type != DB_REQUEST) {
+		log_info(stream_ctx(s), "unsolicited dialback answer from %s dropped", m.from);
+	} else if (!conf_is_local_domain(srv->conf, m.to)) {
+		send_db(s, dialback_error(m.elem, m.to, m.from, m.id, DB_COND_ITEM_NOT_FOUND));
+	} else if (!p) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s is not an allowed federation partner of %s", m.from,
+			 m.to);
+		counters_auth_failure("not-a-partner");
+		stream_error(s, "policy-violation", why);
+	} else if (!(policy_allowed_methods(p) & here)) {
+		log_info(stream_ctx(s),
+			 "dialback from %s refused: its partner settings do not "
+			 "allow it on this stream",
+			 m.from);
+		counters_auth_failure("method-not-allowed");
+		send_db(s, dialback_error(m.elem, m.to, m.from, m.id, DB_COND_POLICY_VIOLATION));
+	} else if (m.elem == DB_VERIFY) {
+		enum db_type verdict;
+		struct xml_node *answer = dialback_authoritative(gw->dialback_secret, &m, is_local,
+								 (void *)srv->conf, &verdict);
+		log_info(stream_ctx(s), "db:verify from %s for stream %s: %s", m.from, m.id,
+			 verdict == DB_VALID ? "valid" : "invalid");
+		send_db(s, answer);
+	} else {
+		int rc = dialback_tracker_request(in->db, &m);
+		struct db_wait *w = rc == FG_OK ? calloc(1, sizeof(*w)) : NULL;
+		if (rc == FG_LIMIT) {
+			stream_error(s, "policy-violation", "too many dialback requests pending");
+		} else if (w) {
+			w->srv = srv;
+			w->conn = conn_id(stream_conn(s));
+			snprintf(w->local, sizeof(w->local), "%s", m.to);
+			snprintf(w->remote, sizeof(w->remote), "%s", m.from);
+			log_info(stream_ctx(s), "dialback key from %s: asking its server", m.from);
+			if (route_verify(srv, m.to, m.from, stream_id(s), m.key, on_verified, w) !=
+			    FG_OK) {
+				free(w);
+				dialback_tracker_settle(in->db, m.to, m.from, DB_ERROR);
+				send_db(s, dialback_error(DB_RESULT, m.to, m.from, NULL,
+							  DB_COND_INTERNAL_SERVER_ERROR));
+			}
+		}
+	}
+	dialback_msg_clear(&m);
+}
+
+/* A stanza on an authenticated s2s stream: its from must be the domain
+ * the stream proved, its to one of ours (RFC 6120 §8.1.1, §8.1.2). */
+static void on_stanza(struct s2s_in *in, struct xml_node *st)
+{
+	struct stream *s = in->s;
+	struct xmpp_server *srv = in->srv;
+	const char *authed = stream_authed(s);
+	if (!xml_is(st, XML_NS_SERVER, "message") && !xml_is(st, XML_NS_SERVER, "presence") &&
+	    !xml_is(st, XML_NS_SERVER, "iq")) {
+		xml_free(&st);
+		stream_error(s, "unsupported-stanza-type",
+			     "only message, presence and iq in jabber:server are stanzas here");
+		return;
+	}
+	const char *from = xml_attr(st, "from"), *to = xml_attr(st, "to");
+	struct jid fj = {0}, tj = {0};
+	bool from_parsed = from && jid_parse(from, strlen(from), &fj) == JID_OK;
+	bool to_ok = to && jid_parse(to, strlen(to), &tj) == JID_OK &&
+		     conf_is_local_domain(srv->conf, tj.domain);
+	/* SASL authenticates the stream's domain; dialback one pair at a
+	 * time (XEP-0220 §2.1.3), so each stanza is checked against both. */
+	bool from_ok = from_parsed &&
+		       ((authed && strcmp(fj.domain, authed) == 0) ||
+			(to_ok && dialback_tracker_is_authorized(in->db, tj.domain, fj.domain)));
+	jid_clear(&fj);
+	jid_clear(&tj);
+	if (!from_ok) {
+		xml_free(&st);
+		stream_error(s, "invalid-from",
+			     "the stanza's from is not the domain this stream authenticated");
+		return;
+	}
+	if (!to_ok) {
+		xml_free(&st);
+		stream_error(s, "host-unknown", "the stanza's to is not a domain served here");
+		return;
+	}
+	stream_count_stanza(s, true);
+	router_from_partner(srv, st);
+}
+
+/* ---- the s2s-in role of the stream core ---- */
+
+static void *in_attach(struct xmpp_server *srv, struct stream *s)
+{
+	struct s2s_in *in = calloc(1, sizeof(*in));
+	if (!in)
+		return NULL;
+	in->srv = srv;
+	in->s = s;
+	in->db = dialback_tracker_new(DB_ROLE_IN, NULL);
+	if (!in->db) {
+		free(in);
+		return NULL;
+	}
+	return in;
+}
+
+static void in_detach(void *rs)
+{
+	struct s2s_in *in = rs;
+	dialback_tracker_free(&in->db);
+	free(in);
+}
+
+/* The header's from picks the partner: its settings say what this stream
+ * may do; its connection limit counts this stream. */
+static bool in_header(struct stream *s, void *rs)
+{
+	struct s2s_in *in = rs;
+	struct xmpp_server *srv = in->srv;
+	const char *remote = stream_remote(s);
+	char why[300], names[128];
+	if (s2s_in_methods(srv->live->partners, remote, stream_local(s), &in->methods, why,
+			   sizeof(why)) != FG_OK) {
+		counters_auth_failure("not-a-partner");
+		stream_error(s, "policy-violation", why);
+		return false;
+	}
+	const struct gateway_settings *gw = &srv->live->gw;
+	const struct partner *p = remote ? policy_lookup(srv->live->partners, remote) : NULL;
+	if (p && xmpp_s2s_in_count(srv, p) + routes_stream_count(srv, p) >
+			 partner_connection_limit(p, gw)) {
+		snprintf(why, sizeof(why), "the limit of streams with partner %s (%u) is reached",
+			 p->domain, partner_connection_limit(p, gw));
+		stream_error(s, "policy-violation", why);
+		return false;
+	}
+	policy_methods_string(in->methods, names, sizeof(names));
+	log_info(stream_ctx(s), "%s: allowed methods %s",
+		 remote ? "partner settings" : "no 'from' yet, any partner's", names);
+	return true;
+}
+
+static int in_features(struct stream *s, void *rs, struct xml_node *f)
+{
+	struct s2s_in *in = rs;
+	if (stream_flags(s) & SF_AUTHED)
+		return FG_OK; /* nothing left to negotiate */
+	return s2s_in_features(in->methods, stream_secure(s), external_ok(in), f);
+}
+
+static bool in_allows(struct stream *s, void *rs, const struct xml_node *el)
+{
+	struct s2s_in *in = rs;
+	const char *condition;
+	char why[300];
+	if (s2s_in_allows(in->methods, stream_secure(s), el, stream_remote(s), &condition, why,
+			  sizeof(why)))
+		return true;
+	stream_error(s, condition, why);
+	return false;
+}
+
+static bool in_negotiate(struct stream *s, void *rs, const struct xml_node *el)
+{
+	struct s2s_in *in = rs;
+	(void)s;
+	if (xml_is(el, XML_NS_SASL, "auth")) {
+		sasl_external(in, el);
+		return true;
+	}
+	if (xml_is(el, XML_NS_DIALBACK, NULL)) {
+		on_dialback(in, el);
+		return true;
+	}
+	return false;
+}
+
+static void in_stanza(struct stream *s, void *rs, struct xml_node *st)
+{
+	struct s2s_in *in = rs;
+	if (xml_is(st, XML_NS_DIALBACK, NULL)) {
+		/* More pairs on the same stream (additional domains). */
+		if (in_allows(s, rs, st))
+			on_dialback(in, st);
+		xml_free(&st);
+		return;
+	}
+	on_stanza(in, st);
+}
+
+/* Partners with keepalives promise whitespace: silent for twice the
+ * interval means gone; the others get the inactivity timeout (SPEC §3). */
+static unsigned in_idle_timeout(const struct stream *s, const void *rs)
+{
+	const struct s2s_in *in = rs;
+	const struct gateway_settings *gw = &in->srv->live->gw;
+	const char *authed = stream_authed(s);
+	const struct partner *p = authed ? policy_lookup(in->srv->live->partners, authed) : NULL;
+	if (p && p->keepalive)
+		return 2 * gw->keepalive_interval;
+	return gw->stream_inactivity_timeout;
+}
+
+static unsigned in_stanza_limit(const struct fg_conf *conf)
+{
+	return conf->s2s_stanza_size;
+}
+
+const struct stream_role s2s_in_role = {
+	.name = "s2s-in",
+	.direction = "in",
+	.content_ns = XML_NS_SERVER,
+	.s2s = true,
+	.attach = in_attach,
+	.detach = in_detach,
+	.on_header = in_header,
+	.features = in_features,
+	.allows = in_allows,
+	.negotiate = in_negotiate,
+	.stanza = in_stanza,
+	.idle_timeout = in_idle_timeout,
+	.stanza_limit = in_stanza_limit,
+};

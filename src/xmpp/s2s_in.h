@@ -1,16 +1,19 @@
-/* Inbound server-to-server streams: what a partner's settings let the
- * stream do (SPEC §3). Pure decisions over the partner set; stream.c asks
- * them and acts. */
+/* Inbound server-to-server streams (SPEC §3): the s2s-in role of the
+ * stream core -- what a partner's settings let the stream do, SASL
+ * EXTERNAL (XEP-0178), Server Dialback in the receiving and authoritative
+ * roles (XEP-0220), and the partner's stanzas checked (from, to) before
+ * the router. The verdict functions below are pure decisions over the
+ * partner set; the role acts on them. */
 #ifndef FG_S2S_IN_H
 #define FG_S2S_IN_H
 
 #include "policy.h"
 #include "xml.h"
 
+#include "stream.h"
+
 #include <stdbool.h>
 #include <stddef.h>
-
-#define XML_NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
 
 /* The authentication methods an inbound stream may use. With remote (the
  * header's from), the methods of the partner owning that domain; without,
@@ -34,5 +37,8 @@ int s2s_in_features(unsigned methods, bool secure, bool offer_external, struct x
  * method is not allowed"). */
 bool s2s_in_allows(unsigned methods, bool secure, const struct xml_node *el, const char *remote,
 		   const char **condition, char *why, size_t whylen);
+
+/* The role serve.c gives the s2s listeners' streams. */
+extern const struct stream_role s2s_in_role;
 
 #endif

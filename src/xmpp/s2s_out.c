@@ -9,7 +9,6 @@
 #include "log.h"
 #include "counters.h"
 #include "policy.h"
-#include "s2s_in.h"
 #include "xmpp.h"
 #include "tls.h"
 #include "xmlstream.h"

@@ -1,17 +1,22 @@
-/* An inbound XMPP stream (s2s or c2s): header exchange, stream features,
- * STARTTLS, stream errors and the close, as RFC 6120 §4-§5 describe.
- * Authentication (SASL, dialback) and stanza routing build on it. */
+/* An inbound XMPP stream: the stream core shared by every role -- header
+ * exchange, stream features, STARTTLS, the SASL restart, stream errors,
+ * timers and the close, as RFC 6120 §4-§5 describe -- and the operations a
+ * role registers to do the rest. Two roles take inbound streams: c2s (a
+ * client: SASL, binding, its stanzas; c2s.c) and s2s-in (a partner's
+ * server: SASL EXTERNAL, Server Dialback, the partner's stanzas; s2s_in.c).
+ * The core never looks at what kind of peer it talks to; it asks the role. */
 #ifndef FG_STREAM_H
 #define FG_STREAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
+struct conn;
+struct fg_conf;
 struct xml_node;
-
 struct xmpp_server;
-
-enum stream_kind { STREAM_S2S_IN, STREAM_C2S };
+struct stream;
 
 enum stream_state {
 	STREAM_WAIT_HEADER, /* connected, or restarted: waiting for <stream:stream> */
@@ -21,10 +26,50 @@ enum stream_state {
 	STREAM_CLOSING,
 };
 
-struct stream;
+/* Flags, kept apart from the state: they accumulate. */
+enum {
+	SF_SECURE = 1 << 0,	 /* TLS is up */
+	SF_HEADER_SENT = 1 << 1, /* our <stream:stream> went out */
+	SF_AUTHED = 1 << 2,	 /* SASL succeeded (stream_authenticated) */
+	SF_STARTTLS = 1 << 3,	 /* <starttls/> came: nothing after it is parsed */
+	SF_RESTART = 1 << 4,	 /* SASL success: the next bytes are a new stream */
+};
+
+/* What a role does on the streams it takes. Every function gets the
+ * stream and the role's own state (what attach returned). */
+struct stream_role {
+	const char *name;	/* the connection's label: "c2s", "s2s-in" */
+	const char *direction;	/* the `fedgate status` row's: "c2s", "in" */
+	const char *content_ns; /* jabber:client, jabber:server */
+	bool s2s;		/* a server peer: the header's from names its domain,
+				   dialback's db: prefix is declared */
+	/* Per-stream state; NULL when out of memory. */
+	void *(*attach)(struct xmpp_server *srv, struct stream *s);
+	void (*detach)(void *rs);
+	/* After the core's header checks, before our header goes out: the
+	 * role may refuse (it calls stream_error and returns false). */
+	bool (*on_header)(struct stream *s, void *rs);
+	/* Features for the stream's state into f: FG_OK / FG_NOMEM. */
+	int (*features)(struct stream *s, void *rs, struct xml_node *f);
+	/* Before authentication, every element (starttls too): false when the
+	 * role refused it with a stream error. May be NULL. */
+	bool (*allows)(struct stream *s, void *rs, const struct xml_node *el);
+	/* An element before authentication that is not <starttls/>: true
+	 * when the role handled it. el stays the caller's. */
+	bool (*negotiate)(struct stream *s, void *rs, const struct xml_node *el);
+	/* A stanza (taken) on an authenticated stream. */
+	void (*stanza)(struct stream *s, void *rs, struct xml_node *st);
+	/* The stream enters CLOSING (nothing more is routed to it). May be
+	 * NULL. */
+	void (*closing)(struct stream *s, void *rs);
+	/* Seconds an authenticated stream may stay silent. */
+	unsigned (*idle_timeout)(const struct stream *s, const void *rs);
+	/* The stanza size limit once authenticated. */
+	unsigned (*stanza_limit)(const struct fg_conf *conf);
+};
 
 /* Takes ownership of fd. On allocation failure closes fd and returns NULL. */
-struct stream *stream_accept(struct xmpp_server *srv, enum stream_kind kind, int fd,
+struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *role, int fd,
 			     const struct sockaddr *peer, socklen_t peerlen);
 /* Sends a stream error (our header first if we have not sent it yet) and
  * closes. condition is an RFC 6120 §4.9.3 element name. */
@@ -39,19 +84,36 @@ bool stream_is_s2s(const struct stream *s);
 const char *stream_remote(const struct stream *s);
 /* This stream's `fedgate status` row (a json_t object). */
 void stream_status(const struct stream *s, void *json_row);
-/* For c2s.c: what a client stream's session needs of its stream. */
-void stream_send(struct stream *s, const struct xml_node *n);
-void stream_send_raw(struct stream *s, const char *data, size_t len);
-bool stream_secure(const struct stream *s);
-const char *stream_ctx(const struct stream *s);
-const char *stream_local(const struct stream *s);
-void stream_count_stanza(struct stream *s, bool in);
-/* SASL succeeded for who (a domain on s2s, a bare JID on c2s): the stream
- * restarts (RFC 6120 §6.4.6) and is then authenticated. */
-void stream_authenticated(struct stream *s, const char *who, const char *method);
 /* The server's list of live streams. */
 struct stream *stream_next(const struct stream *s);
 void stream_list_add(struct stream **head, struct stream *s);
 void stream_list_remove(struct stream **head, struct stream *s);
+
+/* ---- for the roles ---- */
+
+void stream_send(struct stream *s, const struct xml_node *n);
+void stream_send_raw(struct stream *s, const char *data, size_t len);
+bool stream_secure(const struct stream *s);
+unsigned stream_flags(const struct stream *s);
+const char *stream_ctx(const struct stream *s);
+const char *stream_local(const struct stream *s);
+/* The stream id we sent in our header (dialback keys are made over it). */
+const char *stream_id(const struct stream *s);
+struct conn *stream_conn(const struct stream *s);
+struct xmpp_server *stream_server(const struct stream *s);
+/* The role's state (what its attach returned). */
+void *stream_role_state(const struct stream *s);
+void stream_count_stanza(struct stream *s, bool in);
+/* SASL succeeded for who (a domain on s2s, a bare JID on c2s): the stream
+ * restarts (RFC 6120 §6.4.6) and is then authenticated. */
+void stream_authenticated(struct stream *s, const char *who, const char *method);
+/* What SASL authenticated (a domain, a bare JID), or NULL. */
+const char *stream_authed(const struct stream *s);
+/* Authenticated without a restart (dialback, XEP-0220): READY now, if the
+ * stream is still negotiating. method is a string literal, for status. */
+void stream_ready(struct stream *s, const char *method);
+/* A live stream by its connection id (conn_id), or NULL: answers that
+ * come back later must not reach a stream that is gone. */
+struct stream *stream_by_conn_id(struct xmpp_server *srv, unsigned id);
 
 #endif

@@ -260,7 +260,15 @@ def test_silent_partner_bounces_within_establishment_timeout(world):
     assert "no authenticated stream to silent.test within 5 seconds" in err, out + err
     assert 4 <= took <= 15
     rows = fg.cli_json("status")
-    assert not [r for r in rows if r["remote"] == "silent.test" and r["state"] != "failed"]
+    # No stream is left over; the route keeps what went wrong for status.
+    assert not [r for r in rows if r["remote"] == "silent.test" and r["direction"] == "out"
+                and r["state"] != "failed"]
+    route = [r for r in rows if r["remote"] == "silent.test" and r["direction"] == "route"]
+    assert len(route) == 1, rows
+    failure = route[0]["last_failure"]
+    assert "no authenticated stream to silent.test within 5 seconds" in failure["reason"]
+    assert failure["attempts"] == 1 and route[0]["state"] == "retry-wait"
+    assert 0 < failure["retry_in"] <= 5
 
 
 def test_status_needs_the_daemon():
