@@ -323,7 +323,7 @@ static void print_audit(FILE *f, json_t *rows)
 static void print_status(FILE *f, json_t *rows)
 {
 	if (json_array_size(rows) == 0) {
-		fprintf(f, "no streams\n");
+		fprintf(f, "no streams and no failing routes\n");
 		return;
 	}
 	fprintf(f, "%-5s %-22s %-22s %-14s %-14s %-28s %9s %9s %6s %6s %5s\n", "DIR", "LOCAL",
@@ -342,10 +342,23 @@ static void print_status(FILE *f, json_t *rows)
 			(long long)json_integer_value(json_object_get(r, "stanzas_out")),
 			(long long)json_integer_value(json_object_get(r, "age")));
 		const char *cert = str_of(r, "certificate"), *err = str_of(r, "last_error");
+		json_t *lf = json_object_get(r, "last_failure");
 		if (strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
-		if (err[0])
+		if (lf) {
+			/* A route that failed: what, when, how often, and when it tries
+			 * again, so an admin sees a partner that is down. */
+			fprintf(f, "      last failure: %s (%lld attempt(s) in a row): %s\n",
+				str_of(lf, "at"),
+				(long long)json_integer_value(json_object_get(lf, "attempts")),
+				str_of(lf, "reason"));
+			fprintf(f, "      next attempt: %s (in %llds); %lld stanza(s) waiting\n",
+				str_of(lf, "next_retry"),
+				(long long)json_integer_value(json_object_get(lf, "retry_in")),
+				(long long)json_integer_value(json_object_get(r, "queued")));
+		} else if (err[0]) {
 			fprintf(f, "      last error: %s\n", err);
+		}
 	}
 }
 

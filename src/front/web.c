@@ -940,10 +940,48 @@ static void status_got(struct hreq *h, int status, json_t *body)
 		"tls",	       "certificate", "bytes_in",   "bytes_out", "stanzas_in",
 		"stanzas_out", "age",	      "last_error", NULL,
 	};
-	if (json_array_size(rows) == 0)
+	/* Routes with a failure on record: a partner that is down shows here
+	 * with what went wrong and when the next attempt is, even while no
+	 * stream to it exists. */
+	static const char *const fcols[] = {
+		"partner_domain", "local",	  "state",    "failed_at", "attempts",
+		"reason",	  "next_attempt", "retry_in", "queued",	   NULL,
+	};
+	json_t *streams = json_array(), *failing = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+	{
+		json_t *lf = json_object_get(r, "last_failure");
+		const char *dir = json_string_value(json_object_get(r, "direction"));
+		if (!dir || strcmp(dir, "route") != 0)
+			json_array_append(streams, r);
+		if (!lf)
+			continue;
+		json_t *f = json_object();
+		json_object_set(f, "partner_domain", json_object_get(r, "remote"));
+		json_object_set(f, "local", json_object_get(r, "local"));
+		json_object_set(f, "state", json_object_get(r, "state"));
+		json_object_set(f, "failed_at", json_object_get(lf, "at"));
+		json_object_set(f, "attempts", json_object_get(lf, "attempts"));
+		json_object_set(f, "reason", json_object_get(lf, "reason"));
+		json_object_set(f, "next_attempt", json_object_get(lf, "next_retry"));
+		json_object_set(f, "retry_in", json_object_get(lf, "retry_in"));
+		json_object_set(f, "queued", json_object_get(r, "queued"));
+		json_array_append_new(failing, f);
+	}
+	evbuffer_add_printf(b, "<h2>Failing partners</h2>");
+	if (json_array_size(failing) == 0)
+		evbuffer_add_printf(b, "<p id=\"no-failures\">No partner has failed recently.</p>");
+	else
+		table(b, "failing", failing, fcols);
+	evbuffer_add_printf(b, "<h2>Streams</h2>");
+	if (json_array_size(streams) == 0)
 		evbuffer_add_printf(b, "<p id=\"empty\">No server-to-server streams now.</p>");
 	else
-		table(b, "streams", rows, cols);
+		table(b, "streams", streams, cols);
+	json_decref(streams);
+	json_decref(failing);
 	json_decref(body);
 	page_end(h, 200, b);
 }

@@ -4,7 +4,8 @@
 //   FG_BASE          http://127.0.0.1:5280
 //   FEDGATE, FG_CONF the CLI and its configuration (to check the store)
 //   FG_ADMIN_PW, FG_VIEWER_PW   passwords of alice (administrator) and victor (viewer)
-//   FG_SCREENSHOTS   folder for partner-list.png and refused-commit.png
+//   FG_SCREENSHOTS   folder for partner-list.png, refused-commit.png and
+//                    status-failing.png
 'use strict';
 const { chromium } = require('playwright-core');
 const { execFileSync, spawnSync } = require('child_process');
@@ -157,6 +158,19 @@ async function main() {
       assert.equal(r.status(), 200, where);
     }
     assert.equal(await page.locator('#commit').count(), 0); // /users has no form yet
+
+    step('a partner whose server is down shows on the status page with its last failure');
+    assert.equal(cli('partner', 'new', '--domain', 'down.test', '--proxy-fqdn', '127.0.0.1:5999').status, 0);
+    const sent = cli('test-im', '--to', 'nobody@down.test', '--wait', '0');
+    assert.equal(sent.status, 1, sent.stdout + sent.stderr);
+    assert.match(sent.stderr, /cannot connect to down\.test/);
+    await page.goto(`${BASE}/status`);
+    const failing = page.locator('#failing tbody tr', { hasText: 'down.test' });
+    assert.equal(await failing.count(), 1, await page.content());
+    const text = await failing.textContent();
+    assert.match(text, /cannot connect to down\.test/);
+    assert.match(text, /retry-wait/);
+    await page.screenshot({ path: path.join(SHOTS, 'status-failing.png'), fullPage: true });
   } finally {
     await browser.close();
   }

@@ -20,7 +20,7 @@ def test_control_panel_in_chromium():
         "run 'npm ci' in tests/browser (make deps does)"
     shots = os.environ.get("FG_SCREENSHOTS", os.path.join(HERE, "screenshots"))
     os.makedirs(shots, exist_ok=True)
-    for name in ("partner-list.png", "refused-commit.png"):
+    for name in ("partner-list.png", "refused-commit.png", "status-failing.png"):
         if os.path.exists(os.path.join(shots, name)):
             os.unlink(os.path.join(shots, name))
     fg = Fedgate()
@@ -41,7 +41,7 @@ def test_control_panel_in_chromium():
         assert "browser: every step passed" in r.stdout
     finally:
         fg.stop()
-    for name in ("partner-list.png", "refused-commit.png"):
+    for name in ("partner-list.png", "refused-commit.png", "status-failing.png"):
         p = os.path.join(shots, name)
         assert os.path.getsize(p) > 1000, p
         print(f"screenshot: {p}")
