@@ -248,12 +248,12 @@ static struct admin_job *job_new(enum job_kind kind, const struct cmd_request *r
 			 "name: '%.64s' is not an account name; use 1 to %d letters, digits, "
 			 "'.', '_', '-' or '@'",
 			 name ? name : "", ADMIN_NAME_MAX);
-		cmd_reply_error(reply, ud, CMD_REFUSED, msg);
+		cmd_reply_error(reply, ud, CMD_REFUSED, "name", msg);
 		return NULL;
 	}
 	struct admin_job *j = calloc(1, sizeof(*j));
 	if (!j) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return NULL;
 	}
 	j->kind = kind;
@@ -282,13 +282,13 @@ static bool take_password(struct admin_job *j, const struct cmd_request *req)
 				 "password: %zu characters is too %s; use %d to %d characters", n,
 				 n < ADMIN_PASSWORD_MIN ? "short" : "long", ADMIN_PASSWORD_MIN,
 				 ADMIN_PASSWORD_MAX);
-		cmd_reply_error(j->reply, j->ud, CMD_REFUSED, msg);
+		cmd_reply_error(j->reply, j->ud, CMD_REFUSED, "password", msg);
 		job_free(j);
 		return false;
 	}
 	j->password = strdup(pw);
 	if (!j->password) {
-		cmd_reply_error(j->reply, j->ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(j->reply, j->ud, CMD_REFUSED, NULL, "out of memory");
 		job_free(j);
 		return false;
 	}
@@ -524,10 +524,7 @@ static void job_done(void *ud, int rc, const char *err)
 	char msg[300];
 	if (rc != FG_OK) {
 		status = rc == FG_NOTFOUND ? CMD_NOT_FOUND : CMD_REFUSED;
-		json_array_append_new(json_object_get(b, "errors"),
-				      json_string(err && *err ? err
-							      : "the store refused the "
-								"change"));
+		cmd_add_error(b, NULL, err && *err ? err : "the store refused the change");
 		json_object_set_new(b, "message", json_string("refused: nothing was saved"));
 		j->reply(j->ud, status, b);
 		job_free(j);
@@ -600,7 +597,7 @@ void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply
 			 "role: '%.40s' is not a role; use administrator (may change everything) "
 			 "or viewer (may only read)",
 			 param(req, "role") ? param(req, "role") : "");
-		cmd_reply_error(reply, ud, CMD_REFUSED, msg);
+		cmd_reply_error(reply, ud, CMD_REFUSED, "role", msg);
 		job_free(j);
 		return;
 	}
@@ -649,7 +646,7 @@ void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 	if (!j->revoke) {
 		unsigned char rnd[32];
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-			cmd_reply_error(reply, ud, CMD_REFUSED, "cannot make a random token");
+			cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "cannot make a random token");
 			job_free(j);
 			return;
 		}

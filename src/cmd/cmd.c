@@ -202,7 +202,7 @@ static void add_verdict(json_t *body, const struct policy_verdict *v, const char
 	char buf[400];
 	for (size_t i = 0; i < v->nerrors; i++) {
 		snprintf(buf, sizeof(buf), "%s%s", prefix, v->errors[i]);
-		cmd_add_error(body, buf);
+		cmd_add_error(body, v->error_fields[i], buf);
 	}
 	for (size_t i = 0; i < v->nwarnings; i++) {
 		snprintf(buf, sizeof(buf), "%s%s", prefix, v->warnings[i]);
@@ -273,7 +273,7 @@ static void finish_partner_change(struct cmd_env *env, const struct cmd_request 
 	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	if (!t) {
 		partner_free(&p);
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	add_verdict(t->body, &v, "");
@@ -308,7 +308,7 @@ static void finish_partner_change(struct cmd_env *env, const struct cmd_request 
 	t->ops[t->nops++] = (struct store_op){.kind = STORE_PUT_PARTNER, .partner = p};
 	if (cmd_txn_audit(t, req, req->name, p->domain, partner_text(old), partner_text(p)) !=
 	    FG_OK) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		cmd_txn_free(t);
 		return;
 	}
@@ -323,14 +323,15 @@ static void cmd_partner_new(struct cmd_env *env, const struct cmd_request *req, 
 	const char *domain = cmd_param_str(req->params, "domain");
 	struct partner *p = partner_new(domain ? domain : "");
 	if (!p) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	char err[400];
+	const char *field = NULL;
 	if (policy_json_apply(p, req->params, (const char *const[]){"domain", NULL}, err,
-			      sizeof(err)) != FG_OK) {
+			      sizeof(err), &field) != FG_OK) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, field, err);
 		partner_free(&p);
-		cmd_reply_error(reply, ud, CMD_REFUSED, err);
 		return;
 	}
 	finish_partner_change(env, req, p, NULL, reply, ud);
@@ -346,15 +347,16 @@ static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, 
 		snprintf(err, sizeof(err),
 			 "no partner has the primary domain '%.200s' (see 'fedgate partner get')",
 			 domain ? domain : "");
-		cmd_reply_error(reply, ud, CMD_NOT_FOUND, err);
+		cmd_reply_error(reply, ud, CMD_NOT_FOUND, NULL, err);
 		return;
 	}
 	struct partner *p = partner_clone(old);
 	if (!p) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
-	if (policy_json_apply(p, req->params, skip_set, err, sizeof(err)) != FG_OK)
+	const char *field = NULL;
+	if (policy_json_apply(p, req->params, skip_set, err, sizeof(err), &field) != FG_OK)
 		goto refuse;
 	/* Order: clear, then remove, then add, whatever the flags' order. */
 	if (param_flag(req->params, "clear_domains"))
@@ -387,8 +389,8 @@ static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, 
 	finish_partner_change(env, req, p, old, reply, ud);
 	return;
 refuse:
+	cmd_reply_error(reply, ud, CMD_REFUSED, field, err);
 	partner_free(&p);
-	cmd_reply_error(reply, ud, CMD_REFUSED, err);
 }
 
 /* ---- partner get / remove / export / import ---- */
@@ -414,7 +416,7 @@ static void cmd_partner_get(struct cmd_env *env, const struct cmd_request *req, 
 		if (!p) {
 			char err[300];
 			snprintf(err, sizeof(err), "no partner has the domain '%.200s'", domain);
-			cmd_add_error(b, err);
+			cmd_add_error(b, NULL, err);
 			reply(ud, CMD_NOT_FOUND, b);
 			return;
 		}
@@ -441,12 +443,12 @@ static void cmd_partner_remove(struct cmd_env *env, const struct cmd_request *re
 		char err[300];
 		snprintf(err, sizeof(err), "no partner has the primary domain '%.200s'",
 			 domain ? domain : "");
-		cmd_reply_error(reply, ud, CMD_NOT_FOUND, err);
+		cmd_reply_error(reply, ud, CMD_NOT_FOUND, NULL, err);
 		return;
 	}
 	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	if (!t) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	json_object_set_new(t->body, "result", partner_result(env, old));
@@ -532,7 +534,7 @@ static void cmd_partner_import(struct cmd_env *env, const struct cmd_request *re
 	char err[600];
 	if (!json_is_array(list)) {
 		cmd_reply_error(
-			reply, ud, CMD_REFUSED,
+			reply, ud, CMD_REFUSED, NULL,
 			"import: the file holds no list of partners; give a file written by "
 			"'fedgate partner export'");
 		return;
@@ -541,7 +543,7 @@ static void cmd_partner_import(struct cmd_env *env, const struct cmd_request *re
 	if (!t || !(t->new_set = policy_new())) {
 		if (t)
 			cmd_txn_free(t);
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	size_t i;
@@ -557,17 +559,18 @@ static void cmd_partner_import(struct cmd_env *env, const struct cmd_request *re
 				 "record %zu: domain: missing; every partner needs "
 				 "its primary domain",
 				 i + 1);
-			cmd_add_error(t->body, err);
+			cmd_add_error(t->body, NULL, err);
 			refused = true;
 			break;
 		}
 		struct partner *p = partner_new(name);
 		char why[400];
+		const char *field = NULL;
 		if (!p || policy_json_apply(p, rec, (const char *const[]){"domain", NULL}, why,
-					    sizeof(why)) != FG_OK) {
+					    sizeof(why), &field) != FG_OK) {
 			snprintf(err, sizeof(err), "record %zu (%.100s): %s", i + 1, name,
 				 p ? why : "out of memory");
-			cmd_add_error(t->body, err);
+			cmd_add_error(t->body, field, err);
 			partner_free(&p);
 			refused = true;
 			break;
@@ -667,26 +670,28 @@ static void cmd_gateway_set(struct cmd_env *env, const struct cmd_request *req, 
 {
 	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	char err[600];
+	const char *field = NULL;
 	if (!t || gateway_copy(&t->new_gw, &env->live.gw) != FG_OK) {
 		if (t)
 			cmd_txn_free(t);
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	bool regen = param_flag(req->params, "regenerate_dialback_secret");
 	if (policy_json_apply_gateway(
 		    &t->new_gw, req->params,
 		    (const char *const[]){"regenerate_dialback_secret", "dialback_secret", NULL},
-		    err, sizeof(err)) != FG_OK) {
+		    err, sizeof(err), &field) != FG_OK) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, field, err);
 		cmd_txn_free(t);
-		cmd_reply_error(reply, ud, CMD_REFUSED, err);
 		return;
 	}
 	if (regen) {
 		char *s = NULL;
 		if (new_secret(&s) != FG_OK) {
 			cmd_txn_free(t);
-			cmd_reply_error(reply, ud, CMD_REFUSED, "cannot make a random secret");
+			cmd_reply_error(reply, ud, CMD_REFUSED, NULL,
+					"cannot make a random secret");
 			return;
 		}
 		free(t->new_gw.dialback_secret);
@@ -790,7 +795,7 @@ static void done_audit(void *ud, int rc, const char *err)
 {
 	struct cmd_txn *t = ud;
 	if (rc != FG_OK) {
-		cmd_add_error(t->body, err && *err ? err : "cannot read the audit log");
+		cmd_add_error(t->body, NULL, err && *err ? err : "cannot read the audit log");
 		t->reply(t->reply_ud, CMD_REFUSED, json_incref(t->body));
 	} else {
 		json_object_set(t->body, "result", t->audit_rows);
@@ -805,14 +810,14 @@ static void cmd_audit(struct cmd_env *env, const struct cmd_request *req, cmd_re
 	const char *since = cmd_param_str(req->params, "since");
 	long long since_ms = 0;
 	if (since && (since_ms = parse_since(since)) < 0) {
-		cmd_reply_error(reply, ud, CMD_USAGE,
+		cmd_reply_error(reply, ud, CMD_USAGE, NULL,
 				"audit: --since takes a date (2026-11-21), a time "
 				"(2026-11-21T10:00:00Z) or an age (30m, 2h, 7d)");
 		return;
 	}
 	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
 	if (!t) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	t->audit_rows = json_array();
@@ -827,12 +832,12 @@ static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 			void *ud)
 {
 	if (req->what_if) {
-		cmd_reply_error(reply, ud, CMD_USAGE, "test-im: --what-if does not apply");
+		cmd_reply_error(reply, ud, CMD_USAGE, NULL, "test-im: --what-if does not apply");
 		return;
 	}
 	if (!env->test_im) {
 		cmd_reply_error(
-			reply, ud, CMD_REFUSED,
+			reply, ud, CMD_REFUSED, NULL,
 			"test-im sends through the running daemon: start 'fedgate serve' first");
 		return;
 	}
@@ -845,7 +850,7 @@ static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_r
 	(void)req;
 	if (!env->status) {
 		cmd_reply_error(
-			reply, ud, CMD_REFUSED,
+			reply, ud, CMD_REFUSED, NULL,
 			"status shows the running daemon's streams: start 'fedgate serve' first");
 		return;
 	}
@@ -914,17 +919,17 @@ void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn r
 	char err[300];
 	if (!def) {
 		snprintf(err, sizeof(err), "unknown command '%.100s'", req->name ? req->name : "");
-		cmd_reply_error(reply, ud, CMD_USAGE, err);
+		cmd_reply_error(reply, ud, CMD_USAGE, NULL, err);
 		return;
 	}
 	if (def->writes && req->read_only) {
 		snprintf(err, sizeof(err), "%s changes the configuration; your role may only read",
 			 def->name);
-		cmd_reply_error(reply, ud, CMD_REFUSED, err);
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, err);
 		return;
 	}
 	if (!json_is_object(req->params)) {
-		cmd_reply_error(reply, ud, CMD_USAGE, "the parameters must be a JSON object");
+		cmd_reply_error(reply, ud, CMD_USAGE, NULL, "the parameters must be a JSON object");
 		return;
 	}
 	assert(def->run);

@@ -4,7 +4,8 @@
  *
  * A command takes its parameters as a JSON object (the CLI turns argv into
  * one with the same table) and answers with an exit status and a JSON body:
- *   {"result": ..., "warnings": [...], "errors": [...], "message": "...",
+ *   {"result": ..., "warnings": [...], "errors": [{"field", "message"}...],
+ *    "message": "...",
  *    "what_if": true}
  * Status: 0 done, 1 refused by validation (nothing saved), 2 usage error,
  * 3 not found. */

@@ -21,15 +21,18 @@ json_t *cmd_body_new(void)
 	return b;
 }
 
-void cmd_add_error(json_t *body, const char *msg)
+void cmd_add_error(json_t *body, const char *field, const char *msg)
 {
-	json_array_append_new(json_object_get(body, "errors"), json_string(msg));
+	json_t *e = json_object();
+	json_object_set_new(e, "field", field ? json_string(field) : json_null());
+	json_object_set_new(e, "message", json_string(msg));
+	json_array_append_new(json_object_get(body, "errors"), e);
 }
 
-void cmd_reply_error(cmd_reply_fn reply, void *ud, int status, const char *msg)
+void cmd_reply_error(cmd_reply_fn reply, void *ud, int status, const char *field, const char *msg)
 {
 	json_t *b = cmd_body_new();
-	cmd_add_error(b, msg);
+	cmd_add_error(b, field, msg);
 	reply(ud, status, b);
 }
 
@@ -148,7 +151,7 @@ static void done_commit(void *ud, int rc, const char *err)
 		snprintf(msg, sizeof(msg), "the store refused the change, nothing was saved: %s",
 			 err && *err ? err : "unknown error");
 		json_object_set_new(t->body, "errors", json_array());
-		cmd_add_error(t->body, msg);
+		cmd_add_error(t->body, NULL, msg);
 		t->reply(t->reply_ud, CMD_REFUSED, json_incref(t->body));
 		cmd_txn_free(t);
 		return;

@@ -47,12 +47,14 @@ struct cmd_txn {
 	long long since_ms;
 };
 
-/* Appends msg to body's "errors". */
-void cmd_add_error(json_t *body, const char *msg);
+/* Appends {"field": field or null, "message": msg} to body's "errors":
+ * field is the parameter the error is about, so front-ends can show the
+ * message beside it (the API's field, the panel's form field). */
+void cmd_add_error(json_t *body, const char *field, const char *msg);
 /* {"result": null, "warnings": [], "errors": []} */
 json_t *cmd_body_new(void);
 /* Answers with status and one error message. */
-void cmd_reply_error(cmd_reply_fn reply, void *ud, int status, const char *msg);
+void cmd_reply_error(cmd_reply_fn reply, void *ud, int status, const char *field, const char *msg);
 struct cmd_txn *cmd_txn_new(struct cmd_env *env, cmd_reply_fn reply, void *ud);
 void cmd_txn_free(struct cmd_txn *t);
 /* Adds an audit row for req; before/after (JSON texts, may be NULL) are

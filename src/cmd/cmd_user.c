@@ -135,14 +135,14 @@ static int find_user(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 	char err[700];
 	char *jid = user_jid(env, req, err, sizeof(err));
 	if (!jid) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, err);
+		cmd_reply_error(reply, ud, CMD_REFUSED, "jid", err);
 		return FG_INVAL;
 	}
 	*out = accounts_get(env->live.users, jid);
 	if (!*out) {
 		snprintf(err, sizeof(err), "there is no user %.300s (see 'fedgate user list')",
 			 jid);
-		cmd_reply_error(reply, ud, CMD_NOT_FOUND, err);
+		cmd_reply_error(reply, ud, CMD_NOT_FOUND, NULL, err);
 	}
 	free(jid);
 	return *out ? FG_OK : FG_NOTFOUND;
@@ -197,7 +197,7 @@ static void finish_user_change(struct cmd_env *env, const struct cmd_request *re
 	char msg[200];
 	if (!t) {
 		account_free(&a);
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	json_object_set_new(t->body, "result", user_json(a));
@@ -227,7 +227,7 @@ static void finish_user_change(struct cmd_env *env, const struct cmd_request *re
 	if ((password && !t->password) ||
 	    cmd_txn_audit(t, req, req->name, a->jid, user_text(old, "(set)"),
 			  user_text(a, after_creds)) != FG_OK) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		cmd_txn_free(t);
 		return;
 	}
@@ -240,7 +240,7 @@ void cmd_user_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_
 	char err[700];
 	char *jid = user_jid(env, req, err, sizeof(err));
 	if (!jid) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, err);
+		cmd_reply_error(reply, ud, CMD_REFUSED, "jid", err);
 		return;
 	}
 	if (accounts_get(env->live.users, jid)) {
@@ -249,14 +249,15 @@ void cmd_user_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_
 			 "new password",
 			 jid, jid);
 		free(jid);
-		cmd_reply_error(reply, ud, CMD_REFUSED, err);
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, err);
 		return;
 	}
 	const char *password = user_password(req, err, sizeof(err));
 	struct account *a = password ? account_new(jid) : NULL;
 	free(jid);
 	if (!a) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, password ? "out of memory" : err);
+		cmd_reply_error(reply, ud, CMD_REFUSED, password ? NULL : "password",
+				password ? "out of memory" : err);
 		return;
 	}
 	a->created_ms = fg_now_ms();
@@ -273,7 +274,8 @@ void cmd_user_passwd(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 	const char *password = user_password(req, err, sizeof(err));
 	struct account *a = password ? account_clone(old) : NULL;
 	if (!a) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, password ? "out of memory" : err);
+		cmd_reply_error(reply, ud, CMD_REFUSED, password ? NULL : "password",
+				password ? "out of memory" : err);
 		return;
 	}
 	finish_user_change(env, req, a, old, password, "password changed", reply, ud);
@@ -286,7 +288,7 @@ void cmd_user_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_
 		return;
 	struct account *a = account_clone(old);
 	if (!a) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	json_t *v = json_object_get(req->params, "xmpp_access");
@@ -298,7 +300,7 @@ void cmd_user_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_
 			snprintf(err, sizeof(err), "xmpp_access: '%.100s' is not true or false",
 				 text ? text : "?");
 			account_free(&a);
-			cmd_reply_error(reply, ud, CMD_REFUSED, err);
+			cmd_reply_error(reply, ud, CMD_REFUSED, "xmpp_access", err);
 			return;
 		}
 		a->xmpp_access = b;
@@ -316,7 +318,7 @@ void cmd_user_remove(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 	if (!t || !(t->removed_user = strdup(old->jid))) {
 		if (t)
 			cmd_txn_free(t);
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		return;
 	}
 	json_object_set_new(t->body, "result", user_json(old));
@@ -331,7 +333,7 @@ void cmd_user_remove(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 	}
 	t->ops[t->nops++] = store_op_delete_user(t->removed_user);
 	if (cmd_txn_audit(t, req, req->name, old->jid, user_text(old, "(set)"), NULL) != FG_OK) {
-		cmd_reply_error(reply, ud, CMD_REFUSED, "out of memory");
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
 		cmd_txn_free(t);
 		return;
 	}

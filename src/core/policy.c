@@ -13,6 +13,7 @@
 #include "fg.h"
 #include "jid.h"
 
+#include <assert.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -554,11 +555,16 @@ static void vadd(char (*msgs)[320], size_t *n, const char *fmt, va_list ap)
 	(*n)++;
 }
 
-__attribute__((format(printf, 2, 3))) static void add_error(struct policy_verdict *v,
-							    const char *fmt, ...)
+/* field: the record's field (or setting) the error is about, a string
+ * with static storage, so front-ends place the message beside it. */
+__attribute__((format(printf, 3, 4), nonnull(2, 3))) static void
+add_error(struct policy_verdict *v, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 
+	assert(field);
+	if (v->nerrors < POLICY_MAX_MESSAGES)
+		v->error_fields[v->nerrors] = field;
 	va_start(ap, fmt);
 	vadd(v->errors, &v->nerrors, fmt, ap);
 	va_end(ap);
@@ -692,8 +698,9 @@ static bool check_primary(const struct policy *pol, struct partner *p, bool is_n
 	enum prep_rc rc;
 
 	if (p->domain == NULL || p->domain[0] == '\0') {
-		add_error(v, "domain: a primary domain is required; use a DNS name such as "
-			     "fabrikam.com.");
+		add_error(v, "domain",
+			  "domain: a primary domain is required; use a DNS name such as "
+			  "fabrikam.com.");
 		return false;
 	}
 	rc = prepare_partner_domain(&p->domain);
@@ -702,26 +709,26 @@ static bool check_primary(const struct policy *pol, struct partner *p, bool is_n
 		return false;
 	}
 	if (rc == PREP_INVALID) {
-		add_error(v,
+		add_error(v, "domain",
 			  "domain: '%s' is not a valid domain name; use a DNS name such as "
 			  "fabrikam.com.",
 			  show(p->domain, shown, sizeof(shown)));
 		return false;
 	}
 	if (locals_contain(locals, p->domain))
-		add_error(v,
+		add_error(v, "domain",
 			  "domain: %s is a local domain of this gateway; a partner must be a "
 			  "remote domain, so use the partner's own domain.",
 			  p->domain);
 	q = policy_lookup(pol, p->domain);
 	if (q != NULL && strcmp(q->domain, p->domain) == 0) {
 		if (is_new)
-			add_error(v,
+			add_error(v, "domain",
 				  "domain: a partner for %s already exists; use 'partner set %s' "
 				  "to change it.",
 				  p->domain, p->domain);
 	} else if (q != NULL) {
-		add_error(v,
+		add_error(v, "domain",
 			  "domain: %s already belongs to partner %s as an additional domain; "
 			  "remove it there first.",
 			  p->domain, q->domain);
@@ -753,7 +760,7 @@ static void check_additional(const struct policy *pol, struct partner *p, bool p
 			break;
 		}
 		if (rc == PREP_INVALID) {
-			add_error(v,
+			add_error(v, "additional_domains",
 				  "additional_domains: '%s' is not a valid domain name; use a DNS "
 				  "name such as corp.fabrikam.com.",
 				  show(l->v[i], shown, sizeof(shown)));
@@ -761,7 +768,7 @@ static void check_additional(const struct policy *pol, struct partner *p, bool p
 		}
 		ok[i] = true;
 		if (primary_ok && strcmp(l->v[i], p->domain) == 0) {
-			add_error(v,
+			add_error(v, "additional_domains",
 				  "additional_domains: %s is the primary domain; list only further "
 				  "domains of the partner in additional_domains.",
 				  l->v[i]);
@@ -773,7 +780,7 @@ static void check_additional(const struct policy *pol, struct partner *p, bool p
 		if (earlier > 0) {
 			/* One message per repeated domain, however often. */
 			if (earlier == 1)
-				add_error(v,
+				add_error(v, "additional_domains",
 					  "additional_domains: %s is listed more than once; list "
 					  "each domain once.",
 					  l->v[i]);
@@ -781,7 +788,7 @@ static void check_additional(const struct policy *pol, struct partner *p, bool p
 		}
 		if (locals_contain(locals, l->v[i])) {
 			add_error(
-				v,
+				v, "additional_domains",
 				"additional_domains: %s is a local domain of this gateway; remove "
 				"it from additional_domains.",
 				l->v[i]);
@@ -793,12 +800,12 @@ static void check_additional(const struct policy *pol, struct partner *p, bool p
 		if (q == NULL || (p->domain != NULL && strcmp(q->domain, p->domain) == 0))
 			continue;
 		if (strcmp(q->domain, l->v[i]) == 0)
-			add_error(v,
+			add_error(v, "additional_domains",
 				  "additional_domains: %s is the primary domain of partner %s; "
 				  "remove it from additional_domains.",
 				  l->v[i], q->domain);
 		else
-			add_error(v,
+			add_error(v, "additional_domains",
 				  "additional_domains: %s already belongs to partner %s; remove "
 				  "it there first.",
 				  l->v[i], q->domain);
@@ -811,14 +818,14 @@ static void check_matrix(const struct partner *p, struct policy_verdict *v)
 	bool valid = true;
 
 	if (!negotiation_valid(p->tls)) {
-		add_error(v,
+		add_error(v, "tls",
 			  "tls_negotiation: %d is not a valid value; use required, optional or "
 			  "not-supported.",
 			  (int)p->tls);
 		valid = false;
 	}
 	if (!negotiation_valid(p->sasl)) {
-		add_error(v,
+		add_error(v, "sasl",
 			  "sasl_negotiation: %d is not a valid value; use required, optional or "
 			  "not-supported.",
 			  (int)p->sasl);
@@ -827,15 +834,16 @@ static void check_matrix(const struct partner *p, struct policy_verdict *v)
 	if (!valid)
 		return;
 	if (p->tls == NEG_NOT_SUPPORTED && p->sasl != NEG_NOT_SUPPORTED)
-		add_error(v,
+		add_error(v, "sasl",
 			  "SASL must have TLS support: tls is not-supported while sasl is %s; set "
 			  "tls to required or optional, or set sasl to not-supported.",
 			  policy_negotiation_name(p->sasl));
 	else if (p->sasl == NEG_NOT_SUPPORTED && !p->dialback)
-		add_error(v, "SASL or Dialback must be enabled: with sasl not-supported and "
-			     "dialback false no authentication method is left; set dialback to "
-			     "true, or set sasl to required or optional (with tls required or "
-			     "optional).");
+		add_error(v, "dialback",
+			  "SASL or Dialback must be enabled: with sasl not-supported and "
+			  "dialback false no authentication method is left; set dialback to "
+			  "true, or set sasl to required or optional (with tls required or "
+			  "optional).");
 	if (p->tls == NEG_REQUIRED && p->sasl == NEG_REQUIRED && p->dialback)
 		add_warning(v, "Dialback will not operate when both TLS and SASL are required: "
 			       "streams with this partner use SASL over TLS only; set tls or "
@@ -930,7 +938,7 @@ static void check_proxy(struct partner *p, struct policy_verdict *v, bool *nomem
 		return;
 	}
 	if (rc == PREP_INVALID) {
-		add_error(v,
+		add_error(v, "proxy_fqdn",
 			  "proxy_fqdn: '%s' is not a valid host or host:port; use a DNS name or "
 			  "IP address, optionally with a port from 1 to 65535, such as "
 			  "proxy.fabrikam.com:5269.",
@@ -954,7 +962,8 @@ static void check_description(struct partner *p, struct policy_verdict *v, bool 
 	}
 	len = strlen(p->description);
 	if (len > DESCRIPTION_MAX) {
-		add_error(v, "description: %zu bytes is too long; shorten it to at most %u bytes.",
+		add_error(v, "description",
+			  "description: %zu bytes is too long; shorten it to at most %u bytes.",
 			  len, DESCRIPTION_MAX);
 		return;
 	}
@@ -964,12 +973,13 @@ static void check_description(struct partner *p, struct policy_verdict *v, bool 
 		size_t n = utf8_next(s + i, len - i, &cp);
 
 		if (n == 0) {
-			add_error(v, "description: the text is not valid UTF-8; enter it again "
-				     "as UTF-8 text.");
+			add_error(v, "description",
+				  "description: the text is not valid UTF-8; enter it again "
+				  "as UTF-8 text.");
 			return;
 		}
 		if (is_control(cp) && cp != '\t') {
-			add_error(v,
+			add_error(v, "description",
 				  "description: the text contains a control character (such as a "
 				  "line break) at byte %zu; use a single line of text, where only "
 				  "tabs are allowed.",
@@ -988,11 +998,11 @@ int policy_check(const struct policy *pol, struct partner *p, bool is_new,
 
 	verdict_init(v);
 	if (p == NULL) {
-		add_error(v, "domain: no partner was given; give at least a domain.");
+		add_error(v, "domain", "domain: no partner was given; give at least a domain.");
 		return FG_INVAL;
 	}
 	if (locals_prepare(local, &locals) != FG_OK) {
-		add_error(v, "policy: out of memory while checking; nothing was saved.");
+		add_error(v, "policy", "policy: out of memory while checking; nothing was saved.");
 		return FG_NOMEM;
 	}
 	/* SPEC §1 field order, so that messages read like the form. */
@@ -1003,13 +1013,13 @@ int policy_check(const struct policy *pol, struct partner *p, bool is_new,
 		check_additional(pol, p, primary_ok, &locals, v, &nomem);
 	if (p->type != PT_FEDERATED && p->type != PT_PUBLIC_VERIFIED &&
 	    p->type != PT_PUBLIC_UNVERIFIED)
-		add_error(v,
+		add_error(v, "partner_type",
 			  "partner_type: %d is not a valid value; use federated, public-verified "
 			  "or public-unverified.",
 			  (int)p->type);
 	check_matrix(p, v);
 	if (p->connection_limit > CONNECTION_LIMIT_MAX)
-		add_error(v,
+		add_error(v, "connection_limit",
 			  "connection_limit: %u is out of range; use 0 for the gateway's "
 			  "partner_connection_limit, or a number from 1 to %u.",
 			  p->connection_limit, CONNECTION_LIMIT_MAX);
@@ -1018,7 +1028,7 @@ int policy_check(const struct policy *pol, struct partner *p, bool is_new,
 	locals_free(&locals);
 	v->allowed_methods = policy_allowed_methods(p);
 	if (nomem) {
-		add_error(v, "policy: out of memory while checking; nothing was saved.");
+		add_error(v, "policy", "policy: out of memory while checking; nothing was saved.");
 		return FG_NOMEM;
 	}
 	verdict_finish(v);
@@ -1378,22 +1388,22 @@ int gateway_check(const struct gateway_settings *gw, struct policy_verdict *v)
 
 		memcpy(&val, (const char *)gw + r->off, sizeof(val));
 		if (val < r->min || val > r->max)
-			add_error(v, "%s: %u is out of range; use %s from %u to %u.", r->name, val,
-				  r->unit, r->min, r->max);
+			add_error(v, r->name, "%s: %u is out of range; use %s from %u to %u.",
+				  r->name, val, r->unit, r->min, r->max);
 	}
 	/* Only when both are in range: otherwise the range message already
 	 * says what to fix, and a second one about the same value confuses. */
 	if (gw->connection_limit >= 1 && gw->connection_limit <= 100000 &&
 	    gw->partner_connection_limit >= 1 && gw->partner_connection_limit <= 10000 &&
 	    gw->partner_connection_limit > gw->connection_limit)
-		add_error(v,
+		add_error(v, "partner_connection_limit",
 			  "partner_connection_limit: %u is above connection_limit (%u); lower "
 			  "partner_connection_limit or raise connection_limit.",
 			  gw->partner_connection_limit, gw->connection_limit);
 	/* Neither the value nor its length: messages reach logs and the audit
 	 * trail, and the length narrows a guess. */
 	if (gw->dialback_secret != NULL && strlen(gw->dialback_secret) < DIALBACK_SECRET_MIN)
-		add_error(v,
+		add_error(v, "dialback_secret",
 			  "dialback_secret: the secret is too short; use at least %u bytes, or "
 			  "leave it unset to have one generated.",
 			  DIALBACK_SECRET_MIN);

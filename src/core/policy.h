@@ -122,6 +122,10 @@ struct policy_verdict {
 	unsigned allowed_methods;
 	size_t nerrors, nwarnings;
 	char errors[POLICY_MAX_MESSAGES][320];
+	/* errors[i] is about error_fields[i]: a partner field ("domain",
+	 * "tls", "sasl", "dialback", ...) or a gateway setting's name;
+	 * static strings. */
+	const char *error_fields[POLICY_MAX_MESSAGES];
 	char warnings[POLICY_MAX_MESSAGES][320];
 };
 

@@ -153,8 +153,12 @@ static int apply_domains(struct partner *p, json_t *v, char *err, size_t errlen)
 }
 
 int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, char *err,
-		      size_t errlen)
+		      size_t errlen, const char **field)
 {
+	const char *unused;
+	if (!field)
+		field = &unused;
+	*field = NULL;
 	if (!json_is_object(obj)) {
 		snprintf(err, errlen, "a partner must be a JSON object");
 		return FG_INVAL;
@@ -167,6 +171,8 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 		if (in_list(key, skip) || in_list(key, derived_keys))
 			continue;
 		const char *s = policy_json_text(v, num, sizeof(num));
+		/* Every error from here on is about this key. */
+		*field = key;
 		if (strcmp(key, "additional_domains") == 0) {
 			int rc = apply_domains(p, v, err, errlen);
 			if (rc != FG_OK)
@@ -234,6 +240,7 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 		    (strcmp(key, "description") == 0 && !p->description))
 			return FG_NOMEM;
 	}
+	*field = NULL;
 	return FG_OK;
 }
 
@@ -257,8 +264,12 @@ json_t *policy_json_gateway(const struct gateway_settings *gw)
 }
 
 int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const char *const *skip,
-			      char *err, size_t errlen)
+			      char *err, size_t errlen, const char **field)
 {
+	const char *unused;
+	if (!field)
+		field = &unused;
+	*field = NULL;
 	static const struct {
 		const char *name;
 		size_t off;
@@ -281,6 +292,7 @@ int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const ch
 	{
 		if (in_list(key, skip))
 			continue;
+		*field = key;
 		const char *s = policy_json_text(v, num, sizeof(num));
 		if (!s) {
 			snprintf(err, errlen, "%s: the value must be a string, number or boolean",
@@ -291,8 +303,8 @@ int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const ch
 		for (size_t i = 0; i < FG_ARRAY_LEN(nums) && !done; i++) {
 			if (strcmp(key, nums[i].name) != 0)
 				continue;
-			unsigned *field = (unsigned *)((char *)gw + nums[i].off);
-			if (parse_uint(s, 100000000, field) != FG_OK) {
+			unsigned *slot = (unsigned *)((char *)gw + nums[i].off);
+			if (parse_uint(s, 100000000, slot) != FG_OK) {
 				snprintf(err, errlen, "%s: '%.60s' is not a whole number", key, s);
 				return FG_INVAL;
 			}
@@ -324,6 +336,7 @@ int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const ch
 			return FG_INVAL;
 		}
 	}
+	*field = NULL;
 	return FG_OK;
 }
 

@@ -17,14 +17,16 @@ json_t *policy_json_partner(const struct partner *p, const struct gateway_settin
  * (as the CLI sends them), accepted in kebab or Lync spelling. Keys in
  * `skip` (NULL-terminated) are ignored; derived keys (allowed_methods,
  * warnings, connection_limit_default) are ignored too; any other unknown key
- * is an error. On error returns FG_INVAL and a sentence naming the field. */
+ * is an error. On error returns FG_INVAL, a sentence naming the field in
+ * err and, when field is not NULL, the key it is about in *field (a string
+ * of obj's; NULL when the error is about no key). */
 int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, char *err,
-		      size_t errlen);
+		      size_t errlen, const char **field);
 
 /* Gateway settings; the dialback secret shows only as "(set)" / "(unset)". */
 json_t *policy_json_gateway(const struct gateway_settings *gw);
 int policy_json_apply_gateway(struct gateway_settings *gw, json_t *obj, const char *const *skip,
-			      char *err, size_t errlen);
+			      char *err, size_t errlen, const char **field);
 
 /* A JSON scalar as text: strings as they are, booleans as "true"/"false",
  * integers in decimal (written into buf); NULL for anything else. */

@@ -27,50 +27,6 @@
 
 #define API_PREFIX "/api/v1/"
 
-/* The field an error message is about, for the matrix's two refusals,
- * which name their rule first; other messages start "field: ...". */
-static const char *rule_field(const char *msg)
-{
-	static const struct {
-		const char *prefix, *field;
-	} rules[] = {
-		{"SASL must have TLS support", "sasl"},
-		{"SASL or Dialback must be enabled", "dialback"},
-		{"sasl_negotiation:", "sasl"},
-		{"tls_negotiation:", "tls"},
-	};
-	for (size_t i = 0; i < FG_ARRAY_LEN(rules); i++)
-		if (strncmp(msg, rules[i].prefix, strlen(rules[i].prefix)) == 0)
-			return rules[i].field;
-	return NULL;
-}
-
-/* The cmd body's error strings as [{"field", "message"}]. */
-json_t *api_errors(json_t *strings)
-{
-	json_t *out = json_array();
-	size_t i;
-	json_t *m;
-	json_array_foreach(strings, i, m)
-	{
-		const char *msg = json_string_value(m);
-		if (!msg)
-			continue;
-		json_t *e = json_object();
-		const char *f = rule_field(msg);
-		size_t n = strspn(msg, "abcdefghijklmnopqrstuvwxyz_");
-		if (f)
-			json_object_set_new(e, "field", json_string(f));
-		else if (n > 0 && n < 40 && msg[n] == ':' && msg[n + 1] == ' ')
-			json_object_set_new(e, "field", json_stringn(msg, n));
-		else
-			json_object_set_new(e, "field", json_null());
-		json_object_set_new(e, "message", json_string(msg));
-		json_array_append_new(out, e);
-	}
-	return out;
-}
-
 static int http_status(int status, bool created)
 {
 	switch (status) {
@@ -85,7 +41,6 @@ static void reply(struct hreq *h, int status, json_t *body)
 {
 	bool created = h->state != NULL && status == CMD_OK &&
 		       !json_is_true(json_object_get(body, "what_if"));
-	json_object_set_new(body, "errors", api_errors(json_object_get(body, "errors")));
 	if (!json_object_get(body, "warnings"))
 		json_object_set_new(body, "warnings", json_array());
 	http_send_json(h, http_status(status, created), body);

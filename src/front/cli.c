@@ -368,7 +368,7 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 	size_t i;
 	json_t *m;
 	json_array_foreach(json_object_get(body, "errors"), i, m)
-		fprintf(stderr, "error: %s\n", json_string_value(m));
+		fprintf(stderr, "error: %s\n", str_of(m, "message"));
 	json_array_foreach(json_object_get(body, "warnings"), i, m)
 		fprintf(stderr, "warning: %s\n", json_string_value(m));
 	if (strcmp(name, "partner export") == 0 || (as_json && result)) {

@@ -112,7 +112,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		json_decref(req);
 		json_t *b = json_object();
 		json_t *errs = json_array();
-		json_array_append_new(errs, json_string("malformed control request"));
+		json_array_append_new(errs, json_pack("{s:n, s:s}", "field", "message",
+						      "malformed control request"));
 		json_object_set_new(b, "errors", errs);
 		on_reply(c, CMD_USAGE, b);
 		return;

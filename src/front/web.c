@@ -152,8 +152,10 @@ static void list_items(struct evbuffer *b, json_t *arr)
 	evbuffer_add_printf(b, "<ul>");
 	json_array_foreach(arr, i, m)
 	{
+		/* Warnings are strings; errors are {field, message}. */
 		evbuffer_add_printf(b, "<li>");
-		http_html(b, json_string_value(m));
+		http_html(b, json_is_object(m) ? json_string_value(json_object_get(m, "message"))
+					       : json_string_value(m));
 		evbuffer_add_printf(b, "</li>");
 	}
 	evbuffer_add_printf(b, "</ul>");
@@ -225,7 +227,7 @@ void web_signin(struct hreq *h, int code, const char *error, const char *csrf)
 static void cmd_failed(struct hreq *h, int status, json_t *body)
 {
 	json_t *errs = json_object_get(body, "errors");
-	const char *msg = json_string_value(json_array_get(errs, 0));
+	const char *msg = json_string_value(json_object_get(json_array_get(errs, 0), "message"));
 	web_error(h,
 		  status == CMD_NOT_FOUND ? 404
 		  : status == CMD_USAGE	  ? 400
@@ -487,7 +489,7 @@ static void methods_box(struct evbuffer *b, json_t *v)
 	evbuffer_add_printf(b, "<div class=\"methods\" id=\"methods\">"
 			       "<strong>Allowed methods with these TLS, SASL and dialback "
 			       "settings:</strong> ");
-	if (p && policy_json_apply(p, m, NULL, err, sizeof(err)) == FG_OK) {
+	if (p && policy_json_apply(p, m, NULL, err, sizeof(err), NULL) == FG_OK) {
 		policy_methods_string(policy_allowed_methods(p), methods, sizeof(methods));
 		http_html(b, methods[0] ? methods : "none");
 		struct policy_verdict vd;
@@ -506,9 +508,9 @@ static void methods_box(struct evbuffer *b, json_t *v)
 }
 
 /* The partner form: new (mode "new") or an existing record ("edit"),
- * with errors (strings) above it and beside their fields. */
-static void partner_form(struct hreq *h, int code, const char *mode, json_t *v,
-			 json_t *error_strings)
+ * with errors ({field, message}, borrowed) above it and beside their
+ * fields. */
+static void partner_form(struct hreq *h, int code, const char *mode, json_t *v, json_t *errors)
 {
 	bool is_new = strcmp(mode, "new") == 0;
 	struct evbuffer *b =
@@ -518,9 +520,8 @@ static void partner_form(struct hreq *h, int code, const char *mode, json_t *v,
 		http_send(h, 503, NULL, NULL);
 		return;
 	}
-	json_t *errors = api_errors(error_strings);
-	if (json_array_size(error_strings))
-		alert(b, "error", "errors", "Not committed; nothing was saved:", error_strings);
+	if (json_array_size(errors))
+		alert(b, "error", "errors", "Not committed; nothing was saved:", errors);
 	evbuffer_add_printf(b, "<form class=\"record\" method=\"post\" "
 			       "action=\"/partners/commit\">");
 	csrf_field(b, h);
@@ -562,7 +563,6 @@ static void partner_form(struct hreq *h, int code, const char *mode, json_t *v,
 		evbuffer_add_printf(b, "<p><a class=\"button secondary\" href=\"/partners\">Back"
 				       "</a></p>");
 	evbuffer_add_printf(b, "</form>");
-	json_decref(errors);
 	page_end(h, code, b);
 }
 
@@ -698,7 +698,7 @@ static const struct {
 	{"subscription_refresh_interval", "Subscription refresh interval", "seconds"},
 };
 
-static void gateway_form(struct hreq *h, int code, json_t *v, json_t *error_strings)
+static void gateway_form(struct hreq *h, int code, json_t *v, json_t *errors)
 {
 	struct evbuffer *b = page_begin(h, "/gateway", "Gateway settings");
 	if (!b) {
@@ -706,9 +706,8 @@ static void gateway_form(struct hreq *h, int code, json_t *v, json_t *error_stri
 		return;
 	}
 	flash(h, b);
-	json_t *errors = api_errors(error_strings);
-	if (json_array_size(error_strings))
-		alert(b, "error", "errors", "Not committed; nothing was saved:", error_strings);
+	if (json_array_size(errors))
+		alert(b, "error", "errors", "Not committed; nothing was saved:", errors);
 	evbuffer_add_printf(b, "<form class=\"record\" method=\"post\" action=\"/gateway\">");
 	csrf_field(b, h);
 	for (size_t i = 0; i < FG_ARRAY_LEN(gw_fields); i++)
@@ -724,7 +723,6 @@ static void gateway_form(struct hreq *h, int code, json_t *v, json_t *error_stri
 		evbuffer_add_printf(b, "<p><button type=\"submit\" id=\"commit\">Commit</button>"
 				       "</p>");
 	evbuffer_add_printf(b, "</form>");
-	json_decref(errors);
 	page_end(h, code, b);
 }
 
@@ -1037,13 +1035,6 @@ void web_handle(struct hreq *h)
 	} else if (post && strcmp(p, "/gateway") == 0) {
 		gateway_commit(h);
 	} else if (!post && strcmp(p, "/users") == 0) {
-		if (!cmd_find("user list")) {
-			json_t *body = json_pack("{s:[s]}", "errors",
-						 "local users are not available in this build (no "
-						 "'user list' command)");
-			users_got(h, CMD_NOT_FOUND, body);
-			return;
-		}
 		http_cmd(h, "user list", json_object(), false, users_got);
 	} else if (!post && strcmp(p, "/audit") == 0) {
 		http_cmd(h, "audit", json_object(), false, audit_got);

@@ -32,6 +32,12 @@ struct test_im {
 
 static struct test_im *waiting;
 
+/* The command layer's error shape: {"field": null, "message": msg}. */
+static json_t *error_object(const char *msg)
+{
+	return json_pack("{s:n, s:s}", "field", "message", msg);
+}
+
 static void step(struct test_im *t, const char *line)
 {
 	if (t->steps.len)
@@ -59,7 +65,7 @@ static void finish(struct test_im *t, bool ok, bool delivered, const char *warni
 		last = l;
 	}
 	if (!ok)
-		json_array_append_new(errors, json_string(last ? last : "not sent"));
+		json_array_append_new(errors, error_object(last ? last : "not sent"));
 	if (warning)
 		json_array_append_new(warnings, json_string(warning));
 	json_t *result = json_object();
@@ -164,7 +170,7 @@ static bool tap(struct xmpp_server *srv, struct xml_node *st)
 static void refuse(testim_reply_fn reply, void *ud, const char *msg)
 {
 	json_t *b = json_object(), *e = json_array();
-	json_array_append_new(e, json_string(msg));
+	json_array_append_new(e, error_object(msg));
 	json_object_set_new(b, "errors", e);
 	reply(ud, TESTIM_FAILED, b);
 }

@@ -114,6 +114,44 @@ static void expect_error(const struct policy *pol, struct partner *p,
 		fail_msg("%s (proxy %s): expected an error containing \"%s\" (rc %d)", p->domain,
 			 p->proxy_fqdn != NULL ? p->proxy_fqdn : "none", sub, rc);
 	}
+	/* Every error names the field it is about, and a message that starts
+	 * with a field's name is about that field. */
+	for (size_t i = 0; i < v.nerrors && i < POLICY_MAX_MESSAGES; i++) {
+		const char *f = v.error_fields[i];
+		size_t n = strcspn(v.errors[i], ":");
+		assert_non_null(f);
+		if (strncmp(v.errors[i], "tls_negotiation:", 16) == 0)
+			assert_string_equal(f, "tls");
+		else if (strncmp(v.errors[i], "sasl_negotiation:", 17) == 0)
+			assert_string_equal(f, "sasl");
+		else if (strspn(v.errors[i], "abcdefghijklmnopqrstuvwxyz_") == n)
+			assert_true(strlen(f) == n && strncmp(v.errors[i], f, n) == 0);
+	}
+}
+
+/* The matrix's two refusals name their rule, not a field, first; the
+ * field they are about is the one an admin changes to fix them. */
+static void test_error_fields_of_matrix_refusals(void **state)
+{
+	struct policy *pol = policy_new();
+	struct partner *p = mkpartner("fabrikam.test");
+	struct policy_verdict v;
+
+	(void)state;
+	p->tls = NEG_NOT_SUPPORTED;
+	p->sasl = NEG_OPTIONAL;
+	p->dialback = true;
+	assert_int_equal(policy_check(pol, p, true, NULL, &v), FG_INVAL);
+	assert_int_equal(v.nerrors, 1);
+	assert_string_equal(v.error_fields[0], "sasl");
+	p->tls = NEG_REQUIRED;
+	p->sasl = NEG_NOT_SUPPORTED;
+	p->dialback = false;
+	assert_int_equal(policy_check(pol, p, true, NULL, &v), FG_INVAL);
+	assert_int_equal(v.nerrors, 1);
+	assert_string_equal(v.error_fields[0], "dialback");
+	partner_free(&p);
+	policy_free(&pol);
 }
 
 static void expect_ok(const struct policy *pol, struct partner *p, bool is_new,
@@ -1106,6 +1144,8 @@ static void test_gateway_ranges(void **state)
 				snprintf(field, sizeof(field), "%s: %u is out of range", r[i].name,
 					 vals[k]);
 				assert_non_null(strstr(v.errors[0], field));
+				/* The API and the panel place it by this, not the text. */
+				assert_string_equal(v.error_fields[0], r[i].name);
 				assert_int_equal(v.verdict, VERDICT_REJECTED);
 			}
 		}
@@ -1202,6 +1242,7 @@ int main(void)
 		cmocka_unit_test(test_gateway_ranges),
 		cmocka_unit_test(test_gateway_secret),
 		cmocka_unit_test(test_partner_type_rules),
+		cmocka_unit_test(test_error_fields_of_matrix_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
