@@ -8,13 +8,13 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from fgtest import FEDGATE, Fedgate  # noqa: E402
+from fgtest import FEDGATE  # noqa: E402
 
 ADMIN_PW = "alice's long password"
 VIEWER_PW = "victor's long password"
 
 
-def test_control_panel_in_chromium():
+def test_control_panel_in_chromium(daemons):
     assert os.path.exists("/usr/bin/chromium"), "install Debian's chromium (make deps)"
     assert os.path.isdir(os.path.join(HERE, "node_modules", "playwright-core")), \
         "run 'npm ci' in tests/browser (make deps does)"
@@ -23,24 +23,18 @@ def test_control_panel_in_chromium():
     for name in ("partner-list.png", "refused-commit.png", "status-failing.png"):
         if os.path.exists(os.path.join(shots, name)):
             os.unlink(os.path.join(shots, name))
-    fg = Fedgate()
-    for name, role, pw in (("alice", "administrator", ADMIN_PW),
-                           ("victor", "viewer", VIEWER_PW)):
-        r = fg.cli("admin", "add", name, "--role", role, input=pw + "\n")
-        assert r.returncode == 0, r.stderr
-    fg.start()
-    try:
-        env = dict(os.environ, FG_BASE="http://127.0.0.1:5280", FEDGATE=FEDGATE,
-                   FG_CONF=fg.conf, FG_ADMIN_PW=ADMIN_PW, FG_VIEWER_PW=VIEWER_PW,
-                   FG_SCREENSHOTS=shots, HOME=fg.dir)
-        r = subprocess.run(["node", os.path.join(HERE, "panel.js")], env=env,
-                           capture_output=True, text=True, timeout=240)
-        print(r.stdout)
-        print(r.stderr, file=sys.stderr)
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert "browser: every step passed" in r.stdout
-    finally:
-        fg.stop()
+    fg = daemons.fedgate(admins={"alice": ("administrator", ADMIN_PW),
+                                 "victor": ("viewer", VIEWER_PW)}).start()
+    env = dict(os.environ, FG_BASE="http://127.0.0.1:5280", FEDGATE=FEDGATE,
+               FG_CONF=fg.conf, FG_ADMIN_PW=ADMIN_PW, FG_VIEWER_PW=VIEWER_PW,
+               FG_SCREENSHOTS=shots, HOME=fg.dir)
+    r = subprocess.run(["node", os.path.join(HERE, "panel.js")], env=env,
+                       capture_output=True, text=True, timeout=240)
+    print(r.stdout)
+    print(r.stderr, file=sys.stderr)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "browser: every step passed" in r.stdout
+    fg.stop()  # the whole log, before it is read below
     for name in ("partner-list.png", "refused-commit.png", "status-failing.png"):
         p = os.path.join(shots, name)
         assert os.path.getsize(p) > 1000, p

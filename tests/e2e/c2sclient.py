@@ -13,12 +13,6 @@ NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_CLIENT = "jabber:client"
 
 
-def add_conf(fg, section, **keys):
-    """Adds keys to fedgate.conf, in a section of their own."""
-    with open(fg.conf, "a") as f:
-        f.write(f"\n[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
-
-
 class Client(Peer):
     def __init__(self, host="127.0.0.1"):
         super().__init__(port=5222, host=host)
@@ -52,14 +46,18 @@ class Client(Peer):
     def failure_condition(el):
         return [c.tag.split("}")[1] for c in el if not c.tag.endswith("}text")][0]
 
-    def login(self, user, password, resource="raw", domain="contoso.test"):
-        """TLS, PLAIN, restart, bind; returns the bound full JID."""
+    def authenticate(self, user, password, domain="contoso.test"):
+        """TLS, PLAIN (which must succeed), restart; returns the features."""
         self.begin(domain=domain)
         kind, el = self.plain(user, password)
         assert kind == "success", self.failure_condition(el)
         self.reset_parser()
         self.open(to=domain, ns=NS_CLIENT)
-        f = self.features()
+        return self.features()
+
+    def login(self, user, password, resource="raw", domain="contoso.test"):
+        """TLS, PLAIN, restart, bind; returns the bound full JID."""
+        f = self.authenticate(user, password, domain)
         assert f.find(f"{{{NS_BIND}}}bind") is not None
         self.send(f"<iq type='set' id='b1'><bind xmlns='{NS_BIND}'>"
                   f"<resource>{resource}</resource></bind></iq>")

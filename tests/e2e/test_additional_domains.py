@@ -3,35 +3,19 @@ while it is listed: corp.fabrikam.test (served by the same Prosody as
 fabrikam.test) is refused both ways until `partner set fabrikam.test
 --add-domain corp.fabrikam.test`, then uses fabrikam's method, and follows
 fabrikam's settings when they change."""
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
-from bed import Bed  # noqa: E402
-from fgtest import Fedgate  # noqa: E402
-from clients import round_trip  # noqa: E402
+from clients import round_trip
 
 
 @pytest.fixture(scope="module")
-def world():
-    bed = Bed()
-    for d in ("fabrikam.test", "corp.fabrikam.test"):
-        bed.dns.add_a(d, "127.0.0.12")
-    bed.dns.add_a("contoso.test", "127.0.0.11")
-    bed.dns.start()
-    prosody = bed.prosody("fabrikam", "127.0.0.12", ["fabrikam.test", "corp.fabrikam.test"])
-    prosody.register("carol", "corp.fabrikam.test", "carolpass")
-    prosody.start()
-    fg = Fedgate(domain="contoso.test", addr="127.0.0.11").use_bed_certificate(bed)
-    assert fg.cli("partner", "new", "--domain", "fabrikam.test").returncode == 0
-    assert fg.cli("gateway", "set", "--stream-establishment-timeout", "10").returncode == 0
-    fg.start()
-    yield bed, fg
-    fg.stop()
-    bed.stop()
+def world(module_daemons):
+    bed = module_daemons.bed({"fabrikam.test": "127.0.0.12", "corp.fabrikam.test": "127.0.0.12"})
+    module_daemons.prosody(bed, "fabrikam", "127.0.0.12", ["fabrikam.test", "corp.fabrikam.test"],
+                           users={"carol@corp.fabrikam.test": "carolpass"})
+    fg = module_daemons.fedgate(bed=bed, partners=["fabrikam.test"],
+                                gateway=("--stream-establishment-timeout", "10"))
+    return bed, fg.start()
 
 
 def carol_round(bed, fg):

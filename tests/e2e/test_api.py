@@ -8,24 +8,15 @@ import html
 import os
 import re
 import ssl
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from fgtest import Fedgate  # noqa: E402
-from webclient import Client  # noqa: E402
+from webclient import Client
 
 BASE = "http://127.0.0.1:5280"
 NO_TLS_ERROR = "SASL must have TLS support"
 ADMIN_PW = "correct horse battery"
 VIEWER_PW = "viewer password"
-
-
-def add_admin(fg, name, role, password):
-    r = fg.cli("admin", "add", name, "--role", role, input=password + "\n")
-    assert r.returncode == 0, r.stderr
-    return r
 
 
 def token(fg, name):
@@ -37,14 +28,10 @@ def token(fg, name):
 
 
 @pytest.fixture
-def fg():
-    f = Fedgate(extra={"admin": {"max_body": "4KiB", "signin_attempts": "3"}})
-    add_admin(f, "alice", "administrator", ADMIN_PW)
-    add_admin(f, "victor", "viewer", VIEWER_PW)
-    f.start()
-    yield f
-    if f.proc:
-        f.stop()
+def fg(daemons):
+    return daemons.fedgate(extra={"admin": {"max_body": "4KiB", "signin_attempts": "3"}},
+                           admins={"alice": ("administrator", ADMIN_PW),
+                                   "victor": ("viewer", VIEWER_PW)}).start()
 
 
 @pytest.fixture
@@ -73,7 +60,8 @@ def test_admin_accounts_from_the_cli(fg):
     assert r.returncode == 1 and "too short" in r.stderr
     r = fg.cli("admin", "add", "bob", "--role", "superuser", input="long enough pw\n")
     assert r.returncode == 1 and "not a role" in r.stderr
-    add_admin(fg, "bob", "viewer", "long enough pw")
+    r = fg.cli("admin", "add", "bob", "--role", "viewer", input="long enough pw\n")
+    assert r.returncode == 0, r.stderr
     r = fg.cli("admin", "add", "bob", "--role", "viewer", input="long enough pw\n")
     assert r.returncode == 1 and "exists already" in r.stderr
     rows = fg.cli_json("admin", "list")
@@ -383,37 +371,34 @@ def test_metrics(fg, api):
     assert "fedgate_partners 1" in text
 
 
-def test_https_listener_and_loopback_rule():
+def test_https_listener_and_loopback_rule(daemons):
     """With [admin] certificate the listener speaks only TLS, and the cookie
     is Secure; without one, fedgate check refuses a non-loopback address."""
-    f = Fedgate(extra={"admin": {"certificate": "certs/contoso.test.pem",
-                                 "key": "certs/contoso.test.key"}})
-    add_admin(f, "alice", "administrator", ADMIN_PW)
-    f.start()
+    f = daemons.fedgate(extra={"admin": {"certificate": "certs/contoso.test.pem",
+                                         "key": "certs/contoso.test.key"}},
+                        admins={"alice": ("administrator", ADMIN_PW)}).start()
+    ctx = ssl.create_default_context(cafile=f.cert)
+    ctx.check_hostname = False
+    c = Client("https://127.0.0.1:5280", context=ctx)
+    page = c.get("/signin")
+    assert page.status == 200
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+    r = c.post("/signin", form={"csrf": page.csrf(), "name": "alice",
+                                "password": ADMIN_PW})
+    assert r.status == 303
+    session = [k for k in r.headers.get_all("Set-Cookie")
+               if k.startswith("fg_session=")][0]
+    assert "Secure" in session and "HttpOnly" in session
+    assert c.get("/partners").status == 200
+    # Plain HTTP on the TLS port gets nothing useful.
+    r = None
     try:
-        ctx = ssl.create_default_context(cafile=f.cert)
-        ctx.check_hostname = False
-        c = Client("https://127.0.0.1:5280", context=ctx)
-        page = c.get("/signin")
-        assert page.status == 200
-        assert page.headers["Strict-Transport-Security"].startswith("max-age=")
-        r = c.post("/signin", form={"csrf": page.csrf(), "name": "alice",
-                                    "password": ADMIN_PW})
-        assert r.status == 303
-        session = [k for k in r.headers.get_all("Set-Cookie")
-                   if k.startswith("fg_session=")][0]
-        assert "Secure" in session and "HttpOnly" in session
-        assert c.get("/partners").status == 200
-        # Plain HTTP on the TLS port gets nothing useful.
-        r = None
-        try:
-            r = Client("http://127.0.0.1:5280").get("/signin")
-        except Exception:
-            pass
-        assert r is None or r.status != 200
-    finally:
-        f.stop()
-    g = Fedgate()
+        r = Client("http://127.0.0.1:5280").get("/signin")
+    except Exception:
+        pass
+    assert r is None or r.status != 200
+    f.stop()
+    g = daemons.fedgate()
     text = open(g.conf).read().replace("admin = 127.0.0.1:5280", "admin = 0.0.0.0:5280")
     open(g.conf, "w").write(text)
     r = g.cli("check")

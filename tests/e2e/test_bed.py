@@ -4,40 +4,28 @@ corp.fabrikam.test to real XMPP clients (slixmpp) over STARTTLS with
 certificates of the bed's CA; a second Prosody, litware.test, federates
 with it through the bed's DNS server. Federation tests build on this."""
 import asyncio
-import os
 import socket
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
-from bed import Bed, query_srv  # noqa: E402
-
-from clients import User, run  # noqa: E402
+from bed import query_srv
+from clients import User, run
 
 
 @pytest.fixture(scope="module")
-def bed():
-    b = Bed()
-    b.dns.add_a("fabrikam.test", "127.0.0.12")
-    b.dns.add_a("corp.fabrikam.test", "127.0.0.12")
-    b.dns.add_a("xmpp.fabrikam.test", "127.0.0.12")
-    b.dns.add_a("contoso.test", "127.0.0.11")
-    b.dns.add_a("litware.test", "127.0.0.13")  # no SRV: the A fallback
-    b.dns.add_srv("_xmpp-server._tcp.fabrikam.test", "xmpp.fabrikam.test", 5269, 10, 5)
-    b.dns.add_srv("_xmpp-server._tcp.corp.fabrikam.test", "xmpp.fabrikam.test", 5269)
-    b.dns.start()
-    p = b.prosody("fabrikam", "127.0.0.12", ["fabrikam.test", "corp.fabrikam.test"])
-    p.register("bob", "fabrikam.test", "bobpass")
-    p.register("carol", "corp.fabrikam.test", "carolpass")
-    p.start()
-    b.fabrikam = p
-    q = b.prosody("litware", "127.0.0.13", ["litware.test"])
-    q.register("dave", "litware.test", "davepass")
-    q.start()
-    b.litware = q
-    yield b
-    b.stop()
+def bed(module_daemons):
+    b = module_daemons.bed(
+        {"fabrikam.test": "127.0.0.12", "corp.fabrikam.test": "127.0.0.12",
+         "xmpp.fabrikam.test": "127.0.0.12",
+         "litware.test": "127.0.0.13"},  # no SRV: the A fallback
+        srv=[("_xmpp-server._tcp.fabrikam.test", "xmpp.fabrikam.test", 5269, 10, 5),
+             ("_xmpp-server._tcp.corp.fabrikam.test", "xmpp.fabrikam.test", 5269)])
+    b.fabrikam = module_daemons.prosody(
+        b, "fabrikam", "127.0.0.12", ["fabrikam.test", "corp.fabrikam.test"],
+        users={"bob@fabrikam.test": "bobpass", "carol@corp.fabrikam.test": "carolpass"})
+    b.litware = module_daemons.prosody(
+        b, "litware", "127.0.0.13", ["litware.test"], users={"dave@litware.test": "davepass"})
+    return b
 
 
 def test_dns_serves_the_bed(bed):

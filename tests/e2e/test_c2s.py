@@ -4,36 +4,26 @@ presence and chat between two local users with real clients (slixmpp),
 offline messages, and what the server answers itself (disco, ping,
 version, vCard)."""
 import asyncio
-import os
-import sys
 import time
 
 import pytest
 import slixmpp
 
-sys.path.insert(0, os.path.dirname(__file__))
-from c2sclient import Client, add_conf  # noqa: E402
-from clients import User, run  # noqa: E402
-from fgtest import Fedgate  # noqa: E402
+from c2sclient import Client
+from clients import User, run
 
 USERS = {"alice": "alice-secret-1", "dave": "dave-secret-22", "erin": "erin-secret-333"}
 
 
-def make_fedgate(addr="127.0.0.1", **c2s):
-    fg = Fedgate(domain="contoso.test", addr=addr)
-    add_conf(fg, "c2s", **c2s)
-    for u, pw in USERS.items():
-        r = fg.cli("user", "add", f"{u}@contoso.test", input=pw + "\n")
-        assert r.returncode == 0, r.stderr
-    return fg
+def make_fedgate(daemons, addr="127.0.0.1", **c2s):
+    """A fedgate with USERS, and c2s in its [c2s] section."""
+    return daemons.fedgate(addr=addr, extra={"c2s": c2s},
+                           users={f"{u}@contoso.test": pw for u, pw in USERS.items()})
 
 
 @pytest.fixture(scope="module")
-def fg():
-    f = make_fedgate(auth_failures=1000)
-    f.start()
-    yield f
-    f.stop()
+def fg(module_daemons):
+    return make_fedgate(module_daemons, auth_failures=1000).start()
 
 
 class Roster(User):
@@ -139,50 +129,38 @@ def test_authzid_of_another_user_is_refused(fg):
     c.close()
 
 
-def test_plain_without_tls_is_refused_when_tls_is_optional():
+def test_plain_without_tls_is_refused_when_tls_is_optional(daemons):
     """A downgrade: with TLS optional, SCRAM is offered in the clear but
     PLAIN never is, and asking for it anyway is refused."""
-    fg2 = make_fedgate(addr="127.0.0.2", require_tls="false")
-    fg2.start()
-    try:
-        c = Client("127.0.0.2")
-        f = c.begin(tls=False)
-        assert f.find("{urn:ietf:params:xml:ns:xmpp-tls}starttls/"
-                      "{urn:ietf:params:xml:ns:xmpp-tls}required") is None
-        assert c.mechanisms(f) == ["SCRAM-SHA-256", "SCRAM-SHA-1"]
-        kind, el = c.plain("alice", USERS["alice"])
-        assert kind == "failure" and c.failure_condition(el) == "encryption-required"
-        c.close()
-    finally:
-        fg2.stop()
+    make_fedgate(daemons, addr="127.0.0.2", require_tls="false").start()
+    c = Client("127.0.0.2")
+    f = c.begin(tls=False)
+    assert f.find("{urn:ietf:params:xml:ns:xmpp-tls}starttls/"
+                  "{urn:ietf:params:xml:ns:xmpp-tls}required") is None
+    assert c.mechanisms(f) == ["SCRAM-SHA-256", "SCRAM-SHA-1"]
+    kind, el = c.plain("alice", USERS["alice"])
+    assert kind == "failure" and c.failure_condition(el) == "encryption-required"
+    c.close()
 
 
-def test_failed_logins_are_rate_limited_per_account():
-    fg2 = make_fedgate(addr="127.0.0.3", auth_failures=3, auth_failure_window=300)
-    fg2.start()
-    try:
-        for _ in range(3):
-            c = Client("127.0.0.3")
-            c.begin()
-            kind, el = c.plain("erin", "guess")
-            assert c.failure_condition(el) == "not-authorized"
-            c.close()
+def test_failed_logins_are_rate_limited_per_account(daemons):
+    make_fedgate(daemons, addr="127.0.0.3", auth_failures=3, auth_failure_window=300).start()
+    for _ in range(3):
         c = Client("127.0.0.3")
         c.begin()
-        kind, el = c.plain("erin", USERS["erin"])
-        assert kind == "failure" and c.failure_condition(el) == "temporary-auth-failure"
+        kind, el = c.plain("erin", "guess")
+        assert c.failure_condition(el) == "not-authorized"
         c.close()
-    finally:
-        fg2.stop()
+    c = Client("127.0.0.3")
+    c.begin()
+    kind, el = c.plain("erin", USERS["erin"])
+    assert kind == "failure" and c.failure_condition(el) == "temporary-auth-failure"
+    c.close()
 
 
 def test_bind_generates_a_resource_and_a_conflict_replaces_the_old_session(fg):
     c = Client()
-    c.begin()
-    assert c.plain("erin", USERS["erin"])[0] == "success"
-    c.reset_parser()
-    c.open(to="contoso.test", ns="jabber:client")
-    c.features()
+    c.authenticate("erin", USERS["erin"])
     c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
     iq = c.next_element()
     jid = iq.find("{urn:ietf:params:xml:ns:xmpp-bind}bind/"
@@ -215,11 +193,7 @@ def test_forged_from_closes_the_stream_with_invalid_from(fg):
 
 def test_stanza_before_bind_is_refused(fg):
     c = Client()
-    c.begin()
-    assert c.plain("erin", USERS["erin"])[0] == "success"
-    c.reset_parser()
-    c.open(to="contoso.test", ns="jabber:client")
-    c.features()
+    c.authenticate("erin", USERS["erin"])
     c.send("<message to='dave@contoso.test'><body>x</body></message>")
     assert c.stream_error()[0] == "not-authorized"
 

@@ -6,50 +6,35 @@ in words an admin can act on."""
 import asyncio
 import os
 import re
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
-from bed import Bed  # noqa: E402
-from fgtest import Fedgate  # noqa: E402
-
-from clients import User, cli, run  # noqa: E402
+from clients import User, cli, run
+from fgtest import NS_STREAM, Fedgate
 
 
 @pytest.fixture(scope="module")
-def world():
-    bed = Bed()
-    for name, addr in (("fabrikam.test", "127.0.0.12"), ("xmpp.fabrikam.test", "127.0.0.12"),
-                       ("corp.fabrikam.test", "127.0.0.12"), ("wrong.test", "127.0.0.12"),
-                       ("contoso.test", "127.0.0.11")):
-        bed.dns.add_a(name, addr)
-    bed.dns.add_srv("_xmpp-server._tcp.fabrikam.test", "xmpp.fabrikam.test", 5269)
-    bed.dns.add_srv("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)
-    bed.dns.start()
-    prosody = bed.prosody("fabrikam", "127.0.0.12", ["fabrikam.test", "corp.fabrikam.test"])
-    prosody.register("bob", "fabrikam.test", "bobpass")
-    prosody.register("carol", "corp.fabrikam.test", "carolpass")
-    prosody.start()
-
-    fg = Fedgate(domain="contoso.test", addr="127.0.0.11").use_bed_certificate(bed)
-    for args in (("--domain", "fabrikam.test"),
-                 # row 13: TLS Dialback is the only method
-                 ("--domain", "corp.fabrikam.test", "--sasl", "not-supported"),
-                 ("--domain", "wrong.test"),
-                 ("--domain", "closed.test", "--proxy-fqdn", "127.0.0.12:5999"),
-                 ("--domain", "silent.test", "--proxy-fqdn", "127.0.0.12:5998"),
-                 # dialback only, with 20 domains nobody serves: the pending cap
-                 ("--domain", "bulk.test", "--sasl", "not-supported", "--additional-domains",
-                  ",".join(f"d{i}.bulk.test" for i in range(20)))):
-        r = fg.cli("partner", "new", *args)
-        assert r.returncode == 0, r.stderr
-    assert fg.cli("gateway", "set", "--stream-establishment-timeout", "5").returncode == 0
-    fg.start()
-    yield bed, prosody, fg
-    fg.stop()
-    bed.stop()
+def world(module_daemons):
+    bed = module_daemons.bed(
+        {name: "127.0.0.12" for name in ("fabrikam.test", "xmpp.fabrikam.test",
+                                         "corp.fabrikam.test", "wrong.test")},
+        srv=[("_xmpp-server._tcp.fabrikam.test", "xmpp.fabrikam.test", 5269),
+             ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
+    prosody = module_daemons.prosody(
+        bed, "fabrikam", "127.0.0.12", ["fabrikam.test", "corp.fabrikam.test"],
+        users={"bob@fabrikam.test": "bobpass", "carol@corp.fabrikam.test": "carolpass"})
+    fg = module_daemons.fedgate(bed=bed, partners=[
+        "fabrikam.test",
+        # row 13: TLS Dialback is the only method
+        ("corp.fabrikam.test", "--sasl", "not-supported"),
+        "wrong.test",
+        ("closed.test", "--proxy-fqdn", "127.0.0.12:5999"),
+        ("silent.test", "--proxy-fqdn", "127.0.0.12:5998"),
+        # dialback only, with 20 domains nobody serves: the pending cap
+        ("bulk.test", "--sasl", "not-supported", "--additional-domains",
+         ",".join(f"d{i}.bulk.test" for i in range(20)))],
+        gateway=("--stream-establishment-timeout", "5"))
+    return bed, prosody, fg.start()
 
 
 def test_test_im_reaches_a_prosody_user_over_sasl_external(world):
@@ -151,21 +136,7 @@ def test_prosody_user_to_contoso_gets_an_answer_both_ways(world):
 def authenticated_peer(bed, fg, frm="fabrikam.test"):
     """A raw s2s peer that proves fabrikam.test with a certificate of the
     bed's CA and SASL EXTERNAL, as Prosody would."""
-    import ssl
-    from fgtest import NS_STREAM, Peer
-    cert, key = bed.ca.issue(f"raw-{frm}", [frm])
-    p = Peer(host="127.0.0.11")
-    p.open(frm=frm)
-    p.features()
-    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    assert p.next_element().tag.endswith("proceed")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(bed.ca.cert)
-    ctx.load_cert_chain(cert, key)
-    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
-    p.reset_parser()
-    p.open(frm=frm)
-    feats = p.features()
+    p, feats = tls_peer(bed, frm, cert=bed.ca.issue(f"raw-{frm}", [frm]))
     mechs = [m.text for m in feats.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism")]
     assert mechs == ["EXTERNAL"], mechs
     p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
@@ -193,22 +164,9 @@ def test_authenticated_stream_checks_every_stanza(world, stanza, condition):
 
 
 def test_sasl_external_refused_for_a_domain_the_certificate_does_not_prove(world):
-    import ssl
     bed, _, fg = world
-    from fgtest import Peer
-    cert, key = bed.ca.issue("raw-corp", ["corp.fabrikam.test"])
-    p = Peer(host="127.0.0.11")
-    p.open(frm="fabrikam.test")
-    p.features()
-    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    p.next_element()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(bed.ca.cert)
-    ctx.load_cert_chain(cert, key)
-    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
-    p.reset_parser()
-    p.open(frm="fabrikam.test")
-    feats = p.features()
+    p, feats = tls_peer(bed, "fabrikam.test",
+                        cert=bed.ca.issue("raw-corp", ["corp.fabrikam.test"]))
     assert not list(feats.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism"))
     p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
     fail = p.next_element()

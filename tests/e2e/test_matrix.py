@@ -9,18 +9,12 @@ Peers (all Prosody 0.12, certificates from the bed's CA unless said):
   notls.test      127.0.0.15  no TLS at all
   untrusted.test  127.0.0.16  certificate from a CA fedgate does not trust
 """
-import os
 import re
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
-from bed import CA, Bed  # noqa: E402
-from fgtest import Fedgate  # noqa: E402
-
-from clients import cli, round_trip, run  # noqa: E402
+from bed import CA
+from clients import cli, round_trip, run
 
 SASL, TLSDB, TCPDB = "SASL over TLS", "TLS Dialback", "TCP Dialback"
 
@@ -41,34 +35,25 @@ ROWS = {
 
 
 @pytest.fixture(scope="module")
-def world():
-    bed = Bed()
+def world(module_daemons):
     peers = {"fabrikam.test": "127.0.0.12", "plain.test": "127.0.0.14",
              "notls.test": "127.0.0.15", "untrusted.test": "127.0.0.16"}
-    for d, a in peers.items():
-        bed.dns.add_a(d, a)
-    bed.dns.add_a("contoso.test", "127.0.0.11")
-    bed.dns.start()
+    bed = module_daemons.bed(peers)
     lax = "s2s_require_encryption = false\ns2s_secure_auth = false\n"
-    servers = {
-        "fabrikam.test": bed.prosody("fabrikam", peers["fabrikam.test"], ["fabrikam.test"]),
-        "plain.test": bed.prosody("plain", peers["plain.test"], ["plain.test"], extra=lax),
-        "notls.test": bed.prosody("notls", peers["notls.test"], ["notls.test"], tls=False),
-        "untrusted.test": bed.prosody("untrusted", peers["untrusted.test"], ["untrusted.test"],
-                                      ca=CA(bed.root, "other-ca")),
-    }
-    for d, p in servers.items():
-        p.register("bob", d, "bobpass")
-        p.start()
 
-    fg = Fedgate(domain="contoso.test", addr="127.0.0.11").use_bed_certificate(bed)
-    for d in peers:
-        assert fg.cli("partner", "new", "--domain", d).returncode == 0
-    assert fg.cli("gateway", "set", "--stream-establishment-timeout", "10").returncode == 0
-    fg.start()
-    yield bed, servers, fg
-    fg.stop()
-    bed.stop()
+    def peer(domain, **kw):
+        """The Prosody serving domain, named after it, with bob on it."""
+        return module_daemons.prosody(bed, domain.split(".")[0], peers[domain], [domain],
+                                      users={f"bob@{domain}": "bobpass"}, **kw)
+    servers = {
+        "fabrikam.test": peer("fabrikam.test"),
+        "plain.test": peer("plain.test", extra=lax),
+        "notls.test": peer("notls.test", tls=False),
+        "untrusted.test": peer("untrusted.test", ca=CA(bed.root, "other-ca")),
+    }
+    fg = module_daemons.fedgate(bed=bed, partners=list(peers),
+                                gateway=("--stream-establishment-timeout", "10"))
+    return bed, servers, fg.start()
 
 
 def methods(fg, domain):

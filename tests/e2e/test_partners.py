@@ -8,26 +8,16 @@ import random
 import signal
 import stat
 import subprocess
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from fgtest import FEDGATE, Fedgate, Peer  # noqa: E402
+from fgtest import FEDGATE, Peer
 
 ROW1_WARNING = "Dialback will not operate when both TLS and SASL are required"
 OPTIONAL_WARNING = "SASL needs TLS; TLS optional may fail negotiation"
 NO_TLS_ERROR = "SASL must have TLS support"
 NO_METHOD_ERROR = "SASL or Dialback must be enabled"
-
-
-@pytest.fixture
-def fg():
-    f = Fedgate()
-    yield f
-    if f.proc:
-        f.stop()
 
 
 def test_defaults_when_flags_are_omitted(fg):

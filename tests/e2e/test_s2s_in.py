@@ -2,13 +2,9 @@
 which features are offered before and after TLS, what is refused before the
 stream is secured as the partner requires, and that domains which are no
 partner's are turned away. Raw sockets, real daemon."""
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from fgtest import NS_TLS, Fedgate, Peer  # noqa: E402
+from fgtest import NS_TLS, Peer
 
 NS_DBF = "urn:xmpp:features:dialback"
 
@@ -22,17 +18,12 @@ PARTNERS = {
 
 
 @pytest.fixture(scope="module")
-def server():
-    fg = Fedgate()
-    for d, (tls, sasl, db) in PARTNERS.items():
-        r = fg.cli("partner", "new", "--domain", d, "--tls", tls, "--sasl", sasl,
-                   "--dialback", db)
-        assert r.returncode == 0, r.stderr
+def server(module_daemons):
+    fg = module_daemons.fedgate(partners=[(d, "--tls", tls, "--sasl", sasl, "--dialback", db)
+                                          for d, (tls, sasl, db) in PARTNERS.items()])
     assert fg.cli("partner", "set", "fabrikam.test", "--add-domain",
                   "corp.fabrikam.test").returncode == 0
-    fg.start()
-    yield fg
-    fg.stop()
+    return fg.start()
 
 
 def features_of(frm, secure=False):
@@ -118,28 +109,25 @@ def test_dialback_refused_after_tls_when_not_allowed(server):
     assert cond == "policy-violation" and "do not allow dialback over TLS" in text
 
 
-def test_federation_off_without_partners():
+def test_federation_off_without_partners(daemons):
     """No partners: a stream without from opens and can be secured (an admin
     checking TLS with openssl s_client), but no domain can authenticate."""
-    fg = Fedgate(domain="litware.test", addr="127.0.0.3").start()
-    try:
-        p = Peer(host="127.0.0.3")
-        p.open(to="litware.test")
-        feats = p.features()
-        tls = feats.find(f"{{{NS_TLS}}}starttls")
-        assert tls is not None and feats.find(f"{{{NS_DBF}}}dialback") is None
-        p.starttls(server_hostname="litware.test")
-        p.open(to="litware.test")
-        assert len(p.features()) == 0  # nothing to authenticate with
-        p.send("<db:result from='fabrikam.test' to='litware.test'>k</db:result>")
-        cond, text = p.stream_error()
-        assert cond == "policy-violation", text
-        q = Peer(host="127.0.0.3")
-        q.open(to="litware.test", frm="fabrikam.test")
-        cond, text = q.stream_error()
-        assert "fabrikam.test is not an allowed federation partner of litware.test" in text
-    finally:
-        fg.stop()
+    daemons.fedgate(domain="litware.test", addr="127.0.0.3").start()
+    p = Peer(host="127.0.0.3")
+    p.open(to="litware.test")
+    feats = p.features()
+    tls = feats.find(f"{{{NS_TLS}}}starttls")
+    assert tls is not None and feats.find(f"{{{NS_DBF}}}dialback") is None
+    p.starttls(server_hostname="litware.test")
+    p.open(to="litware.test")
+    assert len(p.features()) == 0  # nothing to authenticate with
+    p.send("<db:result from='fabrikam.test' to='litware.test'>k</db:result>")
+    cond, text = p.stream_error()
+    assert cond == "policy-violation", text
+    q = Peer(host="127.0.0.3")
+    q.open(to="litware.test", frm="fabrikam.test")
+    cond, text = q.stream_error()
+    assert "fabrikam.test is not an allowed federation partner of litware.test" in text
 
 
 def test_per_partner_connection_limit(server):

@@ -1,27 +1,23 @@
 """fedgate serve over real sockets: stream headers, features, STARTTLS, and
 the stream errors RFC 6120 prescribes for bad input, each closing only the
 offending stream while the server goes on serving others."""
-import os
 import re
 import signal
 import socket
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from fgtest import NS_STREAM, NS_TLS, Fedgate, Peer  # noqa: E402
+from fgtest import NS_STREAM, NS_TLS, Peer
 
 
 @pytest.fixture(scope="module")
-def server():
-    fg = Fedgate(extra={"timeouts": {"stream_header": "2s"},
-                        "limits": {"connections_per_ip": "20"}})
+def server(module_daemons):
     # Federation is an allow-list: one partner (defaults: SASL over TLS only,
     # so TLS is required) lets streams be opened at all.
-    assert fg.cli("partner", "new", "--domain", "fabrikam.test").returncode == 0
-    fg.start()
+    fg = module_daemons.fedgate(extra={"timeouts": {"stream_header": "2s"},
+                                       "limits": {"connections_per_ip": "20"}},
+                                partners=["fabrikam.test"]).start()
     # A stream that stays open through every test: the server must keep
     # serving it while other peers misbehave.
     bystander = Peer()
@@ -30,7 +26,6 @@ def server():
     fg.bystander = bystander
     yield fg
     bystander.close()
-    fg.stop()
 
 
 def assert_still_serving(fg):
@@ -261,9 +256,8 @@ def test_bystander_survived(server):
     assert b.next_element() == "close"
 
 
-def test_shutdown_sends_system_shutdown():
-    fg = Fedgate(domain="litware.test", addr="127.0.0.2")
-    assert fg.cli("partner", "new", "--domain", "fabrikam.test").returncode == 0
+def test_shutdown_sends_system_shutdown(daemons):
+    fg = daemons.fedgate(domain="litware.test", addr="127.0.0.2", partners=["fabrikam.test"])
     fg.start()
     p = Peer(host="127.0.0.2")
     p.open(to="litware.test")
@@ -279,17 +273,14 @@ def test_shutdown_sends_system_shutdown():
         socket.create_connection(("127.0.0.2", 5269), timeout=2)
 
 
-def test_openssl_s_client_upgrades_a_fresh_install():
+def test_openssl_s_client_upgrades_a_fresh_install(daemons):
     """What `make run` promises: with the configuration `fedgate init`
     writes (no partners yet), openssl s_client opens a stream and upgrades
     it to TLS."""
     import subprocess
-    fg = Fedgate(domain="localhost", addr="127.0.0.4").start()
-    try:
-        r = subprocess.run(["openssl", "s_client", "-starttls", "xmpp-server", "-connect",
-                            "127.0.0.4:5269", "-xmpphost", "localhost"],
-                           input="Q\n", capture_output=True, text=True, timeout=20)
-        assert re.search(r"New, TLSv1\.[23], Cipher is TLS_", r.stdout), r.stdout + r.stderr
-        assert "CN = localhost" in r.stdout
-    finally:
-        fg.stop()
+    daemons.fedgate(domain="localhost", addr="127.0.0.4").start()
+    r = subprocess.run(["openssl", "s_client", "-starttls", "xmpp-server", "-connect",
+                        "127.0.0.4:5269", "-xmpphost", "localhost"],
+                       input="Q\n", capture_output=True, text=True, timeout=20)
+    assert re.search(r"New, TLSv1\.[23], Cipher is TLS_", r.stdout), r.stdout + r.stderr
+    assert "CN = localhost" in r.stdout

@@ -13,23 +13,13 @@ import secrets
 import select
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from fgtest import FEDGATE, Fedgate  # noqa: E402
+from fgtest import FEDGATE
 
 CREATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-@pytest.fixture
-def fg():
-    f = Fedgate()
-    yield f
-    if f.proc:
-        f.stop()
 
 
 def new_password():

@@ -4,17 +4,11 @@ chat both ways, offline messages, SPEC §4's partner types switched live
 with `fedgate partner set`, the per-user xmpp_access switch, and
 `fedgate test-im --from`."""
 import asyncio
-import os
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bed"))
-from bed import Bed  # noqa: E402
-from clients import User, cli, run  # noqa: E402
-from fgtest import Fedgate  # noqa: E402
+from clients import User, cli, run
 
 FG = "127.0.0.11"
 PROSODY = "127.0.0.12"
@@ -23,28 +17,17 @@ REMOTE = ["bob", "ben", "bea", "bo", "bud", "bix", "bex"]
 
 
 @pytest.fixture(scope="module")
-def world():
-    bed = Bed()
-    bed.dns.add_a("fabrikam.test", PROSODY)
-    bed.dns.add_a("contoso.test", FG)
-    bed.dns.add_srv("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269)
-    bed.dns.add_srv("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)
-    bed.dns.start()
-    prosody = bed.prosody("fabrikam", PROSODY, ["fabrikam.test"])
-    for u in REMOTE:
-        prosody.register(u, "fabrikam.test", f"{u}-pass")
-    prosody.start()
-    fg = Fedgate(domain="contoso.test", addr=FG).use_bed_certificate(bed)
-    for u in LOCAL:
-        r = fg.cli("user", "add", f"{u}@contoso.test", input=f"{u}-secret-1\n")
-        assert r.returncode == 0, r.stderr
-    r = fg.cli("partner", "new", "--domain", "fabrikam.test")
-    assert r.returncode == 0, r.stderr
-    fg.start()
+def world(module_daemons):
+    bed = module_daemons.bed({"fabrikam.test": PROSODY},
+                             srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
+                                  ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
+    prosody = module_daemons.prosody(bed, "fabrikam", PROSODY, ["fabrikam.test"],
+                                     users={f"{u}@fabrikam.test": f"{u}-pass" for u in REMOTE})
+    fg = module_daemons.fedgate(bed=bed, addr=FG,
+                                users={f"{u}@contoso.test": f"{u}-secret-1" for u in LOCAL},
+                                partners=["fabrikam.test"]).start()
     CA["cert"] = bed.ca.cert
-    yield bed, prosody, fg
-    fg.stop()
-    bed.stop()
+    return bed, prosody, fg
 
 
 class Person(User):
