@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -660,89 +659,4 @@ void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 			  j->revoke ? "the token would be withdrawn" : "a token would be made"))
 		return;
 	job_submit(env, j);
-}
-
-/* ---- CLI ---- */
-
-static int read_tty_line(FILE *tty, const char *prompt, char *buf, size_t len)
-{
-	struct termios old, quiet;
-	int fd = fileno(tty);
-	fprintf(stderr, "%s", prompt);
-	fflush(stderr);
-	if (tcgetattr(fd, &old) != 0)
-		return FG_ERR;
-	quiet = old;
-	quiet.c_lflag &= ~(tcflag_t)ECHO;
-	quiet.c_lflag |= ECHONL;
-	tcsetattr(fd, TCSAFLUSH, &quiet);
-	char *r = fgets(buf, (int)len, tty);
-	tcsetattr(fd, TCSAFLUSH, &old);
-	if (!r)
-		return FG_ERR;
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return FG_OK;
-}
-
-int admin_cli_password(const char *name, json_t *params)
-{
-	if (strcmp(name, "admin add") != 0 && strcmp(name, "admin passwd") != 0)
-		return FG_OK;
-	char a[ADMIN_PASSWORD_MAX + 2] = "", b[ADMIN_PASSWORD_MAX + 2] = "";
-	int rc = FG_OK;
-	if (isatty(STDIN_FILENO)) {
-		FILE *tty = fopen("/dev/tty", "r+");
-		char prompt[120];
-		snprintf(prompt, sizeof(prompt),
-			 "password for %s: ", json_string_value(json_object_get(params, "name")));
-		if (!tty || read_tty_line(tty, prompt, a, sizeof(a)) != FG_OK ||
-		    read_tty_line(tty, "the same password again: ", b, sizeof(b)) != FG_OK) {
-			fprintf(stderr, "fedgate: cannot read a password from the terminal\n");
-			rc = FG_INVAL;
-		} else if (strcmp(a, b) != 0) {
-			fprintf(stderr, "fedgate: the two passwords differ; nothing was saved\n");
-			rc = FG_INVAL;
-		}
-		if (tty)
-			fclose(tty);
-	} else if (!fgets(a, sizeof(a), stdin)) {
-		fprintf(stderr, "fedgate: give the password as one line on standard input\n");
-		rc = FG_INVAL;
-	} else {
-		a[strcspn(a, "\r\n")] = '\0';
-	}
-	if (rc == FG_OK)
-		json_object_set_new(params, "password", json_string(a));
-	sodium_memzero(a, sizeof(a));
-	sodium_memzero(b, sizeof(b));
-	return rc;
-}
-
-bool admin_cli_render(const char *name, int status, json_t *body)
-{
-	if (strncmp(name, "admin ", 6) != 0 || status != CMD_OK)
-		return false;
-	json_t *result = json_object_get(body, "result");
-	if (strcmp(name, "admin list") == 0) {
-		size_t i;
-		json_t *r;
-		if (json_array_size(result) == 0)
-			printf("no admin accounts (add one with 'fedgate admin add NAME --role "
-			       "administrator')\n");
-		else
-			printf("%-24s %-14s %-21s %s\n", "NAME", "ROLE", "CREATED", "API TOKEN");
-		json_array_foreach(result, i, r) printf(
-			"%-24s %-14s %-21s %s\n", json_string_value(json_object_get(r, "name")),
-			json_string_value(json_object_get(r, "role")),
-			json_string_value(json_object_get(r, "created")),
-			json_is_true(json_object_get(r, "api_token")) ? "yes" : "no");
-		return true;
-	}
-	const char *token = json_string_value(json_object_get(result, "token"));
-	if (token)
-		printf("%s\n", token);
-	const char *msg = json_string_value(json_object_get(body, "message"));
-	if (msg)
-		fprintf(token ? stderr : stdout, "%s\n", msg);
-	return true;
 }

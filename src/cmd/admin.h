@@ -55,14 +55,4 @@ void admin_cmd_list(struct cmd_env *env, const struct cmd_request *req, cmd_repl
 void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 		     void *ud);
 
-/* ---- the CLI side (cli.c) ---- */
-
-/* `admin add` and `admin passwd`: the password, read twice without echo
- * from the terminal, or one line of standard input when it is not one,
- * goes into params. Returns FG_OK, or FG_INVAL after printing why. Other
- * commands: FG_OK, nothing done. */
-int admin_cli_password(const char *name, json_t *params);
-/* Prints an admin command's result for people; true when it did. */
-bool admin_cli_render(const char *name, int status, json_t *body);
-
 #endif

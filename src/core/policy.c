@@ -3,15 +3,15 @@
  *
  * The set keeps two views of the same partners: an array sorted by primary
  * domain, because listings must be stable and the admin expects them in
- * order, and an open-addressing hash table from every domain (primary and
- * additional) to its partner, because every inbound stream header and every
- * outbound stanza asks "is this domain a partner?" and that must not cost
- * more as the allow-list grows. The table's keys point into the partners'
- * own strings, so a partner's keys are always removed before it is freed. */
+ * order, and a strmap from every domain (primary and additional) to its
+ * partner, because every inbound stream header and every outbound stanza
+ * asks "is this domain a partner?" and that must not cost more as the
+ * allow-list grows. */
 #include "policy.h"
 
 #include "fg.h"
 #include "jid.h"
+#include "strmap.h"
 
 #include <assert.h>
 #include <arpa/inet.h>
@@ -24,7 +24,6 @@
 #define CONNECTION_LIMIT_MAX 100000u
 #define DESCRIPTION_MAX	     1024u
 #define SHOW_MAX	     64u /* bytes of a user's value quoted in a message */
-#define TABLE_MIN	     16u
 
 /* ---- small helpers ---- */
 
@@ -1037,136 +1036,58 @@ int policy_check(const struct policy *pol, struct partner *p, bool is_new,
 
 /* ---- the set ---- */
 
-struct slot {
-	const char *key; /* NULL: empty; else a domain string owned by p */
-	struct partner *p;
-	uint64_t hash;
-};
-
 struct policy {
 	struct partner **v; /* sorted by primary domain */
 	size_t n, cap;
-	struct slot *tab; /* linear probing, capacity a power of two */
-	size_t tcap, tused;
+	struct strmap *by_domain; /* every domain, primary or additional -> partner */
 };
 
-static uint64_t fnv1a(const char *s)
+/* The domains of p, primary first: i in [0, 1 + additional). */
+static const char *domain_at(const struct partner *p, size_t i)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
+	return i == 0 ? p->domain : p->additional_domains.v[i - 1];
 }
 
-static size_t tab_find(const struct policy *pol, const char *key, uint64_t h)
+static size_t ndomains(const struct partner *p)
 {
-	size_t mask = pol->tcap - 1;
-
-	if (pol->tcap == 0)
-		return SIZE_MAX;
-	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-		const struct slot *s = &pol->tab[i];
-
-		if (s->key == NULL)
-			return SIZE_MAX;
-		if (s->hash == h && strcmp(s->key, key) == 0)
-			return i;
-	}
+	return 1 + p->additional_domains.n;
 }
 
-/* Capacity is ensured beforehand, so this cannot fail. A key already
- * present keeps its partner: policy_put() refuses conflicts first, and the
- * only repeat left is a partner listing its own domain twice. */
-static void tab_insert(struct policy *pol, const char *key, struct partner *p)
+/* Points every domain of p at p. Only keys that are not in the map yet
+ * allocate; when one cannot, the keys added here are taken out again and
+ * the map is as it was (FG_NOMEM). Replacing a present key allocates
+ * nothing, so that part cannot fail. */
+static int map_add_partner(struct strmap *m, struct partner *p)
 {
-	uint64_t h = fnv1a(key);
-	size_t mask = pol->tcap - 1;
-	size_t i = (size_t)h & mask;
-
-	for (; pol->tab[i].key != NULL; i = (i + 1) & mask)
-		if (pol->tab[i].hash == h && strcmp(pol->tab[i].key, key) == 0)
-			return;
-	pol->tab[i].key = key;
-	pol->tab[i].p = p;
-	pol->tab[i].hash = h;
-	pol->tused++;
-}
-
-/* Backward-shift deletion: no tombstones, so lookups of absent domains
- * (every non-partner stream) stay short however many changes were made. */
-static void tab_delete_at(struct policy *pol, size_t i)
-{
-	size_t mask = pol->tcap - 1;
-	size_t j = i;
-
-	pol->tab[i].key = NULL;
-	pol->tused--;
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & mask;
-		if (pol->tab[j].key == NULL)
-			return;
-		home = (size_t)pol->tab[j].hash & mask;
-		/* The entry at j may fill the hole at i only if its home is not
-		 * cyclically within (i, j]. */
-		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+	size_t added = 0;
+	for (size_t i = 0; i < ndomains(p); i++) {
+		const char *d = domain_at(p, i);
+		if (strmap_get(m, d))
 			continue;
-		pol->tab[i] = pol->tab[j];
-		pol->tab[j].key = NULL;
-		i = j;
+		if (strmap_put(m, d, p, NULL) != FG_OK) {
+			for (size_t k = 0; k < i && added; k++) {
+				const char *dk = domain_at(p, k);
+				if (strmap_get(m, dk) == p) {
+					strmap_remove(m, dk);
+					added--;
+				}
+			}
+			return FG_NOMEM;
+		}
+		added++;
 	}
-}
-
-static void tab_delete(struct policy *pol, const char *key, const struct partner *p)
-{
-	size_t i = tab_find(pol, key, fnv1a(key));
-
-	if (i != SIZE_MAX && pol->tab[i].p == p)
-		tab_delete_at(pol, i);
-}
-
-static void tab_add_partner(struct policy *pol, struct partner *p)
-{
-	tab_insert(pol, p->domain, p);
-	for (size_t i = 0; i < p->additional_domains.n; i++)
-		tab_insert(pol, p->additional_domains.v[i], p);
-}
-
-static void tab_remove_partner(struct policy *pol, const struct partner *p)
-{
-	tab_delete(pol, p->domain, p);
-	for (size_t i = 0; i < p->additional_domains.n; i++)
-		tab_delete(pol, p->additional_domains.v[i], p);
-}
-
-/* Keeps the load at most 1/2 after `more` insertions. */
-static int tab_reserve(struct policy *pol, size_t more)
-{
-	size_t need = pol->tused + more, cap = pol->tcap != 0 ? pol->tcap : TABLE_MIN;
-	struct slot *old = pol->tab, *tab;
-	size_t ocap = pol->tcap;
-
-	if (need > SIZE_MAX / 4)
-		return FG_NOMEM;
-	while (cap < 2 * need)
-		cap *= 2;
-	if (cap == pol->tcap)
-		return FG_OK;
-	tab = calloc(cap, sizeof(*tab));
-	if (tab == NULL)
-		return FG_NOMEM;
-	pol->tab = tab;
-	pol->tcap = cap;
-	pol->tused = 0;
-	for (size_t i = 0; i < ocap; i++)
-		if (old[i].key != NULL)
-			tab_insert(pol, old[i].key, old[i].p);
-	free(old);
+	for (size_t i = 0; i < ndomains(p); i++)
+		strmap_put(m, domain_at(p, i), p, NULL);
 	return FG_OK;
+}
+
+/* Takes out the domains that still point at p (a replacement may have
+ * taken some over already). */
+static void map_remove_partner(struct strmap *m, const struct partner *p)
+{
+	for (size_t i = 0; i < ndomains(p); i++)
+		if (strmap_get(m, domain_at(p, i)) == p)
+			strmap_remove(m, domain_at(p, i));
 }
 
 struct policy *policy_new(void)
@@ -1175,7 +1096,8 @@ struct policy *policy_new(void)
 
 	if (pol == NULL)
 		return NULL;
-	if (tab_reserve(pol, 0) != FG_OK) {
+	pol->by_domain = strmap_new();
+	if (pol->by_domain == NULL) {
 		free(pol);
 		return NULL;
 	}
@@ -1192,7 +1114,7 @@ void policy_free(struct policy **ppol)
 	for (size_t i = 0; i < pol->n; i++)
 		partner_free(&pol->v[i]);
 	free(pol->v);
-	free(pol->tab);
+	strmap_free(&pol->by_domain, NULL);
 	free(pol);
 	*ppol = NULL;
 }
@@ -1209,12 +1131,9 @@ const struct partner *policy_at(const struct policy *pol, size_t i)
 
 const struct partner *policy_lookup(const struct policy *pol, const char *domain)
 {
-	size_t i;
-
 	if (pol == NULL || domain == NULL)
 		return NULL;
-	i = tab_find(pol, domain, fnv1a(domain));
-	return i != SIZE_MAX ? pol->tab[i].p : NULL;
+	return strmap_get(pol->by_domain, domain);
 }
 
 const struct partner *policy_get(const struct policy *pol, const char *domain)
@@ -1283,7 +1202,8 @@ int policy_put(struct policy *pol, struct partner *p)
 		pol->v = v;
 		pol->cap = cap;
 	}
-	rc = tab_reserve(pol, 1 + p->additional_domains.n);
+	/* The only step that can fail comes first and undoes itself. */
+	rc = map_add_partner(pol->by_domain, p);
 	if (rc != FG_OK) {
 		partner_free(&p);
 		return rc;
@@ -1291,7 +1211,7 @@ int policy_put(struct policy *pol, struct partner *p)
 	if (found) {
 		struct partner *old = pol->v[pos];
 
-		tab_remove_partner(pol, old);
+		map_remove_partner(pol->by_domain, old);
 		pol->v[pos] = p;
 		partner_free(&old);
 	} else {
@@ -1299,7 +1219,7 @@ int policy_put(struct policy *pol, struct partner *p)
 		pol->v[pos] = p;
 		pol->n++;
 	}
-	tab_add_partner(pol, p);
+	assert(policy_lookup(pol, p->domain) == p);
 	return FG_OK;
 }
 
@@ -1315,7 +1235,7 @@ int policy_remove(struct policy *pol, const char *domain)
 	if (!found)
 		return FG_NOTFOUND;
 	old = pol->v[pos];
-	tab_remove_partner(pol, old);
+	map_remove_partner(pol->by_domain, old);
 	memmove(pol->v + pos, pol->v + pos + 1, (pol->n - pos - 1) * sizeof(*pol->v));
 	pol->n--;
 	partner_free(&old);
@@ -1328,14 +1248,12 @@ struct policy *policy_clone(const struct policy *pol)
 
 	if (pol == NULL)
 		return NULL;
-	c = calloc(1, sizeof(*c));
+	c = policy_new();
 	if (c == NULL)
 		return NULL;
 	c->cap = pol->n != 0 ? pol->n : 16;
 	c->v = calloc(c->cap, sizeof(*c->v));
-	c->tcap = pol->tcap;
-	c->tab = calloc(c->tcap, sizeof(*c->tab));
-	if (c->v == NULL || c->tab == NULL)
+	if (c->v == NULL)
 		goto fail;
 	for (size_t i = 0; i < pol->n; i++) {
 		struct partner *p = partner_clone(pol->v[i]);
@@ -1343,7 +1261,8 @@ struct policy *policy_clone(const struct policy *pol)
 		if (p == NULL)
 			goto fail;
 		c->v[c->n++] = p;
-		tab_add_partner(c, p);
+		if (map_add_partner(c->by_domain, p) != FG_OK)
+			goto fail;
 	}
 	return c;
 fail:

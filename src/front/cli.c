@@ -135,18 +135,21 @@ static char *ask_hidden(const char *prompt, const char *jid)
 	return line;
 }
 
-/* params["password"] for `user add|passwd`: asked twice without echo on a
- * terminal, else the first line of standard input, so scripts can pipe it
- * (never an argument: those show in ps). The command judges it. */
-static int read_password(json_t *params)
+/* params["password"] for `user add|passwd` and `admin add|passwd`: asked
+ * twice without echo on a terminal (which is restored even if a signal
+ * ends the prompt), else the first line of standard input, so scripts can
+ * pipe it (never an argument: those show in ps). The command judges it.
+ * who_key names the account's parameter ("jid", "name"). */
+static int read_password(json_t *params, const char *who_key)
 {
-	const char *jid = json_string_value(json_object_get(params, "jid"));
+	const char *who = json_string_value(json_object_get(params, who_key));
 	char *a = NULL, *b = NULL;
 	int rc = CMD_OK;
 
 	if (isatty(STDIN_FILENO)) {
-		a = ask_hidden("Password for %s: ", jid ? jid : "the user");
-		b = a ? ask_hidden("Retype the password for %s: ", jid ? jid : "the user") : NULL;
+		a = ask_hidden("Password for %s: ", who ? who : "the account");
+		b = a ? ask_hidden("Retype the password for %s: ", who ? who : "the account")
+		      : NULL;
 		if (a && b && strcmp(a, b) != 0) {
 			fprintf(stderr, "fedgate: the two passwords differ; nothing was saved\n");
 			rc = CMD_REFUSED;
@@ -362,6 +365,36 @@ static void print_status(FILE *f, json_t *rows)
 	}
 }
 
+/* An admin command's result for people; true when it printed it. */
+static bool print_admin(const char *name, int status, json_t *body)
+{
+	if (strncmp(name, "admin ", 6) != 0 || status != CMD_OK)
+		return false;
+	json_t *result = json_object_get(body, "result");
+	if (strcmp(name, "admin list") == 0) {
+		size_t i;
+		json_t *r;
+		if (json_array_size(result) == 0)
+			printf("no admin accounts (add one with 'fedgate admin add NAME --role "
+			       "administrator')\n");
+		else
+			printf("%-24s %-14s %-21s %s\n", "NAME", "ROLE", "CREATED", "API TOKEN");
+		json_array_foreach(result, i, r) printf(
+			"%-24s %-14s %-21s %s\n", json_string_value(json_object_get(r, "name")),
+			json_string_value(json_object_get(r, "role")),
+			json_string_value(json_object_get(r, "created")),
+			json_is_true(json_object_get(r, "api_token")) ? "yes" : "no");
+		return true;
+	}
+	const char *token = json_string_value(json_object_get(result, "token"));
+	if (token)
+		printf("%s\n", token);
+	const char *msg = json_string_value(json_object_get(body, "message"));
+	if (msg)
+		fprintf(token ? stderr : stdout, "%s\n", msg);
+	return true;
+}
+
 static void render(const char *name, int status, json_t *body, bool as_json, json_t *params)
 {
 	json_t *result = json_object_get(body, "result");
@@ -387,7 +420,7 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 			fprintf(stderr, "%s\n", msg);
 		return;
 	}
-	if (admin_cli_render(name, status, body))
+	if (print_admin(name, status, body))
 		return;
 	if (strncmp(name, "partner ", 8) == 0 && json_is_object(result))
 		print_partner(stdout, result);
@@ -488,10 +521,6 @@ int cli_main(int argc, char **argv)
 		json_decref(params);
 		return usage_error("--what-if is for commands that change something");
 	}
-	if (admin_cli_password(def->name, params) != FG_OK) {
-		json_decref(params);
-		return CMD_REFUSED;
-	}
 	if (strcmp(def->name, "partner import") == 0) {
 		/* The file is read here, so the daemon needs no access to it. */
 		const char *file = json_string_value(json_object_get(params, "partners"));
@@ -515,8 +544,11 @@ int cli_main(int argc, char **argv)
 		return CMD_REFUSED;
 	}
 	log_set_level(LOG_WARNING);
-	if (strcmp(def->name, "user add") == 0 || strcmp(def->name, "user passwd") == 0) {
-		int prc = read_password(params);
+	bool user_pw = strcmp(def->name, "user add") == 0 || strcmp(def->name, "user passwd") == 0;
+	bool admin_pw =
+		strcmp(def->name, "admin add") == 0 || strcmp(def->name, "admin passwd") == 0;
+	if (user_pw || admin_pw) {
+		int prc = read_password(params, user_pw ? "jid" : "name");
 		if (prc != CMD_OK) {
 			json_decref(params);
 			conf_free(&conf);

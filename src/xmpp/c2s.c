@@ -14,6 +14,7 @@
 #include "stream.h"
 #include "users.h"
 
+#include <assert.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -25,9 +26,16 @@
  * many on one stream it is cut off. */
 #define SASL_ATTEMPTS_PER_STREAM 3
 
+/* The client's progress on its stream (the stream core keeps its own
+ * states for header, TLS and the restart):
+ *   SASL --(success)--> BIND --(resource bound)--> BOUND
+ *   any  --(the stream closes)--> ENDED */
+enum c2s_state { C2S_SASL, C2S_BIND, C2S_BOUND, C2S_ENDED };
+
 struct c2s {
 	struct xmpp_server *srv;
 	struct stream *s;
+	enum c2s_state state;
 	struct sasl_server *sasl;
 	char attempt_user[512]; /* the account the current attempt names */
 	unsigned failures;
@@ -102,10 +110,21 @@ static struct c2s *c2s_new(struct xmpp_server *srv, struct stream *s)
 	return c;
 }
 
+/* The one place the client's state changes. */
+static void c2s_enter(struct c2s *c, enum c2s_state st)
+{
+	assert(st == C2S_ENDED || (int)st == (int)c->state + 1);
+	/* A bound client has a session; no other has. */
+	assert((st == C2S_BOUND) == (c->sess != NULL) || st == C2S_ENDED);
+	c->state = st;
+}
+
 static void c2s_end(struct c2s *c)
 {
-	if (c)
-		session_end(c->sess);
+	if (!c || c->state == C2S_ENDED)
+		return;
+	c2s_enter(c, C2S_ENDED);
+	session_end(c->sess);
 }
 
 static void c2s_free(struct c2s **pc)
@@ -284,6 +303,7 @@ static void sasl_succeeded(struct c2s *c, const char *extra)
 		stream_error(c->s, "resource-constraint", "out of memory");
 		return;
 	}
+	c2s_enter(c, C2S_BIND);
 	send_sasl(c, "success", extra);
 	log_info(stream_ctx(c->s), "authenticated %s", bare);
 	stream_authenticated(c->s, bare, "SASL");
@@ -441,6 +461,7 @@ static void bind_resource(struct c2s *c, struct xml_node *iq)
 		stream_error(c->s, "resource-constraint", "out of memory");
 		return;
 	}
+	c2s_enter(c, C2S_BOUND);
 	const char *me = session_full(c->sess);
 	struct xml_node *rb = xml_new(XML_NS_BIND, "bind");
 	struct xml_node *jn = rb ? xml_add_child(rb, XML_NS_BIND, "jid") : NULL;
@@ -483,14 +504,14 @@ static void c2s_stanza(struct c2s *c, struct xml_node *st)
 	stream_count_stanza(c->s, true);
 	const char *type = xml_attr(st, "type");
 	if (is_iq && type && strcmp(type, "set") == 0 && xml_child(st, XML_NS_BIND, "bind")) {
-		if (c->sess)
+		if (c->state != C2S_BIND)
 			iq_error(c, st, "cancel", "not-allowed", "this stream is already bound");
 		else
 			bind_resource(c, st);
 		xml_free(&st);
 		return;
 	}
-	if (!c->sess) {
+	if (c->state != C2S_BOUND) {
 		xml_free(&st);
 		stream_error(c->s, "not-authorized", "bind a resource before sending stanzas");
 		return;

@@ -101,8 +101,28 @@ static void step(struct s2s_out *o, const char *fmt, ...)
 	xml_buf_puts(&o->report, "\n");
 }
 
+/* The transitions of the outbound state machine (docs/internals.md); any
+ * other is a bug. */
+static inline bool may_enter(enum out_state from, enum out_state to)
+{
+	switch (to) {
+	case OUT_RESOLVING: return from == OUT_RESOLVING; /* the first state */
+	case OUT_CONNECTING: return from == OUT_RESOLVING || from == OUT_CONNECTING;
+	case OUT_WAIT_HEADER: return from == OUT_CONNECTING || from == OUT_TLS || from == OUT_SASL;
+	case OUT_WAIT_FEATURES: return from == OUT_WAIT_HEADER;
+	case OUT_STARTTLS: return from == OUT_WAIT_FEATURES;
+	case OUT_TLS: return from == OUT_STARTTLS;
+	case OUT_SASL: return from == OUT_WAIT_FEATURES;
+	case OUT_DIALBACK: return from == OUT_WAIT_FEATURES;
+	case OUT_READY: return from == OUT_WAIT_FEATURES || from == OUT_DIALBACK;
+	case OUT_FAILED: return from != OUT_FAILED;
+	}
+	return false;
+}
+
 static void enter(struct s2s_out *o, enum out_state st)
 {
+	assert(may_enter(o->state, st));
 	log_debug(o->ctx, "%s -> %s", out_state_names[o->state], out_state_names[st]);
 	o->state = st;
 }
