@@ -361,6 +361,23 @@ static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, 
 	/* Order: clear, then remove, then add, whatever the flags' order. */
 	if (param_flag(req->params, "clear_domains"))
 		partner_clear_domains(p);
+	/* The CLI sends lists; the API and the control socket may send anything,
+	 * and a change that would be ignored must be refused instead. */
+	static const char *const lists[] = {"remove_domain", "add_domain"};
+	for (size_t k = 0; k < FG_ARRAY_LEN(lists); k++) {
+		json_t *v = json_object_get(req->params, lists[k]);
+		size_t i;
+		json_t *d;
+		bool ok = !v || json_is_array(v);
+		json_array_foreach(v, i, d) ok = ok && json_is_string(d);
+		if (!ok) {
+			field = lists[k];
+			snprintf(err, sizeof(err),
+				 "%s: give a list of domain names, e.g. [\"corp.fabrikam.com\"]",
+				 lists[k]);
+			goto refuse;
+		}
+	}
 	json_t *arr = json_object_get(req->params, "remove_domain");
 	size_t i;
 	json_t *d;
@@ -373,6 +390,7 @@ static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, 
 			snprintf(err, sizeof(err),
 				 "remove_domain: %.200s is not an additional domain of %s",
 				 name ? name : "?", old->domain);
+			field = "remove_domain";
 			free(prep);
 			goto refuse;
 		}
@@ -383,6 +401,7 @@ static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, 
 	{
 		if (!json_is_string(d) || partner_add_domain(p, json_string_value(d)) != FG_OK) {
 			snprintf(err, sizeof(err), "add_domain: give a domain name");
+			field = "add_domain";
 			goto refuse;
 		}
 	}

@@ -151,6 +151,9 @@ static void done_commit(void *ud, int rc, const char *err)
 		snprintf(msg, sizeof(msg), "the store refused the change, nothing was saved: %s",
 			 err && *err ? err : "unknown error");
 		json_object_set_new(t->body, "errors", json_array());
+		/* What the handler meant to say on success ("partner created")
+		 * must not stand beside the refusal. */
+		json_object_del(t->body, "message");
 		cmd_add_error(t->body, NULL, msg);
 		t->reply(t->reply_ud, CMD_REFUSED, json_incref(t->body));
 		cmd_txn_free(t);

@@ -224,7 +224,14 @@ static bool said(const struct fx *f, const char *needle)
 	const char *m = json_string_value(json_object_get(f->body, "message"));
 	json_array_foreach(at(f->body, "errors"), i, e)
 	{
-		if (strstr(json_string_value(e), needle))
+		/* Every error is {field, message}: the field names the
+		 * parameter (or null), the message says why. */
+		assert_true(json_is_object(e));
+		assert_true(json_is_string(json_object_get(e, "field")) ||
+			    json_is_null(json_object_get(e, "field")));
+		const char *msg = json_string_value(json_object_get(e, "message"));
+		assert_non_null(msg);
+		if (strstr(msg, needle))
 			return true;
 	}
 	return m && strstr(m, needle);
@@ -445,7 +452,7 @@ static void test_read_only(void **state)
 			READ_ONLY);
 		if (t[i].writes) {
 			expect(f, CMD_REFUSED, "your role may only read");
-			assert_non_null(strstr(S(f->body, "errors.0"), t[i].name));
+			assert_non_null(strstr(S(f->body, "errors.0.message"), t[i].name));
 		} else {
 			assert_false(said(f, "may only read"));
 		}
@@ -630,6 +637,14 @@ static void test_partner_refused(void **state)
 		 "x.test is not an additional domain of fabrikam.test"},
 		{"partner set", "{'domain':'fabrikam.test','add_domain':['contoso.test']}",
 		 "contoso.test is a local domain"},
+		/* Through the API or the control socket these may come as
+		 * anything; only a list of names is a change. */
+		{"partner set", "{'domain':'fabrikam.test','add_domain':'x.test'}",
+		 "add_domain: give a list of domain names"},
+		{"partner set", "{'domain':'fabrikam.test','remove_domain':'corp.fabrikam.test'}",
+		 "remove_domain: give a list of domain names"},
+		{"partner set", "{'domain':'fabrikam.test','add_domain':[7]}",
+		 "add_domain: give a list of domain names"},
 	};
 	hooks_reset(f);
 	char *s = state_text(f);
@@ -926,6 +941,9 @@ static void test_store_refusal(void **state)
 	run_env(f, &e2, "partner new",
 		J("{'domain':'northwind.test','additional_domains':'corp.fabrikam.test'}"), 0);
 	expect(f, CMD_REFUSED, "the store refused the change, nothing was saved");
+	/* The refusal says only that: no "partner created" beside it, and no
+	 * record that was never saved. */
+	assert_false(said(f, "partner created"));
 	assert_int_equal(policy_count(e2.live.partners), 0);
 	assert_unchanged(f, s);
 	free(s);
