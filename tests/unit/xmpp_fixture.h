@@ -6,10 +6,10 @@
  * reads our answers from. A real conn.c connection over a socket pair is
  * the fake connection: no network.
  *
- * The configuration is conf_defaults_for() (the same key table conf_load()
- * applies, without a file: conf_load() would demand a readable certificate
- * and key) with the fields a test needs changed in the struct, e.g. [c2s]
- * require_tls = false so a client can authenticate in the clear.
+ * The configuration is conf_defaults_for(): every default of the key table
+ * conf_load() applies to a file, without writing one; the fields a test
+ * needs are then changed in the struct, e.g. [c2s] require_tls = false so
+ * a client can authenticate in the clear.
  *
  * There is no store (srv.store NULL): the stanzas these tests send reach
  * neither offline storage nor roster writes, and both return early without
