@@ -570,6 +570,13 @@ static bool role_negotiate(struct stream *s, void *rs, const struct xml_node *el
 	return false;
 }
 
+static bool role_tls_required(const struct stream *s, const void *rs)
+{
+	const struct c2s *c = rs;
+	(void)s;
+	return c->srv->conf->c2s_require_tls;
+}
+
 static void role_stanza(struct stream *s, void *rs, struct xml_node *st)
 {
 	(void)s;
@@ -604,6 +611,7 @@ const struct stream_role c2s_role = {
 	.on_header = role_header,
 	.features = role_features,
 	.negotiate = role_negotiate,
+	.tls_required = role_tls_required,
 	.stanza = role_stanza,
 	.closing = role_closing,
 	.idle_timeout = role_idle_timeout,

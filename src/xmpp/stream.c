@@ -471,7 +471,7 @@ static void on_element(struct stream *s, struct xml_node *el)
 		return;
 	if (s->state == STREAM_CLOSING)
 		return;
-	if (!secure) {
+	if (!secure && (!s->role->tls_required || s->role->tls_required(s, s->rs))) {
 		stream_error(s, "policy-violation",
 			     "TLS is required before anything else: send <starttls/> first");
 		return;

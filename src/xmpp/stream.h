@@ -59,6 +59,10 @@ struct stream_role {
 	bool (*negotiate)(struct stream *s, void *rs, const struct xml_node *el);
 	/* A stanza (taken) on an authenticated stream. */
 	void (*stanza)(struct stream *s, void *rs, struct xml_node *st);
+	/* Whether the peer must secure the stream before anything else, so
+	 * that what the role did not take gets policy-violation ("send
+	 * <starttls/> first") instead of not-authorized. NULL: always. */
+	bool (*tls_required)(const struct stream *s, const void *rs);
 	/* The stream enters CLOSING (nothing more is routed to it). May be
 	 * NULL. */
 	void (*closing)(struct stream *s, void *rs);

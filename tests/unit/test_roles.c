@@ -541,6 +541,22 @@ static void test_c2s_plain_refused_in_the_clear(void **state)
 	assert_int_equal(session_count(&st->fx.srv), 0);
 }
 
+/* [c2s] require_tls = false: a stanza before login is refused because the
+ * stream is not authenticated, not because TLS is missing (the features
+ * offered STARTTLS without <required/>). */
+static void test_c2s_stanza_before_login_tls_optional(void **state)
+{
+	struct c2s_state *st = *state;
+	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
+	xfx_send_str(p, C2S_HEADER "<message to='alice@contoso.test'><body>hi</body></message>");
+	assert_true(xfx_wait_closed(p));
+	normalize(p->out);
+	assert_string_equal(p->out, C2S_OUR_HEADER C2S_FEATURES_CLEAR STREAM_ERROR(
+					    "not-authorized", "the stream is not authenticated; no "
+							      "stanza is accepted before that"));
+	assert_int_equal(session_count(&st->fx.srv), 0);
+}
+
 /* Authenticated but not bound: a stanza is refused with not-authorized
  * (RFC 6120 §7.1) and the stream ends. */
 static void test_c2s_stanza_before_bind(void **state)
@@ -782,6 +798,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_c2s_unknown_account, c2s_setup, c2s_teardown),
 		cmocka_unit_test_setup_teardown(test_c2s_plain_refused_in_the_clear, c2s_setup,
 						c2s_teardown),
+		cmocka_unit_test_setup_teardown(test_c2s_stanza_before_login_tls_optional,
+						c2s_setup, c2s_teardown),
 		cmocka_unit_test_setup_teardown(test_c2s_stanza_before_bind, c2s_setup,
 						c2s_teardown),
 		cmocka_unit_test_setup_teardown(test_s2s_verify_whole, s2s_setup, s2s_teardown),
