@@ -1,5 +1,5 @@
-/* Admin accounts: storage, password hashes, API tokens, and the `admin`
- * commands.
+/* Admin accounts: password hashes, API tokens, and the `admin`
+ * commands (the rows themselves are store/store_admins.c).
  *
  * Hashing a password with argon2id takes a noticeable fraction of a second
  * on purpose, so it never runs on the event loop: the commands hash inside
@@ -12,12 +12,11 @@
 
 #include "fg.h"
 #include "log.h"
-#include "store_sqlite.h"
+#include "store_admins.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sodium.h>
-#include <sqlite3.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -35,24 +34,6 @@ int admin_init(void)
 	return sodium_init() < 0 ? FG_ERR : FG_OK;
 }
 
-const char *admin_role_name(enum admin_role r)
-{
-	switch (r) {
-	case ADMIN_ADMINISTRATOR: return "administrator";
-	case ADMIN_VIEWER: return "viewer";
-	default: return "none";
-	}
-}
-
-static enum admin_role role_parse(const char *s)
-{
-	if (s && strcasecmp(s, "administrator") == 0)
-		return ADMIN_ADMINISTRATOR;
-	if (s && strcasecmp(s, "viewer") == 0)
-		return ADMIN_VIEWER;
-	return ADMIN_NONE;
-}
-
 static void sha256_hex(const char *s, char out[65])
 {
 	unsigned char md[32];
@@ -62,44 +43,10 @@ static void sha256_hex(const char *s, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* ---- statements ---- */
-
-static int prep(struct store_db *db, const char *sql, sqlite3_stmt **s, char *err, size_t errlen)
-{
-	sqlite3 *h = store_db_handle(db);
-	if (sqlite3_prepare_v2(h, sql, -1, s, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "the store cannot prepare a statement: %s",
-			 sqlite3_errmsg(h));
-		return FG_ERR;
-	}
-	return FG_OK;
-}
-
-static int db_fail(struct store_db *db, sqlite3_stmt *s, char *err, size_t errlen, const char *what)
-{
-	snprintf(err, errlen, "the store could not %s: %s", what,
-		 sqlite3_errmsg(store_db_handle(db)));
-	sqlite3_finalize(s);
-	return FG_ERR;
-}
-
 int admin_db_role(struct store_db *db, const char *name, enum admin_role *role, char *err,
 		  size_t errlen)
 {
-	sqlite3_stmt *s = NULL;
-	if (prep(db, "SELECT role FROM admins WHERE name = ?1", &s, err, errlen) != FG_OK)
-		return FG_ERR;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	int src = sqlite3_step(s);
-	if (src == SQLITE_DONE) {
-		sqlite3_finalize(s);
-		return FG_NOTFOUND;
-	}
-	if (src != SQLITE_ROW)
-		return db_fail(db, s, err, errlen, "read the admin accounts");
-	*role = role_parse((const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
-	return FG_OK;
+	return store_db_admin_get(db, name, role, NULL, 0, err, errlen);
 }
 
 int admin_db_check_password(struct store_db *db, const char *name, const char *password,
@@ -118,20 +65,15 @@ int admin_db_check_password(struct store_db *db, const char *name, const char *p
 		snprintf(err, errlen, "out of memory hashing a password");
 		return FG_ERR;
 	}
-	sqlite3_stmt *s = NULL;
-	if (prep(db, "SELECT role, password_hash FROM admins WHERE name = ?1", &s, err, errlen) !=
-	    FG_OK)
-		return FG_ERR;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	int src = sqlite3_step(s);
-	if (src != SQLITE_ROW && src != SQLITE_DONE)
-		return db_fail(db, s, err, errlen, "read the admin accounts");
 	char hash[crypto_pwhash_STRBYTES];
-	snprintf(hash, sizeof(hash), "%s",
-		 src == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 1) : dummy);
-	enum admin_role r = src == SQLITE_ROW ? role_parse((const char *)sqlite3_column_text(s, 0))
-					      : ADMIN_NONE;
-	sqlite3_finalize(s);
+	enum admin_role r = ADMIN_NONE;
+	int rc = store_db_admin_get(db, name, &r, hash, sizeof(hash), err, errlen);
+	if (rc == FG_ERR)
+		return FG_ERR;
+	if (rc == FG_NOTFOUND) {
+		snprintf(hash, sizeof(hash), "%s", dummy);
+		r = ADMIN_NONE;
+	}
 	bool ok = crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
 	sodium_memzero(hash, sizeof(hash));
 	if (!ok || r == ADMIN_NONE)
@@ -147,24 +89,7 @@ int admin_db_by_token(struct store_db *db, const char *token, char *name, size_t
 	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 || strlen(token) > 200)
 		return FG_NOTFOUND;
 	sha256_hex(token, digest);
-	sqlite3_stmt *s = NULL;
-	if (prep(db,
-		 "SELECT a.name, a.role FROM admin_tokens AS t JOIN admins AS a"
-		 " ON a.name = t.admin WHERE t.token_sha256 = ?1",
-		 &s, err, errlen) != FG_OK)
-		return FG_ERR;
-	sqlite3_bind_text(s, 1, digest, -1, SQLITE_STATIC);
-	int src = sqlite3_step(s);
-	if (src == SQLITE_DONE) {
-		sqlite3_finalize(s);
-		return FG_NOTFOUND;
-	}
-	if (src != SQLITE_ROW)
-		return db_fail(db, s, err, errlen, "read the API tokens");
-	snprintf(name, namelen, "%s", (const char *)sqlite3_column_text(s, 0));
-	*role = role_parse((const char *)sqlite3_column_text(s, 1));
-	sqlite3_finalize(s);
-	return *role == ADMIN_NONE ? FG_NOTFOUND : FG_OK;
+	return store_db_admin_by_token(db, digest, name, namelen, role, err, errlen);
 }
 
 /* ---- the commands ---- */
@@ -294,21 +219,6 @@ static bool take_password(struct admin_job *j, const struct cmd_request *req)
 	return true;
 }
 
-static int step_done(struct store_db *db, sqlite3_stmt *s, char *err, size_t errlen,
-		     const char *what)
-{
-	int src = sqlite3_step(s);
-	if (src != SQLITE_DONE && src != SQLITE_ROW)
-		return db_fail(db, s, err, errlen, what);
-	sqlite3_finalize(s);
-	return FG_OK;
-}
-
-static int changed(struct store_db *db)
-{
-	return sqlite3_changes(store_db_handle(db));
-}
-
 /* Custom store ops: they run inside store_db_commit's transaction. */
 static int op_add(struct store_db *db, const void *arg, char *err, size_t errlen)
 {
@@ -324,17 +234,7 @@ static int op_add(struct store_db *db, const void *arg, char *err, size_t errlen
 	}
 	if (rc != FG_NOTFOUND)
 		return rc;
-	sqlite3_stmt *s = NULL;
-	if (prep(db,
-		 "INSERT INTO admins (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, "
-		 "?4)",
-		 &s, err, errlen) != FG_OK)
-		return FG_ERR;
-	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, admin_role_name(j->role), -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, j->hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, fg_now_ms());
-	return step_done(db, s, err, errlen, "add the admin account");
+	return store_db_admin_insert(db, j->name, j->role, j->hash, err, errlen);
 }
 
 static int not_found(const struct admin_job *j, char *err, size_t errlen)
@@ -354,16 +254,8 @@ static int existing_role(struct store_db *db, const struct admin_job *j, enum ad
 static int op_passwd(struct store_db *db, const void *arg, char *err, size_t errlen)
 {
 	const struct admin_job *j = arg;
-	sqlite3_stmt *s = NULL;
-	if (prep(db, "UPDATE admins SET password_hash = ?2 WHERE name = ?1", &s, err, errlen) !=
-	    FG_OK)
-		return FG_ERR;
-	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, j->hash, -1, SQLITE_STATIC);
-	int rc = step_done(db, s, err, errlen, "change the password");
-	if (rc == FG_OK && changed(db) == 0)
-		return not_found(j, err, errlen);
-	return rc;
+	int rc = store_db_admin_set_password(db, j->name, j->hash, err, errlen);
+	return rc == FG_NOTFOUND ? not_found(j, err, errlen) : rc;
 }
 
 static int op_remove(struct store_db *db, const void *arg, char *err, size_t errlen)
@@ -373,13 +265,10 @@ static int op_remove(struct store_db *db, const void *arg, char *err, size_t err
 	int rc = existing_role(db, j, &r, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	sqlite3_stmt *s = NULL;
 	if (r == ADMIN_ADMINISTRATOR) {
-		if (prep(db, "SELECT count(*) FROM admins WHERE role = 'administrator'", &s, err,
-			 errlen) != FG_OK)
+		long long n = 0;
+		if (store_db_admin_count_administrators(db, &n, err, errlen) != FG_OK)
 			return FG_ERR;
-		long long n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-		sqlite3_finalize(s);
 		if (n <= 1) {
 			snprintf(err, errlen,
 				 "%s is the last administrator; add another one first (fedgate "
@@ -388,10 +277,8 @@ static int op_remove(struct store_db *db, const void *arg, char *err, size_t err
 			return FG_INVAL;
 		}
 	}
-	if (prep(db, "DELETE FROM admins WHERE name = ?1", &s, err, errlen) != FG_OK)
-		return FG_ERR;
-	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
-	return step_done(db, s, err, errlen, "remove the admin account");
+	rc = store_db_admin_delete(db, j->name, err, errlen);
+	return rc == FG_NOTFOUND ? not_found(j, err, errlen) : rc;
 }
 
 static int op_token(struct store_db *db, const void *arg, char *err, size_t errlen)
@@ -401,53 +288,28 @@ static int op_token(struct store_db *db, const void *arg, char *err, size_t errl
 	int rc = existing_role(db, j, &r, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	sqlite3_stmt *s = NULL;
-	if (prep(db, "DELETE FROM admin_tokens WHERE admin = ?1", &s, err, errlen) != FG_OK)
-		return FG_ERR;
-	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
-	if (step_done(db, s, err, errlen, "withdraw the token") != FG_OK)
-		return FG_ERR;
-	if (j->revoke)
-		return FG_OK;
-	if (prep(db,
-		 "INSERT INTO admin_tokens (admin, token_sha256, created_ms) VALUES (?1, ?2, ?3)",
-		 &s, err, errlen) != FG_OK)
-		return FG_ERR;
-	sqlite3_bind_text(s, 1, j->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, j->token_hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, fg_now_ms());
-	return step_done(db, s, err, errlen, "save the token");
+	return store_db_admin_set_token(db, j->name, j->revoke ? NULL : j->token_hash, err, errlen);
+}
+
+static int list_row(void *ud, const struct admin_row *r)
+{
+	json_t *o = json_object();
+	char when[40];
+	time_t secs = (time_t)(r->created_ms / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_set_new(o, "name", json_string(r->name ? r->name : ""));
+	json_object_set_new(o, "role", json_string(r->role ? r->role : ""));
+	json_object_set_new(o, "created", json_string(when));
+	json_object_set_new(o, "api_token", json_boolean(r->api_token));
+	json_array_append_new(ud, o);
+	return FG_OK;
 }
 
 static int list_rows(struct store_db *db, json_t *rows, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = NULL;
-	if (prep(db,
-		 "SELECT a.name, a.role, a.created_ms, t.created_ms FROM admins AS a"
-		 " LEFT JOIN admin_tokens AS t ON t.admin = a.name ORDER BY a.name",
-		 &s, err, errlen) != FG_OK)
-		return FG_ERR;
-	int src;
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *r = json_object();
-		json_object_set_new(r, "name",
-				    json_string((const char *)sqlite3_column_text(s, 0)));
-		json_object_set_new(r, "role",
-				    json_string((const char *)sqlite3_column_text(s, 1)));
-		char when[40];
-		time_t secs = (time_t)(sqlite3_column_int64(s, 2) / 1000);
-		struct tm tm;
-		gmtime_r(&secs, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_object_set_new(r, "created", json_string(when));
-		json_object_set_new(r, "api_token",
-				    json_boolean(sqlite3_column_type(s, 3) != SQLITE_NULL));
-		json_array_append_new(rows, r);
-	}
-	if (src != SQLITE_DONE)
-		return db_fail(db, s, err, errlen, "read the admin accounts");
-	sqlite3_finalize(s);
-	return FG_OK;
+	return store_db_admin_list(db, list_row, rows, err, errlen);
 }
 
 static char *audit_text(const char *name, const char *role, const char *key, const char *val)
@@ -589,7 +451,7 @@ void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply
 	struct admin_job *j = job_new(JOB_ADD, req, reply, ud, true);
 	if (!j)
 		return;
-	j->role = role_parse(param(req, "role"));
+	j->role = admin_role_parse(param(req, "role"));
 	if (j->role == ADMIN_NONE) {
 		char msg[200];
 		snprintf(msg, sizeof(msg),

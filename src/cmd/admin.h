@@ -7,13 +7,12 @@
 #define FG_ADMIN_H
 
 #include "cmd_types.h"
+#include "store_admins.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 struct store_db;
-
-enum admin_role { ADMIN_NONE = 0, ADMIN_ADMINISTRATOR, ADMIN_VIEWER };
 
 #define ADMIN_NAME_MAX	   64
 #define ADMIN_PASSWORD_MIN 8
@@ -21,7 +20,6 @@ enum admin_role { ADMIN_NONE = 0, ADMIN_ADMINISTRATOR, ADMIN_VIEWER };
 
 /* libsodium's sodium_init(), once; FG_ERR when it cannot start. */
 int admin_init(void);
-const char *admin_role_name(enum admin_role r);
 
 /* ---- reads on the store (store thread in the daemon) ---- */
 

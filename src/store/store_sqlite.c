@@ -169,7 +169,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 /* Room for store_users.c's statements; store_db_stmt() says when it is
  * too small, at the first use of the statement that does not fit. */
-#define EXT_STMT_MAX 24
+#define EXT_STMT_MAX 40
 
 struct store_db {
 	sqlite3 *h;

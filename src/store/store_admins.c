@@ -1,0 +1,191 @@
+#include "store_admins.h"
+
+#include "fg.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <strings.h>
+
+#define SQL_ADMIN_GET "SELECT role, password_hash FROM admins WHERE name = ?1"
+#define SQL_ADMIN_BY_TOKEN                                                                   \
+	"SELECT a.name, a.role FROM admin_tokens AS t JOIN admins AS a ON a.name = t.admin " \
+	"WHERE t.token_sha256 = ?1"
+#define SQL_ADMIN_COUNT "SELECT count(*) FROM admins WHERE role = 'administrator'"
+#define SQL_ADMIN_INSERT \
+	"INSERT INTO admins (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)"
+#define SQL_ADMIN_PASSWD "UPDATE admins SET password_hash = ?2 WHERE name = ?1"
+#define SQL_ADMIN_DELETE "DELETE FROM admins WHERE name = ?1"
+#define SQL_TOKEN_DELETE "DELETE FROM admin_tokens WHERE admin = ?1"
+#define SQL_TOKEN_INSERT \
+	"INSERT INTO admin_tokens (admin, token_sha256, created_ms) VALUES (?1, ?2, ?3)"
+#define SQL_ADMIN_LIST                                                                  \
+	"SELECT a.name, a.role, a.created_ms, t.created_ms FROM admins AS a LEFT JOIN " \
+	"admin_tokens AS t ON t.admin = a.name ORDER BY a.name"
+
+const char *admin_role_name(enum admin_role r)
+{
+	switch (r) {
+	case ADMIN_ADMINISTRATOR: return "administrator";
+	case ADMIN_VIEWER: return "viewer";
+	default: return "none";
+	}
+}
+
+enum admin_role admin_role_parse(const char *s)
+{
+	if (s && strcasecmp(s, "administrator") == 0)
+		return ADMIN_ADMINISTRATOR;
+	if (s && strcasecmp(s, "viewer") == 0)
+		return ADMIN_VIEWER;
+	return ADMIN_NONE;
+}
+
+/* A statement whose rows were read is reset for its next use. */
+static void done_reading(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+int store_db_admin_get(struct store_db *db, const char *name, enum admin_role *role, char *hash,
+		       size_t hashlen, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_ADMIN_GET, err, errlen);
+	if (!s)
+		return FG_ERR;
+	store_db_bind_text(s, 1, name);
+	int src = sqlite3_step(s), rc = FG_OK;
+	if (src == SQLITE_ROW) {
+		*role = admin_role_parse(store_db_col_text(s, 0));
+		if (hash) {
+			const char *h = store_db_col_text(s, 1);
+			snprintf(hash, hashlen, "%s", h ? h : "");
+		}
+	} else {
+		rc = src == SQLITE_DONE
+			     ? FG_NOTFOUND
+			     : store_db_fail(db, src, err, errlen, "read the admin accounts");
+	}
+	done_reading(s);
+	return rc;
+}
+
+int store_db_admin_by_token(struct store_db *db, const char *token_sha256, char *name,
+			    size_t namelen, enum admin_role *role, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_ADMIN_BY_TOKEN, err, errlen);
+	if (!s)
+		return FG_ERR;
+	store_db_bind_text(s, 1, token_sha256);
+	int src = sqlite3_step(s), rc = FG_OK;
+	if (src == SQLITE_ROW) {
+		const char *n = store_db_col_text(s, 0);
+		snprintf(name, namelen, "%s", n ? n : "");
+		*role = admin_role_parse(store_db_col_text(s, 1));
+		if (*role == ADMIN_NONE)
+			rc = FG_NOTFOUND;
+	} else {
+		rc = src == SQLITE_DONE
+			     ? FG_NOTFOUND
+			     : store_db_fail(db, src, err, errlen, "read the API tokens");
+	}
+	done_reading(s);
+	return rc;
+}
+
+int store_db_admin_count_administrators(struct store_db *db, long long *n, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_ADMIN_COUNT, err, errlen);
+	if (!s)
+		return FG_ERR;
+	int src = sqlite3_step(s), rc = FG_OK;
+	if (src == SQLITE_ROW)
+		*n = sqlite3_column_int64(s, 0);
+	else
+		rc = store_db_fail(db, src, err, errlen, "count the administrators");
+	done_reading(s);
+	return rc;
+}
+
+/* Runs a change bound to name (?1) and maybe a second text (?2); with
+ * must_change, no row changed is FG_NOTFOUND. */
+static int change(struct store_db *db, const char *sql, const char *name, const char *second,
+		  bool must_change, const char *what, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, sql, err, errlen);
+	if (!s)
+		return FG_ERR;
+	store_db_bind_text(s, 1, name);
+	if (second)
+		store_db_bind_text(s, 2, second);
+	int src = store_db_run(s);
+	if (src != SQLITE_DONE)
+		return store_db_fail(db, src, err, errlen, what);
+	if (must_change && sqlite3_changes(store_db_handle(db)) == 0)
+		return FG_NOTFOUND;
+	return FG_OK;
+}
+
+int store_db_admin_insert(struct store_db *db, const char *name, enum admin_role role,
+			  const char *hash, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_ADMIN_INSERT, err, errlen);
+	if (!s)
+		return FG_ERR;
+	store_db_bind_text(s, 1, name);
+	store_db_bind_text(s, 2, admin_role_name(role));
+	store_db_bind_text(s, 3, hash);
+	sqlite3_bind_int64(s, 4, fg_now_ms());
+	int src = store_db_run(s);
+	return src == SQLITE_DONE ? FG_OK
+				  : store_db_fail(db, src, err, errlen, "add the admin account");
+}
+
+int store_db_admin_set_password(struct store_db *db, const char *name, const char *hash, char *err,
+				size_t errlen)
+{
+	return change(db, SQL_ADMIN_PASSWD, name, hash, true, "change the password", err, errlen);
+}
+
+int store_db_admin_delete(struct store_db *db, const char *name, char *err, size_t errlen)
+{
+	return change(db, SQL_ADMIN_DELETE, name, NULL, true, "remove the admin account", err,
+		      errlen);
+}
+
+int store_db_admin_set_token(struct store_db *db, const char *name, const char *token_sha256,
+			     char *err, size_t errlen)
+{
+	int rc = change(db, SQL_TOKEN_DELETE, name, NULL, false, "withdraw the token", err, errlen);
+	if (rc != FG_OK || !token_sha256)
+		return rc;
+	sqlite3_stmt *s = store_db_stmt(db, SQL_TOKEN_INSERT, err, errlen);
+	if (!s)
+		return FG_ERR;
+	store_db_bind_text(s, 1, name);
+	store_db_bind_text(s, 2, token_sha256);
+	sqlite3_bind_int64(s, 3, fg_now_ms());
+	int src = store_db_run(s);
+	return src == SQLITE_DONE ? FG_OK : store_db_fail(db, src, err, errlen, "save the token");
+}
+
+int store_db_admin_list(struct store_db *db, store_admin_cb cb, void *ud, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_ADMIN_LIST, err, errlen);
+	if (!s)
+		return FG_ERR;
+	int src = SQLITE_DONE, rc = FG_OK;
+	while (rc == FG_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+		struct admin_row r = {
+			.name = store_db_col_text(s, 0),
+			.role = store_db_col_text(s, 1),
+			.created_ms = sqlite3_column_int64(s, 2),
+			.api_token = sqlite3_column_type(s, 3) != SQLITE_NULL,
+		};
+		rc = cb(ud, &r);
+	}
+	if (rc == FG_OK && src != SQLITE_DONE)
+		rc = store_db_fail(db, src, err, errlen, "read the admin accounts");
+	done_reading(s);
+	return rc;
+}
