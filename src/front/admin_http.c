@@ -113,7 +113,7 @@ static void signin_done(void *ud, int rc, const char *err)
 		signin_page(h, 503, "The account store cannot be read now; try again.");
 		return;
 	}
-	struct session *s = http_session_new(h->ah, name);
+	struct panel_session *s = http_session_new(h->ah, name);
 	if (!s) {
 		signin_page(h, 503, "Out of memory; try again.");
 		return;
@@ -244,7 +244,7 @@ static void authenticate(struct hreq *h)
 	} else {
 		char sid[80];
 		http_cookie_get(h, COOKIE_SESSION, sid, sizeof(sid));
-		struct session *s = http_session_find(h->ah, sid);
+		struct panel_session *s = http_session_find(h->ah, sid);
 		if (!s) {
 			free(a);
 			unauthenticated(h, "sign in first: send 'Authorization: Bearer TOKEN' (a "
@@ -269,7 +269,7 @@ static void dispatch(struct hreq *h)
 	bool api = http_has_prefix(h->path, "/api/");
 	h->iface = api ? "api" : "web";
 	if (unsafe(h) && !h->by_token) {
-		struct session *s = http_hreq_session(h);
+		struct panel_session *s = http_hreq_session(h);
 		const char *given = api ? http_header(h, "X-CSRF-Token") : http_form(h, "csrf");
 		if (!s || !http_same_secret(s->csrf, given)) {
 			log_warn("http", "%s from %s: CSRF token missing or wrong", h->path, h->ip);

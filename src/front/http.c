@@ -250,14 +250,14 @@ void http_cmd(struct hreq *h, const char *name, json_t *params, bool what_if, ht
 
 /* ---- sessions ---- */
 
-struct session *http_session_find(struct admin_http *ah, const char *id)
+struct panel_session *http_session_find(struct admin_http *ah, const char *id)
 {
 	time_t now = time(NULL);
 	unsigned life = ah->conf->admin_session_lifetime;
-	struct session **pp = &ah->sessions;
-	struct session *found = NULL;
+	struct panel_session **pp = &ah->sessions;
+	struct panel_session *found = NULL;
 	while (*pp) {
-		struct session *s = *pp;
+		struct panel_session *s = *pp;
 		if (now - s->last_used > (time_t)life) {
 			*pp = s->next;
 			json_decref(s->flash);
@@ -274,9 +274,9 @@ struct session *http_session_find(struct admin_http *ah, const char *id)
 
 void http_session_drop(struct admin_http *ah, const char *id)
 {
-	for (struct session **pp = &ah->sessions; *pp; pp = &(*pp)->next) {
+	for (struct panel_session **pp = &ah->sessions; *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->id, id) == 0) {
-			struct session *s = *pp;
+			struct panel_session *s = *pp;
 			*pp = s->next;
 			json_decref(s->flash);
 			free(s);
@@ -286,18 +286,18 @@ void http_session_drop(struct admin_http *ah, const char *id)
 	}
 }
 
-struct session *http_session_new(struct admin_http *ah, const char *name)
+struct panel_session *http_session_new(struct admin_http *ah, const char *name)
 {
 	http_session_find(ah, NULL); /* expire old ones */
 	if (ah->nsessions >= SESSIONS_MAX) {
 		/* The oldest used goes. */
-		struct session *old = ah->sessions;
-		for (struct session *s = ah->sessions; s; s = s->next)
+		struct panel_session *old = ah->sessions;
+		for (struct panel_session *s = ah->sessions; s; s = s->next)
 			if (s->last_used < old->last_used)
 				old = s;
 		http_session_drop(ah, old->id);
 	}
-	struct session *s = calloc(1, sizeof(*s));
+	struct panel_session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	http_random_hex(s->id, 32);
@@ -310,20 +310,20 @@ struct session *http_session_new(struct admin_http *ah, const char *name)
 	return s;
 }
 
-struct session *http_hreq_session(struct hreq *h)
+struct panel_session *http_hreq_session(struct hreq *h)
 {
 	return h->sid[0] ? http_session_find(h->ah, h->sid) : NULL;
 }
 
 const char *http_csrf(struct hreq *h)
 {
-	struct session *s = http_hreq_session(h);
+	struct panel_session *s = http_hreq_session(h);
 	return s ? s->csrf : "";
 }
 
 void http_flash_set(struct hreq *h, json_t *flash)
 {
-	struct session *s = http_hreq_session(h);
+	struct panel_session *s = http_hreq_session(h);
 	if (!s) {
 		json_decref(flash);
 		return;
@@ -334,7 +334,7 @@ void http_flash_set(struct hreq *h, json_t *flash)
 
 json_t *http_flash_take(struct hreq *h)
 {
-	struct session *s = http_hreq_session(h);
+	struct panel_session *s = http_hreq_session(h);
 	if (!s)
 		return NULL;
 	json_t *f = s->flash;

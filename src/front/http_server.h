@@ -26,21 +26,13 @@ struct fg_conf;
 struct hreq;
 struct xmpp_server;
 
-#define SESSIONS_MAX   1000
-#define RATE_SLOTS     256
-#define RATE_WINDOW_S  60
-#define HEADERS_MAX    16384
-#define HTTP_TIMEOUT_S 30
-#define COOKIE_SESSION "fg_session"
-#define COOKIE_SIGNIN  "fg_signin"
-
-struct session {
+struct panel_session {
 	char id[65];
 	char csrf[65];
 	char name[ADMIN_NAME_MAX + 1];
 	time_t last_used;
 	json_t *flash;
-	struct session *next;
+	struct panel_session *next;
 };
 
 struct rate {
@@ -56,7 +48,7 @@ struct admin_http {
 	struct xmpp_server *xs;
 	struct evhttp *http;
 	SSL_CTX *tls;
-	struct session *sessions;
+	struct panel_session *sessions;
 	unsigned nsessions;
 	struct rate rates[RATE_SLOTS];
 };
@@ -71,10 +63,10 @@ void http_cookie_get(struct hreq *h, const char *name, char *out, size_t outlen)
 void http_set_cookie(struct hreq *h, const char *name, const char *value, const char *path,
 		     long max_age);
 void http_hreq_free(struct hreq *h);
-struct session *http_session_find(struct admin_http *ah, const char *id);
+struct panel_session *http_session_find(struct admin_http *ah, const char *id);
 void http_session_drop(struct admin_http *ah, const char *id);
-struct session *http_session_new(struct admin_http *ah, const char *name);
+struct panel_session *http_session_new(struct admin_http *ah, const char *name);
 /* The session of a request signed in by cookie, NULL when none. */
-struct session *http_hreq_session(struct hreq *h);
+struct panel_session *http_hreq_session(struct hreq *h);
 
 #endif
