@@ -346,7 +346,7 @@ static void print_status(FILE *f, json_t *rows)
 			(long long)json_integer_value(json_object_get(r, "age")));
 		const char *cert = str_of(r, "certificate"), *err = str_of(r, "last_error");
 		json_t *lf = json_object_get(r, "last_failure");
-		if (strcmp(cert, "none") != 0)
+		if (cert[0] && strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
 		if (lf) {
 			/* A route that failed: what, when, how often, and when it tries
