@@ -305,7 +305,10 @@ static void finish_partner_change(struct cmd_env *env, const struct cmd_request 
 		return;
 	}
 	t->put = p;
-	t->ops[t->nops++] = (struct store_op){.kind = STORE_PUT_PARTNER, .partner = p};
+	/* A new partner is inserted, never put over one another writer saved
+	 * since this env was loaded. */
+	t->ops[t->nops++] = (struct store_op){.kind = old ? STORE_PUT_PARTNER : STORE_NEW_PARTNER,
+					      .partner = p};
 	if (cmd_txn_audit(t, req, req->name, p->domain, partner_text(old), partner_text(p)) !=
 	    FG_OK) {
 		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");

@@ -892,7 +892,8 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 	sqlite3_clear_bindings(s);
 	if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
 		store_db_set_err(err, errlen,
-				 "partner %s is listed twice in one change; nothing was saved",
+				 "partner %s already exists (saved by another change meanwhile, or "
+				 "listed twice in this one); nothing was saved",
 				 p->domain);
 		return FG_INVAL;
 	}
@@ -1056,6 +1057,14 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 		if (rc == FG_OK)
 			rc = insert_partner(db, op->partner, err, errlen);
 		return rc;
+	case STORE_NEW_PARTNER:
+		/* Another writer (a second CLI, say) may have made it since this
+		 * one loaded: refused by the primary key, never overwritten. */
+		if (op->partner == NULL || op->partner->domain == NULL) {
+			store_db_set_err(err, errlen, "no partner given to save");
+			return FG_INVAL;
+		}
+		return insert_partner(db, op->partner, err, errlen);
 	case STORE_DELETE_PARTNER: return delete_partner(db, op->domain, true, err, errlen);
 	case STORE_REPLACE_PARTNERS: {
 		sqlite3_stmt *s = stmt(db, ST_PARTNER_DELETE_ALL, err, errlen);

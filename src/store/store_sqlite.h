@@ -33,6 +33,7 @@ int store_db_load(struct store_db *db, struct policy **partners, struct gateway_
 /* One change; a commit applies a list of them in one transaction. */
 enum store_op_kind {
 	STORE_PUT_PARTNER,	/* insert or replace by primary domain */
+	STORE_NEW_PARTNER,	/* insert; a partner with that primary domain is a conflict */
 	STORE_DELETE_PARTNER,	/* by primary domain */
 	STORE_REPLACE_PARTNERS, /* delete all partners, insert these (import) */
 	STORE_PUT_GATEWAY,	/* every gateway setting */

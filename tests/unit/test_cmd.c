@@ -946,6 +946,11 @@ static void test_store_refusal(void **state)
 	assert_false(said(f, "partner created"));
 	assert_int_equal(policy_count(e2.live.partners), 0);
 	assert_unchanged(f, s);
+	/* A partner made since e2 loaded is not overwritten by e2's "new". */
+	run_env(f, &e2, "partner new", J("{'domain':'fabrikam.test','tls':'optional'}"), 0);
+	expect(f, CMD_REFUSED, "fabrikam.test already exists");
+	assert_false(said(f, "partner created"));
+	assert_unchanged(f, s);
 	free(s);
 	/* Without hooks (the CLI) a change goes through all the same. */
 	run_env(f, &e2, "partner new", J("{'domain':'northwind.test'}"), 0);
