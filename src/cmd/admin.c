@@ -294,11 +294,8 @@ static int op_token(struct store_db *db, const void *arg, char *err, size_t errl
 static int list_row(void *ud, const struct admin_row *r)
 {
 	json_t *o = json_object();
-	char when[40];
-	time_t secs = (time_t)(r->created_ms / 1000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char when[FG_UTC_LEN];
+	fg_utc((time_t)(r->created_ms / 1000), when);
 	json_object_set_new(o, "name", json_string(r->name ? r->name : ""));
 	json_object_set_new(o, "role", json_string(r->role ? r->role : ""));
 	json_object_set_new(o, "created", json_string(when));

@@ -26,6 +26,17 @@ static inline long long fg_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* "2026-12-06T01:47:20Z" (UTC, XEP-0082) for t into buf; returns buf. */
+#define FG_UTC_LEN 21
+static inline const char *fg_utc(time_t t, char buf[FG_UTC_LEN])
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	if (strftime(buf, FG_UTC_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		buf[0] = '\0';
+	return buf;
+}
+
 #define FG_UNUSED(x) ((void)(x))
 
 #endif

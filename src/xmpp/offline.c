@@ -63,11 +63,8 @@ void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *us
 	struct xml_node *d = xml_add_child(msg, XML_NS_DELAY, "delay");
 	long long at = fg_now_ms();
 	if (j && d) {
-		char stamp[40];
-		time_t t = (time_t)(at / 1000);
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		char stamp[FG_UTC_LEN];
+		fg_utc((time_t)(at / 1000), stamp);
 		const char *at_sign = strchr(user, '@');
 		xml_set_attr(d, NULL, "from", at_sign ? at_sign + 1 : user);
 		xml_set_attr(d, NULL, "stamp", stamp);

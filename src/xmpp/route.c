@@ -399,11 +399,8 @@ unsigned routes_stream_count(const struct xmpp_server *srv, const struct partner
 
 static json_t *time_text(time_t t)
 {
-	char buf[32];
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
+	char buf[FG_UTC_LEN];
+	return json_string(fg_utc(t, buf));
 }
 
 static json_t *failure_json(const struct route *r)
