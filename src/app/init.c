@@ -331,11 +331,14 @@ static char *config_text(const char *domain, const char *cert, const char *key, 
 		";element_attributes = 64\n"
 		";output_queue = 1MiB\n"
 		";connections_per_ip = 64\n"
+		";preauth_streams_per_ip = 8\n"
+		";preauth_streams = 200\n"
 		"\n"
 		"[timeouts]\n"
 		";stream_header = 30s\n"
 		";tls_handshake = 30s\n"
-		";authentication = 60s\n",
+		";authentication = 60s\n"
+		";stalled_output = 60s\n",
 		date, domain, cert, key, control, store);
 	if (fclose(f) != 0) {
 		free(s);

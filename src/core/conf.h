@@ -44,14 +44,18 @@ struct fg_conf {
 	size_t preauth_stanza_size;  /* bytes before authentication, default 10 KiB */
 	unsigned element_depth;	     /* default 32 */
 	unsigned element_attributes; /* attributes per element, default 64 */
-	size_t output_queue;	     /* bytes queued to one peer before we stop
-				       reading it, default 1 MiB */
+	size_t output_queue;	     /* bytes pending to one peer, default 1 MiB:
+				       beyond half, stanzas wait and their
+				       senders are held; beyond it, diverted */
 	unsigned connections_per_ip; /* default 64 */
+	unsigned preauth_per_ip;     /* unauthenticated streams per address and role, default 8 */
+	unsigned preauth_streams;    /* unauthenticated streams per role in all, default 200 */
 
 	/* [timeouts] -- seconds */
 	unsigned timeout_stream_header;	 /* accept/restart -> header, default 30 */
 	unsigned timeout_tls_handshake;	 /* default 30 */
 	unsigned timeout_authentication; /* accept -> authenticated, default 60 */
+	unsigned timeout_stalled_output; /* output_queue full without progress, default 60 */
 
 	/* [users] */
 	unsigned users_scram_iterations; /* PBKDF2 rounds for new passwords, default 4096 */

@@ -109,7 +109,24 @@ static void status_done(struct hreq *h, int status, json_t *body)
 		evbuffer_add_printf(b, "fedgate_auth_failures_total{reason=\"%s\"} %llu\n",
 				    totals->auth[k].reason, totals->auth[k].n);
 	help(b, "fedgate_bounces_total", "counter", "stanzas returned to their sender undelivered");
-	evbuffer_add_printf(b, "fedgate_bounces_total %llu\n", totals->bounces);
+	evbuffer_add_printf(b, "fedgate_bounces_total %llu\n", totals->stanzas[STANZA_BOUNCED]);
+	static const char *const outcome[STANZA_OUTCOMES] = {
+		[STANZA_DELIVERED] = "delivered",
+		[STANZA_OFFLINE] = "offline",
+		[STANZA_BOUNCED] = "bounced",
+		[STANZA_DROPPED] = "dropped",
+	};
+	help(b, "fedgate_stanza_outcomes_total", "counter",
+	     "what became of each stanza routed: delivered, stored offline, bounced to its sender "
+	     "or dropped (one that must not be answered)");
+	for (size_t k = 0; k < STANZA_OUTCOMES; k++)
+		evbuffer_add_printf(b, "fedgate_stanza_outcomes_total{outcome=\"%s\"} %llu\n",
+				    outcome[k], totals->stanzas[k]);
+	help(b, "fedgate_stanzas_dropped_total", "counter",
+	     "stanzas dropped without an answer to their sender, by reason");
+	for (size_t k = 0; k < COUNTERS_REASONS_MAX && totals->dropped[k].reason; k++)
+		evbuffer_add_printf(b, "fedgate_stanzas_dropped_total{reason=\"%s\"} %llu\n",
+				    totals->dropped[k].reason, totals->dropped[k].n);
 	help(b, "fedgate_queue_stanzas", "gauge",
 	     "stanzas waiting for an outbound stream, by partner");
 	json_object_foreach(queues, key, v)

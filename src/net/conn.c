@@ -44,11 +44,13 @@ struct conn {
 	struct event *timer;  /* the owner's per-state timeout */
 	struct event *closer; /* polls the output while closing */
 	struct event *reaper; /* frees the connection from the loop */
+	struct event *kick;   /* hands buffered input to on_data after a hold */
 	unsigned close_waited_ms;
 	bool connecting; /* conn_connect: waiting for the TCP handshake */
 	bool closing;
 	bool reaped;
-	bool paused;
+	bool paused; /* our output to the peer is over output_queue */
+	bool held;   /* the owner holds the input (conn_hold_input) */
 	char reason[256];
 	struct conn_stats st;
 };
@@ -124,6 +126,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(c->timer);
 	event_free(c->closer);
 	event_free(c->reaper);
+	event_free(c->kick);
 	const struct conn_ops *ops = c->ops;
 	void *ud = c->ud;
 	char reason[sizeof(c->reason)];
@@ -169,6 +172,7 @@ void conn_free_now(struct conn **cp)
 	event_free(c->timer);
 	event_free(c->closer);
 	event_free(c->reaper);
+	event_free(c->kick);
 	free(c);
 	*cp = NULL;
 }
@@ -180,6 +184,7 @@ static void reap(struct conn *c)
 	c->reaped = true;
 	evtimer_del(c->closer);
 	evtimer_del(c->timer);
+	event_del(c->kick);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_active(c->reaper, EV_TIMEOUT, 0);
@@ -214,6 +219,17 @@ void conn_close(struct conn *c, const char *reason)
 	closer_cb(-1, 0, c);
 }
 
+/* Reading runs while neither our full output nor the owner holds it. */
+static void apply_reading(struct conn *c)
+{
+	if (c->closing || !c->bev)
+		return;
+	if (c->paused || c->held)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
 static void set_paused(struct conn *c, bool paused)
 {
 	if (paused == c->paused || c->closing)
@@ -221,13 +237,31 @@ static void set_paused(struct conn *c, bool paused)
 	c->paused = paused;
 	if (paused) {
 		c->st.read_pauses++;
-		bufferevent_disable(c->bev, EV_READ);
 		log_debug(c->ctx, "output queue over %zu bytes: reading paused",
 			  c->lim.output_queue);
 	} else {
-		bufferevent_enable(c->bev, EV_READ);
 		log_debug(c->ctx, "output queue drained: reading resumed");
 	}
+	apply_reading(c);
+}
+
+void conn_hold_input(struct conn *c, bool hold)
+{
+	if (hold == c->held || c->closing)
+		return;
+	c->held = hold;
+	if (hold)
+		c->st.holds++;
+	apply_reading(c);
+	/* What was read before the hold waits in the input buffer; no read
+	 * event will announce it again. */
+	if (!hold && c->bev && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+bool conn_input_held(const struct conn *c)
+{
+	return c->held;
 }
 
 int conn_write(struct conn *c, const char *data, size_t len)
@@ -251,8 +285,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, len);
 		return;
 	}
-	if (len == 0)
-		return;
+	if (len == 0 || c->held)
+		return; /* a hold's end hands it over (kick_cb) */
 	const char *data = (const char *)evbuffer_pullup(in, -1);
 	size_t used = c->ops->on_data(c->ud, data, len);
 	/* on_data may have started TLS, which already threw away the rest of
@@ -269,8 +303,21 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	(void)bev;
-	if (c->paused && conn_output_pending(c) <= c->lim.output_queue / 2)
+	if (c->closing || conn_output_pending(c) > c->lim.output_queue / 2)
+		return;
+	if (c->paused)
 		set_paused(c, false);
+	if (c->ops->on_drained)
+		c->ops->on_drained(c->ud);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (!c->closing && !c->held && c->bev)
+		read_cb(c->bev, c);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -353,7 +400,8 @@ static void setup_bev(struct conn *c)
 	/* write_cb fires when the queue falls to half the cap: the point
 	 * where a paused reader may resume. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->lim.output_queue / 2, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->bev, EV_WRITE);
+	apply_reading(c);
 }
 
 /* Everything but the bufferevent; NULL when out of memory. */
@@ -379,13 +427,16 @@ static struct conn *conn_alloc(struct event_base *base, const struct sockaddr *p
 	c->timer = evtimer_new(base, timer_cb, c);
 	c->closer = evtimer_new(base, closer_cb, c);
 	c->reaper = event_new(base, -1, 0, reap_cb, c);
-	if (!c->timer || !c->closer || !c->reaper) {
+	c->kick = event_new(base, -1, 0, kick_cb, c);
+	if (!c->timer || !c->closer || !c->reaper || !c->kick) {
 		if (c->timer)
 			event_free(c->timer);
 		if (c->closer)
 			event_free(c->closer);
 		if (c->reaper)
 			event_free(c->reaper);
+		if (c->kick)
+			event_free(c->kick);
 		free(c);
 		return NULL;
 	}
@@ -399,6 +450,7 @@ static void conn_discard(struct conn *c)
 	event_free(c->timer);
 	event_free(c->closer);
 	event_free(c->reaper);
+	event_free(c->kick);
 	free(c);
 }
 

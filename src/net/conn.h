@@ -28,6 +28,9 @@ struct conn_ops {
 	 * is for the log. Called once, from the loop, never from inside a
 	 * conn_* call the owner made. */
 	void (*on_closed)(void *ud, const char *reason);
+	/* The output fell to half of output_queue: room for more. May be NULL.
+	 * Not called while closing. */
+	void (*on_drained)(void *ud);
 };
 
 struct conn_limits {
@@ -75,6 +78,14 @@ bool conn_closing(const struct conn *c);
 /* Frees at once, without callbacks: only for the daemon's final exit. */
 void conn_free_now(struct conn **c);
 
+/* Stops (hold true) or resumes reading the peer for a reason of the
+ * owner's (a recipient this peer feeds is full), apart from the pause the
+ * connection's own full output causes; reading runs when neither holds.
+ * Bytes already read are handed to on_data again, from the loop, when the
+ * hold ends. */
+void conn_hold_input(struct conn *c, bool hold);
+bool conn_input_held(const struct conn *c);
+
 /* Bytes queued to the peer, in our buffers and the TLS layer's. */
 size_t conn_output_pending(const struct conn *c);
 /* Counters for status and tests. */
@@ -82,6 +93,7 @@ struct conn_stats {
 	unsigned long long bytes_in, bytes_out;
 	unsigned long long discarded_after_starttls;
 	unsigned read_pauses;			    /* times back-pressure stopped reading */
+	unsigned holds;				    /* times the owner held the input */
 	unsigned long long stanzas_in, stanzas_out; /* counted by the owner */
 };
 const struct conn_stats *conn_stats(const struct conn *c);

@@ -2,6 +2,7 @@
 
 #include "session.h"
 #include "conf.h"
+#include "counters.h"
 #include "fg.h"
 #include "log.h"
 #include "xmpp.h"
@@ -35,6 +36,7 @@ static void add_done(void *ud, int rc, const char *err)
 	struct store_job *j = ud;
 	if (rc == FG_OK) {
 		log_info("offline", "message for %s kept until the user signs in", j->user);
+		counters_stanza(STANZA_OFFLINE, NULL);
 		xml_free(&j->msg);
 	} else if (rc == FG_LIMIT) {
 		log_info("offline", "offline storage of %s is full: message bounced", j->user);

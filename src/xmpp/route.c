@@ -1,5 +1,7 @@
 #include "route.h"
 
+#include "conf.h"
+#include "counters.h"
 #include "fg.h"
 #include "live.h"
 #include "log.h"
@@ -19,6 +21,7 @@
 
 struct route_item {
 	struct xml_node *stanza;
+	size_t bytes; /* serialized, for the queue's byte cap */
 	route_done done;
 	void *ud;
 	struct route_item *next;
@@ -31,7 +34,11 @@ struct route {
 	char ctx[300];
 
 	struct route_item *queue, **tail;
-	size_t queued;
+	size_t queued, queued_bytes;
+	struct event *stall; /* the ready stream took nothing for too long */
+	/* The stanza error condition for what is queued when the stream
+	 * fails now: set by whoever ends it (a stall, an admin, shutdown). */
+	const char *fail_condition;
 
 	struct s2s_out *out; /* the current stream; NULL when none */
 	struct route_failure last;
@@ -96,6 +103,7 @@ static bool route_ready(const struct route *r)
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
+static void on_stall(evutil_socket_t fd, short what, void *arg);
 
 static struct route *route_get(struct xmpp_server *srv, const char *local, const char *remote)
 {
@@ -110,12 +118,15 @@ static struct route *route_get(struct xmpp_server *srv, const char *local, const
 	r->remote = strdup(remote);
 	r->tail = &r->queue;
 	r->retry = evtimer_new(srv->base, on_retry, r);
+	r->stall = evtimer_new(srv->base, on_stall, r);
 	make_key(r->key, sizeof(r->key), local, remote);
 	snprintf(r->ctx, sizeof(r->ctx), "route %s->%s", local, remote);
-	if (!r->local || !r->remote || !r->retry ||
+	if (!r->local || !r->remote || !r->retry || !r->stall ||
 	    strmap_put(rs->by_key, r->key, r, NULL) != FG_OK) {
 		if (r->retry)
 			event_free(r->retry);
+		if (r->stall)
+			event_free(r->stall);
 		free(r->local);
 		free(r->remote);
 		free(r);
@@ -128,36 +139,106 @@ static struct route *route_get(struct xmpp_server *srv, const char *local, const
 	return r;
 }
 
-/* Empties the queue: each stanza is written when the stream is ready,
- * else its sender learns why (the report to a caller that asked, a
- * remote-server-not-found bounce to anyone else: RFC 6120 §8.3.3.15). */
-static void drain(struct route *r, const char *why, const char *report)
+static struct route_item *pop(struct route *r)
 {
-	bool send = route_ready(r) && why == NULL;
-	while (r->queue) {
-		struct route_item *it = r->queue;
-		r->queue = it->next;
-		if (!r->queue)
-			r->tail = &r->queue;
-		assert(r->queued > 0);
-		r->queued--;
-		bool ok = send && s2s_out_write(r->out, it->stanza);
-		const char *rep = send ? s2s_out_report(r->out) : report;
-		if (!ok && !why)
-			why = "the stream could not take the stanza";
-		if (!ok)
-			log_info(r->ctx, "undeliverable stanza to %s: %s", r->remote, why);
-		if (it->done)
-			it->done(it->ud, ok, rep);
-		else if (!ok && r->srv->bounce && !r->srv->stopping) {
-			r->srv->bounce(r->srv, it->stanza, "cancel", "remote-server-not-found",
-				       why);
-			it->stanza = NULL;
-		}
-		xml_free(&it->stanza);
+	struct route_item *it = r->queue;
+	assert(it && r->queued > 0 && r->queued_bytes >= it->bytes);
+	r->queue = it->next;
+	if (!r->queue)
+		r->tail = &r->queue;
+	r->queued--;
+	r->queued_bytes -= it->bytes;
+	return it;
+}
+
+/* The sender of a stanza that will not be sent learns why: the report to a
+ * caller that asked (test-im, which reads report), a stanza error to anyone
+ * else (RFC 6120 §8.3.3), through the router. */
+static void undeliverable(struct route *r, struct xml_node *st, route_done done, void *ud,
+			  const char *condition, const char *why, const char *report)
+{
+	log_info(r->ctx, "undeliverable stanza to %s: %s", r->remote, why);
+	if (done) {
+		done(ud, false, report ? report : why);
+		xml_free(&st);
+		return;
+	}
+	bool wait = strcmp(condition, "resource-constraint") == 0 ||
+		    strcmp(condition, "remote-server-timeout") == 0 ||
+		    strcmp(condition, "service-unavailable") == 0;
+	r->srv->bounce(r->srv, st, wait ? "wait" : "cancel", condition, why);
+}
+
+static void write_one(struct route *r, struct xml_node *st, route_done done, void *ud)
+{
+	if (s2s_out_write(r->out, st)) {
+		counters_stanza(STANZA_DELIVERED, NULL);
+		if (done)
+			done(ud, true, s2s_out_report(r->out));
+		xml_free(&st);
+	} else {
+		undeliverable(r, st, done, ud, "internal-server-error",
+			      "out of memory writing to the stream", NULL);
+	}
+}
+
+/* Writes what the ready stream has room for. What stays waits for the
+ * stream to drain, and the sender feeding it is held meanwhile; a stream
+ * that takes nothing for [timeouts] stalled_output fails (on_stall). */
+static void flush(struct route *r)
+{
+	bool moved = false;
+	while (r->queue && route_ready(r) && s2s_out_has_room(r->out)) {
+		struct route_item *it = pop(r);
+		moved = true;
+		write_one(r, it->stanza, it->done, it->ud);
 		free(it);
 	}
-	assert(r->queued == 0 && r->tail == &r->queue);
+	if (!r->queue) {
+		evtimer_del(r->stall);
+		xmpp_release_held(r->srv, r);
+	} else if (route_ready(r)) {
+		if (moved || !evtimer_pending(r->stall, NULL)) {
+			struct timeval tv = {(time_t)r->srv->conf->timeout_stalled_output, 0};
+			evtimer_add(r->stall, &tv);
+		}
+		xmpp_hold_feeder(r->srv, r);
+	}
+}
+
+/* Everything queued learns why it will not be sent. */
+static void fail_all(struct route *r, const char *condition, const char *why, const char *report)
+{
+	while (r->queue) {
+		struct route_item *it = pop(r);
+		undeliverable(r, it->stanza, it->done, it->ud, condition, why, report);
+		free(it);
+	}
+	assert(r->queued == 0 && r->queued_bytes == 0 && r->tail == &r->queue);
+	evtimer_del(r->stall);
+	xmpp_release_held(r->srv, r);
+}
+
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+	struct route *r = arg;
+	(void)fd;
+	(void)what;
+	if (!r->out)
+		return;
+	char why[300];
+	snprintf(why, sizeof(why),
+		 "%s read nothing for %u seconds while %zu bytes waited for it ([timeouts] "
+		 "stalled_output)",
+		 r->remote, r->srv->conf->timeout_stalled_output,
+		 s2s_out_pending(r->out) + r->queued_bytes);
+	r->fail_condition = "remote-server-timeout";
+	s2s_out_fail(r->out, why);
+}
+
+static void out_drained(void *owner)
+{
+	flush(owner);
 }
 
 static void out_ready(void *owner)
@@ -166,7 +247,7 @@ static void out_ready(void *owner)
 	/* Authenticated: the partner works again. */
 	r->last = (struct route_failure){0};
 	evtimer_del(r->retry);
-	drain(r, NULL, NULL);
+	flush(r);
 }
 
 static void out_failed(void *owner, const char *why, const char *report, bool attempted)
@@ -185,7 +266,9 @@ static void out_failed(void *owner, const char *why, const char *report, bool at
 		f->attempts++;
 		snprintf(f->reason, sizeof(f->reason), "%s", why);
 	}
-	drain(r, why, report);
+	const char *cond = r->fail_condition ? r->fail_condition : "remote-server-not-found";
+	r->fail_condition = NULL;
+	fail_all(r, cond, why, report);
 }
 
 static void out_closed(void *owner)
@@ -200,12 +283,14 @@ static const struct s2s_out_ops route_out_ops = {
 	.ready = out_ready,
 	.failed = out_failed,
 	.closed = out_closed,
+	.drained = out_drained,
 };
 
 /* A refusal before any stream exists: everything queued learns why. */
-static void refuse(struct route *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse(struct route *r, const char *condition, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static void refuse(struct route *r, const char *fmt, ...)
+static void refuse(struct route *r, const char *condition, const char *fmt, ...)
 {
 	char why[700];
 	va_list ap;
@@ -215,7 +300,7 @@ static void refuse(struct route *r, const char *fmt, ...)
 	log_warn(r->ctx, "failed: %s", why);
 	char report[720];
 	snprintf(report, sizeof(report), "failed: %s\n", why);
-	drain(r, why, report);
+	fail_all(r, condition, why, report);
 }
 
 /* Starts a stream for the route when none is under way and the retry
@@ -228,24 +313,26 @@ static void start(struct route *r)
 	const struct partner *p = policy_lookup(srv->live->partners, r->remote);
 	const struct gateway_settings *gw = &srv->live->gw;
 	if (!p) {
-		refuse(r, "%s is not an allowed federation partner", r->remote);
+		refuse(r, "not-allowed", "%s is not an allowed federation partner", r->remote);
 		return;
 	}
 	if (routes_stream_count(srv, NULL) + xmpp_s2s_in_count(srv, NULL) + 1 >
 	    gw->connection_limit) {
-		refuse(r, "the gateway's connection_limit (%u streams) is reached",
+		refuse(r, "resource-constraint",
+		       "the gateway's connection_limit (%u streams) is reached",
 		       gw->connection_limit);
 		return;
 	}
 	if (routes_stream_count(srv, p) + xmpp_s2s_in_count(srv, p) + 1 >
 	    partner_connection_limit(p, gw)) {
-		refuse(r, "the connection limit for partner %s (%u streams) is reached", p->domain,
+		refuse(r, "resource-constraint",
+		       "the connection limit for partner %s (%u streams) is reached", p->domain,
 		       partner_connection_limit(p, gw));
 		return;
 	}
 	r->out = s2s_out_new(srv, r->local, r->remote, &route_out_ops, r);
 	if (!r->out) {
-		refuse(r, "out of memory");
+		refuse(r, "resource-constraint", "out of memory");
 		return;
 	}
 	/* May fail at once: out_failed then clears r->out. */
@@ -276,12 +363,34 @@ static void backoff_message(const struct route *r, char *buf, size_t len)
 		 (long)(time(NULL) - r->last.at), r->last.reason, wait);
 }
 
+static size_t stanza_bytes(const struct xml_node *st)
+{
+	struct xml_ctx ctx = {
+		.default_ns = XML_NS_SERVER, .stream_prefix = true, .db_prefix = true};
+	struct xml_buf b = {0};
+	xml_serialize(st, &ctx, &b);
+	size_t n = b.oom ? 0 : b.len;
+	xml_buf_free(&b);
+	return n;
+}
+
 int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 	       struct xml_node *stanza, route_done done, void *ud)
 {
+	if (srv->stopping) {
+		/* Nothing new starts; the sender still learns it. */
+		struct route tmp = {.srv = srv, .remote = (char *)remote};
+		snprintf(tmp.ctx, sizeof(tmp.ctx), "route %s->%s", local, remote);
+		undeliverable(&tmp, stanza, done, ud, "service-unavailable",
+			      "the server is shutting down", NULL);
+		return FG_OK;
+	}
 	struct route *r = route_get(srv, local, remote);
 	if (!r) {
+		if (done)
+			done(ud, false, "out of memory");
 		xml_free(&stanza);
+		counters_stanza(STANZA_DROPPED, "out-of-memory");
 		return FG_NOMEM;
 	}
 	long wait = r->out ? 0 : waiting_s(r);
@@ -291,26 +400,39 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 		char why[900], report[920];
 		backoff_message(r, why, sizeof(why));
 		snprintf(report, sizeof(report), "failed: %s\n", why);
-		log_info(r->ctx, "undeliverable stanza to %s: %s", remote, why);
-		done(ud, false, report);
-		xml_free(&stanza);
+		undeliverable(r, stanza, done, ud, "remote-server-not-found", why, report);
 		return FG_OK;
 	}
-	if (r->queued >= ROUTE_QUEUE_MAX) {
-		xml_free(&stanza);
-		return FG_LIMIT;
+	if (!r->queue && route_ready(r) && s2s_out_has_room(r->out)) {
+		write_one(r, stanza, done, ud); /* the common case: straight out */
+		return FG_OK;
+	}
+	size_t bytes = stanza_bytes(stanza);
+	size_t cap = srv->conf->output_queue;
+	if (r->queued >= ROUTE_QUEUE_MAX || r->queued_bytes + bytes > cap) {
+		/* RFC 6120 §8.3.3.18: the condition says to try later. */
+		char why[300];
+		snprintf(why, sizeof(why),
+			 "the queue to %s is full (%zu stanzas, %zu bytes wait; [limits] "
+			 "output_queue); try again later",
+			 remote, r->queued, r->queued_bytes);
+		xmpp_hold_feeder(srv, r);
+		undeliverable(r, stanza, done, ud, "resource-constraint", why, NULL);
+		return FG_OK;
 	}
 	struct route_item *it = calloc(1, sizeof(*it));
 	if (!it) {
-		xml_free(&stanza);
-		return FG_NOMEM;
+		undeliverable(r, stanza, done, ud, "resource-constraint", "out of memory", NULL);
+		return FG_OK;
 	}
 	it->stanza = stanza;
+	it->bytes = bytes;
 	it->done = done;
 	it->ud = ud;
 	*r->tail = it;
 	r->tail = &it->next;
 	r->queued++;
+	r->queued_bytes += bytes;
 	if (wait > 0) {
 		/* The partner failed a moment ago: the stanza waits for the next
 		 * attempt instead of starting a stream of its own. */
@@ -318,12 +440,14 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 			struct timeval tv = {(time_t)wait, 0};
 			evtimer_add(r->retry, &tv);
 		}
-		return FG_OK;
-	}
-	if (!r->out)
+	} else if (!r->out) {
 		start(r);
-	else if (route_ready(r))
-		drain(r, NULL, NULL);
+	} else {
+		flush(r);
+	}
+	/* A queue past half its cap slows whoever fills it. */
+	if (r->queue && r->queued_bytes > cap / 2)
+		xmpp_hold_feeder(srv, r);
 	return FG_OK;
 }
 
@@ -363,10 +487,11 @@ void routes_close_domain(struct xmpp_server *srv, const char *domain, const char
 			/* An admin's change or the shutdown, not the partner's
 			 * fault: what the failure set is forgotten again. */
 			struct route_failure keep = r->last;
+			r->fail_condition = "service-unavailable";
 			s2s_out_fail(r->out, reason);
 			r->last = keep;
 		} else if (r->queued) {
-			refuse(r, "%s", reason);
+			refuse(r, "service-unavailable", "%s", reason);
 		}
 	}
 }
@@ -456,9 +581,19 @@ void routes_free_all(struct xmpp_server *srv)
 		rs->list = r->next;
 		s2s_out_free_now(r->out);
 		r->out = NULL;
-		/* Their senders still learn it; nothing is routed any more. */
-		drain(r, "the server is shutting down", "the server is shutting down");
+		/* The signal's routes_close_domain bounced what was queued then;
+		 * nothing can be routed any more, so what came since is counted. */
+		while (r->queue) {
+			struct route_item *it = pop(r);
+			if (it->done)
+				it->done(it->ud, false, "the server is shutting down");
+			else
+				counters_stanza(STANZA_DROPPED, "shutdown");
+			xml_free(&it->stanza);
+			free(it);
+		}
 		event_free(r->retry);
+		event_free(r->stall);
 		free(r->local);
 		free(r->remote);
 		free(r);

@@ -24,7 +24,8 @@ struct partner;
 struct route;
 struct xmpp_server;
 
-/* Stanzas waiting for one route; beyond this they are refused (FG_LIMIT). */
+/* Stanzas waiting for one route; beyond this, or beyond [limits]
+ * output_queue bytes, they are refused with resource-constraint. */
 #define ROUTE_QUEUE_MAX 1000
 /* After a failure the next attempt waits 5 s, doubling up to 10 minutes,
  * so a partner that is down is not hammered. */
@@ -36,10 +37,15 @@ struct xmpp_server;
 typedef void (*route_done)(void *ud, bool ok, const char *report);
 
 /* Queues stanza (taken) for remote from local. With the route's stream
- * ready it goes out at once; with none it starts one; while the route
- * waits to retry it waits in the queue (or, with a done callback, is
- * answered at once with the last failure). FG_OK, FG_LIMIT (queue full:
- * stanza freed, done not called), FG_NOMEM. */
+ * ready and room in it, it goes out at once; with none it starts one; while
+ * the route waits to retry it waits in the queue (or, with a done callback,
+ * is answered at once with the last failure). Whatever happens the sender
+ * learns it exactly once: done(ok) when given, else a stanza error through
+ * the router's bounce (a full queue: resource-constraint; a stream that
+ * failed: remote-server-not-found, or remote-server-timeout when it
+ * stalled; shutdown: service-unavailable). A queue past half its cap, or a
+ * ready stream without room, holds the inbound stream feeding it
+ * (xmpp_hold_feeder). FG_OK, or FG_NOMEM (answered as well). */
 int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 	       struct xml_node *stanza, route_done done, void *ud);
 

@@ -63,16 +63,28 @@ static bool is_type(const struct xml_node *st, const char *t)
 	return strcmp(type_of(st), t) == 0;
 }
 
+/* A stanza that must not or cannot be answered: counted by reason, logged
+ * with why, freed. */
+static void drop(struct xml_node *st, const char *reason, const char *why)
+{
+	log_info("router", "%s from %s to %s dropped (%s): %s", st->name,
+		 xml_attr(st, "from") ? xml_attr(st, "from") : "-",
+		 xml_attr(st, "to") ? xml_attr(st, "to") : "-", reason, why);
+	counters_stanza(STANZA_DROPPED, reason);
+	xml_free(&st);
+}
+
 void router_bounce(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
 		   const char *condition, const char *text)
 {
 	if (is_type(stanza, "error") || (xml_is(stanza, NULL, "iq") && is_type(stanza, "result"))) {
-		xml_free(&stanza);
+		/* RFC 6120 §8.3.1: never an error about an error (loops) */
+		drop(stanza, "error-not-answered", condition);
 		return;
 	}
 	const char *from = xml_attr(stanza, "from"), *to = xml_attr(stanza, "to");
 	if (!from || !to) {
-		xml_free(&stanza);
+		drop(stanza, "no-address-to-answer", condition);
 		return;
 	}
 	struct xml_node *e = xml_clone(stanza);
@@ -101,7 +113,7 @@ void router_bounce(struct xmpp_server *srv, struct xml_node *stanza, const char 
 			xml_add_text(tx, text, strlen(text));
 		}
 	}
-	counters_bounce();
+	counters_stanza(STANZA_BOUNCED, NULL);
 	router_route(srv, e);
 }
 
@@ -118,11 +130,8 @@ void router_to_partner(struct xmpp_server *srv, struct xml_node *st, router_done
 	} else if (!policy_lookup(srv->live->partners, to.j.domain)) {
 		snprintf(why, sizeof(why), "%s is not an allowed federation partner", to.j.domain);
 	} else {
-		int rc = route_send(srv, from.j.domain, to.j.domain, st, done, ud);
-		if (rc != FG_OK && done)
-			done(ud, false,
-			     rc == FG_LIMIT ? "the queue for that domain is full"
-					    : "out of memory");
+		/* It answers the sender itself when the stanza cannot go. */
+		route_send(srv, from.j.domain, to.j.domain, st, done, ud);
 		addr_clear(&from);
 		addr_clear(&to);
 		return;
@@ -133,6 +142,7 @@ void router_to_partner(struct xmpp_server *srv, struct xml_node *st, router_done
 	if (done) {
 		xml_free(&st);
 		done(ud, false, why);
+		counters_stanza(STANZA_BOUNCED, NULL); /* the report is the answer */
 	} else {
 		router_bounce(srv, st, "cancel", "not-allowed", why);
 	}
@@ -171,7 +181,7 @@ static void to_remote(struct xmpp_server *srv, struct xml_node *st, const struct
 		log_info("router", "%s to %s refused: xmpp_access is off for %s", st->name,
 			 to->j.domain, from->bare);
 		if (xml_is(st, NULL, "presence") && !is_type(st, "subscribe"))
-			xml_free(&st);
+			drop(st, "federation-off", "xmpp_access is off for the sender");
 		else
 			router_bounce(srv, st, "auth", "forbidden", text);
 		return;
@@ -196,7 +206,7 @@ static void no_account(struct xmpp_server *srv, struct xml_node *st, const struc
 				router_route(srv, u);
 			}
 		}
-		xml_free(&st);
+		drop(st, "presence-to-no-account", "there is no account at this address");
 		return;
 	}
 	log_info("router", "%s to %s answered with service-unavailable: there is no such account",
@@ -221,13 +231,14 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 			return;
 		}
 		if (strcmp(type, "headline") == 0 || strcmp(type, "error") == 0) {
-			xml_free(&st);
+			drop(st, "to-offline-resource",
+			     "a headline or error for a resource not online");
 			return;
 		}
 	}
 	/* RFC 6121 §8.5.2: to the bare JID */
 	if (strcmp(type, "error") == 0) {
-		xml_free(&st);
+		drop(st, "error-to-bare-address", "an error for no resource in particular");
 		return;
 	}
 	if (strcmp(type, "groupchat") == 0) {
@@ -245,7 +256,7 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 	}
 	if (n == 0) {
 		if (strcmp(type, "headline") == 0)
-			xml_free(&st);
+			drop(st, "headline-to-offline-user", "headlines are not kept offline");
 		else
 			offline_store(srv, st, to->bare);
 		return;
@@ -264,6 +275,7 @@ static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const st
 	if (to->j.resource && tap && tap(srv, st))
 		return;
 	if (!to->j.node) {
+		counters_stanza(STANZA_DELIVERED, NULL); /* the server is its recipient */
 		service_domain(srv, st);
 		return;
 	}
@@ -283,6 +295,7 @@ static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const st
 			router_bounce(srv, st, "cancel", "service-unavailable",
 				      "that resource is not online");
 	} else {
+		counters_stanza(STANZA_DELIVERED, NULL);
 		service_account(srv, NULL, st);
 	}
 }
@@ -292,14 +305,13 @@ void router_route(struct xmpp_server *srv, struct xml_node *st)
 	struct addr from, to;
 	bool fok = addr_parse(xml_attr(st, "from"), &from);
 	if (!addr_parse(xml_attr(st, "to"), &to)) {
-		log_info("router", "%s without a valid to dropped", st->name);
-		xml_free(&st);
+		drop(st, "no-valid-to", "the to address is missing or not a JID");
 	} else if (conf_is_local_domain(srv->conf, to.j.domain)) {
 		deliver_local(srv, st, &to);
 	} else if (fok) {
 		to_remote(srv, st, &from, &to);
 	} else {
-		xml_free(&st);
+		drop(st, "no-valid-from", "a stanza for a remote address without a valid from");
 	}
 	if (fok)
 		addr_clear(&from);
@@ -321,7 +333,7 @@ static bool partner_gate(struct xmpp_server *srv, struct xml_node *st, const str
 	char text[400];
 	if (!a->xmpp_access) {
 		if (!gated) {
-			xml_free(&st);
+			drop(st, "federation-off", "xmpp_access is off for the recipient");
 			return false;
 		}
 		snprintf(text, sizeof(text),
@@ -346,7 +358,7 @@ static bool partner_gate(struct xmpp_server *srv, struct xml_node *st, const str
 			xml_set_attr(u, NULL, "type", "unsubscribed");
 			router_route(srv, u);
 		}
-		xml_free(&st);
+		drop(st, "subscribe-refused", "answered with unsubscribed: not a contact");
 		return false;
 	}
 	snprintf(text, sizeof(text),
@@ -363,13 +375,13 @@ void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 	if (!addr_parse(xml_attr(st, "to"), &to)) {
 		if (fok)
 			addr_clear(&from);
-		xml_free(&st);
+		drop(st, "no-valid-to", "the to address is missing or not a JID");
 		return;
 	}
 	if (fok && partner_gate(srv, st, &from, &to))
 		deliver_local(srv, st, &to);
 	else if (!fok)
-		xml_free(&st);
+		drop(st, "no-valid-from", "a partner's stanza without a valid from");
 	if (fok)
 		addr_clear(&from);
 	addr_clear(&to);

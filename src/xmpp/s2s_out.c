@@ -581,12 +581,20 @@ static void on_closed(void *ud, const char *reason)
 	out_free(o);
 }
 
+static void on_drained(void *ud)
+{
+	struct s2s_out *o = ud;
+	if (o->state == OUT_READY && o->ops && o->ops->drained)
+		o->ops->drained(o->owner);
+}
+
 static const struct conn_ops out_ops = {
 	.on_data = on_data,
 	.on_tls = on_tls,
 	.on_timer = on_timer,
 	.on_connected = on_connected,
 	.on_closed = on_closed,
+	.on_drained = on_drained,
 };
 
 static void connect_next(struct s2s_out *o)
@@ -702,6 +710,17 @@ bool s2s_out_write(struct s2s_out *o, const struct xml_node *stanza)
 	}
 	xml_buf_free(&b);
 	return ok;
+}
+
+size_t s2s_out_pending(const struct s2s_out *o)
+{
+	return o->conn ? conn_output_pending(o->conn) : 0;
+}
+
+bool s2s_out_has_room(const struct s2s_out *o)
+{
+	return o->state == OUT_READY && o->conn &&
+	       conn_output_pending(o->conn) < o->srv->conf->output_queue / 2;
 }
 
 bool s2s_out_is_ready(const struct s2s_out *o)

@@ -27,6 +27,9 @@ struct s2s_out_ops {
 	void (*failed)(void *owner, const char *why, const char *report, bool attempted);
 	/* A stream that was ready closed (idle, or the peer ended it). */
 	void (*closed)(void *owner);
+	/* A ready stream's output fell to half of [limits] output_queue:
+	 * room to write more. */
+	void (*drained)(void *owner);
 };
 
 /* A stream in its first state; nothing happens until s2s_out_begin. NULL
@@ -40,6 +43,11 @@ void s2s_out_begin(struct s2s_out *o, const struct partner *p);
 void s2s_out_fail(struct s2s_out *o, const char *reason);
 /* Writes stanza on a ready stream; false when it could not be queued. */
 bool s2s_out_write(struct s2s_out *o, const struct xml_node *stanza);
+/* A ready stream with room: less than half of [limits] output_queue
+ * waits for the peer. */
+bool s2s_out_has_room(const struct s2s_out *o);
+/* Bytes written that the peer has not taken yet. */
+size_t s2s_out_pending(const struct s2s_out *o);
 /* Authenticated: stanzas may be written. */
 bool s2s_out_is_ready(const struct s2s_out *o);
 /* The steps so far, one per line. */

@@ -1,6 +1,8 @@
 #include "session.h"
 
+#include "counters.h"
 #include "fg.h"
+#include "offline.h"
 #include "log.h"
 #include "stream.h"
 #include "strmap.h"
@@ -166,10 +168,29 @@ struct session_presence *session_presence(struct session *sess)
 
 void session_deliver(struct session *sess, struct xml_node *st)
 {
-	xml_set_ns_deep(st, XML_NS_SERVER, XML_NS_CLIENT);
-	stream_send(sess->s, st);
-	stream_count_stanza(sess->s, false);
-	xml_free(&st);
+	if (stream_offer(sess->s, st))
+		return;
+	/* The client reads too slowly to take more now (its sender is held
+	 * meanwhile): a message waits offline like one to an offline user,
+	 * anything else that expects an answer gets one. */
+	struct xmpp_server *srv = sess->srv;
+	const char *type = xml_attr(st, "type");
+	log_info(stream_ctx(sess->s), "%s for %s not written: the client's output queue is full",
+		 st->name, sess->full);
+	if (xml_is(st, NULL, "message") &&
+	    (!type || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
+		offline_store(srv, st, sess->bare);
+	} else if (xml_is(st, NULL, "presence") || xml_is(st, NULL, "message") ||
+		   (type && (strcmp(type, "error") == 0 || strcmp(type, "result") == 0))) {
+		/* presence is resent on the next change; headline and
+		 * groupchat messages are not kept (RFC 6121 §8.5.2); errors
+		 * and results are never answered */
+		counters_stanza(STANZA_DROPPED, "recipient-output-full");
+		xml_free(&st);
+	} else {
+		srv->bounce(srv, st, "wait", "resource-constraint",
+			    "the recipient's connection is not taking stanzas now");
+	}
 }
 
 void session_close(struct session *sess, const char *condition, const char *text)

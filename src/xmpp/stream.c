@@ -2,6 +2,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "counters.h"
 #include "fg.h"
 #include "jid.h"
 #include "live.h"
@@ -13,6 +14,7 @@
 #include "xmpp.h"
 
 #include <assert.h>
+#include <event2/event.h>
 #include <jansson.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
@@ -36,6 +38,17 @@ struct stream {
 	char *remote;	    /* the peer's from, prepared; s2s only, may be NULL */
 	char *authed;	    /* what SASL authenticated: a domain, a bare JID */
 	const char *method; /* how it authenticated, for status */
+
+	/* Stanzas waiting for room in the connection (stream_offer): while
+	 * any wait, the senders that fed them are held. */
+	struct outq_item {
+		struct xml_node *st; /* in jabber:server */
+		size_t bytes;	     /* serialized */
+		struct outq_item *next;
+	} * outq, **outq_tail;
+	size_t outq_bytes;
+	struct event *stall; /* closes a peer that leaves the queue full */
+	const void *held_by; /* the recipient this stream waits for, or NULL */
 	struct stream *prev, *next;
 };
 
@@ -105,6 +118,8 @@ static unsigned idle_timeout(const struct stream *s)
 	return s->role->idle_timeout(s, s->rs);
 }
 
+static void hand_back_queue(struct stream *s, bool final);
+
 /* The transitions the state machine above allows; anything else is a bug. */
 static inline bool may_enter(enum stream_state from, enum stream_state to)
 {
@@ -129,8 +144,11 @@ static void enter(struct stream *s, enum stream_state st)
 	assert(may_enter(s->state, st));
 	log_debug(conn_ctx(s->conn), "%s -> %s", state_names[s->state], state_names[st]);
 	s->state = st;
-	if (st == STREAM_CLOSING && s->role->closing)
-		s->role->closing(s, s->rs);
+	if (st == STREAM_CLOSING) {
+		if (s->role->closing)
+			s->role->closing(s, s->rs);
+		hand_back_queue(s, false);
+	}
 	unsigned t = 0;
 	switch (st) {
 	case STREAM_WAIT_HEADER: t = cf->timeout_stream_header; break;
@@ -258,6 +276,156 @@ static void send_node(struct stream *s, const struct xml_node *n)
 	if (!b.oom)
 		send_raw(s, b.data, b.len);
 	xml_buf_free(&b);
+}
+
+/* ---- stanzas to the peer, with back-pressure ---- */
+
+static size_t serialize(const struct stream *s, const struct xml_node *n, struct xml_buf *b)
+{
+	struct xml_ctx ctx = {
+		.default_ns = content_ns(s),
+		.stream_prefix = true,
+		.db_prefix = s->role->s2s,
+	};
+	xml_serialize(n, &ctx, b);
+	return b->oom ? 0 : b->len;
+}
+
+/* Writes a stanza of the queue's kind (jabber:server) in the stream's
+ * namespace; the stanza is freed. */
+static void write_stanza(struct stream *s, struct xml_node *st)
+{
+	if (strcmp(content_ns(s), XML_NS_SERVER) != 0)
+		xml_set_ns_deep(st, XML_NS_SERVER, content_ns(s));
+	struct xml_buf b = {0};
+	if (serialize(s, st, &b) && conn_write(s->conn, b.data, b.len) == FG_OK) {
+		conn_count_stanza(s->conn, false);
+		counters_stanza(STANZA_DELIVERED, NULL);
+	} else {
+		log_warn(conn_ctx(s->conn), "out of memory writing a stanza: dropped");
+		counters_stanza(STANZA_DROPPED, "out-of-memory");
+	}
+	xml_buf_free(&b);
+	xml_free(&st);
+}
+
+static bool conn_has_room(const struct stream *s)
+{
+	return conn_output_pending(s->conn) < s->srv->conf->output_queue / 2;
+}
+
+static void arm_stall(struct stream *s)
+{
+	struct timeval tv = {(time_t)s->srv->conf->timeout_stalled_output, 0};
+	evtimer_add(s->stall, &tv);
+}
+
+/* Moves what waits into the connection while it has room; when nothing
+ * waits any more, the senders held for this stream go on. */
+static void flush_queue(struct stream *s)
+{
+	bool moved = false;
+	while (s->outq && conn_has_room(s) && s->state != STREAM_CLOSING) {
+		struct outq_item *it = s->outq;
+		s->outq = it->next;
+		if (!s->outq)
+			s->outq_tail = &s->outq;
+		assert(s->outq_bytes >= it->bytes);
+		s->outq_bytes -= it->bytes;
+		write_stanza(s, it->st);
+		free(it);
+		moved = true;
+	}
+	if (!s->outq) {
+		assert(s->outq_bytes == 0);
+		evtimer_del(s->stall);
+		xmpp_release_held(s->srv, s);
+	} else if (moved) {
+		arm_stall(s); /* the peer reads: its time starts again */
+	}
+}
+
+bool stream_offer(struct stream *s, struct xml_node *st)
+{
+	if (s->state == STREAM_CLOSING)
+		return false;
+	if (!s->outq && conn_has_room(s)) {
+		write_stanza(s, st);
+		return true;
+	}
+	struct xml_buf b = {0};
+	size_t bytes = serialize(s, st, &b);
+	xml_buf_free(&b);
+	if (bytes == 0 ||
+	    conn_output_pending(s->conn) + s->outq_bytes + bytes > s->srv->conf->output_queue) {
+		/* Full: the sender that fed it is already held; what comes
+		 * meanwhile is the caller's to divert (offline, a bounce). */
+		xmpp_hold_feeder(s->srv, s);
+		return false;
+	}
+	struct outq_item *it = malloc(sizeof(*it));
+	if (!it)
+		return false;
+	*it = (struct outq_item){.st = st, .bytes = bytes};
+	if (!s->outq)
+		arm_stall(s);
+	*s->outq_tail = it;
+	s->outq_tail = &it->next;
+	s->outq_bytes += bytes;
+	xmpp_hold_feeder(s->srv, s);
+	return true;
+}
+
+size_t stream_queued_bytes(const struct stream *s)
+{
+	return s->outq_bytes;
+}
+
+/* The stream ends with stanzas still waiting: they go back to the router,
+ * which finds the recipient gone (the session ended first) and delivers to
+ * another resource, stores offline or answers the sender. At the final
+ * exit (route NULL) they can only be counted. */
+static void hand_back_queue(struct stream *s, bool final)
+{
+	size_t n = 0;
+	while (s->outq) {
+		struct outq_item *it = s->outq;
+		s->outq = it->next;
+		n++;
+		if (final || !s->srv->route) {
+			counters_stanza(STANZA_DROPPED, "shutdown");
+			xml_free(&it->st);
+		} else {
+			s->srv->route(s->srv, it->st);
+		}
+		free(it);
+	}
+	s->outq_tail = &s->outq;
+	s->outq_bytes = 0;
+	if (n)
+		log_info(conn_ctx(s->conn), "%zu stanza(s) waiting for the peer %s", n,
+			 final ? "dropped at exit" : "handed back to the router");
+	evtimer_del(s->stall);
+	xmpp_release_held(s->srv, s);
+}
+
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+	(void)fd;
+	(void)what;
+	char text[200];
+	snprintf(text, sizeof(text),
+		 "nothing was read for %u seconds while %zu bytes waited ([timeouts] "
+		 "stalled_output)",
+		 s->srv->conf->timeout_stalled_output,
+		 conn_output_pending(s->conn) + s->outq_bytes);
+	stream_error(s, "resource-constraint", text);
+}
+
+static void on_drained(void *ud)
+{
+	flush_queue(ud);
 }
 
 static void send_header(struct stream *s, const char *to)
@@ -492,7 +660,12 @@ static int on_event(void *ud, struct xs_event *ev)
 	case XS_EV_OPEN: on_header(s, ev); break;
 	case XS_EV_STANZA:
 		if (s->state == STREAM_READY) {
+			/* A recipient that is full holds this stream
+			 * (xmpp_hold_feeder). */
+			assert(s->srv->feeding == NULL);
+			s->srv->feeding = s;
 			s->role->stanza(s, s->rs, ev->node);
+			s->srv->feeding = NULL;
 			break;
 		}
 		if (s->state != STREAM_NEGOTIATING) {
@@ -615,10 +788,13 @@ static void on_timer(void *ud)
 	stream_error(s, "connection-timeout", text);
 }
 
-static void stream_destroy(struct stream *s)
+static void stream_destroy(struct stream *s, bool final)
 {
 	if (s->rs)
 		s->role->detach(s->rs);
+	hand_back_queue(s, final);
+	if (s->stall)
+		event_free(s->stall);
 	xmlstream_free(&s->xs);
 	free(s->local);
 	free(s->remote);
@@ -631,13 +807,14 @@ static void on_closed(void *ud, const char *reason)
 	struct stream *s = ud;
 	(void)reason;
 	xmpp_stream_gone(s->srv, s);
-	stream_destroy(s);
+	stream_destroy(s, false);
 }
 
 void stream_free_now(struct stream *s)
 {
-	conn_free_now(&s->conn);
-	stream_destroy(s);
+	struct conn *c = s->conn; /* its log context is used to the end */
+	stream_destroy(s, true);
+	conn_free_now(&c);
 }
 
 static const struct conn_ops stream_conn_ops = {
@@ -645,6 +822,7 @@ static const struct conn_ops stream_conn_ops = {
 	.on_tls = on_tls,
 	.on_timer = on_timer,
 	.on_closed = on_closed,
+	.on_drained = on_drained,
 };
 
 struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *role, int fd,
@@ -661,6 +839,7 @@ struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *
 	s->srv = srv;
 	s->role = role;
 	s->state = STREAM_WAIT_HEADER;
+	s->outq_tail = &s->outq;
 	s->started = time(NULL);
 	unsigned char rnd[16];
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
@@ -680,14 +859,15 @@ struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *
 		.output_queue = cf->output_queue,
 		.input_buffer = 64 * 1024,
 	};
-	if (!s->xs || !s->rs) {
+	s->stall = evtimer_new(srv->base, on_stall, s);
+	if (!s->xs || !s->rs || !s->stall) {
 		close(fd);
-		stream_destroy(s);
+		stream_destroy(s, true);
 		return NULL;
 	}
 	s->conn = conn_new(srv->base, fd, peer, peerlen, role->name, &cl, &stream_conn_ops, s);
 	if (!s->conn) {
-		stream_destroy(s);
+		stream_destroy(s, true);
 		return NULL;
 	}
 	log_info(conn_ctx(s->conn), "connected");
@@ -740,5 +920,29 @@ void xmpp_free_streams(struct xmpp_server *srv)
 		stream_list_remove(&srv->streams, s);
 		srv->nstreams--;
 		stream_free_now(s);
+	}
+}
+
+/* ---- back-pressure (xmpp.h) ---- */
+
+void xmpp_hold_feeder(struct xmpp_server *srv, const void *by)
+{
+	struct stream *f = srv->feeding;
+	if (!f || (const void *)f == by || f->state == STREAM_CLOSING || f->held_by == by)
+		return;
+	if (!f->held_by)
+		log_debug(conn_ctx(f->conn), "held: a recipient it feeds is full");
+	f->held_by = by;
+	conn_hold_input(f->conn, true);
+}
+
+void xmpp_release_held(struct xmpp_server *srv, const void *by)
+{
+	for (struct stream *s = srv->streams; s; s = s->next) {
+		if (s->held_by != by)
+			continue;
+		s->held_by = NULL;
+		log_debug(conn_ctx(s->conn), "released: the recipient it fed has room");
+		conn_hold_input(s->conn, false);
 	}
 }

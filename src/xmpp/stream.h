@@ -96,6 +96,15 @@ void stream_list_remove(struct stream **head, struct stream *s);
 /* ---- for the roles ---- */
 
 void stream_send(struct stream *s, const struct xml_node *n);
+/* Hands a stanza (in jabber:server; taken on true) to the peer: written
+ * while the connection has room ([limits] output_queue / 2 pending), else
+ * queued, holding the sender that fed it (xmpp_hold_feeder) until the peer
+ * reads. false, not taken, when the stream is closing or its pending
+ * output would pass output_queue: the caller diverts it (offline, a
+ * bounce). A peer that leaves stanzas waiting for [timeouts]
+ * stalled_output is closed; what waits goes back to the router. */
+bool stream_offer(struct stream *s, struct xml_node *st);
+size_t stream_queued_bytes(const struct stream *s);
 void stream_send_raw(struct stream *s, const char *data, size_t len);
 bool stream_secure(const struct stream *s);
 unsigned stream_flags(const struct stream *s);

@@ -45,9 +45,12 @@ struct xmpp_server {
 	 * registry); presence.c registers it to send unavailable presence. */
 	void (*session_ended)(struct xmpp_server *srv, struct session *sess);
 
-	/* xmpp.c: every live inbound stream, newest first */
+	/* stream.c: every live inbound stream, newest first */
 	struct stream *streams;
 	unsigned nstreams;
+	/* stream.c: the stream whose stanza is being routed, which a full
+	 * recipient holds (xmpp_hold_feeder); NULL between stanzas */
+	struct stream *feeding;
 	/* route.c: one route per (local, remote) domain pair */
 	struct routes *routes;
 	/* session.c: bound sessions by bare JID */
@@ -69,6 +72,12 @@ void xmpp_stream_gone(struct xmpp_server *srv, struct stream *s);
 unsigned xmpp_s2s_in_count(const struct xmpp_server *srv, const struct partner *p);
 /* Live streams whose peer has this address. */
 unsigned xmpp_streams_from(const struct xmpp_server *srv, const char *peer);
+/* Back-pressure. A recipient (a stream, a route: by is its address) whose
+ * output is full holds the inbound stream whose stanza is being routed, so
+ * that it reads nothing more until the recipient has room; the recipient
+ * releases what it held when it drains or goes away. */
+void xmpp_hold_feeder(struct xmpp_server *srv, const void *by);
+void xmpp_release_held(struct xmpp_server *srv, const void *by);
 /* Frees every stream still open, without callbacks (final exit). */
 void xmpp_free_streams(struct xmpp_server *srv);
 
