@@ -439,6 +439,7 @@ out:
 	roster_free_all(&srv.x);
 	strmap_free(&srv.x.sessions, NULL);
 	strmap_free(&srv.x.auth_failures, free);
+	strmap_free(&srv.x.offline_full, NULL);
 	cmd_env_clear(&srv.env);
 	sasl_global_done();
 	conf_free(&srv.conf);

@@ -41,16 +41,19 @@ struct conn {
 	unsigned port;
 	char ctx[256];
 
-	struct event *timer;  /* the owner's per-state timeout */
-	struct event *closer; /* polls the output while closing */
-	struct event *reaper; /* frees the connection from the loop */
-	struct event *kick;   /* hands buffered input to on_data after a hold */
+	struct event *timer;   /* the owner's per-state timeout */
+	struct event *closer;  /* polls the output while closing */
+	struct event *reaper;  /* frees the connection from the loop */
+	struct event *kick;    /* hands buffered input to on_data after a hold */
+	struct event *drainer; /* tells the owner the output has room again */
 	unsigned close_waited_ms;
 	bool connecting; /* conn_connect: waiting for the TCP handshake */
 	bool closing;
 	bool reaped;
 	bool paused; /* our output to the peer is over output_queue */
 	bool held;   /* the owner holds the input (conn_hold_input) */
+	bool over;   /* the output passed half of output_queue since it last
+			had room: the owner waits for on_drained */
 	char reason[256];
 	struct conn_stats st;
 };
@@ -112,6 +115,11 @@ size_t conn_output_pending(const struct conn *c)
 	return n;
 }
 
+unsigned long long conn_flushed(const struct conn *c)
+{
+	return c->st.bytes_out - conn_output_pending(c);
+}
+
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -127,6 +135,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(c->closer);
 	event_free(c->reaper);
 	event_free(c->kick);
+	event_free(c->drainer);
 	const struct conn_ops *ops = c->ops;
 	void *ud = c->ud;
 	char reason[sizeof(c->reason)];
@@ -173,6 +182,7 @@ void conn_free_now(struct conn **cp)
 	event_free(c->closer);
 	event_free(c->reaper);
 	event_free(c->kick);
+	event_free(c->drainer);
 	free(c);
 	*cp = NULL;
 }
@@ -185,6 +195,7 @@ static void reap(struct conn *c)
 	evtimer_del(c->closer);
 	evtimer_del(c->timer);
 	event_del(c->kick);
+	event_del(c->drainer);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_active(c->reaper, EV_TIMEOUT, 0);
@@ -271,7 +282,10 @@ int conn_write(struct conn *c, const char *data, size_t len)
 	if (bufferevent_write(c->bev, data, len) != 0)
 		return FG_NOMEM;
 	c->st.bytes_out += len;
-	if (conn_output_pending(c) > c->lim.output_queue)
+	size_t pending = conn_output_pending(c);
+	if (pending >= c->lim.output_queue / 2)
+		c->over = true;
+	if (pending > c->lim.output_queue)
 		set_paused(c, true);
 	return FG_OK;
 }
@@ -299,16 +313,32 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	evbuffer_drain(in, used);
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+/* The output is back to half of output_queue: a paused reader resumes,
+ * the owner may write again. From the loop, never from inside a write. */
+static void drainer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	(void)bev;
-	if (c->closing || conn_output_pending(c) > c->lim.output_queue / 2)
+	(void)fd;
+	(void)what;
+	if (c->closing || !c->over || conn_output_pending(c) > c->lim.output_queue / 2)
 		return;
+	c->over = false;
 	if (c->paused)
 		set_paused(c, false);
 	if (c->ops->on_drained)
 		c->ops->on_drained(c->ud);
+}
+
+/* Watches the socket's own output buffer, under TLS too: the bufferevent's
+ * write callback sees only the top of the stack, which TLS empties at once
+ * into the socket's buffer, so it never tells when the peer took bytes. */
+static void socket_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+	(void)buf;
+	if (info->n_deleted > 0 && c->over && !c->closing &&
+	    conn_output_pending(c) <= c->lim.output_queue / 2)
+		event_active(c->drainer, EV_TIMEOUT, 0);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -395,11 +425,8 @@ void conn_set_timer(struct conn *c, unsigned seconds)
 
 static void setup_bev(struct conn *c)
 {
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, c->lim.input_buffer);
-	/* write_cb fires when the queue falls to half the cap: the point
-	 * where a paused reader may resume. */
-	bufferevent_setwatermark(c->bev, EV_WRITE, c->lim.output_queue / 2, 0);
 	bufferevent_enable(c->bev, EV_WRITE);
 	apply_reading(c);
 }
@@ -428,7 +455,8 @@ static struct conn *conn_alloc(struct event_base *base, const struct sockaddr *p
 	c->closer = evtimer_new(base, closer_cb, c);
 	c->reaper = event_new(base, -1, 0, reap_cb, c);
 	c->kick = event_new(base, -1, 0, kick_cb, c);
-	if (!c->timer || !c->closer || !c->reaper || !c->kick) {
+	c->drainer = event_new(base, -1, 0, drainer_cb, c);
+	if (!c->timer || !c->closer || !c->reaper || !c->kick || !c->drainer) {
 		if (c->timer)
 			event_free(c->timer);
 		if (c->closer)
@@ -437,6 +465,9 @@ static struct conn *conn_alloc(struct event_base *base, const struct sockaddr *p
 			event_free(c->reaper);
 		if (c->kick)
 			event_free(c->kick);
+		if (c->drainer)
+			event_free(c->drainer);
+		event_free(c->drainer);
 		free(c);
 		return NULL;
 	}
@@ -451,6 +482,7 @@ static void conn_discard(struct conn *c)
 	event_free(c->closer);
 	event_free(c->reaper);
 	event_free(c->kick);
+	event_free(c->drainer);
 	free(c);
 }
 
@@ -467,8 +499,9 @@ struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *pe
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		close(fd);
+	if (!c->bev || !evbuffer_add_cb(bufferevent_get_output(c->bev), socket_out_cb, c)) {
+		if (!c->bev)
+			close(fd);
 		conn_discard(c);
 		return NULL;
 	}
@@ -484,7 +517,7 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
 	if (!c)
 		return NULL;
 	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
+	if (!c->bev || !evbuffer_add_cb(bufferevent_get_output(c->bev), socket_out_cb, c)) {
 		conn_discard(c);
 		return NULL;
 	}
@@ -547,4 +580,11 @@ void conn_status(const struct conn *c, void *json_row)
 	json_object_set_new(r, "bytes_out", json_integer((json_int_t)c->st.bytes_out));
 	json_object_set_new(r, "stanzas_in", json_integer((json_int_t)c->st.stanzas_in));
 	json_object_set_new(r, "stanzas_out", json_integer((json_int_t)c->st.stanzas_out));
+	/* Back-pressure at a glance: what waits for the peer, and whether we
+	 * stopped reading it (its own output full, or a recipient it feeds). */
+	json_object_set_new(r, "output_pending", json_integer((json_int_t)conn_output_pending(c)));
+	json_object_set_new(r, "reading",
+			    json_string(c->held	    ? "held"
+					: c->paused ? "paused"
+						    : "yes"));
 }

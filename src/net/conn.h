@@ -88,6 +88,8 @@ bool conn_input_held(const struct conn *c);
 
 /* Bytes queued to the peer, in our buffers and the TLS layer's. */
 size_t conn_output_pending(const struct conn *c);
+/* Bytes the peer has taken so far (written minus pending): progress. */
+unsigned long long conn_flushed(const struct conn *c);
 /* Counters for status and tests. */
 struct conn_stats {
 	unsigned long long bytes_in, bytes_out;

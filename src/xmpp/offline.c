@@ -8,8 +8,10 @@
 #include "xmpp.h"
 #include "store.h"
 #include "store_users.h"
+#include "strmap.h"
 #include "xmlstream.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +33,39 @@ static int add_run(struct store_db *db, void *ud, char *err, size_t errlen)
 	return store_db_offline_add(db, j->user, j->at_ms, j->xml, j->limit, err, errlen);
 }
 
+/* Messages on their way to the store past this hold the stream that sends
+ * them, as a full recipient would: the store thread is one too. */
+#define OFFLINE_IN_FLIGHT_MAX 256
+
+static const char full_text[] =
+	"the recipient is offline and cannot take more messages until they sign in";
+
+static void mark_full(struct xmpp_server *srv, const char *user, bool full)
+{
+	if (!srv->offline_full && !(srv->offline_full = strmap_new()))
+		return;
+	if (full)
+		strmap_put(srv->offline_full, user, (void *)1, NULL);
+	else
+		strmap_remove(srv->offline_full, user);
+}
+
 static void add_done(void *ud, int rc, const char *err)
 {
 	struct store_job *j = ud;
+	struct xmpp_server *srv = j->srv;
+	assert(srv->offline_in_flight > 0);
+	if (--srv->offline_in_flight <= OFFLINE_IN_FLIGHT_MAX / 2)
+		xmpp_release_held(srv, &srv->offline_in_flight);
+	if (rc == FG_LIMIT)
+		mark_full(srv, j->user, true);
 	if (rc == FG_OK) {
 		log_info("offline", "message for %s kept until the user signs in", j->user);
 		counters_stanza(STANZA_OFFLINE, NULL);
 		xml_free(&j->msg);
 	} else if (rc == FG_LIMIT) {
 		log_info("offline", "offline storage of %s is full: message bounced", j->user);
-		j->srv->bounce(j->srv, j->msg, "wait", "resource-constraint",
-			       "the recipient is offline and cannot take more messages until they "
-			       "sign in");
+		j->srv->bounce(j->srv, j->msg, "wait", "resource-constraint", full_text);
 	} else {
 		log_error("offline", "cannot keep a message for %s: %s", j->user, err);
 		j->srv->bounce(j->srv, j->msg, "wait", "internal-server-error",
@@ -59,6 +82,12 @@ void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *us
 	if (limit == 0 || !srv->store) {
 		srv->bounce(srv, msg, "cancel", "service-unavailable",
 			    "the recipient is offline and offline messages are turned off");
+		return;
+	}
+	if (srv->offline_full && strmap_get(srv->offline_full, user)) {
+		/* Known full: answered now, while the sender is being read, so
+		 * that a flood is held by its own answers (stream_offer). */
+		srv->bounce(srv, msg, "wait", "resource-constraint", full_text);
 		return;
 	}
 	struct store_job *j = calloc(1, sizeof(*j));
@@ -91,6 +120,8 @@ void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *us
 	j->msg = msg;
 	j->limit = limit;
 	j->at_ms = at;
+	if (++srv->offline_in_flight > OFFLINE_IN_FLIGHT_MAX)
+		xmpp_hold_feeder(srv, &srv->offline_in_flight);
 	if (store_submit(srv->store, add_run, add_done, j) != FG_OK)
 		add_done(j, FG_ERR, "the store is not running");
 }
@@ -135,8 +166,10 @@ static void take_done(void *ud, int rc, const char *err)
 		log_error("offline", "cannot read the offline messages of %s: %s", j->user, err);
 	const char *res = strchr(j->full, '/');
 	/* The session may have gone meanwhile: then the messages go to the
-	 * bare JID again (another resource, or back into storage). */
+	 * bare JID again (another resource, or back into storage); a client
+	 * too slow to take them all keeps the rest offline (router). */
 	struct session *c = res ? session_find(j->srv, j->user, res + 1) : NULL;
+	mark_full(j->srv, j->user, false);
 	if (j->n)
 		log_info("offline", "%zu offline messages for %s", j->n, j->user);
 	for (size_t i = 0; i < j->n; i++) {
@@ -148,10 +181,7 @@ static void take_done(void *ud, int rc, const char *err)
 			continue;
 		}
 		xml_set_attr(m, NULL, "to", c ? j->full : j->user);
-		if (c)
-			session_deliver(c, m);
-		else
-			j->srv->route(j->srv, m);
+		j->srv->route(j->srv, m);
 	}
 	free(j->xml);
 	free(j->user);

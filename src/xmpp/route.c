@@ -35,7 +35,8 @@ struct route {
 
 	struct route_item *queue, **tail;
 	size_t queued, queued_bytes;
-	struct event *stall; /* the ready stream took nothing for too long */
+	struct event *stall;	       /* the ready stream took nothing for too long */
+	unsigned long long stall_mark; /* s2s_out_flushed() when it started */
 	/* The stanza error condition for what is queued when the stream
 	 * fails now: set by whoever ends it (a stall, an admin, shutdown). */
 	const char *fail_condition;
@@ -182,15 +183,22 @@ static void write_one(struct route *r, struct xml_node *st, route_done done, voi
 	}
 }
 
+/* The stall clock measures progress: it fires stalled_output after the
+ * partner last took a byte of ours. */
+static void arm_stall(struct route *r)
+{
+	struct timeval tv = {(time_t)r->srv->conf->timeout_stalled_output, 0};
+	r->stall_mark = s2s_out_flushed(r->out);
+	evtimer_add(r->stall, &tv);
+}
+
 /* Writes what the ready stream has room for. What stays waits for the
  * stream to drain, and the sender feeding it is held meanwhile; a stream
  * that takes nothing for [timeouts] stalled_output fails (on_stall). */
 static void flush(struct route *r)
 {
-	bool moved = false;
 	while (r->queue && route_ready(r) && s2s_out_has_room(r->out)) {
 		struct route_item *it = pop(r);
-		moved = true;
 		write_one(r, it->stanza, it->done, it->ud);
 		free(it);
 	}
@@ -198,10 +206,8 @@ static void flush(struct route *r)
 		evtimer_del(r->stall);
 		xmpp_release_held(r->srv, r);
 	} else if (route_ready(r)) {
-		if (moved || !evtimer_pending(r->stall, NULL)) {
-			struct timeval tv = {(time_t)r->srv->conf->timeout_stalled_output, 0};
-			evtimer_add(r->stall, &tv);
-		}
+		if (!evtimer_pending(r->stall, NULL))
+			arm_stall(r);
 		xmpp_hold_feeder(r->srv, r);
 	}
 }
@@ -226,6 +232,10 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!r->out)
 		return;
+	if (s2s_out_flushed(r->out) != r->stall_mark) {
+		arm_stall(r); /* slow, not stalled */
+		return;
+	}
 	char why[300];
 	snprintf(why, sizeof(why),
 		 "%s read nothing for %u seconds while %zu bytes waited for it ([timeouts] "

@@ -215,13 +215,30 @@ static void no_account(struct xmpp_server *srv, struct xml_node *st, const struc
 		      "there is no account at this address");
 }
 
+/* A message for a session whose client is not reading fast enough waits
+ * offline, as for a user who is away (RFC 6121 §8.5.2.1.1 allows storing
+ * for an available user); a headline or groupchat one is answered. */
+static void deliver_or_keep(struct xmpp_server *srv, struct session *c, struct xml_node *st,
+			    const char *bare)
+{
+	if (session_offer(c, st))
+		return;
+	if (is_type(st, "") || is_type(st, "chat") || is_type(st, "normal"))
+		offline_store(srv, st, bare);
+	else if (is_type(st, "error"))
+		drop(st, "recipient-output-full", "the recipient's output queue is full");
+	else
+		router_bounce(srv, st, "wait", "resource-constraint",
+			      "the recipient's connection is not taking stanzas now");
+}
+
 static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
 {
 	const char *type = type_of(st);
 	if (to->j.resource) {
 		struct session *c = session_find(srv, to->bare, to->j.resource);
 		if (c) {
-			session_deliver(c, st);
+			deliver_or_keep(srv, c, st, to->bare);
 			return;
 		}
 		/* RFC 6121 §8.5.3.2.1 */
@@ -264,9 +281,9 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 	for (size_t i = 0; i + 1 < n; i++) {
 		struct xml_node *copy = xml_clone(st);
 		if (copy)
-			session_deliver(targets[i], copy);
+			deliver_or_keep(srv, targets[i], copy, to->bare);
 	}
-	session_deliver(targets[n - 1], st);
+	deliver_or_keep(srv, targets[n - 1], st, to->bare);
 }
 
 /* A stanza for a local address, whoever sent it. */

@@ -717,6 +717,11 @@ size_t s2s_out_pending(const struct s2s_out *o)
 	return o->conn ? conn_output_pending(o->conn) : 0;
 }
 
+unsigned long long s2s_out_flushed(const struct s2s_out *o)
+{
+	return o->conn ? conn_flushed(o->conn) : 0;
+}
+
 bool s2s_out_has_room(const struct s2s_out *o)
 {
 	return o->state == OUT_READY && o->conn &&

@@ -46,8 +46,9 @@ bool s2s_out_write(struct s2s_out *o, const struct xml_node *stanza);
 /* A ready stream with room: less than half of [limits] output_queue
  * waits for the peer. */
 bool s2s_out_has_room(const struct s2s_out *o);
-/* Bytes written that the peer has not taken yet. */
+/* Bytes written that the peer has not taken yet, and those it took. */
 size_t s2s_out_pending(const struct s2s_out *o);
+unsigned long long s2s_out_flushed(const struct s2s_out *o);
 /* Authenticated: stanzas may be written. */
 bool s2s_out_is_ready(const struct s2s_out *o);
 /* The steps so far, one per line. */

@@ -2,7 +2,6 @@
 
 #include "counters.h"
 #include "fg.h"
-#include "offline.h"
 #include "log.h"
 #include "stream.h"
 #include "strmap.h"
@@ -166,25 +165,26 @@ struct session_presence *session_presence(struct session *sess)
 	return &sess->pres;
 }
 
-void session_deliver(struct session *sess, struct xml_node *st)
+bool session_offer(struct session *sess, struct xml_node *st)
 {
 	if (stream_offer(sess->s, st))
-		return;
-	/* The client reads too slowly to take more now (its sender is held
-	 * meanwhile): a message waits offline like one to an offline user,
-	 * anything else that expects an answer gets one. */
-	struct xmpp_server *srv = sess->srv;
-	const char *type = xml_attr(st, "type");
+		return true;
 	log_info(stream_ctx(sess->s), "%s for %s not written: the client's output queue is full",
 		 st->name, sess->full);
-	if (xml_is(st, NULL, "message") &&
-	    (!type || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
-		offline_store(srv, st, sess->bare);
-	} else if (xml_is(st, NULL, "presence") || xml_is(st, NULL, "message") ||
-		   (type && (strcmp(type, "error") == 0 || strcmp(type, "result") == 0))) {
-		/* presence is resent on the next change; headline and
-		 * groupchat messages are not kept (RFC 6121 §8.5.2); errors
-		 * and results are never answered */
+	return false;
+}
+
+void session_deliver(struct session *sess, struct xml_node *st)
+{
+	if (session_offer(sess, st))
+		return;
+	/* The client reads too slowly to take more now (its sender is held
+	 * meanwhile). What expects an answer gets one; presence is sent anew
+	 * on the next change, errors and results are never answered. */
+	struct xmpp_server *srv = sess->srv;
+	const char *type = xml_attr(st, "type");
+	if (xml_is(st, NULL, "presence") ||
+	    (type && (strcmp(type, "error") == 0 || strcmp(type, "result") == 0))) {
 		counters_stanza(STANZA_DROPPED, "recipient-output-full");
 		xml_free(&st);
 	} else {

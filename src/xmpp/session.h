@@ -56,8 +56,11 @@ const char *session_full(const struct session *sess);
 const char *session_bare(const struct session *sess);
 const char *session_resource(const struct session *sess);
 struct session_presence *session_presence(struct session *sess);
-/* Sends stanza (taken, in jabber:server) to the client, in the client
- * namespace. */
+/* Hands stanza (in jabber:server; taken on true) to the client's stream
+ * (stream_offer): false when the client's output queue is full. */
+bool session_offer(struct session *sess, struct xml_node *st);
+/* The same, answering the sender (resource-constraint) or counting the
+ * drop when the queue is full: for what has no better place to go. */
 void session_deliver(struct session *sess, struct xml_node *st);
 /* Ends the session's stream with a stream error (conflict,
  * not-authorized...). */

@@ -47,8 +47,9 @@ struct stream {
 		struct outq_item *next;
 	} * outq, **outq_tail;
 	size_t outq_bytes;
-	struct event *stall; /* closes a peer that leaves the queue full */
-	const void *held_by; /* the recipient this stream waits for, or NULL */
+	struct event *stall;	       /* closes a peer that leaves the queue full */
+	unsigned long long stall_mark; /* conn_flushed() when the clock started */
+	const void *held_by;	       /* the recipient this stream waits for, or NULL */
 	struct stream *prev, *next;
 };
 
@@ -314,9 +315,12 @@ static bool conn_has_room(const struct stream *s)
 	return conn_output_pending(s->conn) < s->srv->conf->output_queue / 2;
 }
 
+/* The stall clock measures progress: it fires stalled_output after the
+ * peer last took a byte of ours. */
 static void arm_stall(struct stream *s)
 {
 	struct timeval tv = {(time_t)s->srv->conf->timeout_stalled_output, 0};
+	s->stall_mark = conn_flushed(s->conn);
 	evtimer_add(s->stall, &tv);
 }
 
@@ -324,7 +328,6 @@ static void arm_stall(struct stream *s)
  * waits any more, the senders held for this stream go on. */
 static void flush_queue(struct stream *s)
 {
-	bool moved = false;
 	while (s->outq && conn_has_room(s) && s->state != STREAM_CLOSING) {
 		struct outq_item *it = s->outq;
 		s->outq = it->next;
@@ -334,14 +337,13 @@ static void flush_queue(struct stream *s)
 		s->outq_bytes -= it->bytes;
 		write_stanza(s, it->st);
 		free(it);
-		moved = true;
 	}
 	if (!s->outq) {
 		assert(s->outq_bytes == 0);
 		evtimer_del(s->stall);
 		xmpp_release_held(s->srv, s);
-	} else if (moved) {
-		arm_stall(s); /* the peer reads: its time starts again */
+	} else if (!evtimer_pending(s->stall, NULL)) {
+		arm_stall(s);
 	}
 }
 
@@ -414,6 +416,10 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 	struct stream *s = arg;
 	(void)fd;
 	(void)what;
+	if (conn_flushed(s->conn) != s->stall_mark) {
+		arm_stall(s); /* slow, not stalled */
+		return;
+	}
 	char text[200];
 	snprintf(text, sizeof(text),
 		 "nothing was read for %u seconds while %zu bytes waited ([timeouts] "
@@ -612,6 +618,9 @@ void stream_status(const struct stream *s, void *json_row)
 	json_object_set_new(r, "certificate", json_string(verdict));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - s->started)));
 	json_object_set_new(r, "last_error", json_string(""));
+	json_object_set_new(
+		r, "output_pending",
+		json_integer((json_int_t)(conn_output_pending(s->conn) + s->outq_bytes)));
 }
 
 /* An element before the stream is authenticated: the role's check first
@@ -927,8 +936,10 @@ void xmpp_free_streams(struct xmpp_server *srv)
 
 void xmpp_hold_feeder(struct xmpp_server *srv, const void *by)
 {
+	/* by may be the feeder itself: a peer that does not read the answers
+	 * to what it sends is not read either. */
 	struct stream *f = srv->feeding;
-	if (!f || (const void *)f == by || f->state == STREAM_CLOSING || f->held_by == by)
+	if (!f || f->state == STREAM_CLOSING || f->held_by == by)
 		return;
 	if (!f->held_by)
 		log_debug(conn_ctx(f->conn), "held: a recipient it feeds is full");

@@ -58,6 +58,10 @@ struct xmpp_server {
 	unsigned nsessions;
 	/* c2s.c: recent login failures by address and account */
 	struct strmap *auth_failures;
+	/* offline.c: messages on their way to the store, and the users whose
+	 * offline storage was found full (until they sign in) */
+	unsigned offline_in_flight;
+	struct strmap *offline_full;
 	/* roster.c: bare JID -> roster */
 	struct strmap *rosters;
 	/* presence.c: the periodic re-probe of remote contacts */
