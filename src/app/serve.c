@@ -23,6 +23,7 @@
 #include "users.h"
 #include "tls.h"
 
+#include <assert.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <signal.h>
@@ -44,6 +45,25 @@ struct listener {
 
 static struct listener *listeners;
 
+/* A flood would log a line per connection: one warning a minute says how
+ * many were closed, the details go to debug. */
+static void evicted_warning(struct listener *l, const char *peer)
+{
+	static time_t last;
+	static unsigned since;
+	time_t now = time(NULL);
+	since++;
+	log_debug(l->addr, "closing the oldest unauthenticated stream, from %s", peer);
+	if (now - last < 60)
+		return;
+	log_warn(l->addr,
+		 "%u unauthenticated %s stream(s) closed to make room ([limits] preauth_streams "
+		 "= %u reached), the last from %s",
+		 since, l->role->name, l->srv->conf->preauth_streams, peer);
+	last = now;
+	since = 0;
+}
+
 static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		      void *arg)
 {
@@ -60,15 +80,27 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		return;
 	}
 	xmpp_stream_added(x, s);
-	/* Counted after adding, so the new stream is among them. */
-	if (xmpp_streams_from(x, stream_peer(s)) > x->conf->connections_per_ip)
+	/* Counted after adding, so the new stream is among them. The
+	 * connection limits of partners and of the gateway count
+	 * authenticated streams, when a stream authenticates (s2s_in.c). */
+	const struct fg_conf *cf = x->conf;
+	if (xmpp_streams_from(x, stream_peer(s)) > cf->connections_per_ip) {
 		stream_error(
 			s, "policy-violation",
 			"too many connections from your address ([limits] connections_per_ip)");
-	else if (l->role->s2s && xmpp_s2s_in_count(x, NULL) + routes_stream_count(x, NULL) >
-					 x->live->gw.connection_limit)
+	} else if (xmpp_preauth_count(x, l->role, stream_peer(s)) > cf->preauth_per_ip) {
 		stream_error(s, "policy-violation",
-			     "this gateway's limit of server-to-server streams is reached");
+			     "too many streams from your address are not authenticated yet ([limits] "
+			     "preauth_streams_per_ip)");
+	} else if (xmpp_preauth_count(x, l->role, NULL) > cf->preauth_streams) {
+		/* The newcomer may be the partner or user the others keep
+		 * out: the one that has waited longest makes room. */
+		struct stream *old = xmpp_oldest_preauth(x, l->role);
+		assert(old);
+		evicted_warning(l, stream_peer(old));
+		stream_error(old, "connection-timeout",
+			     "closed to make room: too many streams are not authenticated yet");
+	}
 }
 
 static int run_on_store(struct cmd_env *env, cmd_store_job job, cmd_store_done done, void *ud)

@@ -426,7 +426,11 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 			 "the queue to %s is full (%zu stanzas, %zu bytes wait; [limits] "
 			 "output_queue); try again later",
 			 remote, r->queued, r->queued_bytes);
-		xmpp_hold_feeder(srv, r);
+		/* A stream that is up but slow holds the sender; one still
+		 * connecting or waiting to retry may take minutes, and holding
+		 * would stop the sender's other conversations too. */
+		if (route_ready(r))
+			xmpp_hold_feeder(srv, r);
 		undeliverable(r, stanza, done, ud, "resource-constraint", why, NULL);
 		return FG_OK;
 	}
@@ -455,9 +459,6 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 	} else {
 		flush(r);
 	}
-	/* A queue past half its cap slows whoever fills it. */
-	if (r->queue && r->queued_bytes > cap / 2)
-		xmpp_hold_feeder(srv, r);
 	return FG_OK;
 }
 

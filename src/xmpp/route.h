@@ -43,9 +43,10 @@ typedef void (*route_done)(void *ud, bool ok, const char *report);
  * learns it exactly once: done(ok) when given, else a stanza error through
  * the router's bounce (a full queue: resource-constraint; a stream that
  * failed: remote-server-not-found, or remote-server-timeout when it
- * stalled; shutdown: service-unavailable). A queue past half its cap, or a
- * ready stream without room, holds the inbound stream feeding it
- * (xmpp_hold_feeder). FG_OK, or FG_NOMEM (answered as well). */
+ * stalled; shutdown: service-unavailable). A ready stream without room
+ * holds the inbound stream feeding it (xmpp_hold_feeder); a route still
+ * connecting or waiting to retry does not (that may take minutes), its
+ * full queue answers at once. FG_OK, or FG_NOMEM (answered as well). */
 int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 	       struct xml_node *stanza, route_done done, void *ud);
 

@@ -161,6 +161,33 @@ static void sasl_failure(struct stream *s, const char *condition, const char *wh
 	stream_send_raw(s, buf, strlen(buf));
 }
 
+/* A stream that authenticates counts against the limits from now on; the
+ * limits count authenticated streams only, so that streams which merely
+ * name a partner in their header cannot use up its share. False (the
+ * stream refused) when domain's partner or the gateway is at its limit. */
+static bool admit(struct stream *s, struct xmpp_server *srv, const char *domain)
+{
+	if (stream_state(s) == STREAM_READY)
+		return true; /* counted already: another domain on the same stream */
+	const struct gateway_settings *gw = &srv->live->gw;
+	const struct partner *p = policy_lookup(srv->live->partners, domain);
+	char why[300];
+	if (xmpp_s2s_in_count(srv, NULL) + routes_stream_count(srv, NULL) + 1 >
+	    gw->connection_limit) {
+		snprintf(why, sizeof(why),
+			 "this gateway's limit of server-to-server streams (%u) is reached",
+			 gw->connection_limit);
+	} else if (p && xmpp_s2s_in_count(srv, p) + routes_stream_count(srv, p) + 1 >
+			    partner_connection_limit(p, gw)) {
+		snprintf(why, sizeof(why), "the limit of streams with partner %s (%u) is reached",
+			 p->domain, partner_connection_limit(p, gw));
+	} else {
+		return true;
+	}
+	stream_error(s, "policy-violation", why);
+	return false;
+}
+
 /* XEP-0178 §3, receiving side. The authorization identity, when given,
  * must be the domain the certificate was checked for. */
 static void sasl_external(struct s2s_in *in, const struct xml_node *el)
@@ -197,6 +224,8 @@ static void sasl_external(struct s2s_in *in, const struct xml_node *el)
 			return;
 		}
 	}
+	if (!admit(s, in->srv, remote))
+		return;
 	stream_authenticated(s, remote, "SASL over TLS");
 	if (stream_state(s) == STREAM_CLOSING)
 		return;
@@ -230,7 +259,9 @@ static void on_verified(void *ud, int verdict, const char *why)
 		return;
 	}
 	assert(stream_is_s2s(s) && in && in->s == s);
-	if (verdict == DB_VALID) {
+	if (verdict == DB_VALID && !admit(s, w->srv, w->remote)) {
+		dialback_tracker_settle(in->db, w->local, w->remote, DB_ERROR);
+	} else if (verdict == DB_VALID) {
 		dialback_tracker_settle(in->db, w->local, w->remote, DB_VALID);
 		send_db(s, dialback_result_answer(w->local, w->remote, true));
 		const char *method = stream_secure(s) ? "TLS Dialback" : "TCP Dialback";
@@ -396,15 +427,6 @@ static bool in_header(struct stream *s, void *rs)
 	if (s2s_in_methods(srv->live->partners, remote, stream_local(s), &in->methods, why,
 			   sizeof(why)) != FG_OK) {
 		counters_auth_failure("not-a-partner");
-		stream_error(s, "policy-violation", why);
-		return false;
-	}
-	const struct gateway_settings *gw = &srv->live->gw;
-	const struct partner *p = remote ? policy_lookup(srv->live->partners, remote) : NULL;
-	if (p && xmpp_s2s_in_count(srv, p) + routes_stream_count(srv, p) >
-			 partner_connection_limit(p, gw)) {
-		snprintf(why, sizeof(why), "the limit of streams with partner %s (%u) is reached",
-			 p->domain, partner_connection_limit(p, gw));
 		stream_error(s, "policy-violation", why);
 		return false;
 	}

@@ -905,7 +905,7 @@ unsigned xmpp_s2s_in_count(const struct xmpp_server *srv, const struct partner *
 {
 	unsigned n = 0;
 	for (const struct stream *s = srv->streams; s; s = stream_next(s)) {
-		if (!stream_is_s2s(s) || stream_state(s) == STREAM_CLOSING)
+		if (!stream_is_s2s(s) || stream_state(s) != STREAM_READY)
 			continue;
 		if (!p || (stream_remote(s) && policy_owns(p, stream_remote(s))))
 			n++;
@@ -920,6 +920,30 @@ unsigned xmpp_streams_from(const struct xmpp_server *srv, const char *peer)
 		if (strcmp(stream_peer(s), peer) == 0)
 			n++;
 	return n;
+}
+
+static bool preauth(const struct stream *s, const struct stream_role *role, const char *peer)
+{
+	return s->role == role && s->state != STREAM_READY && s->state != STREAM_CLOSING &&
+	       (!peer || strcmp(stream_peer(s), peer) == 0);
+}
+
+unsigned xmpp_preauth_count(const struct xmpp_server *srv, const struct stream_role *role,
+			    const char *peer)
+{
+	unsigned n = 0;
+	for (const struct stream *s = srv->streams; s; s = s->next)
+		n += preauth(s, role, peer);
+	return n;
+}
+
+struct stream *xmpp_oldest_preauth(struct xmpp_server *srv, const struct stream_role *role)
+{
+	struct stream *oldest = NULL;
+	for (struct stream *s = srv->streams; s; s = s->next)
+		if (preauth(s, role, NULL))
+			oldest = s; /* the list is newest first */
+	return oldest;
 }
 
 void xmpp_free_streams(struct xmpp_server *srv)

@@ -72,8 +72,17 @@ struct xmpp_server {
 void xmpp_stream_added(struct xmpp_server *srv, struct stream *s);
 /* Called by a stream when it is gone, so the layer forgets it. */
 void xmpp_stream_gone(struct xmpp_server *srv, struct stream *s);
-/* Inbound s2s streams in all (p NULL) or from one partner's domains. */
+/* Authenticated inbound s2s streams in all (p NULL) or from one partner's
+ * domains: what the connection limits count. */
 unsigned xmpp_s2s_in_count(const struct xmpp_server *srv, const struct partner *p);
+/* Streams of a role ("c2s", "s2s-in") not authenticated yet, in all (peer
+ * NULL) or from one address, and the oldest of them: the pre-
+ * authentication caps ([limits] preauth_streams*) count apart, so that
+ * streams that never authenticate cannot crowd out those that do. */
+struct stream_role;
+unsigned xmpp_preauth_count(const struct xmpp_server *srv, const struct stream_role *role,
+			    const char *peer);
+struct stream *xmpp_oldest_preauth(struct xmpp_server *srv, const struct stream_role *role);
 /* Live streams whose peer has this address. */
 unsigned xmpp_streams_from(const struct xmpp_server *srv, const char *peer);
 /* Back-pressure. A recipient (a stream, a route: by is its address) whose

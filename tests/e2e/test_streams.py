@@ -16,7 +16,8 @@ def server(module_daemons):
     # Federation is an allow-list: one partner (defaults: SASL over TLS only,
     # so TLS is required) lets streams be opened at all.
     fg = module_daemons.fedgate(extra={"timeouts": {"stream_header": "2s"},
-                                       "limits": {"connections_per_ip": "20"}},
+                                       "limits": {"connections_per_ip": "20",
+                                                  "preauth_streams_per_ip": "64"}},
                                 partners=["fabrikam.test"]).start()
     # A stream that stays open through every test: the server must keep
     # serving it while other peers misbehave.
