@@ -89,9 +89,10 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 			s, "policy-violation",
 			"too many connections from your address ([limits] connections_per_ip)");
 	} else if (xmpp_preauth_count(x, l->role, stream_peer(s)) > cf->preauth_per_ip) {
-		stream_error(s, "policy-violation",
-			     "too many streams from your address are not authenticated yet ([limits] "
-			     "preauth_streams_per_ip)");
+		stream_error(
+			s, "policy-violation",
+			"too many streams from your address are not authenticated yet ([limits] "
+			"preauth_streams_per_ip)");
 	} else if (xmpp_preauth_count(x, l->role, NULL) > cf->preauth_streams) {
 		/* The newcomer may be the partner or user the others keep
 		 * out: the one that has waited longest makes room. */

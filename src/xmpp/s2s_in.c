@@ -178,7 +178,7 @@ static bool admit(struct stream *s, struct xmpp_server *srv, const char *domain)
 			 "this gateway's limit of server-to-server streams (%u) is reached",
 			 gw->connection_limit);
 	} else if (p && xmpp_s2s_in_count(srv, p) + routes_stream_count(srv, p) + 1 >
-			    partner_connection_limit(p, gw)) {
+				partner_connection_limit(p, gw)) {
 		snprintf(why, sizeof(why), "the limit of streams with partner %s (%u) is reached",
 			 p->domain, partner_connection_limit(p, gw));
 	} else {

@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -238,3 +239,61 @@ class Peer:
             self.sock.close()
         except OSError:
             pass
+
+
+# ---- load tests: memory, outcome counters, counting bounces ----
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+def metrics(fg):
+    """The stanza outcome counters from /metrics, as the viewer "mon"."""
+    import urllib.request
+    if not hasattr(fg, "mon_token"):
+        r = fg.cli("admin", "token", "mon")
+        assert r.returncode == 0, r.stderr
+        fg.mon_token = r.stdout.strip()
+    base = getattr(fg, "metrics_base", "http://127.0.0.1:5280")
+    req = urllib.request.Request(base + "/metrics",
+                                 headers={"Authorization": f"Bearer {fg.mon_token}"})
+    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    out = {}
+    for m in re.finditer(r'^fedgate_stanza_outcomes_total\{outcome="(\w+)"\} (\d+)$', text, re.M):
+        out[m.group(1)] = int(m.group(2))
+    for m in re.finditer(r'^fedgate_stanzas_dropped_total\{reason="([\w-]+)"\} (\d+)$', text, re.M):
+        out["dropped:" + m.group(1)] = int(m.group(2))
+    return out
+
+
+class Counter:
+    """Reads a socket to its end, counting error messages (bounces) in
+    the raw bytes, whatever the chunking."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.errors = 0
+        self.timeouts = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        tail = b""
+        pat = b"<remote-server-timeout"  # the longest pattern counted
+        self.sock.settimeout(None)
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            buf = tail + data
+            self.errors += buf.count(b"<error ")
+            self.timeouts += buf.count(b"<remote-server-timeout")
+            # too short to hold a whole match: what it starts is
+            # counted with the next chunk, never twice
+            tail = buf[-(len(pat) - 1):]
+
+

@@ -7,7 +7,6 @@ bounced, so every message sent ends delivered, offline or bounced; memory
 stays bounded and is given back."""
 import json
 import os
-import re
 import signal
 import socket
 import threading
@@ -16,6 +15,7 @@ import time
 import pytest
 
 from c2sclient import Client
+from fgtest import Counter, metrics, rss_kb
 from conftest import BED_FEDGATE_ADDR
 
 USERS = {"alice": "alice-secret-1", "dave": "dave-secret-22"}
@@ -26,65 +26,11 @@ BODY = "x" * 1000
 STALL_S = int(os.environ.get("FG_STALL_S", "4"))
 
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
-
-
-def metrics(fg):
-    """The stanza outcome counters from /metrics, as the viewer "mon"."""
-    import urllib.request
-    if not hasattr(fg, "mon_token"):
-        r = fg.cli("admin", "token", "mon")
-        assert r.returncode == 0, r.stderr
-        fg.mon_token = r.stdout.strip()
-    base = getattr(fg, "metrics_base", "http://127.0.0.1:5280")
-    req = urllib.request.Request(base + "/metrics",
-                                 headers={"Authorization": f"Bearer {fg.mon_token}"})
-    text = urllib.request.urlopen(req, timeout=10).read().decode()
-    out = {}
-    for m in re.finditer(r'^fedgate_stanza_outcomes_total\{outcome="(\w+)"\} (\d+)$', text, re.M):
-        out[m.group(1)] = int(m.group(2))
-    for m in re.finditer(r'^fedgate_stanzas_dropped_total\{reason="([\w-]+)"\} (\d+)$', text, re.M):
-        out["dropped:" + m.group(1)] = int(m.group(2))
-    return out
-
-
 def status_row(fg, jid):
     for row in fg.cli_json("status"):
         if row.get("direction") == "c2s" and row.get("remote") == jid:
             return row
     return None
-
-
-class Counter:
-    """Reads a socket to its end, counting error messages (bounces) in
-    the raw bytes, whatever the chunking."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.errors = 0
-        self.timeouts = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        tail = b""
-        pat = b"<remote-server-timeout"  # the longest pattern counted
-        self.sock.settimeout(None)
-        while True:
-            try:
-                data = self.sock.recv(1 << 16)
-            except OSError:
-                return
-            if not data:
-                return
-            buf = tail + data
-            self.errors += buf.count(b"<error ")
-            self.timeouts += buf.count(b"<remote-server-timeout")
-            # too short to hold a whole match: what it starts is
-            # counted with the next chunk, never twice
-            tail = buf[-(len(pat) - 1):]
 
 
 @pytest.fixture
