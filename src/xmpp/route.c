@@ -130,8 +130,8 @@ static struct route *route_get(struct xmpp_server *srv, const char *local, const
 
 /* Empties the queue: each stanza is written when the stream is ready,
  * else its sender learns why (the report to a caller that asked, a
- * remote-server-not-found bounce to anyone else: RFC 6120 §8.3.3.15). */
-static void drain(struct route *r, const char *why, const char *report)
+ * bounce with cond to anyone else: RFC 6120 §8.3.3.15-16). */
+static void drain(struct route *r, enum db_cond cond, const char *why, const char *report)
 {
 	bool send = route_ready(r) && why == NULL;
 	while (r->queue) {
@@ -150,8 +150,8 @@ static void drain(struct route *r, const char *why, const char *report)
 		if (it->done)
 			it->done(it->ud, ok, rep);
 		else if (!ok && r->srv->bounce && !r->srv->stopping) {
-			r->srv->bounce(r->srv, it->stanza, "cancel", "remote-server-not-found",
-				       why);
+			r->srv->bounce(r->srv, it->stanza, dialback_cond_type(cond),
+				       dialback_cond_name(cond), why);
 			it->stanza = NULL;
 		}
 		xml_free(&it->stanza);
@@ -166,10 +166,11 @@ static void out_ready(void *owner)
 	/* Authenticated: the partner works again. */
 	r->last = (struct route_failure){0};
 	evtimer_del(r->retry);
-	drain(r, NULL, NULL);
+	drain(r, DB_COND_NONE, NULL, NULL);
 }
 
-static void out_failed(void *owner, const char *why, const char *report, bool attempted)
+static void out_failed(void *owner, enum db_cond cond, const char *why, const char *report,
+		       bool attempted)
 {
 	struct route *r = owner;
 	r->out = NULL;
@@ -184,8 +185,9 @@ static void out_failed(void *owner, const char *why, const char *report, bool at
 		f->next_retry = f->at + (time_t)f->delay;
 		f->attempts++;
 		snprintf(f->reason, sizeof(f->reason), "%s", why);
+		f->cond = cond;
 	}
-	drain(r, why, report);
+	drain(r, cond, why, report);
 }
 
 static void out_closed(void *owner)
@@ -215,7 +217,7 @@ static void refuse(struct route *r, const char *fmt, ...)
 	log_warn(r->ctx, "failed: %s", why);
 	char report[720];
 	snprintf(report, sizeof(report), "failed: %s\n", why);
-	drain(r, why, report);
+	drain(r, DB_COND_REMOTE_SERVER_NOT_FOUND, why, report);
 }
 
 /* Starts a stream for the route when none is under way and the retry
@@ -323,7 +325,7 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 	if (!r->out)
 		start(r);
 	else if (route_ready(r))
-		drain(r, NULL, NULL);
+		drain(r, DB_COND_NONE, NULL, NULL);
 	return FG_OK;
 }
 
@@ -336,7 +338,7 @@ int route_verify(struct xmpp_server *srv, const char *local, const char *remote,
 	if (!r->out && waiting_s(r) > 0) {
 		char why[900];
 		backoff_message(r, why, sizeof(why));
-		cb(ud, DB_ERROR, why);
+		cb(ud, DB_ERROR, r->last.cond, why);
 		return FG_OK;
 	}
 	if (!r->out)
@@ -344,7 +346,7 @@ int route_verify(struct xmpp_server *srv, const char *local, const char *remote,
 	if (!r->out) {
 		/* Refused at once (limits, partner gone, or failed before any
 		 * network step): the reason is on record or was logged. */
-		cb(ud, DB_ERROR,
+		cb(ud, DB_ERROR, r->last.at ? r->last.cond : DB_COND_REMOTE_SERVER_NOT_FOUND,
 		   r->last.at ? r->last.reason : "no stream to the authoritative server");
 		return FG_OK;
 	}
@@ -457,7 +459,8 @@ void routes_free_all(struct xmpp_server *srv)
 		s2s_out_free_now(r->out);
 		r->out = NULL;
 		/* Their senders still learn it; nothing is routed any more. */
-		drain(r, "the server is shutting down", "the server is shutting down");
+		drain(r, DB_COND_REMOTE_SERVER_NOT_FOUND, "the server is shutting down",
+		      "the server is shutting down");
 		event_free(r->retry);
 		free(r->local);
 		free(r->remote);

@@ -220,7 +220,7 @@ static void send_db(struct stream *s, struct xml_node *n)
 }
 
 /* The authoritative server answered (XEP-0220 §2.1.2 step 4 -> §2.1.3). */
-static void on_verified(void *ud, int verdict, const char *why)
+static void on_verified(void *ud, int verdict, enum db_cond cond, const char *why)
 {
 	struct db_wait *w = ud;
 	struct stream *s = stream_by_conn_id(w->srv, w->conn);
@@ -246,8 +246,7 @@ static void on_verified(void *ud, int verdict, const char *why)
 		dialback_tracker_settle(in->db, w->local, w->remote, DB_ERROR);
 		log_info(stream_ctx(s), "dialback for %s could not be verified: %s", w->remote,
 			 why);
-		send_db(s, dialback_error(DB_RESULT, w->local, w->remote, NULL,
-					  DB_COND_REMOTE_SERVER_NOT_FOUND));
+		send_db(s, dialback_error(DB_RESULT, w->local, w->remote, NULL, cond));
 	}
 	free(w);
 }

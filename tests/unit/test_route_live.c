@@ -500,6 +500,70 @@ static void test_dialback_with_authoritative_server_down(void **state)
 	assert_int_equal(st->bounce.n, 0);
 }
 
+/* RFC 6120 §8.3.3.16: a peer that does not finish within
+ * stream_establishment_timeout is remote-server-timeout (type wait), not
+ * remote-server-not-found, for a stanza nobody waits for. */
+static void test_establishment_timeout_bounces_timeout(void **state)
+{
+	struct rstate *st = *state;
+	st->fx.live.gw.stream_establishment_timeout = 1;
+	struct accepted a = {.st = st, .fd = -1};
+	assert_int_equal(
+		route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "t1"), NULL, NULL),
+		FG_OK);
+	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
+	assert_true(xfx_run_until(&st->fx, bounced, st, XFX_WAIT_MS));
+	assert_int_equal(st->bounce.n, 1);
+	assert_string_equal(st->bounce.id, "t1");
+	assert_string_equal(st->bounce.type, "wait");
+	assert_string_equal(st->bounce.condition, "remote-server-timeout");
+	assert_string_equal(st->bounce.text, "no authenticated stream to " SILENT
+					     " within 1 seconds (stream_establishment_timeout)");
+	close(a.fd);
+}
+
+/* The per-step timer (here timeout_authentication while waiting for the
+ * peer's stream header) is a timeout too. */
+static void test_step_timeout_bounces_timeout(void **state)
+{
+	struct rstate *st = *state;
+	st->fx.conf->timeout_authentication = 1;
+	struct accepted a = {.st = st, .fd = -1};
+	assert_int_equal(
+		route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "t2"), NULL, NULL),
+		FG_OK);
+	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
+	assert_true(xfx_run_until(&st->fx, bounced, st, XFX_WAIT_MS));
+	assert_string_equal(st->bounce.type, "wait");
+	assert_string_equal(st->bounce.condition, "remote-server-timeout");
+	assert_string_equal(st->bounce.text, SILENT " did not answer in time (state wait-header)");
+	close(a.fd);
+}
+
+/* The receiving role of dialback whose authoritative server never answers:
+ * the peer hears remote-server-timeout (XEP-0220 §2.4), not that the server
+ * does not exist. */
+static void test_dialback_with_authoritative_server_silent(void **state)
+{
+	struct rstate *st = *state;
+	st->fx.live.gw.stream_establishment_timeout = 1;
+	struct accepted a = {.st = st, .fd = -1};
+	struct xfx_peer *p = xfx_connect(&st->fx, &s2s_in_role);
+	xfx_send_str(p, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+			"xmlns:stream='http://etherx.jabber.org/streams' "
+			"xmlns:db='jabber:server:dialback' from='" SILENT "' to='" LOCAL
+			"' version='1.0'><db:result from='" SILENT "' to='" LOCAL
+			"'>b4835385f37fe2895af6c196b59097b16862406db80559900d96bf6fa7d23df3"
+			"</db:result>");
+	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
+	const char *want = "<db:result from='" LOCAL "' to='" SILENT
+			   "' type='error'><error type='wait'><remote-server-timeout "
+			   "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>";
+	assert_true(xfx_wait_for(p, want));
+	assert_int_equal(st->bounce.n, 0);
+	close(a.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,6 +579,11 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dialback_with_authoritative_server_down, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_establishment_timeout_bounces_timeout, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_step_timeout_bounces_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dialback_with_authoritative_server_silent,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
