@@ -353,6 +353,16 @@ int route_verify(struct xmpp_server *srv, const char *local, const char *remote,
 	return s2s_out_verify(r->out, id, key, cb, ud);
 }
 
+void route_note_peer_error(struct xmpp_server *srv, const char *local, const char *remote,
+			   const char *why)
+{
+	struct route *r = route_get(srv, local, remote);
+	if (!r)
+		return;
+	r->last.at = time(NULL);
+	snprintf(r->last.reason, sizeof(r->last.reason), "%s", why);
+}
+
 void routes_close_domain(struct xmpp_server *srv, const char *domain, const char *reason)
 {
 	if (!srv->routes)

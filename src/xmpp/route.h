@@ -53,6 +53,11 @@ typedef void (*route_verified)(void *ud, int verdict, enum db_cond cond, const c
 int route_verify(struct xmpp_server *srv, const char *local, const char *remote, const char *id,
 		 const char *key, route_verified cb, void *ud);
 
+/* The partner's server ended an inbound stream with a stream error: why
+ * becomes the route's last failure, shown by `fedgate status`; it sets no
+ * retry delay (no attempt of ours failed). */
+void route_note_peer_error(struct xmpp_server *srv, const char *local, const char *remote,
+			   const char *why);
 /* Closes the streams of every route to domain (NULL: all, at shutdown);
  * what is queued is reported to its senders with reason. Not a failure of
  * the partner: no retry delay is set. */

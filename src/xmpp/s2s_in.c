@@ -479,6 +479,15 @@ static unsigned in_stanza_limit(const struct fg_conf *conf)
 	return conf->s2s_stanza_size;
 }
 
+/* What a partner's server objects to is what an admin needs to see next
+ * to the route (`fedgate status`), even after the stream is gone. */
+static void in_peer_error(struct stream *s, void *rs, const char *why)
+{
+	(void)rs;
+	if (stream_local(s) && stream_remote(s))
+		route_note_peer_error(stream_server(s), stream_local(s), stream_remote(s), why);
+}
+
 const struct stream_role s2s_in_role = {
 	.name = "s2s-in",
 	.direction = "in",
@@ -493,4 +502,5 @@ const struct stream_role s2s_in_role = {
 	.stanza = in_stanza,
 	.idle_timeout = in_idle_timeout,
 	.stanza_limit = in_stanza_limit,
+	.peer_error = in_peer_error,
 };

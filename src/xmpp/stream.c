@@ -480,6 +480,28 @@ static void on_element(struct stream *s, struct xml_node *el)
 		     "the stream is not authenticated; no stanza is accepted before that");
 }
 
+/* RFC 6120 §4.9.1.1: a stream error ends the stream and is never answered
+ * with one: the peer's condition and text are logged and given to the role
+ * (s2s keeps them as the route's last failure), and our side closes. */
+static void on_peer_error(struct stream *s, const struct xml_node *el)
+{
+	const struct xml_node *cond = NULL;
+	for (const struct xml_node *c = xml_first_element(el); c && !cond; c = xml_next_element(c))
+		if (xml_is(c, XML_NS_STREAMS_ERR, NULL) && strcmp(c->name, "text") != 0)
+			cond = c;
+	const struct xml_node *t = xml_child(el, XML_NS_STREAMS_ERR, "text");
+	const char *who = s->remote ? s->remote : s->authed ? s->authed : "the peer";
+	char why[600];
+	snprintf(why, sizeof(why), "%s closed the stream with <%s/>%s%s", who,
+		 cond ? cond->name : "undefined-condition", t ? ": " : "", t ? xml_text(t) : "");
+	log_warn(conn_ctx(s->conn), "%s", why);
+	if (s->role->peer_error)
+		s->role->peer_error(s, s->rs, why);
+	send_raw(s, "</stream:stream>", 16);
+	enter(s, STREAM_CLOSING);
+	conn_close(s->conn, why);
+}
+
 static int on_event(void *ud, struct xs_event *ev)
 {
 	struct stream *s = ud;
@@ -491,6 +513,11 @@ static int on_event(void *ud, struct xs_event *ev)
 	switch (ev->type) {
 	case XS_EV_OPEN: on_header(s, ev); break;
 	case XS_EV_STANZA:
+		if (xml_is(ev->node, XML_NS_STREAM, "error")) {
+			on_peer_error(s, ev->node);
+			xml_free(&ev->node);
+			break;
+		}
 		if (s->state == STREAM_READY) {
 			s->role->stanza(s, s->rs, ev->node);
 			break;

@@ -564,6 +564,42 @@ static void test_dialback_with_authoritative_server_silent(void **state)
 	close(a.fd);
 }
 
+/* An outbound stream the peer ends with a stream error (ejabberd when it
+ * wants TLS): its condition and text are the route's last failure, and we
+ * only close our side -- no stream error of ours in reply. */
+static void test_peer_stream_error_on_outbound(void **state)
+{
+	struct rstate *st = *state;
+	struct done_rec d = {0};
+	struct accepted a = {.st = st, .fd = -1};
+	assert_int_equal(
+		route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "e1"), on_done, &d),
+		FG_OK);
+	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
+	const char *peer = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+			   "xmlns:stream='http://etherx.jabber.org/streams' from='" SILENT
+			   "' to='" LOCAL "' id='x1' version='1.0'>"
+			   "<stream:error><policy-violation "
+			   "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text "
+			   "xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>Use of "
+			   "STARTTLS required</text></stream:error></stream:stream>";
+	assert_int_equal(write(a.fd, peer, strlen(peer)), (ssize_t)strlen(peer));
+	assert_true(xfx_run_until(&st->fx, done_called, &d, XFX_WAIT_MS));
+	assert_false(d.ok);
+	const char *why = SILENT " closed the stream with <policy-violation/>: Use of STARTTLS "
+				 "required";
+	assert_string_equal(route_last_failure(route(st, SILENT))->reason, why);
+	json_t *rows = status_rows(st);
+	json_t *lf = json_object_get(json_array_get(rows, 0), "last_failure");
+	assert_string_equal(json_string_value(json_object_get(lf, "reason")), why);
+	json_decref(rows);
+	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
+	assert_null(strstr(a.in, "<stream:error"));
+	const char *end = "</stream:stream>";
+	assert_string_equal(a.in + a.len - strlen(end), end);
+	close(a.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +620,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_step_timeout_bounces_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dialback_with_authoritative_server_silent,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_stream_error_on_outbound, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
