@@ -47,6 +47,7 @@ struct conn {
 	unsigned close_waited_ms;
 	bool connecting; /* conn_connect: waiting for the TCP handshake */
 	bool closing;
+	bool broken; /* EOF or an error: nothing more can be sent */
 	bool reaped;
 	bool paused;
 	char reason[256];
@@ -191,6 +192,12 @@ static void closer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	c->close_waited_ms += CLOSE_POLL_MS;
+	/* Once our last bytes are through the TLS layer, close_notify tells the
+	 * peer the end is not a truncation (openssl and check_xmppng report
+	 * "unexpected eof" otherwise); it then leaves with the rest. */
+	if (c->tls_up && !c->broken && c->bev &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		tls_close_notify(c->ssl);
 	if (conn_output_pending(c) == 0 || c->close_waited_ms >= CLOSE_GRACE_MS) {
 		if (conn_output_pending(c))
 			log_debug(c->ctx, "dropping %zu unsent bytes at close",
@@ -322,6 +329,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	} else {
 		return;
 	}
+	c->broken = true;
 	if (!c->closing)
 		conn_close(c, why);
 	/* Nothing more can be sent on a broken connection. */
