@@ -545,10 +545,23 @@ static int on_event(void *ud, struct xs_event *ev)
 	return s->state == STREAM_CLOSING ? XS_STOP : XS_CONTINUE;
 }
 
-static void start_tls(struct stream *s, size_t trailing)
+/* XML's whitespace (S): what may stand between top-level elements. */
+static bool only_whitespace(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+			return false;
+	return true;
+}
+
+/* rest: what the peer sent after <starttls/>, before our <proceed/>. */
+static void start_tls(struct stream *s, const char *rest, size_t trailing)
 {
 	s->flags &= ~SF_STARTTLS;
-	if (trailing > 0) {
+	/* Whitespace there is no data (RFC 6120 §11.7): go-sendxmpp ends
+	 * <starttls/> with a newline, and Prosody and ejabberd take it. It
+	 * is dropped with the plaintext buffer all the same. */
+	if (trailing > 0 && !only_whitespace(rest, trailing)) {
 		/* A well-behaved peer waits for <proceed/>; bytes sent
 		 * before it are an attempt to get something parsed as if it
 		 * had come over TLS. They are dropped unread. */
@@ -581,7 +594,7 @@ static size_t on_data(void *ud, const char *data, size_t len)
 		if (rc != FG_AGAIN)
 			break;
 		if ((s->flags & SF_STARTTLS) && s->state == STREAM_NEGOTIATING) {
-			start_tls(s, len - off);
+			start_tls(s, data + off, len - off);
 			break;
 		}
 		if (!(s->flags & SF_RESTART))
