@@ -519,6 +519,8 @@ static void test_establishment_timeout_bounces_timeout(void **state)
 	assert_string_equal(st->bounce.condition, "remote-server-timeout");
 	assert_string_equal(st->bounce.text, "no authenticated stream to " SILENT
 					     " within 1 seconds (stream_establishment_timeout)");
+	/* Our side closes: the loop frees the stream before teardown. */
+	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
 	close(a.fd);
 }
 
@@ -537,6 +539,8 @@ static void test_step_timeout_bounces_timeout(void **state)
 	assert_string_equal(st->bounce.type, "wait");
 	assert_string_equal(st->bounce.condition, "remote-server-timeout");
 	assert_string_equal(st->bounce.text, SILENT " did not answer in time (state wait-header)");
+	/* Our side closes: the loop frees the stream before teardown. */
+	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
 	close(a.fd);
 }
 
@@ -561,6 +565,8 @@ static void test_dialback_with_authoritative_server_silent(void **state)
 			   "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>";
 	assert_true(xfx_wait_for(p, want));
 	assert_int_equal(st->bounce.n, 0);
+	/* Our side closes: the loop frees the stream before teardown. */
+	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
 	close(a.fd);
 }
 
