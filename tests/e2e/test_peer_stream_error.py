@@ -41,7 +41,8 @@ def test_prosody_stream_error_is_recorded_not_answered(world):
         await asyncio.wait_for(bob.disconnected, 5)
         return err
 
-    run(scenario())
+    err = run(scenario())
+    assert err["type"] == "error"  # bob hears the message did not go through
     fg.wait_log(re.escape(WHY))
     log = fg.read_log()
     assert "sending stream error" not in log, log

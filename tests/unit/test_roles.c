@@ -422,19 +422,27 @@ static void test_c2s_session_byte_by_byte(void **state)
 	assert_int_equal(c2s_run(st, BYTES, 0), n);
 }
 
-/* While bound: the session is in the registry under her full JID, the
- * stream is authenticated for her bare JID; the close ends both. */
-static void test_c2s_bound_session_in_registry(void **state)
+/* A new stream on which alice logs in; after <success/> the client sends
+ * `then` (the restart and what follows). */
+static struct xfx_peer *login_then(struct c2s_state *st, const char *then)
 {
-	struct c2s_state *st = *state;
 	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
 	scram_start(&st->sc, "alice", "capulet-balcony");
 	const struct turn t[] = {
 		c2s_session[0],
 		c2s_session[1],
-		{"<success ", C2S_RESTART C2S_BIND, NULL},
+		{"<success ", then, NULL},
 	};
 	play(p, t, FG_ARRAY_LEN(t), WHOLE, 0, st);
+	return p;
+}
+
+/* While bound: the session is in the registry under her full JID, the
+ * stream is authenticated for her bare JID; the close ends both. */
+static void test_c2s_bound_session_in_registry(void **state)
+{
+	struct c2s_state *st = *state;
+	struct xfx_peer *p = login_then(st, C2S_RESTART C2S_BIND);
 	assert_true(xfx_wait_for(p, "</jid></bind></iq>"));
 	struct session *sess = session_find(&st->fx.srv, "alice@contoso.test", "balcony");
 	assert_non_null(sess);
@@ -563,14 +571,7 @@ static void test_c2s_stanza_before_login_tls_optional(void **state)
 static void test_c2s_stanza_before_bind(void **state)
 {
 	struct c2s_state *st = *state;
-	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
-	scram_start(&st->sc, "alice", "capulet-balcony");
-	const struct turn t[] = {
-		c2s_session[0],
-		c2s_session[1],
-		{"<success ", C2S_RESTART C2S_MESSAGE, NULL},
-	};
-	play(p, t, FG_ARRAY_LEN(t), WHOLE, 0, st);
+	struct xfx_peer *p = login_then(st, C2S_RESTART C2S_MESSAGE);
 	assert_true(xfx_wait_closed(p));
 	normalize(p->out);
 	assert_string_equal(p->out, C2S_OUR_HEADER C2S_FEATURES_CLEAR C2S_CHALLENGE C2S_SUCCESS
@@ -826,14 +827,7 @@ static void test_c2s_peer_stream_error_before_auth(void **state)
 static void test_c2s_peer_stream_error_after_auth(void **state)
 {
 	struct c2s_state *st = *state;
-	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
-	scram_start(&st->sc, "alice", "capulet-balcony");
-	const struct turn t[] = {
-		c2s_session[0],
-		c2s_session[1],
-		{"<success ", C2S_RESTART C2S_BIND PEER_STREAM_ERROR, NULL},
-	};
-	play(p, t, FG_ARRAY_LEN(t), WHOLE, 0, st);
+	struct xfx_peer *p = login_then(st, C2S_RESTART C2S_BIND PEER_STREAM_ERROR);
 	assert_true(xfx_wait_closed(p));
 	normalize(p->out);
 	assert_string_equal(p->out, C2S_OUR_HEADER C2S_FEATURES_CLEAR C2S_CHALLENGE C2S_SUCCESS

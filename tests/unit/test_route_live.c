@@ -500,13 +500,11 @@ static void test_dialback_with_authoritative_server_down(void **state)
 	assert_int_equal(st->bounce.n, 0);
 }
 
-/* RFC 6120 §8.3.3.16: a peer that does not finish within
- * stream_establishment_timeout is remote-server-timeout (type wait), not
- * remote-server-not-found, for a stanza nobody waits for. */
-static void test_establishment_timeout_bounces_timeout(void **state)
+/* A stanza nobody waits for, to SILENT, which never answers: it bounces
+ * with remote-server-timeout (type wait, RFC 6120 §8.3.3.16), not
+ * remote-server-not-found, and text says which timer ran out. */
+static void expect_timeout_bounce(struct rstate *st, const char *text)
 {
-	struct rstate *st = *state;
-	st->fx.live.gw.stream_establishment_timeout = 1;
 	struct accepted a = {.st = st, .fd = -1};
 	assert_int_equal(
 		route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "t1"), NULL, NULL),
@@ -517,11 +515,18 @@ static void test_establishment_timeout_bounces_timeout(void **state)
 	assert_string_equal(st->bounce.id, "t1");
 	assert_string_equal(st->bounce.type, "wait");
 	assert_string_equal(st->bounce.condition, "remote-server-timeout");
-	assert_string_equal(st->bounce.text, "no authenticated stream to " SILENT
-					     " within 1 seconds (stream_establishment_timeout)");
+	assert_string_equal(st->bounce.text, text);
 	/* Our side closes: the loop frees the stream before teardown. */
 	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
 	close(a.fd);
+}
+
+static void test_establishment_timeout_bounces_timeout(void **state)
+{
+	struct rstate *st = *state;
+	st->fx.live.gw.stream_establishment_timeout = 1;
+	expect_timeout_bounce(st, "no authenticated stream to " SILENT
+				  " within 1 seconds (stream_establishment_timeout)");
 }
 
 /* The per-step timer (here timeout_authentication while waiting for the
@@ -530,18 +535,7 @@ static void test_step_timeout_bounces_timeout(void **state)
 {
 	struct rstate *st = *state;
 	st->fx.conf->timeout_authentication = 1;
-	struct accepted a = {.st = st, .fd = -1};
-	assert_int_equal(
-		route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "t2"), NULL, NULL),
-		FG_OK);
-	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
-	assert_true(xfx_run_until(&st->fx, bounced, st, XFX_WAIT_MS));
-	assert_string_equal(st->bounce.type, "wait");
-	assert_string_equal(st->bounce.condition, "remote-server-timeout");
-	assert_string_equal(st->bounce.text, SILENT " did not answer in time (state wait-header)");
-	/* Our side closes: the loop frees the stream before teardown. */
-	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
-	close(a.fd);
+	expect_timeout_bounce(st, SILENT " did not answer in time (state wait-header)");
 }
 
 /* The receiving role of dialback whose authoritative server never answers:
