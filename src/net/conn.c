@@ -330,6 +330,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	c->broken = true;
+	/* bufferevent_openssl reports the end without a read callback for
+	 * what came in the same read (a stream error, then close_notify):
+	 * the owner gets those last words first. */
+	if ((what & BEV_EVENT_EOF) && !c->closing && c->bev == bev &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		read_cb(bev, c);
 	if (!c->closing)
 		conn_close(c, why);
 	/* Nothing more can be sent on a broken connection. */
