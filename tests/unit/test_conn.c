@@ -226,23 +226,50 @@ static SSL_CTX *server_ctx(void)
 	return ctx;
 }
 
-/* conn as the TLS server, the test as the client over the socket pair. */
-static SSL *tls_pair(struct event_base *base, struct conn *c, int peer, SSL_CTX *sctx,
-		     SSL_CTX *cctx)
+/* conn as the TLS server over a socket pair, the test as its client. */
+struct tls_fx {
+	struct event_base *base;
+	struct owner o;
+	int peer;
+	struct conn *c;
+	SSL_CTX *sctx, *cctx;
+	SSL *ssl;
+};
+
+static void tls_begin(struct tls_fx *t)
 {
-	assert_int_equal(conn_start_tls(c, sctx, NULL), FG_OK);
-	SSL *ssl = SSL_new(cctx);
-	assert_non_null(ssl);
-	SSL_set_fd(ssl, peer);
+	memset(t, 0, sizeof(*t));
+	t->base = event_base_new();
+	t->c = make(t->base, &t->peer, &t->o, 1 << 20);
+	t->sctx = server_ctx();
+	t->cctx = SSL_CTX_new(TLS_client_method());
+	assert_int_equal(conn_start_tls(t->c, t->sctx, NULL), FG_OK);
+	t->ssl = SSL_new(t->cctx);
+	assert_non_null(t->ssl);
+	SSL_set_fd(t->ssl, t->peer);
 	int rc = 0;
 	for (int i = 0; i < 2000 && rc != 1; i++) {
-		rc = SSL_connect(ssl);
-		spin(base, 1);
+		rc = SSL_connect(t->ssl);
+		spin(t->base, 1);
 	}
 	assert_int_equal(rc, 1);
-	spin(base, 5);
-	assert_true(conn_secure(c));
-	return ssl;
+	spin(t->base, 5);
+	assert_true(conn_secure(t->c));
+}
+
+/* Runs the loop until the owner heard of the close; then frees it all. */
+static void tls_end(struct tls_fx *t)
+{
+	for (int i = 0; i < 2000 && !t->o.closed; i++) {
+		spin(t->base, 1);
+		usleep(1000);
+	}
+	assert_int_equal(t->o.closed, 1);
+	SSL_free(t->ssl);
+	SSL_CTX_free(t->sctx);
+	SSL_CTX_free(t->cctx);
+	close(t->peer);
+	event_base_free(t->base);
 }
 
 /* Our close ends TLS with close_notify after the last bytes (RFC 8446
@@ -250,41 +277,28 @@ static SSL *tls_pair(struct event_base *base, struct conn *c, int peer, SSL_CTX 
 static void test_tls_close_sends_close_notify(void **state)
 {
 	(void)state;
-	struct event_base *base = event_base_new();
-	struct owner o = {0};
-	int peer;
-	struct conn *c = make(base, &peer, &o, 1 << 20);
-	SSL_CTX *sctx = server_ctx(), *cctx = SSL_CTX_new(TLS_client_method());
-	SSL *ssl = tls_pair(base, c, peer, sctx, cctx);
-	conn_write(c, "</stream:stream>", 16);
-	conn_close(c, "bye");
+	struct tls_fx t;
+	tls_begin(&t);
+	conn_write(t.c, "</stream:stream>", 16);
+	conn_close(t.c, "bye");
 	char buf[64];
 	size_t got = 0;
-	int rc = 0, err = SSL_ERROR_WANT_READ;
+	int err = SSL_ERROR_WANT_READ;
 	for (int i = 0; i < 2000 && err == SSL_ERROR_WANT_READ; i++) {
-		spin(base, 1);
-		rc = SSL_read(ssl, buf + got, (int)(sizeof(buf) - got));
+		spin(t.base, 1);
+		int rc = SSL_read(t.ssl, buf + got, (int)(sizeof(buf) - got));
 		if (rc > 0) {
 			got += (size_t)rc;
 			continue;
 		}
-		err = SSL_get_error(ssl, rc);
+		err = SSL_get_error(t.ssl, rc);
 		if (err == SSL_ERROR_WANT_READ)
 			usleep(1000);
 	}
 	assert_int_equal(got, 16);
 	assert_memory_equal(buf, "</stream:stream>", 16);
 	assert_int_equal(err, SSL_ERROR_ZERO_RETURN);
-	for (int i = 0; i < 2000 && !o.closed; i++) {
-		spin(base, 1);
-		usleep(1000);
-	}
-	assert_int_equal(o.closed, 1);
-	SSL_free(ssl);
-	SSL_CTX_free(sctx);
-	SSL_CTX_free(cctx);
-	close(peer);
-	event_base_free(base);
+	tls_end(&t);
 }
 
 /* A peer's last words and its close_notify in one read (a stream error,
@@ -292,26 +306,13 @@ static void test_tls_close_sends_close_notify(void **state)
 static void test_tls_last_words_before_close(void **state)
 {
 	(void)state;
-	struct event_base *base = event_base_new();
-	struct owner o = {0};
-	int peer;
-	struct conn *c = make(base, &peer, &o, 1 << 20);
-	SSL_CTX *sctx = server_ctx(), *cctx = SSL_CTX_new(TLS_client_method());
-	SSL *ssl = tls_pair(base, c, peer, sctx, cctx);
-	assert_int_equal(SSL_write(ssl, "<stream:error/>", 15), 15);
-	SSL_shutdown(ssl);
-	shutdown(peer, SHUT_WR);
-	for (int i = 0; i < 2000 && !o.closed; i++) {
-		spin(base, 1);
-		usleep(1000);
-	}
-	assert_int_equal(o.closed, 1);
-	assert_int_equal(o.received, 15);
-	SSL_free(ssl);
-	SSL_CTX_free(sctx);
-	SSL_CTX_free(cctx);
-	close(peer);
-	event_base_free(base);
+	struct tls_fx t;
+	tls_begin(&t);
+	assert_int_equal(SSL_write(t.ssl, "<stream:error/>", 15), 15);
+	SSL_shutdown(t.ssl);
+	shutdown(t.peer, SHUT_WR);
+	tls_end(&t);
+	assert_int_equal(t.o.received, 15);
 }
 
 int main(void)
