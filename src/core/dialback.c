@@ -162,6 +162,13 @@ const char *dialback_cond_name(enum db_cond c)
 	return conds[c].name;
 }
 
+const char *dialback_cond_type(enum db_cond c)
+{
+	if ((unsigned)c >= FG_ARRAY_LEN(conds))
+		return NULL;
+	return conds[c].type;
+}
+
 static enum db_cond cond_from_name(const char *name)
 {
 	for (size_t i = 1; i < FG_ARRAY_LEN(conds); i++)

@@ -105,6 +105,8 @@ void dialback_msg_clear(struct db_msg *m);
 const char *dialback_perr_str(enum db_perr e);
 /* "item-not-found", ...; NULL for DB_COND_NONE. */
 const char *dialback_cond_name(enum db_cond c);
+/* Its error type as RFC 6120 §8.3.3 assigns it ("cancel", "wait", ...). */
+const char *dialback_cond_type(enum db_cond c);
 
 /* Builders; NULL when out of memory or an argument is missing. Elements are
  * in the dialback namespace, so they serialize with the db: prefix. */

@@ -24,6 +24,7 @@ struct xmlstream {
 	bool opened;	/* the header was seen */
 	bool dead;	/* an error was reported */
 	bool stopped;	/* the callback asked to stop */
+	bool restarted; /* reset: whitespace before the first byte is skipped */
 	const char *err_condition;
 	const char *err_text;
 
@@ -472,6 +473,7 @@ int xmlstream_reset(struct xmlstream *xs)
 	xs->ns_decls = 0;
 	xs->level = 0;
 	xs->opened = xs->dead = xs->stopped = false;
+	xs->restarted = true;
 	xs->err_condition = xs->err_text = NULL;
 	xs->fed = xs->stanza_start = xs->boundary = xs->last_start_end = xs->stop_pos = 0;
 	return FG_OK;
@@ -504,11 +506,20 @@ int xmlstream_feed(struct xmlstream *xs, const char *buf, size_t len, size_t *co
 		*consumed = 0;
 	if (xs->dead || xs->stopped)
 		return FG_ERR;
+	/* Whitespace a peer put after the last element of the old stream
+	 * (go-sendxmpp: a newline after </auth>) may reach the new one; as the
+	 * document's first bytes it would make its XML declaration an error.
+	 * Skipped bytes are consumed but never reach expat. */
+	size_t skipped = 0;
+	if (xs->restarted && xs->fed == 0)
+		while (skipped < len && (buf[skipped] == ' ' || buf[skipped] == '\t' ||
+					 buf[skipped] == '\r' || buf[skipped] == '\n'))
+			skipped++;
 	unsigned long long base = xs->fed;
 	int rc = FG_OK;
 	/* Expat takes an int length; feed large buffers in slices so that
 	 * the size checks below run between them. */
-	size_t off = 0;
+	size_t off = skipped;
 	while (off < len) {
 		size_t n = len - off;
 		if (n > 65536)
@@ -519,7 +530,7 @@ int xmlstream_feed(struct xmlstream *xs, const char *buf, size_t len, size_t *co
 		if (st == XML_STATUS_ERROR) {
 			if (xs->stopped && !xs->err_condition) {
 				if (consumed)
-					*consumed = (size_t)(xs->stop_pos - base);
+					*consumed = skipped + (size_t)(xs->stop_pos - base);
 				return FG_AGAIN;
 			}
 			if (!xs->err_condition)

@@ -20,6 +20,7 @@
 #include "api.h"
 
 #include "fg.h"
+#include "jsonin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,14 +58,13 @@ static json_t *body_object(struct hreq *h)
 {
 	if (h->body_len == 0)
 		return json_object();
-	json_error_t e;
-	json_t *j = json_loadb(h->body, h->body_len, 0, &e);
-	char msg[400];
+	struct jsonin_error e;
+	json_t *j = jsonin_load(h->body, h->body_len, &e);
+	char what[600], msg[700];
 	if (!j) {
-		snprintf(msg, sizeof(msg),
-			 "malformed JSON at line %d, column %d (byte %d): %s; nothing was saved",
-			 e.line, e.column, e.position, e.text);
-		http_send_error(h, 400, NULL, msg);
+		jsonin_describe(&e, what, sizeof(what));
+		snprintf(msg, sizeof(msg), "%s; nothing was saved", what);
+		http_send_error(h, 400, e.key[0] ? e.key : NULL, msg);
 		return NULL;
 	}
 	if (!json_is_object(j)) {

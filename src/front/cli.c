@@ -5,10 +5,12 @@
 #include "conf.h"
 #include "control.h"
 #include "fg.h"
+#include "jsonin.h"
 #include "log.h"
 #include "policy_json.h"
 #include "store_sqlite.h"
 
+#include <errno.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -524,12 +526,21 @@ int cli_main(int argc, char **argv)
 	if (strcmp(def->name, "partner import") == 0) {
 		/* The file is read here, so the daemon needs no access to it. */
 		const char *file = json_string_value(json_object_get(params, "partners"));
-		json_error_t jerr;
-		json_t *doc = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr)
-						     : json_load_file(file, 0, &jerr);
+		FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+		struct jsonin_error jerr;
+		char what[600];
+		json_t *doc = NULL;
+		if (!f) {
+			snprintf(what, sizeof(what), "%s", strerror(errno));
+		} else {
+			doc = jsonin_load_file(f, &jerr);
+			if (f != stdin)
+				fclose(f);
+			if (!doc)
+				jsonin_describe(&jerr, what, sizeof(what));
+		}
 		if (!doc) {
-			fprintf(stderr, "fedgate: cannot read %s: %s (line %d, column %d)\n", file,
-				jerr.text, jerr.line, jerr.column);
+			fprintf(stderr, "fedgate: cannot read %s: %s\n", file, what);
 			json_decref(params);
 			return CMD_REFUSED;
 		}

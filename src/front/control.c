@@ -2,6 +2,7 @@
 
 #include "cmd.h"
 #include "fg.h"
+#include "jsonin.h"
 #include "log.h"
 
 #include <errno.h>
@@ -103,17 +104,22 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
-	json_error_t jerr;
-	json_t *req = json_loadb(line, len, 0, &jerr);
+	struct jsonin_error jerr;
+	json_t *req = jsonin_load(line, len, &jerr);
 	free(line);
 	const char *command = req ? json_string_value(json_object_get(req, "command")) : NULL;
 	if (!command) {
 		c->busy = true;
+		char msg[700] = "malformed control request";
+		if (!req) {
+			char what[600];
+			jsonin_describe(&jerr, what, sizeof(what));
+			snprintf(msg, sizeof(msg), "malformed control request: %s", what);
+		}
 		json_decref(req);
 		json_t *b = json_object();
 		json_t *errs = json_array();
-		json_array_append_new(errs, json_pack("{s:n, s:s}", "field", "message",
-						      "malformed control request"));
+		json_array_append_new(errs, json_pack("{s:n, s:s}", "field", "message", msg));
 		json_object_set_new(b, "errors", errs);
 		on_reply(c, CMD_USAGE, b);
 		return;

@@ -49,6 +49,7 @@ struct conn {
 	unsigned close_waited_ms;
 	bool connecting; /* conn_connect: waiting for the TCP handshake */
 	bool closing;
+	bool broken; /* EOF or an error: nothing more can be sent */
 	bool reaped;
 	bool paused; /* our output to the peer is over output_queue */
 	bool held;   /* the owner holds the input (conn_hold_input) */
@@ -207,6 +208,12 @@ static void closer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	c->close_waited_ms += CLOSE_POLL_MS;
+	/* Once our last bytes are through the TLS layer, close_notify tells the
+	 * peer the end is not a truncation (openssl and check_xmppng report
+	 * "unexpected eof" otherwise); it then leaves with the rest. */
+	if (c->tls_up && !c->broken && c->bev &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		tls_close_notify(c->ssl);
 	if (conn_output_pending(c) == 0 || c->close_waited_ms >= CLOSE_GRACE_MS) {
 		if (conn_output_pending(c))
 			log_debug(c->ctx, "dropping %zu unsent bytes at close",
@@ -399,6 +406,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	} else {
 		return;
 	}
+	c->broken = true;
+	/* bufferevent_openssl reports the end without a read callback for
+	 * what came in the same read (a stream error, then close_notify):
+	 * the owner gets those last words first. */
+	if ((what & BEV_EVENT_EOF) && !c->closing && c->bev == bev &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		read_cb(bev, c);
 	if (!c->closing)
 		conn_close(c, why);
 	/* Nothing more can be sent on a broken connection. */

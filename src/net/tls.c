@@ -319,6 +319,16 @@ void tls_ctx_free(SSL_CTX **ctx)
 	*ctx = NULL;
 }
 
+void tls_close_notify(SSL *ssl)
+{
+	if (!ssl || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return;
+	/* 0 means sent, the peer's not yet seen: all we want. A failure
+	 * leaves nothing to do but the close that follows. */
+	if (SSL_shutdown(ssl) < 0)
+		ERR_clear_error();
+}
+
 void tls_describe(const SSL *ssl, char *buf, size_t len)
 {
 	if (!ssl) {

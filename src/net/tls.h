@@ -14,6 +14,10 @@
 SSL_CTX *tls_server_ctx_new(const char *cert, const char *key, const char *ca_file, char *err,
 			    size_t errlen);
 void tls_ctx_free(SSL_CTX **ctx);
+/* Sends our close_notify (RFC 8446 §6.1) on an established session
+ * without waiting for the peer's; a no-op once sent or after a fatal
+ * error. The alert goes to ssl's write BIO; the caller flushes it. */
+void tls_close_notify(SSL *ssl);
 
 /* A client-side context for outbound streams, set up like the server one:
  * our certificate and key go out as the client certificate (the peer needs

@@ -260,7 +260,8 @@ static void out_ready(void *owner)
 	flush(r);
 }
 
-static void out_failed(void *owner, const char *why, const char *report, bool attempted)
+static void out_failed(void *owner, enum db_cond cond, const char *why, const char *report,
+		       bool attempted)
 {
 	struct route *r = owner;
 	r->out = NULL;
@@ -275,10 +276,13 @@ static void out_failed(void *owner, const char *why, const char *report, bool at
 		f->next_retry = f->at + (time_t)f->delay;
 		f->attempts++;
 		snprintf(f->reason, sizeof(f->reason), "%s", why);
+		f->cond = cond;
 	}
-	const char *cond = r->fail_condition ? r->fail_condition : "remote-server-not-found";
+	const char *c = r->fail_condition      ? r->fail_condition
+			: cond != DB_COND_NONE ? dialback_cond_name(cond)
+					       : "remote-server-not-found";
 	r->fail_condition = NULL;
-	fail_all(r, cond, why, report);
+	fail_all(r, c, why, report);
 }
 
 static void out_closed(void *owner)
@@ -471,7 +475,7 @@ int route_verify(struct xmpp_server *srv, const char *local, const char *remote,
 	if (!r->out && waiting_s(r) > 0) {
 		char why[900];
 		backoff_message(r, why, sizeof(why));
-		cb(ud, DB_ERROR, why);
+		cb(ud, DB_ERROR, r->last.cond, why);
 		return FG_OK;
 	}
 	if (!r->out)
@@ -479,11 +483,21 @@ int route_verify(struct xmpp_server *srv, const char *local, const char *remote,
 	if (!r->out) {
 		/* Refused at once (limits, partner gone, or failed before any
 		 * network step): the reason is on record or was logged. */
-		cb(ud, DB_ERROR,
+		cb(ud, DB_ERROR, r->last.at ? r->last.cond : DB_COND_REMOTE_SERVER_NOT_FOUND,
 		   r->last.at ? r->last.reason : "no stream to the authoritative server");
 		return FG_OK;
 	}
 	return s2s_out_verify(r->out, id, key, cb, ud);
+}
+
+void route_note_peer_error(struct xmpp_server *srv, const char *local, const char *remote,
+			   const char *why)
+{
+	struct route *r = route_get(srv, local, remote);
+	if (!r)
+		return;
+	r->last.at = time(NULL);
+	snprintf(r->last.reason, sizeof(r->last.reason), "%s", why);
 }
 
 void routes_close_domain(struct xmpp_server *srv, const char *domain, const char *reason)

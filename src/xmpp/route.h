@@ -14,6 +14,7 @@
 #ifndef FG_ROUTE_H
 #define FG_ROUTE_H
 
+#include "dialback.h"
 #include "xml.h"
 
 #include <stdbool.h>
@@ -53,11 +54,17 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 /* The receiving role of Server Dialback (XEP-0220): asks remote's
  * authoritative server whether key is valid for (local, remote, id), over
  * the route's outbound stream. cb runs exactly once with DB_VALID,
- * DB_INVALID or DB_ERROR (why says what went wrong). FG_OK / FG_NOMEM. */
-typedef void (*route_verified)(void *ud, int verdict, const char *why);
+ * DB_INVALID or DB_ERROR (cond the condition to answer with, why what went
+ * wrong). FG_OK / FG_NOMEM. */
+typedef void (*route_verified)(void *ud, int verdict, enum db_cond cond, const char *why);
 int route_verify(struct xmpp_server *srv, const char *local, const char *remote, const char *id,
 		 const char *key, route_verified cb, void *ud);
 
+/* The partner's server ended an inbound stream with a stream error: why
+ * becomes the route's last failure, shown by `fedgate status`; it sets no
+ * retry delay (no attempt of ours failed). */
+void route_note_peer_error(struct xmpp_server *srv, const char *local, const char *remote,
+			   const char *why);
 /* Closes the streams of every route to domain (NULL: all, at shutdown);
  * what is queued is reported to its senders with reason. Not a failure of
  * the partner: no retry delay is set. */
@@ -82,6 +89,7 @@ void routes_free_all(struct xmpp_server *srv);
 struct route_failure {
 	time_t at;	   /* 0: none on record */
 	char reason[600];  /* the failure in an admin's words */
+	enum db_cond cond; /* remote-server-timeout or -not-found */
 	unsigned attempts; /* failed attempts in a row */
 	time_t next_retry; /* not before; 0: at once */
 	unsigned delay;	   /* seconds between the last failure and next_retry */

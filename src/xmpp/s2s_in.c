@@ -249,7 +249,7 @@ static void send_db(struct stream *s, struct xml_node *n)
 }
 
 /* The authoritative server answered (XEP-0220 §2.1.2 step 4 -> §2.1.3). */
-static void on_verified(void *ud, int verdict, const char *why)
+static void on_verified(void *ud, int verdict, enum db_cond cond, const char *why)
 {
 	struct db_wait *w = ud;
 	struct stream *s = stream_by_conn_id(w->srv, w->conn);
@@ -277,8 +277,7 @@ static void on_verified(void *ud, int verdict, const char *why)
 		dialback_tracker_settle(in->db, w->local, w->remote, DB_ERROR);
 		log_info(stream_ctx(s), "dialback for %s could not be verified: %s", w->remote,
 			 why);
-		send_db(s, dialback_error(DB_RESULT, w->local, w->remote, NULL,
-					  DB_COND_REMOTE_SERVER_NOT_FOUND));
+		send_db(s, dialback_error(DB_RESULT, w->local, w->remote, NULL, cond));
 	}
 	free(w);
 }
@@ -502,6 +501,15 @@ static unsigned in_stanza_limit(const struct fg_conf *conf)
 	return conf->s2s_stanza_size;
 }
 
+/* What a partner's server objects to is what an admin needs to see next
+ * to the route (`fedgate status`), even after the stream is gone. */
+static void in_peer_error(struct stream *s, void *rs, const char *why)
+{
+	(void)rs;
+	if (stream_local(s) && stream_remote(s))
+		route_note_peer_error(stream_server(s), stream_local(s), stream_remote(s), why);
+}
+
 const struct stream_role s2s_in_role = {
 	.name = "s2s-in",
 	.direction = "in",
@@ -516,4 +524,5 @@ const struct stream_role s2s_in_role = {
 	.stanza = in_stanza,
 	.idle_timeout = in_idle_timeout,
 	.stanza_limit = in_stanza_limit,
+	.peer_error = in_peer_error,
 };

@@ -69,6 +69,7 @@ struct s2s_out {
 	size_t ntargets, next_target;
 	char last_connect_error[300];
 	char last_error[600];
+	enum db_cond fail_cond; /* what a failure means for senders */
 	time_t started;
 
 	struct conn *conn;
@@ -128,13 +129,13 @@ static void enter(struct s2s_out *o, enum out_state st)
 }
 
 /* Every waiting db:verify request learns why it will get no answer. */
-static void drop_verifies(struct s2s_out *o, const char *why)
+static void drop_verifies(struct s2s_out *o, enum db_cond cond, const char *why)
 {
 	while (o->verifies) {
 		struct out_verify *v = o->verifies;
 		o->verifies = v->next;
 		if (v->cb)
-			v->cb(v->ud, DB_ERROR, why);
+			v->cb(v->ud, DB_ERROR, cond, why);
 		free(v->id);
 		free(v->key);
 		free(v);
@@ -147,7 +148,8 @@ static void out_free(struct s2s_out *o)
 	if (o->deadline)
 		event_free(o->deadline);
 	xmlstream_free(&o->xs);
-	drop_verifies(o, "the stream to the authoritative server went away");
+	drop_verifies(o, DB_COND_REMOTE_SERVER_NOT_FOUND,
+		      "the stream to the authoritative server went away");
 	free(o->stream_id);
 	xml_buf_free(&o->report);
 	free(o->targets);
@@ -178,8 +180,9 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	const struct s2s_out_ops *ops = o->ops;
 	o->ops = NULL; /* the owner forgets this stream now */
 	if (ops)
-		ops->failed(o->owner, why, o->report.data ? o->report.data : why, o->attempted);
-	drop_verifies(o, why);
+		ops->failed(o->owner, o->fail_cond, why, o->report.data ? o->report.data : why,
+			    o->attempted);
+	drop_verifies(o, o->fail_cond, why);
 	if (o->conn) {
 		conn_write(o->conn, "</stream:stream>", 16);
 		conn_close(o->conn, why); /* on_closed frees o */
@@ -354,6 +357,8 @@ static bool on_dialback(struct s2s_out *o, const struct xml_node *el)
 							: dialback_cond_name(m.cond));
 			if (v->cb)
 				v->cb(v->ud, m.type,
+				      m.type == DB_ERROR ? DB_COND_REMOTE_SERVER_NOT_FOUND
+							 : DB_COND_NONE,
 				      m.type == DB_ERROR ? dialback_cond_name(m.cond) : "");
 			free(v->id);
 			free(v->key);
@@ -534,6 +539,9 @@ static void on_timer(void *ud)
 		conn_close(o->conn, "idle");
 		return;
 	}
+	/* Connecting, TLS, the stream header, authentication: each step's
+	 * timer is a timeout for the senders too (RFC 6120 §8.3.3.16). */
+	o->fail_cond = DB_COND_REMOTE_SERVER_TIMEOUT;
 	fail(o, "%s did not answer in time (state %s)", o->remote, out_state_names[o->state]);
 }
 
@@ -645,6 +653,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct s2s_out *o = arg;
 	(void)fd;
 	(void)what;
+	o->fail_cond = DB_COND_REMOTE_SERVER_TIMEOUT;
 	fail(o, "no authenticated stream to %s within %u seconds (stream_establishment_timeout)",
 	     o->remote, o->srv->live->gw.stream_establishment_timeout);
 }
@@ -662,6 +671,7 @@ struct s2s_out *s2s_out_new(struct xmpp_server *srv, const char *local, const ch
 	o->deadline = evtimer_new(srv->base, on_deadline, o);
 	snprintf(o->ctx, sizeof(o->ctx), "s2s-out %s->%s", local, remote);
 	o->started = time(NULL);
+	o->fail_cond = DB_COND_REMOTE_SERVER_NOT_FOUND;
 	if (!o->local || !o->remote || !o->deadline) {
 		out_free(o);
 		return NULL;

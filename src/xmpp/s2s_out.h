@@ -9,6 +9,7 @@
 #ifndef FG_S2S_OUT_H
 #define FG_S2S_OUT_H
 
+#include "dialback.h"
 #include "policy.h"
 #include "xml.h"
 
@@ -23,8 +24,12 @@ struct s2s_out_ops {
 	/* The stream failed and goes away: the owner forgets it during this
 	 * call. why is the reason an admin can act on, report every step so
 	 * far (one per line, the failure last); attempted says whether DNS or
-	 * the network was tried (a failure that counts for the retry delay). */
-	void (*failed)(void *owner, const char *why, const char *report, bool attempted);
+	 * the network was tried (a failure that counts for the retry delay);
+	 * cond is the stanza error it means for senders: remote-server-timeout
+	 * when the peer did not finish in time, remote-server-not-found for
+	 * everything else (RFC 6120 §8.3.3.15-16). */
+	void (*failed)(void *owner, enum db_cond cond, const char *why, const char *report,
+		       bool attempted);
 	/* A stream that was ready closed (idle, or the peer ended it). */
 	void (*closed)(void *owner);
 	/* A ready stream's output fell to half of [limits] output_queue:
@@ -56,9 +61,10 @@ const char *s2s_out_report(const struct s2s_out *o);
 
 /* The receiving role of Server Dialback (XEP-0220): asks the peer, as
  * remote's authoritative server, whether key is valid for (local, remote,
- * id). cb runs exactly once, with DB_VALID, DB_INVALID or DB_ERROR (why
- * says what went wrong). FG_OK / FG_NOMEM. */
-typedef void (*s2s_out_verified)(void *ud, int verdict, const char *why);
+ * id). cb runs exactly once, with DB_VALID, DB_INVALID or DB_ERROR (cond
+ * the condition to answer with, why says what went wrong). FG_OK /
+ * FG_NOMEM. */
+typedef void (*s2s_out_verified)(void *ud, int verdict, enum db_cond cond, const char *why);
 int s2s_out_verify(struct s2s_out *o, const char *id, const char *key, s2s_out_verified cb,
 		   void *ud);
 

@@ -657,6 +657,28 @@ static void on_element(struct stream *s, struct xml_node *el)
 		     "the stream is not authenticated; no stanza is accepted before that");
 }
 
+/* RFC 6120 §4.9.1.1: a stream error ends the stream and is never answered
+ * with one: the peer's condition and text are logged and given to the role
+ * (s2s keeps them as the route's last failure), and our side closes. */
+static void on_peer_error(struct stream *s, const struct xml_node *el)
+{
+	const struct xml_node *cond = NULL;
+	for (const struct xml_node *c = xml_first_element(el); c && !cond; c = xml_next_element(c))
+		if (xml_is(c, XML_NS_STREAMS_ERR, NULL) && strcmp(c->name, "text") != 0)
+			cond = c;
+	const struct xml_node *t = xml_child(el, XML_NS_STREAMS_ERR, "text");
+	const char *who = s->remote ? s->remote : s->authed ? s->authed : "the peer";
+	char why[600];
+	snprintf(why, sizeof(why), "%s closed the stream with <%s/>%s%s", who,
+		 cond ? cond->name : "undefined-condition", t ? ": " : "", t ? xml_text(t) : "");
+	log_warn(conn_ctx(s->conn), "%s", why);
+	if (s->role->peer_error)
+		s->role->peer_error(s, s->rs, why);
+	send_raw(s, "</stream:stream>", 16);
+	enter(s, STREAM_CLOSING);
+	conn_close(s->conn, why);
+}
+
 static int on_event(void *ud, struct xs_event *ev)
 {
 	struct stream *s = ud;
@@ -668,6 +690,11 @@ static int on_event(void *ud, struct xs_event *ev)
 	switch (ev->type) {
 	case XS_EV_OPEN: on_header(s, ev); break;
 	case XS_EV_STANZA:
+		if (xml_is(ev->node, XML_NS_STREAM, "error")) {
+			on_peer_error(s, ev->node);
+			xml_free(&ev->node);
+			break;
+		}
 		if (s->state == STREAM_READY) {
 			/* A recipient that is full holds this stream
 			 * (xmpp_hold_feeder). */
@@ -700,10 +727,23 @@ static int on_event(void *ud, struct xs_event *ev)
 	return s->state == STREAM_CLOSING ? XS_STOP : XS_CONTINUE;
 }
 
-static void start_tls(struct stream *s, size_t trailing)
+/* XML's whitespace (S): what may stand between top-level elements. */
+static bool only_whitespace(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+			return false;
+	return true;
+}
+
+/* rest: what the peer sent after <starttls/>, before our <proceed/>. */
+static void start_tls(struct stream *s, const char *rest, size_t trailing)
 {
 	s->flags &= ~SF_STARTTLS;
-	if (trailing > 0) {
+	/* Whitespace there is no data (RFC 6120 §11.7): go-sendxmpp ends
+	 * <starttls/> with a newline, and Prosody and ejabberd take it. It
+	 * is dropped with the plaintext buffer all the same. */
+	if (trailing > 0 && !only_whitespace(rest, trailing)) {
 		/* A well-behaved peer waits for <proceed/>; bytes sent
 		 * before it are an attempt to get something parsed as if it
 		 * had come over TLS. They are dropped unread. */
@@ -736,7 +776,7 @@ static size_t on_data(void *ud, const char *data, size_t len)
 		if (rc != FG_AGAIN)
 			break;
 		if ((s->flags & SF_STARTTLS) && s->state == STREAM_NEGOTIATING) {
-			start_tls(s, len - off);
+			start_tls(s, data + off, len - off);
 			break;
 		}
 		if (!(s->flags & SF_RESTART))

@@ -70,6 +70,9 @@ struct stream_role {
 	unsigned (*idle_timeout)(const struct stream *s, const void *rs);
 	/* The stanza size limit once authenticated. */
 	unsigned (*stanza_limit)(const struct fg_conf *conf);
+	/* The peer ended the stream with a <stream:error/>; why has its
+	 * condition and text. Called before the stream closes. May be NULL. */
+	void (*peer_error)(struct stream *s, void *rs, const char *why);
 };
 
 /* Takes ownership of fd. On allocation failure closes fd and returns NULL. */

@@ -408,3 +408,24 @@ def test_https_listener_and_loopback_rule(daemons):
     open(g.conf, "w").write(text)
     r = g.cli("check")
     assert r.returncode == 1 and "certificate and key go together" in r.stderr
+
+
+def test_duplicate_keys_are_refused(fg, api):
+    """{"domain":"a","domain":"b"} is not a partner b: a key given twice is
+    refused with the key and where the second one is, and nothing is saved."""
+    before = fg.export()
+    r = api.post("/api/v1/partners", '{"domain": "a.test",\n "domain": "fabrikam.test"}')
+    assert r.status == 400, r.text
+    err = r.json()["errors"][0]
+    assert err["field"] == "domain", err
+    assert err["message"] == ('the key "domain" is given twice (the second at line 2, '
+                              'column 2); nothing was saved'), err
+    # Nested objects too, and in a key with escapes.
+    assert api.post("/api/v1/partners", fabrikam()).status == 201
+    before = fg.export()
+    r = api.request("PATCH", "/api/v1/partners/fabrikam.test",
+                    '{"tls": "optional", "t\\u006cs": "required"}')
+    assert r.status == 400, r.text
+    err = r.json()["errors"][0]
+    assert err["field"] == "tls" and "line 1, column 21" in err["message"], err
+    assert fg.export() == before

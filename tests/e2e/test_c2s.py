@@ -297,3 +297,16 @@ def test_removed_user_is_signed_out(fg):
 
 def test_slixmpp_is_importable():
     assert slixmpp.__version__
+
+
+def test_go_sendxmpp_signs_in_and_sends(fg):
+    """Debian's go-sendxmpp sends a newline after <starttls/>; it must get
+    through STARTTLS, SASL and binding, and deliver its message."""
+    import subprocess
+    r = subprocess.run(["go-sendxmpp", "-n", "-u", "alice@contoso.test", "-p", USERS["alice"],
+                        "-j", "127.0.0.1:5222", "--timeout", "10", "dave@contoso.test"],
+                       input="hello from go-sendxmpp\n", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr + fg.read_log()[-3000:]
+    # dave is offline: the message waits for him.
+    fg.wait_log(r"offline.*dave@contoso\.test|dave@contoso\.test.*offline")

@@ -384,3 +384,16 @@ def test_get_with_filter(fg):
     assert fg.cli_json("partner", "get", "--filter", "*.example") == []
     r = fg.cli("partner", "get", "--filter", "*.example")
     assert r.returncode == 0 and "no partner has a domain matching '*.example'" in r.stdout
+
+
+def test_import_refuses_duplicate_keys(fg):
+    assert fg.cli("partner", "new", "--domain", "keep.test").returncode == 0
+    before = fg.export()
+    path = os.path.join(fg.dir, "dup.json")
+    open(path, "w").write('{"partners": [\n {"domain": "a.test", "tls": "optional",\n'
+                          '  "tls": "required"}]}')
+    r = fg.cli("partner", "import", path)
+    assert r.returncode == 1
+    assert f'cannot read {path}: the key "tls" is given twice (the second at line 3, ' \
+           'column 3)' in r.stderr, r.stderr
+    assert fg.export() == before

@@ -4,6 +4,7 @@ offending stream while the server goes on serving others."""
 import re
 import signal
 import socket
+import ssl
 import time
 
 import pytest
@@ -285,3 +286,37 @@ def test_openssl_s_client_upgrades_a_fresh_install(daemons):
                        input="Q\n", capture_output=True, text=True, timeout=20)
     assert re.search(r"New, TLSv1\.[23], Cipher is TLS_", r.stdout), r.stdout + r.stderr
     assert "CN = localhost" in r.stdout
+
+
+@pytest.mark.parametrize("port,ns", [(5269, "jabber:server"), (5222, "jabber:client")])
+@pytest.mark.parametrize("ws", ["\n", "\r\n", " \t "])
+def test_whitespace_after_starttls_is_allowed(server, port, ns, ws):
+    """go-sendxmpp sends a newline after <starttls/>: whitespace between
+    top-level elements is not data (RFC 6120 §11.7), so TLS starts; Prosody
+    and ejabberd take it too."""
+    p = Peer(port=port)
+    p.open(ns=ns)
+    p.features()
+    p.send(f"<starttls xmlns='{NS_TLS}'/>{ws}")
+    el = p.next_element()
+    assert el is not None and el != "close" and el.tag == f"{{{NS_TLS}}}proceed", el
+    ctx = ssl.create_default_context(cafile=server.cert)
+    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
+    p.reset_parser()
+    p.open(ns=ns)
+    assert p.wait_header().get("from") == "contoso.test"
+    feats = p.features()
+    assert feats.find(f"{{{NS_TLS}}}starttls") is None
+    p.send("</stream:stream>")
+    assert p.next_element() == "close"
+
+
+@pytest.mark.parametrize("port,ns", [(5269, "jabber:server"), (5222, "jabber:client")])
+def test_anything_but_whitespace_after_starttls_is_refused(server, port, ns):
+    p = Peer(port=port)
+    p.open(ns=ns)
+    p.features()
+    p.send(f"<starttls xmlns='{NS_TLS}'/>\n x")
+    cond, text = p.stream_error()
+    assert cond == "policy-violation"
+    assert text.startswith("3 bytes were sent after <starttls/>"), text

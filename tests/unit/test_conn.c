@@ -12,7 +12,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -200,13 +203,130 @@ static void test_starttls_discards_plaintext(void **state)
 	event_base_free(base);
 }
 
+/* A server context with a throwaway self-signed certificate. */
+static SSL_CTX *server_ctx(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	assert_non_null(key);
+	assert_non_null(x);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"conn.test", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return ctx;
+}
+
+/* conn as the TLS server over a socket pair, the test as its client. */
+struct tls_fx {
+	struct event_base *base;
+	struct owner o;
+	int peer;
+	struct conn *c;
+	SSL_CTX *sctx, *cctx;
+	SSL *ssl;
+};
+
+static void tls_begin(struct tls_fx *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->base = event_base_new();
+	t->c = make(t->base, &t->peer, &t->o, 1 << 20);
+	t->sctx = server_ctx();
+	t->cctx = SSL_CTX_new(TLS_client_method());
+	assert_int_equal(conn_start_tls(t->c, t->sctx, NULL), FG_OK);
+	t->ssl = SSL_new(t->cctx);
+	assert_non_null(t->ssl);
+	SSL_set_fd(t->ssl, t->peer);
+	int rc = 0;
+	for (int i = 0; i < 2000 && rc != 1; i++) {
+		rc = SSL_connect(t->ssl);
+		spin(t->base, 1);
+	}
+	assert_int_equal(rc, 1);
+	spin(t->base, 5);
+	assert_true(conn_secure(t->c));
+}
+
+/* Runs the loop until the owner heard of the close; then frees it all. */
+static void tls_end(struct tls_fx *t)
+{
+	for (int i = 0; i < 2000 && !t->o.closed; i++) {
+		spin(t->base, 1);
+		usleep(1000);
+	}
+	assert_int_equal(t->o.closed, 1);
+	SSL_free(t->ssl);
+	SSL_CTX_free(t->sctx);
+	SSL_CTX_free(t->cctx);
+	close(t->peer);
+	event_base_free(t->base);
+}
+
+/* Our close ends TLS with close_notify after the last bytes (RFC 8446
+ * §6.1): the client reads them, then a clean end, not "unexpected eof". */
+static void test_tls_close_sends_close_notify(void **state)
+{
+	(void)state;
+	struct tls_fx t;
+	tls_begin(&t);
+	conn_write(t.c, "</stream:stream>", 16);
+	conn_close(t.c, "bye");
+	char buf[64];
+	size_t got = 0;
+	int err = SSL_ERROR_WANT_READ;
+	for (int i = 0; i < 2000 && err == SSL_ERROR_WANT_READ; i++) {
+		spin(t.base, 1);
+		int rc = SSL_read(t.ssl, buf + got, (int)(sizeof(buf) - got));
+		if (rc > 0) {
+			got += (size_t)rc;
+			continue;
+		}
+		err = SSL_get_error(t.ssl, rc);
+		if (err == SSL_ERROR_WANT_READ)
+			usleep(1000);
+	}
+	assert_int_equal(got, 16);
+	assert_memory_equal(buf, "</stream:stream>", 16);
+	assert_int_equal(err, SSL_ERROR_ZERO_RETURN);
+	tls_end(&t);
+}
+
+/* A peer's last words and its close_notify in one read (a stream error,
+ * then the end of TLS): the owner gets the words before the close. */
+static void test_tls_last_words_before_close(void **state)
+{
+	(void)state;
+	struct tls_fx t;
+	tls_begin(&t);
+	assert_int_equal(SSL_write(t.ssl, "<stream:error/>", 15), 15);
+	SSL_shutdown(t.ssl);
+	shutdown(t.peer, SHUT_WR);
+	tls_end(&t);
+	assert_int_equal(t.o.received, 15);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARNING);
+	/* As the daemon does: a write to a peer that is gone is an error, not
+	 * the end of the process. */
+	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_back_pressure),
 		cmocka_unit_test(test_close_flushes_output),
 		cmocka_unit_test(test_starttls_discards_plaintext),
+		cmocka_unit_test(test_tls_close_sends_close_notify),
+		cmocka_unit_test(test_tls_last_words_before_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

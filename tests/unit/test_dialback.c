@@ -217,6 +217,7 @@ static void test_build_error_types(void **state)
 
 	for (size_t i = 0; i < FG_ARRAY_LEN(cases); i++) {
 		assert_string_equal(dialback_cond_name(cases[i].cond), cases[i].name);
+		assert_string_equal(dialback_cond_type(cases[i].cond), cases[i].type);
 		snprintf(want, sizeof(want),
 			 "<db:result from='a.example' to='b.example' type='error'>"
 			 "<error type='%s'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
@@ -227,6 +228,8 @@ static void test_build_error_types(void **state)
 	}
 	assert_null(dialback_cond_name(DB_COND_NONE));
 	assert_null(dialback_cond_name((enum db_cond)999));
+	assert_null(dialback_cond_type(DB_COND_NONE));
+	assert_null(dialback_cond_type((enum db_cond)999));
 }
 
 static void test_build_bad_args(void **state)

@@ -19,6 +19,7 @@
 #include "c2s.h"
 #include "counters.h"
 #include "dialback.h"
+#include "route.h"
 #include "s2s_in.h"
 #include "session.h"
 #include "xmpp_fixture.h"
@@ -421,19 +422,27 @@ static void test_c2s_session_byte_by_byte(void **state)
 	assert_int_equal(c2s_run(st, BYTES, 0), n);
 }
 
-/* While bound: the session is in the registry under her full JID, the
- * stream is authenticated for her bare JID; the close ends both. */
-static void test_c2s_bound_session_in_registry(void **state)
+/* A new stream on which alice logs in; after <success/> the client sends
+ * `then` (the restart and what follows). */
+static struct xfx_peer *login_then(struct c2s_state *st, const char *then)
 {
-	struct c2s_state *st = *state;
 	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
 	scram_start(&st->sc, "alice", "capulet-balcony");
 	const struct turn t[] = {
 		c2s_session[0],
 		c2s_session[1],
-		{"<success ", C2S_RESTART C2S_BIND, NULL},
+		{"<success ", then, NULL},
 	};
 	play(p, t, FG_ARRAY_LEN(t), WHOLE, 0, st);
+	return p;
+}
+
+/* While bound: the session is in the registry under her full JID, the
+ * stream is authenticated for her bare JID; the close ends both. */
+static void test_c2s_bound_session_in_registry(void **state)
+{
+	struct c2s_state *st = *state;
+	struct xfx_peer *p = login_then(st, C2S_RESTART C2S_BIND);
 	assert_true(xfx_wait_for(p, "</jid></bind></iq>"));
 	struct session *sess = session_find(&st->fx.srv, "alice@contoso.test", "balcony");
 	assert_non_null(sess);
@@ -562,14 +571,7 @@ static void test_c2s_stanza_before_login_tls_optional(void **state)
 static void test_c2s_stanza_before_bind(void **state)
 {
 	struct c2s_state *st = *state;
-	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
-	scram_start(&st->sc, "alice", "capulet-balcony");
-	const struct turn t[] = {
-		c2s_session[0],
-		c2s_session[1],
-		{"<success ", C2S_RESTART C2S_MESSAGE, NULL},
-	};
-	play(p, t, FG_ARRAY_LEN(t), WHOLE, 0, st);
+	struct xfx_peer *p = login_then(st, C2S_RESTART C2S_MESSAGE);
 	assert_true(xfx_wait_closed(p));
 	normalize(p->out);
 	assert_string_equal(p->out, C2S_OUR_HEADER C2S_FEATURES_CLEAR C2S_CHALLENGE C2S_SUCCESS
@@ -784,6 +786,55 @@ static void test_s2s_verify_for_a_domain_not_ours(void **state)
 			    "' type='valid'/>" CLOSE);
 }
 
+/* ---- a peer's own stream error ---- */
+
+/* ejabberd's answer to a stream it wants secured (its words). */
+#define PEER_STREAM_ERROR                                                                  \
+	"<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"    \
+	"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>Use of STARTTLS " \
+	"required</text></stream:error>"
+
+/* RFC 6120 §4.9.1.1: a stream error ends the stream; it is never answered
+ * with one of ours. The peer's condition and text are kept as the route's
+ * last failure, where `fedgate status` shows them. */
+static void test_s2s_peer_stream_error_before_auth(void **state)
+{
+	struct s2s_state *st = *state;
+	struct xfx_peer *p = s2s_once(st, S2S_HEADER_FROM("fabrikam.test") PEER_STREAM_ERROR);
+	assert_string_equal(p->out,
+			    S2S_OUR_HEADER("fabrikam.test") S2S_FEATURES_TCP_DIALBACK CLOSE);
+	struct route *r = route_find(&st->fx.srv, "contoso.test", "fabrikam.test");
+	assert_non_null(r);
+	const struct route_failure *f = route_last_failure(r);
+	assert_true(f->at > 0);
+	assert_string_equal(f->reason, "fabrikam.test closed the stream with "
+				       "<policy-violation/>: Use of STARTTLS required");
+	/* Not a failed attempt of ours: no retry delay. */
+	assert_int_equal(f->attempts, 0);
+	assert_int_equal(f->next_retry, 0);
+}
+
+static void test_c2s_peer_stream_error_before_auth(void **state)
+{
+	struct c2s_state *st = *state;
+	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
+	xfx_send_str(p, C2S_HEADER PEER_STREAM_ERROR);
+	assert_true(xfx_wait_closed(p));
+	normalize(p->out);
+	assert_string_equal(p->out, C2S_OUR_HEADER C2S_FEATURES_CLEAR CLOSE);
+}
+
+static void test_c2s_peer_stream_error_after_auth(void **state)
+{
+	struct c2s_state *st = *state;
+	struct xfx_peer *p = login_then(st, C2S_RESTART C2S_BIND PEER_STREAM_ERROR);
+	assert_true(xfx_wait_closed(p));
+	normalize(p->out);
+	assert_string_equal(p->out, C2S_OUR_HEADER C2S_FEATURES_CLEAR C2S_CHALLENGE C2S_SUCCESS
+					    C2S_OUR_HEADER C2S_FEATURES_AUTHED C2S_BOUND CLOSE);
+	assert_int_equal(session_count(&st->fx.srv), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -816,6 +867,12 @@ int main(void)
 						s2s_teardown),
 		cmocka_unit_test_setup_teardown(test_s2s_verify_for_a_domain_not_ours, s2s_setup,
 						s2s_teardown),
+		cmocka_unit_test_setup_teardown(test_s2s_peer_stream_error_before_auth, s2s_setup,
+						s2s_teardown),
+		cmocka_unit_test_setup_teardown(test_c2s_peer_stream_error_before_auth, c2s_setup,
+						c2s_teardown),
+		cmocka_unit_test_setup_teardown(test_c2s_peer_stream_error_after_auth, c2s_setup,
+						c2s_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -506,6 +506,106 @@ static void test_dialback_with_authoritative_server_down(void **state)
 	assert_int_equal(st->bounce.n, 0);
 }
 
+/* A stanza nobody waits for, to SILENT, which never answers: it bounces
+ * with remote-server-timeout (type wait, RFC 6120 §8.3.3.16), not
+ * remote-server-not-found, and text says which timer ran out. */
+static void expect_timeout_bounce(struct rstate *st, const char *text)
+{
+	struct accepted a = {.st = st, .fd = -1};
+	assert_int_equal(
+		route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "t1"), NULL, NULL),
+		FG_OK);
+	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
+	assert_true(xfx_run_until(&st->fx, bounced, st, XFX_WAIT_MS));
+	assert_int_equal(st->bounce.n, 1);
+	assert_string_equal(st->bounce.id, "t1");
+	assert_string_equal(st->bounce.type, "wait");
+	assert_string_equal(st->bounce.condition, "remote-server-timeout");
+	assert_string_equal(st->bounce.text, text);
+	/* Our side closes: the loop frees the stream before teardown. */
+	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
+	close(a.fd);
+}
+
+static void test_establishment_timeout_bounces_timeout(void **state)
+{
+	struct rstate *st = *state;
+	st->fx.live.gw.stream_establishment_timeout = 1;
+	expect_timeout_bounce(st, "no authenticated stream to " SILENT
+				  " within 1 seconds (stream_establishment_timeout)");
+}
+
+/* The per-step timer (here timeout_authentication while waiting for the
+ * peer's stream header) is a timeout too. */
+static void test_step_timeout_bounces_timeout(void **state)
+{
+	struct rstate *st = *state;
+	st->fx.conf->timeout_authentication = 1;
+	expect_timeout_bounce(st, SILENT " did not answer in time (state wait-header)");
+}
+
+/* The receiving role of dialback whose authoritative server never answers:
+ * the peer hears remote-server-timeout (XEP-0220 §2.4), not that the server
+ * does not exist. */
+static void test_dialback_with_authoritative_server_silent(void **state)
+{
+	struct rstate *st = *state;
+	st->fx.live.gw.stream_establishment_timeout = 1;
+	struct accepted a = {.st = st, .fd = -1};
+	struct xfx_peer *p = xfx_connect(&st->fx, &s2s_in_role);
+	xfx_send_str(p, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+			"xmlns:stream='http://etherx.jabber.org/streams' "
+			"xmlns:db='jabber:server:dialback' from='" SILENT "' to='" LOCAL
+			"' version='1.0'><db:result from='" SILENT "' to='" LOCAL
+			"'>b4835385f37fe2895af6c196b59097b16862406db80559900d96bf6fa7d23df3"
+			"</db:result>");
+	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
+	const char *want = "<db:result from='" LOCAL "' to='" SILENT
+			   "' type='error'><error type='wait'><remote-server-timeout "
+			   "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>";
+	assert_true(xfx_wait_for(p, want));
+	assert_int_equal(st->bounce.n, 0);
+	/* Our side closes: the loop frees the stream before teardown. */
+	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
+	close(a.fd);
+}
+
+/* An outbound stream the peer ends with a stream error (ejabberd when it
+ * wants TLS): its condition and text are the route's last failure, and we
+ * only close our side -- no stream error of ours in reply. */
+static void test_peer_stream_error_on_outbound(void **state)
+{
+	struct rstate *st = *state;
+	struct done_rec d = {0};
+	struct accepted a = {.st = st, .fd = -1};
+	assert_int_equal(
+		route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "e1"), on_done, &d),
+		FG_OK);
+	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
+	const char *peer = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+			   "xmlns:stream='http://etherx.jabber.org/streams' from='" SILENT
+			   "' to='" LOCAL "' id='x1' version='1.0'>"
+			   "<stream:error><policy-violation "
+			   "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text "
+			   "xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>Use of "
+			   "STARTTLS required</text></stream:error></stream:stream>";
+	assert_int_equal(write(a.fd, peer, strlen(peer)), (ssize_t)strlen(peer));
+	assert_true(xfx_run_until(&st->fx, done_called, &d, XFX_WAIT_MS));
+	assert_false(d.ok);
+	const char *why = SILENT " closed the stream with <policy-violation/>: Use of STARTTLS "
+				 "required";
+	assert_string_equal(route_last_failure(route(st, SILENT))->reason, why);
+	json_t *rows = status_rows(st);
+	json_t *lf = json_object_get(json_array_get(rows, 0), "last_failure");
+	assert_string_equal(json_string_value(json_object_get(lf, "reason")), why);
+	json_decref(rows);
+	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
+	assert_null(strstr(a.in, "<stream:error"));
+	const char *end = "</stream:stream>";
+	assert_string_equal(a.in + a.len - strlen(end), end);
+	close(a.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +620,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream_until_establishment_timeout, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dialback_with_authoritative_server_down, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_establishment_timeout_bounces_timeout, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_step_timeout_bounces_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dialback_with_authoritative_server_silent,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_stream_error_on_outbound, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -540,6 +540,32 @@ static void test_prefixes(void **state)
 	xml_free(&f);
 }
 
+/* After a restart (SASL success, TLS) the whitespace a client put after
+ * its last element of the old stream (go-sendxmpp: a newline after
+ * </auth>) may come first; it is no part of the new stream's document. A
+ * stop right after the new header is reported at its true offset. */
+static void test_whitespace_before_restarted_header(void **state)
+{
+	(void)state;
+	struct trace t = {.stop_on = 1};
+	struct xmlstream *xs = xmlstream_new(&big, record, &t);
+	assert_int_equal(xmlstream_feed(xs, HDR, strlen(HDR), NULL), FG_OK);
+	assert_int_equal(xmlstream_reset(xs), FG_OK);
+	xml_buf_reset(&t.log);
+	size_t used = 0;
+	assert_int_equal(xmlstream_feed(xs, "\n", 1, &used), FG_OK);
+	assert_int_equal(used, 1);
+	const char *again = " \r\n<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+			    "xmlns:stream='" XML_NS_STREAM "' to='b.test'><iq/><iq/>";
+	assert_int_equal(xmlstream_feed(xs, again, strlen(again), &used), FG_AGAIN);
+	assert_string_equal(again + used, "<iq/>");
+	assert_int_equal(t.errors, 0);
+	assert_string_equal(t.log.data, "OPEN ns=jabber:server nodb {}to=b.test\nSTANZA <iq "
+					"xmlns='jabber:server'/>\n");
+	xmlstream_free(&xs);
+	trace_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +577,7 @@ int main(void)
 		cmocka_unit_test(test_stanza_size_limit),
 		cmocka_unit_test(test_depth_and_attribute_limits),
 		cmocka_unit_test(test_stop_and_restart),
+		cmocka_unit_test(test_whitespace_before_restarted_header),
 		cmocka_unit_test(test_serializer_round_trip),
 		cmocka_unit_test(test_serializer_illegal_chars),
 		cmocka_unit_test(test_prefixes),
