@@ -1373,7 +1373,8 @@ static void test_man_page_covers_every_key(void **state)
 		}
 		l = nl != NULL ? nl + 1 : NULL;
 	}
-	assert_int_equal(nkeys, 33); /* 21 + [users] and [c2s] (issue 5) + [admin] (issue 6) */
+	/* 21 + [users] and [c2s] (issue 5) + [admin] (issue 6) + the throttle (issue 11) */
+	assert_int_equal(nkeys, 36);
 	conf_free(&c);
 	free(printed);
 	free(man);
