@@ -357,7 +357,8 @@ int serve_main(const char *conf_path)
 	srv.x.route = router_route;
 	srv.x.bounce = router_bounce;
 	signal(SIGPIPE, SIG_IGN);
-	if (sasl_global_init() != FG_OK) {
+	if (sasl_global_init() != FG_OK ||
+	    sasl_set_fake_iterations(srv.conf->users_scram_iterations) != FG_OK) {
 		log_error("serve", "cannot initialise GNU SASL");
 		conf_free(&srv.conf);
 		return 1;
