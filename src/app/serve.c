@@ -20,6 +20,7 @@
 #include "stream.h"
 #include "strmap.h"
 #include "testim.h"
+#include "throttle.h"
 #include "users.h"
 #include "tls.h"
 
@@ -439,7 +440,7 @@ out:
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
 	strmap_free(&srv.x.sessions, NULL);
-	strmap_free(&srv.x.auth_failures, free);
+	throttle_free(&srv.x.auth_throttle);
 	cmd_env_clear(&srv.env);
 	sasl_global_done();
 	conf_free(&srv.conf);

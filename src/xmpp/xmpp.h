@@ -19,6 +19,7 @@ struct session;
 struct store;
 struct stream;
 struct strmap;
+struct throttle;
 struct xml_node;
 
 struct xmpp_server {
@@ -53,8 +54,8 @@ struct xmpp_server {
 	/* session.c: bound sessions by bare JID */
 	struct strmap *sessions;
 	unsigned nsessions;
-	/* c2s.c: recent login failures by address and account */
-	struct strmap *auth_failures;
+	/* c2s.c: recent login failures by address and (address, account) */
+	struct throttle *auth_throttle;
 	/* roster.c: bare JID -> roster */
 	struct strmap *rosters;
 	/* presence.c: the periodic re-probe of remote contacts */
