@@ -1,6 +1,6 @@
 """Password guessing is slowed, never turned into a lockout: failed client
-logins (c2s SASL) are answered after a delay that grows per address, an
-address that keeps guessing is refused for itself only,
+logins (c2s SASL) and panel sign-ins are answered after a delay that grows
+per address, an address that keeps guessing is refused for itself only,
 the right password from an address that did nothing wrong always works,
 and an unknown account fails exactly like a wrong password. Every
 127.x.y.z is loopback, so each client connects from an address of its own
@@ -143,3 +143,64 @@ def test_an_unknown_account_fails_exactly_like_a_wrong_password(daemons):
     assert (salt, iterations) == scram_first("127.4.0.10", "nobody")
     assert iterations == alice_iter == "5000"
     assert len(base64.b64decode(salt)) == len(base64.b64decode(alice_salt))
+
+
+def test_panel_signin_after_wrong_passwords_is_not_refused(daemons):
+    fg = fedgate(daemons, admin={"signin_delay_max": "1s"})
+    web = Web(PANEL, source="127.4.0.1")
+    for _ in range(5):
+        assert web.signin("root", "wrong password").status == 401
+    r = web.signin("root", ADMIN_PW)
+    assert r.status == 303, (r.status, r.text)
+    assert "(5 recent failures from this address); answered in 1000 ms" in fg.read_log()
+
+
+def test_panel_address_that_keeps_guessing_gets_429_alone(daemons):
+    fg = fedgate(daemons, admin={"signin_attempts": "3", "signin_delay_max": "0"})
+    web = Web(PANEL, source="127.4.0.1")
+    wrong = web.signin("root", "wrong password")
+    unknown = web.signin("nobody", "wrong password")
+    assert (wrong.status, unknown.status) == (401, 401)
+    assert "Wrong name or password." in wrong.text and "Wrong name or password." in unknown.text
+    assert web.signin("root", "wrong password").status == 401
+    r = web.signin("root", ADMIN_PW)
+    assert r.status == 429 and "Too many failed sign-ins" in r.text
+    assert 0 < int(r.headers["Retry-After"]) <= 300
+    assert Web(PANEL, source="127.4.0.2").signin("root", ADMIN_PW).status == 303
+    assert ADMIN_PW not in fg.read_log() and "wrong password" not in fg.read_log()
+
+
+def test_stopping_with_answers_held(daemons):
+    """SIGTERM while a login failure and a panel sign-in are held: the
+    client's stream gets system-shutdown, the panel's request ends (its
+    401 is written, but the loop may be gone before it is sent, as for any
+    reply still due), nothing hangs, and the daemon exits cleanly (no leak,
+    no sanitizer report: Fedgate.stop checks)."""
+    import threading
+    fg = fedgate(daemons, c2s={"auth_delay_max": "30s"}, admin={"signin_delay_max": "10s"})
+    web = Web(PANEL, source="127.4.0.12")
+    for _ in range(2):
+        assert web.signin("root", "wrong password").status == 401
+    answers = []
+
+    def held_signin():
+        try:
+            answers.append(web.signin("root", "wrong password").status)
+        except OSError:
+            answers.append("closed")
+
+    t = threading.Thread(target=held_signin)
+    t.start()
+    fg.wait_log(r"from 127.4.0.12 \(3 recent failures from this address\); answered in 8000 ms")
+    # 8 s from now: the client's 1 s and 2 s fit in, its 8 s is held.
+    for _ in range(2):
+        assert plain("127.4.0.11", "alice", "guess") == ("failure", "not-authorized")
+    c = Client(source="127.4.0.11")
+    c.begin()
+    raw = base64.b64encode(b"\0alice\0guess").decode()
+    c.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{raw}</auth>")
+    fg.wait_log(r"for alice@contoso.test; answered in 8000 ms")
+    fg.stop()
+    t.join(10)
+    assert answers in ([401], ["closed"])
+    assert c.stream_error()[0] == "system-shutdown"
