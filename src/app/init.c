@@ -338,7 +338,23 @@ static char *config_text(const char *domain, const char *cert, const char *key, 
 		";stream_header = 30s\n"
 		";tls_handshake = 30s\n"
 		";authentication = 60s\n"
-		";stalled_output = 60s\n",
+		";stalled_output = 60s\n"
+
+		"\n"
+		"[c2s]\n"
+		"; password guessing: a failed login is answered after 1 s, 2 s, 4 s ...\n"
+		"; (per client address) up to auth_delay_max; after auth_failures that\n"
+		"; address alone is refused until auth_failure_window has passed since\n"
+		"; its last failure. No account is ever locked. The defaults are:\n"
+		";auth_failures = 10\n"
+		";auth_failure_window = 300s\n"
+		";auth_delay_max = 30s\n"
+		"\n"
+		"[admin]\n"
+		"; the same for control panel sign-ins (429 when refused):\n"
+		";signin_attempts = 10\n"
+		";signin_window = 300s\n"
+		";signin_delay_max = 10s\n",
 		date, domain, cert, key, control, store);
 	if (fclose(f) != 0) {
 		free(s);

@@ -20,6 +20,7 @@
 #include "stream.h"
 #include "strmap.h"
 #include "testim.h"
+#include "throttle.h"
 #include "users.h"
 #include "tls.h"
 
@@ -390,7 +391,8 @@ int serve_main(const char *conf_path)
 	srv.x.route = router_route;
 	srv.x.bounce = router_bounce;
 	signal(SIGPIPE, SIG_IGN);
-	if (sasl_global_init() != FG_OK) {
+	if (sasl_global_init() != FG_OK ||
+	    sasl_set_fake_iterations(srv.conf->users_scram_iterations) != FG_OK) {
 		log_error("serve", "cannot initialise GNU SASL");
 		conf_free(&srv.conf);
 		return 1;
@@ -471,7 +473,7 @@ out:
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
 	strmap_free(&srv.x.sessions, NULL);
-	strmap_free(&srv.x.auth_failures, free);
+	throttle_free(&srv.x.auth_throttle);
 	strmap_free(&srv.x.offline_full, NULL);
 	cmd_env_clear(&srv.env);
 	sasl_global_done();

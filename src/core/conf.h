@@ -65,15 +65,18 @@ struct fg_conf {
 
 	/* [c2s] */
 	int c2s_require_tls;		  /* bool: STARTTLS before SASL, default yes */
-	unsigned c2s_auth_failures;	  /* per IP and per account in the window, default 5 */
-	unsigned c2s_auth_failure_window; /* seconds, default 300 */
+	unsigned c2s_auth_failures;	  /* from one address before it is refused, default 10 */
+	unsigned c2s_auth_failure_window; /* seconds an address's failures are kept, default 300 */
+	unsigned c2s_auth_delay_max;	  /* seconds, cap of the failure delay; 0 = none */
 
 	/* [admin] -- the HTTP API and control panel */
 	char *admin_certificate;	 /* NULL or "" = plain HTTP (loopback only) */
 	char *admin_key;		 /* absolute */
 	unsigned admin_session_lifetime; /* seconds a session lives unused, default 3600 */
 	size_t admin_max_body;		 /* bytes, default 1 MiB */
-	unsigned admin_signin_attempts;	 /* failed sign-ins per address and minute */
+	unsigned admin_signin_attempts;	 /* failures from one address before 429, default 10 */
+	unsigned admin_signin_window;	 /* seconds an address's failures are kept, default 300 */
+	unsigned admin_signin_delay_max; /* seconds, cap of the failure delay; 0 = none */
 };
 
 /* Reads and validates the file. On any error writes every error as

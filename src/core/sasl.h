@@ -80,5 +80,12 @@ void sasl_server_free(struct sasl_server **s);
 /* Once per process, before the first sasl_server_new (FG_OK / FG_ERR). */
 int sasl_global_init(void);
 void sasl_global_done(void);
+/* The iteration count unknown accounts show in SCRAM and cost in PLAIN:
+ * [users] scram_iterations, what new passwords get (default 4096).
+ * FG_INVAL outside 4096..10000000. */
+int sasl_set_fake_iterations(unsigned iterations);
+/* PBKDF2 iterations computed so far in this process: the work logins
+ * cost, the same for a wrong password and an unknown account. */
+unsigned long long sasl_pbkdf2_iterations(void);
 
 #endif

@@ -1,5 +1,5 @@
 /* The HTTP admin listener: evhttp on the daemon's loop, who is asking,
- * sessions, CSRF, the sign-in rate limit, security headers, routing.
+ * sessions, CSRF, the sign-in throttle, security headers, routing.
  *
  * Request lifetime: gencb makes an hreq, authenticates it (a store job:
  * the token's hash or the session's account is looked up, so a removed
@@ -15,15 +15,18 @@
 
 #include "api.h"
 #include "conf.h"
+#include "counters.h"
 #include "fg.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
+#include "throttle.h"
 #include "tls.h"
 #include "web.h"
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -38,25 +41,37 @@
 
 /* ---- sign-in ---- */
 
-static struct rate *rate_slot(struct admin_http *ah, const char *ip, bool create)
+/* Addresses and (address, name) pairs the sign-in throttle keeps; any
+ * visitor can make entries, so the table has a cap. */
+#define SIGNIN_TRACKED_MAX 10000
+
+/* A sign-in the throttle holds on a timer: a failure whose 401 waits for
+ * its delay, or an attempt waiting for its address's turn. The request
+ * stays open meanwhile. */
+struct held {
+	struct admin_http *ah;
+	struct event *ev;
+	struct hreq *h;
+	struct signin_job *job; /* an attempt; NULL for a failure */
+	struct held *next;
+};
+
+struct signin_job {
+	struct hreq *h;
+	char name[ADMIN_NAME_MAX + 1];
+	char *password;
+	enum admin_role role;
+};
+
+static void job_free(struct signin_job *j)
 {
-	time_t now = time(NULL);
-	struct rate *oldest = &ah->rates[0];
-	for (size_t i = 0; i < RATE_SLOTS; i++) {
-		struct rate *r = &ah->rates[i];
-		if (r->ip[0] && now - r->start >= RATE_WINDOW_S)
-			r->ip[0] = '\0';
-		if (r->ip[0] && strcmp(r->ip, ip) == 0)
-			return r;
-		if (!r->ip[0] || r->start < oldest->start)
-			oldest = r;
+	if (!j)
+		return;
+	if (j->password) {
+		OPENSSL_cleanse(j->password, strlen(j->password));
+		free(j->password);
 	}
-	if (!create)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	snprintf(oldest->ip, sizeof(oldest->ip), "%s", ip);
-	oldest->start = now;
-	return oldest;
+	free(j);
 }
 
 static bool is_token(const char *s)
@@ -77,17 +92,58 @@ static void signin_page(struct hreq *h, int code, const char *error)
 	web_signin(h, code, error, token);
 }
 
-struct signin_job {
-	struct hreq *h;
-	char name[ADMIN_NAME_MAX + 1];
-	char *password;
-	enum admin_role role;
-};
-
 static int signin_run(struct store_db *db, void *ud, char *err, size_t errlen)
 {
 	struct signin_job *j = ud;
 	return admin_db_check_password(db, j->name, j->password, &j->role, err, errlen);
+}
+
+static void signin_wrong(struct hreq *h)
+{
+	signin_page(h, 401, "Wrong name or password.");
+}
+
+static void signin_check(struct signin_job *j);
+
+static void held_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct held *x = arg;
+	struct admin_http *ah = x->ah;
+	(void)fd;
+	(void)what;
+	for (struct held **pp = &ah->held; *pp; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	struct hreq *h = x->h;
+	struct signin_job *j = x->job;
+	event_free(x->ev);
+	free(x);
+	if (j)
+		signin_check(j);
+	else
+		signin_wrong(h);
+}
+
+/* Holds h (and its job, for an attempt) ms; answers at once when no timer
+ * can be made. */
+static void hold(struct hreq *h, struct signin_job *j, uint64_t ms)
+{
+	struct held *x = calloc(1, sizeof(*x));
+	struct event *ev = x ? evtimer_new(h->ah->base, held_fire, x) : NULL;
+	if (!ev) {
+		free(x);
+		if (j)
+			signin_check(j);
+		else
+			signin_wrong(h);
+		return;
+	}
+	*x = (struct held){.ah = h->ah, .ev = ev, .h = h, .job = j, .next = h->ah->held};
+	h->ah->held = x;
+	struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
+	evtimer_add(ev, &tv);
 }
 
 static void signin_done(void *ud, int rc, const char *err)
@@ -97,15 +153,24 @@ static void signin_done(void *ud, int rc, const char *err)
 	char name[ADMIN_NAME_MAX + 1];
 	enum admin_role role = j->role;
 	snprintf(name, sizeof(name), "%s", j->name);
-	OPENSSL_cleanse(j->password, strlen(j->password));
-	free(j->password);
-	free(j);
+	job_free(j);
+	struct throttle *t = h->ah->signin;
 	if (rc == FG_NOTFOUND) {
-		struct rate *r = rate_slot(h->ah, h->ip, true);
-		r->fails++;
-		log_warn("http", "failed sign-in as '%s' from %s (%u in this minute)", name, h->ip,
-			 r->fails);
-		signin_page(h, 401, "Wrong name or password.");
+		/* An unknown name gets here exactly like a wrong password
+		 * (admin_db_check_password hashes a dummy), and is counted
+		 * and delayed the same. */
+		uint64_t now = throttle_now_ms();
+		uint64_t delay = t ? throttle_failed(t, h->ip, name, now) : 0;
+		counters_auth_failure("panel-wrong-password");
+		log_warn("http",
+			 "failed sign-in as '%s' from %s (%u recent failures from this address); "
+			 "answered in %llu ms",
+			 name, h->ip, t ? throttle_failures(t, h->ip, now) : 1,
+			 (unsigned long long)delay);
+		if (delay)
+			hold(h, NULL, delay);
+		else
+			signin_wrong(h);
 		return;
 	}
 	if (rc != FG_OK) {
@@ -113,6 +178,8 @@ static void signin_done(void *ud, int rc, const char *err)
 		signin_page(h, 503, "The account store cannot be read now; try again.");
 		return;
 	}
+	if (t)
+		throttle_succeeded(t, h->ip, name);
 	struct panel_session *s = http_session_new(h->ah, name);
 	if (!s) {
 		signin_page(h, 503, "Out of memory; try again.");
@@ -122,6 +189,31 @@ static void signin_done(void *ud, int rc, const char *err)
 	http_set_cookie(h, COOKIE_SESSION, s->id, "/", -1);
 	http_set_cookie(h, COOKIE_SIGNIN, "", "/signin", 0);
 	http_redirect(h, "/partners");
+}
+
+/* The password check itself: a store job (argon2id takes a while). */
+static void signin_check(struct signin_job *j)
+{
+	struct hreq *h = j->h;
+	if (h->env->run(h->env, signin_run, signin_done, j) != FG_OK)
+		signin_done(j, FG_ERR, "cannot queue the check");
+}
+
+/* 429 for an address that kept guessing, and for it alone, without
+ * looking at the password. */
+static void signin_refused(struct hreq *h, uint64_t wait_ms)
+{
+	unsigned long long secs = (wait_ms + 999) / 1000;
+	char msg[200], after[24];
+	snprintf(after, sizeof(after), "%llu", secs);
+	evhttp_add_header(evhttp_request_get_output_headers(h->req), "Retry-After", after);
+	snprintf(msg, sizeof(msg),
+		 "Too many failed sign-ins from your address; wait %llu seconds and try again.",
+		 secs);
+	counters_auth_failure("panel-refused");
+	log_warn("http", "sign-in from %s refused: %u recent failures from this address", h->ip,
+		 throttle_failures(h->ah->signin, h->ip, throttle_now_ms()));
+	signin_page(h, 429, msg);
 }
 
 static void signin_post(struct hreq *h)
@@ -134,18 +226,6 @@ static void signin_post(struct hreq *h)
 			    "token missing or wrong). Sign in again.");
 		return;
 	}
-	struct rate *r = rate_slot(h->ah, h->ip, false);
-	if (r && r->fails >= h->ah->conf->admin_signin_attempts) {
-		char msg[200];
-		snprintf(msg, sizeof(msg),
-			 "Too many failed sign-ins from your address; wait %ld seconds and try "
-			 "again.",
-			 (long)(RATE_WINDOW_S - (time(NULL) - r->start)));
-		log_warn("http", "sign-in from %s refused: %u failures in this minute", h->ip,
-			 r->fails);
-		signin_page(h, 429, msg);
-		return;
-	}
 	const char *name = http_form(h, "name"), *pw = http_form(h, "password");
 	struct signin_job *j = calloc(1, sizeof(*j));
 	if (!j || !name || !pw || strlen(name) > ADMIN_NAME_MAX || !(j->password = strdup(pw))) {
@@ -155,8 +235,18 @@ static void signin_post(struct hreq *h)
 	}
 	j->h = h;
 	snprintf(j->name, sizeof(j->name), "%s", name);
-	if (h->env->run(h->env, signin_run, signin_done, j) != FG_OK)
-		signin_done(j, FG_ERR, "cannot queue the check");
+	uint64_t wait = 0;
+	enum throttle_verdict v =
+		h->ah->signin ? throttle_admit(h->ah->signin, h->ip, throttle_now_ms(), &wait)
+			      : THROTTLE_NOW;
+	if (v == THROTTLE_REFUSE) {
+		job_free(j);
+		signin_refused(h, wait);
+	} else if (v == THROTTLE_WAIT) {
+		hold(h, j, wait);
+	} else {
+		signin_check(j);
+	}
 }
 
 /* ---- who is asking ---- */
@@ -399,6 +489,15 @@ struct admin_http *admin_http_start(struct event_base *base, const struct fg_con
 	ah->xs = xs;
 	if (c->listen_admin.n == 0)
 		return ah;
+	struct throttle_limits lim = {.refuse_after = c->admin_signin_attempts,
+				      .window_s = c->admin_signin_window,
+				      .delay_max_ms = c->admin_signin_delay_max * 1000u,
+				      .max_entries = SIGNIN_TRACKED_MAX};
+	ah->signin = throttle_new(&lim);
+	if (!ah->signin) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (admin_init() != FG_OK) {
 		snprintf(err, errlen, "libsodium cannot start");
 		goto fail;
@@ -458,6 +557,21 @@ void admin_http_stop(struct admin_http **pah)
 	if (!pah || !*pah)
 		return;
 	struct admin_http *ah = *pah;
+	/* Held sign-ins are answered now, before their requests go: a held
+	 * failure gets its 401, a held attempt is not checked any more. */
+	while (ah->held) {
+		struct held *x = ah->held;
+		ah->held = x->next;
+		event_free(x->ev);
+		if (x->job) {
+			job_free(x->job);
+			signin_page(x->h, 503, "The server is stopping; try again later.");
+		} else {
+			signin_wrong(x->h);
+		}
+		free(x);
+	}
+	throttle_free(&ah->signin);
 	if (ah->http)
 		evhttp_free(ah->http);
 	while (ah->sessions)

@@ -4,7 +4,7 @@
  *
  * This file owns what every request goes through: routing by prefix, who
  * is asking (a bearer token of an admin account, or a session cookie),
- * sessions with their CSRF tokens, the sign-in rate limit, the body cap and
+ * sessions with their CSRF tokens, the sign-in throttle, the body cap and
  * the security headers. Handlers get a `struct hreq`, run commands of the
  * command layer through http_cmd() and answer exactly once with
  * http_send*() or http_redirect(), which free the hreq. */

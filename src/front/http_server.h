@@ -1,5 +1,5 @@
 /* What the HTTP toolkit (http.c) and the listener (admin_http.c) share:
- * the listener's state, the panel's sessions and the sign-in rate slots.
+ * the listener's state, the panel's sessions and the sign-in throttle.
  * Private to those two files. */
 #ifndef FG_HTTP_SERVER_H
 #define FG_HTTP_SERVER_H
@@ -13,8 +13,6 @@
 #include <time.h>
 
 #define SESSIONS_MAX   1000
-#define RATE_SLOTS     256
-#define RATE_WINDOW_S  60
 #define HEADERS_MAX    16384
 #define HTTP_TIMEOUT_S 30
 #define COOKIE_SESSION "fg_session"
@@ -23,7 +21,9 @@
 struct cmd_env;
 struct evhttp;
 struct fg_conf;
+struct held;
 struct hreq;
+struct throttle;
 struct xmpp_server;
 
 struct panel_session {
@@ -35,12 +35,6 @@ struct panel_session {
 	struct panel_session *next;
 };
 
-struct rate {
-	char ip[64];
-	time_t start;
-	unsigned fails;
-};
-
 struct admin_http {
 	struct event_base *base;
 	const struct fg_conf *conf;
@@ -50,7 +44,8 @@ struct admin_http {
 	SSL_CTX *tls;
 	struct panel_session *sessions;
 	unsigned nsessions;
-	struct rate rates[RATE_SLOTS];
+	struct throttle *signin; /* failed sign-ins by address (core/throttle.h) */
+	struct held *held;	 /* sign-ins the throttle holds, answered later */
 };
 
 /* Random bytes as lowercase hex into out (2 * bytes + 1 long). */

@@ -10,11 +10,12 @@
 #include "session.h"
 #include "sasl.h"
 #include "xmpp.h"
-#include "strmap.h"
 #include "stream.h"
+#include "throttle.h"
 #include "users.h"
 
 #include <assert.h>
+#include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -25,12 +26,23 @@
 /* RFC 6120 §6.4.5: a client may retry after a failed attempt; after this
  * many on one stream it is cut off. */
 #define SASL_ATTEMPTS_PER_STREAM 3
+/* SASL elements a client may send while its last one waits for an answer
+ * (a held failure or a held attempt); a client that waits for answers never
+ * has more than one. */
+#define HELD_ELEMENTS_MAX 4
+/* Addresses and (address, account) pairs the login throttle keeps: any
+ * peer can make entries, so the table has a cap (core/throttle.h). */
+#define THROTTLE_ENTRIES_MAX 20000
 
 /* The client's progress on its stream (the stream core keeps its own
  * states for header, TLS and the restart):
  *   SASL --(success)--> BIND --(resource bound)--> BOUND
  *   any  --(the stream closes)--> ENDED */
 enum c2s_state { C2S_SASL, C2S_BIND, C2S_BOUND, C2S_ENDED };
+
+/* What the hold timer is holding: a failure's answer (the throttle's
+ * delay), or an attempt from an address whose turn has not come. */
+enum c2s_hold { HOLD_NONE, HOLD_FAILURE, HOLD_ATTEMPT };
 
 struct c2s {
 	struct xmpp_server *srv;
@@ -41,59 +53,28 @@ struct c2s {
 	unsigned failures;
 	char *bare;	      /* once SASL succeeded */
 	struct session *sess; /* once a resource is bound */
+	struct event *hold_ev;
+	enum c2s_hold hold;
+	const char *held_condition; /* HOLD_FAILURE: string literals */
+	const char *held_text;
+	bool admitted;				  /* the held <auth/> at held[0] has had its turn */
+	struct xml_node *held[HELD_ELEMENTS_MAX]; /* came while holding, in order */
+	unsigned nheld;
 };
 
-/* Failed logins in the current window, per IP and per account (one map,
- * keys "ip:" and "user:"). */
-struct failures {
-	unsigned n;
-	time_t since;
-};
-
-static struct strmap *failure_map(struct xmpp_server *srv)
+/* Made on the first login attempt with the configuration's limits; NULL
+ * when out of memory, and then logins are simply not throttled. */
+static struct throttle *throttle_of(struct xmpp_server *srv)
 {
-	if (!srv->auth_failures)
-		srv->auth_failures = strmap_new();
-	return srv->auth_failures;
-}
-
-static struct failures *failures_of(struct xmpp_server *srv, const char *kind, const char *who,
-				    bool create)
-{
-	char key[600];
-	snprintf(key, sizeof(key), "%s:%s", kind, who);
-	struct strmap *m = failure_map(srv);
-	if (!m)
-		return NULL;
-	struct failures *f = strmap_get(m, key);
-	time_t now = time(NULL);
-	if (f && now - f->since >= (time_t)srv->conf->c2s_auth_failure_window) {
-		free(strmap_remove(m, key));
-		f = NULL;
+	if (!srv->auth_throttle) {
+		const struct fg_conf *cf = srv->conf;
+		struct throttle_limits lim = {.refuse_after = cf->c2s_auth_failures,
+					      .window_s = cf->c2s_auth_failure_window,
+					      .delay_max_ms = cf->c2s_auth_delay_max * 1000u,
+					      .max_entries = THROTTLE_ENTRIES_MAX};
+		srv->auth_throttle = throttle_new(&lim);
 	}
-	if (!f && create) {
-		f = calloc(1, sizeof(*f));
-		if (f && strmap_put(m, key, f, NULL) != FG_OK) {
-			free(f);
-			return NULL;
-		}
-		if (f)
-			f->since = now;
-	}
-	return f;
-}
-
-static bool over_limit(struct xmpp_server *srv, const char *kind, const char *who)
-{
-	struct failures *f = failures_of(srv, kind, who, false);
-	return f && f->n >= srv->conf->c2s_auth_failures;
-}
-
-static void count_failure(struct xmpp_server *srv, const char *kind, const char *who)
-{
-	struct failures *f = failures_of(srv, kind, who, true);
-	if (f)
-		f->n++;
+	return srv->auth_throttle;
 }
 
 /* ---- the registry ---- */
@@ -119,11 +100,21 @@ static void c2s_enter(struct c2s *c, enum c2s_state st)
 	c->state = st;
 }
 
+static void drop_held(struct c2s *c)
+{
+	if (c->hold_ev)
+		evtimer_del(c->hold_ev);
+	c->hold = HOLD_NONE;
+	while (c->nheld)
+		xml_free(&c->held[--c->nheld]);
+}
+
 static void c2s_end(struct c2s *c)
 {
 	if (!c || c->state == C2S_ENDED)
 		return;
 	c2s_enter(c, C2S_ENDED);
+	drop_held(c);
 	session_end(c->sess);
 }
 
@@ -132,6 +123,9 @@ static void c2s_free(struct c2s **pc)
 	struct c2s *c = *pc;
 	if (!c)
 		return;
+	drop_held(c);
+	if (c->hold_ev)
+		event_free(c->hold_ev);
 	session_free(&c->sess);
 	sasl_server_free(&c->sasl);
 	free(c->bare);
@@ -248,22 +242,42 @@ static void send_failure(struct c2s *c, const char *condition, const char *text)
 	}
 }
 
-static void sasl_failed(struct c2s *c, const char *condition, const char *text, bool counts)
+/* The answer to a failed attempt, now or when its hold is over; the
+ * stream's last allowed failure ends it. */
+static void answer_failure(struct c2s *c, const char *condition, const char *text)
 {
-	sasl_server_free(&c->sasl);
-	log_info(stream_ctx(c->s), "client authentication failed (%s)%s%s", condition,
-		 *c->attempt_user ? " for " : "", c->attempt_user);
-	if (counts) {
-		count_failure(c->srv, "ip", stream_peer(c->s));
-		if (*c->attempt_user)
-			count_failure(c->srv, "user", c->attempt_user);
-		counters_auth_failure(strcmp(condition, "encryption-required") == 0
-					      ? "c2s-plain-without-tls"
-					      : "c2s-not-authorized");
-	}
 	send_failure(c, condition, text);
 	if (++c->failures >= SASL_ATTEMPTS_PER_STREAM)
 		stream_error(c->s, "policy-violation", "too many failed authentication attempts");
+}
+
+static void hold_for(struct c2s *c, enum c2s_hold what, uint64_t ms);
+
+/* guessed: the credentials were checked and were wrong (or named no
+ * account: the same thing, on purpose). Those count for the throttle and
+ * are answered after its delay; condition and text are then string
+ * literals. */
+static void sasl_failed(struct c2s *c, const char *condition, const char *text, bool guessed)
+{
+	uint64_t delay = 0;
+	sasl_server_free(&c->sasl);
+	if (guessed) {
+		struct throttle *t = throttle_of(c->srv);
+		if (t)
+			delay = throttle_failed(t, stream_peer(c->s), c->attempt_user,
+						throttle_now_ms());
+		counters_auth_failure("c2s-not-authorized");
+	}
+	log_info(stream_ctx(c->s), "client authentication failed (%s)%s%s; answered in %llu ms",
+		 condition, *c->attempt_user ? " for " : "", c->attempt_user,
+		 (unsigned long long)delay);
+	if (delay) {
+		c->held_condition = condition;
+		c->held_text = text;
+		hold_for(c, HOLD_FAILURE, delay);
+		return;
+	}
+	answer_failure(c, condition, text);
 }
 
 static void send_sasl(struct c2s *c, const char *name, const char *b64)
@@ -291,12 +305,12 @@ static void sasl_succeeded(struct c2s *c, const char *extra)
 			    true);
 		return;
 	}
-	if (over_limit(c->srv, "user", bare)) {
-		sasl_failed(c, "temporary-auth-failure",
-			    "too many failed logins for this account; try again later", false);
-		return;
-	}
+	if (c->srv->auth_throttle)
+		throttle_succeeded(c->srv->auth_throttle, stream_peer(c->s), bare);
 	sasl_server_free(&c->sasl);
+	/* Nothing a client sent before reading <success/> belongs to the
+	 * new stream. */
+	drop_held(c);
 	free(c->bare);
 	c->bare = strdup(bare);
 	if (!c->bare) {
@@ -315,15 +329,133 @@ static void sasl_result(struct c2s *c, enum sasl_result r, char *out, const char
 		send_sasl(c, "challenge", out);
 	else if (r == SASL_SUCCESS)
 		sasl_succeeded(c, out);
+	else if (failure && strcmp(failure, "temporary-auth-failure") == 0)
+		sasl_failed(c, failure, "the account store cannot be read now; try again", false);
 	else
 		sasl_failed(c, failure ? failure : "not-authorized", NULL, true);
 	free(out);
+}
+
+static void c2s_negotiate(struct c2s *c, const struct xml_node *el);
+
+static void hold_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct c2s *c = arg;
+	enum c2s_hold was = c->hold;
+	(void)fd;
+	(void)what;
+	assert(was != HOLD_NONE);
+	c->hold = HOLD_NONE;
+	if (c->state != C2S_SASL || stream_state(c->s) == STREAM_CLOSING)
+		return;
+	if (was == HOLD_FAILURE)
+		answer_failure(c, c->held_condition, c->held_text);
+	else
+		c->admitted = true;
+	/* What came meanwhile, in order, until something is held again. */
+	while (c->nheld && c->hold == HOLD_NONE && c->state == C2S_SASL &&
+	       stream_state(c->s) != STREAM_CLOSING) {
+		struct xml_node *el = c->held[0];
+		memmove(c->held, c->held + 1, --c->nheld * sizeof(c->held[0]));
+		c2s_negotiate(c, el);
+		xml_free(&el);
+	}
+	c->admitted = false;
+}
+
+static void hold_for(struct c2s *c, enum c2s_hold what, uint64_t ms)
+{
+	assert(c->hold == HOLD_NONE && what != HOLD_NONE);
+	if (!c->hold_ev)
+		c->hold_ev = evtimer_new(c->srv->base, hold_fired, c);
+	if (!c->hold_ev) {
+		stream_error(c->s, "resource-constraint", "out of memory");
+		return;
+	}
+	struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
+	c->hold = what;
+	evtimer_add(c->hold_ev, &tv);
+}
+
+/* A SASL element while an answer is held waits its turn. first: the
+ * <auth/> being held itself, which goes before anything that came after
+ * it. */
+static void keep(struct c2s *c, const struct xml_node *el, bool first)
+{
+	if (c->nheld == HELD_ELEMENTS_MAX) {
+		stream_error(c->s, "policy-violation",
+			     "too many SASL elements sent before the last one was answered");
+		return;
+	}
+	struct xml_node *copy = xml_clone(el);
+	if (!copy) {
+		stream_error(c->s, "resource-constraint", "out of memory");
+		return;
+	}
+	if (first) {
+		memmove(c->held + 1, c->held, c->nheld * sizeof(c->held[0]));
+		c->held[0] = copy;
+	} else {
+		c->held[c->nheld] = copy;
+	}
+	c->nheld++;
+}
+
+/* The throttle's word on a new attempt: true when it may be checked now;
+ * otherwise it was refused or is held (and kept for its turn). */
+static bool admitted(struct c2s *c, const struct xml_node *auth)
+{
+	struct throttle *t = throttle_of(c->srv);
+	uint64_t wait = 0;
+	if (c->admitted || !t) {
+		c->admitted = false;
+		return true;
+	}
+	switch (throttle_admit(t, stream_peer(c->s), throttle_now_ms(), &wait)) {
+	case THROTTLE_NOW: return true;
+	case THROTTLE_WAIT:
+		log_info(stream_ctx(c->s),
+			 "login attempt held %llu ms: its address failed %u times recently",
+			 (unsigned long long)wait,
+			 throttle_failures(t, stream_peer(c->s), throttle_now_ms()));
+		keep(c, auth, true);
+		if (stream_state(c->s) != STREAM_CLOSING)
+			hold_for(c, HOLD_ATTEMPT, wait);
+		return false;
+	case THROTTLE_REFUSE: break;
+	}
+	char text[200];
+	snprintf(text, sizeof(text),
+		 "too many failed logins from your address; try again in %llu seconds",
+		 (unsigned long long)(wait + 999) / 1000u);
+	counters_auth_failure("c2s-rate-limited");
+	log_info(stream_ctx(c->s), "login refused: %u failures from this address",
+		 throttle_failures(t, stream_peer(c->s), throttle_now_ms()));
+	sasl_failed(c, "temporary-auth-failure", text, false);
+	return false;
+}
+
+/* RFC 6120 §6.4.4: a mechanism the stream is not secure enough for gets
+ * <encryption-required/>, and the stream stays open for STARTTLS. No
+ * password was checked, so the throttle does not count it. */
+static void needs_tls(struct c2s *c, const char *mech)
+{
+	bool plain = mech && strcmp(mech, "PLAIN") == 0;
+	counters_auth_failure(plain ? "c2s-plain-without-tls" : "c2s-without-tls");
+	sasl_failed(c, "encryption-required",
+		    plain ? "PLAIN needs TLS; use STARTTLS or a SCRAM mechanism"
+			  : "TLS is required first; use STARTTLS",
+		    false);
 }
 
 static void c2s_negotiate(struct c2s *c, const struct xml_node *el)
 {
 	const char *failure = NULL;
 	char *out = NULL;
+	if (c->hold != HOLD_NONE) {
+		keep(c, el, false);
+		return;
+	}
 	if (xml_is(el, XML_NS_SASL, "auth")) {
 		const char *mech = xml_attr(el, "mechanism");
 		if (c->sasl) {
@@ -336,24 +468,21 @@ static void c2s_negotiate(struct c2s *c, const struct xml_node *el)
 			return;
 		}
 		attempted_user(c, mech, xml_text(el));
-		if (over_limit(c->srv, "ip", stream_peer(c->s)) ||
-		    (*c->attempt_user && over_limit(c->srv, "user", c->attempt_user))) {
-			counters_auth_failure("c2s-rate-limited");
-			sasl_failed(c, "temporary-auth-failure",
-				    "too many failed logins from your address or for this account; "
-				    "try again later",
-				    false);
+		if (!stream_secure(c->s) && c->srv->conf->c2s_require_tls) {
+			needs_tls(c, mech);
 			return;
 		}
 		c->sasl = sasl_server_new(mech, stream_secure(c->s), lookup, c, &failure);
 		if (!c->sasl) {
-			/* PLAIN over plaintext is a downgrade: refused, and it
-			 * counts like a failed login. */
-			sasl_failed(c, failure ? failure : "invalid-mechanism",
-				    failure && strcmp(failure, "encryption-required") == 0
-					    ? "PLAIN needs TLS; use STARTTLS or a SCRAM mechanism"
-					    : NULL,
-				    failure && strcmp(failure, "encryption-required") == 0);
+			if (failure && strcmp(failure, "encryption-required") == 0)
+				needs_tls(c, mech);
+			else
+				sasl_failed(c, failure ? failure : "invalid-mechanism", NULL,
+					    false);
+			return;
+		}
+		if (!admitted(c, el)) {
+			sasl_server_free(&c->sasl);
 			return;
 		}
 		const char *in = xml_text(el);
@@ -557,13 +686,13 @@ static int role_features(struct stream *s, void *rs, struct xml_node *f)
 	return c2s_features(rs, f, stream_secure(s), stream_flags(s) & SF_AUTHED);
 }
 
-/* SASL before authentication, over TLS unless [c2s] require_tls is off;
- * everything else is the stream core's to refuse. */
+/* SASL before authentication (over plaintext with require_tls on, an
+ * <auth/> gets <encryption-required/>); everything else is the stream
+ * core's to refuse. */
 static bool role_negotiate(struct stream *s, void *rs, const struct xml_node *el)
 {
 	struct c2s *c = rs;
-	if ((stream_secure(s) || !c->srv->conf->c2s_require_tls) &&
-	    !(stream_flags(s) & SF_AUTHED) && xml_is(el, XML_NS_SASL, NULL)) {
+	if (!(stream_flags(s) & SF_AUTHED) && xml_is(el, XML_NS_SASL, NULL)) {
 		c2s_negotiate(c, el);
 		return true;
 	}

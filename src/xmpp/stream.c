@@ -38,6 +38,7 @@ struct stream {
 	char *remote;	    /* the peer's from, prepared; s2s only, may be NULL */
 	char *authed;	    /* what SASL authenticated: a domain, a bare JID */
 	const char *method; /* how it authenticated, for status */
+	bool parsing;	    /* inside on_data: the parser is running */
 
 	/* Stanzas waiting for room in the connection (stream_offer): while
 	 * any wait, the senders that fed them are held. */
@@ -253,6 +254,21 @@ struct stream *stream_by_conn_id(struct xmpp_server *srv, unsigned id)
 	return NULL;
 }
 
+/* RFC 6120 §6.4.6: after SASL success both sides start over; an
+ * authenticated peer may send full-size stanzas. */
+static void restart(struct stream *s)
+{
+	s->flags &= ~SF_RESTART;
+	xmlstream_reset(s->xs);
+	const struct fg_conf *cf = s->srv->conf;
+	struct xs_limits lim = {.stanza_bytes = s->role->stanza_limit(cf),
+				.depth = cf->element_depth,
+				.attributes = cf->element_attributes};
+	xmlstream_set_limits(s->xs, &lim);
+	s->flags &= ~SF_HEADER_SENT;
+	enter(s, STREAM_WAIT_HEADER);
+}
+
 void stream_authenticated(struct stream *s, const char *who, const char *method)
 {
 	free(s->authed);
@@ -263,6 +279,11 @@ void stream_authenticated(struct stream *s, const char *who, const char *method)
 	}
 	s->method = method;
 	s->flags |= SF_AUTHED | SF_RESTART;
+	/* Success answered later, from a role's timer (a held login): the
+	 * parser is idle, and the peer can only send the new header once it
+	 * has read <success/>, so the old stream ends here. */
+	if (!s->parsing)
+		restart(s);
 }
 
 static void send_node(struct stream *s, const struct xml_node *n)
@@ -771,7 +792,9 @@ static size_t on_data(void *ud, const char *data, size_t len)
 	size_t off = 0;
 	while (off < len && s->state != STREAM_TLS_HANDSHAKE && s->state != STREAM_CLOSING) {
 		size_t used = 0;
+		s->parsing = true;
 		int rc = xmlstream_feed(s->xs, data + off, len - off, &used);
+		s->parsing = false;
 		off += used;
 		if (rc != FG_AGAIN)
 			break;
@@ -781,17 +804,7 @@ static size_t on_data(void *ud, const char *data, size_t len)
 		}
 		if (!(s->flags & SF_RESTART))
 			break;
-		/* RFC 6120 §6.4.6: after SASL success both sides start over;
-		 * an authenticated peer may send full-size stanzas. */
-		s->flags &= ~SF_RESTART;
-		xmlstream_reset(s->xs);
-		const struct fg_conf *cf = s->srv->conf;
-		struct xs_limits lim = {.stanza_bytes = s->role->stanza_limit(cf),
-					.depth = cf->element_depth,
-					.attributes = cf->element_attributes};
-		xmlstream_set_limits(s->xs, &lim);
-		s->flags &= ~SF_HEADER_SENT;
-		enter(s, STREAM_WAIT_HEADER);
+		restart(s);
 	}
 	if (s->state == STREAM_READY)
 		conn_set_timer(s->conn, idle_timeout(s));

@@ -19,6 +19,7 @@ struct session;
 struct store;
 struct stream;
 struct strmap;
+struct throttle;
 struct xml_node;
 
 struct xmpp_server {
@@ -56,8 +57,8 @@ struct xmpp_server {
 	/* session.c: bound sessions by bare JID */
 	struct strmap *sessions;
 	unsigned nsessions;
-	/* c2s.c: recent login failures by address and account */
-	struct strmap *auth_failures;
+	/* c2s.c: recent login failures by address and (address, account) */
+	struct throttle *auth_throttle;
 	/* offline.c: messages on their way to the store, and the users whose
 	 * offline storage was found full (until they sign in) */
 	unsigned offline_in_flight;

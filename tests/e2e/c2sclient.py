@@ -14,8 +14,8 @@ NS_CLIENT = "jabber:client"
 
 
 class Client(Peer):
-    def __init__(self, host="127.0.0.1"):
-        super().__init__(port=5222, host=host)
+    def __init__(self, host="127.0.0.1", source=None):
+        super().__init__(port=5222, host=host, source=source)
 
     def begin(self, tls=True, domain="contoso.test"):
         """Opens the stream (and secures it); returns the features."""

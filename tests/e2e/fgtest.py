@@ -127,8 +127,11 @@ class Peer:
     """A raw XMPP peer: sends exactly the bytes a test gives it and parses
     what comes back as a stream."""
 
-    def __init__(self, port=5269, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=10)
+    def __init__(self, port=5269, host="127.0.0.1", source=None):
+        """source: the local address to connect from (any 127.x.y.z is
+        loopback, so one test can play several client addresses)."""
+        self.sock = socket.create_connection((host, port), timeout=10,
+                                             source_address=(source, 0) if source else None)
         self.reset_parser()
         self.closed = False
 

@@ -29,7 +29,8 @@ def token(fg, name):
 
 @pytest.fixture
 def fg(daemons):
-    return daemons.fedgate(extra={"admin": {"max_body": "4KiB", "signin_attempts": "3"}},
+    return daemons.fedgate(extra={"admin": {"max_body": "4KiB", "signin_attempts": "3",
+                                            "signin_delay_max": "1s"}},
                            admins={"alice": ("administrator", ADMIN_PW),
                                    "victor": ("viewer", VIEWER_PW)}).start()
 
@@ -139,11 +140,14 @@ def test_security_headers_and_cookie(fg):
 
 
 def test_signin_is_rate_limited(fg):
+    """An address that keeps guessing is refused (signin_attempts); see
+    test_signin_throttle.py for the delays and other addresses."""
     c = Client(BASE)
     for _ in range(3):
         assert c.signin("alice", "wrong password").status == 401
     r = c.signin("alice", ADMIN_PW)
     assert r.status == 429 and "Too many failed sign-ins" in r.text
+    assert int(r.headers["Retry-After"]) > 0
     assert "wrong password" not in fg.read_log() and ADMIN_PW not in fg.read_log()
 
 

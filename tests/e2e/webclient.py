@@ -1,7 +1,9 @@
 """A small HTTP client for the admin API and the control panel, on urllib
 only: no redirects followed (the tests look at 303s), cookies kept per
 client, every answer returned whatever its status."""
+import functools
 import html
+import http.client
 import http.cookiejar
 import json
 import re
@@ -13,6 +15,18 @@ import urllib.request
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
+
+
+class _FromSource(urllib.request.HTTPHandler):
+    """Plain HTTP connections made from one local address."""
+
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(http.client.HTTPConnection,
+                                              source_address=(self.source, 0)), req)
 
 
 class Answer:
@@ -34,11 +48,14 @@ class Answer:
 
 
 class Client:
-    def __init__(self, base, token=None, context=None):
+    def __init__(self, base, token=None, context=None, source=None):
+        """source: the local address to connect from (plain HTTP only)."""
         self.base = base.rstrip("/")
         self.token = token
         self.jar = http.cookiejar.CookieJar()
         handlers = [_NoRedirect, urllib.request.HTTPCookieProcessor(self.jar)]
+        if source is not None:
+            handlers.append(_FromSource(source))
         if context is not None:
             handlers.append(urllib.request.HTTPSHandler(context=context))
         self.opener = urllib.request.build_opener(*handlers)

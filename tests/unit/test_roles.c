@@ -472,11 +472,9 @@ static char *make_wrong_response(void *ud, struct xfx_peer *p)
 
 #define SASL_NOT_AUTHORIZED "<failure " SASL_NS "><not-authorized/></failure>"
 
-/* A wrong password: <failure><not-authorized/>, the stream stays open for
- * another try, and the third failure on one stream ends it. */
-static void test_c2s_wrong_password(void **state)
+/* A new stream on which alice logs in with a wrong password. */
+static struct xfx_peer *c2s_wrong_attempt(struct c2s_state *st)
 {
-	struct c2s_state *st = *state;
 	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
 	scram_start(&st->sc, "alice", "rosaline");
 	const struct turn first[] = {
@@ -484,6 +482,15 @@ static void test_c2s_wrong_password(void **state)
 		{"<challenge ", NULL, make_wrong_response},
 	};
 	play(p, first, FG_ARRAY_LEN(first), WHOLE, 0, st);
+	return p;
+}
+
+/* A wrong password: <failure><not-authorized/>, the stream stays open for
+ * another try, and the third failure on one stream ends it. */
+static void test_c2s_wrong_password(void **state)
+{
+	struct c2s_state *st = *state;
+	struct xfx_peer *p = c2s_wrong_attempt(st);
 	assert_true(xfx_wait_for(p, "</failure>"));
 	normalize(p->out);
 	assert_string_equal(p->out,
@@ -532,7 +539,8 @@ static void test_c2s_unknown_account(void **state)
 }
 
 /* PLAIN would show the password to anyone on the path: refused in the
- * clear even with require_tls off, and it counts as a failed login. */
+ * clear even with require_tls off (no password was checked, so the
+ * throttle does not count it). */
 static void test_c2s_plain_refused_in_the_clear(void **state)
 {
 	struct c2s_state *st = *state;
@@ -548,6 +556,64 @@ static void test_c2s_plain_refused_in_the_clear(void **state)
 			    "<failure " SASL_NS "><encryption-required/><text xml:lang='en'>PLAIN "
 			    "needs TLS; use STARTTLS or a SCRAM mechanism</text></failure>" CLOSE);
 	assert_int_equal(session_count(&st->fx.srv), 0);
+}
+
+/* [c2s] require_tls on: an <auth/> in the clear gets the SASL failure
+ * <encryption-required/> (RFC 6120 §6.4.4), not a stream error, and the
+ * stream stays open for STARTTLS. */
+static void test_c2s_auth_before_tls_required(void **state)
+{
+	struct c2s_state *st = *state;
+	st->fx.conf->c2s_require_tls = 1;
+	struct xfx_peer *p = xfx_connect(&st->fx, &c2s_role);
+	scram_start(&st->sc, "alice", "capulet-balcony");
+	char *auth = make_auth(st, p);
+	xfx_send_str(p, auth);
+	free(auth);
+	assert_true(xfx_wait_for(p, "</failure>"));
+	assert_non_null(xfx_stream(p));
+	assert_int_equal(stream_state(p->s), STREAM_NEGOTIATING);
+	xfx_send_str(p, CLOSE);
+	assert_true(xfx_wait_closed(p));
+	normalize(p->out);
+	assert_string_equal(p->out, C2S_OUR_HEADER
+			    "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"
+			    "<required/></starttls></stream:features>"
+			    "<failure " SASL_NS "><encryption-required/><text xml:lang='en'>TLS "
+			    "is required first; use STARTTLS</text></failure>" CLOSE);
+}
+
+/* With the throttle's delays on: a wrong password is answered after the
+ * first delay (1 s), and an <auth/> the client sends meanwhile waits its
+ * turn: its challenge comes after the failure, and the right password then
+ * works on the same stream. */
+static void test_c2s_failure_held_and_next_attempt_waits(void **state)
+{
+	struct c2s_state *st = *state;
+	st->fx.conf->c2s_auth_delay_max = 30;
+	struct xfx_peer *p = c2s_wrong_attempt(st);
+	long long sent = xfx_now_ms();
+	p->len = 0;
+	p->out[0] = '\0';
+	scram_start(&st->sc, "alice", "capulet-balcony");
+	char *auth = scram_auth(&st->sc);
+	xfx_send_str(p, auth);
+	free(auth);
+	assert_true(xfx_wait_for(p, "</challenge>"));
+	/* Timers never fire early: a lower bound only. */
+	assert_true(xfx_now_ms() - sent >= 990);
+	char *resp = make_response(st, p);
+	xfx_send_str(p, resp);
+	free(resp);
+	assert_true(xfx_wait_for(p, "</success>"));
+	normalize(p->out);
+	assert_string_equal(p->out, SASL_NOT_AUTHORIZED C2S_CHALLENGE C2S_SUCCESS);
+	assert_int_equal(
+		throttle_failures(st->fx.srv.auth_throttle, "127.0.0.1", throttle_now_ms()), 1);
+	p->len = 0;
+	p->out[0] = '\0';
+	xfx_send_str(p, C2S_RESTART C2S_BIND);
+	assert_true(xfx_wait_for(p, "</jid></bind></iq>"));
 }
 
 /* [c2s] require_tls = false: a stanza before login is refused because the
@@ -849,6 +915,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_c2s_unknown_account, c2s_setup, c2s_teardown),
 		cmocka_unit_test_setup_teardown(test_c2s_plain_refused_in_the_clear, c2s_setup,
 						c2s_teardown),
+		cmocka_unit_test_setup_teardown(test_c2s_auth_before_tls_required, c2s_setup,
+						c2s_teardown),
+		cmocka_unit_test_setup_teardown(test_c2s_failure_held_and_next_attempt_waits,
+						c2s_setup, c2s_teardown),
 		cmocka_unit_test_setup_teardown(test_c2s_stanza_before_login_tls_optional,
 						c2s_setup, c2s_teardown),
 		cmocka_unit_test_setup_teardown(test_c2s_stanza_before_bind, c2s_setup,

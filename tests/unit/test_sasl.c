@@ -392,9 +392,10 @@ static void test_scram_sha1_refused(void **state)
 	scram_refused("SCRAM-SHA-1");
 }
 
-/* Unknown accounts copy the iteration count of real ones, which a
- * deployment normally sets once for all. */
-static void test_scram_fake_follows_iterations(void **state)
+/* Unknown accounts show the configured count ([users] scram_iterations),
+ * whoever signed in last: learning it from real logins would make a
+ * fake's count depend on them. */
+static void test_scram_fake_uses_configured_iterations(void **state)
 {
 	struct entry e[1] = {{"carol", {0}}};
 	struct directory d = {e, 1, FG_OK, 0, ""};
@@ -402,7 +403,9 @@ static void test_scram_fake_follows_iterations(void **state)
 	char it[16];
 
 	(void)state;
-	assert_int_equal(sasl_creds_from_password("carol pw", 5000, &e[0].creds), FG_OK);
+	assert_int_equal(sasl_set_fake_iterations(4095), FG_INVAL);
+	assert_int_equal(sasl_set_fake_iterations(5000), FG_OK);
+	assert_int_equal(sasl_creds_from_password("carol pw", 6000, &e[0].creds), FG_OK);
 	exchange(&d, "SCRAM-SHA-256", true, &(const struct client){"carol", "carol pw", NULL}, true,
 		 &o);
 	assert_int_equal(o.res, SASL_SUCCESS);
@@ -411,9 +414,54 @@ static void test_scram_fake_follows_iterations(void **state)
 	scram_attr(o.challenge, "i=", it, sizeof(it));
 	assert_string_equal(it, "5000");
 	/* Back to the usual count for the other tests. */
-	exchange(&g_dir, "SCRAM-SHA-256", true, &(const struct client){"alice", PW_ALICE, NULL},
-		 true, &o);
-	assert_int_equal(o.res, SASL_SUCCESS);
+	assert_int_equal(sasl_set_fake_iterations(4096), FG_OK);
+}
+
+/* The same answer and the same work for an unknown account as for a wrong
+ * password: the same condition at the same step, the same PBKDF2 cost for
+ * PLAIN, and for SCRAM a salt that is stable per name (a random one per
+ * attempt would give the game away) with the configured count. */
+static void test_unknown_account_costs_the_same(void **state)
+{
+	struct outcome wrong, unknown;
+	char salt1[64], salt2[64], it[16];
+
+	(void)state;
+	unsigned long long before = sasl_pbkdf2_iterations();
+	exchange(&g_dir, "PLAIN", true, &(const struct client){"alice", "not her password", NULL},
+		 true, &wrong);
+	unsigned long long wrong_cost = sasl_pbkdf2_iterations() - before;
+	before = sasl_pbkdf2_iterations();
+	exchange(&g_dir, "PLAIN", true, &(const struct client){"nobody", "not her password", NULL},
+		 true, &unknown);
+	unsigned long long unknown_cost = sasl_pbkdf2_iterations() - before;
+	assert_int_equal(wrong.res, SASL_FAILURE);
+	assert_int_equal(unknown.res, SASL_FAILURE);
+	assert_string_equal(wrong.failure, unknown.failure);
+	assert_int_equal(wrong.steps, unknown.steps);
+	assert_true(wrong_cost >= 4096);
+	assert_int_equal(wrong_cost, unknown_cost);
+
+	for (int m = 0; m < 2; m++) {
+		const char *mech = m ? "SCRAM-SHA-1" : "SCRAM-SHA-256";
+		exchange(&g_dir, mech, true, &(const struct client){"alice", "nope", NULL}, true,
+			 &wrong);
+		before = sasl_pbkdf2_iterations();
+		exchange(&g_dir, mech, true, &(const struct client){"nobody", "nope", NULL}, true,
+			 &unknown);
+		/* The server derives nothing from a password in SCRAM. */
+		assert_int_equal(sasl_pbkdf2_iterations(), before);
+		assert_string_equal(wrong.failure, unknown.failure);
+		assert_int_equal(wrong.steps, unknown.steps);
+		scram_attr(unknown.challenge, "s=", salt1, sizeof(salt1));
+		scram_attr(unknown.challenge, "i=", it, sizeof(it));
+		assert_string_equal(it, "4096");
+		exchange(&g_dir, mech, true, &(const struct client){"nobody", "other", NULL}, true,
+			 &unknown);
+		scram_attr(unknown.challenge, "s=", salt2, sizeof(salt2));
+		assert_string_equal(salt1, salt2);
+		assert_int_equal(strlen(salt1), 24); /* 16 bytes, like a real salt */
+	}
 }
 
 static void test_scram_authzid(void **state)
@@ -1100,7 +1148,8 @@ int main(void)
 		T(test_scram_without_initial_response),
 		T(test_scram_sha256_refused),
 		T(test_scram_sha1_refused),
-		T(test_scram_fake_follows_iterations),
+		T(test_scram_fake_uses_configured_iterations),
+		T(test_unknown_account_costs_the_same),
 		T(test_scram_authzid),
 		T(test_scram_channel_binding_flags),
 		T(test_rfc_vectors),

@@ -34,6 +34,7 @@
 #include "sasl.h"
 #include "stream.h"
 #include "strmap.h"
+#include "throttle.h"
 #include "users.h"
 #include "xmpp.h"
 
@@ -107,6 +108,9 @@ static inline void xfx_init(struct xfx *fx)
 	assert_int_equal(conf_defaults_for("/nonexistent-fedgate-test", XFX_DOMAIN, &fx->conf),
 			 FG_OK);
 	fx->conf->c2s_require_tls = 0;
+	/* Failed logins answered at once; a test of the throttle's delays
+	 * turns them on. */
+	fx->conf->c2s_auth_delay_max = 0;
 
 	fx->live.partners = policy_new();
 	fx->live.users = accounts_new();
@@ -385,7 +389,7 @@ static inline void xfx_free(struct xfx *fx)
 		event_base_free(fx->base);
 	roster_free_all(&fx->srv);
 	strmap_free(&fx->srv.sessions, NULL);
-	strmap_free(&fx->srv.auth_failures, free);
+	throttle_free(&fx->srv.auth_throttle);
 	policy_free(&fx->live.partners);
 	gateway_clear(&fx->live.gw);
 	accounts_free(&fx->live.users);
