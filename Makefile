@@ -52,8 +52,14 @@ lint:
 format:
 	@clang-format -i $(SOURCES)
 
+# The flood: a client that never reads, 400,000 messages of 1 KB sent to it,
+# [limits] output_queue and [timeouts] stalled_output at their defaults;
+# prints fedgate's RSS before, at peak and after (in a network namespace).
 bench: build
 	@$(BUILD)/bench_xmlstream
+	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate FG_TESTDATA=$(CURDIR)/tests/data FG_FLOOD_N=400000 \
+		FG_STALL_S=60 tests/e2e/netns.sh /usr/bin/python3 -m pytest -q -s -p no:cacheprovider \
+		tests/e2e/test_backpressure.py -k never_reads | grep -E "RSS|passed|failed"
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)

@@ -203,3 +203,34 @@ def test_partner_that_stops_reading(daemons):
     print(f"\nheld: {held and held.get('reading')}; RSS before {base} kB, peak {peak} kB; "
           f"{m['bounced']} bounced, {m['delivered'] - counter.errors} written to Prosody")
     assert peak - base < 40 * 1024, (base, peak)
+
+
+def test_http_client_that_never_reads(fg):
+    """The admin listener answers one request at a time per connection and
+    writes the next answer only when the last one is gone: a client that
+    pipelines 5000 requests for /metrics and never reads costs fedgate one
+    answer's worth of memory, and other clients are served meanwhile."""
+    import urllib.request
+    metrics(fg)  # makes the token
+    base = rss_kb(fg.proc.pid)
+    s = socket.create_connection(("127.0.0.1", 5280), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    req = (f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           f"Authorization: Bearer {fg.mon_token}\r\n\r\n").encode()
+    sent = 0
+    s.settimeout(2)
+    try:
+        for _ in range(5000):
+            s.sendall(req)
+            sent += 1
+    except (socket.timeout, OSError):
+        pass
+    time.sleep(1)
+    peak = rss_kb(fg.proc.pid)
+    # another client still gets its answer
+    other = urllib.request.Request("http://127.0.0.1:5280/metrics",
+                                   headers={"Authorization": f"Bearer {fg.mon_token}"})
+    assert urllib.request.urlopen(other, timeout=10).status == 200
+    s.close()
+    print(f"\n{sent} requests pipelined; RSS before {base} kB, with them {peak} kB")
+    assert peak - base < 8 * 1024, (base, peak)
