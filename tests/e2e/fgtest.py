@@ -272,12 +272,13 @@ def metrics(fg):
 
 class Counter:
     """Reads a socket to its end, counting error messages (bounces) in
-    the raw bytes, whatever the chunking."""
+    the raw bytes, whatever the chunking; keep=True also keeps the bytes."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, keep=False):
         self.sock = sock
         self.errors = 0
         self.timeouts = 0
+        self.raw = bytearray() if keep else None
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
@@ -292,11 +293,11 @@ class Counter:
                 return
             if not data:
                 return
+            if self.raw is not None:
+                self.raw += data
             buf = tail + data
             self.errors += buf.count(b"<error ")
             self.timeouts += buf.count(b"<remote-server-timeout")
             # too short to hold a whole match: what it starts is
             # counted with the next chunk, never twice
             tail = buf[-(len(pat) - 1):]
-
-

@@ -6,7 +6,6 @@ shutdown both answer every waiting sender."""
 import re
 import signal
 import socket
-import threading
 import time
 
 import pytest
@@ -49,27 +48,6 @@ def conditions(raw):
                       rb"service-unavailable)", raw)
 
 
-class Recorder(Counter):
-    """A Counter that also keeps the bytes, to read conditions from."""
-
-    def __init__(self, sock):
-        self.raw = bytearray()
-        super().__init__(sock)
-
-    def run(self):
-        self.sock.settimeout(None)
-        while True:
-            try:
-                data = self.sock.recv(1 << 16)
-            except OSError:
-                return
-            if not data:
-                return
-            tail = bytes(self.raw[-6:])
-            self.raw += data
-            self.errors += (tail + data).count(b"<error ")
-
-
 def test_every_message_to_an_unresponsive_partner_is_answered(fg):
     """100,000 messages to a partner whose server never answers: the
     queue keeps 1000 (bounced when stream_establishment_timeout ends an
@@ -79,7 +57,7 @@ def test_every_message_to_an_unresponsive_partner_is_answered(fg):
     before = metrics(fg)
     alice = Client()
     alice.login("alice", USERS["alice"], resource="flood")
-    rec = Recorder(alice.sock)
+    rec = Counter(alice.sock, keep=True)
     alice.sock.settimeout(None)
     for i in range(n):
         alice.sock.sendall(f"<message to='bob@silent.test' id='m{i}' type='chat'>"

@@ -24,8 +24,8 @@ def world(daemons, **limits):
     bed = daemons.bed({"fabrikam.test": PROSODY},
                       srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
                            ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
-    prosody = daemons.prosody(bed, "fabrikam", PROSODY, ["fabrikam.test"],
-                              users={"bob@fabrikam.test": "bobpass"})
+    daemons.prosody(bed, "fabrikam", PROSODY, ["fabrikam.test"],
+                    users={"bob@fabrikam.test": "bobpass"})
     fg = daemons.fedgate(bed=bed, partners=[("fabrikam.test", "--partner-type", "federated")],
                          users={"alice@contoso.test": ALICE_PW},
                          extra={"limits": limits} if limits else None).start()
