@@ -16,6 +16,7 @@
 #include "sasl.h"
 #include "router.h"
 #include "route.h"
+#include "s2s_out.h"
 #include "store.h"
 #include "stream.h"
 #include "strmap.h"
@@ -357,7 +358,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(x->base);
 		return;
 	}
-	log_info("serve", "%s: shutting down, %u streams open", strsignal((int)sig), x->nstreams);
+	log_info("serve", "%s: shutting down, %u inbound and %u outbound streams open",
+		 strsignal((int)sig), x->nstreams, x->nouts);
 	x->stopping = true;
 	close_listeners();
 	control_stop(&srv->control);
@@ -365,7 +367,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	routes_close_domain(x, NULL, "the server is shutting down");
 	for (struct stream *s = x->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
-	if (x->nstreams == 0) {
+	if (x->nstreams == 0 && x->nouts == 0) {
 		event_base_loopexit(x->base, NULL);
 	} else {
 		struct timeval tv = {SHUTDOWN_GRACE_S, 0};
@@ -461,6 +463,7 @@ out:
 	/* After the last reply: evhttp frees what it still holds. */
 	admin_http_stop(&srv.http);
 	routes_free_all(&srv.x);
+	s2s_out_free_all(&srv.x);
 	dns_free(&srv.x.dns);
 	/* Streams still open after the grace period are cut. */
 	xmpp_free_streams(&srv.x);

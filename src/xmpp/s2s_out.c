@@ -84,6 +84,7 @@ struct s2s_out {
 	bool attempted;		     /* DNS or network was tried: failures count
 					for the retry delay */
 	struct xml_buf report;
+	struct s2s_out *prev, *next; /* srv->outs */
 };
 
 static void arm_idle(struct s2s_out *o);
@@ -155,7 +156,23 @@ static void out_free(struct s2s_out *o)
 	free(o->targets);
 	free(o->local);
 	free(o->remote);
+	struct xmpp_server *srv = o->srv;
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		srv->outs = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	assert(srv->nouts > 0);
+	srv->nouts--;
 	free(o);
+	xmpp_check_drained(srv);
+}
+
+void s2s_out_free_all(struct xmpp_server *srv)
+{
+	while (srv->outs)
+		s2s_out_free_now(srv->outs);
 }
 
 /* The owning route learns why (and reports every stanza it queued), then
@@ -666,6 +683,11 @@ struct s2s_out *s2s_out_new(struct xmpp_server *srv, const char *local, const ch
 	if (!o)
 		return NULL;
 	o->srv = srv;
+	o->next = srv->outs;
+	if (srv->outs)
+		srv->outs->prev = o;
+	srv->outs = o;
+	srv->nouts++;
 	o->local = strdup(local);
 	o->remote = strdup(remote);
 	o->deadline = evtimer_new(srv->base, on_deadline, o);

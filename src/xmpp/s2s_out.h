@@ -72,5 +72,8 @@ int s2s_out_verify(struct s2s_out *o, const char *id, const char *key, s2s_out_v
 void s2s_out_status(const struct s2s_out *o, void *json_row);
 /* Frees at once, without telling the owner (final exit). Accepts NULL. */
 void s2s_out_free_now(struct s2s_out *o);
+/* The same for every outbound stream still alive, those whose route has
+ * forgotten them while they close too (final exit, after the routes). */
+void s2s_out_free_all(struct xmpp_server *srv);
 
 #endif

@@ -950,7 +950,12 @@ void xmpp_stream_gone(struct xmpp_server *srv, struct stream *s)
 	assert(srv->nstreams > 0);
 	stream_list_remove(&srv->streams, s);
 	srv->nstreams--;
-	if (srv->stopping && srv->nstreams == 0 && srv->drained)
+	xmpp_check_drained(srv);
+}
+
+void xmpp_check_drained(struct xmpp_server *srv)
+{
+	if (srv->stopping && srv->nstreams == 0 && srv->nouts == 0 && srv->drained)
 		srv->drained(srv);
 }
 

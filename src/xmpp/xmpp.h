@@ -15,6 +15,7 @@ struct fg_conf;
 struct live;
 struct partner;
 struct routes;
+struct s2s_out;
 struct session;
 struct store;
 struct stream;
@@ -32,8 +33,8 @@ struct xmpp_server {
 	struct store *store; /* the store thread */
 	struct live *live;   /* partners, gateway settings, accounts (core/live.h) */
 	bool stopping;	     /* set by the program: nothing new starts */
-	/* Called when stopping and the last stream is gone (the program ends
-	 * its loop). */
+	/* Called when stopping and the last stream, inbound or outbound, is
+	 * gone (the program ends its loop). */
 	void (*drained)(struct xmpp_server *srv);
 	/* The router's way out, registered by the program (router_route and
 	 * router_bounce, router.h), so that the files the router itself calls
@@ -52,6 +53,10 @@ struct xmpp_server {
 	/* stream.c: the stream whose stanza is being routed, which a full
 	 * recipient holds (xmpp_hold_feeder); NULL between stanzas */
 	struct stream *feeding;
+	/* s2s_out.c: every outbound stream still alive, closing ones too (the
+	 * program waits for them at shutdown and frees what is left) */
+	struct s2s_out *outs;
+	unsigned nouts;
 	/* route.c: one route per (local, remote) domain pair */
 	struct routes *routes;
 	/* session.c: bound sessions by bare JID */
@@ -92,6 +97,8 @@ unsigned xmpp_streams_from(const struct xmpp_server *srv, const char *peer);
  * releases what it held when it drains or goes away. */
 void xmpp_hold_feeder(struct xmpp_server *srv, const void *by);
 void xmpp_release_held(struct xmpp_server *srv, const void *by);
+/* Stopping and no stream of either direction left: calls drained. */
+void xmpp_check_drained(struct xmpp_server *srv);
 /* Frees every stream still open, without callbacks (final exit). */
 void xmpp_free_streams(struct xmpp_server *srv);
 

@@ -246,6 +246,15 @@ class Peer:
 
 # ---- load tests: memory, outcome counters, counting bounces ----
 
+def sanitized():
+    """Whether FEDGATE is the ASan build: its quarantine keeps freed
+    memory, so resident size says nothing about fedgate's own use."""
+    with open(FEDGATE if os.path.isabs(FEDGATE) else
+              subprocess.run(["which", FEDGATE], capture_output=True,
+                             text=True).stdout.strip(), "rb") as f:
+        return b"AddressSanitizer" in f.read()
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from c2sclient import Client
-from fgtest import Counter, metrics, rss_kb
+from fgtest import Counter, metrics, rss_kb, sanitized
 from conftest import BED_FEDGATE_ADDR
 
 USERS = {"alice": "alice-secret-1", "dave": "dave-secret-22"}
@@ -113,9 +113,11 @@ def test_flood_to_a_client_that_never_reads(fg):
     after = rss_kb(fg.proc.pid)
     print(f"\nRSS before {base} kB, peak {peak} kB, after {after} kB; "
           f"{to_alice} written to alice, {m['offline']} offline, {m['bounced']} bounced")
-    # old fedgate: hundreds of MB for this flood, and kept after
-    assert peak - base < 40 * 1024, (base, peak)
-    assert after - base < 10 * 1024, (base, after)
+    # old fedgate: hundreds of MB for this flood, and kept after (the
+    # figures are only printed for the ASan build)
+    if not sanitized():
+        assert peak - base < 40 * 1024, (base, peak)
+        assert after - base < 10 * 1024, (base, after)
 
 
 class Alice(Client):
@@ -202,7 +204,8 @@ def test_partner_that_stops_reading(daemons):
     assert "remote-server-timeout" in fg.read_log() or counter.timeouts > 0
     print(f"\nheld: {held and held.get('reading')}; RSS before {base} kB, peak {peak} kB; "
           f"{m['bounced']} bounced, {m['delivered'] - counter.errors} written to Prosody")
-    assert peak - base < 40 * 1024, (base, peak)
+    if not sanitized():
+        assert peak - base < 40 * 1024, (base, peak)
 
 
 def test_http_client_that_never_reads(fg):
@@ -233,4 +236,5 @@ def test_http_client_that_never_reads(fg):
     assert urllib.request.urlopen(other, timeout=10).status == 200
     s.close()
     print(f"\n{sent} requests pipelined; RSS before {base} kB, with them {peak} kB")
-    assert peak - base < 8 * 1024, (base, peak)
+    if not sanitized():
+        assert peak - base < 8 * 1024, (base, peak)
