@@ -88,6 +88,22 @@ static void on_reply(void *ud, int status, json_t *body)
 	flushed_cb(c->bev, c);
 }
 
+int control_parse_request(const char *line, size_t len, struct cmd_request *cr, json_t **req)
+{
+	json_error_t jerr;
+	*req = json_loadb(line, len, 0, &jerr);
+	const char *command = *req ? json_string_value(json_object_get(*req, "command")) : NULL;
+	if (!command) {
+		json_decref(*req);
+		*req = NULL;
+		return FG_INVAL;
+	}
+	cr->name = command;
+	cr->params = json_object_get(*req, "params");
+	cr->what_if = json_is_true(json_object_get(*req, "what_if"));
+	return FG_OK;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
@@ -103,13 +119,12 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
-	json_error_t jerr;
-	json_t *req = json_loadb(line, len, 0, &jerr);
+	json_t *req;
+	struct cmd_request cr = {.who = c->who, .iface = "cli"};
+	int rc = control_parse_request(line, len, &cr, &req);
 	free(line);
-	const char *command = req ? json_string_value(json_object_get(req, "command")) : NULL;
-	if (!command) {
+	if (rc != FG_OK) {
 		c->busy = true;
-		json_decref(req);
 		json_t *b = json_object();
 		json_t *errs = json_array();
 		json_array_append_new(errs, json_pack("{s:n, s:s}", "field", "message",
@@ -118,14 +133,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		on_reply(c, CMD_USAGE, b);
 		return;
 	}
-	log_info(c->ctx, "%s runs '%s'", c->who, command);
-	struct cmd_request cr = {
-		.name = command,
-		.params = json_object_get(req, "params"),
-		.what_if = json_is_true(json_object_get(req, "what_if")),
-		.who = c->who,
-		.iface = "cli",
-	};
+	log_info(c->ctx, "%s runs '%s'", c->who, cr.name);
 	c->busy = true;
 	cmd_exec(c->ctl->env, &cr, on_reply, c);
 	json_decref(req);
