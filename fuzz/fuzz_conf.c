@@ -26,19 +26,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char g_path[128];
 
+static char g_dir[64];
+
+static void cleanup(void)
+{
+	unlink(g_path);
+	rmdir(g_dir);
+}
+
 /* The file lives in a folder of its own in memory (relative paths resolve
  * against it). */
 static void setup(void)
 {
 	if (g_path[0])
 		return;
-	char dir[64];
+	char *dir = g_dir;
 
-	snprintf(dir, sizeof(dir), "/dev/shm/fg-fuzz-conf.%ld", (long)getpid());
+	snprintf(dir, sizeof(g_dir), "/dev/shm/fg-fuzz-conf.%ld", (long)getpid());
 	if (access("/dev/shm", W_OK) != 0)
-		snprintf(dir, sizeof(dir), "/tmp/fg-fuzz-conf.%ld", (long)getpid());
+		snprintf(dir, sizeof(g_dir), "/tmp/fg-fuzz-conf.%ld", (long)getpid());
 	CHECK(mkdir(dir, 0700) == 0 || access(dir, W_OK) == 0);
 	snprintf(g_path, sizeof(g_path), "%s/fedgate.conf", dir);
+	atexit(cleanup);
 }
 
 static void put(const void *p, size_t n)
