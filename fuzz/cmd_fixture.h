@@ -49,7 +49,7 @@ struct fx {
 	json_t *body;
 };
 
-static void fx_on_reply(void *ud, int status, json_t *body)
+static inline void fx_on_reply(void *ud, int status, json_t *body)
 {
 	struct fx *f = ud;
 
@@ -60,7 +60,7 @@ static void fx_on_reply(void *ud, int status, json_t *body)
 }
 
 /* Everything a command may change, as one text. */
-static char *fx_snapshot(struct fx *f)
+static inline char *fx_snapshot(struct fx *f)
 {
 	static const char *const reads[] = {"partner export", "gateway get", "user list",
 					    "admin list"};
@@ -88,7 +88,7 @@ static char *fx_snapshot(struct fx *f)
 	return s;
 }
 
-static bool fx_contains(json_t *body, const char *secret)
+static inline bool fx_contains(json_t *body, const char *secret)
 {
 	if (!secret || strlen(secret) < 8)
 		return false;
@@ -99,7 +99,7 @@ static bool fx_contains(json_t *body, const char *secret)
 	return in;
 }
 
-static bool fx_names(const struct cmd_request *req, const char *secret)
+static inline bool fx_names(const struct cmd_request *req, const char *secret)
 {
 	return fx_contains(req->params, secret) ||
 	       (req->name && secret && strlen(secret) >= 8 && strstr(req->name, secret));
@@ -107,7 +107,7 @@ static bool fx_names(const struct cmd_request *req, const char *secret)
 
 /* Runs one command as the front-ends do and checks the common contract.
  * Returns the status; the body stays in f->body. */
-static int fx_exec(struct fx *f, const struct cmd_request *req)
+static inline int fx_exec(struct fx *f, const struct cmd_request *req)
 {
 	const struct cmd_def *def = cmd_find(req->name ? req->name : "");
 	char *before = fx_snapshot(f);
@@ -144,7 +144,7 @@ static int fx_exec(struct fx *f, const struct cmd_request *req)
 	return f->status;
 }
 
-static void fx_do(struct fx *f, const char *name, const char *params_json)
+static inline void fx_do(struct fx *f, const char *name, const char *params_json)
 {
 	json_error_t e;
 	json_t *p = json_loads(params_json, 0, &e);
@@ -157,7 +157,7 @@ static void fx_do(struct fx *f, const char *name, const char *params_json)
 	json_decref(p);
 }
 
-static void fx_load(struct fx *f)
+static inline void fx_load(struct fx *f)
 {
 	char err[512] = "";
 
@@ -168,9 +168,9 @@ static void fx_load(struct fx *f)
 	CHECK(cmd_env_load(&f->env, f->db, err, sizeof(err)) == FG_OK);
 }
 
-static void fx_close(struct fx *f);
+static inline void fx_close(struct fx *f);
 
-static void fx_mkdir(struct fx *f)
+static inline void fx_mkdir(struct fx *f)
 {
 	snprintf(f->dir, sizeof(f->dir), "%s/fg-fuzz.XXXXXX",
 		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
@@ -179,7 +179,7 @@ static void fx_mkdir(struct fx *f)
 
 static char fx_template[160];
 
-static void fx_template_remove(void)
+static inline void fx_template_remove(void)
 {
 	char *slash = strrchr(fx_template, '/');
 
@@ -192,7 +192,7 @@ static void fx_template_remove(void)
 
 /* The starting state is made once (an admin's password hash takes long)
  * and copied for every input. */
-static void fx_open(struct fx *f)
+static inline void fx_open(struct fx *f)
 {
 	char *template_db = fx_template;
 
@@ -239,7 +239,7 @@ static void fx_open(struct fx *f)
 	fx_load(f);
 }
 
-static void fx_close(struct fx *f)
+static inline void fx_close(struct fx *f)
 {
 	static const char *const files[] = {"fedgate.db", "fedgate.db-wal", "fedgate.db-shm",
 					    "fedgate.db-journal"};
