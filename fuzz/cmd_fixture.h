@@ -23,18 +23,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "cmd.h"
 #include "conf.h"
 #include "fg.h"
 #include "log.h"
 #include "sasl.h"
 #include "store_sqlite.h"
-
-#define CHECK(cond)                       \
-	do {                              \
-		if (!(cond))              \
-			__builtin_trap(); \
-	} while (0)
 
 #define FX_PASSWORD "correct horse battery"
 

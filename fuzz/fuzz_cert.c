@@ -17,15 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "tls.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                       \
-	do {                              \
-		if (!(cond))              \
-			__builtin_trap(); \
-	} while (0)
 
 enum { R_DNS, R_SRV, R_XMPP, R_CN, R_WRONG_TYPE, R_KINDS };
 

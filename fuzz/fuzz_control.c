@@ -7,10 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fuzz.h"
 #include "cmd_fixture.h"
 #include "control.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define LINES_MAX 4
 

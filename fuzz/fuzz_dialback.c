@@ -14,19 +14,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fuzz.h"
 #include "dialback.h"
 #include "fg.h"
 #include "jid.h"
 #include "xml.h"
 #include "xmlstream.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                       \
-	do {                              \
-		if (!(cond))              \
-			__builtin_trap(); \
-	} while (0)
 
 #define SECRET	"fuzz-dialback-secret"
 #define MAX_PEN 3

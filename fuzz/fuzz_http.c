@@ -20,13 +20,13 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "fuzz.h"
 #include "api.h"
 #include "cmd_fixture.h"
 #include "http.h"
 #include "http_server.h"
 #include "web.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 void __real_evhttp_send_reply(struct evhttp_request *req, int code, const char *reason,
 			      struct evbuffer *databuf);
 void __wrap_evhttp_send_reply(struct evhttp_request *req, int code, const char *reason,

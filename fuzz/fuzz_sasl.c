@@ -22,18 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "fg.h"
 #include "jid.h"
 #include "s2s_in.h"
 #include "sasl.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                       \
-	do {                              \
-		if (!(cond))              \
-			__builtin_trap(); \
-	} while (0)
 
 #define USER	 "user"
 #define PASSWORD "pencil"

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "conf.h"
 #include "fg.h"
 #include "jid.h"
@@ -39,16 +40,9 @@
 #include "xmlstream.h"
 #include "xmpp.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int __wrap_route_send(struct xmpp_server *srv, const char *local, const char *remote,
 		      struct xml_node *stanza, route_done done, void *ud);
 void __wrap_session_deliver(struct session *sess, struct xml_node *st);
-
-#define CHECK(cond)                       \
-	do {                              \
-		if (!(cond))              \
-			__builtin_trap(); \
-	} while (0)
 
 #define DOMAIN	       "contoso.test"
 #define ALICE	       "alice@contoso.test"
