@@ -925,6 +925,37 @@ static void test_long_lines(void **state)
 	free(errs);
 	free(text);
 
+	/* A relative path that fits its line but not once made absolute,
+	 * as conf_print() writes it: refused, or `fedgate check` would print
+	 * a configuration that does not load (found by fuzz_conf). */
+	size_t room = 198 - strlen("path = ") - strlen(dir) - 1;
+	assert_true(asprintf(&text, "[server]\ndomains = x.test\n[store]\npath = %0*d\n",
+			     (int)room + 1, 0) > 0);
+	assert_int_equal(load_text(dir, text, &c, &errs), FG_ERR);
+	expect_error(dir, errs, 4, "[store] path: the path ");
+	assert_non_null(strstr(errs, "choose a shorter path"));
+	assert_int_equal(count_lines(errs), 1);
+	free(errs);
+	free(text);
+	/* One character less fits, and prints back. */
+	assert_true(asprintf(&text, "[server]\ndomains = x.test\n[store]\npath = %0*d\n", (int)room,
+			     0) > 0);
+	assert_int_equal(load_text(dir, text, &c, &errs), FG_OK);
+	f = open_memstream(&printed, &plen);
+	assert_non_null(f);
+	conf_print(c, f);
+	fclose(f);
+	path = write_file(dir, "printed.conf", printed);
+	free(errs);
+	assert_int_equal(load_path(path, &again, &errs), FG_OK);
+	assert_conf_equal(c, again);
+	conf_free(&again);
+	conf_free(&c);
+	free(path);
+	free(printed);
+	free(errs);
+	free(text);
+
 	/* conf_print() wraps a long list so that it reads back. */
 	f = open_memstream(&text, &plen);
 	assert_non_null(f);
