@@ -28,16 +28,17 @@ static void cleanup(void)
 }
 
 /* The file lives in a folder of its own in memory (relative paths resolve
- * against it). */
+ * against it), named with the same length in every process: how long a
+ * printed path is depends on it, so a finding must replay elsewhere. */
 static void setup(void)
 {
 	if (g_path[0])
 		return;
 	char *dir = g_dir;
 
-	snprintf(dir, sizeof(g_dir), "/dev/shm/fg-fuzz-conf.%ld", (long)getpid());
+	snprintf(dir, sizeof(g_dir), "/dev/shm/fg-fuzz-conf.%010ld", (long)getpid());
 	if (access("/dev/shm", W_OK) != 0)
-		snprintf(dir, sizeof(g_dir), "/tmp/fg-fuzz-conf.%ld", (long)getpid());
+		snprintf(dir, sizeof(g_dir), "/tmp/fg-fuzz-conf.%010ld", (long)getpid());
 	CHECK(mkdir(dir, 0700) == 0 || access(dir, W_OK) == 0);
 	snprintf(g_path, sizeof(g_path), "%s/fedgate.conf", dir);
 	atexit(cleanup);
