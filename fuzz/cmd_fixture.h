@@ -116,10 +116,16 @@ static inline int fx_exec(struct fx *f, const struct cmd_request *req)
 	CHECK(json_is_object(f->body));
 	if (f->status != CMD_OK)
 		CHECK(json_array_size(json_object_get(f->body, "errors")) > 0);
-	/* Secrets stay where they are. */
+	/* Secrets stay where they are: the password given, unless the rest
+	 * of the request spells it too (a password "ntoso.test" is in the
+	 * JID bob@contoso.test the reply rightly shows). */
 	const char *pw = json_string_value(json_object_get(req->params, "password"));
+	json_t *rest = json_is_object(req->params) ? json_deep_copy(req->params) : NULL;
 
-	CHECK(!fx_contains(f->body, pw));
+	json_object_del(rest, "password");
+	if (!fx_contains(rest, pw) && !(req->name && pw && strstr(req->name, pw)))
+		CHECK(!fx_contains(f->body, pw));
+	json_decref(rest);
 	/* The others unless the input has named them, here or before (the
 	 * fuzzer learns them from these very comparisons, and an error may
 	 * quote a key or a description may hold one). */
