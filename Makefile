@@ -5,7 +5,7 @@ BUILD      ?= build
 SAN_BUILD  ?= build-san
 DOMAIN     ?= localhost
 JOBS       ?= $(shell nproc)
-SOURCES    := $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c bench/*.c)
+SOURCES    := $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c fuzz/*.h bench/*.c)
 
 .PHONY: all deps build build-san run check fuzz lint format bench clean
 
@@ -38,9 +38,18 @@ run: build
 check: deps
 	@./scripts/check.sh $(BUILD) $(SAN_BUILD)
 
+# Builds the targets and prints, for each, the command of a 10-minute run
+# (docs/internals.md, "Fuzzing"): new inputs go to a scratch folder, the
+# seeds in fuzz/corpus/ are only read.
+FUZZ_SCRATCH ?= /tmp/fedgate-fuzz
 fuzz: build-san
-	@echo "fuzzers: $$(ls $(SAN_BUILD)/fuzz_* | tr '\n' ' ')"
-	@echo "run one: $(SAN_BUILD)/fuzz_xmlstream -max_total_time=600 /tmp/corpus fuzz/corpus/fuzz_xmlstream"
+	@echo "10-minute runs (nice, at most one per core); scratch corpora in $(FUZZ_SCRATCH)/:"
+	@for src in fuzz/fuzz_*.c; do \
+		n=$$(basename $$src .c); d=""; \
+		[ -f fuzz/$$n.dict ] && d=" -dict=fuzz/$$n.dict"; \
+		echo "mkdir -p $(FUZZ_SCRATCH)/$$n && nice $(SAN_BUILD)/$$n -max_total_time=600 -timeout=30 -rss_limit_mb=2048 -print_final_stats=1$$d $(FUZZ_SCRATCH)/$$n fuzz/corpus/$$n"; \
+	done
+	@echo "replay one input: $(SAN_BUILD)/fuzz_NAME FILE; shrink a crash: $(SAN_BUILD)/fuzz_NAME -minimize_crash=1 -runs=10000 FILE"
 
 # The layer rule (an include that runs upward or sideways, a circle) and
 # the format; either fails the target, naming the file and line.

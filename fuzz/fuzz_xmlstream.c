@@ -1,6 +1,7 @@
 /* Fuzzes the stream core: any bytes, split anywhere, must give events or one
  * error, never a crash or a leak; every stanza it yields must survive
  * serialize -> parse unchanged. */
+#include "fuzz.h"
 #include "fg.h"
 #include "xml.h"
 #include "xmlstream.h"
@@ -59,8 +60,6 @@ static int on_event(void *ud, struct xs_event *ev)
 	}
 	return XS_CONTINUE;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

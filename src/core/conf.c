@@ -809,6 +809,9 @@ static char *path_join(const char *dir, const char *name)
 	return out;
 }
 
+/* inih's line limit (r55's compiled-in 200 bytes, less "\n\0"). */
+#define PRINT_LINE_MAX 198
+
 static void parse_path(struct parser *p, const struct conf_key *k, int line, const char *raw,
 		       struct fg_conf *c)
 {
@@ -825,6 +828,16 @@ static void parse_path(struct parser *p, const struct conf_key *k, int line, con
 	abs = path_join(c->dir, raw);
 	if (abs == NULL) {
 		p->nomem = true;
+		return;
+	}
+	/* conf_print() writes the path absolute on one line, and what
+	 * `fedgate check` prints must load again. */
+	if (strlen(k->name) + 3 + strlen(abs) > PRINT_LINE_MAX) {
+		kerr(p, k, line,
+		     "the path %s is %zu characters long once made absolute, more than the %zu "
+		     "that fit on one line after '%s = '; choose a shorter path",
+		     abs, strlen(abs), PRINT_LINE_MAX - strlen(k->name) - 3, k->name);
+		free(abs);
 		return;
 	}
 	if (k->type == CT_UNIX_PATH) {
@@ -1577,9 +1590,6 @@ static void key_comment(const struct conf_key *k, bool is_default, FILE *f)
 	}
 	fprintf(f, " (%sdefault %s)", is_default ? "" : "changed; ", def);
 }
-
-/* inih's line limit (r55's compiled-in 200 bytes, less "\n\0"). */
-#define PRINT_LINE_MAX 198
 
 static void print_key(const struct fg_conf *c, const struct fg_conf *d, const struct conf_key *k,
 		      FILE *f)

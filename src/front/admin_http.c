@@ -413,21 +413,11 @@ static void gencb(struct evhttp_request *req, void *arg)
 	if (con)
 		evhttp_connection_get_peer(con, &peer, &port);
 	snprintf(h->ip, sizeof(h->ip), "%s", peer ? peer : "?");
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-	size_t plen = 0;
-	char *path = raw ? evhttp_uridecode(raw, 0, &plen) : NULL;
-	if (!path || plen >= sizeof(h->path) || strlen(path) != plen) {
-		free(path);
-		snprintf(h->path, sizeof(h->path), "/");
+	if (http_target_decode(evhttp_request_get_evhttp_uri(req), h->path, sizeof(h->path),
+			       &h->query) != FG_OK) {
 		http_send_error(h, 400, NULL, "the path is malformed or too long");
 		return;
 	}
-	snprintf(h->path, sizeof(h->path), "%s", path);
-	free(path);
-	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-	if (q)
-		evhttp_parse_query_str(q, &h->query);
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	h->body_len = evbuffer_get_length(in);
 	h->body = malloc(h->body_len + 1);

@@ -89,6 +89,30 @@ static void on_reply(void *ud, int status, json_t *body)
 	flushed_cb(c->bev, c);
 }
 
+int control_parse_request(const char *line, size_t len, struct cmd_request *cr, json_t **req,
+			  char *why, size_t whylen)
+{
+	struct jsonin_error jerr;
+	*req = jsonin_load(line, len, &jerr);
+	const char *command = *req ? json_string_value(json_object_get(*req, "command")) : NULL;
+	if (!command) {
+		if (why && !*req) {
+			char what[600];
+			jsonin_describe(&jerr, what, sizeof(what));
+			snprintf(why, whylen, "malformed control request: %s", what);
+		} else if (why) {
+			snprintf(why, whylen, "malformed control request: no \"command\"");
+		}
+		json_decref(*req);
+		*req = NULL;
+		return FG_INVAL;
+	}
+	cr->name = command;
+	cr->params = json_object_get(*req, "params");
+	cr->what_if = json_is_true(json_object_get(*req, "what_if"));
+	return FG_OK;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
@@ -104,19 +128,13 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
-	struct jsonin_error jerr;
-	json_t *req = jsonin_load(line, len, &jerr);
+	json_t *req;
+	struct cmd_request cr = {.who = c->who, .iface = "cli"};
+	char msg[700];
+	int rc = control_parse_request(line, len, &cr, &req, msg, sizeof(msg));
 	free(line);
-	const char *command = req ? json_string_value(json_object_get(req, "command")) : NULL;
-	if (!command) {
+	if (rc != FG_OK) {
 		c->busy = true;
-		char msg[700] = "malformed control request";
-		if (!req) {
-			char what[600];
-			jsonin_describe(&jerr, what, sizeof(what));
-			snprintf(msg, sizeof(msg), "malformed control request: %s", what);
-		}
-		json_decref(req);
 		json_t *b = json_object();
 		json_t *errs = json_array();
 		json_array_append_new(errs, json_pack("{s:n, s:s}", "field", "message", msg));
@@ -124,14 +142,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		on_reply(c, CMD_USAGE, b);
 		return;
 	}
-	log_info(c->ctx, "%s runs '%s'", c->who, command);
-	struct cmd_request cr = {
-		.name = command,
-		.params = json_object_get(req, "params"),
-		.what_if = json_is_true(json_object_get(req, "what_if")),
-		.who = c->who,
-		.iface = "cli",
-	};
+	log_info(c->ctx, "%s runs '%s'", c->who, cr.name);
 	c->busy = true;
 	cmd_exec(c->ctl->env, &cr, on_reply, c);
 	json_decref(req);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 struct cmd_env;
+struct cmd_request;
 struct control;
 
 /* Listens on path. A stale socket file (nobody answers) is replaced; one a
@@ -21,6 +22,15 @@ struct control *control_start(struct event_base *base, const char *path, struct 
 /* Stops listening and removes the socket file. Requests under way still
  * get their replies if the loop runs on. Accepts NULL, clears the pointer. */
 void control_stop(struct control **c);
+
+/* Reads one request line (without its newline) into cr: name, params and
+ * what_if, which borrow from *req; the caller sets who and iface and
+ * json_decref()s *req once the command has run. FG_INVAL for a line that
+ * is not a JSON object with a string "command" (a key given twice is
+ * refused too); *req is NULL then, and why (may be NULL) says what is
+ * wrong and where. */
+int control_parse_request(const char *line, size_t len, struct cmd_request *cr, json_t **req,
+			  char *why, size_t whylen);
 
 /* Client side. Returns FG_OK with *status and *body (owned by the caller)
  * when the daemon answered, FG_NOTFOUND when no daemon listens on path,

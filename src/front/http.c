@@ -104,12 +104,10 @@ const char *http_form(struct hreq *h, const char *key)
 	return evhttp_find_header(&h->form, key);
 }
 
-/* The value of cookie name in the Cookie header, or "" (at most outlen-1
- * bytes; longer values are not ours). */
-void http_cookie_get(struct hreq *h, const char *name, char *out, size_t outlen)
+/* At most outlen-1 bytes: longer values are not ours. */
+void http_cookie_value(const char *c, const char *name, char *out, size_t outlen)
 {
 	out[0] = '\0';
-	const char *c = http_header(h, "Cookie");
 	size_t nl = strlen(name);
 	while (c && *c) {
 		while (*c == ' ' || *c == ';')
@@ -126,6 +124,30 @@ void http_cookie_get(struct hreq *h, const char *name, char *out, size_t outlen)
 		}
 		c = end;
 	}
+}
+
+void http_cookie_get(struct hreq *h, const char *name, char *out, size_t outlen)
+{
+	http_cookie_value(http_header(h, "Cookie"), name, out, outlen);
+}
+
+int http_target_decode(const struct evhttp_uri *uri, char *path, size_t pathlen,
+		       struct evkeyvalq *query)
+{
+	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+	size_t plen = 0;
+	char *dec = raw ? evhttp_uridecode(raw, 0, &plen) : NULL;
+	if (!dec || plen >= pathlen || strlen(dec) != plen) {
+		free(dec);
+		snprintf(path, pathlen, "/");
+		return FG_INVAL;
+	}
+	snprintf(path, pathlen, "%s", dec);
+	free(dec);
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (q)
+		evhttp_parse_query_str(q, query);
+	return FG_OK;
 }
 
 /* ---- answering ---- */

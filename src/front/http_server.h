@@ -6,6 +6,9 @@
 
 #include "admin.h"
 
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
 #include <jansson.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -53,8 +56,15 @@ void http_random_hex(char *out, size_t bytes);
 /* Constant-time equality of two secrets. */
 bool http_same_secret(const char *a, const char *b);
 bool http_has_prefix(const char *s, const char *p);
-/* The value of cookie name, "" when absent. */
+/* The value of cookie name, "" when absent: of h's Cookie header, or of
+ * the header's value c (NULL for none). */
 void http_cookie_get(struct hreq *h, const char *name, char *out, size_t outlen);
+void http_cookie_value(const char *c, const char *name, char *out, size_t outlen);
+/* A request's URI as handlers see it: the percent-decoded path (shorter
+ * than pathlen, no NUL inside) and the query's fields appended to query.
+ * FG_INVAL, with path "/", for a missing, malformed or too long path. */
+int http_target_decode(const struct evhttp_uri *uri, char *path, size_t pathlen,
+		       struct evkeyvalq *query);
 void http_set_cookie(struct hreq *h, const char *name, const char *value, const char *path,
 		     long max_age);
 void http_hreq_free(struct hreq *h);

@@ -193,8 +193,16 @@ int dns_parse_hostport(const char *s, uint16_t default_port, char *host, size_t 
 		*is_ip = 1;
 		return copy_out(host, hostlen, tmp, hlen);
 	}
-	if (tmp[hlen - 1] == '.')
+	if (tmp[hlen - 1] == '.') {
 		tmp[--hlen] = '\0';
+		/* "192.0.2.7." is the address, as policy.c reads proxy_fqdn:
+		 * no top-level label is all digits, so as a name it could
+		 * only end in NXDOMAIN. */
+		if (hlen > 0 && inet_pton(AF_INET, tmp, bin) == 1) {
+			*is_ip = 1;
+			return copy_out(host, hostlen, tmp, hlen);
+		}
+	}
 	for (size_t i = 0; i < hlen; i++)
 		tmp[i] = (char)tolower((unsigned char)tmp[i]);
 	if (!dns_name_valid(tmp))

@@ -188,6 +188,23 @@ static bool admit(struct stream *s, struct xmpp_server *srv, const char *domain)
 	return false;
 }
 
+bool s2s_in_external_authzid_ok(const char *b64, const char *remote)
+{
+	if (!*b64 || strcmp(b64, "=") == 0)
+		return true;
+	unsigned char authzid[1100];
+	size_t n = strlen(b64);
+	int len = n < 1400 ? EVP_DecodeBlock(authzid, (const unsigned char *)b64, (int)n) : -1;
+	while (len > 0 && n && b64[--n] == '=')
+		len--; /* EVP_DecodeBlock counts padding as bytes */
+	char *prep = NULL;
+	bool same = len > 0 &&
+		    jid_domain_prep((const char *)authzid, (size_t)len, &prep) == JID_OK &&
+		    strcmp(prep, remote) == 0;
+	free(prep);
+	return same;
+}
+
 /* XEP-0178 §3, receiving side. The authorization identity, when given,
  * must be the domain the certificate was checked for. */
 static void sasl_external(struct s2s_in *in, const struct xml_node *el)
@@ -204,25 +221,10 @@ static void sasl_external(struct s2s_in *in, const struct xml_node *el)
 		sasl_failure(s, "not-authorized", "the certificate does not prove the domain");
 		return;
 	}
-	const char *b64 = xml_text(el);
-	if (*b64 && strcmp(b64, "=") != 0) {
-		unsigned char authzid[1100];
-		size_t n = strlen(b64);
-		int len = n < 1400 ? EVP_DecodeBlock(authzid, (const unsigned char *)b64, (int)n)
-				   : -1;
-		while (len > 0 && n && b64[--n] == '=')
-			len--; /* EVP_DecodeBlock counts padding as bytes */
-		char *prep = NULL;
-		bool same = len > 0 &&
-			    jid_domain_prep((const char *)authzid, (size_t)len, &prep) == JID_OK &&
-			    strcmp(prep, remote) == 0;
-		free(prep);
-		if (!same) {
-			sasl_failure(s, "invalid-authzid",
-				     "the authorization identity is not the "
-				     "domain of the stream");
-			return;
-		}
+	if (!s2s_in_external_authzid_ok(xml_text(el), remote)) {
+		sasl_failure(s, "invalid-authzid",
+			     "the authorization identity is not the domain of the stream");
+		return;
 	}
 	if (!admit(s, in->srv, remote))
 		return;

@@ -24,6 +24,11 @@
 int s2s_in_methods(const struct policy *partners, const char *remote, const char *local,
 		   unsigned *methods, char *why, size_t whylen);
 
+/* XEP-0178 §3: whether the authorization identity of <auth
+ * mechanism='EXTERNAL'/> (its base64 text; "" or "=" for none) is absent or
+ * names remote, the prepared domain the certificate was checked for. */
+bool s2s_in_external_authzid_ok(const char *b64, const char *remote);
+
 /* Adds the features for a stream in this state to `features`:
  * STARTTLS iff a TLS method is allowed, <required/> iff no method works
  * without TLS; the dialback feature iff an allowed dialback method matches

@@ -191,6 +191,11 @@ static void test_parse_hostport(void **state)
 		{"a..b", FG_INVAL, NULL, 0, 0},
 		{".a", FG_INVAL, NULL, 0, 0},
 		{"..", FG_INVAL, NULL, 0, 0},
+		/* An address with a final dot is the address, as policy.c's
+		 * proxy_fqdn check reads it: no top-level label is all
+		 * digits, so as a name it could only give NXDOMAIN. */
+		{"192.0.2.7.", FG_OK, "192.0.2.7", 5269, 1},
+		{"192.0.2.7.:5270", FG_OK, "192.0.2.7", 5270, 1},
 		{"caf\xc3\xa9.test", FG_INVAL, NULL, 0, 0}, /* must arrive as A-labels */
 		{"xn--caf-dma.test", FG_OK, "xn--caf-dma.test", 5269, 0},
 	};

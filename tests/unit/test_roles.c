@@ -901,6 +901,31 @@ static void test_c2s_peer_stream_error_after_auth(void **state)
 	assert_int_equal(session_count(&st->fx.srv), 0);
 }
 
+/* XEP-0178 §3: the authzid of SASL EXTERNAL, when given, must name the
+ * domain the certificate proved, in any spelling that prepares to it. */
+static void test_s2s_external_authzid(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *b64;
+		bool ok;
+	} cases[] = {
+		{"", true},				     /* none */
+		{"=", true},				     /* none, RFC 6120 §6.4.2 */
+		{"ZmFicmlrYW0udGVzdA==", true},		     /* fabrikam.test */
+		{"RkFCUklLQU0uVGVzdA==", true},		     /* FABRIKAM.Test */
+		{"ZXhhbXBsZS50ZXN0", false},		     /* example.test */
+		{"Y29ycC5mYWJyaWthbS50ZXN0", false},	     /* corp.fabrikam.test */
+		{"ZmFicmlrYW0udGVzdABldmlsLnRlc3Q=", false}, /* fabrikam.test NUL evil.test */
+		{"not base64!", false},
+		{"YWxpY2VAZmFicmlrYW0udGVzdA==", false}, /* alice@fabrikam.test */
+	};
+	for (size_t i = 0; i < FG_ARRAY_LEN(cases); i++)
+		if (s2s_in_external_authzid_ok(cases[i].b64, "fabrikam.test") != cases[i].ok)
+			fail_msg("authzid %s: want %s", cases[i].b64,
+				 cases[i].ok ? "ok" : "refused");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -943,6 +968,7 @@ int main(void)
 						c2s_teardown),
 		cmocka_unit_test_setup_teardown(test_c2s_peer_stream_error_after_auth, c2s_setup,
 						c2s_teardown),
+		cmocka_unit_test(test_s2s_external_authzid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
