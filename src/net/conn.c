@@ -178,7 +178,7 @@ void conn_free_now(struct conn **cp)
 		return;
 	struct conn *c = *cp;
 	if (c->bev)
-		bufferevent_free(c->bev);
+		bufferevent_free(c->bev); /* frees the SSL and closes the socket */
 	event_free(c->timer);
 	event_free(c->closer);
 	event_free(c->reaper);
@@ -490,14 +490,7 @@ static struct conn *conn_alloc(struct event_base *base, const struct sockaddr *p
 
 static void conn_discard(struct conn *c)
 {
-	if (c->bev)
-		bufferevent_free(c->bev);
-	event_free(c->timer);
-	event_free(c->closer);
-	event_free(c->reaper);
-	event_free(c->kick);
-	event_free(c->drainer);
-	free(c);
+	conn_free_now(&c);
 }
 
 struct conn *conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
