@@ -157,6 +157,9 @@ def test_partner_new_takes_the_domain_as_an_argument(fg):
 
 # ---- argument errors before any prompt ----
 
+PROMPT = b"assword for"  # "Password for", "Retype the password for"
+
+
 def run_tty(fg, args):
     """Runs the CLI with a terminal as standard input and types nothing.
     Returns (status, stderr); status None when it sat at a prompt."""
@@ -166,12 +169,15 @@ def run_tty(fg, args):
     os.close(slave)
     err = b""
     deadline = time.time() + 10
-    while proc.poll() is None and time.time() < deadline and b"assword" not in err:
+    while proc.poll() is None and time.time() < deadline and PROMPT not in err:
         ready, _, _ = select.select([proc.stderr, master], [], [], 0.2)
         if proc.stderr in ready:
             err += os.read(proc.stderr.fileno(), 4096)
         if master in ready:
-            os.read(master, 4096)
+            try:
+                os.read(master, 4096)
+            except OSError:  # the terminal's other end closed: the CLI is gone
+                pass
     if proc.poll() is None:
         proc.kill()
         proc.wait()
@@ -184,21 +190,21 @@ def run_tty(fg, args):
 
 def test_argument_errors_come_before_the_password_prompt(fg):
     rc, err = run_tty(fg, ("admin", "add", "bob", "--role", "root"))
-    assert "assword" not in err, "asked for a password before refusing the role: " + err
+    assert "Password for" not in err, "asked for a password before refusing the role: " + err
     assert rc == 1 and "role: 'root' is not a role" in err, (rc, err)
     rc, err = run_tty(fg, ("admin", "add", "bad name!", "--role", "viewer"))
-    assert "assword" not in err and rc == 1 and "name" in err, (rc, err)
+    assert "Password for" not in err and rc == 1 and "name" in err, (rc, err)
     rc, err = run_tty(fg, ("user", "add", "alice@fabrikam.test"))
-    assert "assword" not in err and rc == 1, (rc, err)
+    assert "Password for" not in err and rc == 1, (rc, err)
     assert "not a local domain" in err, err
     rc, err = run_tty(fg, ("user", "add", "not a jid@@"))
-    assert "assword" not in err and rc == 1 and "not a valid JID" in err, (rc, err)
+    assert "Password for" not in err and rc == 1 and "not a valid JID" in err, (rc, err)
     rc, err = run_tty(fg, ("user", "passwd", "nobody@contoso.test"))
-    assert "assword" not in err and rc == 3 and "no user" in err, (rc, err)
+    assert "Password for" not in err and rc == 3 and "no user" in err, (rc, err)
     # An account that exists already: refused before the prompt too.
     assert fg.cli("user", "add", "alice@contoso.test", input="Pw-long-enough\n").returncode == 0
     rc, err = run_tty(fg, ("user", "add", "alice@contoso.test"))
-    assert "assword" not in err and rc == 1 and "already exists" in err, (rc, err)
+    assert "Password for" not in err and rc == 1 and "already exists" in err, (rc, err)
     # Good arguments still get the prompt.
     rc, err = run_tty(fg, ("admin", "add", "bob", "--role", "viewer"))
     assert rc is None and "Password for bob" in err, (rc, err)
@@ -286,5 +292,5 @@ def test_help_and_man_page_show_the_global_option():
     assert "SPEC" not in man
     assert "did you mean" in man
     # Every command help lists is documented.
-    for m in re.finditer(r"^  ([a-z-]+)", r.stdout, re.M):
+    for m in re.finditer(r"^  ([a-z][a-z-]*)", r.stdout, re.M):
         assert f".B {m.group(1)}".replace("-", "\\-") in man, m.group(1)
