@@ -188,8 +188,12 @@ static const char *conflicting_conf(int argc, char **argv, const char *given)
 {
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		const char *file = NULL;
-		if (conf_option(argc, argv, &i, &file) && file && file[0] != '-' &&
-		    strcmp(file, given) != 0)
+		int at = i;
+		if (!conf_option(argc, argv, &i, &file) || !file)
+			continue;
+		if (file[0] == '-')
+			i = at; /* look at that option on the next turn */
+		else if (strcmp(file, given) != 0)
 			return file;
 	}
 	return NULL;

@@ -569,13 +569,11 @@ static const struct cmd_def *find_def(const char *word, char **rest, int *nrest,
 	if (def)
 		return def;
 	list_subcommands(word, subs, sizeof(subs), names, &n, FG_ARRAY_LEN(names));
-	*status = CMD_USAGE;
 	if (*nrest == 0 || rest[0][0] == '-') {
 		fprintf(help ? stdout : stderr,
 			"fedgate %s takes a subcommand: %s (see 'fedgate %s SUBCOMMAND --help')\n",
 			word, subs, word);
-		if (help)
-			*status = CMD_OK;
+		*status = help ? CMD_OK : CMD_USAGE;
 		return NULL;
 	}
 	snprintf(name, sizeof(name), "%s %.100s", word, rest[0]);
@@ -586,6 +584,7 @@ static const struct cmd_def *find_def(const char *word, char **rest, int *nrest,
 		if (hint)
 			fprintf(stderr, "; did you mean '%s %s'?", word, hint);
 		fprintf(stderr, " (%s takes: %s)\n", word, subs);
+		*status = CMD_USAGE;
 		return NULL;
 	}
 	memmove(rest, rest + 1, (size_t)(*nrest - 1) * sizeof(*rest));

@@ -134,6 +134,12 @@ def test_group_without_subcommand_lists_them(fg):
     assert r.returncode == 2
     for sub in ("new", "set", "get", "remove", "export", "import"):
         assert sub in r.stderr, r.stderr
+    r = run("partner", "--help")
+    assert r.returncode == 0 and "export" in r.stdout, r.stderr
+    for args in (["status", "--help"], ["admin", "add", "-h"], ["-c", fg.conf, "user", "add",
+                                                                "--help"]):
+        r = run(*args)
+        assert r.returncode == 0 and r.stdout.startswith("fedgate "), (args, r.stderr)
 
 
 # ---- partner new DOMAIN ----
@@ -152,7 +158,7 @@ def test_partner_new_takes_the_domain_as_an_argument(fg):
     assert r.returncode == 2 and "DOMAIN" in r.stderr, r.stderr
     assert partners(fg) == ["a.test", "b.test", "fabrikam.test"]
     r = fg.cli("partner", "new", "--help")
-    assert "DOMAIN" in r.stdout, r.stdout
+    assert r.returncode == 0 and "DOMAIN" in r.stdout, (r.stdout, r.stderr)
 
 
 # ---- argument errors before any prompt ----
