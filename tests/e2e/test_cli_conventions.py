@@ -211,9 +211,33 @@ def test_argument_errors_come_before_the_password_prompt(fg):
     assert fg.cli("user", "add", "alice@contoso.test", input="Pw-long-enough\n").returncode == 0
     rc, err = run_tty(fg, ("user", "add", "alice@contoso.test"))
     assert "Password for" not in err and rc == 1 and "already exists" in err, (rc, err)
+    rc, err = run_tty(fg, ("admin", "passwd", "nobody"))
+    assert "Password for" not in err and rc == 3, (rc, err)
+    assert "no admin account is named nobody" in err, err
+    r = fg.cli("admin", "add", "carol", "--role", "viewer", input="Pw-long-enough\n")
+    assert r.returncode == 0, r.stderr
+    rc, err = run_tty(fg, ("admin", "add", "carol", "--role", "administrator"))
+    assert "Password for" not in err and rc == 1 and "exists already" in err, (rc, err)
     # Good arguments still get the prompt.
     rc, err = run_tty(fg, ("admin", "add", "bob", "--role", "viewer"))
     assert rc is None and "Password for bob" in err, (rc, err)
+    rc, err = run_tty(fg, ("admin", "passwd", "carol"))
+    assert rc is None and "Password for carol" in err, (rc, err)
+
+
+def test_what_if_of_admin_commands_reads_the_store(fg):
+    r = fg.cli("admin", "add", "carol", "--role", "viewer", input="Pw-long-enough\n")
+    assert r.returncode == 0, r.stderr
+    r = fg.cli("admin", "add", "carol", "--role", "viewer", "--what-if",
+               input="Pw-long-enough\n")
+    assert r.returncode == 1 and "exists already" in r.stderr, r.stderr
+    r = fg.cli("admin", "remove", "nobody", "--what-if")
+    assert r.returncode == 3, r.stderr
+    r = fg.cli("admin", "remove", "carol", "--what-if")
+    assert r.returncode == 0 and "what if: the account would be removed" in r.stdout
+    r = fg.cli("admin", "token", "nobody", "--what-if")
+    assert r.returncode == 3, r.stderr
+    assert [a["name"] for a in fg.cli_json("admin", "list")] == ["carol"]
 
 
 def test_argument_errors_before_reading_standard_input(fg):
