@@ -12,7 +12,9 @@ struct server {
 	struct cmd_env env;
 	struct control *control; /* the CLI's way in */
 	struct admin_http *http; /* [listen] admin: the API and control panel */
-	struct fg_conf *conf;	 /* owned; x.conf and env.live.conf borrow it */
+	struct fg_conf *conf;	 /* owned; x.conf and env.live.conf borrow it; a
+				    reload replaces it (reload.c) */
+	struct notify *notify;	 /* the service manager, when one listens */
 };
 
 /* Returns the process exit status. */
