@@ -8,7 +8,7 @@
 #include "log.h"
 #include "notify.h"
 #include "sasl.h"
-#include "serve.h"
+#include "server.h"
 #include "throttle.h"
 #include "tls.h"
 

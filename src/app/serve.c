@@ -1,4 +1,5 @@
 #include "serve.h"
+#include "server.h"
 
 #include "admin_http.h"
 #include "live.h"
