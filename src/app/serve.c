@@ -459,6 +459,9 @@ int serve_main(const char *conf_path)
 	srv.x.route = router_route;
 	srv.x.bounce = router_bounce;
 	signal(SIGPIPE, SIG_IGN);
+	/* A reload asked for before the loop can take it must not kill the
+	 * daemon (SIGHUP's default); the loop's handler replaces this. */
+	signal(SIGHUP, SIG_IGN);
 	if (sasl_global_init() != FG_OK ||
 	    sasl_set_fake_iterations(srv.conf->users_scram_iterations) != FG_OK) {
 		log_error("serve", "cannot initialise GNU SASL");
