@@ -49,6 +49,9 @@ static void usage(FILE *f)
 		"  status [--json]                the running daemon's streams (s2s in and out, "
 		"c2s)\n"
 		"                                 and failing routes\n"
+		"  reload                         read the configuration, certificates and keys "
+		"again\n"
+		"  stop                           shut the daemon down and wait until it exits\n"
 		"  admin add NAME --role R        an account of the HTTP API and control panel\n"
 		"                                 (administrator or viewer; password from a "
 		"prompt\n"
@@ -153,12 +156,25 @@ struct command {
 	int (*run)(int argc, char **argv);
 };
 
+/* One row per command, one per line, so that adding one is a line. */
+/* clang-format off */
 static const struct command commands[] = {
-	{"init", init_main},   {"serve", serve_cmd},	 {"check", check_cmd},
-	{"partner", cli_main}, {"gateway", cli_main},	 {"user", cli_main},
-	{"admin", cli_main},   {"audit", cli_main},	 {"test-im", cli_main},
-	{"status", cli_main},  {"version", version_cmd}, {"help", help_cmd},
+	{"init", init_main},
+	{"serve", serve_cmd},
+	{"check", check_cmd},
+	{"partner", cli_main},
+	{"gateway", cli_main},
+	{"user", cli_main},
+	{"admin", cli_main},
+	{"audit", cli_main},
+	{"test-im", cli_main},
+	{"status", cli_main},
+	{"reload", cli_main},
+	{"stop", cli_main},
+	{"version", version_cmd},
+	{"help", help_cmd},
 };
+/* clang-format on */
 
 /* Whether argv[*i] is -c FILE, -cFILE, --config FILE or --config=FILE:
  * 1 with *file (NULL when the value is missing) and *i on the value's
