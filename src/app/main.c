@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "fg.h"
+#include "health.h"
 #include "init.h"
 #include "log.h"
 #include "serve.h"
@@ -109,11 +110,8 @@ int main(int argc, char **argv)
 		return cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "init") == 0)
 		return init_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "check") == 0) {
-		if (common_opts(argc - 1, argv + 1, &conf_path) != 0)
-			return 2;
-		return conf_check_main(conf_default_path(conf_path), stdout, stderr);
-	}
+	if (strcmp(cmd, "check") == 0)
+		return check_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0) {
 		if (common_opts(argc - 1, argv + 1, &conf_path) != 0)
 			return 2;
