@@ -380,7 +380,9 @@ static void check_chain(struct report *r, const char *label, const char *cert_pa
 			       "append the certificate of %s (your CA's intermediate) to %s after "
 			       "yours -- ACME clients call that file fullchain.pem; if %s is a "
 			       "root partners trust, add it to %s",
-			       issuer, cert_path, issuer, anchors),
+			       issuer, cert_path, issuer,
+			       have_ca ? "[tls] ca_file"
+				       : "the system trust store or [tls] ca_file"),
 			"%s chain incomplete: it stops at %s (depth %d), whose issuer %s is "
 			"neither in %s nor a trust anchor of %s",
 			label, subj, cf.depth, issuer, cert_path, anchors);
@@ -1280,9 +1282,29 @@ static void check_store_db(struct report *r, const char *path, bool writable)
 
 	/* Read-write when allowed, as the daemon opens it: then the last
 	 * connection to close cleans up the -wal and -shm files. Never
-	 * created here. */
-	src = sqlite3_open_v2(path, &h, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
-			      NULL);
+	 * created here. Without write access SQLite cannot make the -shm
+	 * file WAL mode needs; the file alone is then read as immutable,
+	 * which is only right when no -wal file holds newer pages. */
+	if (writable) {
+		src = sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL);
+	} else {
+		char uri[3 * PATH_MAX + 32], wal[PATH_MAX + 8];
+		struct stat sb;
+		snprintf(wal, sizeof(wal), "%s-wal", path);
+		if (stat(wal, &sb) == 0 && sb.st_size > 0) {
+			skipped(r, "schema version and quick_check: the store has a -wal file, "
+				   "which only a user who may write the store can read");
+			return;
+		}
+		snprintf(uri, sizeof(uri), "file:");
+		for (const char *p = path; *p != '\0'; p++)
+			if (*p == '%' || *p == '?' || *p == '#')
+				appendf(uri, sizeof(uri), "%%%02x", (unsigned char)*p);
+			else
+				appendf(uri, sizeof(uri), "%c", *p);
+		appendf(uri, sizeof(uri), "?immutable=1");
+		src = sqlite3_open_v2(uri, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+	}
 	if (src != SQLITE_OK) {
 		finding(r, LV_ERR, NULL, "store %s cannot be opened: %s", path,
 			h != NULL ? sqlite3_errmsg(h) : sqlite3_errstr(src));
