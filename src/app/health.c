@@ -46,7 +46,7 @@
 #define EXPIRY_WARN_DAYS 30
 #define DNS_TIMEOUT_S	 10
 #define MAX_PORTS	 16
-#define MAX_TARGETS	 16 /* SRV targets looked up per domain */
+#define MAX_TARGETS	 16 /* SRV targets looked up, per local domain */
 
 /* ---- findings ---- */
 
@@ -936,57 +936,17 @@ static void report_srv(struct dns_ctx *x, const struct svc *s, const char *domai
 	}
 }
 
-static void check_domain_dns(struct dns_ctx *x, struct event_base *base, struct dns *d,
-			     const char *domain)
-{
-	/* [0..2] the services' SRV, [3] A and [4] AAAA of the domain */
-	struct dq *q = calloc(FG_ARRAY_LEN(svcs) + 2, sizeof(*q));
-	size_t nq = FG_ARRAY_LEN(svcs) + 2;
-	char name[DNS_NAME_MAX + 32];
-
-	x->tq = NULL;
-	x->ntq = 0;
-	if (q == NULL) {
-		finding(x->r, LV_ERR, NULL, "out of memory");
-		return;
-	}
-	for (size_t i = 0; i < FG_ARRAY_LEN(svcs); i++) {
-		snprintf(name, sizeof(name), "%s%s", svcs[i].prefix, domain);
-		dq_set(&q[i], name, DNS_QTYPE_SRV);
-	}
-	dq_set(&q[3], domain, DNS_QTYPE_A);
-	dq_set(&q[4], domain, DNS_QTYPE_AAAA);
-	run_batch(base, d, q, nq);
-
-	/* Every distinct SRV target, then their addresses, all at once. */
-	x->tq = calloc(2 * MAX_TARGETS, sizeof(*x->tq));
-	for (size_t i = 0; x->tq != NULL && i < FG_ARRAY_LEN(svcs); i++) {
-		if (q[i].ans.st != DNS_ST_DATA)
-			continue;
-		for (size_t k = 0; k < q[i].ans.n && x->ntq < 2 * MAX_TARGETS; k++) {
-			const char *t = q[i].srv[k].target;
-			if (t[0] == '\0' || target_dq(x, t, DNS_QTYPE_A) != NULL)
-				continue;
-			dq_set(&x->tq[x->ntq++], t, DNS_QTYPE_A);
-			dq_set(&x->tq[x->ntq++], t, DNS_QTYPE_AAAA);
-		}
-	}
-	if (x->ntq > 0)
-		run_batch(base, d, x->tq, x->ntq);
-	for (size_t i = 0; i < FG_ARRAY_LEN(svcs); i++)
-		report_srv(x, &svcs[i], domain, &q[i], &q[3], &q[4]);
-	free(x->tq);
-	x->tq = NULL;
-	x->ntq = 0;
-	free(q);
-}
+/* Per domain: the services' SRV, then A and AAAA of the domain itself. */
+#define DQ_PER_DOMAIN (FG_ARRAY_LEN(svcs) + 2)
 
 static void check_dns(struct report *r, const struct fg_conf *c)
 {
 	struct dns_ctx x = {.r = r, .c = c};
-	char resolv[PATH_MAX + 32], err[512];
-	struct event_base *base;
+	char resolv[PATH_MAX + 32], err[512], name[DNS_NAME_MAX + 32];
+	size_t nd = c->domains.n, maxt = 2 * MAX_TARGETS * (nd > 0 ? nd : 1);
+	struct event_base *base = NULL;
 	struct dns *d = NULL;
+	struct dq *q = NULL;
 
 	section(r, "dns");
 	snprintf(resolv, sizeof(resolv), "[dns] resolv_conf %s",
@@ -996,22 +956,72 @@ static void check_dns(struct report *r, const struct fg_conf *c)
 	x.ns2s = list_ports(&c->listen_s2s, x.s2s, MAX_PORTS);
 	x.nc2s = list_ports(&c->listen_c2s, x.c2s, MAX_PORTS);
 	base = event_base_new();
-	if (base == NULL) {
-		finding(r, LV_ERR, NULL, "cannot create an event loop for DNS lookups");
-		return;
+	q = calloc(nd * DQ_PER_DOMAIN, sizeof(*q));
+	x.tq = calloc(maxt, sizeof(*x.tq));
+	if (base == NULL || q == NULL || x.tq == NULL) {
+		finding(r, LV_ERR, NULL, "out of memory or no event loop for the DNS lookups");
+		goto out;
 	}
 	d = dns_new(base, c->dns_resolv_conf, err, sizeof(err));
 	if (d == NULL) {
 		finding(r, LV_ERR, "set [dns] resolv_conf to a readable file with nameserver lines",
 			"%s", err);
-		event_base_free(base);
-		return;
+		goto out;
 	}
 	finding(r, LV_OK, NULL, "resolver: the nameservers of %s", resolv);
-	for (size_t i = 0; i < c->domains.n; i++)
-		check_domain_dns(&x, base, d, c->domains.v[i]);
+
+	/* Every domain at once, then every distinct SRV target's addresses at
+	 * once: a resolver that does not answer costs the deadline twice at
+	 * most, however many domains there are. */
+	for (size_t i = 0; i < nd; i++) {
+		struct dq *dq = &q[i * DQ_PER_DOMAIN];
+		for (size_t k = 0; k < FG_ARRAY_LEN(svcs); k++) {
+			snprintf(name, sizeof(name), "%s%s", svcs[k].prefix, c->domains.v[i]);
+			dq_set(&dq[k], name, DNS_QTYPE_SRV);
+		}
+		dq_set(&dq[FG_ARRAY_LEN(svcs)], c->domains.v[i], DNS_QTYPE_A);
+		dq_set(&dq[FG_ARRAY_LEN(svcs) + 1], c->domains.v[i], DNS_QTYPE_AAAA);
+	}
+	run_batch(base, d, q, nd * DQ_PER_DOMAIN);
+	size_t failed = 0;
+	for (size_t i = 0; i < nd * DQ_PER_DOMAIN; i++)
+		failed += q[i].ans.st == DNS_ST_FAIL && strcmp(q[i].ans.why, q[0].ans.why) == 0;
+	if (nd > 0 && failed == nd * DQ_PER_DOMAIN) {
+		/* One cause, said once rather than for every record. */
+		finding(r, LV_ERR,
+			fmtbuf(err, sizeof(err),
+			       "check that the nameservers in %s run and answer (dig @SERVER "
+			       "_xmpp-server._tcp.%s SRV)",
+			       resolv, c->domains.v[0]),
+			"no record could be looked up: %s (every lookup of every local domain)",
+			q[0].ans.why);
+		goto out;
+	}
+	for (size_t i = 0; i < nd * DQ_PER_DOMAIN; i++) {
+		if (q[i].type != DNS_QTYPE_SRV || q[i].ans.st != DNS_ST_DATA)
+			continue;
+		for (size_t k = 0; k < q[i].ans.n && x.ntq + 2 <= maxt; k++) {
+			const char *t = q[i].srv[k].target;
+			if (t[0] == '\0' || target_dq(&x, t, DNS_QTYPE_A) != NULL)
+				continue;
+			dq_set(&x.tq[x.ntq++], t, DNS_QTYPE_A);
+			dq_set(&x.tq[x.ntq++], t, DNS_QTYPE_AAAA);
+		}
+	}
+	if (x.ntq > 0)
+		run_batch(base, d, x.tq, x.ntq);
+	for (size_t i = 0; i < nd; i++) {
+		const struct dq *dq = &q[i * DQ_PER_DOMAIN];
+		for (size_t k = 0; k < FG_ARRAY_LEN(svcs); k++)
+			report_srv(&x, &svcs[k], c->domains.v[i], &dq[k], &dq[FG_ARRAY_LEN(svcs)],
+				   &dq[FG_ARRAY_LEN(svcs) + 1]);
+	}
+out:
 	dns_free(&d);
-	event_base_free(base);
+	free(x.tq);
+	free(q);
+	if (base != NULL)
+		event_base_free(base);
 }
 
 /* ---- 4. listeners ---- */

@@ -282,3 +282,28 @@ def test_config_switch_prints_the_effective_configuration(daemons):
     set_key(fg, "level", "loud")
     r = fg.cli("check", "--config")
     assert r.returncode == 1 and "1 error in" in r.stderr, r.stderr
+
+
+def test_srv_target_dot_is_reported(daemons):
+    """"." means the service is explicitly unavailable: right for direct
+    TLS, which fedgate does not serve; an error for the s2s service."""
+    fg, bed = gateway(daemons, srv=[("_xmpp-server._tcp.contoso.test", ".", 0),
+                                    ("_xmpps-server._tcp.contoso.test", ".", 0),
+                                    ("_xmpp-client._tcp.contoso.test", "contoso.test", 5222)])
+    r = check(fg)
+    assert r.returncode == 1, r.stdout
+    assert lines(r, "error") == [
+        "_xmpp-server._tcp.contoso.test: service explicitly unavailable (SRV target .): "
+        "partners will not connect to contoso.test at all"], r.stdout
+    assert "_xmpps-server._tcp.contoso.test: service explicitly unavailable (SRV target .)" \
+        in lines(r, "ok")
+
+
+def test_resolver_that_does_not_answer_is_one_error(daemons):
+    fg, _ = gateway(daemons)
+    with open(os.path.join(fg.dir, "resolv.conf"), "w") as f:
+        f.write("nameserver 127.0.0.99\n")  # nothing there
+    r = check(fg)
+    assert r.returncode == 1, r.stdout
+    assert lines(r, "error") == ["no record could be looked up: no answer within 10 s (every "
+                                 "lookup of every local domain)"], r.stdout
