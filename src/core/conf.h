@@ -101,8 +101,11 @@ const char *conf_default_path(const char *given);
 /* True when name (already prepared) is one of the local domains. */
 int conf_is_local_domain(const struct fg_conf *c, const char *name);
 
-/* `fedgate check`: prints the effective configuration to out and returns 0,
- * or prints every error to err and returns 1. */
+/* `fedgate check --config`: prints the effective configuration to out and
+ * returns 0, or prints every error to err and returns 1. Stricter than
+ * conf_load(): the files serve will read must be readable and the [tls]
+ * certificate and key must load, match and be in date. The health check
+ * (`fedgate check`, app/health.c) goes further from conf_load(). */
 int conf_check_main(const char *path, FILE *out, FILE *err);
 
 #endif
