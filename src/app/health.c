@@ -1052,6 +1052,7 @@ static pid_t control_pid(const char *path)
 struct daemon_info {
 	bool asked;
 	bool running; /* a fedgate answered on [listen] control */
+	bool unknown; /* something listens there, but the exchange failed */
 	pid_t pid;
 	char why[256]; /* when not running: what the control socket said */
 };
@@ -1073,6 +1074,8 @@ static void ask_daemon(const struct fg_conf *c, struct daemon_info *di)
 	} else if (rc == FG_NOTFOUND) {
 		snprintf(di->why, sizeof(di->why), "no fedgate answers on [listen] control %s",
 			 c->listen_control);
+	} else {
+		di->unknown = true; /* di->why says why, e.g. permission denied */
 	}
 }
 
@@ -1250,6 +1253,16 @@ static void check_listener(struct report *r, const struct fg_conf *c, struct dae
 	if (di->running && (holder == 0 || holder == di->pid)) {
 		finding(r, LV_OK, NULL, "[listen] %s %s is held by this fedgate (pid %d)", kind,
 			addr, (int)di->pid);
+		return;
+	}
+	if (di->unknown && holder == 0) {
+		/* Most likely the daemon, run by a user whose sockets and
+		 * processes this one may not see. */
+		finding(r, LV_WARN,
+			"run fedgate check as root or as the user the daemon runs as, so that "
+			"it can ask the daemon",
+			"[listen] %s %s is held, by this fedgate or another process: %s", kind,
+			addr, di->why);
 		return;
 	}
 	fmtbuf(fix, sizeof(fix),

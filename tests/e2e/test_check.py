@@ -229,6 +229,18 @@ def test_listener_held_by_the_running_fedgate_is_ok(daemons):
     assert fg.alive()
 
 
+AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+
+
+def readable_to_all(fg, *names):
+    """Lets nobody read the gateway's folders and the files named; the
+    rest stays root's, and nothing becomes writable."""
+    for path in (fg.dir, os.path.join(fg.dir, "certs")):
+        os.chmod(path, 0o755)
+    for name in names:
+        os.chmod(os.path.join(fg.dir, name), 0o644)
+
+
 def test_store_not_writable_is_an_error(daemons):
     fg, _ = gateway(daemons)
     r = fg.cli("partner", "new", "--domain", "fabrikam.test")  # makes the store
@@ -236,11 +248,8 @@ def test_store_not_writable_is_an_error(daemons):
     db = os.path.join(fg.dir, "fedgate.db")
     # The check runs as nobody, who may read everything but the store's
     # folder and the store itself stay root's to write.
-    for path in (fg.dir, os.path.join(fg.dir, "certs")):
-        os.chmod(path, 0o755)
-    for name in ("fedgate.conf", "certs/contoso.test.key", "resolv.conf", "fedgate.db"):
-        os.chmod(os.path.join(fg.dir, name), 0o644)
-    r = check(fg, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+    readable_to_all(fg, "fedgate.conf", "certs/contoso.test.key", "resolv.conf", "fedgate.db")
+    r = check(fg, *AS_NOBODY)
     assert r.returncode == 1, r.stdout
     errors = lines(r, "error")
     assert errors == [f"store {db} is not writable by user nobody (uid 65534) (permission "
@@ -307,3 +316,31 @@ def test_resolver_that_does_not_answer_is_one_error(daemons):
     assert r.returncode == 1, r.stdout
     assert lines(r, "error") == ["no record could be looked up: no answer within 10 s (every "
                                  "lookup of every local domain)"], r.stdout
+
+
+def test_unreadable_key_is_named_as_permission_denied(daemons):
+    fg, _ = gateway(daemons)
+    readable_to_all(fg, "fedgate.conf", "resolv.conf")  # the key stays 0600 root
+    r = check(fg, *AS_NOBODY)
+    assert r.returncode == 1, r.stdout
+    errors = lines(r, "error")
+    assert f"[tls] key {fg.dir}/certs/contoso.test.key cannot be read: permission denied " \
+           f"for user nobody (uid 65534)" in errors, errors
+    # Nor may nobody create the store in root's folder.
+    assert f"store {fg.dir}/fedgate.db does not exist and its folder {fg.dir} is not " \
+           f"writable for user nobody (uid 65534)" in errors, errors
+    assert len(errors) == 2, errors
+
+
+def test_daemon_another_user_cannot_ask_is_a_warning(daemons):
+    """Checked as a user who may not use the control socket (0660 root),
+    a port the daemon holds cannot be told from another process's."""
+    fg, _ = gateway(daemons)
+    fg.start()
+    readable_to_all(fg, "fedgate.conf", "certs/contoso.test.key", "resolv.conf")
+    r = check(fg, *AS_NOBODY)
+    warnings = [w for w in lines(r, "warning") if w.startswith("[listen] s2s")]
+    assert warnings == [f"[listen] s2s 127.0.0.1:5269 is held, by this fedgate or another "
+                        f"process: cannot reach the daemon on {fg.dir}/fedgate.sock: "
+                        f"Permission denied"], r.stdout
+    assert fg.alive()
