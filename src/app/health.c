@@ -55,11 +55,21 @@ enum level { LV_OK, LV_WARN, LV_ERR };
 struct report {
 	FILE *out;
 	unsigned n[3];
+	/* --json: the findings are collected here and printed at the end */
+	json_t *sections;
+	json_t *cur; /* the current section object */
 };
+
+static const char *const level_names[] = {"ok", "warning", "error"};
 
 static void section(struct report *r, const char *name)
 {
-	fprintf(r->out, "\n%s\n", name);
+	if (r->sections == NULL) {
+		fprintf(r->out, "\n%s\n", name);
+		return;
+	}
+	r->cur = json_pack("{s:s, s:[]}", "name", name, "findings");
+	json_array_append_new(r->sections, r->cur);
 }
 
 /* One finding; fix (may be NULL for ok) is printed under warnings and
@@ -69,22 +79,37 @@ static void finding(struct report *r, enum level lv, const char *fix, const char
 
 static void finding(struct report *r, enum level lv, const char *fix, const char *fmt, ...)
 {
-	static const char *const names[] = {"ok", "warning", "error"};
+	bool has_fix = lv != LV_OK && fix != NULL && fix[0] != '\0';
+	char *text = NULL;
 	va_list ap;
+	int n;
 
 	r->n[lv]++;
-	fprintf(r->out, "  %-8s ", names[lv]);
 	va_start(ap, fmt);
-	vfprintf(r->out, fmt, ap);
+	n = vasprintf(&text, fmt, ap);
 	va_end(ap);
-	fputc('\n', r->out);
-	if (lv != LV_OK && fix != NULL && fix[0] != '\0')
-		fprintf(r->out, "  %-8s fix: %s\n", "", fix);
+	if (n < 0)
+		text = NULL;
+	if (r->sections == NULL) {
+		fprintf(r->out, "  %-8s %s\n", level_names[lv],
+			text != NULL ? text : "(out of memory)");
+		if (has_fix)
+			fprintf(r->out, "  %-8s fix: %s\n", "", fix);
+	} else if (r->cur != NULL) {
+		json_t *f = json_pack("{s:s, s:s?}", "level", level_names[lv], "text", text);
+		if (f != NULL && has_fix)
+			json_object_set_new(f, "fix", json_string(fix));
+		json_array_append_new(json_object_get(r->cur, "findings"), f);
+	}
+	free(text);
 }
 
 static void skipped(struct report *r, const char *why)
 {
-	fprintf(r->out, "  skipped: %s\n", why);
+	if (r->sections == NULL)
+		fprintf(r->out, "  skipped: %s\n", why);
+	else if (r->cur != NULL)
+		json_object_set_new(r->cur, "skipped", json_string(why));
 }
 
 /* printf into a caller's buffer, for fixes built from values. */
@@ -1454,9 +1479,9 @@ out:
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: fedgate check [-c FILE] [--config]\n"
+	fprintf(f, "usage: fedgate check [-c FILE] [--json | --config]\n"
 		   "  without --config: a health check of the configuration, certificates,\n"
-		   "  DNS, listeners and store; exit 1 on any error\n"
+		   "  DNS, listeners and store; exit 1 on any error (--json: as JSON)\n"
 		   "  --config: print the effective configuration, or its errors\n");
 }
 
@@ -1464,12 +1489,13 @@ int check_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"config", no_argument, NULL, 'C'},
+		{"json", no_argument, NULL, 'J'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *given = NULL, *path;
-	bool dump = false;
-	struct report r = {stdout, {0, 0, 0}};
+	bool dump = false, json = false;
+	struct report r = {stdout, {0, 0, 0}, NULL, NULL};
 	struct fg_conf *c;
 	int ch;
 
@@ -1478,6 +1504,7 @@ int check_main(int argc, char **argv)
 		switch (ch) {
 		case 'c': given = optarg; break;
 		case 'C': dump = true; break;
+		case 'J': json = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1488,12 +1515,21 @@ int check_main(int argc, char **argv)
 		return 2;
 	}
 	path = conf_default_path(given);
+	if (dump && json) {
+		fprintf(stderr, "fedgate check: --json is for the health check, not --config\n");
+		return 2;
+	}
 	if (dump)
 		return conf_check_main(path, stdout, stderr);
+	if (json && (r.sections = json_array()) == NULL) {
+		fprintf(stderr, "fedgate check: out of memory\n");
+		return 1;
+	}
 
 	/* The findings are the output; the resolver's own chatter is not. */
 	log_set_level(LOG_ERROR);
-	fprintf(r.out, "fedgate check %s\n", path);
+	if (!json)
+		fprintf(r.out, "fedgate check %s\n", path);
 	c = check_conf(&r, path);
 	if (c == NULL) {
 		static const char *const rest[] = {"certificates", "dns", "listeners", "store"};
@@ -1508,8 +1544,22 @@ int check_main(int argc, char **argv)
 		check_store(&r, c);
 		conf_free(&c);
 	}
-	fprintf(r.out, "\nsummary: %u error%s, %u warning%s, %u ok\n", r.n[LV_ERR],
-		r.n[LV_ERR] == 1 ? "" : "s", r.n[LV_WARN], r.n[LV_WARN] == 1 ? "" : "s",
-		r.n[LV_OK]);
+	if (json) {
+		json_t *doc = json_pack("{s:s, s:o, s:{s:I, s:I, s:I}}", "config", path, "sections",
+					r.sections, "summary", "errors", (json_int_t)r.n[LV_ERR],
+					"warnings", (json_int_t)r.n[LV_WARN], "ok",
+					(json_int_t)r.n[LV_OK]);
+		if (doc == NULL || json_dumpf(doc, r.out, JSON_INDENT(2)) != 0) {
+			fprintf(stderr, "fedgate check: out of memory\n");
+			json_decref(doc);
+			return 1;
+		}
+		fputc('\n', r.out);
+		json_decref(doc);
+	} else {
+		fprintf(r.out, "\nsummary: %u error%s, %u warning%s, %u ok\n", r.n[LV_ERR],
+			r.n[LV_ERR] == 1 ? "" : "s", r.n[LV_WARN], r.n[LV_WARN] == 1 ? "" : "s",
+			r.n[LV_OK]);
+	}
 	return r.n[LV_ERR] > 0 ? 1 : 0;
 }

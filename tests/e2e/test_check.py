@@ -2,6 +2,7 @@
 fedgate init's own), a real DNS server (the bed's dnsmasq on 127.0.0.53,
 named by the configuration's [dns] resolv_conf), real sockets holding the
 ports, a real daemon, a store another user cannot write."""
+import json
 import os
 import re
 import shutil
@@ -344,3 +345,23 @@ def test_daemon_another_user_cannot_ask_is_a_warning(daemons):
                         f"process: cannot reach the daemon on {fg.dir}/fedgate.sock: "
                         f"Permission denied"], r.stdout
     assert fg.alive()
+
+
+def test_json_has_the_same_findings(daemons):
+    fg, bed = gateway(daemons)
+    cert, key = bed.ca.issue("other", ["fabrikam.test"])
+    use_cert(fg, cert, key, bed.ca.cert)
+    text = check(fg)
+    r = subprocess.run([FEDGATE, "check", "--json", "-c", fg.conf], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, r.stdout
+    doc = json.loads(r.stdout)
+    assert doc["config"] == fg.conf
+    assert [s["name"] for s in doc["sections"]] == ["configuration", "certificates", "dns",
+                                                    "listeners", "store"]
+    found = [f for s in doc["sections"] for f in s["findings"]]
+    assert [f["text"] for f in found if f["level"] == "error"] == lines(text, "error")
+    assert [f["text"] for f in found if f["level"] == "ok"] == lines(text, "ok")
+    bad = [f for f in found if f["level"] == "error"][0]
+    assert "fabrikam.test" in bad["text"] and bad["fix"] in fix_after(text, bad["text"])
+    assert doc["summary"] == {"errors": 1, "warnings": 0, "ok": len(lines(text, "ok"))}
