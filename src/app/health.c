@@ -980,6 +980,10 @@ static void check_dns(struct report *r, const struct fg_conf *c)
 	x.resolv = resolv;
 	x.ns2s = list_ports(&c->listen_s2s, x.s2s, MAX_PORTS);
 	x.nc2s = list_ports(&c->listen_c2s, x.c2s, MAX_PORTS);
+	if (nd == 0) {
+		finding(r, LV_OK, NULL, "no local domain to look up");
+		return;
+	}
 	base = event_base_new();
 	q = calloc(nd * DQ_PER_DOMAIN, sizeof(*q));
 	x.tq = calloc(maxt, sizeof(*x.tq));
