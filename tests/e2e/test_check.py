@@ -88,7 +88,7 @@ def test_good_setup_warns_only_about_self_signed(daemons):
 
 def test_certificate_for_another_domain_is_an_error(daemons):
     fg, bed = gateway(daemons)
-    cert, key = bed.ca.issue("other", ["fabrikam.test", "www.fabrikam.test"])
+    cert, key = bed.ca.issue("other", ["fabrikam.test", "www.fabrikam.test"], days=90)
     use_cert(fg, cert, key, bed.ca.cert)
     r = check(fg)
     assert r.returncode == 1, r.stdout
@@ -139,7 +139,7 @@ def test_certificate_expiring_in_10_days_is_a_warning(daemons):
 
 def test_chain_without_its_issuer_names_the_missing_link(daemons):
     fg, bed = gateway(daemons)
-    cert, key = bed.ca.issue("orphan", ["contoso.test"])
+    cert, key = bed.ca.issue("orphan", ["contoso.test"], days=90)
     use_cert(fg, cert, key, "")  # the system store does not know the bed's CA
     r = check(fg)
     assert r.returncode == 1, r.stdout
@@ -349,7 +349,7 @@ def test_daemon_another_user_cannot_ask_is_a_warning(daemons):
 
 def test_json_has_the_same_findings(daemons):
     fg, bed = gateway(daemons)
-    cert, key = bed.ca.issue("other", ["fabrikam.test"])
+    cert, key = bed.ca.issue("other", ["fabrikam.test"], days=90)
     use_cert(fg, cert, key, bed.ca.cert)
     text = check(fg)
     r = subprocess.run([FEDGATE, "check", "--json", "-c", fg.conf], capture_output=True,
