@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "fg.h"
+#include "health.h"
 #include "init.h"
 #include "serve.h"
 #include "suggest.h"
@@ -24,7 +25,9 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  init [--domain D] [--dir DIR]  write a working configuration into DIR\n"
 		"  serve                          run the gateway in the foreground\n"
-		"  check                          print the effective configuration, or its "
+		"  check [--json]                 health check: configuration, certificates, DNS,\n"
+		"                                 listeners, store; each finding with its fix\n"
+		"  check --config                 print the effective configuration, or its "
 		"errors\n"
 		"  partner new DOMAIN [opts]      create an XMPP federated partner (or --domain "
 		"D)\n"
@@ -91,7 +94,7 @@ static int version_cmd(int argc, char **argv)
 	return 0;
 }
 
-/* Parses the options serve and check share (-c FILE) and refuses any
+/* Parses the options of serve (-c FILE) and refuses any
  * other, with a guess at what was meant. */
 static int common_opts(int argc, char **argv, const char **conf_path)
 {
@@ -140,14 +143,6 @@ static int serve_cmd(int argc, char **argv)
 	return serve_main(conf_default_path(conf_path));
 }
 
-static int check_cmd(int argc, char **argv)
-{
-	const char *conf_path = NULL;
-	if (common_opts(argc, argv, &conf_path) != 0)
-		return 2;
-	return conf_check_main(conf_default_path(conf_path), stdout, stderr);
-}
-
 /* A command: argv[0] is its word, and -c FILE given before the command
  * comes right after it. Returns the exit status. Adding a command is one
  * row. */
@@ -161,7 +156,7 @@ struct command {
 static const struct command commands[] = {
 	{"init", init_main},
 	{"serve", serve_cmd},
-	{"check", check_cmd},
+	{"check", check_main},
 	{"partner", cli_main},
 	{"gateway", cli_main},
 	{"user", cli_main},
