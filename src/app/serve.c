@@ -10,7 +10,9 @@
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "logfile.h"
 #include "presence.h"
+#include "privs.h"
 #include "roster.h"
 #include "s2s_in.h"
 #include "sasl.h"
@@ -380,6 +382,7 @@ int serve_main(const char *conf_path)
 	struct server srv = {0};
 	int status = 1;
 	struct event *sigs[2] = {NULL, NULL};
+	struct event *logsig = NULL; /* logfile.c */
 
 	if (conf_load(conf_path, &srv.conf, stderr) != FG_OK) {
 		fprintf(stderr, "fedgate: %s has errors; nothing was started (see fedgate check)\n",
@@ -387,6 +390,17 @@ int serve_main(const char *conf_path)
 		return 1;
 	}
 	log_set_level((enum log_level)srv.conf->log_level);
+	/* Running as a user (privs.c): who we are and whether the account can
+	 * use the store is settled before anything is bound; then the log
+	 * file, opened while still root (it may live in /var/log). */
+	struct privs privs;
+	char perr[1024];
+	if (privs_check(srv.conf, &privs, perr, sizeof(perr)) != FG_OK ||
+	    log_reopen(srv.conf->log_file, perr, sizeof(perr)) != FG_OK) {
+		log_error("serve", "%s; nothing was started", perr);
+		conf_free(&srv.conf);
+		return 1;
+	}
 	srv.x.conf = srv.conf;
 	srv.x.live = &srv.env.live;
 	srv.x.drained = on_drained;
@@ -444,6 +458,15 @@ int serve_main(const char *conf_path)
 		goto out;
 	}
 
+	/* SIGUSR1 reopens the log file, for logrotate (logfile.c). */
+	logsig = logfile_watch(srv.x.base);
+	/* Every port, key and file that needs root is open: become [server]
+	 * user for good before the first peer is read (privs.c). */
+	if (!logsig || privs_drop(srv.conf, &privs, perr, sizeof(perr)) != FG_OK) {
+		log_error("serve", "%s", logsig ? perr : "cannot install the SIGUSR1 handler");
+		goto out;
+	}
+
 	char domains[512] = "";
 	for (size_t i = 0; i < srv.conf->domains.n; i++)
 		snprintf(domains + strlen(domains), sizeof(domains) - strlen(domains), "%s%s",
@@ -470,6 +493,8 @@ out:
 	for (size_t i = 0; i < FG_ARRAY_LEN(sigs); i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	if (logsig)
+		event_free(logsig);
 	if (srv.x.base)
 		event_base_free(srv.x.base);
 	tls_ctx_free(&srv.x.tls);
