@@ -1,4 +1,5 @@
 /* fedgate: the command-line entry point; dispatches to subcommands. */
+#include "backup_cmd.h"
 #include "cli.h"
 #include "conf.h"
 #include "fg.h"
@@ -48,6 +49,10 @@ static void usage(FILE *f)
 		"  admin passwd|remove NAME       change its password, remove it\n"
 		"  admin list                     show the accounts\n"
 		"  admin token NAME [--revoke]    print a new API bearer token (or withdraw it)\n"
+		"  backup FILE                    copy the store into FILE, also while the "
+		"daemon runs\n"
+		"  restore FILE                   replace the store with a backup (daemon "
+		"stopped)\n"
 		"  version                        print the version\n"
 		"  help                           this text\n"
 		"\n"
@@ -107,6 +112,8 @@ int main(int argc, char **argv)
 	    strcmp(cmd, "audit") == 0 || strcmp(cmd, "test-im") == 0 ||
 	    strcmp(cmd, "status") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "admin") == 0)
 		return cli_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0)
+		return backup_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "init") == 0)
 		return init_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") == 0) {
