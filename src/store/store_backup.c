@@ -101,9 +101,11 @@ static int has_table(sqlite3 *db, const char *name)
 }
 
 /* The summary of a store, read in the caller's transaction (if any). A
- * database without the store's tables is no fedgate store. */
-static int read_info(sqlite3 *db, const char *path, struct store_backup_info *info, char *err,
-		     size_t errlen)
+ * database without the store's tables is no fedgate store; one of a newer
+ * schema is refused when it is to be used (a restore), not when it is only
+ * copied (a backup of what a newer fedgate wrote is still a backup). */
+static int read_info(sqlite3 *db, const char *path, bool refuse_newer,
+		     struct store_backup_info *info, char *err, size_t errlen)
 {
 	long long v = 0;
 	int src;
@@ -129,7 +131,7 @@ static int read_info(sqlite3 *db, const char *path, struct store_backup_info *in
 			path, v);
 		return FG_ERR;
 	}
-	if (v > store_db_schema_latest()) {
+	if (refuse_newer && v > store_db_schema_latest()) {
 		set_err(err, errlen,
 			"%s is a store of schema version %lld, newer than this fedgate %s knows "
 			"(schema version %d); use a fedgate that knows version %lld",
@@ -280,7 +282,7 @@ int store_backup(const char *store_path, const char *file, struct store_backup_i
 	/* The snapshot: from here the copy and the counts see one state. */
 	rc = exec(from, "BEGIN", store_path, "start reading", err, errlen);
 	if (rc == FG_OK)
-		rc = read_info(from, store_path, info, err, errlen);
+		rc = read_info(from, store_path, false, info, err, errlen);
 	if (rc != FG_OK)
 		goto out;
 	rc = create_new(tmp, " (left by a backup that was interrupted?)", err, errlen);
@@ -327,7 +329,7 @@ int store_backup_check(const char *file, struct store_backup_info *info, char *e
 	rc = open_db(file, SQLITE_OPEN_READONLY, &db, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	rc = read_info(db, file, info, err, errlen);
+	rc = read_info(db, file, true, info, err, errlen);
 	if (rc == FG_OK) {
 		/* The first line says "ok" or the first of the problems. */
 		int src = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL);
