@@ -23,7 +23,7 @@ static const char *const priorities[] = {"<3>", "<4>", "<6>", "<7>"};
 
 /* Where lines go: standard error, or a log file. The file keeps one
  * descriptor number for the life of the process, and a reopen puts the new
- * file on that number with dup2(), which is atomic: a thread writing a line
+ * file on that number with dup3(), which is atomic: a thread writing a line
  * meanwhile writes it whole to the old file or whole to the new one, never
  * to a closed or reused descriptor. */
 static _Atomic int out_fd = STDERR_FILENO;
@@ -32,6 +32,7 @@ static _Atomic int out_fd = STDERR_FILENO;
 static _Atomic int journal = -1;
 static pthread_mutex_t reopen_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *file_path; /* the log file, NULL = standard error; under reopen_lock */
+static int parked = -1; /* the file's number once there was one; under reopen_lock */
 
 void log_set_level(enum log_level lvl)
 {
@@ -120,21 +121,37 @@ int log_reopen(const char *path, char *err, size_t errlen)
 	pthread_mutex_lock(&reopen_lock);
 	int old = out_fd;
 	if (fd < 0) {
-		/* Back to standard error; the file's number is closed after
-		 * the switch, so no line goes to it half-written. */
+		/* Back to standard error. The file's number is never closed (a
+		 * thread may be writing to it, and a closed number could be
+		 * reused by a socket): it becomes a copy of stderr, which
+		 * releases the file. */
 		out_fd = STDERR_FILENO;
-		if (old != STDERR_FILENO)
-			close(old);
+		if (old != STDERR_FILENO && dup3(STDERR_FILENO, old, O_CLOEXEC) < 0) {
+			snprintf(err, errlen, "cannot leave the log file: %s", strerror(errno));
+			rc = FG_ERR;
+		}
+	} else if (old == STDERR_FILENO && parked >= 0) {
+		/* A number parked on stderr earlier takes the new file. */
+		if (dup3(fd, parked, O_CLOEXEC) < 0) {
+			snprintf(err, errlen, "cannot switch to the log file %s: %s", path,
+				 strerror(errno));
+			rc = FG_ERR;
+		} else {
+			out_fd = parked;
+		}
+		close(fd);
 	} else if (old == STDERR_FILENO) {
 		out_fd = fd;
 	} else {
-		if (dup2(fd, old) < 0) {
+		if (dup3(fd, old, O_CLOEXEC) < 0) {
 			snprintf(err, errlen, "cannot switch to the log file %s: %s", path,
 				 strerror(errno));
 			rc = FG_ERR;
 		}
 		close(fd);
 	}
+	if (out_fd != STDERR_FILENO)
+		parked = out_fd;
 	if (rc == FG_OK) {
 		free(file_path);
 		file_path = copy;

@@ -166,6 +166,14 @@ static void test_reopen_after_move(void **state)
 	cur = slurp(path);
 	assert_null(strstr(cur, "where"));
 	free(cur);
+
+	/* And to a file again, after a while on stderr. */
+	assert_int_equal(log_reopen(moved, err, sizeof(err)), FG_OK);
+	log_info("t", "five");
+	old = slurp(moved);
+	assert_non_null(strstr(old, "info t: five\n"));
+	free(old);
+	assert_int_equal(log_reopen(NULL, err, sizeof(err)), FG_OK);
 }
 
 static int setup(void **state)
