@@ -104,7 +104,7 @@ static const struct conf_key keys[] = {
 	{"log", "level", CT_LOG_LEVEL, CU_NONE, 0, 0, 0, "info", NULL,
 	 "least severe level logged: error, warning, info or debug", F(log_level)},
 	{"log", "file", CT_PATH, CU_NONE, CK_EMPTY_OK, 0, 0, "", NULL,
-	 "file the daemon appends its log to, reopened on reload; empty = standard error",
+	 "file the daemon appends its log to, reopened on SIGUSR1 and reload; empty = stderr",
 	 F(log_file)},
 	{"limits", "s2s_stanza_size", CT_SIZE, CU_BYTES, 0, KIB, 16 * MIB, "512KiB", NULL,
 	 "largest stanza accepted from an authenticated server", F(s2s_stanza_size)},
@@ -1589,6 +1589,7 @@ static void key_comment(const struct conf_key *k, bool is_default, FILE *f)
 	case CT_UNIX_PATH: fputs("socket file", f); break;
 	case CT_LOG_LEVEL: fputs("error, warning, info or debug", f); break;
 	case CT_BOOL: fputs("yes or no", f); break;
+	case CT_STRING: fputs(k->flags & CK_EMPTY_OK ? "name or empty" : "name", f); break;
 	default: break;
 	}
 	if (k->type != CT_INT && k->type != CT_SIZE && k->type != CT_DURATION) {
