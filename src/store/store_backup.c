@@ -407,6 +407,13 @@ int store_restore(const char *file, const char *store_path, struct store_backup_
 	if (rc != FG_OK)
 		return rc;
 	have_live = stat(store_path, &live) == 0;
+	if (!have_live) {
+		char *copy = strdup(store_path);
+		if (copy == NULL || stat(dirname(copy), &live) != 0 || geteuid() != 0)
+			live = (struct stat){.st_uid = geteuid(), .st_gid = getegid()};
+		live.st_mode = 0600;
+		free(copy);
+	}
 	if (snprintf(tmp, sizeof(tmp), "%s.restore-tmp", store_path) >= (int)sizeof(tmp)) {
 		set_err(err, errlen, "the store path %s is too long", store_path);
 		return FG_ERR;
@@ -428,9 +435,10 @@ int store_restore(const char *file, const char *store_path, struct store_backup_
 	rc = create_new(tmp, " (left by a restore that was interrupted?)", err, errlen);
 	if (rc != FG_OK)
 		goto out;
-	/* The daemon that opens it later runs as the store's owner. */
-	if (have_live &&
-	    (chown(tmp, live.st_uid, live.st_gid) != 0 || chmod(tmp, live.st_mode & 07777) != 0)) {
+	/* The daemon that opens it later runs as the store's owner. With no
+	 * old store, the restored one belongs to whoever owns its folder (the
+	 * account the daemon runs as) and is 0600. */
+	if (chown(tmp, live.st_uid, live.st_gid) != 0 || chmod(tmp, live.st_mode & 07777) != 0) {
 		set_err(err, errlen, "cannot give %s the owner and mode of %s: %s", tmp, store_path,
 			strerror(errno));
 		rc = FG_ERR;

@@ -34,8 +34,9 @@ int store_backup_check(const char *file, struct store_backup_info *info, char *e
  * store_path. Refuses when another process has the store open (a daemon,
  * another command). The store it replaces is kept as
  * STORE.before-restore-<UTC time> (its name in kept, "" when there was
- * none); the new store gets the old one's owner and mode, and appears at
- * store_path in one rename. */
+ * none); the new store gets the old one's owner and mode (with no old
+ * one, its folder's owner and 0600), and appears at store_path in one
+ * rename. */
 int store_restore(const char *file, const char *store_path, struct store_backup_info *info,
 		  char *kept, size_t keptlen, char *err, size_t errlen);
 

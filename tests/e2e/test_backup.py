@@ -188,3 +188,19 @@ def test_restore_refuses_a_damaged_backup(fg):
     r = fg.cli("restore", backup)
     assert r.returncode == 1
     assert f"{backup} is damaged (integrity check:" in r.stderr, r.stderr
+
+
+def test_restore_on_a_new_machine(fg, daemons):
+    backup = os.path.join(fg.dir, "b.db")
+    assert fg.cli("backup", backup).returncode == 0
+    new = daemons.fedgate()  # no store yet
+    assert not os.path.exists(os.path.join(new.dir, "fedgate.db"))
+    os.chown(new.dir, 65534, 65534)  # the state folder of the account
+    r = new.cli("restore", backup)
+    assert r.returncode == 0, r.stderr
+    assert "kept as" not in r.stdout
+    st = os.stat(os.path.join(new.dir, "fedgate.db"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o600)
+    assert users_in(os.path.join(new.dir, "fedgate.db")) == users_in(fg.store)
+    new.start()
+    assert len(new.cli_json("partner", "get")) == 2
