@@ -28,6 +28,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Root without CAP_SETUID / CAP_SETGID: a bounding set (systemd's
+ * CapabilityBoundingSet=) took them away. */
+#define EPERM_HINT                                                                           \
+	" (root without the capabilities CAP_SETUID and CAP_SETGID; under systemd start it " \
+	"as the account instead: User= with AmbientCapabilities=CAP_NET_BIND_SERVICE)"
+
 static bool exists(const char *path)
 {
 	struct stat st;
@@ -53,17 +59,28 @@ static int access_as(const struct privs *p, const char *path, int mode)
 {
 	gid_t saved[PRIVS_MAX_GROUPS];
 	int nsaved = getgroups(PRIVS_MAX_GROUPS, saved);
-	int ok, back = 0;
+	gid_t egid = getegid();
+	int ok = -1, done = 0, back = 0, e;
 
 	if (nsaved < 0)
 		return -1;
-	if (setgroups((size_t)p->ngroups, p->groups) != 0 || setegid(p->gid) != 0 ||
-	    seteuid(p->uid) != 0)
-		ok = -1;
-	else
+	/* Each step needs a capability root may lack (a bounding set):
+	 * only the steps that happened are undone. */
+	if (setgroups((size_t)p->ngroups, p->groups) == 0)
+		done = 1;
+	if (done == 1 && setegid(p->gid) == 0)
+		done = 2;
+	if (done == 2 && seteuid(p->uid) == 0)
+		done = 3;
+	if (done == 3)
 		ok = faccessat(AT_FDCWD, path, mode, AT_EACCESS) == 0;
-	int e = errno;
-	back = seteuid(0) | setegid(0) | setgroups((size_t)nsaved, saved);
+	e = errno;
+	if (done >= 3)
+		back |= seteuid(0);
+	if (done >= 2)
+		back |= setegid(egid);
+	if (done >= 1)
+		back |= setgroups((size_t)nsaved, saved);
 	if (back != 0) {
 		/* Half-switched ids must not serve anything. */
 		fprintf(stderr, "fedgate: cannot switch back to root after a check: %s\n",
@@ -124,7 +141,9 @@ static int need(const struct privs *p, const char *path, int mode, const char *w
 	int ok = access_as(p, path, mode);
 
 	if (ok < 0) {
-		snprintf(err, errlen, "cannot check %s as %s: %s", path, p->user, strerror(errno));
+		int e = errno;
+		snprintf(err, errlen, "cannot check %s as %s: %s%s", path, p->user, strerror(e),
+			 e == EPERM ? EPERM_HINT : "");
 		return FG_ERR;
 	}
 	if (ok == 0) {
@@ -282,8 +301,9 @@ int privs_drop(const struct fg_conf *c, const struct privs *p, char *err, size_t
 
 	if (setgroups((size_t)p->ngroups, p->groups) != 0 || setgid(p->gid) != 0 ||
 	    setuid(p->uid) != 0) {
-		snprintf(err, errlen, "cannot switch to %s:%s: %s", p->user, p->group,
-			 strerror(errno));
+		int e = errno;
+		snprintf(err, errlen, "cannot switch to %s:%s: %s%s", p->user, p->group,
+			 strerror(e), e == EPERM ? EPERM_HINT : "");
 		return FG_ERR;
 	}
 	/* setuid() as root sets all three ids; make sure, and make sure the

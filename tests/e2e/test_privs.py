@@ -73,8 +73,12 @@ def test_drops_to_user_after_binding(daemons):
     assert ids(pid, "Uid") == [NOBODY.pw_uid] * 4
     assert ids(pid, "Gid") == [NOBODY.pw_gid] * 4
     with open(f"/proc/{pid}/status") as f:
-        groups = re.search(r"(?m)^Groups:(.*)$", f.read()).group(1).split()
+        status = f.read()
+    groups = re.search(r"(?m)^Groups:(.*)$", status).group(1).split()
     assert 0 not in [int(g) for g in groups], groups
+    # No capability is left over from root either.
+    for cap in ("CapPrm", "CapEff", "CapAmb"):
+        assert int(re.search(rf"(?m)^{cap}:\s*(\w+)$", status).group(1), 16) == 0, status
 
     # Streams still work: a peer gets its header, and STARTTLS with the key
     # read as root.
@@ -190,3 +194,19 @@ def test_non_root_cannot_switch(daemons):
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0, proc.stderr.read()
+
+
+def test_root_without_setuid_capability_says_why(daemons):
+    # As under a systemd unit whose CapabilityBoundingSet= keeps only
+    # CAP_NET_BIND_SERVICE: root, but unable to switch.
+    fg = daemons.fedgate()
+    set_server(fg, user="nobody")
+    give_state_to_nobody(fg)
+    p = subprocess.run(["setpriv", "--bounding-set", "-setuid,-setgid", "--inh-caps",
+                        "-setuid,-setgid", FEDGATE, "serve", "-c", fg.conf],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1, p.stderr
+    assert "Operation not permitted (root without the capabilities CAP_SETUID and " \
+           "CAP_SETGID; under systemd start it as the account instead: User= with " \
+           "AmbientCapabilities=CAP_NET_BIND_SERVICE)" in p.stderr, p.stderr
+    nothing_bound(fg)
