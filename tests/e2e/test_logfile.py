@@ -85,3 +85,43 @@ def test_journal_format_when_stderr_is_the_journal(daemons):
     assert any(line.startswith("<6>info serve: fedgate ") for line in lines), lines
     # run_as_root = yes (init ran as root) is a warning.
     assert any(line.startswith("<4>warning privs: running as root") for line in lines)
+
+
+def test_reload_reopens_the_log_file(daemons):
+    fg = daemons.fedgate()
+    logfile = os.path.join(fg.dir, "fedgate.log")
+    text = open(fg.conf).read().replace("[log]\n", f"[log]\nfile = {logfile}\n", 1)
+    open(fg.conf, "w").write(text)
+    proc = subprocess.Popen([FEDGATE, "serve", "-c", fg.conf], stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(logfile, r"ready: serving")
+        os.rename(logfile, logfile + ".1")
+        r = fg.cli("reload")
+        assert r.returncode == 0, r.stderr
+        new = wait_for(logfile, r"reload: done")
+        assert "ready: serving" not in new
+        # [server] user and run_as_root wait for a restart; the file moves
+        # at once.
+        other = os.path.join(fg.dir, "other.log")
+        text = open(fg.conf).read().replace(f"file = {logfile}", f"file = {other}")
+        text = text.replace("run_as_root = yes", "run_as_root = yes\nuser = nobody")
+        open(fg.conf, "w").write(text)
+        r = fg.cli("reload")
+        assert r.returncode == 0, r.stderr
+        assert "[server] user" in r.stdout, r.stdout
+        moved = wait_for(other, r"reload: done")
+        assert re.search(r"\[server\] user changed \(.*\) but needs a restart", moved), moved
+        assert os.stat(other).st_uid == 0  # still root: nothing switched
+        # A file that cannot be opened refuses the reload; logging goes on.
+        text = open(fg.conf).read().replace(f"file = {other}",
+                                            "file = /nonexistent-fg/x.log")
+        open(fg.conf, "w").write(text)
+        r = fg.cli("reload")
+        assert r.returncode == 1
+        assert "cannot open the log file /nonexistent-fg/x.log" in r.stderr + r.stdout
+        wait_for(other, r"cannot open the log file /nonexistent-fg/x.log")
+    finally:
+        proc.terminate()
+        rc = proc.wait(timeout=15)
+    assert rc == 0, proc.stderr.read()
