@@ -272,6 +272,24 @@ static char *conf_name(const char *conf_abs, const char *target)
 	return t;
 }
 
+/* [server] user and run_as_root. Started as root, 'fedgate serve' refuses
+ * to stay root unless told: init run by root is a developer's machine (make
+ * run, the tests), so it says so in the file, and shows what production
+ * writes instead. */
+static const char *who_text(void)
+{
+	if (geteuid() != 0)
+		return "; started as root, 'fedgate serve' switches to this account once its\n"
+		       "; ports and files are open (see fedgate.conf(5)):\n"
+		       ";user = fedgate\n";
+	return "; 'fedgate init' ran as root: this file suits a development machine, where\n"
+	       "; 'fedgate serve' stays root. In production set user = fedgate (an\n"
+	       "; account of its own; fedgate switches to it once its ports and files\n"
+	       "; are open) and remove run_as_root (see fedgate.conf(5)).\n"
+	       ";user = fedgate\n"
+	       "run_as_root = yes\n";
+}
+
 static char *config_text(const char *domain, const char *cert, const char *key, const char *store,
 			 const char *control)
 {
@@ -295,6 +313,7 @@ static char *config_text(const char *domain, const char *cert, const char *key, 
 		"[server]\n"
 		"; the local domains fedgate serves, comma-separated\n"
 		"domains = %s\n"
+		"%s"
 		"\n"
 		"[tls]\n"
 		"; certificate (PEM) shown to peers and clients, and its private key.\n"
@@ -322,6 +341,8 @@ static char *config_text(const char *domain, const char *cert, const char *key, 
 		"[log]\n"
 		"; error, warning, info or debug\n"
 		"level = info\n"
+		"; append to this file instead of standard error (SIGUSR1 reopens it)\n"
+		";file = /var/log/fedgate/fedgate.log\n"
 		"\n"
 		"[limits]\n"
 		"; caps on what peers may send; the defaults are:\n"
@@ -356,7 +377,7 @@ static char *config_text(const char *domain, const char *cert, const char *key, 
 		";signin_attempts = 10\n"
 		";signin_window = 300s\n"
 		";signin_delay_max = 10s\n",
-		date, domain, cert, key, control, store);
+		date, domain, who_text(), cert, key, control, store);
 	if (fclose(f) != 0) {
 		free(s);
 		return NULL;

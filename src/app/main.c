@@ -3,6 +3,7 @@
  * -c; they are handed to the command as if written right after its word,
  * so every command keeps parsing -c itself. The command word picks a row of
  * one table. */
+#include "backup_cmd.h"
 #include "cli.h"
 #include "conf.h"
 #include "fg.h"
@@ -62,6 +63,10 @@ static void usage(FILE *f)
 		"  admin passwd|remove NAME       change its password, remove it\n"
 		"  admin list                     show the accounts\n"
 		"  admin token NAME [--revoke]    print a new API bearer token (or withdraw it)\n"
+		"  backup FILE                    copy the store into FILE, also while the "
+		"daemon runs\n"
+		"  restore FILE                   replace the store with a backup (daemon "
+		"stopped)\n"
 		"  version                        fedgate's version and its libraries'\n"
 		"  help                           this text\n"
 		"\n"
@@ -166,6 +171,8 @@ static const struct command commands[] = {
 	{"status", cli_main},
 	{"reload", cli_main},
 	{"stop", cli_main},
+	{"backup", backup_main},
+	{"restore", backup_main},
 	{"version", version_cmd},
 	{"help", help_cmd},
 };

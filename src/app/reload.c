@@ -173,6 +173,16 @@ int reload_run(struct server *srv, json_t *body)
 			     "'fedgate check'); the daemon keeps running as it was");
 		goto out;
 	}
+	/* The log file is reopened on every reload (logrotate may send
+	 * SIGHUP), as the last step that can fail: a file that cannot be
+	 * opened refuses the reload, and logging goes on where it was. */
+	char lerr[600];
+	if (log_reopen(n.conf->log_file, lerr, sizeof(lerr)) != FG_OK) {
+		refuse(body, lerr);
+		refuse(body, "the configuration was not reloaded; the daemon keeps running as "
+			     "it was");
+		goto out;
+	}
 	conf_reconcile(srv->conf, n.conf, on_change, &n);
 	json_t *cert = describe_certificate(n.tls, n.conf->tls_certificate);
 	install(srv, &n);

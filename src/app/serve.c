@@ -12,8 +12,10 @@
 #include "jid.h"
 #include "log.h"
 #include "cmd_txn.h"
+#include "logfile.h"
 #include "notify.h"
 #include "presence.h"
+#include "privs.h"
 #include "reload.h"
 #include "roster.h"
 #include "s2s_in.h"
@@ -446,6 +448,7 @@ int serve_main(const char *conf_path)
 	struct server srv = {0};
 	int status = 1;
 	struct event *sigs[3] = {NULL, NULL, NULL};
+	struct event *logsig = NULL; /* logfile.c */
 
 	if (conf_load(conf_path, &srv.conf, stderr) != FG_OK) {
 		fprintf(stderr, "fedgate: %s has errors; nothing was started (see fedgate check)\n",
@@ -453,6 +456,17 @@ int serve_main(const char *conf_path)
 		return 1;
 	}
 	log_set_level((enum log_level)srv.conf->log_level);
+	/* Running as a user (privs.c): who we are and whether the account can
+	 * use the store is settled before anything is bound; then the log
+	 * file, opened while still root (it may live in /var/log). */
+	struct privs privs;
+	char perr[1024];
+	if (privs_check(srv.conf, &privs, perr, sizeof(perr)) != FG_OK ||
+	    log_reopen(srv.conf->log_file, perr, sizeof(perr)) != FG_OK) {
+		log_error("serve", "%s; nothing was started", perr);
+		conf_free(&srv.conf);
+		return 1;
+	}
 	srv.x.conf = srv.conf;
 	srv.x.live = &srv.env.live;
 	srv.x.drained = on_drained;
@@ -516,6 +530,15 @@ int serve_main(const char *conf_path)
 		}
 	}
 
+	/* SIGUSR1 reopens the log file, for logrotate (logfile.c). */
+	logsig = logfile_watch(srv.x.base);
+	/* Every port, key and file that needs root is open: become [server]
+	 * user for good before the first peer is read (privs.c). */
+	if (!logsig || privs_drop(srv.conf, &privs, perr, sizeof(perr)) != FG_OK) {
+		log_error("serve", "%s", logsig ? perr : "cannot install the SIGUSR1 handler");
+		goto out;
+	}
+
 	char domains[512] = "";
 	for (size_t i = 0; i < srv.conf->domains.n; i++)
 		snprintf(domains + strlen(domains), sizeof(domains) - strlen(domains), "%s%s",
@@ -546,6 +569,8 @@ out:
 	for (size_t i = 0; i < FG_ARRAY_LEN(sigs); i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	if (logsig)
+		event_free(logsig);
 	notify_free(&srv.notify); /* its timer belongs to the base */
 	if (srv.x.base)
 		event_base_free(srv.x.base);

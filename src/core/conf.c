@@ -76,6 +76,14 @@ struct conf_key {
 static const struct conf_key keys[] = {
 	{"server", "domains", CT_DOMAINS, CU_NONE, CK_RESTART, 0, 0, NULL, "contoso.test",
 	 "the local domains fedgate serves, comma-separated", F(domains)},
+	{"server", "user", CT_STRING, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "", NULL,
+	 "account 'fedgate serve' switches to once its ports and files are open; empty = none",
+	 F(server_user)},
+	{"server", "group", CT_STRING, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "", NULL,
+	 "group it switches to; empty = the user's own group", F(server_group)},
+	{"server", "run_as_root", CT_BOOL, CU_NONE, CK_RESTART, 0, 0, "no", NULL,
+	 "started as root without a user, keep running as root (a development machine)",
+	 F(server_run_as_root)},
 	{"tls", "certificate", CT_PATH, CU_NONE, CK_MUST_READ, 0, 0, "certs/" DOMAIN_VAR ".pem",
 	 NULL, "certificate chain (PEM) presented to peers and clients", F(tls_certificate)},
 	{"tls", "key", CT_PATH, CU_NONE, CK_MUST_READ, 0, 0, "certs/" DOMAIN_VAR ".key", NULL,
@@ -98,6 +106,9 @@ static const struct conf_key keys[] = {
 	 "the SQLite database file", F(store_path)},
 	{"log", "level", CT_LOG_LEVEL, CU_NONE, 0, 0, 0, "info", NULL,
 	 "least severe level logged: error, warning, info or debug", F(log_level)},
+	{"log", "file", CT_PATH, CU_NONE, CK_EMPTY_OK, 0, 0, "", NULL,
+	 "file the daemon appends its log to, reopened on SIGUSR1 and reload; empty = stderr",
+	 F(log_file)},
 	{"limits", "s2s_stanza_size", CT_SIZE, CU_BYTES, 0, KIB, 16 * MIB, "512KiB", NULL,
 	 "largest stanza accepted from an authenticated server", F(s2s_stanza_size)},
 	{"limits", "c2s_stanza_size", CT_SIZE, CU_BYTES, 0, KIB, 16 * MIB, "256KiB", NULL,
@@ -1663,6 +1674,7 @@ static void key_comment(const struct conf_key *k, bool is_default, FILE *f)
 	case CT_UNIX_PATH: fputs("socket file", f); break;
 	case CT_LOG_LEVEL: fputs("error, warning, info or debug", f); break;
 	case CT_BOOL: fputs("yes or no", f); break;
+	case CT_STRING: fputs(k->flags & CK_EMPTY_OK ? "name or empty" : "name", f); break;
 	default: break;
 	}
 	if (k->type != CT_INT && k->type != CT_SIZE && k->type != CT_DURATION) {

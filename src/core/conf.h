@@ -17,6 +17,9 @@ struct fg_conf {
 
 	/* [server] */
 	struct conf_list domains; /* local domains, prepared (lower-case, IDNA) */
+	char *server_user;	  /* "" = stay who started us (privs.c) */
+	char *server_group;	  /* "" = the user's primary group */
+	int server_run_as_root;	  /* bool: root without user is accepted */
 
 	/* [tls] -- paths already made absolute */
 	char *tls_certificate;
@@ -36,7 +39,8 @@ struct fg_conf {
 	char *store_path; /* absolute */
 
 	/* [log] */
-	int log_level; /* enum log_level */
+	int log_level;	/* enum log_level */
+	char *log_file; /* NULL or "" = standard error; absolute */
 
 	/* [limits] -- peer-controlled sizes; every one is capped */
 	size_t s2s_stanza_size;	     /* bytes, default 512 KiB */
