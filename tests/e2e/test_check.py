@@ -203,6 +203,9 @@ def test_srv_on_another_port_is_a_warning(daemons):
 def test_listener_held_by_another_process_is_an_error(daemons):
     fg, _ = gateway(daemons)
     s = socket.socket()
+    # As any daemon does: a connection of an earlier test in TIME_WAIT on
+    # the port must not keep this one from binding it.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", 5269))
     s.listen()
     try:
