@@ -57,7 +57,7 @@ static void usage(FILE *f)
 		"  --what-if (validate and show, save nothing); 'fedgate partner new --help'\n"
 		"exit status: 0 done, 1 refused (nothing saved), 2 usage, 3 not found\n"
 		"\n"
-		"-c FILE  configuration file (default: $FEDGATE_CONF, else ./fedgate.conf)\n"
+		"-c FILE  configuration file (default: $FEDGATE_CONF, else " FG_CONF_DEFAULT ")\n"
 		"see fedgate(8) and fedgate.conf(5)\n");
 }
 
