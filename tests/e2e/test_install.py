@@ -60,7 +60,7 @@ def paths():
         "binary": os.path.join(full("CMAKE_INSTALL_SBINDIR"), "fedgate"),
         "man8": os.path.join(full("CMAKE_INSTALL_MANDIR"), "man8", "fedgate.8"),
         "man5": os.path.join(full("CMAKE_INSTALL_MANDIR"), "man5", "fedgate.conf.5"),
-        "unit": os.path.join(cache("FG_SYSTEMD_UNITDIR"), "fedgate.service"),
+        "unit": os.path.join(cache("FG_UNITDIR"), "fedgate.service"),
         "sysusers": os.path.join(cache("CMAKE_INSTALL_PREFIX"), "lib", "sysusers.d",
                                  "fedgate.conf"),
         "tmpfiles": os.path.join(cache("CMAKE_INSTALL_PREFIX"), "lib", "tmpfiles.d",
@@ -71,6 +71,10 @@ def paths():
 
 def test_every_file_is_installed(dest):
     p = paths()
+    # Where systemd looks for units: under the prefix, or Debian 12's
+    # /lib/systemd/system for /usr.
+    prefix = cache("CMAKE_INSTALL_PREFIX")
+    assert os.path.dirname(p["unit"]) in (prefix + "/lib/systemd/system", "/lib/systemd/system")
     for what, path in p.items():
         assert os.path.isfile(installed(dest, path)), f"{what}: {path} not installed"
     assert os.access(installed(dest, p["binary"]), os.X_OK)
