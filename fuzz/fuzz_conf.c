@@ -3,7 +3,10 @@
  * conf_print (the `fedgate check` output), and that text must load again
  * and print the same: the effective configuration is a fixed point, so
  * what an admin copies from `check` means what the daemon ran with. A
- * refusal names the file (and a line) on every line of its report. */
+ * refusal names the file (and a line) on every line of its report.
+ * `fedgate reload` reads [listen] control with conf_peek_control from any
+ * file: it must agree with conf_load whenever the file loads, and a reload
+ * of the printed text changes no key (conf_reconcile). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,8 +94,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	CHECK(ef != NULL);
 	int rc = conf_load(g_path, &c, ef);
+	char sock[256];
+	int prc = conf_peek_control(g_path, sock, sizeof(sock));
 
 	CHECK(fclose(ef) == 0);
+	CHECK(prc == FG_OK || prc == FG_ERR);
+	if (rc == FG_OK)
+		CHECK(prc == FG_OK && strcmp(sock, c->listen_control) == 0);
 	if (rc != FG_OK) {
 		CHECK(rc == FG_ERR && c == NULL);
 		check_report(errs, elen);
@@ -117,6 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *p2 = printed(c2, &n2);
 
 	CHECK(n1 == n2 && memcmp(p1, p2, n1) == 0);
+	CHECK(conf_reconcile(c, c2, NULL, NULL) == 0);
 	free(p1);
 	free(p2);
 	free(errs);

@@ -41,6 +41,9 @@ static void usage(FILE *f)
 		"  test-im --to JID [--body T]    send a test message to a partner user, report "
 		"each step\n"
 		"  status [--json]                every s2s stream of the running daemon\n"
+		"  reload                         read the configuration, certificates and keys "
+		"again\n"
+		"  stop                           shut the daemon down and wait until it exits\n"
 		"  admin add NAME --role R        an account of the HTTP API and control panel\n"
 		"                                 (administrator or viewer; password from a "
 		"prompt\n"
@@ -105,7 +108,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "partner") == 0 || strcmp(cmd, "gateway") == 0 ||
 	    strcmp(cmd, "audit") == 0 || strcmp(cmd, "test-im") == 0 ||
-	    strcmp(cmd, "status") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "admin") == 0)
+	    strcmp(cmd, "status") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "admin") == 0 ||
+	    strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0)
 		return cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "init") == 0)
 		return init_main(argc - 1, argv + 1);

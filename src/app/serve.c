@@ -1,4 +1,5 @@
 #include "serve.h"
+#include "server.h"
 
 #include "admin_http.h"
 #include "live.h"
@@ -10,7 +11,10 @@
 #include "fg.h"
 #include "jid.h"
 #include "log.h"
+#include "cmd_txn.h"
+#include "notify.h"
 #include "presence.h"
+#include "reload.h"
 #include "roster.h"
 #include "s2s_in.h"
 #include "sasl.h"
@@ -237,6 +241,9 @@ static void on_drained(struct xmpp_server *x)
 	event_base_loopexit(x->base, NULL);
 }
 
+static int run_reload(struct cmd_env *env, json_t *body);
+static long run_stop(struct cmd_env *env);
+
 /* The partners and settings from the store, before the loop runs (the
  * only time the daemon reads the disk on its own thread). */
 static int open_store(struct server *srv)
@@ -255,6 +262,8 @@ static int open_store(struct server *srv)
 		.test_im = run_test_im,
 		.user_changed = on_user_changed,
 		.status = run_status,
+		.reload = run_reload,
+		.stop = run_stop,
 		.ud = srv,
 	};
 	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK ||
@@ -348,18 +357,16 @@ static void close_listeners(void)
 	}
 }
 
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
+/* Peers and clients are told (<system-shutdown/>), streams get a few
+ * seconds to say their last words, then the loop ends. */
+static void shut_down(struct server *srv, const char *why)
 {
-	struct server *srv = arg;
 	struct xmpp_server *x = &srv->x;
-	(void)what;
-	if (x->stopping) {
-		log_warn("serve", "second signal: exiting now");
-		event_base_loopbreak(x->base);
-		return;
-	}
-	log_info("serve", "%s: shutting down, %u inbound and %u outbound streams open",
-		 strsignal((int)sig), x->nstreams, x->nouts);
+	char status[200];
+	log_info("serve", "%s: shutting down, %u inbound and %u outbound streams open", why,
+		 x->nstreams, x->nouts);
+	snprintf(status, sizeof(status), "shutting down (%s)", why);
+	notify_stopping(srv->notify, status);
 	x->stopping = true;
 	close_listeners();
 	control_stop(&srv->control);
@@ -375,11 +382,70 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct xmpp_server *x = &srv->x;
+	(void)what;
+	if (sig == SIGHUP) {
+		if (x->stopping)
+			return;
+		json_t *body = cmd_body_new();
+		reload_run(srv, body); /* every outcome is logged */
+		json_decref(body);
+		return;
+	}
+	if (x->stopping) {
+		log_warn("serve", "second signal: exiting now");
+		event_base_loopbreak(x->base);
+		return;
+	}
+	shut_down(srv, strsignal((int)sig));
+}
+
+static int run_reload(struct cmd_env *env, json_t *body)
+{
+	return reload_run(env->ud, body);
+}
+
+static void stop_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	if (!srv->x.stopping)
+		shut_down(srv, "fedgate stop");
+}
+
+/* After this turn of the loop, so that the reply is queued first. */
+static long run_stop(struct cmd_env *env)
+{
+	struct server *srv = env->ud;
+	event_base_once(srv->x.base, -1, EV_TIMEOUT, stop_now, srv, &(struct timeval){0, 0});
+	return (long)getpid();
+}
+
+/* STATUS= for `systemctl status`: what an admin checks first. */
+static void status_line(void *ud, char *buf, size_t len)
+{
+	struct server *srv = ud;
+	unsigned c2s = 0, s2s = 0;
+	for (struct stream *s = srv->x.streams; s; s = stream_next(s)) {
+		if (stream_is_s2s(s))
+			s2s++;
+		else
+			c2s++;
+	}
+	snprintf(buf, len,
+		 "serving %zu domain(s): %u client, %u inbound s2s, %u outbound s2s stream(s)",
+		 srv->conf->domains.n, c2s, s2s, srv->x.nouts);
+}
+
 int serve_main(const char *conf_path)
 {
 	struct server srv = {0};
 	int status = 1;
-	struct event *sigs[2] = {NULL, NULL};
+	struct event *sigs[3] = {NULL, NULL, NULL};
 
 	if (conf_load(conf_path, &srv.conf, stderr) != FG_OK) {
 		fprintf(stderr, "fedgate: %s has errors; nothing was started (see fedgate check)\n",
@@ -393,6 +459,9 @@ int serve_main(const char *conf_path)
 	srv.x.route = router_route;
 	srv.x.bounce = router_bounce;
 	signal(SIGPIPE, SIG_IGN);
+	/* A reload asked for before the loop can take it must not kill the
+	 * daemon (SIGHUP's default); the loop's handler replaces this. */
+	signal(SIGHUP, SIG_IGN);
 	if (sasl_global_init() != FG_OK ||
 	    sasl_set_fake_iterations(srv.conf->users_scram_iterations) != FG_OK) {
 		log_error("serve", "cannot initialise GNU SASL");
@@ -418,6 +487,7 @@ int serve_main(const char *conf_path)
 		log_error("serve", "cannot create the event loop");
 		goto out;
 	}
+	srv.notify = notify_open();
 	srv.x.dns = dns_new(srv.x.base, srv.conf->dns_resolv_conf, err, sizeof(err));
 	if (!srv.x.dns) {
 		log_error("serve", "%s", err);
@@ -437,11 +507,13 @@ int serve_main(const char *conf_path)
 		log_error("serve", "%s", err);
 		goto out;
 	}
-	sigs[0] = evsignal_new(srv.x.base, SIGINT, signal_cb, &srv);
-	sigs[1] = evsignal_new(srv.x.base, SIGTERM, signal_cb, &srv);
-	if (!sigs[0] || !sigs[1] || evsignal_add(sigs[0], NULL) || evsignal_add(sigs[1], NULL)) {
-		log_error("serve", "cannot install signal handlers");
-		goto out;
+	static const int signals[FG_ARRAY_LEN(sigs)] = {SIGINT, SIGTERM, SIGHUP};
+	for (size_t i = 0; i < FG_ARRAY_LEN(sigs); i++) {
+		sigs[i] = evsignal_new(srv.x.base, signals[i], signal_cb, &srv);
+		if (!sigs[i] || evsignal_add(sigs[i], NULL) != 0) {
+			log_error("serve", "cannot install signal handlers");
+			goto out;
+		}
 	}
 
 	char domains[512] = "";
@@ -450,6 +522,10 @@ int serve_main(const char *conf_path)
 			 i ? ", " : "", srv.conf->domains.v[i]);
 	log_info("serve", "fedgate %s ready: serving %s (config %s)", FG_VERSION, domains,
 		 srv.conf->path);
+	char status_text[300];
+	status_line(&srv, status_text, sizeof(status_text));
+	notify_start(srv.notify, srv.x.base, status_line, &srv);
+	notify_ready(srv.notify, status_text);
 	event_base_dispatch(srv.x.base);
 	log_info("serve", "stopped");
 	status = 0;
@@ -470,6 +546,7 @@ out:
 	for (size_t i = 0; i < FG_ARRAY_LEN(sigs); i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	notify_free(&srv.notify); /* its timer belongs to the base */
 	if (srv.x.base)
 		event_base_free(srv.x.base);
 	tls_ctx_free(&srv.x.tls);

@@ -881,6 +881,34 @@ static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_r
 	reply(ud, CMD_OK, b);
 }
 
+static void cmd_reload(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		       void *ud)
+{
+	(void)req;
+	if (!env->reload) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL,
+				"reload asks the running daemon to read its configuration again: "
+				"it is not running (start it with 'fedgate serve')");
+		return;
+	}
+	json_t *b = cmd_body_new();
+	int status = env->reload(env, b);
+	reply(ud, status, b);
+}
+
+static void cmd_stop(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		     void *ud)
+{
+	(void)req;
+	if (!env->stop) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "the daemon is not running");
+		return;
+	}
+	json_t *b = cmd_body_new();
+	json_object_set_new(b, "result", json_pack("{s:I}", "pid", (json_int_t)env->stop(env)));
+	reply(ud, CMD_OK, b);
+}
+
 /* ---- the table: every command with its handler ---- */
 
 static const struct cmd_def table[] = {
@@ -898,6 +926,11 @@ static const struct cmd_def table[] = {
 	 cmd_test_im},
 	{"status", false, "every server-to-server stream of the running daemon", p_none,
 	 cmd_status},
+	{"reload", true,
+	 "read the configuration file, certificates and keys again; report what changed", p_none,
+	 cmd_reload},
+	{"stop", true, "shut the daemon down (peers are told, streams close cleanly)", p_none,
+	 cmd_stop},
 	{"user add", true, "create a local user (the password is asked for)", p_user_password,
 	 cmd_user_add},
 	{"user passwd", true, "set a new password for a local user", p_user_password,

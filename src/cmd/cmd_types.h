@@ -57,6 +57,14 @@ struct cmd_env {
 	/* `test-im`: only the daemon can send; NULL in the CLI. */
 	void (*test_im)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud);
+	/* `reload`: the daemon reads its configuration file again and fills
+	 * body (made by cmd_body_new) with what changed, what needs a restart,
+	 * and every error; returns CMD_OK or CMD_REFUSED (the file has errors:
+	 * nothing changed). NULL in the CLI. */
+	int (*reload)(struct cmd_env *env, json_t *body);
+	/* `stop`: the daemon shuts down once the reply has gone out; returns
+	 * its process id for the CLI to wait on. NULL in the CLI. */
+	long (*stop)(struct cmd_env *env);
 	void *ud;
 	struct store_db *db; /* for the synchronous runner */
 };

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -49,6 +50,7 @@ enum conf_unit { CU_NONE, CU_BYTES, CU_SECONDS };
 
 #define CK_EMPTY_OK  0x1u /* an empty value means something (no listener, system store) */
 #define CK_MUST_READ 0x2u /* `fedgate check` makes sure the file can be read */
+#define CK_RESTART   0x4u /* a reload cannot apply it: it shapes sockets or files opened once */
 
 /* Stands for the first local domain in a default ("certs/{domain}.pem"). */
 #define DOMAIN_VAR "{domain}"
@@ -72,7 +74,7 @@ struct conf_key {
 #define F(field) offsetof(struct fg_conf, field)
 
 static const struct conf_key keys[] = {
-	{"server", "domains", CT_DOMAINS, CU_NONE, 0, 0, 0, NULL, "contoso.test",
+	{"server", "domains", CT_DOMAINS, CU_NONE, CK_RESTART, 0, 0, NULL, "contoso.test",
 	 "the local domains fedgate serves, comma-separated", F(domains)},
 	{"tls", "certificate", CT_PATH, CU_NONE, CK_MUST_READ, 0, 0, "certs/" DOMAIN_VAR ".pem",
 	 NULL, "certificate chain (PEM) presented to peers and clients", F(tls_certificate)},
@@ -80,18 +82,19 @@ static const struct conf_key keys[] = {
 	 "private key (PEM, unencrypted) of the certificate", F(tls_key)},
 	{"tls", "ca_file", CT_PATH, CU_NONE, CK_EMPTY_OK | CK_MUST_READ, 0, 0, "", NULL,
 	 "trust anchors (PEM) for peers' certificates; empty = system store", F(tls_ca_file)},
-	{"listen", "s2s", CT_ADDRS, CU_NONE, CK_EMPTY_OK, 0, 0, "0.0.0.0:5269", NULL,
+	{"listen", "s2s", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "0.0.0.0:5269", NULL,
 	 "server-to-server listeners, address:port list; empty = none", F(listen_s2s)},
-	{"listen", "c2s", CT_ADDRS, CU_NONE, CK_EMPTY_OK, 0, 0, "0.0.0.0:5222", NULL,
+	{"listen", "c2s", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "0.0.0.0:5222", NULL,
 	 "client listeners, address:port list; empty = none", F(listen_c2s)},
-	{"listen", "admin", CT_ADDRS, CU_NONE, CK_EMPTY_OK, 0, 0, "127.0.0.1:5280", NULL,
-	 "HTTP admin API and control panel listeners; empty = none", F(listen_admin)},
-	{"listen", "control", CT_UNIX_PATH, CU_NONE, 0, 0, 0, "var/fedgate.sock", NULL,
+	{"listen", "admin", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "127.0.0.1:5280",
+	 NULL, "HTTP admin API and control panel listeners; empty = none", F(listen_admin)},
+	{"listen", "control", CT_UNIX_PATH, CU_NONE, CK_RESTART, 0, 0, "var/fedgate.sock", NULL,
 	 "Unix control socket used by the CLI", F(listen_control)},
-	{"dns", "resolv_conf", CT_PATH, CU_NONE, CK_MUST_READ, 0, 0, "/etc/resolv.conf", NULL,
+	{"dns", "resolv_conf", CT_PATH, CU_NONE, CK_MUST_READ | CK_RESTART, 0, 0,
+	 "/etc/resolv.conf", NULL,
 	 "resolver settings; special-use TLDs (.test, .local) resolve through it too",
 	 F(dns_resolv_conf)},
-	{"store", "path", CT_PATH, CU_NONE, 0, 0, 0, "var/fedgate.db", NULL,
+	{"store", "path", CT_PATH, CU_NONE, CK_RESTART, 0, 0, "var/fedgate.db", NULL,
 	 "the SQLite database file", F(store_path)},
 	{"log", "level", CT_LOG_LEVEL, CU_NONE, 0, 0, 0, "info", NULL,
 	 "least severe level logged: error, warning, info or debug", F(log_level)},
@@ -1475,6 +1478,35 @@ int conf_load(const char *path, struct fg_conf **out, FILE *errs)
 	return rc == FG_OK ? FG_OK : FG_ERR;
 }
 
+int conf_peek_control(const char *path, char *out, size_t len)
+{
+	struct parser p = {0};
+	const struct conf_key *k = key_find("listen", "control");
+	FILE *f = fopen(path, "r");
+	int rc = FG_ERR;
+
+	assert(k != NULL);
+	if (f == NULL)
+		return FG_NOTFOUND;
+	p.f = f;
+	/* Errors are collected and dropped: only the one raw value counts. */
+	if (ini_parse_stream(read_line, &p, on_entry, &p) == -2)
+		p.nomem = true;
+	fclose(f);
+	struct setting *s = &p.set[k - keys];
+	char *dir = dir_of(path);
+	const char *raw = s->given && s->raw ? trim(s->raw) : k->def;
+	char *abs = dir != NULL && !p.nomem && raw[0] != '\0' ? path_join(dir, raw) : NULL;
+	if (abs != NULL && strlen(abs) < len) {
+		memcpy(out, abs, strlen(abs) + 1);
+		rc = FG_OK;
+	}
+	free(abs);
+	free(dir);
+	parser_clear(&p);
+	return rc;
+}
+
 int conf_defaults_for(const char *dir, const char *domain, struct fg_conf **out)
 {
 	size_t n;
@@ -1554,6 +1586,55 @@ static char *value_text(const struct fg_conf *c, const struct conf_key *k)
 		return NULL;
 	}
 	return s;
+}
+
+/* ---- reload ---- */
+
+static size_t field_size(enum conf_type t)
+{
+	switch (t) {
+	case CT_STRING:
+	case CT_PATH:
+	case CT_UNIX_PATH: return sizeof(char *);
+	case CT_DOMAINS:
+	case CT_ADDRS: return sizeof(struct conf_list);
+	case CT_BOOL:
+	case CT_LOG_LEVEL: return sizeof(int);
+	case CT_INT:
+	case CT_DURATION: return sizeof(unsigned);
+	case CT_SIZE: return sizeof(size_t);
+	}
+	return 0;
+}
+
+size_t conf_reconcile(struct fg_conf *run, struct fg_conf *next, conf_change_fn fn, void *ud)
+{
+	size_t changed = 0;
+	assert(run && next);
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &keys[i];
+		char *a = value_text(run, k), *b = value_text(next, k);
+		if (a && b && strcmp(a, b) != 0) {
+			bool live = !(k->flags & CK_RESTART);
+			changed++;
+			if (fn)
+				fn(ud, k->section, k->name, a, b, live ? 1 : 0);
+			if (!live) {
+				/* The field's bytes change places: next keeps
+				 * what runs, and each struct still owns what
+				 * it frees. */
+				unsigned char tmp[sizeof(struct conf_list)];
+				size_t sz = field_size(k->type);
+				assert(sz > 0 && sz <= sizeof(tmp));
+				memcpy(tmp, (char *)run + k->off, sz);
+				memcpy((char *)run + k->off, (char *)next + k->off, sz);
+				memcpy((char *)next + k->off, tmp, sz);
+			}
+		}
+		free(a);
+		free(b);
+	}
+	return changed;
 }
 
 /* "bytes, 1 KiB..16 MiB (default 512 KiB)" */

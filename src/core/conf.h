@@ -102,6 +102,22 @@ const char *conf_default_path(const char *given);
 /* True when name (already prepared) is one of the local domains. */
 int conf_is_local_domain(const struct fg_conf *c, const char *name);
 
+/* The control socket a file names ([listen] control, made absolute, or the
+ * default), even when other keys of the file have errors: `fedgate reload`
+ * still reaches the daemon, which then reports them. FG_OK, FG_NOTFOUND
+ * when the file cannot be opened, FG_ERR otherwise. */
+int conf_peek_control(const char *path, char *out, size_t len);
+/* Reload: compares the running configuration with a newly read one, key
+ * by key, in table order, and calls fn (may be NULL) for each key whose
+ * value differs, with both values as conf_print() writes them and whether
+ * it applies live. A key that needs a restart (local domains, listeners,
+ * the control socket, the store, the resolver) gets its running value back
+ * in next, so that next describes what actually runs. Returns the number of
+ * keys that differ. */
+typedef void (*conf_change_fn)(void *ud, const char *section, const char *name, const char *running,
+			       const char *read, int live);
+size_t conf_reconcile(struct fg_conf *run, struct fg_conf *next, conf_change_fn fn, void *ud);
+
 /* `fedgate check`: prints the effective configuration to out and returns 0,
  * or prints every error to err and returns 1. */
 int conf_check_main(const char *path, FILE *out, FILE *err);

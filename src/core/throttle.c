@@ -63,6 +63,15 @@ struct throttle *throttle_new(const struct throttle_limits *lim)
 	return t;
 }
 
+void throttle_set_limits(struct throttle *t, const struct throttle_limits *lim)
+{
+	/* Entries already counted keep their counts and are judged by the
+	 * new limits from the next attempt on. */
+	size_t keep = t->lim.max_entries;
+	t->lim = *lim;
+	t->lim.max_entries = keep;
+}
+
 static void drop(struct throttle *t, struct entry *e)
 {
 	TAILQ_REMOVE(&t->order, e, link);

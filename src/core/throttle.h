@@ -40,6 +40,8 @@ struct throttle;
 /* NULL when out of memory. */
 struct throttle *throttle_new(const struct throttle_limits *lim);
 void throttle_free(struct throttle **t);
+/* A reload: new refuse_after, window and delay cap (max_entries stays). */
+void throttle_set_limits(struct throttle *t, const struct throttle_limits *lim);
 
 /* Before an attempt from addr is checked. A WAIT reserves the address's
  * next turn, so the attempt must be checked when the wait is over. */

@@ -463,6 +463,43 @@ static struct bufferevent *bev_tls(struct event_base *base, void *arg)
 					      BEV_OPT_CLOSE_ON_FREE);
 }
 
+static bool admin_tls_wanted(const struct fg_conf *c)
+{
+	return c->admin_certificate && *c->admin_certificate;
+}
+
+int admin_http_tls_load(const struct fg_conf *c, SSL_CTX **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!admin_tls_wanted(c))
+		return FG_OK;
+	*out = tls_server_ctx_new(c->admin_certificate, c->admin_key, NULL, err, errlen);
+	if (!*out)
+		return FG_ERR;
+	/* Browsers present no certificate. */
+	SSL_CTX_set_verify(*out, SSL_VERIFY_NONE, NULL);
+	return FG_OK;
+}
+
+void admin_http_reconfigure(struct admin_http *ah, const struct fg_conf *conf, SSL_CTX *tls)
+{
+	ah->conf = conf;
+	if (!ah->http) { /* no [listen] admin: nothing else runs */
+		tls_ctx_free(&tls);
+		return;
+	}
+	/* Connections already open keep the context they were made with
+	 * (SSL_new took a reference); new ones get the new one. */
+	tls_ctx_free(&ah->tls);
+	ah->tls = tls;
+	evhttp_set_bevcb(ah->http, ah->tls ? bev_tls : NULL, ah->tls ? ah : NULL);
+	evhttp_set_max_body_size(ah->http, (ev_ssize_t)conf->admin_max_body);
+	struct throttle_limits lim = {.refuse_after = conf->admin_signin_attempts,
+				      .window_s = conf->admin_signin_window,
+				      .delay_max_ms = conf->admin_signin_delay_max * 1000u};
+	throttle_set_limits(ah->signin, &lim);
+}
+
 struct admin_http *admin_http_start(struct event_base *base, const struct fg_conf *conf,
 				    struct cmd_env *env, struct xmpp_server *xs, char *err,
 				    size_t errlen)
@@ -492,13 +529,8 @@ struct admin_http *admin_http_start(struct event_base *base, const struct fg_con
 		snprintf(err, errlen, "libsodium cannot start");
 		goto fail;
 	}
-	if (c->admin_certificate && *c->admin_certificate) {
-		ah->tls = tls_server_ctx_new(c->admin_certificate, c->admin_key, NULL, err, errlen);
-		if (!ah->tls)
-			goto fail;
-		/* Browsers present no certificate. */
-		SSL_CTX_set_verify(ah->tls, SSL_VERIFY_NONE, NULL);
-	}
+	if (admin_http_tls_load(c, &ah->tls, err, errlen) != FG_OK)
+		goto fail;
 	ah->http = evhttp_new(base);
 	if (!ah->http) {
 		snprintf(err, errlen, "cannot create the HTTP server");

@@ -12,6 +12,7 @@
 #define FG_ADMIN_HTTP_H
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 
 struct admin_http;
@@ -25,6 +26,15 @@ struct xmpp_server;
 struct admin_http *admin_http_start(struct event_base *base, const struct fg_conf *conf,
 				    struct cmd_env *env, struct xmpp_server *xs, char *err,
 				    size_t errlen);
+/* A reload, in two steps so that nothing changes when a step fails: the
+ * [admin] certificate and key read into *out (NULL, FG_OK, when the
+ * listener is plain HTTP; FG_ERR with err when they cannot be loaded)... */
+int admin_http_tls_load(const struct fg_conf *c, SSL_CTX **out, char *err, size_t errlen);
+/* ...then installed with the rest of conf: new connections get tls (owned
+ * from here; open ones keep theirs), max_body and the sign-in limits change.
+ * conf replaces the one given before and must live as long. The listeners
+ * themselves stay (a restart moves them). */
+void admin_http_reconfigure(struct admin_http *ah, const struct fg_conf *conf, SSL_CTX *tls);
 /* After store_stop(), so that no command reply is still to come. Accepts
  * NULL, clears the pointer. */
 void admin_http_stop(struct admin_http **ah);

@@ -397,6 +397,68 @@ static bool print_admin(const char *name, int status, json_t *body)
 	return true;
 }
 
+static void print_changes(FILE *f, json_t *rows, const char *title)
+{
+	size_t i;
+	json_t *r;
+	if (json_array_size(rows) == 0)
+		return;
+	fprintf(f, "%s:\n", title);
+	json_array_foreach(rows, i, r) fprintf(f, "  %s: %s -> %s\n", str_of(r, "key"),
+					       str_of(r, "from"), str_of(r, "to"));
+}
+
+static void print_reload(FILE *f, json_t *result)
+{
+	json_t *cert = json_object_get(result, "certificate");
+	fprintf(f, "reloaded %s\n", str_of(result, "config"));
+	print_changes(f, json_object_get(result, "applied"), "applied");
+	print_changes(f, json_object_get(result, "restart_needed"),
+		      "changed, but needs a restart (still running on the old value)");
+	if (!json_array_size(json_object_get(result, "applied")) &&
+	    !json_array_size(json_object_get(result, "restart_needed")))
+		fprintf(f, "no key changed\n");
+	fprintf(f, "certificate for new connections: %s\n  %s, expires %s\n  SHA-256 %s\n",
+		str_of(cert, "file"), str_of(cert, "subject"), str_of(cert, "expires"),
+		str_of(cert, "sha256"));
+}
+
+/* Gone, or exited and waiting for its parent to collect the status (a
+ * zombie holds no socket, no file and no port any more). */
+static bool has_exited(pid_t pid)
+{
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return true;
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *end = strrchr(buf, ')'); /* the command name may hold anything */
+	return end && (end[1] == ' ') && (end[2] == 'Z' || end[2] == 'X');
+}
+
+/* `fedgate stop` returns when the daemon is gone, as `systemctl stop`
+ * does, so that a script can start it again at once. */
+static int wait_exit(json_t *result)
+{
+	pid_t pid = (pid_t)json_integer_value(json_object_get(result, "pid"));
+	if (pid <= 0)
+		return CMD_REFUSED;
+	for (int i = 0; i < 300; i++) {
+		if (has_exited(pid)) {
+			printf("fedgate (pid %ld) stopped\n", (long)pid);
+			return CMD_OK;
+		}
+		usleep(100 * 1000);
+	}
+	fprintf(stderr, "fedgate: pid %ld is still running after 30 s\n", (long)pid);
+	return CMD_REFUSED;
+}
+
 static void render(const char *name, int status, json_t *body, bool as_json, json_t *params)
 {
 	json_t *result = json_object_get(body, "result");
@@ -440,6 +502,8 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		print_audit(stdout, result);
 	else if (strcmp(name, "status") == 0)
 		print_status(stdout, result);
+	else if (strcmp(name, "reload") == 0)
+		print_reload(stdout, result);
 	else if (strcmp(name, "test-im") == 0)
 		json_array_foreach(json_object_get(result, "steps"), i, m)
 			printf("  %s\n", json_string_value(m));
@@ -455,6 +519,34 @@ static int usage_error(const char *msg)
 	return CMD_USAGE;
 }
 
+/* `fedgate reload` asks the daemon even when the file has errors (the
+ * daemon logs them with their lines, keeps running as it was, and its
+ * answer lists them here. */
+static int ask_reload(const char *path, json_t *params)
+{
+	char sock[200], err[600];
+	struct outcome out = {CMD_REFUSED, NULL};
+	if (conf_peek_control(path, sock, sizeof(sock)) != FG_OK) {
+		struct fg_conf *conf = NULL;
+		conf_load(path, &conf, stderr); /* says why it cannot be read */
+		conf_free(&conf);
+		json_decref(params);
+		return CMD_REFUSED;
+	}
+	int rc = control_call(sock, "reload", params, false, &out.status, &out.body, err,
+			      sizeof(err));
+	if (rc == FG_NOTFOUND)
+		fprintf(stderr, "fedgate: no daemon answers on %s: start it with 'fedgate serve'\n",
+			sock);
+	else if (rc != FG_OK)
+		fprintf(stderr, "fedgate: %s\n", err);
+	else
+		render("reload", out.status, out.body, false, params);
+	json_decref(out.body);
+	json_decref(params);
+	return rc == FG_OK ? out.status : CMD_REFUSED;
+}
+
 int cli_main(int argc, char **argv)
 {
 	const char *conf_path = NULL;
@@ -462,7 +554,8 @@ int cli_main(int argc, char **argv)
 	char name[64];
 	int words = 1;
 	if (strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "test-im") == 0 ||
-	    strcmp(argv[0], "status") == 0) {
+	    strcmp(argv[0], "status") == 0 || strcmp(argv[0], "reload") == 0 ||
+	    strcmp(argv[0], "stop") == 0) {
 		snprintf(name, sizeof(name), "%s", argv[0]);
 	} else {
 		if (argc < 2 || argv[1][0] == '-') {
@@ -548,6 +641,8 @@ int cli_main(int argc, char **argv)
 	}
 
 	struct fg_conf *conf = NULL;
+	if (strcmp(def->name, "reload") == 0)
+		return ask_reload(conf_default_path(conf_path), params);
 	if (conf_load(conf_default_path(conf_path), &conf, stderr) != FG_OK) {
 		fprintf(stderr, "fedgate: fix %s first (see 'fedgate check')\n",
 			conf_default_path(conf_path));
@@ -578,6 +673,8 @@ int cli_main(int argc, char **argv)
 	}
 	if (out.body)
 		render(def->name, out.status, out.body, as_json, params);
+	if (out.status == CMD_OK && strcmp(def->name, "stop") == 0)
+		out.status = wait_exit(json_object_get(out.body, "result"));
 	json_decref(out.body);
 	wipe_password(params);
 	json_decref(params);

@@ -293,6 +293,19 @@ void control_stop(struct control **cp)
 				bufferevent_free(c->bev);
 			c->bev = NULL;
 		} else {
+			/* A reply already queued (that of `fedgate stop`) goes
+			 * out before the socket closes: one write to a local
+			 * socket takes a reply this small. */
+			if (c->bev) {
+				/* The buffer is the bufferevent's to drain, so
+				 * it is copied out, not written from. */
+				struct evbuffer *out = bufferevent_get_output(c->bev);
+				size_t n = evbuffer_get_length(out);
+				unsigned char *p = n ? evbuffer_pullup(out, -1) : NULL;
+				if (p && write(bufferevent_getfd(c->bev), p, n) < 0)
+					log_debug("control", "last reply lost: %s",
+						  strerror(errno));
+			}
 			client_free(c);
 		}
 	}

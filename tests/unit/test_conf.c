@@ -1418,10 +1418,100 @@ static void test_man_page_covers_every_key(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ---- reload ---- */
+
+struct changes {
+	char text[1024];
+	unsigned live, restart;
+};
+
+static void record_change(void *ud, const char *section, const char *name, const char *running,
+			  const char *read, int live)
+{
+	struct changes *ch = ud;
+	size_t n = strlen(ch->text);
+	snprintf(ch->text + n, sizeof(ch->text) - n, "[%s] %s %s->%s %s\n", section, name, running,
+		 read, live ? "live" : "restart");
+	if (live)
+		ch->live++;
+	else
+		ch->restart++;
+}
+
+static void test_reconcile_keeps_restart_keys(void **state)
+{
+	const char *dir = *state;
+	struct fg_conf *run = NULL, *next = NULL;
+	char *errs = NULL;
+	struct changes ch = {.text = ""};
+
+	assert_int_equal(
+		load_text(dir,
+			  "[server]\ndomains = contoso.test\n[listen]\ns2s = 127.0.0.1:5269\n"
+			  "control = a.sock\n[log]\nlevel = info\n",
+			  &run, &errs),
+		FG_OK);
+	free(errs);
+	assert_int_equal(load_text(dir,
+				   "[server]\ndomains = contoso.test, fabrikam.test\n[listen]\n"
+				   "s2s = 127.0.0.1:5270\ncontrol = a.sock\n[log]\nlevel = debug\n"
+				   "[limits]\noutput_queue = 2MiB\n",
+				   &next, &errs),
+			 FG_OK);
+	free(errs);
+	assert_int_equal(conf_reconcile(run, next, record_change, &ch), 4);
+	assert_int_equal(ch.live, 2);
+	assert_int_equal(ch.restart, 2);
+	assert_non_null(strstr(ch.text, "[server] domains contoso.test->contoso.test, "
+					"fabrikam.test restart"));
+	assert_non_null(strstr(ch.text, "[listen] s2s 127.0.0.1:5269->127.0.0.1:5270 restart"));
+	assert_non_null(strstr(ch.text, "[log] level info->debug live"));
+	assert_non_null(strstr(ch.text, "[limits] output_queue 1048576->2097152 live"));
+	/* next describes what runs: the restart keys hold the running values,
+	 * the live ones the new values; run got the others (each frees its
+	 * own). */
+	assert_list(&next->domains, 1, "contoso.test");
+	assert_list(&next->listen_s2s, 1, "127.0.0.1:5269");
+	assert_int_equal(next->log_level, LOG_DEBUG);
+	assert_int_equal(next->output_queue, 2 * 1024 * 1024);
+	assert_list(&run->listen_s2s, 1, "127.0.0.1:5270");
+	/* Reconciled once, they agree on everything that runs. */
+	memset(&ch, 0, sizeof(ch));
+	assert_int_equal(conf_reconcile(next, next, record_change, &ch), 0);
+	conf_free(&run);
+	conf_free(&next);
+}
+
+static void test_peek_control_despite_errors(void **state)
+{
+	const char *dir = *state;
+	char sock[256];
+	char *path = write_file(dir, "fedgate.conf",
+				"[server]\ndomains = contoso.test\n[limits]\noutput_queue = lots\n"
+				"[listen]\ncontrol = run/x.sock\nbogus = 1\n");
+	char *want = path_in(dir, "run/x.sock");
+
+	assert_int_equal(conf_peek_control(path, sock, sizeof(sock)), FG_OK);
+	assert_string_equal(sock, want);
+	free(want);
+	free(path);
+	path = write_file(dir, "fedgate.conf", "[server]\ndomains = contoso.test\n");
+	want = path_in(dir, "var/fedgate.sock");
+	assert_int_equal(conf_peek_control(path, sock, sizeof(sock)), FG_OK);
+	assert_string_equal(sock, want);
+	free(want);
+	free(path);
+	path = path_in(dir, "absent.conf");
+	assert_int_equal(conf_peek_control(path, sock, sizeof(sock)), FG_NOTFOUND);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_minimal_gets_defaults),
+		T(test_reconcile_keeps_restart_keys),
+		T(test_peek_control_despite_errors),
 		T(test_every_key_with_units),
 		T(test_spec_example_inline_comments),
 		T(test_comment_rules),
