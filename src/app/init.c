@@ -288,8 +288,9 @@ static char *config_text(const char *domain, const char *cert, const char *key, 
 	fprintf(f,
 		"; fedgate configuration, written by 'fedgate init' on %s.\n"
 		"; Relative paths are relative to this file's folder. Every key is\n"
-		"; described in fedgate.conf(5); 'fedgate check -c FILE' prints the\n"
-		"; effective configuration, defaults included, or every error.\n"
+		"; described in fedgate.conf(5); 'fedgate check --config -c FILE'\n"
+		"; prints the effective configuration, defaults included, or every\n"
+		"; error; 'fedgate check -c FILE' checks the host against it too.\n"
 		"\n"
 		"[server]\n"
 		"; the local domains fedgate serves, comma-separated\n"

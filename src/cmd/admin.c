@@ -126,6 +126,10 @@ struct admin_job {
 	char hash[crypto_pwhash_STRBYTES];
 	enum admin_role role;
 	bool revoke;
+	/* A what-if: the checks that read the store run, nothing is written;
+	 * what says what would have happened. */
+	bool what_if;
+	char what[80];
 	char token[80];
 	char token_hash[65];
 	char who[80], iface[16];
@@ -258,9 +262,10 @@ static int op_passwd(struct store_db *db, const void *arg, char *err, size_t err
 	return rc == FG_NOTFOUND ? not_found(j, err, errlen) : rc;
 }
 
-static int op_remove(struct store_db *db, const void *arg, char *err, size_t errlen)
+/* Whether the account may be removed: it exists, and is not the last
+ * administrator. */
+static int remove_check(struct store_db *db, const struct admin_job *j, char *err, size_t errlen)
 {
-	const struct admin_job *j = arg;
 	enum admin_role r;
 	int rc = existing_role(db, j, &r, err, errlen);
 	if (rc != FG_OK)
@@ -277,8 +282,43 @@ static int op_remove(struct store_db *db, const void *arg, char *err, size_t err
 			return FG_INVAL;
 		}
 	}
+	return FG_OK;
+}
+
+static int op_remove(struct store_db *db, const void *arg, char *err, size_t errlen)
+{
+	const struct admin_job *j = arg;
+	int rc = remove_check(db, j, err, errlen);
+	if (rc != FG_OK)
+		return rc;
 	rc = store_db_admin_delete(db, j->name, err, errlen);
 	return rc == FG_NOTFOUND ? not_found(j, err, errlen) : rc;
+}
+
+/* A what-if's reads: what the change would find in the store (an account
+ * that exists already, or none), without hashing or writing. This is
+ * what lets the CLI refuse before it prompts for a password. */
+static int what_if_check(struct store_db *db, const struct admin_job *j, char *err, size_t errlen)
+{
+	enum admin_role r;
+	int rc;
+	switch (j->kind) {
+	case JOB_ADD:
+		rc = admin_db_role(db, j->name, &r, err, errlen);
+		if (rc == FG_OK) {
+			snprintf(err, errlen,
+				 "name: an admin account named %s exists already; change its "
+				 "password with 'fedgate admin passwd %s'",
+				 j->name, j->name);
+			return FG_INVAL;
+		}
+		return rc == FG_NOTFOUND ? FG_OK : rc;
+	case JOB_PASSWD:
+	case JOB_TOKEN: return existing_role(db, j, &r, err, errlen);
+	case JOB_REMOVE: return remove_check(db, j, err, errlen);
+	case JOB_LIST: break;
+	}
+	return FG_OK;
 }
 
 static int op_token(struct store_db *db, const void *arg, char *err, size_t errlen)
@@ -334,6 +374,8 @@ static int job_run(struct store_db *db, void *ud, char *err, size_t errlen)
 	}
 	struct audit_entry a = {.who = j->who, .iface = j->iface, .target = j->name};
 	char *before = NULL, *after = NULL;
+	if (j->what_if)
+		return what_if_check(db, j, err, errlen);
 	switch (j->kind) {
 	case JOB_LIST: return list_rows(db, j->rows, err, errlen);
 	case JOB_ADD:
@@ -388,6 +430,14 @@ static void job_done(void *ud, int rc, const char *err)
 		job_free(j);
 		return;
 	}
+	if (j->what_if) {
+		snprintf(msg, sizeof(msg), "what if: %s; nothing was saved", j->what);
+		json_object_set_new(b, "what_if", json_true());
+		json_object_set_new(b, "message", json_string(msg));
+		j->reply(j->ud, status, b);
+		job_free(j);
+		return;
+	}
 	switch (j->kind) {
 	case JOB_LIST: json_object_set(b, "result", j->rows); break;
 	case JOB_ADD:
@@ -429,17 +479,16 @@ static void job_submit(struct cmd_env *env, struct admin_job *j)
 		job_done(j, FG_ERR, "cannot queue the change");
 }
 
-static bool what_if_reply(struct admin_job *j, const struct cmd_request *req, const char *what)
+/* A what-if runs the store's checks and answers with what; true when
+ * req is one (j is then the job's). */
+static bool what_if_submit(struct cmd_env *env, struct admin_job *j, const struct cmd_request *req,
+			   const char *what)
 {
 	if (!req->what_if)
 		return false;
-	json_t *b = cmd_body_new();
-	char msg[200];
-	snprintf(msg, sizeof(msg), "what if: %s; nothing was saved", what);
-	json_object_set_new(b, "what_if", json_true());
-	json_object_set_new(b, "message", json_string(msg));
-	j->reply(j->ud, CMD_OK, b);
-	job_free(j);
+	j->what_if = true;
+	snprintf(j->what, sizeof(j->what), "%s", what);
+	job_submit(env, j);
 	return true;
 }
 
@@ -459,7 +508,7 @@ void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply
 		job_free(j);
 		return;
 	}
-	if (!take_password(j, req) || what_if_reply(j, req, "the account would be added"))
+	if (!take_password(j, req) || what_if_submit(env, j, req, "the account would be added"))
 		return;
 	job_submit(env, j);
 }
@@ -468,7 +517,8 @@ void admin_cmd_passwd(struct cmd_env *env, const struct cmd_request *req, cmd_re
 		      void *ud)
 {
 	struct admin_job *j = job_new(JOB_PASSWD, req, reply, ud, true);
-	if (!j || !take_password(j, req) || what_if_reply(j, req, "the password would be changed"))
+	if (!j || !take_password(j, req) ||
+	    what_if_submit(env, j, req, "the password would be changed"))
 		return;
 	job_submit(env, j);
 }
@@ -477,7 +527,7 @@ void admin_cmd_remove(struct cmd_env *env, const struct cmd_request *req, cmd_re
 		      void *ud)
 {
 	struct admin_job *j = job_new(JOB_REMOVE, req, reply, ud, true);
-	if (!j || what_if_reply(j, req, "the account would be removed"))
+	if (!j || what_if_submit(env, j, req, "the account would be removed"))
 		return;
 	job_submit(env, j);
 }
@@ -514,8 +564,8 @@ void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 		sodium_memzero(rnd, sizeof(rnd));
 		sha256_hex(j->token, j->token_hash);
 	}
-	if (what_if_reply(j, req,
-			  j->revoke ? "the token would be withdrawn" : "a token would be made"))
+	if (what_if_submit(env, j, req,
+			   j->revoke ? "the token would be withdrawn" : "a token would be made"))
 		return;
 	job_submit(env, j);
 }

@@ -11,6 +11,7 @@
 #include "sasl.h"
 #include "store_sqlite.h"
 #include "store_users.h"
+#include "suggest.h"
 #include "users.h"
 
 #include <assert.h>
@@ -42,8 +43,11 @@
 			"host[:port] to connect to instead of DNS SRV"                       \
 	}
 
+/* The domain as an argument, like the other partner commands take it, or
+ * as --domain (the first spelling); both must then agree. */
 static const struct cmd_param p_partner_new[] = {
-	{"domain", "--domain", CP_STRING, true, "the partner's primary domain"},
+	{"domain", NULL, CP_STRING, true, "the partner's primary domain"},
+	{"domain", "--domain", CP_STRING, false, "the same, as an option"},
 	PARTNER_FIELDS,
 	{NULL, NULL, 0, false, NULL},
 };
@@ -109,6 +113,76 @@ static const struct cmd_param p_test_im[] = {
 	{NULL, NULL, 0, false, NULL},
 };
 
+/* What a positional parameter is called in messages and help. */
+const char *cmd_arg_label(const struct cmd_param *p)
+{
+	if (strcmp(p->name, "partners") == 0)
+		return "FILE";
+	if (strcmp(p->name, "jid") == 0)
+		return "JID";
+	if (strcmp(p->name, "name") == 0)
+		return "NAME";
+	return "DOMAIN";
+}
+
+/* "unknown option '--domian'; did you mean '--domain'?": the command's
+ * flags and the front-end's (which the front-end takes out before, so one
+ * here is misspelt or misplaced). */
+static void unknown_flag(const struct cmd_def *def, const char *flag, size_t len, char *err,
+			 size_t errlen)
+{
+	const char *names[64];
+	size_t n = 0;
+	char word[80];
+	snprintf(word, sizeof(word), "%.*s", (int)(len < 79 ? len : 79), flag);
+	for (const struct cmd_param *p = def->params; p->name && n < 60; p++)
+		if (p->flag)
+			names[n++] = p->flag;
+	names[n++] = "--json";
+	names[n++] = "--help";
+	names[n++] = "--config";
+	if (def->writes)
+		names[n++] = "--what-if";
+	const char *hint = suggest_closest(word, names, n);
+	if (hint && strcmp(hint, word) != 0)
+		snprintf(err, errlen,
+			 "%s: unknown option '%s'; did you mean '%s'? (see 'fedgate %s --help')",
+			 def->name, word, hint, def->name);
+	else
+		snprintf(err, errlen, "%s: unknown option '%s' (see 'fedgate %s --help')",
+			 def->name, word, def->name);
+}
+
+static const struct cmd_param *find_positional(const struct cmd_def *def, const char *name)
+{
+	for (const struct cmd_param *p = def->params; p->name; p++)
+		if (!p->flag && p->type != CP_SECRET && strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/* Sets params[name] = val unless it holds another value already (a
+ * parameter given as an argument and as its option, or an option given
+ * twice): then FG_INVAL with err. The same value twice is no conflict. */
+static int set_once(const struct cmd_def *def, json_t *params, const struct cmd_param *p,
+		    const char *val, char *err, size_t errlen)
+{
+	json_t *old = json_object_get(params, p->name);
+	if (!old) {
+		json_object_set_new(params, p->name, json_string(val));
+		return FG_OK;
+	}
+	if (json_is_string(old) && strcmp(json_string_value(old), val) == 0)
+		return FG_OK;
+	if (p->flag && !find_positional(def, p->name))
+		snprintf(err, errlen, "%s: %s given twice", def->name, p->flag);
+	else
+		snprintf(err, errlen,
+			 "%s: the %s is given twice, as '%.100s' and as '%.100s'; give it once",
+			 def->name, cmd_arg_label(p), json_string_value(old), val);
+	return FG_INVAL;
+}
+
 static const struct cmd_param *find_flag(const struct cmd_def *def, const char *flag, size_t len)
 {
 	for (const struct cmd_param *p = def->params; p->name; p++)
@@ -129,9 +203,7 @@ int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **ou
 			size_t flen = eq ? (size_t)(eq - a) : strlen(a);
 			const struct cmd_param *p = find_flag(def, a, flen);
 			if (!p) {
-				snprintf(err, errlen,
-					 "%s: unknown option '%.*s' (see 'fedgate help')",
-					 def->name, (int)flen, a);
+				unknown_flag(def, a, flen, err, errlen);
 				goto usage;
 			}
 			if (p->type == CP_FLAG) {
@@ -156,13 +228,8 @@ int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **ou
 					json_object_set_new(params, p->name, arr);
 				}
 				json_array_append_new(arr, json_string(val));
-			} else {
-				if (json_object_get(params, p->name)) {
-					snprintf(err, errlen, "%s: %s given twice", def->name,
-						 p->flag);
-					goto usage;
-				}
-				json_object_set_new(params, p->name, json_string(val));
+			} else if (set_once(def, params, p, val, err, errlen) != FG_OK) {
+				goto usage;
 			}
 			continue;
 		}
@@ -172,7 +239,8 @@ int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **ou
 			snprintf(err, errlen, "%s: unexpected argument '%.80s'", def->name, a);
 			goto usage;
 		}
-		json_object_set_new(params, pos->name, json_string(a));
+		if (set_once(def, params, pos, a, err, errlen) != FG_OK)
+			goto usage;
 		pos++;
 	}
 	for (const struct cmd_param *p = def->params; p->name; p++) {
@@ -183,10 +251,7 @@ int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **ou
 					 p->help);
 			else
 				snprintf(err, errlen, "%s: the %s is required (%s)", def->name,
-					 strcmp(p->name, "partners") == 0 ? "FILE"
-					 : strcmp(p->name, "jid") == 0	  ? "JID"
-									  : "DOMAIN",
-					 p->help);
+					 cmd_arg_label(p), p->help);
 			goto usage;
 		}
 	}
@@ -924,8 +989,8 @@ static const struct cmd_def table[] = {
 	{"audit", false, "show the audit log of changes", p_audit, cmd_audit},
 	{"test-im", true, "send a test message to a partner user and report each step", p_test_im,
 	 cmd_test_im},
-	{"status", false, "every server-to-server stream of the running daemon", p_none,
-	 cmd_status},
+	{"status", false, "the running daemon's streams (s2s in and out, c2s) and failing routes",
+	 p_none, cmd_status},
 	{"reload", true,
 	 "read the configuration file, certificates and keys again; report what changed", p_none,
 	 cmd_reload},

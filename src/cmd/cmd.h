@@ -26,6 +26,10 @@ const struct cmd_def *cmd_table(size_t *n);
 int cmd_parse_argv(const struct cmd_def *def, int argc, char **argv, json_t **params, char *err,
 		   size_t errlen);
 
+/* What a positional parameter is called in messages and help: "DOMAIN",
+ * "JID", "NAME", "FILE". */
+const char *cmd_arg_label(const struct cmd_param *p);
+
 /* Loads partners, settings and users from db into a fresh env (CLI and
  * daemon start), generating the dialback secret if none was saved yet. */
 int cmd_env_load(struct cmd_env *env, struct store_db *db, char *err, size_t errlen);

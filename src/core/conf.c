@@ -1449,11 +1449,15 @@ static int load_file(const char *path, struct fg_conf **out, FILE *errs, bool st
 	*nerr = 1;
 	f = fopen(path, "r");
 	if (f == NULL) {
+		/* Say the real cause: "create one" for a file that exists but
+		 * may not be read would make a second configuration. */
+		int e = errno;
 		if (errs != NULL)
-			fprintf(errs,
-				"%s: cannot open: %s; create one with 'fedgate init' or "
-				"name another with -c FILE\n",
-				path, strerror(errno));
+			fprintf(errs, "%s: cannot open: %s%s\n", path, strerror(e),
+				e == ENOENT   ? "; name your configuration with -c FILE or "
+						"$FEDGATE_CONF, or create one with 'fedgate init'"
+				: e == EACCES ? "; run this as a user who may read it"
+					      : "");
 		return FG_NOTFOUND;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {

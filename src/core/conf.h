@@ -118,8 +118,11 @@ typedef void (*conf_change_fn)(void *ud, const char *section, const char *name, 
 			       const char *read, int live);
 size_t conf_reconcile(struct fg_conf *run, struct fg_conf *next, conf_change_fn fn, void *ud);
 
-/* `fedgate check`: prints the effective configuration to out and returns 0,
- * or prints every error to err and returns 1. */
+/* `fedgate check --config`: prints the effective configuration to out and
+ * returns 0, or prints every error to err and returns 1. Stricter than
+ * conf_load(): the files serve will read must be readable and the [tls]
+ * certificate and key must load, match and be in date. The health check
+ * (`fedgate check`, app/health.c) goes further from conf_load(). */
 int conf_check_main(const char *path, FILE *out, FILE *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "policy_json.h"
 #include "store_sqlite.h"
+#include "suggest.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -547,137 +549,268 @@ static int ask_reload(const char *path, json_t *params)
 	return rc == FG_OK ? out.status : CMD_REFUSED;
 }
 
-int cli_main(int argc, char **argv)
+/* The command, in the daemon over the control socket when one runs, else
+ * here on the store. */
+static void run_cmd(const struct fg_conf *conf, const char *name, json_t *params, bool what_if,
+		    struct outcome *out)
 {
-	const char *conf_path = NULL;
-	bool as_json = false, what_if = false;
-	char name[64];
-	int words = 1;
-	if (strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "test-im") == 0 ||
-	    strcmp(argv[0], "status") == 0 || strcmp(argv[0], "reload") == 0 ||
-	    strcmp(argv[0], "stop") == 0) {
-		snprintf(name, sizeof(name), "%s", argv[0]);
-	} else {
-		if (argc < 2 || argv[1][0] == '-') {
-			fprintf(stderr, "fedgate: '%s' needs a subcommand (see 'fedgate help')\n",
-				argv[0]);
+	char err[600];
+	out->status = CMD_REFUSED;
+	out->body = NULL;
+	int rc = control_call(conf->listen_control, name, params, what_if, &out->status, &out->body,
+			      err, sizeof(err));
+	if (rc == FG_NOTFOUND) {
+		if (run_local(conf, name, params, what_if, out) != FG_OK)
+			out->status = CMD_REFUSED;
+	} else if (rc != FG_OK) {
+		fprintf(stderr, "fedgate: %s\n", err);
+		out->status = CMD_REFUSED;
+	}
+}
+
+/* What stands in for the password while the arguments are checked: long
+ * enough, printable, and never saved (the check is a what-if). */
+#define STAND_IN_PASSWORD "stand-in, never saved"
+
+/* Runs a command that asks for a password as a what-if first, so that a
+ * bad name, JID or role, or an account that exists already, is said before
+ * the prompt (and before a script's password line is read). CMD_OK, or the
+ * refusal already printed. */
+static int check_before_prompt(const struct fg_conf *conf, const struct cmd_def *def,
+			       json_t *params, bool as_json)
+{
+	struct outcome pre;
+	json_object_set_new(params, "password", json_string(STAND_IN_PASSWORD));
+	run_cmd(conf, def->name, params, true, &pre);
+	json_object_del(params, "password");
+	if (pre.status != CMD_OK && pre.body)
+		render(def->name, pre.status, pre.body, as_json, params);
+	json_decref(pre.body);
+	return pre.status;
+}
+
+/* The options of the front-end, taken out of argv wherever they are; the
+ * command's own go to the table. */
+struct cli_opts {
+	const char *conf_path;
+	bool as_json, what_if, help;
+};
+
+static int take_front_opts(int argc, char **argv, struct cli_opts *o, char **rest, int *nrest)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *file = NULL;
+		if (strcmp(a, "--json") == 0) {
+			o->as_json = true;
+		} else if (strcmp(a, "--what-if") == 0 || strcmp(a, "--whatif") == 0) {
+			o->what_if = true;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			o->help = true;
+		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc)
+				return usage_error("-c needs a file");
+			file = argv[++i];
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			file = a + 9;
+		} else if (strncmp(a, "-c", 2) == 0) {
+			file = a + 2;
+		} else {
+			rest[(*nrest)++] = argv[i];
+		}
+		if (file && o->conf_path && strcmp(file, o->conf_path) != 0) {
+			fprintf(stderr,
+				"fedgate: the configuration is given twice, as %s and as %s; give "
+				"-c once\n",
+				o->conf_path, file);
 			return CMD_USAGE;
 		}
-		snprintf(name, sizeof(name), "%s %s", argv[0], argv[1]);
-		words = 2;
+		if (file)
+			o->conf_path = file;
 	}
-	const struct cmd_def *def = cmd_find(name);
+	return CMD_OK;
+}
+
+/* "new, set, get, ...": the subcommands of group. */
+static void list_subcommands(const char *group, char *buf, size_t len, const char **names,
+			     size_t *n, size_t max)
+{
+	size_t count, glen = strlen(group), used = 0;
+	const struct cmd_def *t = cmd_table(&count);
+	buf[0] = '\0';
+	*n = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (strncmp(t[i].name, group, glen) != 0 || t[i].name[glen] != ' ')
+			continue;
+		const char *sub = t[i].name + glen + 1;
+		used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%s",
+					 used ? ", " : "", sub);
+		if (*n < max)
+			names[(*n)++] = sub;
+	}
+}
+
+/* The row for argv's command words: one ("status") or a group and its
+ * subcommand ("partner new", taken out of rest). NULL after saying why. */
+static const struct cmd_def *find_def(const char *word, char **rest, int *nrest, bool help,
+				      int *status)
+{
+	const struct cmd_def *def = cmd_find(word);
+	char subs[400], name[200];
+	const char *names[64];
+	size_t n;
+	if (def)
+		return def;
+	list_subcommands(word, subs, sizeof(subs), names, &n, FG_ARRAY_LEN(names));
+	if (*nrest == 0 || rest[0][0] == '-') {
+		fprintf(help ? stdout : stderr,
+			"fedgate %s takes a subcommand: %s (see 'fedgate %s SUBCOMMAND --help')\n",
+			word, subs, word);
+		*status = help ? CMD_OK : CMD_USAGE;
+		return NULL;
+	}
+	snprintf(name, sizeof(name), "%s %.100s", word, rest[0]);
+	def = cmd_find(name);
 	if (!def) {
-		fprintf(stderr, "fedgate: unknown command '%s' (see 'fedgate help')\n", name);
-		return CMD_USAGE;
+		const char *hint = suggest_closest(rest[0], names, n);
+		fprintf(stderr, "fedgate: unknown command '%s'", name);
+		if (hint)
+			fprintf(stderr, "; did you mean '%s %s'?", word, hint);
+		fprintf(stderr, " (%s takes: %s)\n", word, subs);
+		*status = CMD_USAGE;
+		return NULL;
 	}
-	/* Front-end options are taken out; the rest goes to the table. */
+	memmove(rest, rest + 1, (size_t)(*nrest - 1) * sizeof(*rest));
+	(*nrest)--;
+	return def;
+}
+
+static void print_help(const struct cmd_def *def)
+{
+	printf("fedgate %s: %s\n", def->name, def->summary);
+	for (const struct cmd_param *p = def->params; p->name; p++)
+		printf("  %-34s %s\n",
+		       p->type == CP_SECRET ? "(password)"
+		       : p->flag	    ? p->flag
+					    : cmd_arg_label(p),
+		       p->help);
+	if (def->writes)
+		printf("  %-34s %s\n", "--what-if", "validate and show, save nothing");
+	printf("  %-34s %s\n", "--json", "output for scripts");
+	printf("  %-34s %s\n", "-c FILE", "the configuration file (before or after the command)");
+}
+
+/* partner import: the file is read here, so the daemon needs no access to
+ * it. Replaces params["partners"] (the name) with the document. */
+static int read_import(json_t *params)
+{
+	const char *file = json_string_value(json_object_get(params, "partners"));
+	bool is_stdin = strcmp(file, "-") == 0;
+	FILE *f = is_stdin ? stdin : fopen(file, "rb");
+	struct jsonin_error jerr;
+	struct stat st;
+	char what[600];
+	json_t *doc = NULL;
+	if (!f) {
+		fprintf(stderr, "fedgate: cannot open %s: %s\n", file, strerror(errno));
+		return CMD_REFUSED;
+	}
+	/* A folder opens, and then every read fails as a JSON error at
+	 * "line 0": say what it is instead. */
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"fedgate: cannot open %s: %s; give the file 'partner export' "
+			"wrote\n",
+			file, strerror(EISDIR));
+		fclose(f);
+		return CMD_REFUSED;
+	}
+	doc = jsonin_load_file(f, &jerr);
+	if (!is_stdin)
+		fclose(f);
+	if (!doc) {
+		jsonin_describe(&jerr, what, sizeof(what));
+		fprintf(stderr, "fedgate: cannot read %s: %s\n", file, what);
+		return CMD_REFUSED;
+	}
+	json_object_set_new(params, "partners", doc);
+	return CMD_OK;
+}
+
+/* The configuration, or CMD_REFUSED after conf_load said why. */
+static int load_conf(const char *conf_path, struct fg_conf **conf)
+{
+	const char *path = conf_default_path(conf_path);
+	if (conf_load(path, conf, stderr) == FG_OK)
+		return CMD_OK;
+	/* A file that cannot be opened has nothing to fix: conf_load said
+	 * why (missing, permission denied) and where to point instead. */
+	if (access(path, R_OK) == 0)
+		fprintf(stderr, "fedgate: fix %s first (see 'fedgate check')\n", path);
+	return CMD_REFUSED;
+}
+
+int cli_main(int argc, char **argv)
+{
+	struct cli_opts o = {0};
+	char err[600];
+	int nrest = 0, status = CMD_OK;
 	char **rest = calloc((size_t)argc + 1, sizeof(*rest));
-	int nrest = 0;
 	if (!rest)
 		return CMD_REFUSED;
-	for (int i = words; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
-			as_json = true;
-		} else if (strcmp(argv[i], "--what-if") == 0 || strcmp(argv[i], "--whatif") == 0) {
-			what_if = true;
-		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-			if (i + 1 >= argc) {
-				free(rest);
-				return usage_error("-c needs a file");
-			}
-			conf_path = argv[++i];
-		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("fedgate %s: %s\n", def->name, def->summary);
-			for (const struct cmd_param *p = def->params; p->name; p++)
-				printf("  %-34s %s\n",
-				       p->type == CP_SECRET ? "(password)"
-				       : p->flag	    ? p->flag
-							    : "ARG",
-				       p->help);
-			if (def->writes)
-				printf("  %-34s %s\n", "--what-if",
-				       "validate and show, save nothing");
-			printf("  %-34s %s\n", "--json", "output for scripts");
-			free(rest);
-			return CMD_OK;
-		} else {
-			rest[nrest++] = argv[i];
-		}
-	}
-	char err[600];
 	json_t *params = NULL;
-	if (cmd_parse_argv(def, nrest, rest, &params, err, sizeof(err)) != FG_OK) {
-		free(rest);
-		return usage_error(err);
-	}
-	free(rest);
-	if (what_if && !def->writes) {
-		json_decref(params);
-		return usage_error("--what-if is for commands that change something");
-	}
-	if (strcmp(def->name, "partner import") == 0) {
-		/* The file is read here, so the daemon needs no access to it. */
-		const char *file = json_string_value(json_object_get(params, "partners"));
-		FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
-		struct jsonin_error jerr;
-		char what[600];
-		json_t *doc = NULL;
-		if (!f) {
-			snprintf(what, sizeof(what), "%s", strerror(errno));
-		} else {
-			doc = jsonin_load_file(f, &jerr);
-			if (f != stdin)
-				fclose(f);
-			if (!doc)
-				jsonin_describe(&jerr, what, sizeof(what));
-		}
-		if (!doc) {
-			fprintf(stderr, "fedgate: cannot read %s: %s\n", file, what);
-			json_decref(params);
-			return CMD_REFUSED;
-		}
-		json_object_set_new(params, "partners", doc);
-	}
-
 	struct fg_conf *conf = NULL;
-	if (strcmp(def->name, "reload") == 0)
-		return ask_reload(conf_default_path(conf_path), params);
-	if (conf_load(conf_default_path(conf_path), &conf, stderr) != FG_OK) {
-		fprintf(stderr, "fedgate: fix %s first (see 'fedgate check')\n",
-			conf_default_path(conf_path));
-		json_decref(params);
-		return CMD_REFUSED;
+	struct outcome out = {CMD_REFUSED, NULL};
+	const struct cmd_def *def = NULL;
+
+	status = take_front_opts(argc, argv, &o, rest, &nrest);
+	if (status != CMD_OK)
+		goto done;
+	def = find_def(argv[0], rest, &nrest, o.help, &status);
+	if (!def)
+		goto done;
+	if (o.help) {
+		print_help(def);
+		goto done;
 	}
+	if (cmd_parse_argv(def, nrest, rest, &params, err, sizeof(err)) != FG_OK) {
+		status = usage_error(err);
+		goto done;
+	}
+	if (o.what_if && !def->writes) {
+		status = usage_error("--what-if is for commands that change something");
+		goto done;
+	}
+	if (strcmp(def->name, "partner import") == 0 && (status = read_import(params)) != CMD_OK)
+		goto done;
+	if (strcmp(def->name, "reload") == 0) {
+		status = ask_reload(conf_default_path(o.conf_path), params); /* takes params */
+		params = NULL;
+		goto done;
+	}
+	if ((status = load_conf(o.conf_path, &conf)) != CMD_OK)
+		goto done;
 	log_set_level(LOG_WARNING);
 	bool user_pw = strcmp(def->name, "user add") == 0 || strcmp(def->name, "user passwd") == 0;
 	bool admin_pw =
 		strcmp(def->name, "admin add") == 0 || strcmp(def->name, "admin passwd") == 0;
 	if (user_pw || admin_pw) {
-		int prc = read_password(params, user_pw ? "jid" : "name");
-		if (prc != CMD_OK) {
-			json_decref(params);
-			conf_free(&conf);
-			return prc;
-		}
+		if ((status = check_before_prompt(conf, def, params, o.as_json)) != CMD_OK)
+			goto done;
+		if ((status = read_password(params, user_pw ? "jid" : "name")) != CMD_OK)
+			goto done;
 	}
-	struct outcome out = {CMD_REFUSED, NULL};
-	int rc = control_call(conf->listen_control, def->name, params, what_if, &out.status,
-			      &out.body, err, sizeof(err));
-	if (rc == FG_NOTFOUND) {
-		if (run_local(conf, def->name, params, what_if, &out) != FG_OK)
-			out.status = CMD_REFUSED;
-	} else if (rc != FG_OK) {
-		fprintf(stderr, "fedgate: %s\n", err);
-		out.status = CMD_REFUSED;
-	}
+	run_cmd(conf, def->name, params, o.what_if, &out);
 	if (out.body)
-		render(def->name, out.status, out.body, as_json, params);
-	if (out.status == CMD_OK && strcmp(def->name, "stop") == 0)
-		out.status = wait_exit(json_object_get(out.body, "result"));
+		render(def->name, out.status, out.body, o.as_json, params);
+	status = out.status;
+	if (status == CMD_OK && strcmp(def->name, "stop") == 0)
+		status = wait_exit(json_object_get(out.body, "result"));
+done:
 	json_decref(out.body);
-	wipe_password(params);
+	if (params)
+		wipe_password(params);
 	json_decref(params);
 	conf_free(&conf);
-	return out.status;
+	free(rest);
+	return status;
 }

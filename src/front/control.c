@@ -142,7 +142,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		on_reply(c, CMD_USAGE, b);
 		return;
 	}
-	log_info(c->ctx, "%s runs '%s'", c->who, cr.name);
+	log_info(c->ctx, "%s runs '%s'%s", c->who, cr.name, cr.what_if ? " --what-if" : "");
 	c->busy = true;
 	cmd_exec(c->ctl->env, &cr, on_reply, c);
 	json_decref(req);

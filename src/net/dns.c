@@ -41,7 +41,7 @@ struct dns {
 	struct dns_query *queries; /* pending ones, so dns_free can cancel them */
 };
 
-enum stage { STAGE_SRV, STAGE_ADDR, STAGE_DONE };
+enum stage { STAGE_SRV, STAGE_ADDR, STAGE_DONE, STAGE_LOOKUP /* dns_lookup: one sub, no stages */ };
 
 /* One libunbound lookup of a query. */
 struct dns_sub {
@@ -60,6 +60,7 @@ struct dns_query {
 	struct dns_query *next, **pprev;
 	struct dns_query **qp; /* the caller's handle, cleared before cb */
 	dns_cb cb;
+	dns_lookup_cb lookup_cb; /* instead of cb, for dns_lookup */
 	void *ud;
 	struct event *ev; /* advances stages and delivers, always from the loop */
 	enum stage stage;
@@ -969,6 +970,19 @@ static void deliver(struct dns_query *q)
 	query_destroy(q);
 }
 
+static void deliver_lookup(struct dns_query *q)
+{
+	*q->pprev = q->next;
+	if (q->next != NULL)
+		q->next->pprev = q->pprev;
+	q->pprev = NULL;
+	if (q->qp != NULL)
+		*q->qp = NULL;
+	q->lookup_cb(q->ud, &q->srv_ans, q->srv);
+	q->nsubs = 0;
+	query_destroy(q);
+}
+
 static void on_step(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
@@ -977,6 +991,10 @@ static void on_step(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (q->pending > 0)
 		return;
+	if (q->stage == STAGE_LOOKUP) {
+		deliver_lookup(q);
+		return;
+	}
 	if (q->stage == STAGE_SRV)
 		srv_done(q);
 	else if (q->stage == STAGE_ADDR)
@@ -1080,6 +1098,47 @@ int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn
 		snprintf(q->srv_name, sizeof(q->srv_name), "%s%s", srv_prefix, domain);
 		sub_start(q, q->srv_name, T_SRV, &q->srv_ans, q->srv, DNS_MAX_SRV_PARSE);
 	}
+	if (q->pending == 0)
+		event_active(q->ev, EV_TIMEOUT, 0);
+	return FG_OK;
+}
+
+int dns_lookup(struct dns *d, const char *name, enum dns_qtype qtype, dns_lookup_cb cb, void *ud,
+	       struct dns_query **qp)
+{
+	struct dns_query *q;
+
+	if (qp != NULL)
+		*qp = NULL;
+	if (d == NULL || name == NULL || cb == NULL ||
+	    (qtype != DNS_QTYPE_A && qtype != DNS_QTYPE_AAAA && qtype != DNS_QTYPE_SRV))
+		return FG_INVAL;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return FG_NOMEM;
+	q->ev = event_new(d->base, -1, 0, on_step, q);
+	if (q->ev == NULL) {
+		free(q);
+		return FG_NOMEM;
+	}
+	q->d = d;
+	q->lookup_cb = cb;
+	q->ud = ud;
+	q->qp = qp;
+	q->stage = STAGE_LOOKUP;
+	q->next = d->queries;
+	if (q->next != NULL)
+		q->next->pprev = &q->next;
+	q->pprev = &d->queries;
+	d->queries = q;
+	if (qp != NULL)
+		*qp = q;
+	/* The name lives in the query: libunbound and describe() read it. */
+	snprintf(q->domain, sizeof(q->domain), "%s", name);
+	if (!dns_name_valid(name))
+		answer_fail(&q->srv_ans, "not a valid DNS name");
+	else
+		sub_start(q, q->domain, (uint16_t)qtype, &q->srv_ans, q->srv, DNS_MAX_SRV_PARSE);
 	if (q->pending == 0)
 		event_active(q->ev, EV_TIMEOUT, 0);
 	return FG_OK;

@@ -69,6 +69,23 @@ void dns_free(struct dns **d);
  * run). Bad input is reported through cb like any other failure. */
 int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn, dns_cb cb,
 		       void *ud, struct dns_query **qp);
+/* Record types dns_lookup() asks for. */
+enum dns_qtype { DNS_QTYPE_A = 1, DNS_QTYPE_AAAA = 28, DNS_QTYPE_SRV = 33 };
+
+struct dns_answer;
+struct dns_srv;
+/* ans says how the lookup ended and holds A/AAAA addresses; for SRV the
+ * records are srv[0..ans->n), in answer order. Both live only during the
+ * call, which runs on the loop, never inside dns_lookup. */
+typedef void (*dns_lookup_cb)(void *ud, const struct dns_answer *ans, const struct dns_srv *srv);
+
+/* One plain lookup of name's records of type qtype, with none of
+ * dns_resolve_server's policy (no fallback, no ordering, no follow-up
+ * address lookups): what `fedgate check` reports on. Handle and return
+ * codes as for dns_resolve_server; an invalid name is reported through cb
+ * as DNS_ST_FAIL. */
+int dns_lookup(struct dns *d, const char *name, enum dns_qtype qtype, dns_lookup_cb cb, void *ud,
+	       struct dns_query **qp);
 /* Cancels a pending query; its callback never runs. NULL-safe. */
 void dns_cancel(struct dns_query **qp);
 

@@ -405,12 +405,12 @@ def test_https_listener_and_loopback_rule(daemons):
     g = daemons.fedgate()
     text = open(g.conf).read().replace("admin = 127.0.0.1:5280", "admin = 0.0.0.0:5280")
     open(g.conf, "w").write(text)
-    r = g.cli("check")
+    r = g.cli("check", "--config")
     assert r.returncode == 1
     assert "0.0.0.0:5280 is not a loopback address" in r.stderr
     text += "\n[admin]\ncertificate = certs/contoso.test.pem\n"
     open(g.conf, "w").write(text)
-    r = g.cli("check")
+    r = g.cli("check", "--config")
     assert r.returncode == 1 and "certificate and key go together" in r.stderr
 
 

@@ -93,15 +93,10 @@ def test_installed_binary_runs(dest):
 
 
 def check_config(binary, *conf_args, cwd=None):
-    """`fedgate check --config` prints the effective configuration; before
-    that flag existed, plain `fedgate check` did (exit 2: unknown flag)."""
+    """`fedgate check --config`: the effective configuration, or every error."""
     env = {k: v for k, v in os.environ.items() if k != "FEDGATE_CONF"}
-    r = subprocess.run([binary, "check", "--config", *conf_args], capture_output=True,
-                       text=True, timeout=30, env=env, cwd=cwd)
-    if r.returncode == 2:
-        r = subprocess.run([binary, "check", *conf_args], capture_output=True, text=True,
-                           timeout=30, env=env, cwd=cwd)
-    return r
+    return subprocess.run([binary, "check", "--config", *conf_args], capture_output=True,
+                          text=True, timeout=30, env=env, cwd=cwd)
 
 
 def test_default_configuration_is_the_installed_one(dest):

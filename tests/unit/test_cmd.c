@@ -567,12 +567,39 @@ static void test_parse_argv_errors(void **state)
 	parse_fails("partner new", "--domain x.test --tls optional --tls=required",
 		    "--tls given twice");
 	parse_fails("partner set", "x.test y.test", "unexpected argument 'y.test'");
-	parse_fails("partner new", "--tls optional", "--domain is required");
+	parse_fails("partner new", "--tls optional", "the DOMAIN is required");
 	parse_fails("partner set", "--tls optional", "the DOMAIN is required");
 	parse_fails("partner import", "", "the FILE is required");
 	parse_fails("user get", "", "the JID is required");
 	parse_fails("user add", "alice@contoso.test hunter2hunter2", "unexpected argument");
 	parse_fails("gateway set", "--what-if", "unknown option '--what-if'");
+	parse_fails("gateway get", "--what-if", "unknown option '--what-if' (see");
+	/* A misspelt flag gets the nearest one, the front-end's too. */
+	parse_fails("partner new", "x.test --domian y.test", "did you mean '--domain'?");
+	parse_fails("partner set", "x.test --dialbak false", "did you mean '--dialback'?");
+	parse_fails("partner get", "--jsn", "did you mean '--json'?");
+	parse_fails("partner get", "--verbose", "unknown option '--verbose' (see");
+	/* partner new takes the domain as an argument or as --domain; both
+	 * must agree. */
+	parse_fails("partner new", "a.test --domain b.test",
+		    "the DOMAIN is given twice, as 'a.test' and as 'b.test'");
+	parse_fails("partner new", "--domain b.test a.test",
+		    "the DOMAIN is given twice, as 'b.test' and as 'a.test'");
+	parse_fails("partner new", "a.test b.test", "unexpected argument 'b.test'");
+	parse_fails("admin add", "--role viewer", "the NAME is required");
+}
+
+static void test_parse_argv_partner_new_domain(void **state)
+{
+	(void)state;
+	const char *const spellings[] = {
+		"fabrikam.test", "--domain fabrikam.test", "--domain=fabrikam.test",
+		"fabrikam.test --domain fabrikam.test", "--tls optional fabrikam.test"};
+	for (size_t i = 0; i < FG_ARRAY_LEN(spellings); i++) {
+		json_t *p = parse_ok("partner new", spellings[i]);
+		assert_string_equal(S(p, "domain"), "fabrikam.test");
+		json_decref(p);
+	}
 }
 
 /* ---- partners ---- */
@@ -1063,6 +1090,7 @@ int main(void)
 		T(test_read_only),
 		T(test_parse_argv),
 		cmocka_unit_test(test_parse_argv_errors),
+		cmocka_unit_test(test_parse_argv_partner_new_domain),
 		T(test_partner_new_saved),
 		T(test_partner_refused),
 		T(test_what_if),

@@ -608,6 +608,116 @@ static void test_new_from_resolv_conf(void **state)
 	event_base_free(base);
 }
 
+/* ---- dns_lookup: one plain lookup, no policy ---- */
+
+struct got_lookup {
+	int calls;
+	int in_call;
+	int called_inside;
+	struct dns_query *q;
+	struct dns_answer ans;
+	struct dns_srv srv[4];
+};
+
+static void on_lookup(void *ud, const struct dns_answer *ans, const struct dns_srv *recs)
+{
+	struct got_lookup *g = ud;
+	g->calls++;
+	if (g->in_call)
+		g->called_inside = 1;
+	assert_null(g->q);
+	g->ans = *ans;
+	for (size_t i = 0; recs != NULL && i < ans->n && i < 4; i++)
+		g->srv[i] = recs[i];
+}
+
+static void lookup(struct fixture *fx, struct got_lookup *g, const char *name, enum dns_qtype type)
+{
+	int timed_out = 0;
+	struct event *t = evtimer_new(fx->base, on_timeout, &timed_out);
+	struct timeval tv = {15, 0};
+
+	memset(g, 0, sizeof(*g));
+	g->in_call = 1;
+	assert_int_equal(dns_lookup(fx->d, name, type, on_lookup, g, &g->q), FG_OK);
+	g->in_call = 0;
+	assert_non_null(g->q);
+	evtimer_add(t, &tv);
+	while (g->calls == 0 && !timed_out)
+		event_base_loop(fx->base, EVLOOP_ONCE);
+	event_free(t);
+	assert_false(timed_out);
+	assert_int_equal(g->calls, 1);
+	assert_false(g->called_inside);
+}
+
+static void test_lookup_records_as_served(void **state)
+{
+	struct fixture *fx = *state;
+	struct got_lookup g;
+	char text[INET6_ADDRSTRLEN];
+
+	/* Both records, as served: no ordering, no address lookups. */
+	lookup(fx, &g, "_xmpp-server._tcp.fabrikam.test", DNS_QTYPE_SRV);
+	assert_int_equal(g.ans.st, DNS_ST_DATA);
+	assert_int_equal(g.ans.n, 2);
+	int first = g.srv[0].prio == 10 ? 0 : 1;
+	assert_string_equal(g.srv[first].target, "xmpp1.fabrikam.test");
+	assert_int_equal(g.srv[first].port, 5269);
+	assert_string_equal(g.srv[1 - first].target, "xmpp2.fabrikam.test");
+	assert_int_equal(g.srv[1 - first].prio, 20);
+	assert_int_equal(g.srv[1 - first].port, 5270);
+
+	lookup(fx, &g, "xmpp2.fabrikam.test", DNS_QTYPE_AAAA);
+	assert_int_equal(g.ans.st, DNS_ST_DATA);
+	assert_int_equal(g.ans.n, 1);
+	assert_non_null(inet_ntop(AF_INET6, g.ans.addr[0], text, sizeof(text)));
+	assert_string_equal(text, "fd00::3");
+	lookup(fx, &g, "xmpp2.fabrikam.test", DNS_QTYPE_A);
+	assert_int_equal(g.ans.n, 1);
+	assert_non_null(inet_ntop(AF_INET, g.ans.addr[0], text, sizeof(text)));
+	assert_string_equal(text, "127.0.0.3");
+
+	/* No fallback: the missing SRV record is reported as such. */
+	lookup(fx, &g, "_xmpp-server._tcp.nosrv.test", DNS_QTYPE_SRV);
+	assert_int_equal(g.ans.st, DNS_ST_NXDOMAIN);
+	lookup(fx, &g, "nosrv.test", DNS_QTYPE_AAAA);
+	assert_int_equal(g.ans.st, DNS_ST_NODATA);
+
+	/* "." is a record like any other here; the caller tells. */
+	lookup(fx, &g, "_xmpp-server._tcp.dot.test", DNS_QTYPE_SRV);
+	assert_int_equal(g.ans.st, DNS_ST_DATA);
+	assert_true(dns_srv_no_service(g.srv, g.ans.n));
+
+	/* A bad name is answered from the loop too. */
+	lookup(fx, &g, "bad name.test", DNS_QTYPE_A);
+	assert_int_equal(g.ans.st, DNS_ST_FAIL);
+	assert_string_equal(g.ans.why, "not a valid DNS name");
+	assert_int_equal(dns_lookup(fx->d, "x.test", (enum dns_qtype)15, on_lookup, &g, NULL),
+			 FG_INVAL);
+}
+
+static void test_lookup_cancel_and_free(void **state)
+{
+	struct fixture *fx = *state;
+	struct got_lookup a, b;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(dns_lookup(fx->d, "_xmpp-server._tcp.fabrikam.test", DNS_QTYPE_SRV,
+				    on_lookup, &a, &a.q),
+			 FG_OK);
+	assert_int_equal(dns_lookup(fx->d, "xmpp1.fabrikam.test", DNS_QTYPE_A, on_lookup, &b, &b.q),
+			 FG_OK);
+	dns_cancel(&a.q);
+	assert_null(a.q);
+	dns_free(&fx->d);
+	assert_null(b.q);
+	spin(fx, 200);
+	assert_int_equal(a.calls, 0);
+	assert_int_equal(b.calls, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -626,6 +736,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_in_parallel, setup, teardown),
 		cmocka_unit_test(test_new_from_resolv_conf),
+		cmocka_unit_test_setup_teardown(test_lookup_records_as_served, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_cancel_and_free, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
