@@ -1,13 +1,14 @@
 # The two commands of the README, and the tools around them.
 #   make run    install what is missing, build, run fedgate on a demo config
 #   make check  install what is missing, build normal + ASan/UBSan, run every test
+#   make install / make deb  install it as a service, or package it for Debian
 BUILD      ?= build
 SAN_BUILD  ?= build-san
 DOMAIN     ?= localhost
 JOBS       ?= $(shell nproc)
 SOURCES    := $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c fuzz/*.h bench/*.c)
 
-.PHONY: all deps build build-san run check fuzz lint format bench clean
+.PHONY: all deps build build-san run check fuzz lint format bench clean install deb
 
 all: build
 
@@ -37,6 +38,23 @@ run: build
 
 check: deps
 	@./scripts/check.sh $(BUILD) $(SAN_BUILD)
+
+# The program in $(PREFIX)/sbin, the man pages, the systemd unit and the
+# sysusers.d/tmpfiles.d lines under $(PREFIX), and /etc/fedgate/fedgate.conf
+# unless one is there; all below $(DESTDIR) when set (docs/internals.md,
+# "Packaging and installation"). Only the program is built for it.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS) --target fedgate
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# The Debian package, built by dpkg-buildpackage from a copy of the tree;
+# the .deb and lintian's verdict land in $(DEB_OUT).
+DEB_OUT ?= $(BUILD)/deb
+deb:
+	@./scripts/build-deb.sh $(DEB_OUT)
 
 # Builds the targets and prints, for each, the command of a 10-minute run
 # (docs/internals.md, "Fuzzing"): new inputs go to a scratch folder, the

@@ -1541,6 +1541,12 @@ int conf_defaults(const char *dir, struct fg_conf **out)
 	return conf_defaults_for(dir, "localhost", out);
 }
 
+/* FG_CONF_DEFAULT is SYSCONFDIR/fedgate/fedgate.conf, set by CMakeLists.txt
+ * so that the installed binary finds the installed configuration. */
+#ifndef FG_CONF_DEFAULT
+#error "FG_CONF_DEFAULT is defined by CMakeLists.txt"
+#endif
+
 const char *conf_default_path(const char *given)
 {
 	const char *env;
@@ -1550,7 +1556,7 @@ const char *conf_default_path(const char *given)
 	env = getenv("FEDGATE_CONF");
 	if (env != NULL && env[0] != '\0')
 		return env;
-	return "./fedgate.conf";
+	return FG_CONF_DEFAULT;
 }
 
 int conf_is_local_domain(const struct fg_conf *c, const char *name)

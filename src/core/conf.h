@@ -100,7 +100,8 @@ void conf_free(struct fg_conf **c);
  * its unit and whether it is the default, in a form conf_load() accepts. */
 void conf_print(const struct fg_conf *c, FILE *f);
 /* The config path to use: -c value if given, else $FEDGATE_CONF, else
- * "./fedgate.conf". */
+ * FG_CONF_DEFAULT, SYSCONFDIR/fedgate/fedgate.conf (/etc/fedgate/fedgate.conf
+ * unless CMake was told otherwise). */
 const char *conf_default_path(const char *given);
 /* True when name (already prepared) is one of the local domains. */
 int conf_is_local_domain(const struct fg_conf *c, const char *name);

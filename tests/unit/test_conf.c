@@ -1137,13 +1137,16 @@ static void test_print_round_trip(void **state)
 static void test_default_path(void **state)
 {
 	(void)state;
+	/* The installed binary's default: SYSCONFDIR/fedgate/fedgate.conf. */
+	assert_true(FG_CONF_DEFAULT[0] == '/');
+	assert_non_null(strstr(FG_CONF_DEFAULT, "/fedgate/fedgate.conf"));
 	unsetenv("FEDGATE_CONF");
-	assert_string_equal(conf_default_path(NULL), "./fedgate.conf");
-	setenv("FEDGATE_CONF", "/etc/fedgate/fedgate.conf", 1);
-	assert_string_equal(conf_default_path(NULL), "/etc/fedgate/fedgate.conf");
+	assert_string_equal(conf_default_path(NULL), FG_CONF_DEFAULT);
+	setenv("FEDGATE_CONF", "/srv/gw/fedgate.conf", 1);
+	assert_string_equal(conf_default_path(NULL), "/srv/gw/fedgate.conf");
 	assert_string_equal(conf_default_path("x.conf"), "x.conf");
 	setenv("FEDGATE_CONF", "", 1);
-	assert_string_equal(conf_default_path(NULL), "./fedgate.conf");
+	assert_string_equal(conf_default_path(NULL), FG_CONF_DEFAULT);
 	unsetenv("FEDGATE_CONF");
 }
 
