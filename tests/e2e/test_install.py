@@ -172,8 +172,10 @@ def test_unit_runs_the_installed_program(dest):
     unit = open(installed(dest, p["unit"])).read()
     exec_start = re.search(r"(?m)^ExecStart=(.*)$", unit).group(1).split()
     assert exec_start == [p["binary"], "serve", "-c", p["conf"]]
+    exec_reload = re.search(r"(?m)^ExecReload=(.*)$", unit).group(1).split()
+    assert exec_reload == [p["binary"], "reload", "-c", p["conf"]]
     for line in ("Type=notify", "NotifyAccess=main", "User=fedgate", "Group=fedgate",
-                 "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=fedgate",
+                 "StateDirectory=fedgate",
                  "RuntimeDirectory=fedgate", "NoNewPrivileges=yes", "ProtectSystem=strict",
                  "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"):
         assert f"\n{line}\n" in unit, f"{line} missing from the unit"
@@ -186,7 +188,7 @@ def test_unit_runs_the_installed_program(dest):
 
 
 def test_systemd_analyze_verify(dest):
-    """The unit as systemd reads it, with ExecStart pointing into DESTDIR
+    """The unit as systemd reads it, with ExecStart and ExecReload pointing into DESTDIR
     (verify requires the program to exist) and the man pages of
     Documentation= looked up there too."""
     p = paths()
@@ -195,8 +197,9 @@ def test_systemd_analyze_verify(dest):
     try:
         path = os.path.join(d, "fedgate.service")
         with open(path, "w") as f:
-            f.write(unit.replace("ExecStart=" + p["binary"],
-                                 "ExecStart=" + installed(dest, p["binary"])))
+            for key in ("ExecStart=", "ExecReload="):
+                unit = unit.replace(key + p["binary"], key + installed(dest, p["binary"]))
+            f.write(unit)
         env = dict(os.environ, MANPATH=installed(dest, full("CMAKE_INSTALL_MANDIR")),
                    SYSTEMD_LOG_LEVEL="notice")
         r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True,
