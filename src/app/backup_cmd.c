@@ -5,6 +5,7 @@
 #include "backup_cmd.h"
 
 #include "conf.h"
+#include "control.h"
 #include "fg.h"
 #include "store_backup.h"
 #include "store_sqlite.h"
@@ -13,32 +14,12 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 static int usage(const char *cmd)
 {
 	fprintf(stderr, "usage: fedgate %s FILE [-c CONF]\n", cmd);
 	return 2;
-}
-
-/* Does a daemon answer on the control socket? */
-static int daemon_answers(const char *path)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	int fd, ok;
-
-	if (strlen(path) >= sizeof(sun.sun_path))
-		return 0;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	ok = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
-	     (errno != ENOENT && errno != ECONNREFUSED);
-	close(fd);
-	return ok;
 }
 
 static void print_info(const char *what, const char *file, const struct store_backup_info *i)
@@ -83,7 +64,7 @@ int backup_main(int argc, char **argv)
 		rc = store_backup(conf->store_path, file, &info, err, sizeof(err));
 		if (rc == FG_OK)
 			print_info("backed up the store to", file, &info);
-	} else if (daemon_answers(conf->listen_control)) {
+	} else if (control_knock(conf->listen_control, NULL) != CONTROL_ABSENT) {
 		snprintf(err, sizeof(err),
 			 "a fedgate daemon answers on the control socket %s; stop it first "
 			 "(systemctl stop fedgate), restore, then start it",

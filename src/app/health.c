@@ -6,6 +6,7 @@
  * that says how to fix them. Nothing here changes anything: the store is
  * never created or migrated, sockets are bound and closed at once. */
 #include "health.h"
+#include "privs.h"
 
 #include "conf.h"
 #include "control.h"
@@ -126,21 +127,6 @@ static const char *fmtbuf(char *buf, size_t len, const char *fmt, ...)
 	return buf;
 }
 
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t used = strnlen(buf, len);
-	va_list ap;
-
-	if (used + 1 >= len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
-}
-
 /* "user alice (uid 1000)": who a permission problem is about. */
 static const char *whoami(void)
 {
@@ -186,7 +172,7 @@ static struct fg_conf *check_conf(struct report *r, const char *path)
 	if (rc == FG_OK) {
 		char doms[512] = "";
 		for (size_t i = 0; i < c->domains.n; i++)
-			appendf(doms, sizeof(doms), "%s%s", i ? ", " : "", c->domains.v[i]);
+			fg_appendf(doms, sizeof(doms), "%s%s", i ? ", " : "", c->domains.v[i]);
 		finding(r, LV_OK, NULL, "%s is valid; local domain%s: %s", path,
 			c->domains.n == 1 ? "" : "s", doms);
 	} else {
@@ -379,7 +365,7 @@ static void check_chain(struct report *r, const char *label, const char *cert_pa
 		for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
 			name_text(subj, sizeof(subj),
 				  X509_get_subject_name(sk_X509_value(chain, i)));
-			appendf(path_text, sizeof(path_text), "%s%s", i ? " <- " : "", subj);
+			fg_appendf(path_text, sizeof(path_text), "%s%s", i ? " <- " : "", subj);
 		}
 		finding(r, LV_OK, NULL, "%s chain complete up to a trust anchor of %s: %s", label,
 			anchors, path_text);
@@ -738,7 +724,7 @@ static int addr_text(const struct dq *a4, const struct dq *a6, char *out, size_t
 		for (size_t i = 0; i < q->ans.n; i++) {
 			char t[INET6_ADDRSTRLEN];
 			if (inet_ntop(af, q->ans.addr[i], t, sizeof(t)) != NULL)
-				appendf(out, len, "%s%s", n++ ? ", " : "", t);
+				fg_appendf(out, len, "%s%s", n++ ? ", " : "", t);
 		}
 	}
 	if (n == 0 && ((a4 != NULL && a4->ans.st == DNS_ST_FAIL) ||
@@ -777,7 +763,7 @@ static void ports_text(char *out, size_t len, const uint16_t *ports, size_t n)
 {
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++)
-		appendf(out, len, "%s%u", i ? ", " : "", ports[i]);
+		fg_appendf(out, len, "%s%u", i ? ", " : "", ports[i]);
 	if (n == 0)
 		snprintf(out, len, "none");
 }
@@ -1059,23 +1045,8 @@ out:
  * 0 when nobody answers there. */
 static pid_t control_pid(const char *path)
 {
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	pid_t pid = 0;
-	int fd;
-
-	if (strlen(path) >= sizeof(sun.sun_path))
-		return 0;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
-		pid = cred.pid;
-	close(fd);
-	return pid;
+	pid_t pid;
+	return control_knock(path, &pid) == CONTROL_LISTENING ? pid : 0;
 }
 
 struct daemon_info {
@@ -1351,10 +1322,10 @@ static void check_store_db(struct report *r, const char *path, bool writable)
 		snprintf(uri, sizeof(uri), "file:");
 		for (const char *p = path; *p != '\0'; p++)
 			if (*p == '%' || *p == '?' || *p == '#')
-				appendf(uri, sizeof(uri), "%%%02x", (unsigned char)*p);
+				fg_appendf(uri, sizeof(uri), "%%%02x", (unsigned char)*p);
 			else
-				appendf(uri, sizeof(uri), "%c", *p);
-		appendf(uri, sizeof(uri), "?immutable=1");
+				fg_appendf(uri, sizeof(uri), "%c", *p);
+		fg_appendf(uri, sizeof(uri), "?immutable=1");
 		src = sqlite3_open_v2(uri, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
 	}
 	if (src != SQLITE_OK) {
@@ -1408,6 +1379,41 @@ out:
 	sqlite3_close(h);
 }
 
+/* Whether `fedgate serve` would accept who it runs as and whether that
+ * account can use the store: privs.c's own check, so that the two never
+ * disagree. Only root can try another account's access. */
+static void check_account(struct report *r, const struct fg_conf *c)
+{
+	struct privs p;
+	char err[1024], fix[256];
+	const char *user = c->server_user;
+
+	if (geteuid() != 0 && user != NULL && user[0] != '\0' && strcmp(user, whoami()) != 0) {
+		finding(r, LV_WARN,
+			fmtbuf(fix, sizeof(fix),
+			       "run fedgate check as root (or as %s) to test that account", user),
+			"checked as %s, but the daemon runs as %s ([server] user): its access to "
+			"the "
+			"store was not tested",
+			whoami(), user);
+		return;
+	}
+	if (privs_check(c, &p, err, sizeof(err)) != FG_OK) {
+		finding(r, LV_ERR, err, "fedgate serve, started by %s, would refuse to run",
+			whoami());
+		return;
+	}
+	if (p.drop)
+		finding(r, LV_OK, NULL,
+			"fedgate serve started as root switches to %s:%s, who can use the store",
+			p.user, p.group);
+	else if (p.as_root)
+		finding(r, LV_OK, NULL,
+			"fedgate serve started as root stays root ([server] run_as_root = yes)");
+	else
+		finding(r, LV_OK, NULL, "fedgate serve runs as %s", whoami());
+}
+
 static void check_store(struct report *r, const struct fg_conf *c)
 {
 	const char *path = c->store_path;
@@ -1417,6 +1423,7 @@ static void check_store(struct report *r, const struct fg_conf *c)
 	bool dir_ok;
 
 	section(r, "store");
+	check_account(r, c);
 	dir_ok = access(dir, W_OK | X_OK) == 0;
 	if (stat(path, &sb) != 0) {
 		int e = errno;

@@ -2,7 +2,10 @@
 #ifndef FG_H
 #define FG_H
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 /* One return-code vocabulary for the whole tree; functions return these and
@@ -38,5 +41,23 @@ static inline const char *fg_utc(time_t t, char buf[FG_UTC_LEN])
 }
 
 #define FG_UNUSED(x) ((void)(x))
+
+/* Appends to the string in buf (len bytes in all), cutting what does not
+ * fit: for sentences built from parts, where a cut sentence is better
+ * than none. */
+static inline void fg_appendf(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline void fg_appendf(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strnlen(buf, len);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
 
 #endif

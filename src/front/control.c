@@ -398,3 +398,29 @@ out:
 	close(fd);
 	return rc;
 }
+
+enum control_knock control_knock(const char *path, pid_t *pid)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	enum control_knock k;
+
+	if (pid)
+		*pid = 0;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return CONTROL_ABSENT;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return CONTROL_UNREACHABLE;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		k = CONTROL_LISTENING;
+		if (pid && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+			*pid = cred.pid;
+	} else {
+		k = errno == ENOENT || errno == ECONNREFUSED ? CONTROL_ABSENT : CONTROL_UNREACHABLE;
+	}
+	close(fd);
+	return k;
+}

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct cmd_env;
 struct cmd_request;
@@ -37,5 +38,13 @@ int control_parse_request(const char *line, size_t len, struct cmd_request *cr, 
  * FG_ERR with err set when it listens but the exchange failed. */
 int control_call(const char *path, const char *command, json_t *params, int what_if, int *status,
 		 json_t **body, char *err, size_t errlen);
+
+/* Knocks on the control socket at path without sending anything: is a
+ * daemon there? CONTROL_ABSENT: no socket, or nobody listens on it (a
+ * daemon that died); CONTROL_LISTENING: a process accepted, *pid (when not
+ * NULL) its process id; CONTROL_UNREACHABLE: something is there but this
+ * user may not connect (permissions), so a daemon may well run. */
+enum control_knock { CONTROL_ABSENT, CONTROL_LISTENING, CONTROL_UNREACHABLE };
+enum control_knock control_knock(const char *path, pid_t *pid);
 
 #endif

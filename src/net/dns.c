@@ -80,21 +80,6 @@ struct dns_query {
 	char err[768];
 };
 
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t used = strnlen(buf, len);
-	va_list ap;
-
-	if (used + 1 >= len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- Pure parts ---- */
 
 /* Spelled out rather than isalnum(), which follows the locale. */
@@ -550,9 +535,9 @@ void dns_explain(char *buf, size_t len, enum dns_via via, const char *domain, co
 	case DNS_VIA_SRV:
 		snprintf(buf, len, "no SRV target of %s has an address:", domain);
 		for (size_t i = 0; i < nhosts; i++)
-			appendf(buf, len, "%s %s: %s", i > 0 ? ";" : "", hosts[i].name,
-				host_problem(&hosts[i]));
-		appendf(buf, len, " (from %s)", servers);
+			fg_appendf(buf, len, "%s %s: %s", i > 0 ? ";" : "", hosts[i].name,
+				   host_problem(&hosts[i]));
+		fg_appendf(buf, len, " (from %s)", servers);
 		break;
 	}
 }
@@ -622,7 +607,7 @@ static void servers_from(const char *path, char *out, size_t outlen)
 		*end = '\0';
 		if (*p == '\0')
 			continue;
-		appendf(out, outlen, "%s%s", n++ > 0 ? ", " : "", p);
+		fg_appendf(out, outlen, "%s%s", n++ > 0 ? ", " : "", p);
 	}
 	fclose(f);
 }
@@ -738,14 +723,14 @@ static void describe(const struct dns_sub *s, char *buf, size_t len)
 	for (size_t i = 0; i < a->n; i++) {
 		char text[INET6_ADDRSTRLEN];
 		if (s->type == T_SRV)
-			appendf(buf, len, "%s%u %u %u %s", i ? ", " : "", s->srv[i].prio,
-				s->srv[i].weight, s->srv[i].port,
-				s->srv[i].target[0] ? s->srv[i].target : ".");
+			fg_appendf(buf, len, "%s%u %u %u %s", i ? ", " : "", s->srv[i].prio,
+				   s->srv[i].weight, s->srv[i].port,
+				   s->srv[i].target[0] ? s->srv[i].target : ".");
 		else if (inet_ntop(s->type == T_A ? AF_INET : AF_INET6, a->addr[i], text,
 				   sizeof(text)) != NULL)
-			appendf(buf, len, "%s%s", i ? ", " : "", text);
+			fg_appendf(buf, len, "%s%s", i ? ", " : "", text);
 	}
-	appendf(buf, len, " (ttl %u%s)", a->ttl, a->dropped ? ", more records ignored" : "");
+	fg_appendf(buf, len, " (ttl %u%s)", a->ttl, a->dropped ? ", more records ignored" : "");
 }
 
 static void on_answer(void *arg, int rcode, void *pkt, int len, int sec, char *why_bogus,
@@ -956,10 +941,10 @@ static void deliver(struct dns_query *q)
 			char text[1024] = "";
 			for (size_t i = 0; i < q->ntargets; i++) {
 				const struct dns_target *t = &q->targets[i];
-				appendf(text, sizeof(text), "%s%s %s%s%s:%u", i ? ", " : "",
-					t->host, t->addr.ss_family == AF_INET6 ? "[" : "",
-					t->addr_text, t->addr.ss_family == AF_INET6 ? "]" : "",
-					t->port);
+				fg_appendf(text, sizeof(text), "%s%s %s%s%s:%u", i ? ", " : "",
+					   t->host, t->addr.ss_family == AF_INET6 ? "[" : "",
+					   t->addr_text, t->addr.ss_family == AF_INET6 ? "]" : "",
+					   t->port);
 			}
 			log_debug(LOGCTX, "%s via %s: %s (ttl %u)", q->domain, via_name(q->via),
 				  text, q->ttl);
@@ -1047,6 +1032,34 @@ static int domain_literal(const char *domain, char *addr, size_t addrlen)
 	return 0;
 }
 
+/* A query on d's list, its step event made, *qp (may be NULL) pointing at
+ * it; the name lives in the query, since libunbound and describe() read it
+ * after the caller's copy is gone. NULL when out of memory. */
+static struct dns_query *query_new(struct dns *d, const char *name, void *ud, struct dns_query **qp)
+{
+	struct dns_query *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	q->ev = event_new(d->base, -1, 0, on_step, q);
+	if (q->ev == NULL) {
+		free(q);
+		return NULL;
+	}
+	q->d = d;
+	q->ud = ud;
+	q->qp = qp;
+	q->next = d->queries;
+	if (q->next != NULL)
+		q->next->pprev = &q->next;
+	q->pprev = &d->queries;
+	d->queries = q;
+	if (qp != NULL)
+		*qp = q;
+	snprintf(q->domain, sizeof(q->domain), "%s", name);
+	return q;
+}
+
 int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn, dns_cb cb,
 		       void *ud, struct dns_query **qp)
 {
@@ -1058,26 +1071,10 @@ int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn
 		*qp = NULL;
 	if (d == NULL || domain == NULL || cb == NULL)
 		return FG_INVAL;
-	q = calloc(1, sizeof(*q));
+	q = query_new(d, domain, ud, qp);
 	if (q == NULL)
 		return FG_NOMEM;
-	q->ev = event_new(d->base, -1, 0, on_step, q);
-	if (q->ev == NULL) {
-		free(q);
-		return FG_NOMEM;
-	}
-	q->d = d;
 	q->cb = cb;
-	q->ud = ud;
-	q->qp = qp;
-	q->next = d->queries;
-	if (q->next != NULL)
-		q->next->pprev = &q->next;
-	q->pprev = &d->queries;
-	d->queries = q;
-	if (qp != NULL)
-		*qp = q;
-	snprintf(q->domain, sizeof(q->domain), "%s", domain);
 
 	if (strlen(domain) > DNS_NAME_MAX) {
 		fail(q, "cannot look up \"%.64s...\": longer than a DNS name can be", domain);
@@ -1113,28 +1110,11 @@ int dns_lookup(struct dns *d, const char *name, enum dns_qtype qtype, dns_lookup
 	if (d == NULL || name == NULL || cb == NULL ||
 	    (qtype != DNS_QTYPE_A && qtype != DNS_QTYPE_AAAA && qtype != DNS_QTYPE_SRV))
 		return FG_INVAL;
-	q = calloc(1, sizeof(*q));
+	q = query_new(d, name, ud, qp);
 	if (q == NULL)
 		return FG_NOMEM;
-	q->ev = event_new(d->base, -1, 0, on_step, q);
-	if (q->ev == NULL) {
-		free(q);
-		return FG_NOMEM;
-	}
-	q->d = d;
 	q->lookup_cb = cb;
-	q->ud = ud;
-	q->qp = qp;
 	q->stage = STAGE_LOOKUP;
-	q->next = d->queries;
-	if (q->next != NULL)
-		q->next->pprev = &q->next;
-	q->pprev = &d->queries;
-	d->queries = q;
-	if (qp != NULL)
-		*qp = q;
-	/* The name lives in the query: libunbound and describe() read it. */
-	snprintf(q->domain, sizeof(q->domain), "%s", name);
 	if (!dns_name_valid(name))
 		answer_fail(&q->srv_ans, "not a valid DNS name");
 	else

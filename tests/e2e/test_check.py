@@ -368,3 +368,38 @@ def test_json_has_the_same_findings(daemons):
     bad = [f for f in found if f["level"] == "error"][0]
     assert "fabrikam.test" in bad["text"] and bad["fix"] in fix_after(text, bad["text"])
     assert doc["summary"] == {"errors": 1, "warnings": 0, "ok": len(lines(text, "ok"))}
+
+
+def test_account_the_daemon_would_refuse_or_use(daemons):
+    """The store section says whether `fedgate serve`, started as root,
+    would run, and as whom: privs.c's own verdict."""
+    fg, _ = gateway(daemons)
+    assert fg.cli("partner", "new", "--domain", "fabrikam.test").returncode == 0
+    text = open(fg.conf).read()
+    # Root, no user, no run_as_root: serve would refuse.
+    with open(fg.conf, "w") as f:
+        f.write(re.sub(r"(?m)^run_as_root = yes$", "", text))
+    r = check(fg)
+    assert r.returncode == 1, r.stdout
+    assert "fedgate serve, started by user root (uid 0), would refuse to run" \
+        in lines(r, "error"), r.stdout
+    assert "user = " in fix_after(r, "would refuse to run"), r.stdout
+    # A user who cannot reach the store: refused with the chown to run.
+    with open(fg.conf, "w") as f:
+        f.write(re.sub(r"(?m)^run_as_root = yes$", "user = nobody", text))
+    os.chmod(fg.dir, 0o700)
+    r = check(fg)
+    assert r.returncode == 1, r.stdout
+    assert "chown" in fix_after(r, "would refuse to run"), r.stdout
+    # Given the store's folder and file, the account is fine.
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(fg.dir, 0o755)
+    db = os.path.join(fg.dir, "fedgate.db")
+    for path in (fg.dir, db):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    r = check(fg)
+    assert "fedgate serve started as root switches to nobody:nogroup, who can use the store" \
+        in lines(r, "ok"), r.stdout
+    assert not any("would refuse" in e for e in lines(r, "error")), r.stdout
+    os.chown(fg.dir, 0, 0)
