@@ -9,6 +9,7 @@
 #include "fg.h"
 #include "store_backup.h"
 #include "store_sqlite.h"
+#include "suggest.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -41,14 +42,29 @@ int backup_main(int argc, char **argv)
 	char err[1200], kept[4300];
 	int ch, rc;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+	static const char *const known[] = {"--config", "--help", "-c", "-h"};
+	int saved_opterr = opterr;
+	char who[64];
+
+	snprintf(who, sizeof(who), "fedgate %s", cmd);
+	optind = 0;
+	opterr = 0; /* the message below names the command and guesses */
+	while ((ch = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': conf_path = optarg; break;
 		case 'h': printf("usage: fedgate %s FILE [-c CONF]\n", cmd); return 0;
-		default: return usage(cmd);
+		case ':':
+			opterr = saved_opterr;
+			fprintf(stderr, "%s: %s needs a file\n", who, argv[optind - 1]);
+			return usage(cmd);
+		default:
+			opterr = saved_opterr;
+			suggest_unknown_option(stderr, who, argv[optind - 1], known,
+					       FG_ARRAY_LEN(known));
+			return usage(cmd);
 		}
 	}
+	opterr = saved_opterr;
 	if (optind != argc - 1) {
 		fprintf(stderr, "fedgate %s: %s\n", cmd,
 			optind == argc ? "name the FILE" : "one FILE only");
@@ -67,7 +83,7 @@ int backup_main(int argc, char **argv)
 	} else if (control_knock(conf->listen_control, NULL) != CONTROL_ABSENT) {
 		snprintf(err, sizeof(err),
 			 "a fedgate daemon answers on the control socket %s; stop it first "
-			 "(systemctl stop fedgate), restore, then start it",
+			 "(fedgate stop, or systemctl stop fedgate), restore, then start it",
 			 conf->listen_control);
 		rc = FG_ERR;
 	} else {

@@ -5,6 +5,7 @@
  * and each file appears whole or not at all (temporary file, then link(),
  * which unlike rename() fails when the target appeared meanwhile). */
 #include "init.h"
+#include "suggest.h"
 
 #include "fg.h"
 #include "jid.h"
@@ -456,10 +457,18 @@ static int parse_opts(int argc, char **argv, struct init_opts *o)
 				argv[optind - 1]);
 			rc = -1;
 			break;
-		default:
-			fprintf(stderr, "fedgate init: unknown option '%s'\n", argv[optind - 1]);
+		default: {
+			static const char *const known[] = {"--domain", "--dir", "--config",
+							    "--help",	"-c",	 "-h"};
+			const char *hint =
+				suggest_closest(argv[optind - 1], known, FG_ARRAY_LEN(known));
+			fprintf(stderr, "fedgate init: unknown option '%s'", argv[optind - 1]);
+			if (hint)
+				fprintf(stderr, "; did you mean '%s'?", hint);
+			fputc('\n', stderr);
 			rc = -1;
 			break;
+		}
 		}
 	}
 	opterr = saved_opterr;

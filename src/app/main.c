@@ -121,12 +121,10 @@ static int common_opts(int argc, char **argv, const char **conf_path)
 			opterr = saved_opterr;
 			return -1;
 		default: {
-			const char *bad = argv[optind - 1];
-			const char *hint = suggest_closest(bad, known, FG_ARRAY_LEN(known));
-			fprintf(stderr, "fedgate %s: unknown option '%s'", argv[0], bad);
-			if (hint)
-				fprintf(stderr, "; did you mean '%s'?", hint);
-			fprintf(stderr, " (see 'fedgate help')\n");
+			char who[64];
+			snprintf(who, sizeof(who), "fedgate %s", argv[0]);
+			suggest_unknown_option(stderr, who, argv[optind - 1], known,
+					       FG_ARRAY_LEN(known));
 			opterr = saved_opterr;
 			return -1;
 		}

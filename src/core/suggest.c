@@ -72,3 +72,13 @@ const char *suggest_closest(const char *word, const char *const *candidates, siz
 		return best;
 	return nprefixed == 1 ? prefixed : NULL;
 }
+
+void suggest_unknown_option(FILE *f, const char *who, const char *bad, const char *const *known,
+			    size_t n)
+{
+	const char *hint = suggest_closest(bad, known, n);
+	fprintf(f, "%s: unknown option '%s'", who, bad);
+	if (hint)
+		fprintf(f, "; did you mean '%s'?", hint);
+	fputc('\n', f);
+}

@@ -4,6 +4,7 @@
 #define FG_SUGGEST_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Optimal string alignment distance (Damerau-Levenshtein where no
  * substring is edited twice): insertions, deletions, substitutions and
@@ -16,5 +17,11 @@ size_t suggest_distance(const char *a, const char *b);
  * prefix of (at least 3 bytes). candidates may hold NULLs, which are
  * skipped; a candidate equal to word is returned as it is. */
 const char *suggest_closest(const char *word, const char *const *candidates, size_t n);
+
+/* Writes "WHO: unknown option 'BAD'; did you mean 'X'?" (the guess only
+ * when suggest_closest finds one) and a line end to f: the one wording of
+ * that message for every command that parses its own options. */
+void suggest_unknown_option(FILE *f, const char *who, const char *bad, const char *const *known,
+			    size_t n);
 
 #endif

@@ -114,6 +114,8 @@ def test_did_you_mean_for_commands_subcommands_and_flags(fg):
         (["partner", "new", "--domian", "x.test"], "did you mean '--domain'?"),
         (["partner", "get", "--jsn"], "did you mean '--json'?"),
         (["gateway", "set", "--conection-limit", "5"], "did you mean '--connection-limit'?"),
+        (["init", "--domian", "x.test", "--dir", "/nonexistent"], "did you mean '--domain'?"),
+        (["backup", "--cofnig", "x"], "did you mean '--config'?"),
     ]
     for args, hint in cases:
         r = run(*args, "-c", fg.conf)

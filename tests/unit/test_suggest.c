@@ -5,6 +5,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fg.h"
@@ -84,6 +86,30 @@ static void test_flags_and_nulls(void **state)
 			    "--xyz2");
 }
 
+static char *option_message(const char *bad)
+{
+	static const char *const known[] = {"--config", "--help", "-c"};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	suggest_unknown_option(f, "fedgate backup", bad, known, 3);
+	assert_int_equal(fclose(f), 0);
+	return text;
+}
+
+static void test_unknown_option_message(void **state)
+{
+	(void)state;
+	char *m = option_message("--cofnig");
+	assert_string_equal(
+		m, "fedgate backup: unknown option '--cofnig'; did you mean '--config'?\n");
+	free(m);
+	m = option_message("--frobnicate");
+	assert_string_equal(m, "fedgate backup: unknown option '--frobnicate'\n");
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -91,6 +117,7 @@ int main(void)
 		cmocka_unit_test(test_long_words_are_far),
 		cmocka_unit_test(test_closest),
 		cmocka_unit_test(test_flags_and_nulls),
+		cmocka_unit_test(test_unknown_option_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
