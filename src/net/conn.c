@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct conn {
 	bool closing;
 	bool broken; /* EOF or an error: nothing more can be sent */
 	bool reaped;
+	bool failed; /* the network or TLS ended it, not either side's choice */
 	bool paused; /* our output to the peer is over output_queue */
 	bool held;   /* the owner holds the input (conn_hold_input) */
 	bool over;   /* the output passed half of output_queue since it last
@@ -126,8 +128,12 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	(void)fd;
 	(void)what;
-	log_info(c->ctx, "closed: %s (in %llu bytes, out %llu bytes)", c->reason, c->st.bytes_in,
-		 c->st.bytes_out);
+	/* A partner's server whose connection dies is worth an admin's
+	 * attention; a client's dropping out of a café's network is not. */
+	enum log_level lvl =
+		c->failed && strncmp(c->prefix, "s2s", 3) == 0 ? LOG_WARNING : LOG_INFO;
+	log_msg(lvl, c->ctx, "closed: %s (in %llu bytes, out %llu bytes)", c->reason,
+		c->st.bytes_in, c->st.bytes_out);
 	counters_conn_closed(c->st.bytes_in, c->st.bytes_out, c->st.stanzas_in, c->st.stanzas_out);
 	if (c->bev)
 		bufferevent_free(c->bev); /* frees the SSL and closes the socket */
@@ -357,6 +363,25 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 		read_cb(c->bev, c);
 }
 
+/* Why the socket failed. libevent reports BEV_EVENT_ERROR after the
+ * fact: errno may be a later call's (EAGAIN from the read that found the
+ * end), and the TLS filter turns a plain end without close_notify into an
+ * error with no errno at all. The socket's own pending error comes first;
+ * an errno that cannot end a connection is no answer. 0: none known. */
+static int socket_error(const struct conn *c)
+{
+	int saved = EVUTIL_SOCKET_ERROR();
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	evutil_socket_t fd = bufferevent_getfd(under ? under : c->bev);
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+		return err;
+	if (saved == EAGAIN || saved == EWOULDBLOCK || saved == EINTR || saved == EINPROGRESS)
+		return 0;
+	return saved;
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -397,15 +422,23 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		snprintf(why, sizeof(why), "%s: %s",
 			 c->tls_up ? "TLS error" : "TLS handshake failed", ossl);
 	} else if (what & BEV_EVENT_ERROR) {
-		int err = EVUTIL_SOCKET_ERROR();
-		snprintf(why, sizeof(why), "%s%s",
-			 c->connecting		? "connect failed: "
-			 : c->ssl && !c->tls_up ? "TLS handshake failed: "
-						: "socket error: ",
-			 err ? evutil_socket_error_to_string(err) : "connection reset");
+		int err = socket_error(c);
+		const char *step = c->connecting	  ? "connect failed: "
+				   : c->ssl && !c->tls_up ? "TLS handshake failed: "
+							  : "socket error: ";
+		if (err)
+			snprintf(why, sizeof(why), "%s%s", step,
+				 evutil_socket_error_to_string(err));
+		else if (c->tls_up)
+			snprintf(why, sizeof(why),
+				 "the connection ended without TLS close_notify (the peer's "
+				 "process died or the connection was cut)");
+		else
+			snprintf(why, sizeof(why), "%sthe connection was lost", step);
 	} else {
 		return;
 	}
+	c->failed = true;
 	c->broken = true;
 	/* bufferevent_openssl reports the end without a read callback for
 	 * what came in the same read (a stream error, then close_notify):
