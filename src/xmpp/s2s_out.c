@@ -9,6 +9,7 @@
 #include "log.h"
 #include "counters.h"
 #include "policy.h"
+#include "stream.h"
 #include "xmpp.h"
 #include "tls.h"
 #include "xmlstream.h"
@@ -70,6 +71,7 @@ struct s2s_out {
 	char last_connect_error[300];
 	char last_error[600];
 	enum db_cond fail_cond; /* what a failure means for senders */
+	const char *fail_kind;	/* s2s_out_fail_kind; NULL: from the state */
 	time_t started;
 
 	struct conn *conn;
@@ -175,6 +177,26 @@ void s2s_out_free_all(struct xmpp_server *srv)
 		s2s_out_free_now(srv->outs);
 }
 
+/* A failure's kind from the step it happened in: a short word for
+ * metrics labels (a fixed set, never the peer's words). */
+static const char *kind_of_state(enum out_state st)
+{
+	switch (st) {
+	case OUT_RESOLVING: return "dns";
+	case OUT_CONNECTING: return "connect";
+	case OUT_STARTTLS:
+	case OUT_TLS: return "tls";
+	case OUT_SASL:
+	case OUT_DIALBACK: return "auth";
+	default: return "stream";
+	}
+}
+
+const char *s2s_out_fail_kind(const struct s2s_out *o)
+{
+	return o->fail_kind ? o->fail_kind : kind_of_state(o->state);
+}
+
 /* The owning route learns why (and reports every stanza it queued), then
  * the stream goes: its last words, the close, and on_closed frees it. */
 static void fail(struct s2s_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -190,6 +212,8 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	va_end(ap);
 	log_warn(o->ctx, "failed: %s", why);
 	snprintf(o->last_error, sizeof(o->last_error), "%s", why);
+	if (!o->fail_kind)
+		o->fail_kind = kind_of_state(o->state);
 	xml_buf_puts(&o->report, "failed: ");
 	xml_buf_puts(&o->report, why);
 	xml_buf_puts(&o->report, "\n");
@@ -349,9 +373,11 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 		     o->remote, ssl ? v.text : "no TLS");
 	else
 		fail(o,
-		     "%s does not offer SASL EXTERNAL (does it trust our certificate for %s?) and "
-		     "its partner settings allow no other method",
-		     o->remote, o->local);
+		     "%s offers no SASL EXTERNAL on this server-to-server stream (jabberd2 never "
+		     "does; others leave it out when they do not trust our certificate for %s) "
+		     "and its partner settings allow no other method; to federate with it, allow "
+		     "TLS Dialback: fedgate partner set %s --sasl optional --dialback true",
+		     o->remote, o->local, o->remote);
 }
 
 /* A db:verify answer for one of our requests, or a dialback verdict. */
@@ -404,10 +430,10 @@ static bool on_dialback(struct s2s_out *o, const struct xml_node *el)
 static void on_element(struct s2s_out *o, struct xml_node *el)
 {
 	if (xml_is(el, XML_NS_STREAM, "error")) {
-		const struct xml_node *c = xml_first_element(el);
-		const struct xml_node *t = xml_child(el, XML_NS_STREAMS_ERR, "text");
-		fail(o, "%s closed the stream with <%s/>%s%s", o->remote, c ? c->name : "?",
-		     t ? ": " : "", t ? xml_text(t) : "");
+		char said[560];
+		stream_peer_said(el, said, sizeof(said));
+		o->fail_kind = "peer-error";
+		fail(o, "%s closed the stream; %s", o->remote, said);
 		return;
 	}
 	if (xml_is(el, XML_NS_DIALBACK, NULL) && on_dialback(o, el))
@@ -559,6 +585,7 @@ static void on_timer(void *ud)
 	/* Connecting, TLS, the stream header, authentication: each step's
 	 * timer is a timeout for the senders too (RFC 6120 §8.3.3.16). */
 	o->fail_cond = DB_COND_REMOTE_SERVER_TIMEOUT;
+	o->fail_kind = "timeout";
 	fail(o, "%s did not answer in time (state %s)", o->remote, out_state_names[o->state]);
 }
 
@@ -671,6 +698,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	o->fail_cond = DB_COND_REMOTE_SERVER_TIMEOUT;
+	o->fail_kind = "timeout";
 	fail(o, "no authenticated stream to %s within %u seconds (stream_establishment_timeout)",
 	     o->remote, o->srv->live->gw.stream_establishment_timeout);
 }

@@ -56,6 +56,10 @@ size_t s2s_out_pending(const struct s2s_out *o);
 unsigned long long s2s_out_flushed(const struct s2s_out *o);
 /* Authenticated: stanzas may be written. */
 bool s2s_out_is_ready(const struct s2s_out *o);
+/* What kind of failure ended the stream, a word from a fixed set for
+ * metrics: dns, connect, tls, auth, timeout, peer-error (its stream
+ * error), stream (anything later or else). */
+const char *s2s_out_fail_kind(const struct s2s_out *o);
 /* The steps so far, one per line. */
 const char *s2s_out_report(const struct s2s_out *o);
 

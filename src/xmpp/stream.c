@@ -34,11 +34,12 @@ struct stream {
 	unsigned flags; /* SF_* */
 	time_t started;
 	char id[33];
-	char *local;	    /* the local domain the peer addressed (to) */
-	char *remote;	    /* the peer's from, prepared; s2s only, may be NULL */
-	char *authed;	    /* what SASL authenticated: a domain, a bare JID */
-	const char *method; /* how it authenticated, for status */
-	bool parsing;	    /* inside on_data: the parser is running */
+	char *local;	      /* the local domain the peer addressed (to) */
+	char *remote;	      /* the peer's from, prepared; s2s only, may be NULL */
+	char *authed;	      /* what SASL authenticated: a domain, a bare JID */
+	const char *method;   /* how it authenticated, for status */
+	char last_error[600]; /* why the peer ended it (its stream error), for status */
+	bool parsing;	      /* inside on_data: the parser is running */
 
 	/* Stanzas waiting for room in the connection (stream_offer): while
 	 * any wait, the senders that fed them are held. */
@@ -638,7 +639,7 @@ void stream_status(const struct stream *s, void *json_row)
 	json_object_set_new(r, "method", json_string(s->method ? s->method : "none"));
 	json_object_set_new(r, "certificate", json_string(verdict));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - s->started)));
-	json_object_set_new(r, "last_error", json_string(""));
+	json_object_set_new(r, "last_error", json_string(s->last_error));
 	json_object_set_new(
 		r, "output_pending",
 		json_integer((json_int_t)(conn_output_pending(s->conn) + s->outq_bytes)));
@@ -681,17 +682,25 @@ static void on_element(struct stream *s, struct xml_node *el)
 /* RFC 6120 §4.9.1.1: a stream error ends the stream and is never answered
  * with one: the peer's condition and text are logged and given to the role
  * (s2s keeps them as the route's last failure), and our side closes. */
-static void on_peer_error(struct stream *s, const struct xml_node *el)
+void stream_peer_said(const struct xml_node *err, char *buf, size_t len)
 {
 	const struct xml_node *cond = NULL;
-	for (const struct xml_node *c = xml_first_element(el); c && !cond; c = xml_next_element(c))
+	for (const struct xml_node *c = xml_first_element(err); c && !cond; c = xml_next_element(c))
 		if (xml_is(c, XML_NS_STREAMS_ERR, NULL) && strcmp(c->name, "text") != 0)
 			cond = c;
-	const struct xml_node *t = xml_child(el, XML_NS_STREAMS_ERR, "text");
+	const struct xml_node *t = xml_child(err, XML_NS_STREAMS_ERR, "text");
+	const char *text = t ? xml_text(t) : NULL;
+	snprintf(buf, len, "the peer said: <%s/>%s%s%s", cond ? cond->name : "undefined-condition",
+		 text && *text ? " '" : "", text && *text ? text : "", text && *text ? "'" : "");
+}
+
+static void on_peer_error(struct stream *s, const struct xml_node *el)
+{
 	const char *who = s->remote ? s->remote : s->authed ? s->authed : "the peer";
-	char why[600];
-	snprintf(why, sizeof(why), "%s closed the stream with <%s/>%s%s", who,
-		 cond ? cond->name : "undefined-condition", t ? ": " : "", t ? xml_text(t) : "");
+	char said[560], why[600];
+	stream_peer_said(el, said, sizeof(said));
+	snprintf(why, sizeof(why), "%s closed the stream; %s", who, said);
+	snprintf(s->last_error, sizeof(s->last_error), "%s", why);
 	log_warn(conn_ctx(s->conn), "%s", why);
 	if (s->role->peer_error)
 		s->role->peer_error(s, s->rs, why);

@@ -81,6 +81,9 @@ struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *
 /* Sends a stream error (our header first if we have not sent it yet) and
  * closes. condition is an RFC 6120 §4.9.3 element name. */
 void stream_error(struct stream *s, const char *condition, const char *text);
+/* A peer's <stream:error/> (err) in an admin's words, the same for both
+ * directions: "the peer said: <condition/> 'text'". */
+void stream_peer_said(const struct xml_node *err, char *buf, size_t len);
 /* Frees at once, without callbacks: only for the daemon's final exit. */
 void stream_free_now(struct stream *s);
 const char *stream_state_name(enum stream_state st);

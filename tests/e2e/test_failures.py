@@ -85,3 +85,46 @@ def test_outbound_reset_reports_the_real_error(daemons):
         assert "Connection reset by peer" in log, log
     finally:
         srv.close()
+
+
+def peer_header(frm, features):
+    return (f"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+            f"xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "
+            f"from='{frm}' id='j2-1' version='1.0'><stream:features>{features}"
+            f"</stream:features>").encode()
+
+
+def test_peer_without_sasl_on_s2s_gets_the_right_hint(daemons):
+    """jabberd2 offers STARTTLS, then dialback and no SASL at all on s2s:
+    the hint must say so and what to change, not ask whether the peer
+    trusts our certificate."""
+    import ssl
+    bed = daemons.bed({})
+    cert, key = bed.ca.issue("jabberd.test", ["jabberd.test"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    def script(c):
+        c.settimeout(10)
+        c.recv(4096)
+        c.sendall(peer_header("jabberd.test", "<starttls xmlns='urn:ietf:params:xml:ns:"
+                                              "xmpp-tls'><required/></starttls>"))
+        c.recv(4096)
+        c.sendall(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(4096)
+        t.sendall(peer_header("jabberd.test", "<dialback xmlns='urn:xmpp:features:dialback'/>"))
+        while t.recv(4096):
+            pass
+    srv = serve_once(5997, script)
+    try:
+        fg = daemons.fedgate(bed=bed, partners=[
+            ("jabberd.test", "--proxy-fqdn", "127.0.0.1:5997")]).start()
+        r = fg.cli("test-im", "--to", "bob@jabberd.test", "--wait", "0")
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, out
+        assert "trust our certificate?" not in out, out
+        assert "jabberd.test offers no SASL EXTERNAL on this server-to-server stream" in out, out
+        assert "fedgate partner set jabberd.test --sasl optional --dialback true" in out, out
+    finally:
+        srv.close()

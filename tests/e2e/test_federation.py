@@ -99,7 +99,7 @@ def test_peer_that_does_not_host_the_domain(world):
     _, _, fg = world
     rc, out, err = run(cli(fg, "test-im", "--to", "x@wrong.test"))
     assert rc == 1
-    assert "wrong.test closed the stream with <host-unknown/>" in err, out + err
+    assert "wrong.test closed the stream; the peer said: <host-unknown/>" in err, out + err
 
 
 def test_prosody_user_to_contoso_gets_an_answer_both_ways(world):

@@ -15,7 +15,7 @@ import pytest
 from clients import User, run
 from conftest import BED_FEDGATE_ADDR
 
-WHY = "fabrikam.test closed the stream with <not-authorized/>: Your server's certificate "
+WHY = "fabrikam.test closed the stream; the peer said: <not-authorized/> 'Your server's certificate "
 
 
 @pytest.fixture(scope="module")

@@ -873,8 +873,8 @@ static void test_s2s_peer_stream_error_before_auth(void **state)
 	assert_non_null(r);
 	const struct route_failure *f = route_last_failure(r);
 	assert_true(f->at > 0);
-	assert_string_equal(f->reason, "fabrikam.test closed the stream with "
-				       "<policy-violation/>: Use of STARTTLS required");
+	assert_string_equal(f->reason, "fabrikam.test closed the stream; the peer said: "
+				       "<policy-violation/> 'Use of STARTTLS required'");
 	/* Not a failed attempt of ours: no retry delay. */
 	assert_int_equal(f->attempts, 0);
 	assert_int_equal(f->next_retry, 0);

@@ -592,8 +592,8 @@ static void test_peer_stream_error_on_outbound(void **state)
 	assert_int_equal(write(a.fd, peer, strlen(peer)), (ssize_t)strlen(peer));
 	assert_true(xfx_run_until(&st->fx, done_called, &d, XFX_WAIT_MS));
 	assert_false(d.ok);
-	const char *why = SILENT " closed the stream with <policy-violation/>: Use of STARTTLS "
-				 "required";
+	const char *why = SILENT " closed the stream; the peer said: <policy-violation/> 'Use of "
+				 "STARTTLS required'";
 	assert_string_equal(route_last_failure(route(st, SILENT))->reason, why);
 	json_t *rows = status_rows(st);
 	json_t *lf = json_object_get(json_array_get(rows, 0), "last_failure");
