@@ -227,6 +227,15 @@ static json_t *run_status(struct cmd_env *env)
 	return rows;
 }
 
+static unsigned run_retry(struct cmd_env *env, const struct partner *p)
+{
+	struct server *srv = env->ud;
+	unsigned n = routes_retry(&srv->x, p->domain);
+	for (size_t i = 0; i < p->additional_domains.n; i++)
+		n += routes_retry(&srv->x, p->additional_domains.v[i]);
+	return n;
+}
+
 static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud)
 {
@@ -262,6 +271,7 @@ static int open_store(struct server *srv)
 		.partner_changed = on_partner_changed,
 		.gateway_changed = on_gateway_changed,
 		.test_im = run_test_im,
+		.retry = run_retry,
 		.user_changed = on_user_changed,
 		.status = run_status,
 		.reload = run_reload,

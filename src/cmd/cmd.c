@@ -72,6 +72,12 @@ static const struct cmd_param p_domain_only[] = {
 	{NULL, NULL, 0, false, NULL},
 };
 
+static const struct cmd_param p_status[] = {
+	{"failing", "--failing", CP_FLAG, false,
+	 "only routes that are failing now (with their failure record)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
 static const struct cmd_param p_none[] = {
 	{NULL, NULL, 0, false, NULL},
 };
@@ -931,18 +937,70 @@ static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 	env->test_im(env, req, reply, ud);
 }
 
+/* A status row of a route failing now (route.c's failure record). */
+static bool row_failing(json_t *row)
+{
+	json_t *f = json_object_get(row, "last_failure");
+	const char *st = json_string_value(json_object_get(f, "state"));
+	return st && strcmp(st, "failing") == 0;
+}
+
 static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 		       void *ud)
 {
-	(void)req;
 	if (!env->status) {
 		cmd_reply_error(
 			reply, ud, CMD_REFUSED, NULL,
 			"status shows the running daemon's streams: start 'fedgate serve' first");
 		return;
 	}
+	json_t *rows = env->status(env);
+	if (param_flag(req->params, "failing")) {
+		for (size_t i = json_array_size(rows); i-- > 0;)
+			if (!row_failing(json_array_get(rows, i)))
+				json_array_remove(rows, i);
+	}
 	json_t *b = cmd_body_new();
-	json_object_set_new(b, "result", env->status(env));
+	json_object_set_new(b, "result", rows);
+	reply(ud, CMD_OK, b);
+}
+
+static void cmd_partner_retry(struct cmd_env *env, const struct cmd_request *req,
+			      cmd_reply_fn reply, void *ud)
+{
+	const char *name = json_string_value(json_object_get(req->params, "domain"));
+	char msg[700];
+	const struct partner *p = name ? find_partner(env, name, false) : NULL;
+	if (!p) {
+		snprintf(msg, sizeof(msg),
+			 "no partner '%.300s': give a partner's primary domain ('fedgate partner "
+			 "get' lists them)",
+			 name ? name : "");
+		cmd_reply_error(reply, ud, CMD_NOT_FOUND, "domain", msg);
+		return;
+	}
+	if (!env->retry) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL,
+				"partner retry acts on the running daemon: start 'fedgate serve' "
+				"first");
+		return;
+	}
+	unsigned started = env->retry(env, p);
+	log_info("cmd", "%s: partner retry %s: %u route(s) with queued stanzas try now",
+		 req->who ? req->who : "?", p->domain, started);
+	if (started)
+		snprintf(msg, sizeof(msg), "retrying %s now (%u route(s) with stanzas waiting)",
+			 p->domain, started);
+	else
+		snprintf(msg, sizeof(msg),
+			 "no stanza waits for %s; its retry delay is forgotten, so the next stanza "
+			 "tries at once",
+			 p->domain);
+	json_t *b = cmd_body_new();
+	json_object_set_new(b, "message", json_string(msg));
+	json_object_set_new(
+		b, "result",
+		json_pack("{s:s,s:I}", "domain", p->domain, "started", (json_int_t)started));
 	reply(ud, CMD_OK, b);
 }
 
@@ -990,7 +1048,9 @@ static const struct cmd_def table[] = {
 	{"test-im", true, "send a test message to a partner user and report each step", p_test_im,
 	 cmd_test_im},
 	{"status", false, "the running daemon's streams (s2s in and out, c2s) and failing routes",
-	 p_none, cmd_status},
+	 p_status, cmd_status},
+	{"partner retry", true, "forget a partner's retry delay and try again now", p_domain_only,
+	 cmd_partner_retry},
 	{"reload", true,
 	 "read the configuration file, certificates and keys again; report what changed", p_none,
 	 cmd_reload},

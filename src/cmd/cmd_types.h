@@ -54,6 +54,10 @@ struct cmd_env {
 			     const struct account *new_a);
 	/* `status`: the daemon's live streams; NULL in the CLI. */
 	json_t *(*status)(struct cmd_env *env);
+	/* `partner retry`: the routes to p's domains forget their retry delay
+	 * and those with stanzas waiting try at once; returns how many
+	 * started an attempt. NULL in the CLI. */
+	unsigned (*retry)(struct cmd_env *env, const struct partner *p);
 	/* `test-im`: only the daemon can send; NULL in the CLI. */
 	void (*test_im)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud);

@@ -6,7 +6,8 @@
  *   GET    /partners/{domain}   partner get D        PUT|PATCH            partner set D
  *   DELETE /partners/{domain}   partner remove D
  *   GET    /gateway             gateway get          PUT|PATCH /gateway   gateway set
- *   GET    /status              status               GET /audit[?since=]  audit
+ *   GET    /status[?failing=true] status             GET /audit[?since=]  audit
+ *   POST   /partners/{domain}/retry                   partner retry D
  *   GET    /users               user list            POST /users          user add
  *   GET    /users/{name}        user get             PUT|PATCH            user set
  *   DELETE /users/{name}        user remove
@@ -205,7 +206,23 @@ void api_handle(struct hreq *h)
 	}
 	const char *p = h->path + strlen(API_PREFIX);
 	bool get = h->method == EVHTTP_REQ_GET || h->method == EVHTTP_REQ_HEAD;
-	if (strcmp(p, "partners") == 0 || strncmp(p, "partners/", 9) == 0) {
+	size_t plen = strlen(p);
+	if (strncmp(p, "partners/", 9) == 0 && plen > 15 && strcmp(p + plen - 6, "/retry") == 0) {
+		if (h->method != EVHTTP_REQ_POST) {
+			method_not_allowed(h, "POST");
+			return;
+		}
+		char *domain = strndup(p + 9, plen - 15);
+		if (!domain || strchr(domain, '/')) {
+			free(domain);
+			http_send_error(h, 404, NULL, "no such resource");
+			return;
+		}
+		json_t *params = json_object();
+		json_object_set_new(params, "domain", json_string(domain));
+		free(domain);
+		run(h, "partner retry", params, false);
+	} else if (strcmp(p, "partners") == 0 || strncmp(p, "partners/", 9) == 0) {
 		collection(h, p[8] ? p + 9 : "", "partner get", "partner new", "partner get",
 			   "partner set", "partner remove", true);
 	} else if (strcmp(p, "users") == 0 || strncmp(p, "users/", 6) == 0) {
@@ -221,10 +238,16 @@ void api_handle(struct hreq *h)
 		} else
 			method_not_allowed(h, "GET, PUT, PATCH");
 	} else if (strcmp(p, "status") == 0) {
-		if (get)
-			run(h, "status", json_object(), false);
-		else
+		json_t *params = json_object();
+		const char *failing = http_query(h, "failing");
+		if (failing && strcmp(failing, "true") == 0)
+			json_object_set_new(params, "failing", json_true());
+		if (get) {
+			run(h, "status", params, false);
+		} else {
+			json_decref(params);
 			method_not_allowed(h, "GET");
+		}
 	} else if (strcmp(p, "audit") == 0) {
 		if (!get) {
 			method_not_allowed(h, "GET");

@@ -352,17 +352,32 @@ static void print_status(FILE *f, json_t *rows)
 		json_t *lf = json_object_get(r, "last_failure");
 		if (cert[0] && strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
-		if (lf) {
-			/* A route that failed: what, when, how often, and when it tries
-			 * again, so an admin sees a partner that is down. */
-			fprintf(f, "      last failure: %s (%lld attempt(s) in a row): %s\n",
-				str_of(lf, "at"),
+		if (lf && strcmp(str_of(lf, "state"), "failing") == 0) {
+			/* A route that fails: since when, how often, why (ours or the
+			 * peer's words), when it tries again, what waits and what was
+			 * bounced, so an admin sees a partner that is down. */
+			fprintf(f, "      failing since %s, %lld attempt(s), last at %s\n",
+				str_of(lf, "first"),
 				(long long)json_integer_value(json_object_get(lf, "attempts")),
+				str_of(lf, "at"));
+			fprintf(f, "      reason%s: %s\n",
+				json_is_true(json_object_get(lf, "by_peer")) ? " (the peer's)" : "",
 				str_of(lf, "reason"));
-			fprintf(f, "      next attempt: %s (in %llds); %lld stanza(s) waiting\n",
-				str_of(lf, "next_retry"),
-				(long long)json_integer_value(json_object_get(lf, "retry_in")),
-				(long long)json_integer_value(json_object_get(r, "queued")));
+			if (json_integer_value(json_object_get(lf, "retry_in")) > 0)
+				fprintf(f, "      next attempt: %s (in %llds)",
+					str_of(lf, "next_retry"),
+					(long long)json_integer_value(
+						json_object_get(lf, "retry_in")));
+			else
+				fprintf(f, "      next attempt: with the next stanza");
+			fprintf(f, "; %lld stanza(s) waiting, %lld bounced\n",
+				(long long)json_integer_value(json_object_get(r, "queued")),
+				(long long)json_integer_value(json_object_get(lf, "bounced")));
+		} else if (lf) {
+			fprintf(f, "      recovered %s after %lld failed attempt(s) since %s: %s\n",
+				str_of(lf, "recovered"),
+				(long long)json_integer_value(json_object_get(lf, "attempts")),
+				str_of(lf, "first"), str_of(lf, "reason"));
 		} else if (err[0]) {
 			fprintf(f, "      last error: %s\n", err);
 		}

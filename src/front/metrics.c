@@ -11,6 +11,7 @@
 #include "fg.h"
 #include "policy.h"
 #include "counters.h"
+#include "route.h"
 #include "xmpp.h"
 #include "stream.h"
 
@@ -38,6 +39,77 @@ static void help(struct evbuffer *b, const char *name, const char *type, const c
 static long long num(json_t *row, const char *key)
 {
 	return (long long)json_integer_value(json_object_get(row, key));
+}
+
+/* What a partner is doing now: connected (a ready stream either way),
+ * failing (a route to it fails and none is ready), suspended (the admin
+ * said so), idle. */
+static const char *const partner_states[] = {"connected", "failing", "idle", "suspended"};
+
+static const char *partner_state(const struct partner *p, json_t *rows)
+{
+	bool ready = false, failing = false;
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+	{
+		const char *remote = json_string_value(json_object_get(r, "remote"));
+		if (!remote || !policy_owns(p, remote))
+			continue;
+		const char *dir = json_string_value(json_object_get(r, "direction"));
+		const char *st = json_string_value(json_object_get(r, "state"));
+		if (dir && strcmp(dir, "route") != 0 && st && strcmp(st, "ready") == 0)
+			ready = true;
+		json_t *lf = json_object_get(r, "last_failure");
+		const char *fs = json_string_value(json_object_get(lf, "state"));
+		if (fs && strcmp(fs, "failing") == 0)
+			failing = true;
+	}
+	return ready ? "connected" : failing ? "failing" : "idle";
+}
+
+/* Per partner only (never a domain a stranger chose), so the label sets
+ * stay bounded by the partner list. */
+static void partner_health(struct evbuffer *b, const struct policy *partners, json_t *rows,
+			   const struct xmpp_server *xs)
+{
+	help(b, "fedgate_partner_state", "gauge",
+	     "each partner's state: connected, failing, idle or suspended (1 for the current one)");
+	for (size_t k = 0; k < policy_count(partners); k++) {
+		const struct partner *p = policy_at(partners, k);
+		const char *now = partner_state(p, rows);
+		for (size_t s = 0; s < FG_ARRAY_LEN(partner_states); s++) {
+			evbuffer_add_printf(b, "fedgate_partner_state{partner=\"");
+			label(b, p->domain);
+			evbuffer_add_printf(b, "\",state=\"%s\"} %d\n", partner_states[s],
+					    strcmp(now, partner_states[s]) == 0);
+		}
+	}
+	help(b, "fedgate_partner_failures_total", "counter",
+	     "failed attempts to reach each partner since start, by reason: dns, connect, tls, "
+	     "auth, timeout, peer-error (its own stream error), stream");
+	json_t *counts = json_object();
+	if (xs)
+		routes_failure_counts(xs, counts);
+	for (size_t k = 0; k < policy_count(partners); k++) {
+		const struct partner *p = policy_at(partners, k);
+		for (size_t i = 0; i < ROUTE_FAIL_KINDS; i++) {
+			json_int_t n = 0;
+			const char *remote;
+			json_t *by_kind;
+			json_object_foreach(counts, remote, by_kind)
+			{
+				if (policy_owns(p, remote))
+					n += json_integer_value(
+						json_object_get(by_kind, route_fail_kinds[i]));
+			}
+			evbuffer_add_printf(b, "fedgate_partner_failures_total{partner=\"");
+			label(b, p->domain);
+			evbuffer_add_printf(b, "\",reason=\"%s\"} %lld\n", route_fail_kinds[i],
+					    (long long)n);
+		}
+	}
+	json_decref(counts);
 }
 
 static void status_done(struct hreq *h, int status, json_t *body)
@@ -135,6 +207,7 @@ static void status_done(struct hreq *h, int status, json_t *body)
 		label(b, key);
 		evbuffer_add_printf(b, "\"} %lld\n", (long long)json_integer_value(v));
 	}
+	partner_health(b, partners, rows, h->xs);
 	help(b, "fedgate_c2s_sessions", "gauge", "client sessions open now");
 	evbuffer_add_printf(b, "fedgate_c2s_sessions %u\n", session_count(h->xs));
 	help(b, "fedgate_partners", "gauge", "XMPP federated partners configured");

@@ -43,7 +43,8 @@ struct route {
 
 	struct s2s_out *out; /* the current stream; NULL when none */
 	struct route_failure last;
-	struct event *retry; /* starts the next attempt for what is queued */
+	unsigned long fails[ROUTE_FAIL_KINDS]; /* since start, by kind */
+	struct event *retry;		       /* starts the next attempt for what is queued */
 
 	struct route *prev, *next;
 };
@@ -83,9 +84,49 @@ struct route *route_find(const struct xmpp_server *srv, const char *local, const
 	return strmap_get(srv->routes->by_key, key);
 }
 
+const char *const route_fail_kinds[ROUTE_FAIL_KINDS] = {
+	"dns", "connect", "tls", "auth", "timeout", "peer-error", "stream",
+};
+
+static void count_failure(struct route *r, const char *kind)
+{
+	size_t i = 0;
+	while (i < ROUTE_FAIL_KINDS - 1 && strcmp(route_fail_kinds[i], kind) != 0)
+		i++; /* anything unknown counts as the last, "stream" */
+	r->fails[i]++;
+}
+
 const struct route_failure *route_last_failure(const struct route *r)
 {
 	return &r->last;
+}
+
+bool route_failing(const struct route *r)
+{
+	return r->last.at && !r->last.recovered;
+}
+
+/* A record that recovered long enough ago is no longer shown. */
+static bool has_record(const struct route *r)
+{
+	return r->last.at &&
+	       (!r->last.recovered || time(NULL) - r->last.recovered <= ROUTE_FAILURE_KEEP_S);
+}
+
+/* A failure now: it continues the record of a route still failing, or
+ * starts a new one. */
+static struct route_failure *record_failure(struct route *r, const char *why, bool peer)
+{
+	struct route_failure *f = &r->last;
+	time_t now = time(NULL);
+	if (!route_failing(r)) {
+		*f = (struct route_failure){0};
+		f->first = now;
+	}
+	f->at = now;
+	f->peer = peer;
+	snprintf(f->reason, sizeof(f->reason), "%s", why);
+	return f;
 }
 
 size_t route_queued(const struct route *r)
@@ -159,6 +200,8 @@ static void undeliverable(struct route *r, struct xml_node *st, route_done done,
 			  const char *condition, const char *why, const char *report)
 {
 	log_info(r->ctx, "undeliverable stanza to %s: %s", r->remote, why);
+	if (route_failing(r))
+		r->last.bounced++;
 	if (done) {
 		done(ud, false, report ? report : why);
 		xml_free(&st);
@@ -254,8 +297,15 @@ static void out_drained(void *owner)
 static void out_ready(void *owner)
 {
 	struct route *r = owner;
-	/* Authenticated: the partner works again. */
-	r->last = (struct route_failure){0};
+	/* Authenticated: the partner works again; the record stays a while
+	 * for the admin, without its retry delay. */
+	if (route_failing(r)) {
+		log_info(r->ctx, "%s works again after %u failed attempt(s) since %lds ago",
+			 r->remote, r->last.attempts, (long)(time(NULL) - r->last.first));
+		r->last.recovered = time(NULL);
+	}
+	r->last.delay = 0;
+	r->last.next_retry = 0;
 	evtimer_del(r->retry);
 	flush(r);
 }
@@ -264,19 +314,25 @@ static void out_failed(void *owner, enum db_cond cond, const char *why, const ch
 		       bool attempted)
 {
 	struct route *r = owner;
+	const char *kind =
+		r->fail_condition && strcmp(r->fail_condition, "remote-server-timeout") == 0
+			? "timeout"
+			: s2s_out_fail_kind(r->out);
 	r->out = NULL;
-	if (attempted) {
+	/* An admin's change or the shutdown (routes_close_domain) is no
+	 * failure of the partner's. */
+	bool ours = r->fail_condition && strcmp(r->fail_condition, "service-unavailable") == 0;
+	if (attempted && !ours) {
 		/* Only a real attempt counts: a refusal before DNS (limits, no
 		 * partner) says nothing about the partner's server. */
-		struct route_failure *f = &r->last;
+		struct route_failure *f = record_failure(r, why, strcmp(kind, "peer-error") == 0);
 		f->delay = f->delay ? f->delay * 2 : ROUTE_BACKOFF_FIRST_S;
 		if (f->delay > ROUTE_BACKOFF_MAX_S)
 			f->delay = ROUTE_BACKOFF_MAX_S;
-		f->at = time(NULL);
 		f->next_retry = f->at + (time_t)f->delay;
 		f->attempts++;
-		snprintf(f->reason, sizeof(f->reason), "%s", why);
 		f->cond = cond;
+		count_failure(r, kind);
 	}
 	const char *c = r->fail_condition      ? r->fail_condition
 			: cond != DB_COND_NONE ? dialback_cond_name(cond)
@@ -496,8 +552,8 @@ void route_note_peer_error(struct xmpp_server *srv, const char *local, const cha
 	struct route *r = route_get(srv, local, remote);
 	if (!r)
 		return;
-	r->last.at = time(NULL);
-	snprintf(r->last.reason, sizeof(r->last.reason), "%s", why);
+	record_failure(r, why, true);
+	count_failure(r, "peer-error");
 }
 
 void routes_close_domain(struct xmpp_server *srv, const char *domain, const char *reason)
@@ -536,6 +592,48 @@ void routes_reset(struct xmpp_server *srv, const char *domain)
 	}
 }
 
+unsigned routes_retry(struct xmpp_server *srv, const char *domain)
+{
+	unsigned started = 0;
+	if (!srv->routes)
+		return 0;
+	for (struct route *r = srv->routes->list; r; r = r->next) {
+		if (strcmp(r->remote, domain) != 0)
+			continue;
+		evtimer_del(r->retry);
+		r->last.next_retry = 0;
+		r->last.delay = 0;
+		if (r->queued && !r->out && !srv->stopping) {
+			log_info(r->ctx, "retrying %s now for %zu queued stanza(s) (partner retry)",
+				 r->remote, r->queued);
+			start(r);
+			started++;
+		}
+	}
+	return started;
+}
+
+void routes_failure_counts(const struct xmpp_server *srv, void *obj)
+{
+	if (!srv->routes)
+		return;
+	for (const struct route *r = srv->routes->list; r; r = r->next) {
+		json_t *by_kind = json_object_get(obj, r->remote);
+		for (size_t i = 0; i < ROUTE_FAIL_KINDS; i++) {
+			if (!r->fails[i])
+				continue;
+			if (!by_kind) {
+				by_kind = json_object();
+				json_object_set_new(obj, r->remote, by_kind);
+			}
+			json_int_t n =
+				json_integer_value(json_object_get(by_kind, route_fail_kinds[i]));
+			json_object_set_new(by_kind, route_fail_kinds[i],
+					    json_integer(n + (json_int_t)r->fails[i]));
+		}
+	}
+}
+
 unsigned routes_stream_count(const struct xmpp_server *srv, const struct partner *p)
 {
 	unsigned n = 0;
@@ -557,11 +655,18 @@ static json_t *failure_json(const struct route *r)
 {
 	const struct route_failure *f = &r->last;
 	json_t *o = json_object();
+	json_object_set_new(o, "state", json_string(route_failing(r) ? "failing" : "recovered"));
+	json_object_set_new(o, "first", time_text(f->first));
 	json_object_set_new(o, "at", time_text(f->at));
 	json_object_set_new(o, "reason", json_string(f->reason));
+	json_object_set_new(o, "by_peer", json_boolean(f->peer));
 	json_object_set_new(o, "attempts", json_integer(f->attempts));
 	json_object_set_new(o, "next_retry", time_text(f->next_retry));
 	json_object_set_new(o, "retry_in", json_integer(waiting_s(r)));
+	json_object_set_new(o, "queued", json_integer((json_int_t)r->queued));
+	json_object_set_new(o, "bounced", json_integer((json_int_t)f->bounced));
+	if (f->recovered)
+		json_object_set_new(o, "recovered", time_text(f->recovered));
 	return o;
 }
 
@@ -570,7 +675,7 @@ void routes_status(const struct xmpp_server *srv, void *rows)
 	if (!srv->routes)
 		return;
 	for (const struct route *r = srv->routes->list; r; r = r->next) {
-		if (!r->out && !r->last.at)
+		if (!r->out && !has_record(r))
 			continue;
 		json_t *row = json_object();
 		if (r->out) {
@@ -579,9 +684,10 @@ void routes_status(const struct xmpp_server *srv, void *rows)
 			json_object_set_new(row, "direction", json_string("route"));
 			json_object_set_new(row, "local", json_string(r->local));
 			json_object_set_new(row, "remote", json_string(r->remote));
-			json_object_set_new(
-				row, "state",
-				json_string(waiting_s(r) > 0 ? "retry-wait" : "failed"));
+			json_object_set_new(row, "state",
+					    json_string(!route_failing(r)  ? "recovered"
+							: waiting_s(r) > 0 ? "retry-wait"
+									   : "failed"));
 			json_object_set_new(row, "method", json_string("none"));
 			json_object_set_new(row, "tls", json_string("none"));
 			json_object_set_new(row, "peer", json_string(""));
@@ -590,7 +696,7 @@ void routes_status(const struct xmpp_server *srv, void *rows)
 					    json_integer((json_int_t)(time(NULL) - r->last.at)));
 		}
 		json_object_set_new(row, "queued", json_integer((json_int_t)r->queued));
-		if (r->last.at)
+		if (has_record(r))
 			json_object_set_new(row, "last_failure", failure_json(r));
 		json_array_append_new(rows, row);
 	}

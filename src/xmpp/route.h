@@ -72,6 +72,14 @@ void routes_close_domain(struct xmpp_server *srv, const char *domain, const char
 /* The partner's record changed: the routes to domain forget their retry
  * delay and last failure, so the next stanza tries at once. */
 void routes_reset(struct xmpp_server *srv, const char *domain);
+/* `fedgate partner retry`: the routes to domain forget their retry delay;
+ * those with stanzas waiting try at once, the others keep their record
+ * (marked for an immediate next attempt). Returns how many routes started
+ * an attempt. */
+unsigned routes_retry(struct xmpp_server *srv, const char *domain);
+/* Failures counted since start for each remote domain with any, into obj
+ * (a json_t object): {remote: {kind: n}} (kinds: route_fail_kinds). */
+void routes_failure_counts(const struct xmpp_server *srv, void *obj);
 /* Outbound streams under way or up, in all (p NULL) or to any of p's
  * domains. */
 unsigned routes_stream_count(const struct xmpp_server *srv, const struct partner *p);
@@ -86,17 +94,33 @@ void routes_free_all(struct xmpp_server *srv);
 
 /* ---- for tests and diagnostics ---- */
 
+/* A failure record: kept while the route fails and for
+ * ROUTE_FAILURE_KEEP_S after a stream comes up again, so an admin who
+ * looks later still sees what happened. */
+#define ROUTE_FAILURE_KEEP_S 3600
+
 struct route_failure {
-	time_t at;	   /* 0: none on record */
-	char reason[600];  /* the failure in an admin's words */
-	enum db_cond cond; /* remote-server-timeout or -not-found */
-	unsigned attempts; /* failed attempts in a row */
-	time_t next_retry; /* not before; 0: at once */
-	unsigned delay;	   /* seconds between the last failure and next_retry */
+	time_t at;	       /* the last failure; 0: none on record */
+	time_t first;	       /* when this run of failures began */
+	char reason[600];      /* the last failure in an admin's words */
+	bool peer;	       /* reason is the peer's own stream error */
+	enum db_cond cond;     /* remote-server-timeout or -not-found */
+	unsigned attempts;     /* failed attempts of ours in a row */
+	time_t next_retry;     /* not before; 0: at once */
+	unsigned delay;	       /* seconds between the last failure and next_retry */
+	unsigned long bounced; /* stanzas answered undelivered since first */
+	time_t recovered;      /* a stream came up since; 0: still failing */
 };
+
+/* The kinds of failure counted per route for /metrics (s2s_out_fail_kind
+ * and the peer's stream errors): a fixed set, so labels stay bounded. */
+#define ROUTE_FAIL_KINDS 7
+extern const char *const route_fail_kinds[ROUTE_FAIL_KINDS];
 
 struct route *route_find(const struct xmpp_server *srv, const char *local, const char *remote);
 const struct route_failure *route_last_failure(const struct route *r);
+/* Still failing: a failure on record and no stream up since. */
+bool route_failing(const struct route *r);
 size_t route_queued(const struct route *r);
 bool route_has_stream(const struct route *r);
 

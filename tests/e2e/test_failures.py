@@ -128,3 +128,90 @@ def test_peer_without_sasl_on_s2s_gets_the_right_hint(daemons):
         assert "fedgate partner set jabberd.test --sasl optional --dialback true" in out, out
     finally:
         srv.close()
+
+
+def metrics_text(fg):
+    import urllib.request
+    if not hasattr(fg, "mon_token"):
+        r = fg.cli("admin", "token", "mon")
+        assert r.returncode == 0, r.stderr
+        fg.mon_token = r.stdout.strip()
+    req = urllib.request.Request("http://127.0.0.1:5280/metrics",
+                                 headers={"Authorization": f"Bearer {fg.mon_token}"})
+    return urllib.request.urlopen(req, timeout=10).read().decode()
+
+
+def api_get(fg, path):
+    import json
+    import urllib.request
+    metrics_text(fg)  # makes the token
+    req = urllib.request.Request("http://127.0.0.1:5280/api/v1/" + path,
+                                 headers={"Authorization": f"Bearer {fg.mon_token}"})
+    return json.loads(urllib.request.urlopen(req, timeout=10).read().decode())
+
+
+def failing_rows(fg):
+    return [r for r in fg.cli_json("status", "--failing")
+            if r["remote"] in ("down.test", "nx.test")]
+
+
+def test_failing_partners_have_a_failure_record(daemons):
+    """A partner whose server refuses connections and one whose domain
+    does not exist: status --failing, the API and /metrics show them with
+    the reason, the attempts and the next retry; partner retry forgets the
+    retry delay so the next stanza tries at once."""
+    bed = daemons.bed({})  # the bed's DNS: nx.test does not exist
+    fg = daemons.fedgate(
+        admins={"mon": ("viewer", "monitoring password")},
+        partners=[("down.test", "--proxy-fqdn", "127.0.0.1:5996"), "nx.test",
+                  "idle.test"]).start()
+    r = fg.cli("test-im", "--to", "bob@down.test", "--wait", "0")
+    assert r.returncode == 1 and "Connection refused" in r.stdout + r.stderr, r
+    r = fg.cli("test-im", "--to", "bob@nx.test", "--wait", "0")
+    assert r.returncode == 1, r
+
+    rows = {r["remote"]: r for r in failing_rows(fg)}
+    assert set(rows) == {"down.test", "nx.test"}, rows
+    f = rows["down.test"]["last_failure"]
+    assert f["state"] == "failing" and f["attempts"] == 1 and not f["by_peer"], f
+    assert "Connection refused" in f["reason"], f
+    assert f["first"] == f["at"] and f["retry_in"] > 0 and f["bounced"] == 1, f
+    assert rows["down.test"]["state"] == "retry-wait", rows
+    assert rows["nx.test"]["last_failure"]["attempts"] == 1, rows
+    # only failing routes: idle.test never failed, and nothing else is listed
+    assert all(r["last_failure"]["state"] == "failing" for r in fg.cli_json("status", "--failing"))
+
+    text = fg.cli("status", "--failing").stdout
+    assert "failing since " in text and "Connection refused" in text, text
+    assert "next attempt: " in text and "(in " in text and "1 bounced" in text, text
+
+    api = api_get(fg, "status?failing=true")["result"]
+    assert {r["remote"] for r in api} == {"down.test", "nx.test"}, api
+
+    m = metrics_text(fg)
+    assert 'fedgate_partner_state{partner="down.test",state="failing"} 1' in m, m
+    assert 'fedgate_partner_state{partner="down.test",state="connected"} 0' in m, m
+    assert 'fedgate_partner_state{partner="idle.test",state="idle"} 1' in m, m
+    assert 'fedgate_partner_failures_total{partner="down.test",reason="connect"} 1' in m, m
+    assert 'fedgate_partner_failures_total{partner="nx.test",reason="dns"} 1' in m, m
+    assert 'partner="bob' not in m and "stranger" not in m
+
+    # During the retry delay a new attempt is not made...
+    r = fg.cli("test-im", "--to", "bob@down.test", "--wait", "0")
+    assert "next attempt in" in r.stdout + r.stderr, r
+    assert failing_rows(fg)[0]["last_failure"]["attempts"] == 1
+    # ...until the admin says so.
+    r = fg.cli("partner", "retry", "down.test")
+    assert r.returncode == 0, r.stderr
+    assert "no stanza waits for down.test" in r.stdout + r.stderr, r
+    f = {r["remote"]: r for r in failing_rows(fg)}["down.test"]["last_failure"]
+    assert f["retry_in"] == 0 and f["attempts"] == 1, f
+    assert "next attempt: with the next stanza" in fg.cli("status", "--failing").stdout
+    r = fg.cli("test-im", "--to", "bob@down.test", "--wait", "0")
+    assert "connect failed: Connection refused" in r.stdout + r.stderr, r
+    f = {r["remote"]: r for r in failing_rows(fg)}["down.test"]["last_failure"]
+    assert f["attempts"] == 2 and f["first"] <= f["at"], f
+    assert 'reason="connect"} 2' in metrics_text(fg)
+
+    r = fg.cli("partner", "retry", "nobody.test")
+    assert r.returncode != 0 and "no partner 'nobody.test'" in r.stderr, r
