@@ -166,8 +166,11 @@ static void on_partner_changed(struct cmd_env *env, const struct partner *old,
 	}
 	const char *name = new_p ? new_p->domain : old->domain;
 	char text[300];
-	snprintf(text, sizeof(text), "the partner settings for %s changed; reconnect to use them",
-		 name);
+	if (new_p && !new_p->enabled)
+		snprintf(text, sizeof(text), PARTNER_SUSPENDED_FMT, name);
+	else
+		snprintf(text, sizeof(text),
+			 "the partner settings for %s changed; reconnect to use them", name);
 	for (struct stream *s = srv->x.streams; s; s = stream_next(s)) {
 		const char *remote = stream_remote(s);
 		if (policy_owns(old, remote) || policy_owns(new_p, remote))

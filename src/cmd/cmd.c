@@ -38,6 +38,8 @@
 		{"keepalive", "--keepalive", CP_BOOL, false, "true or false"},               \
 		{"connection_limit", "--connection-limit", CP_UINT, false,                   \
 		 "most simultaneous streams; 0 = the gateway default"},                      \
+		{"enabled", "--enabled", CP_BOOL, false,                                     \
+		 "false suspends federation with the partner (kept, not deleted)"},          \
 	{                                                                                    \
 		"proxy_fqdn", "--proxy-fqdn", CP_STRING, false,                              \
 			"host[:port] to connect to instead of DNS SRV"                       \

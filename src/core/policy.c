@@ -142,6 +142,7 @@ struct partner *partner_new(const char *domain)
 	p->sasl = NEG_REQUIRED;
 	p->dialback = true;
 	p->keepalive = true;
+	p->enabled = true;
 	p->connection_limit = 0;
 	p->proxy_fqdn = NULL;
 	return p;
@@ -235,7 +236,7 @@ bool partner_equal(const struct partner *a, const struct partner *b)
 	if (!str_equal(a->domain, b->domain) || !str_equal(a->description, b->description) ||
 	    !str_equal(a->proxy_fqdn, b->proxy_fqdn) || a->type != b->type || a->tls != b->tls ||
 	    a->sasl != b->sasl || a->dialback != b->dialback || a->keepalive != b->keepalive ||
-	    a->connection_limit != b->connection_limit)
+	    a->connection_limit != b->connection_limit || a->enabled != b->enabled)
 		return false;
 	/* Both directions, so that {x, x} and {x, y} differ. */
 	for (size_t i = 0; i < a->additional_domains.n; i++)

@@ -35,7 +35,12 @@ struct partner {
 	bool keepalive;
 	unsigned connection_limit; /* 0 = the gateway's partner_connection_limit */
 	char *proxy_fqdn;	   /* NULL or "" = DNS SRV lookup; "host" or "host:port" */
+	bool enabled;		   /* false: suspended by the admin, no federation either way */
 };
+
+/* What a suspended partner (enabled false) is told, and the senders of
+ * stanzas to it: a printf format taking the partner's domain. */
+#define PARTNER_SUSPENDED_FMT "federation with %s is suspended by the administrator"
 
 /* Gateway-wide settings (SPEC §3, Lync's CsXmppGatewayConfiguration). */
 struct gateway_settings {

@@ -49,6 +49,7 @@ json_t *policy_json_partner(const struct partner *p, const struct gateway_settin
 	json_object_set_new(o, "keepalive", json_boolean(p->keepalive));
 	json_object_set_new(o, "connection_limit", json_integer(limit));
 	json_object_set_new(o, "proxy_fqdn", json_string(p->proxy_fqdn ? p->proxy_fqdn : ""));
+	json_object_set_new(o, "enabled", json_boolean(p->enabled));
 	if (derived) {
 		json_object_set_new(o, "connection_limit_default",
 				    json_boolean(p->connection_limit == 0));
@@ -212,8 +213,11 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 					 key, s);
 				return FG_INVAL;
 			}
-		} else if (strcmp(key, "dialback") == 0 || strcmp(key, "keepalive") == 0) {
-			bool *b = key[0] == 'd' ? &p->dialback : &p->keepalive;
+		} else if (strcmp(key, "dialback") == 0 || strcmp(key, "keepalive") == 0 ||
+			   strcmp(key, "enabled") == 0) {
+			bool *b = key[0] == 'd'	  ? &p->dialback
+				  : key[0] == 'k' ? &p->keepalive
+						  : &p->enabled;
 			if (policy_parse_bool(s, b) != FG_OK) {
 				snprintf(err, errlen, "%s: '%.60s' is not true or false", key, s);
 				return FG_INVAL;
@@ -232,7 +236,7 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 				err, errlen,
 				"%.60s: unknown field; a partner has domain, description, "
 				"additional_domains, partner_type, tls, sasl, dialback, keepalive, "
-				"connection_limit and proxy_fqdn",
+				"connection_limit, proxy_fqdn and enabled",
 				key);
 			return FG_INVAL;
 		}

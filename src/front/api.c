@@ -143,6 +143,8 @@ static void partner_defaults(json_t *p)
 		json_object_set_new(p, "dialback", json_true());
 	if (!json_object_get(p, "keepalive"))
 		json_object_set_new(p, "keepalive", json_true());
+	if (!json_object_get(p, "enabled"))
+		json_object_set_new(p, "enabled", json_true());
 	if (!json_object_get(p, "connection_limit"))
 		json_object_set_new(p, "connection_limit", json_integer(0));
 }

@@ -230,6 +230,8 @@ static void print_partner(FILE *f, json_t *p)
 	const char *proxy = str_of(p, "proxy_fqdn");
 	fprintf(f, "proxy fqdn:         %s\n", proxy[0] ? proxy : "- (DNS SRV)");
 	fprintf(f, "allowed methods:    %s\n", methods[0] ? methods : "none");
+	if (json_is_false(json_object_get(p, "enabled")))
+		fprintf(f, "enabled:            false (suspended: no federation either way)\n");
 }
 
 static void print_partner_table(FILE *f, json_t *list, const char *filter)
@@ -258,6 +260,8 @@ static void print_partner_table(FILE *f, json_t *list, const char *filter)
 			methods[0] ? methods : "none");
 		if (doms[0])
 			fprintf(f, "  + %s\n", doms);
+		if (json_is_false(json_object_get(p, "enabled")))
+			fprintf(f, "  suspended ('--enabled true' resumes)\n");
 	}
 }
 

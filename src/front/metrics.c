@@ -48,6 +48,8 @@ static const char *const partner_states[] = {"connected", "failing", "idle", "su
 
 static const char *partner_state(const struct partner *p, json_t *rows)
 {
+	if (!p->enabled)
+		return "suspended";
 	bool ready = false, failing = false;
 	size_t i;
 	json_t *r;

@@ -113,6 +113,9 @@ static const char *const migrations[] = {
 	" admin TEXT PRIMARY KEY REFERENCES admins(name) ON DELETE CASCADE,"
 	" token_sha256 TEXT NOT NULL UNIQUE,"
 	" created_ms INTEGER NOT NULL);",
+	/* 4: a partner can be suspended without deleting it (`partner set
+	 * --enabled false`); every partner saved before was enabled. */
+	"ALTER TABLE partners ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))
@@ -146,8 +149,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PARTNER_DELETE] = "DELETE FROM partners WHERE domain = ?1",
 	[ST_PARTNER_DELETE_ALL] = "DELETE FROM partners",
 	[ST_PARTNER_INSERT] = "INSERT INTO partners (domain, description, partner_type, tls, sasl,"
-			      " dialback, keepalive, connection_limit, proxy_fqdn)"
-			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			      " dialback, keepalive, connection_limit, proxy_fqdn, enabled)"
+			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[ST_DOMAIN_INSERT] = "INSERT INTO partner_domains (domain, partner) VALUES (?1, ?2)",
 	[ST_DOMAIN_OWNER] = "SELECT partner FROM partner_domains WHERE domain = ?1",
 	[ST_GATEWAY_PUT] = "INSERT INTO gateway (key, value) VALUES (?1, ?2)"
@@ -158,7 +161,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	/* One pass: a partner's rows are adjacent, its additional domains
 	 * (NULL when it has none) in the last column. */
 	[ST_LOAD_PARTNERS] = "SELECT p.domain, p.description, p.partner_type, p.tls, p.sasl,"
-			     " p.dialback, p.keepalive, p.connection_limit, p.proxy_fqdn, d.domain"
+			     " p.dialback, p.keepalive, p.connection_limit, p.proxy_fqdn, d.domain,"
+			     " p.enabled"
 			     " FROM partners AS p"
 			     " LEFT JOIN partner_domains AS d ON d.partner = p.domain"
 			     " ORDER BY p.domain, d.domain",
@@ -569,6 +573,7 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 	const char *proxy = store_db_col_text(s, 8);
 	long long dialback = sqlite3_column_int64(s, 5), keepalive = sqlite3_column_int64(s, 6);
 	long long limit = sqlite3_column_int64(s, 7);
+	long long enabled = sqlite3_column_int64(s, 10);
 	struct partner *p;
 
 	*out = NULL;
@@ -594,6 +599,7 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 	p->dialback = dialback != 0;
 	p->keepalive = keepalive != 0;
 	p->connection_limit = (unsigned)limit;
+	p->enabled = enabled != 0;
 
 	const char *bad = NULL, *badval = NULL;
 	long long badnum = 0;
@@ -613,6 +619,9 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 	} else if (keepalive != 0 && keepalive != 1) {
 		bad = "keepalive";
 		badnum = keepalive;
+	} else if (enabled != 0 && enabled != 1) {
+		bad = "enabled";
+		badnum = enabled;
 	} else if (limit < 0 || limit > UINT_MAX) {
 		bad = "connection_limit";
 		badnum = limit;
@@ -886,6 +895,8 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 		src = sqlite3_bind_int64(s, 8, p->connection_limit);
 	if (src == SQLITE_OK)
 		src = store_db_bind_text(s, 9, p->proxy_fqdn);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int(s, 10, p->enabled);
 	if (src == SQLITE_OK)
 		src = sqlite3_step(s);
 	sqlite3_reset(s);

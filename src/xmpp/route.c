@@ -386,6 +386,10 @@ static void start(struct route *r)
 		refuse(r, "not-allowed", "%s is not an allowed federation partner", r->remote);
 		return;
 	}
+	if (!p->enabled) {
+		refuse(r, "service-unavailable", PARTNER_SUSPENDED_FMT, p->domain);
+		return;
+	}
 	if (routes_stream_count(srv, NULL) + xmpp_s2s_in_count(srv, NULL) + 1 >
 	    gw->connection_limit) {
 		refuse(r, "resource-constraint",
@@ -453,6 +457,16 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 		snprintf(tmp.ctx, sizeof(tmp.ctx), "route %s->%s", local, remote);
 		undeliverable(&tmp, stanza, done, ud, "service-unavailable",
 			      "the server is shutting down", NULL);
+		return FG_OK;
+	}
+	const struct partner *p = policy_lookup(srv->live->partners, remote);
+	if (p && !p->enabled) {
+		/* No attempt, no queue: the sender learns it at once. */
+		struct route tmp = {.srv = srv, .remote = (char *)remote};
+		char why[400];
+		snprintf(tmp.ctx, sizeof(tmp.ctx), "route %s->%s", local, remote);
+		snprintf(why, sizeof(why), PARTNER_SUSPENDED_FMT, p->domain);
+		undeliverable(&tmp, stanza, done, ud, "service-unavailable", why, NULL);
 		return FG_OK;
 	}
 	struct route *r = route_get(srv, local, remote);
@@ -670,8 +684,34 @@ static json_t *failure_json(const struct route *r)
 	return o;
 }
 
+/* A suspended partner has no streams and no route that tries: one row
+ * says so, so that status shows why nothing happens. */
+static void suspended_rows(const struct xmpp_server *srv, json_t *rows)
+{
+	const struct policy *partners = srv->live ? srv->live->partners : NULL;
+	for (size_t i = 0; partners && i < policy_count(partners); i++) {
+		const struct partner *p = policy_at(partners, i);
+		if (p->enabled)
+			continue;
+		char why[400];
+		snprintf(why, sizeof(why), PARTNER_SUSPENDED_FMT, p->domain);
+		json_t *row = json_object();
+		json_object_set_new(row, "direction", json_string("partner"));
+		json_object_set_new(row, "local", json_string(""));
+		json_object_set_new(row, "remote", json_string(p->domain));
+		json_object_set_new(row, "state", json_string("suspended"));
+		json_object_set_new(row, "method", json_string("none"));
+		json_object_set_new(row, "tls", json_string("none"));
+		json_object_set_new(row, "peer", json_string(""));
+		json_object_set_new(row, "last_error", json_string(why));
+		json_object_set_new(row, "age", json_integer(0));
+		json_array_append_new(rows, row);
+	}
+}
+
 void routes_status(const struct xmpp_server *srv, void *rows)
 {
+	suspended_rows(srv, rows);
 	if (!srv->routes)
 		return;
 	for (const struct route *r = srv->routes->list; r; r = r->next) {

@@ -84,7 +84,8 @@ void routes_failure_counts(const struct xmpp_server *srv, void *obj);
  * domains. */
 unsigned routes_stream_count(const struct xmpp_server *srv, const struct partner *p);
 /* Appends `fedgate status` rows (json_t objects) to rows (a json_t
- * array): one per outbound stream (direction "out", with the route's last
+ * array): one per suspended partner (direction "partner", state
+ * "suspended"), one per outbound stream (direction "out", with the route's last
  * failure when it has one) and one per route that has no stream but a
  * failure on record (direction "route", state "retry-wait" or "failed"). */
 void routes_status(const struct xmpp_server *srv, void *rows);

@@ -41,6 +41,10 @@ int s2s_in_methods(const struct policy *partners, const char *remote, const char
 				 remote, local ? local : "this server");
 			return FG_NOTFOUND;
 		}
+		if (!p->enabled) {
+			snprintf(why, whylen, PARTNER_SUSPENDED_FMT, p->domain);
+			return FG_NOTFOUND;
+		}
 		*methods = policy_allowed_methods(p);
 		return FG_OK;
 	}
@@ -172,8 +176,12 @@ static bool admit(struct stream *s, struct xmpp_server *srv, const char *domain)
 	const struct gateway_settings *gw = &srv->live->gw;
 	const struct partner *p = policy_lookup(srv->live->partners, domain);
 	char why[300];
-	if (xmpp_s2s_in_count(srv, NULL) + routes_stream_count(srv, NULL) + 1 >
-	    gw->connection_limit) {
+	if (p && !p->enabled) {
+		/* Suspended after this stream opened, or named only now. */
+		counters_auth_failure("suspended");
+		snprintf(why, sizeof(why), PARTNER_SUSPENDED_FMT, p->domain);
+	} else if (xmpp_s2s_in_count(srv, NULL) + routes_stream_count(srv, NULL) + 1 >
+		   gw->connection_limit) {
 		snprintf(why, sizeof(why),
 			 "this gateway's limit of server-to-server streams (%u) is reached",
 			 gw->connection_limit);
@@ -315,6 +323,11 @@ static void on_dialback(struct s2s_in *in, const struct xml_node *el)
 			 m.to);
 		counters_auth_failure("not-a-partner");
 		stream_error(s, "policy-violation", why);
+	} else if (!p->enabled) {
+		char why[300];
+		snprintf(why, sizeof(why), PARTNER_SUSPENDED_FMT, p->domain);
+		counters_auth_failure("suspended");
+		stream_error(s, "policy-violation", why);
 	} else if (!(policy_allowed_methods(p) & here)) {
 		log_info(stream_ctx(s),
 			 "dialback from %s refused: its partner settings do not "
@@ -427,7 +440,8 @@ static bool in_header(struct stream *s, void *rs)
 	char why[300], names[128];
 	if (s2s_in_methods(srv->live->partners, remote, stream_local(s), &in->methods, why,
 			   sizeof(why)) != FG_OK) {
-		counters_auth_failure("not-a-partner");
+		const struct partner *p = policy_lookup(srv->live->partners, remote);
+		counters_auth_failure(p ? "suspended" : "not-a-partner");
 		stream_error(s, "policy-violation", why);
 		return false;
 	}

@@ -20,7 +20,8 @@
  * the union over every partner, since the domain is only known when it
  * authenticates (0 when there are no partners at all: the stream opens,
  * STARTTLS is offered, and every authentication attempt is refused). FG_OK,
- * or FG_NOTFOUND with a sentence for the peer in why (no such partner). */
+ * or FG_NOTFOUND with a sentence for the peer in why (no such partner, or
+ * one the admin suspended). */
 int s2s_in_methods(const struct policy *partners, const char *remote, const char *local,
 		   unsigned *methods, char *why, size_t whylen);
 

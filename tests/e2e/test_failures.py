@@ -215,3 +215,66 @@ def test_failing_partners_have_a_failure_record(daemons):
 
     r = fg.cli("partner", "retry", "nobody.test")
     assert r.returncode != 0 and "no partner 'nobody.test'" in r.stderr, r
+
+
+def test_suspended_partner(daemons):
+    """partner set --enabled false: the partner's streams are refused with
+    a clear stream error, nothing is sent to it and no connection is
+    tried, senders get service-unavailable with the reason, status and
+    /metrics say suspended, the change is audited and exported; --enabled
+    true resumes."""
+    from c2sclient import Client
+    tries = []
+
+    def script(c):
+        tries.append(1)
+        c.close()
+    srv = serve_once(5995, script)
+    try:
+        fg = daemons.fedgate(
+            users={"alice@contoso.test": "alice-secret-1"},
+            admins={"mon": ("viewer", "monitoring password")},
+            partners=[("fabrikam.test", "--proxy-fqdn", "127.0.0.1:5995")]).start()
+        r = fg.cli("partner", "set", "fabrikam.test", "--enabled", "false")
+        assert r.returncode == 0, r.stderr
+        assert fg.cli_json("partner", "get", "fabrikam.test")["enabled"] is False
+        assert "suspended" in fg.cli("partner", "get", "fabrikam.test").stdout
+        audit = fg.cli("audit").stdout
+        assert "enabled: true -> false" in audit, audit
+        assert '"enabled": false' in fg.export().replace('":false', '": false')
+
+        why = "federation with fabrikam.test is suspended by the administrator"
+        p = Peer()
+        p.open(frm="fabrikam.test")
+        assert p.stream_error() == ("policy-violation", why)
+
+        alice = Client()
+        alice.login("alice", "alice-secret-1")
+        alice.send("<message to='bob@fabrikam.test' id='m1' type='chat'><body>hi</body>"
+                   "</message>")
+        err = alice.next_element(10)
+        assert err.get("type") == "error" and err.get("id") == "m1", err
+        e = err.find("{jabber:client}error")
+        assert e.find("{urn:ietf:params:xml:ns:xmpp-stanzas}service-unavailable") is not None
+        assert e.findtext("{urn:ietf:params:xml:ns:xmpp-stanzas}text") == why
+        r = fg.cli("test-im", "--to", "bob@fabrikam.test", "--wait", "0")
+        assert r.returncode == 1 and why in r.stdout + r.stderr, r
+        assert tries == [], "a suspended partner was connected to"
+
+        rows = [r for r in fg.cli_json("status") if r["remote"] == "fabrikam.test"]
+        assert [r["state"] for r in rows] == ["suspended"], rows
+        assert "suspended" in fg.cli("status").stdout
+        m = metrics_text(fg)
+        assert 'fedgate_partner_state{partner="fabrikam.test",state="suspended"} 1' in m, m
+        assert 'fedgate_partner_state{partner="fabrikam.test",state="idle"} 0' in m, m
+
+        r = fg.cli("partner", "set", "fabrikam.test", "--enabled", "true")
+        assert r.returncode == 0, r.stderr
+        p = Peer()
+        p.open(frm="fabrikam.test")
+        assert p.features() is not None
+        p.close()
+        fg.cli("test-im", "--to", "bob@fabrikam.test", "--wait", "0")
+        assert tries, "no attempt after resuming"
+    finally:
+        srv.close()

@@ -533,8 +533,8 @@ static void test_partner_domains_and_equal(void **state)
 	assert_false(partner_equal(p, c));
 	partner_free(&c);
 
-	static const char *const fields[] = {"description", "type",  "tls",   "sasl",  "dialback",
-					     "keepalive",   "limit", "proxy", "domain"};
+	static const char *const fields[] = {"description", "type",  "tls",   "sasl",	"dialback",
+					     "keepalive",   "limit", "proxy", "domain", "enabled"};
 	for (size_t i = 0; i < FG_ARRAY_LEN(fields); i++) {
 		c = partner_clone(p);
 		assert_non_null(c);
@@ -554,6 +554,7 @@ static void test_partner_domains_and_equal(void **state)
 			free(c->domain);
 			c->domain = strdup("litware.test");
 			break;
+		case 9: c->enabled = false; break;
 		}
 		if (partner_equal(p, c))
 			fail_msg("a different %s compared equal", fields[i]);

@@ -481,8 +481,9 @@ static void test_load_unreadable_row(void **state)
 	struct gateway_settings gw;
 	char err[512] = "";
 
-	raw_exec(t->path, "INSERT INTO partners VALUES ('odd.test', '', 'federated', 'sometimes',"
-			  " 'required', 1, 1, 0, NULL)");
+	raw_exec(t->path, "INSERT INTO partners (domain, description, partner_type, tls, sasl,"
+			  " dialback, keepalive, connection_limit, proxy_fqdn) VALUES ('odd.test',"
+			  " '', 'federated', 'sometimes', 'required', 1, 1, 0, NULL)");
 	assert_int_equal(store_db_load(db, &pol, &gw, err, sizeof(err)), FG_INVAL);
 	assert_null(pol);
 	assert_null(gw.dialback_secret);

@@ -138,6 +138,8 @@ static void test_migration_from_v1(void **state)
 	assert_non_null(p);
 	assert_string_equal(p->description, "Fabrikam");
 	assert_int_equal(p->connection_limit, 7);
+	/* Partners saved before suspension existed are enabled (schema 4). */
+	assert_true(p->enabled);
 	assert_int_equal(p->additional_domains.n, 1);
 	assert_string_equal(p->additional_domains.v[0], "corp.fabrikam.test");
 	assert_ptr_equal(policy_lookup(pol, "corp.fabrikam.test"), p);
