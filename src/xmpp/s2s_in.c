@@ -157,12 +157,20 @@ static bool external_ok(struct s2s_in *in)
 	return true;
 }
 
+/* RFC 6120 §6.4.5: the failure carries why in its <text/>, so the peer's
+ * admin reads the reason in their own log. */
 static void sasl_failure(struct stream *s, const char *condition, const char *why)
 {
-	char buf[200];
 	log_info(stream_ctx(s), "SASL EXTERNAL refused (%s): %s", condition, why);
-	snprintf(buf, sizeof(buf), "<failure xmlns='" XML_NS_SASL "'><%s/></failure>", condition);
-	stream_send_raw(s, buf, strlen(buf));
+	struct xml_buf b = {0};
+	xml_buf_puts(&b, "<failure xmlns='" XML_NS_SASL "'><");
+	xml_buf_puts(&b, condition);
+	xml_buf_puts(&b, "/><text xml:lang='en'>");
+	xml_escape(&b, why, strlen(why), false);
+	xml_buf_puts(&b, "</text></failure>");
+	if (!b.oom)
+		stream_send_raw(s, b.data, b.len);
+	xml_buf_free(&b);
 }
 
 /* A stream that authenticates counts against the limits from now on; the
@@ -226,7 +234,20 @@ static void sasl_external(struct s2s_in *in, const struct xml_node *el)
 	}
 	if (!external_ok(in)) {
 		counters_auth_failure("sasl-certificate");
-		sasl_failure(s, "not-authorized", "the certificate does not prove the domain");
+		char why[1400];
+		SSL *ssl = conn_ssl(stream_conn(s));
+		struct tls_verdict v;
+		if (ssl && remote && (in->methods & AUTH_SASL_TLS)) {
+			tls_peer_verify(ssl, remote, &v);
+			stream_cert_problem(&v, remote, why, sizeof(why));
+		} else {
+			snprintf(why, sizeof(why),
+				 "SASL EXTERNAL is not offered on this stream (%s)",
+				 !ssl	   ? "it is not encrypted"
+				 : !remote ? "the stream header names no 'from' domain"
+					   : "the partner settings do not allow SASL over TLS");
+		}
+		sasl_failure(s, "not-authorized", why);
 		return;
 	}
 	if (!s2s_in_external_authzid_ok(xml_text(el), remote)) {

@@ -366,6 +366,19 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 		start_dialback(o);
 		return;
 	}
+	if (!cert_ok && ssl) {
+		/* The peer's admin learns why from their own log. */
+		char why[1400];
+		stream_cert_problem(&v, o->remote, why, sizeof(why));
+		struct xml_buf b = {0};
+		xml_buf_puts(&b, "<stream:error><policy-violation xmlns='" XML_NS_STREAMS_ERR
+				 "'/><text xmlns='" XML_NS_STREAMS_ERR "' xml:lang='en'>");
+		xml_escape(&b, why, strlen(why), false);
+		xml_buf_puts(&b, "</text></stream:error>");
+		if (!b.oom)
+			conn_write(o->conn, b.data, b.len);
+		xml_buf_free(&b);
+	}
 	if (!cert_ok)
 		fail(o,
 		     "the certificate of %s cannot be trusted for SASL EXTERNAL and its partner "

@@ -694,6 +694,31 @@ void stream_peer_said(const struct xml_node *err, char *buf, size_t len)
 		 text && *text ? " '" : "", text && *text ? text : "", text && *text ? "'" : "");
 }
 
+void stream_cert_problem(const struct tls_verdict *v, const char *domain, char *buf, size_t len)
+{
+	const char *what;
+	if (!v->has_cert)
+		what = "no certificate was presented";
+	else if (v->chain_error == X509_V_ERR_CERT_HAS_EXPIRED)
+		what = "the certificate has expired";
+	else if (v->chain_error == X509_V_ERR_CERT_NOT_YET_VALID)
+		what = "the certificate is not valid yet";
+	else if (v->chain_error == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+		 v->chain_error == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN)
+		what = "the certificate is self-signed";
+	else if (v->chain_error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+		 v->chain_error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+		 v->chain_error == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+		what = "the certificate's issuer is not trusted here";
+	else if (!v->chain_ok)
+		what = "the certificate chain is not trusted";
+	else if (v->id == TLS_ID_NO_MATCH)
+		what = "the certificate is not valid for this name";
+	else
+		what = "the certificate was not accepted";
+	snprintf(buf, len, "certificate refused for %s: %s (%s)", domain, what, v->text);
+}
+
 static void on_peer_error(struct stream *s, const struct xml_node *el)
 {
 	const char *who = s->remote ? s->remote : s->authed ? s->authed : "the peer";

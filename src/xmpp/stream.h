@@ -84,6 +84,12 @@ void stream_error(struct stream *s, const char *condition, const char *text);
 /* A peer's <stream:error/> (err) in an admin's words, the same for both
  * directions: "the peer said: <condition/> 'text'". */
 void stream_peer_said(const struct xml_node *err, char *buf, size_t len);
+struct tls_verdict;
+/* Why we refuse a peer's certificate for domain, told to the peer (a SASL
+ * failure's or a stream error's text): self-signed, expired, not valid for
+ * this name, untrusted issuer, then tls_peer_verify's verdict with the
+ * names the certificate carries. Public facts only: no secret. */
+void stream_cert_problem(const struct tls_verdict *v, const char *domain, char *buf, size_t len);
 /* Frees at once, without callbacks: only for the daemon's final exit. */
 void stream_free_now(struct stream *s);
 const char *stream_state_name(enum stream_state st);

@@ -278,3 +278,69 @@ def test_suspended_partner(daemons):
         assert tries, "no attempt after resuming"
     finally:
         srv.close()
+
+
+def self_signed(dirname, name):
+    import os
+    import subprocess
+    cert, key = os.path.join(dirname, "ss.pem"), os.path.join(dirname, "ss.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "30", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def cert_world(module_daemons):
+    bed = module_daemons.bed({})
+    fg = module_daemons.fedgate(bed=bed, partners=["fabrikam.test"]).start()
+    return bed, fg
+
+
+@pytest.mark.parametrize("kind,expect", [
+    ("self-signed", "the certificate is self-signed"),
+    ("expired", "the certificate has expired"),
+    ("other-name", "the certificate is not valid for this name"),
+    ("untrusted", "the certificate's issuer is not trusted here"),
+])
+def test_refused_certificate_says_why_to_the_peer(cert_world, kind, expect):
+    """A peer that tries SASL EXTERNAL with a certificate fedgate cannot
+    accept hears why in the SASL failure's text, in the words of
+    fedgate's own certificate check (names included)."""
+    import ssl
+    import xml.etree.ElementTree as ET
+    from bed import CA
+    bed, fg = cert_world
+    if kind == "self-signed":
+        cert, key = self_signed(bed.root, "fabrikam.test")
+    elif kind == "expired":
+        cert, key = bed.ca.issue_expired("fabrikam.test", ["fabrikam.test"])
+    elif kind == "other-name":
+        cert, key = bed.ca.issue("litware.test", ["litware.test", "www.litware.test"])
+    else:
+        cert, key = CA(bed.root, "stranger-ca").issue("fabrikam.test", ["fabrikam.test"])
+    p = Peer(host="127.0.0.11")
+    p.open(frm="fabrikam.test")
+    p.features()
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert p.next_element().tag.endswith("proceed")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(cert, key)
+    p.sock = ctx.wrap_socket(p.sock, server_hostname="contoso.test")
+    p.reset_parser()
+    p.open(frm="fabrikam.test")
+    p.features()
+    p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    el = p.next_element()
+    assert el.tag == "{urn:ietf:params:xml:ns:xmpp-sasl}failure", ET.tostring(el)
+    assert el.find("{urn:ietf:params:xml:ns:xmpp-sasl}not-authorized") is not None
+    text = el.findtext("{urn:ietf:params:xml:ns:xmpp-sasl}text")
+    assert text and text.startswith("certificate refused for fabrikam.test: " + expect), text
+    if kind == "other-name":
+        assert "litware.test" in text, text  # the names it has
+    assert "PRIVATE KEY" not in text and "secret" not in text
+    p.close()
