@@ -344,3 +344,51 @@ def test_refused_certificate_says_why_to_the_peer(cert_world, kind, expect):
         assert "litware.test" in text, text  # the names it has
     assert "PRIVATE KEY" not in text and "secret" not in text
     p.close()
+
+
+def test_outbound_peer_hears_why_its_certificate_is_refused(daemons):
+    """fedgate connects to a partner that allows only SASL over TLS and
+    shows a self-signed certificate: the partner's server gets a stream
+    error whose text says why, not a bare close."""
+    import ssl
+    bed = daemons.bed({})
+    cert, key = self_signed(bed.root, "selfie.test")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    heard = []
+
+    def script(c):
+        c.settimeout(10)
+        c.recv(4096)
+        c.sendall(peer_header("selfie.test", "<starttls xmlns='urn:ietf:params:xml:ns:"
+                                             "xmpp-tls'><required/></starttls>"))
+        c.recv(4096)
+        c.sendall(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(4096)
+        t.sendall(peer_header("selfie.test", "<mechanisms xmlns='urn:ietf:params:xml:ns:"
+                                             "xmpp-sasl'><mechanism>EXTERNAL</mechanism>"
+                                             "</mechanisms>"))
+        data = b""
+        while True:
+            chunk = t.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        heard.append(data.decode())
+    srv = serve_once(5994, script)
+    try:
+        fg = daemons.fedgate(bed=bed, partners=[
+            ("selfie.test", "--proxy-fqdn", "127.0.0.1:5994")]).start()
+        r = fg.cli("test-im", "--to", "bob@selfie.test", "--wait", "0")
+        assert r.returncode == 1, r
+        deadline = time.time() + 5
+        while not heard and time.time() < deadline:
+            time.sleep(0.05)
+        assert heard, "the peer heard nothing"
+        assert "<policy-violation" in heard[0], heard
+        assert ("certificate refused for selfie.test: the certificate is self-signed"
+                in heard[0]), heard
+        assert heard[0].endswith("</stream:stream>"), heard
+    finally:
+        srv.close()
