@@ -507,7 +507,9 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 	}
 	if (print_admin(name, status, body))
 		return;
-	if (strncmp(name, "partner ", 8) == 0 && json_is_object(result))
+	if (strcmp(name, "partner retry") == 0)
+		; /* the message says it all */
+	else if (strncmp(name, "partner ", 8) == 0 && json_is_object(result))
 		print_partner(stdout, result);
 	else if (strcmp(name, "partner get") == 0)
 		print_partner_table(stdout, result,

@@ -203,7 +203,7 @@ def test_failing_partners_have_a_failure_record(daemons):
     # ...until the admin says so.
     r = fg.cli("partner", "retry", "down.test")
     assert r.returncode == 0, r.stderr
-    assert "no stanza waits for down.test" in r.stdout + r.stderr, r
+    assert r.stdout.startswith("no stanza waits for down.test"), r  # only the message
     f = {r["remote"]: r for r in failing_rows(fg)}["down.test"]["last_failure"]
     assert f["retry_in"] == 0 and f["attempts"] == 1, f
     assert "next attempt: with the next stanza" in fg.cli("status", "--failing").stdout
