@@ -606,6 +606,91 @@ static void test_peer_stream_error_on_outbound(void **state)
 	close(a.fd);
 }
 
+/* The accepted connection has sent marker. */
+struct accepted_marker {
+	struct accepted *a;
+	const char *marker;
+};
+
+static bool got_marker(void *arg)
+{
+	struct accepted_marker *m = arg;
+	got_bytes(m->a);
+	return strstr(m->a->in, m->marker) != NULL;
+}
+
+/* A failure record runs from the first failure until a stream comes up:
+ * `partner retry` (routes_retry) forgets the retry delay but keeps the
+ * record; the stream that authenticates marks it recovered, and status
+ * still shows it, as recovered. */
+static void test_failure_record_until_recovered(void **state)
+{
+	struct rstate *st = *state;
+	struct done_rec d = {0};
+	struct accepted a = {.st = st, .fd = -1};
+	assert_int_equal(
+		route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "r1"), on_done, &d),
+		FG_OK);
+	assert_true(xfx_run_until(&st->fx, got_bytes, &a, XFX_WAIT_MS));
+	const char *header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+			     "xmlns:stream='http://etherx.jabber.org/streams' "
+			     "xmlns:db='jabber:server:dialback' from='" SILENT "' to='" LOCAL
+			     "' id='x1' version='1.0'>";
+	char peer[1000];
+	snprintf(peer, sizeof(peer),
+		 "%s<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+		 "</stream:error></stream:stream>",
+		 header);
+	assert_int_equal(write(a.fd, peer, strlen(peer)), (ssize_t)strlen(peer));
+	assert_true(xfx_run_until(&st->fx, done_called, &d, XFX_WAIT_MS));
+	assert_false(d.ok);
+	struct route *r = route(st, SILENT);
+	const struct route_failure *f = route_last_failure(r);
+	assert_true(route_failing(r));
+	assert_true(f->peer);
+	assert_int_equal(f->attempts, 1);
+	assert_int_equal(f->first, f->at);
+	assert_int_equal(f->bounced, 1);
+	assert_true(f->next_retry > 0);
+	assert_true(xfx_run_until(&st->fx, got_eof, &a, XFX_WAIT_MS));
+	close(a.fd);
+
+	/* Nothing waits: the delay is forgotten, the record is kept. */
+	assert_int_equal(routes_retry(&st->fx.srv, SILENT), 0);
+	assert_int_equal(f->next_retry, 0);
+	assert_true(route_failing(r));
+	assert_int_equal(f->attempts, 1);
+
+	/* The next stanza tries at once, and this time dialback works. */
+	struct done_rec d2 = {0};
+	struct accepted b = {.st = st, .fd = -1};
+	assert_int_equal(route_send(&st->fx.srv, LOCAL, SILENT, message("carol@" SILENT, "r2"),
+				    on_done, &d2),
+			 FG_OK);
+	assert_int_equal(d2.calls, 0); /* not answered with the last failure */
+	assert_true(xfx_run_until(&st->fx, got_bytes, &b, XFX_WAIT_MS));
+	snprintf(peer, sizeof(peer),
+		 "%s<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
+		 "</stream:features>",
+		 header);
+	assert_int_equal(write(b.fd, peer, strlen(peer)), (ssize_t)strlen(peer));
+	struct accepted_marker m = {&b, "</db:result>"};
+	assert_true(xfx_run_until(&st->fx, got_marker, &m, XFX_WAIT_MS));
+	const char *valid = "<db:result from='" SILENT "' to='" LOCAL "' type='valid'/>";
+	assert_int_equal(write(b.fd, valid, strlen(valid)), (ssize_t)strlen(valid));
+	assert_true(xfx_run_until(&st->fx, done_called, &d2, XFX_WAIT_MS));
+	assert_true(d2.ok);
+	assert_false(route_failing(r));
+	assert_true(f->recovered >= f->at);
+	assert_int_equal(f->attempts, 1);
+	json_t *rows = status_rows(st);
+	json_t *lf = json_object_get(json_array_get(rows, 0), "last_failure");
+	assert_string_equal(json_string_value(json_object_get(lf, "state")), "recovered");
+	assert_true(json_is_true(json_object_get(lf, "by_peer")));
+	json_decref(rows);
+	close(b.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -627,6 +712,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dialback_with_authoritative_server_silent,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_stream_error_on_outbound, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_failure_record_until_recovered, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
