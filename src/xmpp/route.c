@@ -317,7 +317,8 @@ static void out_failed(void *owner, enum db_cond cond, const char *why, const ch
 	const char *kind =
 		r->fail_condition && strcmp(r->fail_condition, "remote-server-timeout") == 0
 			? "timeout"
-			: s2s_out_fail_kind(r->out);
+		: r->out ? s2s_out_fail_kind(r->out)
+			 : "stream";
 	r->out = NULL;
 	/* An admin's change or the shutdown (routes_close_domain) is no
 	 * failure of the partner's. */
