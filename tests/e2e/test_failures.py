@@ -241,7 +241,15 @@ def test_suspended_partner(daemons):
         assert "suspended" in fg.cli("partner", "get", "fabrikam.test").stdout
         audit = fg.cli("audit").stdout
         assert "enabled: true -> false" in audit, audit
-        assert '"enabled": false' in fg.export().replace('":false', '": false')
+        exported = fg.export()
+        assert '"enabled": false' in exported.replace('":false', '": false')
+        import os
+        path = os.path.join(fg.dir, "partners.json")
+        with open(path, "w") as f:
+            f.write(exported)
+        r = fg.cli("partner", "import", path)
+        assert r.returncode == 0, r.stderr
+        assert fg.cli_json("partner", "get", "fabrikam.test")["enabled"] is False
 
         why = "federation with fabrikam.test is suspended by the administrator"
         p = Peer()
@@ -292,10 +300,12 @@ def self_signed(dirname, name):
     return cert, key
 
 
-@pytest.fixture(scope="module")
-def cert_world(module_daemons):
-    bed = module_daemons.bed({})
-    fg = module_daemons.fedgate(bed=bed, partners=["fabrikam.test"]).start()
+@pytest.fixture
+def cert_world(daemons):
+    # Per test: a bed's DNS holds 127.0.0.53, so no other test may make a
+    # bed while one lives.
+    bed = daemons.bed({})
+    fg = daemons.fedgate(bed=bed, partners=["fabrikam.test"]).start()
     return bed, fg
 
 
