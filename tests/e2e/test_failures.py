@@ -162,7 +162,8 @@ def test_failing_partners_have_a_failure_record(daemons):
     retry delay so the next stanza tries at once."""
     bed = daemons.bed({})  # the bed's DNS: nx.test does not exist
     fg = daemons.fedgate(
-        admins={"mon": ("viewer", "monitoring password")},
+        admins={"mon": ("viewer", "monitoring password"),
+                "boss": ("administrator", "boss password 1")},
         partners=[("down.test", "--proxy-fqdn", "127.0.0.1:5996"), "nx.test",
                   "idle.test"]).start()
     r = fg.cli("test-im", "--to", "bob@down.test", "--wait", "0")
@@ -212,6 +213,26 @@ def test_failing_partners_have_a_failure_record(daemons):
     f = {r["remote"]: r for r in failing_rows(fg)}["down.test"]["last_failure"]
     assert f["attempts"] == 2 and f["first"] <= f["at"], f
     assert 'reason="connect"} 2' in metrics_text(fg)
+
+    # The API: a viewer may not, an administrator may.
+    import json
+    import urllib.error
+    import urllib.request
+
+    def post_retry(token, domain):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:5280/api/v1/partners/{domain}/retry", data=b"",
+            method="POST", headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+    boss = fg.cli("admin", "token", "boss").stdout.strip()
+    assert post_retry(fg.mon_token, "down.test")[0] == 403
+    code, body = post_retry(boss, "down.test")
+    assert code == 200 and body["result"] == {"domain": "down.test", "started": 0}, body
+    assert post_retry(boss, "nobody.test")[0] == 404
 
     r = fg.cli("partner", "retry", "nobody.test")
     assert r.returncode != 0 and "no partner 'nobody.test'" in r.stderr, r
