@@ -56,6 +56,11 @@ def test_prosody_stream_error_is_recorded_not_answered(world):
         time.sleep(0.1)
     assert route and route[0]["last_failure"]["reason"].startswith(WHY), rows
     assert route[0]["last_failure"]["attempts"] == 0
+    # The peer's words, marked as the peer's, in status for people too.
+    assert route[0]["last_failure"]["by_peer"] is True
+    assert route[0]["last_failure"]["state"] == "failing"
+    text = fg.cli("status", "--failing").stdout
+    assert "reason (the peer's): " + WHY in text, text
     # Prosody closed with its own error and got none of ours back.
     plog = prosody.read_log()
     assert "Your server's certificate is not trusted" in plog
