@@ -16,6 +16,7 @@
 #include "notify.h"
 #include "presence.h"
 #include "privs.h"
+#include "refused.h"
 #include "reload.h"
 #include "roster.h"
 #include "s2s_in.h"
@@ -161,6 +162,10 @@ static void on_partner_changed(struct cmd_env *env, const struct partner *old,
 	if (new_p) {
 		describe_partner(new_p, &env->live.gw, desc, sizeof(desc));
 		log_info("policy", "applying partner %s: %s", new_p->domain, desc);
+		/* A partner now: no longer one who knocks in vain. */
+		refused_forget(&srv->x, new_p->domain);
+		for (size_t i = 0; i < new_p->additional_domains.n; i++)
+			refused_forget(&srv->x, new_p->additional_domains.v[i]);
 	} else if (old) {
 		log_info("policy", "partner %s removed: it no longer federates", old->domain);
 	}
@@ -227,6 +232,14 @@ static json_t *run_status(struct cmd_env *env)
 	return rows;
 }
 
+static json_t *run_refused(struct cmd_env *env)
+{
+	struct server *srv = env->ud;
+	json_t *rows = json_array();
+	refused_rows(&srv->x, rows);
+	return rows;
+}
+
 static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud)
 {
@@ -264,6 +277,7 @@ static int open_store(struct server *srv)
 		.test_im = run_test_im,
 		.user_changed = on_user_changed,
 		.status = run_status,
+		.refused = run_refused,
 		.reload = run_reload,
 		.stop = run_stop,
 		.ud = srv,
@@ -577,6 +591,7 @@ out:
 	tls_ctx_free(&srv.x.tls);
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
+	refused_free_all(&srv.x);
 	strmap_free(&srv.x.sessions, NULL);
 	throttle_free(&srv.x.auth_throttle);
 	strmap_free(&srv.x.offline_full, NULL);

@@ -931,10 +931,16 @@ static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 	env->test_im(env, req, reply, ud);
 }
 
+static const struct cmd_param p_status[] = {
+	{"refused", "--refused", CP_FLAG, false,
+	 "only the non-partner domains that tried to federate (inbound streams, and local "
+	 "users' stanzas to them)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
 static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 		       void *ud)
 {
-	(void)req;
 	if (!env->status) {
 		cmd_reply_error(
 			reply, ud, CMD_REFUSED, NULL,
@@ -942,7 +948,8 @@ static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_r
 		return;
 	}
 	json_t *b = cmd_body_new();
-	json_object_set_new(b, "result", env->status(env));
+	bool refused = json_is_true(json_object_get(req->params, "refused"));
+	json_object_set_new(b, "result", refused ? env->refused(env) : env->status(env));
 	reply(ud, CMD_OK, b);
 }
 
@@ -990,7 +997,7 @@ static const struct cmd_def table[] = {
 	{"test-im", true, "send a test message to a partner user and report each step", p_test_im,
 	 cmd_test_im},
 	{"status", false, "the running daemon's streams (s2s in and out, c2s) and failing routes",
-	 p_none, cmd_status},
+	 p_status, cmd_status},
 	{"reload", true,
 	 "read the configuration file, certificates and keys again; report what changed", p_none,
 	 cmd_reload},

@@ -54,6 +54,9 @@ struct cmd_env {
 			     const struct account *new_a);
 	/* `status`: the daemon's live streams; NULL in the CLI. */
 	json_t *(*status)(struct cmd_env *env);
+	/* `status --refused`: non-partner domains that tried to federate,
+	 * most recent first; NULL in the CLI. */
+	json_t *(*refused)(struct cmd_env *env);
 	/* `test-im`: only the daemon can send; NULL in the CLI. */
 	void (*test_im)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud);

@@ -6,7 +6,7 @@
  *   GET    /partners/{domain}   partner get D        PUT|PATCH            partner set D
  *   DELETE /partners/{domain}   partner remove D
  *   GET    /gateway             gateway get          PUT|PATCH /gateway   gateway set
- *   GET    /status              status               GET /audit[?since=]  audit
+ *   GET    /status[?refused=1]  status [--refused]   GET /audit[?since=]  audit
  *   GET    /users               user list            POST /users          user add
  *   GET    /users/{name}        user get             PUT|PATCH            user set
  *   DELETE /users/{name}        user remove
@@ -221,8 +221,13 @@ void api_handle(struct hreq *h)
 		} else
 			method_not_allowed(h, "GET, PUT, PATCH");
 	} else if (strcmp(p, "status") == 0) {
+		const char *refused = http_query(h, "refused");
 		if (get)
-			run(h, "status", json_object(), false);
+			run(h, "status",
+			    refused && (strcmp(refused, "1") == 0 || strcmp(refused, "true") == 0)
+				    ? json_pack("{s:b}", "refused", 1)
+				    : json_object(),
+			    false);
 		else
 			method_not_allowed(h, "GET");
 	} else if (strcmp(p, "audit") == 0) {

@@ -1,4 +1,5 @@
 #include "s2s_in.h"
+#include "refused.h"
 
 #include "conf.h"
 #include "conn.h"
@@ -314,6 +315,7 @@ static void on_dialback(struct s2s_in *in, const struct xml_node *el)
 		snprintf(why, sizeof(why), "%s is not an allowed federation partner of %s", m.from,
 			 m.to);
 		counters_auth_failure("not-a-partner");
+		refused_note(srv, m.from, REFUSED_INBOUND, stream_peer(s));
 		stream_error(s, "policy-violation", why);
 	} else if (!(policy_allowed_methods(p) & here)) {
 		log_info(stream_ctx(s),
@@ -428,6 +430,7 @@ static bool in_header(struct stream *s, void *rs)
 	if (s2s_in_methods(srv->live->partners, remote, stream_local(s), &in->methods, why,
 			   sizeof(why)) != FG_OK) {
 		counters_auth_failure("not-a-partner");
+		refused_note(srv, remote, REFUSED_INBOUND, stream_peer(s));
 		stream_error(s, "policy-violation", why);
 		return false;
 	}
