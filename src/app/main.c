@@ -50,6 +50,9 @@ static void usage(FILE *f)
 		"  audit [--since T]              who changed what, when, before and after\n"
 		"  test-im --to JID [--body T]    send a test message to a partner user, report "
 		"each step\n"
+		"  probe DOMAIN [--tls V --sasl V --dialback B]\n"
+		"                                 what a stream to DOMAIN would meet and which\n"
+		"                                 settings would work (saves nothing)\n"
 		"  status [--json]                the running daemon's streams (s2s in and out, "
 		"c2s)\n"
 		"                                 and failing routes\n"
@@ -166,6 +169,7 @@ static const struct command commands[] = {
 	{"admin", cli_main},
 	{"audit", cli_main},
 	{"test-im", cli_main},
+	{"probe", cli_main},
 	{"status", cli_main},
 	{"reload", cli_main},
 	{"stop", cli_main},

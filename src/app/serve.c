@@ -28,6 +28,7 @@
 #include "stream.h"
 #include "strmap.h"
 #include "testim.h"
+#include "probe.h"
 #include "throttle.h"
 #include "users.h"
 #include "tls.h"
@@ -250,6 +251,15 @@ static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 	testim_run(&srv->x, req->params, req->who, reply, ud);
 }
 
+static void run_probe(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud)
+{
+	struct server *srv = env->ud;
+	_Static_assert((int)PROBE_OK == (int)CMD_OK && (int)PROBE_FAILED == (int)CMD_REFUSED,
+		       "probe statuses");
+	probe_run(&srv->x, req->params, req->who, reply, ud);
+}
+
 /* The last stream is gone while stopping: the loop may end now. */
 static void on_drained(struct xmpp_server *x)
 {
@@ -275,6 +285,7 @@ static int open_store(struct server *srv)
 		.partner_changed = on_partner_changed,
 		.gateway_changed = on_gateway_changed,
 		.test_im = run_test_im,
+		.probe = run_probe,
 		.user_changed = on_user_changed,
 		.status = run_status,
 		.refused = run_refused,
@@ -387,6 +398,7 @@ static void shut_down(struct server *srv, const char *why)
 	close_listeners();
 	control_stop(&srv->control);
 	testim_stop(x);
+	probe_stop(x);
 	routes_close_domain(x, NULL, "the server is shutting down");
 	for (struct stream *s = x->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
@@ -571,6 +583,7 @@ out:
 	close_listeners();
 	control_stop(&srv.control);
 	testim_stop(&srv.x);
+	probe_stop(&srv.x);
 	presence_stop(&srv.x);
 	store_stop(&srv.x.store); /* replies to commands under way */
 	/* After the last reply: evhttp frees what it still holds. */

@@ -113,6 +113,16 @@ static const struct cmd_param p_test_im[] = {
 	{NULL, NULL, 0, false, NULL},
 };
 
+static const struct cmd_param p_probe[] = {
+	{"domain", NULL, CP_STRING, true, "the server domain to probe, partner or not"},
+	{"tls", "--tls", CP_STRING, false,
+	 "judge these settings: required, optional or not-supported (default: the partner's, "
+	 "or a new partner's)"},
+	{"sasl", "--sasl", CP_STRING, false, "required, optional or not-supported"},
+	{"dialback", "--dialback", CP_BOOL, false, "true or false"},
+	{NULL, NULL, 0, false, NULL},
+};
+
 /* What a positional parameter is called in messages and help. */
 const char *cmd_arg_label(const struct cmd_param *p)
 {
@@ -931,6 +941,25 @@ static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 	env->test_im(env, req, reply, ud);
 }
 
+/* A probe opens connections from the gateway to any domain, so it is for
+ * the roles that may change things, like test-im. */
+static void cmd_probe(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud)
+{
+	if (req->what_if) {
+		cmd_reply_error(reply, ud, CMD_USAGE, NULL,
+				"probe: --what-if does not apply (a probe never saves anything)");
+		return;
+	}
+	if (!env->probe) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL,
+				"probe connects from the running daemon (its resolver, "
+				"certificate and timeouts): start 'fedgate serve' first");
+		return;
+	}
+	env->probe(env, req, reply, ud);
+}
+
 static const struct cmd_param p_status[] = {
 	{"refused", "--refused", CP_FLAG, false,
 	 "only the non-partner domains that tried to federate (inbound streams, and local "
@@ -996,6 +1025,10 @@ static const struct cmd_def table[] = {
 	{"audit", false, "show the audit log of changes", p_audit, cmd_audit},
 	{"test-im", true, "send a test message to a partner user and report each step", p_test_im,
 	 cmd_test_im},
+	{"probe", true,
+	 "what a stream to DOMAIN would meet (DNS, TCP, TLS, certificate, SASL EXTERNAL, "
+	 "dialback) and which settings would work; saves nothing",
+	 p_probe, cmd_probe},
 	{"status", false, "the running daemon's streams (s2s in and out, c2s) and failing routes",
 	 p_status, cmd_status},
 	{"reload", true,

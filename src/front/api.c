@@ -230,6 +230,12 @@ void api_handle(struct hreq *h)
 			    false);
 		else
 			method_not_allowed(h, "GET");
+	} else if (strcmp(p, "probe") == 0) {
+		json_t *body;
+		if (h->method != EVHTTP_REQ_POST)
+			method_not_allowed(h, "POST");
+		else if ((body = body_object(h)))
+			run(h, "probe", body, false);
 	} else if (strcmp(p, "audit") == 0) {
 		if (!get) {
 			method_not_allowed(h, "GET");
@@ -242,7 +248,7 @@ void api_handle(struct hreq *h)
 		run(h, "audit", params, false);
 	} else {
 		http_send_error(h, 404, NULL,
-				"no such resource; the API has partners, gateway, status, audit "
-				"and users");
+				"no such resource; the API has partners, gateway, status, audit, "
+				"probe and users");
 	}
 }

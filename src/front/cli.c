@@ -498,7 +498,7 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		return;
 	}
 	const char *msg = str_of(body, "message");
-	if (status != CMD_OK && strcmp(name, "test-im") == 0)
+	if (status != CMD_OK && (strcmp(name, "test-im") == 0 || strcmp(name, "probe") == 0))
 		json_array_foreach(json_object_get(result, "steps"), i, m)
 			printf("  %s\n", json_string_value(m));
 	if (status != CMD_OK) {
@@ -528,7 +528,7 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		print_status(stdout, result);
 	else if (strcmp(name, "reload") == 0)
 		print_reload(stdout, result);
-	else if (strcmp(name, "test-im") == 0)
+	else if (strcmp(name, "test-im") == 0 || strcmp(name, "probe") == 0)
 		json_array_foreach(json_object_get(result, "steps"), i, m)
 			printf("  %s\n", json_string_value(m));
 	if (msg[0])

@@ -747,6 +747,7 @@ static void on_answer(void *arg, int rcode, void *pkt, int len, int sec, char *w
 		snprintf(why, sizeof(why), "DNSSEC bogus: %s", why_bogus ? why_bogus : "?");
 		answer_fail(s->ans, why);
 	}
+	s->ans->dnssec = sec;
 	if (log_enabled(LOG_DEBUG)) {
 		char text[1024];
 		describe(s, text, sizeof(text));

@@ -123,6 +123,9 @@ struct dns_answer {
 	uint32_t ttl;	/* smallest TTL of the records kept */
 	size_t n;	/* records kept (in addr, or in the caller's srv array) */
 	size_t dropped; /* records beyond the caps */
+	/* libunbound's verdict: 2 = validated by DNSSEC, 0 = not validated
+	 * (unsigned, or no trust anchor); bogus answers are DNS_ST_FAIL. */
+	int dnssec;
 	/* A records use the first 4 bytes. */
 	uint8_t addr[DNS_MAX_ADDRS][16];
 };
