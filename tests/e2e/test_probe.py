@@ -246,3 +246,12 @@ def test_api_probe_and_the_viewer_role(world):
     status, body = post("victor", None, {"domain": "fabrikam.test"})
     assert status == 403, body
     assert untouched(fg)[1] == before[1]
+
+
+def test_without_the_daemon_says_to_start_it(daemons):
+    fg = daemons.fedgate()  # not started
+    r = fg.cli("probe", "fabrikam.test")
+    assert r.returncode == 1
+    assert "start 'fedgate serve' first" in r.stderr, r.stderr
+    r = fg.cli("probe", "fabrikam.test", "--what-if")
+    assert r.returncode == 2 and "a probe never saves anything" in r.stderr, r.stderr
