@@ -396,9 +396,10 @@ static void shut_down(struct server *srv, const char *why)
 	notify_stopping(srv->notify, status);
 	x->stopping = true;
 	close_listeners();
+	/* Before the control socket closes, so that the CLI gets the answer. */
+	probe_stop(x);
 	control_stop(&srv->control);
 	testim_stop(x);
-	probe_stop(x);
 	routes_close_domain(x, NULL, "the server is shutting down");
 	for (struct stream *s = x->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");

@@ -255,3 +255,28 @@ def test_without_the_daemon_says_to_start_it(daemons):
     assert "start 'fedgate serve' first" in r.stderr, r.stderr
     r = fg.cli("probe", "fabrikam.test", "--what-if")
     assert r.returncode == 2 and "a probe never saves anything" in r.stderr, r.stderr
+
+
+def test_stopping_daemon_answers_a_running_probe(world):
+    """Last in this module: it stops the daemon. A probe under way is
+    answered with what it has, and the daemon exits cleanly (no sanitizer
+    report, status 0: Fedgate.stop checks)."""
+    _, fg = world
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.17", 5998))
+    lsock.listen(4)
+
+    async def scenario():
+        import asyncio
+        task = asyncio.ensure_future(cli(fg, "probe", "silent.test"))
+        await asyncio.sleep(1)
+        await asyncio.get_running_loop().run_in_executor(None, fg.stop)
+        return await task
+    try:
+        rc, out, err = run(scenario())
+    finally:
+        lsock.close()
+    assert rc == 1, out + err
+    assert "connected to silent-host.test [127.0.0.17]:5998" in out, out + err
+    assert "the daemon is stopping" in out, out + err
