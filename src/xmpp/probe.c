@@ -78,6 +78,7 @@ struct probe {
 	/* findings */
 	enum seen features, tls_offered, tls_required, tls_ok, cert_ok, db_before;
 	enum seen features_tls, external, sasl_ok, db_after;
+	unsigned connect_s; /* the current target's share of the time left */
 	char sasl_failure[64];
 	struct probe *next;
 };
@@ -617,6 +618,13 @@ static void on_tls(void *ud)
 static void on_timer(void *ud)
 {
 	struct probe *p = ud;
+	if (p->state == P_CONNECT) {
+		/* on_closed reports this target and tries the next */
+		char why[80];
+		snprintf(why, sizeof(why), "connect timed out after %u s", p->connect_s);
+		conn_close(p->conn, why);
+		return;
+	}
 	step(p, "%s did not answer in time (while %s)", p->domain, state_words[p->state]);
 	finish(p);
 }
@@ -696,7 +704,17 @@ static void connect_next(struct probe *p)
 		return;
 	}
 	conn_set_label(p->conn, p->domain);
-	conn_set_timer(p->conn, p->srv->conf->timeout_tls_handshake);
+	/* Each target left gets an equal share of the time left, so that a
+	 * target that swallows SYNs does not hide the ones after it. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long left = (long)p->srv->live->gw.stream_establishment_timeout -
+		    (long)(now.tv_sec - p->t0.tv_sec);
+	long share = left / (long)(p->ntargets - p->next_target + 1);
+	p->connect_s = share < 1 ? 1 : (unsigned)share;
+	if (p->connect_s > p->srv->conf->timeout_tls_handshake)
+		p->connect_s = p->srv->conf->timeout_tls_handshake;
+	conn_set_timer(p->conn, p->connect_s);
 }
 
 /* ---- DNS ---- */

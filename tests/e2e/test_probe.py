@@ -12,6 +12,7 @@ in `status`.
   notls.test      127.0.0.15  Prosody without TLS (a partner: TCP Dialback)
   closed.test     127.0.0.13  nothing listens
   silent.test     127.0.0.17  SRV to port 5998: accepts and says nothing
+  two.test        SRV 0 to 127.0.0.19:5997 (SYNs dropped), SRV 10 to fabrikam's
 """
 import json
 import os
@@ -34,10 +35,12 @@ def world(module_daemons):
     peers = {"fabrikam.test": "127.0.0.12", "xmpp.fabrikam.test": "127.0.0.12",
              "untrusted.test": "127.0.0.16", "othername.test": "127.0.0.18",
              "notls.test": "127.0.0.15", "closed.test": "127.0.0.13",
-             "silent-host.test": "127.0.0.17"}
+             "silent-host.test": "127.0.0.17", "blackhole.test": "127.0.0.19"}
     bed = module_daemons.bed(
         peers, srv=[("_xmpp-server._tcp.fabrikam.test", "xmpp.fabrikam.test", 5269),
-                    ("_xmpp-server._tcp.silent.test", "silent-host.test", 5998)])
+                    ("_xmpp-server._tcp.silent.test", "silent-host.test", 5998),
+                    ("_xmpp-server._tcp.two.test", "blackhole.test", 5997, 0),
+                    ("_xmpp-server._tcp.two.test", "xmpp.fabrikam.test", 5269, 10)])
     module_daemons.prosody(bed, "fabrikam", "127.0.0.12", ["fabrikam.test"])
     module_daemons.prosody(bed, "untrusted", "127.0.0.16", ["untrusted.test"],
                            ca=CA(bed.root, "other-ca"))
@@ -200,6 +203,31 @@ def test_nxdomain(world):
     assert re.search(r"DNS: .*nxdomain\.test", out.split("SRV:")[-1]), out
     assert "connected to" not in out
     assert took < TIMEOUT
+
+
+def test_each_target_gets_its_share_of_the_time(world):
+    """A first target whose SYNs go unanswered (a full accept queue) times
+    out after its share of the 5 s, and the next target is still tried."""
+    _, fg = world
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.19", 5997))
+    lsock.listen(0)
+    filler = socket.create_connection(("127.0.0.19", 5997))  # fills the queue
+    try:
+        rc, out, err, took = probe(fg, "two.test")
+    finally:
+        filler.close()
+        lsock.close()
+    # SRV records as answered; the targets in RFC 2782 order
+    assert re.search(r"DNS: _xmpp-server\._tcp\.two\.test SRV: .*0 0 5997 blackhole\.test",
+                     out), out
+    assert "DNS: blackhole.test [127.0.0.19]:5997\n  DNS: xmpp.fabrikam.test [127.0.0.12]:5269" \
+        in out, out
+    assert "connect timed out after 2 s (blackhole.test [127.0.0.19]:5997)" in out, out
+    assert "connected to xmpp.fabrikam.test [127.0.0.12]:5269" in out, out
+    # Prosody does not serve two.test: its stream error is the report's end.
+    assert "two.test closed the stream with <host-unknown/>" in out, out
+    assert rc == 1 and 2 <= took < TIMEOUT, took
 
 
 def test_silent_server_stops_at_the_establishment_timeout(world):
