@@ -925,7 +925,17 @@ static const char *via_name(enum dns_via via)
 
 static void deliver(struct dns_query *q)
 {
-	struct dns_result res = {q->via, q->ntargets, q->targets, q->ttl};
+	struct dns_result res = {q->via, q->ntargets, q->targets, q->ttl, q->nhosts > 0};
+
+	/* Validated only when every answer that gave a target was. */
+	if (q->via == DNS_VIA_SRV && q->srv_ans.dnssec != 2)
+		res.dnssec = false;
+	for (size_t i = 0; i < q->nhosts; i++) {
+		const struct dns_answer *a[] = {&q->hosts[i].a6, &q->hosts[i].a4};
+		for (size_t j = 0; j < 2; j++)
+			if (a[j]->st == DNS_ST_DATA && a[j]->dnssec != 2)
+				res.dnssec = false;
+	}
 
 	/* Unlinked first: cb may start new lookups or even free d. */
 	*q->pprev = q->next;

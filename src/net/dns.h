@@ -7,6 +7,7 @@
 #define FG_DNS_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -45,6 +46,7 @@ struct dns_result {
 	size_t n; /* >= 1 */
 	const struct dns_target *targets;
 	uint32_t ttl; /* smallest TTL of the records used; 0 for literals */
+	bool dnssec;  /* every record used was validated by DNSSEC (libunbound) */
 };
 
 /* Exactly one of res and err is non-NULL; both live only during the call.

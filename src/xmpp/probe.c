@@ -71,6 +71,8 @@ struct probe {
 	char line_srv[800], line_srvs[800], res_err[800];
 	struct dns_target *targets;
 	size_t ntargets, next_target;
+	enum dns_via targets_via;
+	bool targets_dnssec;
 
 	struct conn *conn;
 	struct xmlstream *xs;
@@ -755,6 +757,11 @@ static void report_targets(struct probe *p)
 	for (size_t i = 0; i < p->ntargets; i++)
 		step(p, "DNS: %s [%s]:%u", p->targets[i].host, p->targets[i].addr_text,
 		     p->targets[i].port);
+	if (p->targets_via != DNS_VIA_LITERAL)
+		step(p, "DNS: addresses %s",
+		     p->targets_dnssec ? "validated by DNSSEC"
+				       : "not validated by DNSSEC (unsigned, or no trust "
+					 "anchor)");
 }
 
 static void dns_done(struct probe *p)
@@ -809,6 +816,10 @@ static void on_resolved(void *ud, const struct dns_result *res, const char *err)
 			memcpy(p->targets, res->targets, res->n * sizeof(*p->targets));
 			p->ntargets = res->n;
 		}
+		p->targets_via = res->via;
+		p->targets_dnssec = res->dnssec;
+		json_object_set_new(json_object_get(p->result, "dns"), "dnssec",
+				    json_boolean(res->dnssec));
 		for (size_t i = 0; i < res->n; i++) {
 			const struct dns_target *t = &res->targets[i];
 			json_array_append_new(tj,

@@ -86,6 +86,8 @@ def test_good_certificate_sasl_external_accepted(world):
            "DNSSEC: not validated" in out, out
     assert "DNS: _xmpps-server._tcp.fabrikam.test SRV: no" in out, out
     assert "DNS: xmpp.fabrikam.test [127.0.0.12]:5269" in out
+    # The bed's zone is unsigned and the resolver has no trust anchor for it.
+    assert "DNS: addresses not validated by DNSSEC" in out, out
     assert "connected to xmpp.fabrikam.test [127.0.0.12]:5269" in out
     assert "STARTTLS: offered and required" in out, out
     # test-im's words for TLS and the certificate
@@ -120,6 +122,7 @@ def test_json_report_and_settings_from_flags(world):
     assert rep["certificate"]["trusted"] is True
     assert rep["dns"]["targets"] == [{"host": "xmpp.fabrikam.test", "address": "127.0.0.12",
                                       "port": 5269}]
+    assert rep["dns"]["dnssec"] is False
     assert rep["tcp"][0]["outcome"] == "connected"
     s = rep["settings"]
     assert (s["from"], s["tls"], s["sasl"], s["dialback"], s["row"]) == (
