@@ -172,7 +172,9 @@ static enum auth_method simulate(const struct probe *p, unsigned methods, char *
 		if (methods & AUTH_TLS_DIALBACK) {
 			if (p->db_after == SEEN_YES)
 				return AUTH_TLS_DIALBACK;
-			snprintf(buf, len, "dialback is not offered after TLS");
+			snprintf(buf, len,
+				 "dialback is not offered after TLS (a server older than "
+				 "XEP-0220 2.4 may accept it without saying so)");
 			return 0;
 		}
 		snprintf(buf, len, "%s",

@@ -53,7 +53,8 @@ def world(module_daemons):
     other.start()
     fg = module_daemons.fedgate(
         bed=bed, partners=[("notls.test", "--tls", "not-supported", "--sasl",
-                            "not-supported")],
+                            "not-supported"),
+                           ("proxied.test", "--proxy-fqdn", "127.0.0.15:5269")],
         admins={"alice": ("administrator", "correct horse battery"),
                 "victor": ("viewer", "viewer password")},
         gateway=("--stream-establishment-timeout", str(TIMEOUT)))
@@ -183,6 +184,16 @@ def test_no_starttls_partner_settings(world):
     assert rc == 1
     assert "would fail: no STARTTLS offered but the settings require TLS" in out, out
     assert took < TIMEOUT
+
+
+def test_partner_proxy_fqdn_replaces_srv(world):
+    _, fg = world
+    rc, out, err, took = probe(fg, "proxied.test")
+    assert "the partner's proxy_fqdn 127.0.0.15:5269 replaces the SRV targets" in out, out
+    assert "connected to 127.0.0.15 [127.0.0.15]:5269" in out, out
+    # The notls Prosody does not serve proxied.test.
+    assert "proxied.test closed the stream with <host-unknown/>" in out, out
+    assert rc == 1 and took < TIMEOUT
 
 
 def test_closed_port(world):
