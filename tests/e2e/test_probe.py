@@ -285,6 +285,13 @@ def test_api_probe_and_the_viewer_role(world):
     assert status == 200, body
     assert body["result"]["settings"]["method"] == "TLS Dialback"
     assert any("SASL EXTERNAL accepted" in s for s in body["result"]["steps"])
+    # Settings that would not work: 422 with the whole report.
+    status, body = post("alice", None, {"domain": "untrusted.test"})
+    assert status == 422, body
+    assert body["result"]["settings"]["works"] is False
+    assert body["result"]["certificate"]["trusted"] is False
+    status, body = post("alice", None, {"domain": "fabrikam.test", "tls": 3})
+    assert status == 422 and body["errors"][0]["field"] == "tls", body
     status, body = post("victor", None, {"domain": "fabrikam.test"})
     assert status == 403, body
     assert untouched(fg)[1] == before[1]
