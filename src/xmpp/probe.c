@@ -71,7 +71,6 @@ struct probe {
 	char line_srv[800], line_srvs[800], res_err[800];
 	struct dns_target *targets;
 	size_t ntargets, next_target;
-	enum dns_via targets_via;
 	bool targets_dnssec;
 
 	struct conn *conn;
@@ -756,10 +755,13 @@ static void srv_line(char *buf, size_t len, const char *name, const struct dns_a
 /* The targets in s2s_out's words come last, when every lookup is in. */
 static void report_targets(struct probe *p)
 {
-	for (size_t i = 0; i < p->ntargets; i++)
+	bool looked_up = false; /* an IP literal (domain or proxy_fqdn) is not */
+	for (size_t i = 0; i < p->ntargets; i++) {
 		step(p, "DNS: %s [%s]:%u", p->targets[i].host, p->targets[i].addr_text,
 		     p->targets[i].port);
-	if (p->targets_via != DNS_VIA_LITERAL)
+		looked_up |= strcmp(p->targets[i].host, p->targets[i].addr_text) != 0;
+	}
+	if (looked_up)
 		step(p, "DNS: addresses %s",
 		     p->targets_dnssec ? "validated by DNSSEC"
 				       : "not validated by DNSSEC (unsigned, or no trust "
@@ -818,7 +820,6 @@ static void on_resolved(void *ud, const struct dns_result *res, const char *err)
 			memcpy(p->targets, res->targets, res->n * sizeof(*p->targets));
 			p->ntargets = res->n;
 		}
-		p->targets_via = res->via;
 		p->targets_dnssec = res->dnssec;
 		json_object_set_new(json_object_get(p->result, "dns"), "dnssec",
 				    json_boolean(res->dnssec));

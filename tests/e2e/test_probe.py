@@ -191,6 +191,7 @@ def test_partner_proxy_fqdn_replaces_srv(world):
     rc, out, err, took = probe(fg, "proxied.test")
     assert "the partner's proxy_fqdn 127.0.0.15:5269 replaces the SRV targets" in out, out
     assert "connected to 127.0.0.15 [127.0.0.15]:5269" in out, out
+    assert "DNS: addresses" not in out, out  # an address is not a lookup
     # The notls Prosody does not serve proxied.test.
     assert "proxied.test closed the stream with <host-unknown/>" in out, out
     assert rc == 1 and took < TIMEOUT
