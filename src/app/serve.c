@@ -398,8 +398,8 @@ static void shut_down(struct server *srv, const char *why)
 	close_listeners();
 	/* Before the control socket closes, so that the CLI gets the answer. */
 	probe_stop(x);
-	control_stop(&srv->control);
 	testim_stop(x);
+	control_stop(&srv->control);
 	routes_close_domain(x, NULL, "the server is shutting down");
 	for (struct stream *s = x->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
