@@ -50,6 +50,9 @@ static void usage(FILE *f)
 		"  audit [--since T]              who changed what, when, before and after\n"
 		"  test-im --to JID [--body T]    send a test message to a partner user, report "
 		"each step\n"
+		"  probe DOMAIN [--tls V --sasl V --dialback B]\n"
+		"                                 what a stream to DOMAIN would meet and which\n"
+		"                                 settings would work (saves nothing)\n"
 		"  status [--failing] [--json]    the running daemon's streams (s2s in and out, "
 		"c2s)\n"
 		"                                 and failing routes (--failing: only those)\n"
@@ -168,6 +171,7 @@ static const struct command commands[] = {
 	{"admin", cli_main},
 	{"audit", cli_main},
 	{"test-im", cli_main},
+	{"probe", cli_main},
 	{"status", cli_main},
 	{"reload", cli_main},
 	{"stop", cli_main},

@@ -16,6 +16,7 @@
 #include "notify.h"
 #include "presence.h"
 #include "privs.h"
+#include "refused.h"
 #include "reload.h"
 #include "roster.h"
 #include "s2s_in.h"
@@ -27,6 +28,7 @@
 #include "stream.h"
 #include "strmap.h"
 #include "testim.h"
+#include "probe.h"
 #include "throttle.h"
 #include "users.h"
 #include "tls.h"
@@ -161,6 +163,10 @@ static void on_partner_changed(struct cmd_env *env, const struct partner *old,
 	if (new_p) {
 		describe_partner(new_p, &env->live.gw, desc, sizeof(desc));
 		log_info("policy", "applying partner %s: %s", new_p->domain, desc);
+		/* A partner now: no longer one who knocks in vain. */
+		refused_forget(&srv->x, new_p->domain);
+		for (size_t i = 0; i < new_p->additional_domains.n; i++)
+			refused_forget(&srv->x, new_p->additional_domains.v[i]);
 	} else if (old) {
 		log_info("policy", "partner %s removed: it no longer federates", old->domain);
 	}
@@ -239,6 +245,14 @@ static unsigned run_retry(struct cmd_env *env, const struct partner *p)
 	return n;
 }
 
+static json_t *run_refused(struct cmd_env *env)
+{
+	struct server *srv = env->ud;
+	json_t *rows = json_array();
+	refused_rows(&srv->x, rows);
+	return rows;
+}
+
 static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud)
 {
@@ -247,6 +261,15 @@ static void run_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 	_Static_assert((int)TESTIM_OK == (int)CMD_OK && (int)TESTIM_FAILED == (int)CMD_REFUSED,
 		       "test-im statuses");
 	testim_run(&srv->x, req->params, req->who, reply, ud);
+}
+
+static void run_probe(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud)
+{
+	struct server *srv = env->ud;
+	_Static_assert((int)PROBE_OK == (int)CMD_OK && (int)PROBE_FAILED == (int)CMD_REFUSED,
+		       "probe statuses");
+	probe_run(&srv->x, req->params, req->who, reply, ud);
 }
 
 /* The last stream is gone while stopping: the loop may end now. */
@@ -275,8 +298,10 @@ static int open_store(struct server *srv)
 		.gateway_changed = on_gateway_changed,
 		.test_im = run_test_im,
 		.retry = run_retry,
+		.probe = run_probe,
 		.user_changed = on_user_changed,
 		.status = run_status,
+		.refused = run_refused,
 		.reload = run_reload,
 		.stop = run_stop,
 		.ud = srv,
@@ -384,8 +409,10 @@ static void shut_down(struct server *srv, const char *why)
 	notify_stopping(srv->notify, status);
 	x->stopping = true;
 	close_listeners();
-	control_stop(&srv->control);
+	/* Before the control socket closes, so that the CLI gets the answer. */
+	probe_stop(x);
 	testim_stop(x);
+	control_stop(&srv->control);
 	routes_close_domain(x, NULL, "the server is shutting down");
 	for (struct stream *s = x->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
@@ -570,6 +597,7 @@ out:
 	close_listeners();
 	control_stop(&srv.control);
 	testim_stop(&srv.x);
+	probe_stop(&srv.x);
 	presence_stop(&srv.x);
 	store_stop(&srv.x.store); /* replies to commands under way */
 	/* After the last reply: evhttp frees what it still holds. */
@@ -590,6 +618,7 @@ out:
 	tls_ctx_free(&srv.x.tls);
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
+	refused_free_all(&srv.x);
 	strmap_free(&srv.x.sessions, NULL);
 	throttle_free(&srv.x.auth_throttle);
 	strmap_free(&srv.x.offline_full, NULL);

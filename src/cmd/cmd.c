@@ -74,12 +74,6 @@ static const struct cmd_param p_domain_only[] = {
 	{NULL, NULL, 0, false, NULL},
 };
 
-static const struct cmd_param p_status[] = {
-	{"failing", "--failing", CP_FLAG, false,
-	 "only routes that are failing now (with their failure record)"},
-	{NULL, NULL, 0, false, NULL},
-};
-
 static const struct cmd_param p_none[] = {
 	{NULL, NULL, 0, false, NULL},
 };
@@ -118,6 +112,16 @@ static const struct cmd_param p_test_im[] = {
 	{"body", "--body", CP_STRING, false, "the text (default: a line naming fedgate)"},
 	{"wait", "--wait", CP_UINT, false,
 	 "seconds to wait for a delivery receipt (default 10; 0 = do not wait)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+static const struct cmd_param p_probe[] = {
+	{"domain", NULL, CP_STRING, true, "the server domain to probe, partner or not"},
+	{"tls", "--tls", CP_STRING, false,
+	 "judge these settings: required, optional or not-supported (default: the partner's, "
+	 "or a new partner's)"},
+	{"sasl", "--sasl", CP_STRING, false, "required, optional or not-supported"},
+	{"dialback", "--dialback", CP_BOOL, false, "true or false"},
 	{NULL, NULL, 0, false, NULL},
 };
 
@@ -939,6 +943,34 @@ static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 	env->test_im(env, req, reply, ud);
 }
 
+/* A probe opens connections from the gateway to any domain, so it is for
+ * the roles that may change things, like test-im. */
+static void cmd_probe(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud)
+{
+	if (req->what_if) {
+		cmd_reply_error(reply, ud, CMD_USAGE, NULL,
+				"probe: --what-if does not apply (a probe never saves anything)");
+		return;
+	}
+	if (!env->probe) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL,
+				"probe connects from the running daemon (its resolver, "
+				"certificate and timeouts): start 'fedgate serve' first");
+		return;
+	}
+	env->probe(env, req, reply, ud);
+}
+
+static const struct cmd_param p_status[] = {
+	{"refused", "--refused", CP_FLAG, false,
+	 "only the non-partner domains that tried to federate (inbound streams, and local "
+	 "users' stanzas to them)"},
+	{"failing", "--failing", CP_FLAG, false,
+	 "only routes that are failing now (with their failure record)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
 /* A status row of a route failing now (route.c's failure record). */
 static bool row_failing(json_t *row)
 {
@@ -956,7 +988,13 @@ static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_r
 			"status shows the running daemon's streams: start 'fedgate serve' first");
 		return;
 	}
-	json_t *rows = env->status(env);
+	bool refused = json_is_true(json_object_get(req->params, "refused"));
+	if (refused && param_flag(req->params, "failing")) {
+		cmd_reply_error(reply, ud, CMD_USAGE, NULL,
+				"status: --refused and --failing list different things; give one");
+		return;
+	}
+	json_t *rows = refused ? env->refused(env) : env->status(env);
 	if (param_flag(req->params, "failing")) {
 		for (size_t i = json_array_size(rows); i-- > 0;)
 			if (!row_failing(json_array_get(rows, i)))
@@ -1049,6 +1087,10 @@ static const struct cmd_def table[] = {
 	{"audit", false, "show the audit log of changes", p_audit, cmd_audit},
 	{"test-im", true, "send a test message to a partner user and report each step", p_test_im,
 	 cmd_test_im},
+	{"probe", true,
+	 "what a stream to DOMAIN would meet (DNS, TCP, TLS, certificate, SASL EXTERNAL, "
+	 "dialback) and which settings would work; saves nothing",
+	 p_probe, cmd_probe},
 	{"status", false, "the running daemon's streams (s2s in and out, c2s) and failing routes",
 	 p_status, cmd_status},
 	{"partner retry", true, "forget a partner's retry delay and try again now", p_domain_only,

@@ -58,9 +58,16 @@ struct cmd_env {
 	 * and those with stanzas waiting try at once; returns how many
 	 * started an attempt. NULL in the CLI. */
 	unsigned (*retry)(struct cmd_env *env, const struct partner *p);
+	/* `status --refused`: non-partner domains that tried to federate,
+	 * most recent first; NULL in the CLI. */
+	json_t *(*refused)(struct cmd_env *env);
 	/* `test-im`: only the daemon can send; NULL in the CLI. */
 	void (*test_im)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud);
+	/* `probe`: only the daemon has the event loop, resolver and client
+	 * TLS context a probe needs; NULL in the CLI. */
+	void (*probe)(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud);
 	/* `reload`: the daemon reads its configuration file again and fills
 	 * body (made by cmd_body_new) with what changed, what needs a restart,
 	 * and every error; returns CMD_OK or CMD_REFUSED (the file has errors:

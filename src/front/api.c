@@ -6,7 +6,8 @@
  *   GET    /partners/{domain}   partner get D        PUT|PATCH            partner set D
  *   DELETE /partners/{domain}   partner remove D
  *   GET    /gateway             gateway get          PUT|PATCH /gateway   gateway set
- *   GET    /status[?failing=true] status             GET /audit[?since=]  audit
+ *   GET    /status[?refused=1|?failing=true] status [--refused|--failing]
+ *   GET    /audit[?since=]      audit
  *   POST   /partners/{domain}/retry                   partner retry D
  *   GET    /users               user list            POST /users          user add
  *   GET    /users/{name}        user get             PUT|PATCH            user set
@@ -242,14 +243,23 @@ void api_handle(struct hreq *h)
 	} else if (strcmp(p, "status") == 0) {
 		json_t *params = json_object();
 		const char *failing = http_query(h, "failing");
+		const char *refused = http_query(h, "refused");
 		if (failing && strcmp(failing, "true") == 0)
 			json_object_set_new(params, "failing", json_true());
+		if (refused && (strcmp(refused, "1") == 0 || strcmp(refused, "true") == 0))
+			json_object_set_new(params, "refused", json_true());
 		if (get) {
 			run(h, "status", params, false);
 		} else {
 			json_decref(params);
 			method_not_allowed(h, "GET");
 		}
+	} else if (strcmp(p, "probe") == 0) {
+		json_t *body;
+		if (h->method != EVHTTP_REQ_POST)
+			method_not_allowed(h, "POST");
+		else if ((body = body_object(h)))
+			run(h, "probe", body, false);
 	} else if (strcmp(p, "audit") == 0) {
 		if (!get) {
 			method_not_allowed(h, "GET");
@@ -262,7 +272,7 @@ void api_handle(struct hreq *h)
 		run(h, "audit", params, false);
 	} else {
 		http_send_error(h, 404, NULL,
-				"no such resource; the API has partners, gateway, status, audit "
-				"and users");
+				"no such resource; the API has partners, gateway, status, audit, "
+				"probe and users");
 	}
 }

@@ -331,6 +331,26 @@ static void print_audit(FILE *f, json_t *rows)
 	}
 }
 
+/* `status --refused`: who knocked, so an admin can add them. */
+static void print_refused(FILE *f, json_t *rows)
+{
+	if (json_array_size(rows) == 0) {
+		fprintf(f, "no domain that is not a partner has tried to federate since the daemon "
+			   "started\n");
+		return;
+	}
+	fprintf(f, "%-32s %8s %8s %-21s %-21s %s\n", "DOMAIN", "INBOUND", "OUTBOUND", "FIRST",
+		"LAST", "LAST FROM");
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+		fprintf(f, "%-32s %8lld %8lld %-21s %-21s %s\n", str_of(r, "domain"),
+			(long long)json_integer_value(json_object_get(r, "inbound")),
+			(long long)json_integer_value(json_object_get(r, "outbound")),
+			str_of(r, "first"), str_of(r, "last"), str_of(r, "last_from"));
+	fprintf(f, "add one with 'fedgate partner new DOMAIN'\n");
+}
+
 static void print_status(FILE *f, json_t *rows)
 {
 	if (json_array_size(rows) == 0) {
@@ -497,7 +517,7 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		return;
 	}
 	const char *msg = str_of(body, "message");
-	if (status != CMD_OK && strcmp(name, "test-im") == 0)
+	if (status != CMD_OK && (strcmp(name, "test-im") == 0 || strcmp(name, "probe") == 0))
 		json_array_foreach(json_object_get(result, "steps"), i, m)
 			printf("  %s\n", json_string_value(m));
 	if (status != CMD_OK) {
@@ -523,11 +543,13 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 				 json_string_value(json_object_get(params, "filter")));
 	else if (strcmp(name, "audit") == 0)
 		print_audit(stdout, result);
+	else if (strcmp(name, "status") == 0 && json_is_true(json_object_get(params, "refused")))
+		print_refused(stdout, result);
 	else if (strcmp(name, "status") == 0)
 		print_status(stdout, result);
 	else if (strcmp(name, "reload") == 0)
 		print_reload(stdout, result);
-	else if (strcmp(name, "test-im") == 0)
+	else if (strcmp(name, "test-im") == 0 || strcmp(name, "probe") == 0)
 		json_array_foreach(json_object_get(result, "steps"), i, m)
 			printf("  %s\n", json_string_value(m));
 	if (msg[0])

@@ -88,6 +88,7 @@ static const struct {
 	{"/users", "Users"},
 	{"/audit", "Audit log"},
 	{"/status", "Federation status"},
+	{"/refused", "Who tried to federate"},
 };
 
 static void head(struct evbuffer *b, const char *title)
@@ -984,6 +985,60 @@ static void status_got(struct hreq *h, int status, json_t *body)
 	page_end(h, 200, b);
 }
 
+/* Non-partners that knocked (status --refused), each with the way to
+ * make it a partner: the New form with its domain filled in. */
+static void refused_got(struct hreq *h, int status, json_t *body)
+{
+	if (status != CMD_OK) {
+		cmd_failed(h, status, body);
+		return;
+	}
+	struct evbuffer *b = page_begin(h, "/refused", "Who tried to federate");
+	if (!b) {
+		json_decref(body);
+		http_send(h, 503, NULL, NULL);
+		return;
+	}
+	json_t *rows = json_object_get(body, "result");
+	static const char *const cols[] = {"domain", "inbound", "outbound",
+					   "first",  "last",	"last_from"};
+	static const char *const heads[] = {
+		"Domain", "Inbound streams", "Stanzas from local users", "First",
+		"Last",	  "Last from"};
+	evbuffer_add_printf(b, "<p>Domains that are not partners and tried to federate since "
+			       "the daemon started: servers that opened a stream as them, and "
+			       "local users who wrote to them. Both were refused.</p>");
+	if (json_array_size(rows) == 0) {
+		evbuffer_add_printf(b, "<p id=\"empty\">No domain has been refused.</p>");
+	} else {
+		evbuffer_add_printf(b, "<table id=\"refused\"><thead><tr>");
+		for (size_t c = 0; c < FG_ARRAY_LEN(heads); c++)
+			evbuffer_add_printf(b, "<th>%s</th>", heads[c]);
+		evbuffer_add_printf(b, "%s</tr></thead><tbody>", h->read_only ? "" : "<th></th>");
+		size_t i;
+		json_t *r;
+		json_array_foreach(rows, i, r)
+		{
+			evbuffer_add_printf(b, "<tr>");
+			for (size_t c = 0; c < FG_ARRAY_LEN(cols); c++) {
+				evbuffer_add_printf(b, "<td>");
+				cell(b, json_object_get(r, cols[c]));
+				evbuffer_add_printf(b, "</td>");
+			}
+			if (!h->read_only) {
+				evbuffer_add_printf(
+					b, "<td><a class=\"add\" href=\"/partners/new?domain=");
+				http_url(b, json_string_value(json_object_get(r, "domain")));
+				evbuffer_add_printf(b, "\">Add as partner</a></td>");
+			}
+			evbuffer_add_printf(b, "</tr>");
+		}
+		evbuffer_add_printf(b, "</tbody></table>");
+	}
+	json_decref(body);
+	page_end(h, 200, b);
+}
+
 /* ---- routing ---- */
 
 void web_handle(struct hreq *h)
@@ -1004,9 +1059,11 @@ void web_handle(struct hreq *h)
 			web_error(h, 403, "Your role (viewer) may only read.");
 			return;
 		}
+		/* From "Add as partner" (/refused): the domain filled in. */
+		const char *d = http_query(h, "domain");
 		json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-				      "domain", "", "description", "", "additional_domains", "",
-				      "partner_type", "public-unverified", "tls", "required",
+				      "domain", d ? d : "", "description", "", "additional_domains",
+				      "", "partner_type", "public-unverified", "tls", "required",
 				      "sasl", "required", "dialback", "true", "keepalive", "true",
 				      "connection_limit", "0", "proxy_fqdn", "");
 		partner_form(h, 200, "new", v, NULL);
@@ -1040,6 +1097,8 @@ void web_handle(struct hreq *h)
 		http_cmd(h, "audit", json_object(), false, audit_got);
 	} else if (!post && strcmp(p, "/status") == 0) {
 		http_cmd(h, "status", json_object(), false, status_got);
+	} else if (!post && strcmp(p, "/refused") == 0) {
+		http_cmd(h, "status", json_pack("{s:b}", "refused", 1), false, refused_got);
 	} else {
 		web_error(h, 404, "There is no such page.");
 	}

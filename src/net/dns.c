@@ -747,6 +747,7 @@ static void on_answer(void *arg, int rcode, void *pkt, int len, int sec, char *w
 		snprintf(why, sizeof(why), "DNSSEC bogus: %s", why_bogus ? why_bogus : "?");
 		answer_fail(s->ans, why);
 	}
+	s->ans->dnssec = sec;
 	if (log_enabled(LOG_DEBUG)) {
 		char text[1024];
 		describe(s, text, sizeof(text));
@@ -924,7 +925,17 @@ static const char *via_name(enum dns_via via)
 
 static void deliver(struct dns_query *q)
 {
-	struct dns_result res = {q->via, q->ntargets, q->targets, q->ttl};
+	struct dns_result res = {q->via, q->ntargets, q->targets, q->ttl, q->nhosts > 0};
+
+	/* Validated only when every answer that gave a target was. */
+	if (q->via == DNS_VIA_SRV && q->srv_ans.dnssec != 2)
+		res.dnssec = false;
+	for (size_t i = 0; i < q->nhosts; i++) {
+		const struct dns_answer *a[] = {&q->hosts[i].a6, &q->hosts[i].a4};
+		for (size_t j = 0; j < 2; j++)
+			if (a[j]->st == DNS_ST_DATA && a[j]->dnssec != 2)
+				res.dnssec = false;
+	}
 
 	/* Unlinked first: cb may start new lookups or even free d. */
 	*q->pprev = q->next;

@@ -7,6 +7,7 @@
 #define FG_DNS_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -45,6 +46,7 @@ struct dns_result {
 	size_t n; /* >= 1 */
 	const struct dns_target *targets;
 	uint32_t ttl; /* smallest TTL of the records used; 0 for literals */
+	bool dnssec;  /* every record used was validated by DNSSEC (libunbound) */
 };
 
 /* Exactly one of res and err is non-NULL; both live only during the call.
@@ -123,6 +125,9 @@ struct dns_answer {
 	uint32_t ttl;	/* smallest TTL of the records kept */
 	size_t n;	/* records kept (in addr, or in the caller's srv array) */
 	size_t dropped; /* records beyond the caps */
+	/* libunbound's verdict: 2 = validated by DNSSEC, 0 = not validated
+	 * (unsigned, or no trust anchor); bogus answers are DNS_ST_FAIL. */
+	int dnssec;
 	/* A records use the first 4 bytes. */
 	uint8_t addr[DNS_MAX_ADDRS][16];
 };

@@ -338,6 +338,48 @@ void tls_describe(const SSL *ssl, char *buf, size_t len)
 	snprintf(buf, len, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 }
 
+static void asn1_day(const ASN1_TIME *t, char *buf, size_t len)
+{
+	struct tm tm;
+	if (!t || ASN1_TIME_to_tm(t, &tm) != 1 || strftime(buf, len, "%Y-%m-%d", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+void tls_peer_details(const SSL *ssl, char *buf, size_t len)
+{
+	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	if (!peer) {
+		snprintf(buf, len, "no certificate");
+		return;
+	}
+	char from[32], to[32], left[64] = "";
+	asn1_day(X509_get0_notBefore(peer), from, sizeof(from));
+	asn1_day(X509_get0_notAfter(peer), to, sizeof(to));
+	int days = 0, secs = 0;
+	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(peer)) == 1)
+		snprintf(left, sizeof(left),
+			 days < 0 || secs < 0 ? " (expired %d days ago)" : " (in %d days)",
+			 days < 0 ? -days : days);
+	snprintf(buf, len, "valid from %s to %s%s; extended key usage: ", from, to, left);
+	uint32_t x = X509_get_extended_key_usage(peer);
+	if (x == UINT32_MAX) {
+		fg_appendf(buf, len, "any (no extension)");
+		return;
+	}
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {{XKU_SSL_SERVER, "TLS server"}, {XKU_SSL_CLIENT, "TLS client"}};
+	bool any = false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (x & names[i].bit) {
+			fg_appendf(buf, len, "%s%s", any ? ", " : "", names[i].name);
+			any = true;
+		}
+	if (!any)
+		fg_appendf(buf, len, "neither TLS server nor TLS client");
+}
+
 const char *tls_peer_verdict(const SSL *ssl)
 {
 	if (!ssl)

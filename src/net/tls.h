@@ -70,6 +70,12 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v);
 
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
 void tls_describe(const SSL *ssl, char *buf, size_t len);
+/* The peer certificate's validity period and extended key usage, for
+ * `fedgate probe`: "valid from 2026-01-01 to 2027-01-01 (in 390 days);
+ * extended key usage: TLS server, TLS client". "no certificate" without
+ * one. A server certificate without TLS client in its EKU cannot
+ * authenticate an outbound stream at peers that check it. */
+void tls_peer_details(const SSL *ssl, char *buf, size_t len);
 /* The verdict on the peer's certificate: "none", "valid" or OpenSSL's reason. */
 const char *tls_peer_verdict(const SSL *ssl);
 /* The newest OpenSSL error as text (and clears the queue). */

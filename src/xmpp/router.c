@@ -1,4 +1,5 @@
 #include "router.h"
+#include "refused.h"
 
 #include "session.h"
 #include "live.h"
@@ -129,6 +130,7 @@ void router_to_partner(struct xmpp_server *srv, struct xml_node *st, router_done
 		snprintf(why, sizeof(why), "%s is a local domain", to.j.domain);
 	} else if (!policy_lookup(srv->live->partners, to.j.domain)) {
 		snprintf(why, sizeof(why), "%s is not an allowed federation partner", to.j.domain);
+		refused_note(srv, to.j.domain, REFUSED_OUTBOUND, from.bare);
 	} else {
 		/* It answers the sender itself when the stanza cannot go. */
 		route_send(srv, from.j.domain, to.j.domain, st, done, ud);

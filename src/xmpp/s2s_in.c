@@ -1,4 +1,5 @@
 #include "s2s_in.h"
+#include "refused.h"
 
 #include "conf.h"
 #include "conn.h"
@@ -343,6 +344,7 @@ static void on_dialback(struct s2s_in *in, const struct xml_node *el)
 		snprintf(why, sizeof(why), "%s is not an allowed federation partner of %s", m.from,
 			 m.to);
 		counters_auth_failure("not-a-partner");
+		refused_note(srv, m.from, REFUSED_INBOUND, stream_peer(s));
 		stream_error(s, "policy-violation", why);
 	} else if (!p->enabled) {
 		char why[300];
@@ -463,6 +465,8 @@ static bool in_header(struct stream *s, void *rs)
 			   sizeof(why)) != FG_OK) {
 		const struct partner *p = policy_lookup(srv->live->partners, remote);
 		counters_auth_failure(p ? "suspended" : "not-a-partner");
+		if (!p)
+			refused_note(srv, remote, REFUSED_INBOUND, stream_peer(s));
 		stream_error(s, "policy-violation", why);
 		return false;
 	}

@@ -70,6 +70,8 @@ struct xmpp_server {
 	struct strmap *offline_full;
 	/* roster.c: bare JID -> roster */
 	struct strmap *rosters;
+	/* refused.c: non-partner domains that tried to federate, by domain */
+	struct strmap *refused;
 	/* presence.c: the periodic re-probe of remote contacts */
 	struct event *refresh;
 };

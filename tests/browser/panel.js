@@ -4,12 +4,13 @@
 //   FG_BASE          http://127.0.0.1:5280
 //   FEDGATE, FG_CONF the CLI and its configuration (to check the store)
 //   FG_ADMIN_PW, FG_VIEWER_PW   passwords of alice (administrator) and victor (viewer)
-//   FG_SCREENSHOTS   folder for partner-list.png, refused-commit.png and
-//                    status-failing.png
+//   FG_SCREENSHOTS   folder for partner-list.png, refused-commit.png,
+//                    status-failing.png and refused-domains.png
 'use strict';
 const { chromium } = require('playwright-core');
 const { execFileSync, spawnSync } = require('child_process');
 const assert = require('assert/strict');
+const net = require('net');
 const path = require('path');
 
 const BASE = process.env.FG_BASE;
@@ -22,6 +23,22 @@ function stored(domain) {
   const r = cli('partner', 'get', domain, '--json');
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
+}
+// A server that says it is domain opens an s2s stream: refused (not a
+// partner); resolves once fedgate has closed the connection.
+function knock(domain) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(5269, '127.0.0.1', () => {
+      sock.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:server' ` +
+        `xmlns:stream='http://etherx.jabber.org/streams' to='contoso.test' from='${domain}' ` +
+        `version='1.0'>`);
+    });
+    let said = '';
+    sock.on('data', (d) => { said += d; });
+    sock.on('close', () => resolve(said));
+    sock.on('error', reject);
+    sock.setTimeout(10000, () => reject(new Error('fedgate never closed the stream')));
+  });
 }
 function step(what) {
   console.log(`step: ${what}`);
@@ -171,6 +188,23 @@ async function main() {
     assert.match(text, /cannot connect to down\.test/);
     assert.match(text, /retry-wait/);
     await page.screenshot({ path: path.join(SHOTS, 'status-failing.png'), fullPage: true });
+
+    step('a non-partner that knocked shows on "Who tried to federate"; Add as partner');
+    const said = await knock('knocker.test');
+    assert.match(said, /not an allowed federation partner/);
+    await page.goto(`${BASE}/refused`);
+    const knocked = page.locator('#refused tbody tr', { hasText: 'knocker.test' });
+    assert.equal(await knocked.count(), 1, await page.content());
+    assert.match(await knocked.textContent(), /127\.0\.0\.1/);
+    await page.screenshot({ path: path.join(SHOTS, 'refused-domains.png'), fullPage: true });
+    await Promise.all([page.waitForURL(`${BASE}/partners/new?domain=knocker.test`),
+                       knocked.locator('a.add').click()]);
+    assert.equal(await page.inputValue('#domain'), 'knocker.test');
+    await Promise.all([page.waitForURL(`${BASE}/partners`), page.click('#commit')]);
+    assert.match(await page.textContent('#message'), /partner created/);
+    assert.equal(stored('knocker.test').domain, 'knocker.test');
+    await page.goto(`${BASE}/refused`);
+    assert.equal(await page.locator('#refused tbody tr', { hasText: 'knocker.test' }).count(), 0);
   } finally {
     await browser.close();
   }

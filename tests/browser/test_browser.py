@@ -20,7 +20,8 @@ def test_control_panel_in_chromium(daemons):
         "run 'npm ci' in tests/browser (make deps does)"
     shots = os.environ.get("FG_SCREENSHOTS", os.path.join(HERE, "screenshots"))
     os.makedirs(shots, exist_ok=True)
-    for name in ("partner-list.png", "refused-commit.png", "status-failing.png"):
+    for name in ("partner-list.png", "refused-commit.png", "status-failing.png",
+                 "refused-domains.png"):
         if os.path.exists(os.path.join(shots, name)):
             os.unlink(os.path.join(shots, name))
     fg = daemons.fedgate(admins={"alice": ("administrator", ADMIN_PW),
@@ -35,7 +36,8 @@ def test_control_panel_in_chromium(daemons):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "browser: every step passed" in r.stdout
     fg.stop()  # the whole log, before it is read below
-    for name in ("partner-list.png", "refused-commit.png", "status-failing.png"):
+    for name in ("partner-list.png", "refused-commit.png", "status-failing.png",
+                 "refused-domains.png"):
         p = os.path.join(shots, name)
         assert os.path.getsize(p) > 1000, p
         print(f"screenshot: {p}")

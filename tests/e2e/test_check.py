@@ -363,8 +363,13 @@ def test_json_has_the_same_findings(daemons):
     assert [s["name"] for s in doc["sections"]] == ["configuration", "certificates", "dns",
                                                     "listeners", "store"]
     found = [f for s in doc["sections"] for f in s["findings"]]
-    assert [f["text"] for f in found if f["level"] == "error"] == lines(text, "error")
-    assert [f["text"] for f in found if f["level"] == "ok"] == lines(text, "ok")
+
+    def days(xs):
+        # The two runs may straddle the second at which the certificate's
+        # whole days left go from 90 to 89.
+        return [re.sub(r"\(\d+ days\)", "(N days)", x) for x in xs]
+    assert days(f["text"] for f in found if f["level"] == "error") == days(lines(text, "error"))
+    assert days(f["text"] for f in found if f["level"] == "ok") == days(lines(text, "ok"))
     bad = [f for f in found if f["level"] == "error"][0]
     assert "fabrikam.test" in bad["text"] and bad["fix"] in fix_after(text, bad["text"])
     assert doc["summary"] == {"errors": 1, "warnings": 0, "ok": len(lines(text, "ok"))}

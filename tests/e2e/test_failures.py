@@ -234,6 +234,8 @@ def test_failing_partners_have_a_failure_record(daemons):
     assert code == 200 and body["result"] == {"domain": "down.test", "started": 0}, body
     assert post_retry(boss, "nobody.test")[0] == 404
 
+    r = fg.cli("status", "--failing", "--refused")
+    assert r.returncode == 2 and "give one" in r.stderr, r
     r = fg.cli("partner", "retry", "nobody.test")
     assert r.returncode != 0 and "no partner 'nobody.test'" in r.stderr, r
 
@@ -276,6 +278,8 @@ def test_suspended_partner(daemons):
         p = Peer()
         p.open(frm="fabrikam.test")
         assert p.stream_error() == ("policy-violation", why)
+        # a partner the admin suspended is no stranger "who tried to federate"
+        assert all(r.get("domain") != "fabrikam.test" for r in fg.cli_json("status", "--refused"))
 
         alice = Client()
         alice.login("alice", "alice-secret-1")

@@ -199,3 +199,32 @@ def test_fedgate_stop_tells_peers_and_waits_for_the_exit():
         r = fg.cli(cmd)
         assert r.returncode == 1, (cmd, r.stdout, r.stderr)
         assert "not running" in r.stderr or "no daemon" in r.stderr, r.stderr
+
+
+def test_stop_answers_a_test_im_under_way():
+    """A test-im waiting for a partner that never answers, when the daemon
+    stops: the CLI gets the daemon's answer, not a closed socket."""
+    import socket
+    import time
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", 5999))
+    silent.listen(8)
+    fg = Fedgate(DOMAIN).start()
+    try:
+        r = fg.cli("partner", "new", "silent.test", "--proxy-fqdn", "127.0.0.1:5999")
+        assert r.returncode == 0, r.stderr
+        im = subprocess.Popen([FEDGATE, "test-im", "--to", "bob@silent.test", "-c", fg.conf],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        fg.wait_log(r"runs 'test-im'")
+        time.sleep(0.3)
+        r = fg.cli("stop")
+        assert r.returncode == 0, r.stderr
+        out, err = im.communicate(timeout=15)
+        assert "no valid answer" not in err, err
+        assert "stopping" in (out + err), (out, err)
+        fg.proc = None
+        fg.log.close()
+    finally:
+        silent.close()
+        fg.stop()
