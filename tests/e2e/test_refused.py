@@ -5,7 +5,6 @@ a domain, are both refused (as before) and now counted per domain, for
 becomes a partner it leaves the list."""
 import json
 import re
-import time
 
 import pytest
 
@@ -80,15 +79,10 @@ def test_the_table_is_bounded(fg):
     """A peer cannot grow it without limit: 500 domains at most, the least
     recently refused go first."""
     for i in range(510):
-        p = Peer()
-        p.open(to="contoso.test", frm=f"d{i}.test")
-        p.wait_header()
-        p.close()
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        rows = refused(fg)
-        if "d509.test" in rows:
-            break
-        time.sleep(0.1)
+        # Each waits for its refusal: a peer that hangs up at once may
+        # still count against the per-address limit of unauthenticated
+        # streams when the next one comes, and be refused for that.
+        knock(f"d{i}.test")
+    rows = refused(fg)
     assert len(rows) == 500, len(rows)
     assert "d509.test" in rows and "d0.test" not in rows
