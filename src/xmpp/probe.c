@@ -8,6 +8,7 @@
 #include "live.h"
 #include "log.h"
 #include "policy.h"
+#include "s2s_out.h"
 #include "tls.h"
 #include "xml.h"
 #include "xmlstream.h"
@@ -389,16 +390,7 @@ static void send_str(struct probe *p, const char *s)
 
 static void send_header(struct probe *p, enum probe_state next)
 {
-	struct xml_buf b = {0};
-	xml_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
-			 "xmlns:stream='" XML_NS_STREAM "' xmlns:db='" XML_NS_DIALBACK "' from='");
-	xml_escape(&b, p->local, strlen(p->local), true);
-	xml_buf_puts(&b, "' to='");
-	xml_escape(&b, p->domain, strlen(p->domain), true);
-	xml_buf_puts(&b, "' version='1.0'>");
-	if (!b.oom)
-		conn_write(p->conn, b.data, b.len);
-	xml_buf_free(&b);
+	s2s_out_write_header(p->conn, p->local, p->domain);
 	enter(p, next);
 }
 

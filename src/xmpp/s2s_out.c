@@ -237,19 +237,24 @@ static void send_raw(struct s2s_out *o, const char *s)
 	conn_write(o->conn, s, strlen(s));
 }
 
-static void send_header(struct s2s_out *o)
+void s2s_out_write_header(struct conn *c, const char *local, const char *remote)
 {
-	o->can_send = false;
 	struct xml_buf b = {0};
 	xml_buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
 			 "xmlns:stream='" XML_NS_STREAM "' xmlns:db='" XML_NS_DIALBACK "' from='");
-	xml_escape(&b, o->local, strlen(o->local), true);
+	xml_escape(&b, local, strlen(local), true);
 	xml_buf_puts(&b, "' to='");
-	xml_escape(&b, o->remote, strlen(o->remote), true);
+	xml_escape(&b, remote, strlen(remote), true);
 	xml_buf_puts(&b, "' version='1.0'>");
 	if (!b.oom)
-		conn_write(o->conn, b.data, b.len);
+		conn_write(c, b.data, b.len);
 	xml_buf_free(&b);
+}
+
+static void send_header(struct s2s_out *o)
+{
+	o->can_send = false;
+	s2s_out_write_header(o->conn, o->local, o->remote);
 	enter(o, OUT_WAIT_HEADER);
 }
 

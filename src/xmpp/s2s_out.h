@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 
+struct conn;
 struct xmpp_server;
 struct s2s_out;
 
@@ -79,5 +80,10 @@ void s2s_out_free_now(struct s2s_out *o);
 /* The same for every outbound stream still alive, those whose route has
  * forgotten them while they close too (final exit, after the routes). */
 void s2s_out_free_all(struct xmpp_server *srv);
+
+/* Writes the header of an outbound server-to-server stream (jabber:server,
+ * dialback declared, version 1.0) from local to remote on c: what every
+ * outbound stream and the probe send first, and after each restart. */
+void s2s_out_write_header(struct conn *c, const char *local, const char *remote);
 
 #endif
