@@ -31,6 +31,7 @@
 #include "log.h"
 #include "policy.h"
 #include "presence.h"
+#include "refused.h"
 #include "roster.h"
 #include "route.h"
 #include "s2s_out.h"
@@ -212,6 +213,7 @@ static void server_down(void)
 	s2s_out_free_all(&g.srv);
 	event_base_free(g.srv.base);
 	roster_free_all(&g.srv);
+	refused_free_all(&g.srv);
 	strmap_free(&g.srv.sessions, NULL);
 	throttle_free(&g.srv.auth_throttle);
 	strmap_free(&g.srv.offline_full, NULL);

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "policy.h"
 #include "presence.h"
+#include "refused.h"
 #include "roster.h"
 #include "route.h"
 #include "router.h"
@@ -388,6 +389,7 @@ static inline void xfx_free(struct xfx *fx)
 	if (fx->base)
 		event_base_free(fx->base);
 	roster_free_all(&fx->srv);
+	refused_free_all(&fx->srv);
 	strmap_free(&fx->srv.sessions, NULL);
 	throttle_free(&fx->srv.auth_throttle);
 	policy_free(&fx->live.partners);
