@@ -385,6 +385,28 @@ void web_select_field(struct evbuffer *b, struct hreq *h, json_t *v, json_t *err
 	evbuffer_add_printf(b, "</div>");
 }
 
+const char *web_word(const char *value)
+{
+	static const struct {
+		const char *value, *word;
+	} words[] = {
+		{"federated", "Federated"},
+		{"public-verified", "Public verified"},
+		{"public-unverified", "Public unverified"},
+		{"required", "Required"},
+		{"optional", "Optional"},
+		{"not-supported", "Not Supported"},
+		{"true", "Enabled"},
+		{"false", "Disabled"},
+	};
+	if (!value)
+		return "";
+	for (size_t i = 0; i < FG_ARRAY_LEN(words); i++)
+		if (strcmp(words[i].value, value) == 0)
+			return words[i].word;
+	return value;
+}
+
 /* ---- lists: filter ---- */
 
 const char *web_filter_query(struct hreq *h)

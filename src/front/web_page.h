@@ -46,6 +46,11 @@ void web_cell(struct evbuffer *b, json_t *x);
  * for the first row's keys as they are). */
 void web_table(struct evbuffer *b, const char *id, json_t *rows, const char *const *cols);
 
+/* The word a stored value is shown as, Lync's where Lync had one
+ * ("public-verified" -> "Public verified", "not-supported" -> "Not
+ * Supported"); other values as they are. */
+const char *web_word(const char *value);
+
 /* ---- lists: filter ---- */
 
 /* The filter box of a list: a GET form to path with the query "q" kept. */
