@@ -94,8 +94,9 @@ static void run(struct hreq *h, const char *cmd, json_t *params, bool created)
 	}
 	if (def->writes && h->read_only) {
 		json_decref(params);
-		snprintf(msg, sizeof(msg),
-			 "%s changes the configuration; your role (%s) may only read", cmd,
+		snprintf(msg, sizeof(msg), "%s %s; your role (%s) may only read", cmd,
+			 def->writes == CMD_ACTS ? "acts on the running daemon"
+						 : "changes the configuration",
 			 admin_role_name(h->role));
 		http_send_error(h, 403, NULL, msg);
 		return;

@@ -736,7 +736,7 @@ static void print_help(const struct cmd_def *def)
 		       : p->flag	    ? p->flag
 					    : cmd_arg_label(p),
 		       p->help);
-	if (def->writes)
+	if (def->writes == CMD_CHANGES)
 		printf("  %-34s %s\n", "--what-if", "validate and show, save nothing");
 	printf("  %-34s %s\n", "--json", "output for scripts");
 	printf("  %-34s %s\n", "-c FILE", "the configuration file (before or after the command)");
@@ -819,8 +819,11 @@ int cli_main(int argc, char **argv)
 		status = usage_error(err);
 		goto done;
 	}
-	if (o.what_if && !def->writes) {
-		status = usage_error("--what-if is for commands that change something");
+	if (o.what_if && (!def->writes || def->writes == CMD_ACTS)) {
+		status = usage_error(def->writes == CMD_ACTS
+					     ? "--what-if does not apply: this command acts on "
+					       "the running daemon and saves nothing"
+					     : "--what-if is for commands that change something");
 		goto done;
 	}
 	if (strcmp(def->name, "partner import") == 0 && (status = read_import(params)) != CMD_OK)
