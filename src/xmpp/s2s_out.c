@@ -374,7 +374,7 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 	if (!cert_ok && ssl) {
 		/* The peer's admin learns why from their own log. */
 		char why[1400];
-		stream_cert_problem(&v, o->remote, why, sizeof(why));
+		stream_cert_problem(&v, o->remote, true, why, sizeof(why));
 		struct xml_buf b = {0};
 		xml_buf_puts(&b, "<stream:error><policy-violation xmlns='" XML_NS_STREAMS_ERR
 				 "'/><text xmlns='" XML_NS_STREAMS_ERR "' xml:lang='en'>");
