@@ -356,12 +356,16 @@ static void on_dialback(struct s2s_in *in, const struct xml_node *el)
 		counters_auth_failure("suspended");
 		stream_error(s, "policy-violation", why);
 	} else if (!(policy_allowed_methods(p) & here)) {
-		log_info(stream_ctx(s),
-			 "dialback from %s refused: its partner settings do not "
-			 "allow it on this stream",
-			 m.from);
+		char why[400];
+		snprintf(why, sizeof(why),
+			 "the partner settings of %s on %s do not allow dialback on this stream "
+			 "(%s)",
+			 m.from, m.to,
+			 here == AUTH_TLS_DIALBACK ? "it is encrypted" : "it is not encrypted");
+		log_info(stream_ctx(s), "dialback refused: %s", why);
 		counters_auth_failure("method-not-allowed");
-		send_db(s, dialback_error(m.elem, m.to, m.from, m.id, DB_COND_POLICY_VIOLATION));
+		send_db(s, dialback_error_why(m.elem, m.to, m.from, m.id, DB_COND_POLICY_VIOLATION,
+					      why));
 	} else if (m.elem == DB_VERIFY) {
 		enum db_type verdict;
 		struct xml_node *answer = dialback_authoritative(gw->dialback_secret, &m, is_local,
