@@ -5,7 +5,12 @@
 // other), and a viewer who sees no buttons. Run by test_browser.py.
 'use strict';
 const assert = require('assert/strict');
+const fs = require('fs');
+const path = require('path');
 const { BASE, cli, step, signIn, shot, run } = require('./lib');
+
+// The daemon's log, beside its configuration (tests/e2e/fgtest.py).
+const LOG = path.join(path.dirname(process.env.FG_CONF), 'fedgate.log');
 
 function cliJson(...args) {
   const r = cli(...args, '--json');
@@ -186,14 +191,18 @@ run(async (browser) => {
   assert.match(await page.textContent('#message'), /Admin account bob removed/);
   assert.deepEqual(cliJson('admin', 'list').map((a) => a.name), ['alice', 'victor']);
 
-  step('the audit names the labels, never a token or a password');
+  step('the audit names the labels; neither it nor the log has a token or a password');
   const audit = cli('audit').stdout;
+  const log = fs.readFileSync(LOG, 'utf8');
+  assert.match(log, /alice/, 'the log is the daemon\'s');
   for (const what of ['user add', 'user passwd', 'user set', 'user remove', 'admin add',
     'admin set', 'admin passwd', 'admin remove', 'admin token', 'admin token revoke', 'prometheus']) {
     assert.ok(audit.includes(what), what);
   }
-  for (const secret of [prometheus, script, "carol's new password", "bob's new password"]) {
-    assert.equal(audit.includes(secret), false);
+  for (const secret of [prometheus, script, "carol's long password", "carol's new password",
+    "bob's long password", "bob's new password"]) {
+    assert.equal(audit.includes(secret), false, 'audit');
+    assert.equal(log.includes(secret), false, 'log');
   }
 
   step('a viewer sees the pages without a button');
