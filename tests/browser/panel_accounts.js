@@ -52,6 +52,7 @@ run(async (browser) => {
   resp = await submit(page, '#save');
   assert.equal(resp.status(), 422);
   assert.match(await page.textContent('#errors'), /two passwords differ/);
+  await shot(page, 'user-add-refused.png');
   assert.equal((await page.content()).includes("carol's long password"), false);
   assert.deepEqual(cliJson('user', 'list'), []);
 
@@ -126,6 +127,7 @@ run(async (browser) => {
   resp = await submit(page, 'tr[data-name="alice"] button[name="change-role"]');
   assert.equal(resp.status(), 422);
   assert.match(await page.textContent('#errors'), /alice is the last administrator.*admin set NAME --role administrator/);
+  await shot(page, 'admins-refused.png');
   resp = await page.goto(`${BASE}/admins/remove?name=alice`);
   assert.equal(resp.status(), 422);
   assert.match(await page.textContent('#errors'), /last administrator/);
