@@ -1106,8 +1106,12 @@ static const struct cmd_def table[] = {
 	 admin_cmd_passwd},
 	{"admin remove", true, "remove an admin account", admin_params_name, admin_cmd_remove},
 	{"admin list", false, "show the admin accounts", admin_params_none, admin_cmd_list},
-	{"admin token", true, "print a new API bearer token for an account (--revoke: none)",
+	{"admin set", true, "change an admin account's role", admin_params_set, admin_cmd_set},
+	{"admin token", true,
+	 "print a new API bearer token for an account, labelled --label (--revoke: withdraw)",
 	 admin_params_token, admin_cmd_token},
+	{"admin tokens", false, "show the API tokens' labels and use (never the tokens)",
+	 admin_params_tokens, admin_cmd_tokens},
 };
 
 const struct cmd_def *cmd_table(size_t *n)
