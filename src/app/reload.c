@@ -72,6 +72,8 @@ static int load_certificates(struct next *n, json_t *body)
 	const struct fg_conf *c = n->conf;
 	n->tls = tls_server_ctx_new(c->tls_certificate, c->tls_key, c->tls_ca_file, err,
 				    sizeof(err));
+	if (n->tls && tls_server_tickets(n->tls, c->tls_session_tickets, err, sizeof(err)) != FG_OK)
+		tls_ctx_free(&n->tls);
 	if (n->tls)
 		n->tls_client = tls_client_ctx_new(c->tls_certificate, c->tls_key, c->tls_ca_file,
 						   err, sizeof(err));

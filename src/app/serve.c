@@ -526,6 +526,9 @@ int serve_main(const char *conf_path)
 	char err[512];
 	srv.x.tls = tls_server_ctx_new(srv.conf->tls_certificate, srv.conf->tls_key,
 				       srv.conf->tls_ca_file, err, sizeof(err));
+	if (srv.x.tls &&
+	    tls_server_tickets(srv.x.tls, srv.conf->tls_session_tickets, err, sizeof(err)) != FG_OK)
+		tls_ctx_free(&srv.x.tls);
 	if (!srv.x.tls) {
 		log_error("serve", "%s", err);
 		goto out;

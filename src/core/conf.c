@@ -90,6 +90,10 @@ static const struct conf_key keys[] = {
 	 "private key (PEM, unencrypted) of the certificate", F(tls_key)},
 	{"tls", "ca_file", CT_PATH, CU_NONE, CK_EMPTY_OK | CK_MUST_READ, 0, 0, "", NULL,
 	 "trust anchors (PEM) for peers' certificates; empty = system store", F(tls_ca_file)},
+	{"tls", "session_tickets", CT_DURATION, CU_SECONDS, 0, 0, 604800, "2h", NULL,
+	 "TLS session resumption for clients and peers: how long a ticket lets them skip the "
+	 "full handshake (keys rotate as often, in memory only); 0 = never",
+	 F(tls_session_tickets)},
 	{"listen", "s2s", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "0.0.0.0:5269", NULL,
 	 "server-to-server listeners, address:port list; empty = none", F(listen_s2s)},
 	{"listen", "c2s", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "0.0.0.0:5222", NULL,

@@ -24,7 +24,8 @@ struct fg_conf {
 	/* [tls] -- paths already made absolute */
 	char *tls_certificate;
 	char *tls_key;
-	char *tls_ca_file; /* NULL or "" = system trust store */
+	char *tls_ca_file;	      /* NULL or "" = system trust store */
+	unsigned tls_session_tickets; /* seconds a ticket lasts; 0 = no resumption */
 
 	/* [listen] -- "address:port" entries, IPv6 as "[::1]:5269" */
 	struct conf_list listen_s2s;

@@ -282,8 +282,8 @@ static SSL_CTX *ctx_new(bool server, const char *cert, const char *key, const ch
 		goto fail_ssl;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any);
-	/* Sessions are not resumed across streams: each stream is verified
-	 * afresh, which keeps certificate verdicts simple and current. */
+	/* No resumption unless tls_server_tickets() turns it on for a server
+	 * context; outbound streams never resume, so each is verified afresh. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (server)
 		SSL_CTX_set_num_tickets(ctx, 0);

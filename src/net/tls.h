@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /* A server-side context for inbound streams: our certificate and key, TLS
  * 1.2 and newer only, a client certificate requested but not required (its
@@ -14,6 +15,17 @@
 SSL_CTX *tls_server_ctx_new(const char *cert, const char *key, const char *ca_file, char *err,
 			    size_t errlen);
 void tls_ctx_free(SSL_CTX **ctx);
+/* Session resumption for the clients and peers of a server context
+ * (tls_tickets.c): stateless tickets sealed with keys that rotate every
+ * lifetime seconds, in memory only (a restart or reload ends every
+ * ticket); a ticket is honoured while its key is current or previous and
+ * its session younger than lifetime. lifetime 0: no resumption, every
+ * connection does a full handshake (also what a context has without this
+ * call). FG_OK, or FG_ERR with err set. */
+int tls_server_tickets(SSL_CTX *ctx, long lifetime, char *err, size_t errlen);
+/* The same with a clock of the caller's (NULL: time()), for tests. */
+int tls_server_tickets_clock(SSL_CTX *ctx, long lifetime, time_t (*clock)(void), char *err,
+			     size_t errlen);
 /* Sends our close_notify (RFC 8446 §6.1) on an established session
  * without waiting for the peer's; a no-op once sent or after a fatal
  * error. The alert goes to ssl's write BIO; the caller flushes it. */

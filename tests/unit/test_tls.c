@@ -688,6 +688,127 @@ static void test_tls11_refused(void **state)
 	SSL_CTX_free(cctx);
 }
 
+/* ---- session tickets (tls_tickets.c) ---- */
+
+static time_t fake_now = 1000000;
+static time_t fake_clock(void)
+{
+	return fake_now;
+}
+
+struct resume_end {
+	SSL *ssl;
+	int rc;
+};
+
+static void *resume_server(void *arg)
+{
+	struct resume_end *e = arg;
+	e->rc = SSL_accept(e->ssl);
+	/* A byte after the handshake, so that the client reads the ticket
+	 * TLS 1.3 sends after Finished. */
+	if (e->rc == 1 && SSL_write(e->ssl, "x", 1) != 1)
+		e->rc = -1;
+	ERR_clear_error();
+	return NULL;
+}
+
+/* One connection from a client showing contoso's certificate, offering
+ * the session `offer` (NULL: none); returns whether the server resumed
+ * and the session to offer next time (*next, owned by the caller), and
+ * the server's verdict on the client's certificate, which SASL EXTERNAL
+ * relies on, resumed or not. */
+static bool resume_round(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *offer, SSL_SESSION **next,
+			 struct tls_verdict *v)
+{
+	int sv[2];
+	pthread_t t;
+	struct resume_end srv = {0};
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	srv.ssl = SSL_new(sctx);
+	SSL *cli = SSL_new(cctx);
+	assert_non_null(srv.ssl);
+	assert_non_null(cli);
+	assert_int_equal(SSL_set_fd(srv.ssl, sv[0]), 1);
+	assert_int_equal(SSL_set_fd(cli, sv[1]), 1);
+	assert_int_equal(tls_client_prepare(cli, "contoso.test"), FG_OK);
+	if (offer)
+		assert_int_equal(SSL_set_session(cli, offer), 1);
+	assert_int_equal(pthread_create(&t, NULL, resume_server, &srv), 0);
+	assert_int_equal(SSL_connect(cli), 1);
+	char c;
+	assert_int_equal(SSL_read(cli, &c, 1), 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(srv.rc, 1);
+	bool reused = SSL_session_reused(srv.ssl) == 1;
+	assert_int_equal(reused, SSL_session_reused(cli) == 1);
+	tls_peer_verify(srv.ssl, "contoso.test", v);
+	*next = SSL_get1_session(cli);
+	/* A clean close: OpenSSL marks the session of a connection freed
+	 * without close_notify as not resumable. */
+	SSL_shutdown(cli);
+	SSL_free(srv.ssl);
+	SSL_free(cli);
+	close(sv[0]);
+	close(sv[1]);
+	ERR_clear_error();
+	return reused;
+}
+
+static void test_session_tickets(void **state)
+{
+	(void)state;
+	char err[256];
+	SSL_CTX *sctx = server_ctx(pki.ca_file);
+	SSL_CTX *cctx = client_ctx(pki.contoso_file, pki.ca_file);
+	/* A client that takes tickets, as XMPP clients do. */
+	SSL_CTX_clear_options(cctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	assert_int_equal(tls_server_tickets_clock(sctx, 3600, fake_clock, err, sizeof(err)), FG_OK);
+	struct tls_verdict v;
+	SSL_SESSION *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
+	assert_false(resume_round(sctx, cctx, NULL, &s1, &v));
+	assert_true(v.chain_ok && v.id != TLS_ID_NO_MATCH);
+	assert_non_null(s1);
+
+	/* Resumed: the client certificate's verdict is the same. */
+	fake_now += 60;
+	assert_true(resume_round(sctx, cctx, s1, &s2, &v));
+	assert_true(v.has_cert && v.chain_ok && v.id != TLS_ID_NO_MATCH);
+
+	/* The key rotated once: the previous key still opens the ticket. */
+	fake_now += 3600;
+	assert_true(resume_round(sctx, cctx, s2, &s3, &v));
+
+	/* Two lifetimes on, the key that sealed s3 is gone: full handshake,
+	 * even though the session itself was kept by the client. */
+	fake_now += 2 * 3600 + 1;
+	assert_false(resume_round(sctx, cctx, s3, &s4, &v));
+	assert_true(v.chain_ok);
+
+	/* Another context (a reload) has other keys: a full handshake. */
+	SSL_CTX *sctx2 = server_ctx(pki.ca_file);
+	assert_int_equal(tls_server_tickets_clock(sctx2, 3600, fake_clock, err, sizeof(err)),
+			 FG_OK);
+	SSL_SESSION *s5 = NULL, *s6 = NULL;
+	assert_false(resume_round(sctx2, cctx, s4, &s5, &v));
+
+	/* lifetime 0: no resumption at all. */
+	SSL_CTX *sctx3 = server_ctx(pki.ca_file);
+	assert_int_equal(tls_server_tickets(sctx3, 0, err, sizeof(err)), FG_OK);
+	SSL_SESSION *s7 = NULL;
+	assert_false(resume_round(sctx3, cctx, NULL, &s6, &v));
+	assert_false(resume_round(sctx3, cctx, s6, &s7, &v));
+
+	SSL_SESSION *all[] = {s1, s2, s3, s4, s5, s6, s7};
+	for (size_t i = 0; i < FG_ARRAY_LEN(all); i++)
+		SSL_SESSION_free(all[i]);
+	tls_ctx_free(&sctx);
+	tls_ctx_free(&sctx2);
+	tls_ctx_free(&sctx3);
+	tls_ctx_free(&cctx);
+}
+
 static void test_client_ctx_settings(void **state)
 {
 	(void)state;
@@ -758,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_tls11_refused),
 		cmocka_unit_test(test_client_ctx_settings),
 		cmocka_unit_test(test_client_prepare),
+		cmocka_unit_test(test_session_tickets),
 	};
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
 }
