@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char web_css_audit[] = "";
+/* Changes per page of the log. */
+enum { AUDIT_PAGE = 50 };
+
+const char web_css_audit[] = ".pager{margin:.6em 0}.pager a,.pager span{margin-right:1em}"
+			     "#audit td.when{white-space:nowrap}"
+			     "#audit td.changes{overflow-wrap:anywhere;font-size:.92em}"
+			     ".filter{margin:0 0 .8em}.filter input{width:22em;padding:.3em}";
 
 static void show_change(void *ud, const char *key, json_t *bv, json_t *av)
 {
@@ -27,6 +33,53 @@ static void show_change(void *ud, const char *key, json_t *bv, json_t *av)
 	evbuffer_add_printf(b, "<br>");
 }
 
+/* "2026-12-06T08:01:02.345Z" as "2026-12-06 08:01:02": the header says
+ * UTC, the milliseconds are noise here. */
+static void when(struct evbuffer *b, const char *iso)
+{
+	char t[20];
+	snprintf(t, sizeof(t), "%s", iso ? iso : "");
+	if (strlen(t) == 19 && t[10] == 'T')
+		t[10] = ' ';
+	http_html(b, t);
+}
+
+/* A link to page n of the audit log with the filter kept. */
+static void page_link(struct evbuffer *b, struct hreq *h, long n, const char *id, const char *text)
+{
+	const char *q = web_filter_query(h);
+	evbuffer_add_printf(b, "<a id=\"%s\" href=\"/audit?page=%ld", id, n);
+	if (q) {
+		evbuffer_add_printf(b, "&amp;q=");
+		http_url(b, q);
+	}
+	evbuffer_add_printf(b, "\">%s</a>", text);
+}
+
+/* "Newer", "page N of M", "Older": the command counted the matches. */
+static void pager(struct evbuffer *b, struct hreq *h, long page, long pages)
+{
+	evbuffer_add_printf(b, "<p class=\"pager\">");
+	if (page > 1)
+		page_link(b, h, page - 1, "newer", "&larr; Newer");
+	else
+		evbuffer_add_printf(b, "<span class=\"muted\">&larr; Newer</span>");
+	evbuffer_add_printf(b, " <span id=\"page\">page %ld of %ld</span> ", page, pages);
+	if (page < pages)
+		page_link(b, h, page + 1, "older", "Older &rarr;");
+	else
+		evbuffer_add_printf(b, "<span class=\"muted\">Older &rarr;</span>");
+	evbuffer_add_printf(b, "</p>");
+}
+
+static long page_asked(struct hreq *h)
+{
+	const char *s = http_query(h, "page");
+	char *end;
+	long n = s ? strtol(s, &end, 10) : 1;
+	return s && (*end || n < 1 || n > 1000000) ? 1 : n;
+}
+
 static void audit_got(struct hreq *h, int status, json_t *body)
 {
 	if (status != CMD_OK) {
@@ -40,26 +93,40 @@ static void audit_got(struct hreq *h, int status, json_t *body)
 		return;
 	}
 	json_t *rows = json_object_get(body, "result");
+	long total = (long)json_integer_value(json_object_get(body, "total"));
+	long pages = total > 0 ? (total + AUDIT_PAGE - 1) / AUDIT_PAGE : 1;
+	long page = page_asked(h);
 	evbuffer_add_printf(b, "<p class=\"muted\">Every change, newest first: who, when, "
-			       "through which interface, before and after.</p>"
-			       "<table id=\"audit\"><thead><tr><th>When (UTC)</th><th>Who</th>"
-			       "<th>Interface</th><th>Action</th><th>Target</th><th>Changes</th>"
-			       "</tr></thead><tbody>");
+			       "through which interface, before and after.</p>");
+	web_filter_box(b, h, "/audit", "who, partner, setting, value...");
+	evbuffer_add_printf(b, "<p id=\"count\">%ld change%s%s.</p>", total, total == 1 ? "" : "s",
+			    web_filter_query(h) ? " match the filter" : " recorded");
+	if (json_array_size(rows) == 0 && total > 0)
+		evbuffer_add_printf(b, "<p id=\"empty\">There is no page %ld; the log has %ld.</p>",
+				    page, pages);
+	pager(b, h, page, pages);
+	evbuffer_add_printf(b, "<table id=\"audit\"><thead><tr><th class=\"when\">When (UTC)</th>"
+			       "<th>Who</th><th>Interface</th><th>Action</th><th>Target</th>"
+			       "<th>Changes</th></tr></thead><tbody>");
 	for (size_t n = json_array_size(rows); n > 0; n--) {
 		json_t *r = json_array_get(rows, n - 1);
-		static const char *const cols[] = {"at", "who", "interface", "action", "target"};
-		evbuffer_add_printf(b, "<tr>");
+		static const char *const cols[] = {"who", "interface", "action", "target"};
+		evbuffer_add_printf(b, "<tr><td class=\"when\">");
+		when(b, json_string_value(json_object_get(r, "at")));
+		evbuffer_add_printf(b, "</td>");
 		for (size_t i = 0; i < FG_ARRAY_LEN(cols); i++) {
 			evbuffer_add_printf(b, "<td>");
 			web_cell(b, json_object_get(r, cols[i]));
 			evbuffer_add_printf(b, "</td>");
 		}
-		evbuffer_add_printf(b, "<td>");
+		evbuffer_add_printf(b, "<td class=\"changes\">");
 		policy_json_diff(json_object_get(r, "before"), json_object_get(r, "after"),
 				 show_change, b);
 		evbuffer_add_printf(b, "</td></tr>");
 	}
 	evbuffer_add_printf(b, "</tbody></table>");
+	if (json_array_size(rows) > 10)
+		pager(b, h, page, pages);
 	json_decref(body);
 	web_page_end(h, 200, b);
 }
@@ -68,6 +135,14 @@ bool web_audit_route(struct hreq *h, bool post)
 {
 	if (post || strcmp(h->path, "/audit") != 0)
 		return false;
-	http_cmd(h, "audit", json_object(), false, audit_got);
+	/* The command filters, then pages from the newest: page 2 of a
+	 * filtered log is the next 50 matches, not 50 rows of which some
+	 * match. */
+	json_t *params = json_pack("{s:I, s:I}", "limit", (json_int_t)AUDIT_PAGE, "offset",
+				   (json_int_t)((page_asked(h) - 1) * AUDIT_PAGE));
+	const char *q = web_filter_query(h);
+	if (q)
+		json_object_set_new(params, "filter", json_string(q));
+	http_cmd(h, "audit", params, false, audit_got);
 	return true;
 }
