@@ -11,16 +11,45 @@
 /* Changes per page of the log. */
 enum { AUDIT_PAGE = 50 };
 
-const char web_css_audit[] = ".pager{margin:.6em 0}.pager a,.pager span{margin-right:1em}"
-			     "#audit td.when{white-space:nowrap}"
-			     "#audit td.changes{overflow-wrap:anywhere;font-size:.92em}"
-			     ".filter{margin:0 0 .8em}.filter input{width:22em;padding:.3em}";
+const char web_css_audit[] =
+	".pager{margin:.6em 0}.pager a,.pager span{margin-right:1em}"
+	"#audit td.when{white-space:nowrap}"
+	"#audit td.changes{overflow-wrap:anywhere;font-size:.92em}"
+	"#audit .key{color:#3a4a5a;font-weight:600}#audit td:nth-child(4){white-space:nowrap}"
+	".filter{margin:0 0 .8em}.filter input{width:22em;padding:.3em}";
+
+/* A record made or removed: its values in one line ("tls required,
+ * sasl optional, ..."), empty ones left out; a change: one line a key,
+ * before and after. */
+struct changes {
+	struct evbuffer *b;
+	bool whole; /* made or removed: values only */
+	size_t n;
+};
+
+static bool empty_value(json_t *x)
+{
+	return !x || json_is_null(x) || (json_is_string(x) && !*json_string_value(x)) ||
+	       (json_is_array(x) && json_array_size(x) == 0);
+}
 
 static void show_change(void *ud, const char *key, json_t *bv, json_t *av)
 {
-	struct evbuffer *b = ud;
+	struct changes *c = ud;
+	struct evbuffer *b = c->b;
+	if (c->whole) {
+		json_t *x = av ? av : bv;
+		if (empty_value(x))
+			return;
+		evbuffer_add_printf(b, "%s<span class=\"key\">", c->n++ ? ", " : "");
+		http_html(b, key);
+		evbuffer_add_printf(b, "</span> ");
+		web_cell(b, x);
+		return;
+	}
+	evbuffer_add_printf(b, "<span class=\"key\">");
 	http_html(b, key);
-	evbuffer_add_printf(b, ": ");
+	evbuffer_add_printf(b, "</span>: ");
 	if (bv)
 		web_cell(b, bv);
 	else
@@ -31,6 +60,16 @@ static void show_change(void *ud, const char *key, json_t *bv, json_t *av)
 	else
 		evbuffer_add_printf(b, "-");
 	evbuffer_add_printf(b, "<br>");
+}
+
+static void show_changes(struct evbuffer *b, json_t *before, json_t *after)
+{
+	bool made = empty_value(before), removed = empty_value(after);
+	struct changes c = {.b = b, .whole = made != removed};
+	if (c.whole)
+		evbuffer_add_printf(b, "<span class=\"muted\">%s</span> ",
+				    made ? "made with" : "removed; it had");
+	policy_json_diff(before, after, show_change, &c);
 }
 
 /* "2026-12-06T08:01:02.345Z" as "2026-12-06 08:01:02": the header says
@@ -120,8 +159,7 @@ static void audit_got(struct hreq *h, int status, json_t *body)
 			evbuffer_add_printf(b, "</td>");
 		}
 		evbuffer_add_printf(b, "<td class=\"changes\">");
-		policy_json_diff(json_object_get(r, "before"), json_object_get(r, "after"),
-				 show_change, b);
+		show_changes(b, json_object_get(r, "before"), json_object_get(r, "after"));
 		evbuffer_add_printf(b, "</td></tr>");
 	}
 	evbuffer_add_printf(b, "</tbody></table>");
