@@ -33,42 +33,6 @@ const char web_css_status[] =
 
 /* ---- words and units ---- */
 
-/* What the certificate text of a stream (tls_peer_verify's words) comes
- * to, in one word an admin can scan a column for. */
-static const char *cert_word(const char *text, const char **cls)
-{
-	static const struct {
-		const char *needle, *word;
-	} chain[] = {
-		{"self-signed", "self-signed"}, {"self signed", "self-signed"},
-		{"expired", "expired"},		{"not yet valid", "not yet valid"},
-		{"revoked", "revoked"},		{"unable to get local issuer", "untrusted"},
-	};
-	*cls = "bad";
-	if (!text || !*text || strcmp(text, "none") == 0 || strstr(text, "not encrypted")) {
-		*cls = "none";
-		return "none";
-	}
-	if (strstr(text, "presented no certificate"))
-		return "none sent";
-	if (strstr(text, "chain is not trusted")) {
-		for (size_t i = 0; i < FG_ARRAY_LEN(chain); i++)
-			if (strcasestr(text, chain[i].needle))
-				return chain[i].word;
-		return "untrusted";
-	}
-	if (strstr(text, "is not among them") || strstr(text, "subjectAltName holds no") ||
-	    strstr(text, "names no domain") || strstr(text, "has no subjectAltName") ||
-	    strstr(text, "cannot prove"))
-		return "wrong name";
-	if (strncmp(text, "the certificate chain is trusted", 32) == 0 ||
-	    strcmp(text, "valid") == 0) {
-		*cls = "good";
-		return "valid";
-	}
-	return "untrusted";
-}
-
 static void human_bytes(struct evbuffer *b, long long n)
 {
 	if (n < 1024)
@@ -210,7 +174,7 @@ static void stream_row(struct evbuffer *b, json_t *r)
 {
 	const char *tls = str(r, "tls"), *cert = str(r, "certificate"), *err = str(r, "last_error"),
 		   *cls;
-	const char *word = cert_word(cert, &cls);
+	const char *word = web_cert_word(cert, &cls);
 	/* "TLSv1.3 TLS_AES_256_GCM_SHA384": the version in the column, the
 	 * cipher on the details line. */
 	char version[32] = "none";
