@@ -35,6 +35,7 @@ const char web_css_partner_form[] =
 	"#probe-report table{margin:.3em 0 .8em}"
 	"#probe-report ol{margin:.3em 0;padding-left:1.8em;font-size:.92em}"
 	"#probe-report li{overflow-wrap:anywhere}"
+	"#probe-rows tr.tested td{background:#eef5fb;font-weight:600}"
 	".verdict-ok{color:#1e5e2f;font-weight:600}.verdict-bad{color:#8c1d18;font-weight:600}";
 
 /* ---- partners: the form ---- */
@@ -423,10 +424,15 @@ static void probe_report(struct evbuffer *b, json_t *v, int status, json_t *body
 				    "</thead><tbody>");
 		json_array_foreach(rows, i, x)
 		{
+			/* The row of the settings tested, if it works, stands out. */
+			json_int_t row = json_integer_value(json_object_get(x, "row"));
+			bool tested = json_object_get(set, "row") &&
+				      row == json_integer_value(json_object_get(set, "row"));
 			evbuffer_add_printf(
-				b, "<tr><td>%lld</td><td>%s</td><td>%s</td><td>%s</td><td>",
-				(long long)json_integer_value(json_object_get(x, "row")),
-				web_word(web_val(x, "tls")), web_word(web_val(x, "sasl")),
+				b, "<tr%s><td>%lld%s</td><td>%s</td><td>%s</td><td>%s</td><td>",
+				tested ? " class=\"tested\"" : "", (long long)row,
+				tested ? " (these settings)" : "", web_word(web_val(x, "tls")),
+				web_word(web_val(x, "sasl")),
 				json_is_true(json_object_get(x, "dialback")) ? "True" : "False");
 			http_html(b, web_val(x, "method"));
 			evbuffer_add_printf(b, "</td></tr>");

@@ -67,12 +67,17 @@ def test_test_these_settings_shows_the_report_and_saves_nothing(world):
     assert "SASL EXTERNAL accepted" in report, report
     methods = words(section(page, "probe-methods"))
     assert "SASL over TLS works" in methods, methods
-    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>"
-                      r"<td>([^<]+)</td></tr>", page)
+    rows = re.findall(r"<tr(?: class=\"tested\")?><td>(\d+)(?: \(these settings\))?</td>"
+                      r"<td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>",
+                      page)
     assert rows and rows[0][4] == "SASL over TLS", rows
     order = ["SASL over TLS", "TLS Dialback", "TCP Dialback"]
     assert [m for *_, m in rows] == sorted((m for *_, m in rows), key=order.index), rows
     assert all(t in ("Required", "Optional", "Not Supported") for _, t, *_ in rows), rows
+    # The row of the settings tested (required, optional, true) stands out.
+    tested = re.findall(r'<tr class="tested"><td>(\d+) \(these settings\)</td>'
+                        r'<td>Required</td><td>Optional</td><td>True</td>', page)
+    assert len(tested) == 1 and tested[0] in [n for n, *_ in rows], rows
     steps = section(page, "probe-steps")
     assert "connected to xmpp.fabrikam.test [127.0.0.12]:5269" in steps, steps
     # The form as typed, above the report, still to be committed.
