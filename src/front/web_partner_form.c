@@ -90,8 +90,9 @@ static void type_help(struct evbuffer *b)
 		   "at once, they may write to any of your users, and they see status notes."
 		   "</dd>"
 		   "<dt>Public verified</dt><dd>A public service that vouches for its users: "
-		   "they may ask for presence and write to your users without an invitation, "
-		   "but fedgate removes the status notes from the presence they see.</dd>"
+		   "their presence requests are approved at once too and they may write to "
+		   "your users, but fedgate removes the status notes from the presence they "
+		   "see.</dd>"
 		   "<dt>Public unverified</dt><dd>A service nobody vouches for (anyone may sign "
 		   "up there): one of its users reaches one of yours only after your user has "
 		   "added them to the contact list; anything else is refused. This is the "
@@ -165,14 +166,13 @@ static void methods_box(struct evbuffer *b, struct hreq *h, json_t *v)
 	} else {
 		evbuffer_add_printf(b, "(not computable from the values given)");
 	}
-	evbuffer_add_printf(b, "<br><span class=\"muted\">For the values as last shown; "
-			       "change TLS, SASL or dialback, then</span> ");
 	if (!h->read_only)
 		evbuffer_add_printf(
-			b, "<button type=\"submit\" class=\"secondary\" "
-			   "id=\"recompute\" formaction=\"/partners/recompute#methods\">Update "
-			   "allowed methods</button> <span class=\"muted\">(saves "
-			   "nothing)</span>");
+			b, "<br><span class=\"muted\">Shown for the values as last submitted; "
+			   "after changing TLS, SASL or dialback:</span> <button type=\"submit\" "
+			   "class=\"secondary\" id=\"recompute\" "
+			   "formaction=\"/partners/recompute#methods\">Update allowed methods"
+			   "</button> <span class=\"muted\">(saves nothing)</span>");
 	evbuffer_add_printf(b, "</div>");
 	json_decref(m);
 	partner_free(&p);
