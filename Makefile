@@ -84,6 +84,7 @@ format:
 # prints fedgate's RSS before, at peak and after (in a network namespace).
 bench: build
 	@$(BUILD)/bench_xmlstream
+	@$(BUILD)/bench_jid
 	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate FG_TESTDATA=$(CURDIR)/tests/data FG_FLOOD_N=400000 \
 		FG_STALL_S=60 tests/e2e/netns.sh /usr/bin/python3 -m pytest -q -s -p no:cacheprovider \
 		tests/e2e/test_backpressure.py -k never_reads | grep -E "RSS|passed|failed"

@@ -58,7 +58,7 @@ static inline void fx_on_reply(void *ud, int status, json_t *body)
 static inline char *fx_snapshot(struct fx *f)
 {
 	static const char *const reads[] = {"partner export", "gateway get", "user list",
-					    "admin list"};
+					    "admin list", "admin tokens"};
 	json_t *all = json_object();
 
 	CHECK(all != NULL);

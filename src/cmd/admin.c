@@ -5,7 +5,10 @@
  * on purpose, so it never runs on the event loop: the commands hash inside
  * their store job (the store thread in the daemon), and sign-in checks run
  * there too. Tokens are 32 random bytes; the database keeps only their
- * SHA-256, which is enough to recognise one and useless to sign in with. */
+ * SHA-256, which is enough to recognise one and useless to sign in with.
+ * An account has any number of tokens, each with a label ("default",
+ * "prometheus"): a new token replaces only the one with its label, so a
+ * script's token survives a monitoring system getting its own. */
 #include "admin.h"
 
 #include "cmd_txn.h"
@@ -28,6 +31,13 @@
 #include <unistd.h>
 
 #define TOKEN_PREFIX "fgt_"
+/* A token's last use is written at most this often, so that a scraper
+ * asking every few seconds does not make a store write per request. */
+#define TOKEN_USED_EVERY_MS 60000
+#define LABEL_DEFAULT	    "default"
+
+_Static_assert(sizeof(((struct admin_token_hit *)0)->name) == ADMIN_NAME_MAX + 1,
+	       "a token's account name fits an account name");
 
 int admin_init(void)
 {
@@ -89,7 +99,20 @@ int admin_db_by_token(struct store_db *db, const char *token, char *name, size_t
 	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 || strlen(token) > 200)
 		return FG_NOTFOUND;
 	sha256_hex(token, digest);
-	return store_db_admin_by_token(db, digest, name, namelen, role, err, errlen);
+	struct admin_token_hit hit;
+	int rc = store_db_admin_by_token(db, digest, &hit, err, errlen);
+	if (rc != FG_OK)
+		return rc;
+	long long now = fg_now_ms();
+	if (now - hit.last_used_ms >= TOKEN_USED_EVERY_MS) {
+		/* Only a note: a busy store must not turn a good token away. */
+		char e[200];
+		if (store_db_admin_token_used(db, hit.token_id, now, e, sizeof(e)) != FG_OK)
+			log_warn("admin", "cannot note the use of a token of %s: %s", hit.name, e);
+	}
+	snprintf(name, namelen, "%s", hit.name);
+	*role = hit.role;
+	return FG_OK;
 }
 
 /* ---- the commands ---- */
@@ -105,9 +128,24 @@ const struct cmd_param admin_params_name[] = {
 	{NULL, NULL, 0, false, NULL},
 };
 
+const struct cmd_param admin_params_set[] = {
+	{"name", NULL, CP_STRING, true, "the account's name"},
+	{"role", "--role", CP_STRING, true, "administrator (all) or viewer (read only)"},
+	{NULL, NULL, 0, false, NULL},
+};
+
 const struct cmd_param admin_params_token[] = {
 	{"name", NULL, CP_STRING, true, "the account's name"},
-	{"revoke", "--revoke", CP_FLAG, false, "withdraw the account's token; make none"},
+	{"label", "--label", CP_STRING, false,
+	 "which token, e.g. prometheus (default: \"default\"); a new one replaces only the "
+	 "token with this label"},
+	{"revoke", "--revoke", CP_FLAG, false,
+	 "withdraw the token labelled --label, or without --label every token of the account"},
+	{NULL, NULL, 0, false, NULL},
+};
+
+const struct cmd_param admin_params_tokens[] = {
+	{"name", NULL, CP_STRING, false, "only this account's tokens"},
 	{NULL, NULL, 0, false, NULL},
 };
 
@@ -115,7 +153,7 @@ const struct cmd_param admin_params_none[] = {
 	{NULL, NULL, 0, false, NULL},
 };
 
-enum job_kind { JOB_ADD, JOB_PASSWD, JOB_REMOVE, JOB_LIST, JOB_TOKEN };
+enum job_kind { JOB_ADD, JOB_PASSWD, JOB_REMOVE, JOB_LIST, JOB_TOKEN, JOB_SET, JOB_TOKENS };
 
 struct admin_job {
 	enum job_kind kind;
@@ -126,6 +164,12 @@ struct admin_job {
 	char hash[crypto_pwhash_STRBYTES];
 	enum admin_role role;
 	bool revoke;
+	/* The token's label; "" with revoke: every token of the account. */
+	char label[ADMIN_LABEL_MAX + 1];
+	/* Read before the change: the tokens it replaces or withdraws, and
+	 * the role it changes. */
+	long long count;
+	enum admin_role old_role;
 	/* A what-if: the checks that read the store run, nothing is written;
 	 * what says what would have happened. */
 	bool what_if;
@@ -163,6 +207,17 @@ static const char *param(const struct cmd_request *req, const char *key)
 {
 	json_t *v = json_object_get(req->params, key);
 	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static bool label_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > ADMIN_LABEL_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+			return false;
+	return true;
 }
 
 /* A new job for req, or NULL after replying why not. */
@@ -276,11 +331,66 @@ static int remove_check(struct store_db *db, const struct admin_job *j, char *er
 			return FG_ERR;
 		if (n <= 1) {
 			snprintf(err, errlen,
-				 "%s is the last administrator; add another one first (fedgate "
+				 "%s is the last administrator; make another account an "
+				 "administrator first (fedgate admin set NAME --role "
+				 "administrator, or fedgate admin add NAME --role administrator)",
+				 j->name);
+			return FG_INVAL;
+		}
+	}
+	return FG_OK;
+}
+
+/* Whether the role may change: the account exists, and an administrator
+ * made a viewer is not the last one (whoever asks, themselves included).
+ * Keeps the role found in j->old_role. */
+static int set_check(struct store_db *db, struct admin_job *j, char *err, size_t errlen)
+{
+	int rc = existing_role(db, j, &j->old_role, err, errlen);
+	if (rc != FG_OK)
+		return rc;
+	if (j->old_role == ADMIN_ADMINISTRATOR && j->role != ADMIN_ADMINISTRATOR) {
+		long long n = 0;
+		if (store_db_admin_count_administrators(db, &n, err, errlen) != FG_OK)
+			return FG_ERR;
+		if (n <= 1) {
+			snprintf(err, errlen,
+				 "role: %s is the last administrator, and without one nobody "
+				 "could change anything; make another account an administrator "
+				 "first (fedgate admin set NAME --role administrator, or fedgate "
 				 "admin add NAME --role administrator)",
 				 j->name);
 			return FG_INVAL;
 		}
+	}
+	return FG_OK;
+}
+
+static int op_set(struct store_db *db, const void *arg, char *err, size_t errlen)
+{
+	const struct admin_job *j = arg;
+	int rc = store_db_admin_set_role(db, j->name, j->role, err, errlen);
+	return rc == FG_NOTFOUND ? not_found(j, err, errlen) : rc;
+}
+
+/* Whether the token change can be made: the account exists, and a
+ * labelled token to withdraw is there. Keeps in j->count how many tokens
+ * the change replaces or withdraws. */
+static int token_check(struct store_db *db, struct admin_job *j, char *err, size_t errlen)
+{
+	enum admin_role r;
+	int rc = existing_role(db, j, &r, err, errlen);
+	if (rc != FG_OK)
+		return rc;
+	const char *label = j->label[0] ? j->label : NULL;
+	if (store_db_admin_token_count(db, j->name, label, &j->count, err, errlen) != FG_OK)
+		return FG_ERR;
+	if (j->revoke && label && j->count == 0) {
+		snprintf(err, errlen,
+			 "label: %s has no API token labelled '%s'; see its tokens with "
+			 "'fedgate admin tokens %s'",
+			 j->name, label, j->name);
+		return FG_NOTFOUND;
 	}
 	return FG_OK;
 }
@@ -298,7 +408,7 @@ static int op_remove(struct store_db *db, const void *arg, char *err, size_t err
 /* A what-if's reads: what the change would find in the store (an account
  * that exists already, or none), without hashing or writing. This is
  * what lets the CLI refuse before it prompts for a password. */
-static int what_if_check(struct store_db *db, const struct admin_job *j, char *err, size_t errlen)
+static int what_if_check(struct store_db *db, struct admin_job *j, char *err, size_t errlen)
 {
 	enum admin_role r;
 	int rc;
@@ -313,10 +423,12 @@ static int what_if_check(struct store_db *db, const struct admin_job *j, char *e
 			return FG_INVAL;
 		}
 		return rc == FG_NOTFOUND ? FG_OK : rc;
-	case JOB_PASSWD:
-	case JOB_TOKEN: return existing_role(db, j, &r, err, errlen);
+	case JOB_PASSWD: return existing_role(db, j, &r, err, errlen);
+	case JOB_TOKEN: return token_check(db, j, err, errlen);
 	case JOB_REMOVE: return remove_check(db, j, err, errlen);
-	case JOB_LIST: break;
+	case JOB_SET: return set_check(db, j, err, errlen);
+	case JOB_LIST:
+	case JOB_TOKENS: break;
 	}
 	return FG_OK;
 }
@@ -328,7 +440,10 @@ static int op_token(struct store_db *db, const void *arg, char *err, size_t errl
 	int rc = existing_role(db, j, &r, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	return store_db_admin_set_token(db, j->name, j->revoke ? NULL : j->token_hash, err, errlen);
+	if (j->revoke)
+		return store_db_admin_token_delete(db, j->name, j->label[0] ? j->label : NULL, err,
+						   errlen);
+	return store_db_admin_token_put(db, j->name, j->label, j->token_hash, err, errlen);
 }
 
 static int list_row(void *ud, const struct admin_row *r)
@@ -339,7 +454,27 @@ static int list_row(void *ud, const struct admin_row *r)
 	json_object_set_new(o, "name", json_string(r->name ? r->name : ""));
 	json_object_set_new(o, "role", json_string(r->role ? r->role : ""));
 	json_object_set_new(o, "created", json_string(when));
-	json_object_set_new(o, "api_token", json_boolean(r->api_token));
+	/* api_token (a boolean) is what schema 4 had; kept for scripts. */
+	json_object_set_new(o, "api_token", json_boolean(r->tokens > 0));
+	json_object_set_new(o, "tokens", json_integer(r->tokens));
+	json_array_append_new(ud, o);
+	return FG_OK;
+}
+
+static int token_row(void *ud, const struct admin_token_row *r)
+{
+	json_t *o = json_object();
+	char when[FG_UTC_LEN];
+	fg_utc((time_t)(r->created_ms / 1000), when);
+	json_object_set_new(o, "name", json_string(r->name ? r->name : ""));
+	json_object_set_new(o, "label", json_string(r->label ? r->label : ""));
+	json_object_set_new(o, "created", json_string(when));
+	if (r->last_used_ms) {
+		fg_utc((time_t)(r->last_used_ms / 1000), when);
+		json_object_set_new(o, "last_used", json_string(when));
+	} else {
+		json_object_set_new(o, "last_used", json_null());
+	}
 	json_array_append_new(ud, o);
 	return FG_OK;
 }
@@ -378,6 +513,23 @@ static int job_run(struct store_db *db, void *ud, char *err, size_t errlen)
 		return what_if_check(db, j, err, errlen);
 	switch (j->kind) {
 	case JOB_LIST: return list_rows(db, j->rows, err, errlen);
+	case JOB_TOKENS: {
+		enum admin_role r;
+		int rc = j->name[0] ? existing_role(db, j, &r, err, errlen) : FG_OK;
+		return rc != FG_OK ? rc
+				   : store_db_admin_tokens(db, j->name[0] ? j->name : NULL,
+							   token_row, j->rows, err, errlen);
+	}
+	case JOB_SET: {
+		int rc = set_check(db, j, err, errlen);
+		if (rc != FG_OK || j->old_role == j->role)
+			return rc;
+		op.custom = op_set;
+		a.action = "admin set";
+		before = audit_text(j->name, admin_role_name(j->old_role), NULL, NULL);
+		after = audit_text(j->name, admin_role_name(j->role), NULL, NULL);
+		break;
+	}
 	case JOB_ADD:
 	case JOB_PASSWD:
 		if (crypto_pwhash_str(j->hash, j->password, strlen(j->password),
@@ -402,11 +554,24 @@ static int job_run(struct store_db *db, void *ud, char *err, size_t errlen)
 		a.action = "admin remove";
 		before = audit_text(j->name, NULL, NULL, NULL);
 		break;
-	case JOB_TOKEN:
+	case JOB_TOKEN: {
+		/* The audit names the label, never the token. */
+		int rc = token_check(db, j, err, errlen);
+		if (rc != FG_OK || (j->revoke && j->count == 0))
+			return rc;
 		op.custom = op_token;
 		a.action = j->revoke ? "admin token revoke" : "admin token";
-		after = audit_text(j->name, NULL, "api_token", j->revoke ? "(revoked)" : "(new)");
+		json_t *o = json_pack("{s:s, s:s, s:s}", "name", j->name, "label",
+				      j->label[0] ? j->label : "(all)", "api_token",
+				      j->revoke	 ? "(revoked)"
+				      : j->count ? "(replaced)"
+						 : "(new)");
+		if (j->revoke)
+			json_object_set_new(o, "revoked", json_integer(j->count));
+		after = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(o);
 		break;
+	}
 	}
 	a.before = before;
 	a.after = after;
@@ -439,7 +604,19 @@ static void job_done(void *ud, int rc, const char *err)
 		return;
 	}
 	switch (j->kind) {
-	case JOB_LIST: json_object_set(b, "result", j->rows); break;
+	case JOB_LIST:
+	case JOB_TOKENS: json_object_set(b, "result", j->rows); break;
+	case JOB_SET:
+		if (j->old_role == j->role)
+			snprintf(msg, sizeof(msg), "no change: %s is already %s %s", j->name,
+				 j->role == ADMIN_ADMINISTRATOR ? "an" : "a",
+				 admin_role_name(j->role));
+		else
+			snprintf(msg, sizeof(msg), "%s is now %s %s (was %s)", j->name,
+				 j->role == ADMIN_ADMINISTRATOR ? "an" : "a",
+				 admin_role_name(j->role), admin_role_name(j->old_role));
+		json_object_set_new(b, "message", json_string(msg));
+		break;
 	case JOB_ADD:
 		snprintf(msg, sizeof(msg), "admin account %s added (%s)", j->name,
 			 admin_role_name(j->role));
@@ -454,17 +631,33 @@ static void job_done(void *ud, int rc, const char *err)
 		json_object_set_new(b, "message", json_string(msg));
 		break;
 	case JOB_TOKEN:
-		if (j->revoke) {
-			snprintf(msg, sizeof(msg), "the API token of %s was withdrawn", j->name);
+		if (j->revoke && j->label[0]) {
+			snprintf(msg, sizeof(msg),
+				 "the API token '%s' of %s was withdrawn; its other tokens still "
+				 "work",
+				 j->label, j->name);
+		} else if (j->revoke) {
+			snprintf(msg, sizeof(msg), "%lld API token%s of %s withdrawn%s", j->count,
+				 j->count == 1 ? "" : "s", j->name,
+				 j->count ? "" : ": it had none; nothing changed");
+			json_object_set_new(b, "result",
+					    json_pack("{s:s, s:I}", "name", j->name, "revoked",
+						      (json_int_t)j->count));
 		} else {
 			json_t *r = json_object();
 			json_object_set_new(r, "name", json_string(j->name));
+			json_object_set_new(r, "label", json_string(j->label));
+			json_object_set_new(r, "replaced", json_boolean(j->count > 0));
 			json_object_set_new(r, "token", json_string(j->token));
 			json_object_set_new(b, "result", r);
 			snprintf(msg, sizeof(msg),
-				 "a new API token for %s (any earlier one no longer works); it is "
-				 "shown only now: send it as 'Authorization: Bearer TOKEN'",
-				 j->name);
+				 "a new API token '%s' for %s%s; it is shown only now: send it as "
+				 "'Authorization: Bearer TOKEN'",
+				 j->label, j->name,
+				 j->count
+					 ? " (it replaces the earlier token with this label, which "
+					   "no longer works; other tokens still do)"
+					 : "");
 		}
 		json_object_set_new(b, "message", json_string(msg));
 		break;
@@ -492,6 +685,16 @@ static bool what_if_submit(struct cmd_env *env, struct admin_job *j, const struc
 	return true;
 }
 
+static void role_refused(cmd_reply_fn reply, void *ud, const char *role)
+{
+	char msg[200];
+	snprintf(msg, sizeof(msg),
+		 "role: '%.40s' is not a role; use administrator (may change everything) or "
+		 "viewer (may only read)",
+		 role ? role : "");
+	cmd_reply_error(reply, ud, CMD_REFUSED, "role", msg);
+}
+
 void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)
 {
 	struct admin_job *j = job_new(JOB_ADD, req, reply, ud, true);
@@ -499,12 +702,7 @@ void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply
 		return;
 	j->role = admin_role_parse(param(req, "role"));
 	if (j->role == ADMIN_NONE) {
-		char msg[200];
-		snprintf(msg, sizeof(msg),
-			 "role: '%.40s' is not a role; use administrator (may change everything) "
-			 "or viewer (may only read)",
-			 param(req, "role") ? param(req, "role") : "");
-		cmd_reply_error(reply, ud, CMD_REFUSED, "role", msg);
+		role_refused(reply, ud, param(req, "role"));
 		job_free(j);
 		return;
 	}
@@ -551,6 +749,18 @@ void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 	json_t *rv = json_object_get(req->params, "revoke");
 	j->revoke = json_is_true(rv) ||
 		    (json_is_string(rv) && strcmp(json_string_value(rv), "true") == 0);
+	const char *label = param(req, "label");
+	if (label && !label_ok(label)) {
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+			 "label: '%.64s' is not a token label; use 1 to %d letters, digits, '.', "
+			 "'_' or '-', e.g. prometheus",
+			 label, ADMIN_LABEL_MAX);
+		cmd_reply_error(reply, ud, CMD_REFUSED, "label", msg);
+		job_free(j);
+		return;
+	}
+	snprintf(j->label, sizeof(j->label), "%s", label ? label : j->revoke ? "" : LABEL_DEFAULT);
 	if (!j->revoke) {
 		unsigned char rnd[32];
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
@@ -567,5 +777,32 @@ void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 	if (what_if_submit(env, j, req,
 			   j->revoke ? "the token would be withdrawn" : "a token would be made"))
 		return;
+	job_submit(env, j);
+}
+
+void admin_cmd_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)
+{
+	struct admin_job *j = job_new(JOB_SET, req, reply, ud, true);
+	if (!j)
+		return;
+	j->role = admin_role_parse(param(req, "role"));
+	if (j->role == ADMIN_NONE) {
+		role_refused(reply, ud, param(req, "role"));
+		job_free(j);
+		return;
+	}
+	if (what_if_submit(env, j, req, "the role would be changed"))
+		return;
+	job_submit(env, j);
+}
+
+void admin_cmd_tokens(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud)
+{
+	const char *name = param(req, "name");
+	struct admin_job *j = job_new(JOB_TOKENS, req, reply, ud, name != NULL);
+	if (!j)
+		return;
+	j->rows = json_array();
 	job_submit(env, j);
 }

@@ -1,7 +1,7 @@
 /* Admin accounts of the HTTP API and the control panel: a name, a role
- * (administrator or viewer), an argon2id password hash (libsodium) and at
- * most one API bearer token, of which only the SHA-256 is stored. The
- * `admin add|passwd|remove|list|token` commands of the command layer live
+ * (administrator or viewer), an argon2id password hash (libsodium) and
+ * any number of labelled API bearer tokens, of which only the SHA-256 is
+ * stored. The `admin add|passwd|set|remove|list|token|tokens` commands live
  * here too, so they run in the daemon or, without one, on the store. */
 #ifndef FG_ADMIN_H
 #define FG_ADMIN_H
@@ -17,6 +17,7 @@ struct store_db;
 #define ADMIN_NAME_MAX	   64
 #define ADMIN_PASSWORD_MIN 8
 #define ADMIN_PASSWORD_MAX 1024
+#define ADMIN_LABEL_MAX	   40
 
 /* libsodium's sodium_init(), once; FG_ERR when it cannot start. */
 int admin_init(void);
@@ -40,6 +41,8 @@ int admin_db_role(struct store_db *db, const char *name, enum admin_role *role, 
 extern const struct cmd_param admin_params_add[];
 extern const struct cmd_param admin_params_name[];
 extern const struct cmd_param admin_params_token[];
+extern const struct cmd_param admin_params_tokens[];
+extern const struct cmd_param admin_params_set[];
 extern const struct cmd_param admin_params_none[];
 
 void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
@@ -52,5 +55,9 @@ void admin_cmd_list(struct cmd_env *env, const struct cmd_request *req, cmd_repl
 		    void *ud);
 void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 		     void *ud);
+void admin_cmd_tokens(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		      void *ud);
+void admin_cmd_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
+		   void *ud);
 
 #endif

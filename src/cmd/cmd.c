@@ -158,7 +158,7 @@ static void unknown_flag(const struct cmd_def *def, const char *flag, size_t len
 	names[n++] = "--json";
 	names[n++] = "--help";
 	names[n++] = "--config";
-	if (def->writes)
+	if (def->writes == CMD_CHANGES)
 		names[n++] = "--what-if";
 	const char *hint = suggest_closest(word, names, n);
 	if (hint && strcmp(hint, word) != 0)
@@ -1034,10 +1034,6 @@ static void cmd_audit(struct cmd_env *env, const struct cmd_request *req, cmd_re
 static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			void *ud)
 {
-	if (req->what_if) {
-		cmd_reply_error(reply, ud, CMD_USAGE, NULL, "test-im: --what-if does not apply");
-		return;
-	}
 	if (!env->test_im) {
 		cmd_reply_error(
 			reply, ud, CMD_REFUSED, NULL,
@@ -1052,11 +1048,6 @@ static void cmd_test_im(struct cmd_env *env, const struct cmd_request *req, cmd_
 static void cmd_probe(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 		      void *ud)
 {
-	if (req->what_if) {
-		cmd_reply_error(reply, ud, CMD_USAGE, NULL,
-				"probe: --what-if does not apply (a probe never saves anything)");
-		return;
-	}
 	if (!env->probe) {
 		cmd_reply_error(reply, ud, CMD_REFUSED, NULL,
 				"probe connects from the running daemon (its resolver, "
@@ -1189,20 +1180,20 @@ static const struct cmd_def table[] = {
 	{"gateway get", false, "show the gateway settings", p_none, cmd_gateway_get},
 	{"gateway set", true, "change gateway settings", p_gateway_set, cmd_gateway_set},
 	{"audit", false, "show the audit log of changes", p_audit, cmd_audit},
-	{"test-im", true, "send a test message to a partner user and report each step", p_test_im,
-	 cmd_test_im},
-	{"probe", true,
+	{"test-im", CMD_ACTS, "send a test message to a partner user and report each step",
+	 p_test_im, cmd_test_im},
+	{"probe", CMD_ACTS,
 	 "what a stream to DOMAIN would meet (DNS, TCP, TLS, certificate, SASL EXTERNAL, "
 	 "dialback) and which settings would work; saves nothing",
 	 p_probe, cmd_probe},
 	{"status", false, "the running daemon's streams (s2s in and out, c2s) and failing routes",
 	 p_status, cmd_status},
-	{"partner retry", true, "forget a partner's retry delay and try again now", p_domain_only,
-	 cmd_partner_retry},
-	{"reload", true,
+	{"partner retry", CMD_ACTS, "forget a partner's retry delay and try again now",
+	 p_domain_only, cmd_partner_retry},
+	{"reload", CMD_ACTS,
 	 "read the configuration file, certificates and keys again; report what changed", p_none,
 	 cmd_reload},
-	{"stop", true, "shut the daemon down (peers are told, streams close cleanly)", p_none,
+	{"stop", CMD_ACTS, "shut the daemon down (peers are told, streams close cleanly)", p_none,
 	 cmd_stop},
 	{"user add", true, "create a local user (the password is asked for)", p_user_password,
 	 cmd_user_add},
@@ -1219,8 +1210,12 @@ static const struct cmd_def table[] = {
 	 admin_cmd_passwd},
 	{"admin remove", true, "remove an admin account", admin_params_name, admin_cmd_remove},
 	{"admin list", false, "show the admin accounts", admin_params_none, admin_cmd_list},
-	{"admin token", true, "print a new API bearer token for an account (--revoke: none)",
+	{"admin set", true, "change an admin account's role", admin_params_set, admin_cmd_set},
+	{"admin token", true,
+	 "print a new API bearer token for an account, labelled --label (--revoke: withdraw)",
 	 admin_params_token, admin_cmd_token},
+	{"admin tokens", false, "show the API tokens' labels and use (never the tokens)",
+	 admin_params_tokens, admin_cmd_tokens},
 };
 
 const struct cmd_def *cmd_table(size_t *n)
@@ -1251,9 +1246,16 @@ void cmd_exec(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn r
 		return;
 	}
 	if (def->writes && req->read_only) {
-		snprintf(err, sizeof(err), "%s changes the configuration; your role may only read",
-			 def->name);
+		snprintf(err, sizeof(err), "%s %s; your role may only read", def->name,
+			 def->writes == CMD_ACTS ? "acts on the running daemon"
+						 : "changes the configuration");
 		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, err);
+		return;
+	}
+	if (def->writes == CMD_ACTS && req->what_if) {
+		snprintf(err, sizeof(err), "%s: --what-if does not apply (it saves nothing)",
+			 def->name);
+		cmd_reply_error(reply, ud, CMD_USAGE, NULL, err);
 		return;
 	}
 	if (!json_is_object(req->params)) {

@@ -114,9 +114,15 @@ typedef void (*cmd_handler)(struct cmd_env *env, const struct cmd_request *req, 
 
 /* A row of the table: the command, its parameters and the handler that
  * runs it. */
+/* What a command may do, and so who may run it: reads are for every role;
+ * changes (true in the table) and actions are refused to viewers. An
+ * action (test-im, probe, retry, reload, stop) works on the running daemon
+ * and saves nothing, so --what-if does not apply to it. */
+enum { CMD_READS = 0, CMD_CHANGES = 1, CMD_ACTS = 2 };
+
 struct cmd_def {
 	const char *name; /* "partner new" */
-	bool writes;
+	int writes;	  /* CMD_READS (false), CMD_CHANGES (true) or CMD_ACTS */
 	const char *summary;
 	const struct cmd_param *params; /* terminated by name == NULL */
 	cmd_handler run;

@@ -1,6 +1,7 @@
 /* Server Dialback core: keys, elements, per-stream bookkeeping. No I/O. */
 #include "dialback.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,19 @@ struct xml_node *dialback_error(enum db_elem elem, const char *from, const char 
 		xml_free(&el);
 		return NULL;
 	}
+	return el;
+}
+
+struct xml_node *dialback_error_why(enum db_elem elem, const char *from, const char *to,
+				    const char *id, enum db_cond cond, const char *why)
+{
+	struct xml_node *el = dialback_error(elem, from, to, id, cond);
+	struct xml_node *err = el ? xml_child(el, XML_NS_SERVER, "error") : NULL;
+	assert(!el || err);
+	struct xml_node *t = err ? xml_add_child(err, XML_NS_STANZAS_ERR, "text") : NULL;
+	if (el && (!t || xml_set_attr(t, XML_NS_XML, "lang", "en") != FG_OK ||
+		   xml_add_text(t, why, strlen(why)) != FG_OK))
+		xml_free(&el);
 	return el;
 }
 

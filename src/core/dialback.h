@@ -121,6 +121,10 @@ struct xml_node *dialback_verify_answer(const char *from, const char *to, const 
  * RFC 6120 §8.3.3 assigns it. id is used for DB_VERIFY only. */
 struct xml_node *dialback_error(enum db_elem elem, const char *from, const char *to, const char *id,
 				enum db_cond cond);
+/* The same with <text xml:lang='en'>why</text> after the condition
+ * (RFC 6120 §8.3.2), so that the peer's admin reads the reason. */
+struct xml_node *dialback_error_why(enum db_elem elem, const char *from, const char *to,
+				    const char *id, enum db_cond cond, const char *why);
 
 /* ---- Per-stream tracker ----
  *

@@ -5,6 +5,7 @@
 #include "fg.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <idn2.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,6 +79,58 @@ static char *memdup_z(const char *s, size_t len)
 	return d;
 }
 
+/* ---- the ASCII fast path ----
+ *
+ * Nearly every JID on the wire is printable ASCII, and for ASCII the
+ * profiles reduce to a few byte rules (RFC 3454 tables, RFC 3920 App. A,
+ * B): no ASCII character is mapped to nothing, NFKC leaves ASCII alone,
+ * and no ASCII character is bidirectional RAL. nodeprep folds A-Z and
+ * prohibits controls (C.2.1), the space (C.1.1) and " & ' / : < > @;
+ * resourceprep maps nothing and prohibits only the controls. A domain of
+ * letters, digits, '-' and '.' with no "xn--" label is its own A-label,
+ * lower-cased, checked as a host name (labels with "--" in the third and
+ * fourth place go to IDNA, which decodes or refuses them). Anything else takes the full
+ * preparation. FAST_NA means "not for the fast path". fuzz_jid and
+ * test_jid compare both paths on every input. */
+#define FAST_NA ((enum jid_err) - 1)
+
+static bool fast_path = true;
+
+void jid_set_fast_path(bool on)
+{
+	fast_path = on;
+}
+
+static bool all_ascii(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return false;
+	return true;
+}
+
+static enum jid_err fast_part(const char *s, size_t len, bool node, char **out)
+{
+	if (!fast_path || !all_ascii(s, len))
+		return FAST_NA;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			return node ? JID_ERR_NODE : JID_ERR_RESOURCE;
+		if (node && strchr(" \"&'/:<>@", c))
+			return JID_ERR_NODE;
+	}
+	char *d = memdup_z(s, len);
+	if (!d)
+		return JID_ERR_NOMEM;
+	if (node)
+		for (char *p = d; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	*out = d;
+	return JID_OK;
+}
+
 /* Runs a stringprep profile over buf in place; buf holds a C string of at
  * most JID_PART_MAX bytes in a JID_PART_MAX + 1 byte buffer. The buffer
  * size doubles as the length cap: libidn reports a result that does not fit
@@ -104,6 +157,10 @@ static enum jid_err prep_part(const Stringprep_profile *profile, const char *s, 
 	enum jid_err rc;
 
 	*out = NULL;
+	assert(len > 0 && len <= JID_PART_MAX);
+	rc = fast_part(s, len, profile == stringprep_xmpp_nodeprep, out);
+	if (rc != FAST_NA)
+		return rc;
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	rc = stringprep_buf(profile, buf, bad);
@@ -186,6 +243,34 @@ static enum jid_err prep_ipv6(const char *s, size_t len, char **out)
 	return JID_OK;
 }
 
+/* buf[0..len) without its final dot, not an IP literal. */
+static enum jid_err fast_domain(const char *buf, size_t len, char **out)
+{
+	if (!fast_path)
+		return FAST_NA;
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.'))
+			return FAST_NA;
+		/* "??--" starts an A-label ("xn--"), to be decoded and checked,
+		 * or a reserved one (RFC 5891 4.2.3.1): IDNA's job. */
+		if ((i == 0 || buf[i - 1] == '.') && len - i >= 4 && buf[i + 2] == '-' &&
+		    buf[i + 3] == '-')
+			return FAST_NA;
+	}
+	char *d = memdup_z(buf, len);
+	if (!d)
+		return JID_ERR_NOMEM;
+	ascii_lower(d);
+	if (!host_name_valid(d)) {
+		free(d);
+		return JID_ERR_DOMAIN;
+	}
+	*out = d;
+	return JID_OK;
+}
+
 static int idna_to_ascii(const char *in, char **ascii, int flags)
 {
 	uint8_t *res = NULL;
@@ -222,6 +307,9 @@ static enum jid_err prep_domain_once(const char *s, size_t len, char **out)
 		*out = memdup_z(buf, len);
 		return *out != NULL ? JID_OK : JID_ERR_NOMEM;
 	}
+	rc = fast_domain(buf, len, out);
+	if (rc != (int)FAST_NA)
+		return (enum jid_err)rc;
 
 	/* IDN2_USE_STD3_ASCII_RULES is left out on purpose: libidn2 2.3
 	 * silently deletes disallowed ASCII with it ("a_b" becomes "ab"),

@@ -40,5 +40,9 @@ bool jid_is_bare(const struct jid *j);
 /* malloc'ed string form; full or bare. NULL on allocation failure. */
 char *jid_to_string(const struct jid *j, bool bare);
 const char *jid_strerror(enum jid_err e);
+/* The ASCII fast path (on by default) gives exactly the full preparation's
+ * result; fuzz_jid and test_jid turn it off to prove that, bench_jid to
+ * measure what it saves. Not for the daemon. */
+void jid_set_fast_path(bool on);
 
 #endif

@@ -12,6 +12,12 @@
  *   GET    /users               user list            POST /users          user add
  *   GET    /users/{name}        user get             PUT|PATCH            user set
  *   DELETE /users/{name}        user remove
+ *   GET    /admins              admin list           POST /admins         admin add
+ *   PUT|PATCH /admins/{name}    admin set (role)     DELETE /admins/{name} admin remove
+ *   PUT    /admins/{name}/password                    admin passwd
+ *   GET    /admins/{name}/tokens                      admin tokens NAME
+ *   POST   /admins/{name}/tokens  {"label"}           admin token NAME --label L
+ *   DELETE /admins/{name}/tokens[/{label}]            admin token NAME --revoke [--label L]
  *
  * ?what_if=true on a change validates and shows without saving. PUT
  * replaces a partner: fields the body leaves out get their defaults; PATCH
@@ -94,8 +100,9 @@ static void run(struct hreq *h, const char *cmd, json_t *params, bool created)
 	}
 	if (def->writes && h->read_only) {
 		json_decref(params);
-		snprintf(msg, sizeof(msg),
-			 "%s changes the configuration; your role (%s) may only read", cmd,
+		snprintf(msg, sizeof(msg), "%s %s; your role (%s) may only read", cmd,
+			 def->writes == CMD_ACTS ? "acts on the running daemon"
+						 : "changes the configuration",
 			 admin_role_name(h->role));
 		http_send_error(h, 403, NULL, msg);
 		return;
@@ -201,6 +208,93 @@ static void collection(struct hreq *h, const char *rest, const char *list_cmd, c
 	}
 }
 
+/* /admins/...: rest is what follows "admins" ("", "/alice", "/alice/tokens",
+ * "/alice/tokens/prometheus", "/alice/password"). */
+static void admins(struct hreq *h, const char *rest)
+{
+	bool get = h->method == EVHTTP_REQ_GET || h->method == EVHTTP_REQ_HEAD;
+	json_t *body;
+	if (*rest == '\0') {
+		if (get)
+			run(h, "admin list", json_object(), false);
+		else if (h->method == EVHTTP_REQ_POST) {
+			if ((body = body_object(h)))
+				run(h, "admin add", body, true);
+		} else
+			method_not_allowed(h, "GET, POST");
+		return;
+	}
+	char name[ADMIN_NAME_MAX + 2], sub[16], label[ADMIN_LABEL_MAX + 2];
+	name[0] = sub[0] = label[0] = '\0';
+	/* At most three segments, each short: anything else is no resource. */
+	const char *p = rest + 1, *slash = strchr(p, '/');
+	size_t n = slash ? (size_t)(slash - p) : strlen(p);
+	if (n == 0 || n >= sizeof(name))
+		goto none;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	if (slash) {
+		p = slash + 1;
+		slash = strchr(p, '/');
+		n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || n >= sizeof(sub))
+			goto none;
+		memcpy(sub, p, n);
+		sub[n] = '\0';
+		if (slash) {
+			p = slash + 1;
+			n = strlen(p);
+			if (n == 0 || n >= sizeof(label) || strchr(p, '/') ||
+			    strcmp(sub, "tokens") != 0)
+				goto none;
+			memcpy(label, p, n + 1);
+		}
+	}
+	if (!sub[0]) {
+		if (h->method == EVHTTP_REQ_PUT || h->method == EVHTTP_REQ_PATCH) {
+			if ((body = body_object(h))) {
+				json_object_set_new(body, "name", json_string(name));
+				run(h, "admin set", body, false);
+			}
+		} else if (h->method == EVHTTP_REQ_DELETE) {
+			run(h, "admin remove", json_pack("{s:s}", "name", name), false);
+		} else {
+			method_not_allowed(h, "PUT, PATCH, DELETE");
+		}
+	} else if (strcmp(sub, "password") == 0) {
+		if (h->method != EVHTTP_REQ_PUT) {
+			method_not_allowed(h, "PUT");
+		} else if ((body = body_object(h))) {
+			json_object_set_new(body, "name", json_string(name));
+			run(h, "admin passwd", body, false);
+		}
+	} else if (strcmp(sub, "tokens") == 0) {
+		if (get && !label[0]) {
+			run(h, "admin tokens", json_pack("{s:s}", "name", name), false);
+		} else if (h->method == EVHTTP_REQ_POST && !label[0]) {
+			if ((body = body_object(h))) {
+				json_object_set_new(body, "name", json_string(name));
+				json_object_del(body, "revoke");
+				run(h, "admin token", body, true);
+			}
+		} else if (h->method == EVHTTP_REQ_DELETE) {
+			body = json_pack("{s:s, s:b}", "name", name, "revoke", true);
+			if (label[0])
+				json_object_set_new(body, "label", json_string(label));
+			run(h, "admin token", body, false);
+		} else {
+			method_not_allowed(h, label[0] ? "DELETE" : "GET, POST, DELETE");
+		}
+	} else {
+		goto none;
+	}
+	return;
+none:
+	http_send_error(h, 404, NULL,
+			"no such resource; under /api/v1/admins/NAME there are password and "
+			"tokens[/LABEL]");
+}
+
 void api_handle(struct hreq *h)
 {
 	if (strncmp(h->path, API_PREFIX, strlen(API_PREFIX)) != 0) {
@@ -231,6 +325,8 @@ void api_handle(struct hreq *h)
 	} else if (strcmp(p, "users") == 0 || strncmp(p, "users/", 6) == 0) {
 		collection(h, p[5] ? p + 6 : "", "user list", "user add", "user get", "user set",
 			   "user remove", false);
+	} else if (strcmp(p, "admins") == 0 || strncmp(p, "admins/", 7) == 0) {
+		admins(h, p + 6);
 	} else if (strcmp(p, "gateway") == 0) {
 		json_t *body;
 		if (get)
@@ -277,6 +373,6 @@ void api_handle(struct hreq *h)
 	} else {
 		http_send_error(h, 404, NULL,
 				"no such resource; the API has partners, gateway, status, audit, "
-				"probe and users");
+				"probe, users and admins");
 	}
 }

@@ -421,12 +421,31 @@ static bool print_admin(const char *name, int status, json_t *body)
 			printf("no admin accounts (add one with 'fedgate admin add NAME --role "
 			       "administrator')\n");
 		else
-			printf("%-24s %-14s %-21s %s\n", "NAME", "ROLE", "CREATED", "API TOKEN");
+			printf("%-24s %-14s %-21s %s\n", "NAME", "ROLE", "CREATED", "API TOKENS");
 		json_array_foreach(result, i, r) printf(
-			"%-24s %-14s %-21s %s\n", json_string_value(json_object_get(r, "name")),
+			"%-24s %-14s %-21s %lld\n", json_string_value(json_object_get(r, "name")),
 			json_string_value(json_object_get(r, "role")),
 			json_string_value(json_object_get(r, "created")),
-			json_is_true(json_object_get(r, "api_token")) ? "yes" : "no");
+			(long long)json_integer_value(json_object_get(r, "tokens")));
+		return true;
+	}
+	if (strcmp(name, "admin tokens") == 0) {
+		size_t i;
+		json_t *r;
+		if (json_array_size(result) == 0)
+			printf("no API tokens (make one with 'fedgate admin token NAME --label "
+			       "LABEL')\n");
+		else
+			printf("%-24s %-24s %-21s %s\n", "NAME", "LABEL", "CREATED", "LAST USED");
+		json_array_foreach(result, i, r)
+		{
+			const char *used = json_string_value(json_object_get(r, "last_used"));
+			printf("%-24s %-24s %-21s %s\n",
+			       json_string_value(json_object_get(r, "name")),
+			       json_string_value(json_object_get(r, "label")),
+			       json_string_value(json_object_get(r, "created")),
+			       used ? used : "never");
+		}
 		return true;
 	}
 	const char *token = json_string_value(json_object_get(result, "token"));
@@ -736,7 +755,7 @@ static void print_help(const struct cmd_def *def)
 		       : p->flag	    ? p->flag
 					    : cmd_arg_label(p),
 		       p->help);
-	if (def->writes)
+	if (def->writes == CMD_CHANGES)
 		printf("  %-34s %s\n", "--what-if", "validate and show, save nothing");
 	printf("  %-34s %s\n", "--json", "output for scripts");
 	printf("  %-34s %s\n", "-c FILE", "the configuration file (before or after the command)");
@@ -819,8 +838,11 @@ int cli_main(int argc, char **argv)
 		status = usage_error(err);
 		goto done;
 	}
-	if (o.what_if && !def->writes) {
-		status = usage_error("--what-if is for commands that change something");
+	if (o.what_if && (!def->writes || def->writes == CMD_ACTS)) {
+		status = usage_error(def->writes == CMD_ACTS
+					     ? "--what-if does not apply: this command acts on "
+					       "the running daemon and saves nothing"
+					     : "--what-if is for commands that change something");
 		goto done;
 	}
 	if (strcmp(def->name, "partner import") == 0 && (status = read_import(params)) != CMD_OK)

@@ -6,7 +6,7 @@
  *   web_partner_form.c  /partners/new, /partners/edit, /partners/commit,
  *                       /partners/delete
  *   web_gateway.c       /gateway
- *   web_accounts.c      /users
+ *   web_accounts.c      /users, and /admins through web_admins.c
  *   web_audit.c         /audit
  *   web_status.c        /status, /refused
  *   web_page.c          the frame and parts they share

@@ -93,6 +93,7 @@ static const struct {
 	{"/partners", "XMPP Federated Partners"},
 	{"/gateway", "Gateway settings"},
 	{"/users", "Users"},
+	{"/admins", "Admins"},
 	{"/audit", "Audit log"},
 	{"/status", "Federation status"},
 	{"/refused", "Who tried to federate"},

@@ -709,8 +709,9 @@ const char *tls_expected_host(const SSL *ssl)
 int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 {
 	struct sb t = sb_on(v->text, sizeof(v->text));
-	char why[sizeof(v->text) / 2];
+	char why[sizeof(v->id_text)];
 
+	v->id_text[0] = '\0';
 	v->has_cert = false;
 	v->chain_ok = false;
 	v->chain_error = X509_V_OK;
@@ -746,5 +747,6 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 		sb_add(&t, "the certificate chain is not trusted: %s; ",
 		       recorded ? st->first_why : X509_verify_cert_error_string(v->chain_error));
 	sb_add(&t, "%s", why);
+	snprintf(v->id_text, sizeof(v->id_text), "%s", why);
 	return v->chain_ok && v->id != TLS_ID_NO_MATCH ? FG_OK : FG_ERR;
 }

@@ -59,6 +59,10 @@ struct tls_verdict {
 	long chain_error;      /* X509_V_OK or the first X509_V_ERR_* met */
 	enum tls_id_result id; /* how it names the domain, if it does */
 	char text[1024];       /* chain and identity verdicts in words */
+	/* The identity verdict alone: it speaks only of the certificate, so
+	 * the peer may hear it, unlike the chain advice in text, which tells
+	 * our own admin what to change here. */
+	char id_text[512];
 };
 
 /* Fills v for the peer of ssl (either side) against domain; domain NULL

@@ -7,20 +7,30 @@
 #include <strings.h>
 
 #define SQL_ADMIN_GET "SELECT role, password_hash FROM admins WHERE name = ?1"
-#define SQL_ADMIN_BY_TOKEN                                                                   \
-	"SELECT a.name, a.role FROM admin_tokens AS t JOIN admins AS a ON a.name = t.admin " \
-	"WHERE t.token_sha256 = ?1"
+#define SQL_ADMIN_BY_TOKEN                                                         \
+	"SELECT a.name, a.role, t.id, t.last_used_ms FROM admin_tokens AS t JOIN " \
+	"admins AS a ON a.name = t.admin WHERE t.token_sha256 = ?1"
 #define SQL_ADMIN_COUNT "SELECT count(*) FROM admins WHERE role = 'administrator'"
 #define SQL_ADMIN_INSERT \
 	"INSERT INTO admins (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)"
-#define SQL_ADMIN_PASSWD "UPDATE admins SET password_hash = ?2 WHERE name = ?1"
-#define SQL_ADMIN_DELETE "DELETE FROM admins WHERE name = ?1"
-#define SQL_TOKEN_DELETE "DELETE FROM admin_tokens WHERE admin = ?1"
-#define SQL_TOKEN_INSERT \
-	"INSERT INTO admin_tokens (admin, token_sha256, created_ms) VALUES (?1, ?2, ?3)"
+#define SQL_ADMIN_PASSWD     "UPDATE admins SET password_hash = ?2 WHERE name = ?1"
+#define SQL_ADMIN_ROLE	     "UPDATE admins SET role = ?2 WHERE name = ?1"
+#define SQL_ADMIN_DELETE     "DELETE FROM admins WHERE name = ?1"
+#define SQL_TOKEN_DELETE     "DELETE FROM admin_tokens WHERE admin = ?1 AND label = ?2"
+#define SQL_TOKEN_DELETE_ALL "DELETE FROM admin_tokens WHERE admin = ?1"
+#define SQL_TOKEN_INSERT                                                                     \
+	"INSERT INTO admin_tokens (admin, label, token_sha256, created_ms) VALUES (?1, ?2, " \
+	"?3, ?4)"
+#define SQL_TOKEN_USED "UPDATE admin_tokens SET last_used_ms = ?2 WHERE id = ?1"
+#define SQL_TOKEN_COUNT                                                                  \
+	"SELECT count(*) FROM admin_tokens WHERE admin = ?1 AND (?2 IS NULL OR label = " \
+	"?2)"
+#define SQL_TOKEN_LIST                                                                 \
+	"SELECT admin, label, created_ms, last_used_ms FROM admin_tokens WHERE ?1 IS " \
+	"NULL OR admin = ?1 ORDER BY admin, label"
 #define SQL_ADMIN_LIST                                                                  \
-	"SELECT a.name, a.role, a.created_ms, t.created_ms FROM admins AS a LEFT JOIN " \
-	"admin_tokens AS t ON t.admin = a.name ORDER BY a.name"
+	"SELECT a.name, a.role, a.created_ms, (SELECT count(*) FROM admin_tokens AS t " \
+	"WHERE t.admin = a.name) FROM admins AS a ORDER BY a.name"
 
 const char *admin_role_name(enum admin_role r)
 {
@@ -70,8 +80,8 @@ int store_db_admin_get(struct store_db *db, const char *name, enum admin_role *r
 	return rc;
 }
 
-int store_db_admin_by_token(struct store_db *db, const char *token_sha256, char *name,
-			    size_t namelen, enum admin_role *role, char *err, size_t errlen)
+int store_db_admin_by_token(struct store_db *db, const char *token_sha256,
+			    struct admin_token_hit *hit, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = store_db_stmt(db, SQL_ADMIN_BY_TOKEN, err, errlen);
 	if (!s)
@@ -80,9 +90,12 @@ int store_db_admin_by_token(struct store_db *db, const char *token_sha256, char 
 	int src = sqlite3_step(s), rc = FG_OK;
 	if (src == SQLITE_ROW) {
 		const char *n = store_db_col_text(s, 0);
-		snprintf(name, namelen, "%s", n ? n : "");
-		*role = admin_role_parse(store_db_col_text(s, 1));
-		if (*role == ADMIN_NONE)
+		snprintf(hit->name, sizeof(hit->name), "%s", n ? n : "");
+		hit->role = admin_role_parse(store_db_col_text(s, 1));
+		hit->token_id = sqlite3_column_int64(s, 2);
+		hit->last_used_ms =
+			sqlite3_column_type(s, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 3);
+		if (hit->role == ADMIN_NONE)
 			rc = FG_NOTFOUND;
 	} else {
 		rc = src == SQLITE_DONE
@@ -91,6 +104,19 @@ int store_db_admin_by_token(struct store_db *db, const char *token_sha256, char 
 	}
 	done_reading(s);
 	return rc;
+}
+
+int store_db_admin_token_used(struct store_db *db, long long token_id, long long now_ms, char *err,
+			      size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_TOKEN_USED, err, errlen);
+	if (!s)
+		return FG_ERR;
+	sqlite3_bind_int64(s, 1, token_id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	int src = store_db_run(s);
+	return src == SQLITE_DONE ? FG_OK
+				  : store_db_fail(db, src, err, errlen, "note the token's use");
 }
 
 int store_db_admin_count_administrators(struct store_db *db, long long *n, char *err, size_t errlen)
@@ -153,20 +179,79 @@ int store_db_admin_delete(struct store_db *db, const char *name, char *err, size
 		      errlen);
 }
 
-int store_db_admin_set_token(struct store_db *db, const char *name, const char *token_sha256,
-			     char *err, size_t errlen)
+int store_db_admin_set_role(struct store_db *db, const char *name, enum admin_role role, char *err,
+			    size_t errlen)
 {
-	int rc = change(db, SQL_TOKEN_DELETE, name, NULL, false, "withdraw the token", err, errlen);
-	if (rc != FG_OK || !token_sha256)
+	return change(db, SQL_ADMIN_ROLE, name, admin_role_name(role), true, "change the role", err,
+		      errlen);
+}
+
+int store_db_admin_token_count(struct store_db *db, const char *name, const char *label,
+			       long long *n, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_TOKEN_COUNT, err, errlen);
+	if (!s)
+		return FG_ERR;
+	store_db_bind_text(s, 1, name);
+	if (label)
+		store_db_bind_text(s, 2, label);
+	int src = sqlite3_step(s), rc = FG_OK;
+	if (src == SQLITE_ROW)
+		*n = sqlite3_column_int64(s, 0);
+	else
+		rc = store_db_fail(db, src, err, errlen, "count the API tokens");
+	done_reading(s);
+	return rc;
+}
+
+int store_db_admin_token_put(struct store_db *db, const char *name, const char *label,
+			     const char *token_sha256, char *err, size_t errlen)
+{
+	int rc = change(db, SQL_TOKEN_DELETE, name, label, false, "replace the token", err, errlen);
+	if (rc != FG_OK)
 		return rc;
 	sqlite3_stmt *s = store_db_stmt(db, SQL_TOKEN_INSERT, err, errlen);
 	if (!s)
 		return FG_ERR;
 	store_db_bind_text(s, 1, name);
-	store_db_bind_text(s, 2, token_sha256);
-	sqlite3_bind_int64(s, 3, fg_now_ms());
+	store_db_bind_text(s, 2, label);
+	store_db_bind_text(s, 3, token_sha256);
+	sqlite3_bind_int64(s, 4, fg_now_ms());
 	int src = store_db_run(s);
 	return src == SQLITE_DONE ? FG_OK : store_db_fail(db, src, err, errlen, "save the token");
+}
+
+int store_db_admin_token_delete(struct store_db *db, const char *name, const char *label, char *err,
+				size_t errlen)
+{
+	return change(db, label ? SQL_TOKEN_DELETE : SQL_TOKEN_DELETE_ALL, name, label,
+		      label != NULL, "withdraw the token", err, errlen);
+}
+
+int store_db_admin_tokens(struct store_db *db, const char *name, store_token_cb cb, void *ud,
+			  char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_TOKEN_LIST, err, errlen);
+	if (!s)
+		return FG_ERR;
+	if (name)
+		store_db_bind_text(s, 1, name);
+	int src = SQLITE_DONE, rc = FG_OK;
+	while (rc == FG_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+		struct admin_token_row r = {
+			.name = store_db_col_text(s, 0),
+			.label = store_db_col_text(s, 1),
+			.created_ms = sqlite3_column_int64(s, 2),
+			.last_used_ms = sqlite3_column_type(s, 3) == SQLITE_NULL
+						? 0
+						: sqlite3_column_int64(s, 3),
+		};
+		rc = cb(ud, &r);
+	}
+	if (rc == FG_OK && src != SQLITE_DONE)
+		rc = store_db_fail(db, src, err, errlen, "read the API tokens");
+	done_reading(s);
+	return rc;
 }
 
 int store_db_admin_list(struct store_db *db, store_admin_cb cb, void *ud, char *err, size_t errlen)
@@ -180,7 +265,7 @@ int store_db_admin_list(struct store_db *db, store_admin_cb cb, void *ud, char *
 			.name = store_db_col_text(s, 0),
 			.role = store_db_col_text(s, 1),
 			.created_ms = sqlite3_column_int64(s, 2),
-			.api_token = sqlite3_column_type(s, 3) != SQLITE_NULL,
+			.tokens = sqlite3_column_int64(s, 3),
 		};
 		rc = cb(ud, &r);
 	}

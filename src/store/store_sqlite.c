@@ -116,6 +116,23 @@ static const char *const migrations[] = {
 	/* 4: a partner can be suspended without deleting it (`partner set
 	 * --enabled false`); every partner saved before was enabled. */
 	"ALTER TABLE partners ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;",
+	/* 5: named API tokens, several per account, each revocable alone
+	 * (store_admins.c): a Prometheus token no longer dies when a script
+	 * gets one. The one token an account had becomes "default", which is
+	 * the label `admin token NAME` replaces, as it always did. last_used_ms
+	 * is written at most once a minute per token. */
+	"CREATE TABLE admin_tokens_5 ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" admin TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"
+	" label TEXT NOT NULL,"
+	" token_sha256 TEXT NOT NULL UNIQUE,"
+	" created_ms INTEGER NOT NULL,"
+	" last_used_ms INTEGER,"
+	" UNIQUE (admin, label));"
+	"INSERT INTO admin_tokens_5 (admin, label, token_sha256, created_ms)"
+	" SELECT admin, 'default', token_sha256, created_ms FROM admin_tokens;"
+	"DROP TABLE admin_tokens;"
+	"ALTER TABLE admin_tokens_5 RENAME TO admin_tokens;",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))

@@ -151,25 +151,32 @@ static enum auth_method simulate(const struct probe *p, unsigned methods, char *
 		snprintf(buf, len, "unknown: the probe got no stream features");
 		return 0;
 	}
-	if ((methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)) && p->tls_offered == SEEN_YES) {
+	enum s2s_out_next next =
+		s2s_out_choose(methods, false, p->tls_offered == SEEN_YES, false, false);
+	bool secure = next == S2S_NEXT_STARTTLS;
+	if (secure) {
 		if (p->tls_ok != SEEN_YES || p->features_tls != SEEN_YES) {
 			snprintf(buf, len, "%s",
 				 p->tls_ok == SEEN_NO ? "TLS failed"
 						      : "unknown: TLS was not finished");
 			return 0;
 		}
-		if ((methods & AUTH_SASL_TLS) && p->cert_ok == SEEN_YES &&
-		    p->external == SEEN_YES) {
-			/* s2s_out does not fall back to dialback after a refusal */
-			if (p->sasl_ok == SEEN_YES)
-				return AUTH_SASL_TLS;
-			snprintf(buf, len, "%s",
-				 p->sasl_ok == SEEN_NO ? "SASL EXTERNAL is offered but refused our "
-							 "certificate"
-						       : "unknown: SASL EXTERNAL got no answer");
-			return 0;
-		}
-		if (methods & AUTH_TLS_DIALBACK) {
+		next = s2s_out_choose(methods, true, true, p->cert_ok == SEEN_YES,
+				      p->external == SEEN_YES);
+	}
+	switch (next) {
+	case S2S_NEXT_SASL:
+		/* s2s_out does not fall back to dialback after a refusal */
+		if (p->sasl_ok == SEEN_YES)
+			return AUTH_SASL_TLS;
+		snprintf(buf, len, "%s",
+			 p->sasl_ok == SEEN_NO ? "SASL EXTERNAL is offered but refused our "
+						 "certificate"
+					       : "unknown: SASL EXTERNAL got no answer");
+		return 0;
+	case S2S_NEXT_DIALBACK:
+		/* Beyond s2s_out's choice: what the offer says of the outcome. */
+		if (secure) {
 			if (p->db_after == SEEN_YES)
 				return AUTH_TLS_DIALBACK;
 			snprintf(buf, len,
@@ -177,15 +184,6 @@ static enum auth_method simulate(const struct probe *p, unsigned methods, char *
 				 "XEP-0220 2.4 may accept it without saying so)");
 			return 0;
 		}
-		snprintf(buf, len, "%s",
-			 p->cert_ok != SEEN_YES
-				 ? "the certificate cannot be trusted for SASL "
-				   "EXTERNAL and no other method is allowed"
-				 : "SASL EXTERNAL is not offered and no other method "
-				   "is allowed");
-		return 0;
-	}
-	if (methods & AUTH_TCP_DIALBACK) {
 		if (p->tls_required == SEEN_YES) {
 			snprintf(buf, len, "the server requires STARTTLS");
 			return 0;
@@ -194,8 +192,20 @@ static enum auth_method simulate(const struct probe *p, unsigned methods, char *
 			return AUTH_TCP_DIALBACK;
 		snprintf(buf, len, "dialback is not offered without TLS");
 		return 0;
+	case S2S_NEXT_FAIL_CERT:
+		snprintf(buf, len,
+			 "the certificate cannot be trusted for SASL EXTERNAL and no "
+			 "other method is allowed");
+		return 0;
+	case S2S_NEXT_FAIL_NO_EXTERNAL:
+		snprintf(buf, len, "SASL EXTERNAL is not offered and no other method is allowed");
+		return 0;
+	case S2S_NEXT_FAIL_NO_TLS:
+		snprintf(buf, len, "no STARTTLS offered but the settings require TLS");
+		return 0;
+	case S2S_NEXT_STARTTLS: break;
 	}
-	snprintf(buf, len, "no STARTTLS offered but the settings require TLS");
+	assert(!"s2s_out_choose asks for STARTTLS on a secure stream");
 	return 0;
 }
 

@@ -159,10 +159,13 @@ static bool external_ok(struct s2s_in *in)
 }
 
 /* RFC 6120 §6.4.5: the failure carries why in its <text/>, so the peer's
- * admin reads the reason in their own log. */
-static void sasl_failure(struct stream *s, const char *condition, const char *why)
+ * admin reads the reason in their own log; ours (log_why, NULL: the same)
+ * may say more, such as what our admin could change. */
+static void sasl_failure(struct stream *s, const char *condition, const char *why,
+			 const char *log_why)
 {
-	log_info(stream_ctx(s), "SASL EXTERNAL refused (%s): %s", condition, why);
+	log_info(stream_ctx(s), "SASL EXTERNAL refused (%s): %s", condition,
+		 log_why ? log_why : why);
 	struct xml_buf b = {0};
 	xml_buf_puts(&b, "<failure xmlns='" XML_NS_SASL "'><");
 	xml_buf_puts(&b, condition);
@@ -230,17 +233,18 @@ static void sasl_external(struct s2s_in *in, const struct xml_node *el)
 	const char *remote = stream_remote(s);
 	const char *mech = xml_attr(el, "mechanism");
 	if (!mech || strcmp(mech, "EXTERNAL") != 0) {
-		sasl_failure(s, "invalid-mechanism", "only EXTERNAL is offered");
+		sasl_failure(s, "invalid-mechanism", "only EXTERNAL is offered", NULL);
 		return;
 	}
 	if (!external_ok(in)) {
 		counters_auth_failure("sasl-certificate");
-		char why[1400];
+		char why[1400], ours[1400] = "";
 		SSL *ssl = conn_ssl(stream_conn(s));
 		struct tls_verdict v;
 		if (ssl && remote && (in->methods & AUTH_SASL_TLS)) {
 			tls_peer_verify(ssl, remote, &v);
-			stream_cert_problem(&v, remote, why, sizeof(why));
+			stream_cert_problem(&v, remote, true, why, sizeof(why));
+			stream_cert_problem(&v, remote, false, ours, sizeof(ours));
 		} else {
 			snprintf(why, sizeof(why),
 				 "SASL EXTERNAL is not offered on this stream (%s)",
@@ -248,12 +252,12 @@ static void sasl_external(struct s2s_in *in, const struct xml_node *el)
 				 : !remote ? "the stream header names no 'from' domain"
 					   : "the partner settings do not allow SASL over TLS");
 		}
-		sasl_failure(s, "not-authorized", why);
+		sasl_failure(s, "not-authorized", why, ours[0] ? ours : NULL);
 		return;
 	}
 	if (!s2s_in_external_authzid_ok(xml_text(el), remote)) {
 		sasl_failure(s, "invalid-authzid",
-			     "the authorization identity is not the domain of the stream");
+			     "the authorization identity is not the domain of the stream", NULL);
 		return;
 	}
 	if (!admit(s, in->srv, remote))
@@ -352,12 +356,16 @@ static void on_dialback(struct s2s_in *in, const struct xml_node *el)
 		counters_auth_failure("suspended");
 		stream_error(s, "policy-violation", why);
 	} else if (!(policy_allowed_methods(p) & here)) {
-		log_info(stream_ctx(s),
-			 "dialback from %s refused: its partner settings do not "
-			 "allow it on this stream",
-			 m.from);
+		char why[400];
+		snprintf(why, sizeof(why),
+			 "the partner settings of %s on %s do not allow dialback on this stream "
+			 "(%s)",
+			 m.from, m.to,
+			 here == AUTH_TLS_DIALBACK ? "it is encrypted" : "it is not encrypted");
+		log_info(stream_ctx(s), "dialback refused: %s", why);
 		counters_auth_failure("method-not-allowed");
-		send_db(s, dialback_error(m.elem, m.to, m.from, m.id, DB_COND_POLICY_VIOLATION));
+		send_db(s, dialback_error_why(m.elem, m.to, m.from, m.id, DB_COND_POLICY_VIOLATION,
+					      why));
 	} else if (m.elem == DB_VERIFY) {
 		enum db_type verdict;
 		struct xml_node *answer = dialback_authoritative(gw->dialback_secret, &m, is_local,

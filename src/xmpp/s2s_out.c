@@ -324,6 +324,21 @@ static void ready(struct s2s_out *o)
 		o->ops->ready(o->owner); /* the route writes its queue */
 }
 
+enum s2s_out_next s2s_out_choose(unsigned methods, bool secure, bool tls_offered, bool cert_ok,
+				 bool external)
+{
+	if (!secure) {
+		if ((methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)) && tls_offered)
+			return S2S_NEXT_STARTTLS;
+		return (methods & AUTH_TCP_DIALBACK) ? S2S_NEXT_DIALBACK : S2S_NEXT_FAIL_NO_TLS;
+	}
+	if ((methods & AUTH_SASL_TLS) && cert_ok && external)
+		return S2S_NEXT_SASL;
+	if (methods & AUTH_TLS_DIALBACK)
+		return S2S_NEXT_DIALBACK;
+	return cert_ok ? S2S_NEXT_FAIL_NO_EXTERNAL : S2S_NEXT_FAIL_CERT;
+}
+
 /* SPEC §3: the most preferred allowed method the peer offers, never a
  * weaker one; when none can succeed, say why in words an admin can use. */
 static void on_features(struct s2s_out *o, const struct xml_node *f)
@@ -341,32 +356,29 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 		ready(o);
 		return;
 	}
-	if (!o->secure) {
-		if ((o->methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)) && tls_offered) {
-			send_raw(o, "<starttls xmlns='" XML_NS_TLS "'/>");
-			enter(o, OUT_STARTTLS);
-			return;
-		}
-		if (o->methods & AUTH_TCP_DIALBACK) {
-			send_verifies(o);
-			start_dialback(o);
-			return;
-		}
+	SSL *ssl = o->secure ? conn_ssl(o->conn) : NULL;
+	struct tls_verdict v;
+	bool cert_ok = ssl && tls_peer_verify(ssl, o->remote, &v) == FG_OK;
+	enum s2s_out_next next =
+		s2s_out_choose(o->methods, o->secure, tls_offered, cert_ok, external);
+	if (next == S2S_NEXT_STARTTLS) {
+		send_raw(o, "<starttls xmlns='" XML_NS_TLS "'/>");
+		enter(o, OUT_STARTTLS);
+		return;
+	}
+	if (next == S2S_NEXT_FAIL_NO_TLS) {
 		fail(o, "%s offers no STARTTLS but its partner settings require TLS", o->remote);
 		return;
 	}
 	send_verifies(o);
-	SSL *ssl = conn_ssl(o->conn);
-	struct tls_verdict v;
-	bool cert_ok = ssl && tls_peer_verify(ssl, o->remote, &v) == FG_OK;
-	if ((o->methods & AUTH_SASL_TLS) && cert_ok && external) {
+	if (next == S2S_NEXT_SASL) {
 		/* XEP-0178: "=" is an empty authorization identity: the
 		 * one our certificate shows. */
 		send_raw(o, "<auth xmlns='" XML_NS_SASL "' mechanism='EXTERNAL'>=</auth>");
 		enter(o, OUT_SASL);
 		return;
 	}
-	if (o->methods & AUTH_TLS_DIALBACK) {
+	if (next == S2S_NEXT_DIALBACK) {
 		(void)db_offered; /* servers before XEP-0220 §2.4 do not say */
 		start_dialback(o);
 		return;
@@ -374,7 +386,7 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 	if (!cert_ok && ssl) {
 		/* The peer's admin learns why from their own log. */
 		char why[1400];
-		stream_cert_problem(&v, o->remote, why, sizeof(why));
+		stream_cert_problem(&v, o->remote, true, why, sizeof(why));
 		struct xml_buf b = {0};
 		xml_buf_puts(&b, "<stream:error><policy-violation xmlns='" XML_NS_STREAMS_ERR
 				 "'/><text xmlns='" XML_NS_STREAMS_ERR "' xml:lang='en'>");
@@ -384,7 +396,7 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 			conn_write(o->conn, b.data, b.len);
 		xml_buf_free(&b);
 	}
-	if (!cert_ok)
+	if (next == S2S_NEXT_FAIL_CERT)
 		fail(o,
 		     "the certificate of %s cannot be trusted for SASL EXTERNAL and its partner "
 		     "settings allow no other method: %s",

@@ -81,6 +81,21 @@ void s2s_out_free_now(struct s2s_out *o);
  * forgotten them while they close too (final exit, after the routes). */
 void s2s_out_free_all(struct xmpp_server *srv);
 
+/* SPEC §3, the choice an outbound stream makes on each <features/>: the
+ * most preferred method its allowed methods (AUTH_* bits) and the offer
+ * permit, never a weaker one. Pure, so that the probe predicts with the
+ * very rule the streams follow. */
+enum s2s_out_next {
+	S2S_NEXT_STARTTLS,	   /* ask for TLS */
+	S2S_NEXT_SASL,		   /* SASL EXTERNAL with our certificate */
+	S2S_NEXT_DIALBACK,	   /* TCP or TLS Dialback, as the stream is */
+	S2S_NEXT_FAIL_NO_TLS,	   /* no STARTTLS offered; the settings need TLS */
+	S2S_NEXT_FAIL_CERT,	   /* the peer's certificate rules SASL out */
+	S2S_NEXT_FAIL_NO_EXTERNAL, /* no SASL EXTERNAL offered, nothing else allowed */
+};
+enum s2s_out_next s2s_out_choose(unsigned methods, bool secure, bool tls_offered, bool cert_ok,
+				 bool external);
+
 /* Writes the header of an outbound server-to-server stream (jabber:server,
  * dialback declared, version 1.0) from local to remote on c: what every
  * outbound stream and the probe send first, and after each restart. */

@@ -694,7 +694,8 @@ void stream_peer_said(const struct xml_node *err, char *buf, size_t len)
 		 text && *text ? " '" : "", text && *text ? text : "", text && *text ? "'" : "");
 }
 
-void stream_cert_problem(const struct tls_verdict *v, const char *domain, char *buf, size_t len)
+void stream_cert_problem(const struct tls_verdict *v, const char *domain, bool for_peer, char *buf,
+			 size_t len)
 {
 	const char *what;
 	if (!v->has_cert)
@@ -716,7 +717,12 @@ void stream_cert_problem(const struct tls_verdict *v, const char *domain, char *
 		what = "the certificate is not valid for this name";
 	else
 		what = "the certificate was not accepted";
-	snprintf(buf, len, "certificate refused for %s: %s (%s)", domain, what, v->text);
+	if (!for_peer)
+		snprintf(buf, len, "certificate refused for %s: %s (%s)", domain, what, v->text);
+	else if (v->id_text[0])
+		snprintf(buf, len, "certificate refused for %s: %s; %s", domain, what, v->id_text);
+	else
+		snprintf(buf, len, "certificate refused for %s: %s", domain, what);
 }
 
 static void on_peer_error(struct stream *s, const struct xml_node *el)

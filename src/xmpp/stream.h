@@ -85,11 +85,14 @@ void stream_error(struct stream *s, const char *condition, const char *text);
  * directions: "the peer said: <condition/> 'text'". */
 void stream_peer_said(const struct xml_node *err, char *buf, size_t len);
 struct tls_verdict;
-/* Why we refuse a peer's certificate for domain, told to the peer (a SASL
- * failure's or a stream error's text): self-signed, expired, not valid for
- * this name, untrusted issuer, then tls_peer_verify's verdict with the
- * names the certificate carries. Public facts only: no secret. */
-void stream_cert_problem(const struct tls_verdict *v, const char *domain, char *buf, size_t len);
+/* Why we refuse a peer's certificate for domain: self-signed, expired, not
+ * valid for this name, untrusted issuer, then, for our log (for_peer
+ * false), tls_peer_verify's whole verdict with its advice to our admin,
+ * or, for the peer (a SASL failure's or a stream error's text), only what
+ * it says of the certificate itself (the names it carries). Public facts
+ * only: no secret. */
+void stream_cert_problem(const struct tls_verdict *v, const char *domain, bool for_peer, char *buf,
+			 size_t len);
 /* Frees at once, without callbacks: only for the daemon's final exit. */
 void stream_free_now(struct stream *s);
 const char *stream_state_name(enum stream_state st);

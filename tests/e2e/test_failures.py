@@ -378,7 +378,15 @@ def test_refused_certificate_says_why_to_the_peer(cert_world, kind, expect):
     if kind == "other-name":
         assert "litware.test" in text, text  # the names it has
     assert "PRIVATE KEY" not in text and "secret" not in text
+    # What our own admin could change here is for our log, not the peer.
+    for ours in ("ca_file", "trust anchors", "this host's clock"):
+        assert ours not in text, text
     p.close()
+    log = fg.read_log()
+    assert "SASL EXTERNAL refused (not-authorized): certificate refused for fabrikam.test" \
+        in log
+    if kind in ("self-signed", "untrusted"):
+        assert "[tls] ca_file" in log  # the advice stays with our admin
 
 
 def test_outbound_peer_hears_why_its_certificate_is_refused(daemons):
@@ -425,5 +433,6 @@ def test_outbound_peer_hears_why_its_certificate_is_refused(daemons):
         assert ("certificate refused for selfie.test: the certificate is self-signed"
                 in heard[0]), heard
         assert heard[0].endswith("</stream:stream>"), heard
+        assert "ca_file" not in heard[0], heard
     finally:
         srv.close()

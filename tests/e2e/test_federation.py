@@ -358,6 +358,25 @@ def test_unsolicited_dialback_replies_authenticate_nothing(world):
     fg.wait_log(r"unsolicited dialback answer from corp\.fabrikam\.test dropped")
 
 
+def test_dialback_for_a_partner_that_does_not_allow_it_says_why(world):
+    """On a stream from corp.fabrikam.test (TLS Dialback allowed), a
+    db:result for fabrikam.test (SASL over TLS only) gets a dialback error
+    whose text tells the peer's admin why, and the stream stays up."""
+    bed, _, fg = world
+    p, _ = tls_peer(bed, "corp.fabrikam.test")
+    p.send("<db:result from='fabrikam.test' to='contoso.test'>abc</db:result>")
+    ans = p.next_element()
+    assert ans.tag == "{jabber:server:dialback}result" and ans.get("type") == "error", ans
+    err = ans.find("{jabber:server}error")
+    assert err is not None and err.find(
+        "{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation") is not None
+    text = err.findtext("{urn:ietf:params:xml:ns:xmpp-stanzas}text")
+    assert text == ("the partner settings of fabrikam.test on contoso.test do not allow "
+                    "dialback on this stream (it is encrypted)"), text
+    p.send(" ")
+    assert not p.closed
+
+
 def test_dialback_to_an_unknown_local_domain(world):
     bed, _, fg = world
     p, _ = tls_peer(bed, "corp.fabrikam.test")

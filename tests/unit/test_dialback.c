@@ -184,6 +184,15 @@ static void test_build_serialize(void **state)
 		   "type='error'><error type='cancel'><item-not-found "
 		   "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:verify>");
 
+	/* The reason for the peer's admin, after the condition. */
+	expect_xml(dialback_error_why(DB_RESULT, "montague.example", "capulet.example", NULL,
+				      DB_COND_POLICY_VIOLATION, "no dialback <here> & now"),
+		   "<db:result from='montague.example' to='capulet.example' type='error'>"
+		   "<error type='modify'><policy-violation "
+		   "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text "
+		   "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>no dialback "
+		   "&lt;here&gt; &amp; now</text></error></db:result>");
+
 	/* Outside a stream the db: prefix is declared on the element. */
 	struct xml_node *el = dialback_result_answer("a.example", "b.example", true);
 	struct xml_buf b = {0};

@@ -608,6 +608,93 @@ static void test_domain_prep(void **state)
 	assert_null(d);
 }
 
+/* The ASCII fast path against the full preparation: same verdict, same
+ * parts, on every ASCII byte in every part and on every short domain made
+ * of the characters that matter to it. */
+static bool str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void same_both_ways(const char *s, size_t len)
+{
+	struct jid f, u;
+	jid_set_fast_path(true);
+	enum jid_err rf = jid_parse(s, len, &f);
+	jid_set_fast_path(false);
+	enum jid_err ru = jid_parse(s, len, &u);
+	jid_set_fast_path(true);
+	if (rf != ru || !str_eq(f.node, u.node) || !str_eq(f.domain, u.domain) ||
+	    !str_eq(f.resource, u.resource))
+		fail_msg("%.*s: fast path %s (%s), full preparation %s (%s)", (int)len, s,
+			 jid_strerror(rf), f.domain ? f.domain : "-", jid_strerror(ru),
+			 u.domain ? u.domain : "-");
+	jid_clear(&f);
+	jid_clear(&u);
+}
+
+static void test_ascii_fast_path(void **state)
+{
+	char buf[64];
+	(void)state;
+	for (int c = 1; c < 0x80; c++) {
+		int n = snprintf(buf, sizeof(buf), "x%cY@d.test", c);
+		same_both_ways(buf, (size_t)n);
+		n = snprintf(buf, sizeof(buf), "%c@d.test", c);
+		same_both_ways(buf, (size_t)n);
+		n = snprintf(buf, sizeof(buf), "a@d.test/x%cY", c);
+		same_both_ways(buf, (size_t)n);
+		n = snprintf(buf, sizeof(buf), "a@d.test/%c", c);
+		same_both_ways(buf, (size_t)n);
+		n = snprintf(buf, sizeof(buf), "a@x%cY.test", c);
+		same_both_ways(buf, (size_t)n);
+		n = snprintf(buf, sizeof(buf), "a@%c", c);
+		same_both_ways(buf, (size_t)n);
+	}
+	/* Every domain of up to five of these: letters of both cases, the
+	 * "xn" of A-labels, a digit, hyphens and dots. */
+	static const char alphabet[] = "aXxnN0-.";
+	const size_t k = sizeof(alphabet) - 1;
+	size_t total = 0;
+	for (size_t len = 1; len <= 5; len++) {
+		size_t count = 1;
+		for (size_t i = 0; i < len; i++)
+			count *= k;
+		for (size_t v = 0; v < count; v++) {
+			size_t x = v;
+			memcpy(buf, "a@", 2);
+			for (size_t i = 0; i < len; i++, x /= k)
+				buf[2 + i] = alphabet[x % k];
+			same_both_ways(buf, 2 + len);
+			total++;
+		}
+	}
+	assert_int_equal(total, 8 + 64 + 512 + 4096 + 32768);
+	/* Real-looking addresses, and limits. */
+	static const char *const real[] = {
+		"Alice@Contoso.Test/Laptop 1",
+		"bob@xn--bcher-kva.example",
+		"x@XN--BCHER-KVA.example",
+		"carol@ab--c.test",
+		"d@a.b.c.d.e.f.g",
+		"e@1.2.3.4",
+		"f@[::1]",
+		"g@localhost.",
+		"h@-x.test",
+		"i@x-.test",
+		"j@a..b",
+		"k@.a",
+	};
+	for (size_t i = 0; i < FG_ARRAY_LEN(real); i++)
+		same_both_ways(real[i], strlen(real[i]));
+	char *longest = repeat('a', 63, "n@", ".test");
+	same_both_ways(longest, strlen(longest));
+	free(longest);
+	longest = repeat('a', 64, "n@", ".test");
+	same_both_ways(longest, strlen(longest));
+	free(longest);
+}
+
 static void test_strerror(void **state)
 {
 	(void)state;
@@ -649,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_to_string_values),
 		cmocka_unit_test(test_copy_clear),
 		cmocka_unit_test(test_domain_prep),
+		cmocka_unit_test(test_ascii_fast_path),
 		cmocka_unit_test(test_strerror),
 	};
 
