@@ -102,6 +102,11 @@ static const struct cmd_param p_gateway_set[] = {
 static const struct cmd_param p_audit[] = {
 	{"since", "--since", CP_STRING, false,
 	 "only changes since T: 2026-11-21, 2026-11-21T10:00:00Z, or an age such as 2h or 7d"},
+	{"filter", "--filter", CP_STRING, false,
+	 "only changes with this text in any field (who, target, before, after...), any case"},
+	{"limit", "--limit", CP_UINT, false, "at most N changes, the newest (0 = all)"},
+	{"offset", "--offset", CP_UINT, false,
+	 "skip the K newest changes first (with --limit: one page of a long log)"},
 	{NULL, NULL, 0, false, NULL},
 };
 
@@ -890,6 +895,54 @@ static int job_audit(struct store_db *db, void *ud, char *err, size_t errlen)
 	return store_db_audit(db, t->since_ms, audit_row, t->audit_rows, err, errlen);
 }
 
+static bool contains_nocase(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (; *hay; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return true;
+	return n == 0;
+}
+
+/* Whether any value of x (nested: a record's before and after too) holds
+ * q; keys do not count, so "tls" finds a change of TLS only by its value
+ * or by the words of another field. */
+static bool audit_matches(json_t *x, const char *q)
+{
+	char num[32];
+	const char *s = policy_json_text(x, num, sizeof(num));
+	size_t i;
+	const char *k;
+	json_t *v;
+	if (s)
+		return contains_nocase(s, q);
+	if (json_is_array(x))
+		json_array_foreach(x, i, v) if (audit_matches(v, q)) return true;
+	if (json_is_object(x))
+		json_object_foreach(x, k, v) if (audit_matches(v, q)) return true;
+	return false;
+}
+
+/* The filter, then the page: counted from the newest so that page 1 is
+ * what happened last, while the rows stay in the order they happened. */
+static json_t *audit_page(struct cmd_txn *t, size_t *total)
+{
+	json_t *all = t->audit_rows, *kept = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(all, i, r) if (!t->audit_filter || audit_matches(r, t->audit_filter))
+		json_array_append(kept, r);
+	size_t n = json_array_size(kept);
+	*total = n;
+	size_t end = t->audit_offset < n ? n - t->audit_offset : 0;
+	size_t start = t->audit_limit && t->audit_limit < end ? end - t->audit_limit : 0;
+	json_t *page = json_array();
+	for (i = start; i < end; i++)
+		json_array_append(page, json_array_get(kept, i));
+	json_decref(kept);
+	return page;
+}
+
 static void done_audit(void *ud, int rc, const char *err)
 {
 	struct cmd_txn *t = ud;
@@ -897,21 +950,65 @@ static void done_audit(void *ud, int rc, const char *err)
 		cmd_add_error(t->body, NULL, err && *err ? err : "cannot read the audit log");
 		t->reply(t->reply_ud, CMD_REFUSED, json_incref(t->body));
 	} else {
-		json_object_set(t->body, "result", t->audit_rows);
+		size_t total;
+		json_t *page = audit_page(t, &total);
+		size_t shown = json_array_size(page);
+		json_object_set_new(t->body, "total", json_integer((json_int_t)total));
+		if (shown < total) {
+			/* Only when something is left out: the way to the rest. */
+			char msg[200];
+			snprintf(msg, sizeof(msg),
+				 "%zu of %zu change(s) shown (%lu newer skipped); --limit and "
+				 "--offset show the others",
+				 shown, total, t->audit_offset < total ? t->audit_offset : total);
+			json_object_set_new(t->body, "message", json_string(msg));
+		}
+		json_object_set_new(t->body, "result", page);
 		t->reply(t->reply_ud, CMD_OK, json_incref(t->body));
 	}
 	cmd_txn_free(t);
+}
+
+/* A count from the CLI (text) or the API (a number); false when neither. */
+static bool param_count(json_t *params, const char *name, unsigned long *out)
+{
+	json_t *v = json_object_get(params, name);
+	*out = 0;
+	if (!v || json_is_null(v))
+		return true;
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (unsigned long)json_integer_value(v);
+		return true;
+	}
+	const char *s = json_string_value(v);
+	if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
+		return false;
+	*out = strtoul(s, NULL, 10);
+	return true;
 }
 
 static void cmd_audit(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 		      void *ud)
 {
 	const char *since = cmd_param_str(req->params, "since");
+	const char *filter = cmd_param_str(req->params, "filter");
 	long long since_ms = 0;
+	unsigned long limit, offset;
 	if (since && (since_ms = parse_since(since)) < 0) {
-		cmd_reply_error(reply, ud, CMD_USAGE, NULL,
+		cmd_reply_error(reply, ud, CMD_USAGE, "since",
 				"audit: --since takes a date (2026-11-21), a time "
 				"(2026-11-21T10:00:00Z) or an age (30m, 2h, 7d)");
+		return;
+	}
+	if (!param_count(req->params, "limit", &limit)) {
+		cmd_reply_error(reply, ud, CMD_USAGE, "limit",
+				"audit: --limit takes a number of changes, e.g. 50 (0 = all)");
+		return;
+	}
+	if (!param_count(req->params, "offset", &offset)) {
+		cmd_reply_error(reply, ud, CMD_USAGE, "offset",
+				"audit: --offset takes how many of the newest changes to skip, "
+				"e.g. 50 for the second page of 50");
 		return;
 	}
 	struct cmd_txn *t = cmd_txn_new(env, reply, ud);
@@ -921,6 +1018,13 @@ static void cmd_audit(struct cmd_env *env, const struct cmd_request *req, cmd_re
 	}
 	t->audit_rows = json_array();
 	t->since_ms = since_ms;
+	t->audit_limit = limit;
+	t->audit_offset = offset;
+	if (filter && *filter && !(t->audit_filter = cmd_txn_keep(t, strdup(filter)))) {
+		cmd_txn_free(t);
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
+		return;
+	}
 	if (env->run(env, job_audit, done_audit, t) != FG_OK)
 		done_audit(t, FG_ERR, "cannot queue the read");
 }

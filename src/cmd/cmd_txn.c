@@ -94,7 +94,7 @@ static void *grow(void *arr, size_t *cap, size_t n, size_t sz)
 	return na;
 }
 
-static char *txn_keep(struct cmd_txn *t, char *s)
+char *cmd_txn_keep(struct cmd_txn *t, char *s)
 {
 	char **v = s ? grow(t->strings, &t->cap_strings, t->nstrings, sizeof(*v)) : NULL;
 	if (!v) {
@@ -118,12 +118,12 @@ int cmd_txn_audit(struct cmd_txn *t, const struct cmd_request *req, const char *
 	t->audit = v;
 	struct audit_entry *e = &t->audit[t->naudit++];
 	memset(e, 0, sizeof(*e));
-	e->who = txn_keep(t, strdup(req->who ? req->who : "unknown"));
-	e->iface = txn_keep(t, strdup(req->iface ? req->iface : "cli"));
-	e->action = txn_keep(t, strdup(action));
-	e->target = txn_keep(t, strdup(target));
-	e->before = before ? txn_keep(t, before) : NULL;
-	e->after = after ? txn_keep(t, after) : NULL;
+	e->who = cmd_txn_keep(t, strdup(req->who ? req->who : "unknown"));
+	e->iface = cmd_txn_keep(t, strdup(req->iface ? req->iface : "cli"));
+	e->action = cmd_txn_keep(t, strdup(action));
+	e->target = cmd_txn_keep(t, strdup(target));
+	e->before = before ? cmd_txn_keep(t, before) : NULL;
+	e->after = after ? cmd_txn_keep(t, after) : NULL;
 	return FG_OK;
 }
 

@@ -45,6 +45,11 @@ struct cmd_txn {
 	unsigned iterations;
 	json_t *audit_rows; /* reads */
 	long long since_ms;
+	/* audit: the changes matching audit_filter (kept in strings; NULL:
+	 * all), then audit_offset newest skipped and audit_limit kept (0:
+	 * all). */
+	const char *audit_filter;
+	unsigned long audit_limit, audit_offset;
 };
 
 /* Appends {"field": field or null, "message": msg} to body's "errors":
@@ -57,6 +62,9 @@ json_t *cmd_body_new(void);
 void cmd_reply_error(cmd_reply_fn reply, void *ud, int status, const char *field, const char *msg);
 struct cmd_txn *cmd_txn_new(struct cmd_env *env, cmd_reply_fn reply, void *ud);
 void cmd_txn_free(struct cmd_txn *t);
+/* s (malloc'd, may be NULL) freed with t; NULL when s is or when out of
+ * memory (s then freed). */
+char *cmd_txn_keep(struct cmd_txn *t, char *s);
 /* Adds an audit row for req; before/after (JSON texts, may be NULL) are
  * taken. FG_OK / FG_NOMEM. */
 int cmd_txn_audit(struct cmd_txn *t, const struct cmd_request *req, const char *action,

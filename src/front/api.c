@@ -7,7 +7,7 @@
  *   DELETE /partners/{domain}   partner remove D
  *   GET    /gateway             gateway get          PUT|PATCH /gateway   gateway set
  *   GET    /status[?refused=1|?failing=true] status [--refused|--failing]
- *   GET    /audit[?since=]      audit
+ *   GET    /audit[?since=&filter=&limit=&offset=]   audit
  *   POST   /partners/{domain}/retry                   partner retry D
  *   GET    /users               user list            POST /users          user add
  *   GET    /users/{name}        user get             PUT|PATCH            user set
@@ -361,10 +361,14 @@ void api_handle(struct hreq *h)
 			method_not_allowed(h, "GET");
 			return;
 		}
+		/* The command checks them (a count that is not one is a 400). */
 		json_t *params = json_object();
-		const char *since = http_query(h, "since");
-		if (since)
-			json_object_set_new(params, "since", json_string(since));
+		static const char *const keys[] = {"since", "filter", "limit", "offset"};
+		for (size_t i = 0; i < FG_ARRAY_LEN(keys); i++) {
+			const char *v = http_query(h, keys[i]);
+			if (v)
+				json_object_set_new(params, keys[i], json_string(v));
+		}
 		run(h, "audit", params, false);
 	} else {
 		http_send_error(h, 404, NULL,

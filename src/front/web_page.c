@@ -468,3 +468,46 @@ bool web_filter_match(struct hreq *h, json_t *row)
 	const char *q = web_filter_query(h);
 	return !q || value_matches(row, q);
 }
+
+/* ---- certificate verdicts ---- */
+
+const char *web_cert_word(const char *text, const char **cls)
+{
+	static const struct {
+		const char *needle, *word;
+	} chain[] = {
+		/* a root nobody here trusts, sent along: an untrusted issuer */
+		{"self-signed certificate in certificate chain", "untrusted"},
+		{"self signed certificate in certificate chain", "untrusted"},
+		{"self-signed", "self-signed"},
+		{"self signed", "self-signed"},
+		{"expired", "expired"},
+		{"not yet valid", "not yet valid"},
+		{"revoked", "revoked"},
+	};
+	*cls = "bad";
+	if (!text || !*text || strcmp(text, "none") == 0 || strstr(text, "not encrypted")) {
+		*cls = "none";
+		return "none";
+	}
+	if (strstr(text, "presented no certificate"))
+		return "none sent";
+	/* tls_peer_verify's words, or OpenSSL's reason alone (a stream whose
+	 * peer has not named itself yet). */
+	if (strstr(text, "chain is not trusted") || !strstr(text, "chain is trusted")) {
+		if (strcmp(text, "valid") == 0) {
+			*cls = "good";
+			return "valid";
+		}
+		for (size_t i = 0; i < FG_ARRAY_LEN(chain); i++)
+			if (strcasestr(text, chain[i].needle))
+				return chain[i].word;
+		return "untrusted";
+	}
+	if (strstr(text, "is not among them") || strstr(text, "subjectAltName holds no") ||
+	    strstr(text, "names no domain") || strstr(text, "has no subjectAltName") ||
+	    strstr(text, "cannot prove"))
+		return "wrong name";
+	*cls = "good";
+	return "valid";
+}

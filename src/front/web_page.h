@@ -72,4 +72,13 @@ void web_input(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors, co
 void web_select_field(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors,
 		      const char *key, const char *label, const char *const *options);
 
+/* ---- certificate verdicts ---- */
+
+/* The verdict on a stream's certificate (tls_peer_verify's words, or
+ * OpenSSL's reason alone) as one word to scan a column for: "valid",
+ * "self-signed", "expired", "not yet valid", "revoked", "untrusted",
+ * "wrong name", "none sent" (no certificate), "none" (no TLS). cls gets
+ * the style class: "good", "bad" or "none". */
+const char *web_cert_word(const char *text, const char **cls);
+
 #endif

@@ -1,13 +1,252 @@
-/* Federation status (/status) and who tried to federate (/refused). */
+/* Federation status (/status) and who tried to federate (/refused).
+ *
+ * Both are read at 1280 px: human column names, sizes and ages in human
+ * units, the certificate verdict as one short word with the full text on a
+ * details line under the row, and one filter box over every list. */
 #include "web_page.h"
 
 #include "fg.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
-const char web_css_status[] = "";
+const char web_css_status[] =
+	".filter{margin:0 0 .8em}.filter input{width:22em;padding:.3em}"
+	"table.status td{overflow-wrap:break-word}"
+	"table.status td.num,table.status td.nowrap{white-space:nowrap}"
+	"table.status td.reason{min-width:18em}"
+	"table.status tr.details td{border-top:0;background:#fafbfc;font-size:.9em;"
+	"color:#3a4a5a;padding-top:.15em}"
+	"table.status tr.has-details td{border-bottom:0}"
+	"table.status tr.details dl{margin:0;display:grid;grid-template-columns:max-content 1fr;"
+	"gap:.1em .8em}"
+	"table.status tr.details dt{font-weight:600}table.status tr.details dd{margin:0}"
+	".cert{display:inline-block;border-radius:3px;padding:0 .45em;font-size:.9em;"
+	"white-space:nowrap}"
+	".cert.good{background:#e6f4ea;color:#1e5e2f}"
+	".cert.bad{background:#fde8e6;color:#8c1d18}"
+	".cert.none{background:#eef1f4;color:#5a6672}";
+
+/* ---- words and units ---- */
+
+static void human_bytes(struct evbuffer *b, long long n)
+{
+	if (n < 1024)
+		evbuffer_add_printf(b, "%lld B", n);
+	else if (n < 1024 * 1024)
+		evbuffer_add_printf(b, "%.1f KB", n / 1024.0);
+	else if (n < 1024LL * 1024 * 1024)
+		evbuffer_add_printf(b, "%.1f MB", n / (1024.0 * 1024));
+	else
+		evbuffer_add_printf(b, "%.1f GB", n / (1024.0 * 1024 * 1024));
+}
+
+static void human_age(struct evbuffer *b, long long s)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		evbuffer_add_printf(b, "%lld s", s);
+	else if (s < 3600)
+		evbuffer_add_printf(b, "%lld min", s / 60);
+	else if (s < 86400)
+		evbuffer_add_printf(b, "%lld h %lld min", s / 3600, s % 3600 / 60);
+	else
+		evbuffer_add_printf(b, "%lld d %lld h", s / 86400, s % 86400 / 3600);
+}
+
+/* "2026-12-06T08:01:02Z" as "08:01:02 (3 min ago)", with the date only
+ * when it is not today (UTC, as the page says). */
+static void human_time(struct evbuffer *b, const char *iso)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *rest = iso ? strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	if (!rest) {
+		http_html(b, iso && *iso ? iso : "-");
+		return;
+	}
+	time_t t = timegm(&tm), now = time(NULL);
+	struct tm today;
+	gmtime_r(&now, &today);
+	char buf[40];
+	strftime(buf, sizeof(buf),
+		 today.tm_yday == tm.tm_yday && today.tm_year == tm.tm_year ? "%H:%M:%S"
+									    : "%Y-%m-%d %H:%M",
+		 &tm);
+	evbuffer_add_printf(b, "<time datetime=\"");
+	http_html(b, iso);
+	evbuffer_add_printf(b, "\">%s</time> <span class=\"muted\">(", buf);
+	if (t > now) {
+		evbuffer_add_printf(b, "in ");
+		human_age(b, (long long)(t - now));
+	} else {
+		human_age(b, (long long)(now - t));
+		evbuffer_add_printf(b, " ago");
+	}
+	evbuffer_add_printf(b, ")</span>");
+}
+
+static const char *direction_word(const char *d)
+{
+	static const struct {
+		const char *value, *word;
+	} words[] = {
+		{"in", "Inbound"}, {"out", "Outbound"}, {"c2s", "Client"}, {"partner", "Partner"}};
+	for (size_t i = 0; d && i < FG_ARRAY_LEN(words); i++)
+		if (strcmp(words[i].value, d) == 0)
+			return words[i].word;
+	return d ? d : "";
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static void td_text(struct evbuffer *b, const char *cls, const char *s)
+{
+	evbuffer_add_printf(b, "<td%s%s%s>", cls ? " class=\"" : "", cls ? cls : "",
+			    cls ? "\"" : "");
+	http_html(b, s && *s ? s : "-");
+	evbuffer_add_printf(b, "</td>");
+}
+
+/* A table's head; extra: an unnamed last column (the row's actions). */
+/* A domain that may break after its dots, never inside a label: a long
+ * partner name wraps instead of widening the page. */
+static void td_domain(struct evbuffer *b, const char *d)
+{
+	evbuffer_add_printf(b, "<td class=\"domain\">");
+	if (!d || !*d)
+		evbuffer_add_printf(b, "-");
+	for (const char *p = d; p && *p;) {
+		size_t n = strcspn(p, ".");
+		char label[256];
+		snprintf(label, sizeof(label), "%.*s", (int)(n < 255 ? n : 255), p);
+		http_html(b, label);
+		p += n;
+		if (*p == '.') {
+			evbuffer_add_printf(b, ".<wbr>");
+			p++;
+		}
+	}
+	evbuffer_add_printf(b, "</td>");
+}
+
+static void heads(struct evbuffer *b, const char *id, const char *const *names, size_t n,
+		  bool extra)
+{
+	evbuffer_add_printf(b, "<table class=\"status\" id=\"%s\"><thead><tr>", id);
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(b, "<th>%s</th>", names[i]);
+	evbuffer_add_printf(b, "%s</tr></thead><tbody>", extra ? "<th></th>" : "");
+}
+
+/* One labelled line of a details row; nothing when text is empty. */
+static void detail(struct evbuffer *b, const char *label, const char *text)
+{
+	if (!text || !*text || strcmp(text, "none") == 0)
+		return;
+	evbuffer_add_printf(b, "<dt>%s</dt><dd>", label);
+	http_html(b, text);
+	evbuffer_add_printf(b, "</dd>");
+}
+
+/* ---- /status ---- */
+
+static const char *const stream_heads[] = {
+	"Direction", "Local domain", "Partner domain", "State", "Method",
+	"TLS",	     "Certificate",  "In / out",       "Age",
+};
+
+static void stream_row(struct evbuffer *b, json_t *r)
+{
+	const char *tls = str(r, "tls"), *cert = str(r, "certificate"), *err = str(r, "last_error"),
+		   *cls;
+	const char *word = web_cert_word(cert, &cls);
+	/* "TLSv1.3 TLS_AES_256_GCM_SHA384": the version in the column, the
+	 * cipher on the details line. */
+	char version[32] = "none";
+	if (strncmp(tls, "TLSv", 4) == 0) {
+		snprintf(version, sizeof(version), "TLS %.*s", (int)strcspn(tls + 4, " "), tls + 4);
+	}
+	bool details = (*cert && strcmp(cert, "none") != 0) || *err || strncmp(tls, "TLS", 3) == 0;
+	evbuffer_add_printf(b, "<tr class=\"stream%s\">", details ? " has-details" : "");
+	td_text(b, "nowrap", direction_word(str(r, "direction")));
+	td_domain(b, str(r, "local"));
+	td_domain(b, str(r, "remote"));
+	td_text(b, "nowrap", str(r, "state"));
+	td_text(b, "nowrap", str(r, "method"));
+	td_text(b, "nowrap", version);
+	evbuffer_add_printf(b, "<td><span class=\"cert %s\">%s</span></td>", cls, word);
+	evbuffer_add_printf(b, "<td class=\"num\">");
+	human_bytes(b, num(r, "bytes_in"));
+	evbuffer_add_printf(b, " / ");
+	human_bytes(b, num(r, "bytes_out"));
+	evbuffer_add_printf(b, "<br><span class=\"muted\">%lld / %lld stanzas</span></td>",
+			    num(r, "stanzas_in"), num(r, "stanzas_out"));
+	evbuffer_add_printf(b, "<td class=\"num\">");
+	human_age(b, num(r, "age"));
+	evbuffer_add_printf(b, "</td></tr>");
+	if (!details)
+		return;
+	evbuffer_add_printf(b, "<tr class=\"details\"><td colspan=\"%zu\"><dl>",
+			    FG_ARRAY_LEN(stream_heads));
+	detail(b, "Certificate", cert);
+	detail(b, "Cipher", strncmp(tls, "TLS", 3) == 0 ? tls : NULL);
+	detail(b, "Peer", str(r, "peer"));
+	detail(b, "Last error", err);
+	evbuffer_add_printf(b, "</dl></td></tr>");
+}
+
+/* One row a record (the reason in its own wide column, not on a line
+ * under it): a failing partner is one row to find and to act on. */
+static const char *const failing_heads[] = {
+	"Partner domain", "Local domain",      "State",	 "Failing since", "Attempts",
+	"Next attempt",	  "Waiting / bounced", "Reason",
+};
+
+static void failing_row(struct evbuffer *b, json_t *r)
+{
+	json_t *lf = json_object_get(r, "last_failure");
+	bool failing = strcmp(str(lf, "state"), "failing") == 0;
+	evbuffer_add_printf(b, "<tr>");
+	td_domain(b, str(r, "remote"));
+	td_domain(b, str(r, "local"));
+	td_text(b, "nowrap", failing ? str(r, "state") : "recovered");
+	evbuffer_add_printf(b, "<td>");
+	human_time(b, str(lf, "first"));
+	evbuffer_add_printf(b, "<br><span class=\"muted\">last try</span> ");
+	human_time(b, str(lf, "at"));
+	evbuffer_add_printf(b, "</td><td class=\"num\">%lld</td><td>", num(lf, "attempts"));
+	if (!failing) {
+		evbuffer_add_printf(b, "none needed (recovered ");
+		human_time(b, str(lf, "recovered"));
+		evbuffer_add_printf(b, ")");
+	} else if (num(lf, "retry_in") > 0) {
+		evbuffer_add_printf(b, "in ");
+		human_age(b, num(lf, "retry_in"));
+	} else {
+		evbuffer_add_printf(b, "with the next stanza");
+	}
+	evbuffer_add_printf(b, "</td><td class=\"num\">%lld / %lld</td><td class=\"reason\">",
+			    num(r, "queued"), num(lf, "bounced"));
+	if (json_is_true(json_object_get(lf, "by_peer")))
+		evbuffer_add_printf(b, "<span class=\"muted\">the peer said:</span> ");
+	http_html(b, str(lf, "reason"));
+	evbuffer_add_printf(b, "</td></tr>");
+}
 
 static void status_got(struct hreq *h, int status, json_t *body)
 {
@@ -22,56 +261,56 @@ static void status_got(struct hreq *h, int status, json_t *body)
 		return;
 	}
 	json_t *rows = json_object_get(body, "result");
-	static const char *const cols[] = {
-		"direction",   "local",	      "remote",	    "state",	 "method",
-		"tls",	       "certificate", "bytes_in",   "bytes_out", "stanzas_in",
-		"stanzas_out", "age",	      "last_error", NULL,
-	};
 	/* Routes with a failure on record: a partner that is down shows here
 	 * with what went wrong and when the next attempt is, even while no
 	 * stream to it exists. */
-	static const char *const fcols[] = {
-		"partner_domain", "local",	  "state",    "failed_at", "attempts",
-		"reason",	  "next_attempt", "retry_in", "queued",	   NULL,
-	};
 	json_t *streams = json_array(), *failing = json_array();
-	size_t i;
+	size_t i, nstreams = 0, nfailing = 0;
 	json_t *r;
 	json_array_foreach(rows, i, r)
 	{
-		json_t *lf = json_object_get(r, "last_failure");
-		const char *dir = json_string_value(json_object_get(r, "direction"));
-		if (!dir || strcmp(dir, "route") != 0)
-			json_array_append(streams, r);
-		if (!lf)
+		const char *dir = str(r, "direction");
+		if (strcmp(dir, "route") != 0) {
+			nstreams++;
+			if (web_filter_match(h, r))
+				json_array_append(streams, r);
+		}
+		if (!json_object_get(r, "last_failure"))
 			continue;
-		json_t *f = json_object();
-		json_object_set(f, "partner_domain", json_object_get(r, "remote"));
-		json_object_set(f, "local", json_object_get(r, "local"));
-		json_object_set(f, "state", json_object_get(r, "state"));
-		json_object_set(f, "failed_at", json_object_get(lf, "at"));
-		json_object_set(f, "attempts", json_object_get(lf, "attempts"));
-		json_object_set(f, "reason", json_object_get(lf, "reason"));
-		json_object_set(f, "next_attempt", json_object_get(lf, "next_retry"));
-		json_object_set(f, "retry_in", json_object_get(lf, "retry_in"));
-		json_object_set(f, "queued", json_object_get(r, "queued"));
-		json_array_append_new(failing, f);
+		nfailing++;
+		if (web_filter_match(h, r))
+			json_array_append(failing, r);
 	}
+	web_filter_box(b, h, "/status", "domain, state, method, certificate...");
 	evbuffer_add_printf(b, "<h2>Failing partners</h2>");
-	if (json_array_size(failing) == 0)
+	if (nfailing == 0)
 		evbuffer_add_printf(b, "<p id=\"no-failures\">No partner has failed recently.</p>");
-	else
-		web_table(b, "failing", failing, fcols);
+	else if (json_array_size(failing) == 0)
+		evbuffer_add_printf(b, "<p id=\"no-failures\">No failing partner matches the "
+				       "filter.</p>");
+	else {
+		heads(b, "failing", failing_heads, FG_ARRAY_LEN(failing_heads), false);
+		json_array_foreach(failing, i, r) failing_row(b, r);
+		evbuffer_add_printf(b, "</tbody></table>");
+	}
 	evbuffer_add_printf(b, "<h2>Streams</h2>");
-	if (json_array_size(streams) == 0)
-		evbuffer_add_printf(b, "<p id=\"empty\">No server-to-server streams now.</p>");
-	else
-		web_table(b, "streams", streams, cols);
+	if (nstreams == 0)
+		evbuffer_add_printf(b, "<p id=\"empty\">No streams now.</p>");
+	else if (json_array_size(streams) == 0)
+		evbuffer_add_printf(b, "<p id=\"empty\">No stream matches the filter.</p>");
+	else {
+		heads(b, "streams", stream_heads, FG_ARRAY_LEN(stream_heads), false);
+		json_array_foreach(streams, i, r) stream_row(b, r);
+		evbuffer_add_printf(b, "</tbody></table><p class=\"muted\">Sizes are bytes on the "
+				       "wire; times are UTC.</p>");
+	}
 	json_decref(streams);
 	json_decref(failing);
 	json_decref(body);
 	web_page_end(h, 200, b);
 }
+
+/* ---- /refused ---- */
 
 /* Non-partners that knocked (status --refused), each with the way to
  * make it a partner: the New form with its domain filled in. */
@@ -88,35 +327,41 @@ static void refused_got(struct hreq *h, int status, json_t *body)
 		return;
 	}
 	json_t *rows = json_object_get(body, "result");
-	static const char *const cols[] = {"domain", "inbound", "outbound",
-					   "first",  "last",	"last_from"};
-	static const char *const heads[] = {
+	static const char *const names[] = {
 		"Domain", "Inbound streams", "Stanzas from local users", "First",
 		"Last",	  "Last from"};
 	evbuffer_add_printf(b, "<p>Domains that are not partners and tried to federate since "
 			       "the daemon started: servers that opened a stream as them, and "
 			       "local users who wrote to them. Both were refused.</p>");
+	web_filter_box(b, h, "/refused", "domain, address...");
+	size_t i, shown = 0;
+	json_t *r;
+	json_array_foreach(rows, i, r) shown += web_filter_match(h, r);
 	if (json_array_size(rows) == 0) {
 		evbuffer_add_printf(b, "<p id=\"empty\">No domain has been refused.</p>");
+	} else if (shown == 0) {
+		evbuffer_add_printf(b, "<p id=\"empty\">No refused domain matches the filter.</p>");
 	} else {
-		evbuffer_add_printf(b, "<table id=\"refused\"><thead><tr>");
-		for (size_t c = 0; c < FG_ARRAY_LEN(heads); c++)
-			evbuffer_add_printf(b, "<th>%s</th>", heads[c]);
-		evbuffer_add_printf(b, "%s</tr></thead><tbody>", h->read_only ? "" : "<th></th>");
-		size_t i;
-		json_t *r;
+		heads(b, "refused", names, FG_ARRAY_LEN(names), !h->read_only);
 		json_array_foreach(rows, i, r)
 		{
+			if (!web_filter_match(h, r))
+				continue;
 			evbuffer_add_printf(b, "<tr>");
-			for (size_t c = 0; c < FG_ARRAY_LEN(cols); c++) {
-				evbuffer_add_printf(b, "<td>");
-				web_cell(b, json_object_get(r, cols[c]));
-				evbuffer_add_printf(b, "</td>");
-			}
+			td_text(b, NULL, str(r, "domain"));
+			evbuffer_add_printf(
+				b, "<td class=\"num\">%lld</td><td class=\"num\">%lld</td>",
+				num(r, "inbound"), num(r, "outbound"));
+			evbuffer_add_printf(b, "<td>");
+			human_time(b, str(r, "first"));
+			evbuffer_add_printf(b, "</td><td>");
+			human_time(b, str(r, "last"));
+			evbuffer_add_printf(b, "</td>");
+			td_text(b, NULL, str(r, "last_from"));
 			if (!h->read_only) {
-				evbuffer_add_printf(
-					b, "<td><a class=\"add\" href=\"/partners/new?domain=");
-				http_url(b, json_string_value(json_object_get(r, "domain")));
+				evbuffer_add_printf(b, "<td class=\"actions\"><a class=\"add\" "
+						       "href=\"/partners/new?domain=");
+				http_url(b, str(r, "domain"));
 				evbuffer_add_printf(b, "\">Add as partner</a></td>");
 			}
 			evbuffer_add_printf(b, "</tr>");

@@ -1081,6 +1081,66 @@ static void test_users(void **state)
 	free(s);
 }
 
+/* The targets of the last audit reply's rows, space-separated. */
+static const char *audit_targets(struct fx *f)
+{
+	static char b[2000];
+	size_t n = 0;
+	json_t *rows = json_object_get(f->body, "result");
+	b[0] = '\0';
+	for (size_t i = 0; i < json_array_size(rows) && n < sizeof(b); i++)
+		n += (size_t)snprintf(b + n, sizeof(b) - n, "%s%s", i ? " " : "",
+				      S(json_array_get(rows, i), "target"));
+	return b;
+}
+
+/* audit --filter, --limit, --offset: the filter first, then pages counted
+ * from the newest; the rows of a page stay in the order they happened and
+ * "total" counts every match, so a pager can say "page N of M". */
+static void test_audit_paging(void **state)
+{
+	struct fx *f = *state;
+	char params[200];
+	go(f, "audit", "{}", 0, CMD_OK, NULL);
+	json_int_t before = json_integer_value(at(f->body, "total")); /* the fixture's */
+	for (int i = 0; i < 7; i++) {
+		snprintf(params, sizeof(params), "{'domain':'p%d.%s.test'}", i,
+			 i % 2 ? "odd" : "even");
+		go(f, "partner new", params, 0, CMD_OK, NULL);
+	}
+	go(f, "audit", "{}", 0, CMD_OK, NULL);
+	assert_int_equal(json_integer_value(at(f->body, "total")), before + 7);
+	assert_int_equal(json_array_size(at(f->body, "result")), before + 7);
+	assert_null(json_object_get(f->body, "message"));
+	/* Page 1: the newest, oldest of them first. */
+	go(f, "audit", "{'limit':3}", 0, CMD_OK, "3 of ");
+	assert_string_equal(audit_targets(f), "p4.even.test p5.odd.test p6.even.test");
+	go(f, "audit", "{'limit':'3','offset':'3'}", 0, CMD_OK, NULL);
+	assert_string_equal(audit_targets(f), "p1.odd.test p2.even.test p3.odd.test");
+	go(f, "audit", "{'limit':1,'offset':6}", 0, CMD_OK, NULL);
+	assert_string_equal(audit_targets(f), "p0.even.test");
+	snprintf(params, sizeof(params), "{'limit':3,'offset':%d}", (int)before + 7);
+	go(f, "audit", params, 0, CMD_OK, NULL);
+	assert_string_equal(audit_targets(f), "");
+	assert_int_equal(json_integer_value(at(f->body, "total")), before + 7);
+	/* The filter before the page: the second page of "ODD" (any case,
+	 * any field) is its oldest match, not a page of everything. */
+	go(f, "audit", "{'filter':'ODD','limit':2}", 0, CMD_OK, NULL);
+	assert_string_equal(audit_targets(f), "p3.odd.test p5.odd.test");
+	assert_int_equal(json_integer_value(at(f->body, "total")), 3);
+	go(f, "audit", "{'filter':'odd','limit':2,'offset':2}", 0, CMD_OK, NULL);
+	assert_string_equal(audit_targets(f), "p1.odd.test");
+	/* Values inside the record count: every partner's TLS is required. */
+	go(f, "audit", "{'filter':'REQUIRED'}", 0, CMD_OK, NULL);
+	assert_true(json_integer_value(at(f->body, "total")) >= 7);
+	go(f, "audit", "{'filter':'nothing-like-this'}", 0, CMD_OK, NULL);
+	assert_string_equal(audit_targets(f), "");
+	/* Counts that are not counts are refused with the way to write one. */
+	go(f, "audit", "{'limit':'fifty'}", 0, CMD_USAGE, "--limit takes a number");
+	go(f, "audit", "{'limit':-1}", 0, CMD_USAGE, "--limit takes a number");
+	go(f, "audit", "{'offset':'1.5'}", 0, CMD_USAGE, "--offset takes how many");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -1098,6 +1158,7 @@ int main(void)
 		T(test_partner_export_import),
 		T(test_gateway),
 		T(test_audit_and_secrets),
+		T(test_audit_paging),
 		T(test_store_refusal),
 		T(test_users),
 	};
