@@ -360,8 +360,9 @@ void web_input(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors, co
 	evbuffer_add_printf(b, "</div>");
 }
 
-void web_select_field(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors,
-		      const char *key, const char *label, const char *const *options)
+void web_select_words(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors,
+		      const char *key, const char *label, const char *const *options,
+		      const char *(*word)(const char *))
 {
 	web_field_start(b, key, label);
 	evbuffer_add_printf(b, "<select id=\"%s\" name=\"%s\"%s>", key, key,
@@ -380,10 +381,16 @@ void web_select_field(struct evbuffer *b, struct hreq *h, json_t *v, json_t *err
 	}
 	for (const char *const *o = options; *o; o++)
 		evbuffer_add_printf(b, "<option value=\"%s\"%s>%s</option>", *o,
-				    strcmp(*o, cur) == 0 ? " selected" : "", *o);
+				    strcmp(*o, cur) == 0 ? " selected" : "", word ? word(*o) : *o);
 	evbuffer_add_printf(b, "</select>");
 	web_field_errors(b, errors, key);
 	evbuffer_add_printf(b, "</div>");
+}
+
+void web_select_field(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors,
+		      const char *key, const char *label, const char *const *options)
+{
+	web_select_words(b, h, v, errors, key, label, options, NULL);
 }
 
 const char *web_word(const char *value)

@@ -71,6 +71,10 @@ void web_input(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors, co
 	       const char *label, const char *type, const char *hint, bool readonly);
 void web_select_field(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors,
 		      const char *key, const char *label, const char *const *options);
+/* The same with each option shown as word(value) (NULL: the value). */
+void web_select_words(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors,
+		      const char *key, const char *label, const char *const *options,
+		      const char *(*word)(const char *));
 
 /* ---- certificate verdicts ---- */
 

@@ -51,34 +51,6 @@ static const char *bool_word(const char *v)
 	return strcmp(v, "true") == 0 ? "True" : strcmp(v, "false") == 0 ? "False" : v;
 }
 
-/* A select whose options show a word (Lync's) for each stored value. */
-static void select_words(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors,
-			 const char *key, const char *label, const char *const *options,
-			 const char *(*word)(const char *))
-{
-	web_field_start(b, key, label);
-	evbuffer_add_printf(b, "<select id=\"%s\" name=\"%s\"%s>", key, key,
-			    h->read_only ? " disabled" : "");
-	const char *cur = web_val(v, key);
-	bool known = false;
-	for (const char *const *o = options; *o; o++)
-		known |= strcmp(*o, cur) == 0;
-	/* A value typed in another spelling stays as typed. */
-	if (!known && *cur) {
-		evbuffer_add_printf(b, "<option selected value=\"");
-		http_html(b, cur);
-		evbuffer_add_printf(b, "\">");
-		http_html(b, cur);
-		evbuffer_add_printf(b, "</option>");
-	}
-	for (const char *const *o = options; *o; o++)
-		evbuffer_add_printf(b, "<option value=\"%s\"%s>%s</option>", *o,
-				    strcmp(*o, cur) == 0 ? " selected" : "", word(*o));
-	evbuffer_add_printf(b, "</select>");
-	web_field_errors(b, errors, key);
-	evbuffer_add_printf(b, "</div>");
-}
-
 /* What each partner type means here, in fedgate's terms (SPEC §4): who
  * may reach whom without being invited. */
 static void type_help(struct evbuffer *b)
@@ -220,13 +192,13 @@ static void partner_form_report(struct hreq *h, int code, const char *mode, json
 			       "corp.fabrikam.com, it.fabrikam.com</span>");
 	web_field_errors(b, errors, "additional_domains");
 	evbuffer_add_printf(b, "</div>");
-	select_words(b, h, v, errors, "partner_type", "Partner type", types, web_word);
+	web_select_words(b, h, v, errors, "partner_type", "Partner type", types, web_word);
 	type_help(b);
-	select_words(b, h, v, errors, "tls", "TLS negotiation", negotiations, web_word);
-	select_words(b, h, v, errors, "sasl", "SASL negotiation", negotiations, web_word);
-	select_words(b, h, v, errors, "dialback", "Dialback negotiation", web_bools, bool_word);
+	web_select_words(b, h, v, errors, "tls", "TLS negotiation", negotiations, web_word);
+	web_select_words(b, h, v, errors, "sasl", "SASL negotiation", negotiations, web_word);
+	web_select_words(b, h, v, errors, "dialback", "Dialback negotiation", web_bools, bool_word);
 	methods_box(b, h, v);
-	select_words(b, h, v, errors, "keepalive", "Enable keepalive", web_bools, bool_word);
+	web_select_words(b, h, v, errors, "keepalive", "Enable keepalive", web_bools, bool_word);
 	web_input(b, h, v, errors, "connection_limit", "Connection limit", "number",
 		  "0 = the gateway's partner_connection_limit", false);
 	web_input(b, h, v, errors, "proxy_fqdn", "Proxy FQDN", "text",
