@@ -317,6 +317,25 @@ static int op_passwd(struct store_db *db, const void *arg, char *err, size_t err
 	return rc == FG_NOTFOUND ? not_found(j, err, errlen) : rc;
 }
 
+/* FG_INVAL with how to go on when administrator `name` is the last one:
+ * without one nobody could change anything. prefix names the field the
+ * change touches ("role: "), or is "". */
+static int not_last_administrator(struct store_db *db, const char *name, const char *prefix,
+				  char *err, size_t errlen)
+{
+	long long n = 0;
+	if (store_db_admin_count_administrators(db, &n, err, errlen) != FG_OK)
+		return FG_ERR;
+	if (n > 1)
+		return FG_OK;
+	snprintf(err, errlen,
+		 "%s%s is the last administrator, and without one nobody could change "
+		 "anything; make another account an administrator first (fedgate admin set "
+		 "NAME --role administrator, or fedgate admin add NAME --role administrator)",
+		 prefix, name);
+	return FG_INVAL;
+}
+
 /* Whether the account may be removed: it exists, and is not the last
  * administrator. */
 static int remove_check(struct store_db *db, const struct admin_job *j, char *err, size_t errlen)
@@ -325,20 +344,8 @@ static int remove_check(struct store_db *db, const struct admin_job *j, char *er
 	int rc = existing_role(db, j, &r, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	if (r == ADMIN_ADMINISTRATOR) {
-		long long n = 0;
-		if (store_db_admin_count_administrators(db, &n, err, errlen) != FG_OK)
-			return FG_ERR;
-		if (n <= 1) {
-			snprintf(err, errlen,
-				 "%s is the last administrator; make another account an "
-				 "administrator first (fedgate admin set NAME --role "
-				 "administrator, or fedgate admin add NAME --role administrator)",
-				 j->name);
-			return FG_INVAL;
-		}
-	}
-	return FG_OK;
+	return r == ADMIN_ADMINISTRATOR ? not_last_administrator(db, j->name, "", err, errlen)
+					: FG_OK;
 }
 
 /* Whether the role may change: the account exists, and an administrator
@@ -349,20 +356,8 @@ static int set_check(struct store_db *db, struct admin_job *j, char *err, size_t
 	int rc = existing_role(db, j, &j->old_role, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	if (j->old_role == ADMIN_ADMINISTRATOR && j->role != ADMIN_ADMINISTRATOR) {
-		long long n = 0;
-		if (store_db_admin_count_administrators(db, &n, err, errlen) != FG_OK)
-			return FG_ERR;
-		if (n <= 1) {
-			snprintf(err, errlen,
-				 "role: %s is the last administrator, and without one nobody "
-				 "could change anything; make another account an administrator "
-				 "first (fedgate admin set NAME --role administrator, or fedgate "
-				 "admin add NAME --role administrator)",
-				 j->name);
-			return FG_INVAL;
-		}
-	}
+	if (j->old_role == ADMIN_ADMINISTRATOR && j->role != ADMIN_ADMINISTRATOR)
+		return not_last_administrator(db, j->name, "role: ", err, errlen);
 	return FG_OK;
 }
 
