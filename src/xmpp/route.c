@@ -310,7 +310,7 @@ static void out_ready(void *owner)
 	r->last.next_retry = 0;
 	evtimer_del(r->retry);
 	history_note_event(r->srv, HISTORY_CONNECTED, false, r->local, r->remote,
-			   s2s_out_method(r->out), NULL);
+			   r->out ? s2s_out_method(r->out) : NULL, NULL);
 	flush(r);
 }
 
@@ -352,7 +352,7 @@ static void out_closed(void *owner, const char *reason)
 {
 	struct route *r = owner;
 	history_note_event(r->srv, HISTORY_CLOSED, false, r->local, r->remote,
-			   s2s_out_method(r->out), reason);
+			   r->out ? s2s_out_method(r->out) : NULL, reason);
 	r->out = NULL;
 	/* A ready stream had sent everything; nothing can be waiting. */
 	assert(r->queued == 0);
