@@ -450,6 +450,8 @@ static void events_svg(struct evbuffer *b, json_t *hist, const struct span *sp, 
 }
 
 /* The events, newest first, with what each said. */
+#define EVENT_ROWS 20
+
 static void events_table(struct evbuffer *b, json_t *hist, time_t now)
 {
 	json_t *ev = json_object_get(hist, "events");
@@ -464,7 +466,9 @@ static void events_table(struct evbuffer *b, json_t *hist, time_t now)
 			       "<th>Event</th><th>Direction</th><th>Local</th><th>Remote</th>"
 			       "<th>Method or reason</th></tr></thead><tbody>");
 	char at[40];
-	for (size_t i = n; i-- > 0;) {
+	/* The newest that fit a screen; the timeline above has them all. */
+	size_t last = n > EVENT_ROWS ? n - EVENT_ROWS : 0;
+	for (size_t i = n; i-- > last;) {
 		json_t *e = json_array_get(ev, i);
 		const char *method = json_string_value(json_object_get(e, "method"));
 		const char *reason = json_string_value(json_object_get(e, "reason"));
@@ -489,6 +493,13 @@ static void events_table(struct evbuffer *b, json_t *hist, time_t now)
 		evbuffer_add_printf(b, "</td></tr>");
 	}
 	evbuffer_add_printf(b, "</tbody></table>");
+	if (last)
+		evbuffer_add_printf(
+			b,
+			"<p class=\"muted\" id=\"older-events\">%zu older event(s) are on the "
+			"timeline above; <code>fedgate partner history</code> lists them "
+			"all.</p>",
+			last);
 }
 
 /* ---- the sections ---- */

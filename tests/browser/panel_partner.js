@@ -235,6 +235,18 @@ run(async (browser) => {
   await page.goto(`${BASE}/partners`);
   assert.notEqual(await health('down.test'), 'Suspended');
 
+  step('many events: the newest 20 in the table, all on the timeline');
+  for (let i = 0; i < 20; i++) {
+    assert.equal(cli('partner', 'retry', 'down.test').status, 0);
+    assert.equal(cli('test-im', '--to', 'bob@down.test', '--wait', '0').status, 1);
+  }
+  const nfailed = history('down.test').events.filter((e) => e.event === 'failed').length;
+  assert.equal(nfailed, 22);
+  await page.goto(`${BASE}/partners/view?domain=down.test`);
+  assert.equal(await page.locator('#event-list tbody tr').count(), 20);
+  assert.match(await page.textContent('#older-events'), /^2 older event\(s\) are on the timeline/);
+  assert.equal(await page.locator('#events g.event-failed').count(), 22);
+
   step('an unknown partner: 404 with the reason');
   const resp = await page.goto(`${BASE}/partners/view?domain=nobody.test`);
   assert.equal(resp.status(), 404);
