@@ -9,6 +9,7 @@
 #include "control.h"
 #include "dns.h"
 #include "fg.h"
+#include "history.h"
 #include "jid.h"
 #include "log.h"
 #include "cmd_txn.h"
@@ -170,6 +171,12 @@ static void on_partner_changed(struct cmd_env *env, const struct partner *old,
 	} else if (old) {
 		log_info("policy", "partner %s removed: it no longer federates", old->domain);
 	}
+	/* Only partners have a history: made with the partner, kept across
+	 * a change, gone with it. */
+	if (new_p && history_partner_add(srv->x.history, new_p->domain) != FG_OK)
+		log_warn("policy", "out of memory: no history is kept for %s", new_p->domain);
+	else if (!new_p && old)
+		history_partner_remove(srv->x.history, old->domain);
 	const char *name = new_p ? new_p->domain : old->domain;
 	char text[300];
 	if (new_p && !new_p->enabled)
@@ -245,6 +252,15 @@ static unsigned run_retry(struct cmd_env *env, const struct partner *p)
 	return n;
 }
 
+static json_t *run_history(struct cmd_env *env, const struct partner *p)
+{
+	struct server *srv = env->ud;
+	json_t *r = history_json(srv->x.history, p->domain, time(NULL));
+	if (!r && history_partner_add(srv->x.history, p->domain) == FG_OK)
+		r = history_json(srv->x.history, p->domain, time(NULL));
+	return r;
+}
+
 static json_t *run_refused(struct cmd_env *env)
 {
 	struct server *srv = env->ud;
@@ -302,6 +318,7 @@ static int open_store(struct server *srv)
 		.user_changed = on_user_changed,
 		.status = run_status,
 		.refused = run_refused,
+		.history = run_history,
 		.reload = run_reload,
 		.stop = run_stop,
 		.ud = srv,
@@ -309,6 +326,16 @@ static int open_store(struct server *srv)
 	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK ||
 	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
 		log_error("serve", "cannot load %s: %s", srv->conf->store_path, err);
+		store_db_close(&db);
+		return FG_ERR;
+	}
+	srv->x.history = history_new();
+	for (size_t i = 0; srv->x.history && i < policy_count(srv->env.live.partners); i++)
+		if (history_partner_add(srv->x.history,
+					policy_at(srv->env.live.partners, i)->domain) != FG_OK)
+			break;
+	if (!srv->x.history) {
+		log_error("serve", "out of memory");
 		store_db_close(&db);
 		return FG_ERR;
 	}
@@ -622,6 +649,7 @@ out:
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
 	refused_free_all(&srv.x);
+	history_free(&srv.x.history);
 	strmap_free(&srv.x.sessions, NULL);
 	throttle_free(&srv.x.auth_throttle);
 	strmap_free(&srv.x.offline_full, NULL);

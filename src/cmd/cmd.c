@@ -1139,6 +1139,55 @@ static void cmd_partner_retry(struct cmd_env *env, const struct cmd_request *req
 	reply(ud, CMD_OK, b);
 }
 
+/* An unknown domain for `partner history`, with the closest partner's
+ * domain when one is near (a typo). */
+static void no_such_partner(struct cmd_env *env, const char *name, cmd_reply_fn reply, void *ud)
+{
+	const char *names[256];
+	size_t n = 0;
+	for (size_t i = 0; i < policy_count(env->live.partners) && n < FG_ARRAY_LEN(names); i++)
+		names[n++] = policy_at(env->live.partners, i)->domain;
+	const char *hint = n ? suggest_closest(name, names, n) : NULL;
+	char msg[800];
+	if (hint)
+		snprintf(msg, sizeof(msg),
+			 "no partner has the domain '%.300s'; did you mean '%.300s'? ('fedgate "
+			 "partner get' lists them)",
+			 name, hint);
+	else
+		snprintf(msg, sizeof(msg),
+			 "no partner has the domain '%.300s' ('fedgate partner get' lists them)",
+			 name);
+	cmd_reply_error(reply, ud, CMD_NOT_FOUND, "domain", msg);
+}
+
+/* A partner's last 24 hours: only the daemon counts them. Any of the
+ * partner's domains names it. */
+static void cmd_partner_history(struct cmd_env *env, const struct cmd_request *req,
+				cmd_reply_fn reply, void *ud)
+{
+	const char *name = cmd_param_str(req->params, "domain");
+	const struct partner *p = name ? find_partner(env, name, true) : NULL;
+	if (!p) {
+		no_such_partner(env, name ? name : "", reply, ud);
+		return;
+	}
+	if (!env->history) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL,
+				"partner history shows what the running daemon counted over the "
+				"last 24 hours: start 'fedgate serve' first");
+		return;
+	}
+	json_t *h = env->history(env, p);
+	if (!h) {
+		cmd_reply_error(reply, ud, CMD_REFUSED, NULL, "out of memory");
+		return;
+	}
+	json_t *b = cmd_body_new();
+	json_object_set_new(b, "result", h);
+	reply(ud, CMD_OK, b);
+}
+
 static void cmd_reload(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 		       void *ud)
 {
@@ -1190,6 +1239,9 @@ static const struct cmd_def table[] = {
 	 p_status, cmd_status},
 	{"partner retry", CMD_ACTS, "forget a partner's retry delay and try again now",
 	 p_domain_only, cmd_partner_retry},
+	{"partner history", false,
+	 "a partner's last 24 hours: stanzas in and out per minute, connection events",
+	 p_domain_only, cmd_partner_history},
 	{"reload", CMD_ACTS,
 	 "read the configuration file, certificates and keys again; report what changed", p_none,
 	 cmd_reload},

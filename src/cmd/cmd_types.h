@@ -58,6 +58,9 @@ struct cmd_env {
 	 * and those with stanzas waiting try at once; returns how many
 	 * started an attempt. NULL in the CLI. */
 	unsigned (*retry)(struct cmd_env *env, const struct partner *p);
+	/* `partner history`: p's last 24 hours (history.h's shape), or NULL
+	 * when the daemon keeps none for it; NULL in the CLI. */
+	json_t *(*history)(struct cmd_env *env, const struct partner *p);
 	/* `status --refused`: non-partner domains that tried to federate,
 	 * most recent first; NULL in the CLI. */
 	json_t *(*refused)(struct cmd_env *env);

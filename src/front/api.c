@@ -9,6 +9,7 @@
  *   GET    /status[?refused=1|?failing=true] status [--refused|--failing]
  *   GET    /audit[?since=&filter=&limit=&offset=]   audit
  *   POST   /partners/{domain}/retry                   partner retry D
+ *   GET    /partners/{domain}/history                 partner history D
  *   GET    /users               user list            POST /users          user add
  *   GET    /users/{name}        user get             PUT|PATCH            user set
  *   DELETE /users/{name}        user remove
@@ -304,7 +305,23 @@ void api_handle(struct hreq *h)
 	const char *p = h->path + strlen(API_PREFIX);
 	bool get = h->method == EVHTTP_REQ_GET || h->method == EVHTTP_REQ_HEAD;
 	size_t plen = strlen(p);
-	if (strncmp(p, "partners/", 9) == 0 && plen > 15 && strcmp(p + plen - 6, "/retry") == 0) {
+	if (strncmp(p, "partners/", 9) == 0 && plen > 17 && strcmp(p + plen - 8, "/history") == 0) {
+		if (!get) {
+			method_not_allowed(h, "GET");
+			return;
+		}
+		char *domain = strndup(p + 9, plen - 17);
+		if (!domain || strchr(domain, '/')) {
+			free(domain);
+			http_send_error(h, 404, NULL, "no such resource");
+			return;
+		}
+		json_t *params = json_object();
+		json_object_set_new(params, "domain", json_string(domain));
+		free(domain);
+		run(h, "partner history", params, false);
+	} else if (strncmp(p, "partners/", 9) == 0 && plen > 15 &&
+		   strcmp(p + plen - 6, "/retry") == 0) {
 		if (h->method != EVHTTP_REQ_POST) {
 			method_not_allowed(h, "POST");
 			return;

@@ -408,6 +408,42 @@ static void print_status(FILE *f, json_t *rows)
 	}
 }
 
+static long long sum_last(json_t *arr, size_t n)
+{
+	size_t len = json_array_size(arr);
+	long long s = 0;
+	for (size_t i = len > n ? len - n : 0; i < len; i++)
+		s += (long long)json_integer_value(json_array_get(arr, i));
+	return s;
+}
+
+/* `partner history`: the totals of the last hour and day, then the
+ * connection events, newest first. */
+static void print_history(FILE *f, json_t *h)
+{
+	json_t *in = json_object_get(h, "stanzas_in"), *out = json_object_get(h, "stanzas_out");
+	fprintf(f, "%s, as of %s (since %s)\n", str_of(h, "domain"), str_of(h, "now"),
+		str_of(h, "since"));
+	fprintf(f, "stanzas      %10s %10s\n", "IN", "OUT");
+	fprintf(f, "last hour    %10lld %10lld\n", sum_last(in, 60), sum_last(out, 60));
+	fprintf(f, "last 24 h    %10lld %10lld\n", sum_last(in, json_array_size(in)),
+		sum_last(out, json_array_size(out)));
+	json_t *ev = json_object_get(h, "events");
+	if (json_array_size(ev) == 0) {
+		fprintf(f, "no connection events in the last 24 hours\n");
+		return;
+	}
+	fprintf(f, "%-21s %-10s %-4s %-24s %-24s %s\n", "AT", "EVENT", "DIR", "LOCAL", "REMOTE",
+		"METHOD / REASON");
+	for (size_t i = json_array_size(ev); i-- > 0;) {
+		json_t *e = json_array_get(ev, i);
+		const char *method = str_of(e, "method"), *reason = str_of(e, "reason");
+		fprintf(f, "%-21s %-10s %-4s %-24s %-24s %s%s%s\n", str_of(e, "at"),
+			str_of(e, "event"), str_of(e, "direction"), str_of(e, "local"),
+			str_of(e, "remote"), method, method[0] && reason[0] ? ": " : "", reason);
+	}
+}
+
 /* An admin command's result for people; true when it printed it. */
 static bool print_admin(const char *name, int status, json_t *body)
 {
@@ -548,6 +584,8 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		return;
 	if (strcmp(name, "partner retry") == 0)
 		; /* the message says it all */
+	else if (strcmp(name, "partner history") == 0)
+		print_history(stdout, result);
 	else if (strncmp(name, "partner ", 8) == 0 && json_is_object(result))
 		print_partner(stdout, result);
 	else if (strcmp(name, "partner get") == 0)

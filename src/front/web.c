@@ -3,6 +3,8 @@
  * routes; each subject is a page file (docs/internals.md, "Control panel"):
  *
  *   web_partners.c      /partners: the list
+ *   web_partner_page.c  /partners/view, /partners/retry, /partners/suspend,
+ *                       /partners/resume (routed by web_partners.c)
  *   web_partner_form.c  /partners/new, /partners/edit, /partners/commit,
  *                       /partners/delete
  *   web_gateway.c       /gateway

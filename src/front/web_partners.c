@@ -1,5 +1,9 @@
-/* The partner list (/partners). */
+/* The partner list (/partners): every partner with its settings in
+ * Lync's words and its health now (connected, failing, suspended, idle),
+ * a filter box, each domain a link to its page (web_partner_page.c, also
+ * routed from here). */
 #include "web_page.h"
+#include "web_partner_page.h"
 
 #include "fg.h"
 
@@ -7,23 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char web_css_partners[] = "";
+const char web_css_partners[] =
+	"#partners td.domain a{font-weight:600}"
+	"#partners td.health-cell{min-width:13em;max-width:22em}"
+	"#partners .health{white-space:normal;border-radius:.6em}" WEB_CSS_PARTNER_PAGE;
 
 /* ---- partners: the list ---- */
-
-static bool row_is_partner(json_t *row, json_t *partner)
-{
-	const char *remote = json_string_value(json_object_get(row, "remote"));
-	if (!remote)
-		return false;
-	if (strcmp(remote, json_string_value(json_object_get(partner, "domain"))) == 0)
-		return true;
-	size_t i;
-	json_t *d;
-	json_array_foreach(json_object_get(partner, "additional_domains"), i,
-			   d) if (strcmp(remote, json_string_value(d)) == 0) return true;
-	return false;
-}
 
 static void partners_render(struct hreq *h, int status, json_t *body)
 {
@@ -45,33 +38,34 @@ static void partners_render(struct hreq *h, int status, json_t *body)
 		web_page_end(h, 200, b);
 		return;
 	}
+	web_filter_box(b, h, "/partners", "Filter partners");
 	evbuffer_add_printf(b, "<table id=\"partners\"><thead><tr><th>Domain</th>"
 			       "<th>Additional domains</th><th>Type</th><th>TLS</th><th>SASL</th>"
-			       "<th>Dialback</th><th>Allowed methods</th><th>Live streams</th>"
-			       "<th>Last error</th><th>Actions</th></tr></thead><tbody>");
-	size_t i;
+			       "<th>Dialback</th><th>Allowed methods</th><th>Health</th>"
+			       "<th>Actions</th></tr></thead><tbody>");
+	size_t i, shown = 0;
 	json_t *p;
-	char num[32];
+	char num[32], health[300], detail[700];
 	json_array_foreach(partners, i, p)
 	{
 		const char *domain = json_string_value(json_object_get(p, "domain"));
-		unsigned live = 0;
-		const char *last_error = "";
-		size_t k;
-		json_t *r;
-		json_array_foreach(streams, k, r)
-		{
-			if (!row_is_partner(r, p))
-				continue;
-			live++;
-			const char *e = json_string_value(json_object_get(r, "last_error"));
-			if (e && *e)
-				last_error = e;
-		}
+		enum web_health hl = web_partner_health(p, streams, health, sizeof(health), detail,
+							sizeof(detail));
+		/* The filter sees what the row shows: the record and its health. */
+		json_t *row = json_deep_copy(p);
+		json_object_set_new(row, "health", json_string(health));
+		bool match = web_filter_match(h, row);
+		json_decref(row);
+		if (!match)
+			continue;
+		shown++;
 		evbuffer_add_printf(b, "<tr data-domain=\"");
 		http_html(b, domain);
-		evbuffer_add_printf(b, "\"><td class=\"domain\">");
+		evbuffer_add_printf(b, "\"><td class=\"domain\"><a href=\"/partners/view?domain=");
+		http_url(b, domain);
+		evbuffer_add_printf(b, "\">");
 		http_html(b, domain);
+		evbuffer_add_printf(b, "</a>");
 		json_t *w = json_object_get(p, "warnings");
 		if (json_array_size(w)) {
 			evbuffer_add_printf(b, "<div class=\"row-warning\">");
@@ -81,19 +75,26 @@ static void partners_render(struct hreq *h, int status, json_t *body)
 		evbuffer_add_printf(b, "</td><td>");
 		web_join(b, json_object_get(p, "additional_domains"), ", ");
 		evbuffer_add_printf(b, "</td><td>");
-		http_html(b, web_text_of(p, "partner_type", num, sizeof(num)));
+		http_html(b, web_word(web_text_of(p, "partner_type", num, sizeof(num))));
 		evbuffer_add_printf(b, "</td><td>");
-		http_html(b, web_text_of(p, "tls", num, sizeof(num)));
+		http_html(b, web_word(web_text_of(p, "tls", num, sizeof(num))));
 		evbuffer_add_printf(b, "</td><td>");
-		http_html(b, web_text_of(p, "sasl", num, sizeof(num)));
+		http_html(b, web_word(web_text_of(p, "sasl", num, sizeof(num))));
 		evbuffer_add_printf(b, "</td><td>");
-		http_html(b, web_text_of(p, "dialback", num, sizeof(num)));
+		http_html(b, web_word(web_text_of(p, "dialback", num, sizeof(num))));
 		evbuffer_add_printf(b, "</td><td>");
 		web_join(b, json_object_get(p, "allowed_methods"), ", ");
-		evbuffer_add_printf(b, "</td><td>%u</td><td>", live);
-		http_html(b, last_error);
-		evbuffer_add_printf(b,
-				    "</td><td class=\"actions\"><a href=\"/partners/edit?domain=");
+		evbuffer_add_printf(b, "</td><td class=\"health-cell\"><span class=\"health %s\"",
+				    web_health_class(hl));
+		if (detail[0]) {
+			evbuffer_add_printf(b, " title=\"");
+			http_html(b, detail);
+			evbuffer_add_printf(b, "\"");
+		}
+		evbuffer_add_printf(b, ">");
+		http_html(b, health);
+		evbuffer_add_printf(
+			b, "</span></td><td class=\"actions\"><a href=\"/partners/edit?domain=");
 		http_url(b, domain);
 		evbuffer_add_printf(b, "\">%s</a>", h->read_only ? "View" : "Edit");
 		if (!h->read_only) {
@@ -104,6 +105,9 @@ static void partners_render(struct hreq *h, int status, json_t *body)
 		evbuffer_add_printf(b, "</td></tr>");
 	}
 	evbuffer_add_printf(b, "</tbody></table>");
+	if (!shown)
+		evbuffer_add_printf(b, "<p class=\"muted\" id=\"no-match\">No partner matches the "
+				       "filter.</p>");
 	json_decref(body);
 	web_page_end(h, 200, b);
 }
@@ -120,6 +124,8 @@ static void partners_got(struct hreq *h, int status, json_t *body)
 
 bool web_partners_route(struct hreq *h, bool post)
 {
+	if (web_partner_page_route(h, post))
+		return true;
 	if (post || strcmp(h->path, "/partners") != 0)
 		return false;
 	http_cmd(h, "partner get", json_object(), false, partners_got);

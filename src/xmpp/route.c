@@ -3,6 +3,7 @@
 #include "conf.h"
 #include "counters.h"
 #include "fg.h"
+#include "history.h"
 #include "live.h"
 #include "log.h"
 #include "policy.h"
@@ -217,6 +218,7 @@ static void write_one(struct route *r, struct xml_node *st, route_done done, voi
 {
 	if (s2s_out_write(r->out, st)) {
 		counters_stanza(STANZA_DELIVERED, NULL);
+		history_note_stanza(r->srv, r->remote, false);
 		if (done)
 			done(ud, true, s2s_out_report(r->out));
 		xml_free(&st);
@@ -307,6 +309,8 @@ static void out_ready(void *owner)
 	r->last.delay = 0;
 	r->last.next_retry = 0;
 	evtimer_del(r->retry);
+	history_note_event(r->srv, HISTORY_CONNECTED, false, r->local, r->remote,
+			   r->out ? s2s_out_method(r->out) : NULL, NULL);
 	flush(r);
 }
 
@@ -334,6 +338,8 @@ static void out_failed(void *owner, enum db_cond cond, const char *why, const ch
 		f->attempts++;
 		f->cond = cond;
 		count_failure(r, kind);
+		history_note_event(r->srv, HISTORY_FAILED, false, r->local, r->remote, NULL,
+				   f->reason);
 	}
 	const char *c = r->fail_condition      ? r->fail_condition
 			: cond != DB_COND_NONE ? dialback_cond_name(cond)
@@ -342,9 +348,11 @@ static void out_failed(void *owner, enum db_cond cond, const char *why, const ch
 	fail_all(r, c, why, report);
 }
 
-static void out_closed(void *owner)
+static void out_closed(void *owner, const char *reason)
 {
 	struct route *r = owner;
+	history_note_event(r->srv, HISTORY_CLOSED, false, r->local, r->remote,
+			   r->out ? s2s_out_method(r->out) : NULL, reason);
 	r->out = NULL;
 	/* A ready stream had sent everything; nothing can be waiting. */
 	assert(r->queued == 0);

@@ -6,6 +6,7 @@
 #include "counters.h"
 #include "dialback.h"
 #include "fg.h"
+#include "history.h"
 #include "jid.h"
 #include "live.h"
 #include "log.h"
@@ -265,6 +266,8 @@ static void sasl_external(struct s2s_in *in, const struct xml_node *el)
 	stream_authenticated(s, remote, "SASL over TLS");
 	if (stream_state(s) == STREAM_CLOSING)
 		return;
+	history_note_event(in->srv, HISTORY_CONNECTED, true, stream_local(s), remote,
+			   "SASL over TLS", NULL);
 	stream_send_raw(s, "<success xmlns='" XML_NS_SASL "'/>",
 			strlen("<success xmlns='" XML_NS_SASL "'/>"));
 	log_info(stream_ctx(s), "authenticated %s with SASL EXTERNAL (SASL over TLS)",
@@ -302,6 +305,8 @@ static void on_verified(void *ud, int verdict, enum db_cond cond, const char *wh
 		send_db(s, dialback_result_answer(w->local, w->remote, true));
 		const char *method = stream_secure(s) ? "TLS Dialback" : "TCP Dialback";
 		log_info(stream_ctx(s), "authenticated %s with %s", w->remote, method);
+		history_note_event(w->srv, HISTORY_CONNECTED, true, w->local, w->remote, method,
+				   NULL);
 		stream_ready(s, method);
 	} else if (verdict == DB_INVALID) {
 		dialback_tracker_settle(in->db, w->local, w->remote, DB_INVALID);
@@ -420,20 +425,23 @@ static void on_stanza(struct s2s_in *in, struct xml_node *st)
 	bool from_ok = from_parsed &&
 		       ((authed && strcmp(fj.domain, authed) == 0) ||
 			(to_ok && dialback_tracker_is_authorized(in->db, tj.domain, fj.domain)));
-	jid_clear(&fj);
 	jid_clear(&tj);
 	if (!from_ok) {
+		jid_clear(&fj);
 		xml_free(&st);
 		stream_error(s, "invalid-from",
 			     "the stanza's from is not the domain this stream authenticated");
 		return;
 	}
 	if (!to_ok) {
+		jid_clear(&fj);
 		xml_free(&st);
 		stream_error(s, "host-unknown", "the stanza's to is not a domain served here");
 		return;
 	}
 	stream_count_stanza(s, true);
+	history_note_stanza(srv, fj.domain, true);
+	jid_clear(&fj);
 	router_from_partner(srv, st);
 }
 
@@ -559,6 +567,16 @@ static void in_peer_error(struct stream *s, void *rs, const char *why)
 		route_note_peer_error(stream_server(s), stream_local(s), stream_remote(s), why);
 }
 
+/* An authenticated stream's end is an event of the partner's day. */
+static void in_closed(struct stream *s, void *rs, const char *reason)
+{
+	(void)rs;
+	const char *who = stream_authed(s) ? stream_authed(s) : stream_remote(s);
+	if (stream_method(s) && who)
+		history_note_event(stream_server(s), HISTORY_CLOSED, true, stream_local(s), who,
+				   stream_method(s), reason);
+}
+
 const struct stream_role s2s_in_role = {
 	.name = "s2s-in",
 	.direction = "in",
@@ -574,4 +592,5 @@ const struct stream_role s2s_in_role = {
 	.idle_timeout = in_idle_timeout,
 	.stanza_limit = in_stanza_limit,
 	.peer_error = in_peer_error,
+	.closed = in_closed,
 };

@@ -658,7 +658,7 @@ static void on_closed(void *ud, const char *reason)
 	if (o->state == OUT_READY) {
 		log_info(o->ctx, "stream closed: %s", reason);
 		if (o->ops)
-			o->ops->closed(o->owner);
+			o->ops->closed(o->owner, reason);
 	}
 	out_free(o);
 }
@@ -816,6 +816,11 @@ bool s2s_out_has_room(const struct s2s_out *o)
 {
 	return o->state == OUT_READY && o->conn &&
 	       conn_output_pending(o->conn) < o->srv->conf->output_queue / 2;
+}
+
+const char *s2s_out_method(const struct s2s_out *o)
+{
+	return o->state == OUT_READY ? o->method : NULL;
 }
 
 bool s2s_out_is_ready(const struct s2s_out *o)

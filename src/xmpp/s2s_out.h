@@ -31,8 +31,9 @@ struct s2s_out_ops {
 	 * everything else (RFC 6120 §8.3.3.15-16). */
 	void (*failed)(void *owner, enum db_cond cond, const char *why, const char *report,
 		       bool attempted);
-	/* A stream that was ready closed (idle, or the peer ended it). */
-	void (*closed)(void *owner);
+	/* A stream that was ready closed (idle, or the peer ended it);
+	 * reason says why. */
+	void (*closed)(void *owner, const char *reason);
 	/* A ready stream's output fell to half of [limits] output_queue:
 	 * room to write more. */
 	void (*drained)(void *owner);
@@ -63,6 +64,9 @@ bool s2s_out_is_ready(const struct s2s_out *o);
 const char *s2s_out_fail_kind(const struct s2s_out *o);
 /* The steps so far, one per line. */
 const char *s2s_out_report(const struct s2s_out *o);
+/* How a ready stream authenticated ("SASL over TLS", "TLS Dialback",
+ * "TCP Dialback"), or NULL before. */
+const char *s2s_out_method(const struct s2s_out *o);
 
 /* The receiving role of Server Dialback (XEP-0220): asks the peer, as
  * remote's authoritative server, whether key is valid for (local, remote,

@@ -240,6 +240,11 @@ const char *stream_authed(const struct stream *s)
 	return s->authed;
 }
 
+const char *stream_method(const struct stream *s)
+{
+	return s->method;
+}
+
 void stream_ready(struct stream *s, const char *method)
 {
 	s->method = method;
@@ -907,7 +912,8 @@ static void stream_destroy(struct stream *s, bool final)
 static void on_closed(void *ud, const char *reason)
 {
 	struct stream *s = ud;
-	(void)reason;
+	if (s->role->closed)
+		s->role->closed(s, s->rs, reason);
 	xmpp_stream_gone(s->srv, s);
 	stream_destroy(s, false);
 }

@@ -73,6 +73,9 @@ struct stream_role {
 	/* The peer ended the stream with a <stream:error/>; why has its
 	 * condition and text. Called before the stream closes. May be NULL. */
 	void (*peer_error)(struct stream *s, void *rs, const char *why);
+	/* The connection is gone (reason: why), just before the stream is
+	 * freed. May be NULL. */
+	void (*closed)(struct stream *s, void *rs, const char *reason);
 };
 
 /* Takes ownership of fd. On allocation failure closes fd and returns NULL. */
@@ -135,6 +138,9 @@ void stream_count_stanza(struct stream *s, bool in);
 /* SASL succeeded for who (a domain on s2s, a bare JID on c2s): the stream
  * restarts (RFC 6120 §6.4.6) and is then authenticated. */
 void stream_authenticated(struct stream *s, const char *who, const char *method);
+/* How the stream authenticated ("SASL over TLS", "TLS Dialback"...), or
+ * NULL before. */
+const char *stream_method(const struct stream *s);
 /* What SASL authenticated (a domain, a bare JID), or NULL. */
 const char *stream_authed(const struct stream *s);
 /* Authenticated without a restart (dialback, XEP-0220): READY now, if the

@@ -12,6 +12,7 @@
 
 struct dns;
 struct fg_conf;
+struct history;
 struct live;
 struct partner;
 struct routes;
@@ -72,6 +73,8 @@ struct xmpp_server {
 	struct strmap *rosters;
 	/* refused.c: non-partner domains that tried to federate, by domain */
 	struct strmap *refused;
+	/* history.c: each partner's last 24 hours (made by the program) */
+	struct history *history;
 	/* presence.c: the periodic re-probe of remote contacts */
 	struct event *refresh;
 };
