@@ -15,8 +15,7 @@ const char web_css_audit[] =
 	".pager{margin:.6em 0}.pager a,.pager span{margin-right:1em}"
 	"#audit td.when{white-space:nowrap}"
 	"#audit td.changes{overflow-wrap:anywhere;font-size:.92em}"
-	"#audit .key{color:#3a4a5a;font-weight:600}#audit td:nth-child(4){white-space:nowrap}"
-	".filter{margin:0 0 .8em}.filter input{width:22em;padding:.3em}";
+	"#audit .key{color:#3a4a5a;font-weight:600}#audit td:nth-child(4){white-space:nowrap}";
 
 /* A record made or removed: its values in one line ("tls required,
  * sasl optional, ..."), empty ones left out; a change: one line a key,

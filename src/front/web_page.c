@@ -58,6 +58,8 @@ static const char css_common[] =
 	"13em;max-width:35em}"
 	".muted{color:#6b7785}"
 	".row-warning{color:#8a6100;font-size:.9em}"
+	"details.row-warning summary{cursor:pointer}"
+	".filter{margin:0 0 .8em}.filter input{width:22em;padding:.3em}"
 	".signin{max-width:24em;margin:4em auto;background:#fff;border:1px solid #d5dbe1;"
 	"padding:1.5em}"
 	".signin .field label{width:7em}.signin .field input{width:13em}"

@@ -68,9 +68,14 @@ static void partners_render(struct hreq *h, int status, json_t *body)
 		evbuffer_add_printf(b, "</a>");
 		json_t *w = json_object_get(p, "warnings");
 		if (json_array_size(w)) {
-			evbuffer_add_printf(b, "<div class=\"row-warning\">");
+			/* Folded: the default settings carry one, and a paragraph
+			 * in every row would make the list unreadable. */
+			evbuffer_add_printf(b,
+					    "<details class=\"row-warning\"><summary>%zu "
+					    "warning%s</summary>",
+					    json_array_size(w), json_array_size(w) == 1 ? "" : "s");
 			web_join(b, w, "<br>");
-			evbuffer_add_printf(b, "</div>");
+			evbuffer_add_printf(b, "</details>");
 		}
 		evbuffer_add_printf(b, "</td><td>");
 		web_join(b, json_object_get(p, "additional_domains"), ", ");

@@ -15,7 +15,6 @@
 #include <time.h>
 
 const char web_css_status[] =
-	".filter{margin:0 0 .8em}.filter input{width:22em;padding:.3em}"
 	"table.status td{overflow-wrap:break-word}"
 	"table.status td.num,table.status td.nowrap{white-space:nowrap}"
 	"table.status td.reason{min-width:18em}"
