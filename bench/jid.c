@@ -36,8 +36,7 @@ int main(void)
 		"alice@contoso.test/laptop-1f3a",
 		"Bob@Fabrikam.Test",
 		"conference.fabrikam.test",
-		"j\xc3\xb6rg@b\xc3\xbc"
-		"cher.example/Telefon",
+		"j\303\266rg@b\303\274cher.example/Telefon",
 	};
 	const int n = 200000;
 	printf("%-36s %12s %12s %8s\n", "JID", "fast ns", "full ns", "ratio");
