@@ -14,6 +14,7 @@
 #include "log.h"
 #include "cmd_txn.h"
 #include "logfile.h"
+#include "memtrim.h"
 #include "notify.h"
 #include "presence.h"
 #include "privs.h"
@@ -619,7 +620,13 @@ int serve_main(const char *conf_path)
 	status_line(&srv, status_text, sizeof(status_text));
 	notify_start(srv.notify, srv.x.base, status_line, &srv);
 	notify_ready(srv.notify, status_text);
+	/* Freed session memory goes back to the system (memtrim.c). */
+	struct memtrim *trim = memtrim_start(srv.x.base, 10);
+	if (!trim)
+		log_warn("serve",
+			 "cannot start the memory trimmer: freed memory stays with fedgate");
 	event_base_dispatch(srv.x.base);
+	memtrim_stop(&trim);
 	log_info("serve", "stopped");
 	status = 0;
 out:

@@ -12,6 +12,7 @@ void counters_conn_closed(unsigned long long bytes_in, unsigned long long bytes_
 	totals.bytes_out += bytes_out;
 	totals.stanzas_in += stanzas_in;
 	totals.stanzas_out += stanzas_out;
+	totals.conns_closed++;
 }
 
 /* Labels are few and fixed; one past the table's end lands in "other". */

@@ -19,6 +19,7 @@ enum stanza_outcome {
 
 struct counters {
 	unsigned long long bytes_in, bytes_out, stanzas_in, stanzas_out; /* closed connections */
+	unsigned long long conns_closed;
 	unsigned long long stanzas[STANZA_OUTCOMES];
 	struct counters_reason {
 		const char *reason; /* a string literal of the caller */

@@ -1,0 +1,69 @@
+"""Memory per idle authenticated TLS client session, and memory returned
+after they close: opens FG_IDLE_N (default 2000) c2s sessions to a real
+fedgate (STARTTLS, PLAIN, bind), lets them sit, reads the daemon's RSS,
+closes them and reads it again. Prints figures only; asserts nothing
+about them. Run inside tests/e2e/netns.sh with FEDGATE set (make bench)."""
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+from c2sclient import Client  # noqa: E402
+from fgtest import Fedgate  # noqa: E402
+
+N = int(os.environ.get("FG_IDLE_N", "2000"))
+PASSWORD = "alice's long password"
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def settle(pid, seconds=2.0):
+    time.sleep(seconds)
+    return rss_kib(pid)
+
+
+def main():
+    fg = Fedgate(extra={"limits": {"connections_per_ip": "100000",
+                                   "preauth_streams_per_ip": "100000",
+                                   "preauth_streams": "100000"}})
+    r = fg.cli("user", "add", "alice@contoso.test", input=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    fg.start()
+    pid = fg.proc.pid
+    try:
+        base = settle(pid, 1.0)
+        clients = []
+        t0 = time.time()
+        for i in range(N):
+            c = Client()
+            c.login("alice", PASSWORD, resource=f"idle{i}")
+            clients.append(c)
+        opened = time.time() - t0
+        peak = settle(pid)
+        per = (peak - base) / N
+        for c in clients:
+            c.close()
+        clients.clear()
+        # memtrim.c looks every 10 s: give it one look.
+        after = settle(pid, float(os.environ.get("FG_SETTLE", "12")))
+        print(f"idle TLS c2s sessions: {N} opened in {opened:.1f} s")
+        print(f"fedgate RSS: {base} KiB at start, {peak} KiB with {N} sessions, "
+              f"{after} KiB after they closed")
+        print(f"RSS per idle session: {per:.1f} KiB")
+        grown = (after - base) / base * 100 if base else 0.0
+        print(f"RSS after closing: {grown:+.0f}% of the start "
+              f"({(after - base) / max(peak - base, 1) * 100:.0f}% of what the sessions took "
+              f"still held)")
+    finally:
+        fg.stop()
+
+
+if __name__ == "__main__":
+    main()
