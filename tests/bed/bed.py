@@ -228,40 +228,48 @@ class Prosody:
         shutil.copy(key, os.path.join(self.dir, "key.pem"))
         shutil.copy(ca, os.path.join(self.dir, "ca.pem"))
         vhosts = "".join(f'VirtualHost "{h}"\n' for h in hosts)
+        # Each option once: Prosody 0.12 reports a repeated one with the
+        # line it is on, and fails to find that line when the file's path
+        # is long (its "Duplicate option" warning then crashes the config
+        # reader). So tls=False and extra ("name = value" lines) replace
+        # options instead of adding lines after them.
+        options = {
+            "daemonize": "false",
+            "pidfile": f'"{self.dir}/prosody.pid"',
+            "data_path": f'"{self.data}"',
+            "log": f'{{ debug = "{self.log}" }}',
+            "interfaces": f'{{ "{addr}" }}',
+            "c2s_ports": "{ 5222 }",
+            "s2s_ports": "{ 5269 }",
+            "c2s_direct_tls_ports": "{ }",
+            "s2s_direct_tls_ports": "{ }",
+            "http_ports": "{ }",
+            "https_ports": "{ }",
+            "admin_socket": f'"{self.dir}/admin.sock"',
+            "modules_enabled": '{ "roster", "saslauth", "tls", "dialback", "disco", "ping", '
+                               '"presence", "message", "iq", "posix", "s2s_auth_certs" }',
+            "modules_disabled": '{ "s2s_bidi" }',
+            "authentication": '"internal_hashed"',
+            "storage": '"internal"',
+            "c2s_require_encryption": "true",
+            "s2s_require_encryption": "true",
+            "s2s_secure_auth": "true",
+        }
         if tls:
-            tls_conf = (f'ssl = {{ certificate = "{self.dir}/cert.pem"; key = "{self.dir}/key.pem"; '
-                        f'cafile = "{self.dir}/ca.pem"; capath = false }}')
+            options["ssl"] = (f'{{ certificate = "{self.dir}/cert.pem"; key = "{self.dir}/key.pem"; '
+                              f'cafile = "{self.dir}/ca.pem"; capath = false }}')
         else:
             # No certificate at all: Prosody offers no STARTTLS anywhere.
-            tls_conf = ('certificates = "/nonexistent"\nc2s_require_encryption = false\n'
-                        's2s_require_encryption = false\ns2s_secure_auth = false\n'
-                        'modules_disabled = { "s2s_bidi", "tls" }')
+            options.update({"certificates": '"/nonexistent"', "c2s_require_encryption": "false",
+                            "s2s_require_encryption": "false", "s2s_secure_auth": "false",
+                            "modules_disabled": '{ "s2s_bidi", "tls" }'})
+        for line in extra.splitlines():
+            if line.strip():
+                name, value = line.split("=", 1)
+                options[name.strip()] = value.strip()
+        body = "".join(f"{k} = {v}\n" for k, v in options.items())
         with open(self.conf, "w") as f:
-            f.write(f'''
-daemonize = false
-pidfile = "{self.dir}/prosody.pid"
-data_path = "{self.data}"
-log = {{ debug = "{self.log}" }}
-interfaces = {{ "{addr}" }}
-c2s_ports = {{ 5222 }}
-s2s_ports = {{ 5269 }}
-c2s_direct_tls_ports = {{ }}
-s2s_direct_tls_ports = {{ }}
-http_ports = {{ }}
-https_ports = {{ }}
-admin_socket = "{self.dir}/admin.sock"
-modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence",
-                    "message", "iq", "posix", "s2s_auth_certs" }}
-modules_disabled = {{ "s2s_bidi" }}
-authentication = "internal_hashed"
-storage = "internal"
-c2s_require_encryption = true
-s2s_require_encryption = true
-s2s_secure_auth = true
-{PROSODY_UNBOUND}
-{tls_conf}
-{extra}
-{vhosts}''')
+            f.write(f"{body}{PROSODY_UNBOUND}\n{vhosts}")
         pw = pwd.getpwnam("prosody")
         for dirpath, dirnames, filenames in os.walk(self.dir):
             for n in [dirpath] + [os.path.join(dirpath, x) for x in filenames]:
