@@ -87,7 +87,16 @@ def test_shutdown_answers_what_waits_for_a_partner(fg):
     for i in range(10):
         alice.send(f"<message to='bob@silent.test' id='w{i}' type='chat'><body>{i}</body>"
                    "</message>")
-    fg.wait_log(r"silent\.test: connected")
+    # All ten must wait in the route's queue before the signal: the log's
+    # "connected" can come while the last ones are still in the socket,
+    # unread, and a stanza never read is never the server's to answer.
+    deadline = time.time() + 10
+    while True:
+        rows = [r for r in fg.cli_json("status") if r.get("remote") == "silent.test"]
+        if any(r.get("queued") == 10 for r in rows):
+            break
+        assert time.time() < deadline, rows
+        time.sleep(0.05)
     fg.proc.send_signal(signal.SIGTERM)
     got = []
     while True:
