@@ -139,13 +139,20 @@ static inline int fx_exec(struct fx *f, const struct cmd_request *req)
 		      !fx_contains(f->body, f->env.live.gw.dialback_secret) &&
 		      !fx_contains(f->body, FX_PASSWORD));
 
+	/* The snapshot's reads reply through f too: keep the command's own
+	 * body and status for the caller. */
+	json_t *body = json_incref(f->body);
+	int status = f->status;
 	char *after = fx_snapshot(f);
 
-	if (f->status != CMD_OK || req->what_if || !def || !def->writes || req->read_only)
+	json_decref(f->body);
+	f->body = body;
+	f->status = status;
+	if (status != CMD_OK || req->what_if || !def || !def->writes || req->read_only)
 		CHECK(strcmp(before, after) == 0);
 	free(before);
 	free(after);
-	return f->status;
+	return status;
 }
 
 static inline void fx_do(struct fx *f, const char *name, const char *params_json)

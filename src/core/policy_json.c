@@ -244,6 +244,19 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 		    (strcmp(key, "description") == 0 && !p->description))
 			return FG_NOMEM;
 	}
+	/* A record as `partner get` shows it holds the limit in force, the
+	 * gateway's when connection_limit_default is true: saved back, it
+	 * must keep following the gateway, not pin today's value. */
+	json_t *deflt = json_object_get(obj, "connection_limit_default");
+	if (deflt && !in_list("connection_limit_default", skip)) {
+		if (!json_is_boolean(deflt)) {
+			*field = "connection_limit_default";
+			snprintf(err, errlen, "connection_limit_default: must be true or false");
+			return FG_INVAL;
+		}
+		if (json_is_true(deflt))
+			p->connection_limit = 0;
+	}
 	*field = NULL;
 	return FG_OK;
 }

@@ -178,6 +178,30 @@ def test_forms_need_the_csrf_token(fg, api):
 
 # ---- partners ----
 
+def test_a_record_put_back_as_it_was_read_changes_nothing(fg, api):
+    """A partner on the gateway's default connection limit, read and PUT
+    back as read (a script's round trip, an edit in a text editor), still
+    follows the gateway: the limit shown (the one in force) is not pinned.
+    Found by fuzz_api once its idempotence check really ran."""
+    body = fabrikam()
+    body.pop("connection_limit", None)
+    assert api.post("/api/v1/partners", body).status == 201
+    before = fg.export()
+    rec = api.get("/api/v1/partners/fabrikam.test").json()["result"]
+    assert rec["connection_limit_default"] is True
+    r = api.request("PUT", "/api/v1/partners/fabrikam.test", rec)
+    assert r.status == 200, r.text
+    assert fg.export() == before
+    rec = api.get("/api/v1/partners/fabrikam.test").json()["result"]
+    assert rec["connection_limit_default"] is True
+    # The gateway's limit moves: the partner's moves with it.
+    assert fg.cli("gateway", "set", "--partner-connection-limit", "7").returncode == 0
+    assert api.get("/api/v1/partners/fabrikam.test").json()["result"]["connection_limit"] == 7
+    r = api.request("PATCH", "/api/v1/partners/fabrikam.test",
+                    {"connection_limit_default": "yes please"})
+    assert r.status == 422 and r.json()["errors"][0]["field"] == "connection_limit_default"
+
+
 def test_partners_every_endpoint(fg, api):
     assert api.get("/api/v1/partners").json()["result"] == []
     r = api.post("/api/v1/partners", fabrikam())
