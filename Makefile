@@ -87,6 +87,7 @@ bench: build
 	@$(BUILD)/bench_jid
 	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate FG_IDLE_N=$${FG_IDLE_N:-2000} tests/e2e/netns.sh \
 		/usr/bin/python3 bench/idle_sessions.py
+	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate tests/e2e/netns.sh /usr/bin/python3 bench/tls_resume.py
 	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate FG_TESTDATA=$(CURDIR)/tests/data FG_FLOOD_N=400000 \
 		FG_STALL_S=60 tests/e2e/netns.sh /usr/bin/python3 -m pytest -q -s -p no:cacheprovider \
 		tests/e2e/test_backpressure.py -k never_reads | grep -E "RSS|passed|failed"
