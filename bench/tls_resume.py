@@ -10,7 +10,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
-from c2sclient import Client, NS_CLIENT  # noqa: E402
+from c2sclient import Client  # noqa: E402
 from fgtest import Fedgate  # noqa: E402
 
 N = int(os.environ.get("FG_TLS_N", "500"))
@@ -25,15 +25,7 @@ def cpu_s(pid):
 
 def handshake(ctx, session):
     c = Client()
-    c.open(to="contoso.test", ns=NS_CLIENT)
-    c.features()
-    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    assert c.next_element().tag.endswith("proceed")
-    c.sock.settimeout(10)
-    c.sock = ctx.wrap_socket(c.sock, server_hostname="contoso.test", session=session)
-    c.reset_parser()
-    c.open(to="contoso.test", ns=NS_CLIENT)
-    c.features()  # the ticket arrives with the first records after Finished
+    c.begin_with(ctx, session)  # the ticket comes with the records after Finished
     resumed, s = c.sock.session_reused, c.sock.session
     try:
         c.sock.unwrap()

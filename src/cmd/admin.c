@@ -690,17 +690,28 @@ static void role_refused(cmd_reply_fn reply, void *ud, const char *role)
 	cmd_reply_error(reply, ud, CMD_REFUSED, "role", msg);
 }
 
-void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)
+/* A job for a command that takes --role; NULL when the role is refused
+ * (answered) or memory ran out. */
+static struct admin_job *job_with_role(enum job_kind kind, const struct cmd_request *req,
+				       cmd_reply_fn reply, void *ud)
 {
-	struct admin_job *j = job_new(JOB_ADD, req, reply, ud, true);
+	struct admin_job *j = job_new(kind, req, reply, ud, true);
 	if (!j)
-		return;
+		return NULL;
 	j->role = admin_role_parse(param(req, "role"));
 	if (j->role == ADMIN_NONE) {
 		role_refused(reply, ud, param(req, "role"));
 		job_free(j);
-		return;
+		return NULL;
 	}
+	return j;
+}
+
+void admin_cmd_add(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)
+{
+	struct admin_job *j = job_with_role(JOB_ADD, req, reply, ud);
+	if (!j)
+		return;
 	if (!take_password(j, req) || what_if_submit(env, j, req, "the account would be added"))
 		return;
 	job_submit(env, j);
@@ -777,15 +788,9 @@ void admin_cmd_token(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 
 void admin_cmd_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply, void *ud)
 {
-	struct admin_job *j = job_new(JOB_SET, req, reply, ud, true);
+	struct admin_job *j = job_with_role(JOB_SET, req, reply, ud);
 	if (!j)
 		return;
-	j->role = admin_role_parse(param(req, "role"));
-	if (j->role == ADMIN_NONE) {
-		role_refused(reply, ud, param(req, "role"));
-		job_free(j);
-		return;
-	}
 	if (what_if_submit(env, j, req, "the role would be changed"))
 		return;
 	job_submit(env, j);

@@ -27,6 +27,19 @@ class Client(Peer):
             f = self.features()
         return f
 
+    def begin_with(self, ctx, session=None, domain="contoso.test"):
+        """STARTTLS with the caller's context, offering session (a
+        ticket's, or None); returns the features after TLS."""
+        self.open(to=domain, ns=NS_CLIENT)
+        self.features()
+        self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        assert self.next_element().tag.endswith("proceed")
+        self.sock.settimeout(10)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=domain, session=session)
+        self.reset_parser()
+        self.open(to=domain, ns=NS_CLIENT)
+        return self.features()
+
     @staticmethod
     def mechanisms(features):
         m = features.find(f"{{{NS_SASL}}}mechanisms")

@@ -5,7 +5,7 @@ import ssl
 
 import pytest
 
-from c2sclient import Client, NS_CLIENT
+from c2sclient import Client
 
 USER, PASSWORD = "alice@contoso.test", "alice's long password"
 
@@ -22,15 +22,7 @@ def connect(ctx, session=None):
     """STARTTLS, PLAIN, then a clean TLS close; returns (resumed, the
     session to offer next time)."""
     c = Client()
-    c.open(to="contoso.test", ns=NS_CLIENT)
-    c.features()
-    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    assert c.next_element().tag.endswith("proceed")
-    c.sock.settimeout(10)
-    c.sock = ctx.wrap_socket(c.sock, server_hostname="contoso.test", session=session)
-    c.reset_parser()
-    c.open(to="contoso.test", ns=NS_CLIENT)
-    c.features()
+    c.begin_with(ctx, session)
     kind, _ = c.plain("alice", PASSWORD)
     assert kind == "success"  # a resumed session authenticates like any other
     resumed, next_session = c.sock.session_reused, c.sock.session
