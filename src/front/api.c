@@ -114,6 +114,22 @@ static void run(struct hreq *h, const char *cmd, json_t *params, bool created)
 	http_cmd(h, cmd, params, def->writes && what_if(h), reply);
 }
 
+/* /partners/DOMAIN/<action>: the command on the domain between
+ * "partners/" and the action's segment (domain[0..len)). */
+static void partner_action(struct hreq *h, const char *domain, size_t len, const char *cmd)
+{
+	char *d = strndup(domain, len);
+	if (!d || strchr(d, '/')) {
+		free(d);
+		http_send_error(h, 404, NULL, "no such resource");
+		return;
+	}
+	json_t *params = json_object();
+	json_object_set_new(params, "domain", json_string(d));
+	free(d);
+	run(h, cmd, params, false);
+}
+
 /* The key of a command's first positional parameter ("domain", "name"),
  * where the last path segment goes. */
 static const char *positional(const char *cmd)
@@ -310,32 +326,14 @@ void api_handle(struct hreq *h)
 			method_not_allowed(h, "GET");
 			return;
 		}
-		char *domain = strndup(p + 9, plen - 17);
-		if (!domain || strchr(domain, '/')) {
-			free(domain);
-			http_send_error(h, 404, NULL, "no such resource");
-			return;
-		}
-		json_t *params = json_object();
-		json_object_set_new(params, "domain", json_string(domain));
-		free(domain);
-		run(h, "partner history", params, false);
+		partner_action(h, p + 9, plen - 17, "partner history");
 	} else if (strncmp(p, "partners/", 9) == 0 && plen > 15 &&
 		   strcmp(p + plen - 6, "/retry") == 0) {
 		if (h->method != EVHTTP_REQ_POST) {
 			method_not_allowed(h, "POST");
 			return;
 		}
-		char *domain = strndup(p + 9, plen - 15);
-		if (!domain || strchr(domain, '/')) {
-			free(domain);
-			http_send_error(h, 404, NULL, "no such resource");
-			return;
-		}
-		json_t *params = json_object();
-		json_object_set_new(params, "domain", json_string(domain));
-		free(domain);
-		run(h, "partner retry", params, false);
+		partner_action(h, p + 9, plen - 15, "partner retry");
 	} else if (strcmp(p, "partners") == 0 || strncmp(p, "partners/", 9) == 0) {
 		collection(h, p[8] ? p + 9 : "", "partner get", "partner new", "partner get",
 			   "partner set", "partner remove", true);

@@ -139,6 +139,22 @@ const char *web_health_class(enum web_health hl)
 	return "health-idle";
 }
 
+void web_health_badge(struct evbuffer *b, enum web_health hl, const char *id, const char *text,
+		      const char *detail)
+{
+	evbuffer_add_printf(b, "<span class=\"health %s\"", web_health_class(hl));
+	if (id)
+		evbuffer_add_printf(b, " id=\"%s\"", id);
+	if (detail && detail[0]) {
+		evbuffer_add_printf(b, " title=\"");
+		http_html(b, detail);
+		evbuffer_add_printf(b, "\"");
+	}
+	evbuffer_add_printf(b, ">");
+	http_html(b, text);
+	evbuffer_add_printf(b, "</span>");
+}
+
 /* ---- times and numbers for people ---- */
 
 static time_t parse_iso(const char *iso)
@@ -715,16 +731,9 @@ static void view_render(struct hreq *h, int status, json_t *body)
 	char health[300], detail[700];
 	enum web_health hl =
 		web_partner_health(p, rows, health, sizeof(health), detail, sizeof(detail));
-	evbuffer_add_printf(b, "<div class=\"titlebar\"><span class=\"health %s\" id=\"health\"",
-			    web_health_class(hl));
-	if (detail[0]) {
-		evbuffer_add_printf(b, " title=\"");
-		http_html(b, detail);
-		evbuffer_add_printf(b, "\"");
-	}
-	evbuffer_add_printf(b, ">");
-	http_html(b, health);
-	evbuffer_add_printf(b, "</span><a href=\"/partners\">All partners</a>"
+	evbuffer_add_printf(b, "<div class=\"titlebar\">");
+	web_health_badge(b, hl, "health", health, detail);
+	evbuffer_add_printf(b, "<a href=\"/partners\">All partners</a>"
 			       "<span class=\"buttons\">");
 	if (!h->read_only) {
 		action_button(b, h, "retry", domain, "retry", "Retry now", "");

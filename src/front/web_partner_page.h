@@ -27,6 +27,10 @@ enum web_health web_partner_health(json_t *partner, json_t *rows, char *buf, siz
 				   char *detail, size_t dlen);
 /* The CSS class of a health ("health-failing"...). */
 const char *web_health_class(enum web_health hl);
+/* The health as a badge: its class, the short text, the detail as the
+ * title (hover) when there is one; id NULL for none. */
+void web_health_badge(struct evbuffer *b, enum web_health hl, const char *id, const char *text,
+		      const char *detail);
 
 /* /partners/view (GET), /partners/retry, /partners/suspend,
  * /partners/resume (POST). */

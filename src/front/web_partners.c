@@ -89,17 +89,10 @@ static void partners_render(struct hreq *h, int status, json_t *body)
 		http_html(b, web_word(web_text_of(p, "dialback", num, sizeof(num))));
 		evbuffer_add_printf(b, "</td><td>");
 		web_join(b, json_object_get(p, "allowed_methods"), ", ");
-		evbuffer_add_printf(b, "</td><td class=\"health-cell\"><span class=\"health %s\"",
-				    web_health_class(hl));
-		if (detail[0]) {
-			evbuffer_add_printf(b, " title=\"");
-			http_html(b, detail);
-			evbuffer_add_printf(b, "\"");
-		}
-		evbuffer_add_printf(b, ">");
-		http_html(b, health);
-		evbuffer_add_printf(
-			b, "</span></td><td class=\"actions\"><a href=\"/partners/edit?domain=");
+		evbuffer_add_printf(b, "</td><td class=\"health-cell\">");
+		web_health_badge(b, hl, NULL, health, detail);
+		evbuffer_add_printf(b,
+				    "</td><td class=\"actions\"><a href=\"/partners/edit?domain=");
 		http_url(b, domain);
 		evbuffer_add_printf(b, "\">%s</a>", h->read_only ? "View" : "Edit");
 		if (!h->read_only) {
