@@ -70,14 +70,27 @@ struct arena_chunk {
 	max_align_t data[]; /* aligned for any node type */
 };
 
+/* The first chunk comes in the same allocation as the arena: a stanza of
+ * ordinary size costs one malloc and one free. */
+#define FIRST_CHUNK 1024
+
 struct xml_arena {
 	struct arena_chunk *head;
 	size_t total;
+	struct arena_chunk first; /* FIRST_CHUNK bytes of data follow */
 };
 
 struct xml_arena *xml_arena_new(void)
 {
-	return calloc(1, sizeof(struct xml_arena));
+	struct xml_arena *a = malloc(sizeof(*a) + FIRST_CHUNK);
+	if (!a)
+		return NULL;
+	a->first.next = NULL;
+	a->first.used = 0;
+	a->first.cap = FIRST_CHUNK;
+	a->head = &a->first;
+	a->total = sizeof(*a) + FIRST_CHUNK;
+	return a;
 }
 
 void xml_arena_free(struct xml_arena **ap)
@@ -85,7 +98,7 @@ void xml_arena_free(struct xml_arena **ap)
 	if (!ap || !*ap)
 		return;
 	struct arena_chunk *c = (*ap)->head;
-	while (c) {
+	while (c != &(*ap)->first) {
 		struct arena_chunk *n = c->next;
 		free(c);
 		c = n;
@@ -99,15 +112,15 @@ size_t xml_arena_size(const struct xml_arena *a)
 	return a ? a->total : 0;
 }
 
-void *xml_arena_alloc(struct xml_arena *a, size_t n)
+/* n bytes at an offset that is a multiple of align (a power of two). */
+static void *arena_take(struct xml_arena *a, size_t n, size_t align)
 {
-	const size_t align = sizeof(max_align_t);
-	n = (n + align - 1) & ~(align - 1);
 	struct arena_chunk *c = a->head;
-	if (!c || c->cap - c->used < n) {
+	size_t at = (c->used + align - 1) & ~(align - 1);
+	if (at > c->cap || c->cap - at < n) {
 		/* Chunks double up to 64 KiB so small stanzas take one malloc
 		 * and large ones few. */
-		size_t cap = c ? c->cap * 2 : 1024;
+		size_t cap = c->cap * 2;
 		if (cap > 65536)
 			cap = 65536;
 		if (cap < n)
@@ -120,15 +133,21 @@ void *xml_arena_alloc(struct xml_arena *a, size_t n)
 		c->next = a->head;
 		a->head = c;
 		a->total += sizeof(*c) + cap;
+		at = 0;
 	}
-	void *p = (char *)c->data + c->used;
-	c->used += n;
-	return p;
+	c->used = at + n;
+	return (char *)c->data + at;
+}
+
+void *xml_arena_alloc(struct xml_arena *a, size_t n)
+{
+	return arena_take(a, n, sizeof(max_align_t));
 }
 
 char *xml_arena_strndup(struct xml_arena *a, const char *s, size_t n)
 {
-	char *p = xml_arena_alloc(a, n + 1);
+	/* Strings need no alignment: they pack between the nodes. */
+	char *p = arena_take(a, n + 1, 1);
 	if (!p)
 		return NULL;
 	memcpy(p, s, n);

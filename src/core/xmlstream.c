@@ -2,7 +2,9 @@
 
 #include "fg.h"
 
+#include <assert.h>
 #include <expat.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +16,26 @@
 #define NS_SEP	   '\x01'
 #define NS_SEP_STR "\x01"
 
+/* Expat's memory for one parser, in one block of the heap: the pieces it
+ * asks for are carved from the block in order, and the block goes back
+ * whole when the parser is freed. Spread over the heap among the
+ * session's other allocations, the same 11 KiB left only holes smaller
+ * than a page when an idle stream freed its parser (xmlstream_sleep), and
+ * RSS did not move; one block leaves whole pages that malloc_trim can
+ * give back. Pieces that do not fit (a big stanza's buffer) come from
+ * malloc as before. */
+#define PARSER_BLOCK (16 * 1024)
+#define PIECE_HDR    16 /* the piece's size, for realloc, keeping 16-byte alignment */
+
+struct parser_mem {
+	char *block;
+	size_t used;
+	char *last; /* the newest piece, which can grow or shrink in place */
+};
+
 struct xmlstream {
 	XML_Parser parser;
+	struct parser_mem mem;
 	struct xs_limits lim;
 	xs_callback cb;
 	void *ud;
@@ -34,11 +54,22 @@ struct xmlstream {
 	unsigned long long boundary;	   /* end of the last complete top-level item */
 	unsigned long long last_start_end; /* end of the most recent start tag */
 	unsigned long long stop_pos;
+	/* Added to expat's byte index: a parser made again after
+	 * xmlstream_sleep counts from the start of the replayed header. */
+	long long index_shift;
+	bool reviving; /* the replayed header's events are not the peer's */
 
 	/* The header's namespace declarations, seen before its start event. */
 	char *content_ns;
 	bool db_declared;
 	unsigned ns_decls; /* declarations on the element being opened */
+	/* The header's declarations again, as attributes (" xmlns:p='uri'"),
+	 * and how many of them bind the streams namespace: what a new parser
+	 * must be told before it can read the rest of this stream. */
+	char *decls;
+	size_t decls_len;
+	unsigned stream_bindings;
+	char stream_prefix[64]; /* "" when the default namespace is the streams one */
 
 	struct xml_arena *arena; /* the stanza under construction */
 	struct xml_node *root;
@@ -46,6 +77,126 @@ struct xmlstream {
 	char *text; /* character data not yet attached */
 	size_t text_len, text_cap;
 };
+
+/* The parser whose expat call is running: expat's memory functions take
+ * no argument. Set around every call into expat (enter/leave), nested
+ * when a callback parses something else (xmlstream_parse_one). */
+static _Thread_local struct parser_mem *cur_mem;
+
+static size_t piece_size(size_t n)
+{
+	return PIECE_HDR + ((n + 15) & ~(size_t)15);
+}
+
+static bool mem_owns(const struct parser_mem *m, const void *p)
+{
+	return m && m->block && (const char *)p >= m->block &&
+	       (const char *)p < m->block + PARSER_BLOCK;
+}
+
+static void *mem_malloc(size_t n)
+{
+	struct parser_mem *m = cur_mem;
+	if (m && m->block && n < PARSER_BLOCK && m->used + piece_size(n) <= PARSER_BLOCK) {
+		char *p = m->block + m->used;
+		memcpy(p, &n, sizeof(n));
+		m->used += piece_size(n);
+		m->last = p + PIECE_HDR;
+		return m->last;
+	}
+	return malloc(n);
+}
+
+static void mem_free(void *p)
+{
+	struct parser_mem *m = cur_mem;
+	if (!mem_owns(m, p)) {
+		free(p);
+		return;
+	}
+	/* Inside the block only the newest piece's room comes back. */
+	if (p == m->last) {
+		m->used = (size_t)((char *)p - PIECE_HDR - m->block);
+		m->last = NULL;
+	}
+}
+
+static void *mem_realloc(void *p, size_t n)
+{
+	struct parser_mem *m = cur_mem;
+	if (!p)
+		return mem_malloc(n);
+	if (!mem_owns(m, p))
+		return realloc(p, n);
+	size_t old;
+	memcpy(&old, (char *)p - PIECE_HDR, sizeof(old));
+	size_t at = (size_t)((char *)p - PIECE_HDR - m->block);
+	if (p == m->last && n < PARSER_BLOCK && at + piece_size(n) <= PARSER_BLOCK) {
+		memcpy((char *)p - PIECE_HDR, &n, sizeof(n));
+		m->used = at + piece_size(n);
+		return p;
+	}
+	void *q = mem_malloc(n);
+	if (q) {
+		memcpy(q, p, old < n ? old : n);
+		mem_free(p);
+	}
+	return q;
+}
+
+static const XML_Memory_Handling_Suite mem_suite = {mem_malloc, mem_realloc, mem_free};
+
+static struct parser_mem *enter(struct xmlstream *xs)
+{
+	struct parser_mem *outer = cur_mem;
+	cur_mem = &xs->mem;
+	return outer;
+}
+
+static void leave(struct parser_mem *outer)
+{
+	cur_mem = outer;
+}
+
+/* A parser with a block of its own; false when out of memory. */
+static bool parser_new(struct xmlstream *xs)
+{
+	assert(!xs->parser && !xs->mem.block);
+	xs->mem = (struct parser_mem){.block = malloc(PARSER_BLOCK)};
+	if (!xs->mem.block)
+		return false;
+	struct parser_mem *outer = enter(xs);
+	/* The encoding is fixed: XMPP streams are UTF-8 whatever a
+	 * declaration says (a declaration that says otherwise is refused). */
+	xs->parser = XML_ParserCreate_MM("UTF-8", &mem_suite, NS_SEP_STR);
+	leave(outer);
+	if (!xs->parser) {
+		free(xs->mem.block);
+		xs->mem.block = NULL;
+		return false;
+	}
+	return true;
+}
+
+static void parser_free(struct xmlstream *xs)
+{
+	if (xs->parser) {
+		struct parser_mem *outer = enter(xs);
+		XML_ParserFree(xs->parser);
+		leave(outer);
+		xs->parser = NULL;
+	}
+	free(xs->mem.block);
+	xs->mem = (struct parser_mem){0};
+}
+
+static enum XML_Status parse(struct xmlstream *xs, const char *buf, int len)
+{
+	struct parser_mem *outer = enter(xs);
+	enum XML_Status st = XML_Parse(xs->parser, buf, len, XML_FALSE);
+	leave(outer);
+	return st;
+}
 
 static void fail(struct xmlstream *xs, const char *condition, const char *text)
 {
@@ -56,10 +207,14 @@ static void fail(struct xmlstream *xs, const char *condition, const char *text)
 	XML_StopParser(xs->parser, XML_FALSE);
 }
 
+static unsigned long long event_start(struct xmlstream *xs)
+{
+	return (unsigned long long)(XML_GetCurrentByteIndex(xs->parser) + xs->index_shift);
+}
+
 static unsigned long long event_end(struct xmlstream *xs)
 {
-	return (unsigned long long)XML_GetCurrentByteIndex(xs->parser) +
-	       (unsigned long long)XML_GetCurrentByteCount(xs->parser);
+	return event_start(xs) + (unsigned long long)XML_GetCurrentByteCount(xs->parser);
 }
 
 static bool over_stanza_limit(struct xmlstream *xs, unsigned long long end)
@@ -173,12 +328,13 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
 	xs->ns_decls = 0;
 	if (xs->level == 0) {
 		xs->level = 1;
-		on_header(xs, name, atts);
+		if (!xs->reviving)
+			on_header(xs, name, atts);
 		return;
 	}
 	xs->level++;
 	if (xs->level == 2) {
-		xs->stanza_start = (unsigned long long)XML_GetCurrentByteIndex(xs->parser);
+		xs->stanza_start = event_start(xs);
 		xs->text_len = 0;
 	} else if (!flush_text(xs)) {
 		return;
@@ -206,19 +362,20 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
 	} else {
 		struct xml_node *parent = xs->cur;
 		struct xml_arena *a = parent->arena;
-		el = xml_arena_alloc(a, sizeof(*el));
+		/* The node and its name in one piece of the arena. */
+		size_t local_len = strlen(local);
+		el = xml_arena_alloc(a, sizeof(*el) + local_len + 1);
 		if (el) {
-			memset(el, 0, sizeof(*el));
-			el->arena = a;
-			el->type = XML_ELEMENT;
+			char *copy = (char *)(el + 1);
+			memcpy(copy, local, local_len + 1);
+			*el = (struct xml_node){.type = XML_ELEMENT, .arena = a, .name = copy};
 			/* Children usually share the parent's namespace:
 			 * point at its copy instead of copying again. */
-			if (strlen(parent->ns) == ns_len && memcmp(parent->ns, ns, ns_len) == 0)
+			if (strncmp(parent->ns, ns, ns_len) == 0 && parent->ns[ns_len] == '\0')
 				el->ns = parent->ns;
 			else
 				el->ns = xml_arena_strndup(a, ns, ns_len);
-			el->name = xml_arena_strndup(a, local, strlen(local));
-			if (!el->ns || !el->name) {
+			if (!el->ns) {
 				el = NULL;
 			} else {
 				el->parent = parent;
@@ -246,16 +403,22 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
 		const char *ans, *alocal;
 		size_t ans_len;
 		split_name(at[0], &ans, &ans_len, &alocal);
-		struct xml_attr *a = xml_arena_alloc(el->arena, sizeof(*a));
+		/* The attribute, its name and its value in one piece. */
+		size_t name_len = strlen(alocal), value_len = strlen(at[1]);
+		struct xml_attr *a =
+			xml_arena_alloc(el->arena, sizeof(*a) + name_len + 1 + value_len + 1);
 		if (!a) {
 			fail(xs, "resource-constraint", "out of memory");
 			return;
 		}
+		char *aname = (char *)(a + 1), *avalue = aname + name_len + 1;
+		memcpy(aname, alocal, name_len + 1);
+		memcpy(avalue, at[1], value_len + 1);
+		a->name = aname;
+		a->value = avalue;
 		a->ns = ans_len ? xml_arena_strndup(el->arena, ans, ans_len) : "";
-		a->name = xml_arena_strndup(el->arena, alocal, strlen(alocal));
-		a->value = xml_arena_strndup(el->arena, at[1], strlen(at[1]));
 		a->next = NULL;
-		if (!a->ns || !a->name || !a->value) {
+		if (!a->ns) {
 			fail(xs, "resource-constraint", "out of memory");
 			return;
 		}
@@ -340,12 +503,54 @@ static void XMLCALL on_chars(void *ud, const char *s, int len)
 	xs->text_len = need;
 }
 
+/* Appends " xmlns[:prefix]='uri'" to the header's declarations, the URI
+ * escaped so that a parser reads back exactly the same string (attribute
+ * value normalisation would turn a raw tab or newline into a space). */
+static bool keep_decl(struct xmlstream *xs, const char *prefix, const char *uri)
+{
+	size_t need = xs->decls_len + 16 + (prefix ? strlen(prefix) : 0) + 6 * strlen(uri);
+	char *d = realloc(xs->decls, need);
+	if (!d)
+		return false;
+	xs->decls = d;
+	size_t n = xs->decls_len;
+	n += (size_t)sprintf(d + n, prefix ? " xmlns:%s='" : " xmlns='", prefix);
+	for (const char *u = uri; *u; u++) {
+		switch (*u) {
+		case '&': n += (size_t)sprintf(d + n, "&amp;"); break;
+		case '<': n += (size_t)sprintf(d + n, "&lt;"); break;
+		case '\'': n += (size_t)sprintf(d + n, "&apos;"); break;
+		case '\t':
+		case '\n':
+		case '\r': n += (size_t)sprintf(d + n, "&#%d;", *u); break;
+		default: d[n++] = *u;
+		}
+	}
+	d[n++] = '\'';
+	d[n] = '\0';
+	assert(n < need);
+	xs->decls_len = n;
+	if (strcmp(uri, XML_NS_STREAM) == 0) {
+		xs->stream_bindings++;
+		snprintf(xs->stream_prefix, sizeof(xs->stream_prefix), "%s", prefix ? prefix : "");
+		/* A prefix too long to keep cannot be replayed: the stream
+		 * never sleeps (see xmlstream_sleep). */
+		if (prefix && strlen(prefix) >= sizeof(xs->stream_prefix))
+			xs->stream_bindings++;
+	}
+	return true;
+}
+
 static void XMLCALL on_ns_start(void *ud, const char *prefix, const char *uri)
 {
 	struct xmlstream *xs = ud;
 	xs->ns_decls++;
-	if (xs->level != 0)
+	if (xs->level != 0 || xs->reviving)
 		return;
+	if (!keep_decl(xs, prefix, uri ? uri : "")) {
+		fail(xs, "resource-constraint", "out of memory");
+		return;
+	}
 	if (!prefix) {
 		free(xs->content_ns);
 		xs->content_ns = strdup(uri ? uri : "");
@@ -432,10 +637,7 @@ struct xmlstream *xmlstream_new(const struct xs_limits *lim, xs_callback cb, voi
 	xs->lim = *lim;
 	xs->cb = cb;
 	xs->ud = ud;
-	/* The encoding is fixed: XMPP streams are UTF-8 whatever a
-	 * declaration says (a declaration that says otherwise is refused). */
-	xs->parser = XML_ParserCreateNS("UTF-8", NS_SEP);
-	if (!xs->parser) {
+	if (!parser_new(xs)) {
 		free(xs);
 		return NULL;
 	}
@@ -449,8 +651,9 @@ void xmlstream_free(struct xmlstream **xsp)
 		return;
 	struct xmlstream *xs = *xsp;
 	drop_stanza(xs);
-	XML_ParserFree(xs->parser);
+	parser_free(xs);
 	free(xs->content_ns);
+	free(xs->decls);
 	free(xs->text);
 	free(xs);
 	*xsp = NULL;
@@ -464,11 +667,20 @@ void xmlstream_set_limits(struct xmlstream *xs, const struct xs_limits *lim)
 int xmlstream_reset(struct xmlstream *xs)
 {
 	drop_stanza(xs);
-	if (!XML_ParserReset(xs->parser, "UTF-8"))
+	/* A new parser rather than XML_ParserReset: a fresh block, where
+	 * a reset parser would leave the old stream's pieces in its block. */
+	parser_free(xs);
+	if (!parser_new(xs))
 		return FG_ERR;
 	setup_parser(xs);
 	free(xs->content_ns);
 	xs->content_ns = NULL;
+	free(xs->decls);
+	xs->decls = NULL;
+	xs->decls_len = 0;
+	xs->stream_bindings = 0;
+	xs->stream_prefix[0] = '\0';
+	xs->index_shift = 0;
 	xs->db_declared = false;
 	xs->ns_decls = 0;
 	xs->level = 0;
@@ -476,6 +688,59 @@ int xmlstream_reset(struct xmlstream *xs)
 	xs->restarted = true;
 	xs->err_condition = xs->err_text = NULL;
 	xs->fed = xs->stanza_start = xs->boundary = xs->last_start_end = xs->stop_pos = 0;
+	return FG_OK;
+}
+
+bool xmlstream_sleep(struct xmlstream *xs)
+{
+	/* Only between top-level items, with every byte given to expat
+	 * reported back (boundary == fed), is the stream's whole state the
+	 * header's bindings; and the header's name must be knowable. */
+	if (!xs->parser || !xs->opened || xs->dead || xs->stopped || xs->level != 1 || xs->arena ||
+	    xs->boundary != xs->fed || xs->stream_bindings != 1)
+		return false;
+	parser_free(xs);
+	free(xs->text);
+	xs->text = NULL;
+	xs->text_len = xs->text_cap = 0;
+	return true;
+}
+
+bool xmlstream_asleep(const struct xmlstream *xs)
+{
+	return !xs->parser;
+}
+
+/* A new parser, told the sleeping stream's header again without telling
+ * the receiver: afterwards it reads the peer's next bytes exactly as the
+ * old one would have. */
+static int revive(struct xmlstream *xs)
+{
+	assert(!xs->parser && xs->level == 1 && xs->stream_bindings == 1);
+	size_t plen = strlen(xs->stream_prefix);
+	size_t n = 1 + plen + 1 + strlen("stream") + xs->decls_len + 1;
+	char *hdr = malloc(n + 1);
+	if (!hdr || !parser_new(xs)) {
+		free(hdr);
+		return FG_ERR;
+	}
+	setup_parser(xs);
+	int len = snprintf(hdr, n + 1, "<%s%sstream%s>", xs->stream_prefix, plen ? ":" : "",
+			   xs->decls ? xs->decls : "");
+	assert(len > 0 && (size_t)len <= n);
+	xs->reviving = true;
+	xs->level = 0;
+	enum XML_Status st = parse(xs, hdr, len);
+	xs->reviving = false;
+	free(hdr);
+	xs->index_shift = (long long)xs->fed - len;
+	if (st != XML_STATUS_OK || xs->level != 1 || xs->err_condition) {
+		if (!xs->err_condition) {
+			xs->err_condition = "resource-constraint";
+			xs->err_text = "out of memory";
+		}
+		return FG_ERR;
+	}
 	return FG_OK;
 }
 
@@ -517,6 +782,10 @@ int xmlstream_feed(struct xmlstream *xs, const char *buf, size_t len, size_t *co
 			skipped++;
 	unsigned long long base = xs->fed;
 	int rc = FG_OK;
+	if (!xs->parser && len > 0 && revive(xs) != FG_OK) {
+		rc = FG_ERR;
+		skipped = len; /* nothing reaches the dead parser */
+	}
 	/* Expat takes an int length; feed large buffers in slices so that
 	 * the size checks below run between them. */
 	size_t off = skipped;
@@ -525,7 +794,7 @@ int xmlstream_feed(struct xmlstream *xs, const char *buf, size_t len, size_t *co
 		if (n > 65536)
 			n = 65536;
 		xs->fed += n;
-		enum XML_Status st = XML_Parse(xs->parser, buf + off, (int)n, XML_FALSE);
+		enum XML_Status st = parse(xs, buf + off, (int)n);
 		off += n;
 		if (st == XML_STATUS_ERROR) {
 			if (xs->stopped && !xs->err_condition) {

@@ -9,6 +9,7 @@
 
 #include "xml.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum xs_event_type {
@@ -65,6 +66,15 @@ int xmlstream_reset(struct xmlstream *xs);
  * and FG_ERR after an XS_EV_ERROR (the stream is dead; later feeds return
  * FG_ERR at once). consumed may be NULL. */
 int xmlstream_feed(struct xmlstream *xs, const char *buf, size_t len, size_t *consumed);
+
+/* Frees the XML parser of a stream that sits between stanzas, most of
+ * what an idle stream holds (about 11 KiB); the next xmlstream_feed makes
+ * a new one, replaying the header's namespace bindings to it first, and
+ * parses on exactly as before (fuzz_xmlstream compares the two). Returns
+ * false, changing nothing, when the stream is in the middle of something
+ * (a stanza, an unfinished token, a reset) or already asleep. */
+bool xmlstream_sleep(struct xmlstream *xs);
+bool xmlstream_asleep(const struct xmlstream *xs);
 
 /* Bytes held by the parser and the stanza under construction. */
 size_t xmlstream_memory(const struct xmlstream *xs);

@@ -566,6 +566,117 @@ static void test_whitespace_before_restarted_header(void **state)
 	trace_free(&t);
 }
 
+/* Feeds one byte at a time and puts the stream to sleep after every byte
+ * where it may sleep; returns how many times it slept. */
+static int run_sleepy(const char *data, size_t len, const struct xs_limits *lim, struct trace *t)
+{
+	struct xmlstream *xs = xmlstream_new(lim, record, t);
+	assert_non_null(xs);
+	int slept = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (xmlstream_feed(xs, data + i, 1, NULL) != FG_OK)
+			break;
+		if (xmlstream_sleep(xs)) {
+			assert_true(xmlstream_asleep(xs));
+			assert_false(xmlstream_sleep(xs));
+			slept++;
+		}
+	}
+	xmlstream_free(&xs);
+	return slept;
+}
+
+static void expect_same_asleep(const char *data, const struct xs_limits *lim, int min_sleeps)
+{
+	struct trace awake = {0}, sleepy = {0};
+	struct xmlstream *xs = xmlstream_new(lim, record, &awake);
+	xmlstream_feed(xs, data, strlen(data), NULL);
+	xmlstream_free(&xs);
+	int slept = run_sleepy(data, strlen(data), lim, &sleepy);
+	if (strcmp(awake.log.data, sleepy.log.data) != 0)
+		fail_msg("asleep between stanzas:\n%s\nawake:\n%s", sleepy.log.data,
+			 awake.log.data);
+	if (slept < min_sleeps)
+		fail_msg("slept %d times, expected at least %d", slept, min_sleeps);
+	trace_free(&awake);
+	trace_free(&sleepy);
+}
+
+/* An idle stream gives its parser back (xmlstream_sleep); what follows is
+ * read exactly as if it had kept it: bindings the header made (an odd
+ * prefix for the streams namespace, a prefix only stanzas use, a URI
+ * with characters that must be escaped to be replayed), the closing tag,
+ * errors, and the stanza size limit at the same byte. */
+static void test_sleep_between_stanzas(void **state)
+{
+	(void)state;
+	expect_same_asleep("<s:stream xmlns='jabber:client' xmlns:s='" XML_NS_STREAM "' "
+			   "xmlns:x='urn:a&amp;b&#10;c&apos;d&lt;' to='a.test'>\n"
+			   "<message to='b@a.test'><body>one</body></message> \n"
+			   "<x:ping id='1'/><iq type='get'><x:q/></iq>\n"
+			   "</s:stream>",
+			   &big, 4);
+	/* The default namespace is the streams one: the name has no prefix. */
+	expect_same_asleep("<stream xmlns='" XML_NS_STREAM "' xmlns:c='jabber:client'>"
+			   "<c:message/><c:presence/></stream>",
+			   &big, 2);
+	/* A prefix the header did not bind, and text outside any stanza, are
+	 * the same errors after a sleep. */
+	expect_same_asleep(HDR "<iq/><y:iq/>", &big, 1);
+	expect_same_asleep(HDR "<iq/>text", &big, 1);
+	expect_same_asleep(HDR "<iq/></stream:stream><iq/>", &big, 1);
+	/* The size limit counts from the stanza's first byte after a sleep
+	 * too: this one is refused at the same byte. */
+	struct xs_limits small = big;
+	small.stanza_bytes = strlen(HDR) + 1; /* fed a byte at a time, the header counts too */
+	expect_same_asleep(HDR "<iq id='1'/><message><body>0123456789012345678901234567890"
+			       "0123456789012345678901234567890123456789012345678901234567890"
+			       "0123456789012345678901234567890123456789012345678901234567890"
+			       "</body></message><iq/>",
+			   &small, 1);
+
+	/* A header much longer than its replay: a limit counted from the
+	 * wrong byte would refuse the second stanza. */
+	char hdr_long[512], stream[1024];
+	snprintf(hdr_long, sizeof(hdr_long),
+		 "<stream:stream xmlns='jabber:client' xmlns:stream='" XML_NS_STREAM
+		 "' id='%0300d'>",
+		 7);
+	snprintf(stream, sizeof(stream), "%s<iq/><message><body>%0120d</body></message><presence/>",
+		 hdr_long, 1);
+	small.stanza_bytes = strlen(hdr_long) + 8;
+	expect_same_asleep(stream, &small, 3);
+
+	/* Never in the middle of a stanza or of a token. */
+	struct trace t = {0};
+	struct xmlstream *xs = xmlstream_new(&big, record, &t);
+	assert_false(xmlstream_sleep(xs)); /* no header yet */
+	assert_int_equal(xmlstream_feed(xs, HDR "<message><bo", strlen(HDR) + 12, NULL), FG_OK);
+	assert_false(xmlstream_sleep(xs));
+	assert_int_equal(xmlstream_feed(xs, "dy/></message><pres", 19, NULL), FG_OK);
+	assert_false(xmlstream_sleep(xs));
+	assert_int_equal(xmlstream_feed(xs, "ence/>", 6, NULL), FG_OK);
+	assert_true(xmlstream_sleep(xs));
+	assert_int_equal(t.stanzas, 2);
+	/* A reset while asleep expects a new header as usual. */
+	assert_int_equal(xmlstream_reset(xs), FG_OK);
+	assert_false(xmlstream_asleep(xs));
+	assert_int_equal(xmlstream_feed(xs, HDR "<iq/>", strlen(HDR) + 5, NULL), FG_OK);
+	assert_int_equal(t.stanzas, 3);
+	assert_int_equal(t.errors, 0);
+	xmlstream_free(&xs);
+	trace_free(&t);
+
+	/* Two prefixes for the streams namespace: which one the closing tag
+	 * uses cannot be known, so the stream keeps its parser. */
+	struct trace two = {0};
+	const char *both = "<a:stream xmlns:a='" XML_NS_STREAM "' xmlns:b='" XML_NS_STREAM
+			   "' xmlns='jabber:client'><iq/>";
+	assert_int_equal(run_sleepy(both, strlen(both), &big, &two), 0);
+	assert_int_equal(two.stanzas, 1);
+	trace_free(&two);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -581,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_serializer_round_trip),
 		cmocka_unit_test(test_serializer_illegal_chars),
 		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_sleep_between_stanzas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
