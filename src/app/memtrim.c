@@ -20,26 +20,35 @@
 
 struct memtrim {
 	struct event *timer;
-	unsigned long long closed_at_last; /* counters' conns_closed then */
+	void (*doze)(void *arg);
+	void *arg;
+	unsigned long long freed_at_last; /* counters' conns_closed + streams_dozed then */
 };
 
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct memtrim *m = arg;
 	(void)fd, (void)what;
-	unsigned long long closed = counters_get()->conns_closed;
-	if (closed - m->closed_at_last < TRIM_AFTER_CLOSED)
+	if (m->doze)
+		m->doze(m->arg);
+	/* A parser freed by an idle stream is as scattered as a closed
+	 * connection's memory: both count. */
+	unsigned long long freed = counters_get()->conns_closed + counters_get()->streams_dozed;
+	if (freed - m->freed_at_last < TRIM_AFTER_CLOSED)
 		return;
-	m->closed_at_last = closed;
+	m->freed_at_last = freed;
 	malloc_trim(0);
 }
 
-struct memtrim *memtrim_start(struct event_base *base, unsigned period_s)
+struct memtrim *memtrim_start(struct event_base *base, unsigned period_s, void (*doze)(void *arg),
+			      void *arg)
 {
 	struct memtrim *m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
-	m->closed_at_last = counters_get()->conns_closed;
+	m->doze = doze;
+	m->arg = arg;
+	m->freed_at_last = counters_get()->conns_closed + counters_get()->streams_dozed;
 	m->timer = event_new(base, -1, EV_PERSIST, tick, m);
 	struct timeval tv = {.tv_sec = period_s, .tv_usec = 0};
 	if (!m->timer || event_add(m->timer, &tv) != 0) {

@@ -6,8 +6,10 @@
 struct event_base;
 struct memtrim;
 
-/* Checks every period_s seconds; NULL when out of memory. */
-struct memtrim *memtrim_start(struct event_base *base, unsigned period_s);
+/* Checks every period_s seconds, first calling doze(arg) (idle streams
+ * give back their parsers); NULL when out of memory. */
+struct memtrim *memtrim_start(struct event_base *base, unsigned period_s, void (*doze)(void *arg),
+			      void *arg);
 void memtrim_stop(struct memtrim **m);
 
 #endif

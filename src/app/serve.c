@@ -511,6 +511,12 @@ static void status_line(void *ud, char *buf, size_t len)
 		 srv->conf->domains.n, c2s, s2s, srv->x.nouts);
 }
 
+static void doze_streams(void *arg)
+{
+	stream_doze(arg);
+	s2s_out_doze(arg);
+}
+
 int serve_main(const char *conf_path)
 {
 	struct server srv = {0};
@@ -620,8 +626,9 @@ int serve_main(const char *conf_path)
 	status_line(&srv, status_text, sizeof(status_text));
 	notify_start(srv.notify, srv.x.base, status_line, &srv);
 	notify_ready(srv.notify, status_text);
-	/* Freed session memory goes back to the system (memtrim.c). */
-	struct memtrim *trim = memtrim_start(srv.x.base, 10);
+	/* Idle streams free their parsers, freed session memory goes back
+	 * to the system (memtrim.c). */
+	struct memtrim *trim = memtrim_start(srv.x.base, 10, doze_streams, &srv.x);
 	if (!trim)
 		log_warn("serve",
 			 "cannot start the memory trimmer: freed memory stays with fedgate");

@@ -15,6 +15,11 @@ void counters_conn_closed(unsigned long long bytes_in, unsigned long long bytes_
 	totals.conns_closed++;
 }
 
+void counters_stream_dozed(void)
+{
+	totals.streams_dozed++;
+}
+
 /* Labels are few and fixed; one past the table's end lands in "other". */
 static void count_reason(struct counters_reason *t, const char *reason)
 {

@@ -20,6 +20,7 @@ enum stanza_outcome {
 struct counters {
 	unsigned long long bytes_in, bytes_out, stanzas_in, stanzas_out; /* closed connections */
 	unsigned long long conns_closed;
+	unsigned long long streams_dozed; /* idle streams that freed their XML parser */
 	unsigned long long stanzas[STANZA_OUTCOMES];
 	struct counters_reason {
 		const char *reason; /* a string literal of the caller */
@@ -37,6 +38,8 @@ void counters_auth_failure(const char *reason);
 /* A stanza's outcome; reason (a fixed label with static storage, like
  * "shutdown", "error-to-offline-resource") only for STANZA_DROPPED. */
 void counters_stanza(enum stanza_outcome o, const char *reason);
+/* An idle stream gave its XML parser back (stream_doze). */
+void counters_stream_dozed(void);
 const struct counters *counters_get(void);
 
 #endif

@@ -171,6 +171,9 @@ static void status_done(struct hreq *h, int status, json_t *body)
 		label(b, method);
 		evbuffer_add_printf(b, "\"} %lld\n", (long long)json_integer_value(v));
 	}
+	help(b, "fedgate_streams_dozed_total", "counter",
+	     "times an idle stream gave its XML parser back until its next bytes");
+	evbuffer_add_printf(b, "fedgate_streams_dozed_total %llu\n", totals->streams_dozed);
 	help(b, "fedgate_stanzas_total", "counter", "stanzas received and sent on every stream");
 	evbuffer_add_printf(b, "fedgate_stanzas_total{direction=\"in\"} %llu\n", sin);
 	evbuffer_add_printf(b, "fedgate_stanzas_total{direction=\"out\"} %llu\n", sout);

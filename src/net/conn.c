@@ -156,9 +156,9 @@ static void setup_bev(struct conn *c);
 
 /* Puts a TLS filter over the socket: accepting when domain is NULL,
  * connecting with SNI = domain otherwise. */
-/* What bufferevent_openssl reads at once: a 4 KiB allocation with
- * libevent's chain header (see stack_tls). */
-#define TLS_READ_PIECE (4096 - 128)
+/* What bufferevent_openssl reads at once: the smallest chain libevent
+ * allocates (1 KiB with its header; see stack_tls). */
+#define TLS_READ_PIECE (1024 - 128)
 
 static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain)
 {
@@ -182,10 +182,10 @@ static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain)
 	/* bufferevent_openssl reserves max_single_read bytes of its input
 	 * buffer before each SSL_read, and the attempt that finds nothing
 	 * (the last one, on every idle stream) leaves that chain allocated:
-	 * 16 KiB by default, a 32 KiB allocation. A chain that fits one
-	 * 4 KiB allocation took 21.7 KiB off each idle TLS session
-	 * (bench/idle_sessions.py: 57.7 -> 36.0 KiB); OpenSSL still reads
-	 * whole records, handed over in 4 KiB pieces. */
+	 * 16 KiB by default, a 32 KiB allocation. A 4 KiB chain took 21.7
+	 * KiB off each idle TLS session (bench/idle_sessions.py: 57.7 ->
+	 * 36.0 KiB), the smallest one (1 KiB) 3 KiB more. OpenSSL still
+	 * decrypts whole records; they are only handed over in pieces. */
 	int rc = bufferevent_set_max_single_read(tls, TLS_READ_PIECE);
 	assert(rc == 0); /* fails only for a size above EV_SSIZE_MAX */
 	(void)rc;

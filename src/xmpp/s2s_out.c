@@ -63,6 +63,7 @@ struct s2s_out {
 	enum out_state state;
 	unsigned methods;
 	bool secure, authed, restart;
+	bool heard;	    /* bytes came since the last s2s_out_doze */
 	const char *method; /* how it authenticated, for logs */
 
 	struct dns_query *q;
@@ -549,6 +550,7 @@ static size_t on_data(void *ud, const char *data, size_t len)
 {
 	struct s2s_out *o = ud;
 	size_t off = 0;
+	o->heard = true;
 	while (off < len && o->state != OUT_FAILED && o->state != OUT_TLS) {
 		size_t used = 0;
 		int rc = xmlstream_feed(o->xs, data + off, len - off, &used);
@@ -891,4 +893,16 @@ void s2s_out_free_now(struct s2s_out *o)
 	o->ops = NULL;
 	conn_free_now(&o->conn);
 	out_free(o);
+}
+
+void s2s_out_doze(struct xmpp_server *srv)
+{
+	for (struct s2s_out *o = srv->outs; o; o = o->next) {
+		if (o->heard || o->state != OUT_READY) {
+			o->heard = false;
+			continue;
+		}
+		if (xmlstream_sleep(o->xs))
+			counters_stream_dozed();
+	}
 }

@@ -105,4 +105,7 @@ enum s2s_out_next s2s_out_choose(unsigned methods, bool secure, bool tls_offered
  * outbound stream and the probe send first, and after each restart. */
 void s2s_out_write_header(struct conn *c, const char *local, const char *remote);
 
+/* stream_doze for outbound streams (stream.h). */
+void s2s_out_doze(struct xmpp_server *srv);
+
 #endif

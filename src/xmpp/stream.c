@@ -40,6 +40,7 @@ struct stream {
 	const char *method;   /* how it authenticated, for status */
 	char last_error[600]; /* why the peer ended it (its stream error), for status */
 	bool parsing;	      /* inside on_data: the parser is running */
+	bool heard;	      /* bytes came since the last stream_doze */
 
 	/* Stanzas waiting for room in the connection (stream_offer): while
 	 * any wait, the senders that fed them are held. */
@@ -835,6 +836,7 @@ static size_t on_data(void *ud, const char *data, size_t len)
 {
 	struct stream *s = ud;
 	size_t off = 0;
+	s->heard = true;
 	while (off < len && s->state != STREAM_TLS_HANDSHAKE && s->state != STREAM_CLOSING) {
 		size_t used = 0;
 		s->parsing = true;
@@ -1083,5 +1085,17 @@ void xmpp_release_held(struct xmpp_server *srv, const void *by)
 		s->held_by = NULL;
 		log_debug(conn_ctx(s->conn), "released: the recipient it fed has room");
 		conn_hold_input(s->conn, false);
+	}
+}
+
+void stream_doze(struct xmpp_server *srv)
+{
+	for (struct stream *s = srv->streams; s; s = s->next) {
+		if (s->heard || s->state != STREAM_READY || s->parsing) {
+			s->heard = false;
+			continue;
+		}
+		if (xmlstream_sleep(s->xs))
+			counters_stream_dozed();
 	}
 }

@@ -150,4 +150,9 @@ void stream_ready(struct stream *s, const char *method);
  * come back later must not reach a stream that is gone. */
 struct stream *stream_by_conn_id(struct xmpp_server *srv, unsigned id);
 
+/* Every inbound stream that heard nothing since the last call gives its
+ * XML parser back until its next bytes (xmlstream_sleep): most of what an
+ * idle session holds. Called from a timer (the program's memory keeper). */
+void stream_doze(struct xmpp_server *srv);
+
 #endif

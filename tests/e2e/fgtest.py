@@ -276,6 +276,9 @@ def metrics(fg):
         out[m.group(1)] = int(m.group(2))
     for m in re.finditer(r'^fedgate_stanzas_dropped_total\{reason="([\w-]+)"\} (\d+)$', text, re.M):
         out["dropped:" + m.group(1)] = int(m.group(2))
+    m = re.search(r'^fedgate_streams_dozed_total (\d+)$', text, re.M)
+    if m:
+        out["dozed"] = int(m.group(1))
     return out
 
 
