@@ -211,6 +211,8 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_warn(o->ctx, "failed: %s", why);
+	/* Whatever went wrong, the next stream starts with a full handshake. */
+	tls_client_forget(o->srv->tls_client, o->local, o->remote);
 	snprintf(o->last_error, sizeof(o->last_error), "%s", why);
 	if (!o->fail_kind)
 		o->fail_kind = kind_of_state(o->state);
@@ -477,8 +479,12 @@ static void on_element(struct s2s_out *o, struct xml_node *el)
 		break;
 	case OUT_STARTTLS:
 		if (xml_is(el, XML_NS_TLS, "proceed")) {
-			if (conn_start_tls_client(o->conn, o->srv->tls_client, o->remote) !=
-			    FG_OK) {
+			/* Offers the session of our last stream of this pair,
+			 * if any; the certificate checks run all the same. */
+			tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
+			int rc = conn_start_tls_client(o->conn, o->srv->tls_client, o->remote);
+			tls_client_resume_for(o->srv->tls_client, NULL, NULL);
+			if (rc != FG_OK) {
 				fail(o, "cannot start TLS");
 				return;
 			}
