@@ -617,7 +617,9 @@ int tls_client_tickets_clock(SSL_CTX *ctx, long lifetime, size_t max, time_t (*c
 	if (lifetime <= 0)
 		return FG_OK; /* tls.c left tickets off and the cache off */
 	/* Once per context: a second cache would leak the first. */
-	assert(!cache_of(ctx));
+	struct client_cache *had = cache_of(ctx);
+	assert(!had);
+	(void)had;
 	struct client_cache *c = OPENSSL_zalloc(sizeof(*c));
 	if (!c || cache_idx < 0 || key_idx < 0 || !(c->map = strmap_new())) {
 		OPENSSL_free(c);

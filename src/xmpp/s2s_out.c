@@ -211,8 +211,11 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_warn(o->ctx, "failed: %s", why);
-	/* Whatever went wrong, the next stream starts with a full handshake. */
-	tls_client_forget(o->srv->tls_client, o->local, o->remote);
+	/* A stream that never got ready may have failed over its TLS
+	 * session: the next one starts with a full handshake. One that was
+	 * ready (an admin's change, a stall, the peer's close) proved it. */
+	if (o->state != OUT_READY)
+		tls_client_forget(o->srv->tls_client, o->local, o->remote);
 	snprintf(o->last_error, sizeof(o->last_error), "%s", why);
 	if (!o->fail_kind)
 		o->fail_kind = kind_of_state(o->state);
