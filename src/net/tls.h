@@ -45,8 +45,12 @@ int tls_client_tickets_clock(SSL_CTX *ctx, long lifetime, size_t max, time_t (*c
  * under the same pair; NULLs disarm. Connections prepared without it
  * (probe) neither resume nor fill the cache. */
 void tls_client_resume_for(SSL_CTX *ctx, const char *local, const char *remote);
-/* Forgets the session of (local, remote): its stream failed. */
-void tls_client_forget(SSL_CTX *ctx, const char *local, const char *remote);
+/* Forgets the session of (local, remote): its stream failed before it
+ * was ready. True when that stream had offered a session (TLS 1.3) and
+ * got no new ticket: the failure may be the resumption's (a server that
+ * issues tickets it cannot resume), so the pair does full handshakes for
+ * lifetime seconds and the caller may retry at once. */
+bool tls_client_forget(SSL_CTX *ctx, const char *local, const char *remote);
 /* Sessions in ctx's cache. */
 size_t tls_client_cached(SSL_CTX *ctx);
 /* For tls.c: offers the armed session to ssl before its handshake. */

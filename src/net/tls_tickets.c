@@ -416,8 +416,20 @@ int tls_server_tickets(SSL_CTX *ctx, long lifetime, char *err, size_t errlen)
 
 #define CACHE_DEFAULT_MAX 1000
 
+/* A pair's entry: a session to offer, or one of two marks (sess NULL).
+ * "Offered": a TLS 1.3 session went out on the pair's last stream, and
+ * its ticket replaces the mark once the resumption works. "Refused": that
+ * stream failed before it was ready, maybe over the resumption itself
+ * (a server that issues tickets but cannot resume them, as OpenSSL
+ * servers that ask for client certificates without a session id context
+ * do, such as Prosody with tickets on); the pair then does full
+ * handshakes until the mark is lifetime old, rather than fail every other
+ * stream. */
+enum cached_kind { CACHED_SESSION, CACHED_OFFERED, CACHED_REFUSED };
+
 struct cached {
-	SSL_SESSION *sess; /* its ticket appdata holds the facts */
+	enum cached_kind kind;
+	SSL_SESSION *sess; /* CACHED_SESSION: its ticket appdata holds the facts */
 	time_t stored;
 };
 
@@ -519,6 +531,9 @@ static int session_new(SSL *ssl, SSL_SESSION *sess)
 	if (!c || !key || !SSL_SESSION_is_resumable(sess) ||
 	    !facts_of(ssl, c->clock(), tls_expected_host(ssl), &f))
 		return 0;
+	const struct cached *had = strmap_get(c->map, key);
+	if (had && had->kind == CACHED_REFUSED && c->clock() - had->stored < c->lifetime)
+		return 0;
 	struct cached *e = calloc(1, sizeof(*e));
 	if (!e || SSL_SESSION_set1_ticket_appdata(sess, buf, facts_encode(&f, buf)) != 1) {
 		free(e);
@@ -565,6 +580,16 @@ int tls_client_offer(SSL *ssl, const char *host)
 		return FG_OK;
 	struct facts f;
 	time_t now = c->clock();
+	if (e->kind == CACHED_REFUSED) {
+		if (now - e->stored >= c->lifetime)
+			cache_drop(c, key);
+		return FG_OK;
+	}
+	if (e->kind == CACHED_OFFERED) {
+		/* The last resumption brought no ticket: start afresh. */
+		cache_drop(c, key);
+		return FG_OK;
+	}
 	if (!SSL_SESSION_is_resumable(e->sess) || !session_facts(e->sess, &f) ||
 	    !facts_fresh(&f, SSL_SESSION_get0_peer(e->sess), now, c->lifetime) ||
 	    strcmp(f.sni, host) != 0) {
@@ -578,8 +603,12 @@ int tls_client_offer(SSL *ssl, const char *host)
 	}
 	/* RFC 8446 C.4: a TLS 1.3 ticket is used once; this connection
 	 * brings the next. A TLS 1.2 session may be offered again. */
-	if (SSL_SESSION_get_protocol_version(e->sess) >= TLS1_3_VERSION)
-		cache_drop(c, key);
+	if (SSL_SESSION_get_protocol_version(e->sess) >= TLS1_3_VERSION) {
+		SSL_SESSION_free(e->sess);
+		e->sess = NULL;
+		e->kind = CACHED_OFFERED;
+		e->stored = now;
+	}
 	return FG_OK;
 }
 
@@ -596,18 +625,37 @@ void tls_client_resume_for(SSL_CTX *ctx, const char *local, const char *remote)
 	memcpy(c->armed_remote, remote, strlen(remote) + 1);
 }
 
-void tls_client_forget(SSL_CTX *ctx, const char *local, const char *remote)
+bool tls_client_forget(SSL_CTX *ctx, const char *local, const char *remote)
 {
 	struct client_cache *c = cache_of(ctx);
 	char key[sizeof(c->armed_local) + sizeof(c->armed_remote)];
-	if (c && local && remote && cache_key(key, sizeof(key), local, remote))
+	if (!c || !local || !remote || !cache_key(key, sizeof(key), local, remote))
+		return false;
+	struct cached *e = strmap_get(c->map, key);
+	if (e && e->kind == CACHED_OFFERED) {
+		e->kind = CACHED_REFUSED;
+		e->stored = c->clock();
+		return true;
+	}
+	if (e && e->kind == CACHED_SESSION)
 		cache_drop(c, key);
+	return false;
+}
+
+static int count_session(void *ud, const char *key, void *value)
+{
+	(void)key;
+	*(size_t *)ud += ((const struct cached *)value)->kind == CACHED_SESSION;
+	return 0;
 }
 
 size_t tls_client_cached(SSL_CTX *ctx)
 {
 	struct client_cache *c = cache_of(ctx);
-	return c ? strmap_count(c->map) : 0;
+	size_t n = 0;
+	if (c)
+		strmap_each(c->map, count_session, &n);
+	return n;
 }
 
 int tls_client_tickets_clock(SSL_CTX *ctx, long lifetime, size_t max, time_t (*clock)(void),

@@ -660,6 +660,17 @@ static void on_closed(void *ud, const char *reason)
 		connect_next(o);
 		return;
 	}
+	if (o->state == OUT_TLS && o->next_target > 0 &&
+	    tls_client_forget(o->srv->tls_client, o->local, o->remote)) {
+		/* We offered the session of our last stream and the
+		 * handshake failed: maybe over the resumption itself, so the
+		 * same target once more, with a full handshake. */
+		step(o, "TLS failed with a resumed session (%s); again with a full handshake",
+		     reason);
+		o->next_target--;
+		connect_next(o);
+		return;
+	}
 	if (o->state != OUT_FAILED && o->state != OUT_READY) {
 		fail(o, "%s", reason);
 		return;

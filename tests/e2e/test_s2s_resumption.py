@@ -18,12 +18,18 @@ from fgtest import NS_TLS, Peer
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 FG = "127.0.0.11"      # contoso.test, the bed's address for fedgate
 OTHER = "127.0.0.12"   # fabrikam.test, a second fedgate
+PROSODY = "127.0.0.13"  # northwind.test, the bed's Prosody, tickets on
 
 
 @pytest.fixture(scope="module")
 def world(module_daemons):
-    bed = module_daemons.bed({"fabrikam.test": OTHER})
-    fg = module_daemons.fedgate(bed=bed, partners=["fabrikam.test", "litware.test"]).start()
+    bed = module_daemons.bed({"fabrikam.test": OTHER, "northwind.test": PROSODY})
+    d = f"{bed.root}/prosody-northwind"
+    module_daemons.prosody(bed, "northwind", PROSODY, ["northwind.test"], extra=(
+        f'ssl = {{ certificate = "{d}/cert.pem"; key = "{d}/key.pem"; cafile = "{d}/ca.pem"; '
+        'capath = false; options = { no_ticket = false } }'))
+    fg = module_daemons.fedgate(bed=bed, partners=["fabrikam.test", "litware.test",
+                                                   "northwind.test"]).start()
     other = module_daemons.fedgate(bed=bed, domain="fabrikam.test", addr=OTHER,
                                    partners=["contoso.test"]).start()
     return bed, fg, other
@@ -177,3 +183,27 @@ def test_outbound_resumes_the_next_stream_to_the_same_domain(world):
     assert re.search(TLS_LINE.format(";"), out), out
     close_route(fg)
     assert re.search(TLS_LINE.format(r" \(resumed\);"), send_test_im(fg))
+
+
+def test_outbound_to_a_prosody_that_cannot_resume(world):
+    """Prosody with tickets on (no_ticket = false) issues them but refuses
+    to resume them: it asks for client certificates without a session id
+    context, and OpenSSL then fails the handshake. fedgate retries that
+    stream at once with a full handshake, and does full handshakes with
+    that domain from then on: no message is lost to resumption."""
+    import re
+    _, fg, _ = world
+    outs = []
+    for _ in range(3):
+        r = fg.cli("partner", "set", "northwind.test", "--description", f"t{time.time()}")
+        assert r.returncode == 0, r.stderr
+        r = fg.cli("test-im", "--to", "bob@northwind.test", "--wait", "0")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "stream ready: authenticated with SASL over TLS" in r.stdout, r.stdout
+        outs.append(r.stdout)
+    assert "TLS failed with a resumed session" not in outs[0]
+    assert re.search(r"TLS failed with a resumed session \(.*\); again with a full handshake",
+                     outs[1]), outs[1]
+    for out in outs:
+        assert "(resumed)" not in out, out
+    assert "TLS failed" not in outs[2], outs[2]

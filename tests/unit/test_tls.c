@@ -1007,6 +1007,59 @@ static void test_client_cache(void **state)
 	tls_ctx_free(&cctx3);
 }
 
+/* One armed outbound connection (fabrikam.test -> contoso.test) with the
+ * ticket read: -1 when the handshake failed, else whether it resumed. */
+static int armed_attempt(SSL_CTX *sctx, SSL_CTX *cctx)
+{
+	struct end srv, cli;
+	tls_client_resume_for(cctx, "fabrikam.test", "contoso.test");
+	handshake(sctx, cctx, "contoso.test", &srv, &cli);
+	int rc = -1;
+	if (srv.rc == 1 && cli.rc == 1) {
+		rc = SSL_session_reused(cli.ssl) == 1;
+		SSL_shutdown(srv.ssl);
+		char c;
+		/* Reads the ticket, then the close_notify. */
+		assert_int_equal(SSL_read(cli.ssl, &c, 1), 0);
+		/* Without ours, OpenSSL marks the session not resumable. */
+		SSL_shutdown(cli.ssl);
+	}
+	ERR_clear_error();
+	done(&srv, &cli);
+	return rc;
+}
+
+/* A server that issues tickets but cannot resume them (it asks for client
+ * certificates without a session id context, as Prosody does with tickets
+ * on): one stream fails, then the pair does full handshakes instead of
+ * failing every other stream, until lifetime has passed. */
+static void test_client_gives_up_on_a_server_that_cannot_resume(void **state)
+{
+	(void)state;
+	char err[256];
+	fake_now = 1000000;
+	SSL_CTX *sctx = server_ctx(pki.ca_file); /* no session id context */
+	SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_clear_options(sctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(sctx, 1);
+	SSL_CTX *cctx = client_ctx(pki.fabrikam_file, pki.ca_file);
+	assert_int_equal(tls_client_tickets_clock(cctx, 3600, 0, fake_clock, err, sizeof(err)),
+			 FG_OK);
+	assert_int_equal(armed_attempt(sctx, cctx), 0);
+	assert_int_equal(tls_client_cached(cctx), 1);
+	assert_int_equal(armed_attempt(sctx, cctx), -1);
+	tls_client_forget(cctx, "fabrikam.test", "contoso.test"); /* as s2s_out does */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(armed_attempt(sctx, cctx), 0);
+		assert_int_equal(tls_client_cached(cctx), 0);
+	}
+	fake_now += 3600;
+	assert_int_equal(armed_attempt(sctx, cctx), 0);
+	assert_int_equal(tls_client_cached(cctx), 1);
+	tls_ctx_free(&sctx);
+	tls_ctx_free(&cctx);
+}
+
 static void test_client_ctx_settings(void **state)
 {
 	(void)state;
@@ -1082,6 +1135,7 @@ int main(void)
 		cmocka_unit_test(test_ticket_bound_to_its_sni),
 		cmocka_unit_test(test_no_resumption_past_expiry),
 		cmocka_unit_test(test_client_cache),
+		cmocka_unit_test(test_client_gives_up_on_a_server_that_cannot_resume),
 	};
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
 }
