@@ -111,7 +111,8 @@ static inline bool may_enter(enum out_state from, enum out_state to)
 {
 	switch (to) {
 	case OUT_RESOLVING: return from == OUT_RESOLVING; /* the first state */
-	case OUT_CONNECTING: return from == OUT_RESOLVING || from == OUT_CONNECTING;
+	case OUT_CONNECTING: /* OUT_TLS: a failed resumption, once more in full */
+		return from == OUT_RESOLVING || from == OUT_CONNECTING || from == OUT_TLS;
 	case OUT_WAIT_HEADER: return from == OUT_CONNECTING || from == OUT_TLS || from == OUT_SASL;
 	case OUT_WAIT_FEATURES: return from == OUT_WAIT_HEADER;
 	case OUT_STARTTLS: return from == OUT_WAIT_FEATURES;
