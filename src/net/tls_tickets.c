@@ -314,8 +314,10 @@ static int hello_sni(SSL *ssl, int *alert, void *arg)
 	if (n == 0 || n > 255 || 5 + n > len || memchr(p + 5, '\0', n))
 		return SSL_CLIENT_HELLO_SUCCESS;
 	char *name = OPENSSL_strndup((const char *)p + 5, n);
-	OPENSSL_free(SSL_get_ex_data(ssl, sni_idx));
-	if (SSL_set_ex_data(ssl, sni_idx, name) != 1)
+	char *old = SSL_get_ex_data(ssl, sni_idx);
+	if (SSL_set_ex_data(ssl, sni_idx, name) == 1)
+		OPENSSL_free(old);
+	else
 		OPENSSL_free(name);
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
@@ -333,6 +335,11 @@ static int ticket_gen(SSL *ssl, void *arg)
 	    facts_of(ssl, r->clock(), SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name), &f) &&
 	    SSL_SESSION_set1_ticket_appdata(sess, buf, facts_encode(&f, buf)) != 1)
 		ERR_clear_error();
+	/* ticket_dec() has run by now: an idle stream need not keep it. */
+	if (sni_idx >= 0 && SSL_get_ex_data(ssl, sni_idx)) {
+		OPENSSL_free(SSL_get_ex_data(ssl, sni_idx));
+		SSL_set_ex_data(ssl, sni_idx, NULL);
+	}
 	return 1;
 }
 
@@ -548,6 +555,10 @@ static int session_new(SSL *ssl, SSL_SESSION *sess)
 		return 0;
 	}
 	cached_free(old);
+	/* One ticket is all the next stream needs (servers often send two):
+	 * an idle stream need not keep its key. */
+	OPENSSL_free(SSL_get_ex_data(ssl, key_idx));
+	SSL_set_ex_data(ssl, key_idx, NULL);
 	while (strmap_count(c->map) > c->max) {
 		struct oldest o = {0};
 		strmap_each(c->map, find_oldest, &o);
