@@ -171,6 +171,15 @@ def test_outbound_resumes_the_next_stream_to_the_same_domain(world):
     assert "SASL EXTERNAL accepted by fabrikam.test" in out, out
     assert "stream ready: authenticated with SASL over TLS" in out, out
     other.wait_log(r"TLS established: TLSv1\.3 \S+ \(resumed\), peer certificate: valid")
+    # status shows it on both sides, with the certificate verdict.
+    out = [r for r in fg.cli_json("status")
+           if r["direction"] == "out" and r["remote"] == "fabrikam.test"]
+    assert out and out[0]["tls"].endswith(" (resumed)"), out
+    assert out[0]["state"] == "ready" and "chain is trusted" in out[0]["certificate"], out
+    inb = [r for r in other.cli_json("status")
+           if r["direction"] == "in" and r["remote"] == "contoso.test" and r["state"] == "ready"]
+    assert inb and inb[-1]["tls"].endswith(" (resumed)"), inb
+    assert "DNS-ID contoso.test" in inb[-1]["certificate"], inb
     # Used once, replaced by the ticket the resumption brought: again.
     close_route(fg)
     assert re.search(TLS_LINE.format(r" \(resumed\);"), send_test_im(fg))
