@@ -336,7 +336,7 @@ void tls_describe(const SSL *ssl, char *buf, size_t len)
 		return;
 	}
 	/* "resumed" is how an admin (status, the log) sees that a ticket
-	 * saved this stream its key exchange and certificate checks. */
+	 * spared this stream the certificates and their signatures. */
 	snprintf(buf, len, "%s %s%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
 		 SSL_session_reused(ssl) ? " (resumed)" : "");
 }
