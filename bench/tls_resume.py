@@ -1,7 +1,8 @@
 """Server CPU per client TLS handshake, full and resumed with a session
 ticket ([tls] session_tickets): FG_TLS_N (default 500) STARTTLS
 handshakes on client streams each way, the daemon's user+system CPU read
-from /proc before and after. Prints figures only. Run inside
+from /proc before and after; then bench/s2s_resume.py, the same for
+partner streams. Prints figures only. Run inside
 tests/e2e/netns.sh with FEDGATE set (make bench)."""
 import os
 import ssl
@@ -68,3 +69,6 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # The same for partner streams (STARTTLS + SASL EXTERNAL).
+    import s2s_resume  # noqa: E402
+    s2s_resume.main()

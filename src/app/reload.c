@@ -77,6 +77,11 @@ static int load_certificates(struct next *n, json_t *body)
 	if (n->tls)
 		n->tls_client = tls_client_ctx_new(c->tls_certificate, c->tls_key, c->tls_ca_file,
 						   err, sizeof(err));
+	/* The new client context starts with an empty session cache: a
+	 * reload may bring another certificate or other trust anchors. */
+	if (n->tls_client &&
+	    tls_client_tickets(n->tls_client, c->tls_session_tickets, err, sizeof(err)) != FG_OK)
+		tls_ctx_free(&n->tls_client);
 	if (!n->tls || !n->tls_client ||
 	    admin_http_tls_load(c, &n->admin_tls, err, sizeof(err)) != FG_OK) {
 		refuse(body, err);

@@ -569,6 +569,9 @@ int serve_main(const char *conf_path)
 	}
 	srv.x.tls_client = tls_client_ctx_new(srv.conf->tls_certificate, srv.conf->tls_key,
 					      srv.conf->tls_ca_file, err, sizeof(err));
+	if (srv.x.tls_client && tls_client_tickets(srv.x.tls_client, srv.conf->tls_session_tickets,
+						   err, sizeof(err)) != FG_OK)
+		tls_ctx_free(&srv.x.tls_client);
 	if (!srv.x.tls_client) {
 		log_error("serve", "%s", err);
 		goto out;

@@ -282,8 +282,8 @@ static SSL_CTX *ctx_new(bool server, const char *cert, const char *key, const ch
 		goto fail_ssl;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any);
-	/* No resumption unless tls_server_tickets() turns it on for a server
-	 * context; outbound streams never resume, so each is verified afresh. */
+	/* No resumption unless tls_server_tickets() or tls_client_tickets()
+	 * turns it on (tls_tickets.c). */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (server)
 		SSL_CTX_set_num_tickets(ctx, 0);
@@ -335,7 +335,10 @@ void tls_describe(const SSL *ssl, char *buf, size_t len)
 		snprintf(buf, len, "plaintext");
 		return;
 	}
-	snprintf(buf, len, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+	/* "resumed" is how an admin (status, the log) sees that a ticket
+	 * spared this stream the certificates and their signatures. */
+	snprintf(buf, len, "%s %s%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+		 SSL_session_reused(ssl) ? " (resumed)" : "");
 }
 
 static void asn1_day(const ASN1_TIME *t, char *buf, size_t len)
@@ -387,10 +390,15 @@ const char *tls_peer_verdict(const SSL *ssl)
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	if (!peer)
 		return "none";
-	long v = SSL_get_verify_result(ssl);
-	const struct peer_state *st = state_get(ssl, false);
-	if (st && st->first_err != X509_V_OK)
-		v = st->first_err;
+	long v;
+	if (SSL_session_reused(ssl)) {
+		v = tls_resumed_verdict(ssl, NULL, 0);
+	} else {
+		v = SSL_get_verify_result(ssl);
+		const struct peer_state *st = state_get(ssl, false);
+		if (st && st->first_err != X509_V_OK)
+			v = st->first_err;
+	}
 	return v == X509_V_OK ? "valid" : X509_verify_cert_error_string(v);
 }
 
@@ -697,7 +705,15 @@ int tls_client_prepare(SSL *ssl, const char *domain)
 	}
 	OPENSSL_free(st->host);
 	st->host = host;
-	return FG_OK;
+	return tls_client_offer(ssl, host);
+}
+
+long tls_first_error(const SSL *ssl, const char **why)
+{
+	const struct peer_state *st = state_get(ssl, false);
+	if (why)
+		*why = st && st->first_err != X509_V_OK ? st->first_why : NULL;
+	return st ? st->first_err : X509_V_OK;
 }
 
 const char *tls_expected_host(const SSL *ssl)
@@ -738,14 +754,26 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 	long res = SSL_get_verify_result(ssl);
 	const struct peer_state *st = state_get(ssl, false);
 	bool recorded = st && st->first_err != X509_V_OK;
+	const char *chain_why = recorded ? st->first_why : NULL;
 	v->chain_error = recorded ? st->first_err : res;
+	char resumed_why[sizeof(st->first_why)];
+	if (SSL_session_reused(ssl)) {
+		/* No chain was sent on this connection: the verdict is the one
+		 * the full handshake reached, sealed in our ticket or kept in
+		 * our client cache; a session without one counts as
+		 * unverified, never as trusted. */
+		res = tls_resumed_verdict(ssl, resumed_why, sizeof(resumed_why));
+		v->chain_error = res;
+		recorded = res != X509_V_OK && resumed_why[0];
+		chain_why = resumed_why;
+	}
 	v->chain_ok = v->chain_error == X509_V_OK && res == X509_V_OK;
 	v->id = tls_cert_matches(peer, domain, why, sizeof(why));
 	if (v->chain_ok)
 		sb_add(&t, "the certificate chain is trusted; ");
 	else
 		sb_add(&t, "the certificate chain is not trusted: %s; ",
-		       recorded ? st->first_why : X509_verify_cert_error_string(v->chain_error));
+		       recorded ? chain_why : X509_verify_cert_error_string(v->chain_error));
 	sb_add(&t, "%s", why);
 	snprintf(v->id_text, sizeof(v->id_text), "%s", why);
 	return v->chain_ok && v->id != TLS_ID_NO_MATCH ? FG_OK : FG_ERR;

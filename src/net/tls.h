@@ -26,6 +26,43 @@ int tls_server_tickets(SSL_CTX *ctx, long lifetime, char *err, size_t errlen);
 /* The same with a clock of the caller's (NULL: time()), for tests. */
 int tls_server_tickets_clock(SSL_CTX *ctx, long lifetime, time_t (*clock)(void), char *err,
 			     size_t errlen);
+/* Outbound resumption (tls_tickets.c): a cache in the client context of
+ * one session per (local domain, remote domain), kept from the ticket a
+ * peer sends after the handshake, offered on the next stream of the same
+ * pair, used once with TLS 1.3, dropped when older than lifetime seconds,
+ * when the peer's certificate has expired, when the stream fails, and with
+ * the context (a reload). At most max sessions (0: a default of 1000), the
+ * oldest dropped first. A resumed stream gets the certificate verdict of
+ * the full handshake it descends from: the peer's certificate is matched
+ * against the domain again, its chain verdict is kept. lifetime 0: no
+ * cache, every outbound stream does a full handshake. FG_OK, or FG_ERR
+ * with err set. */
+int tls_client_tickets(SSL_CTX *ctx, long lifetime, char *err, size_t errlen);
+int tls_client_tickets_clock(SSL_CTX *ctx, long lifetime, size_t max, time_t (*clock)(void),
+			     char *err, size_t errlen);
+/* Arms ctx: the next tls_client_prepare() on it for remote offers the
+ * session cached for (local, remote) and keeps what that connection gets
+ * under the same pair; NULLs disarm. Connections prepared without it
+ * (probe) neither resume nor fill the cache. */
+void tls_client_resume_for(SSL_CTX *ctx, const char *local, const char *remote);
+/* Forgets the session of (local, remote): its stream failed before it
+ * was ready. True when that stream had offered a session (TLS 1.3) and
+ * got no new ticket: the failure may be the resumption's (a server that
+ * issues tickets it cannot resume), so the pair does full handshakes for
+ * lifetime seconds and the caller may retry at once. */
+bool tls_client_forget(SSL_CTX *ctx, const char *local, const char *remote);
+/* Sessions in ctx's cache. */
+size_t tls_client_cached(SSL_CTX *ctx);
+/* For tls.c: offers the armed session to ssl before its handshake. */
+int tls_client_offer(SSL *ssl, const char *host);
+/* For tls.c, on a resumed connection: the chain verdict of the full
+ * handshake (X509_V_OK or an X509_V_ERR_*), and its words in why (may be
+ * NULL); X509_V_ERR_UNSPECIFIED when the session carries none. */
+long tls_resumed_verdict(const SSL *ssl, char *why, size_t whylen);
+/* For tls_tickets.c: the first chain error met in this handshake
+ * (X509_V_OK if none) and its explanation (NULL if none). */
+long tls_first_error(const SSL *ssl, const char **why);
+
 /* Sends our close_notify (RFC 8446 §6.1) on an established session
  * without waiting for the peer's; a no-op once sent or after a fatal
  * error. The alert goes to ssl's write BIO; the caller flushes it. */

@@ -112,7 +112,8 @@ static inline bool may_enter(enum out_state from, enum out_state to)
 {
 	switch (to) {
 	case OUT_RESOLVING: return from == OUT_RESOLVING; /* the first state */
-	case OUT_CONNECTING: return from == OUT_RESOLVING || from == OUT_CONNECTING;
+	case OUT_CONNECTING: /* OUT_TLS: a failed resumption, once more in full */
+		return from == OUT_RESOLVING || from == OUT_CONNECTING || from == OUT_TLS;
 	case OUT_WAIT_HEADER: return from == OUT_CONNECTING || from == OUT_TLS || from == OUT_SASL;
 	case OUT_WAIT_FEATURES: return from == OUT_WAIT_HEADER;
 	case OUT_STARTTLS: return from == OUT_WAIT_FEATURES;
@@ -212,6 +213,11 @@ static void fail(struct s2s_out *o, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_warn(o->ctx, "failed: %s", why);
+	/* A stream that never got ready may have failed over its TLS
+	 * session: the next one starts with a full handshake. One that was
+	 * ready (an admin's change, a stall, the peer's close) proved it. */
+	if (o->state != OUT_READY)
+		tls_client_forget(o->srv->tls_client, o->local, o->remote);
 	snprintf(o->last_error, sizeof(o->last_error), "%s", why);
 	if (!o->fail_kind)
 		o->fail_kind = kind_of_state(o->state);
@@ -478,8 +484,12 @@ static void on_element(struct s2s_out *o, struct xml_node *el)
 		break;
 	case OUT_STARTTLS:
 		if (xml_is(el, XML_NS_TLS, "proceed")) {
-			if (conn_start_tls_client(o->conn, o->srv->tls_client, o->remote) !=
-			    FG_OK) {
+			/* Offers the session of our last stream of this pair,
+			 * if any; the certificate checks run all the same. */
+			tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
+			int rc = conn_start_tls_client(o->conn, o->srv->tls_client, o->remote);
+			tls_client_resume_for(o->srv->tls_client, NULL, NULL);
+			if (rc != FG_OK) {
 				fail(o, "cannot start TLS");
 				return;
 			}
@@ -650,6 +660,17 @@ static void on_closed(void *ud, const char *reason)
 		/* This target failed; the next one may do. */
 		snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", reason);
 		step(o, "%s", reason);
+		connect_next(o);
+		return;
+	}
+	if (o->state == OUT_TLS && o->next_target > 0 &&
+	    tls_client_forget(o->srv->tls_client, o->local, o->remote)) {
+		/* We offered the session of our last stream and the
+		 * handshake failed: maybe over the resumption itself, so the
+		 * same target once more, with a full handshake. */
+		step(o, "TLS failed with a resumed session (%s); again with a full handshake",
+		     reason);
+		o->next_target--;
 		connect_next(o);
 		return;
 	}

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DAY (24L * 3600L)
@@ -713,13 +714,16 @@ static void *resume_server(void *arg)
 	return NULL;
 }
 
-/* One connection from a client showing contoso's certificate, offering
- * the session `offer` (NULL: none); returns whether the server resumed
- * and the session to offer next time (*next, owned by the caller), and
- * the server's verdict on the client's certificate, which SASL EXTERNAL
- * relies on, resumed or not. */
-static bool resume_round(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *offer, SSL_SESSION **next,
-			 struct tls_verdict *v)
+/* One connection from a client showing the certificate of cctx, to the
+ * SNI sni, offering the session `offer` (NULL: none) or, with arm set, the
+ * one cctx's cache keeps for (arm, sni); returns whether the server
+ * resumed and the session to offer next time (*next, owned by the
+ * caller), the server's verdict on the client's certificate for
+ * contoso.test in *v, which SASL EXTERNAL relies on, resumed or not, and
+ * the client's on the server's for sni in *cv (may be NULL). */
+static bool resume_at(SSL_CTX *sctx, SSL_CTX *cctx, const char *sni, const char *arm,
+		      SSL_SESSION *offer, SSL_SESSION **next, struct tls_verdict *v,
+		      struct tls_verdict *cv)
 {
 	int sv[2];
 	pthread_t t;
@@ -731,7 +735,9 @@ static bool resume_round(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *offer, SSL_S
 	assert_non_null(cli);
 	assert_int_equal(SSL_set_fd(srv.ssl, sv[0]), 1);
 	assert_int_equal(SSL_set_fd(cli, sv[1]), 1);
-	assert_int_equal(tls_client_prepare(cli, "contoso.test"), FG_OK);
+	if (arm)
+		tls_client_resume_for(cctx, arm, sni);
+	assert_int_equal(tls_client_prepare(cli, sni), FG_OK);
 	if (offer)
 		assert_int_equal(SSL_set_session(cli, offer), 1);
 	assert_int_equal(pthread_create(&t, NULL, resume_server, &srv), 0);
@@ -743,6 +749,11 @@ static bool resume_round(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *offer, SSL_S
 	bool reused = SSL_session_reused(srv.ssl) == 1;
 	assert_int_equal(reused, SSL_session_reused(cli) == 1);
 	tls_peer_verify(srv.ssl, "contoso.test", v);
+	if (cv)
+		tls_peer_verify(cli, NULL, cv);
+	char desc[128];
+	tls_describe(srv.ssl, desc, sizeof(desc));
+	assert_int_equal(strstr(desc, " (resumed)") != NULL, reused);
 	*next = SSL_get1_session(cli);
 	/* A clean close: OpenSSL marks the session of a connection freed
 	 * without close_notify as not resumable. */
@@ -755,18 +766,41 @@ static bool resume_round(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *offer, SSL_S
 	return reused;
 }
 
+static bool resume_round(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *offer, SSL_SESSION **next,
+			 struct tls_verdict *v)
+{
+	return resume_at(sctx, cctx, "contoso.test", NULL, offer, next, v, NULL);
+}
+
+/* A client that takes tickets and keeps them itself, as XMPP clients do. */
+static SSL_CTX *ticket_client(const char *cert, const char *ca_file)
+{
+	SSL_CTX *cctx = client_ctx(cert, ca_file);
+	SSL_CTX_clear_options(cctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	return cctx;
+}
+
+static SSL_CTX *ticket_server(const char *ca_file, long lifetime)
+{
+	char err[256];
+	SSL_CTX *sctx = server_ctx(ca_file);
+	assert_int_equal(tls_server_tickets_clock(sctx, lifetime, fake_clock, err, sizeof(err)),
+			 FG_OK);
+	return sctx;
+}
+
 static void test_session_tickets(void **state)
 {
 	(void)state;
 	char err[256];
-	SSL_CTX *sctx = server_ctx(pki.ca_file);
-	SSL_CTX *cctx = client_ctx(pki.contoso_file, pki.ca_file);
-	/* A client that takes tickets, as XMPP clients do. */
-	SSL_CTX_clear_options(cctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
-	assert_int_equal(tls_server_tickets_clock(sctx, 3600, fake_clock, err, sizeof(err)), FG_OK);
+	fake_now = 1000000;
+	SSL_CTX *sctx = ticket_server(pki.ca_file, 3600);
+	SSL_CTX *cctx = ticket_client(pki.contoso_file, pki.ca_file);
 	struct tls_verdict v;
-	SSL_SESSION *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
+	SSL_SESSION *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL, *s5 = NULL;
+	/* Late in the first key's life. */
+	fake_now += 3500;
 	assert_false(resume_round(sctx, cctx, NULL, &s1, &v));
 	assert_true(v.chain_ok && v.id != TLS_ID_NO_MATCH);
 	assert_non_null(s1);
@@ -777,35 +811,252 @@ static void test_session_tickets(void **state)
 	assert_true(v.has_cert && v.chain_ok && v.id != TLS_ID_NO_MATCH);
 
 	/* The key rotated once: the previous key still opens the ticket. */
-	fake_now += 3600;
+	fake_now += 100;
 	assert_true(resume_round(sctx, cctx, s2, &s3, &v));
+	assert_true(v.has_cert && v.chain_ok && v.id != TLS_ID_NO_MATCH);
 
-	/* Two lifetimes on, the key that sealed s3 is gone: full handshake,
-	 * even though the session itself was kept by the client. */
-	fake_now += 2 * 3600 + 1;
+	/* A new ticket at each resumption, its key current, but the chain
+	 * verdict it carries is that of the first handshake: once older
+	 * than lifetime, a full handshake verifies again. */
+	fake_now += 3600 - 160;
 	assert_false(resume_round(sctx, cctx, s3, &s4, &v));
 	assert_true(v.chain_ok);
 
+	/* Two lifetimes on, the key that sealed s4 is gone: full handshake,
+	 * even though the session itself was kept by the client. */
+	fake_now += 2 * 3600 + 1;
+	assert_false(resume_round(sctx, cctx, s4, &s5, &v));
+	assert_true(v.chain_ok);
+
 	/* Another context (a reload) has other keys: a full handshake. */
-	SSL_CTX *sctx2 = server_ctx(pki.ca_file);
-	assert_int_equal(tls_server_tickets_clock(sctx2, 3600, fake_clock, err, sizeof(err)),
-			 FG_OK);
-	SSL_SESSION *s5 = NULL, *s6 = NULL;
-	assert_false(resume_round(sctx2, cctx, s4, &s5, &v));
+	SSL_CTX *sctx2 = ticket_server(pki.ca_file, 3600);
+	SSL_SESSION *s6 = NULL, *s7 = NULL, *s8 = NULL;
+	assert_false(resume_round(sctx2, cctx, s5, &s6, &v));
 
 	/* lifetime 0: no resumption at all. */
 	SSL_CTX *sctx3 = server_ctx(pki.ca_file);
 	assert_int_equal(tls_server_tickets(sctx3, 0, err, sizeof(err)), FG_OK);
-	SSL_SESSION *s7 = NULL;
-	assert_false(resume_round(sctx3, cctx, NULL, &s6, &v));
-	assert_false(resume_round(sctx3, cctx, s6, &s7, &v));
+	assert_false(resume_round(sctx3, cctx, NULL, &s7, &v));
+	assert_false(resume_round(sctx3, cctx, s7, &s8, &v));
 
-	SSL_SESSION *all[] = {s1, s2, s3, s4, s5, s6, s7};
+	SSL_SESSION *all[] = {s1, s2, s3, s4, s5, s6, s7, s8};
 	for (size_t i = 0; i < FG_ARRAY_LEN(all); i++)
 		SSL_SESSION_free(all[i]);
 	tls_ctx_free(&sctx);
 	tls_ctx_free(&sctx2);
 	tls_ctx_free(&sctx3);
+	tls_ctx_free(&cctx);
+}
+
+/* A resumed inbound stream has no certificate message: what SASL
+ * EXTERNAL decides on must still be the full handshake's verdict, never a
+ * trusted default. Here the peer's chain is untrusted (another CA). */
+static void test_resumed_keeps_a_bad_verdict(void **state)
+{
+	(void)state;
+	fake_now = 1000000;
+	SSL_CTX *sctx = ticket_server(pki.ca_file, 3600);
+	SSL_CTX *cctx = ticket_client(pki.foreign_file, pki.ca_file);
+	struct tls_verdict full, v;
+	SSL_SESSION *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	assert_false(resume_round(sctx, cctx, NULL, &s1, &full));
+	assert_false(full.chain_ok);
+	assert_int_equal(full.chain_error, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+	fake_now += 60;
+	assert_true(resume_round(sctx, cctx, s1, &s2, &v));
+	assert_true(v.has_cert);
+	assert_false(v.chain_ok);
+	assert_int_equal(v.chain_error, full.chain_error);
+	assert_string_equal(v.text, full.text); /* the same words, explanation included */
+	/* And carried on to the ticket the resumption brought. */
+	fake_now += 60;
+	assert_true(resume_round(sctx, cctx, s2, &s3, &v));
+	assert_false(v.chain_ok);
+	assert_string_equal(v.text, full.text);
+	SSL_SESSION_free(s1);
+	SSL_SESSION_free(s2);
+	SSL_SESSION_free(s3);
+	tls_ctx_free(&sctx);
+	tls_ctx_free(&cctx);
+}
+
+/* TLS 1.3 does not bind a session to the SNI it was made for; our tickets
+ * do. And whatever resumes, the certificate is matched against the domain
+ * asked about each time: the identity verdict is never carried. */
+static void test_ticket_bound_to_its_sni(void **state)
+{
+	(void)state;
+	fake_now = 1000000;
+	SSL_CTX *sctx = ticket_server(pki.ca_file, 3600);
+	SSL_CTX *cctx = ticket_client(pki.contoso_file, pki.ca_file);
+	struct tls_verdict v;
+	SSL_SESSION *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	assert_false(resume_at(sctx, cctx, "contoso.test", NULL, NULL, &s1, &v, NULL));
+	assert_false(resume_at(sctx, cctx, "fabrikam.test", NULL, s1, &s2, &v, NULL));
+	assert_true(resume_at(sctx, cctx, "fabrikam.test", NULL, s2, &s3, &v, NULL));
+	SSL_SESSION_free(s1);
+	SSL_SESSION_free(s2);
+	s1 = s2 = NULL;
+	assert_true(resume_at(sctx, cctx, "fabrikam.test", NULL, s3, &s1, &v, NULL));
+	assert_true(v.chain_ok);
+	assert_int_equal(v.id, TLS_ID_MATCH_DNS_ID); /* contoso.test, asked by resume_at */
+	SSL_SESSION_free(s1);
+	SSL_SESSION_free(s3);
+	tls_ctx_free(&sctx);
+	tls_ctx_free(&cctx);
+}
+
+/* A chain verdict made while the certificate was valid says nothing once
+ * it has expired: no resumption then. The clock here runs a month ahead,
+ * past the leaves' 30 days; the handshakes themselves check real time. */
+static void test_no_resumption_past_expiry(void **state)
+{
+	(void)state;
+	SSL_CTX *cctx = ticket_client(pki.contoso_file, pki.ca_file);
+	struct tls_verdict v;
+	SSL_SESSION *s1 = NULL, *s2 = NULL;
+	long ahead[] = {29 * DAY, 31 * DAY};
+	for (size_t i = 0; i < FG_ARRAY_LEN(ahead); i++) {
+		fake_now = time(NULL) + ahead[i];
+		SSL_CTX *sctx = ticket_server(pki.ca_file, 7 * DAY);
+		assert_false(resume_round(sctx, cctx, NULL, &s1, &v));
+		fake_now += 60;
+		assert_int_equal(resume_round(sctx, cctx, s1, &s2, &v), i == 0);
+		SSL_SESSION_free(s1);
+		SSL_SESSION_free(s2);
+		tls_ctx_free(&sctx);
+	}
+	tls_ctx_free(&cctx);
+}
+
+/* Outbound: the client context's own cache, per (local, remote) pair. */
+static void test_client_cache(void **state)
+{
+	(void)state;
+	char err[256];
+	fake_now = 1000000;
+	SSL_CTX *sctx = ticket_server(pki.ca_file, 3600);
+	SSL_CTX *cctx = client_ctx(pki.contoso_file, pki.ca_file);
+	assert_int_equal(tls_client_tickets_clock(cctx, 3600, 2, fake_clock, err, sizeof(err)),
+			 FG_OK);
+	struct tls_verdict v, cv;
+	SSL_SESSION *s[16] = {0};
+	size_t n = 0;
+	const char *us = "fabrikam.test", *them = "contoso.test";
+
+	/* Not armed (probe): no resumption, nothing kept. */
+	assert_false(resume_at(sctx, cctx, them, NULL, NULL, &s[n++], &v, &cv));
+	assert_int_equal(tls_client_cached(cctx), 0);
+
+	/* Armed: the first stream of the pair keeps the ticket that came
+	 * after its handshake, the second resumes with it, and the client's
+	 * verdict on the server is the same. */
+	assert_false(resume_at(sctx, cctx, them, us, NULL, &s[n++], &v, &cv));
+	assert_true(cv.chain_ok && cv.id == TLS_ID_MATCH_DNS_ID);
+	assert_int_equal(tls_client_cached(cctx), 1);
+	assert_true(resume_at(sctx, cctx, them, us, NULL, &s[n++], &v, &cv));
+	assert_true(cv.chain_ok && cv.id == TLS_ID_MATCH_DNS_ID);
+	assert_true(v.chain_ok); /* the server's verdict on our certificate */
+	assert_true(resume_at(sctx, cctx, them, us, NULL, &s[n++], &v, &cv));
+
+	/* Another local domain is another pair. */
+	assert_false(resume_at(sctx, cctx, them, "litware.test", NULL, &s[n++], &v, &cv));
+	assert_int_equal(tls_client_cached(cctx), 2);
+
+	/* A failed stream forgets its session. */
+	tls_client_forget(cctx, us, them);
+	assert_int_equal(tls_client_cached(cctx), 1);
+	fake_now += 5;
+	assert_false(resume_at(sctx, cctx, them, us, NULL, &s[n++], &v, &cv));
+
+	/* Bounded: a third pair pushes out the oldest (litware's). */
+	fake_now += 10;
+	assert_false(resume_at(sctx, cctx, them, "third.test", NULL, &s[n++], &v, &cv));
+	assert_int_equal(tls_client_cached(cctx), 2);
+	assert_false(resume_at(sctx, cctx, them, "litware.test", NULL, &s[n++], &v, &cv));
+
+	/* Older than lifetime: dropped, a full handshake. */
+	fake_now += 3600;
+	assert_false(resume_at(sctx, cctx, them, us, NULL, &s[n++], &v, &cv));
+
+	/* The client verdict of an untrusted server survives resumption. */
+	SSL_CTX *cctx2 = client_ctx(pki.contoso_file, pki.other_ca_file);
+	assert_int_equal(tls_client_tickets_clock(cctx2, 3600, 0, fake_clock, err, sizeof(err)),
+			 FG_OK);
+	struct tls_verdict full;
+	assert_false(resume_at(sctx, cctx2, them, us, NULL, &s[n++], &v, &full));
+	assert_false(full.chain_ok);
+	assert_true(resume_at(sctx, cctx2, them, us, NULL, &s[n++], &v, &cv));
+	assert_false(cv.chain_ok);
+	assert_int_equal(cv.chain_error, full.chain_error);
+	assert_string_equal(cv.text, full.text);
+
+	/* lifetime 0: no cache. */
+	SSL_CTX *cctx3 = client_ctx(pki.contoso_file, pki.ca_file);
+	assert_int_equal(tls_client_tickets(cctx3, 0, err, sizeof(err)), FG_OK);
+	assert_false(resume_at(sctx, cctx3, them, us, NULL, &s[n++], &v, &cv));
+	assert_false(resume_at(sctx, cctx3, them, us, NULL, &s[n++], &v, &cv));
+	assert_int_equal(tls_client_cached(cctx3), 0);
+
+	assert_true(n <= FG_ARRAY_LEN(s));
+	for (size_t i = 0; i < n; i++)
+		SSL_SESSION_free(s[i]);
+	tls_ctx_free(&sctx);
+	tls_ctx_free(&cctx);
+	tls_ctx_free(&cctx2);
+	tls_ctx_free(&cctx3);
+}
+
+/* One armed outbound connection (fabrikam.test -> contoso.test) with the
+ * ticket read: -1 when the handshake failed, else whether it resumed. */
+static int armed_attempt(SSL_CTX *sctx, SSL_CTX *cctx)
+{
+	struct end srv, cli;
+	tls_client_resume_for(cctx, "fabrikam.test", "contoso.test");
+	handshake(sctx, cctx, "contoso.test", &srv, &cli);
+	int rc = -1;
+	if (srv.rc == 1 && cli.rc == 1) {
+		rc = SSL_session_reused(cli.ssl) == 1;
+		SSL_shutdown(srv.ssl);
+		char c;
+		/* Reads the ticket, then the close_notify. */
+		assert_int_equal(SSL_read(cli.ssl, &c, 1), 0);
+		/* Without ours, OpenSSL marks the session not resumable. */
+		SSL_shutdown(cli.ssl);
+	}
+	ERR_clear_error();
+	done(&srv, &cli);
+	return rc;
+}
+
+/* A server that issues tickets but cannot resume them (it asks for client
+ * certificates without a session id context, as Prosody does with tickets
+ * on): one stream fails, then the pair does full handshakes instead of
+ * failing every other stream, until lifetime has passed. */
+static void test_client_gives_up_on_a_server_that_cannot_resume(void **state)
+{
+	(void)state;
+	char err[256];
+	fake_now = 1000000;
+	SSL_CTX *sctx = server_ctx(pki.ca_file); /* no session id context */
+	SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_clear_options(sctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(sctx, 1);
+	SSL_CTX *cctx = client_ctx(pki.fabrikam_file, pki.ca_file);
+	assert_int_equal(tls_client_tickets_clock(cctx, 3600, 0, fake_clock, err, sizeof(err)),
+			 FG_OK);
+	assert_int_equal(armed_attempt(sctx, cctx), 0);
+	assert_int_equal(tls_client_cached(cctx), 1);
+	assert_int_equal(armed_attempt(sctx, cctx), -1);
+	tls_client_forget(cctx, "fabrikam.test", "contoso.test"); /* as s2s_out does */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(armed_attempt(sctx, cctx), 0);
+		assert_int_equal(tls_client_cached(cctx), 0);
+	}
+	fake_now += 3600;
+	assert_int_equal(armed_attempt(sctx, cctx), 0);
+	assert_int_equal(tls_client_cached(cctx), 1);
+	tls_ctx_free(&sctx);
 	tls_ctx_free(&cctx);
 }
 
@@ -880,6 +1131,11 @@ int main(void)
 		cmocka_unit_test(test_client_ctx_settings),
 		cmocka_unit_test(test_client_prepare),
 		cmocka_unit_test(test_session_tickets),
+		cmocka_unit_test(test_resumed_keeps_a_bad_verdict),
+		cmocka_unit_test(test_ticket_bound_to_its_sni),
+		cmocka_unit_test(test_no_resumption_past_expiry),
+		cmocka_unit_test(test_client_cache),
+		cmocka_unit_test(test_client_gives_up_on_a_server_that_cannot_resume),
 	};
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
 }
