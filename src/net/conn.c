@@ -43,11 +43,17 @@ struct conn {
 	unsigned port;
 	char ctx[256];
 
-	struct event *timer;   /* the owner's per-state timeout */
-	struct event *closer;  /* polls the output while closing */
-	struct event *reaper;  /* frees the connection from the loop */
-	struct event *kick;    /* hands buffered input to on_data after a hold */
-	struct event *drainer; /* tells the owner the output has room again */
+	struct event *timer;  /* the owner's per-state timeout */
+	struct event *closer; /* polls the output while closing */
+	struct event *reaper; /* frees the connection from the loop */
+	/* Work for the loop's next turn (SOON_*): flushing the cork, handing
+	 * buffered input to on_data after a hold, telling the owner the
+	 * output has room again. One event for the three. */
+	struct event *soon;
+	unsigned soon_what;
+	/* Stanzas written under TLS during one turn of the loop, handed to
+	 * TLS together at its end: one record for many stanzas. */
+	struct evbuffer *cork;
 	unsigned close_waited_ms;
 	bool connecting; /* conn_connect: waiting for the TCP handshake */
 	bool closing;
@@ -63,6 +69,31 @@ struct conn {
 };
 
 static unsigned next_id = 1;
+
+enum { SOON_FLUSH = 1, SOON_KICK = 2, SOON_DRAIN = 4 };
+
+static void soon(struct conn *c, unsigned what)
+{
+	c->soon_what |= what;
+	event_active(c->soon, EV_TIMEOUT, 0);
+}
+
+/* What one TLS record carries at most. */
+#define TLS_RECORD 16384
+
+/* The cork goes to TLS in pieces of one record: bufferevent_openssl
+ * calls SSL_write once per contiguous piece of its output. */
+static void flush_cork(struct conn *c)
+{
+	size_t len;
+	while (c->cork && c->bev && (len = evbuffer_get_length(c->cork)) > 0) {
+		size_t n = len < TLS_RECORD ? len : TLS_RECORD;
+		const unsigned char *p = evbuffer_pullup(c->cork, (ev_ssize_t)n);
+		if (!p || bufferevent_write(c->bev, p, n) != 0)
+			break; /* out of memory: left corked for the next turn */
+		evbuffer_drain(c->cork, n);
+	}
+}
 
 const char *conn_ctx(const struct conn *c)
 {
@@ -113,6 +144,8 @@ size_t conn_output_pending(const struct conn *c)
 	if (!c->bev)
 		return 0;
 	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (c->cork)
+		n += evbuffer_get_length(c->cork);
 	struct bufferevent *under = bufferevent_get_underlying(c->bev);
 	if (under)
 		n += evbuffer_get_length(bufferevent_get_output(under));
@@ -142,8 +175,9 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(c->timer);
 	event_free(c->closer);
 	event_free(c->reaper);
-	event_free(c->kick);
-	event_free(c->drainer);
+	event_free(c->soon);
+	if (c->cork)
+		evbuffer_free(c->cork);
 	const struct conn_ops *ops = c->ops;
 	void *ud = c->ud;
 	char reason[sizeof(c->reason)];
@@ -203,8 +237,9 @@ void conn_free_now(struct conn **cp)
 	event_free(c->timer);
 	event_free(c->closer);
 	event_free(c->reaper);
-	event_free(c->kick);
-	event_free(c->drainer);
+	event_free(c->soon);
+	if (c->cork)
+		evbuffer_free(c->cork);
 	free(c);
 	*cp = NULL;
 }
@@ -216,8 +251,8 @@ static void reap(struct conn *c)
 	c->reaped = true;
 	evtimer_del(c->closer);
 	evtimer_del(c->timer);
-	event_del(c->kick);
-	event_del(c->drainer);
+	event_del(c->soon);
+	c->soon_what = 0;
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_active(c->reaper, EV_TIMEOUT, 0);
@@ -250,6 +285,9 @@ void conn_close(struct conn *c, const char *reason)
 {
 	if (c->closing)
 		return;
+	/* What was corked goes before the last words (written directly
+	 * from now on). */
+	flush_cork(c);
 	c->closing = true;
 	snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "closed");
 	evtimer_del(c->timer);
@@ -295,7 +333,7 @@ void conn_hold_input(struct conn *c, bool hold)
 	/* What was read before the hold waits in the input buffer; no read
 	 * event will announce it again. */
 	if (!hold && c->bev && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		event_active(c->kick, EV_TIMEOUT, 0);
+		soon(c, SOON_KICK);
 }
 
 bool conn_input_held(const struct conn *c)
@@ -307,8 +345,20 @@ int conn_write(struct conn *c, const char *data, size_t len)
 {
 	if (c->closing && c->reaped)
 		return FG_ERR;
-	if (bufferevent_write(c->bev, data, len) != 0)
+	if (c->tls_up && !c->closing) {
+		/* Under TLS each SSL_write is a record, and OpenSSL's cost per
+		 * record is most of a small stanza's: a turn of the loop that
+		 * routes fifty messages to one client now seals them in one
+		 * record instead of fifty. */
+		if (!c->cork && !(c->cork = evbuffer_new()))
+			return FG_NOMEM;
+		if (evbuffer_add(c->cork, data, len) != 0)
+			return FG_NOMEM;
+		if (!(c->soon_what & SOON_FLUSH))
+			soon(c, SOON_FLUSH);
+	} else if (bufferevent_write(c->bev, data, len) != 0) {
 		return FG_NOMEM;
+	}
 	c->st.bytes_out += len;
 	size_t pending = conn_output_pending(c);
 	if (pending >= c->lim.output_queue / 2)
@@ -328,7 +378,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (len == 0 || c->held)
-		return; /* a hold's end hands it over (kick_cb) */
+		return; /* a hold's end hands it over (soon_cb) */
 	const char *data = (const char *)evbuffer_pullup(in, -1);
 	size_t used = c->ops->on_data(c->ud, data, len);
 	/* on_data may have started TLS, which already threw away the rest of
@@ -343,11 +393,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 
 /* The output is back to half of output_queue: a paused reader resumes,
  * the owner may write again. From the loop, never from inside a write. */
-static void drainer_cb(evutil_socket_t fd, short what, void *arg)
+static void drained(struct conn *c)
 {
-	struct conn *c = arg;
-	(void)fd;
-	(void)what;
 	if (c->closing || !c->over || conn_output_pending(c) > c->lim.output_queue / 2)
 		return;
 	c->over = false;
@@ -366,16 +413,24 @@ static void socket_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *i
 	(void)buf;
 	if (info->n_deleted > 0 && c->over && !c->closing &&
 	    conn_output_pending(c) <= c->lim.output_queue / 2)
-		event_active(c->drainer, EV_TIMEOUT, 0);
+		soon(c, SOON_DRAIN);
 }
 
-static void kick_cb(evutil_socket_t fd, short what, void *arg)
+static void soon_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	(void)fd;
 	(void)what;
-	if (!c->closing && !c->held && c->bev)
+	unsigned w = c->soon_what;
+	c->soon_what = 0;
+	if ((w & SOON_FLUSH) && !c->closing)
+		flush_cork(c);
+	/* The connection outlives what on_data does here: only reap_cb,
+	 * later in the loop, frees it. */
+	if ((w & SOON_KICK) && !c->closing && !c->held && c->bev)
 		read_cb(c->bev, c);
+	if (w & SOON_DRAIN)
+		drained(c);
 }
 
 /* Why the socket failed. libevent reports BEV_EVENT_ERROR after the
@@ -516,20 +571,12 @@ static struct conn *conn_alloc(struct event_base *base, const struct sockaddr *p
 	c->timer = evtimer_new(base, timer_cb, c);
 	c->closer = evtimer_new(base, closer_cb, c);
 	c->reaper = event_new(base, -1, 0, reap_cb, c);
-	c->kick = event_new(base, -1, 0, kick_cb, c);
-	c->drainer = event_new(base, -1, 0, drainer_cb, c);
-	if (!c->timer || !c->closer || !c->reaper || !c->kick || !c->drainer) {
-		if (c->timer)
-			event_free(c->timer);
-		if (c->closer)
-			event_free(c->closer);
-		if (c->reaper)
-			event_free(c->reaper);
-		if (c->kick)
-			event_free(c->kick);
-		if (c->drainer)
-			event_free(c->drainer);
-		event_free(c->drainer);
+	c->soon = event_new(base, -1, 0, soon_cb, c);
+	if (!c->timer || !c->closer || !c->reaper || !c->soon) {
+		struct event *evs[] = {c->timer, c->closer, c->reaper, c->soon};
+		for (size_t i = 0; i < FG_ARRAY_LEN(evs); i++)
+			if (evs[i])
+				event_free(evs[i]);
 		free(c);
 		return NULL;
 	}

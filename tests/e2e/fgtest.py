@@ -295,8 +295,12 @@ class Counter:
         self.thread.start()
 
     def run(self):
-        tail = b""
-        pat = b"<remote-server-timeout"  # the longest pattern counted
+        # One tail per pattern, one byte shorter than it: what it starts
+        # is counted with the next chunk, never twice. (A single tail as
+        # long as the longest pattern counted an "<error " that ended
+        # within its last 21 bytes again with the next chunk.)
+        pats = {b"<error ": "errors", b"<remote-server-timeout": "timeouts"}
+        tails = {p: b"" for p in pats}
         self.sock.settimeout(None)
         while True:
             try:
@@ -307,9 +311,7 @@ class Counter:
                 return
             if self.raw is not None:
                 self.raw += data
-            buf = tail + data
-            self.errors += buf.count(b"<error ")
-            self.timeouts += buf.count(b"<remote-server-timeout")
-            # too short to hold a whole match: what it starts is
-            # counted with the next chunk, never twice
-            tail = buf[-(len(pat) - 1):]
+            for pat, attr in pats.items():
+                buf = tails[pat] + data
+                setattr(self, attr, getattr(self, attr) + buf.count(pat))
+                tails[pat] = buf[-(len(pat) - 1):]
