@@ -11,6 +11,7 @@
 #include "fg.h"
 #include "history.h"
 #include "jid.h"
+#include "jid_cache.h"
 #include "log.h"
 #include "cmd_txn.h"
 #include "logfile.h"
@@ -668,6 +669,7 @@ out:
 	refused_free_all(&srv.x);
 	history_free(&srv.x.history);
 	strmap_free(&srv.x.sessions, NULL);
+	jid_cache_free(&srv.x.jids);
 	throttle_free(&srv.x.auth_throttle);
 	strmap_free(&srv.x.offline_full, NULL);
 	cmd_env_clear(&srv.env);

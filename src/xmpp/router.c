@@ -6,6 +6,7 @@
 #include "conf.h"
 #include "fg.h"
 #include "jid.h"
+#include "jid_cache.h"
 #include "log.h"
 #include "counters.h"
 #include "offline.h"
@@ -28,29 +29,37 @@ void router_set_tap(router_tap_fn fn)
 }
 
 /* An address of a stanza, parsed, with its bare form. */
+/* A stanza's address, prepared once per distinct text (jid_cache.h): j
+ * and bare point into the cache's entry, which addr_clear lets go. */
 struct addr {
 	struct jid j;
 	char *bare;
+	const struct jid_entry *e;
 };
 
-static bool addr_parse(const char *s, struct addr *a)
+/* Addresses kept prepared: a conversation's few JIDs over and over. */
+#define JID_CACHE_SLOTS 4096
+
+static bool addr_parse(struct xmpp_server *srv, const char *s, struct addr *a)
 {
 	memset(a, 0, sizeof(*a));
-	if (!s || jid_parse(s, strlen(s), &a->j) != JID_OK)
+	if (!s)
 		return false;
-	a->bare = jid_to_string(&a->j, true);
-	if (!a->bare) {
-		jid_clear(&a->j);
+	if (!srv->jids && !(srv->jids = jid_cache_new(JID_CACHE_SLOTS)))
 		return false;
-	}
+	enum jid_err err;
+	a->e = jid_cache_get(srv->jids, s, strlen(s), &err);
+	if (!a->e)
+		return false;
+	a->j = a->e->j;
+	a->bare = a->e->bare;
 	return true;
 }
 
-static void addr_clear(struct addr *a)
+static void addr_clear(struct xmpp_server *srv, struct addr *a)
 {
-	jid_clear(&a->j);
-	free(a->bare);
-	a->bare = NULL;
+	jid_cache_put(srv->jids, a->e);
+	memset(a, 0, sizeof(*a));
 }
 
 static const char *type_of(const struct xml_node *st)
@@ -121,8 +130,8 @@ void router_bounce(struct xmpp_server *srv, struct xml_node *stanza, const char 
 void router_to_partner(struct xmpp_server *srv, struct xml_node *st, router_done done, void *ud)
 {
 	struct addr from, to;
-	bool fok = addr_parse(xml_attr(st, "from"), &from);
-	bool tok = addr_parse(xml_attr(st, "to"), &to);
+	bool fok = addr_parse(srv, xml_attr(st, "from"), &from);
+	bool tok = addr_parse(srv, xml_attr(st, "to"), &to);
 	char why[400];
 	if (!fok || !tok || !conf_is_local_domain(srv->conf, from.j.domain)) {
 		snprintf(why, sizeof(why), "the stanza has no valid local sender and recipient");
@@ -134,13 +143,13 @@ void router_to_partner(struct xmpp_server *srv, struct xml_node *st, router_done
 	} else {
 		/* It answers the sender itself when the stanza cannot go. */
 		route_send(srv, from.j.domain, to.j.domain, st, done, ud);
-		addr_clear(&from);
-		addr_clear(&to);
+		addr_clear(srv, &from);
+		addr_clear(srv, &to);
 		return;
 	}
 	log_info("router", "%s to %s refused: %s", st->name, tok ? to.j.domain : "?", why);
-	addr_clear(&from);
-	addr_clear(&to);
+	addr_clear(srv, &from);
+	addr_clear(srv, &to);
 	if (done) {
 		xml_free(&st);
 		done(ud, false, why);
@@ -322,8 +331,8 @@ static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const st
 void router_route(struct xmpp_server *srv, struct xml_node *st)
 {
 	struct addr from, to;
-	bool fok = addr_parse(xml_attr(st, "from"), &from);
-	if (!addr_parse(xml_attr(st, "to"), &to)) {
+	bool fok = addr_parse(srv, xml_attr(st, "from"), &from);
+	if (!addr_parse(srv, xml_attr(st, "to"), &to)) {
 		drop(st, "no-valid-to", "the to address is missing or not a JID");
 	} else if (conf_is_local_domain(srv->conf, to.j.domain)) {
 		deliver_local(srv, st, &to);
@@ -333,8 +342,8 @@ void router_route(struct xmpp_server *srv, struct xml_node *st)
 		drop(st, "no-valid-from", "a stanza for a remote address without a valid from");
 	}
 	if (fok)
-		addr_clear(&from);
-	addr_clear(&to);
+		addr_clear(srv, &from);
+	addr_clear(srv, &to);
 }
 
 /* SPEC §4, for every stanza from a partner's user to a local account:
@@ -390,10 +399,10 @@ static bool partner_gate(struct xmpp_server *srv, struct xml_node *st, const str
 void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 {
 	struct addr from, to;
-	bool fok = addr_parse(xml_attr(st, "from"), &from);
-	if (!addr_parse(xml_attr(st, "to"), &to)) {
+	bool fok = addr_parse(srv, xml_attr(st, "from"), &from);
+	if (!addr_parse(srv, xml_attr(st, "to"), &to)) {
 		if (fok)
-			addr_clear(&from);
+			addr_clear(srv, &from);
 		drop(st, "no-valid-to", "the to address is missing or not a JID");
 		return;
 	}
@@ -402,8 +411,8 @@ void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 	else if (!fok)
 		drop(st, "no-valid-from", "a partner's stanza without a valid from");
 	if (fok)
-		addr_clear(&from);
-	addr_clear(&to);
+		addr_clear(srv, &from);
+	addr_clear(srv, &to);
 }
 
 void router_from_client(struct xmpp_server *srv, struct session *c, struct xml_node *st)
@@ -414,14 +423,14 @@ void router_from_client(struct xmpp_server *srv, struct session *c, struct xml_n
 		return;
 	}
 	struct addr to;
-	if (to_s && !addr_parse(to_s, &to)) {
+	if (to_s && !addr_parse(srv, to_s, &to)) {
 		router_bounce(srv, st, "modify", "jid-malformed",
 			      "the to address is not a valid JID");
 		return;
 	}
 	bool own = !to_s || (!to.j.resource && strcmp(to.bare, session_bare(c)) == 0);
 	if (to_s)
-		addr_clear(&to);
+		addr_clear(srv, &to);
 	if (own && xml_is(st, NULL, "iq")) {
 		/* RFC 6120 §10.5.3.2: the server answers for the account. */
 		if (xml_child(st, XML_NS_ROSTER, "query"))

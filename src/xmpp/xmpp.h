@@ -24,6 +24,8 @@ struct strmap;
 struct throttle;
 struct xml_node;
 
+struct jid_cache;
+
 struct xmpp_server {
 	/* borrowed from the program */
 	struct event_base *base;
@@ -60,6 +62,8 @@ struct xmpp_server {
 	unsigned nouts;
 	/* route.c: one route per (local, remote) domain pair */
 	struct routes *routes;
+	/* router.c: stanza addresses kept prepared (core/jid_cache.h) */
+	struct jid_cache *jids;
 	/* session.c: bound sessions by bare JID */
 	struct strmap *sessions;
 	unsigned nsessions;
