@@ -41,7 +41,7 @@ struct conn {
 	char prefix[16];
 	char peer[INET6_ADDRSTRLEN];
 	unsigned port;
-	char ctx[256];
+	char *ctx; /* the log prefix (conn_set_label); never NULL once made */
 
 	struct event *timer;  /* the owner's per-state timeout */
 	struct event *closer; /* polls the output while closing */
@@ -59,16 +59,21 @@ struct conn {
 	bool closing;
 	bool broken; /* EOF or an error: nothing more can be sent */
 	bool reaped;
-	bool failed; /* the network or TLS ended it, not either side's choice */
-	bool paused; /* our output to the peer is over output_queue */
-	bool held;   /* the owner holds the input (conn_hold_input) */
-	bool over;   /* the output passed half of output_queue since it last
+	bool failed;  /* the network or TLS ended it, not either side's choice */
+	bool paused;  /* our output to the peer is over output_queue */
+	bool held;    /* the owner holds the input (conn_hold_input) */
+	bool over;    /* the output passed half of output_queue since it last
 			had room: the owner waits for on_drained */
-	char reason[256];
+	char *reason; /* conn_close's; NULL when out of memory (reason_of) */
 	struct conn_stats st;
 };
 
 static unsigned next_id = 1;
+
+static const char *reason_of(const struct conn *c)
+{
+	return c->reason ? c->reason : "closed";
+}
 
 enum { SOON_FLUSH = 1, SOON_KICK = 2, SOON_DRAIN = 4 };
 
@@ -135,8 +140,15 @@ void conn_count_stanza(struct conn *c, bool in)
 void conn_set_label(struct conn *c, const char *label)
 {
 	const char *fmt = strchr(c->peer, ':') ? "%s #%u [%s]:%u%s%s" : "%s #%u %s:%u%s%s";
-	snprintf(c->ctx, sizeof(c->ctx), fmt, c->prefix, c->id, c->peer, c->port,
+	char buf[512];
+	snprintf(buf, sizeof(buf), fmt, c->prefix, c->id, c->peer, c->port,
 		 label && label[0] ? " " : "", label ? label : "");
+	/* Sized to the label: an idle session keeps it for its whole life. */
+	char *ctx = strdup(buf);
+	if (!ctx && c->ctx)
+		return; /* out of memory: the old label stays */
+	free(c->ctx);
+	c->ctx = ctx;
 }
 
 size_t conn_output_pending(const struct conn *c)
@@ -166,7 +178,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	 * attention; a client's dropping out of a café's network is not. */
 	enum log_level lvl =
 		c->failed && strncmp(c->prefix, "s2s", 3) == 0 ? LOG_WARNING : LOG_INFO;
-	log_msg(lvl, c->ctx, "closed: %s (in %llu bytes, out %llu bytes)", c->reason,
+	log_msg(lvl, c->ctx, "closed: %s (in %llu bytes, out %llu bytes)", reason_of(c),
 		c->st.bytes_in, c->st.bytes_out);
 	counters_conn_closed(c->st.bytes_in, c->st.bytes_out, c->st.stanzas_in, c->st.stanzas_out);
 	if (c->bev)
@@ -180,10 +192,11 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 		evbuffer_free(c->cork);
 	const struct conn_ops *ops = c->ops;
 	void *ud = c->ud;
-	char reason[sizeof(c->reason)];
-	memcpy(reason, c->reason, sizeof(reason));
+	char *reason = c->reason;
+	free(c->ctx);
 	free(c);
-	ops->on_closed(ud, reason);
+	ops->on_closed(ud, reason ? reason : "closed");
+	free(reason);
 }
 
 static void setup_bev(struct conn *c);
@@ -240,6 +253,8 @@ void conn_free_now(struct conn **cp)
 	event_free(c->soon);
 	if (c->cork)
 		evbuffer_free(c->cork);
+	free(c->reason);
+	free(c->ctx);
 	free(c);
 	*cp = NULL;
 }
@@ -289,7 +304,7 @@ void conn_close(struct conn *c, const char *reason)
 	 * from now on). */
 	flush_cork(c);
 	c->closing = true;
-	snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "closed");
+	c->reason = strdup(reason ? reason : "closed");
 	evtimer_del(c->timer);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ);
@@ -572,11 +587,12 @@ static struct conn *conn_alloc(struct event_base *base, const struct sockaddr *p
 	c->closer = evtimer_new(base, closer_cb, c);
 	c->reaper = event_new(base, -1, 0, reap_cb, c);
 	c->soon = event_new(base, -1, 0, soon_cb, c);
-	if (!c->timer || !c->closer || !c->reaper || !c->soon) {
+	if (!c->ctx || !c->timer || !c->closer || !c->reaper || !c->soon) {
 		struct event *evs[] = {c->timer, c->closer, c->reaper, c->soon};
 		for (size_t i = 0; i < FG_ARRAY_LEN(evs); i++)
 			if (evs[i])
 				event_free(evs[i]);
+		free(c->ctx);
 		free(c);
 		return NULL;
 	}

@@ -49,7 +49,7 @@ struct c2s {
 	struct stream *s;
 	enum c2s_state state;
 	struct sasl_server *sasl;
-	char attempt_user[512]; /* the account the current attempt names */
+	char *attempt_user; /* the account the current attempt names, or NULL */
 	unsigned failures;
 	char *bare;	      /* once SASL succeeded */
 	struct session *sess; /* once a resource is bound */
@@ -129,6 +129,7 @@ static void c2s_free(struct c2s **pc)
 	session_free(&c->sess);
 	sasl_server_free(&c->sasl);
 	free(c->bare);
+	free(c->attempt_user);
 	free(c);
 	*pc = NULL;
 }
@@ -202,7 +203,8 @@ static void attempted_user(struct c2s *c, const char *mech, const char *b64)
 {
 	unsigned char raw[1600];
 	size_t n = strlen(b64);
-	c->attempt_user[0] = '\0';
+	free(c->attempt_user);
+	c->attempt_user = NULL;
 	if (n == 0 || n > 2000)
 		return;
 	int len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
@@ -223,8 +225,10 @@ static void attempted_user(struct c2s *c, const char *mech, const char *b64)
 			name[strcspn(name, ",")] = '\0';
 		}
 	}
-	if (*name)
-		account_jid(c, name, c->attempt_user, sizeof(c->attempt_user));
+	char jid[512];
+	if (*name && account_jid(c, name, jid, sizeof(jid)) == FG_OK)
+		c->attempt_user =
+			strdup(jid); /* NULL when out of memory: not counted per account */
 }
 
 static void send_failure(struct c2s *c, const char *condition, const char *text)
@@ -264,12 +268,13 @@ static void sasl_failed(struct c2s *c, const char *condition, const char *text, 
 	if (guessed) {
 		struct throttle *t = throttle_of(c->srv);
 		if (t)
-			delay = throttle_failed(t, stream_peer(c->s), c->attempt_user,
+			delay = throttle_failed(t, stream_peer(c->s),
+						c->attempt_user ? c->attempt_user : "",
 						throttle_now_ms());
 		counters_auth_failure("c2s-not-authorized");
 	}
 	log_info(stream_ctx(c->s), "client authentication failed (%s)%s%s; answered in %llu ms",
-		 condition, *c->attempt_user ? " for " : "", c->attempt_user,
+		 condition, c->attempt_user ? " for " : "", c->attempt_user ? c->attempt_user : "",
 		 (unsigned long long)delay);
 	if (delay) {
 		c->held_condition = condition;
@@ -311,6 +316,8 @@ static void sasl_succeeded(struct c2s *c, const char *extra)
 	/* Nothing a client sent before reading <success/> belongs to the
 	 * new stream. */
 	drop_held(c);
+	free(c->attempt_user);
+	c->attempt_user = NULL;
 	free(c->bare);
 	c->bare = strdup(bare);
 	if (!c->bare) {

@@ -34,13 +34,13 @@ struct stream {
 	unsigned flags; /* SF_* */
 	time_t started;
 	char id[33];
-	char *local;	      /* the local domain the peer addressed (to) */
-	char *remote;	      /* the peer's from, prepared; s2s only, may be NULL */
-	char *authed;	      /* what SASL authenticated: a domain, a bare JID */
-	const char *method;   /* how it authenticated, for status */
-	char last_error[600]; /* why the peer ended it (its stream error), for status */
-	bool parsing;	      /* inside on_data: the parser is running */
-	bool heard;	      /* bytes came since the last stream_doze */
+	char *local;	    /* the local domain the peer addressed (to) */
+	char *remote;	    /* the peer's from, prepared; s2s only, may be NULL */
+	char *authed;	    /* what SASL authenticated: a domain, a bare JID */
+	const char *method; /* how it authenticated, for status */
+	char *last_error;   /* why the peer ended it (its stream error), for status */
+	bool parsing;	    /* inside on_data: the parser is running */
+	bool heard;	    /* bytes came since the last stream_doze */
 
 	/* Stanzas waiting for room in the connection (stream_offer): while
 	 * any wait, the senders that fed them are held. */
@@ -645,7 +645,7 @@ void stream_status(const struct stream *s, void *json_row)
 	json_object_set_new(r, "method", json_string(s->method ? s->method : "none"));
 	json_object_set_new(r, "certificate", json_string(verdict));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - s->started)));
-	json_object_set_new(r, "last_error", json_string(s->last_error));
+	json_object_set_new(r, "last_error", json_string(s->last_error ? s->last_error : ""));
 	json_object_set_new(
 		r, "output_pending",
 		json_integer((json_int_t)(conn_output_pending(s->conn) + s->outq_bytes)));
@@ -737,7 +737,8 @@ static void on_peer_error(struct stream *s, const struct xml_node *el)
 	char said[560], why[600];
 	stream_peer_said(el, said, sizeof(said));
 	snprintf(why, sizeof(why), "%s closed the stream; %s", who, said);
-	snprintf(s->last_error, sizeof(s->last_error), "%s", why);
+	free(s->last_error);
+	s->last_error = strdup(why); /* NULL when out of memory: status shows none */
 	log_warn(conn_ctx(s->conn), "%s", why);
 	if (s->role->peer_error)
 		s->role->peer_error(s, s->rs, why);
@@ -908,6 +909,7 @@ static void stream_destroy(struct stream *s, bool final)
 	free(s->local);
 	free(s->remote);
 	free(s->authed);
+	free(s->last_error);
 	free(s);
 }
 
