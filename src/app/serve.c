@@ -40,6 +40,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -512,6 +513,24 @@ static void status_line(void *ud, char *buf, size_t len)
 		 srv->conf->domains.n, c2s, s2s, srv->x.nouts);
 }
 
+/* Each session is a descriptor: the soft limit (often 1024) would cap
+ * fedgate far below what the machine holds, so it goes up to the hard one
+ * (the systemd unit's LimitNOFILE). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rl.rlim_cur = was;
+	}
+	log_info("serve", "open files: up to %llu (RLIMIT_NOFILE; LimitNOFILE= in the unit)",
+		 (unsigned long long)rl.rlim_cur);
+}
+
 static void doze_streams(void *arg)
 {
 	stream_doze(arg);
@@ -620,6 +639,7 @@ int serve_main(const char *conf_path)
 		goto out;
 	}
 
+	raise_fd_limit();
 	char domains[512] = "";
 	for (size_t i = 0; i < srv.conf->domains.n; i++)
 		snprintf(domains + strlen(domains), sizeof(domains) - strlen(domains), "%s%s",
