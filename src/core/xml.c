@@ -242,14 +242,14 @@ int xml_add_text(struct xml_node *parent, const char *text, size_t len)
 		last->text = t;
 		return FG_OK;
 	}
-	struct xml_node *n = node_alloc(a);
+	/* The node and its text in one piece. */
+	struct xml_node *n = xml_arena_alloc(a, sizeof(*n) + len + 1);
 	if (!n)
 		return FG_NOMEM;
-	n->type = XML_TEXT;
-	n->text = xml_arena_strndup(a, text, len);
-	if (!n->text)
-		return FG_NOMEM;
-	n->text_len = len;
+	char *t = (char *)(n + 1);
+	memcpy(t, text, len);
+	t[len] = '\0';
+	*n = (struct xml_node){.type = XML_TEXT, .arena = a, .text = t, .text_len = len};
 	link_child(parent, n);
 	return FG_OK;
 }

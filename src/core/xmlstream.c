@@ -246,6 +246,46 @@ static bool flush_text(struct xmlstream *xs)
 	return true;
 }
 
+/* Namespaces most stanzas use, as static strings (a tree's strings are
+ * const; static ones outlive any arena): a stanza's namespaces then cost
+ * a lookup instead of a copy each. */
+#define NS(s)                    \
+	{                        \
+		s, sizeof(s) - 1 \
+	}
+static const struct {
+	const char *s;
+	size_t len;
+} common_ns[] = {
+	NS(XML_NS_CLIENT),
+	NS(XML_NS_SERVER),
+	NS(XML_NS_XML),
+	NS(XML_NS_STANZAS_ERR),
+	NS("http://jabber.org/protocol/chatstates"),
+	NS("urn:xmpp:receipts"),
+	NS("urn:xmpp:delay"),
+	NS("urn:xmpp:sid:0"),
+	NS("urn:xmpp:hints"),
+	NS("urn:xmpp:chat-markers:0"),
+	NS("urn:xmpp:carbons:2"),
+	NS("urn:xmpp:mam:2"),
+	NS("jabber:iq:roster"),
+	NS("http://jabber.org/protocol/caps"),
+	NS("http://jabber.org/protocol/disco#info"),
+	NS("urn:xmpp:ping"),
+};
+#undef NS
+
+static const char *keep_ns(struct xml_arena *a, const char *ns, size_t len)
+{
+	if (len == 0)
+		return "";
+	for (size_t i = 0; i < FG_ARRAY_LEN(common_ns); i++)
+		if (common_ns[i].len == len && memcmp(common_ns[i].s, ns, len) == 0)
+			return common_ns[i].s;
+	return xml_arena_strndup(a, ns, len);
+}
+
 /* Splits expat's "uri<SEP>local" into its parts. */
 static void split_name(const char *full, const char **ns, size_t *ns_len, const char **local)
 {
@@ -354,37 +394,36 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
 	const char *ns, *local;
 	size_t ns_len;
 	split_name(name, &ns, &ns_len, &local);
-	struct xml_node *el;
-	if (xs->level == 2) {
-		xs->arena = xml_arena_new();
-		el = xs->arena ? xml_new_in(xs->arena, ns, ns_len, local, strlen(local)) : NULL;
-		xs->root = el;
-	} else {
-		struct xml_node *parent = xs->cur;
-		struct xml_arena *a = parent->arena;
-		/* The node and its name in one piece of the arena. */
-		size_t local_len = strlen(local);
-		el = xml_arena_alloc(a, sizeof(*el) + local_len + 1);
-		if (el) {
-			char *copy = (char *)(el + 1);
-			memcpy(copy, local, local_len + 1);
-			*el = (struct xml_node){.type = XML_ELEMENT, .arena = a, .name = copy};
-			/* Children usually share the parent's namespace:
-			 * point at its copy instead of copying again. */
-			if (strncmp(parent->ns, ns, ns_len) == 0 && parent->ns[ns_len] == '\0')
-				el->ns = parent->ns;
+	struct xml_node *parent = xs->level == 2 ? NULL : xs->cur;
+	if (!parent && !(xs->arena = xml_arena_new())) {
+		fail(xs, "resource-constraint", "out of memory");
+		return;
+	}
+	struct xml_arena *a = parent ? parent->arena : xs->arena;
+	/* The node and its name in one piece of the arena. */
+	size_t local_len = strlen(local);
+	struct xml_node *el = xml_arena_alloc(a, sizeof(*el) + local_len + 1);
+	if (el) {
+		char *copy = (char *)(el + 1);
+		memcpy(copy, local, local_len + 1);
+		*el = (struct xml_node){.type = XML_ELEMENT, .arena = a, .name = copy};
+		/* Children usually share the parent's namespace: point at its
+		 * copy instead of copying again. */
+		if (parent && strncmp(parent->ns, ns, ns_len) == 0 && parent->ns[ns_len] == '\0')
+			el->ns = parent->ns;
+		else
+			el->ns = keep_ns(a, ns, ns_len);
+		if (!el->ns) {
+			el = NULL;
+		} else if (!parent) {
+			xs->root = el;
+		} else {
+			el->parent = parent;
+			if (parent->last_child)
+				parent->last_child->next = el;
 			else
-				el->ns = xml_arena_strndup(a, ns, ns_len);
-			if (!el->ns) {
-				el = NULL;
-			} else {
-				el->parent = parent;
-				if (parent->last_child)
-					parent->last_child->next = el;
-				else
-					parent->children = el;
-				parent->last_child = el;
-			}
+				parent->children = el;
+			parent->last_child = el;
 		}
 	}
 	if (!el) {
@@ -405,25 +444,25 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
 		split_name(at[0], &ans, &ans_len, &alocal);
 		/* The attribute, its name and its value in one piece. */
 		size_t name_len = strlen(alocal), value_len = strlen(at[1]);
-		struct xml_attr *a =
-			xml_arena_alloc(el->arena, sizeof(*a) + name_len + 1 + value_len + 1);
-		if (!a) {
+		struct xml_attr *attr =
+			xml_arena_alloc(el->arena, sizeof(*attr) + name_len + 1 + value_len + 1);
+		if (!attr) {
 			fail(xs, "resource-constraint", "out of memory");
 			return;
 		}
-		char *aname = (char *)(a + 1), *avalue = aname + name_len + 1;
+		char *aname = (char *)(attr + 1), *avalue = aname + name_len + 1;
 		memcpy(aname, alocal, name_len + 1);
 		memcpy(avalue, at[1], value_len + 1);
-		a->name = aname;
-		a->value = avalue;
-		a->ns = ans_len ? xml_arena_strndup(el->arena, ans, ans_len) : "";
-		a->next = NULL;
-		if (!a->ns) {
+		attr->name = aname;
+		attr->value = avalue;
+		attr->ns = ans_len ? keep_ns(el->arena, ans, ans_len) : "";
+		attr->next = NULL;
+		if (!attr->ns) {
 			fail(xs, "resource-constraint", "out of memory");
 			return;
 		}
-		*tail = a;
-		tail = &a->next;
+		*tail = attr;
+		tail = &attr->next;
 	}
 }
 
