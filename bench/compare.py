@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -35,6 +36,15 @@ DOMAIN_A, DOMAIN_B = "a.bench.test", "b.bench.test"
 ADDR_A, ADDR_B, ADDR_SINK = "127.0.0.21", "127.0.0.22", "127.0.0.30"
 PACKAGES = ["prosody", "ejabberd", "dnsmasq-base", "openssl"]
 TICK = os.sysconf("SC_CLK_TCK")
+ACCOUNTS = [100]  # idle0..idle99 on server A (--accounts)
+
+
+def users(domain):
+    """Two for messages; on A also the accounts that idle sessions and
+    logins take in turn (thousands of sessions of one account would
+    measure a server's per-account bookkeeping, not its sessions)."""
+    extra = [f"idle{i}" for i in range(ACCOUNTS[0])] if domain == DOMAIN_A else []
+    return ["sender", "receiver"] + extra
 
 
 def log(msg):
@@ -146,7 +156,7 @@ class Fedgate(Server):
         cert, key = pki.certs[domain]
         shutil.copy(cert, os.path.join(self.dir, "certs", f"{domain}.pem"))
         shutil.copy(key, os.path.join(self.dir, "certs", f"{domain}.key"))
-        for user in ("sender", "receiver"):
+        for user in users(domain):
             run(binary, "user", "add", f"{user}@{domain}", "-c", self.conf,
                 input=PASSWORD + "\n")
         run(binary, "partner", "new", "--domain", peer, "--partner-type", "federated",
@@ -189,7 +199,7 @@ class Prosody(Server):
                              extra=f'log = {{ warn = "{logfile}" }}')
         open(logfile, "w").close()
         shutil.chown(logfile, "prosody", "prosody")
-        for user in ("sender", "receiver"):
+        for user in users(domain):
             self.p.register(user, domain, PASSWORD)
 
     def start(self):
@@ -222,7 +232,8 @@ class Ejabberd(Server):
             f.write(f'ERLANG_NODE={node}@localhost\nERL_DIST_PORT={port}\n'
                     f'ERL_OPTIONS="-setcookie {cookie} -env ERL_CRASH_DUMP_BYTES 0"\n'
                     f'EJABBERD_PID_PATH={self.dir}/ejabberd.pid\n'
-                    f'CONTRIB_MODULES_CONF_DIR={self.dir}\n')
+                    f'CONTRIB_MODULES_CONF_DIR={self.dir}/modules.d\n')
+        os.makedirs(os.path.join(self.dir, "modules.d"))
         with open(os.path.join(self.dir, "inetrc"), "w") as f:
             f.write('{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n'
                     '{file, resolv, "/etc/resolv.conf"}.\n')
@@ -274,21 +285,29 @@ modules:
         self.registered = False
         self.proc = None
 
+    def command(self, *args):
+        # As ejabberd from the start: ejabberdctl run by root switches with
+        # su, whose PAM session sets the open files limit back to 1024.
+        return ["setpriv", "--reuid=ejabberd", "--regid=ejabberd", "--init-groups",
+                "env", f"HOME={self.dir}", "ejabberdctl", "--config-dir", self.dir,
+                "--ctl-config", self.ctlcfg, "--spool", self.spool, "--logs", self.logs, *args]
+
     def ctl(self, *args, **kw):
-        return run("ejabberdctl", "--config-dir", self.dir, "--ctl-config", self.ctlcfg,
-                   "--spool", self.spool, "--logs", self.logs, *args, **kw)
+        return run(*self.command(*args), **kw)
 
     def start(self):
         self.out = open(os.path.join(self.dir, "console.log"), "w")
-        self.proc = subprocess.Popen(["ejabberdctl", "--config-dir", self.dir, "--ctl-config",
-                                      self.ctlcfg, "--spool", self.spool, "--logs", self.logs,
-                                      "foreground"], stdout=self.out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.command("foreground"), stdout=self.out,
+                                     stderr=subprocess.STDOUT)
         log_path = os.path.join(self.logs, "ejabberd.log")
         bed.wait_port(self.addr, 5222, timeout=60, proc=self.proc, log=log_path)
         bed.wait_port(self.addr, 5269, timeout=30, proc=self.proc, log=log_path)
         if not self.registered:
-            for user in ("sender", "receiver"):
-                self.ctl("register", user, self.domain, PASSWORD, timeout=60)
+            # Each ejabberdctl starts an Erlang VM (a second or so): a few
+            # at a time.
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda u: self.ctl("register", u, self.domain, PASSWORD,
+                                                 timeout=120), users(self.domain)))
             self.registered = True
 
     def stop(self):
@@ -384,9 +403,9 @@ def measure_latency(args, col):
 
 def measure_logins(args, col):
     c0 = cpu_s([col.a.pid()])
-    out = load(args, "logins", "--login", spec(col.a.addr, DOMAIN_A, "sender"),
-               "--conns", str(args.conns), "--seconds", str(args.login_seconds),
-               "--sources", "127.0.2.1:8")
+    out = load(args, "logins", "--login", spec(col.a.addr, DOMAIN_A, "idle"),
+               "--accounts", str(args.accounts), "--conns", str(args.conns),
+               "--seconds", str(args.login_seconds), "--sources", "127.0.2.1:8")
     cpu = cpu_s([col.a.pid()]) - c0
     rate, n = number(r"([\d.]+) logins/s", out), number(r"logins: (\d+)", out)
     col.add("logins", rate)
@@ -398,10 +417,11 @@ def measure_idle(args, col):
     pid = col.a.pid()
     time.sleep(1)
     base = rss_kib(pid)
-    proc = subprocess.Popen([args.load, "idle", "--login", spec(col.a.addr, DOMAIN_A, "sender"),
+    proc = subprocess.Popen([args.load, "idle", "--login", spec(col.a.addr, DOMAIN_A, "idle"),
+                             "--accounts", str(args.accounts),
                              "-n", str(args.idle[-1]),
                              "--checkpoints", ",".join(map(str, args.idle)),
-                             "--sources", "127.0.1.1:8"],
+                             "--sources", "127.0.1.1:8", "--conns", str(args.idle_conns)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         figures = []
@@ -437,7 +457,7 @@ def ceiling(args, pki):
     try:
         bed.wait_port(ADDR_SINK, 5222, proc=sink)
         s1, s2 = spec(ADDR_SINK, "sink", "sender"), spec(ADDR_SINK, "sink", "receiver")
-        out = {}
+        out, t = {}, ""
         if "c2s" in args.metrics or "s2s" in args.metrics:
             t = load(args, "msgs", "--from", s1, "--to", s2, "-n", str(args.messages))
             out["c2s"] = number(r"([\d.]+) msg/s", t)
@@ -577,6 +597,11 @@ def parse_args():
     ap.add_argument("--login-seconds", type=int, default=10)
     ap.add_argument("--conns", type=int, default=32, help="parallel connections for logins")
     ap.add_argument("--idle", default="1000,10000", help="idle session checkpoints")
+    ap.add_argument("--idle-conns", type=int, default=10,
+                    help="logins in flight while opening idle sessions (ejabberd 23.01 "
+                         "closes new connections with 100 in flight)")
+    ap.add_argument("--accounts", type=int, default=100,
+                    help="accounts that idle sessions and logins spread over")
     ap.add_argument("--settle", type=float, default=2.0,
                     help="seconds before reading RSS at a checkpoint")
     args = ap.parse_args()
@@ -588,6 +613,7 @@ def parse_args():
         if args.idle == "1000,10000":
             args.idle = "200,1000"
         args.settle = 1.0
+        args.accounts = min(args.accounts, 20)
     args.idle = [int(x) for x in args.idle.split(",")]
     wanted = [m for m in args.metrics.split(",") if m]
     for m in wanted:
@@ -595,6 +621,7 @@ def parse_args():
             ap.error(f"unknown metric {m}")
     args.metrics = [m for m in METRICS if m in wanted]  # idle first: on a fresh server
     args.peers = [p for p in args.peers.split(",") if p]
+    ACCOUNTS[0] = args.accounts
     fgs = []
     for item in args.fedgate or ["fedgate=" + os.path.join(TOP, "build", "fedgate")]:
         name, _, binary = item.partition("=")

@@ -79,6 +79,7 @@ struct conn {
 	size_t outlen, outcap;
 	char *scram; /* client-first-bare while SCRAM runs */
 	char resource[24];
+	uint32_t account;  /* with --accounts K: logs in as USER<account> */
 	struct conn *next; /* the sink's bound sessions */
 };
 
@@ -86,7 +87,7 @@ static struct {
 	int ep;
 	SSL_CTX *ctx;
 	const char *mode;
-	unsigned long n, window, conns, rate, seconds, sources;
+	unsigned long n, window, conns, rate, seconds, sources, accounts;
 	struct in_addr source0;
 	unsigned long checkpoints[16];
 	int ncheckpoints;
@@ -161,11 +162,11 @@ static int b64_decode(const char *in, size_t n, unsigned char *out)
 
 /* PBKDF2 is the one expensive step of a login on the client's side and
  * the same for every login of an account, so it is done once per account
- * and salt: the server still does its full share every time. */
+ * (salt) and password: the server still does its full share every time. */
 static struct {
 	char key[512];
 	unsigned char salted[SHA_DIGEST_LENGTH];
-} scram_cache[8];
+} scram_cache[1024];
 
 static const unsigned char *salted_password(const char *pw, const unsigned char *salt, int saltlen,
 					    int iter)
@@ -385,6 +386,8 @@ static struct conn *conn_connect(const struct spec *sp, int role, unsigned long 
 	struct conn *c = conn_new(fd, role, ST_CONNECTING);
 	c->spec = sp;
 	snprintf(c->resource, sizeof(c->resource), "%c%lu", "srlid"[role], seq);
+	if (g.accounts > 0)
+		c->account = (uint32_t)(seq % g.accounts);
 	g.started++;
 	return c;
 }
@@ -429,7 +432,10 @@ static void send_auth(struct conn *c)
 	RAND_bytes(nonce, sizeof(nonce));
 	b64_encode(nonce, sizeof(nonce), n64);
 	char bare[256];
-	snprintf(bare, sizeof(bare), "n=%s,r=%s", c->spec->user, n64);
+	if (g.accounts > 0)
+		snprintf(bare, sizeof(bare), "n=%s%u,r=%s", c->spec->user, c->account, n64);
+	else
+		snprintf(bare, sizeof(bare), "n=%s,r=%s", c->spec->user, n64);
 	c->scram = strdup(bare);
 	char first[300], f64[420], out[600];
 	int n = snprintf(first, sizeof(first), "n,,%s", bare);
@@ -465,6 +471,10 @@ static void client_stanza(struct conn **cp, const char *s, size_t n)
 {
 	struct conn *c = *cp;
 	char text[1024], dec[800], out[900];
+	if (is(s, n, "stream:error")) {
+		fprintf(stderr, "bench_load: %.*s\n", (int)(n < 400 ? n : 400), s);
+		return client_done(cp, "stream error");
+	}
 	switch (c->state) {
 	case ST_FEAT_PLAIN:
 		if (!is(s, n, "stream:features") || !has(s, n, "starttls"))
@@ -704,7 +714,8 @@ static void client_done(struct conn **cp, const char *why)
 		conn_free(cp);
 		return;
 	}
-	fprintf(stderr, "bench_load: %s %s: %s\n", c->spec ? c->spec->user : "?", c->resource, why);
+	fprintf(stderr, "bench_load: %s/%s (state %d): %s\n", c->spec ? c->spec->user : "?",
+		c->resource, c->state, why);
 	g.failed++;
 	if (c->role == R_SENDER || c->role == R_RECEIVER)
 		exit(1);
@@ -1003,6 +1014,7 @@ static void usage(void)
 		"  --window W              messages in flight (msgs; default 1000)\n"
 		"  --rate R --seconds T    messages/s for latency; length of latency and logins\n"
 		"  --conns C               parallel connections (logins, idle; default 16, 200)\n"
+		"  --accounts K            logins, idle: log in as USER0..USER<K-1> in turn\n"
 		"  --checkpoints A,B,...   idle: print 'idle: A open', wait for a line on stdin\n"
 		"  --sources ADDR:K        connect from ADDR and the K-1 addresses after it\n"
 		"  --listen ADDR:PORT --cert PEM --key PEM   sink\n");
@@ -1125,7 +1137,9 @@ static void run_idle(void)
 	int cp = 0;
 	double t0 = now();
 	while (opened < g.n || g.ready < g.n) {
-		while (opened < g.n && opened - g.ready - g.failed < g.conns) {
+		/* Exactly as many sessions as the next checkpoint says. */
+		unsigned long upto = cp < g.ncheckpoints ? g.checkpoints[cp] : g.n;
+		while (opened < upto && opened - g.ready - g.failed < g.conns) {
 			all[opened] = conn_connect(&g.logins[opened % (unsigned long)g.nlogins],
 						   R_IDLE, opened);
 			opened++;
@@ -1204,6 +1218,8 @@ int main(int argc, char **argv)
 			g.rate = strtoul(v, NULL, 10);
 		} else if (strcmp(o, "--seconds") == 0) {
 			g.seconds = strtoul(v, NULL, 10);
+		} else if (strcmp(o, "--accounts") == 0) {
+			g.accounts = strtoul(v, NULL, 10);
 		} else if (strcmp(o, "--conns") == 0) {
 			g.conns = strtoul(v, NULL, 10);
 		} else if (strcmp(o, "--checkpoints") == 0) {
