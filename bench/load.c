@@ -1169,7 +1169,7 @@ static void run_sink(const char *listen_at)
 	struct sockaddr_in a;
 	if (listen_at == NULL || parse_addr(listen_at, &a) < 0)
 		usage();
-	raise_nofile(65536);
+	raise_nofile(16384);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
