@@ -653,7 +653,9 @@ def main():
     t_start = time.time()
     for line in versions(args):
         log(line)
-    root = tempfile.mkdtemp(prefix="fgcompare-")
+    # Not under netns.sh's TMPDIR: other runs' clean-ups may remove
+    # /tmp/fgrun-* folders while this long run still needs its files.
+    root = tempfile.mkdtemp(prefix="fgcompare-", dir="/tmp")
     os.chmod(root, 0o755)
     dns = bed.DNS(root)
     columns = []
@@ -729,8 +731,10 @@ def main():
                 if s is not None:
                     s.stop()
         dns.stop()
-        if ok:  # else netns.sh keeps it (under TMPDIR) for a look
+        if ok:
             shutil.rmtree(root, ignore_errors=True)
+        else:
+            log(f"compare: the run failed; its files are kept in {root}")
 
 
 if __name__ == "__main__":

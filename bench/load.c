@@ -307,9 +307,12 @@ static int conn_flush(struct conn *c)
 		}
 		off += (size_t)n;
 	}
+	if (off == 0)
+		return 0;
 	memmove(c->out, c->out + off, c->outlen - off);
 	c->outlen -= off;
-	if (c->outlen == 0 && c->outcap > 65536) {
+	/* Nothing waits: no buffer kept, idle sessions hold none. */
+	if (c->outlen == 0) {
 		free(c->out);
 		c->out = NULL;
 		c->outcap = 0;
