@@ -239,7 +239,8 @@ class Ejabberd(Server):
                     '{file, resolv, "/etc/resolv.conf"}.\n')
         # Debian's file with what the bench needs: these hosts and
         # listeners, STARTTLS required, stored SCRAM keys, and no shapers
-        # (Debian's c2s shaper allows 1000 B/s per client).
+        # (Debian's c2s shaper allows 3000 B/s per client, and 10 sessions
+        # per account).
         with open(os.path.join(self.dir, "ejabberd.yml"), "w") as f:
             f.write(f"""hosts:
   - {domain}
