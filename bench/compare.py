@@ -14,7 +14,6 @@ import argparse
 import datetime
 import os
 import platform
-import pwd
 import re
 import shutil
 import signal
@@ -518,7 +517,14 @@ def table(args, columns, sink):
             if best:
                 cell += f" ({v / best:.2f}×)"
             cells.append(cell)
-        cells.append(fmt.format(sink[key]) if key in sink else "")
+        cell = fmt.format(sink[key]) if key in sink else ""
+        # The sink is a server on the same cores: what the client alone
+        # could do on one core, from its own CPU, goes beside it.
+        if key == "c2s" and "c2s_cpu" in sink:
+            cell += f" (client alone {1e5 / sink['c2s_cpu']:,.0f})"
+        elif key == "logins" and "login_cpu" in sink:
+            cell += f" (client alone {1e3 / sink['login_cpu']:,.0f})"
+        cells.append(cell)
         lines.append(cells)
     widths = [max(len(r[i]) for r in [head] + lines) for i in range(len(head))]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
