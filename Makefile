@@ -8,7 +8,7 @@ DOMAIN     ?= localhost
 JOBS       ?= $(shell nproc)
 SOURCES    := $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c fuzz/*.h bench/*.c)
 
-.PHONY: all deps build build-san run check fuzz lint format bench clean install deb
+.PHONY: all deps build build-san run check fuzz lint format bench bench-compare clean install deb
 
 all: build
 
@@ -79,9 +79,11 @@ lint:
 format:
 	@clang-format -i $(SOURCES)
 
-# The flood: a client that never reads, 400,000 messages of 1 KB sent to it,
+# bench_xmlstream, bench_jid, idle sessions, TLS resumption, then the
+# flood: a client that never reads, 400,000 messages of 1 KB sent to it,
 # [limits] output_queue and [timeouts] stalled_output at their defaults;
-# prints fedgate's RSS before, at peak and after (in a network namespace).
+# prints fedgate's RSS before, at peak and after (in a network namespace);
+# last, the side-by-side comparison (bench-compare below).
 bench: build
 	@$(BUILD)/bench_xmlstream
 	@$(BUILD)/bench_jid
@@ -91,6 +93,15 @@ bench: build
 	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate FG_TESTDATA=$(CURDIR)/tests/data FG_FLOOD_N=400000 \
 		FG_STALL_S=60 tests/e2e/netns.sh /usr/bin/python3 -m pytest -q -s -p no:cacheprovider \
 		tests/e2e/test_backpressure.py -k never_reads | grep -E "RSS|passed|failed"
+	@/usr/bin/python3 bench/compare.py $(COMPARE)
+
+# fedgate beside Prosody and ejabberd from Debian under the same load
+# (docs/benchmarks.md), alone: about 15 minutes; COMPARE="--quick" takes
+# about one, and COMPARE="--fedgate before=OLD/fedgate --fedgate
+# after=build/fedgate" puts two builds side by side.
+COMPARE ?=
+bench-compare: build
+	@/usr/bin/python3 bench/compare.py $(COMPARE)
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)
