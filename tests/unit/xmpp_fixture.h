@@ -35,6 +35,7 @@
 #include "sasl.h"
 #include "stream.h"
 #include "strmap.h"
+#include "jid_cache.h"
 #include "throttle.h"
 #include "users.h"
 #include "xmpp.h"
@@ -391,6 +392,7 @@ static inline void xfx_free(struct xfx *fx)
 	roster_free_all(&fx->srv);
 	refused_free_all(&fx->srv);
 	strmap_free(&fx->srv.sessions, NULL);
+	jid_cache_free(&fx->srv.jids);
 	throttle_free(&fx->srv.auth_throttle);
 	policy_free(&fx->live.partners);
 	gateway_clear(&fx->live.gw);
