@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <assert.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -705,4 +706,44 @@ void conn_status(const struct conn *c, void *json_row)
 			    json_string(c->held	    ? "held"
 					: c->paused ? "paused"
 						    : "yes"));
+}
+
+static void no_event(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+}
+
+/* libevent keeps a small record for every descriptor number it has ever
+ * watched and frees none before the loop ends. Made as connections come,
+ * one per session, they landed among each session's allocations and each
+ * kept a page of the heap from going back when the sessions closed: RSS
+ * stayed 36 MB above the start after 10,000 idle sessions ended
+ * (bench/compare.py --metrics idle), with 0.3 MB of live data. Watching
+ * every free number once at start makes them all there, together. A
+ * socket stands in for each (epoll refuses files); the numbers are taken
+ * with dup2 only while the caller is sure no other thread opens files. */
+int conn_reserve_fd_slots(struct event_base *base, int upto)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		return 0;
+	struct event *ev = event_new(base, -1, 0, no_event, NULL);
+	int made = 0;
+	for (int fd = 3; ev && fd < upto; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue; /* in use */
+		if (dup2(sv[0], fd) != fd)
+			break;
+		if (event_assign(ev, base, fd, EV_READ, no_event, NULL) == 0 &&
+		    event_add(ev, NULL) == 0) {
+			event_del(ev);
+			made++;
+		}
+		close(fd);
+	}
+	if (ev)
+		event_free(ev);
+	close(sv[0]);
+	close(sv[1]);
+	return made;
 }

@@ -7,10 +7,12 @@
 #include <cmocka.h>
 
 #include "conn.h"
+#include <event2/event.h>
 #include "fg.h"
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <openssl/evp.h>
@@ -315,6 +317,56 @@ static void test_tls_last_words_before_close(void **state)
 	assert_int_equal(t.o.received, 15);
 }
 
+static void count_event(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	(*(int *)arg)++;
+}
+
+/* The descriptor records are made for free numbers only: descriptors in
+ * use (a pipe with a byte in it, on either side of a gap) are the same
+ * files afterwards, nothing new stays open, and the loop still watches a
+ * socket on a number that was reserved. */
+static void test_reserve_fd_slots(void **state)
+{
+	(void)state;
+	struct event_base *base = event_base_new();
+	int p[2], q[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(pipe(q), 0);
+	close(q[0]); /* a gap below open descriptors */
+	assert_int_equal(write(p[1], "x", 1), 1);
+	bool open_before[64];
+	for (int fd = 0; fd < 64; fd++)
+		open_before[fd] = fcntl(fd, F_GETFD) != -1;
+	int made = conn_reserve_fd_slots(base, 64);
+	assert_true(made > 32);
+	char c = 0;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	assert_int_equal(c, 'x');
+	int fresh = dup(p[0]); /* the lowest free number: the gap */
+	assert_int_equal(fresh, q[0]);
+	close(fresh);
+	for (int fd = 0; fd < 64; fd++)
+		assert_int_equal(fcntl(fd, F_GETFD) != -1, open_before[fd]);
+	/* A socket on a reserved number is watched as any other. */
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int fired = 0;
+	struct event *ev = event_new(base, sv[0], EV_READ, count_event, &fired);
+	assert_int_equal(event_add(ev, NULL), 0);
+	assert_int_equal(write(sv[1], "y", 1), 1);
+	event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(fired, 1);
+	event_free(ev);
+	close(sv[0]);
+	close(sv[1]);
+	close(p[0]);
+	close(p[1]);
+	close(q[1]);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	log_set_level(LOG_WARNING);
@@ -327,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_starttls_discards_plaintext),
 		cmocka_unit_test(test_tls_close_sends_close_notify),
 		cmocka_unit_test(test_tls_last_words_before_close),
+		cmocka_unit_test(test_reserve_fd_slots),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
