@@ -5,7 +5,6 @@
 #include "live.h"
 #include "c2s.h"
 #include "conf.h"
-#include "conn.h"
 #include "session.h"
 #include "control.h"
 #include "dns.h"
@@ -517,11 +516,11 @@ static void status_line(void *ud, char *buf, size_t len)
 /* Each session is a descriptor: the soft limit (often 1024) would cap
  * fedgate far below what the machine holds, so it goes up to the hard one
  * (the systemd unit's LimitNOFILE). */
-static rlim_t raise_fd_limit(void)
+static void raise_fd_limit(void)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return 1024;
+		return;
 	if (rl.rlim_cur < rl.rlim_max) {
 		rlim_t was = rl.rlim_cur;
 		rl.rlim_cur = rl.rlim_max;
@@ -530,11 +529,7 @@ static rlim_t raise_fd_limit(void)
 	}
 	log_info("serve", "open files: up to %llu (RLIMIT_NOFILE; LimitNOFILE= in the unit)",
 		 (unsigned long long)rl.rlim_cur);
-	return rl.rlim_cur;
 }
-
-/* Beyond this many descriptors the records are made as they come. */
-#define FD_SLOTS_MAX 262144
 
 static void doze_streams(void *arg)
 {
@@ -606,9 +601,7 @@ int serve_main(const char *conf_path)
 		log_error("serve", "cannot create the event loop");
 		goto out;
 	}
-	/* Before the store's and the resolver's threads open anything. */
-	rlim_t fds = raise_fd_limit();
-	conn_reserve_fd_slots(srv.x.base, fds < FD_SLOTS_MAX ? (int)fds : FD_SLOTS_MAX);
+	raise_fd_limit();
 	srv.notify = notify_open();
 	srv.x.dns = dns_new(srv.x.base, srv.conf->dns_resolv_conf, err, sizeof(err));
 	if (!srv.x.dns) {

@@ -105,10 +105,10 @@ void conn_count_stanza(struct conn *c, bool in);
  * cipher, bytes and stanzas, into a jansson object (json_t *). */
 void conn_status(const struct conn *c, void *json_row);
 
-/* Has libevent make its per-descriptor records for every free number
- * below upto now, in one place, rather than one per session among the
- * sessions' memory (see conn.c). Only while no other thread runs. Returns
- * how many were made. */
+/* Has libevent make its per-descriptor records for the free numbers below
+ * upto now, together, rather than one per session among the sessions'
+ * memory (see conn.c); conn_new and conn_connect call it a block ahead.
+ * Never touches a descriptor in use. Returns how many were made. */
 int conn_reserve_fd_slots(struct event_base *base, int upto);
 
 #endif
