@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <assert.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1024,7 +1025,10 @@ static void usage(void)
 	exit(2);
 }
 
-static void run_msgs(void)
+/* Sender and receiver logged in, then the loop runs until g.n messages
+ * were answered; paced: the sender is driven by the clock (latency). A run
+ * that hears nothing for 15 s has stalled. */
+static void run_pair(const char *mode, int tick_ms, bool paced)
 {
 	g.receiver = conn_connect(&g.to, R_RECEIVER, 0);
 	g.sender = conn_connect(&g.from, R_SENDER, 0);
@@ -1033,15 +1037,22 @@ static void run_msgs(void)
 	double last = now();
 	unsigned long last_count = 0;
 	while (g.received + g.errors < g.n) {
-		loop_once(100);
+		loop_once(tick_ms);
+		if (paced)
+			pump_sender();
 		if (g.received + g.errors != last_count) {
 			last_count = g.received + g.errors;
 			last = now();
 		} else if (now() - last > 15) {
-			printf("msgs: stalled: %lu sent, %lu received\n", g.sent, g.received);
+			printf("%s: stalled: %lu sent, %lu received\n", mode, g.sent, g.received);
 			exit(1);
 		}
 	}
+}
+
+static void run_msgs(void)
+{
+	run_pair("msgs", 100, false);
 	double dt = g.t_last - g.t_first;
 	printf("msgs: %lu sent, %lu received, %lu errors in %.3f s: %.0f msg/s, "
 	       "client CPU %.2f s per 100k\n",
@@ -1061,23 +1072,7 @@ static void run_latency(void)
 	g.lat = calloc(g.n + 1, sizeof(double));
 	if (g.lat == NULL)
 		die("out of memory");
-	g.receiver = conn_connect(&g.to, R_RECEIVER, 0);
-	g.sender = conn_connect(&g.from, R_SENDER, 0);
-	if (g.receiver == NULL || g.sender == NULL)
-		exit(1);
-	double last = now();
-	unsigned long last_count = 0;
-	while (g.received + g.errors < g.n) {
-		loop_once(1);
-		pump_sender();
-		if (g.received + g.errors != last_count) {
-			last_count = g.received + g.errors;
-			last = now();
-		} else if (now() - last > 15) {
-			printf("latency: stalled: %lu sent, %lu received\n", g.sent, g.received);
-			exit(1);
-		}
-	}
+	run_pair("latency", 1, true);
 	qsort(g.lat, g.nlat, sizeof(double), cmp_double);
 	double p50 = g.lat[g.nlat / 2], p99 = g.lat[g.nlat * 99 / 100], max = g.lat[g.nlat - 1];
 	printf("latency: %lu messages at %lu/s, %lu errors: p50 %.3f ms, p99 %.3f ms, max %.3f "
