@@ -96,7 +96,7 @@ bench: build
 	@/usr/bin/python3 bench/compare.py $(COMPARE)
 
 # fedgate beside Prosody and ejabberd from Debian under the same load
-# (docs/benchmarks.md), alone: about 15 minutes; COMPARE="--quick" takes
+# (docs/benchmarks.md), alone: about 20 minutes; COMPARE="--quick" takes
 # about one, and COMPARE="--fedgate before=OLD/fedgate --fedgate
 # after=build/fedgate" puts two builds side by side.
 COMPARE ?=

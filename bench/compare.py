@@ -609,8 +609,10 @@ def parse_args():
                          "closes new connections with 100 in flight)")
     ap.add_argument("--accounts", type=int, default=100,
                     help="accounts that idle sessions and logins spread over")
-    ap.add_argument("--settle", type=float, default=2.0,
-                    help="seconds before reading RSS at a checkpoint")
+    # Idle sessions are read idle: fedgate's streams free their XML parsers
+    # after a silent doze period (up to 20 s); every server gets the wait.
+    ap.add_argument("--settle", type=float, default=22.0,
+                    help="seconds before reading RSS at a checkpoint and after closing")
     args = ap.parse_args()
     if args.quick:
         args.runs = 1
