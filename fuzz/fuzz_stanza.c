@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "fg.h"
 #include "jid.h"
+#include "jid_cache.h"
 #include "live.h"
 #include "log.h"
 #include "policy.h"
@@ -215,6 +216,7 @@ static void server_down(void)
 	roster_free_all(&g.srv);
 	refused_free_all(&g.srv);
 	strmap_free(&g.srv.sessions, NULL);
+	jid_cache_free(&g.srv.jids);
 	throttle_free(&g.srv.auth_throttle);
 	strmap_free(&g.srv.offline_full, NULL);
 	policy_free(&g.live.partners);
