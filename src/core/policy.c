@@ -143,6 +143,7 @@ struct partner *partner_new(const char *domain)
 	p->dialback = true;
 	p->keepalive = true;
 	p->enabled = true;
+	p->bidi = true;
 	p->connection_limit = 0;
 	p->proxy_fqdn = NULL;
 	return p;

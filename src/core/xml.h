@@ -10,6 +10,8 @@
 #define XML_NS_CLIENT		"jabber:client"
 #define XML_NS_DIALBACK		"jabber:server:dialback"
 #define XML_NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+#define XML_NS_BIDI		"urn:xmpp:bidi"
+#define XML_NS_BIDI_FEATURE	"urn:xmpp:features:bidi"
 #define XML_NS_STREAMS_ERR	"urn:ietf:params:xml:ns:xmpp-streams"
 #define XML_NS_STANZAS_ERR	"urn:ietf:params:xml:ns:xmpp-stanzas"
 #define XML_NS_TLS		"urn:ietf:params:xml:ns:xmpp-tls"
