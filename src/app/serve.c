@@ -566,6 +566,7 @@ int serve_main(const char *conf_path)
 	srv.x.drained = on_drained;
 	srv.x.route = router_route;
 	srv.x.bounce = router_bounce;
+	srv.x.partner_stanza = s2s_in_from_outbound;
 	signal(SIGPIPE, SIG_IGN);
 	/* A reload asked for before the loop can take it must not kill the
 	 * daemon (SIGHUP's default); the loop's handler replaces this. */

@@ -1,6 +1,7 @@
 #include "route.h"
 
 #include "conf.h"
+#include "conn.h"
 #include "counters.h"
 #include "fg.h"
 #include "history.h"
@@ -9,6 +10,7 @@
 #include "policy.h"
 #include "s2s_out.h"
 #include "dialback.h"
+#include "stream.h"
 #include "strmap.h"
 #include "xmpp.h"
 
@@ -43,6 +45,11 @@ struct route {
 	const char *fail_condition;
 
 	struct s2s_out *out; /* the current stream; NULL when none */
+	/* XEP-0288: an inbound stream from remote that carries our stanzas
+	 * too (route_bidi_attach), used while out is not ready; NULL when
+	 * none. Never used for db:verify (XEP-0288 §2.2: not on the stream
+	 * whose key is being verified). */
+	struct stream *bidi;
 	struct route_failure last;
 	unsigned long fails[ROUTE_FAIL_KINDS]; /* since start, by kind */
 	struct event *retry;		       /* starts the next attempt for what is queued */
@@ -140,13 +147,42 @@ bool route_has_stream(const struct route *r)
 	return r->out != NULL;
 }
 
-static bool route_ready(const struct route *r)
+static bool out_ready_(const struct route *r)
 {
 	return r->out && s2s_out_is_ready(r->out);
 }
 
+/* The bidirectional inbound stream is what the route writes to: its own
+ * stream, when up, comes first. */
+static bool via_bidi(const struct route *r)
+{
+	return !out_ready_(r) && r->bidi && stream_state(r->bidi) == STREAM_READY;
+}
+
+/* A stream is up that stanzas can be written to now. */
+static bool route_ready(const struct route *r)
+{
+	return out_ready_(r) || via_bidi(r);
+}
+
+static bool has_room(const struct route *r)
+{
+	return via_bidi(r) ? stream_has_room(r->bidi) : s2s_out_has_room(r->out);
+}
+
+static unsigned long long flushed(const struct route *r)
+{
+	return via_bidi(r) ? conn_flushed(stream_conn(r->bidi)) : s2s_out_flushed(r->out);
+}
+
+const struct stream *route_bidi(const struct route *r)
+{
+	return r->bidi;
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg);
 static void on_stall(evutil_socket_t fd, short what, void *arg);
+static void start(struct route *r);
 
 static struct route *route_get(struct xmpp_server *srv, const char *local, const char *remote)
 {
@@ -216,6 +252,20 @@ static void undeliverable(struct route *r, struct xml_node *st, route_done done,
 
 static void write_one(struct route *r, struct xml_node *st, route_done done, void *ud)
 {
+	if (via_bidi(r)) {
+		/* stream_offer counts it delivered and takes it. */
+		if (stream_offer(r->bidi, st)) {
+			history_note_stanza(r->srv, r->remote, false);
+			if (done)
+				done(ud, true,
+				     "sent over the bidirectional stream (XEP-0288) that the partner "
+				     "opened\n");
+		} else {
+			undeliverable(r, st, done, ud, "resource-constraint",
+				      "the bidirectional stream to it has no room", NULL);
+		}
+		return;
+	}
 	if (s2s_out_write(r->out, st)) {
 		counters_stanza(STANZA_DELIVERED, NULL);
 		history_note_stanza(r->srv, r->remote, false);
@@ -233,7 +283,7 @@ static void write_one(struct route *r, struct xml_node *st, route_done done, voi
 static void arm_stall(struct route *r)
 {
 	struct timeval tv = {(time_t)r->srv->conf->timeout_stalled_output, 0};
-	r->stall_mark = s2s_out_flushed(r->out);
+	r->stall_mark = flushed(r);
 	evtimer_add(r->stall, &tv);
 }
 
@@ -242,7 +292,7 @@ static void arm_stall(struct route *r)
  * that takes nothing for [timeouts] stalled_output fails (on_stall). */
 static void flush(struct route *r)
 {
-	while (r->queue && route_ready(r) && s2s_out_has_room(r->out)) {
+	while (r->queue && route_ready(r) && has_room(r)) {
 		struct route_item *it = pop(r);
 		write_one(r, it->stanza, it->done, it->ud);
 		free(it);
@@ -275,9 +325,9 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 	struct route *r = arg;
 	(void)fd;
 	(void)what;
-	if (!r->out)
+	if (!route_ready(r))
 		return;
-	if (s2s_out_flushed(r->out) != r->stall_mark) {
+	if (flushed(r) != r->stall_mark) {
 		arm_stall(r); /* slow, not stalled */
 		return;
 	}
@@ -286,7 +336,14 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 		 "%s read nothing for %u seconds while %zu bytes waited for it ([timeouts] "
 		 "stalled_output)",
 		 r->remote, r->srv->conf->timeout_stalled_output,
-		 s2s_out_pending(r->out) + r->queued_bytes);
+		 (via_bidi(r) ? conn_output_pending(stream_conn(r->bidi)) : s2s_out_pending(r->out)) +
+			 r->queued_bytes);
+	if (via_bidi(r)) {
+		/* The partner's stream goes; what waits tries a stream of our
+		 * own (routes_bidi_gone). */
+		stream_error(r->bidi, "resource-constraint", why);
+		return;
+	}
 	r->fail_condition = "remote-server-timeout";
 	s2s_out_fail(r->out, why);
 }
@@ -345,6 +402,13 @@ static void out_failed(void *owner, enum db_cond cond, const char *why, const ch
 			: cond != DB_COND_NONE ? dialback_cond_name(cond)
 					       : "remote-server-not-found";
 	r->fail_condition = NULL;
+	if (via_bidi(r) && strcmp(c, "service-unavailable") != 0) {
+		/* Our own stream failed (say one opened for a dialback
+		 * verification) but the partner's bidirectional one is up:
+		 * what waits goes there. */
+		flush(r);
+		return;
+	}
 	fail_all(r, c, why, report);
 }
 
@@ -354,8 +418,10 @@ static void out_closed(void *owner, const char *reason)
 	history_note_event(r->srv, HISTORY_CLOSED, false, r->local, r->remote,
 			   r->out ? s2s_out_method(r->out) : NULL, reason);
 	r->out = NULL;
-	/* A ready stream had sent everything; nothing can be waiting. */
-	assert(r->queued == 0);
+	/* What still waits (for room on a bidirectional stream, or for this
+	 * one) goes on another stream. */
+	if (r->queued && !r->srv->stopping)
+		start(r);
 }
 
 static const struct s2s_out_ops route_out_ops = {
@@ -383,8 +449,10 @@ static void refuse(struct route *r, const char *condition, const char *fmt, ...)
 }
 
 /* Starts a stream for the route when none is under way and the retry
- * delay allows; the limits are checked here, where all routes are seen. */
-static void start(struct route *r)
+ * delay allows; the limits are checked here, where all routes are seen.
+ * start_out even beside a bidirectional stream (dialback verification
+ * needs a stream of our own). */
+static void start_out(struct route *r)
 {
 	struct xmpp_server *srv = r->srv;
 	if (r->out)
@@ -420,6 +488,14 @@ static void start(struct route *r)
 	}
 	/* May fail at once: out_failed then clears r->out. */
 	s2s_out_begin(r->out, p);
+}
+
+static void start(struct route *r)
+{
+	if (via_bidi(r))
+		flush(r);
+	else
+		start_out(r);
 }
 
 static long waiting_s(const struct route *r)
@@ -486,7 +562,7 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 		counters_stanza(STANZA_DROPPED, "out-of-memory");
 		return FG_NOMEM;
 	}
-	long wait = r->out ? 0 : waiting_s(r);
+	long wait = r->out || via_bidi(r) ? 0 : waiting_s(r);
 	if (wait > 0 && done) {
 		/* A caller that asked for the outcome (test-im) is answered now
 		 * rather than after the retry delay. */
@@ -496,7 +572,7 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 		undeliverable(r, stanza, done, ud, "remote-server-not-found", why, report);
 		return FG_OK;
 	}
-	if (!r->queue && route_ready(r) && s2s_out_has_room(r->out)) {
+	if (!r->queue && route_ready(r) && has_room(r)) {
 		write_one(r, stanza, done, ud); /* the common case: straight out */
 		return FG_OK;
 	}
@@ -537,7 +613,7 @@ int route_send(struct xmpp_server *srv, const char *local, const char *remote,
 			struct timeval tv = {(time_t)wait, 0};
 			evtimer_add(r->retry, &tv);
 		}
-	} else if (!r->out) {
+	} else if (!r->out && !via_bidi(r)) {
 		start(r);
 	} else {
 		flush(r);
@@ -558,7 +634,7 @@ int route_verify(struct xmpp_server *srv, const char *local, const char *remote,
 		return FG_OK;
 	}
 	if (!r->out)
-		start(r);
+		start_out(r);
 	if (!r->out) {
 		/* Refused at once (limits, partner gone, or failed before any
 		 * network step): the reason is on record or was logged. */
@@ -567,6 +643,57 @@ int route_verify(struct xmpp_server *srv, const char *local, const char *remote,
 		return FG_OK;
 	}
 	return s2s_out_verify(r->out, id, key, cb, ud);
+}
+
+void route_bidi_attach(struct xmpp_server *srv, const char *local, const char *remote,
+		       struct stream *s)
+{
+	assert(stream_state(s) == STREAM_READY);
+	struct route *r = route_get(srv, local, remote);
+	if (!r)
+		return; /* out of memory: the route opens its own stream later */
+	if (r->bidi && r->bidi != s && stream_state(r->bidi) == STREAM_READY)
+		return; /* the first one stays; one stream at a time */
+	r->bidi = s;
+	log_info(r->ctx, "%s opened a bidirectional stream (XEP-0288): stanzas to it use that one",
+		 remote);
+	if (r->queued && !r->out)
+		evtimer_del(r->retry); /* the partner is up: what waits goes now */
+	if (route_ready(r))
+		flush(r);
+}
+
+void routes_bidi_gone(struct xmpp_server *srv, const struct stream *s)
+{
+	if (!srv->routes)
+		return;
+	for (struct route *r = srv->routes->list; r; r = r->next) {
+		if (r->bidi != s)
+			continue;
+		r->bidi = NULL;
+		log_info(r->ctx, "the bidirectional stream from %s is gone%s", r->remote,
+			 r->queued ? ": what waits gets a stream of our own" : "");
+		evtimer_del(r->stall);
+		xmpp_release_held(srv, r);
+		if (r->queued && !r->out && !srv->stopping) {
+			long wait = waiting_s(r);
+			if (wait > 0) {
+				struct timeval tv = {(time_t)wait, 0};
+				evtimer_add(r->retry, &tv);
+			} else {
+				start_out(r);
+			}
+		}
+	}
+}
+
+void routes_bidi_drained(struct xmpp_server *srv, const struct stream *s)
+{
+	if (!srv->routes)
+		return;
+	for (struct route *r = srv->routes->list; r; r = r->next)
+		if (r->bidi == s && r->queue)
+			flush(r);
 }
 
 void route_note_peer_error(struct xmpp_server *srv, const char *local, const char *remote,

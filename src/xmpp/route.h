@@ -60,6 +60,21 @@ typedef void (*route_verified)(void *ud, int verdict, enum db_cond cond, const c
 int route_verify(struct xmpp_server *srv, const char *local, const char *remote, const char *id,
 		 const char *key, route_verified cb, void *ud);
 
+/* XEP-0288: the inbound stream s, authenticated for remote -> local, is
+ * bidirectional: the route (local, remote) writes to it while it is READY
+ * instead of opening a stream of its own (one stream a route uses at a
+ * time; its own outbound one when that is up). What the route queued goes
+ * out now. */
+struct stream;
+void route_bidi_attach(struct xmpp_server *srv, const char *local, const char *remote,
+		       struct stream *s);
+/* s is closing or gone: every route that used it forgets it, and one with
+ * stanzas waiting opens its own outbound stream as without XEP-0288 (or
+ * waits for its retry delay), so nothing queued is lost. */
+void routes_bidi_gone(struct xmpp_server *srv, const struct stream *s);
+/* s has room again: the routes using it write what waits. */
+void routes_bidi_drained(struct xmpp_server *srv, const struct stream *s);
+
 /* The partner's server ended an inbound stream with a stream error: why
  * becomes the route's last failure, shown by `fedgate status`; it sets no
  * retry delay (no attempt of ours failed). */
@@ -124,5 +139,7 @@ const struct route_failure *route_last_failure(const struct route *r);
 bool route_failing(const struct route *r);
 size_t route_queued(const struct route *r);
 bool route_has_stream(const struct route *r);
+/* The inbound bidirectional stream the route writes to, or NULL. */
+const struct stream *route_bidi(const struct route *r);
 
 #endif

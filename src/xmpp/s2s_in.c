@@ -17,6 +17,7 @@
 #include "xmpp.h"
 
 #include <assert.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct s2s_in {
 	struct stream *s;
 	unsigned methods;      /* what the partner's settings allow (enum auth_method) */
 	struct db_tracker *db; /* dialback pairs on this stream */
+	bool bidi;	       /* XEP-0288: the peer asked for our stanzas on it too */
 };
 
 #define TLS_METHODS (AUTH_SASL_TLS | AUTH_TLS_DIALBACK)
@@ -274,6 +276,8 @@ static void sasl_external(struct s2s_in *in, const struct xml_node *el)
 		 stream_authed(s));
 }
 
+static void bidi_attach(struct s2s_in *in, const char *local, const char *remote);
+
 struct db_wait {
 	struct xmpp_server *srv;
 	unsigned conn;
@@ -308,6 +312,7 @@ static void on_verified(void *ud, int verdict, enum db_cond cond, const char *wh
 		history_note_event(w->srv, HISTORY_CONNECTED, true, w->local, w->remote, method,
 				   NULL);
 		stream_ready(s, method);
+		bidi_attach(in, w->local, w->remote);
 	} else if (verdict == DB_INVALID) {
 		dialback_tracker_settle(in->db, w->local, w->remote, DB_INVALID);
 		send_db(s, dialback_result_answer(w->local, w->remote, false));
@@ -401,48 +406,106 @@ static void on_dialback(struct s2s_in *in, const struct xml_node *el)
 	dialback_msg_clear(&m);
 }
 
-/* A stanza on an authenticated s2s stream: its from must be the domain
- * the stream proved, its to one of ours (RFC 6120 §8.1.1, §8.1.2). */
-static void on_stanza(struct s2s_in *in, struct xml_node *st)
+bool s2s_in_partner_stanza(struct xmpp_server *srv, struct xml_node *st, s2s_in_authorized ok,
+			   const void *arg, const char **condition, const char **text)
 {
-	struct stream *s = in->s;
-	struct xmpp_server *srv = in->srv;
-	const char *authed = stream_authed(s);
 	if (!xml_is(st, XML_NS_SERVER, "message") && !xml_is(st, XML_NS_SERVER, "presence") &&
 	    !xml_is(st, XML_NS_SERVER, "iq")) {
 		xml_free(&st);
-		stream_error(s, "unsupported-stanza-type",
-			     "only message, presence and iq in jabber:server are stanzas here");
-		return;
+		*condition = "unsupported-stanza-type";
+		*text = "only message, presence and iq in jabber:server are stanzas here";
+		return false;
 	}
 	const char *from = xml_attr(st, "from"), *to = xml_attr(st, "to");
 	struct jid fj = {0}, tj = {0};
 	bool from_parsed = from && jid_parse(from, strlen(from), &fj) == JID_OK;
 	bool to_ok = to && jid_parse(to, strlen(to), &tj) == JID_OK &&
 		     conf_is_local_domain(srv->conf, tj.domain);
-	/* SASL authenticates the stream's domain; dialback one pair at a
-	 * time (XEP-0220 §2.1.3), so each stanza is checked against both. */
-	bool from_ok = from_parsed &&
-		       ((authed && strcmp(fj.domain, authed) == 0) ||
-			(to_ok && dialback_tracker_is_authorized(in->db, tj.domain, fj.domain)));
+	bool from_ok = from_parsed && ok(arg, to_ok ? tj.domain : NULL, fj.domain);
 	jid_clear(&tj);
-	if (!from_ok) {
+	if (!from_ok || !to_ok) {
 		jid_clear(&fj);
 		xml_free(&st);
-		stream_error(s, "invalid-from",
-			     "the stanza's from is not the domain this stream authenticated");
-		return;
+		*condition = !from_ok ? "invalid-from" : "host-unknown";
+		*text = !from_ok ? "the stanza's from is not the domain this stream authenticated"
+				 : "the stanza's to is not a domain served here";
+		return false;
 	}
-	if (!to_ok) {
-		jid_clear(&fj);
-		xml_free(&st);
-		stream_error(s, "host-unknown", "the stanza's to is not a domain served here");
-		return;
-	}
-	stream_count_stanza(s, true);
 	history_note_stanza(srv, fj.domain, true);
 	jid_clear(&fj);
 	router_from_partner(srv, st);
+	return true;
+}
+
+/* SASL authenticates the stream's domain; dialback one pair at a time
+ * (XEP-0220 §2.1.3), so each stanza is checked against both. */
+static bool in_authorized(const void *arg, const char *local, const char *remote)
+{
+	const struct s2s_in *in = arg;
+	const char *authed = stream_authed(in->s);
+	return (authed && strcmp(remote, authed) == 0) ||
+	       (local && dialback_tracker_is_authorized(in->db, local, remote));
+}
+
+/* A stanza on an authenticated s2s stream: its from must be the domain
+ * the stream proved, its to one of ours (RFC 6120 §8.1.1, §8.1.2). */
+static void on_stanza(struct s2s_in *in, struct xml_node *st)
+{
+	const char *condition, *text;
+	if (s2s_in_partner_stanza(in->srv, st, in_authorized, in, &condition, &text))
+		stream_count_stanza(in->s, true);
+	else
+		stream_error(in->s, condition, text);
+}
+
+struct out_pair {
+	const char *local, *remote;
+};
+
+/* XEP-0288 §2.2 on our outbound stream: the peer sends for the pair it
+ * authenticated us for, reversed: from remote, to local (with SASL the
+ * stream's 'to', with dialback the inverse of our pair). */
+static bool out_authorized(const void *arg, const char *local, const char *remote)
+{
+	const struct out_pair *pair = arg;
+	return local && strcmp(local, pair->local) == 0 && strcmp(remote, pair->remote) == 0;
+}
+
+bool s2s_in_from_outbound(struct xmpp_server *srv, const char *local, const char *remote,
+			  struct xml_node *st, const char **condition, const char **text)
+{
+	struct out_pair pair = {local, remote};
+	return s2s_in_partner_stanza(srv, st, out_authorized, &pair, condition, text);
+}
+
+/* ---- XEP-0288, the receiving side ---- */
+
+/* Offered (and honoured) when the partner's record has bidi on, after TLS
+ * when its row needs TLS; never to a domain that is not a partner. */
+static bool bidi_allowed(const struct s2s_in *in)
+{
+	const char *remote = stream_remote(in->s);
+	const struct partner *p = remote ? policy_lookup(in->srv->live->partners, remote) : NULL;
+	if (!p || !p->enabled || !p->bidi)
+		return false;
+	return stream_secure(in->s) || (in->methods & AUTH_TCP_DIALBACK);
+}
+
+/* The peer proved remote for local on this stream: if it asked for
+ * bidirectionality, the route (local, remote) may write here (XEP-0288
+ * §2.2: with SASL for the stream's domains, with dialback the inverse of
+ * each pair). */
+static void bidi_attach(struct s2s_in *in, const char *local, const char *remote)
+{
+	struct stream *s = in->s;
+	if (!in->bidi || stream_state(s) != STREAM_READY)
+		return;
+	const struct partner *p = policy_lookup(in->srv->live->partners, remote);
+	if (!p || !p->bidi)
+		return;
+	log_info(stream_ctx(s), "bidirectional (XEP-0288): stanzas from %s to %s use this stream",
+		 local, remote);
+	route_bidi_attach(in->srv, local, remote, s);
 }
 
 /* ---- the s2s-in role of the stream core ---- */
@@ -465,6 +528,8 @@ static void *in_attach(struct xmpp_server *srv, struct stream *s)
 static void in_detach(void *rs)
 {
 	struct s2s_in *in = rs;
+	if (in->bidi)
+		routes_bidi_gone(in->srv, in->s); /* a stream that ended without CLOSING */
 	dialback_tracker_free(&in->db);
 	free(in);
 }
@@ -497,7 +562,11 @@ static int in_features(struct stream *s, void *rs, struct xml_node *f)
 	struct s2s_in *in = rs;
 	if (stream_flags(s) & SF_AUTHED)
 		return FG_OK; /* nothing left to negotiate */
-	return s2s_in_features(in->methods, stream_secure(s), external_ok(in), f);
+	int rc = s2s_in_features(in->methods, stream_secure(s), external_ok(in), f);
+	if (rc == FG_OK && bidi_allowed(in) && !in->bidi &&
+	    !xml_add_child(f, XML_NS_BIDI_FEATURE, "bidi"))
+		rc = FG_NOMEM;
+	return rc;
 }
 
 static bool in_allows(struct stream *s, void *rs, const struct xml_node *el)
@@ -505,6 +574,8 @@ static bool in_allows(struct stream *s, void *rs, const struct xml_node *el)
 	struct s2s_in *in = rs;
 	const char *condition;
 	char why[300];
+	if (xml_is(el, XML_NS_BIDI, "bidi"))
+		return true; /* in_negotiate decides */
 	if (s2s_in_allows(in->methods, stream_secure(s), el, stream_remote(s), &condition, why,
 			  sizeof(why)))
 		return true;
@@ -524,6 +595,19 @@ static bool in_negotiate(struct stream *s, void *rs, const struct xml_node *el)
 		on_dialback(in, el);
 		return true;
 	}
+	if (xml_is(el, XML_NS_BIDI, "bidi")) {
+		/* No answer is defined (XEP-0288 §2.2); a request we did not
+		 * offer is left unused: the route opens its own stream. */
+		if (bidi_allowed(in)) {
+			in->bidi = true;
+			log_info(stream_ctx(s), "the peer asked for a bidirectional stream (XEP-0288)");
+		} else {
+			log_info(stream_ctx(s),
+				 "bidirectional stream requested but not offered (partner record "
+				 "or TLS): ignored");
+		}
+		return true;
+	}
 	return false;
 }
 
@@ -537,7 +621,43 @@ static void in_stanza(struct stream *s, void *rs, struct xml_node *st)
 		xml_free(&st);
 		return;
 	}
+	if (xml_is(st, XML_NS_BIDI, "bidi")) {
+		/* XEP-0288 §2.2: asked before authentication or not at all. */
+		log_info(stream_ctx(s), "bidirectional stream requested after authentication: "
+					"ignored");
+		xml_free(&st);
+		return;
+	}
 	on_stanza(in, st);
+}
+
+/* SASL EXTERNAL: READY after the restart, for the stream's pair. */
+static void in_ready(struct stream *s, void *rs)
+{
+	struct s2s_in *in = rs;
+	if ((stream_flags(s) & SF_AUTHED) && stream_local(s) && stream_authed(s))
+		bidi_attach(in, stream_local(s), stream_authed(s));
+}
+
+static void in_closing(struct stream *s, void *rs)
+{
+	struct s2s_in *in = rs;
+	if (in->bidi)
+		routes_bidi_gone(in->srv, s);
+}
+
+static void in_drained(struct stream *s, void *rs)
+{
+	struct s2s_in *in = rs;
+	if (in->bidi)
+		routes_bidi_drained(in->srv, s);
+}
+
+static void in_status(const struct stream *s, const void *rs, void *json_row)
+{
+	const struct s2s_in *in = rs;
+	(void)s;
+	json_object_set_new(json_row, "bidi", json_boolean(in->bidi));
 }
 
 /* Partners with keepalives promise whitespace: silent for twice the
@@ -593,4 +713,8 @@ const struct stream_role s2s_in_role = {
 	.stanza_limit = in_stanza_limit,
 	.peer_error = in_peer_error,
 	.closed = in_closed,
+	.ready = in_ready,
+	.closing = in_closing,
+	.drained = in_drained,
+	.status = in_status,
 };

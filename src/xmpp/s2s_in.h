@@ -44,6 +44,23 @@ int s2s_in_features(unsigned methods, bool secure, bool offer_external, struct x
 bool s2s_in_allows(unsigned methods, bool secure, const struct xml_node *el, const char *remote,
 		   const char **condition, char *why, size_t whylen);
 
+/* The checks every stanza from a partner passes, whichever stream brings
+ * it (RFC 6120 §8.1.1-2): message, presence or iq in jabber:server, 'to'
+ * a domain served here, 'from' a domain that ok(arg, to's domain or NULL
+ * when to is not ours, from's domain) says the stream proved; then
+ * counted for the partner's history and handed to the router (SPEC §4's
+ * partner-type rules are there). st is taken. false: refused, with the
+ * stream error to end that stream with in *condition and *text. */
+struct xmpp_server;
+typedef bool (*s2s_in_authorized)(const void *arg, const char *local, const char *remote);
+bool s2s_in_partner_stanza(struct xmpp_server *srv, struct xml_node *st, s2s_in_authorized ok,
+			   const void *arg, const char **condition, const char **text);
+/* The same for a stanza on our outbound stream (local -> remote) that the
+ * peer made bidirectional (XEP-0288): from remote, to local only. The
+ * program registers it as xmpp_server.partner_stanza for s2s_out.c. */
+bool s2s_in_from_outbound(struct xmpp_server *srv, const char *local, const char *remote,
+			  struct xml_node *st, const char **condition, const char **text);
+
 /* The role serve.c gives the s2s listeners' streams. */
 extern const struct stream_role s2s_in_role;
 

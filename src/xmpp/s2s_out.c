@@ -64,6 +64,8 @@ struct s2s_out {
 	unsigned methods;
 	bool secure, authed, restart;
 	bool heard;	    /* bytes came since the last s2s_out_doze */
+	bool bidi_on;	    /* the partner's record allows XEP-0288 */
+	bool bidi;	    /* we asked for it: the peer may send its stanzas here */
 	const char *method; /* how it authenticated, for logs */
 
 	struct dns_query *q;
@@ -377,6 +379,13 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 		fail(o, "%s offers no STARTTLS but its partner settings require TLS", o->remote);
 		return;
 	}
+	if ((next == S2S_NEXT_SASL || next == S2S_NEXT_DIALBACK) && o->bidi_on && !o->bidi &&
+	    xml_child(f, XML_NS_BIDI_FEATURE, "bidi")) {
+		/* XEP-0288 §2.2: before authenticating; no answer comes. */
+		send_raw(o, "<bidi xmlns='" XML_NS_BIDI "'/>");
+		o->bidi = true;
+		step(o, "asked %s for a bidirectional stream (XEP-0288)", o->remote);
+	}
 	send_verifies(o);
 	if (next == S2S_NEXT_SASL) {
 		/* XEP-0178: "=" is an empty authorization identity: the
@@ -417,6 +426,45 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 		     o->remote, o->local, o->remote);
 }
 
+static bool is_local(void *arg, const char *domain)
+{
+	return conf_is_local_domain(arg, domain);
+}
+
+/* A stream error of ours, then the failure (reason for the route). */
+static void send_stream_error(struct s2s_out *o, const char *condition, const char *text)
+{
+	struct xml_buf b = {0};
+	xml_buf_puts(&b, "<stream:error><");
+	xml_buf_puts(&b, condition);
+	xml_buf_puts(&b, " xmlns='" XML_NS_STREAMS_ERR "'/><text xmlns='" XML_NS_STREAMS_ERR
+			 "' xml:lang='en'>");
+	xml_escape(&b, text, strlen(text), false);
+	xml_buf_puts(&b, "</text></stream:error>");
+	if (!b.oom)
+		conn_write(o->conn, b.data, b.len);
+	xml_buf_free(&b);
+}
+
+/* XEP-0288: a stanza of the peer's on our bidirectional stream takes the
+ * inbound path (s2s_in.c, through the program's hook): the same from and
+ * to checks, partner-type rules and counts. */
+static void peer_stanza(struct s2s_out *o, struct xml_node *st)
+{
+	const char *condition = "internal-server-error", *text = "no path for partner stanzas";
+	if (o->srv->partner_stanza &&
+	    o->srv->partner_stanza(o->srv, o->local, o->remote, st, &condition, &text)) {
+		conn_count_stanza(o->conn, true);
+		arm_idle(o);
+		return;
+	}
+	if (!o->srv->partner_stanza)
+		xml_free(&st);
+	send_stream_error(o, condition, text);
+	fail(o, "%s sent a stanza this stream may not carry: <%s/> %s", o->remote, condition,
+	     text);
+}
+
 /* A db:verify answer for one of our requests, or a dialback verdict. */
 static bool on_dialback(struct s2s_out *o, const struct xml_node *el)
 {
@@ -446,6 +494,20 @@ static bool on_dialback(struct s2s_out *o, const struct xml_node *el)
 		} else {
 			log_info(o->ctx, "unsolicited db:verify answer dropped");
 		}
+		handled = true;
+	} else if (m.elem == DB_VERIFY && o->bidi && o->state == OUT_READY &&
+		   strcmp(m.from, o->remote) == 0 && strcmp(m.to, o->local) == 0) {
+		/* XEP-0288 §4: on a bidirectional stream the peer, as a
+		 * receiving server, may ask us as the authoritative one. */
+		enum db_type verdict;
+		struct xml_node *answer = dialback_authoritative(o->srv->live->gw.dialback_secret,
+								 &m, is_local, (void *)o->srv->conf,
+								 &verdict);
+		log_info(o->ctx, "db:verify from %s for stream %s: %s", m.from, m.id,
+			 verdict == DB_VALID ? "valid" : "invalid");
+		if (answer)
+			send_node(o, answer);
+		xml_free(&answer);
 		handled = true;
 	} else if (m.elem == DB_RESULT && o->state == OUT_DIALBACK &&
 		   strcmp(m.from, o->remote) == 0 && strcmp(m.to, o->local) == 0) {
@@ -541,6 +603,13 @@ static int on_event(void *ud, struct xs_event *ev)
 		enter(o, OUT_WAIT_FEATURES);
 		break;
 	case XS_EV_STANZA:
+		if (o->state == OUT_READY && o->bidi && !xml_is(ev->node, XML_NS_STREAM, NULL) &&
+		    !xml_is(ev->node, XML_NS_DIALBACK, NULL)) {
+			struct xml_node *st = ev->node;
+			ev->node = NULL;
+			peer_stanza(o, st);
+			break;
+		}
 		on_element(o, ev->node);
 		xml_free(&ev->node);
 		/* After <proceed/> and <success/> the next bytes belong to a
@@ -794,6 +863,7 @@ void s2s_out_begin(struct s2s_out *o, const struct partner *p)
 		return;
 	}
 	o->methods = policy_allowed_methods(p);
+	o->bidi_on = p->bidi;
 	char names[128];
 	policy_methods_string(o->methods, names, sizeof(names));
 	step(o, "partner %s allows %s", p->domain, names);
@@ -905,6 +975,7 @@ void s2s_out_status(const struct s2s_out *o, void *json_row)
 	json_object_set_new(r, "certificate", json_string(cert));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - o->started)));
 	json_object_set_new(r, "last_error", json_string(o->last_error));
+	json_object_set_new(r, "bidi", json_boolean(o->bidi));
 }
 
 void s2s_out_free_now(struct s2s_out *o)

@@ -170,6 +170,8 @@ static void enter(struct stream *s, enum stream_state st)
 			t = (unsigned)left;
 	}
 	conn_set_timer(s->conn, t);
+	if (st == STREAM_READY && s->role->ready)
+		s->role->ready(s, s->rs);
 }
 
 static void send_raw(struct stream *s, const char *data, size_t len)
@@ -457,9 +459,17 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 	stream_error(s, "resource-constraint", text);
 }
 
+bool stream_has_room(const struct stream *s)
+{
+	return s->state == STREAM_READY && !s->outq && conn_has_room(s);
+}
+
 static void on_drained(void *ud)
 {
-	flush_queue(ud);
+	struct stream *s = ud;
+	flush_queue(s);
+	if (s->role->drained && stream_has_room(s))
+		s->role->drained(s, s->rs);
 }
 
 static void send_header(struct stream *s, const char *to)
@@ -649,6 +659,8 @@ void stream_status(const struct stream *s, void *json_row)
 	json_object_set_new(
 		r, "output_pending",
 		json_integer((json_int_t)(conn_output_pending(s->conn) + s->outq_bytes)));
+	if (s->role->status)
+		s->role->status(s, s->rs, r);
 }
 
 /* An element before the stream is authenticated: the role's check first

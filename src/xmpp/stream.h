@@ -76,6 +76,16 @@ struct stream_role {
 	/* The connection is gone (reason: why), just before the stream is
 	 * freed. May be NULL. */
 	void (*closed)(struct stream *s, void *rs, const char *reason);
+	/* The stream became READY (authenticated; after a SASL restart, once
+	 * the new header came). May be NULL. */
+	void (*ready)(struct stream *s, void *rs);
+	/* A READY stream's output fell below half of [limits] output_queue
+	 * with nothing of its own waiting: others may write (a route using
+	 * a bidirectional stream, XEP-0288). May be NULL. */
+	void (*drained)(struct stream *s, void *rs);
+	/* The role's fields of the `fedgate status` row (a json_t object).
+	 * May be NULL. */
+	void (*status)(const struct stream *s, const void *rs, void *json_row);
 };
 
 /* Takes ownership of fd. On allocation failure closes fd and returns NULL. */
@@ -123,6 +133,9 @@ void stream_send(struct stream *s, const struct xml_node *n);
  * stalled_output is closed; what waits goes back to the router. */
 bool stream_offer(struct stream *s, struct xml_node *st);
 size_t stream_queued_bytes(const struct stream *s);
+/* READY, nothing of its own waiting and room in the connection: a stanza
+ * offered now is written at once. */
+bool stream_has_room(const struct stream *s);
 void stream_send_raw(struct stream *s, const char *data, size_t len);
 bool stream_secure(const struct stream *s);
 unsigned stream_flags(const struct stream *s);

@@ -46,6 +46,13 @@ struct xmpp_server {
 	void (*route)(struct xmpp_server *srv, struct xml_node *stanza);
 	void (*bounce)(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
 		       const char *condition, const char *text);
+	/* A stanza the partner sent on our outbound stream (local -> remote)
+	 * that it made bidirectional (XEP-0288): s2s_in.c's path for every
+	 * partner stanza (s2s_in_from_outbound), registered by the program so
+	 * that s2s_out.c, below s2s_in.c, can use it. st is taken; false:
+	 * refused, end the stream with *condition and *text. */
+	bool (*partner_stanza)(struct xmpp_server *srv, const char *local, const char *remote,
+			       struct xml_node *st, const char **condition, const char **text);
 	/* A bound session ended (session.c calls it once it left the
 	 * registry); presence.c registers it to send unavailable presence. */
 	void (*session_ended)(struct xmpp_server *srv, struct session *sess);
