@@ -216,7 +216,7 @@ class Prosody:
     """A real Prosody (Debian's) serving `hosts` on `addr`, run as the
     prosody user with its files in a folder of its own."""
 
-    def __init__(self, root, name, addr, hosts, ca, cert, key, extra="", tls=True):
+    def __init__(self, root, name, addr, hosts, ca, cert, key, extra="", tls=True, bidi=False):
         self.dir = os.path.join(root, f"prosody-{name}")
         self.data = os.path.join(self.dir, "data")
         os.makedirs(self.data)
@@ -263,6 +263,11 @@ class Prosody:
             options.update({"certificates": '"/nonexistent"', "c2s_require_encryption": "false",
                             "s2s_require_encryption": "false", "s2s_secure_auth": "false",
                             "modules_disabled": '{ "s2s_bidi", "tls" }'})
+        if bidi:
+            # XEP-0288: Prosody's mod_s2s_bidi offers and asks for
+            # bidirectional streams (after TLS, as s2s_require_encryption says).
+            options["modules_enabled"] = options["modules_enabled"][:-1] + ', "s2s_bidi" }'
+            options["modules_disabled"] = "{ }"
         for line in extra.splitlines():
             if line.strip():
                 name, value = line.split("=", 1)
@@ -327,11 +332,12 @@ class Bed:
         self.dns = DNS(self.root)
         self.servers = []
 
-    def prosody(self, name, addr, hosts, extra="", tls=True, ca=None):
+    def prosody(self, name, addr, hosts, extra="", tls=True, ca=None, bidi=False):
         """ca: the CA that issues this server's certificate (default the
-        bed's); the server always trusts the bed's CA."""
+        bed's); the server always trusts the bed's CA. bidi: with
+        mod_s2s_bidi (XEP-0288) enabled."""
         cert, key = (ca or self.ca).issue(name, hosts)
-        p = Prosody(self.root, name, addr, hosts, self.ca.cert, cert, key, extra, tls)
+        p = Prosody(self.root, name, addr, hosts, self.ca.cert, cert, key, extra, tls, bidi)
         self.servers.append(p)
         return p
 
