@@ -36,7 +36,7 @@ struct partner {
 	unsigned connection_limit; /* 0 = the gateway's partner_connection_limit */
 	char *proxy_fqdn;	   /* NULL or "" = DNS SRV lookup; "host" or "host:port" */
 	bool enabled;		   /* false: suspended by the admin, no federation either way */
-	bool bidi;		   /* XEP-0288, default true (stand-in until main's contract lands) */
+	bool bidi; /* XEP-0288, default true (stand-in until main's contract lands) */
 };
 
 /* What a suspended partner (enabled false) is told, and the senders of

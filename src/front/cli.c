@@ -377,7 +377,8 @@ static void print_status(FILE *f, json_t *rows)
 		if (cert[0] && strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
 		if (json_is_true(json_object_get(r, "bidi")))
-			fprintf(f, "      bidi: this stream carries stanzas both ways (XEP-0288)\n");
+			fprintf(f,
+				"      bidi: this stream carries stanzas both ways (XEP-0288)\n");
 		if (lf && strcmp(str_of(lf, "state"), "failing") == 0) {
 			/* A route that fails: since when, how often, why (ours or the
 			 * peer's words), when it tries again, what waits and what was

@@ -258,7 +258,8 @@ static void write_one(struct route *r, struct xml_node *st, route_done done, voi
 			history_note_stanza(r->srv, r->remote, false);
 			if (done)
 				done(ud, true,
-				     "sent over the bidirectional stream (XEP-0288) that the partner "
+				     "sent over the bidirectional stream (XEP-0288) that the "
+				     "partner "
 				     "opened\n");
 		} else {
 			undeliverable(r, st, done, ud, "resource-constraint",
@@ -336,7 +337,8 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 		 "%s read nothing for %u seconds while %zu bytes waited for it ([timeouts] "
 		 "stalled_output)",
 		 r->remote, r->srv->conf->timeout_stalled_output,
-		 (via_bidi(r) ? conn_output_pending(stream_conn(r->bidi)) : s2s_out_pending(r->out)) +
+		 (via_bidi(r) ? conn_output_pending(stream_conn(r->bidi))
+			      : s2s_out_pending(r->out)) +
 			 r->queued_bytes);
 	if (via_bidi(r)) {
 		/* The partner's stream goes; what waits tries a stream of our

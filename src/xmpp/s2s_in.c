@@ -600,7 +600,8 @@ static bool in_negotiate(struct stream *s, void *rs, const struct xml_node *el)
 		 * offer is left unused: the route opens its own stream. */
 		if (bidi_allowed(in)) {
 			in->bidi = true;
-			log_info(stream_ctx(s), "the peer asked for a bidirectional stream (XEP-0288)");
+			log_info(stream_ctx(s),
+				 "the peer asked for a bidirectional stream (XEP-0288)");
 		} else {
 			log_info(stream_ctx(s),
 				 "bidirectional stream requested but not offered (partner record "

@@ -461,8 +461,7 @@ static void peer_stanza(struct s2s_out *o, struct xml_node *st)
 	if (!o->srv->partner_stanza)
 		xml_free(&st);
 	send_stream_error(o, condition, text);
-	fail(o, "%s sent a stanza this stream may not carry: <%s/> %s", o->remote, condition,
-	     text);
+	fail(o, "%s sent a stanza this stream may not carry: <%s/> %s", o->remote, condition, text);
 }
 
 /* A db:verify answer for one of our requests, or a dialback verdict. */
@@ -500,9 +499,9 @@ static bool on_dialback(struct s2s_out *o, const struct xml_node *el)
 		/* XEP-0288 §4: on a bidirectional stream the peer, as a
 		 * receiving server, may ask us as the authoritative one. */
 		enum db_type verdict;
-		struct xml_node *answer = dialback_authoritative(o->srv->live->gw.dialback_secret,
-								 &m, is_local, (void *)o->srv->conf,
-								 &verdict);
+		struct xml_node *answer =
+			dialback_authoritative(o->srv->live->gw.dialback_secret, &m, is_local,
+					       (void *)o->srv->conf, &verdict);
 		log_info(o->ctx, "db:verify from %s for stream %s: %s", m.from, m.id,
 			 verdict == DB_VALID ? "valid" : "invalid");
 		if (answer)

@@ -183,5 +183,7 @@ def test_tls_dialback_partner_with_bidi(daemons):
     assert (to_alice, to_bob) == ("hello from bob@fabrikam.test",
                                   "hello back from alice@contoso.test")
     rows = s2s_rows(fg)
+    assert "bidirectional (XEP-0288): stanzas from contoso.test to fabrikam.test use this " \
+        "stream" in fg.read_log()
     inbound = [r for r in rows if r["direction"] == "in"]
     assert inbound and inbound[0]["bidi"] is True and inbound[0]["method"] == "TLS Dialback", rows
