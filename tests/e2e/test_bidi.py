@@ -9,8 +9,6 @@ import re
 import subprocess
 import time
 
-import pytest
-
 from clients import User, run
 
 FG = "127.0.0.11"
@@ -144,10 +142,6 @@ def test_the_route_falls_back_to_its_own_stream_when_the_bidi_one_closes(daemons
 
 
 def test_partner_with_bidi_off_uses_two_streams(daemons):
-    probe = daemons.fedgate()
-    if "unknown option '--bidi'" in probe.cli("partner", "new", "--domain", "x.test",
-                                              "--bidi", "false").stderr:
-        pytest.skip("the partner record's bidi field is not in the CLI yet (issue 15 contract)")
     bed, prosody, fg = world(daemons, partner=("--partner-type", "federated", "--bidi",
                                                "false"))
     to_alice, to_bob = run(chat(bed, "bob"))
