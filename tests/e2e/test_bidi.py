@@ -6,10 +6,12 @@ bidi off, and a Prosody without mod_s2s_bidi, still federate over two
 streams. Users on both sides are real clients (slixmpp)."""
 import asyncio
 import re
+import socket
 import subprocess
 import time
 
 from clients import User, run
+from fgtest import FEDGATE, NS_STREAM, Peer
 
 FG = "127.0.0.11"
 PROSODY = "127.0.0.12"
@@ -181,3 +183,107 @@ def test_tls_dialback_partner_with_bidi(daemons):
         "stream" in fg.read_log()
     inbound = [r for r in rows if r["direction"] == "in"]
     assert inbound and inbound[0]["bidi"] is True and inbound[0]["method"] == "TLS Dialback", rows
+
+
+# ---- our outbound stream against a scripted peer: what the inbound path checks ----
+
+FAKE = "127.0.0.13"
+NS_DB = "jabber:server:dialback"
+
+
+class FakePeer:
+    """A server for fake.test that fedgate connects to (proxy_fqdn): TCP
+    Dialback, the bidi feature when asked to offer it, then whatever the
+    test sends."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((FAKE, 5269))
+        self.lsock.listen(4)
+        self.lsock.settimeout(15)
+
+    def accept(self, offer_bidi):
+        sock, _ = self.lsock.accept()
+        p = Peer.__new__(Peer)
+        p.sock = sock
+        p.closed = False
+        p.reset_parser()
+        header = p.wait_header()
+        assert header is not None and header.get("from") == "contoso.test", header
+        p.send(f"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+               f"xmlns:stream='{NS_STREAM}' xmlns:db='{NS_DB}' from='fake.test' "
+               f"to='contoso.test' id='fake-stream-1' version='1.0'>"
+               "<stream:features>" +
+               ("<bidi xmlns='urn:xmpp:features:bidi'/>" if offer_bidi else "") +
+               "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
+               "</stream:features>")
+        return p
+
+    def close(self):
+        self.lsock.close()
+
+
+def fake_world(daemons, bidi="true"):
+    fg = daemons.fedgate(partners=[("fake.test", "--tls", "not-supported", "--sasl",
+                                    "not-supported", "--dialback", "true", "--proxy-fqdn",
+                                    f"{FAKE}:5269", "--partner-type", "federated", "--bidi",
+                                    bidi)]).start()
+    peer = FakePeer()
+    testim = subprocess.Popen([FEDGATE, "test-im", "--wait", "0", "--to", "x@fake.test",
+                               "-c", fg.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    return fg, peer, testim
+
+
+def dialback_valid(p):
+    el = p.next_element()
+    assert el is not None and el != "close" and el.tag == f"{{{NS_DB}}}result", el
+    assert el.get("from") == "contoso.test" and el.get("to") == "fake.test"
+    p.send("<db:result from='fake.test' to='contoso.test' type='valid'/>")
+    el = p.next_element()  # test-im's message, now that the stream is ready
+    assert el is not None and el != "close" and el.tag == "{jabber:server}message", el
+
+
+def test_outbound_bidi_stream_takes_the_inbound_checks(daemons):
+    fg, peer, testim = fake_world(daemons)
+    try:
+        p = peer.accept(offer_bidi=True)
+        el = p.next_element()
+        assert el is not None and el != "close" and el.tag == "{urn:xmpp:bidi}bidi", el
+        dialback_valid(p)
+        (row,) = [r for r in fg.cli_json("status") if r["remote"] == "fake.test"]
+        assert row["direction"] == "out" and row["bidi"] is True, row
+        # The peer's stanza on our stream is routed like an inbound one:
+        # contoso.test answers the ping over this same stream.
+        p.send("<iq type='get' id='bidi-ping' from='fake.test' to='contoso.test'>"
+               "<ping xmlns='urn:xmpp:ping'/></iq>")
+        el = p.next_element()
+        assert el is not None and el != "close" and el.tag == "{jabber:server}iq", el
+        assert el.get("type") == "result" and el.get("id") == "bidi-ping", el
+        # A from it did not authenticate ends the stream, as inbound.
+        p.send("<message from='mallory@evil.test' to='contoso.test'><body>x</body></message>")
+        cond, text = p.stream_error()
+        assert cond == "invalid-from", (cond, text)
+        assert "sent a stanza this stream may not carry: <invalid-from/>" in fg.read_log()
+    finally:
+        peer.close()
+        testim.wait(timeout=30)
+
+
+def test_outbound_without_bidi_in_the_record_does_not_ask(daemons):
+    fg, peer, testim = fake_world(daemons, bidi="false")
+    try:
+        p = peer.accept(offer_bidi=True)
+        dialback_valid(p)  # db:result came first: no <bidi/>
+        (row,) = [r for r in fg.cli_json("status") if r["remote"] == "fake.test"]
+        assert row["bidi"] is False, row
+        # Not bidirectional: a stanza of the peer's has no place here.
+        p.send("<iq type='get' id='x' from='fake.test' to='contoso.test'>"
+               "<ping xmlns='urn:xmpp:ping'/></iq>")
+        el = p.next_element()
+        assert el == "close", el
+        assert "unexpected <iq/> from fake.test in state ready" in fg.read_log()
+    finally:
+        peer.close()
+        testim.wait(timeout=30)
