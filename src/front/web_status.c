@@ -180,7 +180,9 @@ static void stream_row(struct evbuffer *b, json_t *r)
 	if (strncmp(tls, "TLSv", 4) == 0) {
 		snprintf(version, sizeof(version), "TLS %.*s", (int)strcspn(tls + 4, " "), tls + 4);
 	}
-	bool details = (*cert && strcmp(cert, "none") != 0) || *err || strncmp(tls, "TLS", 3) == 0;
+	bool bidi = json_is_true(json_object_get(r, "bidi"));
+	bool details =
+		(*cert && strcmp(cert, "none") != 0) || *err || strncmp(tls, "TLS", 3) == 0 || bidi;
 	evbuffer_add_printf(b, "<tr class=\"stream%s\">", details ? " has-details" : "");
 	td_text(b, "nowrap", direction_word(str(r, "direction")));
 	td_domain(b, str(r, "local"));
@@ -205,6 +207,8 @@ static void stream_row(struct evbuffer *b, json_t *r)
 	detail(b, "Certificate", cert);
 	detail(b, "Cipher", strncmp(tls, "TLS", 3) == 0 ? tls : NULL);
 	detail(b, "Peer", str(r, "peer"));
+	detail(b, "Bidirectional",
+	       bidi ? "bidi: this stream carries stanzas both ways (XEP-0288)" : NULL);
 	detail(b, "Last error", err);
 	evbuffer_add_printf(b, "</dl></td></tr>");
 }

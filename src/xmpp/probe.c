@@ -420,6 +420,8 @@ static void describe_features(const struct xml_node *f, char *buf, size_t len, j
 				fg_appendf(one, sizeof(one), " %s", xml_text(m));
 		} else if (xml_is(c, XML_NS_DIALBACK_FEATURE, "dialback")) {
 			snprintf(one, sizeof(one), "dialback");
+		} else if (xml_is(c, XML_NS_BIDI_FEATURE, "bidi")) {
+			snprintf(one, sizeof(one), "bidi (XEP-0288)");
 		} else {
 			snprintf(one, sizeof(one), "%s", c->name);
 		}

@@ -122,6 +122,10 @@ def test_fedgate_opens_one_stream_that_carries_both_directions(daemons):
     assert "asked fabrikam.test for a bidirectional stream (XEP-0288)" in fg.read_log()
     # Prosody took our stream for its own traffic to contoso.test.
     assert "Setting up to handle route from fabrikam.test to contoso.test" in prosody.read_log()
+    # The probe names the feature Prosody offers once TLS is up.
+    probe = fg.cli("probe", "fabrikam.test")
+    assert re.search(r"stream features after TLS: .*bidi \(XEP-0288\)", probe.stdout), \
+        probe.stdout + probe.stderr
 
 
 def test_the_route_falls_back_to_its_own_stream_when_the_bidi_one_closes(daemons):
