@@ -659,8 +659,13 @@ void route_bidi_attach(struct xmpp_server *srv, const char *local, const char *r
 	r->bidi = s;
 	log_info(r->ctx, "%s opened a bidirectional stream (XEP-0288): stanzas to it use that one",
 		 remote);
-	if (r->queued && !r->out)
-		evtimer_del(r->retry); /* the partner is up: what waits goes now */
+	/* The partner is up: as out_ready, the record recovers and what
+	 * waits goes now rather than at the next retry. */
+	if (route_failing(r))
+		r->last.recovered = time(NULL);
+	r->last.delay = 0;
+	r->last.next_retry = 0;
+	evtimer_del(r->retry);
 	if (route_ready(r))
 		flush(r);
 }

@@ -147,6 +147,39 @@ def test_the_route_falls_back_to_its_own_stream_when_the_bidi_one_closes(daemons
     assert [r["direction"] for r in rows] == ["out"], rows
 
 
+def test_a_failing_route_recovers_through_the_partners_bidi_stream(daemons):
+    """fabrikam.test is down when alice writes: the route fails and waits
+    to retry. Then Prosody comes up and bob writes: alice's answer goes at
+    once over his server's bidirectional stream, and the route's record
+    says recovered."""
+    bed = daemons.bed({"fabrikam.test": PROSODY},
+                      srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
+                           ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
+    prosody = bed.prosody("fabrikam", PROSODY, ["fabrikam.test"], bidi=True)
+    prosody.register("bob", "fabrikam.test", "bob-pass")
+    fg = daemons.fedgate(bed=bed, addr=FG, users={"alice@contoso.test": "alice-secret-1"},
+                         partners=[("fabrikam.test", "--partner-type", "federated")]).start()
+
+    async def down():
+        alice = await Person("alice@contoso.test/desk", "alice-secret-1", bed.ca.cert, FG).up()
+        alice.send_message(mto="bob@fabrikam.test", mbody="anyone there?", mtype="chat")
+        await asyncio.sleep(1.5)
+        await alice.down()
+
+    run(down())
+    (route,) = [r for r in fg.cli_json("status") if r["remote"] == "fabrikam.test"]
+    assert route["direction"] == "route" and route["state"] == "retry-wait", route
+    prosody.start()
+    to_alice, to_bob = run(chat(bed, "bob"))
+    assert (to_alice, to_bob) == ("hello from bob@fabrikam.test",
+                                  "hello back from alice@contoso.test")
+    rows = [r for r in fg.cli_json("status") if r["remote"] == "fabrikam.test"]
+    assert [r["direction"] for r in rows if r["direction"] != "route"] == ["in"], rows
+    (route,) = [r for r in rows if r["direction"] == "route"]
+    assert route["state"] == "recovered", route
+    assert len(tcp_connections()) == 1, tcp_connections()
+
+
 def test_partner_with_bidi_off_uses_two_streams(daemons):
     bed, prosody, fg = world(daemons, partner=("--partner-type", "federated", "--bidi",
                                                "false"))
