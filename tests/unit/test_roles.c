@@ -89,9 +89,15 @@ static const char c2s_expected[] = C2S_OUR_HEADER C2S_FEATURES_CLEAR C2S_CHALLEN
 	"<?xml version='1.0'?><stream:stream xmlns='jabber:server' " STREAM_NS \
 	" xmlns:db='jabber:server:dialback' from='contoso.test' to='" to       \
 	"' id='ID' version='1.0' xml:lang='en'>"
+/* Dialback without TLS, and XEP-0288 (the partner's bidi is on by default;
+ * its row needs no TLS, so it is offered in the clear). */
 #define S2S_FEATURES_TCP_DIALBACK                                                            \
 	"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>" \
+	"<bidi xmlns='urn:xmpp:features:bidi'/></stream:features>"
+#define S2S_FEATURES_TCP_DIALBACK_NO_BIDI                                                    \
+	"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>" \
 	"</stream:features>"
+#define S2S_BIDI  "<bidi xmlns='urn:xmpp:bidi'/>"
 #define WRONG_KEY "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static const char s2s_expected[] = S2S_OUR_HEADER("fabrikam.test") S2S_FEATURES_TCP_DIALBACK
@@ -852,6 +858,42 @@ static void test_s2s_verify_for_a_domain_not_ours(void **state)
 			    "' type='valid'/>" CLOSE);
 }
 
+/* ---- XEP-0288 ---- */
+
+/* <bidi/> before authenticating is taken without an answer (there is none
+ * in XEP-0288 §2.2); the stream goes on as before. */
+static void test_s2s_bidi_request_taken(void **state)
+{
+	struct s2s_state *st = *state;
+	char in[1000];
+	snprintf(in, sizeof(in), S2S_HEADER_FROM("fabrikam.test") S2S_BIDI S2S_VERIFY("%s") CLOSE,
+		 st->valid_key);
+	struct xfx_peer *p = s2s_once(st, in);
+	assert_string_equal(p->out, S2S_OUR_HEADER("fabrikam.test") S2S_FEATURES_TCP_DIALBACK
+			    "<db:verify from='contoso.test' to='fabrikam.test' id='" S2S_ID
+			    "' type='valid'/>" CLOSE);
+}
+
+/* The partner's record says bidi off: not offered, and a <bidi/> sent all
+ * the same is left unused rather than refused. */
+static void test_s2s_bidi_off_not_offered(void **state)
+{
+	struct s2s_state *st = *state;
+	/* The record as `partner set --bidi false` leaves it. */
+	struct partner *rec =
+		(struct partner *)policy_lookup(st->fx.live.partners, "fabrikam.test");
+	assert_non_null(rec);
+	rec->bidi = false;
+	char in[1000];
+	snprintf(in, sizeof(in), S2S_HEADER_FROM("fabrikam.test") S2S_BIDI S2S_VERIFY("%s") CLOSE,
+		 st->valid_key);
+	struct xfx_peer *p = s2s_once(st, in);
+	assert_string_equal(p->out,
+			    S2S_OUR_HEADER("fabrikam.test") S2S_FEATURES_TCP_DIALBACK_NO_BIDI
+			    "<db:verify from='contoso.test' to='fabrikam.test' id='" S2S_ID
+			    "' type='valid'/>" CLOSE);
+}
+
 /* ---- a peer's own stream error ---- */
 
 /* ejabberd's answer to a stream it wants secured (its words). */
@@ -963,6 +1005,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_s2s_verify_for_a_domain_not_ours, s2s_setup,
 						s2s_teardown),
 		cmocka_unit_test_setup_teardown(test_s2s_peer_stream_error_before_auth, s2s_setup,
+						s2s_teardown),
+		cmocka_unit_test_setup_teardown(test_s2s_bidi_request_taken, s2s_setup,
+						s2s_teardown),
+		cmocka_unit_test_setup_teardown(test_s2s_bidi_off_not_offered, s2s_setup,
 						s2s_teardown),
 		cmocka_unit_test_setup_teardown(test_c2s_peer_stream_error_before_auth, c2s_setup,
 						c2s_teardown),
