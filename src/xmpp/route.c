@@ -257,10 +257,7 @@ static void write_one(struct route *r, struct xml_node *st, route_done done, voi
 		if (stream_offer(r->bidi, st)) {
 			history_note_stanza(r->srv, r->remote, false);
 			if (done)
-				done(ud, true,
-				     "sent over the bidirectional stream (XEP-0288) that the "
-				     "partner "
-				     "opened\n");
+				done(ud, true, "sent over the partner's bidirectional stream\n");
 		} else {
 			undeliverable(r, st, done, ud, "resource-constraint",
 				      "the bidirectional stream to it has no room", NULL);
