@@ -255,6 +255,7 @@ static void write_one(struct route *r, struct xml_node *st, route_done done, voi
 	if (via_bidi(r)) {
 		/* stream_offer counts it delivered and takes it. */
 		if (stream_offer(r->bidi, st)) {
+			stream_touch(r->bidi); /* in use: not idle */
 			history_note_stanza(r->srv, r->remote, false);
 			if (done)
 				done(ud, true, "sent over the partner's bidirectional stream\n");

@@ -465,6 +465,12 @@ bool stream_has_room(const struct stream *s)
 	return s->state == STREAM_READY && !s->outq && conn_has_room(s);
 }
 
+void stream_touch(struct stream *s)
+{
+	if (s->state == STREAM_READY)
+		conn_set_timer(s->conn, idle_timeout(s));
+}
+
 static void on_drained(void *ud)
 {
 	struct stream *s = ud;

@@ -136,6 +136,9 @@ size_t stream_queued_bytes(const struct stream *s);
 /* READY, nothing of its own waiting and room in the connection: a stanza
  * offered now is written at once. */
 bool stream_has_room(const struct stream *s);
+/* Traffic of ours on a READY stream: its idle clock starts again (a
+ * bidirectional s2s stream that carries mostly our stanzas is in use). */
+void stream_touch(struct stream *s);
 void stream_send_raw(struct stream *s, const char *data, size_t len);
 bool stream_secure(const struct stream *s);
 unsigned stream_flags(const struct stream *s);

@@ -147,6 +147,34 @@ def test_the_route_falls_back_to_its_own_stream_when_the_bidi_one_closes(daemons
     assert [r["direction"] for r in rows] == ["out"], rows
 
 
+def test_a_bidi_stream_we_write_to_is_not_idle(daemons):
+    """Prosody's stream carries only our stanzas after bob's first one (bob
+    never answers): with keepalive_interval 10 the inbound stream would be
+    idle after 20 s of silence from Prosody, but our traffic keeps it, so
+    no second stream is opened."""
+    bed, prosody, fg = world(daemons)
+    r = fg.cli("gateway", "set", "--keepalive-interval", "10")
+    assert r.returncode == 0, r.stderr
+
+    async def scenario():
+        alice = await Person("alice@contoso.test/desk", "alice-secret-1", bed.ca.cert, FG).up()
+        bob = await Person("bob@fabrikam.test/desk", "bob-pass", bed.ca.cert, PROSODY).up()
+        bob.send_message(mto="alice@contoso.test", mbody="hi", mtype="chat")
+        await asyncio.wait_for(alice.chats.get(), 20)
+        for i in range(10):
+            alice.send_message(mto="bob@fabrikam.test", mbody=f"{i}", mtype="chat")
+            await asyncio.wait_for(bob.chats.get(), 20)
+            await asyncio.sleep(3)
+        await alice.down()
+        await bob.down()
+
+    run(scenario())
+    rows = s2s_rows(fg)
+    assert [(r["direction"], r["bidi"]) for r in rows] == [("in", True)], rows
+    assert rows[0]["age"] >= 30 and rows[0]["stanzas_out"] >= 10, rows[0]
+    assert "no traffic for" not in fg.read_log()
+
+
 def test_a_failing_route_recovers_through_the_partners_bidi_stream(daemons):
     """fabrikam.test is down when alice writes: the route fails and waits
     to retry. Then Prosody comes up and bob writes: alice's answer goes at
