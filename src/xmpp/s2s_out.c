@@ -64,10 +64,11 @@ struct s2s_out {
 	enum out_state state;
 	unsigned methods;
 	bool secure, authed, restart;
-	bool heard;	    /* bytes came since the last s2s_out_doze */
-	bool bidi_on;	    /* the partner's record allows XEP-0288 */
-	bool bidi;	    /* we asked for it: the peer may send its stanzas here */
-	const char *method; /* how it authenticated, for logs */
+	bool heard;	     /* bytes came since the last s2s_out_doze */
+	bool bidi_on;	     /* the partner's record allows XEP-0288 */
+	bool bidi;	     /* we asked for it: the peer may send its stanzas here */
+	const void *held_by; /* the full recipient its stanzas wait for, or NULL */
+	const char *method;  /* how it authenticated, for logs */
 
 	struct dns_query *q;
 	struct dns_target *targets;
@@ -460,8 +461,14 @@ static void send_stream_error(struct s2s_out *o, const char *condition, const ch
 static void peer_stanza(struct s2s_out *o, struct xml_node *st)
 {
 	const char *condition = "internal-server-error", *text = "no path for partner stanzas";
-	if (o->srv->partner_stanza &&
-	    o->srv->partner_stanza(o->srv, o->local, o->remote, st, &condition, &text)) {
+	struct xmpp_server *srv = o->srv;
+	assert(!srv->feeding && !srv->feeding_out);
+	/* A full recipient holds this stream as it would an inbound one. */
+	srv->feeding_out = o;
+	bool ok = srv->partner_stanza &&
+		  srv->partner_stanza(srv, o->local, o->remote, st, &condition, &text);
+	srv->feeding_out = NULL;
+	if (ok) {
 		conn_count_stanza(o->conn, true);
 		arm_idle(o);
 		return;
@@ -832,10 +839,36 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	     o->remote, o->srv->live->gw.stream_establishment_timeout);
 }
 
+/* Back-pressure for the peer's stanzas on a bidirectional stream (the
+ * hooks of xmpp_hold_feeder and xmpp_release_held). */
+static void hold_out(struct s2s_out *o, const void *by)
+{
+	if (!o->conn || o->state != OUT_READY || o->held_by == by)
+		return;
+	if (!o->held_by)
+		log_debug(o->ctx, "held: a recipient it feeds is full");
+	o->held_by = by;
+	conn_hold_input(o->conn, true);
+}
+
+static void release_out(struct xmpp_server *srv, const void *by)
+{
+	for (struct s2s_out *o = srv->outs; o; o = o->next) {
+		if (!o->held_by || o->held_by != by)
+			continue;
+		o->held_by = NULL;
+		log_debug(o->ctx, "released: the recipient it fed has room");
+		if (o->conn)
+			conn_hold_input(o->conn, false);
+	}
+}
+
 struct s2s_out *s2s_out_new(struct xmpp_server *srv, const char *local, const char *remote,
 			    const struct s2s_out_ops *ops, void *owner)
 {
 	assert(ops && ops->ready && ops->failed && ops->closed);
+	srv->hold_out = hold_out;
+	srv->release_out = release_out;
 	struct s2s_out *o = calloc(1, sizeof(*o));
 	if (!o)
 		return NULL;

@@ -42,6 +42,7 @@ struct stream {
 	char *last_error;   /* why the peer ended it (its stream error), for status */
 	bool parsing;	    /* inside on_data: the parser is running */
 	bool heard;	    /* bytes came since the last stream_doze */
+	bool conn_gone;	    /* on_closed: conn is freed already, never to be used */
 
 	/* Stanzas waiting for room in the connection (stream_offer): while
 	 * any wait, the senders that fed them are held. */
@@ -436,7 +437,8 @@ static void hand_back_queue(struct stream *s, bool final)
 	s->outq_tail = &s->outq;
 	s->outq_bytes = 0;
 	if (n)
-		log_info(conn_ctx(s->conn), "%zu stanza(s) waiting for the peer %s", n,
+		log_info(s->conn_gone ? "stream" : conn_ctx(s->conn),
+			 "%zu stanza(s) waiting for the peer %s", n,
 			 final ? "dropped at exit" : "handed back to the router");
 	evtimer_del(s->stall);
 	xmpp_release_held(s->srv, s);
@@ -944,6 +946,7 @@ static void stream_destroy(struct stream *s, bool final)
 static void on_closed(void *ud, const char *reason)
 {
 	struct stream *s = ud;
+	s->conn_gone = true; /* conn.c freed it before telling us */
 	if (s->role->closed)
 		s->role->closed(s, s->rs, reason);
 	xmpp_stream_gone(s->srv, s);
@@ -1096,6 +1099,12 @@ void xmpp_free_streams(struct xmpp_server *srv)
 
 void xmpp_hold_feeder(struct xmpp_server *srv, const void *by)
 {
+	if (srv->feeding_out) {
+		/* A stanza from our bidirectional outbound stream (XEP-0288). */
+		if (srv->hold_out)
+			srv->hold_out(srv->feeding_out, by);
+		return;
+	}
 	/* by may be the feeder itself: a peer that does not read the answers
 	 * to what it sends is not read either. */
 	struct stream *f = srv->feeding;
@@ -1116,6 +1125,8 @@ void xmpp_release_held(struct xmpp_server *srv, const void *by)
 		log_debug(conn_ctx(s->conn), "released: the recipient it fed has room");
 		conn_hold_input(s->conn, false);
 	}
+	if (srv->release_out)
+		srv->release_out(srv, by);
 }
 
 void stream_doze(struct xmpp_server *srv)

@@ -63,6 +63,12 @@ struct xmpp_server {
 	/* stream.c: the stream whose stanza is being routed, which a full
 	 * recipient holds (xmpp_hold_feeder); NULL between stanzas */
 	struct stream *feeding;
+	/* s2s_out.c: the outbound stream whose peer's stanza is being routed
+	 * (XEP-0288), held like an inbound feeder (xmpp_hold_feeder) through
+	 * the two hooks s2s_out.c registers; NULL between stanzas */
+	struct s2s_out *feeding_out;
+	void (*hold_out)(struct s2s_out *o, const void *by);
+	void (*release_out)(struct xmpp_server *srv, const void *by);
 	/* s2s_out.c: every outbound stream still alive, closing ones too (the
 	 * program waits for them at shutdown and frees what is left) */
 	struct s2s_out *outs;

@@ -8,9 +8,11 @@ import asyncio
 import re
 import socket
 import subprocess
+import threading
 import time
 
 from clients import User, run
+from c2sclient import Client
 from fgtest import FEDGATE, NS_STREAM, Peer
 
 FG = "127.0.0.11"
@@ -289,11 +291,11 @@ class FakePeer:
         self.lsock.close()
 
 
-def fake_world(daemons, bidi="true"):
+def fake_world(daemons, bidi="true", **kw):
     fg = daemons.fedgate(partners=[("fake.test", "--tls", "not-supported", "--sasl",
                                     "not-supported", "--dialback", "true", "--proxy-fqdn",
                                     f"{FAKE}:5269", "--partner-type", "federated", "--bidi",
-                                    bidi)]).start()
+                                    bidi)], **kw).start()
     peer = FakePeer()
     testim = subprocess.Popen([FEDGATE, "test-im", "--wait", "0", "--to", "x@fake.test",
                                "-c", fg.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -351,4 +353,46 @@ def test_outbound_without_bidi_in_the_record_does_not_ask(daemons):
         assert "unexpected <iq/> from fake.test in state ready" in fg.read_log()
     finally:
         peer.close()
+        testim.wait(timeout=30)
+
+
+def test_a_full_recipient_holds_our_outbound_bidi_stream(daemons):
+    """The peer floods alice, whose client reads nothing, over our
+    bidirectional stream: fedgate stops reading that stream (status says
+    held), as it does an inbound stream, instead of buffering the flood."""
+    fg, peer, testim = fake_world(daemons, users={"alice@contoso.test": "alice-secret-1"},
+                                  extra={"timeouts": {"stalled_output": "30s"}})
+    try:
+        p = peer.accept(offer_bidi=True)
+        assert p.next_element().tag == "{urn:xmpp:bidi}bidi"
+        dialback_valid(p)
+        alice = Client()
+        jid = alice.login("alice", "alice-secret-1", resource="slow")
+        alice.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sent = [0]
+
+        def flood():
+            body = "x" * 1000
+            try:
+                for i in range(20000):
+                    p.sock.sendall(f"<message from='bob@fake.test' to='{jid}' type='chat' "
+                                   f"id='f{i}'><body>{body}</body></message>".encode())
+                    sent[0] += 1
+            except OSError:
+                pass
+
+        threading.Thread(target=flood, daemon=True).start()
+        held = None
+        deadline = time.time() + 15
+        while held is None and time.time() < deadline:
+            rows = [r for r in fg.cli_json("status") if r["remote"] == "fake.test"]
+            held = next((r for r in rows if r.get("reading") == "held"), None)
+            time.sleep(0.3)
+        assert held is not None and held["direction"] == "out" and held["bidi"], rows
+        time.sleep(1)
+        assert sent[0] < 20000 / 2, f"the peer was never slowed: {sent[0]} sent"
+        alice.close()
+    finally:
+        peer.close()
+        p.close()
         testim.wait(timeout=30)
