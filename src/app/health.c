@@ -1280,8 +1280,9 @@ static void check_listener(struct report *r, const struct fg_conf *c, struct dae
 
 static void check_listeners(struct report *r, const struct fg_conf *c)
 {
-	static const char *const kinds[] = {"s2s", "c2s", "admin"};
-	const struct conf_list *lists[] = {&c->listen_s2s, &c->listen_c2s, &c->listen_admin};
+	static const char *const kinds[] = {"s2s", "c2s", "s2s_tls", "c2s_tls", "admin"};
+	const struct conf_list *lists[] = {&c->listen_s2s, &c->listen_c2s, &c->listen_s2s_tls,
+					   &c->listen_c2s_tls, &c->listen_admin};
 	struct daemon_info di = {0};
 
 	section(r, "listeners");

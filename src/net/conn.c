@@ -34,6 +34,7 @@ struct conn {
 	struct bufferevent *bev; /* top of the stack: the socket, or TLS over it */
 	SSL *ssl;
 	bool tls_up;
+	bool direct_tls; /* TLS from the first byte (XEP-0368), not STARTTLS */
 	const struct conn_ops *ops;
 	void *ud;
 	struct conn_limits lim;
@@ -208,7 +209,7 @@ static void setup_bev(struct conn *c);
  * allocates (1 KiB with its header; see stack_tls). */
 #define TLS_READ_PIECE (1024 - 128)
 
-static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain)
+static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain, const char *alpn)
 {
 	SSL *ssl = SSL_new(ctx);
 	if (!ssl)
@@ -216,6 +217,10 @@ static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain)
 	if (domain && tls_client_prepare(ssl, domain) != FG_OK) {
 		SSL_free(ssl);
 		return FG_INVAL;
+	}
+	if (alpn && (domain ? tls_client_alpn(ssl, alpn) : tls_server_alpn(ssl, alpn)) != FG_OK) {
+		SSL_free(ssl);
+		return FG_NOMEM;
 	}
 	struct bufferevent *tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 								 domain ? BUFFEREVENT_SSL_CONNECTING
@@ -734,7 +739,32 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx, size_t *discarded)
 	size_t n = drain_plaintext(c);
 	if (discarded)
 		*discarded = n;
-	return stack_tls(c, ctx, NULL);
+	return stack_tls(c, ctx, NULL, NULL);
+}
+
+int conn_accept_tls(struct conn *c, SSL_CTX *ctx, const char *alpn)
+{
+	if (c->ssl || c->closing || c->connecting)
+		return FG_ERR;
+	/* Nothing may have come in the clear yet: the owner calls this at
+	 * accept, before the first read. */
+	assert(evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
+	c->direct_tls = true;
+	return stack_tls(c, ctx, NULL, alpn);
+}
+
+int conn_connect_tls(struct conn *c, SSL_CTX *ctx, const char *domain, const char *alpn)
+{
+	if (c->ssl || c->closing || c->connecting)
+		return FG_ERR;
+	drain_plaintext(c); /* nothing: we speak first */
+	c->direct_tls = true;
+	return stack_tls(c, ctx, domain, alpn);
+}
+
+bool conn_direct_tls(const struct conn *c)
+{
+	return c->direct_tls;
 }
 
 int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain)
@@ -743,7 +773,7 @@ int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain)
 		return FG_ERR;
 	/* Whatever came after <proceed/> in the clear is not TLS: drop it. */
 	drain_plaintext(c);
-	return stack_tls(c, ctx, domain);
+	return stack_tls(c, ctx, domain, NULL);
 }
 
 void conn_status(const struct conn *c, void *json_row)
@@ -756,6 +786,13 @@ void conn_status(const struct conn *c, void *json_row)
 	json_object_set_new(r, "id", json_integer(c->id));
 	json_object_set_new(r, "peer", json_string(peer));
 	json_object_set_new(r, "tls", json_string(desc));
+	/* How TLS came: at connect (XEP-0368 Direct TLS), or by STARTTLS. */
+	json_object_set_new(r, "tls_mode", json_string(!c->tls_up	 ? "none"
+						       : c->direct_tls ? "direct"
+								       : "starttls"));
+	char alpn[64];
+	if (tls_alpn_selected(conn_ssl(c), alpn, sizeof(alpn)))
+		json_object_set_new(r, "alpn", json_string(alpn));
 	json_object_set_new(r, "bytes_in", json_integer((json_int_t)c->st.bytes_in));
 	json_object_set_new(r, "bytes_out", json_integer((json_int_t)c->st.bytes_out));
 	json_object_set_new(r, "stanzas_in", json_integer((json_int_t)c->st.stanzas_in));
