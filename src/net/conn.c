@@ -507,6 +507,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		last = e; /* the last one is the most specific */
 	if (what & BEV_EVENT_EOF) {
 		snprintf(why, sizeof(why), "peer closed the connection");
+	} else if (c->ssl && !c->tls_up && tls_alpn_refused(c->ssl)) {
+		snprintf(why, sizeof(why),
+			 "TLS handshake refused: the client offered ALPN without %s (RFC 7301 "
+			 "no_application_protocol, XEP-0368)",
+			 tls_alpn_refused(c->ssl));
 	} else if (c->ssl && last) {
 		char ossl[200];
 		ERR_error_string_n(last, ossl, sizeof(ossl));
@@ -531,6 +536,22 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	c->failed = true;
 	c->broken = true;
+	/* A handshake we refused ends with OpenSSL's alert (7 bytes) waiting
+	 * in the socket's buffer, which the reap below would drop: the peer
+	 * would see a bare EOF instead of the reason. One try, never
+	 * blocking; the buffer is the socket bufferevent's own (its front is
+	 * frozen for others), so it is read in place and the bufferevent
+	 * stops writing. */
+	struct bufferevent *under = c->ssl ? bufferevent_get_underlying(c->bev) : NULL;
+	if (under && !c->tls_up && !(what & BEV_EVENT_EOF)) {
+		struct evbuffer *out = bufferevent_get_output(under);
+		struct evbuffer_iovec v[1];
+		if (evbuffer_get_length(out) > 0 && evbuffer_peek(out, -1, NULL, v, 1) == 1) {
+			bufferevent_disable(under, EV_WRITE);
+			(void)send(bufferevent_getfd(under), v[0].iov_base, v[0].iov_len,
+				   MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+	}
 	/* bufferevent_openssl reports the end without a read callback for
 	 * what came in the same read (a stream error, then close_notify):
 	 * the owner gets those last words first. */

@@ -35,6 +35,7 @@ struct peer_state {
 	/* Direct TLS (XEP-0368): the ALPN protocol this listener speaks, a
 	 * string literal; NULL on STARTTLS streams, where ALPN is ignored. */
 	const char *alpn;
+	bool alpn_refused; /* the client's ALPN list lacked it: why it failed */
 };
 
 static int state_idx = -1;
@@ -253,7 +254,14 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 		}
 		i += 1 + n;
 	}
+	((struct peer_state *)st)->alpn_refused = true;
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+const char *tls_alpn_refused(const SSL *ssl)
+{
+	const struct peer_state *st = state_get(ssl, false);
+	return st && st->alpn_refused ? st->alpn : NULL;
 }
 
 int tls_server_alpn(SSL *ssl, const char *proto)

@@ -87,6 +87,9 @@ int tls_client_prepare(SSL *ssl, const char *domain);
  * ALPN is served. Client side: offers proto. FG_OK or FG_NOMEM. */
 int tls_server_alpn(SSL *ssl, const char *proto);
 int tls_client_alpn(SSL *ssl, const char *proto);
+/* The protocol a Direct TLS handshake was refused for (the client offered
+ * ALPN without it), or NULL. */
+const char *tls_alpn_refused(const SSL *ssl);
 /* The ALPN protocol the handshake agreed on, into buf; NULL if none. */
 const char *tls_alpn_selected(const SSL *ssl, char *buf, size_t len);
 /* The domain given to tls_client_prepare(), or NULL. */
