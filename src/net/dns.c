@@ -475,6 +475,7 @@ void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
 					r->prio = get16(pkt + off);
 					r->weight = get16(pkt + off + 2);
 					r->port = get16(pkt + off + 4);
+					r->direct_tls = false; /* the caller's to say */
 					ok = read_name(pkt, len, off + 6, r->target,
 						       sizeof(r->target)) == 0;
 				} else {
