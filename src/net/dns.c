@@ -932,7 +932,14 @@ static void srv_done(struct dns_query *q)
 			  q->srvs_ans.why);
 	switch (dns_srv_merge(q->domain, &q->srv_ans, q->srv, &q->srvs_ans, q->srvs, merged,
 			      FG_ARRAY_LEN(merged), &n, rng_default, NULL, why, sizeof(why))) {
-	case DNS_PLAN_FAIL: fail(q, "%s (from %s)", why, q->d->servers); return;
+	case DNS_PLAN_FAIL:
+		/* A server's failure names the servers asked; a domain's own
+		 * records speak for themselves. */
+		if (q->srv_ans.st == DNS_ST_FAIL)
+			fail(q, "%s from %s", why, q->d->servers);
+		else
+			fail(q, "%s", why);
+		return;
 	case DNS_PLAN_FALLBACK:
 		/* RFC 6120 §3.2.2: no SRV records, so the domain itself. */
 		log_debug(LOGCTX, "no SRV records for %s, falling back to %s:%d", q->domain,
