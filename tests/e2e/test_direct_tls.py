@@ -227,3 +227,13 @@ def test_check_validates_the_new_listen_keys(daemons):
     assert r.returncode != 0
     assert re.search(r"s2s_tls.*'not-an-address' is not an address:port", out), out
     assert re.search(r"c2s_tls.*'127\.0\.0\.1:5269' is also a listener of \[listen\] s2s", out), out
+
+
+def test_check_compares_xmpps_srv_with_s2s_tls(world):
+    """`fedgate check` reads _xmpps-server._tcp.contoso.test against
+    [listen] s2s_tls instead of calling it a mistake."""
+    _, _, _, fg = world
+    r = fg.cli("check")
+    out = r.stdout + r.stderr
+    assert "_xmpps-server._tcp.contoso.test: SRV 0 0 5270 contoso.test -> 127.0.0.11" in out, out
+    assert "s2s_tls (Direct TLS, XEP-0368) is off" not in out, out
