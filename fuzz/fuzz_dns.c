@@ -105,8 +105,8 @@ static void check_merge(const struct dns_answer *a, const struct dns_srv *srv, u
 		pa.n = 0;
 	if (da.st != DNS_ST_DATA)
 		da.n = 0;
-	enum dns_srv_plan plan = dns_srv_merge("fabrikam.test", &pa, srv, &da, srv + half, out,
-					       max, &n, rng, &seed, why, sizeof(why));
+	enum dns_srv_plan plan = dns_srv_merge("fabrikam.test", &pa, srv, &da, srv + half, out, max,
+					       &n, rng, &seed, why, sizeof(why));
 	CHECK(n <= max);
 	CHECK(memchr(why, '\0', sizeof(why)) != NULL);
 	CHECK((plan == DNS_PLAN_SRV) == (n > 0));
@@ -239,8 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (qtype == 33 && a.st == DNS_ST_DATA) {
 		check_order(srv, a.n, (uint32_t)size * 2654435761u);
 		check_merge(&a, srv, ctl);
-	}
-	else
+	} else
 		check_targets(&a, qtype, (uint16_t)(ctl << 3 | 1));
 	return 0;
 }

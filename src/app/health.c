@@ -820,8 +820,8 @@ static void no_srv(struct dns_ctx *x, const struct svc *s, const char *domain, c
 		}
 		/* XEP-0368: no fallback to the domain's address for Direct TLS. */
 		finding(r, LV_WARN,
-			fmtbuf(fix, sizeof(fix), "publish \"%s. 3600 IN SRV 5 0 %u %s.\"",
-			       srvname, x->s2s_tls[0], domain),
+			fmtbuf(fix, sizeof(fix), "publish \"%s. 3600 IN SRV 5 0 %u %s.\"", srvname,
+			       x->s2s_tls[0], domain),
 			"%s: no SRV record: partners do not find [listen] s2s_tls (Direct TLS) "
 			"and use STARTTLS",
 			srvname);

@@ -90,7 +90,7 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		return;
 	}
 	struct stream *s = l->direct_tls ? stream_accept_tls(x, l->role, fd, sa, (socklen_t)salen)
-				       : stream_accept(x, l->role, fd, sa, (socklen_t)salen);
+					 : stream_accept(x, l->role, fd, sa, (socklen_t)salen);
 	if (!s) {
 		log_error(l->addr, "out of memory accepting a connection");
 		return;

@@ -381,8 +381,8 @@ static void print_status(FILE *f, json_t *rows)
 		json_t *lf = json_object_get(r, "last_failure");
 		/* XEP-0368 streams say so: TLS from the first byte. */
 		if (strcmp(str_of(r, "tls_mode"), "direct") == 0)
-			fprintf(f, "      tls: direct-tls%s%s\n", *str_of(r, "alpn") ? ", ALPN " : "",
-				str_of(r, "alpn"));
+			fprintf(f, "      tls: direct-tls%s%s\n",
+				*str_of(r, "alpn") ? ", ALPN " : "", str_of(r, "alpn"));
 		if (cert[0] && strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
 		if (lf && strcmp(str_of(lf, "state"), "failing") == 0) {

@@ -808,9 +808,10 @@ void conn_status(const struct conn *c, void *json_row)
 	json_object_set_new(r, "peer", json_string(peer));
 	json_object_set_new(r, "tls", json_string(desc));
 	/* How TLS came: at connect (XEP-0368 Direct TLS), or by STARTTLS. */
-	json_object_set_new(r, "tls_mode", json_string(!c->tls_up	 ? "none"
-						       : c->direct_tls ? "direct"
-								       : "starttls"));
+	json_object_set_new(r, "tls_mode",
+			    json_string(!c->tls_up	? "none"
+					: c->direct_tls ? "direct"
+							: "starttls"));
 	char alpn[64];
 	if (tls_alpn_selected(conn_ssl(c), alpn, sizeof(alpn)))
 		json_object_set_new(r, "alpn", json_string(alpn));

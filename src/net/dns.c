@@ -305,14 +305,13 @@ enum dns_srv_plan dns_srv_merge(const char *domain, const struct dns_answer *sta
 		return DNS_PLAN_SRV;
 	}
 	if (s_none) {
-		snprintf(why, whylen, "domain %s says it offers no XMPP server service (SRV target .)",
-			 domain);
+		snprintf(why, whylen,
+			 "domain %s says it offers no XMPP server service (SRV target .)", domain);
 		return DNS_PLAN_FAIL;
 	}
 	if ((s_data && !s_none) || (d_data && !d_none)) {
-		snprintf(why, whylen,
-			 "domain %s publishes %s SRV records but none names a host", domain,
-			 s_data ? "_xmpp-server._tcp" : "_xmpps-server._tcp");
+		snprintf(why, whylen, "domain %s publishes %s SRV records but none names a host",
+			 domain, s_data ? "_xmpp-server._tcp" : "_xmpps-server._tcp");
 		return DNS_PLAN_FAIL;
 	}
 	if (d_none) {
@@ -1192,8 +1191,7 @@ int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn
 		}
 		if (sizeof(srvs_prefix) - 1 + strlen(domain) <= DNS_NAME_MAX) {
 			snprintf(q->srvs_name, sizeof(q->srvs_name), "%s%s", srvs_prefix, domain);
-			sub_start(q, q->srvs_name, T_SRV, &q->srvs_ans, q->srvs,
-				  DNS_MAX_SRV_PARSE);
+			sub_start(q, q->srvs_name, T_SRV, &q->srvs_ans, q->srvs, DNS_MAX_SRV_PARSE);
 		}
 	}
 	if (q->pending == 0)

@@ -46,8 +46,8 @@ struct dns_result {
 	enum dns_via via;
 	size_t n; /* >= 1 */
 	const struct dns_target *targets;
-	uint32_t ttl; /* smallest TTL of the records used; 0 for literals */
-	bool dnssec;  /* every record used was validated by DNSSEC (libunbound) */
+	uint32_t ttl;	 /* smallest TTL of the records used; 0 for literals */
+	bool dnssec;	 /* every record used was validated by DNSSEC (libunbound) */
 	size_t n_direct; /* targets with direct_tls */
 };
 

@@ -162,8 +162,9 @@ static enum auth_method simulate(const struct probe *p, unsigned methods, char *
 		return 0;
 	}
 	enum s2s_out_next next =
-		p->direct ? S2S_NEXT_STARTTLS
-			  : s2s_out_choose(methods, false, p->tls_offered == SEEN_YES, false, false);
+		p->direct
+			? S2S_NEXT_STARTTLS
+			: s2s_out_choose(methods, false, p->tls_offered == SEEN_YES, false, false);
 	bool secure = next == S2S_NEXT_STARTTLS;
 	if (secure) {
 		if (p->tls_ok != SEEN_YES || p->features_tls != SEEN_YES) {
@@ -349,12 +350,13 @@ static void finish(struct probe *p)
 	bool complete = p->state == P_DONE;
 	enter(p, P_DONE);
 	json_t *r0 = p->result;
-	json_object_set_new(
-		r0, "starttls",
-		json_string(p->direct ? "not used (Direct TLS)"
-				      : seen_word(p->tls_offered,
-						  p->tls_required == SEEN_YES ? "required" : "offered",
-						  "not offered")));
+	json_object_set_new(r0, "starttls",
+			    json_string(p->direct
+						? "not used (Direct TLS)"
+						: seen_word(p->tls_offered,
+							    p->tls_required == SEEN_YES ? "required"
+											: "offered",
+							    "not offered")));
 	json_object_set_new(
 		r0, "sasl_external",
 		json_string(p->sasl_ok != SEEN_UNKNOWN
@@ -861,8 +863,8 @@ static void on_resolved(void *ud, const struct dns_result *res, const char *err)
 	if (res) {
 		p->targets = calloc(res->n, sizeof(*p->targets));
 		/* s2s_out's choice: without a TLS method no Direct TLS target. */
-		bool tls_ok = policy_allowed_methods(p->settings) &
-			      (AUTH_SASL_TLS | AUTH_TLS_DIALBACK);
+		bool tls_ok =
+			policy_allowed_methods(p->settings) & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK);
 		for (size_t i = 0; p->targets && i < res->n; i++)
 			if (tls_ok || !res->targets[i].direct_tls)
 				p->targets[p->ntargets++] = res->targets[i];
@@ -871,10 +873,9 @@ static void on_resolved(void *ud, const struct dns_result *res, const char *err)
 				    json_boolean(res->dnssec));
 		for (size_t i = 0; i < res->n; i++) {
 			const struct dns_target *t = &res->targets[i];
-			json_array_append_new(tj, json_pack("{s:s, s:s, s:i, s:b}", "host",
-							    t->host, "address", t->addr_text,
-							    "port", t->port, "direct_tls",
-							    t->direct_tls));
+			json_array_append_new(tj, json_pack("{s:s, s:s, s:i, s:b}", "host", t->host,
+							    "address", t->addr_text, "port",
+							    t->port, "direct_tls", t->direct_tls));
 		}
 	} else {
 		snprintf(p->res_err, sizeof(p->res_err), "%s", err);

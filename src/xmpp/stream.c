@@ -942,9 +942,8 @@ static const struct conn_ops stream_conn_ops = {
 	.on_drained = on_drained,
 };
 
-static struct stream *accept_common(struct xmpp_server *srv, const struct stream_role *role,
-				    int fd, const struct sockaddr *peer, socklen_t peerlen,
-				    bool direct_tls)
+static struct stream *accept_common(struct xmpp_server *srv, const struct stream_role *role, int fd,
+				    const struct sockaddr *peer, socklen_t peerlen, bool direct_tls)
 {
 	const struct fg_conf *cf = srv->conf;
 	assert(role && role->attach && role->detach && role->on_header && role->features &&

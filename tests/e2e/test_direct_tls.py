@@ -32,6 +32,8 @@ def world(module_daemons):
             ("_xmpp-server._tcp.fabrikam.test", "xmpp.fabrikam.test", 5269, 10, 0),
             ("_xmpps-server._tcp.fabrikam.test", "xmpp.fabrikam.test", 5270, 10, 0),
             ("_xmpp-server._tcp.plain.test", "xmpp.plain.test", 5269),
+            # Direct TLS only, for a partner that allows no TLS
+            ("_xmpps-server._tcp.tlsonly.test", "xmpp.fabrikam.test", 5270),
             ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269),
             ("_xmpps-server._tcp.contoso.test", "contoso.test", 5270),
         ])
@@ -43,7 +45,8 @@ def world(module_daemons):
     fg = module_daemons.fedgate(
         bed=bed, users={"alice@contoso.test": "alicepass"},
         # federated: messages need no roster entry first
-        partners=[("fabrikam.test", "--partner-type", "federated"), "plain.test"],
+        partners=[("fabrikam.test", "--partner-type", "federated"), "plain.test",
+                  ("tlsonly.test", "--tls", "not-supported", "--sasl", "not-supported")],
         extra={"listen": {"s2s_tls": f"{FG_ADDR}:5270", "c2s_tls": f"{FG_ADDR}:5223"}},
         gateway=("--stream-establishment-timeout", "15"))
     return bed, fab, plain, fg.start()
@@ -237,3 +240,14 @@ def test_check_compares_xmpps_srv_with_s2s_tls(world):
     out = r.stdout + r.stderr
     assert "_xmpps-server._tcp.contoso.test: SRV 0 0 5270 contoso.test -> 127.0.0.11" in out, out
     assert "s2s_tls (Direct TLS, XEP-0368) is off" not in out, out
+
+
+def test_partner_without_tls_skips_direct_tls_targets(world):
+    """tls = not-supported means no TLS at all: a Direct TLS target cannot
+    serve it, and with nothing else published the stream fails saying so."""
+    _, _, _, fg = world
+    rc, out, err = run(cli(fg, "test-im", "--to", "x@tlsonly.test"))
+    assert rc == 1
+    assert ("tlsonly.test publishes only Direct TLS (_xmpps-server) targets, and its partner "
+            "settings allow no TLS (tls = not-supported)") in out + err, out + err
+    assert "connected to" not in out + err

@@ -209,8 +209,8 @@ static void test_merge_weights_within_kind(void **state)
 		set_srv(&direct[1], 1, 3, 5270, "heavy");
 		answer_with(&pa, DNS_ST_DATA, 1);
 		answer_with(&da, DNS_ST_DATA, 2);
-		assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 4, &n,
-					       lcg, &seed, why, sizeof(why)),
+		assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 4, &n, lcg,
+					       &seed, why, sizeof(why)),
 				 DNS_PLAN_SRV);
 		assert_int_equal(n, 3);
 		assert_string_equal(out[2].target, "plain");

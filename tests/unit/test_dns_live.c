@@ -779,7 +779,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_srv_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_xmpps_merged_in_xep0368_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xmpps_merged_in_xep0368_order, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_without_srv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dot_means_no_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nxdomain_text, setup, teardown),
