@@ -19,6 +19,7 @@ from fgtest import NS_STREAM, NS_TLS, Fedgate, Peer
 FG_ADDR = "127.0.0.11"
 FAB = "127.0.0.12"    # Prosody with s2s_direct_tls_ports
 PLAIN = "127.0.0.13"  # Prosody without Direct TLS
+ADMIN_PW = "direct tls admin"
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def world(module_daemons):
         bed, "plain", PLAIN, ["plain.test"], users={"carol@plain.test": "carolpass"})
     fg = module_daemons.fedgate(
         bed=bed, users={"alice@contoso.test": "alicepass"},
+        admins={"root": ("administrator", ADMIN_PW)},
         # federated: messages need no roster entry first
         partners=[("fabrikam.test", "--partner-type", "federated"), "plain.test",
                   ("tlsonly.test", "--tls", "not-supported", "--sasl", "not-supported")],
@@ -94,6 +96,26 @@ def test_fedgate_to_prosody_over_direct_tls(world):
     assert out_rows[0]["method"] == "SASL over TLS"
     text = fg.cli("status").stdout
     assert "direct-tls" in text, text
+
+
+def test_api_and_panel_show_direct_tls(world):
+    """The outbound stream of the test above, as the API and the panel's
+    Federation status page show it."""
+    from webclient import Client
+    _, _, _, fg = world
+    base = f"http://{FG_ADDR}:5280"
+    tok = fg.cli("admin", "token", "root").stdout.strip()
+    rows_api = Client(base, token=tok).get("/api/v1/status").json()
+    rows_api = rows_api.get("result", rows_api) if isinstance(rows_api, dict) else rows_api
+    out = [r for r in rows_api if r["direction"] == "out" and r["remote"] == "fabrikam.test"]
+    assert out and out[0]["tls_mode"] == "direct", rows_api
+    # Prosody 0.12 agrees on no ALPN protocol; one that does says xmpp-server.
+    assert out[0].get("alpn", "xmpp-server") == "xmpp-server", out
+    web = Client(base)
+    assert web.signin("root", ADMIN_PW).status in (200, 302, 303)
+    page = web.get("/status")
+    assert page.status == 200
+    assert "direct-tls" in page.text, page.text
 
 
 def test_prosody_to_fedgate_over_direct_tls_and_c2s_tls(world):
