@@ -385,6 +385,9 @@ static void print_status(FILE *f, json_t *rows)
 				*str_of(r, "alpn") ? ", ALPN " : "", str_of(r, "alpn"));
 		if (cert[0] && strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
+		if (str_of(r, "certificate_key")[0])
+			fprintf(f, "      certificate key (pin): %s; extended key usage: %s\n",
+				str_of(r, "certificate_key"), str_of(r, "certificate_eku"));
 		if (lf && strcmp(str_of(lf, "state"), "failing") == 0) {
 			/* A route that fails: since when, how often, why (ours or the
 			 * peer's words), when it tries again, what waits and what was
@@ -526,6 +529,9 @@ static void print_reload(FILE *f, json_t *result)
 	fprintf(f, "certificate for new connections: %s\n  %s, expires %s\n  SHA-256 %s\n",
 		str_of(cert, "file"), str_of(cert, "subject"), str_of(cert, "expires"),
 		str_of(cert, "sha256"));
+	if (str_of(cert, "eku")[0])
+		fprintf(f, "  extended key usage: %s; public key (pin): %s\n", str_of(cert, "eku"),
+			str_of(cert, "pin"));
 }
 
 /* Gone, or exited and waiting for its parent to collect the status (a
