@@ -943,6 +943,7 @@ void s2s_out_status(const struct s2s_out *o, void *json_row)
 	} else {
 		json_object_set_new(r, "peer", json_string(""));
 		json_object_set_new(r, "tls", json_string("plaintext"));
+		json_object_set_new(r, "tls_mode", json_string("none"));
 	}
 	const char *cert = "none";
 	struct tls_verdict v;
