@@ -11,6 +11,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from clients import User, run
 from c2sclient import Client
 from fgtest import FEDGATE, NS_STREAM, Peer
@@ -19,14 +21,22 @@ FG = "127.0.0.11"
 PROSODY = "127.0.0.12"
 
 
-def world(daemons, bidi=True, partner=("--partner-type", "federated")):
-    bed = daemons.bed({"fabrikam.test": PROSODY},
-                      srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
-                           ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
+def world(daemons, bidi=True, partner=("--partner-type", "federated"), direct_tls=False):
+    """direct_tls: both sides also have Direct TLS (XEP-0368) listeners and
+    _xmpps-server records, which both prefer."""
+    srv = [("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
+           ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)]
+    if direct_tls:
+        srv += [("_xmpps-server._tcp.fabrikam.test", "fabrikam.test", 5270),
+                ("_xmpps-server._tcp.contoso.test", "contoso.test", 5270)]
+    bed = daemons.bed({"fabrikam.test": PROSODY}, srv=srv)
     prosody = daemons.prosody(bed, "fabrikam", PROSODY, ["fabrikam.test"], bidi=bidi,
-                              users={"bob@fabrikam.test": "bob-pass"})
+                              users={"bob@fabrikam.test": "bob-pass"},
+                              extra="s2s_direct_tls_ports = { 5270 }" if direct_tls else "")
     fg = daemons.fedgate(bed=bed, addr=FG, users={"alice@contoso.test": "alice-secret-1"},
-                         partners=[("fabrikam.test", *partner)]).start()
+                         partners=[("fabrikam.test", *partner)],
+                         extra={"listen": {"s2s_tls": f"{FG}:5270"}} if direct_tls else None
+                         ).start()
     return bed, prosody, fg
 
 
@@ -71,10 +81,11 @@ def s2s_rows(fg):
 
 
 def tcp_connections():
-    """Established TCP connections to port 5269 in this test's namespace:
-    each appears once with the server's port as its destination."""
-    out = subprocess.run(["ss", "-Htn", "state", "established", "dport", "= :5269"],
-                         capture_output=True, text=True, check=True).stdout
+    """Established TCP connections to port 5269 or 5270 (Direct TLS) in
+    this test's namespace: each appears once with the server's port as its
+    destination."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :5269 or "
+                          "dport = :5270 )"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if line.strip()]
 
 
@@ -128,6 +139,24 @@ def test_fedgate_opens_one_stream_that_carries_both_directions(daemons):
     probe = fg.cli("probe", "fabrikam.test")
     assert re.search(r"stream features after TLS: .*bidi \(XEP-0288\)", probe.stdout), \
         probe.stdout + probe.stderr
+
+
+@pytest.mark.parametrize("first", ["alice", "bob"])
+def test_one_direct_tls_stream_carries_both_directions(daemons, first):
+    """Direct TLS (XEP-0368) and bidi together, whichever side connects:
+    status says direct-tls and bidi on the one stream."""
+    bed, prosody, fg = world(daemons, direct_tls=True)
+    to_second, to_first = run(chat(bed, first))
+    assert to_second.startswith("hello from ") and to_first.startswith("hello back from ")
+    rows = settle(fg, 1)
+    assert len(rows) == 1, rows
+    (row,) = rows
+    assert row["direction"] == ("out" if first == "alice" else "in"), row
+    assert row["bidi"] is True and row["tls_mode"] == "direct", row
+    assert len(tcp_connections()) == 1, tcp_connections()
+    text = fg.cli("status").stdout
+    assert "tls: direct-tls" in text and "bidi: this stream carries stanzas both ways" in text, \
+        text
 
 
 def test_the_route_falls_back_to_its_own_stream_when_the_bidi_one_closes(daemons):
