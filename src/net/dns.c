@@ -538,24 +538,27 @@ size_t dns_build_targets(const struct dns_host *hosts, size_t nhosts, struct dns
 	size_t n = 0;
 
 	*ttl = UINT32_MAX;
-	/* IPv6 first within a host (RFC 6724's default preference); the
-	 * answer's order is kept within a family, since a server rotating
-	 * its records is spreading load on purpose. */
+	/* Within a host the families alternate, IPv6 first (RFC 8305 §4,
+	 * RFC 6724's default preference), so that Happy Eyeballs reaches an
+	 * address of the other family with the second attempt; the answer's
+	 * order is kept within a family, since a server rotating its records
+	 * is spreading load on purpose. */
 	for (size_t h = 0; h < nhosts; h++) {
 		const struct dns_answer *fam[2] = {&hosts[h].a6, &hosts[h].a4};
-		for (int f = 0; f < 2; f++) {
-			if (fam[f]->st != DNS_ST_DATA)
+		size_t left[2], k[2] = {0, 0};
+		for (int f = 0; f < 2; f++)
+			left[f] = fam[f]->st == DNS_ST_DATA ? fam[f]->n : 0;
+		for (int f = 0; (k[0] < left[0] || k[1] < left[1]) && n < max; f ^= 1) {
+			if (k[f] >= left[f])
 				continue;
-			for (size_t i = 0; i < fam[f]->n && n < max; i++) {
-				fill_target(&out[n], hosts[h].name, hosts[h].port,
-					    f == 0 ? AF_INET6 : AF_INET, fam[f]->addr[i]);
-				out[n].direct_tls = hosts[h].direct_tls;
-				if (target_seen(out, n, &out[n]))
-					continue;
-				n++;
-				if (fam[f]->ttl < *ttl)
-					*ttl = fam[f]->ttl;
-			}
+			fill_target(&out[n], hosts[h].name, hosts[h].port,
+				    f == 0 ? AF_INET6 : AF_INET, fam[f]->addr[k[f]++]);
+			out[n].direct_tls = hosts[h].direct_tls;
+			if (target_seen(out, n, &out[n]))
+				continue;
+			n++;
+			if (fam[f]->ttl < *ttl)
+				*ttl = fam[f]->ttl;
 		}
 	}
 	if (n == 0)

@@ -4,6 +4,7 @@
 #include "conn.h"
 #include "dialback.h"
 #include "dns.h"
+#include "happy.h"
 #include "fg.h"
 #include "live.h"
 #include "log.h"
@@ -69,7 +70,10 @@ struct s2s_out {
 
 	struct dns_query *q;
 	struct dns_target *targets;
-	size_t ntargets, next_target;
+	/* targets[next_target..] are not tried yet; the race (happy.c)
+	 * started at race_base; cur is the one connected. */
+	size_t ntargets, next_target, race_base, cur;
+	struct happy *race;
 	char last_connect_error[300];
 	char last_error[600];
 	enum db_cond fail_cond; /* what a failure means for senders */
@@ -152,6 +156,7 @@ static void drop_verifies(struct s2s_out *o, enum db_cond cond, const char *why)
 static void out_free(struct s2s_out *o)
 {
 	dns_cancel(&o->q);
+	happy_cancel(&o->race);
 	if (o->deadline)
 		event_free(o->deadline);
 	xmlstream_free(&o->xs);
@@ -645,7 +650,7 @@ static void connect_next(struct s2s_out *o);
 static void on_connected(void *ud)
 {
 	struct s2s_out *o = ud;
-	const struct dns_target *t = &o->targets[o->next_target - 1];
+	const struct dns_target *t = &o->targets[o->cur];
 	step(o, "connected to %s [%s]:%u%s", t->host, t->addr_text, t->port,
 	     t->direct_tls ? " (Direct TLS)" : "");
 	const struct fg_conf *cf = o->srv->conf;
@@ -681,26 +686,17 @@ static void on_closed(void *ud, const char *reason)
 	struct s2s_out *o = ud;
 	o->conn = NULL;
 	xmlstream_free(&o->xs);
-	if (o->state == OUT_CONNECTING) {
-		/* This target failed; the next one may do. */
-		snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", reason);
-		step(o, "%s", reason);
-		connect_next(o);
-		return;
-	}
-	if (o->state == OUT_TLS && o->next_target > 0 &&
-	    tls_client_forget(o->srv->tls_client, o->local, o->remote)) {
+	if (o->state == OUT_TLS && tls_client_forget(o->srv->tls_client, o->local, o->remote)) {
 		/* We offered the session of our last stream and the
 		 * handshake failed: maybe over the resumption itself, so the
 		 * same target once more, with a full handshake. */
 		step(o, "TLS failed with a resumed session (%s); again with a full handshake",
 		     reason);
-		o->next_target--;
+		o->next_target = o->cur;
 		connect_next(o);
 		return;
 	}
-	if (o->state == OUT_TLS && o->next_target > 0 &&
-	    o->targets[o->next_target - 1].direct_tls) {
+	if (o->state == OUT_TLS && o->targets[o->cur].direct_tls) {
 		/* A Direct TLS handshake failing is part of reaching the
 		 * server (a port that does not speak it, an ALPN refusal):
 		 * the next target may do, as after a refused connect. */
@@ -737,6 +733,64 @@ static const struct conn_ops out_ops = {
 	.on_drained = on_drained,
 };
 
+/* ---- connecting: the targets raced (RFC 8305, net/happy.c) ---- */
+
+static void race_addr(void *ud, size_t i, const struct sockaddr **sa, socklen_t *salen)
+{
+	struct s2s_out *o = ud;
+	const struct dns_target *t = &o->targets[o->race_base + i];
+	*sa = (const struct sockaddr *)&t->addr;
+	*salen = t->addrlen;
+}
+
+static void race_started(void *ud, size_t i, struct conn *c)
+{
+	struct s2s_out *o = ud;
+	const struct dns_target *t = &o->targets[o->race_base + i];
+	char label[300];
+	snprintf(label, sizeof(label), "%s->%s", o->local, o->remote);
+	conn_set_label(c, label);
+	if (i > 0)
+		step(o, "also trying %s [%s]:%u (Happy Eyeballs: no answer yet from the %s)",
+		     t->host, t->addr_text, t->port, i == 1 ? "first" : "others");
+}
+
+static void race_failed(void *ud, size_t i, const char *why)
+{
+	struct s2s_out *o = ud;
+	const struct dns_target *t = &o->targets[o->race_base + i];
+	snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", why);
+	step(o, "[%s]:%u: %s", t->addr_text, t->port, why);
+}
+
+static void race_won(void *ud, size_t i, struct conn *c)
+{
+	struct s2s_out *o = ud;
+	o->race = NULL;
+	o->conn = c;
+	o->cur = o->race_base + i;
+	/* A later fallback (a Direct TLS handshake that fails) goes on
+	 * after the winner; the losers are candidates again. */
+	o->next_target = o->cur + 1;
+	on_connected(o);
+}
+
+static void race_lost(void *ud, const char *why)
+{
+	struct s2s_out *o = ud;
+	o->race = NULL;
+	o->next_target = o->ntargets;
+	fail(o, "cannot connect to %s: %s", o->remote, why);
+}
+
+static const struct happy_ops race_ops = {
+	.addr = race_addr,
+	.started = race_started,
+	.failed = race_failed,
+	.won = race_won,
+	.lost = race_lost,
+};
+
 static void connect_next(struct s2s_out *o)
 {
 	if (o->next_target >= o->ntargets) {
@@ -744,20 +798,18 @@ static void connect_next(struct s2s_out *o)
 		     o->last_connect_error[0] ? o->last_connect_error : "no address");
 		return;
 	}
-	const struct dns_target *t = &o->targets[o->next_target++];
 	enter(o, OUT_CONNECTING);
 	struct conn_limits cl = {.output_queue = o->srv->conf->output_queue,
 				 .input_buffer = 64 * 1024};
-	o->conn = conn_connect(o->srv->base, (const struct sockaddr *)&t->addr, t->addrlen,
-			       "s2s-out", &cl, &out_ops, o);
-	if (!o->conn) {
+	struct happy_params hp = {.ctx_prefix = "s2s-out",
+				  .limits = &cl,
+				  .connect_timeout = o->srv->conf->timeout_tls_handshake,
+				  .owner_ops = &out_ops,
+				  .owner_ud = o};
+	o->race_base = o->next_target;
+	o->race = happy_start(o->srv->base, o->ntargets - o->race_base, &hp, &race_ops, o);
+	if (!o->race)
 		fail(o, "out of memory");
-		return;
-	}
-	char label[300];
-	snprintf(label, sizeof(label), "%s->%s", o->local, o->remote);
-	conn_set_label(o->conn, label);
-	conn_set_timer(o->conn, o->srv->conf->timeout_tls_handshake);
 }
 
 static void on_dns(void *ud, const struct dns_result *res, const char *err)

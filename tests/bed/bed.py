@@ -275,6 +275,9 @@ class Prosody:
         # (fedgate, and Prosody itself for its outbound streams) find them.
         self.direct_tls_ports = [int(x) for x in
                                  re.findall(r"\d+", options["s2s_direct_tls_ports"])]
+        # extra may move the s2s port too (a bed with several servers on
+        # one address, such as ::1).
+        self.s2s_port = int(re.findall(r"\d+", options["s2s_ports"])[0])
         body = "".join(f"{k} = {v}\n" for k, v in options.items())
         with open(self.conf, "w") as f:
             f.write(f"{body}{PROSODY_UNBOUND}\n{vhosts}")
@@ -297,7 +300,7 @@ class Prosody:
         self.proc = subprocess.Popen(self._as_prosody() + ["prosody", "--config", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_port(self.addr, 5222, proc=self.proc, log=self.log)
-        wait_port(self.addr, 5269, proc=self.proc, log=self.log)
+        wait_port(self.addr, self.s2s_port, proc=self.proc, log=self.log)
         for port in self.direct_tls_ports:
             wait_port(self.addr, port, proc=self.proc, log=self.log)
         return self
