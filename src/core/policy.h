@@ -24,6 +24,9 @@ struct domain_list {
 
 /* One partner. Strings are malloc'ed and owned by the record; domains are
  * stored prepared (lower case, A-labels), as jid_domain_prep gives them. */
+/* DANE (RFC 7673) for outbound streams to a partner. */
+enum dane_mode { DANE_OFF = 0, DANE_OPPORTUNISTIC = 1, DANE_REQUIRED = 2 };
+
 struct partner {
 	char *domain;
 	char *description; /* never NULL; "" when empty */
@@ -36,6 +39,7 @@ struct partner {
 	unsigned connection_limit; /* 0 = the gateway's partner_connection_limit */
 	char *proxy_fqdn;	   /* NULL or "" = DNS SRV lookup; "host" or "host:port" */
 	bool enabled;		   /* false: suspended by the admin, no federation either way */
+	enum dane_mode dane;	   /* default DANE_OFF */
 };
 
 /* What a suspended partner (enabled false) is told, and the senders of
