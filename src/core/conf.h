@@ -35,6 +35,7 @@ struct fg_conf {
 
 	/* [dns] */
 	char *dns_resolv_conf; /* absolute */
+	char *dns_trust_anchor; /* DNSSEC trust anchors for DANE; "" = none; absolute */
 
 	/* [store] */
 	char *store_path; /* absolute */

@@ -2,6 +2,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "dane.h"
 #include "dialback.h"
 #include "dns.h"
 #include "fg.h"
@@ -67,6 +68,14 @@ struct s2s_out {
 	const char *method; /* how it authenticated, for logs */
 
 	struct dns_query *q;
+	/* DANE (dane.c): the partner's setting, the TLSA lookups and what
+	 * they found, and the records of the target being tried when its
+	 * certificate is to be verified with them. */
+	enum dane_mode dane;
+	struct dane_lookup *dl;
+	struct dane_result *dane_res;
+	const struct dane_host *dane_host;
+	bool dane_refused; /* the last target was not tried because of DANE */
 	struct dns_target *targets;
 	size_t ntargets, next_target;
 	char last_connect_error[300];
@@ -150,6 +159,8 @@ static void drop_verifies(struct s2s_out *o, enum db_cond cond, const char *why)
 static void out_free(struct s2s_out *o)
 {
 	dns_cancel(&o->q);
+	dane_lookup_cancel(&o->dl);
+	free(o->dane_res);
 	if (o->deadline)
 		event_free(o->deadline);
 	xmlstream_free(&o->xs);
@@ -486,9 +497,15 @@ static void on_element(struct s2s_out *o, struct xml_node *el)
 		if (xml_is(el, XML_NS_TLS, "proceed")) {
 			/* Offers the session of our last stream of this pair,
 			 * if any; the certificate checks run all the same. */
-			tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
+			/* A stream verified with DANE does a full handshake:
+			 * OpenSSL checks TLSA records only against a chain. */
+			if (o->dane_host)
+				dane_client_arm(o->srv->tls_client, o->dane_host, o->remote);
+			else
+				tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
 			int rc = conn_start_tls_client(o->conn, o->srv->tls_client, o->remote);
 			tls_client_resume_for(o->srv->tls_client, NULL, NULL);
+			dane_client_arm(o->srv->tls_client, NULL, NULL);
 			if (rc != FG_OK) {
 				fail(o, "cannot start TLS");
 				return;
@@ -578,6 +595,40 @@ static size_t on_data(void *ud, const char *data, size_t len)
 	return len;
 }
 
+/* The certificate against the target's DNSSEC-secure TLSA records: a
+ * secure set that does not match refuses the stream whatever the mode
+ * (RFC 7672 §2.2); the reason names the key to publish. */
+static bool dane_check(struct s2s_out *o, SSL *ssl, const struct tls_verdict *v)
+{
+	const struct dane_host *h = o->dane_host;
+	int usable = dane_ssl_usable(ssl);
+	char spki[2 * 32 + 1], recs[600];
+
+	if (v->dane_ok) {
+		step(o, "DANE: the certificate matches a TLSA record at %s", h->qname);
+		return true;
+	}
+	if (usable == 0 && o->dane != DANE_REQUIRED) {
+		step(o, "DANE: no TLSA record at %s is usable; going on without DANE", h->qname);
+		return true;
+	}
+	dane_spki_sha256_hex(SSL_get0_peer_certificate(ssl), spki, sizeof(spki));
+	dane_host_text(h, recs, sizeof(recs));
+	o->fail_kind = "tls";
+	if (usable == 0)
+		fail(o,
+		     "DANE (dane = required): no TLSA record at %s is usable (%s); the certificate "
+		     "of %s has SPKI SHA-256 %s (TLSA 3 1 1 %s)",
+		     h->qname, recs, o->remote, spki[0] ? spki : "?", spki[0] ? spki : "?");
+	else
+		fail(o,
+		     "DANE mismatch (dane = %s): the certificate of %s at %s:%u has SPKI SHA-256 %s, "
+		     "which no TLSA record at %s matches (%s)",
+		     dane_mode_word(o->dane), o->remote, h->name, h->port, spki[0] ? spki : "?",
+		     h->qname, recs);
+	return false;
+}
+
 static void on_tls(void *ud)
 {
 	struct s2s_out *o = ud;
@@ -588,6 +639,8 @@ static void on_tls(void *ud)
 	struct tls_verdict v;
 	tls_peer_verify(ssl, o->remote, &v);
 	step(o, "TLS: %s; certificate of %s: %s", desc, o->remote, v.text);
+	if (o->dane_host && !dane_check(o, ssl, &v))
+		return;
 	xmlstream_reset(o->xs);
 	send_header(o);
 }
@@ -702,14 +755,46 @@ static const struct conn_ops out_ops = {
 	.on_drained = on_drained,
 };
 
+/* Whether the partner's `dane` lets us try t, and with which records. */
+static bool dane_allows(struct s2s_out *o, const struct dns_target *t)
+{
+	char why[sizeof(o->last_connect_error)];
+	enum dane_use use =
+		dane_decide(o->dane, o->dane_res, t->host, t->port, &o->dane_host, why, sizeof(why));
+	if (use != DANE_USE_REFUSE) {
+		if (use == DANE_USE_NONE && why[0])
+			step(o, "%s; going on without DANE (dane = %s)", why,
+			     dane_mode_word(o->dane));
+		return true;
+	}
+	step(o, "%s [%s]:%u not tried: %s", t->host, t->addr_text, t->port, why);
+	snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", why);
+	o->dane_refused = true;
+	return false;
+}
+
 static void connect_next(struct s2s_out *o)
 {
-	if (o->next_target >= o->ntargets) {
+	const struct dns_target *t = NULL;
+	while (o->next_target < o->ntargets) {
+		t = &o->targets[o->next_target++];
+		o->dane_host = NULL;
+		o->dane_refused = false;
+		if (dane_allows(o, t))
+			break;
+		t = NULL;
+	}
+	if (!t) {
+		if (o->dane_refused) {
+			o->fail_kind = "tls";
+			fail(o, "refused by the partner setting dane = %s: %s",
+			     dane_mode_word(o->dane), o->last_connect_error);
+			return;
+		}
 		fail(o, "cannot connect to %s: %s", o->remote,
 		     o->last_connect_error[0] ? o->last_connect_error : "no address");
 		return;
 	}
-	const struct dns_target *t = &o->targets[o->next_target++];
 	enter(o, OUT_CONNECTING);
 	struct conn_limits cl = {.output_queue = o->srv->conf->output_queue,
 				 .input_buffer = 64 * 1024};
@@ -723,6 +808,27 @@ static void connect_next(struct s2s_out *o)
 	snprintf(label, sizeof(label), "%s->%s", o->local, o->remote);
 	conn_set_label(o->conn, label);
 	conn_set_timer(o->conn, o->srv->conf->timeout_tls_handshake);
+}
+
+static void on_dane(void *ud, const struct dane_result *r)
+{
+	struct s2s_out *o = ud;
+	o->dane_res = malloc(sizeof(*o->dane_res));
+	if (!o->dane_res) {
+		fail(o, "out of memory");
+		return;
+	}
+	*o->dane_res = *r;
+	step(o, "DANE (dane = %s): %s: %s", dane_mode_word(o->dane), r->srv_why,
+	     r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE ? "DNSSEC-secure"
+	     : r->srv == DANE_ST_INSECURE			  ? "not DNSSEC-secure"
+								  : "no DNSSEC verdict");
+	for (size_t i = 0; i < r->nhosts; i++) {
+		char text[700];
+		dane_host_text(&r->hosts[i], text, sizeof(text));
+		step(o, "DANE: TLSA %s: %s", r->hosts[i].qname, text);
+	}
+	connect_next(o);
 }
 
 static void on_dns(void *ud, const struct dns_result *res, const char *err)
@@ -742,6 +848,11 @@ static void on_dns(void *ud, const struct dns_result *res, const char *err)
 	for (size_t i = 0; i < res->n; i++)
 		step(o, "DNS: %s [%s]:%u", res->targets[i].host, res->targets[i].addr_text,
 		     res->targets[i].port);
+	if (o->dane != DANE_OFF) {
+		if (dane_lookup_start(o->srv->dns, o->remote, res, on_dane, o, &o->dl) != FG_OK)
+			fail(o, "out of memory");
+		return;
+	}
 	connect_next(o);
 }
 
@@ -794,6 +905,7 @@ void s2s_out_begin(struct s2s_out *o, const struct partner *p)
 		return;
 	}
 	o->methods = policy_allowed_methods(p);
+	o->dane = p->dane;
 	char names[128];
 	policy_methods_string(o->methods, names, sizeof(names));
 	step(o, "partner %s allows %s", p->domain, names);
@@ -903,6 +1015,7 @@ void s2s_out_status(const struct s2s_out *o, void *json_row)
 	json_object_set_new(r, "state", json_string(out_state_names[o->state]));
 	json_object_set_new(r, "method", json_string(o->method ? o->method : "none"));
 	json_object_set_new(r, "certificate", json_string(cert));
+	json_object_set_new(r, "dane", json_string(ssl && v.dane_ok ? "verified" : "none"));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - o->started)));
 	json_object_set_new(r, "last_error", json_string(o->last_error));
 }
