@@ -376,6 +376,8 @@ static void print_status(FILE *f, json_t *rows)
 		json_t *lf = json_object_get(r, "last_failure");
 		if (cert[0] && strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
+		if (json_is_string(json_object_get(r, "dane")))
+			fprintf(f, "      dane: %s\n", str_of(r, "dane"));
 		if (lf && strcmp(str_of(lf, "state"), "failing") == 0) {
 			/* A route that fails: since when, how often, why (ours or the
 			 * peer's words), when it tries again, what waits and what was
