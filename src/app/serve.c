@@ -132,11 +132,12 @@ static void describe_partner(const struct partner *p, const struct gateway_setti
 	size_t n = (size_t)snprintf(
 		buf, len,
 		"type=%s tls=%s sasl=%s dialback=%s keepalive=%s connection_limit=%u proxy=%s "
-		"allowed methods: %s; additional domains:",
+		"bidi=%s dane=%s pins=%zu allowed methods: %s; additional domains:",
 		policy_partner_type_name(p->type), policy_negotiation_name(p->tls),
 		policy_negotiation_name(p->sasl), p->dialback ? "true" : "false",
 		p->keepalive ? "true" : "false", partner_connection_limit(p, gw),
-		p->proxy_fqdn && *p->proxy_fqdn ? p->proxy_fqdn : "-", methods);
+		p->proxy_fqdn && *p->proxy_fqdn ? p->proxy_fqdn : "-", p->bidi ? "true" : "false",
+		policy_dane_name(p->dane), p->pins.n, methods);
 	for (size_t i = 0; i < p->additional_domains.n && n < len; i++)
 		n += (size_t)snprintf(buf + n, len - n, " %s", p->additional_domains.v[i]);
 	if (p->additional_domains.n == 0 && n < len)

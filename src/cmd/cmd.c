@@ -40,6 +40,11 @@
 		 "most simultaneous streams; 0 = the gateway default"},                      \
 		{"enabled", "--enabled", CP_BOOL, false,                                     \
 		 "false suspends federation with the partner (kept, not deleted)"},          \
+		{"bidi", "--bidi", CP_BOOL, false,                                           \
+		 "true lets one stream carry both directions (XEP-0288)"},                   \
+		{"dane", "--dane", CP_STRING, false, "off, opportunistic or required"},      \
+		{"pins", "--pins", CP_LIST, false,                                           \
+		 "SHA-256 public-key pins, comma-separated; only those keys are accepted"},  \
 	{                                                                                    \
 		"proxy_fqdn", "--proxy-fqdn", CP_STRING, false,                              \
 			"host[:port] to connect to instead of DNS SRV"                       \
@@ -60,6 +65,9 @@ static const struct cmd_param p_partner_set[] = {
 	{"add_domain", "--add-domain", CP_REPEAT, false, "add an additional domain"},
 	{"remove_domain", "--remove-domain", CP_REPEAT, false, "remove an additional domain"},
 	{"clear_domains", "--clear-domains", CP_FLAG, false, "remove every additional domain"},
+	{"add_pin", "--add-pin", CP_REPEAT, false, "add a public-key pin"},
+	{"remove_pin", "--remove-pin", CP_REPEAT, false, "remove a public-key pin"},
+	{"clear_pins", "--clear-pins", CP_FLAG, false, "remove every pin"},
 	{NULL, NULL, 0, false, NULL},
 };
 
@@ -341,8 +349,8 @@ static json_t *partner_result(struct cmd_env *env, const struct partner *p)
 
 /* ---- partner new / set ---- */
 
-static const char *const skip_set[] = {"domain", "add_domain", "remove_domain", "clear_domains",
-				       NULL};
+static const char *const skip_set[] = {"domain",  "add_domain", "remove_domain", "clear_domains",
+				       "add_pin", "remove_pin", "clear_pins",	 NULL};
 
 static void finish_partner_change(struct cmd_env *env, const struct cmd_request *req,
 				  struct partner *p, const struct partner *old, cmd_reply_fn reply,
@@ -422,6 +430,81 @@ static void cmd_partner_new(struct cmd_env *env, const struct cmd_request *req, 
 	finish_partner_change(env, req, p, NULL, reply, ud);
 }
 
+/* --add-domain and the like: what `partner set` changes in a list without
+ * restating it. */
+struct list_edit {
+	const char *clear, *remove, *add;
+	const char *what; /* "domain name", "pin" */
+	void (*clear_fn)(struct partner *p);
+	/* Removes x (as given); false when it is not there. */
+	bool (*remove_fn)(struct partner *p, const char *x);
+	int (*add_fn)(struct partner *p, const char *x);
+	const char *listed; /* "an additional domain", "a pin" */
+};
+
+static bool remove_prepared_domain(struct partner *p, const char *name)
+{
+	char *prep = NULL;
+	bool ok = jid_domain_prep(name, strlen(name), &prep) == JID_OK &&
+		  partner_remove_domain(p, prep);
+	free(prep);
+	return ok;
+}
+
+static const struct list_edit list_edits[] = {
+	{"clear_domains", "remove_domain", "add_domain",
+	 "domain names, e.g. [\"corp.fabrikam.com\"]", partner_clear_domains,
+	 remove_prepared_domain, partner_add_domain, "an additional domain"},
+	{"clear_pins", "remove_pin", "add_pin", "pins as 'fedgate probe' prints them",
+	 partner_clear_pins, partner_remove_pin, partner_add_pin, "a pin"},
+};
+
+/* Order: clear, then remove, then add, whatever the flags' order. The CLI
+ * sends lists; the API and the control socket may send anything, and a
+ * change that would be ignored must be refused instead. */
+static int apply_list_edits(struct partner *p, const struct partner *old, json_t *params, char *err,
+			    size_t errlen, const char **field)
+{
+	for (size_t k = 0; k < FG_ARRAY_LEN(list_edits); k++) {
+		const struct list_edit *e = &list_edits[k];
+		const char *const names[] = {e->remove, e->add};
+		for (size_t j = 0; j < 2; j++) {
+			json_t *v = json_object_get(params, names[j]);
+			size_t i;
+			json_t *d;
+			bool ok = !v || json_is_array(v);
+			json_array_foreach(v, i, d) ok = ok && json_is_string(d);
+			if (!ok) {
+				*field = names[j];
+				snprintf(err, errlen, "%s: give a list of %s", names[j], e->what);
+				return FG_INVAL;
+			}
+		}
+		if (param_flag(params, e->clear))
+			e->clear_fn(p);
+		size_t i;
+		json_t *d;
+		json_array_foreach(json_object_get(params, e->remove), i, d)
+		{
+			if (!e->remove_fn(p, json_string_value(d))) {
+				snprintf(err, errlen, "%s: %.200s is not %s of %s", e->remove,
+					 json_string_value(d), e->listed, old->domain);
+				*field = e->remove;
+				return FG_INVAL;
+			}
+		}
+		json_array_foreach(json_object_get(params, e->add), i, d)
+		{
+			if (e->add_fn(p, json_string_value(d)) != FG_OK) {
+				snprintf(err, errlen, "%s: out of memory", e->add);
+				*field = e->add;
+				return FG_NOMEM;
+			}
+		}
+	}
+	return FG_OK;
+}
+
 static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, cmd_reply_fn reply,
 			    void *ud)
 {
@@ -443,53 +526,8 @@ static void cmd_partner_set(struct cmd_env *env, const struct cmd_request *req, 
 	const char *field = NULL;
 	if (policy_json_apply(p, req->params, skip_set, err, sizeof(err), &field) != FG_OK)
 		goto refuse;
-	/* Order: clear, then remove, then add, whatever the flags' order. */
-	if (param_flag(req->params, "clear_domains"))
-		partner_clear_domains(p);
-	/* The CLI sends lists; the API and the control socket may send anything,
-	 * and a change that would be ignored must be refused instead. */
-	static const char *const lists[] = {"remove_domain", "add_domain"};
-	for (size_t k = 0; k < FG_ARRAY_LEN(lists); k++) {
-		json_t *v = json_object_get(req->params, lists[k]);
-		size_t i;
-		json_t *d;
-		bool ok = !v || json_is_array(v);
-		json_array_foreach(v, i, d) ok = ok && json_is_string(d);
-		if (!ok) {
-			field = lists[k];
-			snprintf(err, sizeof(err),
-				 "%s: give a list of domain names, e.g. [\"corp.fabrikam.com\"]",
-				 lists[k]);
-			goto refuse;
-		}
-	}
-	json_t *arr = json_object_get(req->params, "remove_domain");
-	size_t i;
-	json_t *d;
-	json_array_foreach(arr, i, d)
-	{
-		const char *name = json_string_value(d);
-		char *prep = NULL;
-		if (!name || jid_domain_prep(name, strlen(name), &prep) != JID_OK ||
-		    !partner_remove_domain(p, prep)) {
-			snprintf(err, sizeof(err),
-				 "remove_domain: %.200s is not an additional domain of %s",
-				 name ? name : "?", old->domain);
-			field = "remove_domain";
-			free(prep);
-			goto refuse;
-		}
-		free(prep);
-	}
-	arr = json_object_get(req->params, "add_domain");
-	json_array_foreach(arr, i, d)
-	{
-		if (!json_is_string(d) || partner_add_domain(p, json_string_value(d)) != FG_OK) {
-			snprintf(err, sizeof(err), "add_domain: give a domain name");
-			field = "add_domain";
-			goto refuse;
-		}
-	}
+	if (apply_list_edits(p, old, req->params, err, sizeof(err), &field) != FG_OK)
+		goto refuse;
 	finish_partner_change(env, req, p, old, reply, ud);
 	return;
 refuse:

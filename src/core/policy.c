@@ -11,6 +11,7 @@
 
 #include "fg.h"
 #include "jid.h"
+#include "pin.h"
 #include "strmap.h"
 
 #include <assert.h>
@@ -143,9 +144,40 @@ struct partner *partner_new(const char *domain)
 	p->dialback = true;
 	p->keepalive = true;
 	p->enabled = true;
+	p->bidi = true;
+	p->dane = DANE_OFF;
 	p->connection_limit = 0;
 	p->proxy_fqdn = NULL;
 	return p;
+}
+
+/* Copies src's strings into dst, which holds none. On failure dst keeps
+ * what was copied so far (n counts only those), for the caller to free. */
+static int list_copy(struct domain_list *dst, const struct domain_list *src)
+{
+	dst->v = NULL;
+	dst->n = 0;
+	if (src->n == 0)
+		return FG_OK;
+	dst->v = calloc(src->n, sizeof(char *));
+	if (dst->v == NULL)
+		return FG_NOMEM;
+	for (size_t i = 0; i < src->n; i++) {
+		dst->v[i] = xstrdup(src->v[i]);
+		if (dst->v[i] == NULL)
+			return FG_NOMEM;
+		dst->n++;
+	}
+	return FG_OK;
+}
+
+static void list_clear(struct domain_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
 struct partner *partner_clone(const struct partner *p)
@@ -160,8 +192,8 @@ struct partner *partner_clone(const struct partner *p)
 	*c = *p;
 	c->domain = NULL;
 	c->description = NULL;
-	c->additional_domains.v = NULL;
-	c->additional_domains.n = 0;
+	c->additional_domains = (struct domain_list){0};
+	c->pins = (struct domain_list){0};
 	c->proxy_fqdn = NULL;
 
 	c->domain = xstrdup(p->domain);
@@ -170,19 +202,9 @@ struct partner *partner_clone(const struct partner *p)
 		goto fail;
 	if (p->proxy_fqdn != NULL && (c->proxy_fqdn = strdup(p->proxy_fqdn)) == NULL)
 		goto fail;
-	if (p->additional_domains.n > 0) {
-		c->additional_domains.v = calloc(p->additional_domains.n, sizeof(char *));
-		if (c->additional_domains.v == NULL)
-			goto fail;
-		for (size_t i = 0; i < p->additional_domains.n; i++) {
-			c->additional_domains.v[i] = xstrdup(p->additional_domains.v[i]);
-			/* n counts only what was copied, so partner_free
-			 * never reads an unset slot. */
-			if (c->additional_domains.v[i] == NULL)
-				goto fail;
-			c->additional_domains.n++;
-		}
-	}
+	if (list_copy(&c->additional_domains, &p->additional_domains) != FG_OK ||
+	    list_copy(&c->pins, &p->pins) != FG_OK)
+		goto fail;
 	return c;
 fail:
 	partner_free(&c);
@@ -198,7 +220,8 @@ void partner_free(struct partner **pp)
 	p = *pp;
 	free(p->domain);
 	free(p->description);
-	partner_clear_domains(p);
+	list_clear(&p->additional_domains);
+	list_clear(&p->pins);
 	free(p->proxy_fqdn);
 	free(p);
 	*pp = NULL;
@@ -219,6 +242,18 @@ bool policy_owns(const struct partner *p, const char *domain)
 	return strcmp(p->domain, domain) == 0 || list_contains(&p->additional_domains, domain);
 }
 
+/* Both directions, so that {x, x} and {x, y} differ. */
+static bool same_set(const struct domain_list *a, const struct domain_list *b)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!list_contains(b, a->v[i]))
+			return false;
+	for (size_t i = 0; i < b->n; i++)
+		if (!list_contains(a, b->v[i]))
+			return false;
+	return true;
+}
+
 static bool str_equal(const char *a, const char *b)
 {
 	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
@@ -236,16 +271,11 @@ bool partner_equal(const struct partner *a, const struct partner *b)
 	if (!str_equal(a->domain, b->domain) || !str_equal(a->description, b->description) ||
 	    !str_equal(a->proxy_fqdn, b->proxy_fqdn) || a->type != b->type || a->tls != b->tls ||
 	    a->sasl != b->sasl || a->dialback != b->dialback || a->keepalive != b->keepalive ||
-	    a->connection_limit != b->connection_limit || a->enabled != b->enabled)
+	    a->connection_limit != b->connection_limit || a->enabled != b->enabled ||
+	    a->bidi != b->bidi || a->dane != b->dane)
 		return false;
-	/* Both directions, so that {x, x} and {x, y} differ. */
-	for (size_t i = 0; i < a->additional_domains.n; i++)
-		if (!list_contains(&b->additional_domains, a->additional_domains.v[i]))
-			return false;
-	for (size_t i = 0; i < b->additional_domains.n; i++)
-		if (!list_contains(&a->additional_domains, b->additional_domains.v[i]))
-			return false;
-	return true;
+	return same_set(&a->additional_domains, &b->additional_domains) &&
+	       same_set(&a->pins, &b->pins);
 }
 
 /* Whether a and b name the same domain as policy_check() would see them:
@@ -269,66 +299,110 @@ static bool same_domain(const char *a, const char *b)
 	return eq;
 }
 
+static int list_add(struct domain_list *l, const char *x, bool (*same)(const char *, const char *))
+{
+	char **v;
+	char *d;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (same(l->v[i], x))
+			return FG_OK;
+	d = strdup(x);
+	if (d == NULL)
+		return FG_NOMEM;
+	v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	if (v == NULL) {
+		free(d);
+		return FG_NOMEM;
+	}
+	v[l->n++] = d;
+	l->v = v;
+	return FG_OK;
+}
+
+static bool list_remove(struct domain_list *l, const char *x,
+			bool (*same)(const char *, const char *))
+{
+	size_t o = 0;
+	bool removed = false;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (same(l->v[i], x)) {
+			free(l->v[i]);
+			removed = true;
+		} else {
+			l->v[o++] = l->v[i];
+		}
+	}
+	l->n = o;
+	if (o == 0) {
+		free(l->v);
+		l->v = NULL;
+	}
+	return removed;
+}
+
 /* Adding a domain that is already there (in any spelling that prepares to
  * the same name) is a no-op, so that `partner set --add-domain` is
  * idempotent rather than a way to make a record policy_check() refuses. */
 int partner_add_domain(struct partner *p, const char *domain)
 {
-	char **v;
-	char *d;
-
 	if (p == NULL || domain == NULL)
 		return FG_INVAL;
-	for (size_t i = 0; i < p->additional_domains.n; i++)
-		if (same_domain(p->additional_domains.v[i], domain))
-			return FG_OK;
-	d = strdup(domain);
-	if (d == NULL)
-		return FG_NOMEM;
-	v = realloc(p->additional_domains.v, (p->additional_domains.n + 1) * sizeof(*v));
-	if (v == NULL) {
-		free(d);
-		return FG_NOMEM;
-	}
-	v[p->additional_domains.n++] = d;
-	p->additional_domains.v = v;
-	return FG_OK;
+	return list_add(&p->additional_domains, domain, same_domain);
 }
 
 /* Matches in any spelling that prepares to the same name, because the admin
  * types "Corp.Fabrikam.test" to remove what is stored prepared. */
 bool partner_remove_domain(struct partner *p, const char *domain)
 {
-	size_t o = 0;
-	bool removed = false;
-
 	if (p == NULL || domain == NULL)
 		return false;
-	for (size_t i = 0; i < p->additional_domains.n; i++) {
-		if (same_domain(p->additional_domains.v[i], domain)) {
-			free(p->additional_domains.v[i]);
-			removed = true;
-		} else {
-			p->additional_domains.v[o++] = p->additional_domains.v[i];
-		}
-	}
-	p->additional_domains.n = o;
-	if (o == 0) {
-		free(p->additional_domains.v);
-		p->additional_domains.v = NULL;
-	}
-	return removed;
+	return list_remove(&p->additional_domains, domain, same_domain);
 }
 
 void partner_clear_domains(struct partner *p)
 {
-	if (p == NULL)
-		return;
-	for (size_t i = 0; i < p->additional_domains.n; i++)
-		free(p->additional_domains.v[i]);
-	free(p->additional_domains.v);
-	p->additional_domains.v = NULL;
-	p->additional_domains.n = 0;
+	if (p != NULL)
+		list_clear(&p->additional_domains);
+}
+
+/* Pins match in any spelling of the same digest (hex pasted from openssl,
+ * base64 from probe); one that does not parse matches only itself, so
+ * policy_check() can name it. */
+static bool same_pin(const char *a, const char *b)
+{
+	char na[PIN_B64_LEN + 1], nb[PIN_B64_LEN + 1];
+
+	if (strcmp(a, b) == 0)
+		return true;
+	return pin_normalize(a, na) == FG_OK && pin_normalize(b, nb) == FG_OK &&
+	       strcmp(na, nb) == 0;
+}
+
+int partner_add_pin(struct partner *p, const char *pin)
+{
+	if (p == NULL || pin == NULL)
+		return FG_INVAL;
+	return list_add(&p->pins, pin, same_pin);
+}
+
+bool partner_remove_pin(struct partner *p, const char *pin)
+{
+	if (p == NULL || pin == NULL)
+		return false;
+	return list_remove(&p->pins, pin, same_pin);
+}
+
+void partner_clear_pins(struct partner *p)
+{
+	if (p != NULL)
+		list_clear(&p->pins);
+}
+
+bool partner_has_pin(const struct partner *p, const char *b64)
+{
+	return p != NULL && b64 != NULL && list_contains(&p->pins, b64);
 }
 
 unsigned partner_connection_limit(const struct partner *p, const struct gateway_settings *gw)
@@ -407,6 +481,12 @@ static const struct spelling bool_spellings[] = {
 	{"false", 0}, {"$false", 0}, {"no", 0},	 {"0", 0}, {"off", 0},
 };
 
+static const struct spelling dane_spellings[] = {
+	{"off", DANE_OFF},
+	{"opportunistic", DANE_OPPORTUNISTIC},
+	{"required", DANE_REQUIRED},
+};
+
 static int lookup_spelling(const struct spelling *t, size_t n, const char *s, int *out)
 {
 	if (s == NULL)
@@ -449,6 +529,26 @@ int policy_parse_bool(const char *s, bool *out)
 	if (rc == FG_OK)
 		*out = v != 0;
 	return rc;
+}
+
+int policy_parse_dane(const char *s, enum dane_mode *out)
+{
+	int v;
+	int rc = lookup_spelling(dane_spellings, FG_ARRAY_LEN(dane_spellings), s, &v);
+
+	if (rc == FG_OK)
+		*out = (enum dane_mode)v;
+	return rc;
+}
+
+const char *policy_dane_name(enum dane_mode d)
+{
+	switch (d) {
+	case DANE_OFF: return "off";
+	case DANE_OPPORTUNISTIC: return "opportunistic";
+	case DANE_REQUIRED: return "required";
+	}
+	return "?";
 }
 
 const char *policy_negotiation_name(enum negotiation n)
@@ -949,6 +1049,58 @@ static void check_proxy(struct partner *p, struct policy_verdict *v, bool *nomem
 	p->proxy_fqdn = norm;
 }
 
+/* Pins and DANE both speak of the certificate a stream shows, so both need
+ * a row that has TLS. Pins are rewritten in their stored spelling. */
+static void check_keys(struct partner *p, struct policy_verdict *v, bool *nomem)
+{
+	char shown[SHOW_MAX + 8], norm[PIN_B64_LEN + 1];
+	size_t bad = 0;
+
+	if (p->dane != DANE_OFF && p->dane != DANE_OPPORTUNISTIC && p->dane != DANE_REQUIRED)
+		add_error(v, "dane",
+			  "dane: %d is not a valid value; use off, opportunistic or required.",
+			  (int)p->dane);
+	else if (p->dane != DANE_OFF && p->tls == NEG_NOT_SUPPORTED)
+		add_error(v, "dane",
+			  "dane: %s needs TLS, but tls is not-supported; set tls to optional or "
+			  "required, or set dane to off.",
+			  policy_dane_name(p->dane));
+	if (p->pins.n > POLICY_MAX_PINS)
+		add_error(v, "pins",
+			  "pins: %zu pins are listed; at most %d are allowed (one per key the "
+			  "partner uses, with the next one during a key change).",
+			  p->pins.n, POLICY_MAX_PINS);
+	for (size_t i = 0; i < p->pins.n; i++) {
+		if (pin_normalize(p->pins.v[i], norm) != FG_OK) {
+			if (bad++ == 0)
+				add_error(v, "pins",
+					  "pins: '%s' is not a SHA-256 public-key pin; give the 44 "
+					  "base64 characters or 64 hex digits that 'fedgate probe "
+					  "%s' prints as the key to pin.",
+					  show(p->pins.v[i], shown, sizeof(shown)), p->domain);
+			continue;
+		}
+		if (strcmp(norm, p->pins.v[i]) != 0) {
+			char *d = xstrdup(norm);
+			if (d == NULL) {
+				*nomem = true;
+				return;
+			}
+			free(p->pins.v[i]);
+			p->pins.v[i] = d;
+		}
+	}
+	if (p->pins.n > 0 && p->tls == NEG_NOT_SUPPORTED)
+		add_error(v, "pins",
+			  "pins: keys are pinned, but tls is not-supported, so no stream shows a "
+			  "key; set tls to optional or required, or remove the pins.");
+	else if (p->pins.n > 0 && p->tls == NEG_OPTIONAL)
+		add_warning(v,
+			    "Keys are pinned and TLS is optional: a stream from or to %s "
+			    "without TLS shows no key and will be refused.",
+			    p->domain);
+}
+
 static void check_description(struct partner *p, struct policy_verdict *v, bool *nomem)
 {
 	const unsigned char *s;
@@ -1025,6 +1177,8 @@ int policy_check(const struct policy *pol, struct partner *p, bool is_new,
 			  p->connection_limit, CONNECTION_LIMIT_MAX);
 	if (!nomem)
 		check_proxy(p, v, &nomem);
+	if (!nomem)
+		check_keys(p, v, &nomem);
 	locals_free(&locals);
 	v->allowed_methods = policy_allowed_methods(p);
 	if (nomem) {

@@ -9,6 +9,10 @@
 
 enum negotiation { NEG_REQUIRED = 0, NEG_OPTIONAL = 1, NEG_NOT_SUPPORTED = 2 };
 enum partner_type { PT_FEDERATED = 0, PT_PUBLIC_VERIFIED = 1, PT_PUBLIC_UNVERIFIED = 2 };
+/* DANE (RFC 7672/7673) for a partner's streams: off never looks up TLSA;
+ * opportunistic uses DNSSEC-secure TLSA records when there are some;
+ * required refuses a stream without secure, matching ones. */
+enum dane_mode { DANE_OFF = 0, DANE_OPPORTUNISTIC = 1, DANE_REQUIRED = 2 };
 
 /* Authentication methods of a server-to-server stream (bit set). */
 enum auth_method {
@@ -24,9 +28,6 @@ struct domain_list {
 
 /* One partner. Strings are malloc'ed and owned by the record; domains are
  * stored prepared (lower case, A-labels), as jid_domain_prep gives them. */
-/* DANE (RFC 7673) for outbound streams to a partner. */
-enum dane_mode { DANE_OFF = 0, DANE_OPPORTUNISTIC = 1, DANE_REQUIRED = 2 };
-
 struct partner {
 	char *domain;
 	char *description; /* never NULL; "" when empty */
@@ -39,7 +40,12 @@ struct partner {
 	unsigned connection_limit; /* 0 = the gateway's partner_connection_limit */
 	char *proxy_fqdn;	   /* NULL or "" = DNS SRV lookup; "host" or "host:port" */
 	bool enabled;		   /* false: suspended by the admin, no federation either way */
-	enum dane_mode dane;	   /* default DANE_OFF */
+	bool bidi;		   /* XEP-0288: one stream may carry both directions */
+	enum dane_mode dane;
+	/* SPKI pins: when non-empty, only a certificate whose public key's
+	 * SHA-256 (base64, 44 characters, as pin_normalize() gives it) is
+	 * listed here proves this partner, whatever the CAs say. */
+	struct domain_list pins;
 };
 
 /* What a suspended partner (enabled false) is told, and the senders of
@@ -74,6 +80,13 @@ bool policy_owns(const struct partner *p, const char *domain);
 int partner_add_domain(struct partner *p, const char *domain);	   /* FG_OK / FG_NOMEM */
 bool partner_remove_domain(struct partner *p, const char *domain); /* false: not there */
 void partner_clear_domains(struct partner *p);
+/* Pins are compared in their normalized form; adding one that is there is
+ * a no-op. p's pins are normalized by policy_check(). */
+int partner_add_pin(struct partner *p, const char *pin);     /* FG_OK / FG_NOMEM */
+bool partner_remove_pin(struct partner *p, const char *pin); /* false: not there */
+void partner_clear_pins(struct partner *p);
+/* Whether b64 (normalized) is among p's pins. */
+bool partner_has_pin(const struct partner *p, const char *b64);
 /* The effective per-partner stream limit. */
 unsigned partner_connection_limit(const struct partner *p, const struct gateway_settings *gw);
 
@@ -88,6 +101,8 @@ int policy_parse_negotiation(const char *s,
 int policy_parse_partner_type(const char *s,
 			      enum partner_type *out); /* PublicVerified, public-verified */
 int policy_parse_bool(const char *s, bool *out); /* true/false, $true/$false, yes/no, 1/0, on/off */
+int policy_parse_dane(const char *s, enum dane_mode *out); /* off, opportunistic, required */
+const char *policy_dane_name(enum dane_mode d);
 const char *policy_negotiation_name(enum negotiation n);
 const char *policy_partner_type_name(enum partner_type t);
 /* "SASL over TLS", "TLS Dialback", "TCP Dialback" */
@@ -124,6 +139,7 @@ int policy_matrix_row(const struct partner *p);
 enum verdict { VERDICT_SAVED = 0, VERDICT_WARNING = 1, VERDICT_REJECTED = 2 };
 
 #define POLICY_MAX_MESSAGES 8
+#define POLICY_MAX_PINS	    8
 /* What a save would do. Messages are whole sentences that name the field(s)
  * and say how to resolve the problem. */
 struct policy_verdict {

@@ -50,6 +50,12 @@ json_t *policy_json_partner(const struct partner *p, const struct gateway_settin
 	json_object_set_new(o, "connection_limit", json_integer(limit));
 	json_object_set_new(o, "proxy_fqdn", json_string(p->proxy_fqdn ? p->proxy_fqdn : ""));
 	json_object_set_new(o, "enabled", json_boolean(p->enabled));
+	json_object_set_new(o, "bidi", json_boolean(p->bidi));
+	json_object_set_new(o, "dane", json_string(policy_dane_name(p->dane)));
+	json_t *pins = json_array();
+	for (size_t i = 0; i < p->pins.n; i++)
+		json_array_append_new(pins, json_string(p->pins.v[i]));
+	json_object_set_new(o, "pins", pins);
 	if (derived) {
 		json_object_set_new(o, "connection_limit_default",
 				    json_boolean(p->connection_limit == 0));
@@ -106,32 +112,65 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* A domain list from a JSON array or a comma-separated string. */
-static int apply_domains(struct partner *p, json_t *v, char *err, size_t errlen)
+/* A list field (additional domains, pins) from a JSON array or a
+ * comma-separated string, replacing what the record held. */
+struct list_field {
+	const char *name;
+	const char *example;
+	struct domain_list *(*list)(struct partner *p);
+	int (*add)(struct partner *p, const char *x);
+};
+
+static struct domain_list *domains_of(struct partner *p)
 {
-	partner_clear_domains(p);
+	return &p->additional_domains;
+}
+
+static struct domain_list *pins_of(struct partner *p)
+{
+	return &p->pins;
+}
+
+static const struct list_field list_fields[] = {
+	{"additional_domains", "domain names such as corp.fabrikam.com,it.fabrikam.com", domains_of,
+	 partner_add_domain},
+	{"pins", "public-key pins as 'fedgate probe DOMAIN' prints them", pins_of, partner_add_pin},
+};
+
+static const struct list_field *list_field(const char *key)
+{
+	for (size_t i = 0; i < FG_ARRAY_LEN(list_fields); i++)
+		if (strcmp(key, list_fields[i].name) == 0)
+			return &list_fields[i];
+	return NULL;
+}
+
+static int apply_list(struct partner *p, const struct list_field *lf, json_t *v, char *err,
+		      size_t errlen)
+{
+	struct domain_list *l = lf->list(p);
+
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	*l = (struct domain_list){0};
 	if (json_is_array(v)) {
 		size_t i;
 		json_t *d;
 		json_array_foreach(v, i, d)
 		{
 			if (!json_is_string(d)) {
-				snprintf(err, errlen,
-					 "additional_domains: entry %zu is not a string; give "
-					 "domain "
-					 "names such as corp.fabrikam.com",
-					 i + 1);
+				snprintf(err, errlen, "%s: entry %zu is not a string; give %s",
+					 lf->name, i + 1, lf->example);
 				return FG_INVAL;
 			}
-			if (partner_add_domain(p, json_string_value(d)) != FG_OK)
+			if (lf->add(p, json_string_value(d)) != FG_OK)
 				return FG_NOMEM;
 		}
 		return FG_OK;
 	}
 	if (!json_is_string(v)) {
-		snprintf(err, errlen,
-			 "additional_domains: give a list of domain names, e.g. "
-			 "corp.fabrikam.com,it.fabrikam.com");
+		snprintf(err, errlen, "%s: give a list of %s", lf->name, lf->example);
 		return FG_INVAL;
 	}
 	char *copy = strdup(json_string_value(v));
@@ -144,7 +183,7 @@ static int apply_domains(struct partner *p, json_t *v, char *err, size_t errlen)
 		size_t n = strlen(tok);
 		while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
 			tok[--n] = '\0';
-		if (n && partner_add_domain(p, tok) != FG_OK) {
+		if (n && lf->add(p, tok) != FG_OK) {
 			free(copy);
 			return FG_NOMEM;
 		}
@@ -174,8 +213,9 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 		const char *s = policy_json_text(v, num, sizeof(num));
 		/* Every error from here on is about this key. */
 		*field = key;
-		if (strcmp(key, "additional_domains") == 0) {
-			int rc = apply_domains(p, v, err, errlen);
+		const struct list_field *lf = list_field(key);
+		if (lf != NULL) {
+			int rc = apply_list(p, lf, v, err, errlen);
 			if (rc != FG_OK)
 				return rc;
 			continue;
@@ -213,10 +253,19 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 					 key, s);
 				return FG_INVAL;
 			}
+		} else if (strcmp(key, "dane") == 0) {
+			if (policy_parse_dane(s, &p->dane) != FG_OK) {
+				snprintf(err, errlen,
+					 "dane: '%.60s' is not a valid value; use off, "
+					 "opportunistic or required",
+					 s);
+				return FG_INVAL;
+			}
 		} else if (strcmp(key, "dialback") == 0 || strcmp(key, "keepalive") == 0 ||
-			   strcmp(key, "enabled") == 0) {
+			   strcmp(key, "enabled") == 0 || strcmp(key, "bidi") == 0) {
 			bool *b = key[0] == 'd'	  ? &p->dialback
 				  : key[0] == 'k' ? &p->keepalive
+				  : key[0] == 'b' ? &p->bidi
 						  : &p->enabled;
 			if (policy_parse_bool(s, b) != FG_OK) {
 				snprintf(err, errlen, "%s: '%.60s' is not true or false", key, s);
@@ -236,7 +285,7 @@ int policy_json_apply(struct partner *p, json_t *obj, const char *const *skip, c
 				err, errlen,
 				"%.60s: unknown field; a partner has domain, description, "
 				"additional_domains, partner_type, tls, sasl, dialback, keepalive, "
-				"connection_limit, proxy_fqdn and enabled",
+				"connection_limit, proxy_fqdn, enabled, bidi, dane and pins",
 				key);
 			return FG_INVAL;
 		}

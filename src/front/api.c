@@ -157,13 +157,17 @@ static void partner_defaults(json_t *p)
 	static const char *const strs[][2] = {
 		{"description", ""}, {"partner_type", "public-unverified"},
 		{"tls", "required"}, {"sasl", "required"},
-		{"proxy_fqdn", ""},
+		{"proxy_fqdn", ""},  {"dane", "off"},
 	};
 	for (size_t i = 0; i < FG_ARRAY_LEN(strs); i++)
 		if (!json_object_get(p, strs[i][0]))
 			json_object_set_new(p, strs[i][0], json_string(strs[i][1]));
 	if (!json_object_get(p, "additional_domains"))
 		json_object_set_new(p, "additional_domains", json_array());
+	if (!json_object_get(p, "pins"))
+		json_object_set_new(p, "pins", json_array());
+	if (!json_object_get(p, "bidi"))
+		json_object_set_new(p, "bidi", json_true());
 	if (!json_object_get(p, "dialback"))
 		json_object_set_new(p, "dialback", json_true());
 	if (!json_object_get(p, "keepalive"))

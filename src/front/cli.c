@@ -230,6 +230,11 @@ static void print_partner(FILE *f, json_t *p)
 	const char *proxy = str_of(p, "proxy_fqdn");
 	fprintf(f, "proxy fqdn:         %s\n", proxy[0] ? proxy : "- (DNS SRV)");
 	fprintf(f, "allowed methods:    %s\n", methods[0] ? methods : "none");
+	fprintf(f, "bidi:               %s\n", str_of(p, "bidi"));
+	fprintf(f, "dane:               %s\n", str_of(p, "dane"));
+	char pins[1024];
+	join_array(json_object_get(p, "pins"), ", ", pins, sizeof(pins));
+	fprintf(f, "pins:               %s\n", pins[0] ? pins : "- (any key the CAs accept)");
 	if (json_is_false(json_object_get(p, "enabled")))
 		fprintf(f, "enabled:            false (suspended: no federation either way)\n");
 }

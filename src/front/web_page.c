@@ -408,6 +408,8 @@ const char *web_word(const char *value)
 		{"not-supported", "Not Supported"},
 		{"true", "Enabled"},
 		{"false", "Disabled"},
+		{"off", "Off"},
+		{"opportunistic", "Opportunistic"},
 	};
 	if (!value)
 		return "";

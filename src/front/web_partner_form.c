@@ -44,6 +44,8 @@ static const char *const negotiations[] = {"required", "optional", "not-supporte
 
 static const char *const types[] = {"federated", "public-verified", "public-unverified", NULL};
 
+static const char *const dane_modes[] = {"off", "opportunistic", "required", NULL};
+
 /* Lync's Dialback negotiation has the two states True and False; fedgate
  * stores true and false. */
 static const char *bool_word(const char *v)
@@ -77,7 +79,8 @@ static json_t *values_from_record(json_t *p)
 	json_t *v = json_object();
 	char num[32];
 	static const char *const keys[] = {"domain", "description", "partner_type", "tls",
-					   "sasl",   "dialback",    "keepalive",    "proxy_fqdn"};
+					   "sasl",   "dialback",    "keepalive",    "proxy_fqdn",
+					   "bidi",   "dane"};
 	for (size_t i = 0; i < FG_ARRAY_LEN(keys); i++)
 		json_object_set_new(v, keys[i],
 				    json_string(web_text_of(p, keys[i], num, sizeof(num))));
@@ -85,21 +88,24 @@ static json_t *values_from_record(json_t *p)
 	json_object_set_new(
 		v, "connection_limit",
 		json_string(deflt ? "0" : web_text_of(p, "connection_limit", num, sizeof(num))));
-	struct evbuffer *b = evbuffer_new();
-	size_t i;
-	json_t *d;
-	json_array_foreach(json_object_get(p, "additional_domains"), i, d)
-		evbuffer_add_printf(b, "%s%s", i ? ", " : "", json_string_value(d));
-	evbuffer_add(b, "", 1);
-	json_object_set_new(v, "additional_domains",
-			    json_string((const char *)evbuffer_pullup(b, -1)));
-	evbuffer_free(b);
+	static const char *const lists[] = {"additional_domains", "pins"};
+	for (size_t k = 0; k < FG_ARRAY_LEN(lists); k++) {
+		struct evbuffer *b = evbuffer_new();
+		size_t i;
+		json_t *d;
+		json_array_foreach(json_object_get(p, lists[k]), i, d)
+			evbuffer_add_printf(b, "%s%s", i ? ", " : "", json_string_value(d));
+		evbuffer_add(b, "", 1);
+		json_object_set_new(v, lists[k], json_string((const char *)evbuffer_pullup(b, -1)));
+		evbuffer_free(b);
+	}
 	return v;
 }
 
 static const char *const form_keys[] = {
-	"domain", "description", "additional_domains", "partner_type",	   "tls",
-	"sasl",	  "dialback",	 "keepalive",	       "connection_limit", "proxy_fqdn",
+	"domain",   "description", "additional_domains", "partner_type", "tls",	 "sasl",
+	"dialback", "keepalive",   "connection_limit",	 "proxy_fqdn",	 "bidi", "dane",
+	"pins",
 };
 
 /* The form's values as posted. */
@@ -203,6 +209,18 @@ static void partner_form_report(struct hreq *h, int code, const char *mode, json
 		  "0 = the gateway's partner_connection_limit", false);
 	web_input(b, h, v, errors, "proxy_fqdn", "Proxy FQDN", "text",
 		  "host[:port] instead of DNS SRV; empty = DNS", false);
+	web_select_words(b, h, v, errors, "bidi", "Bidirectional streams (XEP-0288)", web_bools,
+			 bool_word);
+	web_select_words(b, h, v, errors, "dane", "DANE (TLSA records)", dane_modes, web_word);
+	web_field_start(b, "pins", "Public-key pins");
+	evbuffer_add_printf(b, "<textarea id=\"pins\" name=\"pins\"%s>",
+			    h->read_only ? " disabled" : "");
+	http_html(b, web_val(v, "pins"));
+	evbuffer_add_printf(b, "</textarea><span class=\"hint\">SHA-256 of the partner's public "
+			       "keys, comma-separated, as Test these settings prints them; when "
+			       "set, only these keys are accepted, whatever the CAs say</span>");
+	web_field_errors(b, errors, "pins");
+	evbuffer_add_printf(b, "</div>");
 	if (!h->read_only)
 		evbuffer_add_printf(
 			b,
@@ -514,11 +532,12 @@ bool web_partner_form_route(struct hreq *h, bool post)
 		}
 		/* From "Add as partner" (/refused): the domain filled in. */
 		const char *d = http_query(h, "domain");
-		json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-				      "domain", d ? d : "", "description", "", "additional_domains",
-				      "", "partner_type", "public-unverified", "tls", "required",
-				      "sasl", "required", "dialback", "true", "keepalive", "true",
-				      "connection_limit", "0", "proxy_fqdn", "");
+		json_t *v = json_pack(
+			"{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+			"domain", d ? d : "", "description", "", "additional_domains", "",
+			"partner_type", "public-unverified", "tls", "required", "sasl", "required",
+			"dialback", "true", "keepalive", "true", "connection_limit", "0",
+			"proxy_fqdn", "", "bidi", "true", "dane", "off", "pins", "");
 		partner_form(h, 200, "new", v, NULL);
 		json_decref(v);
 	} else if (!post && strcmp(p, "/partners/edit") == 0) {

@@ -552,6 +552,15 @@ static void settings_card(struct evbuffer *b, json_t *p)
 	kv_row(b, "Proxy FQDN", proxy && *proxy ? proxy : "none (DNS SRV)");
 	kv_row(b, "Federation",
 	       json_is_false(json_object_get(p, "enabled")) ? "Suspended" : "Enabled");
+	kv_row(b, "Bidirectional streams", web_word(web_text_of(p, "bidi", buf, sizeof(buf))));
+	kv_row(b, "DANE", web_word(web_text_of(p, "dane", buf, sizeof(buf))));
+	evbuffer_add_printf(b, "<tr><th>Public-key pins</th><td id=\"pins\">");
+	if (json_array_size(json_object_get(p, "pins")))
+		web_join(b, json_object_get(p, "pins"), "<br>");
+	else
+		evbuffer_add_printf(b, "<span class=\"muted\">none (any key the CAs "
+				       "accept)</span>");
+	evbuffer_add_printf(b, "</td></tr>");
 	const char *desc = json_string_value(json_object_get(p, "description"));
 	if (desc && *desc)
 		kv_row(b, "Description", desc);

@@ -13,6 +13,7 @@
 
 #include "fg.h"
 #include "log.h"
+#include "pin.h"
 
 #include <sqlite3.h>
 
@@ -133,6 +134,13 @@ static const char *const migrations[] = {
 	" SELECT admin, 'default', token_sha256, created_ms FROM admin_tokens;"
 	"DROP TABLE admin_tokens;"
 	"ALTER TABLE admin_tokens_5 RENAME TO admin_tokens;",
+	/* 6: issue 15's per-partner choices: XEP-0288 bidirectional streams
+	 * (on for every partner saved before, as for new ones), DANE (off)
+	 * and public-key pins, kept as their base64 forms separated by
+	 * spaces (base64 has none; policy_check() normalized them). */
+	"ALTER TABLE partners ADD COLUMN bidi INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE partners ADD COLUMN dane TEXT NOT NULL DEFAULT 'off';"
+	"ALTER TABLE partners ADD COLUMN pins TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))
@@ -166,8 +174,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PARTNER_DELETE] = "DELETE FROM partners WHERE domain = ?1",
 	[ST_PARTNER_DELETE_ALL] = "DELETE FROM partners",
 	[ST_PARTNER_INSERT] = "INSERT INTO partners (domain, description, partner_type, tls, sasl,"
-			      " dialback, keepalive, connection_limit, proxy_fqdn, enabled)"
-			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			      " dialback, keepalive, connection_limit, proxy_fqdn, enabled, bidi,"
+			      " dane, pins)"
+			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	[ST_DOMAIN_INSERT] = "INSERT INTO partner_domains (domain, partner) VALUES (?1, ?2)",
 	[ST_DOMAIN_OWNER] = "SELECT partner FROM partner_domains WHERE domain = ?1",
 	[ST_GATEWAY_PUT] = "INSERT INTO gateway (key, value) VALUES (?1, ?2)"
@@ -179,7 +188,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	 * (NULL when it has none) in the last column. */
 	[ST_LOAD_PARTNERS] = "SELECT p.domain, p.description, p.partner_type, p.tls, p.sasl,"
 			     " p.dialback, p.keepalive, p.connection_limit, p.proxy_fqdn, d.domain,"
-			     " p.enabled"
+			     " p.enabled, p.bidi, p.dane, p.pins"
 			     " FROM partners AS p"
 			     " LEFT JOIN partner_domains AS d ON d.partner = p.domain"
 			     " ORDER BY p.domain, d.domain",
@@ -580,6 +589,49 @@ const char *store_db_col_text(sqlite3_stmt *s, int i)
 	return (const char *)sqlite3_column_text(s, i);
 }
 
+static int pins_from_text(struct partner *p, const char *text)
+{
+	char pin[64];
+
+	while (*text != '\0') {
+		size_t n = strcspn(text, " ");
+		/* A word too long to be a pin stays one that pins_valid()
+		 * refuses, rather than a cut that might parse. */
+		if (n >= sizeof(pin))
+			snprintf(pin, sizeof(pin), "%s", "(too long)");
+		else
+			snprintf(pin, sizeof(pin), "%.*s", (int)n, text);
+		if (n > 0 && partner_add_pin(p, pin) != FG_OK)
+			return FG_NOMEM;
+		text += n;
+		text += strspn(text, " ");
+	}
+	return FG_OK;
+}
+
+static bool pins_valid(const struct partner *p)
+{
+	char norm[PIN_B64_LEN + 1];
+
+	for (size_t i = 0; i < p->pins.n; i++)
+		if (pin_normalize(p->pins.v[i], norm) != FG_OK || strcmp(norm, p->pins.v[i]) != 0)
+			return false;
+	return true;
+}
+
+static char *pins_to_text(const struct partner *p)
+{
+	char *t = malloc(p->pins.n * (PIN_B64_LEN + 1) + 1);
+	size_t o = 0;
+
+	if (t == NULL)
+		return NULL;
+	for (size_t i = 0; i < p->pins.n; i++)
+		o += (size_t)sprintf(t + o, "%s%s", i ? " " : "", p->pins.v[i]);
+	t[o] = '\0';
+	return t;
+}
+
 /* Builds one partner from the first row of its group. */
 static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner **out, char *err,
 			    size_t errlen)
@@ -590,12 +642,14 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 	const char *proxy = store_db_col_text(s, 8);
 	long long dialback = sqlite3_column_int64(s, 5), keepalive = sqlite3_column_int64(s, 6);
 	long long limit = sqlite3_column_int64(s, 7);
-	long long enabled = sqlite3_column_int64(s, 10);
+	long long enabled = sqlite3_column_int64(s, 10), bidi = sqlite3_column_int64(s, 11);
+	const char *dane = store_db_col_text(s, 12), *pins = store_db_col_text(s, 13);
 	struct partner *p;
 
 	*out = NULL;
 	/* NOT NULL columns read as NULL only when the copy ran out of memory. */
 	if (domain == NULL || desc == NULL || type == NULL || tls == NULL || sasl == NULL ||
+	    dane == NULL || pins == NULL ||
 	    (proxy == NULL && sqlite3_column_type(s, 8) != SQLITE_NULL)) {
 		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
 		return FG_NOMEM;
@@ -617,6 +671,12 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 	p->keepalive = keepalive != 0;
 	p->connection_limit = (unsigned)limit;
 	p->enabled = enabled != 0;
+	p->bidi = bidi != 0;
+	if (pins_from_text(p, pins) != FG_OK) {
+		partner_free(&p);
+		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
+		return FG_NOMEM;
+	}
 
 	const char *bad = NULL, *badval = NULL;
 	long long badnum = 0;
@@ -639,6 +699,15 @@ static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner
 	} else if (enabled != 0 && enabled != 1) {
 		bad = "enabled";
 		badnum = enabled;
+	} else if (bidi != 0 && bidi != 1) {
+		bad = "bidi";
+		badnum = bidi;
+	} else if (policy_parse_dane(dane, &p->dane) != FG_OK) {
+		bad = "dane";
+		badval = dane;
+	} else if (!pins_valid(p)) {
+		bad = "pins";
+		badval = pins;
 	} else if (limit < 0 || limit > UINT_MAX) {
 		bad = "connection_limit";
 		badnum = limit;
@@ -914,6 +983,14 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 		src = store_db_bind_text(s, 9, p->proxy_fqdn);
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_int(s, 10, p->enabled);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int(s, 11, p->bidi);
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 12, policy_dane_name(p->dane));
+	if (src == SQLITE_OK) {
+		char *pins = pins_to_text(p);
+		src = pins != NULL ? sqlite3_bind_text(s, 13, pins, -1, free) : SQLITE_NOMEM;
+	}
 	if (src == SQLITE_OK)
 		src = sqlite3_step(s);
 	sqlite3_reset(s);

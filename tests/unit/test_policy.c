@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "fg.h"
+#include "pin.h"
 #include "policy.h"
 
 #define SASL_TLS_ERR                                                                              \
@@ -1218,6 +1219,131 @@ static void test_partner_type_rules(void **state)
 	assert_true(policy_strips_status(PT_PUBLIC_UNVERIFIED));
 }
 
+/* Every spelling of one digest stores as one pin, and nothing else
+ * passes: a pin that parsed wrongly would lock a partner out. */
+static void test_pin_spellings(void **state)
+{
+	/* SHA-256 of "abc". */
+	static const char *const same[] = {
+		"ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=",
+		"sha256//ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=",
+		"sha256/ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=",
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		"BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:B0:03:61:A3:96:17:7A:9C:B4:10:FF:"
+		"61:"
+		"F2:00:15:AD",
+	};
+	static const char *const bad[] = {
+		"",
+		"ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0",	 /* no padding */
+		"ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa1=",	 /* stray low bits */
+		"ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAF a0=", /* space */
+		"ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0==", /* 45 */
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a", /* 63 */
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ag",
+		"BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:B0:03:61:A3:96:17:7A:9C:B4:10:FF:"
+		"61:"
+		"F2:00-15:AD",
+		"sha1//ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=",
+	};
+	static const unsigned char digest[PIN_DIGEST_LEN] = {
+		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+		0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+		0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+	char out[PIN_B64_LEN + 1];
+
+	(void)state;
+	pin_from_digest(digest, out);
+	assert_string_equal(out, same[0]);
+	for (size_t i = 0; i < FG_ARRAY_LEN(same); i++) {
+		memset(out, 0, sizeof(out));
+		if (pin_normalize(same[i], out) != FG_OK)
+			fail_msg("refused: %s", same[i]);
+		assert_string_equal(out, same[0]);
+	}
+	for (size_t i = 0; i < FG_ARRAY_LEN(bad); i++)
+		if (pin_normalize(bad[i], out) != FG_INVAL)
+			fail_msg("accepted: %s", bad[i]);
+
+	/* The record compares pins by digest, not by spelling. */
+	struct partner *p = mkpartner("fabrikam.test");
+	assert_int_equal(partner_add_pin(p, same[3]), FG_OK);
+	assert_int_equal(partner_add_pin(p, same[1]), FG_OK);
+	assert_int_equal(p->pins.n, 1);
+	assert_true(partner_remove_pin(p, same[4]));
+	assert_int_equal(p->pins.n, 0);
+	assert_false(partner_remove_pin(p, same[0]));
+	partner_free(&p);
+}
+
+static void test_check_keys(void **state)
+{
+	struct partner *p, *c;
+	enum dane_mode d;
+
+	(void)state;
+	p = mkpartner("fabrikam.test");
+	assert_true(p->bidi);
+	assert_int_equal(p->dane, DANE_OFF);
+	assert_int_equal(p->pins.n, 0);
+	for (int i = DANE_OFF; i <= DANE_REQUIRED; i++) {
+		assert_int_equal(policy_parse_dane(policy_dane_name((enum dane_mode)i), &d), FG_OK);
+		assert_int_equal(d, i);
+	}
+	assert_int_equal(policy_parse_dane("Required", &d), FG_OK);
+	assert_int_equal(policy_parse_dane("yes", &d), FG_INVAL);
+
+	/* Pins are stored normalized; the clone and equality see them. */
+	assert_int_equal(
+		partner_add_pin(p,
+				"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+		FG_OK);
+	p->dane = DANE_REQUIRED;
+	p->bidi = false;
+	expect_ok(NULL, p, true, NULL);
+	assert_string_equal(p->pins.v[0], "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+	assert_true(partner_has_pin(p, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="));
+	c = partner_clone(p);
+	assert_non_null(c);
+	assert_true(partner_equal(p, c));
+	c->bidi = true;
+	assert_false(partner_equal(p, c));
+	c->bidi = false;
+	c->dane = DANE_OPPORTUNISTIC;
+	assert_false(partner_equal(p, c));
+	c->dane = DANE_REQUIRED;
+	partner_clear_pins(c);
+	assert_false(partner_equal(p, c));
+	partner_free(&c);
+
+	/* Both speak of a certificate: no TLS, no pins and no DANE. */
+	p->tls = NEG_NOT_SUPPORTED;
+	p->sasl = NEG_NOT_SUPPORTED;
+	expect_error(NULL, p, NULL, "pins: keys are pinned, but tls is not-supported");
+	expect_error(NULL, p, NULL, "dane: required needs TLS");
+	partner_free(&p);
+
+	p = mkpartner("fabrikam.test");
+	assert_int_equal(partner_add_pin(p, "not-a-pin"), FG_OK);
+	expect_error(NULL, p, NULL, "pins: 'not-a-pin' is not a SHA-256 public-key pin");
+	partner_free(&p);
+
+	p = mkpartner("fabrikam.test");
+	p->dane = (enum dane_mode)7;
+	expect_error(NULL, p, NULL, "dane: 7 is not a valid value");
+	partner_free(&p);
+
+	p = mkpartner("fabrikam.test");
+	for (unsigned i = 0; i <= POLICY_MAX_PINS; i++) {
+		unsigned char dg[PIN_DIGEST_LEN] = {(unsigned char)i};
+		char pin[PIN_B64_LEN + 1];
+		pin_from_digest(dg, pin);
+		assert_int_equal(partner_add_pin(p, pin), FG_OK);
+	}
+	expect_error(NULL, p, NULL, "pins: 9 pins are listed; at most 8");
+	partner_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1244,6 +1370,8 @@ int main(void)
 		cmocka_unit_test(test_gateway_secret),
 		cmocka_unit_test(test_partner_type_rules),
 		cmocka_unit_test(test_error_fields_of_matrix_refusals),
+		cmocka_unit_test(test_pin_spellings),
+		cmocka_unit_test(test_check_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

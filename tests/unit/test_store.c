@@ -74,6 +74,13 @@ static struct partner *mk(const char *domain, unsigned v, const char *const *ext
 		p->proxy_fqdn = strdup("xmpp.example.test:5270");
 	else if (v % 3 == 2)
 		p->proxy_fqdn = strdup("");
+	p->bidi = v % 2 == 1;
+	p->dane = (enum dane_mode)(v % 3);
+	/* v % 3 == 2: two pins, in an order the load must keep as a set. */
+	static const char *const pins[] = {"ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=",
+					   "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="};
+	for (unsigned i = 0; i < v % 3; i++)
+		assert_int_equal(partner_add_pin(p, pins[(i + v) % 2]), FG_OK);
 	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
 		assert_int_equal(partner_add_domain(p, extra[i]), FG_OK);
 	return p;
@@ -504,6 +511,21 @@ static void test_load_unreadable_row(void **state)
 	assert_null(gw.dialback_secret); /* nothing half-loaded is left */
 	if (strstr(err, "keepalive_interval") == NULL)
 		fail_msg("unexpected message: %s", err);
+
+	raw_exec(t->path, "DELETE FROM gateway; DELETE FROM partners;"
+			  "INSERT INTO partners (domain, description, partner_type, tls, sasl,"
+			  " dialback, keepalive, connection_limit, proxy_fqdn, dane) VALUES"
+			  " ('odd.test', '', 'federated', 'required', 'required', 1, 1, 0, NULL,"
+			  " 'maybe')");
+	assert_int_equal(store_db_load(db, &pol, NULL, err, sizeof(err)), FG_INVAL);
+	if (strstr(err, "odd.test") == NULL || strstr(err, "dane") == NULL ||
+	    strstr(err, "maybe") == NULL)
+		fail_msg("unexpected message: %s", err);
+	raw_exec(t->path, "UPDATE partners SET dane = 'off', pins = 'short'");
+	assert_int_equal(store_db_load(db, &pol, NULL, err, sizeof(err)), FG_INVAL);
+	if (strstr(err, "pins") == NULL)
+		fail_msg("unexpected message: %s", err);
+	raw_exec(t->path, "DELETE FROM partners");
 
 	/* A key from a later version is skipped, not fatal. */
 	raw_exec(t->path, "DELETE FROM gateway; INSERT INTO gateway VALUES ('future_knob', 'x')");

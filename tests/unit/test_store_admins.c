@@ -106,10 +106,11 @@ static void test_migration_from_v4(void **state)
 {
 	struct tdir *t = *state;
 	char old_hash[65];
-	char sql[600];
+	char sql[800];
 
 	/* A store of today, taken back to schema 4: the token table as
-	 * migration 3 made it (one token per account, no label). */
+	 * migration 3 made it (one token per account, no label), and the
+	 * partners without what migration 6 added. */
 	struct store_db *db = open_ok(t);
 	add_admin(db, "alice", ADMIN_ADMINISTRATOR);
 	add_admin(db, "bob", ADMIN_VIEWER);
@@ -122,14 +123,17 @@ static void test_migration_from_v4(void **state)
 		 " token_sha256 TEXT NOT NULL UNIQUE,"
 		 " created_ms INTEGER NOT NULL);"
 		 "INSERT INTO admin_tokens VALUES ('alice', '%s', 1234);"
+		 "ALTER TABLE partners DROP COLUMN bidi;"
+		 "ALTER TABLE partners DROP COLUMN dane;"
+		 "ALTER TABLE partners DROP COLUMN pins;"
 		 "PRAGMA user_version = 4;",
 		 old_hash);
 	raw_exec(t->path, sql);
 	assert_int_equal(raw_int(t->path, "PRAGMA user_version"), 4);
 
 	db = open_ok(t);
-	assert_int_equal(store_db_schema_version(db), 5);
-	assert_int_equal(store_db_schema_latest(), 5);
+	assert_int_equal(store_db_schema_version(db), 6);
+	assert_int_equal(store_db_schema_latest(), 6);
 	/* The old token still signs alice in, and is the one named default. */
 	assert_string_equal(who(db, TOKEN_A), "alice");
 	assert_int_equal(count(db, "alice", "default"), 1);

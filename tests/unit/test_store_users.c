@@ -140,6 +140,10 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(p->connection_limit, 7);
 	/* Partners saved before suspension existed are enabled (schema 4). */
 	assert_true(p->enabled);
+	/* And use one stream both ways, without DANE or pins (schema 6). */
+	assert_true(p->bidi);
+	assert_int_equal(p->dane, DANE_OFF);
+	assert_int_equal(p->pins.n, 0);
 	assert_int_equal(p->additional_domains.n, 1);
 	assert_string_equal(p->additional_domains.v[0], "corp.fabrikam.test");
 	assert_ptr_equal(policy_lookup(pol, "corp.fabrikam.test"), p);
