@@ -106,16 +106,6 @@ void dane_tlsa_text(const struct dane_tlsa *r, char *buf, size_t len)
 		fg_appendf(buf, len, "...");
 }
 
-const char *dane_mode_word(enum dane_mode mode)
-{
-	switch (mode) {
-	case DANE_OFF: return "off";
-	case DANE_OPPORTUNISTIC: return "opportunistic";
-	case DANE_REQUIRED: return "required";
-	}
-	return "?";
-}
-
 void dane_host_text(const struct dane_host *h, char *buf, size_t len)
 {
 	switch (h->st) {

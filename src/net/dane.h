@@ -89,8 +89,6 @@ enum dane_use {
 enum dane_use dane_decide(enum dane_mode mode, const struct dane_result *r, const char *host,
 			  uint16_t port, const struct dane_host **h, char *why, size_t whylen);
 
-/* "off", "opportunistic", "required". */
-const char *dane_mode_word(enum dane_mode mode);
 /* "secure, 2 records", "secure, no records", "not signed", ... */
 void dane_host_text(const struct dane_host *h, char *buf, size_t len);
 

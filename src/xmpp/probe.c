@@ -749,7 +749,7 @@ static void dane_for_target(struct probe *p, const struct dns_target *t)
 	char why[600];
 	enum dane_use use =
 		dane_decide(p->settings->dane, p->dane, t->host, t->port, &h, why, sizeof(why));
-	step(p, "DANE (dane = %s) for %s:%u: %s%s", dane_mode_word(p->settings->dane), t->host,
+	step(p, "DANE (dane = %s) for %s:%u: %s%s", policy_dane_name(p->settings->dane), t->host,
 	     t->port,
 	     use == DANE_USE_VERIFY ? "the certificate must match the TLSA records"
 	     : use == DANE_USE_NONE ? "no DANE; "

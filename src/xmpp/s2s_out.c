@@ -624,7 +624,7 @@ static bool dane_check(struct s2s_out *o, SSL *ssl, const struct tls_verdict *v)
 		fail(o,
 		     "DANE mismatch (dane = %s): the certificate of %s at %s:%u has SPKI SHA-256 %s, "
 		     "which no TLSA record at %s matches (%s)",
-		     dane_mode_word(o->dane), o->remote, h->name, h->port, spki[0] ? spki : "?",
+		     policy_dane_name(o->dane), o->remote, h->name, h->port, spki[0] ? spki : "?",
 		     h->qname, recs);
 	return false;
 }
@@ -764,7 +764,7 @@ static bool dane_allows(struct s2s_out *o, const struct dns_target *t)
 	if (use != DANE_USE_REFUSE) {
 		if (use == DANE_USE_NONE && why[0])
 			step(o, "%s; going on without DANE (dane = %s)", why,
-			     dane_mode_word(o->dane));
+			     policy_dane_name(o->dane));
 		return true;
 	}
 	step(o, "%s [%s]:%u not tried: %s", t->host, t->addr_text, t->port, why);
@@ -788,7 +788,7 @@ static void connect_next(struct s2s_out *o)
 		if (o->dane_refused) {
 			o->fail_kind = "tls";
 			fail(o, "refused by the partner setting dane = %s: %s",
-			     dane_mode_word(o->dane), o->last_connect_error);
+			     policy_dane_name(o->dane), o->last_connect_error);
 			return;
 		}
 		fail(o, "cannot connect to %s: %s", o->remote,
@@ -819,7 +819,7 @@ static void on_dane(void *ud, const struct dane_result *r)
 		return;
 	}
 	*o->dane_res = *r;
-	step(o, "DANE (dane = %s): %s: %s", dane_mode_word(o->dane), r->srv_why,
+	step(o, "DANE (dane = %s): %s: %s", policy_dane_name(o->dane), r->srv_why,
 	     r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE ? "DNSSEC-secure"
 	     : r->srv == DANE_ST_INSECURE			  ? "not DNSSEC-secure"
 								  : "no DNSSEC verdict");
