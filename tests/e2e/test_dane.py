@@ -12,11 +12,13 @@ import asyncio
 import hashlib
 import os
 import re
+import subprocess
 
 import pytest
 
 from bed import SignedDNS, spki_sha256
 from clients import User, cli, run
+from fgtest import FEDGATE
 
 PROSODY_ADDR = "127.0.0.12"
 DOMAINS = ("fabrikam.test", "tailspin.test", "northwind.test", "adatum.test")
@@ -146,3 +148,18 @@ def test_required_without_tlsa_refuses(world):
     assert rc == 1, out + err
     assert ("no TLSA records at _5269._tcp.xmpp.adatum.test (DNSSEC-secure denial)"
             in err), out + err
+
+
+def test_check_reports_the_trust_anchor(world):
+    _, _, fg, _, _ = world
+    r = fg.cli("check")
+    assert re.search(r"ok +DNSSEC trust anchor for DANE: \[dns\] trust_anchor \S+anchors\.ds",
+                     r.stdout), r.stdout
+    text = open(fg.conf).read()
+    missing = re.sub(r"(?m)^trust_anchor = .*$", "trust_anchor = /nonexistent/root.key", text)
+    path = fg.conf + ".missing"
+    open(path, "w").write(missing)
+    r = subprocess.run([FEDGATE, "check", "-c", path], capture_output=True, text=True,
+                       timeout=60)
+    assert re.search(r"warning +cannot read the DNSSEC trust anchor /nonexistent/root\.key",
+                     r.stdout), r.stdout
