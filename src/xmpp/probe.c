@@ -736,6 +736,12 @@ static void dane_for_target(struct probe *p, const struct dns_target *t)
 	p->dane_host = NULL;
 	if (!p->dane)
 		return;
+	if (p->settings->dane == DANE_OFF) {
+		/* Armed, the records would decide the chain verdict, and the
+		 * verdict below must be the one a stream with dane off meets. */
+		step(p, "DANE: not checked against the certificate (dane = off for %s)", p->domain);
+		return;
+	}
 	for (size_t i = 0; i < p->dane->nhosts; i++) {
 		const struct dane_host *h = &p->dane->hosts[i];
 		if (h->st == DANE_ST_RECORDS && h->n > 0 && h->port == t->port &&
@@ -743,8 +749,6 @@ static void dane_for_target(struct probe *p, const struct dns_target *t)
 		    (p->dane->srv == DANE_ST_RECORDS || p->dane->srv == DANE_ST_NONE))
 			p->dane_host = h;
 	}
-	if (p->settings->dane == DANE_OFF)
-		return;
 	const struct dane_host *h;
 	char why[600];
 	enum dane_use use =

@@ -116,6 +116,28 @@ def test_wrong_tlsa_refuses_with_the_key_to_publish(world):
     assert f"SPKI SHA-256 is {key}" in r.stdout
 
 
+def test_dane_off_looks_nothing_up(world):
+    """The same wrong TLSA record, with the partner's dane off: no TLSA
+    lookup, the CA-signed certificate is what counts, and probe reports the
+    records without letting them decide its verdict."""
+    _, _, fg, _, _ = world
+    r = fg.cli("partner", "set", "tailspin.test", "--dane", "off")
+    assert r.returncode == 0, r.stderr
+    try:
+        rc, out, err = run(cli(fg, "test-im", "--wait", "0", "--to", "x@tailspin.test"))
+        assert rc == 0, out + err
+        assert "DANE" not in out + err, out + err
+        assert "SASL EXTERNAL accepted by tailspin.test" in out, out
+        r = fg.cli("probe", "tailspin.test")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "DANE: TLSA _5269._tcp.xmpp.tailspin.test: DNSSEC-secure, 1 record" in r.stdout
+        assert "DANE: not checked against the certificate (dane = off" in r.stdout, r.stdout
+        assert "DANE mismatch" not in r.stdout
+    finally:
+        r = fg.cli("partner", "set", "tailspin.test", "--dane", "required")
+        assert r.returncode == 0, r.stderr
+
+
 def test_unsigned_zone_refuses_a_required_partner(world):
     _, _, fg, _, _ = world
     rc, out, err = run(cli(fg, "test-im", "--to", "x@northwind.test"))
