@@ -845,8 +845,7 @@ static void report_targets(struct probe *p)
 static void on_dane(void *ud, const struct dane_result *r)
 {
 	struct probe *p = ud;
-	const char *srv_word = r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE
-				       ? "DNSSEC-secure"
+	const char *srv_word = r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE ? "DNSSEC-secure"
 			       : r->srv == DANE_ST_INSECURE ? "not DNSSEC-secure"
 							    : "no DNSSEC verdict";
 	json_t *hosts = json_array();
@@ -867,8 +866,8 @@ static void on_dane(void *ud, const struct dane_result *r)
 	}
 	json_object_set_new(p->result, "dane",
 			    json_pack("{s:s, s:b, s:o}", "srv", r->srv_why, "srv_secure",
-				      r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE,
-				      "tlsa", hosts));
+				      r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE, "tlsa",
+				      hosts));
 	p->dane = malloc(sizeof(*p->dane));
 	if (p->dane)
 		*p->dane = *r;
