@@ -151,10 +151,11 @@ enum dane_use dane_decide(enum dane_mode mode, const struct dane_result *r, cons
 		 * may be an attacker's, so their TLSA records prove nothing. */
 		switch (r->srv) {
 		case DANE_ST_INSECURE:
-			snprintf(why, whylen,
-				 "DANE: the zone is not signed: %s is not DNSSEC-secure, so no TLSA "
-				 "records can be trusted",
-				 r->srv_why);
+			snprintf(
+				why, whylen,
+				"DANE: the zone is not signed: %s is not DNSSEC-secure, so no TLSA "
+				"records can be trusted",
+				r->srv_why);
 			return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 		case DANE_ST_BOGUS:
 			snprintf(why, whylen, "DANE: DNSSEC bogus: %s", r->srv_why);
@@ -178,8 +179,9 @@ enum dane_use dane_decide(enum dane_mode mode, const struct dane_result *r, cons
 			*hp = h;
 			return DANE_USE_VERIFY;
 		}
-		snprintf(why, whylen, "DANE: none of the TLSA records at %s can be used (%zu skipped)",
-			 h->qname, h->skipped);
+		snprintf(why, whylen,
+			 "DANE: none of the TLSA records at %s can be used (%zu skipped)", h->qname,
+			 h->skipped);
 		return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 	case DANE_ST_NONE:
 		snprintf(why, whylen, "DANE: no TLSA records at %s (DNSSEC-secure denial)",

@@ -43,8 +43,8 @@ struct dns {
 	 * stripping forwarder, a test DNS without the root's keys) makes
 	 * only DANE lookups fail, never the plain ones every stream needs. */
 	struct ub_ctx *vctx;
-	char *resolv_path, *fwd; /* how ctx was told its servers, for vctx */
-	char anchor[256];	 /* the trust anchor file, for sentences */
+	char *resolv_path, *fwd;   /* how ctx was told its servers, for vctx */
+	char anchor[256];	   /* the trust anchor file, for sentences */
 	char servers[160];	   /* the resolvers asked, for error sentences */
 	struct dns_query *queries; /* pending ones, so dns_free can cancel them */
 };

@@ -785,7 +785,7 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 		 * (RFC 7671 §5.1: no name checks). */
 		v->chain_ok = true;
 		sb_add(&t, "DANE: a DNSSEC-secure TLSA record (usage %s) matches the certificate; ",
-		       v->dane_usage == 3	? "DANE-EE(3)"
+		       v->dane_usage == 3   ? "DANE-EE(3)"
 		       : v->dane_usage == 2 ? "DANE-TA(2)"
 		       : v->dane_usage == 1 ? "PKIX-EE(1)"
 					    : "PKIX-TA(0)");

@@ -111,8 +111,8 @@ struct tls_verdict {
 	 * then counts as chain_ok, and with dane_usage 3 (DANE-EE) as proving
 	 * the domain whatever its names. */
 	bool dane_ok;
-	int dane_usage; /* the matching record's usage; -1 without DANE */
-	char text[1024];       /* chain and identity verdicts in words */
+	int dane_usage;	 /* the matching record's usage; -1 without DANE */
+	char text[1024]; /* chain and identity verdicts in words */
 	/* The identity verdict alone: it speaks only of the certificate, so
 	 * the peer may hear it, unlike the chain advice in text, which tells
 	 * our own admin what to change here. */

@@ -622,7 +622,8 @@ static bool dane_check(struct s2s_out *o, SSL *ssl, const struct tls_verdict *v)
 		     h->qname, recs, o->remote, spki[0] ? spki : "?", spki[0] ? spki : "?");
 	else
 		fail(o,
-		     "DANE mismatch (dane = %s): the certificate of %s at %s:%u has SPKI SHA-256 %s, "
+		     "DANE mismatch (dane = %s): the certificate of %s at %s:%u has SPKI SHA-256 "
+		     "%s, "
 		     "which no TLSA record at %s matches (%s)",
 		     policy_dane_name(o->dane), o->remote, h->name, h->port, spki[0] ? spki : "?",
 		     h->qname, recs);
@@ -759,8 +760,8 @@ static const struct conn_ops out_ops = {
 static bool dane_allows(struct s2s_out *o, const struct dns_target *t)
 {
 	char why[sizeof(o->last_connect_error)];
-	enum dane_use use =
-		dane_decide(o->dane, o->dane_res, t->host, t->port, &o->dane_host, why, sizeof(why));
+	enum dane_use use = dane_decide(o->dane, o->dane_res, t->host, t->port, &o->dane_host, why,
+					sizeof(why));
 	if (use != DANE_USE_REFUSE) {
 		if (use == DANE_USE_NONE && why[0])
 			step(o, "%s; going on without DANE (dane = %s)", why,
@@ -821,8 +822,8 @@ static void on_dane(void *ud, const struct dane_result *r)
 	*o->dane_res = *r;
 	step(o, "DANE (dane = %s): %s: %s", policy_dane_name(o->dane), r->srv_why,
 	     r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE ? "DNSSEC-secure"
-	     : r->srv == DANE_ST_INSECURE			  ? "not DNSSEC-secure"
-								  : "no DNSSEC verdict");
+	     : r->srv == DANE_ST_INSECURE			 ? "not DNSSEC-secure"
+								 : "no DNSSEC verdict");
 	for (size_t i = 0; i < r->nhosts; i++) {
 		char text[700];
 		dane_host_text(&r->hosts[i], text, sizeof(text));
