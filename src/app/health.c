@@ -493,12 +493,14 @@ static void check_eku(struct report *r, const char *label, X509 *leaf, bool clie
 		return;
 	}
 	if (client_too && !(xku & XKU_SSL_CLIENT)) {
-		finding(r, LV_WARN,
-			"reissue it with extendedKeyUsage serverAuth,clientAuth (many public CAs "
-			"include both)",
-			"%s certificate's extendedKeyUsage allows serverAuth but not clientAuth: "
-			"fedgate presents it as a TLS client on outbound s2s streams, so partners "
-			"cannot accept SASL EXTERNAL there and only dialback remains",
+		/* What public CAs issue since 2026. fedgate accepts it from
+		 * peers as a client certificate, and so does Prosody; a peer
+		 * that insists on clientAuth falls back to dialback. */
+		finding(r, LV_OK, NULL,
+			"%s certificate's extendedKeyUsage is serverAuth only (as public CAs issue "
+			"since 2026); fedgate also presents it as the TLS client of outbound s2s "
+			"streams, where fedgate and Prosody accept it for SASL EXTERNAL and a peer "
+			"that requires clientAuth offers only dialback",
 			label);
 		return;
 	}

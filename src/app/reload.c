@@ -133,6 +133,12 @@ static json_t *describe_certificate(SSL_CTX *ctx, const char *path)
 	json_object_set_new(d, "subject", json_string(subject));
 	json_object_set_new(d, "expires", json_string(expires));
 	json_object_set_new(d, "sha256", json_string(fp));
+	char eku[48], pin[PIN_B64_LEN + 1];
+	tls_cert_eku(x, eku, sizeof(eku));
+	json_object_set_new(d, "eku", json_string(eku));
+	/* What a partner's admin pins for us. */
+	if (tls_cert_pin(x, pin))
+		json_object_set_new(d, "pin", json_string(pin));
 	return d;
 }
 

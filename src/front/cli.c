@@ -381,6 +381,9 @@ static void print_status(FILE *f, json_t *rows)
 		json_t *lf = json_object_get(r, "last_failure");
 		if (cert[0] && strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
+		if (str_of(r, "certificate_key")[0])
+			fprintf(f, "      certificate key (pin): %s; extended key usage: %s\n",
+				str_of(r, "certificate_key"), str_of(r, "certificate_eku"));
 		if (json_is_string(json_object_get(r, "dane")))
 			fprintf(f, "      dane: %s\n", str_of(r, "dane"));
 		if (lf && strcmp(str_of(lf, "state"), "failing") == 0) {
@@ -524,6 +527,9 @@ static void print_reload(FILE *f, json_t *result)
 	fprintf(f, "certificate for new connections: %s\n  %s, expires %s\n  SHA-256 %s\n",
 		str_of(cert, "file"), str_of(cert, "subject"), str_of(cert, "expires"),
 		str_of(cert, "sha256"));
+	if (str_of(cert, "eku")[0])
+		fprintf(f, "  extended key usage: %s; public key (pin): %s\n", str_of(cert, "eku"),
+			str_of(cert, "pin"));
 }
 
 /* Gone, or exited and waiting for its parent to collect the status (a

@@ -114,7 +114,10 @@ static json_t *values_from_form(struct hreq *h)
 	json_t *v = json_object();
 	for (size_t i = 0; i < FG_ARRAY_LEN(form_keys); i++) {
 		const char *s = http_form(h, form_keys[i]);
-		json_object_set_new(v, form_keys[i], json_string(s ? s : ""));
+		/* A field the form did not post (one from an older page, a
+		 * script's) keeps its value rather than becoming empty. */
+		if (s != NULL)
+			json_object_set_new(v, form_keys[i], json_string(s));
 	}
 	return v;
 }
@@ -216,9 +219,8 @@ static void partner_form_report(struct hreq *h, int code, const char *mode, json
 	evbuffer_add_printf(b, "<textarea id=\"pins\" name=\"pins\"%s>",
 			    h->read_only ? " disabled" : "");
 	http_html(b, web_val(v, "pins"));
-	evbuffer_add_printf(b, "</textarea><span class=\"hint\">SHA-256 of the partner's public "
-			       "keys, comma-separated, as Test these settings prints them; when "
-			       "set, only these keys are accepted, whatever the CAs say</span>");
+	evbuffer_add_printf(b, "</textarea><span class=\"hint\">comma-separated; only these "
+			       "keys are accepted</span>");
 	web_field_errors(b, errors, "pins");
 	evbuffer_add_printf(b, "</div>");
 	if (!h->read_only)
@@ -306,6 +308,8 @@ static void partner_commit(struct hreq *h)
 	json_t *params = json_object();
 	for (size_t i = 0; i < FG_ARRAY_LEN(form_keys); i++) {
 		const char *k = form_keys[i];
+		if (!json_object_get(v, k))
+			continue; /* not posted: kept (edit) or the default (new) */
 		if (strcmp(k, "additional_domains") == 0)
 			json_object_set_new(params, k, split_domains(web_val(v, k)));
 		else if (strcmp(k, "connection_limit") == 0 && !*web_val(v, k))

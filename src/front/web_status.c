@@ -207,6 +207,8 @@ static void stream_row(struct evbuffer *b, json_t *r)
 	       strcmp(str(r, "dane"), "verified") == 0 ? "verified: the certificate "
 							 "matches a DNSSEC-secure TLSA record"
 						       : NULL);
+	detail(b, "Extended key usage", str(r, "certificate_eku"));
+	detail(b, "Public key (pin)", str(r, "certificate_key"));
 	detail(b, "Cipher", strncmp(tls, "TLS", 3) == 0 ? tls : NULL);
 	detail(b, "Peer", str(r, "peer"));
 	detail(b, "Last error", err);

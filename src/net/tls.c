@@ -197,11 +197,11 @@ static void explain_chain_error(char *out, size_t outlen, long err, X509 *cert, 
 			   "trust it)");
 		break;
 	case X509_V_ERR_INVALID_PURPOSE:
-		sb_add(&b,
-		       " may not be used by a TLS %s; its extendedKeyUsage must include %s, as a "
-		       "server certificate for XMPP should carry both serverAuth and clientAuth)",
+		/* Only our TLS-client side meets this: the server side checks
+		 * the purpose itself (ctx_new, tls_peer_verify). */
+		sb_add(&b, " may not be used by a TLS %s; its extendedKeyUsage must include %s)",
 		       we_are_server ? "client" : "server",
-		       we_are_server ? "clientAuth" : "serverAuth");
+		       we_are_server ? "serverAuth or clientAuth" : "serverAuth");
 		break;
 	default: sb_add(&b, ")"); break;
 	}
@@ -283,6 +283,12 @@ static SSL_CTX *ctx_new(bool server, const char *cert, const char *key, const ch
 		goto fail_ssl;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any);
+	/* A peer's client certificate is its server certificate, and since
+	 * 2026 public CAs issue those with serverAuth alone, which OpenSSL's
+	 * TLS-client purpose refuses. The purpose is checked by
+	 * tls_peer_verify() instead: serverAuth or clientAuth will do. */
+	if (server && X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_ANY) != 1)
+		goto fail_ssl;
 	/* DANE is turned on per connection (dane_client_arm); the context
 	 * only needs its shared state. */
 	if (!server && SSL_CTX_dane_enable(ctx) <= 0)
@@ -368,24 +374,12 @@ void tls_peer_details(const SSL *ssl, char *buf, size_t len)
 		snprintf(left, sizeof(left),
 			 days < 0 || secs < 0 ? " (expired %d days ago)" : " (in %d days)",
 			 days < 0 ? -days : days);
-	snprintf(buf, len, "valid from %s to %s%s; extended key usage: ", from, to, left);
-	uint32_t x = X509_get_extended_key_usage(peer);
-	if (x == UINT32_MAX) {
-		fg_appendf(buf, len, "any (no extension)");
-		return;
-	}
-	static const struct {
-		uint32_t bit;
-		const char *name;
-	} names[] = {{XKU_SSL_SERVER, "TLS server"}, {XKU_SSL_CLIENT, "TLS client"}};
-	bool any = false;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (x & names[i].bit) {
-			fg_appendf(buf, len, "%s%s", any ? ", " : "", names[i].name);
-			any = true;
-		}
-	if (!any)
-		fg_appendf(buf, len, "neither TLS server nor TLS client");
+	char eku[48], pin[PIN_B64_LEN + 1];
+	tls_cert_eku(peer, eku, sizeof(eku));
+	snprintf(buf, len, "valid from %s to %s%s; extended key usage: %s", from, to, left, eku);
+	/* What an admin copies into the partner's pins. */
+	if (tls_cert_pin(peer, pin))
+		fg_appendf(buf, len, "; public key (pin): %s", pin);
 }
 
 const char *tls_peer_verdict(const SSL *ssl)
@@ -741,6 +735,9 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 	v->chain_ok = false;
 	v->chain_error = X509_V_OK;
 	v->id = TLS_ID_NO_MATCH;
+	v->spki[0] = '\0';
+	snprintf(v->eku, sizeof(v->eku), "no certificate");
+	v->pin = TLS_PIN_NONE;
 	if (!domain)
 		domain = tls_expected_host(ssl);
 	if (!ssl) {
@@ -758,6 +755,8 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 		return FG_ERR;
 	}
 	v->has_cert = true;
+	tls_cert_pin(peer, v->spki);
+	tls_cert_eku(peer, v->eku, sizeof(v->eku));
 	/* SSL_get_verify_result() says X509_V_OK when no certificate came at
 	 * all; that case has been answered above. */
 	long res = SSL_get_verify_result(ssl);
@@ -777,6 +776,13 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 		chain_why = resumed_why;
 	}
 	v->chain_ok = v->chain_error == X509_V_OK && res == X509_V_OK;
+	if (v->chain_ok && SSL_is_server(ssl) && !tls_cert_eku_s2s(peer)) {
+		/* The purpose check ctx_new() left to us. */
+		v->chain_ok = false;
+		v->chain_error = X509_V_ERR_INVALID_PURPOSE;
+		recorded = true;
+		chain_why = "its extendedKeyUsage allows neither serverAuth nor clientAuth";
+	}
 	v->id = tls_cert_matches(peer, domain, why, sizeof(why));
 	v->dane_ok = dane_ssl_verified(ssl, &v->dane_usage);
 	if (v->dane_ok) {

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "pin.h"
+#include "policy.h"
+
 /* A server-side context for inbound streams: our certificate and key, TLS
  * 1.2 and newer only, a client certificate requested but not required (its
  * verdict is recorded for SASL EXTERNAL, never a reason to fail the
@@ -117,6 +120,12 @@ struct tls_verdict {
 	 * the peer may hear it, unlike the chain advice in text, which tells
 	 * our own admin what to change here. */
 	char id_text[512];
+	/* The peer key's pin (pin.h; "" without a certificate) and its
+	 * extended key usage in words, for status and probe. */
+	char spki[PIN_B64_LEN + 1];
+	char eku[48];
+	/* What the partner's pins said: tls_verdict_pins(). */
+	enum tls_pin { TLS_PIN_NONE, TLS_PIN_MATCH, TLS_PIN_MISMATCH } pin;
 };
 
 /* Fills v for the peer of ssl (either side) against domain; domain NULL
@@ -138,5 +147,26 @@ void tls_peer_details(const SSL *ssl, char *buf, size_t len);
 const char *tls_peer_verdict(const SSL *ssl);
 /* The newest OpenSSL error as text (and clears the queue). */
 void tls_last_error(char *buf, size_t len);
+
+/* ---- keys and purposes (tls_keys.c) ---- */
+
+/* The pin of cert's public key: SHA-256 of its DER SubjectPublicKeyInfo,
+ * as `openssl pkey -pubin -outform der | openssl dgst -sha256` gives it.
+ * False (out "") when it cannot be encoded. */
+bool tls_cert_pin(X509 *cert, char out[PIN_B64_LEN + 1]);
+/* "TLS server, TLS client", "TLS server only", "any (no extension)",
+ * "neither TLS server nor TLS client". */
+void tls_cert_eku(X509 *cert, char *buf, size_t len);
+/* Whether cert may stand for a server on an s2s stream in either
+ * direction: no extendedKeyUsage, or one that includes serverAuth,
+ * clientAuth or anyExtendedKeyUsage. Since 2026 public CAs issue
+ * serverAuth alone, which a TLS client certificate check would refuse. */
+bool tls_cert_eku_s2s(X509 *cert);
+/* Applies a partner's pins to v (filled by tls_peer_verify for domain):
+ * no pins leave v as it is (TLS_PIN_NONE); a listed key makes the chain
+ * count as trusted whatever the CAs say (TLS_PIN_MATCH); any other key,
+ * or none, is TLS_PIN_MISMATCH, with both fingerprints in v->text. FG_OK
+ * when v proves domain afterwards. */
+int tls_verdict_pins(struct tls_verdict *v, const char *domain, const struct domain_list *pins);
 
 #endif

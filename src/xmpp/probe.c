@@ -644,15 +644,23 @@ static void on_tls(void *ud)
 	struct tls_verdict v;
 	tls_describe(ssl, desc, sizeof(desc));
 	p->tls_ok = SEEN_YES;
-	p->cert_ok = tls_peer_verify(ssl, p->domain, &v) == FG_OK ? SEEN_YES : SEEN_NO;
+	int ok = tls_peer_verify(ssl, p->domain, &v);
+	/* The pins being tried, as a stream with these settings would. */
+	if (p->settings && p->settings->pins.n > 0)
+		ok = tls_verdict_pins(&v, p->domain, &p->settings->pins);
+	p->cert_ok = ok == FG_OK ? SEEN_YES : SEEN_NO;
 	tls_peer_details(ssl, details, sizeof(details));
 	/* test-im's words (s2s_out.c on_tls), then what only a probe adds */
 	step(p, "TLS: %s; certificate of %s: %s", desc, p->domain, v.text);
 	step(p, "certificate of %s: %s", p->domain, details);
 	json_object_set_new(p->result, "tls", json_string(desc));
 	json_object_set_new(p->result, "certificate",
-			    json_pack("{s:s, s:b, s:s}", "verdict", v.text, "trusted",
-				      p->cert_ok == SEEN_YES, "details", details));
+			    json_pack("{s:s, s:b, s:s, s:s, s:s, s:s}", "verdict", v.text,
+				      "trusted", p->cert_ok == SEEN_YES, "details", details, "pin",
+				      v.spki, "eku", v.eku, "pinned",
+				      v.pin == TLS_PIN_MATCH	  ? "match"
+				      : v.pin == TLS_PIN_MISMATCH ? "mismatch"
+								  : "no pins"));
 	dane_report_tls(p, ssl, &v);
 	xmlstream_reset(p->xs);
 	conn_set_timer(p->conn, p->srv->conf->timeout_authentication);

@@ -11,6 +11,7 @@
 #include "live.h"
 #include "log.h"
 #include "route.h"
+#include "s2s_cert.h"
 #include "router.h"
 #include "stream.h"
 #include "tls.h"
@@ -152,10 +153,25 @@ static bool external_ok(struct s2s_in *in)
 	struct tls_verdict v;
 	if (!ssl || !remote || !(in->methods & AUTH_SASL_TLS))
 		return false;
-	if (tls_peer_verify(ssl, remote, &v) != FG_OK) {
+	if (s2s_cert_verify(in->srv, ssl, remote, &v) != FG_OK) {
 		log_info(stream_ctx(s), "no SASL EXTERNAL for %s: %s", remote, v.text);
 		return false;
 	}
+	return true;
+}
+
+/* A partner with pinned keys is not let in by any method over a stream
+ * that shows none of them: the stream is closed, both fingerprints in the
+ * stream error and our log. */
+static bool refused_by_pins(struct s2s_in *in, const char *domain)
+{
+	struct stream *s = in->s;
+	char why[1400];
+
+	if (!s2s_cert_refused(in->srv, conn_ssl(stream_conn(s)), domain, why, sizeof(why)))
+		return false;
+	counters_auth_failure("pinned-key");
+	stream_error(s, "policy-violation", why);
 	return true;
 }
 
@@ -242,8 +258,10 @@ static void sasl_external(struct s2s_in *in, const struct xml_node *el)
 		char why[1400], ours[1400] = "";
 		SSL *ssl = conn_ssl(stream_conn(s));
 		struct tls_verdict v;
+		if (refused_by_pins(in, remote))
+			return;
 		if (ssl && remote && (in->methods & AUTH_SASL_TLS)) {
-			tls_peer_verify(ssl, remote, &v);
+			s2s_cert_verify(in->srv, ssl, remote, &v);
 			stream_cert_problem(&v, remote, true, why, sizeof(why));
 			stream_cert_problem(&v, remote, false, ours, sizeof(ours));
 		} else {
@@ -360,6 +378,8 @@ static void on_dialback(struct s2s_in *in, const struct xml_node *el)
 		snprintf(why, sizeof(why), PARTNER_SUSPENDED_FMT, p->domain);
 		counters_auth_failure("suspended");
 		stream_error(s, "policy-violation", why);
+	} else if (m.elem == DB_RESULT && refused_by_pins(in, m.from)) {
+		/* closed: no method lets this stream carry that partner */
 	} else if (!(policy_allowed_methods(p) & here)) {
 		char why[400];
 		snprintf(why, sizeof(why),
@@ -486,6 +506,10 @@ static bool in_header(struct stream *s, void *rs)
 		stream_error(s, "policy-violation", why);
 		return false;
 	}
+	/* After TLS the key is known: a pinned partner showing another one
+	 * learns it now, not after trying every method. */
+	if (remote && stream_secure(s) && refused_by_pins(in, remote))
+		return false;
 	policy_methods_string(in->methods, names, sizeof(names));
 	log_info(stream_ctx(s), "%s: allowed methods %s",
 		 remote ? "partner settings" : "no 'from' yet, any partner's", names);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "counters.h"
 #include "policy.h"
+#include "s2s_cert.h"
 #include "stream.h"
 #include "xmpp.h"
 #include "tls.h"
@@ -376,9 +377,16 @@ static void on_features(struct s2s_out *o, const struct xml_node *f)
 	}
 	SSL *ssl = o->secure ? conn_ssl(o->conn) : NULL;
 	struct tls_verdict v;
-	bool cert_ok = ssl && tls_peer_verify(ssl, o->remote, &v) == FG_OK;
+	bool cert_ok = ssl && s2s_cert_verify(o->srv, ssl, o->remote, &v) == FG_OK;
 	enum s2s_out_next next =
 		s2s_out_choose(o->methods, o->secure, tls_offered, cert_ok, external);
+	char pinned[600];
+	if (next != S2S_NEXT_STARTTLS &&
+	    s2s_cert_refused(o->srv, ssl, o->remote, pinned, sizeof(pinned))) {
+		o->fail_kind = "tls";
+		fail(o, "%s", pinned);
+		return;
+	}
 	if (next == S2S_NEXT_STARTTLS) {
 		send_raw(o, "<starttls xmlns='" XML_NS_TLS "'/>");
 		enter(o, OUT_STARTTLS);
@@ -638,7 +646,7 @@ static void on_tls(void *ud)
 	char desc[128];
 	tls_describe(ssl, desc, sizeof(desc));
 	struct tls_verdict v;
-	tls_peer_verify(ssl, o->remote, &v);
+	s2s_cert_verify(o->srv, ssl, o->remote, &v);
 	step(o, "TLS: %s; certificate of %s: %s", desc, o->remote, v.text);
 	if (o->dane_host && !dane_check(o, ssl, &v))
 		return;
@@ -1006,8 +1014,9 @@ void s2s_out_status(const struct s2s_out *o, void *json_row)
 	const char *cert = "none";
 	struct tls_verdict v;
 	SSL *ssl = o->conn ? conn_ssl(o->conn) : NULL;
+	v.eku[0] = v.spki[0] = '\0';
 	if (ssl) {
-		tls_peer_verify(ssl, o->remote, &v);
+		s2s_cert_verify(o->srv, ssl, o->remote, &v);
 		cert = v.text;
 	}
 	json_object_set_new(r, "direction", json_string("out"));
@@ -1016,6 +1025,8 @@ void s2s_out_status(const struct s2s_out *o, void *json_row)
 	json_object_set_new(r, "state", json_string(out_state_names[o->state]));
 	json_object_set_new(r, "method", json_string(o->method ? o->method : "none"));
 	json_object_set_new(r, "certificate", json_string(cert));
+	json_object_set_new(r, "certificate_eku", json_string(v.eku));
+	json_object_set_new(r, "certificate_key", json_string(v.spki));
 	json_object_set_new(r, "dane", json_string(ssl && v.dane_ok ? "verified" : "none"));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - o->started)));
 	json_object_set_new(r, "last_error", json_string(o->last_error));

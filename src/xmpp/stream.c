@@ -8,6 +8,7 @@
 #include "live.h"
 #include "log.h"
 #include "policy.h"
+#include "s2s_cert.h"
 #include "tls.h"
 #include "xml.h"
 #include "xmlstream.h"
@@ -628,8 +629,12 @@ void stream_status(const struct stream *s, void *json_row)
 	SSL *ssl = conn_ssl(s->conn);
 	const char *verdict = "none";
 	struct tls_verdict v;
+	v.eku[0] = v.spki[0] = '\0';
 	if (ssl && s->remote) {
-		tls_peer_verify(ssl, s->remote, &v);
+		if (stream_is_s2s(s))
+			s2s_cert_verify(s->srv, ssl, s->remote, &v);
+		else
+			tls_peer_verify(ssl, s->remote, &v);
 		verdict = v.text;
 	} else if (ssl) {
 		verdict = tls_peer_verdict(ssl);
@@ -644,6 +649,8 @@ void stream_status(const struct stream *s, void *json_row)
 	json_object_set_new(r, "state", json_string(state_names[s->state]));
 	json_object_set_new(r, "method", json_string(s->method ? s->method : "none"));
 	json_object_set_new(r, "certificate", json_string(verdict));
+	json_object_set_new(r, "certificate_eku", json_string(v.eku));
+	json_object_set_new(r, "certificate_key", json_string(v.spki));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - s->started)));
 	json_object_set_new(r, "last_error", json_string(s->last_error ? s->last_error : ""));
 	json_object_set_new(
@@ -704,7 +711,10 @@ void stream_cert_problem(const struct tls_verdict *v, const char *domain, bool f
 			 size_t len)
 {
 	const char *what;
-	if (!v->has_cert)
+	if (v->pin == TLS_PIN_MISMATCH)
+		what = v->has_cert ? "its public key is not one pinned for this partner"
+				   : "no certificate was presented, and keys are pinned";
+	else if (!v->has_cert)
 		what = "no certificate was presented";
 	else if (v->chain_error == X509_V_ERR_CERT_HAS_EXPIRED)
 		what = "the certificate has expired";

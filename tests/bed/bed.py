@@ -102,8 +102,10 @@ subjectAltName = {",".join(f"DNS:{s}" for s in sans)}
              "-enddate", "20200201000000Z", "-notext")
         return cert, key
 
-    def issue(self, name, sans, days=30):
-        """Returns (cert, key) paths for a leaf naming every DNS name in sans."""
+    def issue(self, name, sans, days=30, eku="serverAuth,clientAuth"):
+        """Returns (cert, key) paths for a leaf naming every DNS name in sans,
+        with extendedKeyUsage eku (public CAs issue "serverAuth" alone
+        since 2026)."""
         key = os.path.join(self.dir, f"{name}.key")
         csr = os.path.join(self.dir, f"{name}.csr")
         cert = os.path.join(self.dir, f"{name}.pem")
@@ -113,7 +115,7 @@ subjectAltName = {",".join(f"DNS:{s}" for s in sans)}
         with open(ext, "w") as f:
             f.write("basicConstraints=CA:FALSE\n"
                     "keyUsage=digitalSignature,keyEncipherment\n"
-                    "extendedKeyUsage=serverAuth,clientAuth\n"
+                    f"extendedKeyUsage={eku}\n"
                     "subjectAltName=" + ",".join(f"DNS:{s}" for s in sans) + "\n")
         # OpenSSL 3's x509 -req copies no extensions from the request.
         _run("openssl", "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
@@ -327,10 +329,11 @@ class Bed:
         self.dns = DNS(self.root)
         self.servers = []
 
-    def prosody(self, name, addr, hosts, extra="", tls=True, ca=None):
+    def prosody(self, name, addr, hosts, extra="", tls=True, ca=None, eku="serverAuth,clientAuth"):
         """ca: the CA that issues this server's certificate (default the
-        bed's); the server always trusts the bed's CA."""
-        cert, key = (ca or self.ca).issue(name, hosts)
+        bed's), with extendedKeyUsage eku; the server always trusts the
+        bed's CA."""
+        cert, key = (ca or self.ca).issue(name, hosts, eku=eku)
         p = Prosody(self.root, name, addr, hosts, self.ca.cert, cert, key, extra, tls)
         self.servers.append(p)
         return p

@@ -33,19 +33,21 @@ class Daemons:
     def __init__(self):
         self.made = []
 
-    def fedgate(self, bed=None, users=None, admins=None, partners=(), gateway=(), **kw):
+    def fedgate(self, bed=None, users=None, admins=None, partners=(), gateway=(), cert_eku=None,
+                **kw):
         """A Fedgate(**kw), not started, holding what the arguments say,
         each added with the CLI, which must succeed: users {jid: password},
         admins {name: (role, password)}, partners [domain or (domain, more
         `partner new` arguments...)], then `gateway set GATEWAY...`.
         With bed: it shows a certificate of the bed's CA and trusts that
-        CA, and listens at BED_FEDGATE_ADDR unless addr says otherwise."""
+        CA (its extendedKeyUsage cert_eku when given), and listens at
+        BED_FEDGATE_ADDR unless addr says otherwise."""
         if bed is not None:
             kw.setdefault("addr", BED_FEDGATE_ADDR)
         fg = Fedgate(**kw)
         self.made.append(fg)
         if bed is not None:
-            fg.use_bed_certificate(bed)
+            fg.use_bed_certificate(bed, **({"eku": cert_eku} if cert_eku else {}))
         for jid, password in (users or {}).items():
             r = fg.cli("user", "add", jid, input=password + "\n")
             assert r.returncode == 0, r.stderr

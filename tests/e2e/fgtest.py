@@ -47,11 +47,12 @@ class Fedgate:
         self.log_path = os.path.join(self.dir, "fedgate.log")
         self.proc = None
 
-    def use_bed_certificate(self, bed):
-        """Shows a certificate of the bed's CA for this domain and trusts
-        that CA for peers, as an admin would configure a real deployment."""
+    def use_bed_certificate(self, bed, eku="serverAuth,clientAuth"):
+        """Shows a certificate of the bed's CA for this domain (with
+        extendedKeyUsage eku) and trusts that CA for peers, as an admin
+        would configure a real deployment."""
         import shutil
-        cert, key = bed.ca.issue(self.domain, [self.domain])
+        cert, key = bed.ca.issue(self.domain, [self.domain], eku=eku)
         shutil.copy(cert, os.path.join(self.dir, "certs", f"{self.domain}.pem"))
         shutil.copy(key, os.path.join(self.dir, "certs", f"{self.domain}.key"))
         text = re.sub(r"(?m)^ca_file =.*$", f"ca_file = {bed.ca.cert}", open(self.conf).read())

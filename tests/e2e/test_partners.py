@@ -30,6 +30,7 @@ def test_defaults_when_flags_are_omitted(fg):
         "partner_type": "public-unverified", "tls": "required", "sasl": "required",
         "dialback": True, "keepalive": True, "connection_limit": 20,
         "connection_limit_default": True, "proxy_fqdn": "", "enabled": True,
+        "bidi": True, "dane": "off", "pins": [],
         "allowed_methods": ["SASL over TLS"],
         "warnings": [p["warnings"][0]],
     }

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/sha.h>
 
 #define DAY (24L * 3600L)
 
@@ -38,6 +39,7 @@ static struct {
 	char expired_file[PATH_MAX];	 /* DNS:fabrikam.test, by ca, expired */
 	char foreign_file[PATH_MAX];	 /* DNS:fabrikam.test, by other_ca */
 	char server_only_file[PATH_MAX]; /* DNS:fabrikam.test, EKU serverAuth only */
+	char signing_file[PATH_MAX];	 /* DNS:fabrikam.test, EKU codeSigning only */
 	long serial;
 } pki;
 
@@ -151,6 +153,10 @@ static int pki_setup(void **state)
 	x = make_cert("fabrikam.test", "DNS:fabrikam.test", "serverAuth", pki.leaf_key, pki.ca,
 		      pki.ca_key, -DAY, 30 * DAY);
 	write_pem(pki.server_only_file, "server-only.pem", x, NULL);
+	X509_free(x);
+	x = make_cert("fabrikam.test", "DNS:fabrikam.test", "codeSigning", pki.leaf_key, pki.ca,
+		      pki.ca_key, -DAY, 30 * DAY);
+	write_pem(pki.signing_file, "signing.pem", x, NULL);
 	X509_free(x);
 	return 0;
 }
@@ -615,15 +621,71 @@ static void test_handshake_expired(void **state)
 	expect_text(&v, "; the certificate names fabrikam.test as DNS-ID fabrikam.test");
 }
 
-static void test_handshake_wrong_purpose(void **state)
+/* Issue 15: public CAs issue serverAuth alone since 2026, and a server
+ * presents that certificate as a TLS client on its outbound streams. */
+static void test_handshake_server_only_purpose(void **state)
 {
 	(void)state;
 	struct tls_verdict v;
-	/* DESIGN.md: a server presents its certificate as a TLS client too. */
-	assert_int_equal(inbound_verdict(pki.server_only_file, pki.ca_file, &v), FG_ERR);
+	assert_int_equal(inbound_verdict(pki.server_only_file, pki.ca_file, &v), FG_OK);
+	assert_true(v.chain_ok);
+	assert_string_equal(v.eku, "TLS server only");
+	/* A certificate for neither end of TLS still proves nothing. */
+	assert_int_equal(inbound_verdict(pki.signing_file, pki.ca_file, &v), FG_ERR);
 	assert_false(v.chain_ok);
 	assert_int_equal(v.chain_error, X509_V_ERR_INVALID_PURPOSE);
-	expect_text(&v, "must include clientAuth");
+	assert_string_equal(v.eku, "neither TLS server nor TLS client");
+	expect_text(&v, "allows neither serverAuth nor clientAuth");
+	assert_int_equal(inbound_verdict(pki.fabrikam_file, pki.ca_file, &v), FG_OK);
+	assert_string_equal(v.eku, "TLS server, TLS client");
+}
+
+/* The pin is the SHA-256 of the DER SubjectPublicKeyInfo, computed here
+ * from the key rather than the certificate. */
+static void leaf_pin(char out[PIN_B64_LEN + 1])
+{
+	unsigned char *der = NULL, md[32];
+	int n = i2d_PUBKEY(pki.leaf_key, &der);
+	assert_true(n > 0);
+	SHA256(der, (size_t)n, md);
+	OPENSSL_free(der);
+	pin_from_digest(md, out);
+}
+
+static void test_pins(void **state)
+{
+	(void)state;
+	struct tls_verdict v;
+	char pin[PIN_B64_LEN + 1];
+	char other[PIN_B64_LEN + 1] = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+	char *listed[2] = {other, pin};
+	struct domain_list pins = {listed, 2};
+	leaf_pin(pin);
+
+	/* A CA nobody here trusts, but the key the admin pinned. */
+	assert_int_equal(inbound_verdict(pki.foreign_file, pki.ca_file, &v), FG_ERR);
+	assert_string_equal(v.spki, pin);
+	assert_int_equal(tls_verdict_pins(&v, "fabrikam.test", &pins), FG_OK);
+	assert_int_equal(v.pin, TLS_PIN_MATCH);
+	assert_true(v.chain_ok);
+	expect_text(&v, "pinned for fabrikam.test");
+
+	/* A trusted chain with a key that is not pinned: refused, and the
+	 * text names both. */
+	struct domain_list only_other = {listed, 1};
+	assert_int_equal(inbound_verdict(pki.fabrikam_file, pki.ca_file, &v), FG_OK);
+	assert_int_equal(tls_verdict_pins(&v, "fabrikam.test", &only_other), FG_ERR);
+	assert_int_equal(v.pin, TLS_PIN_MISMATCH);
+	assert_false(v.chain_ok);
+	expect_text(&v, pin);
+	expect_text(&v, other);
+	expect_text(&v, "--add-pin");
+
+	/* No pins: the CAs decide, as before. */
+	struct domain_list none = {NULL, 0};
+	assert_int_equal(inbound_verdict(pki.fabrikam_file, pki.ca_file, &v), FG_OK);
+	assert_int_equal(tls_verdict_pins(&v, "fabrikam.test", &none), FG_OK);
+	assert_int_equal(v.pin, TLS_PIN_NONE);
 }
 
 static void test_no_client_certificate(void **state)
@@ -1125,7 +1187,8 @@ int main(void)
 		cmocka_unit_test(test_handshake_wrong_ca),
 		cmocka_unit_test(test_handshake_foreign_ca),
 		cmocka_unit_test(test_handshake_expired),
-		cmocka_unit_test(test_handshake_wrong_purpose),
+		cmocka_unit_test(test_handshake_server_only_purpose),
+		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_no_client_certificate),
 		cmocka_unit_test(test_tls11_refused),
 		cmocka_unit_test(test_client_ctx_settings),
