@@ -77,9 +77,10 @@ struct s2s_out {
 	struct dane_result *dane_res;
 	const struct dane_host *dane_host;
 	bool dane_refused; /* the last target was not tried because of DANE */
+	bool dane_next;	   /* its certificate failed DANE: on to the next target */
 	struct dns_target *targets;
 	size_t ntargets, next_target;
-	char last_connect_error[300];
+	char last_connect_error[580];
 	char last_error[600];
 	enum db_cond fail_cond; /* what a failure means for senders */
 	const char *fail_kind;	/* s2s_out_fail_kind; NULL: from the state */
@@ -622,19 +623,24 @@ static bool dane_check(struct s2s_out *o, SSL *ssl, const struct tls_verdict *v)
 	}
 	dane_spki_sha256_hex(SSL_get0_peer_certificate(ssl), spki, sizeof(spki));
 	dane_host_text(h, recs, sizeof(recs));
-	o->fail_kind = "tls";
+	/* Cut at the buffer's end if need be: the key comes first. */
+	o->last_connect_error[0] = '\0';
 	if (usable == 0)
-		fail(o,
-		     "DANE (dane = required): no TLSA record at %s is usable (%s); the certificate "
-		     "of %s has SPKI SHA-256 %s (TLSA 3 1 1 %s)",
-		     h->qname, recs, o->remote, spki[0] ? spki : "?", spki[0] ? spki : "?");
+		fg_appendf(o->last_connect_error, sizeof(o->last_connect_error),
+			   "DANE (dane = required): no TLSA record at %s is usable (%s); the "
+			   "certificate of %s has SPKI SHA-256 %s (TLSA 3 1 1 %s)",
+			   h->qname, recs, o->remote, spki[0] ? spki : "?", spki[0] ? spki : "?");
 	else
-		fail(o,
-		     "DANE mismatch (dane = %s): the certificate of %s at %s:%u has SPKI SHA-256 "
-		     "%s, "
-		     "which no TLSA record at %s matches (%s)",
-		     policy_dane_name(o->dane), o->remote, h->name, h->port, spki[0] ? spki : "?",
-		     h->qname, recs);
+		fg_appendf(o->last_connect_error, sizeof(o->last_connect_error),
+			   "DANE mismatch (dane = %s): the certificate of %s at %s:%u has SPKI "
+			   "SHA-256 %s, which no TLSA record at %s matches (%s)",
+			   policy_dane_name(o->dane), o->remote, h->name, h->port,
+			   spki[0] ? spki : "?", h->qname, recs);
+	/* RFC 7672 §2.2.2: this host failed; the next target may pass.
+	 * on_closed goes on with connect_next. */
+	step(o, "%s", o->last_connect_error);
+	o->dane_next = true;
+	conn_close(o->conn, "DANE: the certificate matches no TLSA record");
 	return false;
 }
 
@@ -722,6 +728,13 @@ static void on_closed(void *ud, const char *reason)
 		/* This target failed; the next one may do. */
 		snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", reason);
 		step(o, "%s", reason);
+		connect_next(o);
+		return;
+	}
+	if (o->state == OUT_TLS && o->dane_next) {
+		o->dane_next = false;
+		o->secure = false;	/* on_tls had set it: a new connection */
+		o->dane_refused = true; /* the reason, if no target is left */
 		connect_next(o);
 		return;
 	}

@@ -7,6 +7,8 @@ three signed with ldns-signzone and one not, and fedgate validates with
   tailspin.test   signed, TLSA 3 1 1 = some other key       dane required
   northwind.test  unsigned, TLSA 3 1 1 = Prosody's key      dane required
   adatum.test     signed, no TLSA                           dane opportunistic
+  litware.test    signed, two SRV targets: the first's TLSA   dane required
+                  is wrong, the second's is Prosody's key
 """
 import asyncio
 import hashlib
@@ -21,7 +23,8 @@ from clients import User, cli, run
 from fgtest import FEDGATE
 
 PROSODY_ADDR = "127.0.0.12"
-DOMAINS = ("fabrikam.test", "tailspin.test", "northwind.test", "adatum.test")
+PROSODY_ADDR2 = "127.0.0.13"  # the same Prosody, litware.test's second target
+DOMAINS = ("fabrikam.test", "tailspin.test", "northwind.test", "adatum.test", "litware.test")
 
 
 def zone(domain, tlsa=None):
@@ -36,6 +39,8 @@ def zone(domain, tlsa=None):
 def world(module_daemons):
     bed = module_daemons.bed({d: PROSODY_ADDR for d in DOMAINS})
     prosody = module_daemons.prosody(bed, "dane", PROSODY_ADDR, list(DOMAINS),
+                                     extra=f'interfaces = {{ "{PROSODY_ADDR}", '
+                                           f'"{PROSODY_ADDR2}" }}',
                                      users={"bob@fabrikam.test": "bobpass",
                                             "dave@adatum.test": "davepass"})
     key = spki_sha256(os.path.join(bed.ca.dir, "dane.pem"))
@@ -45,6 +50,11 @@ def world(module_daemons):
     dns.add_zone("tailspin.test", zone("tailspin.test", wrong))
     dns.add_zone("northwind.test", zone("northwind.test", key), signed=False)
     dns.add_zone("adatum.test", zone("adatum.test"))
+    dns.add_zone("litware.test", [
+        f"@ IN A {PROSODY_ADDR}", f"xmpp1 IN A {PROSODY_ADDR}", f"xmpp2 IN A {PROSODY_ADDR2}",
+        "_xmpp-server._tcp IN SRV 0 0 5269 xmpp1.litware.test.",
+        "_xmpp-server._tcp IN SRV 10 0 5269 xmpp2.litware.test.",
+        f"_5269._tcp.xmpp1 IN TLSA 3 1 1 {wrong}", f"_5269._tcp.xmpp2 IN TLSA 3 1 1 {key}"])
     # The bed stops its servers in reverse order; unbound goes with them.
     bed.servers.append(dns)
     dns.start()
@@ -54,7 +64,8 @@ def world(module_daemons):
                   f"resolv_conf = {dns.resolv_conf}\ntrust_anchor = {dns.anchors}", text)
     open(fg.conf, "w").write(text)
     for domain, mode in (("fabrikam.test", "required"), ("tailspin.test", "required"),
-                         ("northwind.test", "required"), ("adatum.test", "opportunistic")):
+                         ("northwind.test", "required"), ("adatum.test", "opportunistic"),
+                         ("litware.test", "required")):
         r = fg.cli("partner", "new", "--domain", domain, "--dane", mode)
         assert r.returncode == 0, r.stderr
     return bed, prosody, fg.start(), key, wrong
@@ -114,6 +125,21 @@ def test_wrong_tlsa_refuses_with_the_key_to_publish(world):
             + wrong[:64]) in r.stdout, r.stdout + r.stderr
     assert "DANE mismatch: no TLSA record at _5269._tcp.xmpp.tailspin.test" in r.stdout
     assert f"SPKI SHA-256 is {key}" in r.stdout
+
+
+def test_a_mismatch_moves_on_to_the_next_target(world):
+    """RFC 7672 2.2.2: a host whose certificate matches none of its TLSA
+    records is left for the next SRV target, which may pass."""
+    _, _, fg, key, _ = world
+    rc, out, err = run(cli(fg, "test-im", "--wait", "0", "--to", "x@litware.test"))
+    assert rc == 0, out + err
+    assert re.search(r"DANE mismatch \(dane = required\): the certificate of litware\.test at "
+                     r"xmpp1\.litware\.test:5269 has SPKI SHA-256 " + key, out), out
+    assert "connected to xmpp2.litware.test [127.0.0.13]:5269" in out, out
+    assert "DANE: the certificate matches a TLSA record at _5269._tcp.xmpp2.litware.test" in out
+    assert "SASL EXTERNAL accepted by litware.test" in out, out
+    row = outbound_row(fg, "litware.test")
+    assert row is not None and row["dane"] == "verified", row
 
 
 def test_dane_off_looks_nothing_up(world):
