@@ -106,6 +106,19 @@ void dane_tlsa_text(const struct dane_tlsa *r, char *buf, size_t len)
 		fg_appendf(buf, len, "...");
 }
 
+const char *dane_st_word(enum dane_st st)
+{
+	switch (st) {
+	case DANE_ST_RECORDS:
+	case DANE_ST_NONE: return "DNSSEC-secure";
+	case DANE_ST_INSECURE: return "not DNSSEC-secure";
+	case DANE_ST_BOGUS: return "DNSSEC bogus";
+	case DANE_ST_FAIL: return "no DNSSEC verdict";
+	case DANE_ST_PENDING: break;
+	}
+	return "not looked up";
+}
+
 void dane_host_text(const struct dane_host *h, char *buf, size_t len)
 {
 	switch (h->st) {
@@ -158,8 +171,11 @@ enum dane_use dane_decide(enum dane_mode mode, const struct dane_result *r, cons
 				r->srv_why);
 			return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 		case DANE_ST_BOGUS:
+			/* Not even the SRV answer validates: a resolver path that
+			 * cannot carry DNSSEC looks just like this, and
+			 * opportunistic must not cost federation there. */
 			snprintf(why, whylen, "DANE: DNSSEC bogus: %s", r->srv_why);
-			return DANE_USE_REFUSE;
+			return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 		default:
 			snprintf(why, whylen, "DANE: %s", r->srv_why);
 			return req ? DANE_USE_REFUSE : DANE_USE_NONE;
@@ -244,9 +260,11 @@ void dane_lookup_cancel(struct dane_lookup **lp)
 static enum dane_st answer_st(const struct dns_answer *a, char *why, size_t whylen)
 {
 	why[0] = '\0';
+	static const char bogus[] = "DNSSEC bogus: ";
 	if (a->st == DNS_ST_FAIL) {
-		snprintf(why, whylen, "%s", a->why);
-		return strncmp(a->why, "DNSSEC bogus", 12) == 0 ? DANE_ST_BOGUS : DANE_ST_FAIL;
+		bool b = strncmp(a->why, bogus, sizeof(bogus) - 1) == 0;
+		snprintf(why, whylen, "%s", b ? a->why + sizeof(bogus) - 1 : a->why);
+		return b ? DANE_ST_BOGUS : DANE_ST_FAIL;
 	}
 	if (a->dnssec != 2)
 		return DANE_ST_INSECURE;
@@ -265,7 +283,7 @@ static void on_sub(void *ud, const struct dns_answer *ans, const struct dns_srv 
 		char why[160];
 		l->r.srv = answer_st(ans, why, sizeof(why));
 		if (why[0] != '\0')
-			snprintf(l->r.srv_why, sizeof(l->r.srv_why), "SRV %s: %s", l->srv_name,
+			snprintf(l->r.srv_why, sizeof(l->r.srv_why), "SRV %s (%s)", l->srv_name,
 				 why);
 		else
 			snprintf(l->r.srv_why, sizeof(l->r.srv_why), "SRV %s", l->srv_name);

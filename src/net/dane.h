@@ -82,14 +82,19 @@ enum dane_use {
 /* The rule of a partner's `dane` setting for the target host:port, given
  * what the lookups found (r NULL: none were made). off: NONE.
  * opportunistic: VERIFY with secure records; NONE when DNSSEC says there
- * are none or the zone is unsigned (or no trust anchor); REFUSE when the
- * answers are bogus or the secure TLSA lookup failed (RFC 7672 §2.2).
+ * are none, the zone is unsigned, there is no trust anchor or not even the
+ * SRV answer validates (a resolver path without DNSSEC); REFUSE when, under
+ * a secure SRV answer, the TLSA answer is bogus or its lookup failed (RFC
+ * 7672 §2.2).
  * required: VERIFY with secure records, REFUSE otherwise. *h receives the
  * host's record set for VERIFY. */
 enum dane_use dane_decide(enum dane_mode mode, const struct dane_result *r, const char *host,
 			  uint16_t port, const struct dane_host **h, char *why, size_t whylen);
 
-/* "secure, 2 records", "secure, no records", "not signed", ... */
+/* "DNSSEC-secure" (RECORDS, NONE), "not DNSSEC-secure", "DNSSEC bogus",
+ * "no DNSSEC verdict" (FAIL), "not looked up". */
+const char *dane_st_word(enum dane_st st);
+/* "DNSSEC-secure, 2 records: 3 1 1 ...", "not DNSSEC-signed", ... */
 void dane_host_text(const struct dane_host *h, char *buf, size_t len);
 
 /* ---- TLS ---- */

@@ -789,7 +789,10 @@ static void on_answer(void *arg, int rcode, void *pkt, int len, int sec, char *w
 			 s->srv_cap);
 	if (sec == 1) {
 		char why[sizeof(s->ans->why)];
-		snprintf(why, sizeof(why), "DNSSEC bogus: %s", why_bogus ? why_bogus : "?");
+		/* libunbound's "validation failure <NAME TYPE CLASS>: reason":
+		 * the name is the caller's already; the reason is what fits. */
+		const char *reason = why_bogus ? why_bogus : "?", *gt = strstr(reason, ">: ");
+		snprintf(why, sizeof(why), "DNSSEC bogus: %s", gt ? gt + 3 : reason);
 		answer_fail(s->ans, why);
 	}
 	s->ans->dnssec = sec;

@@ -141,7 +141,7 @@ enum dns_status { DNS_ST_PENDING = 0, DNS_ST_DATA, DNS_ST_NODATA, DNS_ST_NXDOMAI
 /* One parsed reply: the records of the asked type. */
 struct dns_answer {
 	enum dns_status st;
-	char why[48];	/* for DNS_ST_FAIL: "SERVFAIL", "malformed reply", ... */
+	char why[160];	/* for DNS_ST_FAIL: "SERVFAIL", "malformed reply", ... */
 	uint32_t ttl;	/* smallest TTL of the records kept */
 	size_t n;	/* records kept (in addr, or in the caller's srv array) */
 	size_t dropped; /* records beyond the caps */

@@ -853,9 +853,7 @@ static void report_targets(struct probe *p)
 static void on_dane(void *ud, const struct dane_result *r)
 {
 	struct probe *p = ud;
-	const char *srv_word = r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE ? "DNSSEC-secure"
-			       : r->srv == DANE_ST_INSECURE ? "not DNSSEC-secure"
-							    : "no DNSSEC verdict";
+	const char *srv_word = dane_st_word(r->srv);
 	json_t *hosts = json_array();
 	step(p, "DANE: %s: %s%s", r->srv_why, srv_word,
 	     r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE

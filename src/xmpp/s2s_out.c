@@ -842,9 +842,7 @@ static void on_dane(void *ud, const struct dane_result *r)
 	}
 	*o->dane_res = *r;
 	step(o, "DANE (dane = %s): %s: %s", policy_dane_name(o->dane), r->srv_why,
-	     r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE ? "DNSSEC-secure"
-	     : r->srv == DANE_ST_INSECURE			 ? "not DNSSEC-secure"
-								 : "no DNSSEC verdict");
+	     dane_st_word(r->srv));
 	for (size_t i = 0; i < r->nhosts; i++) {
 		char text[700];
 		dane_host_text(&r->hosts[i], text, sizeof(text));
