@@ -363,9 +363,11 @@ class SignedDNS:
         self.log = os.path.join(self.dir, "unbound.log")
         self.proc = None
 
-    def add_zone(self, name, records, signed=True):
-        """records: zone-file lines relative to the zone ("xmpp IN A ...")."""
-        self.zones[name] = (list(records), signed)
+    def add_zone(self, name, records, signed=True, bogus=False):
+        """records: zone-file lines relative to the zone ("xmpp IN A ...").
+        bogus: signed, but the trust anchor file gets the DS of another key,
+        so that a validating client finds every answer bogus."""
+        self.zones[name] = (list(records), "bogus" if bogus else signed)
 
     def _write_zone(self, name, records, signed):
         path = os.path.join(self.dir, f"{name}.zone")
@@ -383,6 +385,9 @@ class SignedDNS:
         base = _run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", name, cwd=self.dir)
         base = os.path.join(self.dir, base.stdout.strip())
         _run("ldns-signzone", "-f", path + ".signed", path, base, cwd=self.dir)
+        if signed == "bogus":
+            other = _run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", name, cwd=self.dir)
+            base = os.path.join(self.dir, other.stdout.strip())
         with open(base + ".ds") as ds, open(self.anchors, "a") as out:
             out.write(ds.read())
         return path + ".signed"

@@ -9,6 +9,8 @@ three signed with ldns-signzone and one not, and fedgate validates with
   adatum.test     signed, no TLSA                           dane opportunistic
   litware.test    signed, two SRV targets: the first's TLSA   dane required
                   is wrong, the second's is Prosody's key
+  woodgrove.test  signed, but the trust anchor is another    dane required
+                  key's: every answer is bogus
 """
 import asyncio
 import hashlib
@@ -24,7 +26,8 @@ from fgtest import FEDGATE
 
 PROSODY_ADDR = "127.0.0.12"
 PROSODY_ADDR2 = "127.0.0.13"  # the same Prosody, litware.test's second target
-DOMAINS = ("fabrikam.test", "tailspin.test", "northwind.test", "adatum.test", "litware.test")
+DOMAINS = ("fabrikam.test", "tailspin.test", "northwind.test", "adatum.test", "litware.test",
+           "woodgrove.test")
 
 
 def zone(domain, tlsa=None):
@@ -55,6 +58,7 @@ def world(module_daemons):
         "_xmpp-server._tcp IN SRV 0 0 5269 xmpp1.litware.test.",
         "_xmpp-server._tcp IN SRV 10 0 5269 xmpp2.litware.test.",
         f"_5269._tcp.xmpp1 IN TLSA 3 1 1 {wrong}", f"_5269._tcp.xmpp2 IN TLSA 3 1 1 {key}"])
+    dns.add_zone("woodgrove.test", zone("woodgrove.test", key), bogus=True)
     # The bed stops its servers in reverse order; unbound goes with them.
     bed.servers.append(dns)
     dns.start()
@@ -65,7 +69,7 @@ def world(module_daemons):
     open(fg.conf, "w").write(text)
     for domain, mode in (("fabrikam.test", "required"), ("tailspin.test", "required"),
                          ("northwind.test", "required"), ("adatum.test", "opportunistic"),
-                         ("litware.test", "required")):
+                         ("litware.test", "required"), ("woodgrove.test", "required")):
         r = fg.cli("partner", "new", "--domain", domain, "--dane", mode)
         assert r.returncode == 0, r.stderr
     return bed, prosody, fg.start(), key, wrong
@@ -211,3 +215,20 @@ def test_check_reports_the_trust_anchor(world):
                        timeout=60)
     assert re.search(r"warning +cannot read the DNSSEC trust anchor /nonexistent/root\.key",
                      r.stdout), r.stdout
+
+
+def test_bogus_answers_refuse_required_but_not_opportunistic(world):
+    """A zone whose signatures do not validate: required refuses and says
+    so; opportunistic takes it for a path without DNSSEC (not even the SRV
+    answer validates) and federates without DANE."""
+    _, _, fg, _, _ = world
+    rc, out, err = run(cli(fg, "test-im", "--to", "x@woodgrove.test"))
+    assert rc == 1, out + err
+    assert re.search(r"refused by the partner setting dane = required: DANE: DNSSEC bogus: SRV "
+                     r"_xmpp-server\._tcp\.woodgrove\.test \(.+\)", err), err
+    r = fg.cli("partner", "set", "woodgrove.test", "--dane", "opportunistic")
+    assert r.returncode == 0, r.stderr
+    rc, out, err = run(cli(fg, "test-im", "--wait", "0", "--to", "x@woodgrove.test"))
+    assert rc == 0, out + err
+    assert "going on without DANE (dane = opportunistic)" in out, out
+    assert "SASL EXTERNAL accepted by woodgrove.test" in out, out
