@@ -330,6 +330,11 @@ static void start_dialback(struct s2s_out *o)
 static void ready(struct s2s_out *o)
 {
 	enter(o, OUT_READY);
+	/* The TLSA records did their work in the handshake (OpenSSL keeps
+	 * its own copy); up to 64 KiB need not live as long as the stream. */
+	o->dane_host = NULL;
+	free(o->dane_res);
+	o->dane_res = NULL;
 	evtimer_del(o->deadline);
 	arm_idle(o);
 	step(o, "stream ready: authenticated with %s", o->method);
