@@ -510,9 +510,9 @@ static void on_element(struct s2s_out *o, struct xml_node *el)
 	case OUT_STARTTLS:
 		if (xml_is(el, XML_NS_TLS, "proceed")) {
 			/* Offers the session of our last stream of this pair,
-			 * if any; the certificate checks run all the same. */
-			/* A stream verified with DANE does a full handshake:
-			 * OpenSSL checks TLSA records only against a chain. */
+			 * if any; the certificate checks run all the same. A
+			 * stream verified with DANE does a full handshake
+			 * instead: OpenSSL checks TLSA records against a chain. */
 			if (o->dane_host)
 				dane_client_arm(o->srv->tls_client, o->dane_host, o->remote);
 			else
@@ -610,7 +610,7 @@ static size_t on_data(void *ud, const char *data, size_t len)
 }
 
 /* The certificate against the target's DNSSEC-secure TLSA records: a
- * secure set that does not match refuses the stream whatever the mode
+ * secure set that does not match refuses the target whatever the mode
  * (RFC 7672 §2.2); the reason names the key to publish. */
 static bool dane_check(struct s2s_out *o, SSL *ssl, const struct tls_verdict *v)
 {
