@@ -713,6 +713,13 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
 	return c;
 }
 
+void conn_set_ops(struct conn *c, const struct conn_ops *ops, void *ud)
+{
+	assert(ops != NULL && ops->on_closed != NULL);
+	c->ops = ops;
+	c->ud = ud;
+}
+
 /* Throws away what is buffered from the plaintext side; returns how much. */
 static size_t drain_plaintext(struct conn *c)
 {

@@ -56,6 +56,10 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
 			  const char *ctx_prefix, const struct conn_limits *lim,
 			  const struct conn_ops *ops, void *ud);
 
+/* Hands c to another owner: its callbacks go to ops and ud from now on
+ * (happy.c gives the connection that won a race to the stream). */
+void conn_set_ops(struct conn *c, const struct conn_ops *ops, void *ud);
+
 int conn_write(struct conn *c, const char *data, size_t len);
 
 /* Switches to TLS as the server. Bytes already buffered from the plaintext
