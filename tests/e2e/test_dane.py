@@ -175,6 +175,10 @@ def test_unsigned_zone_refuses_a_required_partner(world):
     assert "refused by the partner setting dane = required" in err, err
     assert "the zone is not signed" in err, err
     assert "connected to" not in out + err  # never tried
+    # The partner's history has the refusal in the route's words.
+    h = fg.cli_json("partner", "history", "northwind.test")
+    failed = [e for e in h["events"] if e["event"] == "failed"]
+    assert failed and "the zone is not signed" in failed[-1]["reason"], h["events"]
     r = fg.cli("probe", "northwind.test")
     assert "DANE: SRV _xmpp-server._tcp.northwind.test: not DNSSEC-secure" in r.stdout, r.stdout
     assert "DANE: TLSA _5269._tcp.xmpp.northwind.test: not DNSSEC-signed" in r.stdout, r.stdout
