@@ -133,11 +133,36 @@ void dane_host_text(const struct dane_host *h, char *buf, size_t len)
 			fg_appendf(buf, len, " (%zu more not used)", h->skipped);
 		return;
 	case DANE_ST_NONE: snprintf(buf, len, "DNSSEC-secure, no TLSA records"); return;
-	case DANE_ST_INSECURE: snprintf(buf, len, "not DNSSEC-signed (insecure)"); return;
+	case DANE_ST_INSECURE:
+		snprintf(buf, len, "not DNSSEC-signed (insecure)%s%s", h->why[0] ? ": " : "",
+			 h->why);
+		return;
 	case DANE_ST_BOGUS: snprintf(buf, len, "DNSSEC bogus: %s", h->why); return;
 	case DANE_ST_FAIL: snprintf(buf, len, "lookup failed: %s", h->why); return;
 	case DANE_ST_PENDING: snprintf(buf, len, "not looked up"); return;
 	}
+}
+
+void dane_host_finish(struct dane_host *h)
+{
+	enum dane_st a = h->addr_st[0], b = h->addr_st[1];
+
+	if (a == DANE_ST_BOGUS || b == DANE_ST_BOGUS) {
+		h->st = DANE_ST_BOGUS;
+		snprintf(h->why, sizeof(h->why), "%s", h->addr_why);
+	} else if (a == DANE_ST_INSECURE || b == DANE_ST_INSECURE) {
+		h->st = DANE_ST_INSECURE;
+		snprintf(h->why, sizeof(h->why), "has address records that are not DNSSEC-secure");
+	} else if (a != DANE_ST_RECORDS && b != DANE_ST_RECORDS) {
+		h->st = DANE_ST_FAIL;
+		/* Cut at the end if need be (fg_appendf). */
+		h->why[0] = '\0';
+		fg_appendf(h->why, sizeof(h->why), "no DNSSEC-secure address for %s%s%s", h->name,
+			   h->addr_why[0] ? ": " : "", h->addr_why);
+	} else {
+		return;
+	}
+	h->n = 0;
 }
 
 static bool secure_st(enum dane_st st)
@@ -204,8 +229,13 @@ enum dane_use dane_decide(enum dane_mode mode, const struct dane_result *r, cons
 			 h->qname);
 		return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 	case DANE_ST_INSECURE:
-		snprintf(why, whylen, "DANE: the zone is not signed: TLSA %s is not DNSSEC-secure",
-			 h->qname);
+		if (h->why[0])
+			snprintf(why, whylen, "DANE: the zone is not signed: %s %s", h->name,
+				 h->why);
+		else
+			snprintf(why, whylen,
+				 "DANE: the zone is not signed: TLSA %s is not DNSSEC-secure",
+				 h->qname);
 		return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 	case DANE_ST_BOGUS:
 		snprintf(why, whylen, "DANE: TLSA %s is DNSSEC bogus: %s", h->qname, h->why);
@@ -226,6 +256,7 @@ struct dane_sub {
 	struct dane_lookup *l;
 	struct dns_query *q;
 	struct dane_host *h; /* NULL: the SRV lookup */
+	int addr;	     /* for h: -1 its TLSA lookup, 0 its A, 1 its AAAA */
 };
 
 struct dane_lookup {
@@ -235,7 +266,7 @@ struct dane_lookup {
 	size_t pending;
 	bool no_srv; /* proxy_fqdn or an IP literal: r.srv stays FAIL */
 	char srv_name[DNS_NAME_MAX + 1];
-	struct dane_sub subs[DANE_MAX_HOSTS + 1];
+	struct dane_sub subs[3 * DANE_MAX_HOSTS + 1];
 	size_t nsubs;
 	struct dane_result r;
 };
@@ -287,6 +318,14 @@ static void on_sub(void *ud, const struct dns_answer *ans, const struct dns_srv 
 				 why);
 		else
 			snprintf(l->r.srv_why, sizeof(l->r.srv_why), "SRV %s", l->srv_name);
+	} else if (s->h != NULL && s->addr >= 0) {
+		char why[160];
+		s->h->addr_st[s->addr] = answer_st(ans, why, sizeof(why));
+		if (why[0] != '\0') {
+			s->h->addr_why[0] = '\0';
+			fg_appendf(s->h->addr_why, sizeof(s->h->addr_why), "%s %s: %s", s->h->name,
+				   s->addr ? "AAAA" : "A", why);
+		}
 	} else if (s->h != NULL) {
 		struct dane_host *h = s->h;
 		h->st = answer_st(ans, h->why, sizeof(h->why));
@@ -308,6 +347,8 @@ static void on_sub(void *ud, const struct dns_answer *ans, const struct dns_srv 
 	assert(l->pending > 0);
 	if (--l->pending > 0)
 		return;
+	for (size_t i = 0; i < l->r.nhosts; i++)
+		dane_host_finish(&l->r.hosts[i]);
 	if (l->lp != NULL)
 		*l->lp = NULL;
 	l->cb(l->ud, &l->r);
@@ -315,12 +356,14 @@ static void on_sub(void *ud, const struct dns_answer *ans, const struct dns_srv 
 }
 
 static int sub_start(struct dns *d, struct dane_lookup *l, const char *name, uint16_t type,
-		     struct dane_host *h)
+		     struct dane_host *h, int addr)
 {
 	struct dane_sub *s = &l->subs[l->nsubs++];
 
+	assert(l->nsubs <= FG_ARRAY_LEN(l->subs));
 	s->l = l;
 	s->h = h;
+	s->addr = addr;
 	l->pending++;
 	if (dns_lookup_secure(d, name, type, on_sub, s, &s->q) != FG_OK) {
 		l->pending--;
@@ -373,11 +416,19 @@ int dane_lookup_start(struct dns *d, const char *domain, const struct dns_result
 		for (size_t i = 0; i < res->n; i++)
 			add_host(l, res->targets[i].host, res->targets[i].port);
 	}
-	if (sub_start(d, l, l->srv_name, DNS_QTYPE_SRV, NULL) != FG_OK)
+	if (sub_start(d, l, l->srv_name, DNS_QTYPE_SRV, NULL, -1) != FG_OK)
 		goto fail;
-	for (size_t i = 0; i < l->r.nhosts; i++)
-		if (sub_start(d, l, l->r.hosts[i].qname, DNS_QTYPE_TLSA, &l->r.hosts[i]) != FG_OK)
+	/* The address lookups run beside the TLSA one rather than before it
+	 * (RFC 7673 §3.2 orders them): the TLSA answer of a host whose
+	 * addresses turn out insecure is dropped (dane_host_finish), and the
+	 * stream waits one round trip less. */
+	for (size_t i = 0; i < l->r.nhosts; i++) {
+		struct dane_host *h = &l->r.hosts[i];
+		if (sub_start(d, l, h->qname, DNS_QTYPE_TLSA, h, -1) != FG_OK ||
+		    sub_start(d, l, h->name, DNS_QTYPE_A, h, 0) != FG_OK ||
+		    sub_start(d, l, h->name, DNS_QTYPE_AAAA, h, 1) != FG_OK)
 			goto fail;
+	}
 	if (lp != NULL)
 		*lp = l;
 	return FG_OK;

@@ -41,9 +41,13 @@ struct dane_host {
 	uint16_t port;
 	char qname[DNS_NAME_MAX + 1]; /* _PORT._tcp.name */
 	enum dane_st st;
-	char why[160]; /* BOGUS, FAIL: the resolver's words */
+	char why[160]; /* BOGUS, FAIL: the resolver's words; INSECURE: why, or "" */
 	size_t n, skipped;
 	struct dane_tlsa recs[DANE_MAX_RECORDS];
+	/* The validated A and AAAA answers for name: RFC 7673 §3.2 trusts the
+	 * TLSA records of a host only when its addresses are secure. */
+	enum dane_st addr_st[2];
+	char addr_why[160];
 };
 
 struct dane_result {
@@ -94,6 +98,10 @@ enum dane_use dane_decide(enum dane_mode mode, const struct dane_result *r, cons
 /* "DNSSEC-secure" (RECORDS, NONE), "not DNSSEC-secure", "DNSSEC bogus",
  * "no DNSSEC verdict" (FAIL), "not looked up". */
 const char *dane_st_word(enum dane_st st);
+/* Folds the address verdicts into h's: bogus addresses make the host
+ * BOGUS, insecure ones INSECURE (its TLSA records then prove nothing),
+ * no secure address at all FAIL; secure addresses leave the TLSA verdict. */
+void dane_host_finish(struct dane_host *h);
 /* "DNSSEC-secure, 2 records: 3 1 1 ...", "not DNSSEC-signed", ... */
 void dane_host_text(const struct dane_host *h, char *buf, size_t len);
 

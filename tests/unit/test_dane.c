@@ -239,6 +239,45 @@ static void test_decide(void **state)
 			 DANE_USE_NONE);
 }
 
+/* RFC 7673 §3.2: a host's TLSA records count only under secure addresses. */
+static void test_host_finish(void **state)
+{
+	(void)state;
+	static const struct {
+		enum dane_st a, aaaa, want;
+		size_t n;
+	} cases[] = {
+		{DANE_ST_RECORDS, DANE_ST_NONE, DANE_ST_RECORDS, 1},
+		{DANE_ST_NONE, DANE_ST_RECORDS, DANE_ST_RECORDS, 1},
+		{DANE_ST_RECORDS, DANE_ST_FAIL, DANE_ST_RECORDS, 1}, /* one family fails */
+		{DANE_ST_RECORDS, DANE_ST_INSECURE, DANE_ST_INSECURE, 0},
+		{DANE_ST_INSECURE, DANE_ST_NONE, DANE_ST_INSECURE, 0},
+		{DANE_ST_RECORDS, DANE_ST_BOGUS, DANE_ST_BOGUS, 0},
+		{DANE_ST_BOGUS, DANE_ST_INSECURE, DANE_ST_BOGUS, 0},
+		{DANE_ST_NONE, DANE_ST_NONE, DANE_ST_FAIL, 0},
+		{DANE_ST_FAIL, DANE_ST_FAIL, DANE_ST_FAIL, 0},
+	};
+	char why[600];
+	for (size_t i = 0; i < FG_ARRAY_LEN(cases); i++) {
+		set_result(DANE_ST_RECORDS, DANE_ST_RECORDS, 1);
+		struct dane_host *h = &res.hosts[0];
+		h->why[0] = '\0';
+		h->addr_st[0] = cases[i].a;
+		h->addr_st[1] = cases[i].aaaa;
+		snprintf(h->addr_why, sizeof(h->addr_why), "xmpp.fabrikam.test A: SERVFAIL");
+		dane_host_finish(h);
+		if (h->st != cases[i].want || h->n != cases[i].n)
+			fail_msg("case %zu: status %d with %zu records", i, h->st, h->n);
+	}
+	/* What required says of a host with insecure addresses. */
+	set_result(DANE_ST_RECORDS, DANE_ST_RECORDS, 1);
+	res.hosts[0].addr_st[0] = DANE_ST_INSECURE;
+	dane_host_finish(&res.hosts[0]);
+	assert_int_equal(decide(DANE_REQUIRED, why, sizeof(why)), DANE_USE_REFUSE);
+	assert_string_equal(why, "DANE: the zone is not signed: xmpp.fabrikam.test has address "
+				 "records that are not DNSSEC-secure");
+}
+
 static void test_host_text(void **state)
 {
 	(void)state;
@@ -263,6 +302,7 @@ int main(void)
 		cmocka_unit_test(test_parse_skips_what_cannot_be_used),
 		cmocka_unit_test(test_parse_malformed),
 		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_host_finish),
 		cmocka_unit_test(test_host_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
