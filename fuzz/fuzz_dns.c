@@ -1,7 +1,8 @@
 /* libFuzzer target for what a DNS server's answer reaches: the wire-format
  * parser (dns_parse_answer), the RFC 2782 ordering of the SRV records it
  * yields, the flattening of A/AAAA answers into connection targets, the
- * sentence an admin reads when nothing is left, and the proxy_fqdn parser.
+ * sentence an admin reads when nothing is left, the XEP-0368 merge of
+ * _xmpp-server and _xmpps-server records, and the proxy_fqdn parser.
  * The first byte picks the query type and libunbound's rcode, the rest is
  * the reply, as libunbound hands it over (answer_packet). */
 #include <arpa/inet.h>
@@ -81,6 +82,44 @@ static void check_answer(const struct dns_answer *a, const struct dns_srv *srv, 
 		CHECK(lower_name(srv[i].target));
 	}
 	CHECK(dns_srv_no_service(srv, a->n) == (a->n == 1 && srv[0].target[0] == '\0'));
+}
+
+/* XEP-0368: the answer as both _xmpp-server and _xmpps-server records
+ * (halves of it), each side's status from ctl: the merge keeps only usable
+ * records, by priority, Direct TLS first at equal priority, within max. */
+static void check_merge(const struct dns_answer *a, const struct dns_srv *srv, uint8_t ctl)
+{
+	static const enum dns_status sts[4] = {DNS_ST_DATA, DNS_ST_NODATA, DNS_ST_NXDOMAIN,
+					       DNS_ST_FAIL};
+	struct dns_answer pa = *a, da = *a;
+	struct dns_srv out[SRV_CAP];
+	size_t half = a->n / 2, n = 0, max = (ctl & 1) ? SRV_CAP : 3;
+	uint32_t seed = ctl;
+	char why[400];
+
+	pa.n = half;
+	da.n = a->n - half;
+	pa.st = pa.n ? sts[(ctl >> 1) & 3] : DNS_ST_NODATA;
+	da.st = da.n ? sts[(ctl >> 3) & 3] : DNS_ST_NXDOMAIN;
+	if (pa.st != DNS_ST_DATA)
+		pa.n = 0;
+	if (da.st != DNS_ST_DATA)
+		da.n = 0;
+	enum dns_srv_plan plan = dns_srv_merge("fabrikam.test", &pa, srv, &da, srv + half, out, max,
+					       &n, rng, &seed, why, sizeof(why));
+	CHECK(n <= max);
+	CHECK(memchr(why, '\0', sizeof(why)) != NULL);
+	CHECK((plan == DNS_PLAN_SRV) == (n > 0));
+	CHECK(plan != DNS_PLAN_FAIL || why[0] != '\0');
+	CHECK(pa.st != DNS_ST_FAIL || plan == DNS_PLAN_FAIL);
+	for (size_t i = 0; i < n; i++) {
+		CHECK(out[i].target[0] != '\0' && out[i].port != 0);
+		if (i > 0) {
+			CHECK(out[i - 1].prio <= out[i].prio);
+			CHECK(out[i - 1].prio < out[i].prio || out[i - 1].direct_tls ||
+			      !out[i].direct_tls);
+		}
+	}
 }
 
 static bool same_target(const struct dns_target *a, const struct dns_target *b)
@@ -197,9 +236,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	dns_parse_answer(size ? data : NULL, size, rcode, qtype, &a, srv, SRV_CAP);
 	check_answer(&a, srv, qtype);
-	if (qtype == 33 && a.st == DNS_ST_DATA)
+	if (qtype == 33 && a.st == DNS_ST_DATA) {
 		check_order(srv, a.n, (uint32_t)size * 2654435761u);
-	else
+		check_merge(&a, srv, ctl);
+	} else
 		check_targets(&a, qtype, (uint16_t)(ctl << 3 | 1));
 	return 0;
 }

@@ -785,8 +785,8 @@ struct dns_ctx {
 	struct report *r;
 	const struct fg_conf *c;
 	const char *resolv;
-	uint16_t s2s[MAX_PORTS], c2s[MAX_PORTS];
-	size_t ns2s, nc2s;
+	uint16_t s2s[MAX_PORTS], c2s[MAX_PORTS], s2s_tls[MAX_PORTS];
+	size_t ns2s, nc2s, ns2s_tls;
 	/* phase 2: A and AAAA of every SRV target, pairs [2i] A, [2i+1] AAAA */
 	struct dq *tq;
 	size_t ntq;
@@ -813,9 +813,19 @@ static void no_srv(struct dns_ctx *x, const struct svc *s, const char *domain, c
 	int naddr;
 
 	if (s->kind == SVC_S2S_TLS) {
-		finding(r, LV_OK, NULL,
-			"%s: no SRV record, as it should be: fedgate serves STARTTLS on [listen] "
-			"s2s, not direct TLS",
+		if (x->ns2s_tls == 0) {
+			finding(r, LV_OK, NULL,
+				"%s: no SRV record, as it should be: [listen] s2s_tls (Direct TLS) "
+				"is off",
+				srvname);
+			return;
+		}
+		/* XEP-0368: no fallback to the domain's address for Direct TLS. */
+		finding(r, LV_WARN,
+			fmtbuf(fix, sizeof(fix), "publish \"%s. 3600 IN SRV 5 0 %u %s.\"", srvname,
+			       x->s2s_tls[0], domain),
+			"%s: no SRV record: partners do not find [listen] s2s_tls (Direct TLS) "
+			"and use STARTTLS",
 			srvname);
 		return;
 	}
@@ -855,9 +865,10 @@ static void report_srv(struct dns_ctx *x, const struct svc *s, const char *domai
 	struct report *r = x->r;
 	const char *srvname = q->name;
 	char fix[768], addrs[256], ports[64];
-	bool c2s = s->kind == SVC_C2S;
-	const uint16_t *ours = c2s ? x->c2s : x->s2s;
-	size_t nours = c2s ? x->nc2s : x->ns2s;
+	bool c2s = s->kind == SVC_C2S, direct = s->kind == SVC_S2S_TLS;
+	const uint16_t *ours = c2s ? x->c2s : direct ? x->s2s_tls : x->s2s;
+	size_t nours = c2s ? x->nc2s : direct ? x->ns2s_tls : x->ns2s;
+	const char *key = c2s ? "c2s" : direct ? "s2s_tls" : "s2s";
 
 	switch (q->ans.st) {
 	case DNS_ST_FAIL:
@@ -874,7 +885,7 @@ static void report_srv(struct dns_ctx *x, const struct svc *s, const char *domai
 	case DNS_ST_DATA: break;
 	}
 	if (dns_srv_no_service(q->srv, q->ans.n)) {
-		if (s->kind == SVC_S2S_TLS || nours == 0)
+		if (direct || nours == 0)
 			finding(r, LV_OK, NULL, "%s: service explicitly unavailable (SRV target .)",
 				srvname);
 		else
@@ -919,16 +930,16 @@ static void report_srv(struct dns_ctx *x, const struct svc *s, const char *domai
 				rec->prio, rec->weight, rec->port, rec->target);
 			continue;
 		}
-		if (s->kind == SVC_S2S_TLS) {
+		if (direct && nours == 0) {
 			finding(r, LV_WARN,
 				fmtbuf(fix, sizeof(fix),
 				       "remove the %s record unless a TLS-terminating proxy "
 				       "answers "
 				       "on %s port %u",
 				       srvname, rec->target, rec->port),
-				"%s: SRV %u %u %u %s -> %s, but fedgate serves no direct TLS "
-				"(XEP-0368): partners that try it first fail there and then use "
-				"_xmpp-server._tcp",
+				"%s: SRV %u %u %u %s -> %s, but [listen] s2s_tls (Direct TLS, "
+				"XEP-0368) is off: partners that try it first fail there and then "
+				"use _xmpp-server._tcp",
 				srvname, rec->prio, rec->weight, rec->port, rec->target, addrs);
 			continue;
 		}
@@ -938,10 +949,10 @@ static void report_srv(struct dns_ctx *x, const struct svc *s, const char *domai
 				       "make the SRV port one of [listen] %s (%s), or listen on "
 				       "%u, "
 				       "unless a port forward maps %u to fedgate",
-				       c2s ? "c2s" : "s2s", ports, rec->port, rec->port),
+				       key, ports, rec->port, rec->port),
 				"%s: SRV %u %u %u %s -> %s: port %u is not a [listen] %s port (%s)",
 				srvname, rec->prio, rec->weight, rec->port, rec->target, addrs,
-				rec->port, c2s ? "c2s" : "s2s", ports);
+				rec->port, key, ports);
 			continue;
 		}
 		finding(r, LV_OK, NULL, "%s: SRV %u %u %u %s -> %s", srvname, rec->prio,
@@ -968,6 +979,7 @@ static void check_dns(struct report *r, const struct fg_conf *c)
 	x.resolv = resolv;
 	x.ns2s = list_ports(&c->listen_s2s, x.s2s, MAX_PORTS);
 	x.nc2s = list_ports(&c->listen_c2s, x.c2s, MAX_PORTS);
+	x.ns2s_tls = list_ports(&c->listen_s2s_tls, x.s2s_tls, MAX_PORTS);
 	if (nd == 0) {
 		finding(r, LV_OK, NULL, "no local domain to look up");
 		return;
@@ -1298,8 +1310,9 @@ static void check_listener(struct report *r, const struct fg_conf *c, struct dae
 
 static void check_listeners(struct report *r, const struct fg_conf *c)
 {
-	static const char *const kinds[] = {"s2s", "c2s", "admin"};
-	const struct conf_list *lists[] = {&c->listen_s2s, &c->listen_c2s, &c->listen_admin};
+	static const char *const kinds[] = {"s2s", "c2s", "s2s_tls", "c2s_tls", "admin"};
+	const struct conf_list *lists[] = {&c->listen_s2s, &c->listen_c2s, &c->listen_s2s_tls,
+					   &c->listen_c2s_tls, &c->listen_admin};
 	struct daemon_info di = {0};
 
 	section(r, "listeners");

@@ -52,6 +52,7 @@
 struct listener {
 	struct server *srv;
 	const struct stream_role *role;
+	bool direct_tls; /* [listen] s2s_tls, c2s_tls: XEP-0368 */
 	struct evconnlistener *ev;
 	char addr[80];
 	struct listener *next;
@@ -88,7 +89,8 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		close(fd);
 		return;
 	}
-	struct stream *s = stream_accept(x, l->role, fd, sa, (socklen_t)salen);
+	struct stream *s = l->direct_tls ? stream_accept_tls(x, l->role, fd, sa, (socklen_t)salen)
+					 : stream_accept(x, l->role, fd, sa, (socklen_t)salen);
 	if (!s) {
 		log_error(l->addr, "out of memory accepting a connection");
 		return;
@@ -386,7 +388,8 @@ static void accept_error_cb(struct evconnlistener *ev, void *arg)
 	event_base_once(l->srv->x.base, -1, EV_TIMEOUT, listener_resume, l, &tv);
 }
 
-static int listen_on(struct server *srv, const struct stream_role *role, const char *addr)
+static int listen_on(struct server *srv, const struct stream_role *role, const char *addr,
+		     bool direct_tls)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
@@ -399,7 +402,9 @@ static int listen_on(struct server *srv, const struct stream_role *role, const c
 		return FG_NOMEM;
 	l->srv = srv;
 	l->role = role;
-	snprintf(l->addr, sizeof(l->addr), "%s %s", role->s2s ? "s2s" : "c2s", addr);
+	l->direct_tls = direct_tls;
+	snprintf(l->addr, sizeof(l->addr), "%s%s %s", role->s2s ? "s2s" : "c2s",
+		 direct_tls ? "_tls" : "", addr);
 	l->ev = evconnlistener_new_bind(srv->x.base, accept_cb, l,
 					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
 					(struct sockaddr *)&ss, sslen);
@@ -413,8 +418,8 @@ static int listen_on(struct server *srv, const struct stream_role *role, const c
 	evconnlistener_set_error_cb(l->ev, accept_error_cb);
 	l->next = listeners;
 	listeners = l;
-	log_info("serve", "listening for %s on %s", role->s2s ? "servers (s2s)" : "clients (c2s)",
-		 addr);
+	log_info("serve", "listening for %s on %s%s", role->s2s ? "servers (s2s)" : "clients (c2s)",
+		 addr, direct_tls ? " with Direct TLS (XEP-0368)" : "");
 	return FG_OK;
 }
 
@@ -617,10 +622,16 @@ int serve_main(const char *conf_path)
 		goto out;
 	testim_start(&srv.x);
 	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
-		if (listen_on(&srv, &s2s_in_role, srv.conf->listen_s2s.v[i]) != FG_OK)
+		if (listen_on(&srv, &s2s_in_role, srv.conf->listen_s2s.v[i], false) != FG_OK)
 			goto out;
 	for (size_t i = 0; i < srv.conf->listen_c2s.n; i++)
-		if (listen_on(&srv, &c2s_role, srv.conf->listen_c2s.v[i]) != FG_OK)
+		if (listen_on(&srv, &c2s_role, srv.conf->listen_c2s.v[i], false) != FG_OK)
+			goto out;
+	for (size_t i = 0; i < srv.conf->listen_s2s_tls.n; i++)
+		if (listen_on(&srv, &s2s_in_role, srv.conf->listen_s2s_tls.v[i], true) != FG_OK)
+			goto out;
+	for (size_t i = 0; i < srv.conf->listen_c2s_tls.n; i++)
+		if (listen_on(&srv, &c2s_role, srv.conf->listen_c2s_tls.v[i], true) != FG_OK)
 			goto out;
 	srv.http = admin_http_start(srv.x.base, srv.conf, &srv.env, &srv.x, err, sizeof(err));
 	if (!srv.http) {

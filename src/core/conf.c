@@ -98,6 +98,14 @@ static const struct conf_key keys[] = {
 	 "server-to-server listeners, address:port list; empty = none", F(listen_s2s)},
 	{"listen", "c2s", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "0.0.0.0:5222", NULL,
 	 "client listeners, address:port list; empty = none", F(listen_c2s)},
+	{"listen", "s2s_tls", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "", NULL,
+	 "server-to-server Direct TLS listeners (XEP-0368, TLS from the first byte, ALPN "
+	 "xmpp-server; usually port 5270), address:port list; empty = none",
+	 F(listen_s2s_tls)},
+	{"listen", "c2s_tls", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "", NULL,
+	 "client Direct TLS listeners (XEP-0368, ALPN xmpp-client; usually port 5223), "
+	 "address:port list; empty = none",
+	 F(listen_c2s_tls)},
 	{"listen", "admin", CT_ADDRS, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "127.0.0.1:5280",
 	 NULL, "HTTP admin API and control panel listeners; empty = none", F(listen_admin)},
 	{"listen", "control", CT_UNIX_PATH, CU_NONE, CK_RESTART, 0, 0, "var/fedgate.sock", NULL,

@@ -30,6 +30,8 @@ struct fg_conf {
 	/* [listen] -- "address:port" entries, IPv6 as "[::1]:5269" */
 	struct conf_list listen_s2s;
 	struct conf_list listen_c2s;
+	struct conf_list listen_s2s_tls; /* Direct TLS (XEP-0368) */
+	struct conf_list listen_c2s_tls;
 	struct conf_list listen_admin;
 	char *listen_control; /* Unix socket path, absolute */
 

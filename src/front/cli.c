@@ -379,6 +379,10 @@ static void print_status(FILE *f, json_t *rows)
 			(long long)json_integer_value(json_object_get(r, "age")));
 		const char *cert = str_of(r, "certificate"), *err = str_of(r, "last_error");
 		json_t *lf = json_object_get(r, "last_failure");
+		/* XEP-0368 streams say so: TLS from the first byte. */
+		if (strcmp(str_of(r, "tls_mode"), "direct") == 0)
+			fprintf(f, "      tls: direct-tls%s%s\n",
+				*str_of(r, "alpn") ? ", ALPN " : "", str_of(r, "alpn"));
 		if (cert[0] && strcmp(cert, "none") != 0)
 			fprintf(f, "      certificate: %s\n", cert);
 		if (str_of(r, "certificate_key")[0])

@@ -178,7 +178,8 @@ static void stream_row(struct evbuffer *b, json_t *r)
 	 * cipher on the details line. */
 	char version[32] = "none";
 	if (strncmp(tls, "TLSv", 4) == 0) {
-		snprintf(version, sizeof(version), "TLS %.*s", (int)strcspn(tls + 4, " "), tls + 4);
+		snprintf(version, sizeof(version), "TLS %.*s%s", (int)strcspn(tls + 4, " "),
+			 tls + 4, strcmp(str(r, "tls_mode"), "direct") == 0 ? " direct-tls" : "");
 	}
 	bool details = (*cert && strcmp(cert, "none") != 0) || *err || strncmp(tls, "TLS", 3) == 0;
 	evbuffer_add_printf(b, "<tr class=\"stream%s\">", details ? " has-details" : "");

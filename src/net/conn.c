@@ -34,6 +34,7 @@ struct conn {
 	struct bufferevent *bev; /* top of the stack: the socket, or TLS over it */
 	SSL *ssl;
 	bool tls_up;
+	bool direct_tls; /* TLS from the first byte (XEP-0368), not STARTTLS */
 	const struct conn_ops *ops;
 	void *ud;
 	struct conn_limits lim;
@@ -208,7 +209,7 @@ static void setup_bev(struct conn *c);
  * allocates (1 KiB with its header; see stack_tls). */
 #define TLS_READ_PIECE (1024 - 128)
 
-static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain)
+static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain, const char *alpn)
 {
 	SSL *ssl = SSL_new(ctx);
 	if (!ssl)
@@ -216,6 +217,10 @@ static int stack_tls(struct conn *c, SSL_CTX *ctx, const char *domain)
 	if (domain && tls_client_prepare(ssl, domain) != FG_OK) {
 		SSL_free(ssl);
 		return FG_INVAL;
+	}
+	if (alpn && (domain ? tls_client_alpn(ssl, alpn) : tls_server_alpn(ssl, alpn)) != FG_OK) {
+		SSL_free(ssl);
+		return FG_NOMEM;
 	}
 	struct bufferevent *tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 								 domain ? BUFFEREVENT_SSL_CONNECTING
@@ -502,6 +507,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		last = e; /* the last one is the most specific */
 	if (what & BEV_EVENT_EOF) {
 		snprintf(why, sizeof(why), "peer closed the connection");
+	} else if (c->ssl && !c->tls_up && tls_alpn_refused(c->ssl)) {
+		snprintf(why, sizeof(why),
+			 "TLS handshake refused: the client offered ALPN without %s (RFC 7301 "
+			 "no_application_protocol, XEP-0368)",
+			 tls_alpn_refused(c->ssl));
 	} else if (c->ssl && last) {
 		char ossl[200];
 		ERR_error_string_n(last, ossl, sizeof(ossl));
@@ -526,6 +536,22 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	c->failed = true;
 	c->broken = true;
+	/* A handshake we refused ends with OpenSSL's alert (7 bytes) waiting
+	 * in the socket's buffer, which the reap below would drop: the peer
+	 * would see a bare EOF instead of the reason. One try, never
+	 * blocking; the buffer is the socket bufferevent's own (its front is
+	 * frozen for others), so it is read in place and the bufferevent
+	 * stops writing. */
+	struct bufferevent *under = c->ssl ? bufferevent_get_underlying(c->bev) : NULL;
+	if (under && !c->tls_up && !(what & BEV_EVENT_EOF)) {
+		struct evbuffer *out = bufferevent_get_output(under);
+		struct evbuffer_iovec v[1];
+		if (evbuffer_get_length(out) > 0 && evbuffer_peek(out, -1, NULL, v, 1) == 1) {
+			bufferevent_disable(under, EV_WRITE);
+			(void)send(bufferevent_getfd(under), v[0].iov_base, v[0].iov_len,
+				   MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+	}
 	/* bufferevent_openssl reports the end without a read callback for
 	 * what came in the same read (a stream error, then close_notify):
 	 * the owner gets those last words first. */
@@ -741,7 +767,32 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx, size_t *discarded)
 	size_t n = drain_plaintext(c);
 	if (discarded)
 		*discarded = n;
-	return stack_tls(c, ctx, NULL);
+	return stack_tls(c, ctx, NULL, NULL);
+}
+
+int conn_accept_tls(struct conn *c, SSL_CTX *ctx, const char *alpn)
+{
+	if (c->ssl || c->closing || c->connecting)
+		return FG_ERR;
+	/* Nothing may have come in the clear yet: the owner calls this at
+	 * accept, before the first read. */
+	assert(evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
+	c->direct_tls = true;
+	return stack_tls(c, ctx, NULL, alpn);
+}
+
+int conn_connect_tls(struct conn *c, SSL_CTX *ctx, const char *domain, const char *alpn)
+{
+	if (c->ssl || c->closing || c->connecting)
+		return FG_ERR;
+	drain_plaintext(c); /* nothing: we speak first */
+	c->direct_tls = true;
+	return stack_tls(c, ctx, domain, alpn);
+}
+
+bool conn_direct_tls(const struct conn *c)
+{
+	return c->direct_tls;
 }
 
 int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain)
@@ -750,7 +801,7 @@ int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain)
 		return FG_ERR;
 	/* Whatever came after <proceed/> in the clear is not TLS: drop it. */
 	drain_plaintext(c);
-	return stack_tls(c, ctx, domain);
+	return stack_tls(c, ctx, domain, NULL);
 }
 
 void conn_status(const struct conn *c, void *json_row)
@@ -763,6 +814,14 @@ void conn_status(const struct conn *c, void *json_row)
 	json_object_set_new(r, "id", json_integer(c->id));
 	json_object_set_new(r, "peer", json_string(peer));
 	json_object_set_new(r, "tls", json_string(desc));
+	/* How TLS came: at connect (XEP-0368 Direct TLS), or by STARTTLS. */
+	json_object_set_new(r, "tls_mode",
+			    json_string(!c->tls_up	? "none"
+					: c->direct_tls ? "direct"
+							: "starttls"));
+	char alpn[64];
+	if (tls_alpn_selected(conn_ssl(c), alpn, sizeof(alpn)))
+		json_object_set_new(r, "alpn", json_string(alpn));
 	json_object_set_new(r, "bytes_in", json_integer((json_int_t)c->st.bytes_in));
 	json_object_set_new(r, "bytes_out", json_integer((json_int_t)c->st.bytes_out));
 	json_object_set_new(r, "stanzas_in", json_integer((json_int_t)c->st.stanzas_in));

@@ -68,6 +68,14 @@ int conn_write(struct conn *c, const char *data, size_t len);
 int conn_start_tls(struct conn *c, SSL_CTX *ctx, size_t *discarded);
 /* Switches to TLS as the client, with SNI = domain (tls_client_prepare). */
 int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *domain);
+/* Direct TLS (XEP-0368): TLS from the first byte, no STARTTLS. As the
+ * server, right after conn_new (before anything was read), accepting only
+ * ALPN alpn when the client offers ALPN (tls_server_alpn); as the client,
+ * from on_connected, with SNI = domain and ALPN alpn offered. on_tls
+ * follows, or on_closed with the handshake's failure. */
+int conn_accept_tls(struct conn *c, SSL_CTX *ctx, const char *alpn);
+int conn_connect_tls(struct conn *c, SSL_CTX *ctx, const char *domain, const char *alpn);
+bool conn_direct_tls(const struct conn *c);
 SSL *conn_ssl(const struct conn *c); /* NULL until TLS is up */
 bool conn_secure(const struct conn *c);
 

@@ -184,31 +184,34 @@ enum dane_use dane_decide(enum dane_mode mode, const struct dane_result *r, cons
 		snprintf(why, whylen, "DANE: no TLSA lookup was made");
 		return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 	}
-	if (!secure_st(r->srv)) {
+	for (size_t i = 0; i < r->nhosts; i++)
+		if (r->hosts[i].port == port && strcmp(r->hosts[i].name, host) == 0)
+			h = &r->hosts[i];
+	/* The SRV answer that named this target. */
+	enum dane_st srv = h != NULL && h->direct ? r->srvs : r->srv;
+	const char *srv_why = h != NULL && h->direct ? r->srvs_why : r->srv_why;
+	if (!secure_st(srv)) {
 		/* RFC 7673 §3.1: without a secure SRV answer the target names
 		 * may be an attacker's, so their TLSA records prove nothing. */
-		switch (r->srv) {
+		switch (srv) {
 		case DANE_ST_INSECURE:
 			snprintf(
 				why, whylen,
 				"DANE: the zone is not signed: %s is not DNSSEC-secure, so no TLSA "
 				"records can be trusted",
-				r->srv_why);
+				srv_why);
 			return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 		case DANE_ST_BOGUS:
 			/* Not even the SRV answer validates: a resolver path that
 			 * cannot carry DNSSEC looks just like this, and
 			 * opportunistic must not cost federation there. */
-			snprintf(why, whylen, "DANE: DNSSEC bogus: %s", r->srv_why);
+			snprintf(why, whylen, "DANE: DNSSEC bogus: %s", srv_why);
 			return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 		default:
-			snprintf(why, whylen, "DANE: %s", r->srv_why);
+			snprintf(why, whylen, "DANE: %s", srv_why);
 			return req ? DANE_USE_REFUSE : DANE_USE_NONE;
 		}
 	}
-	for (size_t i = 0; i < r->nhosts; i++)
-		if (r->hosts[i].port == port && strcmp(r->hosts[i].name, host) == 0)
-			h = &r->hosts[i];
 	if (h == NULL) {
 		snprintf(why, whylen, "DANE: no TLSA lookup for %s:%u (only the first %d targets)",
 			 host, port, DANE_MAX_HOSTS);
@@ -256,7 +259,8 @@ struct dane_sub {
 	struct dane_lookup *l;
 	struct dns_query *q;
 	struct dane_host *h; /* NULL: the SRV lookup */
-	int addr;	     /* for h: -1 its TLSA lookup, 0 its A, 1 its AAAA */
+	int addr;	     /* for h: -1 its TLSA lookup, 0 its A, 1 its AAAA; without h:
+		     0 _xmpp-server, 1 _xmpps-server */
 };
 
 struct dane_lookup {
@@ -265,8 +269,8 @@ struct dane_lookup {
 	void *ud;
 	size_t pending;
 	bool no_srv; /* proxy_fqdn or an IP literal: r.srv stays FAIL */
-	char srv_name[DNS_NAME_MAX + 1];
-	struct dane_sub subs[3 * DANE_MAX_HOSTS + 1];
+	char srv_name[DNS_NAME_MAX + 1], srvs_name[DNS_NAME_MAX + 1];
+	struct dane_sub subs[3 * DANE_MAX_HOSTS + 2];
 	size_t nsubs;
 	struct dane_result r;
 };
@@ -312,12 +316,14 @@ static void on_sub(void *ud, const struct dns_answer *ans, const struct dns_srv 
 	s->q = NULL;
 	if (s->h == NULL && !l->no_srv) {
 		char why[160];
-		l->r.srv = answer_st(ans, why, sizeof(why));
+		bool direct = s->addr == 1;
+		char *out = direct ? l->r.srvs_why : l->r.srv_why;
+		const char *name = direct ? l->srvs_name : l->srv_name;
+		*(direct ? &l->r.srvs : &l->r.srv) = answer_st(ans, why, sizeof(why));
 		if (why[0] != '\0')
-			snprintf(l->r.srv_why, sizeof(l->r.srv_why), "SRV %s (%s)", l->srv_name,
-				 why);
+			snprintf(out, sizeof(l->r.srv_why), "SRV %s (%s)", name, why);
 		else
-			snprintf(l->r.srv_why, sizeof(l->r.srv_why), "SRV %s", l->srv_name);
+			snprintf(out, sizeof(l->r.srv_why), "SRV %s", name);
 	} else if (s->h != NULL && s->addr >= 0) {
 		char why[160];
 		s->h->addr_st[s->addr] = answer_st(ans, why, sizeof(why));
@@ -373,7 +379,8 @@ static int sub_start(struct dns *d, struct dane_lookup *l, const char *name, uin
 	return FG_OK;
 }
 
-static struct dane_host *add_host(struct dane_lookup *l, const char *name, uint16_t port)
+static struct dane_host *add_host(struct dane_lookup *l, const char *name, uint16_t port,
+				  bool direct)
 {
 	for (size_t i = 0; i < l->r.nhosts; i++)
 		if (l->r.hosts[i].port == port && strcmp(l->r.hosts[i].name, name) == 0)
@@ -386,6 +393,7 @@ static struct dane_host *add_host(struct dane_lookup *l, const char *name, uint1
 		return NULL;
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	h->port = port;
+	h->direct = direct;
 	l->r.nhosts++;
 	return h;
 }
@@ -404,19 +412,26 @@ int dane_lookup_start(struct dns *d, const char *domain, const struct dns_result
 	l->ud = ud;
 	l->lp = lp;
 	snprintf(l->srv_name, sizeof(l->srv_name), "_xmpp-server._tcp.%s", domain);
+	snprintf(l->srvs_name, sizeof(l->srvs_name), "_xmpps-server._tcp.%s", domain);
+	bool any_direct = false;
 	if (res->via == DNS_VIA_PROXY || res->via == DNS_VIA_LITERAL) {
 		/* Nothing DNSSEC could have vouched for names these targets;
 		 * the SRV lookup still runs, so cb comes from the loop. */
 		l->no_srv = true;
-		l->r.srv = DANE_ST_FAIL;
+		l->r.srv = l->r.srvs = DANE_ST_FAIL;
 		snprintf(l->r.srv_why, sizeof(l->r.srv_why),
 			 "%s replaces the SRV lookup, so no name is DNSSEC-secure",
 			 res->via == DNS_VIA_PROXY ? "proxy_fqdn" : "an IP address");
+		snprintf(l->r.srvs_why, sizeof(l->r.srvs_why), "%s", l->r.srv_why);
 	} else {
-		for (size_t i = 0; i < res->n; i++)
-			add_host(l, res->targets[i].host, res->targets[i].port);
+		for (size_t i = 0; i < res->n; i++) {
+			add_host(l, res->targets[i].host, res->targets[i].port,
+				 res->targets[i].direct_tls);
+			any_direct |= res->targets[i].direct_tls;
+		}
 	}
-	if (sub_start(d, l, l->srv_name, DNS_QTYPE_SRV, NULL, -1) != FG_OK)
+	if (sub_start(d, l, l->srv_name, DNS_QTYPE_SRV, NULL, 0) != FG_OK ||
+	    (any_direct && sub_start(d, l, l->srvs_name, DNS_QTYPE_SRV, NULL, 1) != FG_OK))
 		goto fail;
 	/* The address lookups run beside the TLSA one rather than before it
 	 * (RFC 7673 §3.2 orders them): the TLSA answer of a host whose

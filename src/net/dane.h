@@ -39,6 +39,7 @@ enum dane_st {
 struct dane_host {
 	char name[DNS_NAME_MAX + 1]; /* SRV target, or the domain on fallback */
 	uint16_t port;
+	bool direct;		      /* a Direct TLS target (_xmpps-server, XEP-0368) */
 	char qname[DNS_NAME_MAX + 1]; /* _PORT._tcp.name */
 	enum dane_st st;
 	char why[160]; /* BOGUS, FAIL: the resolver's words; INSECURE: why, or "" */
@@ -56,6 +57,10 @@ struct dane_result {
 	 * a secure denial (fallback to the domain); the rest as for hosts. */
 	enum dane_st srv;
 	char srv_why[480];
+	/* The same for _xmpps-server._tcp, which named the Direct TLS
+	 * targets (asked only when there are some). */
+	enum dane_st srvs;
+	char srvs_why[480];
 	size_t nhosts;
 	struct dane_host hosts[DANE_MAX_HOSTS];
 };

@@ -51,6 +51,8 @@ struct dns {
 
 enum stage { STAGE_SRV, STAGE_ADDR, STAGE_DONE, STAGE_LOOKUP /* dns_lookup: one sub, no stages */ };
 
+/* SRV answers of both kinds for one stage: 2 subs; then 2 per host. */
+
 /* One libunbound lookup of a query. */
 struct dns_sub {
 	struct dns_query *q;
@@ -81,9 +83,14 @@ struct dns_query {
 	char srv_name[DNS_NAME_MAX + 1];
 	struct dns_answer srv_ans;
 	struct dns_srv srv[DNS_MAX_SRV_PARSE];
+	/* _xmpps-server._tcp (XEP-0368), asked beside srv_name */
+	char srvs_name[DNS_NAME_MAX + 1];
+	struct dns_answer srvs_ans;
+	struct dns_srv srvs[DNS_MAX_SRV_PARSE];
+	bool used_direct; /* a target came from srvs */
 	struct dns_host hosts[DNS_MAX_HOSTS];
 	size_t nhosts;
-	struct dns_sub subs[2 * DNS_MAX_HOSTS];
+	struct dns_sub subs[2 * DNS_MAX_HOSTS + 2];
 	size_t nsubs;
 	struct dns_target *targets;
 	size_t ntargets;
@@ -212,6 +219,14 @@ int dns_srv_no_service(const struct dns_srv *recs, size_t n)
 	return n == 1 && recs[0].target[0] == '\0';
 }
 
+/* a goes strictly before b: lower priority, then Direct TLS first. */
+static bool srv_before(const struct dns_srv *a, const struct dns_srv *b)
+{
+	if (a->prio != b->prio)
+		return a->prio < b->prio;
+	return a->direct_tls && !b->direct_tls;
+}
+
 void dns_srv_order(struct dns_srv *recs, size_t n, dns_rng_fn rng, void *rng_ud)
 {
 	/* Stable insertion sort by priority: n is small (capped at parse)
@@ -219,13 +234,14 @@ void dns_srv_order(struct dns_srv *recs, size_t n, dns_rng_fn rng, void *rng_ud)
 	for (size_t i = 1; i < n; i++) {
 		struct dns_srv tmp = recs[i];
 		size_t j = i;
-		for (; j > 0 && recs[j - 1].prio > tmp.prio; j--)
+		for (; j > 0 && srv_before(&tmp, &recs[j - 1]); j--)
 			recs[j] = recs[j - 1];
 		recs[j] = tmp;
 	}
 	for (size_t lo = 0; lo < n;) {
 		size_t hi = lo;
-		while (hi < n && recs[hi].prio == recs[lo].prio)
+		while (hi < n && recs[hi].prio == recs[lo].prio &&
+		       recs[hi].direct_tls == recs[lo].direct_tls)
 			hi++;
 		for (size_t k = lo; k + 1 < hi; k++) {
 			uint32_t sum = 0, r, run = 0;
@@ -256,6 +272,70 @@ void dns_srv_order(struct dns_srv *recs, size_t n, dns_rng_fn rng, void *rng_ud)
 		}
 		lo = hi;
 	}
+}
+
+/* Copies the usable records of one answer (not ".", not port 0). */
+static size_t srv_take(const struct dns_answer *a, const struct dns_srv *recs, bool direct,
+		       struct dns_srv *out, size_t n, size_t max)
+{
+	if (a->st != DNS_ST_DATA || dns_srv_no_service(recs, a->n))
+		return n;
+	for (size_t i = 0; i < a->n && n < max; i++) {
+		if (recs[i].target[0] == '\0' || recs[i].port == 0)
+			continue;
+		out[n] = recs[i];
+		out[n].direct_tls = direct;
+		n++;
+	}
+	return n;
+}
+
+enum dns_srv_plan dns_srv_merge(const char *domain, const struct dns_answer *starttls,
+				const struct dns_srv *s_recs, const struct dns_answer *direct,
+				const struct dns_srv *d_recs, struct dns_srv *out, size_t max,
+				size_t *nout, dns_rng_fn rng, void *rng_ud, char *why,
+				size_t whylen)
+{
+	why[0] = '\0';
+	*nout = 0;
+	if (starttls->st == DNS_ST_FAIL) {
+		/* No fallback on failure: an attacker or a broken server
+		 * must not be able to steer us away from the SRV targets. */
+		snprintf(why, whylen, "DNS lookup of _xmpp-server._tcp.%s SRV failed: %s", domain,
+			 starttls->why);
+		return DNS_PLAN_FAIL;
+	}
+	bool s_data = starttls->st == DNS_ST_DATA, d_data = direct->st == DNS_ST_DATA;
+	bool s_none = s_data && dns_srv_no_service(s_recs, starttls->n);
+	bool d_none = d_data && dns_srv_no_service(d_recs, direct->n);
+	size_t n = srv_take(direct, d_recs, true, out, 0, max);
+	n = srv_take(starttls, s_recs, false, out, n, max);
+	if (n > 0) {
+		dns_srv_order(out, n, rng, rng_ud);
+		*nout = n;
+		return DNS_PLAN_SRV;
+	}
+	if (s_none) {
+		snprintf(why, whylen,
+			 "domain %s says it offers no XMPP server service (SRV target .)", domain);
+		return DNS_PLAN_FAIL;
+	}
+	if ((s_data && !s_none) || (d_data && !d_none)) {
+		snprintf(why, whylen, "domain %s publishes %s SRV records but none names a host",
+			 domain, s_data ? "_xmpp-server._tcp" : "_xmpps-server._tcp");
+		return DNS_PLAN_FAIL;
+	}
+	if (d_none) {
+		/* XEP-0368 §5: "." says no Direct TLS, and that SRV is in use:
+		 * no A/AAAA fallback. */
+		snprintf(why, whylen,
+			 "domain %s says it offers no Direct TLS (_xmpps-server._tcp SRV target .) "
+			 "and publishes no _xmpp-server._tcp SRV records; with SRV in use there is "
+			 "no fallback to its own address (XEP-0368)",
+			 domain);
+		return DNS_PLAN_FAIL;
+	}
+	return DNS_PLAN_FALLBACK;
 }
 
 static uint16_t get16(const uint8_t *p)
@@ -405,6 +485,7 @@ void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
 					r->prio = get16(pkt + off);
 					r->weight = get16(pkt + off + 2);
 					r->port = get16(pkt + off + 4);
+					r->direct_tls = false; /* the caller's to say */
 					ok = read_name(pkt, len, off + 6, r->target,
 						       sizeof(r->target)) == 0;
 				} else {
@@ -483,6 +564,7 @@ size_t dns_build_targets(const struct dns_host *hosts, size_t nhosts, struct dns
 			for (size_t i = 0; i < fam[f]->n && n < max; i++) {
 				fill_target(&out[n], hosts[h].name, hosts[h].port,
 					    f == 0 ? AF_INET6 : AF_INET, fam[f]->addr[i]);
+				out[n].direct_tls = hosts[h].direct_tls;
 				if (target_seen(out, n, &out[n]))
 					continue;
 				n++;
@@ -895,19 +977,24 @@ static void add_literal(struct dns_query *q, const char *text, uint16_t port)
 
 static void srv_done(struct dns_query *q)
 {
-	struct dns_answer *a = &q->srv_ans;
-	size_t skipped = 0;
+	struct dns_srv merged[2 * DNS_MAX_SRV_PARSE];
+	size_t n = 0, skipped = 0;
+	char why[sizeof(q->err) - 64];
 
-	switch (a->st) {
-	case DNS_ST_FAIL:
-		/* No fallback on failure: an attacker or a broken server
-		 * must not be able to steer us away from the SRV targets. */
-		fail(q, "DNS lookup of %s SRV failed: %s from %s", q->srv_name, a->why,
-		     q->d->servers);
+	if (q->srvs_ans.st == DNS_ST_FAIL)
+		log_debug(LOGCTX, "%s SRV failed (%s): Direct TLS targets left out", q->srvs_name,
+			  q->srvs_ans.why);
+	switch (dns_srv_merge(q->domain, &q->srv_ans, q->srv, &q->srvs_ans, q->srvs, merged,
+			      FG_ARRAY_LEN(merged), &n, rng_default, NULL, why, sizeof(why))) {
+	case DNS_PLAN_FAIL:
+		/* A server's failure names the servers asked; a domain's own
+		 * records speak for themselves. */
+		if (q->srv_ans.st == DNS_ST_FAIL)
+			fail(q, "%s from %s", why, q->d->servers);
+		else
+			fail(q, "%s", why);
 		return;
-	case DNS_ST_NXDOMAIN:
-	case DNS_ST_NODATA:
-	case DNS_ST_PENDING:
+	case DNS_PLAN_FALLBACK:
 		/* RFC 6120 §3.2.2: no SRV records, so the domain itself. */
 		log_debug(LOGCTX, "no SRV records for %s, falling back to %s:%d", q->domain,
 			  q->domain, DNS_XMPP_SERVER_PORT);
@@ -915,33 +1002,21 @@ static void srv_done(struct dns_query *q)
 		add_host(q, q->domain, DNS_XMPP_SERVER_PORT);
 		start_addr(q);
 		return;
-	case DNS_ST_DATA: break;
+	case DNS_PLAN_SRV: break;
 	}
-	if (dns_srv_no_service(q->srv, a->n)) {
-		fail(q, "domain %s says it offers no XMPP server service (SRV target .)",
-		     q->domain);
-		return;
-	}
-	dns_srv_order(q->srv, a->n, rng_default, NULL);
 	q->via = DNS_VIA_SRV;
-	for (size_t i = 0; i < a->n; i++) {
-		/* "." among other records means nothing (RFC 2782 only
-		 * defines it alone); skip it like a target we cannot use. */
-		if (q->srv[i].target[0] == '\0' || q->srv[i].port == 0 ||
-		    q->nhosts == DNS_MAX_HOSTS) {
+	for (size_t i = 0; i < n; i++) {
+		if (q->nhosts == DNS_MAX_HOSTS) {
 			skipped++;
 			continue;
 		}
-		add_host(q, q->srv[i].target, q->srv[i].port);
+		add_host(q, merged[i].target, merged[i].port);
+		q->hosts[q->nhosts - 1].direct_tls = merged[i].direct_tls;
+		q->used_direct |= merged[i].direct_tls;
 	}
 	if (skipped > 0)
-		log_debug(LOGCTX, "%s: %zu SRV records skipped (target ., port 0 or over %d)",
-			  q->srv_name, skipped, DNS_MAX_HOSTS);
-	if (q->nhosts == 0) {
-		fail(q, "domain %s publishes _xmpp-server._tcp SRV records but none names a host",
-		     q->domain);
-		return;
-	}
+		log_debug(LOGCTX, "%s: %zu SRV records skipped (over %d)", q->srv_name, skipped,
+			  DNS_MAX_HOSTS);
 	start_addr(q);
 }
 
@@ -961,8 +1036,10 @@ static void addr_done(struct dns_query *q)
 		q->stage = STAGE_DONE;
 		return;
 	}
-	if (q->via == DNS_VIA_SRV && q->srv_ans.ttl < ttl)
+	if (q->via == DNS_VIA_SRV && q->srv_ans.st == DNS_ST_DATA && q->srv_ans.ttl < ttl)
 		ttl = q->srv_ans.ttl;
+	if (q->via == DNS_VIA_SRV && q->used_direct && q->srvs_ans.ttl < ttl)
+		ttl = q->srvs_ans.ttl;
 	q->ttl = ttl;
 	q->stage = STAGE_DONE;
 }
@@ -980,11 +1057,15 @@ static const char *via_name(enum dns_via via)
 
 static void deliver(struct dns_query *q)
 {
-	struct dns_result res = {q->via, q->ntargets, q->targets, q->ttl, q->nhosts > 0};
+	struct dns_result res = {q->via, q->ntargets, q->targets, q->ttl, q->nhosts > 0, 0};
 
 	/* Validated only when every answer that gave a target was. */
-	if (q->via == DNS_VIA_SRV && q->srv_ans.dnssec != 2)
+	if (q->via == DNS_VIA_SRV && q->srv_ans.st == DNS_ST_DATA && q->srv_ans.dnssec != 2)
 		res.dnssec = false;
+	if (q->via == DNS_VIA_SRV && q->used_direct && q->srvs_ans.dnssec != 2)
+		res.dnssec = false;
+	for (size_t i = 0; i < q->ntargets; i++)
+		res.n_direct += q->targets[i].direct_tls;
 	for (size_t i = 0; i < q->nhosts; i++) {
 		const struct dns_answer *a[] = {&q->hosts[i].a6, &q->hosts[i].a4};
 		for (size_t j = 0; j < 2; j++)
@@ -1007,10 +1088,10 @@ static void deliver(struct dns_query *q)
 			char text[1024] = "";
 			for (size_t i = 0; i < q->ntargets; i++) {
 				const struct dns_target *t = &q->targets[i];
-				fg_appendf(text, sizeof(text), "%s%s %s%s%s:%u", i ? ", " : "",
+				fg_appendf(text, sizeof(text), "%s%s %s%s%s:%u%s", i ? ", " : "",
 					   t->host, t->addr.ss_family == AF_INET6 ? "[" : "",
 					   t->addr_text, t->addr.ss_family == AF_INET6 ? "]" : "",
-					   t->port);
+					   t->port, t->direct_tls ? " (Direct TLS)" : "");
 			}
 			log_debug(LOGCTX, "%s via %s: %s (ttl %u)", q->domain, via_name(q->via),
 				  text, q->ttl);
@@ -1133,6 +1214,7 @@ int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn
 		       void *ud, struct dns_query **qp)
 {
 	static const char srv_prefix[] = "_xmpp-server._tcp.";
+	static const char srvs_prefix[] = "_xmpps-server._tcp.";
 	struct dns_query *q;
 	char addr[INET6_ADDRSTRLEN];
 
@@ -1155,14 +1237,20 @@ int dns_resolve_server(struct dns *d, const char *domain, const char *proxy_fqdn
 		start_addr(q);
 	} else if (!dns_name_valid(domain)) {
 		fail(q, "cannot look up \"%s\": not a valid DNS name", domain);
-	} else if (sizeof(srv_prefix) - 1 + strlen(domain) > DNS_NAME_MAX) {
-		/* No SRV record can exist at a name that long. */
+	} else {
+		/* Both kinds at once (XEP-0368): one more lookup, no more
+		 * waiting. No SRV record can exist at a name too long. */
 		q->stage = STAGE_SRV;
 		q->srv_ans.st = DNS_ST_NXDOMAIN;
-	} else {
-		q->stage = STAGE_SRV;
-		snprintf(q->srv_name, sizeof(q->srv_name), "%s%s", srv_prefix, domain);
-		sub_start(q, q->srv_name, T_SRV, &q->srv_ans, q->srv, DNS_MAX_SRV_PARSE);
+		q->srvs_ans.st = DNS_ST_NXDOMAIN;
+		if (sizeof(srv_prefix) - 1 + strlen(domain) <= DNS_NAME_MAX) {
+			snprintf(q->srv_name, sizeof(q->srv_name), "%s%s", srv_prefix, domain);
+			sub_start(q, q->srv_name, T_SRV, &q->srv_ans, q->srv, DNS_MAX_SRV_PARSE);
+		}
+		if (sizeof(srvs_prefix) - 1 + strlen(domain) <= DNS_NAME_MAX) {
+			snprintf(q->srvs_name, sizeof(q->srvs_name), "%s%s", srvs_prefix, domain);
+			sub_start(q, q->srvs_name, T_SRV, &q->srvs_ans, q->srvs, DNS_MAX_SRV_PARSE);
+		}
 	}
 	if (q->pending == 0)
 		event_active(q->ev, EV_TIMEOUT, 0);

@@ -28,7 +28,7 @@ struct dns_query;
 /* How the result was found; s2s_out logs it and TLS checks may differ. */
 enum dns_via {
 	DNS_VIA_PROXY,	  /* the partner's proxy_fqdn */
-	DNS_VIA_SRV,	  /* _xmpp-server._tcp.<domain> SRV targets */
+	DNS_VIA_SRV,	  /* _xmpp-server._tcp / _xmpps-server._tcp SRV targets */
 	DNS_VIA_FALLBACK, /* no SRV: the domain's own A/AAAA, port 5269 */
 	DNS_VIA_LITERAL,  /* the domain is an IP literal */
 };
@@ -39,14 +39,16 @@ struct dns_target {
 	uint16_t port;
 	struct sockaddr_storage addr; /* ready for connect(), port included */
 	socklen_t addrlen;
+	bool direct_tls; /* from _xmpps-server (XEP-0368): TLS at connect, no STARTTLS */
 };
 
 struct dns_result {
 	enum dns_via via;
 	size_t n; /* >= 1 */
 	const struct dns_target *targets;
-	uint32_t ttl; /* smallest TTL of the records used; 0 for literals */
-	bool dnssec;  /* every record used was validated by DNSSEC (libunbound) */
+	uint32_t ttl;	 /* smallest TTL of the records used; 0 for literals */
+	bool dnssec;	 /* every record used was validated by DNSSEC (libunbound) */
+	size_t n_direct; /* targets with direct_tls */
 };
 
 /* Exactly one of res and err is non-NULL; both live only during the call.
@@ -63,7 +65,9 @@ struct dns *dns_new_fwd(struct event_base *base, const char *fwd, char *err, siz
 void dns_free(struct dns **d);
 
 /* Starts the lookup for an outbound stream to domain (a prepared JID
- * domain: A-labels, or an IP literal). A non-empty proxy_fqdn ("host",
+ * domain: A-labels, or an IP literal): _xmpp-server._tcp and
+ * _xmpps-server._tcp SRV together, merged in XEP-0368 order
+ * (dns_srv_order), then the hosts' addresses. A non-empty proxy_fqdn ("host",
  * "host:port", "[v6]:port" or an IP literal) replaces SRV entirely.
  * *qp (may be NULL) receives a handle for dns_cancel; it is set to NULL
  * before cb runs, so *qp must stay valid until then or until cancelled.
@@ -116,16 +120,40 @@ void dns_cancel(struct dns_query **qp);
 struct dns_srv {
 	uint16_t prio, weight, port;
 	char target[DNS_NAME_MAX + 1]; /* "" is the root, "." in the zone */
+	bool direct_tls;	       /* an _xmpps- record (set by the caller) */
 };
 
 /* Uniform random number in [0, bound). */
 typedef uint32_t (*dns_rng_fn)(void *ud, uint32_t bound);
 
 /* RFC 2782 order: ascending priority; within a priority, weighted random
- * selection with weight-0 records first in the running sum. */
+ * selection with weight-0 records first in the running sum. With records
+ * of both XEP-0368 kinds merged, at equal priority the direct_tls ones come
+ * first (the XEP lets the initiator prefer one kind), each kind ordered by
+ * its weights. */
 void dns_srv_order(struct dns_srv *recs, size_t n, dns_rng_fn rng, void *rng_ud);
 /* 1 when the answer is the single "." record that means "no service". */
 int dns_srv_no_service(const struct dns_srv *recs, size_t n);
+
+/* How the two SRV answers of an outbound lookup combine (XEP-0368 §3 and
+ * its implementation notes). */
+enum dns_srv_plan {
+	DNS_PLAN_SRV,	   /* connect to the merged records in *out */
+	DNS_PLAN_FALLBACK, /* neither name has records: the domain on 5269 */
+	DNS_PLAN_FAIL,	   /* why says why */
+};
+/* starttls/direct: the _xmpp-server and _xmpps-server answers and their
+ * records; out receives the usable records of both (direct_tls set),
+ * ordered, at most max; *nout their number. A failed _xmpps lookup is
+ * ignored (Direct TLS is an addition; the standard records decide); a
+ * failed _xmpp lookup fails the whole (no fallback an attacker could
+ * steer to). "." for _xmpps alone means no Direct TLS, and then no A/AAAA
+ * fallback either. */
+enum dns_srv_plan dns_srv_merge(const char *domain, const struct dns_answer *starttls,
+				const struct dns_srv *s_recs, const struct dns_answer *direct,
+				const struct dns_srv *d_recs, struct dns_srv *out, size_t max,
+				size_t *nout, dns_rng_fn rng, void *rng_ud, char *why,
+				size_t whylen);
 
 /* Splits "host", "host:port", "[v6]", "[v6]:port" or a bare IPv4/IPv6
  * literal. host receives the name (lower case, final dot stripped) or the
@@ -163,6 +191,7 @@ void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
 struct dns_host {
 	char name[DNS_NAME_MAX + 1];
 	uint16_t port;
+	bool direct_tls; /* an _xmpps-server target */
 	struct dns_answer a6, a4;
 };
 

@@ -3,6 +3,7 @@
 #include "dane.h"
 #include "fg.h"
 
+#include <assert.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -32,6 +33,10 @@ struct peer_state {
 	 * first certificate"; the first one names the real cause. */
 	long first_err;
 	char first_why[512];
+	/* Direct TLS (XEP-0368): the ALPN protocol this listener speaks, a
+	 * string literal; NULL on STARTTLS streams, where ALPN is ignored. */
+	const char *alpn;
+	bool alpn_refused; /* the client's ALPN list lacked it: why it failed */
 };
 
 static int state_idx = -1;
@@ -226,6 +231,73 @@ static int accept_any(int preverify_ok, X509_STORE_CTX *x509)
 	return 1;
 }
 
+/* RFC 7301 §3.2 on a Direct TLS listener: a client that offers ALPN must
+ * offer ours ("xmpp-server" or "xmpp-client", XEP-0368 §3), else the
+ * handshake ends with no_application_protocol; a client that offers none
+ * is served. STARTTLS streams (no protocol set) ignore ALPN: the protocol
+ * was settled in the clear. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	(void)arg;
+	const struct peer_state *st = state_get(ssl, false);
+	if (!st || !st->alpn)
+		return SSL_TLSEXT_ERR_NOACK;
+	size_t want = strlen(st->alpn);
+	for (unsigned int i = 0; i < inlen;) {
+		unsigned int n = in[i];
+		if (n == 0 || i + 1 + n > inlen)
+			break; /* malformed: OpenSSL checks it first, never trust it */
+		if (n == want && memcmp(in + i + 1, st->alpn, n) == 0) {
+			*out = in + i + 1;
+			*outlen = (unsigned char)n;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + n;
+	}
+	((struct peer_state *)st)->alpn_refused = true;
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+const char *tls_alpn_refused(const SSL *ssl)
+{
+	const struct peer_state *st = state_get(ssl, false);
+	return st && st->alpn_refused ? st->alpn : NULL;
+}
+
+int tls_server_alpn(SSL *ssl, const char *proto)
+{
+	assert(proto && strlen(proto) > 0 && strlen(proto) < 256);
+	struct peer_state *st = state_get(ssl, true);
+	if (!st)
+		return FG_NOMEM;
+	st->alpn = proto;
+	return FG_OK;
+}
+
+int tls_client_alpn(SSL *ssl, const char *proto)
+{
+	size_t n = proto ? strlen(proto) : 0;
+	assert(n > 0 && n < 256);
+	unsigned char wire[256];
+	wire[0] = (unsigned char)n;
+	memcpy(wire + 1, proto, n);
+	/* 0 is success here, unlike the rest of OpenSSL. */
+	return SSL_set_alpn_protos(ssl, wire, (unsigned int)n + 1) == 0 ? FG_OK : FG_NOMEM;
+}
+
+const char *tls_alpn_selected(const SSL *ssl, char *buf, size_t len)
+{
+	const unsigned char *p = NULL;
+	unsigned int n = 0;
+	if (ssl)
+		SSL_get0_alpn_selected(ssl, &p, &n);
+	if (!p || n == 0)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)n, (const char *)p);
+	return buf;
+}
+
 /* What both directions share: TLS 1.2+, our certificate and key, trust
  * anchors and the record-but-accept verification. */
 static SSL_CTX *ctx_new(bool server, const char *cert, const char *key, const char *ca_file,
@@ -289,6 +361,8 @@ static SSL_CTX *ctx_new(bool server, const char *cert, const char *key, const ch
 	 * tls_peer_verify() instead: serverAuth or clientAuth will do. */
 	if (server && X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_ANY) != 1)
 		goto fail_ssl;
+	if (server)
+		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 	/* DANE is turned on per connection (dane_client_arm); the context
 	 * only needs its shared state. */
 	if (!server && SSL_CTX_dane_enable(ctx) <= 0)

@@ -83,6 +83,18 @@ SSL_CTX *tls_client_ctx_new(const char *cert, const char *key, const char *ca_fi
  * must prove. FG_OK, FG_INVAL for a name that cannot be an SNI host name,
  * FG_NOMEM. */
 int tls_client_prepare(SSL *ssl, const char *domain);
+/* Direct TLS (XEP-0368), before the handshake. Server side: proto (a
+ * string literal, "xmpp-server" or "xmpp-client") is the only ALPN
+ * protocol this connection accepts; a client offering ALPN without it is
+ * refused with no_application_protocol (RFC 7301 §3.2), one offering no
+ * ALPN is served. Client side: offers proto. FG_OK or FG_NOMEM. */
+int tls_server_alpn(SSL *ssl, const char *proto);
+int tls_client_alpn(SSL *ssl, const char *proto);
+/* The protocol a Direct TLS handshake was refused for (the client offered
+ * ALPN without it), or NULL. */
+const char *tls_alpn_refused(const SSL *ssl);
+/* The ALPN protocol the handshake agreed on, into buf; NULL if none. */
+const char *tls_alpn_selected(const SSL *ssl, char *buf, size_t len);
 /* The domain given to tls_client_prepare(), or NULL. */
 const char *tls_expected_host(const SSL *ssl);
 

@@ -74,6 +74,7 @@ struct probe {
 	struct dns_target *targets;
 	size_t ntargets, next_target;
 	bool targets_dnssec;
+	bool direct; /* the current target is Direct TLS (XEP-0368) */
 	enum dns_via via;
 	/* DANE: the TLSA lookups for the targets, and the records of the
 	 * target being tried, which its certificate is checked against */
@@ -160,8 +161,19 @@ static enum auth_method simulate(const struct probe *p, unsigned methods, char *
 		snprintf(buf, len, "unknown: the probe got no stream features");
 		return 0;
 	}
+	/* Over Direct TLS the plaintext features were never seen: s2s_out
+	 * takes the same TLS path, or, without a TLS method, leaves the
+	 * Direct TLS targets out. */
+	if (p->direct && !(methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK))) {
+		snprintf(buf, len,
+			 "unknown: the probe used Direct TLS; without TLS the _xmpp-server "
+			 "targets would be used");
+		return 0;
+	}
 	enum s2s_out_next next =
-		s2s_out_choose(methods, false, p->tls_offered == SEEN_YES, false, false);
+		p->direct
+			? S2S_NEXT_STARTTLS
+			: s2s_out_choose(methods, false, p->tls_offered == SEEN_YES, false, false);
 	bool secure = next == S2S_NEXT_STARTTLS;
 	if (secure) {
 		if (p->tls_ok != SEEN_YES || p->features_tls != SEEN_YES) {
@@ -348,11 +360,13 @@ static void finish(struct probe *p)
 	bool complete = p->state == P_DONE;
 	enter(p, P_DONE);
 	json_t *r0 = p->result;
-	json_object_set_new(
-		r0, "starttls",
-		json_string(seen_word(p->tls_offered,
-				      p->tls_required == SEEN_YES ? "required" : "offered",
-				      "not offered")));
+	json_object_set_new(r0, "starttls",
+			    json_string(p->direct
+						? "not used (Direct TLS)"
+						: seen_word(p->tls_offered,
+							    p->tls_required == SEEN_YES ? "required"
+											: "offered",
+							    "not offered")));
 	json_object_set_new(
 		r0, "sasl_external",
 		json_string(p->sasl_ok != SEEN_UNKNOWN
@@ -687,10 +701,12 @@ static void on_connected(void *ud)
 {
 	struct probe *p = ud;
 	const struct dns_target *t = &p->targets[p->next_target - 1];
-	step(p, "connected to %s [%s]:%u", t->host, t->addr_text, t->port);
+	step(p, "connected to %s [%s]:%u%s", t->host, t->addr_text, t->port,
+	     t->direct_tls ? " (Direct TLS)" : "");
 	json_array_append_new(json_object_get(p->result, "tcp"),
-			      json_pack("{s:s, s:s, s:i, s:s}", "host", t->host, "address",
-					t->addr_text, "port", t->port, "outcome", "connected"));
+			      json_pack("{s:s, s:s, s:i, s:s, s:b}", "host", t->host, "address",
+					t->addr_text, "port", t->port, "outcome", "connected",
+					"direct_tls", t->direct_tls));
 	const struct fg_conf *cf = p->srv->conf;
 	struct xs_limits lim = {.stanza_bytes = cf->preauth_stanza_size,
 				.depth = cf->element_depth,
@@ -702,6 +718,29 @@ static void on_connected(void *ud)
 		return;
 	}
 	conn_set_timer(p->conn, cf->timeout_authentication);
+	p->direct = t->direct_tls;
+	json_object_set_new(p->result, "direct_tls", json_boolean(p->direct));
+	if (p->direct) {
+		/* As s2s_out does: TLS at once, SNI and ALPN, no STARTTLS. */
+		dane_client_arm(p->srv->tls_client, p->dane_host, p->domain);
+		int rc = conn_connect_tls(p->conn, p->srv->tls_client, p->domain, "xmpp-server");
+		dane_client_arm(p->srv->tls_client, NULL, NULL);
+		if (rc != FG_OK) {
+			p->tls_ok = SEEN_NO;
+			step(p, "cannot start TLS");
+			finish(p);
+			return;
+		}
+		step(p, "Direct TLS (XEP-0368): TLS at once, ALPN xmpp-server, no STARTTLS");
+		/* What STARTTLS would have told: TLS is the only way in. */
+		p->features = SEEN_YES;
+		p->tls_offered = SEEN_YES;
+		p->tls_required = SEEN_YES;
+		p->db_before = SEEN_NO;
+		enter(p, P_TLS);
+		conn_set_timer(p->conn, cf->timeout_tls_handshake);
+		return;
+	}
 	send_header(p, P_HEADER);
 }
 
@@ -713,8 +752,15 @@ static void on_closed(void *ud, const char *reason)
 		probe_free(p);
 		return;
 	}
-	if (p->state == P_CONNECT) {
+	if (p->state == P_CONNECT || (p->state == P_TLS && p->direct)) {
+		/* A Direct TLS handshake that fails is part of reaching the
+		 * server, as in s2s_out: the next target may do. */
 		const struct dns_target *t = &p->targets[p->next_target - 1];
+		if (p->direct) {
+			p->direct = false;
+			p->features = p->tls_offered = p->tls_required = SEEN_UNKNOWN;
+			p->db_before = SEEN_UNKNOWN;
+		}
 		step(p, "%s (%s [%s]:%u)", reason, t->host, t->addr_text, t->port);
 		json_array_append_new(json_object_get(p->result, "tcp"),
 				      json_pack("{s:s, s:s, s:i, s:s}", "host", t->host, "address",
@@ -839,8 +885,8 @@ static void report_targets(struct probe *p)
 {
 	bool looked_up = false; /* an IP literal (domain or proxy_fqdn) is not */
 	for (size_t i = 0; i < p->ntargets; i++) {
-		step(p, "DNS: %s [%s]:%u", p->targets[i].host, p->targets[i].addr_text,
-		     p->targets[i].port);
+		step(p, "DNS: %s [%s]:%u%s", p->targets[i].host, p->targets[i].addr_text,
+		     p->targets[i].port, p->targets[i].direct_tls ? " (Direct TLS)" : "");
 		looked_up |= strcmp(p->targets[i].host, p->targets[i].addr_text) != 0;
 	}
 	if (looked_up)
@@ -859,6 +905,11 @@ static void on_dane(void *ud, const struct dane_result *r)
 	     r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE
 		     ? ""
 		     : "; RFC 7673 trusts TLSA records only under a secure SRV answer");
+	for (size_t i = 0; i < r->nhosts; i++)
+		if (r->hosts[i].direct) {
+			step(p, "DANE: %s: %s", r->srvs_why, dane_st_word(r->srvs));
+			break;
+		}
 	for (size_t i = 0; i < r->nhosts; i++) {
 		char text[700];
 		dane_host_text(&r->hosts[i], text, sizeof(text));
@@ -888,15 +939,18 @@ static void dns_done(struct probe *p)
 	step(p, "%s", p->line_srv);
 	step(p, "%s", p->line_srvs);
 	if (json_array_size(json_object_get(json_object_get(p->result, "dns"), "xmpps_server")))
-		step(p, "DNS: the _xmpps-server targets (direct TLS, XEP-0368) are listed, not "
-			"tried: fedgate connects with STARTTLS");
+		step(p, "DNS: _xmpps-server targets (Direct TLS, XEP-0368) are tried with the "
+			"_xmpp-server ones, by priority, Direct TLS first at equal priority");
 	if (!p->targets) {
 		step(p, "DNS: %s", p->res_err[0] ? p->res_err : "no address to connect to");
 		finish(p);
 		return;
 	}
 	report_targets(p);
-	struct dns_result res = {p->via, p->ntargets, p->targets, 0, p->targets_dnssec};
+	struct dns_result res = {.via = p->via,
+				 .n = p->ntargets,
+				 .targets = p->targets,
+				 .dnssec = p->targets_dnssec};
 	if (dane_lookup_start(p->srv->dns, p->domain, &res, on_dane, p, &p->dl) != FG_OK)
 		connect_next(p);
 }
@@ -930,19 +984,21 @@ static void on_resolved(void *ud, const struct dns_result *res, const char *err)
 	json_t *tj = json_array();
 	if (res) {
 		p->targets = calloc(res->n, sizeof(*p->targets));
-		if (p->targets) {
-			memcpy(p->targets, res->targets, res->n * sizeof(*p->targets));
-			p->ntargets = res->n;
-		}
+		/* s2s_out's choice: without a TLS method no Direct TLS target. */
+		bool tls_ok =
+			policy_allowed_methods(p->settings) & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK);
+		for (size_t i = 0; p->targets && i < res->n; i++)
+			if (tls_ok || !res->targets[i].direct_tls)
+				p->targets[p->ntargets++] = res->targets[i];
 		p->targets_dnssec = res->dnssec;
 		p->via = res->via;
 		json_object_set_new(json_object_get(p->result, "dns"), "dnssec",
 				    json_boolean(res->dnssec));
 		for (size_t i = 0; i < res->n; i++) {
 			const struct dns_target *t = &res->targets[i];
-			json_array_append_new(tj,
-					      json_pack("{s:s, s:s, s:i}", "host", t->host,
-							"address", t->addr_text, "port", t->port));
+			json_array_append_new(tj, json_pack("{s:s, s:s, s:i, s:b}", "host", t->host,
+							    "address", t->addr_text, "port",
+							    t->port, "direct_tls", t->direct_tls));
 		}
 	} else {
 		snprintf(p->res_err, sizeof(p->res_err), "%s", err);

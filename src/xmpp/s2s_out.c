@@ -128,7 +128,8 @@ static inline bool may_enter(enum out_state from, enum out_state to)
 	case OUT_WAIT_HEADER: return from == OUT_CONNECTING || from == OUT_TLS || from == OUT_SASL;
 	case OUT_WAIT_FEATURES: return from == OUT_WAIT_HEADER;
 	case OUT_STARTTLS: return from == OUT_WAIT_FEATURES;
-	case OUT_TLS: return from == OUT_STARTTLS;
+	case OUT_TLS: /* after <proceed/>, or at connect to a Direct TLS target */
+		return from == OUT_STARTTLS || from == OUT_CONNECTING;
 	case OUT_SASL: return from == OUT_WAIT_FEATURES;
 	case OUT_DIALBACK: return from == OUT_WAIT_FEATURES;
 	case OUT_READY: return from == OUT_WAIT_FEATURES || from == OUT_DIALBACK;
@@ -710,7 +711,8 @@ static void on_connected(void *ud)
 {
 	struct s2s_out *o = ud;
 	const struct dns_target *t = &o->targets[o->next_target - 1];
-	step(o, "connected to %s [%s]:%u", t->host, t->addr_text, t->port);
+	step(o, "connected to %s [%s]:%u%s", t->host, t->addr_text, t->port,
+	     t->direct_tls ? " (Direct TLS)" : "");
 	const struct fg_conf *cf = o->srv->conf;
 	struct xs_limits lim = {.stanza_bytes = cf->preauth_stanza_size,
 				.depth = cf->element_depth,
@@ -721,6 +723,25 @@ static void on_connected(void *ud)
 		return;
 	}
 	conn_set_timer(o->conn, cf->timeout_authentication);
+	if (t->direct_tls) {
+		/* XEP-0368: TLS at once, SNI = the partner's domain, ALPN
+		 * xmpp-server; the certificate is judged as after STARTTLS
+		 * (on_tls, on_features), and no STARTTLS follows. */
+		if (o->dane_host) /* as after STARTTLS (on_element) */
+			dane_client_arm(o->srv->tls_client, o->dane_host, o->remote);
+		else
+			tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
+		int rc = conn_connect_tls(o->conn, o->srv->tls_client, o->remote, "xmpp-server");
+		tls_client_resume_for(o->srv->tls_client, NULL, NULL);
+		dane_client_arm(o->srv->tls_client, NULL, NULL);
+		if (rc != FG_OK) {
+			fail(o, "cannot start TLS");
+			return;
+		}
+		step(o, "Direct TLS (XEP-0368) with %s", o->remote);
+		enter(o, OUT_TLS);
+		return;
+	}
 	send_header(o);
 }
 
@@ -751,6 +772,16 @@ static void on_closed(void *ud, const char *reason)
 		step(o, "TLS failed with a resumed session (%s); again with a full handshake",
 		     reason);
 		o->next_target--;
+		connect_next(o);
+		return;
+	}
+	if (o->state == OUT_TLS && o->next_target > 0 &&
+	    o->targets[o->next_target - 1].direct_tls) {
+		/* A Direct TLS handshake failing is part of reaching the
+		 * server (a port that does not speak it, an ALPN refusal):
+		 * the next target may do, as after a refused connect. */
+		snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", reason);
+		step(o, "%s", reason);
 		connect_next(o);
 		return;
 	}
@@ -848,6 +879,11 @@ static void on_dane(void *ud, const struct dane_result *r)
 	*o->dane_res = *r;
 	step(o, "DANE (dane = %s): %s: %s", policy_dane_name(o->dane), r->srv_why,
 	     dane_st_word(r->srv));
+	for (size_t i = 0; i < r->nhosts; i++)
+		if (r->hosts[i].direct) {
+			step(o, "DANE: %s: %s", r->srvs_why, dane_st_word(r->srvs));
+			break;
+		}
 	for (size_t i = 0; i < r->nhosts; i++) {
 		char text[700];
 		dane_host_text(&r->hosts[i], text, sizeof(text));
@@ -868,13 +904,36 @@ static void on_dns(void *ud, const struct dns_result *res, const char *err)
 		fail(o, "out of memory");
 		return;
 	}
-	memcpy(o->targets, res->targets, res->n * sizeof(*o->targets));
-	o->ntargets = res->n;
-	for (size_t i = 0; i < res->n; i++)
-		step(o, "DNS: %s [%s]:%u", res->targets[i].host, res->targets[i].addr_text,
-		     res->targets[i].port);
+	/* Without a TLS method (tls = not-supported) a Direct TLS target
+	 * cannot serve: it has no plaintext. */
+	bool tls_ok = o->methods & (AUTH_SASL_TLS | AUTH_TLS_DIALBACK);
+	size_t skipped = 0;
+	for (size_t i = 0; i < res->n; i++) {
+		const struct dns_target *t = &res->targets[i];
+		if (t->direct_tls && !tls_ok) {
+			skipped++;
+			continue;
+		}
+		o->targets[o->ntargets++] = *t;
+		step(o, "DNS: %s [%s]:%u%s", t->host, t->addr_text, t->port,
+		     t->direct_tls ? " (Direct TLS, _xmpps-server)" : "");
+	}
+	if (skipped)
+		step(o, "DNS: %zu Direct TLS target(s) left out: the partner settings allow no TLS",
+		     skipped);
+	if (o->ntargets == 0) {
+		fail(o,
+		     "%s publishes only Direct TLS (_xmpps-server) targets, and its partner "
+		     "settings allow no TLS (tls = not-supported)",
+		     o->remote);
+		return;
+	}
 	if (o->dane != DANE_OFF) {
-		if (dane_lookup_start(o->srv->dns, o->remote, res, on_dane, o, &o->dl) != FG_OK)
+		/* The TLSA lookups for the targets kept. */
+		struct dns_result kept = *res;
+		kept.targets = o->targets;
+		kept.n = o->ntargets;
+		if (dane_lookup_start(o->srv->dns, o->remote, &kept, on_dane, o, &o->dl) != FG_OK)
 			fail(o, "out of memory");
 		return;
 	}
@@ -1026,6 +1085,7 @@ void s2s_out_status(const struct s2s_out *o, void *json_row)
 	} else {
 		json_object_set_new(r, "peer", json_string(""));
 		json_object_set_new(r, "tls", json_string("plaintext"));
+		json_object_set_new(r, "tls_mode", json_string("none"));
 	}
 	const char *cert = "none";
 	struct tls_verdict v;

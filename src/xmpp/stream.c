@@ -134,7 +134,9 @@ static inline bool may_enter(enum stream_state from, enum stream_state to)
 		return from == STREAM_WAIT_HEADER || from == STREAM_TLS_HANDSHAKE ||
 		       from == STREAM_NEGOTIATING;
 	case STREAM_NEGOTIATING: return from == STREAM_WAIT_HEADER;
-	case STREAM_TLS_HANDSHAKE: return from == STREAM_NEGOTIATING;
+	case STREAM_TLS_HANDSHAKE:
+		/* STARTTLS, or Direct TLS at accept (stream_accept_tls) */
+		return from == STREAM_NEGOTIATING || from == STREAM_WAIT_HEADER;
 	case STREAM_READY: return from == STREAM_WAIT_HEADER || from == STREAM_NEGOTIATING;
 	case STREAM_CLOSING: return from != STREAM_CLOSING;
 	}
@@ -147,6 +149,9 @@ static void enter(struct stream *s, enum stream_state st)
 {
 	const struct fg_conf *cf = s->srv->conf;
 	assert(may_enter(s->state, st));
+	/* Only a Direct TLS stream starts TLS before any header, once. */
+	assert(st != STREAM_TLS_HANDSHAKE || s->state == STREAM_NEGOTIATING ||
+	       ((s->flags & SF_DIRECT_TLS) && !(s->flags & SF_SECURE)));
 	log_debug(conn_ctx(s->conn), "%s -> %s", state_names[s->state], state_names[st]);
 	s->state = st;
 	if (st == STREAM_CLOSING) {
@@ -947,8 +952,8 @@ static const struct conn_ops stream_conn_ops = {
 	.on_drained = on_drained,
 };
 
-struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *role, int fd,
-			     const struct sockaddr *peer, socklen_t peerlen)
+static struct stream *accept_common(struct xmpp_server *srv, const struct stream_role *role, int fd,
+				    const struct sockaddr *peer, socklen_t peerlen, bool direct_tls)
 {
 	const struct fg_conf *cf = srv->conf;
 	assert(role && role->attach && role->detach && role->on_header && role->features &&
@@ -992,9 +997,33 @@ struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *
 		stream_destroy(s, true);
 		return NULL;
 	}
-	log_info(conn_ctx(s->conn), "connected");
+	log_info(conn_ctx(s->conn), "connected%s", direct_tls ? " (Direct TLS)" : "");
 	enter(s, STREAM_WAIT_HEADER);
+	if (direct_tls) {
+		/* XEP-0368: TLS before any XML; the peer's first header comes
+		 * over TLS (on_tls), so no <starttls/> is ever offered. */
+		const char *alpn = role->s2s ? "xmpp-server" : "xmpp-client";
+		s->flags |= SF_DIRECT_TLS;
+		if (conn_accept_tls(s->conn, srv->tls, alpn) != FG_OK) {
+			enter(s, STREAM_CLOSING);
+			conn_close(s->conn, "cannot start TLS (out of memory)");
+			return s;
+		}
+		enter(s, STREAM_TLS_HANDSHAKE);
+	}
 	return s;
+}
+
+struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *role, int fd,
+			     const struct sockaddr *peer, socklen_t peerlen)
+{
+	return accept_common(srv, role, fd, peer, peerlen, false);
+}
+
+struct stream *stream_accept_tls(struct xmpp_server *srv, const struct stream_role *role, int fd,
+				 const struct sockaddr *peer, socklen_t peerlen)
+{
+	return accept_common(srv, role, fd, peer, peerlen, true);
 }
 
 /* ---- the layer's list of inbound streams (xmpp.h) ---- */

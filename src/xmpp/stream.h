@@ -33,6 +33,7 @@ enum {
 	SF_AUTHED = 1 << 2,	 /* SASL succeeded (stream_authenticated) */
 	SF_STARTTLS = 1 << 3,	 /* <starttls/> came: nothing after it is parsed */
 	SF_RESTART = 1 << 4,	 /* SASL success: the next bytes are a new stream */
+	SF_DIRECT_TLS = 1 << 9,	 /* TLS from the first byte (XEP-0368), never STARTTLS */
 };
 
 /* What a role does on the streams it takes. Every function gets the
@@ -81,6 +82,11 @@ struct stream_role {
 /* Takes ownership of fd. On allocation failure closes fd and returns NULL. */
 struct stream *stream_accept(struct xmpp_server *srv, const struct stream_role *role, int fd,
 			     const struct sockaddr *peer, socklen_t peerlen);
+/* The same on a Direct TLS listener (XEP-0368): the TLS handshake comes
+ * first (ALPN xmpp-server for s2s roles, xmpp-client for c2s), then the
+ * stream, already secure. */
+struct stream *stream_accept_tls(struct xmpp_server *srv, const struct stream_role *role, int fd,
+				 const struct sockaddr *peer, socklen_t peerlen);
 /* Sends a stream error (our header first if we have not sent it yet) and
  * closes. condition is an RFC 6120 §4.9.3 element name. */
 void stream_error(struct stream *s, const char *condition, const char *text);

@@ -269,6 +269,12 @@ class Prosody:
             if line.strip():
                 name, value = line.split("=", 1)
                 options[name.strip()] = value.strip()
+        # Direct TLS (XEP-0368): extra may set s2s_direct_tls_ports = { N };
+        # start() then waits for those ports too. Publish them with
+        # DNS.add_srv("_xmpps-server._tcp.DOMAIN", host, N) so that peers
+        # (fedgate, and Prosody itself for its outbound streams) find them.
+        self.direct_tls_ports = [int(x) for x in
+                                 re.findall(r"\d+", options["s2s_direct_tls_ports"])]
         body = "".join(f"{k} = {v}\n" for k, v in options.items())
         with open(self.conf, "w") as f:
             f.write(f"{body}{PROSODY_UNBOUND}\n{vhosts}")
@@ -292,6 +298,8 @@ class Prosody:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_port(self.addr, 5222, proc=self.proc, log=self.log)
         wait_port(self.addr, 5269, proc=self.proc, log=self.log)
+        for port in self.direct_tls_ports:
+            wait_port(self.addr, port, proc=self.proc, log=self.log)
         return self
 
     def read_log(self):

@@ -122,7 +122,7 @@ def test_json_report_and_settings_from_flags(world):
     assert rep["starttls"] == "required" and rep["sasl_external"] == "accepted"
     assert rep["certificate"]["trusted"] is True
     assert rep["dns"]["targets"] == [{"host": "xmpp.fabrikam.test", "address": "127.0.0.12",
-                                      "port": 5269}]
+                                      "port": 5269, "direct_tls": False}]
     assert rep["dns"]["dnssec"] is False
     assert rep["tcp"][0]["outcome"] == "connected"
     s = rep["settings"]

@@ -232,6 +232,15 @@ static void test_decide(void **state)
 	assert_int_equal(dane_decide(DANE_OPPORTUNISTIC, &res, "xmpp.fabrikam.test", 5270, &h, why,
 				     sizeof(why)),
 			 DANE_USE_NONE);
+	/* A Direct TLS target is judged by the _xmpps-server answer. */
+	set_result(DANE_ST_RECORDS, DANE_ST_RECORDS, 1);
+	res.hosts[0].direct = true;
+	res.srvs = DANE_ST_INSECURE;
+	snprintf(res.srvs_why, sizeof(res.srvs_why), "SRV _xmpps-server._tcp.fabrikam.test");
+	assert_int_equal(decide(DANE_REQUIRED, why, sizeof(why)), DANE_USE_REFUSE);
+	assert_non_null(strstr(why, "_xmpps-server._tcp.fabrikam.test is not DNSSEC-secure"));
+	res.srvs = DANE_ST_RECORDS;
+	assert_int_equal(decide(DANE_REQUIRED, why, sizeof(why)), DANE_USE_VERIFY);
 	/* No lookup at all. */
 	assert_int_equal(dane_decide(DANE_REQUIRED, NULL, "x", 1, &h, why, sizeof(why)),
 			 DANE_USE_REFUSE);

@@ -152,6 +152,163 @@ static void test_srv_no_service(void **state)
 	assert_int_equal(dns_srv_no_service(r, 0), 0);
 }
 
+/* ---- XEP-0368: _xmpp-server and _xmpps-server merged ---- */
+
+static void answer_with(struct dns_answer *a, enum dns_status st, size_t n)
+{
+	memset(a, 0, sizeof(*a));
+	a->st = st;
+	a->n = n;
+}
+
+static void test_merge_priority_then_direct_first(void **state)
+{
+	(void)state;
+	struct dns_srv plain[2], direct[2], out[8];
+	struct dns_answer pa, da;
+	char why[300];
+	size_t n = 99;
+	uint64_t seed = 3;
+	/* _xmpp: 10 a:5269, 20 c:5269; _xmpps: 10 b:5270, 5 d:5270 */
+	set_srv(&plain[0], 10, 0, 5269, "a");
+	set_srv(&plain[1], 20, 0, 5269, "c");
+	set_srv(&direct[0], 10, 0, 5270, "b");
+	set_srv(&direct[1], 5, 0, 5270, "d");
+	answer_with(&pa, DNS_ST_DATA, 2);
+	answer_with(&da, DNS_ST_DATA, 2);
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_SRV);
+	assert_int_equal(n, 4);
+	/* lowest priority first whatever the kind; at 10, Direct TLS first */
+	assert_string_equal(out[0].target, "d");
+	assert_true(out[0].direct_tls);
+	assert_string_equal(out[1].target, "b");
+	assert_true(out[1].direct_tls);
+	assert_string_equal(out[2].target, "a");
+	assert_false(out[2].direct_tls);
+	assert_string_equal(out[3].target, "c");
+	assert_false(out[3].direct_tls);
+}
+
+static void test_merge_weights_within_kind(void **state)
+{
+	(void)state;
+	/* Same priority, both kinds: a Direct TLS record always comes
+	 * before the STARTTLS ones, and the weights pick among each kind. */
+	uint64_t seed = 11;
+	int heavy_first = 0;
+	const int runs = 4000;
+	for (int i = 0; i < runs; i++) {
+		struct dns_srv plain[1], direct[2], out[4];
+		struct dns_answer pa, da;
+		char why[300];
+		size_t n = 0;
+		set_srv(&plain[0], 1, 1000, 5269, "plain");
+		set_srv(&direct[0], 1, 1, 5270, "light");
+		set_srv(&direct[1], 1, 3, 5270, "heavy");
+		answer_with(&pa, DNS_ST_DATA, 1);
+		answer_with(&da, DNS_ST_DATA, 2);
+		assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 4, &n, lcg,
+					       &seed, why, sizeof(why)),
+				 DNS_PLAN_SRV);
+		assert_int_equal(n, 3);
+		assert_string_equal(out[2].target, "plain");
+		heavy_first += strcmp(out[0].target, "heavy") == 0;
+	}
+	/* r uniform in [0, 4]: light takes 0 and 1, heavy 2 to 4 */
+	assert_in_range(heavy_first, runs * 55 / 100, runs * 65 / 100);
+}
+
+static void test_merge_one_kind_and_fallbacks(void **state)
+{
+	(void)state;
+	struct dns_srv plain[2] = {{0}}, direct[2] = {{0}}, out[8];
+	struct dns_answer pa, da;
+	char why[400];
+	size_t n = 0;
+	uint64_t seed = 5;
+
+	/* Only _xmpps: its records, no fallback. */
+	set_srv(&direct[0], 0, 0, 5270, "tls.f.test");
+	answer_with(&pa, DNS_ST_NXDOMAIN, 0);
+	answer_with(&da, DNS_ST_DATA, 1);
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_SRV);
+	assert_int_equal(n, 1);
+	assert_true(out[0].direct_tls);
+
+	/* Only _xmpp, _xmpps failing (SERVFAIL): the standard records. */
+	set_srv(&plain[0], 0, 0, 5269, "x.f.test");
+	answer_with(&pa, DNS_ST_DATA, 1);
+	answer_with(&da, DNS_ST_FAIL, 0);
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_SRV);
+	assert_int_equal(n, 1);
+	assert_false(out[0].direct_tls);
+
+	/* _xmpp failing: no way around it, whatever _xmpps says. */
+	answer_with(&pa, DNS_ST_FAIL, 0);
+	snprintf(pa.why, sizeof(pa.why), "SERVFAIL");
+	answer_with(&da, DNS_ST_DATA, 1);
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_FAIL);
+	assert_non_null(strstr(why, "SERVFAIL"));
+
+	/* Neither: the domain itself. */
+	answer_with(&pa, DNS_ST_NODATA, 0);
+	answer_with(&da, DNS_ST_NXDOMAIN, 0);
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_FALLBACK);
+
+	/* "." for _xmpps alone: no Direct TLS, and no A/AAAA fallback. */
+	set_srv(&direct[0], 0, 0, 0, "");
+	answer_with(&da, DNS_ST_DATA, 1);
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_FAIL);
+	assert_non_null(strstr(why, "no Direct TLS"));
+
+	/* ... but _xmpp records are used then. */
+	answer_with(&pa, DNS_ST_DATA, 1);
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_SRV);
+	assert_int_equal(n, 1);
+	assert_false(out[0].direct_tls);
+
+	/* "." for _xmpp alone with Direct TLS records: Direct TLS only. */
+	set_srv(&plain[0], 0, 0, 0, "");
+	set_srv(&direct[0], 0, 0, 5270, "tls.f.test");
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_SRV);
+	assert_int_equal(n, 1);
+	assert_true(out[0].direct_tls);
+
+	/* "." for _xmpp and nothing else: no service. */
+	answer_with(&da, DNS_ST_NODATA, 0);
+	assert_int_equal(dns_srv_merge("f.test", &pa, plain, &da, direct, out, 8, &n, lcg, &seed,
+				       why, sizeof(why)),
+			 DNS_PLAN_FAIL);
+	assert_non_null(strstr(why, "offers no XMPP server service"));
+
+	/* The cap on out holds. */
+	struct dns_srv many[DNS_MAX_SRV_PARSE];
+	for (size_t i = 0; i < DNS_MAX_SRV_PARSE; i++)
+		set_srv(&many[i], (uint16_t)i, 0, 5269, "h");
+	answer_with(&pa, DNS_ST_DATA, DNS_MAX_SRV_PARSE);
+	answer_with(&da, DNS_ST_DATA, DNS_MAX_SRV_PARSE);
+	assert_int_equal(dns_srv_merge("f.test", &pa, many, &da, many, out, 8, &n, lcg, &seed, why,
+				       sizeof(why)),
+			 DNS_PLAN_SRV);
+	assert_int_equal(n, 8);
+}
+
 /* ---- proxy_fqdn and names ---- */
 
 static void test_parse_hostport(void **state)
@@ -597,6 +754,9 @@ int main(void)
 		cmocka_unit_test(test_srv_weights_statistics),
 		cmocka_unit_test(test_srv_all_zero_keeps_answer_order),
 		cmocka_unit_test(test_srv_no_service),
+		cmocka_unit_test(test_merge_priority_then_direct_first),
+		cmocka_unit_test(test_merge_weights_within_kind),
+		cmocka_unit_test(test_merge_one_kind_and_fallbacks),
 		cmocka_unit_test(test_parse_hostport),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test(test_parse_srv),

@@ -45,7 +45,21 @@ static const char records[] =
 	"host-record=gw.proxied.test,127.0.0.8\n"
 	"cname=alias.proxied.test,gw.proxied.test\n"
 	"srv-host=_xmpp-server._tcp.dangling.test,gone1.dangling.test,5269,0,0\n"
-	"srv-host=_xmpp-server._tcp.dangling.test,gone2.dangling.test,5269,1,0\n";
+	"srv-host=_xmpp-server._tcp.dangling.test,gone2.dangling.test,5269,1,0\n"
+	/* XEP-0368: both kinds, one priority apart and one shared */
+	"srv-host=_xmpp-server._tcp.mixed.test,plain.mixed.test,5269,10,0\n"
+	"srv-host=_xmpp-server._tcp.mixed.test,low.mixed.test,5269,5,0\n"
+	"srv-host=_xmpps-server._tcp.mixed.test,tls.mixed.test,5270,10,0\n"
+	"host-record=plain.mixed.test,127.0.0.21\n"
+	"host-record=low.mixed.test,127.0.0.22\n"
+	"host-record=tls.mixed.test,127.0.0.23\n"
+	/* only Direct TLS */
+	"srv-host=_xmpps-server._tcp.tlsonly.test,tls.tlsonly.test,5270,0,0\n"
+	"host-record=tls.tlsonly.test,127.0.0.24\n"
+	"host-record=tlsonly.test,127.0.0.25\n"
+	/* "." for Direct TLS, nothing else: no A fallback (XEP-0368) */
+	"srv-host=_xmpps-server._tcp.nodirect.test\n"
+	"host-record=nodirect.test,127.0.0.26\n";
 
 static struct {
 	char dir[64];
@@ -256,6 +270,8 @@ struct got {
 	char addr[8][INET6_ADDRSTRLEN];
 	uint16_t port[8];
 	int family[8];
+	bool direct[8];
+	size_t n_direct;
 	char err[1024];
 	struct dns_query *q;
 	/* for the cancel-from-a-callback test */
@@ -277,6 +293,7 @@ static void on_result(void *ud, const struct dns_result *res, const char *err)
 		g->via = res->via;
 		g->ttl = res->ttl;
 		g->n = res->n;
+		g->n_direct = res->n_direct;
 		assert_true(res->n >= 1);
 		for (size_t i = 0; i < res->n && i < 8; i++) {
 			const struct dns_target *t = &res->targets[i];
@@ -284,6 +301,7 @@ static void on_result(void *ud, const struct dns_result *res, const char *err)
 			snprintf(g->addr[i], sizeof(g->addr[i]), "%s", t->addr_text);
 			g->port[i] = t->port;
 			g->family[i] = t->addr.ss_family;
+			g->direct[i] = t->direct_tls;
 		}
 	}
 	if (g->cancel_other != NULL)
@@ -362,6 +380,45 @@ static void test_srv_order(void **state)
 	/* dnsmasq serves its records with local-ttl=300. */
 	assert_in_range(g.ttl, 1, 300);
 	assert_true(log_has("query[SRV] _xmpp-server._tcp.fabrikam.test"));
+}
+
+static void test_xmpps_merged_in_xep0368_order(void **state)
+{
+	struct fixture *fx = *state;
+	struct got g;
+	resolve(fx, &g, "mixed.test", NULL);
+	assert_string_equal(g.err, "");
+	assert_int_equal(g.via, DNS_VIA_SRV);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.n_direct, 1);
+	/* priority 5 first whatever its kind, then at 10 Direct TLS first */
+	assert_string_equal(g.host[0], "low.mixed.test");
+	assert_false(g.direct[0]);
+	assert_string_equal(g.host[1], "tls.mixed.test");
+	assert_int_equal(g.port[1], 5270);
+	assert_true(g.direct[1]);
+	assert_string_equal(g.host[2], "plain.mixed.test");
+	assert_false(g.direct[2]);
+	/* Both asked, in the same stage. */
+	assert_true(log_has("query[SRV] _xmpp-server._tcp.mixed.test"));
+	assert_true(log_has("query[SRV] _xmpps-server._tcp.mixed.test"));
+
+	resolve(fx, &g, "tlsonly.test", NULL);
+	assert_string_equal(g.err, "");
+	assert_int_equal(g.via, DNS_VIA_SRV);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.addr[0], "127.0.0.24");
+	assert_true(g.direct[0]);
+
+	resolve(fx, &g, "nodirect.test", NULL);
+	assert_non_null(strstr(g.err, "offers no Direct TLS"));
+	assert_int_equal(g.n, 0);
+
+	/* A partner with proxy_fqdn asks no SRV at all. */
+	resolve(fx, &g, "mixed.test", "127.0.0.30:5999");
+	assert_int_equal(g.via, DNS_VIA_PROXY);
+	assert_int_equal(g.n, 1);
+	assert_false(g.direct[0]);
 }
 
 static void test_fallback_without_srv(void **state)
@@ -722,6 +779,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_srv_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xmpps_merged_in_xep0368_order, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_without_srv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dot_means_no_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nxdomain_text, setup, teardown),

@@ -425,6 +425,13 @@ static void *server_main(void *arg)
 	return NULL;
 }
 
+/* Direct TLS (XEP-0368) for the next handshake(): the server's one ALPN
+ * protocol (tls_server_alpn) and the client's offer in wire format. */
+static const char *hs_server_alpn;
+static const unsigned char *hs_client_alpn;
+static unsigned hs_client_alpn_len;
+static const char *hs_client_proto; /* tls_client_alpn, as s2s_out offers */
+
 /* Runs a blocking handshake over a socket pair; sni NULL skips
  * tls_client_prepare(). The caller checks the outcome and calls done(). */
 static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *sni, struct end *srv,
@@ -445,6 +452,13 @@ static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *sni, struct end 
 	assert_int_equal(SSL_set_fd(cli->ssl, cli->fd), 1);
 	if (sni)
 		assert_int_equal(tls_client_prepare(cli->ssl, sni), FG_OK);
+	if (hs_server_alpn)
+		assert_int_equal(tls_server_alpn(srv->ssl, hs_server_alpn), FG_OK);
+	if (hs_client_alpn_len)
+		assert_int_equal(SSL_set_alpn_protos(cli->ssl, hs_client_alpn, hs_client_alpn_len),
+				 0);
+	if (hs_client_proto)
+		assert_int_equal(tls_client_alpn(cli->ssl, hs_client_proto), FG_OK);
 	assert_int_equal(pthread_create(&t, NULL, server_main, srv), 0);
 	cli->rc = SSL_connect(cli->ssl);
 	after_handshake(cli);
@@ -822,6 +836,62 @@ static void test_tls11_refused(void **state)
 	done(&srv, &cli);
 	SSL_CTX_free(sctx);
 	SSL_CTX_free(cctx);
+}
+
+/* XEP-0368 §3, RFC 7301 §3.2: a Direct TLS server takes its protocol or
+ * no ALPN at all; an offer without it ends with no_application_protocol.
+ * A STARTTLS connection (no protocol set) ignores ALPN. */
+static void alpn_case(const char *server, const char *wire, unsigned len, bool ok,
+		      const char *selected)
+{
+	SSL_CTX *sctx = server_ctx(pki.ca_file);
+	SSL_CTX *cctx = client_ctx(pki.fabrikam_file, pki.ca_file);
+	struct end srv, cli;
+	char buf[64];
+
+	hs_server_alpn = server;
+	hs_client_alpn = (const unsigned char *)wire;
+	hs_client_alpn_len = len;
+	handshake(sctx, cctx, "contoso.test", &srv, &cli);
+	hs_server_alpn = NULL;
+	hs_client_alpn_len = 0;
+	if (ok) {
+		assert_int_equal(srv.rc, 1);
+		assert_int_equal(cli.rc, 1);
+		assert_null(tls_alpn_refused(srv.ssl));
+		if (selected)
+			assert_string_equal(tls_alpn_selected(cli.ssl, buf, sizeof(buf)), selected);
+		else
+			assert_null(tls_alpn_selected(cli.ssl, buf, sizeof(buf)));
+	} else {
+		assert_int_not_equal(srv.rc, 1);
+		assert_int_not_equal(cli.rc, 1);
+		assert_int_equal(cli.reason, SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL);
+		assert_string_equal(tls_alpn_refused(srv.ssl), server);
+	}
+	done(&srv, &cli);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+}
+
+static void test_direct_tls_alpn(void **state)
+{
+	(void)state;
+	alpn_case("xmpp-server", "\x0bxmpp-server", 12, true, "xmpp-server");
+	alpn_case("xmpp-server", "\x02h2\x0bxmpp-server", 15, true, "xmpp-server");
+	alpn_case("xmpp-server", NULL, 0, true, NULL);
+	alpn_case("xmpp-server", "\x02h2", 3, false, NULL);
+	alpn_case("xmpp-server", "\x0bxmpp-client", 12, false, NULL);
+	alpn_case("xmpp-client", "\x0bxmpp-server\x08http/1.1", 21, false, NULL);
+	alpn_case("xmpp-client", "\x0bxmpp-client", 12, true, "xmpp-client");
+	/* STARTTLS: whatever is offered, nothing is chosen, nothing refused */
+	alpn_case(NULL, "\x02h2", 3, true, NULL);
+
+	/* Our own client's offer (s2s_out, probe) against our server. */
+	hs_client_proto = "xmpp-server";
+	alpn_case("xmpp-server", NULL, 0, true, "xmpp-server");
+	alpn_case("xmpp-client", NULL, 0, false, NULL);
+	hs_client_proto = NULL;
 }
 
 /* ---- session tickets (tls_tickets.c) ---- */
@@ -1264,6 +1334,7 @@ int main(void)
 		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_no_client_certificate),
 		cmocka_unit_test(test_tls11_refused),
+		cmocka_unit_test(test_direct_tls_alpn),
 		cmocka_unit_test(test_client_ctx_settings),
 		cmocka_unit_test(test_client_prepare),
 		cmocka_unit_test(test_session_tickets),
