@@ -11,6 +11,8 @@ three signed with ldns-signzone and one not, and fedgate validates with
                   is wrong, the second's is Prosody's key
   woodgrove.test  signed, but the trust anchor is another    dane required
                   key's: every answer is bogus
+  fourthcoffee.test  signed, only _xmpps-server (Direct TLS,  dane required
+                  port 5270), TLSA at _5270._tcp = Prosody's key
 """
 import asyncio
 import hashlib
@@ -27,7 +29,7 @@ from fgtest import FEDGATE
 PROSODY_ADDR = "127.0.0.12"
 PROSODY_ADDR2 = "127.0.0.13"  # the same Prosody, litware.test's second target
 DOMAINS = ("fabrikam.test", "tailspin.test", "northwind.test", "adatum.test", "litware.test",
-           "woodgrove.test")
+           "woodgrove.test", "fourthcoffee.test")
 
 
 def zone(domain, tlsa=None):
@@ -43,7 +45,8 @@ def world(module_daemons):
     bed = module_daemons.bed({d: PROSODY_ADDR for d in DOMAINS})
     prosody = module_daemons.prosody(bed, "dane", PROSODY_ADDR, list(DOMAINS),
                                      extra=f'interfaces = {{ "{PROSODY_ADDR}", '
-                                           f'"{PROSODY_ADDR2}" }}',
+                                           f'"{PROSODY_ADDR2}" }}\n'
+                                           's2s_direct_tls_ports = { 5270 }',
                                      users={"bob@fabrikam.test": "bobpass",
                                             "dave@adatum.test": "davepass"})
     key = spki_sha256(os.path.join(bed.ca.dir, "dane.pem"))
@@ -59,6 +62,10 @@ def world(module_daemons):
         "_xmpp-server._tcp IN SRV 10 0 5269 xmpp2.litware.test.",
         f"_5269._tcp.xmpp1 IN TLSA 3 1 1 {wrong}", f"_5269._tcp.xmpp2 IN TLSA 3 1 1 {key}"])
     dns.add_zone("woodgrove.test", zone("woodgrove.test", key), bogus=True)
+    dns.add_zone("fourthcoffee.test", [
+        f"@ IN A {PROSODY_ADDR}", f"xmpp IN A {PROSODY_ADDR}",
+        "_xmpps-server._tcp IN SRV 0 0 5270 xmpp.fourthcoffee.test.",
+        f"_5270._tcp.xmpp IN TLSA 3 1 1 {key}"])
     # The bed stops its servers in reverse order; unbound goes with them.
     bed.servers.append(dns)
     dns.start()
@@ -69,7 +76,8 @@ def world(module_daemons):
     open(fg.conf, "w").write(text)
     for domain, mode in (("fabrikam.test", "required"), ("tailspin.test", "required"),
                          ("northwind.test", "required"), ("adatum.test", "opportunistic"),
-                         ("litware.test", "required"), ("woodgrove.test", "required")):
+                         ("litware.test", "required"), ("woodgrove.test", "required"),
+                         ("fourthcoffee.test", "required")):
         r = fg.cli("partner", "new", "--domain", domain, "--dane", mode)
         assert r.returncode == 0, r.stderr
     return bed, prosody, fg.start(), key, wrong
@@ -236,3 +244,20 @@ def test_bogus_answers_refuse_required_but_not_opportunistic(world):
     assert rc == 0, out + err
     assert "going on without DANE (dane = opportunistic)" in out, out
     assert "SASL EXTERNAL accepted by woodgrove.test" in out, out
+
+
+def test_direct_tls_target_verified_with_its_own_port(world):
+    """XEP-0368 and RFC 7673 together: the _xmpps-server target's TLSA
+    records are at its own port, and its SRV answer is the one that must be
+    secure."""
+    _, _, fg, _, _ = world
+    rc, out, err = run(cli(fg, "test-im", "--wait", "0", "--to", "x@fourthcoffee.test"))
+    assert rc == 0, out + err
+    assert "DANE: SRV _xmpps-server._tcp.fourthcoffee.test: DNSSEC-secure" in out, out
+    assert "DANE: TLSA _5270._tcp.xmpp.fourthcoffee.test: DNSSEC-secure, 1 record" in out, out
+    assert "Direct TLS (XEP-0368) with fourthcoffee.test" in out, out
+    assert ("DANE: the certificate matches a TLSA record at _5270._tcp.xmpp.fourthcoffee.test"
+            in out), out
+    assert "SASL EXTERNAL accepted by fourthcoffee.test" in out, out
+    row = outbound_row(fg, "fourthcoffee.test")
+    assert row is not None and row["dane"] == "verified", row
