@@ -618,6 +618,10 @@ int serve_main(const char *conf_path)
 		log_error("serve", "%s", err);
 		goto out;
 	}
+	/* Without it only DANE is lost (its lookups say why), so the
+	 * gateway starts; `fedgate check` reports the file as an error. */
+	if (dns_set_trust_anchor(srv.x.dns, srv.conf->dns_trust_anchor, err, sizeof(err)) != FG_OK)
+		log_warn("serve", "%s; partners with dane = required will be refused", err);
 	if (open_store(&srv) != FG_OK || presence_start(&srv.x) != FG_OK)
 		goto out;
 	testim_start(&srv.x);
