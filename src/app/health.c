@@ -998,6 +998,22 @@ static void check_dns(struct report *r, const struct fg_conf *c)
 		goto out;
 	}
 	finding(r, LV_OK, NULL, "resolver: the nameservers of %s", resolv);
+	/* DANE only: without the file the daemon runs, and partners with
+	 * dane = required are refused, so a warning, not an error. */
+	if (c->dns_trust_anchor == NULL || c->dns_trust_anchor[0] == '\0')
+		finding(r, LV_OK, NULL,
+			"[dns] trust_anchor is empty: no DNSSEC validation, so no DANE for "
+			"partners "
+			"with dane opportunistic or required");
+	else if (dns_set_trust_anchor(d, c->dns_trust_anchor, err, sizeof(err)) != FG_OK)
+		finding(r, LV_WARN,
+			"install Debian's dns-root-data, or set [dns] trust_anchor to a file of DS "
+			"or "
+			"DNSKEY records (empty: no DANE)",
+			"%s; partners with dane = required will be refused", err);
+	else
+		finding(r, LV_OK, NULL, "DNSSEC trust anchor for DANE: [dns] trust_anchor %s",
+			c->dns_trust_anchor);
 
 	/* Every domain at once, then every distinct SRV target's addresses at
 	 * once: a resolver that does not answer costs the deadline twice at

@@ -405,8 +405,12 @@ static int listen_on(struct server *srv, const struct stream_role *role, const c
 	l->direct_tls = direct_tls;
 	snprintf(l->addr, sizeof(l->addr), "%s%s %s", role->s2s ? "s2s" : "c2s",
 		 direct_tls ? "_tls" : "", addr);
-	l->ev = evconnlistener_new_bind(srv->x.base, accept_cb, l,
-					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
+	/* "[::]:5269" beside "0.0.0.0:5269" must not collide: an IPv6
+	 * listener takes IPv6 only, whatever net.ipv6.bindv6only says. */
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE;
+	if (ss.ss_family == AF_INET6)
+		flags |= LEV_OPT_BIND_IPV6ONLY;
+	l->ev = evconnlistener_new_bind(srv->x.base, accept_cb, l, flags, 128,
 					(struct sockaddr *)&ss, sslen);
 	if (!l->ev) {
 		int err = EVUTIL_SOCKET_ERROR();
@@ -615,6 +619,10 @@ int serve_main(const char *conf_path)
 		log_error("serve", "%s", err);
 		goto out;
 	}
+	/* Without it only DANE is lost (its lookups say why), so the
+	 * gateway starts; `fedgate check` reports the file as an error. */
+	if (dns_set_trust_anchor(srv.x.dns, srv.conf->dns_trust_anchor, err, sizeof(err)) != FG_OK)
+		log_warn("serve", "%s; partners with dane = required will be refused", err);
 	if (open_store(&srv) != FG_OK || presence_start(&srv.x) != FG_OK)
 		goto out;
 	testim_start(&srv.x);

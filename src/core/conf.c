@@ -114,6 +114,11 @@ static const struct conf_key keys[] = {
 	 "/etc/resolv.conf", NULL,
 	 "resolver settings; special-use TLDs (.test, .local) resolve through it too",
 	 F(dns_resolv_conf)},
+	{"dns", "trust_anchor", CT_PATH, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0,
+	 "/usr/share/dns/root.key", NULL,
+	 "DNSSEC trust anchors (DS or DNSKEY records, zone-file form) for DANE's TLSA lookups; "
+	 "Debian's dns-root-data has the root's; empty = no DNSSEC, so no DANE",
+	 F(dns_trust_anchor)},
 	{"store", "path", CT_PATH, CU_NONE, CK_RESTART, 0, 0, "var/fedgate.db", NULL,
 	 "the SQLite database file", F(store_path)},
 	{"log", "level", CT_LOG_LEVEL, CU_NONE, 0, 0, 0, "info", NULL,

@@ -36,7 +36,8 @@ struct fg_conf {
 	char *listen_control; /* Unix socket path, absolute */
 
 	/* [dns] */
-	char *dns_resolv_conf; /* absolute */
+	char *dns_resolv_conf;	/* absolute */
+	char *dns_trust_anchor; /* DNSSEC trust anchors for DANE; "" = none; absolute */
 
 	/* [store] */
 	char *store_path; /* absolute */

@@ -553,10 +553,11 @@ struct admin_http *admin_http_start(struct event_base *base, const struct fg_con
 			snprintf(err, errlen, "cannot parse the admin address '%s'", addr);
 			goto fail;
 		}
-		struct evconnlistener *lev = evconnlistener_new_bind(
-			base, NULL, NULL,
-			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 128,
-			(struct sockaddr *)&ss, sslen);
+		unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+		if (ss.ss_family == AF_INET6)
+			flags |= LEV_OPT_BIND_IPV6ONLY; /* beside 0.0.0.0, as serve.c's */
+		struct evconnlistener *lev = evconnlistener_new_bind(base, NULL, NULL, flags, 128,
+								     (struct sockaddr *)&ss, sslen);
 		if (!lev || !evhttp_bind_listener(ah->http, lev)) {
 			int e = EVUTIL_SOCKET_ERROR();
 			if (lev)

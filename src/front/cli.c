@@ -388,6 +388,8 @@ static void print_status(FILE *f, json_t *rows)
 		if (str_of(r, "certificate_key")[0])
 			fprintf(f, "      certificate key (pin): %s; extended key usage: %s\n",
 				str_of(r, "certificate_key"), str_of(r, "certificate_eku"));
+		if (json_is_string(json_object_get(r, "dane")))
+			fprintf(f, "      dane: %s\n", str_of(r, "dane"));
 		if (json_is_true(json_object_get(r, "bidi")))
 			fprintf(f,
 				"      bidi: this stream carries stanzas both ways (XEP-0288)\n");

@@ -504,8 +504,10 @@ const char *web_cert_word(const char *text, const char **cls)
 	if (strstr(text, "presented no certificate"))
 		return "none sent";
 	/* tls_peer_verify's words, or OpenSSL's reason alone (a stream whose
-	 * peer has not named itself yet). */
-	if (strstr(text, "chain is not trusted") || !strstr(text, "chain is trusted")) {
+	 * peer has not named itself yet). A DNSSEC-secure TLSA record stands
+	 * in for the chain (dane.c). */
+	bool dane = strstr(text, "DANE: a DNSSEC-secure TLSA record") != NULL;
+	if (!dane && (strstr(text, "chain is not trusted") || !strstr(text, "chain is trusted"))) {
 		if (strcmp(text, "valid") == 0) {
 			*cls = "good";
 			return "valid";
@@ -520,5 +522,5 @@ const char *web_cert_word(const char *text, const char **cls)
 	    strstr(text, "cannot prove"))
 		return "wrong name";
 	*cls = "good";
-	return "valid";
+	return dane ? "valid (DANE)" : "valid";
 }

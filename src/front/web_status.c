@@ -206,6 +206,10 @@ static void stream_row(struct evbuffer *b, json_t *r)
 	evbuffer_add_printf(b, "<tr class=\"details\"><td colspan=\"%zu\"><dl>",
 			    FG_ARRAY_LEN(stream_heads));
 	detail(b, "Certificate", cert);
+	detail(b, "DANE",
+	       strcmp(str(r, "dane"), "verified") == 0 ? "verified: the certificate "
+							 "matches a DNSSEC-secure TLSA record"
+						       : NULL);
 	detail(b, "Extended key usage", str(r, "certificate_eku"));
 	detail(b, "Public key (pin)", str(r, "certificate_key"));
 	detail(b, "Cipher", strncmp(tls, "TLS", 3) == 0 ? tls : NULL);

@@ -24,7 +24,7 @@
 
 #define LOGCTX "dns"
 
-enum { T_A = 1, T_AAAA = 28, T_SRV = 33, C_IN = 1 };
+enum { T_A = 1, T_AAAA = 28, T_SRV = 33, T_TLSA = 52, C_IN = 1 };
 
 /* libunbound serves these RFC 6761-style names from built-in local zones
  * (NXDOMAIN for test. and home.arpa.), which hides a site's own records for
@@ -37,6 +37,14 @@ static const char *const transparent_zones[] = {"test.", "home.arpa.", "local.",
 struct dns {
 	struct event_base *base;
 	struct ub_ctx *ctx;
+	/* DNSSEC-validating twin of ctx for DANE (dns_lookup_secure), made
+	 * by dns_set_trust_anchor; NULL without a trust anchor. A separate
+	 * context, so that a resolver path that cannot carry DNSSEC (a
+	 * stripping forwarder, a test DNS without the root's keys) makes
+	 * only DANE lookups fail, never the plain ones every stream needs. */
+	struct ub_ctx *vctx;
+	char *resolv_path, *fwd;   /* how ctx was told its servers, for vctx */
+	char anchor[256];	   /* the trust anchor file, for sentences */
 	char servers[160];	   /* the resolvers asked, for error sentences */
 	struct dns_query *queries; /* pending ones, so dns_free can cancel them */
 };
@@ -63,6 +71,9 @@ struct dns_query {
 	struct dns_query **qp; /* the caller's handle, cleared before cb */
 	dns_cb cb;
 	dns_lookup_cb lookup_cb; /* instead of cb, for dns_lookup */
+	dns_secure_cb secure_cb; /* instead of cb, for dns_lookup_secure (on vctx) */
+	uint8_t *raw;		 /* the reply for secure_cb */
+	size_t rawlen;
 	void *ud;
 	struct event *ev; /* advances stages and delivers, always from the loop */
 	enum stage stage;
@@ -480,6 +491,10 @@ void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
 				} else {
 					ans->dropped++;
 				}
+			} else if (type == T_TLSA) {
+				/* Only counted: dane.c reads the records from
+				 * the reply itself (dns_lookup_secure). */
+				ok = 1;
 			} else if ((type == T_A && rdlen == 4) || (type == T_AAAA && rdlen == 16)) {
 				if (ans->n < DNS_MAX_ADDRS) {
 					memset(ans->addr[ans->n], 0, 16);
@@ -538,24 +553,27 @@ size_t dns_build_targets(const struct dns_host *hosts, size_t nhosts, struct dns
 	size_t n = 0;
 
 	*ttl = UINT32_MAX;
-	/* IPv6 first within a host (RFC 6724's default preference); the
-	 * answer's order is kept within a family, since a server rotating
-	 * its records is spreading load on purpose. */
+	/* Within a host the families alternate, IPv6 first (RFC 8305 §4,
+	 * RFC 6724's default preference), so that Happy Eyeballs reaches an
+	 * address of the other family with the second attempt; the answer's
+	 * order is kept within a family, since a server rotating its records
+	 * is spreading load on purpose. */
 	for (size_t h = 0; h < nhosts; h++) {
 		const struct dns_answer *fam[2] = {&hosts[h].a6, &hosts[h].a4};
-		for (int f = 0; f < 2; f++) {
-			if (fam[f]->st != DNS_ST_DATA)
+		size_t left[2], k[2] = {0, 0};
+		for (int f = 0; f < 2; f++)
+			left[f] = fam[f]->st == DNS_ST_DATA ? fam[f]->n : 0;
+		for (int f = 0; (k[0] < left[0] || k[1] < left[1]) && n < max; f ^= 1) {
+			if (k[f] >= left[f])
 				continue;
-			for (size_t i = 0; i < fam[f]->n && n < max; i++) {
-				fill_target(&out[n], hosts[h].name, hosts[h].port,
-					    f == 0 ? AF_INET6 : AF_INET, fam[f]->addr[i]);
-				out[n].direct_tls = hosts[h].direct_tls;
-				if (target_seen(out, n, &out[n]))
-					continue;
-				n++;
-				if (fam[f]->ttl < *ttl)
-					*ttl = fam[f]->ttl;
-			}
+			fill_target(&out[n], hosts[h].name, hosts[h].port,
+				    f == 0 ? AF_INET6 : AF_INET, fam[f]->addr[k[f]++]);
+			out[n].direct_tls = hosts[h].direct_tls;
+			if (target_seen(out, n, &out[n]))
+				continue;
+			n++;
+			if (fam[f]->ttl < *ttl)
+				*ttl = fam[f]->ttl;
 		}
 	}
 	if (n == 0)
@@ -632,6 +650,22 @@ static uint32_t rng_default(void *ud, uint32_t bound)
 	return arc4random_uniform(bound);
 }
 
+static int set_zones(struct ub_ctx *ctx, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < FG_ARRAY_LEN(transparent_zones); i++) {
+		char val[64];
+		int rc;
+		snprintf(val, sizeof(val), "%s transparent", transparent_zones[i]);
+		rc = ub_ctx_set_option(ctx, "local-zone:", val);
+		if (rc != 0) {
+			snprintf(err, errlen, "cannot set libunbound local-zone %s: %s", val,
+				 ub_strerror(rc));
+			return FG_ERR;
+		}
+	}
+	return FG_OK;
+}
+
 static struct dns *dns_create(struct event_base *base, char *err, size_t errlen)
 {
 	struct dns *d = calloc(1, sizeof(*d));
@@ -647,18 +681,10 @@ static struct dns *dns_create(struct event_base *base, char *err, size_t errlen)
 		free(d);
 		return NULL;
 	}
-	for (size_t i = 0; i < FG_ARRAY_LEN(transparent_zones); i++) {
-		char val[64];
-		int rc;
-		snprintf(val, sizeof(val), "%s transparent", transparent_zones[i]);
-		rc = ub_ctx_set_option(d->ctx, "local-zone:", val);
-		if (rc != 0) {
-			snprintf(err, errlen, "cannot set libunbound local-zone %s: %s", val,
-				 ub_strerror(rc));
-			ub_ctx_delete(d->ctx);
-			free(d);
-			return NULL;
-		}
+	if (set_zones(d->ctx, err, errlen) != FG_OK) {
+		ub_ctx_delete(d->ctx);
+		free(d);
+		return NULL;
 	}
 	return d;
 }
@@ -711,6 +737,12 @@ struct dns *dns_new(struct event_base *base, const char *resolv_conf, char *err,
 		dns_free(&d);
 		return NULL;
 	}
+	d->resolv_path = strdup(path);
+	if (d->resolv_path == NULL) {
+		snprintf(err, errlen, "out of memory");
+		dns_free(&d);
+		return NULL;
+	}
 	servers_from(path, d->servers, sizeof(d->servers));
 	if (d->servers[0] == '\0')
 		/* What libunbound falls back to when the file names none. */
@@ -734,16 +766,27 @@ struct dns *dns_new_fwd(struct event_base *base, const char *fwd, char *err, siz
 		dns_free(&d);
 		return NULL;
 	}
+	d->fwd = strdup(fwd);
+	if (d->fwd == NULL) {
+		snprintf(err, errlen, "out of memory");
+		dns_free(&d);
+		return NULL;
+	}
 	snprintf(d->servers, sizeof(d->servers), "%s", fwd);
 	log_debug(LOGCTX, "resolver ready, forwarding to %s", d->servers);
 	return d;
+}
+
+static struct ub_ctx *query_ctx(const struct dns_query *q)
+{
+	return q->secure_cb != NULL ? q->d->vctx : q->d->ctx;
 }
 
 static void query_destroy(struct dns_query *q)
 {
 	for (size_t i = 0; i < q->nsubs; i++)
 		if (q->subs[i].pending && q->subs[i].id != 0)
-			ub_cancel(q->d->ctx, q->subs[i].id);
+			ub_cancel(query_ctx(q), q->subs[i].id);
 	if (q->pprev != NULL) {
 		*q->pprev = q->next;
 		if (q->next != NULL)
@@ -752,6 +795,7 @@ static void query_destroy(struct dns_query *q)
 	if (q->ev != NULL)
 		event_free(q->ev);
 	free(q->targets);
+	free(q->raw);
 	free(q);
 }
 
@@ -771,6 +815,10 @@ void dns_free(struct dns **dp)
 		query_destroy(q);
 	}
 	ub_ctx_delete(d->ctx);
+	if (d->vctx != NULL)
+		ub_ctx_delete(d->vctx);
+	free(d->resolv_path);
+	free(d->fwd);
 	free(d);
 	*dp = NULL;
 }
@@ -787,7 +835,7 @@ void dns_cancel(struct dns_query **qp)
 
 static const char *type_name(uint16_t type)
 {
-	return type == T_SRV ? "SRV" : type == T_AAAA ? "AAAA" : "A";
+	return type == T_SRV ? "SRV" : type == T_AAAA ? "AAAA" : type == T_TLSA ? "TLSA" : "A";
 }
 
 static void describe(const struct dns_sub *s, char *buf, size_t len)
@@ -826,10 +874,20 @@ static void on_answer(void *arg, int rcode, void *pkt, int len, int sec, char *w
 			 s->srv_cap);
 	if (sec == 1) {
 		char why[sizeof(s->ans->why)];
-		snprintf(why, sizeof(why), "DNSSEC bogus: %s", why_bogus ? why_bogus : "?");
+		/* libunbound's "validation failure <NAME TYPE CLASS>: reason":
+		 * the name is the caller's already; the reason is what fits. */
+		const char *reason = why_bogus ? why_bogus : "?", *gt = strstr(reason, ">: ");
+		snprintf(why, sizeof(why), "DNSSEC bogus: %s", gt ? gt + 3 : reason);
 		answer_fail(s->ans, why);
 	}
 	s->ans->dnssec = sec;
+	if (q->secure_cb != NULL && pkt != NULL && len > 0 && q->raw == NULL) {
+		q->raw = malloc((size_t)len);
+		if (q->raw != NULL) {
+			memcpy(q->raw, pkt, (size_t)len);
+			q->rawlen = (size_t)len;
+		}
+	}
 	if (log_enabled(LOG_DEBUG)) {
 		char text[1024];
 		describe(s, text, sizeof(text));
@@ -857,7 +915,7 @@ static void sub_start(struct dns_query *q, const char *name, uint16_t type, stru
 	s->pending = 1;
 	q->pending++;
 	/* May call on_answer before returning (libunbound's local data). */
-	rc = ub_resolve_event(q->d->ctx, name, type, C_IN, s, on_answer, &s->id);
+	rc = ub_resolve_event(query_ctx(q), name, type, C_IN, s, on_answer, &s->id);
 	if (rc != 0 && s->pending) {
 		char why[sizeof(ans->why)];
 		snprintf(why, sizeof(why), "resolver error: %s", ub_strerror(rc));
@@ -1055,7 +1113,10 @@ static void deliver_lookup(struct dns_query *q)
 	q->pprev = NULL;
 	if (q->qp != NULL)
 		*q->qp = NULL;
-	q->lookup_cb(q->ud, &q->srv_ans, q->srv);
+	if (q->secure_cb != NULL)
+		q->secure_cb(q->ud, &q->srv_ans, q->srv, q->raw, q->rawlen);
+	else
+		q->lookup_cb(q->ud, &q->srv_ans, q->srv);
 	q->nsubs = 0;
 	query_destroy(q);
 }
@@ -1218,6 +1279,83 @@ int dns_lookup(struct dns *d, const char *name, enum dns_qtype qtype, dns_lookup
 		answer_fail(&q->srv_ans, "not a valid DNS name");
 	else
 		sub_start(q, q->domain, (uint16_t)qtype, &q->srv_ans, q->srv, DNS_MAX_SRV_PARSE);
+	if (q->pending == 0)
+		event_active(q->ev, EV_TIMEOUT, 0);
+	return FG_OK;
+}
+
+int dns_set_trust_anchor(struct dns *d, const char *path, char *err, size_t errlen)
+{
+	struct ub_ctx *v;
+	FILE *f;
+	int rc;
+
+	if (d == NULL || d->vctx != NULL)
+		return FG_INVAL;
+	if (path == NULL || *path == '\0')
+		return FG_OK;
+	/* libunbound reads the file only at the first query and then fails
+	 * every one of them; a sentence now is more use. */
+	f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errlen,
+			 "cannot read the DNSSEC trust anchor %s: %s (set [dns] trust_anchor to a "
+			 "file of DS or DNSKEY records; Debian's dns-root-data has "
+			 "/usr/share/dns/root.key)",
+			 path, strerror(errno));
+		return FG_ERR;
+	}
+	fclose(f);
+	v = ub_ctx_create_event(d->base);
+	if (v == NULL) {
+		snprintf(err, errlen, "cannot create the validating resolver: %s", strerror(errno));
+		return FG_ERR;
+	}
+	if (set_zones(v, err, errlen) != FG_OK)
+		goto fail;
+	rc = d->fwd != NULL ? ub_ctx_set_fwd(v, d->fwd) : ub_ctx_resolvconf(v, d->resolv_path);
+	if (rc == 0)
+		rc = ub_ctx_add_ta_file(v, path);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot set up DNSSEC validation with %s: %s", path,
+			 ub_strerror(rc));
+		goto fail;
+	}
+	d->vctx = v;
+	snprintf(d->anchor, sizeof(d->anchor), "%s", path);
+	log_debug(LOGCTX, "DNSSEC validation for DANE with trust anchor %s", path);
+	return FG_OK;
+fail:
+	ub_ctx_delete(v);
+	return FG_ERR;
+}
+
+bool dns_has_trust_anchor(const struct dns *d)
+{
+	return d != NULL && d->vctx != NULL;
+}
+
+int dns_lookup_secure(struct dns *d, const char *name, uint16_t qtype, dns_secure_cb cb, void *ud,
+		      struct dns_query **qp)
+{
+	struct dns_query *q;
+
+	if (qp != NULL)
+		*qp = NULL;
+	if (d == NULL || name == NULL || cb == NULL ||
+	    (qtype != T_A && qtype != T_AAAA && qtype != T_SRV && qtype != T_TLSA))
+		return FG_INVAL;
+	q = query_new(d, name, ud, qp);
+	if (q == NULL)
+		return FG_NOMEM;
+	q->secure_cb = cb;
+	q->stage = STAGE_LOOKUP;
+	if (d->vctx == NULL)
+		answer_fail(&q->srv_ans, "no DNSSEC trust anchor ([dns] trust_anchor)");
+	else if (!dns_name_valid(name))
+		answer_fail(&q->srv_ans, "not a valid DNS name");
+	else
+		sub_start(q, q->domain, qtype, &q->srv_ans, q->srv, DNS_MAX_SRV_PARSE);
 	if (q->pending == 0)
 		event_active(q->ev, EV_TIMEOUT, 0);
 	return FG_OK;

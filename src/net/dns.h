@@ -92,6 +92,26 @@ typedef void (*dns_lookup_cb)(void *ud, const struct dns_answer *ans, const stru
  * as DNS_ST_FAIL. */
 int dns_lookup(struct dns *d, const char *name, enum dns_qtype qtype, dns_lookup_cb cb, void *ud,
 	       struct dns_query **qp);
+/* DNSSEC for DANE: a second, validating resolver with the same servers,
+ * trusting the DS or DNSKEY records in path (zone-file form; Debian's
+ * /usr/share/dns/root.key). Plain lookups stay unvalidated, so a path that
+ * cannot carry DNSSEC breaks only DANE. NULL or "" path: none (FG_OK).
+ * FG_ERR with a sentence in err when the file cannot be read. */
+int dns_set_trust_anchor(struct dns *d, const char *path, char *err, size_t errlen);
+bool dns_has_trust_anchor(const struct dns *d);
+
+#define DNS_QTYPE_TLSA 52
+/* As dns_lookup_cb, plus the reply itself (pkt, len; NULL, 0 when there
+ * was none) for record types dns.c does not parse (TLSA). */
+typedef void (*dns_secure_cb)(void *ud, const struct dns_answer *ans, const struct dns_srv *srv,
+			      const uint8_t *pkt, size_t len);
+/* One lookup through the validating resolver: ans->dnssec is 2 when the
+ * answer (or the denial) is DNSSEC-secure, 0 when insecure; a bogus one
+ * is DNS_ST_FAIL "DNSSEC bogus: ...", no trust anchor DNS_ST_FAIL "no
+ * DNSSEC trust anchor". qtype: A, AAAA, SRV or TLSA. Handle and return
+ * codes as for dns_lookup. */
+int dns_lookup_secure(struct dns *d, const char *name, uint16_t qtype, dns_secure_cb cb, void *ud,
+		      struct dns_query **qp);
 /* Cancels a pending query; its callback never runs. NULL-safe. */
 void dns_cancel(struct dns_query **qp);
 
@@ -149,7 +169,7 @@ enum dns_status { DNS_ST_PENDING = 0, DNS_ST_DATA, DNS_ST_NODATA, DNS_ST_NXDOMAI
 /* One parsed reply: the records of the asked type. */
 struct dns_answer {
 	enum dns_status st;
-	char why[48];	/* for DNS_ST_FAIL: "SERVFAIL", "malformed reply", ... */
+	char why[160];	/* for DNS_ST_FAIL: "SERVFAIL", "malformed reply", ... */
 	uint32_t ttl;	/* smallest TTL of the records kept */
 	size_t n;	/* records kept (in addr, or in the caller's srv array) */
 	size_t dropped; /* records beyond the caps */

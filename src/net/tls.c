@@ -1,5 +1,6 @@
 #include "tls.h"
 
+#include "dane.h"
 #include "fg.h"
 
 #include <assert.h>
@@ -362,6 +363,10 @@ static SSL_CTX *ctx_new(bool server, const char *cert, const char *key, const ch
 		goto fail_ssl;
 	if (server)
 		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	/* DANE is turned on per connection (dane_client_arm); the context
+	 * only needs its shared state. */
+	if (!server && SSL_CTX_dane_enable(ctx) <= 0)
+		goto fail_ssl;
 	/* No resumption unless tls_server_tickets() or tls_client_tickets()
 	 * turns it on (tls_tickets.c). */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -773,6 +778,8 @@ int tls_client_prepare(SSL *ssl, const char *domain)
 	}
 	OPENSSL_free(st->host);
 	st->host = host;
+	if (dane_client_apply(ssl) != FG_OK)
+		return FG_NOMEM;
 	return tls_client_offer(ssl, host);
 }
 
@@ -797,6 +804,8 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 
 	v->id_text[0] = '\0';
 	v->has_cert = false;
+	v->dane_ok = false;
+	v->dane_usage = -1;
 	v->chain_ok = false;
 	v->chain_error = X509_V_OK;
 	v->id = TLS_ID_NO_MATCH;
@@ -849,7 +858,23 @@ int tls_peer_verify(SSL *ssl, const char *domain, struct tls_verdict *v)
 		chain_why = "its extendedKeyUsage allows neither serverAuth nor clientAuth";
 	}
 	v->id = tls_cert_matches(peer, domain, why, sizeof(why));
-	if (v->chain_ok)
+	v->dane_ok = dane_ssl_verified(ssl, &v->dane_usage);
+	if (v->dane_ok) {
+		/* A DNSSEC-secure TLSA record vouches for the certificate in
+		 * place of a CA; for DANE-EE(3) it vouches for the name too
+		 * (RFC 7671 §5.1: no name checks). */
+		v->chain_ok = true;
+		sb_add(&t, "DANE: a DNSSEC-secure TLSA record (usage %s) matches the certificate; ",
+		       v->dane_usage == 3   ? "DANE-EE(3)"
+		       : v->dane_usage == 2 ? "DANE-TA(2)"
+		       : v->dane_usage == 1 ? "PKIX-EE(1)"
+					    : "PKIX-TA(0)");
+		if (v->dane_usage == 3) {
+			sb_add(&t, "its names are not checked (RFC 7671)");
+			snprintf(v->id_text, sizeof(v->id_text), "%s", why);
+			return FG_OK;
+		}
+	} else if (v->chain_ok)
 		sb_add(&t, "the certificate chain is trusted; ");
 	else
 		sb_add(&t, "the certificate chain is not trusted: %s; ",

@@ -122,7 +122,12 @@ struct tls_verdict {
 	bool chain_ok;	       /* it chains to one of our trust anchors, in date */
 	long chain_error;      /* X509_V_OK or the first X509_V_ERR_* met */
 	enum tls_id_result id; /* how it names the domain, if it does */
-	char text[1024];       /* chain and identity verdicts in words */
+	/* OpenSSL verified it with a DNSSEC-secure TLSA record (dane.c); it
+	 * then counts as chain_ok, and with dane_usage 3 (DANE-EE) as proving
+	 * the domain whatever its names. */
+	bool dane_ok;
+	int dane_usage;	 /* the matching record's usage; -1 without DANE */
+	char text[1024]; /* chain and identity verdicts in words */
 	/* The identity verdict alone: it speaks only of the certificate, so
 	 * the peer may hear it, unlike the chain advice in text, which tells
 	 * our own admin what to change here. */

@@ -57,9 +57,12 @@ bool tls_cert_eku_s2s(X509 *cert)
 
 int tls_verdict_pins(struct tls_verdict *v, const char *domain, const struct domain_list *pins)
 {
+	/* A DANE-EE(3) match vouches for the name as well (tls_peer_verify). */
+	bool dane_ee = v->dane_ok && v->dane_usage == 3;
+
 	v->pin = TLS_PIN_NONE;
 	if (pins == NULL || pins->n == 0)
-		return v->chain_ok && v->id != TLS_ID_NO_MATCH ? FG_OK : FG_ERR;
+		return v->chain_ok && (v->id != TLS_ID_NO_MATCH || dane_ee) ? FG_OK : FG_ERR;
 	for (size_t i = 0; v->spki[0] && i < pins->n; i++) {
 		if (strcmp(pins->v[i], v->spki) == 0) {
 			v->pin = TLS_PIN_MATCH;
@@ -70,7 +73,7 @@ int tls_verdict_pins(struct tls_verdict *v, const char *domain, const struct dom
 			snprintf(v->text, sizeof(v->text),
 				 "the public key is pinned for %s (SHA-256 %s); %s", domain,
 				 v->spki, v->id_text);
-			return v->id != TLS_ID_NO_MATCH ? FG_OK : FG_ERR;
+			return v->id != TLS_ID_NO_MATCH || dane_ee ? FG_OK : FG_ERR;
 		}
 	}
 	v->pin = TLS_PIN_MISMATCH;

@@ -2,6 +2,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "dane.h"
 #include "dns.h"
 #include "fg.h"
 #include "jid.h"
@@ -74,6 +75,12 @@ struct probe {
 	size_t ntargets, next_target;
 	bool targets_dnssec;
 	bool direct; /* the current target is Direct TLS (XEP-0368) */
+	enum dns_via via;
+	/* DANE: the TLSA lookups for the targets, and the records of the
+	 * target being tried, which its certificate is checked against */
+	struct dane_lookup *dl;
+	struct dane_result *dane;
+	const struct dane_host *dane_host;
 
 	struct conn *conn;
 	struct xmlstream *xs;
@@ -125,6 +132,8 @@ static void probe_free(struct probe *p)
 	dns_cancel(&p->q_srv);
 	dns_cancel(&p->q_srvs);
 	dns_cancel(&p->q_res);
+	dane_lookup_cancel(&p->dl);
+	free(p->dane);
 	if (p->deadline)
 		event_free(p->deadline);
 	xmlstream_free(&p->xs);
@@ -345,6 +354,7 @@ static void finish(struct probe *p)
 	dns_cancel(&p->q_srv);
 	dns_cancel(&p->q_srvs);
 	dns_cancel(&p->q_res);
+	dane_lookup_cancel(&p->dl);
 	if (p->deadline)
 		evtimer_del(p->deadline);
 	bool complete = p->state == P_DONE;
@@ -526,8 +536,10 @@ static void on_element(struct probe *p, struct xml_node *el)
 		break;
 	case P_STARTTLS:
 		if (xml_is(el, XML_NS_TLS, "proceed")) {
-			if (conn_start_tls_client(p->conn, p->srv->tls_client, p->domain) !=
-			    FG_OK) {
+			dane_client_arm(p->srv->tls_client, p->dane_host, p->domain);
+			int rc = conn_start_tls_client(p->conn, p->srv->tls_client, p->domain);
+			dane_client_arm(p->srv->tls_client, NULL, NULL);
+			if (rc != FG_OK) {
 				p->tls_ok = SEEN_NO;
 				step(p, "cannot start TLS");
 				finish(p);
@@ -614,6 +626,32 @@ static size_t on_data(void *ud, const char *data, size_t len)
 	return len;
 }
 
+/* The certificate against the TLSA records, in s2s_out's terms. */
+static void dane_report_tls(struct probe *p, SSL *ssl, const struct tls_verdict *v)
+{
+	char spki[2 * 32 + 1];
+	dane_spki_sha256_hex(SSL_get0_peer_certificate(ssl), spki, sizeof(spki));
+	json_t *dj = json_object_get(p->result, "dane");
+	if (spki[0])
+		step(p, "DANE: the certificate's SPKI SHA-256 is %s (TLSA record: 3 1 1 %s)", spki,
+		     spki);
+	if (!p->dane_host)
+		return;
+	int usable = dane_ssl_usable(ssl);
+	const char *match = v->dane_ok ? "yes" : usable == 0 ? "no usable records" : "no";
+	if (v->dane_ok)
+		step(p, "DANE: the certificate matches a TLSA record at %s", p->dane_host->qname);
+	else if (usable == 0)
+		step(p, "DANE: no TLSA record at %s is usable", p->dane_host->qname);
+	else
+		step(p,
+		     "DANE mismatch: no TLSA record at %s matches the certificate (SPKI SHA-256 "
+		     "%s); outbound streams to %s with dane opportunistic or required are refused",
+		     p->dane_host->qname, spki[0] ? spki : "?", p->domain);
+	if (dj)
+		json_object_set_new(dj, "match", json_string(match));
+}
+
 static void on_tls(void *ud)
 {
 	struct probe *p = ud;
@@ -639,6 +677,7 @@ static void on_tls(void *ud)
 				      v.pin == TLS_PIN_MATCH	  ? "match"
 				      : v.pin == TLS_PIN_MISMATCH ? "mismatch"
 								  : "no pins"));
+	dane_report_tls(p, ssl, &v);
 	xmlstream_reset(p->xs);
 	conn_set_timer(p->conn, p->srv->conf->timeout_authentication);
 	send_header(p, P_HEADER_TLS);
@@ -685,8 +724,10 @@ static void on_connected(void *ud)
 	json_object_set_new(p->result, "direct_tls", json_boolean(p->direct));
 	if (p->direct) {
 		/* As s2s_out does: TLS at once, SNI and ALPN, no STARTTLS. */
-		if (conn_connect_tls(p->conn, p->srv->tls_client, p->domain, "xmpp-server") !=
-		    FG_OK) {
+		dane_client_arm(p->srv->tls_client, p->dane_host, p->domain);
+		int rc = conn_connect_tls(p->conn, p->srv->tls_client, p->domain, "xmpp-server");
+		dane_client_arm(p->srv->tls_client, NULL, NULL);
+		if (rc != FG_OK) {
 			p->tls_ok = SEEN_NO;
 			step(p, "cannot start TLS");
 			finish(p);
@@ -744,6 +785,38 @@ static const struct conn_ops probe_conn_ops = {
 	.on_closed = on_closed,
 };
 
+/* Which TLSA records the target's certificate is checked against, and
+ * what the partner's dane setting would make of the target. */
+static void dane_for_target(struct probe *p, const struct dns_target *t)
+{
+	p->dane_host = NULL;
+	if (!p->dane)
+		return;
+	if (p->settings->dane == DANE_OFF) {
+		/* Armed, the records would decide the chain verdict, and the
+		 * verdict below must be the one a stream with dane off meets. */
+		step(p, "DANE: not checked against the certificate (dane = off for %s)", p->domain);
+		return;
+	}
+	for (size_t i = 0; i < p->dane->nhosts; i++) {
+		const struct dane_host *h = &p->dane->hosts[i];
+		if (h->st == DANE_ST_RECORDS && h->n > 0 && h->port == t->port &&
+		    strcmp(h->name, t->host) == 0 &&
+		    (p->dane->srv == DANE_ST_RECORDS || p->dane->srv == DANE_ST_NONE))
+			p->dane_host = h;
+	}
+	const struct dane_host *h;
+	char why[600];
+	enum dane_use use =
+		dane_decide(p->settings->dane, p->dane, t->host, t->port, &h, why, sizeof(why));
+	step(p, "DANE (dane = %s) for %s:%u: %s%s", policy_dane_name(p->settings->dane), t->host,
+	     t->port,
+	     use == DANE_USE_VERIFY ? "the certificate must match the TLSA records"
+	     : use == DANE_USE_NONE ? "no DANE; "
+				    : "outbound streams would not try this target: ",
+	     use == DANE_USE_VERIFY ? "" : why);
+}
+
 static void connect_next(struct probe *p)
 {
 	if (p->next_target >= p->ntargets) {
@@ -752,6 +825,7 @@ static void connect_next(struct probe *p)
 		return;
 	}
 	const struct dns_target *t = &p->targets[p->next_target++];
+	dane_for_target(p, t);
 	enter(p, P_CONNECT);
 	struct conn_limits cl = {.output_queue = p->srv->conf->output_queue,
 				 .input_buffer = 64 * 1024};
@@ -824,6 +898,41 @@ static void report_targets(struct probe *p)
 					 "anchor)");
 }
 
+static void on_dane(void *ud, const struct dane_result *r)
+{
+	struct probe *p = ud;
+	const char *srv_word = dane_st_word(r->srv);
+	json_t *hosts = json_array();
+	step(p, "DANE: %s: %s%s", r->srv_why, srv_word,
+	     r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE
+		     ? ""
+		     : "; RFC 7673 trusts TLSA records only under a secure SRV answer");
+	for (size_t i = 0; i < r->nhosts; i++)
+		if (r->hosts[i].direct) {
+			step(p, "DANE: %s: %s", r->srvs_why, dane_st_word(r->srvs));
+			break;
+		}
+	for (size_t i = 0; i < r->nhosts; i++) {
+		char text[700];
+		dane_host_text(&r->hosts[i], text, sizeof(text));
+		step(p, "DANE: TLSA %s: %s", r->hosts[i].qname, text);
+		json_array_append_new(hosts,
+				      json_pack("{s:s, s:b, s:i, s:s}", "name", r->hosts[i].qname,
+						"secure",
+						r->hosts[i].st == DANE_ST_RECORDS ||
+							r->hosts[i].st == DANE_ST_NONE,
+						"records", (int)r->hosts[i].n, "status", text));
+	}
+	json_object_set_new(p->result, "dane",
+			    json_pack("{s:s, s:b, s:o}", "srv", r->srv_why, "srv_secure",
+				      r->srv == DANE_ST_RECORDS || r->srv == DANE_ST_NONE, "tlsa",
+				      hosts));
+	p->dane = malloc(sizeof(*p->dane));
+	if (p->dane)
+		*p->dane = *r;
+	connect_next(p);
+}
+
 static void dns_done(struct probe *p)
 {
 	assert(p->dns_pending > 0);
@@ -840,7 +949,12 @@ static void dns_done(struct probe *p)
 		return;
 	}
 	report_targets(p);
-	connect_next(p);
+	struct dns_result res = {.via = p->via,
+				 .n = p->ntargets,
+				 .targets = p->targets,
+				 .dnssec = p->targets_dnssec};
+	if (dane_lookup_start(p->srv->dns, p->domain, &res, on_dane, p, &p->dl) != FG_OK)
+		connect_next(p);
 }
 
 static void on_srv(struct probe *p, bool direct, const struct dns_answer *a,
@@ -879,6 +993,7 @@ static void on_resolved(void *ud, const struct dns_result *res, const char *err)
 			if (tls_ok || !res->targets[i].direct_tls)
 				p->targets[p->ntargets++] = res->targets[i];
 		p->targets_dnssec = res->dnssec;
+		p->via = res->via;
 		json_object_set_new(json_object_get(p->result, "dns"), "dnssec",
 				    json_boolean(res->dnssec));
 		for (size_t i = 0; i < res->n; i++) {

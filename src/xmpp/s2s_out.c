@@ -2,8 +2,10 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "dane.h"
 #include "dialback.h"
 #include "dns.h"
+#include "happy.h"
 #include "fg.h"
 #include "live.h"
 #include "log.h"
@@ -71,9 +73,27 @@ struct s2s_out {
 	const char *method;  /* how it authenticated, for logs */
 
 	struct dns_query *q;
+	/* DANE (dane.c): the partner's setting, the TLSA lookups and what
+	 * they found, and the records of the target being tried when its
+	 * certificate is to be verified with them. */
+	enum dane_mode dane;
+	struct dane_lookup *dl;
+	struct dane_result *dane_res;
+	const struct dane_host *dane_host;
+	bool dane_refused; /* the last target was not tried because of DANE */
+	bool dane_next;	   /* its certificate failed DANE: on to the next target */
 	struct dns_target *targets;
-	size_t ntargets, next_target;
-	char last_connect_error[300];
+	/* targets[next_target..] are not tried yet; cur is the one
+	 * connected. A race (happy.c) runs over race_idx[0..nrace): the
+	 * targets DANE lets us try, each with its records in tdane. */
+	size_t ntargets, next_target, cur;
+	size_t *race_idx, nrace;
+	struct target_dane {
+		unsigned char st; /* TD_UNKNOWN, TD_ALLOWED, TD_REFUSED */
+		const struct dane_host *host;
+	} * tdane;
+	struct happy *race;
+	char last_connect_error[580];
 	char last_error[600];
 	enum db_cond fail_cond; /* what a failure means for senders */
 	const char *fail_kind;	/* s2s_out_fail_kind; NULL: from the state */
@@ -155,6 +175,11 @@ static void drop_verifies(struct s2s_out *o, enum db_cond cond, const char *why)
 static void out_free(struct s2s_out *o)
 {
 	dns_cancel(&o->q);
+	happy_cancel(&o->race);
+	dane_lookup_cancel(&o->dl);
+	free(o->dane_res);
+	free(o->race_idx);
+	free(o->tdane);
 	if (o->deadline)
 		event_free(o->deadline);
 	xmlstream_free(&o->xs);
@@ -322,6 +347,11 @@ static void start_dialback(struct s2s_out *o)
 static void ready(struct s2s_out *o)
 {
 	enter(o, OUT_READY);
+	/* The TLSA records did their work in the handshake (OpenSSL keeps
+	 * its own copy); up to 64 KiB need not live as long as the stream. */
+	o->dane_host = NULL;
+	free(o->dane_res);
+	o->dane_res = NULL;
 	evtimer_del(o->deadline);
 	arm_idle(o);
 	step(o, "stream ready: authenticated with %s", o->method);
@@ -562,10 +592,16 @@ static void on_element(struct s2s_out *o, struct xml_node *el)
 	case OUT_STARTTLS:
 		if (xml_is(el, XML_NS_TLS, "proceed")) {
 			/* Offers the session of our last stream of this pair,
-			 * if any; the certificate checks run all the same. */
-			tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
+			 * if any; the certificate checks run all the same. A
+			 * stream verified with DANE does a full handshake
+			 * instead: OpenSSL checks TLSA records against a chain. */
+			if (o->dane_host)
+				dane_client_arm(o->srv->tls_client, o->dane_host, o->remote);
+			else
+				tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
 			int rc = conn_start_tls_client(o->conn, o->srv->tls_client, o->remote);
 			tls_client_resume_for(o->srv->tls_client, NULL, NULL);
+			dane_client_arm(o->srv->tls_client, NULL, NULL);
 			if (rc != FG_OK) {
 				fail(o, "cannot start TLS");
 				return;
@@ -662,6 +698,46 @@ static size_t on_data(void *ud, const char *data, size_t len)
 	return len;
 }
 
+/* The certificate against the target's DNSSEC-secure TLSA records: a
+ * secure set that does not match refuses the target whatever the mode
+ * (RFC 7672 §2.2); the reason names the key to publish. */
+static bool dane_check(struct s2s_out *o, SSL *ssl, const struct tls_verdict *v)
+{
+	const struct dane_host *h = o->dane_host;
+	int usable = dane_ssl_usable(ssl);
+	char spki[2 * 32 + 1], recs[600];
+
+	if (v->dane_ok) {
+		step(o, "DANE: the certificate matches a TLSA record at %s", h->qname);
+		return true;
+	}
+	if (usable == 0 && o->dane != DANE_REQUIRED) {
+		step(o, "DANE: no TLSA record at %s is usable; going on without DANE", h->qname);
+		return true;
+	}
+	dane_spki_sha256_hex(SSL_get0_peer_certificate(ssl), spki, sizeof(spki));
+	dane_host_text(h, recs, sizeof(recs));
+	/* Cut at the buffer's end if need be: the key comes first. */
+	o->last_connect_error[0] = '\0';
+	if (usable == 0)
+		fg_appendf(o->last_connect_error, sizeof(o->last_connect_error),
+			   "DANE (dane = required): no TLSA record at %s is usable (%s); the "
+			   "certificate of %s has SPKI SHA-256 %s (TLSA 3 1 1 %s)",
+			   h->qname, recs, o->remote, spki[0] ? spki : "?", spki[0] ? spki : "?");
+	else
+		fg_appendf(o->last_connect_error, sizeof(o->last_connect_error),
+			   "DANE mismatch (dane = %s): the certificate of %s at %s:%u has SPKI "
+			   "SHA-256 %s, which no TLSA record at %s matches (%s)",
+			   policy_dane_name(o->dane), o->remote, h->name, h->port,
+			   spki[0] ? spki : "?", h->qname, recs);
+	/* RFC 7672 §2.2.2: this host failed; the next target may pass.
+	 * on_closed goes on with connect_next. */
+	step(o, "%s", o->last_connect_error);
+	o->dane_next = true;
+	conn_close(o->conn, "DANE: the certificate matches no TLSA record");
+	return false;
+}
+
 static void on_tls(void *ud)
 {
 	struct s2s_out *o = ud;
@@ -672,6 +748,8 @@ static void on_tls(void *ud)
 	struct tls_verdict v;
 	s2s_cert_verify(o->srv, ssl, o->remote, &v);
 	step(o, "TLS: %s; certificate of %s: %s", desc, o->remote, v.text);
+	if (o->dane_host && !dane_check(o, ssl, &v))
+		return;
 	xmlstream_reset(o->xs);
 	send_header(o);
 }
@@ -720,7 +798,7 @@ static void connect_next(struct s2s_out *o);
 static void on_connected(void *ud)
 {
 	struct s2s_out *o = ud;
-	const struct dns_target *t = &o->targets[o->next_target - 1];
+	const struct dns_target *t = &o->targets[o->cur];
 	step(o, "connected to %s [%s]:%u%s", t->host, t->addr_text, t->port,
 	     t->direct_tls ? " (Direct TLS)" : "");
 	const struct fg_conf *cf = o->srv->conf;
@@ -737,9 +815,13 @@ static void on_connected(void *ud)
 		/* XEP-0368: TLS at once, SNI = the partner's domain, ALPN
 		 * xmpp-server; the certificate is judged as after STARTTLS
 		 * (on_tls, on_features), and no STARTTLS follows. */
-		tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
+		if (o->dane_host) /* as after STARTTLS (on_element) */
+			dane_client_arm(o->srv->tls_client, o->dane_host, o->remote);
+		else
+			tls_client_resume_for(o->srv->tls_client, o->local, o->remote);
 		int rc = conn_connect_tls(o->conn, o->srv->tls_client, o->remote, "xmpp-server");
 		tls_client_resume_for(o->srv->tls_client, NULL, NULL);
+		dane_client_arm(o->srv->tls_client, NULL, NULL);
 		if (rc != FG_OK) {
 			fail(o, "cannot start TLS");
 			return;
@@ -756,26 +838,24 @@ static void on_closed(void *ud, const char *reason)
 	struct s2s_out *o = ud;
 	o->conn = NULL;
 	xmlstream_free(&o->xs);
-	if (o->state == OUT_CONNECTING) {
-		/* This target failed; the next one may do. */
-		snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", reason);
-		step(o, "%s", reason);
+	if (o->state == OUT_TLS && o->dane_next) {
+		o->dane_next = false;
+		o->secure = false;	/* on_tls had set it: a new connection */
+		o->dane_refused = true; /* the reason, if no target is left */
 		connect_next(o);
 		return;
 	}
-	if (o->state == OUT_TLS && o->next_target > 0 &&
-	    tls_client_forget(o->srv->tls_client, o->local, o->remote)) {
+	if (o->state == OUT_TLS && tls_client_forget(o->srv->tls_client, o->local, o->remote)) {
 		/* We offered the session of our last stream and the
 		 * handshake failed: maybe over the resumption itself, so the
 		 * same target once more, with a full handshake. */
 		step(o, "TLS failed with a resumed session (%s); again with a full handshake",
 		     reason);
-		o->next_target--;
+		o->next_target = o->cur;
 		connect_next(o);
 		return;
 	}
-	if (o->state == OUT_TLS && o->next_target > 0 &&
-	    o->targets[o->next_target - 1].direct_tls) {
+	if (o->state == OUT_TLS && o->targets[o->cur].direct_tls) {
 		/* A Direct TLS handshake failing is part of reaching the
 		 * server (a port that does not speak it, an ALPN refusal):
 		 * the next target may do, as after a refused connect. */
@@ -812,27 +892,157 @@ static const struct conn_ops out_ops = {
 	.on_drained = on_drained,
 };
 
+/* ---- connecting: the targets raced (RFC 8305, net/happy.c) ---- */
+
+enum { TD_UNKNOWN, TD_ALLOWED, TD_REFUSED };
+
+static const struct dns_target *race_target(const struct s2s_out *o, size_t i)
+{
+	assert(i < o->nrace);
+	return &o->targets[o->race_idx[i]];
+}
+
+static void race_addr(void *ud, size_t i, const struct sockaddr **sa, socklen_t *salen)
+{
+	const struct dns_target *t = race_target(ud, i);
+	*sa = (const struct sockaddr *)&t->addr;
+	*salen = t->addrlen;
+}
+
+static void race_started(void *ud, size_t i, struct conn *c)
+{
+	struct s2s_out *o = ud;
+	const struct dns_target *t = race_target(o, i);
+	char label[300];
+	snprintf(label, sizeof(label), "%s->%s", o->local, o->remote);
+	conn_set_label(c, label);
+	if (i > 0)
+		step(o, "also trying %s [%s]:%u (Happy Eyeballs: no answer yet from the %s)",
+		     t->host, t->addr_text, t->port, i == 1 ? "first" : "others");
+}
+
+static void race_failed(void *ud, size_t i, const char *why)
+{
+	struct s2s_out *o = ud;
+	const struct dns_target *t = race_target(o, i);
+	snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", why);
+	step(o, "[%s]:%u: %s", t->addr_text, t->port, why);
+}
+
+static void race_won(void *ud, size_t i, struct conn *c)
+{
+	struct s2s_out *o = ud;
+	o->race = NULL;
+	o->conn = c;
+	o->cur = o->race_idx[i];
+	o->dane_host = o->tdane[o->cur].host;
+	/* A later fallback (a Direct TLS handshake that fails, a
+	 * certificate DANE refuses) goes on after the winner; the losers
+	 * are candidates again. */
+	o->next_target = o->cur + 1;
+	on_connected(o);
+}
+
+static void race_lost(void *ud, const char *why)
+{
+	struct s2s_out *o = ud;
+	o->race = NULL;
+	o->next_target = o->ntargets;
+	fail(o, "cannot connect to %s: %s", o->remote, why);
+}
+
+static const struct happy_ops race_ops = {
+	.addr = race_addr,
+	.started = race_started,
+	.failed = race_failed,
+	.won = race_won,
+	.lost = race_lost,
+};
+
+/* Whether the partner's `dane` lets us try target j, and with which
+ * records; decided once per target, so a second race says nothing twice. */
+static bool dane_allows(struct s2s_out *o, size_t j)
+{
+	const struct dns_target *t = &o->targets[j];
+	struct target_dane *td = &o->tdane[j];
+	if (td->st != TD_UNKNOWN)
+		return td->st == TD_ALLOWED;
+	char why[sizeof(o->last_connect_error)];
+	enum dane_use use =
+		dane_decide(o->dane, o->dane_res, t->host, t->port, &td->host, why, sizeof(why));
+	if (use != DANE_USE_REFUSE) {
+		if (use == DANE_USE_NONE && why[0])
+			step(o, "%s; going on without DANE (dane = %s)", why,
+			     policy_dane_name(o->dane));
+		td->st = TD_ALLOWED;
+		return true;
+	}
+	step(o, "%s [%s]:%u not tried: %s", t->host, t->addr_text, t->port, why);
+	snprintf(o->last_connect_error, sizeof(o->last_connect_error), "%s", why);
+	td->st = TD_REFUSED;
+	td->host = NULL;
+	return false;
+}
+
+/* Races every target from next_target on that DANE allows. */
 static void connect_next(struct s2s_out *o)
 {
-	if (o->next_target >= o->ntargets) {
+	o->nrace = 0;
+	o->dane_host = NULL;
+	for (size_t j = o->next_target; j < o->ntargets; j++) {
+		if (dane_allows(o, j))
+			o->race_idx[o->nrace++] = j;
+		else
+			o->dane_refused = true;
+	}
+	o->next_target = o->ntargets;
+	if (o->nrace == 0) {
+		if (o->dane_refused) {
+			o->fail_kind = "tls";
+			fail(o, "refused by the partner setting dane = %s: %s",
+			     policy_dane_name(o->dane), o->last_connect_error);
+			return;
+		}
 		fail(o, "cannot connect to %s: %s", o->remote,
 		     o->last_connect_error[0] ? o->last_connect_error : "no address");
 		return;
 	}
-	const struct dns_target *t = &o->targets[o->next_target++];
+	o->dane_refused = false;
 	enter(o, OUT_CONNECTING);
 	struct conn_limits cl = {.output_queue = o->srv->conf->output_queue,
 				 .input_buffer = 64 * 1024};
-	o->conn = conn_connect(o->srv->base, (const struct sockaddr *)&t->addr, t->addrlen,
-			       "s2s-out", &cl, &out_ops, o);
-	if (!o->conn) {
+	struct happy_params hp = {.ctx_prefix = "s2s-out",
+				  .limits = &cl,
+				  .connect_timeout = o->srv->conf->timeout_tls_handshake,
+				  .owner_ops = &out_ops,
+				  .owner_ud = o};
+	o->race = happy_start(o->srv->base, o->nrace, &hp, &race_ops, o);
+	if (!o->race)
+		fail(o, "out of memory");
+}
+
+static void on_dane(void *ud, const struct dane_result *r)
+{
+	struct s2s_out *o = ud;
+	o->dane_res = malloc(sizeof(*o->dane_res));
+	if (!o->dane_res) {
 		fail(o, "out of memory");
 		return;
 	}
-	char label[300];
-	snprintf(label, sizeof(label), "%s->%s", o->local, o->remote);
-	conn_set_label(o->conn, label);
-	conn_set_timer(o->conn, o->srv->conf->timeout_tls_handshake);
+	*o->dane_res = *r;
+	step(o, "DANE (dane = %s): %s: %s", policy_dane_name(o->dane), r->srv_why,
+	     dane_st_word(r->srv));
+	for (size_t i = 0; i < r->nhosts; i++)
+		if (r->hosts[i].direct) {
+			step(o, "DANE: %s: %s", r->srvs_why, dane_st_word(r->srvs));
+			break;
+		}
+	for (size_t i = 0; i < r->nhosts; i++) {
+		char text[700];
+		dane_host_text(&r->hosts[i], text, sizeof(text));
+		step(o, "DANE: TLSA %s: %s", r->hosts[i].qname, text);
+	}
+	connect_next(o);
 }
 
 static void on_dns(void *ud, const struct dns_result *res, const char *err)
@@ -843,7 +1053,9 @@ static void on_dns(void *ud, const struct dns_result *res, const char *err)
 		return;
 	}
 	o->targets = calloc(res->n, sizeof(*o->targets));
-	if (!o->targets) {
+	o->race_idx = calloc(res->n, sizeof(*o->race_idx));
+	o->tdane = calloc(res->n, sizeof(*o->tdane));
+	if (!o->targets || !o->race_idx || !o->tdane) {
 		fail(o, "out of memory");
 		return;
 	}
@@ -869,6 +1081,15 @@ static void on_dns(void *ud, const struct dns_result *res, const char *err)
 		     "%s publishes only Direct TLS (_xmpps-server) targets, and its partner "
 		     "settings allow no TLS (tls = not-supported)",
 		     o->remote);
+		return;
+	}
+	if (o->dane != DANE_OFF) {
+		/* The TLSA lookups for the targets kept. */
+		struct dns_result kept = *res;
+		kept.targets = o->targets;
+		kept.n = o->ntargets;
+		if (dane_lookup_start(o->srv->dns, o->remote, &kept, on_dane, o, &o->dl) != FG_OK)
+			fail(o, "out of memory");
 		return;
 	}
 	connect_next(o);
@@ -950,6 +1171,7 @@ void s2s_out_begin(struct s2s_out *o, const struct partner *p)
 	}
 	o->methods = policy_allowed_methods(p);
 	o->bidi_on = p->bidi;
+	o->dane = p->dane;
 	char names[128];
 	policy_methods_string(o->methods, names, sizeof(names));
 	step(o, "partner %s allows %s", p->domain, names);
@@ -1063,6 +1285,7 @@ void s2s_out_status(const struct s2s_out *o, void *json_row)
 	json_object_set_new(r, "certificate", json_string(cert));
 	json_object_set_new(r, "certificate_eku", json_string(v.eku));
 	json_object_set_new(r, "certificate_key", json_string(v.spki));
+	json_object_set_new(r, "dane", json_string(ssl && v.dane_ok ? "verified" : "none"));
 	json_object_set_new(r, "age", json_integer((json_int_t)(time(NULL) - o->started)));
 	json_object_set_new(r, "last_error", json_string(o->last_error));
 	json_object_set_new(r, "bidi", json_boolean(o->bidi));

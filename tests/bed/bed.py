@@ -280,6 +280,9 @@ class Prosody:
         # (fedgate, and Prosody itself for its outbound streams) find them.
         self.direct_tls_ports = [int(x) for x in
                                  re.findall(r"\d+", options["s2s_direct_tls_ports"])]
+        # extra may move the s2s port too (a bed with several servers on
+        # one address, such as ::1).
+        self.s2s_port = int(re.findall(r"\d+", options["s2s_ports"])[0])
         body = "".join(f"{k} = {v}\n" for k, v in options.items())
         with open(self.conf, "w") as f:
             f.write(f"{body}{PROSODY_UNBOUND}\n{vhosts}")
@@ -302,7 +305,7 @@ class Prosody:
         self.proc = subprocess.Popen(self._as_prosody() + ["prosody", "--config", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_port(self.addr, 5222, proc=self.proc, log=self.log)
-        wait_port(self.addr, 5269, proc=self.proc, log=self.log)
+        wait_port(self.addr, self.s2s_port, proc=self.proc, log=self.log)
         for port in self.direct_tls_ports:
             wait_port(self.addr, port, proc=self.proc, log=self.log)
         return self
@@ -356,3 +359,111 @@ class Bed:
         for s in reversed(self.servers):
             s.stop()
         self.dns.stop()
+
+
+class SignedDNS:
+    """unbound on its own address answering zones of its own from
+    auth-zone, signed with ldns-signzone or not, and forwarding every other
+    name to the bed's dnsmasq: the DNSSEC path DANE needs. A validating
+    client (fedgate with [dns] trust_anchor = self.anchors) trusts the
+    signed zones through the DS records in that file; the unsigned ones
+    are insecure, being under no trust anchor. The server itself does not
+    validate (iterator only): it serves what it has, RRSIGs included."""
+
+    def __init__(self, root, addr="127.0.0.54"):
+        self.dir = os.path.join(root, "unbound")
+        os.makedirs(self.dir)
+        self.addr = addr
+        self.zones = {}  # name: (records, signed)
+        self.anchors = os.path.join(self.dir, "anchors.ds")
+        self.resolv_conf = os.path.join(self.dir, "resolv.conf")
+        self.log = os.path.join(self.dir, "unbound.log")
+        self.proc = None
+
+    def add_zone(self, name, records, signed=True, bogus=False):
+        """records: zone-file lines relative to the zone ("xmpp IN A ...").
+        bogus: signed, but the trust anchor file gets the DS of another key,
+        so that a validating client finds every answer bogus."""
+        self.zones[name] = (list(records), "bogus" if bogus else signed)
+
+    def _write_zone(self, name, records, signed):
+        path = os.path.join(self.dir, f"{name}.zone")
+        with open(path, "w") as f:
+            f.write(f"$ORIGIN {name}.\n$TTL 60\n"
+                    f"@ IN SOA ns.{name}. hostmaster.{name}. 1 3600 600 86400 60\n"
+                    f"@ IN NS ns.{name}.\n"
+                    f"ns IN A {self.addr}\n")
+            for r in records:
+                f.write(r + "\n")
+        if not signed:
+            return path
+        # One key as both KSK and ZSK (a CSK); ldns-keygen names its files
+        # K<zone>+013+<tag> and prints that base name.
+        base = _run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", name, cwd=self.dir)
+        base = os.path.join(self.dir, base.stdout.strip())
+        _run("ldns-signzone", "-f", path + ".signed", path, base, cwd=self.dir)
+        if signed == "bogus":
+            other = _run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", name, cwd=self.dir)
+            base = os.path.join(self.dir, other.stdout.strip())
+        with open(base + ".ds") as ds, open(self.anchors, "a") as out:
+            out.write(ds.read())
+        return path + ".signed"
+
+    def start(self):
+        open(self.anchors, "a").close()
+        conf = os.path.join(self.dir, "unbound.conf")
+        with open(conf, "w") as f:
+            f.write("server:\n"
+                    f"  interface: {self.addr}\n  port: 53\n"
+                    "  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n"
+                    f"  directory: \"{self.dir}\"\n  pidfile: \"{self.dir}/unbound.pid\"\n"
+                    f"  use-syslog: no\n  logfile: \"{self.log}\"\n  verbosity: 1\n"
+                    "  log-queries: yes\n"
+                    "  access-control: 127.0.0.0/8 allow\n"
+                    "  do-not-query-localhost: no\n"
+                    "  module-config: \"iterator\"\n"
+                    "  local-zone: \"test.\" transparent\n"
+                    "  do-ip6: no\n")
+            for name, (records, signed) in self.zones.items():
+                path = self._write_zone(name, records, signed)
+                f.write(f"auth-zone:\n  name: \"{name}.\"\n  zonefile: \"{path}\"\n"
+                        "  for-downstream: yes\n  for-upstream: yes\n"
+                        "  fallback-enabled: no\n")
+            # Everything else (contoso.test, the bed's other names) from
+            # dnsmasq, as before.
+            f.write(f"forward-zone:\n  name: \".\"\n  forward-addr: {DNS_ADDR}\n")
+        with open(self.resolv_conf, "w") as f:
+            f.write(f"nameserver {self.addr}\n")
+        _run("unbound-checkconf", conf)
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("unbound exited: " + self.proc.stderr.read().decode()
+                                   + (open(self.log).read() if os.path.exists(self.log) else ""))
+            try:
+                query_srv("_probe._tcp.invalid", server=self.addr)
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("unbound did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def spki_sha256(cert):
+    """The SHA-256 of a certificate's SubjectPublicKeyInfo, hex: the data
+    of a "3 1 1" TLSA record."""
+    import hashlib
+    pem = _run("openssl", "x509", "-in", cert, "-pubkey", "-noout").stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pem.encode(),
+                         capture_output=True, check=True).stdout
+    return hashlib.sha256(der).hexdigest()

@@ -696,6 +696,39 @@ static void test_build_targets(void **state)
 	assert_int_equal(ttl, 0);
 }
 
+/* RFC 8305 §4: families alternate within a host, IPv6 first, so that
+ * the second attempt of a race is of the other family; hosts keep their
+ * SRV order. */
+static void test_build_targets_interleaved(void **state)
+{
+	(void)state;
+	struct dns_host h[2];
+	struct dns_target t[8];
+	uint32_t ttl;
+	static const char *const want[] = {"fd00::1",	"127.0.0.1", "fd00::2",	 "127.0.0.2",
+					   "127.0.0.3", "fd00::9",   "127.0.0.9"};
+
+	memset(h, 0, sizeof(h));
+	snprintf(h[0].name, sizeof(h[0].name), "xmpp.fabrikam.test");
+	h[0].port = 5269;
+	add_addr(&h[0].a4, AF_INET, "127.0.0.1", 300);
+	add_addr(&h[0].a4, AF_INET, "127.0.0.2", 300);
+	add_addr(&h[0].a4, AF_INET, "127.0.0.3", 300);
+	add_addr(&h[0].a6, AF_INET6, "fd00::1", 300);
+	add_addr(&h[0].a6, AF_INET6, "fd00::2", 300);
+	/* The second host has fewer IPv6 addresses than IPv4 ones too, and
+	 * its IPv6 comes after the first host's IPv4 all the same. */
+	snprintf(h[1].name, sizeof(h[1].name), "backup.fabrikam.test");
+	h[1].port = 5269;
+	add_addr(&h[1].a6, AF_INET6, "fd00::9", 300);
+	add_addr(&h[1].a4, AF_INET, "127.0.0.9", 300);
+	size_t n = dns_build_targets(h, 2, t, 8, &ttl);
+	assert_int_equal(n, 7);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(t[i].addr_text, want[i]);
+	assert_string_equal(t[6].host, "backup.fabrikam.test");
+}
+
 /* ---- sentences ---- */
 
 static void test_explain(void **state)
@@ -763,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_parse_hostile),
 		cmocka_unit_test(test_parse_addresses_and_rcodes),
 		cmocka_unit_test(test_build_targets),
+		cmocka_unit_test(test_build_targets_interleaved),
 		cmocka_unit_test(test_explain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -177,9 +177,9 @@ static void fail_once(struct rstate *st, struct done_rec *d)
 	snprintf(want, sizeof(want),
 		 "partner " DOWN " allows TCP Dialback\n"
 		 "DNS: 127.0.0.1 [127.0.0.1]:%u\n"
-		 "connect failed: Connection refused\n"
+		 "[127.0.0.1]:%u: connect failed: Connection refused\n"
 		 "failed: %s\n",
-		 st->closed_port, st->down_reason);
+		 st->closed_port, st->closed_port, st->down_reason);
 	assert_string_equal(d->report, want);
 
 	struct route *r = route(st, DOWN);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "dane.h"
 #include "fg.h"
 #include "tls.h"
 
@@ -702,6 +703,78 @@ static void test_pins(void **state)
 	assert_int_equal(v.pin, TLS_PIN_NONE);
 }
 
+/* DANE (dane.c) on the client end: contoso.test's server certificate is
+ * checked against a TLSA record instead of a CA the client trusts. */
+static int dane_attempt(const struct dane_tlsa *rec, const char *domain, struct tls_verdict *v,
+			int *usable)
+{
+	SSL_CTX *sctx = server_ctx(pki.ca_file);
+	/* A store without contoso's CA: only DANE can vouch for it. */
+	SSL_CTX *cctx = client_ctx(pki.fabrikam_file, pki.other_ca_file);
+	static struct dane_host h;
+	struct end srv, cli;
+
+	memset(&h, 0, sizeof(h));
+	snprintf(h.name, sizeof(h.name), "xmpp.%s", domain);
+	snprintf(h.qname, sizeof(h.qname), "_5269._tcp.xmpp.%s", domain);
+	h.port = 5269;
+	h.st = DANE_ST_RECORDS;
+	h.n = 1;
+	h.recs[0] = *rec;
+	dane_client_arm(cctx, &h, domain);
+	handshake(sctx, cctx, domain, &srv, &cli);
+	dane_client_arm(cctx, NULL, NULL);
+	assert_int_equal(cli.rc, 1); /* a verdict, never a failed handshake */
+	int rc = tls_peer_verify(cli.ssl, NULL, v);
+	*usable = dane_ssl_usable(cli.ssl);
+	done(&srv, &cli);
+	tls_ctx_free(&sctx);
+	tls_ctx_free(&cctx);
+	return rc;
+}
+
+static void test_dane(void **state)
+{
+	(void)state;
+	struct tls_verdict v;
+	struct dane_tlsa rec = {.usage = 3, .selector = 1, .mtype = 1, .len = 32};
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(pki.leaf_key, &der);
+	int usable;
+
+	assert_true(n > 0);
+	SHA256(der, (size_t)n, rec.data);
+	OPENSSL_free(der);
+	/* DANE-EE(3) 1 1: trusted without a CA, and the name is not checked
+	 * (the certificate names contoso.test, not litware.test). */
+	assert_int_equal(dane_attempt(&rec, "litware.test", &v, &usable), FG_OK);
+	assert_int_equal(usable, 1);
+	assert_true(v.dane_ok);
+	assert_int_equal(v.dane_usage, 3);
+	assert_true(v.chain_ok);
+	expect_text(&v, "DANE: a DNSSEC-secure TLSA record (usage DANE-EE(3)) matches");
+	/* Another key's record: no CA and no record vouch for it. */
+	rec.data[0] ^= 0xff;
+	assert_int_equal(dane_attempt(&rec, "contoso.test", &v, &usable), FG_ERR);
+	assert_int_equal(usable, 1);
+	assert_false(v.dane_ok);
+	assert_false(v.chain_ok);
+	assert_int_equal(v.chain_error, X509_V_ERR_DANE_NO_MATCH);
+	/* A matching type OpenSSL does not know: no usable record. */
+	rec.mtype = 7;
+	assert_int_equal(dane_attempt(&rec, "contoso.test", &v, &usable), FG_ERR);
+	assert_int_equal(usable, 0);
+	assert_false(v.dane_ok);
+	/* Not armed: no DANE on the connection at all. */
+	SSL_CTX *cctx = client_ctx(pki.fabrikam_file, pki.ca_file);
+	SSL *ssl = SSL_new(cctx);
+	assert_int_equal(tls_client_prepare(ssl, "contoso.test"), FG_OK);
+	assert_int_equal(dane_ssl_usable(ssl), -1);
+	assert_false(dane_ssl_verified(ssl, NULL));
+	SSL_free(ssl);
+	tls_ctx_free(&cctx);
+}
+
 static void test_no_client_certificate(void **state)
 {
 	(void)state;
@@ -1270,6 +1343,7 @@ int main(void)
 		cmocka_unit_test(test_no_resumption_past_expiry),
 		cmocka_unit_test(test_client_cache),
 		cmocka_unit_test(test_client_gives_up_on_a_server_that_cannot_resume),
+		cmocka_unit_test(test_dane),
 	};
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
 }

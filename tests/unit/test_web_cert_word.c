@@ -47,6 +47,19 @@ static void test_words(void **state)
 	expect("valid", "valid", "good"); /* tls_peer_verdict before a name is known */
 	snprintf(t, sizeof(t), "the certificate chain is trusted; %s", name_bad);
 	expect(t, "wrong name", "bad");
+	/* DANE (tls.c): the TLSA record stands in for the chain; DANE-EE
+	 * vouches for the name as well, DANE-TA does not. */
+	expect("DANE: a DNSSEC-secure TLSA record (usage DANE-EE(3)) matches the certificate; "
+	       "its names are not checked (RFC 7671)",
+	       "valid (DANE)", "good");
+	snprintf(t, sizeof(t),
+		 "DANE: a DNSSEC-secure TLSA record (usage DANE-TA(2)) matches the certificate; %s",
+		 name_ok);
+	expect(t, "valid (DANE)", "good");
+	snprintf(t, sizeof(t),
+		 "DANE: a DNSSEC-secure TLSA record (usage DANE-TA(2)) matches the certificate; %s",
+		 name_bad);
+	expect(t, "wrong name", "bad");
 	snprintf(t, sizeof(t),
 		 "the certificate chain is trusted; the certificate has no subjectAltName, only "
 		 "the subject CN fabrikam.test, and a CN never identifies a server");
