@@ -161,6 +161,19 @@ static void methods_box(struct evbuffer *b, struct hreq *h, json_t *v)
 
 static void probe_report(struct evbuffer *b, json_t *v, int status, json_t *body);
 
+/* A list as comma-separated text, in a textarea with its hint. */
+static void list_field(struct evbuffer *b, struct hreq *h, json_t *v, json_t *errors,
+		       const char *key, const char *label, const char *hint)
+{
+	web_field_start(b, key, label);
+	evbuffer_add_printf(b, "<textarea id=\"%s\" name=\"%s\"%s>", key, key,
+			    h->read_only ? " disabled" : "");
+	http_html(b, web_val(v, key));
+	evbuffer_add_printf(b, "</textarea><span class=\"hint\">%s</span>", hint);
+	web_field_errors(b, errors, key);
+	evbuffer_add_printf(b, "</div>");
+}
+
 /* The partner form: new (mode "new") or an existing record ("edit"),
  * with errors ({field, message}, borrowed) above it and beside their
  * fields, and under it the report of "Test these settings" (probe: the
@@ -193,14 +206,8 @@ static void partner_form_report(struct hreq *h, int code, const char *mode, json
 	evbuffer_add_printf(b, "</textarea>");
 	web_field_errors(b, errors, "description");
 	evbuffer_add_printf(b, "</div>");
-	web_field_start(b, "additional_domains", "Additional domains");
-	evbuffer_add_printf(b, "<textarea id=\"additional_domains\" name=\"additional_domains\"%s>",
-			    h->read_only ? " disabled" : "");
-	http_html(b, web_val(v, "additional_domains"));
-	evbuffer_add_printf(b, "</textarea><span class=\"hint\">comma-separated, e.g. "
-			       "corp.fabrikam.com, it.fabrikam.com</span>");
-	web_field_errors(b, errors, "additional_domains");
-	evbuffer_add_printf(b, "</div>");
+	list_field(b, h, v, errors, "additional_domains", "Additional domains",
+		   "comma-separated, e.g. corp.fabrikam.com, it.fabrikam.com");
 	web_select_words(b, h, v, errors, "partner_type", "Partner type", types, web_word);
 	type_help(b);
 	web_select_words(b, h, v, errors, "tls", "TLS negotiation", negotiations, web_word);
@@ -215,14 +222,8 @@ static void partner_form_report(struct hreq *h, int code, const char *mode, json
 	web_select_words(b, h, v, errors, "bidi", "Bidirectional streams (XEP-0288)", web_bools,
 			 bool_word);
 	web_select_words(b, h, v, errors, "dane", "DANE (TLSA records)", dane_modes, web_word);
-	web_field_start(b, "pins", "Public-key pins");
-	evbuffer_add_printf(b, "<textarea id=\"pins\" name=\"pins\"%s>",
-			    h->read_only ? " disabled" : "");
-	http_html(b, web_val(v, "pins"));
-	evbuffer_add_printf(b, "</textarea><span class=\"hint\">comma-separated; only these "
-			       "keys are accepted</span>");
-	web_field_errors(b, errors, "pins");
-	evbuffer_add_printf(b, "</div>");
+	list_field(b, h, v, errors, "pins", "Public-key pins",
+		   "comma-separated; only these keys are accepted");
 	if (!h->read_only)
 		evbuffer_add_printf(
 			b,

@@ -21,35 +21,6 @@ enum { T_TLSA = 52, C_IN = 1 };
 
 /* ---- Pure parts ---- */
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* Moves *off past the name there, without following compression. */
-static int skip_name(const uint8_t *p, size_t len, size_t *off)
-{
-	size_t o = *off;
-
-	while (o < len) {
-		uint8_t l = p[o];
-		if ((l & 0xc0) == 0xc0) {
-			if (o + 2 > len)
-				return -1;
-			*off = o + 2;
-			return 0;
-		}
-		if (l & 0xc0)
-			return -1;
-		o += 1 + (size_t)l;
-		if (l == 0) {
-			*off = o;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 int dane_parse_tlsa(const uint8_t *pkt, size_t len, struct dane_tlsa *recs, size_t cap,
 		    size_t *skipped)
 {
@@ -59,20 +30,20 @@ int dane_parse_tlsa(const uint8_t *pkt, size_t len, struct dane_tlsa *recs, size
 	*skipped = 0;
 	if (pkt == NULL || len < 12)
 		return -1;
-	qd = get16(pkt + 4);
-	an = get16(pkt + 6);
+	qd = dns_get16(pkt + 4);
+	an = dns_get16(pkt + 6);
 	for (unsigned i = 0; i < qd; i++) {
-		if (skip_name(pkt, len, &off) != 0 || off + 4 > len)
+		if (dns_skip_name(pkt, len, &off) != 0 || off + 4 > len)
 			return -1;
 		off += 4;
 	}
 	for (unsigned i = 0; i < an; i++) {
 		uint16_t type, cls, rdlen;
-		if (skip_name(pkt, len, &off) != 0 || off + 10 > len)
+		if (dns_skip_name(pkt, len, &off) != 0 || off + 10 > len)
 			return -1;
-		type = get16(pkt + off);
-		cls = get16(pkt + off + 2);
-		rdlen = get16(pkt + off + 8);
+		type = dns_get16(pkt + off);
+		cls = dns_get16(pkt + off + 2);
+		rdlen = dns_get16(pkt + off + 8);
 		off += 10;
 		if (off + rdlen > len)
 			return -1;

@@ -338,13 +338,12 @@ enum dns_srv_plan dns_srv_merge(const char *domain, const struct dns_answer *sta
 	return DNS_PLAN_FALLBACK;
 }
 
-static uint16_t get16(const uint8_t *p)
+uint16_t dns_get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-/* Moves *off past the name there, without following compression. */
-static int skip_name(const uint8_t *p, size_t len, size_t *off)
+int dns_skip_name(const uint8_t *p, size_t len, size_t *off)
 {
 	size_t o = *off;
 
@@ -382,7 +381,7 @@ static int read_name(const uint8_t *p, size_t len, size_t off, char *out, size_t
 		if ((l & 0xc0) == 0xc0) {
 			if (off + 2 > len || ++jumps > 32)
 				return -1;
-			off = (size_t)(get16(p + off) & 0x3fff);
+			off = (size_t)(dns_get16(p + off) & 0x3fff);
 			continue;
 		}
 		if (l & 0xc0)
@@ -449,10 +448,10 @@ void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
 		answer_fail(ans, name != NULL ? name : why);
 		return;
 	}
-	qd = get16(pkt + 4);
-	an = get16(pkt + 6);
+	qd = dns_get16(pkt + 4);
+	an = dns_get16(pkt + 6);
 	for (unsigned i = 0; i < qd; i++) {
-		if (skip_name(pkt, len, &off) != 0 || off + 4 > len) {
+		if (dns_skip_name(pkt, len, &off) != 0 || off + 4 > len) {
 			answer_fail(ans, "malformed reply");
 			return;
 		}
@@ -461,14 +460,14 @@ void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
 	for (unsigned i = 0; i < an; i++) {
 		uint16_t type, cls, rdlen;
 		uint32_t ttl;
-		if (skip_name(pkt, len, &off) != 0 || off + 10 > len) {
+		if (dns_skip_name(pkt, len, &off) != 0 || off + 10 > len) {
 			answer_fail(ans, "malformed reply");
 			return;
 		}
-		type = get16(pkt + off);
-		cls = get16(pkt + off + 2);
-		ttl = (uint32_t)get16(pkt + off + 4) << 16 | get16(pkt + off + 6);
-		rdlen = get16(pkt + off + 8);
+		type = dns_get16(pkt + off);
+		cls = dns_get16(pkt + off + 2);
+		ttl = (uint32_t)dns_get16(pkt + off + 4) << 16 | dns_get16(pkt + off + 6);
+		rdlen = dns_get16(pkt + off + 8);
 		off += 10;
 		if (off + rdlen > len) {
 			answer_fail(ans, "malformed reply");
@@ -482,9 +481,9 @@ void dns_parse_answer(const uint8_t *pkt, size_t len, int rcode, uint16_t qtype,
 			if (type == T_SRV && rdlen >= 7) {
 				if (ans->n < srv_cap) {
 					struct dns_srv *r = &srv[ans->n];
-					r->prio = get16(pkt + off);
-					r->weight = get16(pkt + off + 2);
-					r->port = get16(pkt + off + 4);
+					r->prio = dns_get16(pkt + off);
+					r->weight = dns_get16(pkt + off + 2);
+					r->port = dns_get16(pkt + off + 4);
 					r->direct_tls = false; /* the caller's to say */
 					ok = read_name(pkt, len, off + 6, r->target,
 						       sizeof(r->target)) == 0;

@@ -206,4 +206,10 @@ size_t dns_build_targets(const struct dns_host *hosts, size_t nhosts, struct dns
 void dns_explain(char *buf, size_t len, enum dns_via via, const char *domain, const char *servers,
 		 const struct dns_host *hosts, size_t nhosts);
 
+/* DNS wire format, for the readers of replies (dns.c, dane.c). */
+uint16_t dns_get16(const uint8_t *p);
+/* Moves *off past the name there, without following compression; 0, or
+ * -1 when the name runs past len. */
+int dns_skip_name(const uint8_t *p, size_t len, size_t *off);
+
 #endif
