@@ -770,7 +770,7 @@ static void ports_text(char *out, size_t len, const uint16_t *ports, size_t n)
 		snprintf(out, len, "none");
 }
 
-enum svc_kind { SVC_S2S, SVC_S2S_TLS, SVC_C2S };
+enum svc_kind { SVC_S2S, SVC_S2S_TLS, SVC_C2S, SVC_C2S_TLS };
 
 static const struct svc {
 	const char *prefix;
@@ -779,14 +779,15 @@ static const struct svc {
 	{"_xmpp-server._tcp.", SVC_S2S},
 	{"_xmpps-server._tcp.", SVC_S2S_TLS},
 	{"_xmpp-client._tcp.", SVC_C2S},
+	{"_xmpps-client._tcp.", SVC_C2S_TLS},
 };
 
 struct dns_ctx {
 	struct report *r;
 	const struct fg_conf *c;
 	const char *resolv;
-	uint16_t s2s[MAX_PORTS], c2s[MAX_PORTS], s2s_tls[MAX_PORTS];
-	size_t ns2s, nc2s, ns2s_tls;
+	uint16_t s2s[MAX_PORTS], c2s[MAX_PORTS], s2s_tls[MAX_PORTS], c2s_tls[MAX_PORTS];
+	size_t ns2s, nc2s, ns2s_tls, nc2s_tls;
 	/* phase 2: A and AAAA of every SRV target, pairs [2i] A, [2i+1] AAAA */
 	struct dq *tq;
 	size_t ntq;
@@ -812,21 +813,23 @@ static void no_srv(struct dns_ctx *x, const struct svc *s, const char *domain, c
 	size_t nours = c2s ? x->nc2s : x->ns2s;
 	int naddr;
 
-	if (s->kind == SVC_S2S_TLS) {
-		if (x->ns2s_tls == 0) {
+	if (s->kind == SVC_S2S_TLS || s->kind == SVC_C2S_TLS) {
+		bool cl = s->kind == SVC_C2S_TLS;
+		size_t n = cl ? x->nc2s_tls : x->ns2s_tls;
+		if (n == 0) {
 			finding(r, LV_OK, NULL,
-				"%s: no SRV record, as it should be: [listen] s2s_tls (Direct TLS) "
+				"%s: no SRV record, as it should be: [listen] %s (Direct TLS) "
 				"is off",
-				srvname);
+				srvname, cl ? "c2s_tls" : "s2s_tls");
 			return;
 		}
 		/* XEP-0368: no fallback to the domain's address for Direct TLS. */
 		finding(r, LV_WARN,
 			fmtbuf(fix, sizeof(fix), "publish \"%s. 3600 IN SRV 5 0 %u %s.\"", srvname,
-			       x->s2s_tls[0], domain),
-			"%s: no SRV record: partners do not find [listen] s2s_tls (Direct TLS) "
+			       cl ? x->c2s_tls[0] : x->s2s_tls[0], domain),
+			"%s: no SRV record: %s do not find [listen] %s (Direct TLS) "
 			"and use STARTTLS",
-			srvname);
+			srvname, cl ? "clients" : "partners", cl ? "c2s_tls" : "s2s_tls");
 		return;
 	}
 	if (nours == 0) {
@@ -865,10 +868,20 @@ static void report_srv(struct dns_ctx *x, const struct svc *s, const char *domai
 	struct report *r = x->r;
 	const char *srvname = q->name;
 	char fix[768], addrs[256], ports[64];
-	bool c2s = s->kind == SVC_C2S, direct = s->kind == SVC_S2S_TLS;
-	const uint16_t *ours = c2s ? x->c2s : direct ? x->s2s_tls : x->s2s;
-	size_t nours = c2s ? x->nc2s : direct ? x->ns2s_tls : x->ns2s;
-	const char *key = c2s ? "c2s" : direct ? "s2s_tls" : "s2s";
+	bool c2s = s->kind == SVC_C2S || s->kind == SVC_C2S_TLS;
+	bool direct = s->kind == SVC_S2S_TLS || s->kind == SVC_C2S_TLS;
+	const uint16_t *ours = s->kind == SVC_C2S	? x->c2s
+			       : s->kind == SVC_C2S_TLS ? x->c2s_tls
+			       : direct			? x->s2s_tls
+							: x->s2s;
+	size_t nours = s->kind == SVC_C2S	? x->nc2s
+		       : s->kind == SVC_C2S_TLS ? x->nc2s_tls
+		       : direct			? x->ns2s_tls
+						: x->ns2s;
+	const char *key = s->kind == SVC_C2S	   ? "c2s"
+			  : s->kind == SVC_C2S_TLS ? "c2s_tls"
+			  : direct		   ? "s2s_tls"
+						   : "s2s";
 
 	switch (q->ans.st) {
 	case DNS_ST_FAIL:
@@ -937,10 +950,12 @@ static void report_srv(struct dns_ctx *x, const struct svc *s, const char *domai
 				       "answers "
 				       "on %s port %u",
 				       srvname, rec->target, rec->port),
-				"%s: SRV %u %u %u %s -> %s, but [listen] s2s_tls (Direct TLS, "
-				"XEP-0368) is off: partners that try it first fail there and then "
-				"use _xmpp-server._tcp",
-				srvname, rec->prio, rec->weight, rec->port, rec->target, addrs);
+				"%s: SRV %u %u %u %s -> %s, but [listen] %s (Direct TLS, "
+				"XEP-0368) is off: %s that try it first fail there and then "
+				"use %s",
+				srvname, rec->prio, rec->weight, rec->port, rec->target, addrs, key,
+				c2s ? "clients" : "partners",
+				c2s ? "_xmpp-client._tcp" : "_xmpp-server._tcp");
 			continue;
 		}
 		if (!port_in(rec->port, ours, nours)) {
@@ -980,6 +995,7 @@ static void check_dns(struct report *r, const struct fg_conf *c)
 	x.ns2s = list_ports(&c->listen_s2s, x.s2s, MAX_PORTS);
 	x.nc2s = list_ports(&c->listen_c2s, x.c2s, MAX_PORTS);
 	x.ns2s_tls = list_ports(&c->listen_s2s_tls, x.s2s_tls, MAX_PORTS);
+	x.nc2s_tls = list_ports(&c->listen_c2s_tls, x.c2s_tls, MAX_PORTS);
 	if (nd == 0) {
 		finding(r, LV_OK, NULL, "no local domain to look up");
 		return;

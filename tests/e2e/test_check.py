@@ -78,6 +78,9 @@ def test_good_setup_warns_only_about_self_signed(daemons):
     assert "[tls] key %s/certs/contoso.test.key matches the certificate" % fg.dir in ok
     assert "_xmpp-server._tcp.contoso.test: SRV 0 0 5269 contoso.test -> 127.0.0.11" in ok
     assert "_xmpp-client._tcp.contoso.test: SRV 0 0 5222 contoso.test -> 127.0.0.11" in ok
+    # Direct TLS is off, and no record says otherwise.
+    assert "_xmpps-client._tcp.contoso.test: no SRV record, as it should be: [listen] " \
+           "c2s_tls (Direct TLS) is off" in ok, ok
     assert "[listen] s2s 127.0.0.1:5269 is free" in ok
     # Sections come in order, then the summary.
     heads = ("configuration", "certificates", "dns", "listeners", "store")

@@ -37,6 +37,7 @@ def world(module_daemons):
             ("_xmpps-server._tcp.tlsonly.test", "xmpp.fabrikam.test", 5270),
             ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269),
             ("_xmpps-server._tcp.contoso.test", "contoso.test", 5270),
+            ("_xmpps-client._tcp.contoso.test", "contoso.test", 5223),
         ])
     fab = module_daemons.prosody(
         bed, "fabrikam", FAB, ["fabrikam.test"], users={"bob@fabrikam.test": "bobpass"},
@@ -262,6 +263,8 @@ def test_check_compares_xmpps_srv_with_s2s_tls(world):
     out = r.stdout + r.stderr
     assert "_xmpps-server._tcp.contoso.test: SRV 0 0 5270 contoso.test -> 127.0.0.11" in out, out
     assert "s2s_tls (Direct TLS, XEP-0368) is off" not in out, out
+    # The same for clients: _xmpps-client against [listen] c2s_tls.
+    assert "_xmpps-client._tcp.contoso.test: SRV 0 0 5223 contoso.test -> 127.0.0.11" in out, out
 
 
 def test_partner_without_tls_skips_direct_tls_targets(world):
