@@ -195,6 +195,10 @@ def test_old_store_token_still_works_after_upgrade(fg):
         " token_sha256 TEXT NOT NULL UNIQUE,"
         " created_ms INTEGER NOT NULL);"
         f"INSERT INTO admin_tokens VALUES ('alice', '{digest}', 1000);"
+        # Nor had the partners what schema 6 added.
+        "ALTER TABLE partners DROP COLUMN bidi;"
+        "ALTER TABLE partners DROP COLUMN dane;"
+        "ALTER TABLE partners DROP COLUMN pins;"
         "PRAGMA user_version = 4;")
     db.close()
     fg.start()
