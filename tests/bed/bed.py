@@ -39,6 +39,17 @@ def _run(*args, **kw):
     return r
 
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after 10 s; a process already gone is fine."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def wait_port(addr, port, timeout=15, proc=None, log=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -326,13 +337,7 @@ class Prosody:
         return "unknown"
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class Bed:
@@ -450,13 +455,7 @@ class SignedDNS:
         raise RuntimeError("unbound did not start")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def spki_sha256(cert):

@@ -1,6 +1,7 @@
 """Real XMPP clients for the end-to-end tests (slixmpp, Debian's), and the
 CLI run from inside their event loop."""
 import asyncio
+import json
 import os
 import sys
 
@@ -51,6 +52,15 @@ async def cli(fg, *args):
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     return proc.returncode, out.decode(), err.decode()
+
+
+def status_rows(fg, remote, direction):
+    """The rows of `fedgate status --json` for remote in direction
+    ("in", "out")."""
+    rc, out, err = run(cli(fg, "status", "--json"))
+    assert rc == 0, err
+    return [r for r in json.loads(out)
+            if r.get("remote") == remote and r.get("direction") == direction]
 
 
 def round_trip(fg, cafile, jid, password, addr, body="test"):

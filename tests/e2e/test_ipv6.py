@@ -7,13 +7,12 @@ and 127.0.0.x inside the test's network namespace (issue 15):
   accept queue drops SYNs, as a broken route would) is reached over IPv4
   a quarter of a second later, not after a connect timeout."""
 import asyncio
-import json
 import re
 import socket
 
 import pytest
 
-from clients import User, cli, run
+from clients import User, cli, run, status_rows
 
 FABRIKAM = "127.0.0.12"   # and ::1, port 5269
 NORTHWIND = "127.0.0.13"  # port 5273; ::1 port 5273 never answers
@@ -59,12 +58,6 @@ def world(module_daemons, blackhole):
     return bed, fabrikam, northwind, fg
 
 
-def rows(fg, remote, direction):
-    rc, out, err = run(cli(fg, "status", "--json"))
-    assert rc == 0, err
-    return [r for r in json.loads(out)
-            if r.get("remote") == remote and r.get("direction") == direction]
-
 
 def test_listens_on_ipv6_and_connects_over_it_first(world):
     bed, fabrikam, _, fg = world
@@ -91,10 +84,10 @@ def test_listens_on_ipv6_and_connects_over_it_first(world):
     assert "Happy Eyeballs" not in report
     assert got["body"] == "fedgate test message: federation works"
     assert back["type"] == "error"
-    out = rows(fg, "fabrikam.test", "out")
+    out = status_rows(fg, "fabrikam.test", "out")
     assert out and out[0]["peer"] == "[::1]:5269", out
     # Prosody came in over IPv6 too: contoso.test has only an AAAA record.
-    inb = rows(fg, "fabrikam.test", "in")
+    inb = status_rows(fg, "fabrikam.test", "in")
     assert inb and inb[0]["peer"].startswith("[::1]:"), inb
     assert inb[0]["method"] == "SASL over TLS"
 
@@ -110,5 +103,5 @@ def test_silent_ipv6_falls_to_ipv4_at_once(world):
     assert f"connected to xmpp.northwind.test [{NORTHWIND}]:5273" in report
     # The silent attempt was given up, not failed: no error about it.
     assert "[::1]:5273: connect timed out" not in report
-    out_rows = rows(fg, "northwind.test", "out")
+    out_rows = status_rows(fg, "northwind.test", "out")
     assert out_rows and out_rows[0]["peer"] == f"{NORTHWIND}:5273", out_rows

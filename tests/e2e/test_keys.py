@@ -6,16 +6,14 @@ fingerprints when it shows another key, in both directions; `probe` prints
 the key to pin and `status` the purpose and key of each stream's peer."""
 import asyncio
 import base64
-import hashlib
 import json
 import os
-import subprocess
 import time
 
 import pytest
 
-from bed import CA
-from clients import User, cli, round_trip, run
+from bed import CA, spki_sha256
+from clients import User, cli, round_trip, run, status_rows
 
 FABRIKAM = "127.0.0.12"   # serverAuth-only certificate, from the bed's CA
 NORTHWIND = "127.0.0.13"  # a private CA fedgate does not trust; its key pinned
@@ -24,13 +22,9 @@ SERVER_ONLY = "serverAuth"
 
 
 def pin_of(cert):
-    """The SHA-256 of the certificate's SubjectPublicKeyInfo, by the
-    openssl CLI: what an admin would compute by hand."""
-    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"],
-                         capture_output=True, check=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
-                         capture_output=True, check=True).stdout
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+    """The pin an admin would compute by hand: the openssl CLI's SHA-256
+    of the SubjectPublicKeyInfo (bed.spki_sha256), in base64."""
+    return base64.b64encode(bytes.fromhex(spki_sha256(cert))).decode()
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +50,6 @@ def world(module_daemons):
     bed.private_ca = private.cert  # what nina's client trusts
     return bed, fg, north_pin, lit_pin
 
-
-def status_rows(fg, remote, direction):
-    rc, out, err = run(cli(fg, "status", "--json"))
-    assert rc == 0, err
-    return [r for r in json.loads(out)
-            if r.get("remote") == remote and r.get("direction") == direction]
 
 
 def test_server_auth_only_certificates_authenticate_both_ways(world):
