@@ -16,6 +16,7 @@ struct session {
 	struct stream *s;
 	char *bare, *resource, *full;
 	bool registered;
+	bool carbons; /* carbons.c: XEP-0280 enabled */
 	struct session_presence pres;
 	struct session *next_of_user;
 };
@@ -163,6 +164,16 @@ const char *session_resource(const struct session *sess)
 struct session_presence *session_presence(struct session *sess)
 {
 	return &sess->pres;
+}
+
+bool session_carbons(const struct session *sess)
+{
+	return sess->carbons;
+}
+
+void session_set_carbons(struct session *sess, bool on)
+{
+	sess->carbons = on;
 }
 
 bool session_offer(struct session *sess, struct xml_node *st)
