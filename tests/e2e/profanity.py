@@ -22,6 +22,11 @@ class Timeout(AssertionError):
     pass
 
 
+def compact(screen):
+    """A screen without its blank lines and trailing blanks, for reports."""
+    return "\n".join(line.rstrip() for line in screen.splitlines() if line.strip())
+
+
 class Profanity:
     """One profanity signed in (or signing in) as jid/resource at addr."""
 
@@ -121,7 +126,7 @@ class Profanity:
                 return m
             if time.time() > deadline:
                 raise Timeout(f"{self.name}: {what or pattern!r} never appeared on screen:\n"
-                              f"{text}")
+                              f"{compact(text)}")
             time.sleep(0.1)
 
     def wait_log(self, pattern, timeout=30, since=0):
@@ -203,7 +208,8 @@ class Profanity:
         while self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead}",
                          check=False).stdout.strip() != "1":
             if time.time() > deadline:
-                raise Timeout(f"{self.name}: profanity did not exit on /quit:\n{self.screen()}")
+                raise Timeout(f"{self.name}: profanity did not exit on /quit:\n"
+                              f"{compact(self.screen())}")
             time.sleep(0.1)
         self.stop()
 
@@ -223,7 +229,7 @@ class Profanity:
         """The screen and the end of the debug log, for a failed test."""
         # The last lines, each cut short: OMEMO bundles fill whole screens.
         tail = "\n".join(line[:400] for line in self.read_log().splitlines()[-80:])
-        return (f"===== {self.name} ({self.jid}) screen =====\n{self.screen()}\n"
+        return (f"===== {self.name} ({self.jid}) screen =====\n{compact(self.screen())}\n"
                 f"===== {self.name} log tail ({self.log_file}) =====\n{tail}\n")
 
 
@@ -249,7 +255,7 @@ def befriend(a, b, timeout=30):
             if time.time() > deadline:
                 raise Timeout(f"{asker.name}'s subscription request to {asked.jid} was never "
                               f"approved ({'allowed' if allowed else 'not seen'} by "
-                              f"{asked.name}):\n{asked.screen()}")
+                              f"{asked.name}):\n{compact(asked.screen())}")
             time.sleep(0.1)
 
 
