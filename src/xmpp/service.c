@@ -84,7 +84,10 @@ static struct xml_node *disco_info(struct xmpp_server *srv, bool account)
 	}
 	if (srv->conf->users_vcard)
 		add_feature(q, XML_NS_VCARD);
-	if (account && mam_enabled(srv)) {
+	/* The archive is the account's (XEP-0313 §7); the server lists it
+	 * too because profanity 0.13 asks only the server's disco#info
+	 * before it queries. */
+	if (mam_enabled(srv)) {
 		add_feature(q, XML_NS_MAM);
 		add_feature(q, XML_NS_MAM_EXT);
 		add_feature(q, XML_NS_SID);
