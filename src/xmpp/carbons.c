@@ -105,7 +105,7 @@ static unsigned strip(struct xml_node *el, const char *ns, const char *name)
 }
 
 void carbons_received(struct xmpp_server *srv, struct xml_node *msg, const char *to_bare,
-		      const char *to_resource)
+		      const char *to_resource, bool fresh)
 {
 	const char *from = xml_attr(msg, "from");
 	/* XEP-0280 §11: only the user's own server, from the bare JID, makes
@@ -117,7 +117,7 @@ void carbons_received(struct xmpp_server *srv, struct xml_node *msg, const char 
 			log_info("carbons", "a forged carbon from %s to %s taken out",
 				 from ? from : "-", to_bare);
 	}
-	if (!eligible(msg))
+	if (!fresh || !eligible(msg))
 		return;
 	struct session *direct = to_resource ? session_find(srv, to_bare, to_resource) : NULL;
 	for (struct session *s = session_first(srv, to_bare); s; s = session_next(s)) {

@@ -24,9 +24,11 @@ bool carbons_iq(struct xmpp_server *srv, struct session *own, struct xml_node *i
 void carbons_sent(struct xmpp_server *srv, struct session *c, const struct xml_node *msg);
 /* msg (not taken) is about to be delivered to local user to_bare, to
  * to_resource (NULL for the bare JID): forged <sent/>/<received/> inside
- * go, then a <received/> copy to each resource of the user with carbons on
- * that does not get msg itself. */
+ * go, then, when fresh (not coming back from offline storage or a session
+ * that timed out, whose copies went out the first time), a <received/>
+ * copy to each resource of the user with carbons on that does not get msg
+ * itself. */
 void carbons_received(struct xmpp_server *srv, struct xml_node *msg, const char *to_bare,
-		      const char *to_resource);
+		      const char *to_resource, bool fresh);
 
 #endif

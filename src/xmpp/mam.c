@@ -217,21 +217,21 @@ static void new_id(char out[25])
 	out[24] = '\0';
 }
 
-void mam_archive(struct xmpp_server *srv, struct xml_node *msg)
+bool mam_archive(struct xmpp_server *srv, struct xml_node *msg)
 {
 	if (!mam_enabled(srv) || !xml_is(msg, NULL, "message"))
-		return;
+		return true;
 	if (!(is_type(msg, "chat") || is_type(msg, "normal") || is_type(msg, "")) ||
 	    !xml_child(msg, NULL, "body"))
-		return;
+		return true;
 	char *to = local_account(srv, xml_attr(msg, "to"));
 	if (to && has_id_by(msg, to)) {
 		free(to); /* archived on its way in; now back from offline storage */
-		return;
+		return false;
 	}
 	char *from = local_account(srv, xml_attr(msg, "from"));
 	if (!to && !from)
-		return;
+		return true;
 	char *from_bare = from ? NULL : bare_of(xml_attr(msg, "from"));
 	char *to_bare = to ? NULL : bare_of(xml_attr(msg, "to"));
 	struct xml_buf b = {0};
@@ -265,6 +265,7 @@ void mam_archive(struct xmpp_server *srv, struct xml_node *msg)
 	free(from_bare);
 	free(to_bare);
 	flush(srv);
+	return true;
 }
 
 void mam_strip_ids(struct xmpp_server *srv, struct xml_node *msg)

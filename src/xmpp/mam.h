@@ -22,8 +22,9 @@ struct session;
 /* msg (not taken, from and to set) is being delivered to a local user or
  * sent to a partner: archived for its local sender and recipient, if any,
  * whose accounts exist. Nothing happens for messages archived before
- * (it comes back from offline storage) or not to be archived. */
-void mam_archive(struct xmpp_server *srv, struct xml_node *msg);
+ * (back from offline storage or from a session that timed out), and then
+ * it returns false; true otherwise. */
+bool mam_archive(struct xmpp_server *srv, struct xml_node *msg);
 /* A message (not taken) from a client or a partner: <stanza-id/>s that
  * claim to be by one of our JIDs are forged and go (XEP-0359 §5). */
 void mam_strip_ids(struct xmpp_server *srv, struct xml_node *msg);

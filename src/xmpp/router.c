@@ -249,8 +249,8 @@ static void deliver_or_keep(struct xmpp_server *srv, struct session *c, struct x
 
 static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
 {
-	mam_archive(srv, st);
-	carbons_received(srv, st, to->bare, to->j.resource);
+	bool fresh = mam_archive(srv, st);
+	carbons_received(srv, st, to->bare, to->j.resource, fresh);
 	const char *type = type_of(st);
 	if (to->j.resource) {
 		struct session *c = session_find(srv, to->bare, to->j.resource);
