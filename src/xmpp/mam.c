@@ -6,6 +6,7 @@
 #include "counters.h"
 #include "fg.h"
 #include "jid.h"
+#include "jid_cache.h"
 #include "live.h"
 #include "log.h"
 #include "users.h"
@@ -166,28 +167,28 @@ static bool is_type(const struct xml_node *st, const char *t)
 	return strcmp(v ? v : "", t) == 0;
 }
 
-/* A local account's bare JID from an address: malloc'ed, or NULL. */
-static char *local_account(struct xmpp_server *srv, const char *addr)
+/* The bare form of an address (malloc'ed, NULL when it is none), and
+ * whether it is a local account's; through the router's cache of
+ * prepared addresses, since the router has just prepared these. */
+static char *bare_of(struct xmpp_server *srv, const char *addr, bool *account)
 {
-	struct jid j;
-	if (!addr || jid_parse(addr, strlen(addr), &j) != JID_OK)
+	*account = false;
+	if (!addr)
 		return NULL;
-	char *bare = jid_to_string(&j, true);
-	bool local = j.node && conf_is_local_domain(srv->conf, j.domain);
-	jid_clear(&j);
-	if (bare && local && srv->live && accounts_get(srv->live->users, bare))
-		return bare;
-	free(bare);
-	return NULL;
-}
-
-static char *bare_of(const char *addr)
-{
-	struct jid j;
-	if (!addr || jid_parse(addr, strlen(addr), &j) != JID_OK)
+	enum jid_err e;
+	const struct jid_entry *je =
+		srv->jids ? jid_cache_get(srv->jids, addr, strlen(addr), &e) : NULL;
+	struct jid j = {0};
+	if (!je && jid_parse(addr, strlen(addr), &j) != JID_OK)
 		return NULL;
-	char *bare = jid_to_string(&j, true);
-	jid_clear(&j);
+	const struct jid *p = je ? &je->j : &j;
+	char *bare = je ? strdup(je->bare) : jid_to_string(&j, true);
+	*account = bare && p->node && conf_is_local_domain(srv->conf, p->domain) && srv->live &&
+		   accounts_get(srv->live->users, bare);
+	if (je)
+		jid_cache_put(srv->jids, je);
+	else
+		jid_clear(&j);
 	return bare;
 }
 
@@ -224,16 +225,18 @@ bool mam_archive(struct xmpp_server *srv, struct xml_node *msg)
 	if (!(is_type(msg, "chat") || is_type(msg, "normal") || is_type(msg, "")) ||
 	    !xml_child(msg, NULL, "body"))
 		return true;
-	char *to = local_account(srv, xml_attr(msg, "to"));
-	if (to && has_id_by(msg, to)) {
+	bool to_local, from_local;
+	char *to = bare_of(srv, xml_attr(msg, "to"), &to_local);
+	if (to_local && has_id_by(msg, to)) {
 		free(to); /* archived on its way in; now back from offline storage */
 		return false;
 	}
-	char *from = local_account(srv, xml_attr(msg, "from"));
-	if (!to && !from)
+	char *from = bare_of(srv, xml_attr(msg, "from"), &from_local);
+	if (!to || !from || (!to_local && !from_local)) {
+		free(to);
+		free(from);
 		return true;
-	char *from_bare = from ? NULL : bare_of(xml_attr(msg, "from"));
-	char *to_bare = to ? NULL : bare_of(xml_attr(msg, "to"));
+	}
 	struct xml_buf b = {0};
 	struct xml_ctx ctx = {.default_ns = XML_NS_SERVER};
 	xml_serialize(msg, &ctx, &b);
@@ -241,19 +244,15 @@ bool mam_archive(struct xmpp_server *srv, struct xml_node *msg)
 	new_id(sid);
 	long long now = fg_now_ms();
 	int rc = b.oom ? FG_NOMEM : FG_OK;
-	if (rc == FG_OK && to)
-		rc = add_row(srv, to,
-			     from	 ? from
-			     : from_bare ? from_bare
-					 : "",
-			     now, sid, false, b.data);
-	if (rc == FG_OK && from)
-		rc = add_row(srv, from, to ? to : to_bare ? to_bare : "", now, sid, true, b.data);
+	if (rc == FG_OK && to_local)
+		rc = add_row(srv, to, from, now, sid, false, b.data);
+	if (rc == FG_OK && from_local)
+		rc = add_row(srv, from, to, now, sid, true, b.data);
 	xml_buf_free(&b);
 	if (rc != FG_OK) {
-		log_error("mam", "out of memory: a message from %s to %s was not archived",
-			  from ? from : "-", to ? to : "-");
-	} else if (to) {
+		log_error("mam", "out of memory: a message from %s to %s was not archived", from,
+			  to);
+	} else if (to_local) {
 		struct xml_node *s = xml_add_child(msg, XML_NS_SID, "stanza-id");
 		if (s) {
 			xml_set_attr(s, NULL, "by", to);
@@ -262,8 +261,6 @@ bool mam_archive(struct xmpp_server *srv, struct xml_node *msg)
 	}
 	free(to);
 	free(from);
-	free(from_bare);
-	free(to_bare);
 	flush(srv);
 	return true;
 }
