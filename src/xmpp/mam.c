@@ -27,7 +27,7 @@
 #define MAM_PAGE_MAX 100
 /* Rows waiting for the store past this hold the stream that sends them,
  * as offline storage does. */
-#define MAM_QUEUE_MAX 4096
+#define MAM_QUEUE_MAX 1024
 /* How often expired messages are looked for. */
 #define MAM_EXPIRY_EVERY_S 3600
 
