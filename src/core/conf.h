@@ -69,7 +69,8 @@ struct fg_conf {
 	unsigned users_scram_iterations; /* PBKDF2 rounds for new passwords, default 4096 */
 	unsigned users_offline_limit;	 /* chat messages kept per offline user; 0 = off */
 	int users_vcard;		 /* bool: XEP-0054 vCard storage, default yes */
-	int users_software_version;	 /* bool: answer XEP-0092, default no */
+	int users_software_version;	 /* bool: answer XEP-0092, default yes */
+	char *users_software_version_os; /* "yes" = uname, "no"/"" = none, else the text */
 
 	/* [c2s] */
 	int c2s_require_tls;		  /* bool: STARTTLS before SASL, default yes */

@@ -16,6 +16,7 @@ struct session {
 	struct stream *s;
 	char *bare, *resource, *full;
 	bool registered;
+	bool wants_blocklist; /* blocking.c: it asked for the blocklist (pushes) */
 	struct session_presence pres;
 	struct session *next_of_user;
 };
@@ -196,4 +197,14 @@ void session_deliver(struct session *sess, struct xml_node *st)
 void session_close(struct session *sess, const char *condition, const char *text)
 {
 	stream_error(sess->s, condition, text);
+}
+
+bool session_wants_blocklist(const struct session *sess)
+{
+	return sess->wants_blocklist;
+}
+
+void session_set_wants_blocklist(struct session *sess)
+{
+	sess->wants_blocklist = true;
 }
