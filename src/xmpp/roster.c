@@ -11,6 +11,7 @@
 #include "store_users.h"
 #include "strmap.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,9 +232,15 @@ int roster_load_all(struct xmpp_server *srv, struct store_db *db, char *err, siz
 static void ver_text(struct xmpp_server *srv, const struct roster *r, const char *user, char *buf,
 		     size_t len)
 {
+	assert(len >= ROSTER_VER_LEN);
 	const struct account *a = srv->live ? accounts_get(srv->live->users, user) : NULL;
 	snprintf(buf, len, "%llx-%llu", a ? (unsigned long long)a->created_ms : 0ULL,
 		 r ? r->ver : 0ULL);
+}
+
+void roster_version(struct xmpp_server *srv, const char *user, char *buf, size_t len)
+{
+	ver_text(srv, roster_of(srv, user, false), user, buf, len);
 }
 
 /* ---- write-through to the store thread ---- */
@@ -352,7 +359,7 @@ static void push(struct xmpp_server *srv, const char *user, const struct roster_
 {
 	static unsigned long seq;
 	struct roster *r = roster_of(srv, user, false);
-	char ver[48];
+	char ver[ROSTER_VER_LEN];
 	ver_text(srv, r, user, ver, sizeof(ver));
 	for (struct session *c = session_first(srv, user); c; c = session_next(c)) {
 		if (!session_presence(c)->interested)
@@ -540,7 +547,7 @@ void roster_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq)
 	/* RFC 6121 §2.6.3: a client that holds the current version gets an
 	 * empty result, then only pushes; any other version, the roster. */
 	const char *cver = xml_attr(q, "ver");
-	char ver[48];
+	char ver[ROSTER_VER_LEN];
 	ver_text(srv, r, session_bare(c), ver, sizeof(ver));
 	if (cver && strcmp(cver, ver) == 0) {
 		reply(c, iq, NULL);

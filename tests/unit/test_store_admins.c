@@ -135,7 +135,7 @@ static void test_migration_from_v4(void **state)
 
 	db = open_ok(t);
 	assert_int_equal(store_db_schema_version(db), store_db_schema_latest());
-	assert_int_equal(store_db_schema_latest(), 6);
+	assert_int_equal(store_db_schema_latest(), 10);
 	/* The old token still signs alice in, and is the one named default. */
 	assert_string_equal(who(db, TOKEN_A), "alice");
 	assert_int_equal(count(db, "alice", "default"), 1);
