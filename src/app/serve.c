@@ -457,6 +457,9 @@ static void shut_down(struct server *srv, const char *why)
 	testim_stop(x);
 	control_stop(&srv->control);
 	routes_close_domain(x, NULL, "the server is shutting down");
+	/* Their unacknowledged messages go to offline storage while the
+	 * store still runs. */
+	session_drop_hibernating(x);
 	for (struct stream *s = x->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
 	if (x->nstreams == 0 && x->nouts == 0) {
@@ -699,6 +702,8 @@ out:
 	dns_free(&srv.x.dns);
 	/* Streams still open after the grace period are cut. */
 	xmpp_free_streams(&srv.x);
+	session_drop_hibernating(&srv.x);
+	c2s_stop(&srv.x);
 	for (size_t i = 0; i < FG_ARRAY_LEN(sigs); i++)
 		if (sigs[i])
 			event_free(sigs[i]);
@@ -714,6 +719,7 @@ out:
 	refused_free_all(&srv.x);
 	history_free(&srv.x.history);
 	strmap_free(&srv.x.sessions, NULL);
+	strmap_free(&srv.x.sm_ids, NULL);
 	jid_cache_free(&srv.x.jids);
 	throttle_free(&srv.x.auth_throttle);
 	strmap_free(&srv.x.offline_full, NULL);

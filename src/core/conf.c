@@ -172,6 +172,18 @@ static const struct conf_key keys[] = {
 	 "the <os/> of software version answers: yes = the kernel's name (uname), no or empty = "
 	 "none, other text = that text",
 	 F(users_software_version_os)},
+	{"users", "resumption_window", CT_DURATION, CU_SECONDS, 0, 0, 86400, "300s", NULL,
+	 "a client's session cut without a clean close may be resumed (XEP-0198) this long; "
+	 "0 = no resumption",
+	 F(users_resumption_window)},
+	{"users", "resumption_queue", CT_INT, CU_NONE, 0, 10, 100000, "500", NULL,
+	 "stanzas a session keeps until its client acknowledges them (XEP-0198); past it they "
+	 "go offline or bounce",
+	 F(users_resumption_queue)},
+	{"users", "ping_interval", CT_DURATION, CU_SECONDS, 0, 0, 86400, "300s", NULL,
+	 "a client silent this long is pinged (XEP-0199); 0 = never", F(users_ping_interval)},
+	{"users", "ping_timeout", CT_DURATION, CU_SECONDS, 0, 1, 3600, "60s", NULL,
+	 "a pinged client that sends nothing this long is taken as gone", F(users_ping_timeout)},
 	{"c2s", "require_tls", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "clients must STARTTLS before SASL", F(c2s_require_tls)},
 	{"c2s", "auth_failures", CT_INT, CU_NONE, 0, 1, 1000, "10", NULL,

@@ -71,6 +71,11 @@ struct fg_conf {
 	int users_vcard;		 /* bool: XEP-0054 vCard storage, default yes */
 	int users_software_version;	 /* bool: answer XEP-0092, default yes */
 	char *users_software_version_os; /* "yes" = uname, "no"/"" = none, else the text */
+	/* XEP-0198 and XEP-0199 (xmpp/session.c, xmpp/c2s.c) */
+	unsigned users_resumption_window; /* seconds a cut session waits; 0 = no resumption */
+	unsigned users_resumption_queue;  /* unacknowledged stanzas kept per session */
+	unsigned users_ping_interval;	  /* seconds of client silence before a ping; 0 = off */
+	unsigned users_ping_timeout;	  /* seconds for its answer */
 
 	/* [c2s] */
 	int c2s_require_tls;		  /* bool: STARTTLS before SASL, default yes */

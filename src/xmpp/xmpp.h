@@ -80,6 +80,10 @@ struct xmpp_server {
 	/* session.c: bound sessions by bare JID */
 	struct strmap *sessions;
 	unsigned nsessions;
+	/* session.c: resumable sessions by XEP-0198 token */
+	struct strmap *sm_ids;
+	/* c2s.c: the sweep that pings idle clients (XEP-0199) */
+	struct event *c2s_ping;
 	/* c2s.c: recent login failures by address and (address, account) */
 	struct throttle *auth_throttle;
 	/* offline.c: messages on their way to the store, and the users whose

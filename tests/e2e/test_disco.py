@@ -59,7 +59,6 @@ PENDING = {
     "http://jabber.org/protocol/pubsub#auto-create",
     "http://jabber.org/protocol/pubsub#last-published",
     ("pubsub", "pep"),
-    "{urn:xmpp:sm:3}sm", "{urn:xmpp:csi:0}csi",
 }
 
 
