@@ -33,6 +33,7 @@ struct session {
 	char *bare, *resource, *full;
 	bool registered;
 	bool wants_blocklist; /* blocking.c: it asked for the blocklist (pushes) */
+	bool carbons;	      /* carbons.c: XEP-0280 enabled */
 	struct session_presence pres;
 	struct session *next_of_user;
 	struct sm *sm;	 /* once the client enabled stream management */
@@ -235,6 +236,16 @@ const char *session_resource(const struct session *sess)
 struct session_presence *session_presence(struct session *sess)
 {
 	return &sess->pres;
+}
+
+bool session_carbons(const struct session *sess)
+{
+	return sess->carbons;
+}
+
+void session_set_carbons(struct session *sess, bool on)
+{
+	sess->carbons = on;
 }
 
 /* The stream's part: with stream management a copy waits for the

@@ -60,6 +60,9 @@ struct session_presence *session_presence(struct session *sess);
  * (blocking.c). */
 bool session_wants_blocklist(const struct session *sess);
 void session_set_wants_blocklist(struct session *sess);
+/* XEP-0280: whether the client asked for carbon copies (carbons.c). */
+bool session_carbons(const struct session *sess);
+void session_set_carbons(struct session *sess, bool on);
 /* Hands stanza (in jabber:server; taken on true) to the client's stream
  * (stream_offer): false when the client's output queue is full. */
 bool session_offer(struct session *sess, struct xml_node *st);

@@ -126,6 +126,8 @@ static void test_migration_from_v4(void **state)
 		 "ALTER TABLE partners DROP COLUMN bidi;"
 		 "ALTER TABLE partners DROP COLUMN dane;"
 		 "ALTER TABLE partners DROP COLUMN pins;"
+		 "DROP TABLE IF EXISTS archive;"
+		 "DROP TABLE IF EXISTS archive_prefs;"
 		 "DROP TABLE IF EXISTS blocklist;"
 		 "DROP TABLE IF EXISTS roster_versions;"
 		 "PRAGMA user_version = 4;",
