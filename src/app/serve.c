@@ -18,6 +18,7 @@
 #include "memtrim.h"
 #include "notify.h"
 #include "presence.h"
+#include "mam.h"
 #include "privs.h"
 #include "refused.h"
 #include "reload.h"
@@ -626,7 +627,8 @@ int serve_main(const char *conf_path)
 	 * gateway starts; `fedgate check` reports the file as an error. */
 	if (dns_set_trust_anchor(srv.x.dns, srv.conf->dns_trust_anchor, err, sizeof(err)) != FG_OK)
 		log_warn("serve", "%s; partners with dane = required will be refused", err);
-	if (open_store(&srv) != FG_OK || presence_start(&srv.x) != FG_OK)
+	if (open_store(&srv) != FG_OK || presence_start(&srv.x) != FG_OK ||
+	    mam_start(&srv.x) != FG_OK)
 		goto out;
 	testim_start(&srv.x);
 	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
@@ -691,6 +693,7 @@ out:
 	testim_stop(&srv.x);
 	probe_stop(&srv.x);
 	presence_stop(&srv.x);
+	mam_stop(&srv.x);
 	store_stop(&srv.x.store); /* replies to commands under way */
 	/* After the last reply: evhttp frees what it still holds. */
 	admin_http_stop(&srv.http);

@@ -180,6 +180,17 @@ static const struct conf_key keys[] = {
 	 "a client silent this long is pinged (XEP-0199); 0 = never", F(users_ping_interval)},
 	{"users", "ping_timeout", CT_DURATION, CU_SECONDS, 0, 1, 3600, "60s", NULL,
 	 "a pinged client that sends nothing this long is taken as gone", F(users_ping_timeout)},
+	{"archive", "enabled", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
+	 "keep each user's messages for their clients to page through (XEP-0313)",
+	 F(archive_enabled)},
+	{"archive", "retention", CT_INT, CU_NONE, 0, 0, 36500, "365", NULL,
+	 "days an archived message is kept; 0 = forever", F(archive_retention)},
+	{"archive", "max_per_user", CT_INT, CU_NONE, 0, 0, 100000000, "100000", NULL,
+	 "messages kept per user, the oldest going first; 0 = no limit", F(archive_max_per_user)},
+	{"archive", "default", CT_STRING, CU_NONE, 0, 0, 0, "always", NULL,
+	 "what is archived for a user who set no preference: always, roster (only contacts) or "
+	 "never",
+	 F(archive_default)},
 	{"c2s", "require_tls", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "clients must STARTTLS before SASL", F(c2s_require_tls)},
 	{"c2s", "auth_failures", CT_INT, CU_NONE, 0, 1, 1000, "10", NULL,
@@ -1325,6 +1336,14 @@ static void check_admin(struct parser *p, const struct fg_conf *c)
 			     c->listen_admin.v[i]);
 }
 
+static void check_archive(struct parser *p, const struct fg_conf *c)
+{
+	const struct conf_key *k = key_find("archive", "default");
+	const char *v = c->archive_default;
+	if (v && strcmp(v, "always") != 0 && strcmp(v, "roster") != 0 && strcmp(v, "never") != 0)
+		kerr(p, k, p->set[k - keys].line, "'%s' is not always, roster or never", v);
+}
+
 /* Parses every key, given or default, in table order ([server] domains
  * first, since other defaults name the first domain). */
 static void finalize(struct parser *p, struct fg_conf *c, bool strict)
@@ -1355,6 +1374,8 @@ static void finalize(struct parser *p, struct fg_conf *c, bool strict)
 	}
 	if (!p->nomem)
 		check_admin(p, c);
+	if (!p->nomem)
+		check_archive(p, c);
 	if (strict && !p->nomem)
 		check_files(p, c);
 }

@@ -76,6 +76,12 @@ struct fg_conf {
 	unsigned users_ping_interval;	  /* seconds of client silence before a ping; 0 = off */
 	unsigned users_ping_timeout;	  /* seconds for its answer */
 
+	/* [archive] -- XEP-0313 (xmpp/mam.c) */
+	int archive_enabled;	       /* bool, default yes */
+	unsigned archive_retention;    /* days; 0 = forever, default 365 */
+	unsigned archive_max_per_user; /* messages; 0 = no limit, default 100000 */
+	char *archive_default;	       /* always | roster | never */
+
 	/* [c2s] */
 	int c2s_require_tls;		  /* bool: STARTTLS before SASL, default yes */
 	unsigned c2s_auth_failures;	  /* from one address before it is refused, default 10 */

@@ -141,6 +141,26 @@ static const char *const migrations[] = {
 	"ALTER TABLE partners ADD COLUMN bidi INTEGER NOT NULL DEFAULT 1;"
 	"ALTER TABLE partners ADD COLUMN dane TEXT NOT NULL DEFAULT 'off';"
 	"ALTER TABLE partners ADD COLUMN pins TEXT NOT NULL DEFAULT '';",
+	/* 7: the message archive (XEP-0313, store_archive.c): each user's
+	 * messages with the stanza-id (XEP-0359) they were given, and their
+	 * archiving preferences; both go with the user. (owner, id) serves
+	 * paging and the cascade, ts_ms the retention expiry. */
+	"CREATE TABLE archive ("
+	" id INTEGER PRIMARY KEY,"
+	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" with_jid TEXT NOT NULL,"
+	" ts_ms INTEGER NOT NULL,"
+	" stanza_id TEXT NOT NULL,"
+	" outgoing INTEGER NOT NULL,"
+	" xml TEXT NOT NULL);"
+	"CREATE UNIQUE INDEX archive_owner_sid ON archive(owner, stanza_id);"
+	"CREATE INDEX archive_owner_id ON archive(owner, id);"
+	"CREATE INDEX archive_ts ON archive(ts_ms);"
+	"CREATE TABLE archive_prefs ("
+	" owner TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
+	" mode TEXT NOT NULL CHECK(mode IN ('always','roster','never')),"
+	" always TEXT NOT NULL,"
+	" never TEXT NOT NULL);",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))

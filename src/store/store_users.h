@@ -68,7 +68,7 @@ int store_db_vcard_get(struct store_db *db, const char *user, char **xml, char *
 
 /* Ops for store_db_commit(), in the same transaction as other changes and
  * their audit rows: insert or replace an account by JID (its rows stay);
- * delete one with its roster, offline messages and vCard (FG_NOTFOUND
+ * delete one with its roster, offline messages, vCard and archive (FG_NOTFOUND
  * when there is no such user). The arguments must outlive the commit. */
 struct store_op store_op_put_user(const struct account *a);
 struct store_op store_op_delete_user(const char *jid);

@@ -16,6 +16,8 @@
 #include "route.h"
 #include "xmpp.h"
 #include "service.h"
+#include "carbons.h"
+#include "mam.h"
 #include "users.h"
 
 #include <stdlib.h>
@@ -200,6 +202,8 @@ static void to_remote(struct xmpp_server *srv, struct xml_node *st, const struct
 	const struct partner *p = policy_lookup(srv->live->partners, to->j.domain);
 	if (p && xml_is(st, NULL, "presence") && policy_strips_status(p->type))
 		strip_status(st);
+	if (p && xml_is(st, NULL, "message"))
+		mam_archive(srv, st);
 	router_to_partner(srv, st, NULL, NULL);
 }
 
@@ -245,6 +249,8 @@ static void deliver_or_keep(struct xmpp_server *srv, struct session *c, struct x
 
 static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
 {
+	bool fresh = mam_archive(srv, st);
+	carbons_received(srv, st, to->bare, to->j.resource, fresh);
 	const char *type = type_of(st);
 	if (to->j.resource) {
 		struct session *c = session_find(srv, to->bare, to->j.resource);
@@ -406,6 +412,8 @@ void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 		drop(st, "no-valid-to", "the to address is missing or not a JID");
 		return;
 	}
+	if (fok && xml_is(st, NULL, "message"))
+		mam_strip_ids(srv, st);
 	if (fok && partner_gate(srv, st, &from, &to))
 		deliver_local(srv, st, &to);
 	else if (!fok)
@@ -441,5 +449,9 @@ void router_from_client(struct xmpp_server *srv, struct session *c, struct xml_n
 	}
 	if (!to_s)
 		xml_set_attr(st, NULL, "to", session_bare(c));
+	if (xml_is(st, NULL, "message")) {
+		mam_strip_ids(srv, st);
+		carbons_sent(srv, c, st);
+	}
 	router_route(srv, st);
 }

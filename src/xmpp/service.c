@@ -1,6 +1,9 @@
 #include "service.h"
 
 #include "session.h"
+#include "carbons.h"
+#include "mam.h"
+#include "mam_query.h"
 #include "conf.h"
 #include "fg.h"
 #include "log.h"
@@ -75,11 +78,20 @@ static struct xml_node *disco_info(struct xmpp_server *srv, bool account)
 	if (!account) {
 		add_feature(q, XML_NS_PING);
 		add_feature(q, "msgoffline");
+		add_feature(q, XML_NS_CARBONS);
 		if (srv->conf->users_software_version)
 			add_feature(q, XML_NS_VERSION);
 	}
 	if (srv->conf->users_vcard)
 		add_feature(q, XML_NS_VCARD);
+	/* The archive is the account's (XEP-0313 §7); the server lists it
+	 * too because profanity 0.13 asks only the server's disco#info
+	 * before it queries. */
+	if (mam_enabled(srv)) {
+		add_feature(q, XML_NS_MAM);
+		add_feature(q, XML_NS_MAM_EXT);
+		add_feature(q, XML_NS_SID);
+	}
 	return q;
 }
 
@@ -251,6 +263,8 @@ void service_account(struct xmpp_server *srv, struct session *own, struct xml_no
 		xml_free(&st);
 		return;
 	}
+	if (own && (carbons_iq(srv, own, st) || mam_iq(srv, own, st)))
+		return;
 	const struct xml_node *vc = xml_child(st, XML_NS_VCARD, "vCard");
 	if (vc && srv->conf->users_vcard && srv->store) {
 		if (is_type(st, "set") && !own) {

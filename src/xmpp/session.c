@@ -32,6 +32,7 @@ struct session {
 	struct stream *s; /* NULL while hibernating (detached, XEP-0198) */
 	char *bare, *resource, *full;
 	bool registered;
+	bool carbons; /* carbons.c: XEP-0280 enabled */
 	struct session_presence pres;
 	struct session *next_of_user;
 	struct sm *sm;	 /* once the client enabled stream management */
@@ -234,6 +235,16 @@ const char *session_resource(const struct session *sess)
 struct session_presence *session_presence(struct session *sess)
 {
 	return &sess->pres;
+}
+
+bool session_carbons(const struct session *sess)
+{
+	return sess->carbons;
+}
+
+void session_set_carbons(struct session *sess, bool on)
+{
+	sess->carbons = on;
 }
 
 /* The stream's part: with stream management a copy waits for the

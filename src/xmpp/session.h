@@ -56,6 +56,9 @@ const char *session_full(const struct session *sess);
 const char *session_bare(const struct session *sess);
 const char *session_resource(const struct session *sess);
 struct session_presence *session_presence(struct session *sess);
+/* XEP-0280: whether the client asked for carbon copies (carbons.c). */
+bool session_carbons(const struct session *sess);
+void session_set_carbons(struct session *sess, bool on);
 /* Hands stanza (in jabber:server; taken on true) to the client's stream
  * (stream_offer): false when the client's output queue is full. */
 bool session_offer(struct session *sess, struct xml_node *st);

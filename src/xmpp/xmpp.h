@@ -14,6 +14,7 @@ struct dns;
 struct fg_conf;
 struct history;
 struct live;
+struct mam_state;
 struct partner;
 struct routes;
 struct s2s_out;
@@ -98,6 +99,8 @@ struct xmpp_server {
 	struct history *history;
 	/* presence.c: the periodic re-probe of remote contacts */
 	struct event *refresh;
+	/* mam.c: archive rows on their way to the store, the expiry timer */
+	struct mam_state *mam;
 };
 
 /* A new inbound stream joins the list. */
