@@ -23,6 +23,7 @@
 #include "refused.h"
 #include "reload.h"
 #include "roster.h"
+#include "blocking.h"
 #include "s2s_in.h"
 #include "sasl.h"
 #include "router.h"
@@ -235,6 +236,7 @@ static void on_user_changed(struct cmd_env *env, const struct account *old,
 		session_close(c, "not-authorized", "the account was removed");
 	}
 	roster_drop_user(&srv->x, old->jid);
+	blocking_drop_user(&srv->x, old->jid);
 }
 
 static json_t *run_status(struct cmd_env *env)
@@ -331,7 +333,8 @@ static int open_store(struct server *srv)
 		.ud = srv,
 	};
 	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK ||
-	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
+	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK ||
+	    blocking_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
 		log_error("serve", "cannot load %s: %s", srv->conf->store_path, err);
 		store_db_close(&db);
 		return FG_ERR;
@@ -715,6 +718,7 @@ out:
 	tls_ctx_free(&srv.x.tls);
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
+	blocking_free_all(&srv.x);
 	refused_free_all(&srv.x);
 	history_free(&srv.x.history);
 	strmap_free(&srv.x.sessions, NULL);

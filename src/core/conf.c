@@ -166,8 +166,12 @@ static const struct conf_key keys[] = {
 	 "chat messages kept per offline user; 0 = offline storage off", F(users_offline_limit)},
 	{"users", "vcard", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "store and serve vCards (XEP-0054)", F(users_vcard)},
-	{"users", "software_version", CT_BOOL, CU_NONE, 0, 0, 0, "no", NULL,
+	{"users", "software_version", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "answer software version queries (XEP-0092)", F(users_software_version)},
+	{"users", "software_version_os", CT_STRING, CU_NONE, CK_EMPTY_OK, 0, 0, "yes", NULL,
+	 "the <os/> of software version answers: yes = the kernel's name (uname), no or empty = "
+	 "none, other text = that text",
+	 F(users_software_version_os)},
 	{"users", "resumption_window", CT_DURATION, CU_SECONDS, 0, 0, 86400, "300s", NULL,
 	 "a client's session cut without a clean close may be resumed (XEP-0198) this long; "
 	 "0 = no resumption",

@@ -69,7 +69,8 @@ struct fg_conf {
 	unsigned users_scram_iterations; /* PBKDF2 rounds for new passwords, default 4096 */
 	unsigned users_offline_limit;	 /* chat messages kept per offline user; 0 = off */
 	int users_vcard;		 /* bool: XEP-0054 vCard storage, default yes */
-	int users_software_version;	 /* bool: answer XEP-0092, default no */
+	int users_software_version;	 /* bool: answer XEP-0092, default yes */
+	char *users_software_version_os; /* "yes" = uname, "no"/"" = none, else the text */
 	/* XEP-0198 and XEP-0199 (xmpp/session.c, xmpp/c2s.c) */
 	unsigned users_resumption_window; /* seconds a cut session waits; 0 = no resumption */
 	unsigned users_resumption_queue;  /* unacknowledged stanzas kept per session */

@@ -161,6 +161,21 @@ static const char *const migrations[] = {
 	" mode TEXT NOT NULL CHECK(mode IN ('always','roster','never')),"
 	" always TEXT NOT NULL,"
 	" never TEXT NOT NULL);",
+	/* 8: reserved for PEP nodes and items (XEP-0163, XEP-0223). */
+	"SELECT 1;",
+	/* 9: XEP-0191 blocklists (store_block.c): what each user blocked, as
+	 * prepared JID text; the primary key starts with owner, so the
+	 * cascade needs no index of its own. */
+	"CREATE TABLE blocklist ("
+	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" jid TEXT NOT NULL,"
+	" PRIMARY KEY (owner, jid));",
+	/* 10: roster versions (RFC 6121 §2.6, store_users.c): a counter per
+	 * user, raised with every change a roster push announces. A user
+	 * without a row is at version 0. */
+	"CREATE TABLE roster_versions ("
+	" user TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
+	" ver INTEGER NOT NULL);",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))

@@ -32,7 +32,8 @@ struct session {
 	struct stream *s; /* NULL while hibernating (detached, XEP-0198) */
 	char *bare, *resource, *full;
 	bool registered;
-	bool carbons; /* carbons.c: XEP-0280 enabled */
+	bool wants_blocklist; /* blocking.c: it asked for the blocklist (pushes) */
+	bool carbons;	      /* carbons.c: XEP-0280 enabled */
 	struct session_presence pres;
 	struct session *next_of_user;
 	struct sm *sm;	 /* once the client enabled stream management */
@@ -545,4 +546,14 @@ void session_drop_hibernating(struct xmpp_server *srv)
 		for (size_t i = 0; i < c.n; i++)
 			session_free(&c.list[i]);
 	} while (c.n == FG_ARRAY_LEN(c.list));
+}
+
+bool session_wants_blocklist(const struct session *sess)
+{
+	return sess->wants_blocklist;
+}
+
+void session_set_wants_blocklist(struct session *sess)
+{
+	sess->wants_blocklist = true;
 }

@@ -56,6 +56,10 @@ const char *session_full(const struct session *sess);
 const char *session_bare(const struct session *sess);
 const char *session_resource(const struct session *sess);
 struct session_presence *session_presence(struct session *sess);
+/* XEP-0191 §3.2: a session that asked for the blocklist gets its pushes
+ * (blocking.c). */
+bool session_wants_blocklist(const struct session *sess);
+void session_set_wants_blocklist(struct session *sess);
 /* XEP-0280: whether the client asked for carbon copies (carbons.c). */
 bool session_carbons(const struct session *sess);
 void session_set_carbons(struct session *sess, bool on);

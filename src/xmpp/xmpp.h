@@ -93,6 +93,8 @@ struct xmpp_server {
 	struct strmap *offline_full;
 	/* roster.c: bare JID -> roster */
 	struct strmap *rosters;
+	/* blocking.c: bare JID -> blocklist (XEP-0191), for users who block */
+	struct strmap *blocklists;
 	/* refused.c: non-partner domains that tried to federate, by domain */
 	struct strmap *refused;
 	/* history.c: each partner's last 24 hours (made by the program) */
