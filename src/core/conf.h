@@ -71,6 +71,11 @@ struct fg_conf {
 	int users_vcard;		 /* bool: XEP-0054 vCard storage, default yes */
 	int users_software_version;	 /* bool: answer XEP-0092, default no */
 
+	/* [pep] -- personal eventing (XEP-0163) */
+	unsigned pep_item_bytes; /* largest item, serialized, default 64 KiB */
+	unsigned pep_max_items;	 /* items per node at most, default 256 */
+	unsigned pep_max_nodes;	 /* nodes per account at most, default 128 */
+
 	/* [c2s] */
 	int c2s_require_tls;		  /* bool: STARTTLS before SASL, default yes */
 	unsigned c2s_auth_failures;	  /* from one address before it is refused, default 10 */

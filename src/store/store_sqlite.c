@@ -141,6 +141,28 @@ static const char *const migrations[] = {
 	"ALTER TABLE partners ADD COLUMN bidi INTEGER NOT NULL DEFAULT 1;"
 	"ALTER TABLE partners ADD COLUMN dane TEXT NOT NULL DEFAULT 'off';"
 	"ALTER TABLE partners ADD COLUMN pins TEXT NOT NULL DEFAULT '';",
+	/* 7: reserved for the message archive (issue 16); the number is
+	 * assigned, so the migrations after it keep theirs. */
+	"SELECT 1;",
+	/* 8: personal eventing (XEP-0163, XEP-0223; store_pep.c): each
+	 * account's nodes with their configuration, and their items as
+	 * serialized payloads. The newest item is the highest rowid. */
+	"CREATE TABLE pep_nodes ("
+	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" node TEXT NOT NULL,"
+	" access_model TEXT NOT NULL,"
+	" max_items INTEGER NOT NULL,"
+	" persist INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (owner, node));"
+	"CREATE TABLE pep_items ("
+	" owner TEXT NOT NULL,"
+	" node TEXT NOT NULL,"
+	" id TEXT NOT NULL,"
+	" xml TEXT NOT NULL,"
+	" at_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (owner, node, id),"
+	" FOREIGN KEY (owner, node) REFERENCES pep_nodes(owner, node) ON DELETE CASCADE);",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))

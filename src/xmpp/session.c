@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include "caps.h"
 #include "counters.h"
 #include "fg.h"
 #include "log.h"
@@ -18,6 +19,7 @@ struct session {
 	bool registered;
 	struct session_presence pres;
 	struct session *next_of_user;
+	struct caps *caps; /* its entity capabilities (pep.c), shared */
 };
 
 struct session *session_new(struct xmpp_server *srv, struct stream *s, const char *bare,
@@ -92,11 +94,23 @@ void session_free(struct session **psess)
 	session_end(sess);
 	xml_free(&sess->pres.last);
 	strmap_free(&sess->pres.directed, NULL);
+	caps_put(&sess->caps);
 	free(sess->bare);
 	free(sess->resource);
 	free(sess->full);
 	free(sess);
 	*psess = NULL;
+}
+
+struct caps *session_caps(const struct session *sess)
+{
+	return sess->caps;
+}
+
+void session_set_caps(struct session *sess, struct caps *c)
+{
+	caps_put(&sess->caps);
+	sess->caps = c;
 }
 
 struct session *session_first(struct xmpp_server *srv, const char *bare)

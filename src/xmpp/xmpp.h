@@ -25,6 +25,8 @@ struct throttle;
 struct xml_node;
 
 struct jid_cache;
+struct caps_cache;
+struct pep;
 
 struct xmpp_server {
 	/* borrowed from the program */
@@ -94,6 +96,11 @@ struct xmpp_server {
 	struct history *history;
 	/* presence.c: the periodic re-probe of remote contacts */
 	struct event *refresh;
+	/* caps.c: entity capabilities by verification string, queries out */
+	struct caps_cache *caps;
+	/* pep.c: who of each account's contacts is online with which caps,
+	 * by account (made when the first contact shows capabilities) */
+	struct pep *pep;
 };
 
 /* A new inbound stream joins the list. */
