@@ -196,24 +196,29 @@ def test_publish_notify_last_item_and_restart(world):
         # Her other resource asks for three nodes' notifications.
         other = await Pep("alice@contoso.test/phone", "alice-secret-1", CA["cert"], FG,
                           interests=interests).up()
-        await asyncio.sleep(0.5)
+        # Its first nick comes live, or as the last item once fedgate
+        # has its capabilities: either way they are known after it.
+        await alice.publish(NICK, "current", nick("Alice"))
+        first = await next_event(other.events, NICK)
+        assert first[1] == "current"
         await alice.publish(AVATAR_DATA, "abc1", el(f'<data xmlns="{AVATAR_DATA}">iVBO</data>'))
         await alice.publish(AVATAR_META, "abc1", avatar_meta("abc1"))
-        await alice.publish(NICK, "current", nick("Alice"))
         await alice.publish(DEVICES, "current", devicelist(4223), access_model="open")
         await alice.publish(BUNDLE, "current", bundle(), access_model="open")
         await alice.publish(BOOKMARKS, "room@conf.contoso.test",
                             el('<conference xmlns="urn:xmpp:bookmarks:1" autojoin="true"/>'),
                             persist_items="true", max_items="max", access_model="whitelist")
-        got = {}
-        for node in (AVATAR_META, NICK, DEVICES):
-            ev = await next_event(other.events, node)
-            got[node] = (ev[1], ev[3])
-        # The data node was not asked for: nothing of it came.
-        await asyncio.sleep(1)
-        rest = []
-        while not other.events.empty():
-            rest.append(other.events.get_nowait()[0])
+        # Then a marker: notifications go out in order, so what came
+        # before it is all that was sent.
+        await alice.publish(NICK, "marker", nick("Alice"))
+        seen = []
+        while not seen or seen[-1][:2] != (NICK, "marker"):
+            ev = await asyncio.wait_for(other.events.get(), 20)
+            seen.append((ev[0], ev[1], ev[3]))
+        # (The first nick may come twice: live, and as the last item when
+        # the capabilities came while it was being stored.)
+        got = {n: (i, f) for n, i, f in seen[:-1] if n != NICK}
+        rest = {n for n, _, _ in seen}
         # A resource that comes later gets the last item of what it asks.
         late = await Pep("alice@contoso.test/late", "alice-secret-1", CA["cert"], FG,
                          interests=[NICK]).up()
@@ -224,10 +229,9 @@ def test_publish_notify_last_item_and_restart(world):
 
     got, rest, last = run(publish_all())
     assert got == {AVATAR_META: ("abc1", "alice@contoso.test"),
-                   NICK: ("current", "alice@contoso.test"),
                    DEVICES: ("current", "alice@contoso.test")}
-    assert AVATAR_DATA not in rest and BUNDLE not in rest and BOOKMARKS not in rest
-    assert last[1] == "current" and last[2].text == "Alice"
+    assert rest == {AVATAR_META, DEVICES, NICK}
+    assert last[1] == "marker" and last[2].text == "Alice"
 
     fg.stop()
     fg.start()
@@ -242,7 +246,7 @@ def test_publish_notify_last_item_and_restart(world):
     out = run(read_back())
     assert [i for i, _ in out[AVATAR_DATA]] == ["abc1"]
     assert out[AVATAR_DATA][0][1].text == "iVBO"
-    assert out[NICK][0][1].text == "Alice"
+    assert [i for i, _ in out[NICK]] == ["marker"] and out[NICK][0][1].text == "Alice"
     assert out[DEVICES][0][1].find("{eu.siacs.conversations.axolotl}device").get("id") == "4223"
     assert len(out[BUNDLE][0][1].findall(".//{eu.siacs.conversations.axolotl}preKeyPublic")) == 3
     assert out[BOOKMARKS][0][0] == "room@conf.contoso.test"
@@ -291,3 +295,125 @@ def test_items_retract_and_preconditions(world):
     assert no_node == ("item-not-found", None)
     assert other == ("forbidden", None)
     assert deleted == ("item-not-found", None)
+
+
+async def next_presence(q, jid, timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            raise asyncio.TimeoutError(f"no presence of {jid}")
+        p = await asyncio.wait_for(q.get(), left)
+        if str(p["from"]).split("/")[0] == jid:
+            return p
+
+
+async def publish_public_and_private(alice):
+    await alice.publish(BUNDLE, "current", bundle(), access_model="open")
+    await alice.publish(AVATAR_META, "abc1", avatar_meta("abc1"))
+
+
+def test_public_unverified_partner_reads_only_once_added(world):
+    bed, prosody, fg = world
+    set_type(fg, "public-unverified")
+
+    async def scenario():
+        alice = await local("alice").up()
+        await publish_public_and_private(alice)
+        bob = await remote(bed, "bob").up()
+        before = (await refused(bob.items("alice@contoso.test", BUNDLE)),
+                  await refused(bob.items("alice@contoso.test", AVATAR_META)))
+        # alice adds bob, without any subscription yet (SPEC §4).
+        await alice.update_roster("bob@fabrikam.test", name="Bob", timeout=15)
+        open_node = await bob.items("alice@contoso.test", BUNDLE)
+        presence_node = await refused(bob.items("alice@contoso.test", AVATAR_META))
+        # Once bob is subscribed to alice's presence (her client approves),
+        # the presence-model avatar is his to read too.
+        bob.send_presence_subscription(pto="alice@contoso.test")
+        await next_presence(bob.presences, "alice@contoso.test")
+        avatar = await bob.items("alice@contoso.test", AVATAR_META)
+        await bob.down()
+        await alice.down()
+        return before, open_node, presence_node, avatar
+
+    before, open_node, presence_node, avatar = run(scenario())
+    assert before == (("forbidden", None), ("forbidden", None))
+    assert [i for i, _ in open_node] == ["current"]
+    assert presence_node == ("not-authorized", "presence-subscription-required")
+    assert [i for i, _ in avatar] == ["abc1"]
+
+
+def test_federated_partner_reads_open_nodes_and_gets_notifications(world):
+    bed, prosody, fg = world
+    set_type(fg, "federated")
+
+    async def scenario():
+        alice = await local("alice").up()
+        await publish_public_and_private(alice)
+        await alice.publish(NICK, "current", nick("Alice"))
+        ben = await remote(bed, "ben", interests=[NICK]).up()
+        # Not a contact: the open bundle yes, the presence-model avatar no.
+        open_node = await ben.items("alice@contoso.test", BUNDLE)
+        denied = await refused(ben.items("alice@contoso.test", AVATAR_META))
+        # Contacts both ways (the federated partner's request is approved
+        # by fedgate, alice's by ben's client): alice's server sees ben's
+        # capabilities and sends him her last nick, then each new one.
+        ben.send_presence_subscription(pto="alice@contoso.test")
+        await next_presence(ben.presences, "alice@contoso.test")
+        alice.send_presence_subscription(pto="ben@fabrikam.test")
+        await next_presence(alice.presences, "ben@fabrikam.test")
+        avatar = await ben.items("alice@contoso.test", AVATAR_META)
+        last = await next_event(ben.events, NICK)
+        await alice.publish(NICK, "current", nick("Alice Liddell"))
+        new = await next_event(ben.events, NICK)
+        # A retraction with notify reaches him too.
+        await alice["xep_0060"].retract(None, NICK, "current", notify=True, timeout=15)
+        retracted = await next_event(ben.events, NICK)
+        await ben.down()
+        await alice.down()
+        return open_node, denied, avatar, last, new, retracted
+
+    open_node, denied, avatar, last, new, retracted = run(scenario())
+    assert [i for i, _ in open_node] == ["current"]
+    assert denied == ("not-authorized", "presence-subscription-required")
+    assert [i for i, _ in avatar] == ["abc1"]
+    assert last[2].text == "Alice" and last[3] == "alice@contoso.test"
+    assert new[2].text == "Alice Liddell"
+    assert retracted[1] == "retract:current"
+
+
+def test_public_unverified_contact_not_added_gets_no_notifications(world):
+    """bea subscribed while fabrikam was federated; alice then removes her
+    from the roster and the partner becomes public-unverified: bea's
+    resource with +notify is sent nothing of alice's open node."""
+    bed, prosody, fg = world
+    set_type(fg, "federated")
+
+    async def scenario():
+        alice = await local("alice").up()
+        bea = await remote(bed, "bea", interests=[DEVICES]).up()
+        await alice.publish(DEVICES, "current", devicelist(1), access_model="open")
+        alice.send_presence_subscription(pto="bea@fabrikam.test")
+        await next_presence(alice.presences, "bea@fabrikam.test")
+        first = await next_event(bea.events, DEVICES)
+        set_type(fg, "public-unverified")
+        await alice.del_roster_item("bea@fabrikam.test")
+        await alice.publish(DEVICES, "current", devicelist(1, 2), access_model="open")
+        # alice's own message goes out (outbound is not gated) on the same
+        # stream after anything sent for that publish: once bea has it,
+        # whatever was sent to her before is in too.
+        alice.send_message(mto="bea@fabrikam.test/desk", mbody="marker", mtype="chat")
+        while True:
+            m = await asyncio.wait_for(bea.inbox.get(), 20)
+            if m["body"] == "marker":
+                break
+        later = []
+        while not bea.events.empty():
+            later.append(bea.events.get_nowait())
+        await bea.down()
+        await alice.down()
+        return first, later
+
+    first, later = run(scenario())
+    assert first[1] == "current"
+    assert later == []
