@@ -20,10 +20,12 @@
 #include "notify.h"
 #include "pep.h"
 #include "presence.h"
+#include "mam.h"
 #include "privs.h"
 #include "refused.h"
 #include "reload.h"
 #include "roster.h"
+#include "blocking.h"
 #include "s2s_in.h"
 #include "sasl.h"
 #include "router.h"
@@ -236,6 +238,7 @@ static void on_user_changed(struct cmd_env *env, const struct account *old,
 		session_close(c, "not-authorized", "the account was removed");
 	}
 	roster_drop_user(&srv->x, old->jid);
+	blocking_drop_user(&srv->x, old->jid);
 }
 
 static json_t *run_status(struct cmd_env *env)
@@ -332,7 +335,8 @@ static int open_store(struct server *srv)
 		.ud = srv,
 	};
 	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK ||
-	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
+	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK ||
+	    blocking_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
 		log_error("serve", "cannot load %s: %s", srv->conf->store_path, err);
 		store_db_close(&db);
 		return FG_ERR;
@@ -456,6 +460,9 @@ static void shut_down(struct server *srv, const char *why)
 	testim_stop(x);
 	control_stop(&srv->control);
 	routes_close_domain(x, NULL, "the server is shutting down");
+	/* Their unacknowledged messages go to offline storage while the
+	 * store still runs. */
+	session_drop_hibernating(x);
 	for (struct stream *s = x->streams; s; s = stream_next(s))
 		stream_error(s, "system-shutdown", "the server is shutting down");
 	if (x->nstreams == 0 && x->nouts == 0) {
@@ -625,7 +632,8 @@ int serve_main(const char *conf_path)
 	 * gateway starts; `fedgate check` reports the file as an error. */
 	if (dns_set_trust_anchor(srv.x.dns, srv.conf->dns_trust_anchor, err, sizeof(err)) != FG_OK)
 		log_warn("serve", "%s; partners with dane = required will be refused", err);
-	if (open_store(&srv) != FG_OK || presence_start(&srv.x) != FG_OK)
+	if (open_store(&srv) != FG_OK || presence_start(&srv.x) != FG_OK ||
+	    mam_start(&srv.x) != FG_OK)
 		goto out;
 	testim_start(&srv.x);
 	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
@@ -690,6 +698,7 @@ out:
 	testim_stop(&srv.x);
 	probe_stop(&srv.x);
 	presence_stop(&srv.x);
+	mam_stop(&srv.x);
 	store_stop(&srv.x.store); /* replies to commands under way */
 	/* After the last reply: evhttp frees what it still holds. */
 	admin_http_stop(&srv.http);
@@ -698,6 +707,8 @@ out:
 	dns_free(&srv.x.dns);
 	/* Streams still open after the grace period are cut. */
 	xmpp_free_streams(&srv.x);
+	session_drop_hibernating(&srv.x);
+	c2s_stop(&srv.x);
 	for (size_t i = 0; i < FG_ARRAY_LEN(sigs); i++)
 		if (sigs[i])
 			event_free(sigs[i]);
@@ -709,11 +720,13 @@ out:
 	tls_ctx_free(&srv.x.tls);
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
+	blocking_free_all(&srv.x);
 	pep_free_all(&srv.x);
 	caps_free_all(&srv.x);
 	refused_free_all(&srv.x);
 	history_free(&srv.x.history);
 	strmap_free(&srv.x.sessions, NULL);
+	strmap_free(&srv.x.sm_ids, NULL);
 	jid_cache_free(&srv.x.jids);
 	throttle_free(&srv.x.auth_throttle);
 	strmap_free(&srv.x.offline_full, NULL);

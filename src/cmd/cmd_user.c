@@ -338,8 +338,8 @@ void cmd_user_remove(struct cmd_env *env, const struct cmd_request *req, cmd_rep
 		return;
 	}
 	json_object_set_new(t->body, "message",
-			    json_string("user removed with its roster, offline messages and "
-					"vCard"));
+			    json_string("user removed with its roster, offline messages, "
+					"vCard and message archive"));
 	cmd_txn_commit(t);
 }
 

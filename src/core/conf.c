@@ -166,8 +166,35 @@ static const struct conf_key keys[] = {
 	 "chat messages kept per offline user; 0 = offline storage off", F(users_offline_limit)},
 	{"users", "vcard", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "store and serve vCards (XEP-0054)", F(users_vcard)},
-	{"users", "software_version", CT_BOOL, CU_NONE, 0, 0, 0, "no", NULL,
+	{"users", "software_version", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "answer software version queries (XEP-0092)", F(users_software_version)},
+	{"users", "software_version_os", CT_STRING, CU_NONE, CK_EMPTY_OK, 0, 0, "yes", NULL,
+	 "the <os/> of software version answers: yes = the kernel's name (uname), no or empty = "
+	 "none, other text = that text",
+	 F(users_software_version_os)},
+	{"users", "resumption_window", CT_DURATION, CU_SECONDS, 0, 0, 86400, "300s", NULL,
+	 "a client's session cut without a clean close may be resumed (XEP-0198) this long; "
+	 "0 = no resumption",
+	 F(users_resumption_window)},
+	{"users", "resumption_queue", CT_INT, CU_NONE, 0, 10, 100000, "500", NULL,
+	 "stanzas a session keeps until its client acknowledges them (XEP-0198); past it they "
+	 "go offline or bounce",
+	 F(users_resumption_queue)},
+	{"users", "ping_interval", CT_DURATION, CU_SECONDS, 0, 0, 86400, "300s", NULL,
+	 "a client silent this long is pinged (XEP-0199); 0 = never", F(users_ping_interval)},
+	{"users", "ping_timeout", CT_DURATION, CU_SECONDS, 0, 1, 3600, "60s", NULL,
+	 "a pinged client that sends nothing this long is taken as gone", F(users_ping_timeout)},
+	{"archive", "enabled", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
+	 "keep each user's messages for their clients to page through (XEP-0313)",
+	 F(archive_enabled)},
+	{"archive", "retention", CT_INT, CU_NONE, 0, 0, 36500, "365", NULL,
+	 "days an archived message is kept; 0 = forever", F(archive_retention)},
+	{"archive", "max_per_user", CT_INT, CU_NONE, 0, 0, 100000000, "100000", NULL,
+	 "messages kept per user, the oldest going first; 0 = no limit", F(archive_max_per_user)},
+	{"archive", "default", CT_STRING, CU_NONE, 0, 0, 0, "always", NULL,
+	 "what is archived for a user who set no preference: always, roster (only contacts) or "
+	 "never",
+	 F(archive_default)},
 	{"pep", "item_bytes", CT_INT, CU_NONE, 0, 1024, 1048576, "65536", NULL,
 	 "largest personal eventing item (an avatar's data, an OMEMO bundle), serialized",
 	 F(pep_item_bytes)},
@@ -1321,6 +1348,14 @@ static void check_admin(struct parser *p, const struct fg_conf *c)
 			     c->listen_admin.v[i]);
 }
 
+static void check_archive(struct parser *p, const struct fg_conf *c)
+{
+	const struct conf_key *k = key_find("archive", "default");
+	const char *v = c->archive_default;
+	if (v && strcmp(v, "always") != 0 && strcmp(v, "roster") != 0 && strcmp(v, "never") != 0)
+		kerr(p, k, p->set[k - keys].line, "'%s' is not always, roster or never", v);
+}
+
 /* Parses every key, given or default, in table order ([server] domains
  * first, since other defaults name the first domain). */
 static void finalize(struct parser *p, struct fg_conf *c, bool strict)
@@ -1351,6 +1386,8 @@ static void finalize(struct parser *p, struct fg_conf *c, bool strict)
 	}
 	if (!p->nomem)
 		check_admin(p, c);
+	if (!p->nomem)
+		check_archive(p, c);
 	if (strict && !p->nomem)
 		check_files(p, c);
 }

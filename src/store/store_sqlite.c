@@ -141,9 +141,26 @@ static const char *const migrations[] = {
 	"ALTER TABLE partners ADD COLUMN bidi INTEGER NOT NULL DEFAULT 1;"
 	"ALTER TABLE partners ADD COLUMN dane TEXT NOT NULL DEFAULT 'off';"
 	"ALTER TABLE partners ADD COLUMN pins TEXT NOT NULL DEFAULT '';",
-	/* 7: reserved for the message archive (issue 16); the number is
-	 * assigned, so the migrations after it keep theirs. */
-	"SELECT 1;",
+	/* 7: the message archive (XEP-0313, store_archive.c): each user's
+	 * messages with the stanza-id (XEP-0359) they were given, and their
+	 * archiving preferences; both go with the user. (owner, id) serves
+	 * paging and the cascade, ts_ms the retention expiry. */
+	"CREATE TABLE archive ("
+	" id INTEGER PRIMARY KEY,"
+	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" with_jid TEXT NOT NULL,"
+	" ts_ms INTEGER NOT NULL,"
+	" stanza_id TEXT NOT NULL,"
+	" outgoing INTEGER NOT NULL,"
+	" xml TEXT NOT NULL);"
+	"CREATE UNIQUE INDEX archive_owner_sid ON archive(owner, stanza_id);"
+	"CREATE INDEX archive_owner_id ON archive(owner, id);"
+	"CREATE INDEX archive_ts ON archive(ts_ms);"
+	"CREATE TABLE archive_prefs ("
+	" owner TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
+	" mode TEXT NOT NULL CHECK(mode IN ('always','roster','never')),"
+	" always TEXT NOT NULL,"
+	" never TEXT NOT NULL);",
 	/* 8: personal eventing (XEP-0163, XEP-0223; store_pep.c): each
 	 * account's nodes with their configuration, and their items as
 	 * serialized payloads. The newest item is the highest rowid. */
@@ -163,6 +180,19 @@ static const char *const migrations[] = {
 	" at_ms INTEGER NOT NULL,"
 	" PRIMARY KEY (owner, node, id),"
 	" FOREIGN KEY (owner, node) REFERENCES pep_nodes(owner, node) ON DELETE CASCADE);",
+	/* 9: XEP-0191 blocklists (store_block.c): what each user blocked, as
+	 * prepared JID text; the primary key starts with owner, so the
+	 * cascade needs no index of its own. */
+	"CREATE TABLE blocklist ("
+	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" jid TEXT NOT NULL,"
+	" PRIMARY KEY (owner, jid));",
+	/* 10: roster versions (RFC 6121 §2.6, store_users.c): a counter per
+	 * user, raised with every change a roster push announces. A user
+	 * without a row is at version 0. */
+	"CREATE TABLE roster_versions ("
+	" user TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
+	" ver INTEGER NOT NULL);",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))

@@ -43,6 +43,14 @@ int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *e
 int store_db_roster_delete(struct store_db *db, const char *user, const char *contact, char *err,
 			   size_t errlen);
 
+/* Roster versions (RFC 6121 §2.6, migration 10): a counter per user that
+ * every pushed change raises; a user without a row is at 0. */
+typedef int (*store_roster_ver_cb)(void *ud, const char *user, unsigned long long ver);
+int store_db_roster_ver_load(struct store_db *db, store_roster_ver_cb cb, void *ud, char *err,
+			     size_t errlen);
+int store_db_roster_ver_put(struct store_db *db, const char *user, unsigned long long ver,
+			    char *err, size_t errlen);
+
 /* Appends a stanza (serialized XML) for user, stamped at_ms. FG_LIMIT
  * (nothing stored) when the user already has `limit` messages waiting;
  * FG_NOTFOUND when there is no such user. */
@@ -68,7 +76,7 @@ int store_db_vcard_get(struct store_db *db, const char *user, char **xml, char *
 
 /* Ops for store_db_commit(), in the same transaction as other changes and
  * their audit rows: insert or replace an account by JID (its rows stay);
- * delete one with its roster, offline messages and vCard (FG_NOTFOUND
+ * delete one with its roster, offline messages, vCard and archive (FG_NOTFOUND
  * when there is no such user). The arguments must outlive the commit. */
 struct store_op store_op_put_user(const struct account *a);
 struct store_op store_op_delete_user(const char *jid);

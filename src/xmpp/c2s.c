@@ -9,6 +9,7 @@
 #include "router.h"
 #include "session.h"
 #include "sasl.h"
+#include "sm.h"
 #include "xmpp.h"
 #include "stream.h"
 #include "throttle.h"
@@ -33,6 +34,11 @@
 /* Addresses and (address, account) pairs the login throttle keeps: any
  * peer can make entries, so the table has a cap (core/throttle.h). */
 #define THROTTLE_ENTRIES_MAX 20000
+
+#define XML_NS_CSI  "urn:xmpp:csi:0"
+#define XML_NS_PING "urn:xmpp:ping"
+/* The id of our pings (XEP-0199): their answers stop here. */
+#define PING_ID "fg-ping"
 
 /* The client's progress on its stream (the stream core keeps its own
  * states for header, TLS and the restart):
@@ -60,6 +66,9 @@ struct c2s {
 	bool admitted;				  /* the held <auth/> at held[0] has had its turn */
 	struct xml_node *held[HELD_ELEMENTS_MAX]; /* came while holding, in order */
 	unsigned nheld;
+	bool gone;	  /* the connection was lost, not closed: a resumable
+			     session hibernates (XEP-0198) */
+	time_t ping_sent; /* our unanswered ping (XEP-0199), or 0 */
 };
 
 /* Made on the first login attempt with the configuration's limits; NULL
@@ -109,12 +118,27 @@ static void drop_held(struct c2s *c)
 		xml_free(&c->held[--c->nheld]);
 }
 
+/* The stream closes. With stream management the session's copies of
+ * what the client did not acknowledge are all that counts (what still
+ * waits in the stream is among them); a lost connection leaves a
+ * resumable session hibernating, anything else ends it and its copies are
+ * routed anew (session.c). */
 static void c2s_end(struct c2s *c)
 {
 	if (!c || c->state == C2S_ENDED)
 		return;
 	c2s_enter(c, C2S_ENDED);
 	drop_held(c);
+	struct sm *sm = c->sess ? session_sm(c->sess) : NULL;
+	if (sm)
+		stream_discard_queue(c->s);
+	if (sm && sm->resumable && c->gone && !c->srv->stopping &&
+	    c->srv->conf->users_resumption_window > 0) {
+		struct session *sess = c->sess;
+		c->sess = NULL; /* it owns itself now */
+		session_detach(sess);
+		return;
+	}
 	session_end(c->sess);
 }
 
@@ -145,6 +169,12 @@ static int c2s_features(struct c2s *c, struct xml_node *f, bool secure, bool aut
 		/* RFC 3921 sessions: old clients ask; say it is not needed. */
 		struct xml_node *sess = xml_add_child(f, XML_NS_SESSION, "session");
 		if (!sess || !xml_add_child(sess, XML_NS_SESSION, "optional"))
+			return FG_NOMEM;
+		/* RFC 6121 §2.6: roster versioning (roster.c). */
+		if (!xml_add_child(f, "urn:xmpp:features:rosterver", "ver"))
+			return FG_NOMEM;
+		/* XEP-0198 and XEP-0352 are stream features, not disco ones. */
+		if (!xml_add_child(f, XML_NS_SM, "sm") || !xml_add_child(f, XML_NS_CSI, "csi"))
 			return FG_NOMEM;
 		return FG_OK;
 	}
@@ -513,6 +543,19 @@ static void c2s_negotiate(struct c2s *c, const struct xml_node *el)
 
 /* ---- binding and stanzas ---- */
 
+/* A stanza of ours (taken, in jabber:client) to the client: once stream
+ * management is on it is counted and kept like any other (session.c). */
+static void send_stanza(struct c2s *c, struct xml_node *st)
+{
+	if (c->sess && session_sm(c->sess)) {
+		xml_set_ns_deep(st, XML_NS_CLIENT, XML_NS_SERVER);
+		session_deliver(c->sess, st);
+		return;
+	}
+	stream_send(c->s, st);
+	xml_free(&st);
+}
+
 static void iq_reply(struct c2s *c, const struct xml_node *iq, struct xml_node *payload)
 {
 	struct xml_node *r = xml_new(XML_NS_CLIENT, "iq");
@@ -528,8 +571,7 @@ static void iq_reply(struct c2s *c, const struct xml_node *iq, struct xml_node *
 	if (payload)
 		xml_append_copy(r, payload);
 	xml_free(&payload);
-	stream_send(c->s, r);
-	xml_free(&r);
+	send_stanza(c, r);
 }
 
 static void iq_error(struct c2s *c, struct xml_node *iq, const char *type, const char *cond,
@@ -552,8 +594,252 @@ static void iq_error(struct c2s *c, struct xml_node *iq, const char *type, const
 			xml_add_text(t, text, strlen(text));
 		}
 	}
-	stream_send(c->s, e);
-	xml_free(&e);
+	send_stanza(c, e);
+}
+
+/* ---- pings to idle clients (XEP-0199) ---- */
+
+/* Seconds of silence before a ping: less than the idle timeout, which
+ * would otherwise close the stream first. 0: off. */
+static unsigned ping_interval(const struct xmpp_server *srv)
+{
+	unsigned iv = srv->conf->users_ping_interval;
+	unsigned idle = srv->live->gw.stream_inactivity_timeout;
+	if (iv && idle && iv >= idle)
+		iv = idle / 2 ? idle / 2 : 1;
+	return iv;
+}
+
+static void ping_send(struct c2s *c)
+{
+	struct xml_node *iq = xml_new(XML_NS_CLIENT, "iq");
+	if (!iq || !xml_add_child(iq, XML_NS_PING, "ping")) {
+		xml_free(&iq);
+		return;
+	}
+	xml_set_attr(iq, NULL, "type", "get");
+	xml_set_attr(iq, NULL, "id", PING_ID);
+	xml_set_attr(iq, NULL, "from", stream_local(c->s));
+	xml_set_attr(iq, NULL, "to", session_full(c->sess));
+	c->ping_sent = time(NULL);
+	send_stanza(c, iq);
+	/* An idle moment is a good one to trim the acknowledgement queue. */
+	struct sm *sm = session_sm(c->sess);
+	if (sm && sm->n)
+		session_sm_request(c->sess);
+}
+
+/* One sweep over the client streams instead of a timer each: an idle
+ * session pays a few bytes for being pinged, not a timer. */
+static void ping_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmpp_server *srv = arg;
+	unsigned iv = ping_interval(srv), timeout = srv->conf->users_ping_timeout;
+	time_t now = time(NULL);
+	(void)fd;
+	(void)what;
+	if (!iv)
+		return;
+	for (struct stream *s = srv->streams, *nx; s; s = nx) {
+		nx = stream_next(s);
+		if (stream_is_s2s(s) || stream_state(s) != STREAM_READY)
+			continue;
+		struct c2s *c = stream_role_state(s);
+		if (c->state != C2S_BOUND)
+			continue;
+		time_t heard = stream_heard_at(s);
+		if (c->ping_sent && heard >= c->ping_sent) {
+			c->ping_sent = 0; /* it spoke: alive */
+		} else if (c->ping_sent && now - c->ping_sent >= (time_t)timeout) {
+			log_info(stream_ctx(s), "%s did not answer a ping in %u seconds",
+				 session_full(c->sess), timeout);
+			c->gone = true; /* as if the connection broke */
+			stream_error(s, "connection-timeout", "no answer to a ping");
+			continue;
+		}
+		if (!c->ping_sent && now - heard >= (time_t)iv)
+			ping_send(c);
+	}
+}
+
+/* The sweep starts with the first bound session. */
+static void ping_start(struct xmpp_server *srv)
+{
+	unsigned iv = ping_interval(srv), timeout = srv->conf->users_ping_timeout;
+	if (!iv || srv->c2s_ping)
+		return;
+	unsigned period = (iv < timeout ? iv : timeout) / 2;
+	if (period < 1)
+		period = 1;
+	if (period > 30)
+		period = 30;
+	srv->c2s_ping = event_new(srv->base, -1, EV_PERSIST, ping_sweep, srv);
+	struct timeval tv = {(time_t)period, 0};
+	if (!srv->c2s_ping || event_add(srv->c2s_ping, &tv) != 0)
+		log_warn("c2s", "cannot start pinging idle clients (out of memory)");
+}
+
+void c2s_stop(struct xmpp_server *srv)
+{
+	if (srv->c2s_ping)
+		event_free(srv->c2s_ping);
+	srv->c2s_ping = NULL;
+}
+
+/* ---- stream management (XEP-0198) and client state (XEP-0352) ---- */
+
+static void sm_send(struct c2s *c, struct xml_node *n)
+{
+	if (n)
+		stream_send(c->s, n);
+	xml_free(&n);
+}
+
+/* <failed/> with a stanza error condition (XEP-0198 §3, §5). */
+static void sm_failed(struct c2s *c, const char *condition, const char *text)
+{
+	struct xml_node *f = sm_element("failed");
+	if (f && !xml_add_child(f, XML_NS_STANZAS_ERR, condition))
+		xml_free(&f);
+	if (f && text) {
+		struct xml_node *t = xml_add_child(f, XML_NS_STANZAS_ERR, "text");
+		if (t) {
+			xml_set_attr(t, XML_NS_XML, "lang", "en");
+			xml_add_text(t, text, strlen(text));
+		}
+	}
+	log_info(stream_ctx(c->s), "stream management refused (%s): %s", condition,
+		 text ? text : "");
+	sm_send(c, f);
+}
+
+static void sm_enable(struct c2s *c, const struct xml_node *el)
+{
+	const struct fg_conf *cf = c->srv->conf;
+	if (c->state != C2S_BOUND) {
+		sm_failed(c, "unexpected-request", "bind a resource before enabling");
+		return;
+	}
+	if (session_sm(c->sess)) {
+		sm_failed(c, "unexpected-request", "stream management is already enabled");
+		return;
+	}
+	bool resume = sm_parse_bool(xml_attr(el, "resume")) && cf->users_resumption_window > 0;
+	if (session_sm_enable(c->sess, cf->users_resumption_queue, resume) != FG_OK) {
+		sm_failed(c, "resource-constraint", "out of memory");
+		return;
+	}
+	const struct sm *sm = session_sm(c->sess);
+	struct xml_node *e = sm_element("enabled");
+	if (e && sm->resumable) {
+		char max[16];
+		snprintf(max, sizeof(max), "%u", cf->users_resumption_window);
+		xml_set_attr(e, NULL, "id", sm->id);
+		xml_set_attr(e, NULL, "resume", "true");
+		xml_set_attr(e, NULL, "max", max);
+	}
+	log_info(stream_ctx(c->s), "stream management enabled for %s%s", session_full(c->sess),
+		 sm->resumable ? ", resumable" : "");
+	sm_send(c, e);
+}
+
+static void sm_ack_in(struct c2s *c, const struct xml_node *el)
+{
+	struct sm *sm = session_sm(c->sess);
+	uint32_t h = 0;
+	if (!sm_parse_h(xml_attr(el, "h"), &h)) {
+		stream_error(c->s, "invalid-xml", "<a/> needs h, a count from 0 to 4294967295");
+		return;
+	}
+	if (sm_ack(sm, h) == SM_ACK_TOO_HIGH) {
+		/* XEP-0198 §4 (handled-count-too-high) */
+		char text[160];
+		snprintf(text, sizeof(text), "h='%u' acknowledges stanzas never sent (sent: %u)",
+			 (unsigned)h, (unsigned)sm->out_h);
+		stream_error(c->s, "undefined-condition", text);
+	}
+}
+
+/* XEP-0198 §5: a new stream of the same account takes over a session
+ * (hibernating, or still on a connection not yet found dead). */
+static void sm_resume(struct c2s *c, const struct xml_node *el)
+{
+	uint32_t h = 0;
+	if (c->state != C2S_BIND) {
+		sm_failed(c, "unexpected-request",
+			  "resume comes after authentication, instead of bind");
+		return;
+	}
+	if (!sm_parse_h(xml_attr(el, "h"), &h)) {
+		sm_failed(c, "bad-request", "<resume/> needs h, a count from 0 to 4294967295");
+		return;
+	}
+	struct session *sess = session_by_sm_id(c->srv, xml_attr(el, "previd"));
+	/* A token of another account is as unknown as a made-up one. */
+	if (!sess || strcmp(session_bare(sess), c->bare) != 0) {
+		sm_failed(c, "item-not-found", "no session to resume with that id");
+		return;
+	}
+	struct sm *sm = session_sm(sess);
+	if (sm_ack(sm, h) == SM_ACK_TOO_HIGH) {
+		sm_failed(c, "undefined-condition", "h acknowledges stanzas never sent");
+		return;
+	}
+	struct stream *old = session_stream(sess);
+	if (old) {
+		struct c2s *oc = stream_role_state(old);
+		assert(oc->sess == sess);
+		oc->sess = NULL; /* the old stream closes without ending it */
+		stream_discard_queue(old);
+		stream_error(old, "conflict", "the session was resumed on another connection");
+	}
+	session_attach(sess, c->s);
+	c->sess = sess;
+	c2s_enter(c, C2S_BOUND);
+	ping_start(c->srv);
+	struct xml_node *r = sm_element_h("resumed", sm->in_h);
+	if (r)
+		xml_set_attr(r, NULL, "previd", sm->id);
+	sm_send(c, r);
+	log_info(stream_ctx(c->s),
+		 "session %s resumed (the client had %u stanzas, %u to send again)",
+		 session_full(sess), (unsigned)h, sm->n);
+	/* A new connection starts active (XEP-0352 §4). */
+	session_csi(sess, true);
+	session_sm_resend(sess);
+}
+
+/* Stream-level elements of SM and CSI: true when el was one. */
+static bool c2s_nonza(struct c2s *c, const struct xml_node *el)
+{
+	if (xml_is(el, XML_NS_CSI, NULL)) {
+		bool active = strcmp(el->name, "active") == 0;
+		if (!active && strcmp(el->name, "inactive") != 0)
+			return false;
+		/* Before binding there is nothing to hold: it is ignored. */
+		if (c->state == C2S_BOUND && session_csi(c->sess, active) != FG_OK)
+			stream_error(c->s, "resource-constraint", "out of memory");
+		return true;
+	}
+	if (!xml_is(el, XML_NS_SM, NULL))
+		return false;
+	const char *n = el->name;
+	if (strcmp(n, "enable") == 0) {
+		sm_enable(c, el);
+	} else if (strcmp(n, "resume") == 0) {
+		sm_resume(c, el);
+	} else if (strcmp(n, "r") == 0 || strcmp(n, "a") == 0) {
+		struct sm *sm = c->state == C2S_BOUND ? session_sm(c->sess) : NULL;
+		if (!sm)
+			sm_failed(c, "unexpected-request", "stream management is not enabled");
+		else if (n[0] == 'r')
+			sm_send(c, sm_element_h("a", sm->in_h));
+		else
+			sm_ack_in(c, el);
+	} else {
+		return false;
+	}
+	return true;
 }
 
 /* RFC 6120 §7: the client asks for a resource (or gets one made up); a
@@ -598,6 +884,7 @@ static void bind_resource(struct c2s *c, struct xml_node *iq)
 		return;
 	}
 	c2s_enter(c, C2S_BOUND);
+	ping_start(c->srv);
 	const char *me = session_full(c->sess);
 	struct xml_node *rb = xml_new(XML_NS_BIND, "bind");
 	struct xml_node *jn = rb ? xml_add_child(rb, XML_NS_BIND, "jid") : NULL;
@@ -629,6 +916,10 @@ static bool stamp_from(struct c2s *c, struct xml_node *st)
 
 static void c2s_stanza(struct c2s *c, struct xml_node *st)
 {
+	if (c2s_nonza(c, st)) {
+		xml_free(&st);
+		return;
+	}
 	bool is_iq = xml_is(st, XML_NS_CLIENT, "iq");
 	if (!is_iq && !xml_is(st, XML_NS_CLIENT, "message") &&
 	    !xml_is(st, XML_NS_CLIENT, "presence")) {
@@ -638,6 +929,9 @@ static void c2s_stanza(struct c2s *c, struct xml_node *st)
 		return;
 	}
 	stream_count_stanza(c->s, true);
+	struct sm *sm = c->sess ? session_sm(c->sess) : NULL;
+	if (sm)
+		sm->in_h++; /* mod 2^32 */
 	const char *type = xml_attr(st, "type");
 	if (is_iq && type && strcmp(type, "set") == 0 && xml_child(st, XML_NS_BIND, "bind")) {
 		if (c->state != C2S_BIND)
@@ -654,6 +948,14 @@ static void c2s_stanza(struct c2s *c, struct xml_node *st)
 	}
 	if (is_iq && type && strcmp(type, "set") == 0 && xml_child(st, XML_NS_SESSION, "session")) {
 		iq_reply(c, st, NULL);
+		xml_free(&st);
+		return;
+	}
+	/* The answer to our ping is ours: it only showed the client alive. */
+	const char *id = xml_attr(st, "id"), *to = xml_attr(st, "to");
+	if (is_iq && type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) && id &&
+	    strcmp(id, PING_ID) == 0 && (!to || strcmp(to, stream_local(c->s)) == 0)) {
+		c->ping_sent = 0;
 		xml_free(&st);
 		return;
 	}
@@ -725,6 +1027,18 @@ static void role_closing(struct stream *s, void *rs)
 	c2s_end(rs);
 }
 
+/* The connection went without a close from either side. */
+static void role_closed(struct stream *s, void *rs, const char *reason)
+{
+	struct c2s *c = rs;
+	(void)s;
+	(void)reason;
+	if (c->state != C2S_ENDED) {
+		c->gone = true;
+		c2s_end(c);
+	}
+}
+
 static unsigned role_idle_timeout(const struct stream *s, const void *rs)
 {
 	const struct c2s *c = rs;
@@ -750,6 +1064,7 @@ const struct stream_role c2s_role = {
 	.tls_required = role_tls_required,
 	.stanza = role_stanza,
 	.closing = role_closing,
+	.closed = role_closed,
 	.idle_timeout = role_idle_timeout,
 	.stanza_limit = role_stanza_limit,
 };

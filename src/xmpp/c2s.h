@@ -15,4 +15,8 @@
  * presence through the session-end observer). */
 extern const struct stream_role c2s_role;
 
+/* Stops pinging idle clients (XEP-0199; the sweep starts with the first
+ * bound session): at exit. */
+void c2s_stop(struct xmpp_server *srv);
+
 #endif

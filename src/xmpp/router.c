@@ -1,4 +1,5 @@
 #include "router.h"
+#include "blocking.h"
 #include "refused.h"
 
 #include "session.h"
@@ -17,6 +18,8 @@
 #include "route.h"
 #include "xmpp.h"
 #include "service.h"
+#include "carbons.h"
+#include "mam.h"
 #include "users.h"
 
 #include <stdlib.h>
@@ -85,8 +88,23 @@ static void drop(struct xml_node *st, const char *reason, const char *why)
 	xml_free(&st);
 }
 
+/* router_bounce with an application-specific condition element (ns, name)
+ * beside the defined one (RFC 6120 §8.3.3) when ns is not NULL, handed
+ * straight to the sender's session `direct` when not NULL (an error from
+ * an address the sender blocked would not pass the block on its way). */
+static void bounce_app(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
+		       const char *condition, const char *text, const char *ns, const char *name,
+		       struct session *direct);
+
 void router_bounce(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
 		   const char *condition, const char *text)
+{
+	bounce_app(srv, stanza, type, condition, text, NULL, NULL, NULL);
+}
+
+static void bounce_app(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
+		       const char *condition, const char *text, const char *ns, const char *name,
+		       struct session *direct)
 {
 	if (is_type(stanza, "error") || (xml_is(stanza, NULL, "iq") && is_type(stanza, "result"))) {
 		/* RFC 6120 §8.3.1: never an error about an error (loops) */
@@ -123,9 +141,14 @@ void router_bounce(struct xmpp_server *srv, struct xml_node *stanza, const char 
 			xml_set_attr(tx, XML_NS_XML, "lang", "en");
 			xml_add_text(tx, text, strlen(text));
 		}
+		if (ns)
+			xml_add_child(err, ns, name);
 	}
 	counters_stanza(STANZA_BOUNCED, NULL);
-	router_route(srv, e);
+	if (direct)
+		session_deliver(direct, e);
+	else
+		router_route(srv, e);
 }
 
 void router_to_partner(struct xmpp_server *srv, struct xml_node *st, router_done done, void *ud)
@@ -201,6 +224,8 @@ static void to_remote(struct xmpp_server *srv, struct xml_node *st, const struct
 	const struct partner *p = policy_lookup(srv->live->partners, to->j.domain);
 	if (p && xml_is(st, NULL, "presence") && policy_strips_status(p->type))
 		strip_status(st);
+	if (p && xml_is(st, NULL, "message"))
+		mam_archive(srv, st);
 	router_to_partner(srv, st, NULL, NULL);
 }
 
@@ -246,6 +271,8 @@ static void deliver_or_keep(struct xmpp_server *srv, struct session *c, struct x
 
 static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
 {
+	bool fresh = mam_archive(srv, st);
+	carbons_received(srv, st, to->bare, to->j.resource, fresh);
 	const char *type = type_of(st);
 	if (to->j.resource) {
 		struct session *c = session_find(srv, to->bare, to->j.resource);
@@ -298,6 +325,28 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 	deliver_or_keep(srv, targets[n - 1], st, to->bare);
 }
 
+/* XEP-0191 §3.5: nothing from an entity the user blocked reaches the
+ * user, offline storage or anything else on the way; messages and iq
+ * requests are answered as if the user were not there, presence goes
+ * without a word. True when st was taken. */
+static bool blocked_in(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
+{
+	struct addr from;
+	if (!blocking_any(srv, to->bare) || !addr_parse(srv, xml_attr(st, "from"), &from))
+		return false;
+	bool hit = strcmp(from.bare, to->bare) != 0 && blocking_blocks(srv, to->bare, &from.j);
+	addr_clear(srv, &from);
+	if (!hit)
+		return false;
+	bool request = xml_is(st, NULL, "iq") && (is_type(st, "get") || is_type(st, "set"));
+	if (request || (xml_is(st, NULL, "message") && !is_type(st, "error")))
+		router_bounce(srv, st, "cancel", "service-unavailable",
+			      "the recipient is not available");
+	else
+		drop(st, "blocked", "the recipient blocked the sender");
+	return true;
+}
+
 /* A stanza for a local address, whoever sent it. */
 static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
 {
@@ -312,6 +361,8 @@ static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const st
 		no_account(srv, st, to);
 		return;
 	}
+	if (blocked_in(srv, st, to))
+		return;
 	if (xml_is(st, NULL, "presence")) {
 		presence_to_account(srv, st);
 	} else if (xml_is(st, NULL, "message")) {
@@ -410,6 +461,8 @@ void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 		drop(st, "no-valid-to", "the to address is missing or not a JID");
 		return;
 	}
+	if (fok && xml_is(st, NULL, "message"))
+		mam_strip_ids(srv, st);
 	if (fok && partner_gate(srv, st, &from, &to))
 		deliver_local(srv, st, &to);
 	else if (!fok)
@@ -419,31 +472,63 @@ void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 	addr_clear(srv, &to);
 }
 
+/* XEP-0191 §3.5: what the user sends to an entity they blocked is
+ * refused. True when st was taken. */
+static bool blocked_out(struct xmpp_server *srv, struct session *c, struct xml_node *st,
+			const struct addr *to)
+{
+	if (!blocking_any(srv, session_bare(c)) || strcmp(to->bare, session_bare(c)) == 0 ||
+	    !blocking_blocks(srv, session_bare(c), &to->j))
+		return false;
+	if (is_type(st, "error")) {
+		drop(st, "blocked", "an error for an entity the sender blocked");
+		return true;
+	}
+	log_info("router", "%s from %s to %s refused: the sender blocked it", st->name,
+		 session_bare(c), to->bare);
+	bounce_app(srv, st, "cancel", "not-acceptable",
+		   "you blocked this address; unblock it to communicate", XML_NS_BLOCKING_ERRORS,
+		   "blocked", c);
+	return true;
+}
+
 void router_from_client(struct xmpp_server *srv, struct session *c, struct xml_node *st)
 {
 	const char *to_s = xml_attr(st, "to");
+	struct addr to;
+	if (to_s && !addr_parse(srv, to_s, &to)) {
+		if (xml_is(st, NULL, "presence"))
+			presence_from_client(srv, c, st); /* it answers bad addresses itself */
+		else
+			router_bounce(srv, st, "modify", "jid-malformed",
+				      "the to address is not a valid JID");
+		return;
+	}
+	bool refused = to_s && blocked_out(srv, c, st, &to);
+	bool own = !to_s || (!to.j.resource && strcmp(to.bare, session_bare(c)) == 0);
+	if (to_s)
+		addr_clear(srv, &to);
+	if (refused)
+		return;
 	if (xml_is(st, NULL, "presence")) {
 		presence_from_client(srv, c, st);
 		return;
 	}
-	struct addr to;
-	if (to_s && !addr_parse(srv, to_s, &to)) {
-		router_bounce(srv, st, "modify", "jid-malformed",
-			      "the to address is not a valid JID");
-		return;
-	}
-	bool own = !to_s || (!to.j.resource && strcmp(to.bare, session_bare(c)) == 0);
-	if (to_s)
-		addr_clear(srv, &to);
 	if (own && xml_is(st, NULL, "iq")) {
 		/* RFC 6120 §10.5.3.2: the server answers for the account. */
 		if (xml_child(st, XML_NS_ROSTER, "query"))
 			roster_iq(srv, c, st);
+		else if (blocking_is_request(st))
+			blocking_iq(srv, c, st);
 		else
 			service_account(srv, c, st);
 		return;
 	}
 	if (!to_s)
 		xml_set_attr(st, NULL, "to", session_bare(c));
+	if (xml_is(st, NULL, "message")) {
+		mam_strip_ids(srv, st);
+		carbons_sent(srv, c, st);
+	}
 	router_route(srv, st);
 }

@@ -1,24 +1,44 @@
 #include "session.h"
 
 #include "caps.h"
+#include "conf.h"
 #include "counters.h"
 #include "fg.h"
 #include "log.h"
+#include "sm.h"
 #include "stream.h"
 #include "strmap.h"
 #include "xmpp.h"
 
 #include <assert.h>
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define XML_NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+/* XEP-0198 §4: an <r/> after this many stanzas without one. */
+#define SESSION_SM_ASK_EVERY 8
+
+/* XEP-0352: what an inactive client is spared until it is active again
+ * or something it must see now comes; made on its first <inactive/>. */
+#define CSI_HELD_MAX 32
+struct csi {
+	bool inactive;
+	unsigned n;
+	struct xml_node *held[CSI_HELD_MAX]; /* oldest first, in jabber:server */
+};
+
 struct session {
 	struct xmpp_server *srv;
-	struct stream *s;
+	struct stream *s; /* NULL while hibernating (detached, XEP-0198) */
 	char *bare, *resource, *full;
 	bool registered;
+	bool wants_blocklist; /* blocking.c: it asked for the blocklist (pushes) */
+	bool carbons;	      /* carbons.c: XEP-0280 enabled */
 	struct session_presence pres;
 	struct session *next_of_user;
+	struct sm *sm;	   /* once the client enabled stream management */
+	struct csi *csi;   /* once the client said it is inactive */
 	struct caps *caps; /* its entity capabilities (pep.c), shared */
 };
 
@@ -73,6 +93,52 @@ static void unregister(struct session *sess)
 	sess->registered = false;
 }
 
+static void forget_id(struct session *sess)
+{
+	struct xmpp_server *srv = sess->srv;
+	if (sess->sm && sess->sm->id[0] && srv->sm_ids &&
+	    strmap_get(srv->sm_ids, sess->sm->id) == sess)
+		strmap_remove(srv->sm_ids, sess->sm->id);
+}
+
+/* A stanza the session can no longer take goes back to the router, which
+ * finds the resource gone: a chat or normal message goes to another
+ * resource or offline storage (with its delay stamp), what expects an
+ * answer is answered, the rest is dropped as for any resource that left
+ * (RFC 6121 §8.5.3.2.1). At the final exit nothing can be routed. */
+static void reroute(struct session *sess, struct xml_node *st)
+{
+	struct xmpp_server *srv = sess->srv;
+	if (!srv->route || !srv->store) {
+		counters_stanza(STANZA_DROPPED, "shutdown");
+		xml_free(&st);
+		return;
+	}
+	srv->route(srv, st);
+}
+
+/* The session left the registry: what the client never acknowledged
+ * (XEP-0198: it may not have it) and what CSI held for it are routed
+ * anew, never lost. */
+static void reroute_held(struct session *sess)
+{
+	unsigned n = 0;
+	if (sess->csi) {
+		for (unsigned i = 0; i < sess->csi->n; i++)
+			reroute(sess, sess->csi->held[i]);
+		sess->csi->n = 0;
+	}
+	if (sess->sm) {
+		struct xml_node *st;
+		while ((st = sm_pop(sess->sm))) {
+			reroute(sess, st);
+			n++;
+		}
+	}
+	if (n)
+		log_info("c2s", "%u stanza(s) %s had not acknowledged routed again", n, sess->full);
+}
+
 void session_end(struct session *sess)
 {
 	if (!sess || !sess->registered)
@@ -84,6 +150,8 @@ void session_end(struct session *sess)
 	if (sess->srv->session_ended)
 		sess->srv->session_ended(sess->srv, sess);
 	log_info("c2s", "session of %s ended", sess->full);
+	forget_id(sess);
+	reroute_held(sess);
 }
 
 void session_free(struct session **psess)
@@ -92,6 +160,11 @@ void session_free(struct session **psess)
 	if (!sess)
 		return;
 	session_end(sess);
+	sm_free(&sess->sm);
+	if (sess->csi)
+		while (sess->csi->n)
+			xml_free(&sess->csi->held[--sess->csi->n]);
+	free(sess->csi);
 	xml_free(&sess->pres.last);
 	strmap_free(&sess->pres.directed, NULL);
 	caps_put(&sess->caps);
@@ -179,13 +252,127 @@ struct session_presence *session_presence(struct session *sess)
 	return &sess->pres;
 }
 
+bool session_carbons(const struct session *sess)
+{
+	return sess->carbons;
+}
+
+void session_set_carbons(struct session *sess, bool on)
+{
+	sess->carbons = on;
+}
+
+/* The stream's part: with stream management a copy waits for the
+ * client's acknowledgement; while hibernating the copy is all there is. */
+static bool offer_now(struct session *sess, struct xml_node *st)
+{
+	struct sm *sm = sess->sm;
+	if (!sm) {
+		if (stream_offer(sess->s, st))
+			return true;
+		log_info(stream_ctx(sess->s),
+			 "%s for %s not written: the client's output queue is full", st->name,
+			 sess->full);
+		return false;
+	}
+	if (sm->n >= sm->cap) {
+		log_info("c2s", "%s for %s not kept: %u stanzas wait for its acknowledgement",
+			 st->name, sess->full, sm->n);
+		return false;
+	}
+	struct xml_node *copy = sess->s ? xml_clone(st) : st;
+	if (!copy || sm_push(sm, copy) != FG_OK) {
+		if (copy != st)
+			xml_free(&copy);
+		return false;
+	}
+	if (!sess->s)
+		return true;
+	if (!stream_offer(sess->s, st)) {
+		copy = sm_unpush(sm);
+		xml_free(&copy);
+		log_info(stream_ctx(sess->s),
+			 "%s for %s not written: the client's output queue is full", st->name,
+			 sess->full);
+		return false;
+	}
+	/* Ask for an acknowledgement now and then, so that the queue of
+	 * copies stays short (XEP-0198 §4). */
+	if (sm->since_r >= SESSION_SM_ASK_EVERY || sm->n >= sm->cap / 2)
+		session_sm_request(sess);
+	return true;
+}
+
+/* XEP-0352 §5: presence updates and chat states (XEP-0085 messages
+ * without a body) can wait; only the latest presence of each sender
+ * matters. */
+static bool csi_can_wait(const struct xml_node *st)
+{
+	const char *type = xml_attr(st, "type");
+	if (xml_is(st, NULL, "presence"))
+		return !type || strcmp(type, "unavailable") == 0;
+	if (!xml_is(st, NULL, "message") || (type && strcmp(type, "error") == 0))
+		return false;
+	if (xml_child(st, NULL, "body") || xml_child(st, NULL, "subject"))
+		return false;
+	for (const struct xml_node *c = xml_first_element(st); c; c = xml_next_element(c))
+		if (xml_is(c, XML_NS_CHATSTATES, NULL))
+			return true;
+	return false;
+}
+
+static void csi_flush(struct session *sess)
+{
+	struct csi *csi = sess->csi;
+	unsigned n = csi->n;
+	csi->n = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct xml_node *st = csi->held[i];
+		csi->held[i] = NULL;
+		if (!offer_now(sess, st)) {
+			counters_stanza(STANZA_DROPPED, "recipient-output-full");
+			xml_free(&st);
+		}
+	}
+}
+
+/* Holds st (taken) for an inactive client: true. */
+static bool csi_hold(struct session *sess, struct xml_node *st)
+{
+	struct csi *csi = sess->csi;
+	if (xml_is(st, NULL, "presence")) {
+		const char *from = xml_attr(st, "from");
+		for (unsigned i = 0; i < csi->n; i++) {
+			const char *f = xml_attr(csi->held[i], "from");
+			if (!xml_is(csi->held[i], NULL, "presence") || !from || !f ||
+			    strcmp(f, from) != 0)
+				continue;
+			/* The newer one replaces it, at the end: the order
+			 * of what is flushed is the order of the last
+			 * changes. */
+			xml_free(&csi->held[i]);
+			memmove(csi->held + i, csi->held + i + 1,
+				(csi->n - i - 1) * sizeof(csi->held[0]));
+			csi->n--;
+			break;
+		}
+	}
+	if (csi->n == CSI_HELD_MAX)
+		csi_flush(sess);
+	csi->held[csi->n++] = st;
+	return true;
+}
+
 bool session_offer(struct session *sess, struct xml_node *st)
 {
-	if (stream_offer(sess->s, st))
-		return true;
-	log_info(stream_ctx(sess->s), "%s for %s not written: the client's output queue is full",
-		 st->name, sess->full);
-	return false;
+	if (sess->csi && sess->csi->inactive) {
+		if (csi_can_wait(st))
+			return csi_hold(sess, st);
+		/* What the client must see now goes after what waited, so
+		 * that it sees things in the order they happened. */
+		csi_flush(sess);
+	}
+	return offer_now(sess, st);
 }
 
 void session_deliver(struct session *sess, struct xml_node *st)
@@ -209,5 +396,178 @@ void session_deliver(struct session *sess, struct xml_node *st)
 
 void session_close(struct session *sess, const char *condition, const char *text)
 {
-	stream_error(sess->s, condition, text);
+	if (sess->s) {
+		stream_error(sess->s, condition, text);
+		return;
+	}
+	/* Hibernating: nothing to tell; it ends here (it owns itself). */
+	log_info("c2s", "hibernating session of %s ended: %s", sess->full, text);
+	session_free(&sess);
+}
+
+/* ---- client state (XEP-0352) ---- */
+
+int session_csi(struct session *sess, bool active)
+{
+	if (active) {
+		if (sess->csi && sess->csi->inactive) {
+			sess->csi->inactive = false;
+			csi_flush(sess);
+		}
+		return FG_OK;
+	}
+	if (!sess->csi && !(sess->csi = calloc(1, sizeof(*sess->csi))))
+		return FG_NOMEM;
+	sess->csi->inactive = true;
+	return FG_OK;
+}
+
+/* ---- stream management (XEP-0198) ---- */
+
+struct sm *session_sm(const struct session *sess)
+{
+	return sess->sm;
+}
+
+struct stream *session_stream(const struct session *sess)
+{
+	return sess->s;
+}
+
+int session_sm_enable(struct session *sess, unsigned cap, bool resumable)
+{
+	struct xmpp_server *srv = sess->srv;
+	assert(!sess->sm);
+	sess->sm = sm_new(cap, resumable);
+	if (!sess->sm)
+		return FG_NOMEM;
+	if (!resumable)
+		return FG_OK;
+	if ((!srv->sm_ids && !(srv->sm_ids = strmap_new())) || sm_make_id(sess->sm) != FG_OK ||
+	    strmap_put(srv->sm_ids, sess->sm->id, sess, NULL) != FG_OK) {
+		sess->sm->resumable = false;
+		sess->sm->id[0] = '\0';
+	}
+	return FG_OK;
+}
+
+void session_sm_request(struct session *sess)
+{
+	if (!sess->sm || !sess->s)
+		return;
+	struct xml_node *r = sm_element("r");
+	if (r)
+		stream_send(sess->s, r);
+	xml_free(&r);
+	sess->sm->since_r = 0;
+}
+
+struct session *session_by_sm_id(struct xmpp_server *srv, const char *id)
+{
+	return sm_id_valid(id) && srv->sm_ids ? strmap_get(srv->sm_ids, id) : NULL;
+}
+
+bool session_hibernating(const struct session *sess)
+{
+	return sess->registered && !sess->s;
+}
+
+static void window_passed(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+	(void)fd;
+	(void)what;
+	log_info("c2s", "session of %s not resumed within %u seconds: it ends", sess->full,
+		 sess->srv->conf->users_resumption_window);
+	session_free(&sess);
+}
+
+void session_detach(struct session *sess)
+{
+	struct sm *sm = sess->sm;
+	assert(sm && sm->resumable && sess->s);
+	sess->s = NULL;
+	if (!sm->hibernation)
+		sm->hibernation = evtimer_new(sess->srv->base, window_passed, sess);
+	struct timeval tv = {(time_t)sess->srv->conf->users_resumption_window, 0};
+	if (!sm->hibernation || evtimer_add(sm->hibernation, &tv) != 0) {
+		log_warn("c2s", "cannot keep the session of %s for resumption (out of memory)",
+			 sess->full);
+		session_free(&sess);
+		return;
+	}
+	log_info("c2s", "session of %s hibernates for %u seconds (%u stanzas kept)", sess->full,
+		 sess->srv->conf->users_resumption_window, sm->n);
+}
+
+void session_attach(struct session *sess, struct stream *s)
+{
+	/* From hibernation, or taken from a stream whose connection the
+	 * client found dead before we did. */
+	assert(sess->sm && sess->s != s);
+	if (sess->sm->hibernation)
+		evtimer_del(sess->sm->hibernation);
+	sess->s = s;
+}
+
+void session_sm_resend(struct session *sess)
+{
+	struct sm *sm = sess->sm;
+	struct sm_item *list = sm->head;
+	unsigned n = sm->n;
+	/* Everything still queued is sent again and counted again: the
+	 * client's count went on from the h it gave. */
+	sm->head = NULL;
+	sm->tail = &sm->head;
+	sm->out_h -= n;
+	sm->n = 0;
+	sm->since_r = 0;
+	while (list) {
+		struct sm_item *it = list;
+		list = it->next;
+		struct xml_node *st = it->st;
+		free(it);
+		if (!session_offer(sess, st))
+			reroute(sess, st);
+	}
+	if (n)
+		log_info(stream_ctx(sess->s), "%u stanza(s) sent again to %s", n, sess->full);
+}
+
+struct collect {
+	struct session *list[64];
+	size_t n;
+};
+
+static int collect_hibernating(void *ud, const char *key, void *value)
+{
+	struct collect *c = ud;
+	struct session *sess = value;
+	(void)key;
+	if (!sess->s && c->n < FG_ARRAY_LEN(c->list))
+		c->list[c->n++] = sess;
+	return 0;
+}
+
+void session_drop_hibernating(struct xmpp_server *srv)
+{
+	struct collect c;
+	/* Ending one changes the map: collect some, end them, again. */
+	do {
+		c.n = 0;
+		if (srv->sm_ids)
+			strmap_each(srv->sm_ids, collect_hibernating, &c);
+		for (size_t i = 0; i < c.n; i++)
+			session_free(&c.list[i]);
+	} while (c.n == FG_ARRAY_LEN(c.list));
+}
+
+bool session_wants_blocklist(const struct session *sess)
+{
+	return sess->wants_blocklist;
+}
+
+void session_set_wants_blocklist(struct session *sess)
+{
+	sess->wants_blocklist = true;
 }

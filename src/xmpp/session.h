@@ -57,6 +57,13 @@ const char *session_full(const struct session *sess);
 const char *session_bare(const struct session *sess);
 const char *session_resource(const struct session *sess);
 struct session_presence *session_presence(struct session *sess);
+/* XEP-0191 §3.2: a session that asked for the blocklist gets its pushes
+ * (blocking.c). */
+bool session_wants_blocklist(const struct session *sess);
+void session_set_wants_blocklist(struct session *sess);
+/* XEP-0280: whether the client asked for carbon copies (carbons.c). */
+bool session_carbons(const struct session *sess);
+void session_set_carbons(struct session *sess, bool on);
 /* The entity capabilities its presence showed (caps.h), NULL when none;
  * set takes the reference given and drops the one held. */
 struct caps *session_caps(const struct session *sess);
@@ -68,7 +75,42 @@ bool session_offer(struct session *sess, struct xml_node *st);
  * drop when the queue is full: for what has no better place to go. */
 void session_deliver(struct session *sess, struct xml_node *st);
 /* Ends the session's stream with a stream error (conflict,
- * not-authorized...). */
+ * not-authorized...); a hibernating session just ends (and is freed). */
 void session_close(struct session *sess, const char *condition, const char *text);
+
+/* XEP-0352 client state: inactive holds presence updates and chat states
+ * (bounded, the latest presence per sender) until active or until
+ * something else comes. FG_OK / FG_NOMEM. */
+int session_csi(struct session *sess, bool active);
+
+/* XEP-0198 stream management. A session with SM enabled keeps a copy of
+ * what it sends until the client acknowledges it; a resumable one may
+ * outlive its stream: detached, it hibernates in the registry for [users]
+ * resumption_window, keeping what comes for it (up to cap), until a new
+ * stream of the same account resumes it (attach) or the window passes.
+ * When it ends, what the client did not acknowledge is routed anew. */
+struct sm;
+/* The session's SM state, NULL before <enable/>. */
+struct sm *session_sm(const struct session *sess);
+/* The session's stream, NULL while hibernating. */
+struct stream *session_stream(const struct session *sess);
+/* Turns SM on (once): FG_OK / FG_NOMEM. resumable: a token is made and
+ * registered (resumption quietly off when that fails). */
+int session_sm_enable(struct session *sess, unsigned cap, bool resumable);
+/* Sends <r/> now. */
+void session_sm_request(struct session *sess);
+/* The session a resumption token names, or NULL. */
+struct session *session_by_sm_id(struct xmpp_server *srv, const char *id);
+bool session_hibernating(const struct session *sess);
+/* The stream is gone without a clean close: the session hibernates (it
+ * then owns itself). May end and free it at once when out of memory. */
+void session_detach(struct session *sess);
+/* A new stream resumes the session (hibernating, or taken from its old
+ * stream, which the caller closes). */
+void session_attach(struct session *sess, struct stream *s);
+/* After <resumed/>: sends again what is still unacknowledged. */
+void session_sm_resend(struct session *sess);
+/* Ends every hibernating session (shutdown). */
+void session_drop_hibernating(struct xmpp_server *srv);
 
 #endif

@@ -42,6 +42,7 @@ struct stream {
 	char *last_error;   /* why the peer ended it (its stream error), for status */
 	bool parsing;	    /* inside on_data: the parser is running */
 	bool heard;	    /* bytes came since the last stream_doze */
+	time_t heard_at;    /* when bytes last came (c2s pings, XEP-0199) */
 	bool conn_gone;	    /* on_closed: conn is freed already, never to be used */
 
 	/* Stanzas waiting for room in the connection (stream_offer): while
@@ -413,6 +414,23 @@ bool stream_offer(struct stream *s, struct xml_node *st)
 	s->outq_bytes += bytes;
 	xmpp_hold_feeder(s->srv, s);
 	return true;
+}
+
+void stream_discard_queue(struct stream *s)
+{
+	while (s->outq) {
+		struct outq_item *it = s->outq;
+		s->outq = it->next;
+		xml_free(&it->st);
+		free(it);
+	}
+	s->outq_tail = &s->outq;
+	s->outq_bytes = 0;
+}
+
+time_t stream_heard_at(const struct stream *s)
+{
+	return s->heard_at;
 }
 
 size_t stream_queued_bytes(const struct stream *s)
@@ -873,6 +891,7 @@ static size_t on_data(void *ud, const char *data, size_t len)
 	struct stream *s = ud;
 	size_t off = 0;
 	s->heard = true;
+	s->heard_at = time(NULL);
 	while (off < len && s->state != STREAM_TLS_HANDSHAKE && s->state != STREAM_CLOSING) {
 		size_t used = 0;
 		s->parsing = true;
@@ -989,6 +1008,7 @@ static struct stream *accept_common(struct xmpp_server *srv, const struct stream
 	s->state = STREAM_WAIT_HEADER;
 	s->outq_tail = &s->outq;
 	s->started = time(NULL);
+	s->heard_at = s->started;
 	unsigned char rnd[16];
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		memset(rnd, 0, sizeof(rnd));

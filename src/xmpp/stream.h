@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <time.h>
 
 struct conn;
 struct fg_conf;
@@ -139,6 +140,11 @@ void stream_send(struct stream *s, const struct xml_node *n);
  * stalled_output is closed; what waits goes back to the router. */
 bool stream_offer(struct stream *s, struct xml_node *st);
 size_t stream_queued_bytes(const struct stream *s);
+/* Frees what waits for room without handing it back: for a role that
+ * keeps copies of it elsewhere (XEP-0198's unacknowledged queue). */
+void stream_discard_queue(struct stream *s);
+/* When the peer last sent a byte. */
+time_t stream_heard_at(const struct stream *s);
 /* READY, nothing of its own waiting and room in the connection: a stanza
  * offered now is written at once. */
 bool stream_has_room(const struct stream *s);

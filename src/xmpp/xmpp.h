@@ -14,6 +14,7 @@ struct dns;
 struct fg_conf;
 struct history;
 struct live;
+struct mam_state;
 struct partner;
 struct routes;
 struct s2s_out;
@@ -82,6 +83,10 @@ struct xmpp_server {
 	/* session.c: bound sessions by bare JID */
 	struct strmap *sessions;
 	unsigned nsessions;
+	/* session.c: resumable sessions by XEP-0198 token */
+	struct strmap *sm_ids;
+	/* c2s.c: the sweep that pings idle clients (XEP-0199) */
+	struct event *c2s_ping;
 	/* c2s.c: recent login failures by address and (address, account) */
 	struct throttle *auth_throttle;
 	/* offline.c: messages on their way to the store, and the users whose
@@ -90,12 +95,16 @@ struct xmpp_server {
 	struct strmap *offline_full;
 	/* roster.c: bare JID -> roster */
 	struct strmap *rosters;
+	/* blocking.c: bare JID -> blocklist (XEP-0191), for users who block */
+	struct strmap *blocklists;
 	/* refused.c: non-partner domains that tried to federate, by domain */
 	struct strmap *refused;
 	/* history.c: each partner's last 24 hours (made by the program) */
 	struct history *history;
 	/* presence.c: the periodic re-probe of remote contacts */
 	struct event *refresh;
+	/* mam.c: archive rows on their way to the store, the expiry timer */
+	struct mam_state *mam;
 	/* caps.c: entity capabilities by verification string, queries out */
 	struct caps_cache *caps;
 	/* pep.c: who of each account's contacts is online with which caps,

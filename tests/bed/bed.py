@@ -32,6 +32,11 @@ PROSODY_UNBOUND = ('unbound = { resolvconf = true; hoststxt = false; options = {
                    '} }')
 
 
+# Prosody 0.12's modules for today's clients (carbons, the archive, PEP for
+# OMEMO, stream management, blocking), for Prosody(modules=MODERN).
+MODERN = ("carbons", "mam", "pep", "smacks", "blocklist")
+
+
 def _run(*args, **kw):
     r = subprocess.run(args, capture_output=True, text=True, **kw)
     if r.returncode != 0:
@@ -229,7 +234,8 @@ class Prosody:
     """A real Prosody (Debian's) serving `hosts` on `addr`, run as the
     prosody user with its files in a folder of its own."""
 
-    def __init__(self, root, name, addr, hosts, ca, cert, key, extra="", tls=True, bidi=False):
+    def __init__(self, root, name, addr, hosts, ca, cert, key, extra="", tls=True, bidi=False,
+                 modules=()):
         self.dir = os.path.join(root, f"prosody-{name}")
         self.data = os.path.join(self.dir, "data")
         os.makedirs(self.data)
@@ -281,6 +287,11 @@ class Prosody:
             # bidirectional streams (after TLS, as s2s_require_encryption says).
             options["modules_enabled"] = options["modules_enabled"][:-1] + ', "s2s_bidi" }'
             options["modules_disabled"] = "{ }"
+        if modules:
+            # Opt-in modules (MODERN for today's clients): the other tests
+            # keep the small set above and so their behaviour.
+            options["modules_enabled"] = (options["modules_enabled"][:-1] +
+                                          "".join(f', "{m}"' for m in modules) + " }")
         for line in extra.splitlines():
             if line.strip():
                 name, value = line.split("=", 1)
@@ -351,12 +362,14 @@ class Bed:
         self.servers = []
 
     def prosody(self, name, addr, hosts, extra="", tls=True, ca=None, eku="serverAuth,clientAuth",
-                bidi=False):
+                bidi=False, modules=()):
         """ca: the CA that issues this server's certificate (default the
         bed's), with extendedKeyUsage eku; the server always trusts the
-        bed's CA. bidi: with mod_s2s_bidi (XEP-0288) enabled."""
+        bed's CA. bidi: with mod_s2s_bidi (XEP-0288) enabled. modules:
+        more Prosody modules to enable (MODERN: what today's clients use)."""
         cert, key = (ca or self.ca).issue(name, hosts, eku=eku)
-        p = Prosody(self.root, name, addr, hosts, self.ca.cert, cert, key, extra, tls, bidi)
+        p = Prosody(self.root, name, addr, hosts, self.ca.cert, cert, key, extra, tls, bidi,
+                    modules)
         self.servers.append(p)
         return p
 

@@ -1410,8 +1410,11 @@ static void test_man_page_covers_every_key(void **state)
 	/* 21 + [users] and [c2s] (issue 5) + [admin] (issue 6) + the throttle and
 	 * stalled_output, preauth_streams(_per_ip) (issue 11) + [server] user, group,
 	 * run_as_root and [log] file (issue 12) + [listen] s2s_tls, c2s_tls, [dns] trust_anchor
-	 * (issue 15) */
-	assert_int_equal(nkeys, 47);
+	 * (issue 15) + [users] resumption_window, resumption_queue, ping_interval,
+	 * ping_timeout (issue 16, stream management) + [archive] enabled, retention,
+	 * max_per_user, default (issue 16) + [users] software_version_os (issue 16,
+	 * version) */
+	assert_int_equal(nkeys, 56);
 	conf_free(&c);
 	free(printed);
 	free(man);

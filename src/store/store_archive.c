@@ -1,0 +1,422 @@
+/* The message archive's SQL (schema migration 7 in store_sqlite.c).
+ *
+ * Same rules as store_sqlite.c: every value is a bound parameter of a
+ * statement kept in the handle's cache. Message text is kept as it was
+ * serialized and never put into an error sentence. */
+#include "store_archive.h"
+
+#include "fg.h"
+
+#include <sqlite3.h>
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- statements (the cache is keyed by these arrays' addresses) ---- */
+
+/* The EXISTS keeps a message for a user removed meanwhile from failing
+ * the whole batch on the foreign key; OR IGNORE a repeated stanza-id. */
+static const char SQL_INSERT[] =
+	"INSERT OR IGNORE INTO archive (owner, with_jid, ts_ms, stanza_id, outgoing, xml)"
+	" SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM users WHERE jid = ?1)";
+static const char SQL_TRIM[] =
+	"DELETE FROM archive WHERE owner = ?1 AND id <= (SELECT id FROM archive WHERE owner = ?1"
+	" ORDER BY id DESC LIMIT 1 OFFSET ?2)";
+static const char SQL_IN_ROSTER[] =
+	"SELECT EXISTS (SELECT 1 FROM roster WHERE user = ?1 AND contact = ?2 AND hidden = 0)";
+static const char SQL_ID_OF[] = "SELECT id FROM archive WHERE owner = ?1 AND stanza_id = ?2";
+#define FILTERS                                                                         \
+	" owner = ?1 AND (?2 IS NULL OR with_jid = ?2) AND (?3 IS NULL OR ts_ms >= ?3)" \
+	" AND (?4 IS NULL OR ts_ms <= ?4)"
+static const char SQL_PAGE_FWD[] = "SELECT stanza_id, ts_ms, xml FROM archive WHERE" FILTERS
+				   " AND id > ?5 AND id < ?6 ORDER BY id LIMIT ?7";
+static const char SQL_PAGE_BACK[] = "SELECT stanza_id, ts_ms, xml FROM archive WHERE" FILTERS
+				    " AND id > ?5 AND id < ?6 ORDER BY id DESC LIMIT ?7";
+static const char SQL_COUNT[] = "SELECT count(*) FROM archive WHERE" FILTERS;
+static const char SQL_EXPIRE[] = "DELETE FROM archive WHERE ts_ms < ?1";
+static const char SQL_PREFS_GET[] =
+	"SELECT mode, always, never FROM archive_prefs WHERE owner = ?1";
+static const char SQL_PREFS_PUT[] =
+	"INSERT INTO archive_prefs (owner, mode, always, never) VALUES (?1, ?2, ?3, ?4)"
+	" ON CONFLICT (owner) DO UPDATE SET mode = excluded.mode, always = excluded.always,"
+	" never = excluded.never";
+static const char SQL_USER_EXISTS[] = "SELECT EXISTS (SELECT 1 FROM users WHERE jid = ?1)";
+
+static const char *const mode_names[] = {"always", "roster", "never"};
+
+int archive_mode_parse(const char *s)
+{
+	for (size_t i = 0; s && i < FG_ARRAY_LEN(mode_names); i++)
+		if (strcmp(s, mode_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *archive_mode_name(enum archive_mode m)
+{
+	assert((size_t)m < FG_ARRAY_LEN(mode_names));
+	return mode_names[m];
+}
+
+static void done_with(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+/* Is jid a whole line of list? */
+static bool in_list(const char *list, const char *jid)
+{
+	size_t n = strlen(jid);
+	for (const char *p = list; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len == n && memcmp(p, jid, n) == 0)
+			return true;
+		p = nl ? nl + 1 : NULL;
+	}
+	return false;
+}
+
+/* XEP-0313 §6.1: never beats always beats the default. */
+static int wanted(struct store_db *db, const struct archive_row *r, enum archive_mode def,
+		  bool *yes, char *err, size_t errlen)
+{
+	sqlite3_stmt *p = store_db_stmt(db, SQL_PREFS_GET, err, errlen);
+	if (p == NULL)
+		return FG_ERR;
+	enum archive_mode mode = def;
+	bool decided = false;
+	int src = store_db_bind_text(p, 1, r->owner);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(p);
+	if (src == SQLITE_ROW) {
+		int m = archive_mode_parse(store_db_col_text(p, 0));
+		if (m >= 0)
+			mode = (enum archive_mode)m;
+		if (in_list(store_db_col_text(p, 2), r->with_jid)) {
+			*yes = false;
+			decided = true;
+		} else if (in_list(store_db_col_text(p, 1), r->with_jid)) {
+			*yes = true;
+			decided = true;
+		}
+	} else if (src != SQLITE_DONE) {
+		done_with(p);
+		return store_db_fail(db, src, err, errlen, "read archiving preferences");
+	}
+	done_with(p);
+	if (decided)
+		return FG_OK;
+	if (mode != ARCHIVE_ROSTER) {
+		*yes = mode == ARCHIVE_ALWAYS;
+		return FG_OK;
+	}
+	sqlite3_stmt *q = store_db_stmt(db, SQL_IN_ROSTER, err, errlen);
+	if (q == NULL)
+		return FG_ERR;
+	src = store_db_bind_text(q, 1, r->owner);
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(q, 2, r->with_jid);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(q);
+	*yes = src == SQLITE_ROW && sqlite3_column_int(q, 0) != 0;
+	done_with(q);
+	if (src != SQLITE_ROW)
+		return store_db_fail(db, src, err, errlen, "read a roster");
+	return FG_OK;
+}
+
+static int add_one(struct store_db *db, const struct archive_row *r, enum archive_mode def,
+		   unsigned max_per_user, unsigned *stored, char *err, size_t errlen)
+{
+	if (!r->owner || !r->with_jid || !r->stanza_id || !r->xml) {
+		store_db_set_err(err, errlen, "an archive row without owner, peer, id or text");
+		return FG_INVAL;
+	}
+	bool yes = false;
+	int rc = wanted(db, r, def, &yes, err, errlen);
+	if (rc != FG_OK || !yes)
+		return rc;
+	sqlite3_stmt *s = store_db_stmt(db, SQL_INSERT, err, errlen);
+	if (s == NULL)
+		return FG_ERR;
+	int src = store_db_bind_text(s, 1, r->owner);
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 2, r->with_jid);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int64(s, 3, r->ts_ms);
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 4, r->stanza_id);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int(s, 5, r->outgoing ? 1 : 0);
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 6, r->xml);
+	if (src == SQLITE_OK)
+		src = store_db_run(s);
+	if (src != SQLITE_DONE)
+		return store_db_fail(db, src, err, errlen, "archive a message");
+	if (sqlite3_changes(store_db_handle(db)) == 0)
+		return FG_OK; /* no such user (any more), or a repeated id */
+	if (stored)
+		(*stored)++;
+	if (max_per_user == 0)
+		return FG_OK;
+	sqlite3_stmt *t = store_db_stmt(db, SQL_TRIM, err, errlen);
+	if (t == NULL)
+		return FG_ERR;
+	src = store_db_bind_text(t, 1, r->owner);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int64(t, 2, max_per_user);
+	if (src == SQLITE_OK)
+		src = store_db_run(t);
+	if (src != SQLITE_DONE)
+		return store_db_fail(db, src, err, errlen, "trim an archive to its limit");
+	return FG_OK;
+}
+
+int store_db_archive_add(struct store_db *db, const struct archive_row *rows, size_t n,
+			 enum archive_mode def, unsigned max_per_user, unsigned *stored, char *err,
+			 size_t errlen)
+{
+	if (stored)
+		*stored = 0;
+	if (n == 0)
+		return FG_OK;
+	/* One transaction for the batch: one fsync for many messages. */
+	int rc = store_db_begin(db, err, errlen);
+	if (rc != FG_OK)
+		return rc;
+	for (size_t i = 0; i < n && rc == FG_OK; i++)
+		rc = add_one(db, &rows[i], def, max_per_user, stored, err, errlen);
+	if (rc != FG_OK && stored)
+		*stored = 0;
+	return store_db_end(db, rc, err, errlen);
+}
+
+/* The rowid of a stanza-id in owner's archive: FG_NOTFOUND when none. */
+static int id_of(struct store_db *db, const char *owner, const char *sid, long long *id, char *err,
+		 size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_ID_OF, err, errlen);
+	if (s == NULL)
+		return FG_ERR;
+	int src = store_db_bind_text(s, 1, owner);
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 2, sid);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(s);
+	if (src == SQLITE_ROW)
+		*id = sqlite3_column_int64(s, 0);
+	done_with(s);
+	if (src == SQLITE_DONE) {
+		store_db_set_err(err, errlen, "there is no message %.100s in the archive", sid);
+		return FG_NOTFOUND;
+	}
+	if (src != SQLITE_ROW)
+		return store_db_fail(db, src, err, errlen, "look up an archived message");
+	return FG_OK;
+}
+
+static int bind_filters(sqlite3_stmt *s, const struct archive_query *q)
+{
+	int src = store_db_bind_text(s, 1, q->owner);
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 2, q->with);
+	if (src == SQLITE_OK)
+		src = q->start_ms >= 0 ? sqlite3_bind_int64(s, 3, q->start_ms)
+				       : sqlite3_bind_null(s, 3);
+	if (src == SQLITE_OK)
+		src = q->end_ms >= 0 ? sqlite3_bind_int64(s, 4, q->end_ms)
+				     : sqlite3_bind_null(s, 4);
+	return src;
+}
+
+struct held_row {
+	char *sid, *xml;
+	long long ts;
+};
+
+int store_db_archive_query(struct store_db *db, const struct archive_query *q, archive_cb cb,
+			   void *ud, bool *complete, unsigned *count, char *err, size_t errlen)
+{
+	long long lo = 0, hi = INT64_MAX;
+	int rc = FG_OK, src;
+	*complete = false;
+	*count = 0;
+	if (!q->owner) {
+		store_db_set_err(err, errlen, "an archive query without owner");
+		return FG_INVAL;
+	}
+	if (q->after_id && (rc = id_of(db, q->owner, q->after_id, &lo, err, errlen)) != FG_OK)
+		return rc;
+	if (q->before_id && (rc = id_of(db, q->owner, q->before_id, &hi, err, errlen)) != FG_OK)
+		return rc;
+
+	sqlite3_stmt *c = store_db_stmt(db, SQL_COUNT, err, errlen);
+	if (c == NULL)
+		return FG_ERR;
+	src = bind_filters(c, q);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(c);
+	if (src == SQLITE_ROW)
+		*count = (unsigned)sqlite3_column_int64(c, 0);
+	done_with(c);
+	if (src != SQLITE_ROW)
+		return store_db_fail(db, src, err, errlen, "count archived messages");
+
+	sqlite3_stmt *s =
+		store_db_stmt(db, q->backward ? SQL_PAGE_BACK : SQL_PAGE_FWD, err, errlen);
+	if (s == NULL)
+		return FG_ERR;
+	/* One more than asked: whether it comes tells if the page is the
+	 * last in this direction. */
+	src = bind_filters(s, q);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int64(s, 5, lo);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int64(s, 6, hi);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int64(s, 7, (long long)q->max + 1);
+	struct held_row *held = NULL;
+	size_t n = 0;
+	if (q->backward && q->max > 0 && !(held = calloc(q->max, sizeof(*held)))) {
+		done_with(s);
+		store_db_set_err(err, errlen, "out of memory reading the archive");
+		return FG_NOMEM;
+	}
+	while (src == SQLITE_OK || src == SQLITE_ROW) {
+		src = sqlite3_step(s);
+		if (src != SQLITE_ROW)
+			break;
+		if (n == q->max) {
+			n++; /* the one more */
+			break;
+		}
+		const char *sid = store_db_col_text(s, 0), *xml = store_db_col_text(s, 2);
+		long long ts = sqlite3_column_int64(s, 1);
+		if (!sid || !xml) {
+			rc = FG_NOMEM;
+			break;
+		}
+		if (!q->backward) {
+			if (cb(ud, sid, ts, xml) != 0) {
+				rc = FG_ERR;
+				break;
+			}
+		} else if (!(held[n].sid = strdup(sid)) || !(held[n].xml = strdup(xml))) {
+			rc = FG_NOMEM;
+			n++;
+			break;
+		} else {
+			held[n].ts = ts;
+		}
+		n++;
+	}
+	done_with(s);
+	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+		rc = store_db_fail(db, src, err, errlen, "read the archive");
+	else if (rc == FG_NOMEM)
+		store_db_set_err(err, errlen, "out of memory reading the archive");
+	else if (rc == FG_ERR)
+		store_db_set_err(err, errlen, "the archive's reader stopped");
+	if (rc == FG_OK)
+		*complete = n <= q->max;
+	size_t kept = n > q->max ? q->max : n;
+	/* Newest first from the database; oldest first to the reader. */
+	for (size_t i = kept; q->backward && i-- > 0;) {
+		if (rc == FG_OK && cb(ud, held[i].sid, held[i].ts, held[i].xml) != 0) {
+			store_db_set_err(err, errlen, "the archive's reader stopped");
+			rc = FG_ERR;
+		}
+	}
+	for (size_t i = 0; held && i < q->max; i++) {
+		free(held[i].sid);
+		free(held[i].xml);
+	}
+	free(held);
+	return rc;
+}
+
+int store_db_archive_expire(struct store_db *db, long long before_ms, unsigned *deleted, char *err,
+			    size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_EXPIRE, err, errlen);
+	if (s == NULL)
+		return FG_ERR;
+	int src = sqlite3_bind_int64(s, 1, before_ms);
+	if (src == SQLITE_OK)
+		src = store_db_run(s);
+	if (src != SQLITE_DONE)
+		return store_db_fail(db, src, err, errlen, "expire archived messages");
+	if (deleted)
+		*deleted = (unsigned)sqlite3_changes(store_db_handle(db));
+	return FG_OK;
+}
+
+int store_db_archive_prefs_get(struct store_db *db, const char *owner, bool *found,
+			       enum archive_mode *mode, char **always, char **never, char *err,
+			       size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_PREFS_GET, err, errlen);
+	*found = false;
+	if (s == NULL)
+		return FG_ERR;
+	int rc = FG_OK, src = store_db_bind_text(s, 1, owner);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(s);
+	if (src == SQLITE_ROW) {
+		int m = archive_mode_parse(store_db_col_text(s, 0));
+		const char *a = store_db_col_text(s, 1), *nv = store_db_col_text(s, 2);
+		*always = strdup(a ? a : "");
+		*never = strdup(nv ? nv : "");
+		if (!*always || !*never) {
+			free(*always);
+			free(*never);
+			*always = *never = NULL;
+			store_db_set_err(err, errlen, "out of memory reading the store");
+			rc = FG_NOMEM;
+		} else {
+			*found = true;
+			*mode = m >= 0 ? (enum archive_mode)m : ARCHIVE_ALWAYS;
+		}
+	} else if (src != SQLITE_DONE) {
+		rc = store_db_fail(db, src, err, errlen, "read archiving preferences");
+	}
+	done_with(s);
+	return rc;
+}
+
+int store_db_archive_prefs_put(struct store_db *db, const char *owner, enum archive_mode mode,
+			       const char *always, const char *never, char *err, size_t errlen)
+{
+	sqlite3_stmt *e = store_db_stmt(db, SQL_USER_EXISTS, err, errlen);
+	sqlite3_stmt *s = store_db_stmt(db, SQL_PREFS_PUT, err, errlen);
+	if (e == NULL || s == NULL)
+		return FG_ERR;
+	int src = store_db_bind_text(e, 1, owner);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(e);
+	bool exists = src == SQLITE_ROW && sqlite3_column_int(e, 0) != 0;
+	done_with(e);
+	if (src != SQLITE_ROW)
+		return store_db_fail(db, src, err, errlen, "look up a user");
+	if (!exists) {
+		store_db_set_err(err, errlen, "there is no user %s; nothing was saved", owner);
+		return FG_NOTFOUND;
+	}
+	src = store_db_bind_text(s, 1, owner);
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 2, archive_mode_name(mode));
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 3, always ? always : "");
+	if (src == SQLITE_OK)
+		src = store_db_bind_text(s, 4, never ? never : "");
+	if (src == SQLITE_OK)
+		src = store_db_run(s);
+	if (src != SQLITE_DONE)
+		return store_db_fail(db, src, err, errlen, "save archiving preferences");
+	return FG_OK;
+}
