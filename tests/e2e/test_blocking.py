@@ -16,6 +16,7 @@ import pytest
 from slixmpp.exceptions import IqError
 
 from clients import User, run
+from fgtest import metrics
 
 FG = "127.0.0.11"
 PROSODY = "127.0.0.12"
@@ -34,9 +35,11 @@ def world(module_daemons):
                                      users={f"{u}@fabrikam.test": f"{u}-pass" for u in REMOTE})
     fg = module_daemons.fedgate(bed=bed, addr=FG,
                                 users={f"{u}@contoso.test": f"{u}-secret-1" for u in LOCAL},
+                                admins={"mon": ("viewer", "mon-password-1")},
                                 partners=[("fabrikam.test", "--partner-type", "federated")]).start()
     CA["cert"] = bed.ca.cert
     CA["bed"] = bed.ca.cert
+    fg.metrics_base = f"http://{FG}:5280"
     return bed, prosody, fg
 
 
@@ -127,6 +130,9 @@ async def blocklist(user):
 
 
 def test_blocking_a_remote_user_stops_messages_and_presence_until_unblocked(world):
+    bed, prosody, fg = world
+    dropped = metrics(fg).get("dropped:blocked", 0)
+
     async def scenario():
         alice, bob = await befriend("alice", "bob")
         phone = await local("alice", "phone").up()
@@ -183,6 +189,8 @@ def test_blocking_a_remote_user_stops_messages_and_presence_until_unblocked(worl
 
     (pushed, gone, err_in, leaked_msgs, leaked_pres, ping, err_out, listed, pushed2, back,
      again, after, to_bob) = run(scenario())
+    # bob's presence went without a word, and was counted.
+    assert metrics(fg).get("dropped:blocked", 0) > dropped
     assert pushed == ("block", ["bob@fabrikam.test"])
     assert gone["type"] == "unavailable"
     assert err_in["error"]["condition"] == "service-unavailable"
@@ -271,3 +279,33 @@ def test_bad_block_requests_get_the_right_errors(world):
         return out
 
     assert run(scenario()) == ["bad-request", "jid-malformed", "bad-request"]
+
+
+def test_user_remove_takes_the_blocklist(world):
+    bed, prosody, fg = world
+
+    async def block():
+        amy = await local("amy").up()
+        await amy["xep_0191"].block("bea@fabrikam.test", timeout=15)
+        listed = await blocklist(amy)
+        await amy.down()
+        return listed
+
+    assert run(block()) == ["bea@fabrikam.test"]
+    assert fg.cli("user", "remove", "amy@contoso.test").returncode == 0
+    r = fg.cli("user", "add", "amy@contoso.test", input="amy-secret-1\n")
+    assert r.returncode == 0, r.stderr
+
+    async def again():
+        amy = await local("amy").up()
+        listed = await blocklist(amy)
+        bea = await remote("bea").up()
+        bea.send_message(mto="amy@contoso.test", mbody="hello again", mtype="chat")
+        got = await next_from(amy.chats, "bea@fabrikam.test")
+        for u in (amy, bea):
+            await u.down()
+        return listed, got
+
+    listed, got = run(again())
+    assert listed == []
+    assert got["body"] == "hello again"
