@@ -4,6 +4,7 @@
 #include "admin_http.h"
 #include "live.h"
 #include "c2s.h"
+#include "caps.h"
 #include "conf.h"
 #include "session.h"
 #include "control.h"
@@ -17,6 +18,7 @@
 #include "logfile.h"
 #include "memtrim.h"
 #include "notify.h"
+#include "pep.h"
 #include "presence.h"
 #include "mam.h"
 #include "privs.h"
@@ -719,6 +721,8 @@ out:
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
 	blocking_free_all(&srv.x);
+	pep_free_all(&srv.x);
+	caps_free_all(&srv.x);
 	refused_free_all(&srv.x);
 	history_free(&srv.x.history);
 	strmap_free(&srv.x.sessions, NULL);

@@ -83,6 +83,11 @@ struct fg_conf {
 	unsigned archive_max_per_user; /* messages; 0 = no limit, default 100000 */
 	char *archive_default;	       /* always | roster | never */
 
+	/* [pep] -- personal eventing (XEP-0163) */
+	unsigned pep_item_bytes; /* largest item, serialized, default 64 KiB */
+	unsigned pep_max_items;	 /* items per node at most, default 256 */
+	unsigned pep_max_nodes;	 /* nodes per account at most, default 128 */
+
 	/* [c2s] */
 	int c2s_require_tls;		  /* bool: STARTTLS before SASL, default yes */
 	unsigned c2s_auth_failures;	  /* from one address before it is refused, default 10 */

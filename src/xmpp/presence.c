@@ -1,4 +1,5 @@
 #include "presence.h"
+#include "pep.h"
 
 #include "blocking.h"
 #include "session.h"
@@ -230,6 +231,7 @@ void presence_from_client(struct xmpp_server *srv, struct session *c, struct xml
 		return;
 	}
 	if (!strcmp(type, "unavailable")) {
+		pep_own_presence(srv, c, st);
 		go_unavailable(srv, c, st);
 		xml_free(&st);
 		return;
@@ -245,6 +247,7 @@ void presence_from_client(struct xmpp_server *srv, struct session *c, struct xml
 	broadcast(srv, c, p->last);
 	if (first)
 		initial(srv, c);
+	pep_own_presence(srv, c, p->last);
 }
 
 void presence_session_end(struct xmpp_server *srv, struct session *c)
@@ -440,6 +443,9 @@ void presence_to_account(struct xmpp_server *srv, struct xml_node *st)
 	char *res = NULL;
 	char *user = bare_of(xml_attr(st, "to"), &res);
 	char *contact = bare_of(xml_attr(st, "from"), NULL);
+	if (user && contact && strcmp(user, contact) != 0 &&
+	    (!*type || !strcmp(type, "unavailable")))
+		pep_contact_presence(srv, user, st);
 	if (!user || !contact) {
 		xml_free(&st);
 	} else if (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "counters.h"
 #include "offline.h"
+#include "pep.h"
 #include "policy.h"
 #include "presence.h"
 #include "roster.h"
@@ -423,7 +424,10 @@ static bool partner_gate(struct xmpp_server *srv, struct xml_node *st, const str
 		return false;
 	}
 	const struct partner *p = policy_lookup(srv->live->partners, from->j.domain);
-	if (!p || !gated || !policy_needs_contact(p->type) || roster_has(srv, to->bare, from->bare))
+	/* A pubsub request gets XEP-0060's answer from pep.c, which applies
+	 * the same rule (pubsub_may_read). */
+	if (!p || !gated || !policy_needs_contact(p->type) ||
+	    roster_has(srv, to->bare, from->bare) || (xml_is(st, NULL, "iq") && pep_is_request(st)))
 		return true;
 	log_info("router",
 		 "%s from %s to %s refused: partner %s is public-unverified and %s is "

@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "fg.h"
 #include "log.h"
+#include "pep.h"
 #include "xmpp.h"
 #include "store.h"
 #include "store_users.h"
@@ -81,6 +82,9 @@ static struct xml_node *disco_info(struct xmpp_server *srv, bool account)
 	add_feature(q, XML_NS_DISCO_INFO);
 	add_feature(q, XML_NS_DISCO_ITEMS);
 	add_feature(q, XML_NS_PING);
+	/* Clients look for PEP on the account and on its server alike
+	 * (XEP-0163 §6). */
+	pep_disco_info(q);
 	if (!account) {
 		if (srv->conf->users_offline_limit)
 			add_feature(q, "msgoffline");
@@ -160,6 +164,8 @@ void service_domain(struct xmpp_server *srv, struct xml_node *st)
 		result(srv, NULL, st, version(srv));
 		return;
 	}
+	if ((is_type(st, "result") || is_type(st, "error")) && pep_domain_iq(srv, st))
+		return;
 	if (is_type(st, "result") || is_type(st, "error")) {
 		xml_free(&st); /* answers to pings and pushes */
 		return;
@@ -271,6 +277,14 @@ void service_account(struct xmpp_server *srv, struct session *own, struct xml_no
 {
 	const char *to = xml_attr(st, "to");
 	const char *user = own ? session_bare(own) : to;
+	if (pep_is_request(st)) {
+		pep_iq(srv, own, st);
+		return;
+	}
+	if (is_type(st, "get") && xml_child(st, XML_NS_DISCO_ITEMS, "query")) {
+		pep_disco_items(srv, own, st);
+		return;
+	}
 	if (common(srv, own, st, true))
 		return;
 	if (is_type(st, "result") || is_type(st, "error")) {

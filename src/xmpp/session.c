@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include "caps.h"
 #include "conf.h"
 #include "counters.h"
 #include "fg.h"
@@ -36,8 +37,9 @@ struct session {
 	bool carbons;	      /* carbons.c: XEP-0280 enabled */
 	struct session_presence pres;
 	struct session *next_of_user;
-	struct sm *sm;	 /* once the client enabled stream management */
-	struct csi *csi; /* once the client said it is inactive */
+	struct sm *sm;	   /* once the client enabled stream management */
+	struct csi *csi;   /* once the client said it is inactive */
+	struct caps *caps; /* its entity capabilities (pep.c), shared */
 };
 
 struct session *session_new(struct xmpp_server *srv, struct stream *s, const char *bare,
@@ -165,11 +167,23 @@ void session_free(struct session **psess)
 	free(sess->csi);
 	xml_free(&sess->pres.last);
 	strmap_free(&sess->pres.directed, NULL);
+	caps_put(&sess->caps);
 	free(sess->bare);
 	free(sess->resource);
 	free(sess->full);
 	free(sess);
 	*psess = NULL;
+}
+
+struct caps *session_caps(const struct session *sess)
+{
+	return sess->caps;
+}
+
+void session_set_caps(struct session *sess, struct caps *c)
+{
+	caps_put(&sess->caps);
+	sess->caps = c;
 }
 
 struct session *session_first(struct xmpp_server *srv, const char *bare)

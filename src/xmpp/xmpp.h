@@ -26,6 +26,8 @@ struct throttle;
 struct xml_node;
 
 struct jid_cache;
+struct caps_cache;
+struct pep;
 
 struct xmpp_server {
 	/* borrowed from the program */
@@ -103,6 +105,11 @@ struct xmpp_server {
 	struct event *refresh;
 	/* mam.c: archive rows on their way to the store, the expiry timer */
 	struct mam_state *mam;
+	/* caps.c: entity capabilities by verification string, queries out */
+	struct caps_cache *caps;
+	/* pep.c: who of each account's contacts is online with which caps,
+	 * by account (made when the first contact shows capabilities) */
+	struct pep *pep;
 };
 
 /* A new inbound stream joins the list. */

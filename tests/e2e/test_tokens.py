@@ -203,6 +203,8 @@ def test_old_store_token_still_works_after_upgrade(fg):
         "DROP TABLE IF EXISTS archive_prefs;"
         "DROP TABLE IF EXISTS blocklist;"
         "DROP TABLE IF EXISTS roster_versions;"
+        "DROP TABLE IF EXISTS pep_items;"
+        "DROP TABLE IF EXISTS pep_nodes;"
         "PRAGMA user_version = 4;")
     db.close()
     fg.start()

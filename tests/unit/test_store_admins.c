@@ -130,6 +130,8 @@ static void test_migration_from_v4(void **state)
 		 "DROP TABLE IF EXISTS archive_prefs;"
 		 "DROP TABLE IF EXISTS blocklist;"
 		 "DROP TABLE IF EXISTS roster_versions;"
+		 "DROP TABLE IF EXISTS pep_items;"
+		 "DROP TABLE IF EXISTS pep_nodes;"
 		 "PRAGMA user_version = 4;",
 		 old_hash);
 	raw_exec(t->path, sql);
