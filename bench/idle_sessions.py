@@ -13,6 +13,9 @@ from c2sclient import Client  # noqa: E402
 from fgtest import Fedgate, metrics  # noqa: E402
 
 N = int(os.environ.get("FG_IDLE_N", "2000"))
+# FG_IDLE_SM=1: each session also enables XEP-0198 stream management with
+# resumption (and closes with </stream:stream>, so nothing hibernates).
+SM = os.environ.get("FG_IDLE_SM") == "1"
 PASSWORD = "alice's long password"
 
 
@@ -46,6 +49,9 @@ def main():
         for i in range(N):
             c = Client()
             c.login("alice", PASSWORD, resource=f"idle{i}")
+            if SM:
+                c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+                assert c.next_element().tag == "{urn:xmpp:sm:3}enabled"
             clients.append(c)
         opened = time.time() - t0
         busy = settle(pid)
@@ -55,11 +61,14 @@ def main():
         per = (peak - base) / N
         dozed = metrics(fg).get("dozed", 0)
         for c in clients:
+            if SM:
+                c.send("</stream:stream>")
             c.close()
         clients.clear()
         # memtrim.c looks every 10 s: give it one look.
         after = settle(pid, float(os.environ.get("FG_SETTLE", "12")))
-        print(f"idle TLS c2s sessions: {N} opened in {opened:.1f} s")
+        print(f"idle TLS c2s sessions{' with stream management' if SM else ''}: "
+              f"{N} opened in {opened:.1f} s")
         print(f"fedgate RSS: {base} KiB at start, {peak} KiB with {N} sessions, "
               f"{after} KiB after they closed")
         print(f"RSS per session just after login: {(busy - base) / N:.1f} KiB")

@@ -195,10 +195,20 @@ class Profanity:
         device = m.group(1)
         mark = len(self.read_log())
         self.type("/omemo clear_device_list")
-        self.wait_log(r'RECV: <message [^\n]*from="' + re.escape(self.jid) +
-                      r'"[^\n]*axolotl\.devicelist[^\n]*<device id="' + device + '"',
-                      timeout, since=mark)
+        try:
+            self.wait_log(r'RECV: <message [^\n]*from="' + re.escape(self.jid) +
+                          r'"[^\n]*axolotl\.devicelist[^\n]*<device id="' + device + '"',
+                          timeout, since=mark)
+        except Timeout as e:
+            raise Timeout(f"{e}\nno PEP notification of {self.jid}'s device list with device "
+                          f"{device}; the exchange:\n" + self.exchange("pubsub", since=mark))
         return device
+
+    def exchange(self, word, since=0):
+        """The stanzas profanity sent and received (its debug log) that
+        contain word, each cut at 600 characters: for failure reports."""
+        return "\n".join(line[:600] for line in self.read_log()[since:].splitlines()
+                         if (": SENT: " in line or ": RECV: " in line) and word in line)
 
     def quit(self, timeout=15):
         """`/quit`, waits for profanity to exit, then ends the tmux server:

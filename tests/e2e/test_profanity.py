@@ -90,8 +90,12 @@ def omemo_chat(a, b, hello, answer):
         me.wait(r"\A\s*" + re.escape(peer.jid) + r" .*\[OMEMO\]", 15, "[OMEMO] in the title")
         # The session needs the peer's device list and bundle: sending
         # before that would reach no device.
-        me.wait_log(r"\[OMEMO\] (create session|session) with " + re.escape(peer.jid) +
-                    r" device \d+", 60)
+        try:
+            me.wait_log(r"\[OMEMO\] (create session|session) with " + re.escape(peer.jid) +
+                        r" device \d+", 60)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{me.name} found no OMEMO device of {peer.jid}; the "
+                                 "exchange:\n" + me.exchange("axolotl")) from None
     a.type(hello)
     a.says("me", hello, enc="~")
     b.says(a.jid, hello, enc="~")
@@ -189,8 +193,7 @@ def test_archive_after_signing_in_again(world, profs):
                        30, since=mark)
     assert "advertise" not in m.group(0), (
         "profanity did not ask for the archive: the server's disco#info lacks urn:xmpp:mam:2:\n" +
-        "\n".join(line for line in again.read_log()[mark:].splitlines()
-                  if "disco#info" in line and "RECV" in line))
+        again.exchange("disco#info", since=mark))
     again.says("carol@contoso.test", "archived answer from carol")
     again.says("me", "archived question from alice")
     # And they came as archive results (the log continues the first one).

@@ -257,6 +257,69 @@ def test_clean_close_without_acks_keeps_messages(fg):
     bob.close()
 
 
+def test_bind_replaces_a_hibernating_session(fg):
+    bob = login("bob", "b")
+    alice, _ = signin("alice", "a")
+    bind(alice, "a")
+    sm_id = enable(alice).get("id")
+    chat(bob, "alice@contoso.test/a", "unacknowledged", "m1")
+    assert next_stanza(alice).get("id") == "m1"
+    alice.sock.close()
+    fg.wait_log(r"session of alice@contoso.test/a hibernates")
+    # A plain bind of the same resource ends it: its message is kept.
+    alice2 = login("alice", "a")
+    fg.wait_log(r"1 stanza\(s\) alice@contoso.test/a had not acknowledged routed again")
+    alice2.send("<presence/>")
+    while True:
+        el = next_stanza(alice2)
+        if el.tag == NS_C + "message":
+            break
+    assert el.get("id") == "m1"
+    alice3, _ = signin("alice", "a3")
+    alice3.send(f"<resume xmlns='{NS_SM}' previd='{sm_id}' h='0'/>")
+    assert expect(alice3, f"{{{NS_SM}}}failed").find(
+        f"{{{NS_STANZAS}}}item-not-found") is not None
+    for c in (alice2, alice3, bob):
+        c.close()
+
+
+def test_unacknowledged_queue_is_bounded(daemons):
+    fg = daemon(daemons, resumption_queue="10", ping_interval="0")
+    bob = login("bob", "b")
+    alice, _ = signin("alice", "a")
+    bind(alice, "a")
+    enable(alice)
+    for i in range(12):
+        chat(bob, "alice@contoso.test/a", f"n{i}", f"m{i}")
+    server_ping(bob)
+    expect(bob, NS_C + "iq")  # all twelve were handled
+    # Ten copies wait for her acknowledgement; the last two went offline
+    # instead of to her (they would come before this <a/>).
+    alice.send(f"<r xmlns='{NS_SM}'/>")
+    got = []
+    while True:
+        el = alice.next_element(10)
+        assert el is not None and el != "close", got
+        if el.tag == f"{{{NS_SM}}}a":
+            break
+        if el.tag == NS_C + "message":
+            got.append(el.get("id"))
+    assert got == [f"m{i}" for i in range(10)]
+    alice.send(f"<a xmlns='{NS_SM}' h='10'/>")
+    alice.send("</stream:stream>")
+    assert alice.next_element() == "close"
+    alice2 = login("alice", "a2")
+    alice2.send("<presence/>")
+    got = []
+    while len(got) < 2:
+        el = next_stanza(alice2)
+        if el.tag == NS_C + "message":
+            got.append(el.get("id"))
+    assert got == ["m10", "m11"]
+    alice2.close()
+    bob.close()
+
+
 def test_unknown_or_malformed_resume_then_bind(fg):
     alice, _ = signin("alice", "a")
     alice.send(f"<resume xmlns='{NS_SM}' previd='AAAAAAAAAAAAAAAAAAAAAA' h='0'/>")
