@@ -263,16 +263,18 @@ static int by_owner(const void *a, const void *b)
 static int trim_all(struct store_db *db, const struct archive_row *rows, size_t n, unsigned max,
 		    char *err, size_t errlen)
 {
-	const char **owners = malloc(n * sizeof(*owners));
+	const char **owners = malloc((n ? n : 1) * sizeof(*owners));
 	if (!owners) {
 		store_db_set_err(err, errlen, "out of memory trimming archives");
 		return FG_NOMEM;
 	}
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		owners[i] = rows[i].owner;
-	qsort(owners, n, sizeof(*owners), by_owner);
+		if (rows[i].trim)
+			owners[k++] = rows[i].owner;
+	qsort(owners, k, sizeof(*owners), by_owner);
 	int rc = FG_OK;
-	for (size_t i = 0; i < n && rc == FG_OK; i++)
+	for (size_t i = 0; i < k && rc == FG_OK; i++)
 		if (i == 0 || strcmp(owners[i], owners[i - 1]) != 0)
 			rc = trim(db, owners[i], max, err, errlen);
 	free(owners);
