@@ -378,7 +378,10 @@ static void tell_blocked(struct xmpp_server *srv, const char *user, const struct
 		strmap_each(p->directed, collect_directed, &h);
 		for (size_t i = 0; i < h.n; i++) {
 			strmap_remove(p->directed, h.v[i]);
-			send_presence(srv, NULL, session_full(o), h.v[i], "unavailable");
+			/* A contact that sees the user's presence got it above. */
+			struct roster_item *it = roster_find(r, h.v[i]);
+			if (!p->last || !it || !it->sub_from)
+				send_presence(srv, NULL, session_full(o), h.v[i], "unavailable");
 			free(h.v[i]);
 		}
 		free(h.v);
