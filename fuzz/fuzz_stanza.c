@@ -37,6 +37,8 @@
 #include "pep.h"
 #include "policy.h"
 #include "presence.h"
+#include "pep.h"
+#include "caps.h"
 #include "refused.h"
 #include "roster.h"
 #include "route.h"

@@ -124,10 +124,11 @@ struct caps *caps_of_presence(struct xmpp_server *srv, const struct xml_node *pr
 	const struct xml_node *el = xml_child(presence, XML_NS_CAPS, "c");
 	const char *hash = el ? xml_attr(el, "hash") : NULL, *ver = el ? xml_attr(el, "ver") : NULL;
 	const char *node = el ? xml_attr(el, "node") : NULL;
-	struct caps_cache *cc = cache(srv);
 	/* Legacy capabilities (no hash) name no fixed feature set. */
-	if (!hash || !ver || !node || !cc || strlen(ver) > 128 || strlen(node) > 512 ||
-	    strlen(hash) > 32)
+	if (!hash || !ver || !node || strlen(ver) > 128 || strlen(node) > 512 || strlen(hash) > 32)
+		return NULL;
+	struct caps_cache *cc = cache(srv);
+	if (!cc)
 		return NULL;
 	char key[200], node_ver[700];
 	snprintf(key, sizeof(key), "%s %s", hash, ver);

@@ -1,6 +1,7 @@
 #include "pep.h"
 #include "blocking.h"
 
+#include "blocking.h"
 #include "caps.h"
 #include "conf.h"
 #include "fg.h"
@@ -85,20 +86,25 @@ static void asker_facts(struct xmpp_server *srv, const char *owner, const char *
 	a->sub_from = it && it->sub_from;
 }
 
+/* Whether the resource full may be sent what a node of owner's with this
+ * model holds: the access decision, and never to whom the owner blocks
+ * (XEP-0191: nothing of the user reaches them). */
 static bool may_read_full(struct xmpp_server *srv, const char *owner, const char *full,
 			  enum pubsub_access model)
 {
-	char *domain;
-	char *bare = bare_of(full, &domain);
+	struct jid j = {0};
 	struct pubsub_asker a;
 	struct pubsub_err e;
 	bool ok = false;
-	if (bare) {
-		asker_facts(srv, owner, bare, domain, &a);
+	if (!full || jid_parse(full, strlen(full), &j) != JID_OK)
+		return false;
+	char *bare = jid_to_string(&j, true);
+	if (bare && !blocking_blocks(srv, owner, &j)) {
+		asker_facts(srv, owner, bare, j.domain, &a);
 		ok = pubsub_may_read(model, &a, &e);
 	}
 	free(bare);
-	free(domain);
+	jid_clear(&j);
 	return ok;
 }
 
