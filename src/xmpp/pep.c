@@ -186,10 +186,22 @@ struct notify_ctx {
 	const struct xml_node *what;
 };
 
+/* XEP-0191: an entity the owner blocked is sent nothing of the owner's. */
+static bool blocked(struct xmpp_server *srv, const char *owner, const char *full)
+{
+	struct jid j;
+	if (!blocking_any(srv, owner) || jid_parse(full, strlen(full), &j) != JID_OK)
+		return false;
+	bool b = blocking_blocks(srv, owner, &j);
+	jid_clear(&j);
+	return b;
+}
+
 static int notify_watcher(void *ud, const char *full, void *value)
 {
 	struct notify_ctx *n = ud;
-	if (caps_wants(value, n->node) && may_read_full(n->srv, n->owner, full, n->model))
+	if (caps_wants(value, n->node) && may_read_full(n->srv, n->owner, full, n->model) &&
+	    !blocked(n->srv, n->owner, full))
 		send_event(n->srv, n->owner, full, n->what);
 	return 0;
 }
