@@ -27,14 +27,18 @@
 
 #include "fuzz.h"
 #include "blocking.h"
+#include "caps.h"
 #include "conf.h"
 #include "fg.h"
 #include "jid.h"
 #include "jid_cache.h"
 #include "live.h"
 #include "log.h"
+#include "pep.h"
 #include "policy.h"
 #include "presence.h"
+#include "pep.h"
+#include "caps.h"
 #include "refused.h"
 #include "roster.h"
 #include "route.h"
@@ -236,6 +240,8 @@ static void server_down(void)
 	event_base_free(g.srv.base);
 	roster_free_all(&g.srv);
 	blocking_free_all(&g.srv);
+	pep_free_all(&g.srv);
+	caps_free_all(&g.srv);
 	refused_free_all(&g.srv);
 	strmap_free(&g.srv.sessions, NULL);
 	jid_cache_free(&g.srv.jids);

@@ -42,6 +42,7 @@ class Profanity:
         self.data = os.path.join(self.home, ".local", "share")
         self.socket = os.path.join(self.home, "tmux.sock")
         self.started = False
+        self.device = None  # this device's OMEMO ID, once omemo_keys() made it
         certs = os.path.join(self.home, "certs")
         for d in (os.path.join(self.config, "profanity"), os.path.join(self.data, "profanity"),
                   certs):
@@ -192,7 +193,7 @@ class Profanity:
         to "Going to publish own device ID"."""
         m = self.command("/omemo gen", r"OMEMO crytographic materials generated\. "
                          r"Your Device ID is (\d+)", 60)
-        device = m.group(1)
+        device = self.device = m.group(1)
         mark = len(self.read_log())
         self.type("/omemo clear_device_list")
         try:

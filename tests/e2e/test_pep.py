@@ -308,6 +308,11 @@ async def next_presence(q, jid, timeout=20):
             return p
 
 
+async def nodes_of(client, jid):
+    items = await client["xep_0030"].get_items(jid=jid, timeout=15)
+    return {node for _, node, _ in items["disco_items"]["items"]}
+
+
 async def publish_public_and_private(alice):
     await alice.publish(BUNDLE, "current", bundle(), access_model="open")
     await alice.publish(AVATAR_META, "abc1", avatar_meta("abc1"))
@@ -355,6 +360,7 @@ def test_federated_partner_reads_open_nodes_and_gets_notifications(world):
         # Not a contact: the open bundle yes, the presence-model avatar no.
         open_node = await ben.items("alice@contoso.test", BUNDLE)
         denied = await refused(ben.items("alice@contoso.test", AVATAR_META))
+        nodes_before = await nodes_of(ben, "alice@contoso.test")
         # Contacts both ways (the federated partner's request is approved
         # by fedgate, alice's by ben's client): alice's server sees ben's
         # capabilities and sends him her last nick, then each new one.
@@ -363,6 +369,7 @@ def test_federated_partner_reads_open_nodes_and_gets_notifications(world):
         alice.send_presence_subscription(pto="ben@fabrikam.test")
         await next_presence(alice.presences, "ben@fabrikam.test")
         avatar = await ben.items("alice@contoso.test", AVATAR_META)
+        nodes_after = await nodes_of(ben, "alice@contoso.test")
         last = await next_event(ben.events, NICK)
         await alice.publish(NICK, "current", nick("Alice Liddell"))
         new = await next_event(ben.events, NICK)
@@ -371,9 +378,13 @@ def test_federated_partner_reads_open_nodes_and_gets_notifications(world):
         retracted = await next_event(ben.events, NICK)
         await ben.down()
         await alice.down()
-        return open_node, denied, avatar, last, new, retracted
+        return open_node, denied, avatar, last, new, retracted, nodes_before, nodes_after
 
-    open_node, denied, avatar, last, new, retracted = run(scenario())
+    open_node, denied, avatar, last, new, retracted, nodes_before, nodes_after = run(scenario())
+    # disco#items lists the nodes he may read: open ones, then the
+    # presence-model ones once subscribed; never the whitelisted bookmarks.
+    assert BUNDLE in nodes_before and AVATAR_META not in nodes_before
+    assert {BUNDLE, AVATAR_META, NICK} <= nodes_after and BOOKMARKS not in nodes_after
     assert [i for i, _ in open_node] == ["current"]
     assert denied == ("not-authorized", "presence-subscription-required")
     assert [i for i, _ in avatar] == ["abc1"]

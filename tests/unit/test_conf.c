@@ -1413,8 +1413,8 @@ static void test_man_page_covers_every_key(void **state)
 	 * (issue 15) + [users] resumption_window, resumption_queue, ping_interval,
 	 * ping_timeout (issue 16, stream management) + [archive] enabled, retention,
 	 * max_per_user, default (issue 16) + [users] software_version_os (issue 16,
-	 * version) */
-	assert_int_equal(nkeys, 56);
+	 * version) + [pep] item_bytes, max_items, max_nodes (issue 16) */
+	assert_int_equal(nkeys, 59);
 	conf_free(&c);
 	free(printed);
 	free(man);
