@@ -14,8 +14,10 @@
  * federate (or an error), without status notes for partner types that do
  * not see them; what a local session gets is addressed to it; a partner's
  * user reaches bob only with errors, and reaches alice past a
- * public-unverified partner only from her roster; one stanza in causes at
- * most a few out. */
+ * public-unverified partner only from her roster; from what alice blocked
+ * (eve@fabrikam.test and open.test at the start, XEP-0191) she gets only
+ * the refusals of what she sent there; one stanza in causes at most a few
+ * out. */
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,14 +26,19 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "blocking.h"
+#include "caps.h"
 #include "conf.h"
 #include "fg.h"
 #include "jid.h"
 #include "jid_cache.h"
 #include "live.h"
 #include "log.h"
+#include "pep.h"
 #include "policy.h"
 #include "presence.h"
+#include "pep.h"
+#include "caps.h"
 #include "refused.h"
 #include "roster.h"
 #include "route.h"
@@ -138,6 +145,14 @@ void __wrap_session_deliver(struct session *sess, struct xml_node *st)
 		if (remote_user && sess == g.alice && p && policy_needs_contact(p->type) &&
 		    xml_is(st, NULL, "message") && !is_type(st, "error"))
 			CHECK(fbare && roster_has(&g.srv, ALICE, fbare));
+		/* XEP-0191: from an entity she blocked, alice gets only the
+		 * refusal of what she sent it. */
+		if (sess == g.alice && fbare && strcmp(fbare, ALICE) != 0 &&
+		    blocking_blocks(&g.srv, ALICE, &from)) {
+			const struct xml_node *e = xml_child(st, NULL, "error");
+			CHECK(is_type(st, "error") && e &&
+			      xml_child(e, XML_NS_BLOCKING_ERRORS, "blocked"));
+		}
 		free(fbare);
 		jid_clear(&from);
 	}
@@ -203,6 +218,15 @@ static void server_up(void)
 	add_partner("open.test", PT_PUBLIC_UNVERIFIED, "im.open.test");
 	g.alice = add_user(ALICE, true, "phone");
 	g.bob = add_user(BOB, false, "desk");
+	/* alice blocks a partner's user and a whole partner (XEP-0191), as
+	 * her client would; the input may change that. */
+	struct xml_node *b = xmlstream_parse_one(
+		"<iq xmlns='jabber:server' type='set' id='b'><block xmlns='urn:xmpp:blocking'>"
+		"<item jid='eve@fabrikam.test'/><item jid='open.test'/></block></iq>");
+	CHECK(b != NULL);
+	xml_set_attr(b, NULL, "from", session_full(g.alice));
+	router_from_client(&g.srv, g.alice, b);
+	g.out = 0;
 }
 
 static void server_down(void)
@@ -215,6 +239,9 @@ static void server_down(void)
 	s2s_out_free_all(&g.srv);
 	event_base_free(g.srv.base);
 	roster_free_all(&g.srv);
+	blocking_free_all(&g.srv);
+	pep_free_all(&g.srv);
+	caps_free_all(&g.srv);
 	refused_free_all(&g.srv);
 	strmap_free(&g.srv.sessions, NULL);
 	jid_cache_free(&g.srv.jids);

@@ -4,6 +4,7 @@
 #include "admin_http.h"
 #include "live.h"
 #include "c2s.h"
+#include "caps.h"
 #include "conf.h"
 #include "session.h"
 #include "control.h"
@@ -17,12 +18,14 @@
 #include "logfile.h"
 #include "memtrim.h"
 #include "notify.h"
+#include "pep.h"
 #include "presence.h"
 #include "mam.h"
 #include "privs.h"
 #include "refused.h"
 #include "reload.h"
 #include "roster.h"
+#include "blocking.h"
 #include "s2s_in.h"
 #include "sasl.h"
 #include "router.h"
@@ -235,6 +238,7 @@ static void on_user_changed(struct cmd_env *env, const struct account *old,
 		session_close(c, "not-authorized", "the account was removed");
 	}
 	roster_drop_user(&srv->x, old->jid);
+	blocking_drop_user(&srv->x, old->jid);
 }
 
 static json_t *run_status(struct cmd_env *env)
@@ -331,7 +335,8 @@ static int open_store(struct server *srv)
 		.ud = srv,
 	};
 	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK ||
-	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
+	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK ||
+	    blocking_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
 		log_error("serve", "cannot load %s: %s", srv->conf->store_path, err);
 		store_db_close(&db);
 		return FG_ERR;
@@ -715,6 +720,9 @@ out:
 	tls_ctx_free(&srv.x.tls);
 	tls_ctx_free(&srv.x.tls_client);
 	roster_free_all(&srv.x);
+	blocking_free_all(&srv.x);
+	pep_free_all(&srv.x);
+	caps_free_all(&srv.x);
 	refused_free_all(&srv.x);
 	history_free(&srv.x.history);
 	strmap_free(&srv.x.sessions, NULL);

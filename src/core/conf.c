@@ -166,8 +166,12 @@ static const struct conf_key keys[] = {
 	 "chat messages kept per offline user; 0 = offline storage off", F(users_offline_limit)},
 	{"users", "vcard", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "store and serve vCards (XEP-0054)", F(users_vcard)},
-	{"users", "software_version", CT_BOOL, CU_NONE, 0, 0, 0, "no", NULL,
+	{"users", "software_version", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "answer software version queries (XEP-0092)", F(users_software_version)},
+	{"users", "software_version_os", CT_STRING, CU_NONE, CK_EMPTY_OK, 0, 0, "yes", NULL,
+	 "the <os/> of software version answers: yes = the kernel's name (uname), no or empty = "
+	 "none, other text = that text",
+	 F(users_software_version_os)},
 	{"users", "resumption_window", CT_DURATION, CU_SECONDS, 0, 0, 86400, "300s", NULL,
 	 "a client's session cut without a clean close may be resumed (XEP-0198) this long; "
 	 "0 = no resumption",
@@ -191,6 +195,14 @@ static const struct conf_key keys[] = {
 	 "what is archived for a user who set no preference: always, roster (only contacts) or "
 	 "never",
 	 F(archive_default)},
+	{"pep", "item_bytes", CT_INT, CU_NONE, 0, 1024, 1048576, "65536", NULL,
+	 "largest personal eventing item (an avatar's data, an OMEMO bundle), serialized",
+	 F(pep_item_bytes)},
+	{"pep", "max_items", CT_INT, CU_NONE, 0, 1, 10000, "256", NULL,
+	 "most items one personal eventing node keeps (what max_items=max means)",
+	 F(pep_max_items)},
+	{"pep", "max_nodes", CT_INT, CU_NONE, 0, 1, 10000, "128", NULL,
+	 "most personal eventing nodes per account (OMEMO makes one per device)", F(pep_max_nodes)},
 	{"c2s", "require_tls", CT_BOOL, CU_NONE, 0, 0, 0, "yes", NULL,
 	 "clients must STARTTLS before SASL", F(c2s_require_tls)},
 	{"c2s", "auth_failures", CT_INT, CU_NONE, 0, 1, 1000, "10", NULL,

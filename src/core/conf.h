@@ -69,7 +69,8 @@ struct fg_conf {
 	unsigned users_scram_iterations; /* PBKDF2 rounds for new passwords, default 4096 */
 	unsigned users_offline_limit;	 /* chat messages kept per offline user; 0 = off */
 	int users_vcard;		 /* bool: XEP-0054 vCard storage, default yes */
-	int users_software_version;	 /* bool: answer XEP-0092, default no */
+	int users_software_version;	 /* bool: answer XEP-0092, default yes */
+	char *users_software_version_os; /* "yes" = uname, "no"/"" = none, else the text */
 	/* XEP-0198 and XEP-0199 (xmpp/session.c, xmpp/c2s.c) */
 	unsigned users_resumption_window; /* seconds a cut session waits; 0 = no resumption */
 	unsigned users_resumption_queue;  /* unacknowledged stanzas kept per session */
@@ -81,6 +82,11 @@ struct fg_conf {
 	unsigned archive_retention;    /* days; 0 = forever, default 365 */
 	unsigned archive_max_per_user; /* messages; 0 = no limit, default 100000 */
 	char *archive_default;	       /* always | roster | never */
+
+	/* [pep] -- personal eventing (XEP-0163) */
+	unsigned pep_item_bytes; /* largest item, serialized, default 64 KiB */
+	unsigned pep_max_items;	 /* items per node at most, default 256 */
+	unsigned pep_max_nodes;	 /* nodes per account at most, default 128 */
 
 	/* [c2s] */
 	int c2s_require_tls;		  /* bool: STARTTLS before SASL, default yes */

@@ -21,6 +21,11 @@
 static const char SQL_INSERT[] =
 	"INSERT OR IGNORE INTO archive (owner, with_jid, ts_ms, stanza_id, outgoing, xml)"
 	" SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM users WHERE jid = ?1)";
+/* ids grow across owners, so an owner whose newest and oldest ids are
+ * closer than the limit cannot be over it: two index lookups spare the
+ * scan of the limit's length that the trim itself costs. */
+static const char SQL_SPAN[] = "SELECT (SELECT max(id) FROM archive WHERE owner = ?1) -"
+			       " (SELECT min(id) FROM archive WHERE owner = ?1)";
 static const char SQL_TRIM[] =
 	"DELETE FROM archive WHERE owner = ?1 AND id <= (SELECT id FROM archive WHERE owner = ?1"
 	" ORDER BY id DESC LIMIT 1 OFFSET ?2)";
@@ -130,7 +135,7 @@ static int wanted(struct store_db *db, const struct archive_row *r, enum archive
 }
 
 static int add_one(struct store_db *db, const struct archive_row *r, enum archive_mode def,
-		   unsigned max_per_user, unsigned *stored, char *err, size_t errlen)
+		   unsigned *stored, char *err, size_t errlen)
 {
 	if (!r->owner || !r->with_jid || !r->stanza_id || !r->xml) {
 		store_db_set_err(err, errlen, "an archive row without owner, peer, id or text");
@@ -162,19 +167,59 @@ static int add_one(struct store_db *db, const struct archive_row *r, enum archiv
 		return FG_OK; /* no such user (any more), or a repeated id */
 	if (stored)
 		(*stored)++;
-	if (max_per_user == 0)
-		return FG_OK;
+	return FG_OK;
+}
+
+/* The oldest messages of owner beyond max go. */
+static int trim(struct store_db *db, const char *owner, unsigned max, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_SPAN, err, errlen);
 	sqlite3_stmt *t = store_db_stmt(db, SQL_TRIM, err, errlen);
-	if (t == NULL)
+	if (s == NULL || t == NULL)
 		return FG_ERR;
-	src = store_db_bind_text(t, 1, r->owner);
+	int src = store_db_bind_text(s, 1, owner);
 	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(t, 2, max_per_user);
+		src = sqlite3_step(s);
+	bool maybe_over = src == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL &&
+			  sqlite3_column_int64(s, 0) >= (long long)max;
+	done_with(s);
+	if (src != SQLITE_ROW)
+		return store_db_fail(db, src, err, errlen, "measure an archive");
+	if (!maybe_over)
+		return FG_OK;
+	src = store_db_bind_text(t, 1, owner);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int64(t, 2, max);
 	if (src == SQLITE_OK)
 		src = store_db_run(t);
 	if (src != SQLITE_DONE)
 		return store_db_fail(db, src, err, errlen, "trim an archive to its limit");
 	return FG_OK;
+}
+
+static int by_owner(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Each owner of the batch once. */
+static int trim_all(struct store_db *db, const struct archive_row *rows, size_t n, unsigned max,
+		    char *err, size_t errlen)
+{
+	const char **owners = malloc(n * sizeof(*owners));
+	if (!owners) {
+		store_db_set_err(err, errlen, "out of memory trimming archives");
+		return FG_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		owners[i] = rows[i].owner;
+	qsort(owners, n, sizeof(*owners), by_owner);
+	int rc = FG_OK;
+	for (size_t i = 0; i < n && rc == FG_OK; i++)
+		if (i == 0 || strcmp(owners[i], owners[i - 1]) != 0)
+			rc = trim(db, owners[i], max, err, errlen);
+	free(owners);
+	return rc;
 }
 
 int store_db_archive_add(struct store_db *db, const struct archive_row *rows, size_t n,
@@ -190,7 +235,9 @@ int store_db_archive_add(struct store_db *db, const struct archive_row *rows, si
 	if (rc != FG_OK)
 		return rc;
 	for (size_t i = 0; i < n && rc == FG_OK; i++)
-		rc = add_one(db, &rows[i], def, max_per_user, stored, err, errlen);
+		rc = add_one(db, &rows[i], def, stored, err, errlen);
+	if (rc == FG_OK && max_per_user > 0)
+		rc = trim_all(db, rows, n, max_per_user, err, errlen);
 	if (rc != FG_OK && stored)
 		*stored = 0;
 	return store_db_end(db, rc, err, errlen);

@@ -161,6 +161,38 @@ static const char *const migrations[] = {
 	" mode TEXT NOT NULL CHECK(mode IN ('always','roster','never')),"
 	" always TEXT NOT NULL,"
 	" never TEXT NOT NULL);",
+	/* 8: personal eventing (XEP-0163, XEP-0223; store_pep.c): each
+	 * account's nodes with their configuration, and their items as
+	 * serialized payloads. The newest item is the highest rowid. */
+	"CREATE TABLE pep_nodes ("
+	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" node TEXT NOT NULL,"
+	" access_model TEXT NOT NULL,"
+	" max_items INTEGER NOT NULL,"
+	" persist INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (owner, node));"
+	"CREATE TABLE pep_items ("
+	" owner TEXT NOT NULL,"
+	" node TEXT NOT NULL,"
+	" id TEXT NOT NULL,"
+	" xml TEXT NOT NULL,"
+	" at_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (owner, node, id),"
+	" FOREIGN KEY (owner, node) REFERENCES pep_nodes(owner, node) ON DELETE CASCADE);",
+	/* 9: XEP-0191 blocklists (store_block.c): what each user blocked, as
+	 * prepared JID text; the primary key starts with owner, so the
+	 * cascade needs no index of its own. */
+	"CREATE TABLE blocklist ("
+	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
+	" jid TEXT NOT NULL,"
+	" PRIMARY KEY (owner, jid));",
+	/* 10: roster versions (RFC 6121 §2.6, store_users.c): a counter per
+	 * user, raised with every change a roster push announces. A user
+	 * without a row is at version 0. */
+	"CREATE TABLE roster_versions ("
+	" user TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
+	" ver INTEGER NOT NULL);",
 };
 
 #define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))

@@ -41,6 +41,9 @@ static const char SQL_ROSTER_DELETE[] = "DELETE FROM roster WHERE user = ?1 AND 
 static const char SQL_ROSTER_LOAD[] =
 	"SELECT user, contact, name, groups, sub_to, sub_from, ask_out, pending_in, approved,"
 	" pending_in_xml, hidden FROM roster ORDER BY user, contact";
+static const char SQL_ROSTER_VER_LOAD[] = "SELECT user, ver FROM roster_versions";
+static const char SQL_ROSTER_VER_PUT[] = "INSERT INTO roster_versions (user, ver) VALUES (?1, ?2)"
+					 " ON CONFLICT (user) DO UPDATE SET ver = excluded.ver";
 static const char SQL_OFFLINE_STATE[] = "SELECT EXISTS (SELECT 1 FROM users WHERE jid = ?1),"
 					" (SELECT count(*) FROM offline WHERE user = ?1)";
 static const char SQL_OFFLINE_INSERT[] =
@@ -336,6 +339,53 @@ int store_db_roster_delete(struct store_db *db, const char *user, const char *co
 		src = store_db_run(s);
 	if (src != SQLITE_DONE)
 		return write_failed(db, src, user, err, errlen, "delete a roster item");
+	return FG_OK;
+}
+
+int store_db_roster_ver_load(struct store_db *db, store_roster_ver_cb cb, void *ud, char *err,
+			     size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_ROSTER_VER_LOAD, err, errlen);
+	int src, rc = FG_OK;
+
+	if (s == NULL)
+		return FG_ERR;
+	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *user = store_db_col_text(s, 0);
+		sqlite3_int64 ver = sqlite3_column_int64(s, 1);
+
+		if (user == NULL) {
+			rc = oom(db, err, errlen);
+			break;
+		}
+		if (cb(ud, user, ver < 0 ? 0 : (unsigned long long)ver) != 0)
+			break;
+	}
+	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+		rc = store_db_fail(db, src, err, errlen, "read the roster versions");
+	done_reading(s);
+	return rc;
+}
+
+int store_db_roster_ver_put(struct store_db *db, const char *user, unsigned long long ver,
+			    char *err, size_t errlen)
+{
+	sqlite3_stmt *s = store_db_stmt(db, SQL_ROSTER_VER_PUT, err, errlen);
+	int src;
+
+	if (s == NULL)
+		return FG_ERR;
+	if (user == NULL) {
+		store_db_set_err(err, errlen, "no user given to save a roster version for");
+		return FG_INVAL;
+	}
+	src = store_db_bind_text(s, 1, user);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int64(s, 2, (sqlite3_int64)ver);
+	if (src == SQLITE_OK)
+		src = store_db_run(s);
+	if (src != SQLITE_DONE)
+		return write_failed(db, src, user, err, errlen, "save the roster version");
 	return FG_OK;
 }
 

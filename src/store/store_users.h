@@ -43,6 +43,14 @@ int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *e
 int store_db_roster_delete(struct store_db *db, const char *user, const char *contact, char *err,
 			   size_t errlen);
 
+/* Roster versions (RFC 6121 §2.6, migration 10): a counter per user that
+ * every pushed change raises; a user without a row is at 0. */
+typedef int (*store_roster_ver_cb)(void *ud, const char *user, unsigned long long ver);
+int store_db_roster_ver_load(struct store_db *db, store_roster_ver_cb cb, void *ud, char *err,
+			     size_t errlen);
+int store_db_roster_ver_put(struct store_db *db, const char *user, unsigned long long ver,
+			    char *err, size_t errlen);
+
 /* Appends a stanza (serialized XML) for user, stamped at_ms. FG_LIMIT
  * (nothing stored) when the user already has `limit` messages waiting;
  * FG_NOTFOUND when there is no such user. */

@@ -173,6 +173,9 @@ static int c2s_features(struct c2s *c, struct xml_node *f, bool secure, bool aut
 		struct xml_node *sess = xml_add_child(f, XML_NS_SESSION, "session");
 		if (!sess || !xml_add_child(sess, XML_NS_SESSION, "optional"))
 			return FG_NOMEM;
+		/* RFC 6121 §2.6: roster versioning (roster.c). */
+		if (!xml_add_child(f, "urn:xmpp:features:rosterver", "ver"))
+			return FG_NOMEM;
 		/* XEP-0198 and XEP-0352 are stream features, not disco ones. */
 		if (!xml_add_child(f, XML_NS_SM, "sm") || !xml_add_child(f, XML_NS_CSI, "csi"))
 			return FG_NOMEM;

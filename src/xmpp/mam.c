@@ -6,6 +6,7 @@
 #include "counters.h"
 #include "fg.h"
 #include "jid.h"
+#include "jid_cache.h"
 #include "live.h"
 #include "log.h"
 #include "users.h"
@@ -26,7 +27,7 @@
 #define MAM_PAGE_MAX 100
 /* Rows waiting for the store past this hold the stream that sends them,
  * as offline storage does. */
-#define MAM_QUEUE_MAX 4096
+#define MAM_QUEUE_MAX 1024
 /* How often expired messages are looked for. */
 #define MAM_EXPIRY_EVERY_S 3600
 
@@ -166,28 +167,28 @@ static bool is_type(const struct xml_node *st, const char *t)
 	return strcmp(v ? v : "", t) == 0;
 }
 
-/* A local account's bare JID from an address: malloc'ed, or NULL. */
-static char *local_account(struct xmpp_server *srv, const char *addr)
+/* The bare form of an address (malloc'ed, NULL when it is none), and
+ * whether it is a local account's; through the router's cache of
+ * prepared addresses, since the router has just prepared these. */
+static char *bare_of(struct xmpp_server *srv, const char *addr, bool *account)
 {
-	struct jid j;
-	if (!addr || jid_parse(addr, strlen(addr), &j) != JID_OK)
+	*account = false;
+	if (!addr)
 		return NULL;
-	char *bare = jid_to_string(&j, true);
-	bool local = j.node && conf_is_local_domain(srv->conf, j.domain);
-	jid_clear(&j);
-	if (bare && local && srv->live && accounts_get(srv->live->users, bare))
-		return bare;
-	free(bare);
-	return NULL;
-}
-
-static char *bare_of(const char *addr)
-{
-	struct jid j;
-	if (!addr || jid_parse(addr, strlen(addr), &j) != JID_OK)
+	enum jid_err e;
+	const struct jid_entry *je =
+		srv->jids ? jid_cache_get(srv->jids, addr, strlen(addr), &e) : NULL;
+	struct jid j = {0};
+	if (!je && jid_parse(addr, strlen(addr), &j) != JID_OK)
 		return NULL;
-	char *bare = jid_to_string(&j, true);
-	jid_clear(&j);
+	const struct jid *p = je ? &je->j : &j;
+	char *bare = je ? strdup(je->bare) : jid_to_string(&j, true);
+	*account = bare && p->node && conf_is_local_domain(srv->conf, p->domain) && srv->live &&
+		   accounts_get(srv->live->users, bare);
+	if (je)
+		jid_cache_put(srv->jids, je);
+	else
+		jid_clear(&j);
 	return bare;
 }
 
@@ -200,21 +201,24 @@ static bool has_id_by(const struct xml_node *msg, const char *by)
 	return false;
 }
 
-static void new_id(char out[25])
+/* Unique and growing: the time, then a counter that starts at a random
+ * value. Growing ids land at the end of the archive's (owner, stanza_id)
+ * index; random ones would touch a random page of it per message, which
+ * made archiving several times slower once the index outgrew SQLite's
+ * cache. */
+#define SID_LEN 27
+static void new_id(char out[SID_LEN + 1])
 {
-	unsigned char r[12];
-	static const char hex[] = "0123456789abcdef";
-	if (RAND_bytes(r, sizeof(r)) != 1) {
-		/* Unique is what matters; a counter with the time is. */
-		static unsigned long long n;
-		snprintf(out, 25, "%011llx%013llx", (unsigned long long)fg_now_ms(), ++n);
-		return;
+	static unsigned long long seq;
+	static bool seeded;
+	if (!seeded) {
+		if (RAND_bytes((unsigned char *)&seq, sizeof(seq)) != 1)
+			seq = (unsigned long long)fg_now_ms();
+		seq &= 0x0fffffffffffffffULL; /* years of messages before it wraps */
+		seeded = true;
 	}
-	for (size_t i = 0; i < sizeof(r); i++) {
-		out[2 * i] = hex[r[i] >> 4];
-		out[2 * i + 1] = hex[r[i] & 15];
-	}
-	out[24] = '\0';
+	snprintf(out, SID_LEN + 1, "%011llx%016llx",
+		 (unsigned long long)fg_now_ms() & 0xfffffffffffULL, ++seq);
 }
 
 bool mam_archive(struct xmpp_server *srv, struct xml_node *msg)
@@ -224,36 +228,34 @@ bool mam_archive(struct xmpp_server *srv, struct xml_node *msg)
 	if (!(is_type(msg, "chat") || is_type(msg, "normal") || is_type(msg, "")) ||
 	    !xml_child(msg, NULL, "body"))
 		return true;
-	char *to = local_account(srv, xml_attr(msg, "to"));
-	if (to && has_id_by(msg, to)) {
+	bool to_local, from_local;
+	char *to = bare_of(srv, xml_attr(msg, "to"), &to_local);
+	if (to_local && has_id_by(msg, to)) {
 		free(to); /* archived on its way in; now back from offline storage */
 		return false;
 	}
-	char *from = local_account(srv, xml_attr(msg, "from"));
-	if (!to && !from)
+	char *from = bare_of(srv, xml_attr(msg, "from"), &from_local);
+	if (!to || !from || (!to_local && !from_local)) {
+		free(to);
+		free(from);
 		return true;
-	char *from_bare = from ? NULL : bare_of(xml_attr(msg, "from"));
-	char *to_bare = to ? NULL : bare_of(xml_attr(msg, "to"));
+	}
 	struct xml_buf b = {0};
 	struct xml_ctx ctx = {.default_ns = XML_NS_SERVER};
 	xml_serialize(msg, &ctx, &b);
-	char sid[25];
+	char sid[SID_LEN + 1];
 	new_id(sid);
 	long long now = fg_now_ms();
 	int rc = b.oom ? FG_NOMEM : FG_OK;
-	if (rc == FG_OK && to)
-		rc = add_row(srv, to,
-			     from	 ? from
-			     : from_bare ? from_bare
-					 : "",
-			     now, sid, false, b.data);
-	if (rc == FG_OK && from)
-		rc = add_row(srv, from, to ? to : to_bare ? to_bare : "", now, sid, true, b.data);
+	if (rc == FG_OK && to_local)
+		rc = add_row(srv, to, from, now, sid, false, b.data);
+	if (rc == FG_OK && from_local)
+		rc = add_row(srv, from, to, now, sid, true, b.data);
 	xml_buf_free(&b);
 	if (rc != FG_OK) {
-		log_error("mam", "out of memory: a message from %s to %s was not archived",
-			  from ? from : "-", to ? to : "-");
-	} else if (to) {
+		log_error("mam", "out of memory: a message from %s to %s was not archived", from,
+			  to);
+	} else if (to_local) {
 		struct xml_node *s = xml_add_child(msg, XML_NS_SID, "stanza-id");
 		if (s) {
 			xml_set_attr(s, NULL, "by", to);
@@ -262,8 +264,6 @@ bool mam_archive(struct xmpp_server *srv, struct xml_node *msg)
 	}
 	free(to);
 	free(from);
-	free(from_bare);
-	free(to_bare);
 	flush(srv);
 	return true;
 }

@@ -1,5 +1,7 @@
 #include "presence.h"
+#include "pep.h"
 
+#include "blocking.h"
 #include "session.h"
 #include "live.h"
 #include "conf.h"
@@ -108,6 +110,21 @@ static bool is_local(struct xmpp_server *srv, const char *bare)
 	return conf_is_local_domain(srv->conf, at ? at + 1 : bare);
 }
 
+/* Whether addr (any JID text) is blocked by user, or matches item when
+ * item is not NULL (XEP-0191). */
+static bool blocked(struct xmpp_server *srv, const char *user, const struct jid *item,
+		    const char *addr)
+{
+	if (!item && !blocking_any(srv, user))
+		return false;
+	struct jid j;
+	if (jid_parse(addr, strlen(addr), &j) != JID_OK)
+		return false;
+	bool b = item ? blocking_matches(item, &j) : blocking_blocks(srv, user, &j);
+	jid_clear(&j);
+	return b;
+}
+
 /* ---- the user's side: what a client sends ---- */
 
 static void broadcast(struct xmpp_server *srv, struct session *c, const struct xml_node *st)
@@ -115,7 +132,8 @@ static void broadcast(struct xmpp_server *srv, struct session *c, const struct x
 	struct roster *r = roster_of(srv, session_bare(c), false);
 	for (size_t i = 0; i < roster_count(r); i++) {
 		struct roster_item *it = roster_at(r, i);
-		if (it->sub_from)
+		/* XEP-0191 §3.3: a blocked contact sees the user offline. */
+		if (it->sub_from && !blocked(srv, session_bare(c), NULL, it->contact))
 			send_copy(srv, st, session_full(c), it->contact);
 	}
 	/* RFC 6121 §4.2.2, §4.4.2: the user's own resources see it too. */
@@ -165,7 +183,7 @@ static void initial(struct xmpp_server *srv, struct session *c)
 		struct roster_item *it = roster_at(r, i);
 		if (it->sub_to)
 			send_new(srv, user, it->contact, "probe");
-		if (it->pending_in) {
+		if (it->pending_in && !blocked(srv, user, NULL, it->contact)) {
 			struct xml_node *sub = pres_new(it->contact, session_full(c), "subscribe");
 			if (sub)
 				session_deliver(c, sub);
@@ -213,6 +231,7 @@ void presence_from_client(struct xmpp_server *srv, struct session *c, struct xml
 		return;
 	}
 	if (!strcmp(type, "unavailable")) {
+		pep_own_presence(srv, c, st);
 		go_unavailable(srv, c, st);
 		xml_free(&st);
 		return;
@@ -228,6 +247,7 @@ void presence_from_client(struct xmpp_server *srv, struct session *c, struct xml
 	broadcast(srv, c, p->last);
 	if (first)
 		initial(srv, c);
+	pep_own_presence(srv, c, p->last);
 }
 
 void presence_session_end(struct xmpp_server *srv, struct session *c)
@@ -423,6 +443,9 @@ void presence_to_account(struct xmpp_server *srv, struct xml_node *st)
 	char *res = NULL;
 	char *user = bare_of(xml_attr(st, "to"), &res);
 	char *contact = bare_of(xml_attr(st, "from"), NULL);
+	if (user && contact && strcmp(user, contact) != 0 &&
+	    (!*type || !strcmp(type, "unavailable")))
+		pep_contact_presence(srv, user, st);
 	if (!user || !contact) {
 		xml_free(&st);
 	} else if (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||

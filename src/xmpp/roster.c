@@ -3,12 +3,15 @@
 #include "session.h"
 #include "fg.h"
 #include "jid.h"
+#include "live.h"
 #include "log.h"
+#include "users.h"
 #include "xmpp.h"
 #include "store.h"
 #include "store_users.h"
 #include "strmap.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,8 @@ struct roster {
 	char *user;
 	struct roster_item_ext *items;
 	size_t n, cap;
+	/* RFC 6121 §2.6: raised by every change a push announces, stored */
+	unsigned long long ver;
 };
 
 static void item_clear(struct roster_item *it)
@@ -204,9 +209,38 @@ static int load_row(void *ud, const struct roster_row *row)
 	return set_groups_json(it, row->groups) == FG_OK ? 0 : 1;
 }
 
+static int load_ver(void *ud, const char *user, unsigned long long ver)
+{
+	struct roster *r = roster_of(ud, user, true);
+	if (!r)
+		return 1;
+	r->ver = ver;
+	return 0;
+}
+
 int roster_load_all(struct xmpp_server *srv, struct store_db *db, char *err, size_t errlen)
 {
-	return store_db_roster_load(db, load_row, srv, err, errlen);
+	int rc = store_db_roster_load(db, load_row, srv, err, errlen);
+	if (rc == FG_OK)
+		rc = store_db_roster_ver_load(db, load_ver, srv, err, errlen);
+	return rc;
+}
+
+/* The version text: the counter with the account's creation time before
+ * it, so that an account removed and made again never repeats a version
+ * some client still holds for the old one's roster. */
+static void ver_text(struct xmpp_server *srv, const struct roster *r, const char *user, char *buf,
+		     size_t len)
+{
+	assert(len >= ROSTER_VER_LEN);
+	const struct account *a = srv->live ? accounts_get(srv->live->users, user) : NULL;
+	snprintf(buf, len, "%llx-%llu", a ? (unsigned long long)a->created_ms : 0ULL,
+		 r ? r->ver : 0ULL);
+}
+
+void roster_version(struct xmpp_server *srv, const char *user, char *buf, size_t len)
+{
+	ver_text(srv, roster_of(srv, user, false), user, buf, len);
 }
 
 /* ---- write-through to the store thread ---- */
@@ -214,6 +248,7 @@ int roster_load_all(struct xmpp_server *srv, struct store_db *db, char *err, siz
 struct save_job {
 	char *user, *contact, *name, *groups, *pending;
 	bool sub_to, sub_from, ask_out, pending_in, approved, hidden, remove;
+	unsigned long long ver;
 };
 
 static void save_job_free(struct save_job *j)
@@ -229,6 +264,9 @@ static void save_job_free(struct save_job *j)
 static int save_run(struct store_db *db, void *ud, char *err, size_t errlen)
 {
 	struct save_job *j = ud;
+	int rc = store_db_roster_ver_put(db, j->user, j->ver, err, errlen);
+	if (rc != FG_OK)
+		return rc;
 	if (j->remove)
 		return store_db_roster_delete(db, j->user, j->contact, err, errlen);
 	struct roster_row row = {
@@ -261,6 +299,8 @@ static void save(struct xmpp_server *srv, const char *user, const struct roster_
 	struct save_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		goto oom;
+	struct roster *r = roster_of(srv, user, false);
+	j->ver = r ? r->ver : 0;
 	j->user = strdup(user);
 	j->contact = strdup(it ? it->contact : contact);
 	if (!j->user || !j->contact)
@@ -318,6 +358,9 @@ static void push(struct xmpp_server *srv, const char *user, const struct roster_
 		 bool removed)
 {
 	static unsigned long seq;
+	struct roster *r = roster_of(srv, user, false);
+	char ver[ROSTER_VER_LEN];
+	ver_text(srv, r, user, ver, sizeof(ver));
 	for (struct session *c = session_first(srv, user); c; c = session_next(c)) {
 		if (!session_presence(c)->interested)
 			continue;
@@ -332,13 +375,24 @@ static void push(struct xmpp_server *srv, const char *user, const struct roster_
 		xml_set_attr(iq, NULL, "type", "set");
 		xml_set_attr(iq, NULL, "id", id);
 		xml_set_attr(iq, NULL, "to", session_full(c));
+		xml_set_attr(q, NULL, "ver", ver);
 		item_xml(q, it, removed);
 		session_deliver(c, iq);
 	}
 }
 
+/* A change the user's resources see: a new roster version. */
+static void bump(struct xmpp_server *srv, const char *user)
+{
+	struct roster *r = roster_of(srv, user, false);
+	if (r)
+		r->ver++;
+}
+
 void roster_changed(struct xmpp_server *srv, const char *user, struct roster_item *it)
 {
+	if (!roster_hidden(it))
+		bump(srv, user);
 	save(srv, user, it, NULL);
 	if (!roster_hidden(it))
 		push(srv, user, it, false);
@@ -352,6 +406,8 @@ void roster_remove(struct xmpp_server *srv, const char *user, const char *contac
 		return;
 	bool was_visible = !e->hidden;
 	struct roster_item copy = e->it;
+	if (was_visible)
+		bump(srv, user);
 	save(srv, user, NULL, contact);
 	if (was_visible)
 		push(srv, user, &copy, true);
@@ -487,8 +543,19 @@ void roster_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq)
 		return;
 	}
 	session_presence(c)->interested = true;
-	struct xml_node *res = xml_new(XML_NS_ROSTER, "query");
 	struct roster *r = roster_of(srv, session_bare(c), false);
+	/* RFC 6121 §2.6.3: a client that holds the current version gets an
+	 * empty result, then only pushes; any other version, the roster. */
+	const char *cver = xml_attr(q, "ver");
+	char ver[ROSTER_VER_LEN];
+	ver_text(srv, r, session_bare(c), ver, sizeof(ver));
+	if (cver && strcmp(cver, ver) == 0) {
+		reply(c, iq, NULL);
+		return;
+	}
+	struct xml_node *res = xml_new(XML_NS_ROSTER, "query");
+	if (res && cver)
+		xml_set_attr(res, NULL, "ver", ver);
 	for (size_t i = 0; res && i < roster_count(r); i++)
 		if (!r->items[i].hidden)
 			item_xml(res, &r->items[i].it, false);

@@ -56,6 +56,12 @@ void roster_changed(struct xmpp_server *srv, const char *user, struct roster_ite
 /* Removes contact from user's roster, stores and pushes the removal. */
 void roster_remove(struct xmpp_server *srv, const char *user, const char *contact);
 
+/* RFC 6121 §2.6: user's current roster version as the opaque text
+ * clients get (len >= ROSTER_VER_LEN); it changes with every change that
+ * is pushed, and only then. */
+#define ROSTER_VER_LEN 48
+void roster_version(struct xmpp_server *srv, const char *user, char *buf, size_t len);
+
 /* A roster get or set (iq, taken) from the user's own session c. */
 void roster_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq);
 

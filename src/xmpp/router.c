@@ -1,4 +1,5 @@
 #include "router.h"
+#include "blocking.h"
 #include "refused.h"
 
 #include "session.h"
@@ -10,6 +11,7 @@
 #include "log.h"
 #include "counters.h"
 #include "offline.h"
+#include "pep.h"
 #include "policy.h"
 #include "presence.h"
 #include "roster.h"
@@ -86,8 +88,23 @@ static void drop(struct xml_node *st, const char *reason, const char *why)
 	xml_free(&st);
 }
 
+/* router_bounce with an application-specific condition element (ns, name)
+ * beside the defined one (RFC 6120 §8.3.3) when ns is not NULL, handed
+ * straight to the sender's session `direct` when not NULL (an error from
+ * an address the sender blocked would not pass the block on its way). */
+static void bounce_app(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
+		       const char *condition, const char *text, const char *ns, const char *name,
+		       struct session *direct);
+
 void router_bounce(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
 		   const char *condition, const char *text)
+{
+	bounce_app(srv, stanza, type, condition, text, NULL, NULL, NULL);
+}
+
+static void bounce_app(struct xmpp_server *srv, struct xml_node *stanza, const char *type,
+		       const char *condition, const char *text, const char *ns, const char *name,
+		       struct session *direct)
 {
 	if (is_type(stanza, "error") || (xml_is(stanza, NULL, "iq") && is_type(stanza, "result"))) {
 		/* RFC 6120 §8.3.1: never an error about an error (loops) */
@@ -124,9 +141,14 @@ void router_bounce(struct xmpp_server *srv, struct xml_node *stanza, const char 
 			xml_set_attr(tx, XML_NS_XML, "lang", "en");
 			xml_add_text(tx, text, strlen(text));
 		}
+		if (ns)
+			xml_add_child(err, ns, name);
 	}
 	counters_stanza(STANZA_BOUNCED, NULL);
-	router_route(srv, e);
+	if (direct)
+		session_deliver(direct, e);
+	else
+		router_route(srv, e);
 }
 
 void router_to_partner(struct xmpp_server *srv, struct xml_node *st, router_done done, void *ud)
@@ -303,6 +325,28 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 	deliver_or_keep(srv, targets[n - 1], st, to->bare);
 }
 
+/* XEP-0191 §3.5: nothing from an entity the user blocked reaches the
+ * user, offline storage or anything else on the way; messages and iq
+ * requests are answered as if the user were not there, presence goes
+ * without a word. True when st was taken. */
+static bool blocked_in(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
+{
+	struct addr from;
+	if (!blocking_any(srv, to->bare) || !addr_parse(srv, xml_attr(st, "from"), &from))
+		return false;
+	bool hit = strcmp(from.bare, to->bare) != 0 && blocking_blocks(srv, to->bare, &from.j);
+	addr_clear(srv, &from);
+	if (!hit)
+		return false;
+	bool request = xml_is(st, NULL, "iq") && (is_type(st, "get") || is_type(st, "set"));
+	if (request || (xml_is(st, NULL, "message") && !is_type(st, "error")))
+		router_bounce(srv, st, "cancel", "service-unavailable",
+			      "the recipient is not available");
+	else
+		drop(st, "blocked", "the recipient blocked the sender");
+	return true;
+}
+
 /* A stanza for a local address, whoever sent it. */
 static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
 {
@@ -317,6 +361,8 @@ static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const st
 		no_account(srv, st, to);
 		return;
 	}
+	if (blocked_in(srv, st, to))
+		return;
 	if (xml_is(st, NULL, "presence")) {
 		presence_to_account(srv, st);
 	} else if (xml_is(st, NULL, "message")) {
@@ -378,7 +424,10 @@ static bool partner_gate(struct xmpp_server *srv, struct xml_node *st, const str
 		return false;
 	}
 	const struct partner *p = policy_lookup(srv->live->partners, from->j.domain);
-	if (!p || !gated || !policy_needs_contact(p->type) || roster_has(srv, to->bare, from->bare))
+	/* A pubsub request gets XEP-0060's answer from pep.c, which applies
+	 * the same rule (pubsub_may_read). */
+	if (!p || !gated || !policy_needs_contact(p->type) ||
+	    roster_has(srv, to->bare, from->bare) || (xml_is(st, NULL, "iq") && pep_is_request(st)))
 		return true;
 	log_info("router",
 		 "%s from %s to %s refused: partner %s is public-unverified and %s is "
@@ -423,26 +472,54 @@ void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 	addr_clear(srv, &to);
 }
 
+/* XEP-0191 §3.5: what the user sends to an entity they blocked is
+ * refused. True when st was taken. */
+static bool blocked_out(struct xmpp_server *srv, struct session *c, struct xml_node *st,
+			const struct addr *to)
+{
+	if (!blocking_any(srv, session_bare(c)) || strcmp(to->bare, session_bare(c)) == 0 ||
+	    !blocking_blocks(srv, session_bare(c), &to->j))
+		return false;
+	if (is_type(st, "error")) {
+		drop(st, "blocked", "an error for an entity the sender blocked");
+		return true;
+	}
+	log_info("router", "%s from %s to %s refused: the sender blocked it", st->name,
+		 session_bare(c), to->bare);
+	bounce_app(srv, st, "cancel", "not-acceptable",
+		   "you blocked this address; unblock it to communicate", XML_NS_BLOCKING_ERRORS,
+		   "blocked", c);
+	return true;
+}
+
 void router_from_client(struct xmpp_server *srv, struct session *c, struct xml_node *st)
 {
 	const char *to_s = xml_attr(st, "to");
+	struct addr to;
+	if (to_s && !addr_parse(srv, to_s, &to)) {
+		if (xml_is(st, NULL, "presence"))
+			presence_from_client(srv, c, st); /* it answers bad addresses itself */
+		else
+			router_bounce(srv, st, "modify", "jid-malformed",
+				      "the to address is not a valid JID");
+		return;
+	}
+	bool refused = to_s && blocked_out(srv, c, st, &to);
+	bool own = !to_s || (!to.j.resource && strcmp(to.bare, session_bare(c)) == 0);
+	if (to_s)
+		addr_clear(srv, &to);
+	if (refused)
+		return;
 	if (xml_is(st, NULL, "presence")) {
 		presence_from_client(srv, c, st);
 		return;
 	}
-	struct addr to;
-	if (to_s && !addr_parse(srv, to_s, &to)) {
-		router_bounce(srv, st, "modify", "jid-malformed",
-			      "the to address is not a valid JID");
-		return;
-	}
-	bool own = !to_s || (!to.j.resource && strcmp(to.bare, session_bare(c)) == 0);
-	if (to_s)
-		addr_clear(srv, &to);
 	if (own && xml_is(st, NULL, "iq")) {
 		/* RFC 6120 §10.5.3.2: the server answers for the account. */
 		if (xml_child(st, XML_NS_ROSTER, "query"))
 			roster_iq(srv, c, st);
+		else if (blocking_is_request(st))
+			blocking_iq(srv, c, st);
 		else
 			service_account(srv, c, st);
 		return;

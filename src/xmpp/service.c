@@ -1,5 +1,6 @@
 #include "service.h"
 
+#include "blocking.h"
 #include "session.h"
 #include "carbons.h"
 #include "mam.h"
@@ -7,6 +8,7 @@
 #include "conf.h"
 #include "fg.h"
 #include "log.h"
+#include "pep.h"
 #include "xmpp.h"
 #include "store.h"
 #include "store_users.h"
@@ -73,11 +75,20 @@ static struct xml_node *disco_info(struct xmpp_server *srv, bool account)
 	xml_set_attr(id, NULL, "type", account ? "registered" : "im");
 	if (!account)
 		xml_set_attr(id, NULL, "name", "fedgate");
+	/* Only what is answered at that address (XEP-0030 §3.1). Pings are
+	 * answered at both (XEP-0199 §4.2, and on the account's behalf); the
+	 * server's own: offline storage (XEP-0160, XEP-0013's "msgoffline"),
+	 * blocking (XEP-0191 §2: the server's), software version. */
 	add_feature(q, XML_NS_DISCO_INFO);
 	add_feature(q, XML_NS_DISCO_ITEMS);
+	add_feature(q, XML_NS_PING);
+	/* Clients look for PEP on the account and on its server alike
+	 * (XEP-0163 §6). */
+	pep_disco_info(q);
 	if (!account) {
-		add_feature(q, XML_NS_PING);
-		add_feature(q, "msgoffline");
+		if (srv->conf->users_offline_limit)
+			add_feature(q, "msgoffline");
+		add_feature(q, XML_NS_BLOCKING);
 		add_feature(q, XML_NS_CARBONS);
 		if (srv->conf->users_software_version)
 			add_feature(q, XML_NS_VERSION);
@@ -113,7 +124,7 @@ static bool common(struct xmpp_server *srv, struct session *own, struct xml_node
 	return false;
 }
 
-static struct xml_node *version(void)
+static struct xml_node *version(struct xmpp_server *srv)
 {
 	struct xml_node *q = xml_new(XML_NS_VERSION, "query");
 	struct utsname u;
@@ -121,8 +132,15 @@ static struct xml_node *version(void)
 		return NULL;
 	xml_add_text(xml_add_child(q, XML_NS_VERSION, "name"), "fedgate", 7);
 	xml_add_text(xml_add_child(q, XML_NS_VERSION, "version"), FG_VERSION, strlen(FG_VERSION));
-	if (uname(&u) == 0)
-		xml_add_text(xml_add_child(q, XML_NS_VERSION, "os"), u.sysname, strlen(u.sysname));
+	/* [users] software_version_os: yes = the kernel's name, no or empty =
+	 * no <os/> (XEP-0092 §2: it is optional), anything else as written. */
+	const char *os = srv->conf->users_software_version_os;
+	if (!os || !*os || strcmp(os, "no") == 0)
+		return q;
+	if (strcmp(os, "yes") == 0)
+		os = uname(&u) == 0 ? u.sysname : NULL;
+	if (os)
+		xml_add_text(xml_add_child(q, XML_NS_VERSION, "os"), os, strlen(os));
 	return q;
 }
 
@@ -143,9 +161,11 @@ void service_domain(struct xmpp_server *srv, struct xml_node *st)
 		return;
 	if (is_type(st, "get") && xml_child(st, XML_NS_VERSION, "query") &&
 	    srv->conf->users_software_version) {
-		result(srv, NULL, st, version());
+		result(srv, NULL, st, version(srv));
 		return;
 	}
+	if ((is_type(st, "result") || is_type(st, "error")) && pep_domain_iq(srv, st))
+		return;
 	if (is_type(st, "result") || is_type(st, "error")) {
 		xml_free(&st); /* answers to pings and pushes */
 		return;
@@ -257,6 +277,14 @@ void service_account(struct xmpp_server *srv, struct session *own, struct xml_no
 {
 	const char *to = xml_attr(st, "to");
 	const char *user = own ? session_bare(own) : to;
+	if (pep_is_request(st)) {
+		pep_iq(srv, own, st);
+		return;
+	}
+	if (is_type(st, "get") && xml_child(st, XML_NS_DISCO_ITEMS, "query")) {
+		pep_disco_items(srv, own, st);
+		return;
+	}
 	if (common(srv, own, st, true))
 		return;
 	if (is_type(st, "result") || is_type(st, "error")) {

@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include "caps.h"
 #include "conf.h"
 #include "counters.h"
 #include "fg.h"
@@ -32,11 +33,13 @@ struct session {
 	struct stream *s; /* NULL while hibernating (detached, XEP-0198) */
 	char *bare, *resource, *full;
 	bool registered;
-	bool carbons; /* carbons.c: XEP-0280 enabled */
+	bool wants_blocklist; /* blocking.c: it asked for the blocklist (pushes) */
+	bool carbons;	      /* carbons.c: XEP-0280 enabled */
 	struct session_presence pres;
 	struct session *next_of_user;
-	struct sm *sm;	 /* once the client enabled stream management */
-	struct csi *csi; /* once the client said it is inactive */
+	struct sm *sm;	   /* once the client enabled stream management */
+	struct csi *csi;   /* once the client said it is inactive */
+	struct caps *caps; /* its entity capabilities (pep.c), shared */
 };
 
 struct session *session_new(struct xmpp_server *srv, struct stream *s, const char *bare,
@@ -164,11 +167,23 @@ void session_free(struct session **psess)
 	free(sess->csi);
 	xml_free(&sess->pres.last);
 	strmap_free(&sess->pres.directed, NULL);
+	caps_put(&sess->caps);
 	free(sess->bare);
 	free(sess->resource);
 	free(sess->full);
 	free(sess);
 	*psess = NULL;
+}
+
+struct caps *session_caps(const struct session *sess)
+{
+	return sess->caps;
+}
+
+void session_set_caps(struct session *sess, struct caps *c)
+{
+	caps_put(&sess->caps);
+	sess->caps = c;
 }
 
 struct session *session_first(struct xmpp_server *srv, const char *bare)
@@ -545,4 +560,14 @@ void session_drop_hibernating(struct xmpp_server *srv)
 		for (size_t i = 0; i < c.n; i++)
 			session_free(&c.list[i]);
 	} while (c.n == FG_ARRAY_LEN(c.list));
+}
+
+bool session_wants_blocklist(const struct session *sess)
+{
+	return sess->wants_blocklist;
+}
+
+void session_set_wants_blocklist(struct session *sess)
+{
+	sess->wants_blocklist = true;
 }

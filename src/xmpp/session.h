@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 
+struct caps;
 struct stream;
 struct strmap;
 struct xmpp_server;
@@ -56,9 +57,17 @@ const char *session_full(const struct session *sess);
 const char *session_bare(const struct session *sess);
 const char *session_resource(const struct session *sess);
 struct session_presence *session_presence(struct session *sess);
+/* XEP-0191 §3.2: a session that asked for the blocklist gets its pushes
+ * (blocking.c). */
+bool session_wants_blocklist(const struct session *sess);
+void session_set_wants_blocklist(struct session *sess);
 /* XEP-0280: whether the client asked for carbon copies (carbons.c). */
 bool session_carbons(const struct session *sess);
 void session_set_carbons(struct session *sess, bool on);
+/* The entity capabilities its presence showed (caps.h), NULL when none;
+ * set takes the reference given and drops the one held. */
+struct caps *session_caps(const struct session *sess);
+void session_set_caps(struct session *sess, struct caps *c);
 /* Hands stanza (in jabber:server; taken on true) to the client's stream
  * (stream_offer): false when the client's output queue is full. */
 bool session_offer(struct session *sess, struct xml_node *st);

@@ -26,6 +26,8 @@ struct throttle;
 struct xml_node;
 
 struct jid_cache;
+struct caps_cache;
+struct pep;
 
 struct xmpp_server {
 	/* borrowed from the program */
@@ -93,6 +95,8 @@ struct xmpp_server {
 	struct strmap *offline_full;
 	/* roster.c: bare JID -> roster */
 	struct strmap *rosters;
+	/* blocking.c: bare JID -> blocklist (XEP-0191), for users who block */
+	struct strmap *blocklists;
 	/* refused.c: non-partner domains that tried to federate, by domain */
 	struct strmap *refused;
 	/* history.c: each partner's last 24 hours (made by the program) */
@@ -101,6 +105,11 @@ struct xmpp_server {
 	struct event *refresh;
 	/* mam.c: archive rows on their way to the store, the expiry timer */
 	struct mam_state *mam;
+	/* caps.c: entity capabilities by verification string, queries out */
+	struct caps_cache *caps;
+	/* pep.c: who of each account's contacts is online with which caps,
+	 * by account (made when the first contact shows capabilities) */
+	struct pep *pep;
 };
 
 /* A new inbound stream joins the list. */

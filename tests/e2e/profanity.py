@@ -42,6 +42,7 @@ class Profanity:
         self.data = os.path.join(self.home, ".local", "share")
         self.socket = os.path.join(self.home, "tmux.sock")
         self.started = False
+        self.device = None  # this device's OMEMO ID, once omemo_keys() made it
         certs = os.path.join(self.home, "certs")
         for d in (os.path.join(self.config, "profanity"), os.path.join(self.data, "profanity"),
                   certs):
@@ -192,13 +193,23 @@ class Profanity:
         to "Going to publish own device ID"."""
         m = self.command("/omemo gen", r"OMEMO crytographic materials generated\. "
                          r"Your Device ID is (\d+)", 60)
-        device = m.group(1)
+        device = self.device = m.group(1)
         mark = len(self.read_log())
         self.type("/omemo clear_device_list")
-        self.wait_log(r'RECV: <message [^\n]*from="' + re.escape(self.jid) +
-                      r'"[^\n]*axolotl\.devicelist[^\n]*<device id="' + device + '"',
-                      timeout, since=mark)
+        try:
+            self.wait_log(r'RECV: <message [^\n]*from="' + re.escape(self.jid) +
+                          r'"[^\n]*axolotl\.devicelist[^\n]*<device id="' + device + '"',
+                          timeout, since=mark)
+        except Timeout as e:
+            raise Timeout(f"{e}\nno PEP notification of {self.jid}'s device list with device "
+                          f"{device}; the exchange:\n" + self.exchange("pubsub", since=mark))
         return device
+
+    def exchange(self, word, since=0):
+        """The stanzas profanity sent and received (its debug log) that
+        contain word, each cut at 600 characters: for failure reports."""
+        return "\n".join(line[:600] for line in self.read_log()[since:].splitlines()
+                         if (": SENT: " in line or ": RECV: " in line) and word in line)
 
     def quit(self, timeout=15):
         """`/quit`, waits for profanity to exit, then ends the tmux server:

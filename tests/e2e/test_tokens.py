@@ -201,6 +201,10 @@ def test_old_store_token_still_works_after_upgrade(fg):
         "ALTER TABLE partners DROP COLUMN pins;"
         "DROP TABLE IF EXISTS archive;"
         "DROP TABLE IF EXISTS archive_prefs;"
+        "DROP TABLE IF EXISTS blocklist;"
+        "DROP TABLE IF EXISTS roster_versions;"
+        "DROP TABLE IF EXISTS pep_items;"
+        "DROP TABLE IF EXISTS pep_nodes;"
         "PRAGMA user_version = 4;")
     db.close()
     fg.start()
