@@ -6,7 +6,11 @@
 #include "strmap.h"
 #include "xmpp.h"
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +83,11 @@ static int drop_unheld(void *ud, const char *key, void *value)
 		entry_free(c);
 	}
 	return 0;
+}
+
+static struct caps_query *q_of(struct caps_cache *cc, unsigned long long id)
+{
+	return &cc->q[(id - 1) % CAPS_PENDING];
 }
 
 static void query_clear(struct caps_query *q)
@@ -190,29 +199,189 @@ static void fill(struct caps *c, const struct xml_node *q)
 	c->known = true;
 }
 
-bool caps_answer(struct xmpp_server *srv, struct xml_node *iq, struct caps **filled)
+/* ---- the verification string (XEP-0115 §5.1, with forms as §5.4) ---- */
+
+struct strs {
+	char **v;
+	size_t n;
+	bool oom;
+};
+
+static void strs_add(struct strs *a, char *s)
+{
+	char **n = s ? realloc(a->v, (a->n + 1) * sizeof(char *)) : NULL;
+	if (!n) {
+		free(s);
+		a->oom = true;
+		return;
+	}
+	a->v = n;
+	a->v[a->n++] = s;
+}
+
+static void strs_free(struct strs *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Sorted by octets (i;octet), each followed by '<' when sep (a field's
+ * text ends with its own). */
+static void strs_out(struct strs *a, struct xml_buf *b, bool sep)
+{
+	if (a->n)
+		qsort(a->v, a->n, sizeof(char *), cmp_str);
+	for (size_t i = 0; i < a->n; i++) {
+		xml_buf_puts(b, a->v[i]);
+		if (sep)
+			xml_buf_puts(b, "<");
+	}
+}
+
+static char *field_text(const struct xml_node *f)
+{
+	struct strs vals = {0};
+	struct xml_buf b = {0};
+	xml_buf_puts(&b, xml_attr(f, "var"));
+	xml_buf_puts(&b, "<");
+	for (const struct xml_node *v = xml_first_element(f); v; v = xml_next_element(v))
+		if (xml_is(v, NULL, "value"))
+			strs_add(&vals, strdup(xml_text(v)));
+	strs_out(&vals, &b, true);
+	char *out = vals.oom || b.oom ? NULL : strndup(b.data, b.len);
+	strs_free(&vals);
+	xml_buf_free(&b);
+	return out;
+}
+
+/* One extended form (XEP-0128): its FORM_TYPE, then its fields. NULL with
+ * *bad when it cannot be hashed (no FORM_TYPE: the answer is refused). */
+static char *form_text(const struct xml_node *x, bool *bad)
+{
+	struct strs fields = {0};
+	const char *type = NULL;
+	for (const struct xml_node *f = xml_first_element(x); f; f = xml_next_element(f)) {
+		if (!xml_is(f, NULL, "field") || !xml_attr(f, "var"))
+			continue;
+		if (!strcmp(xml_attr(f, "var"), "FORM_TYPE")) {
+			const struct xml_node *v = xml_child(f, NULL, "value");
+			type = v ? xml_text(v) : "";
+		} else {
+			strs_add(&fields, field_text(f));
+		}
+	}
+	struct xml_buf b = {0};
+	char *out = NULL;
+	if (!type) {
+		*bad = true;
+	} else {
+		xml_buf_puts(&b, type);
+		xml_buf_puts(&b, "<");
+		strs_out(&fields, &b, false);
+		out = fields.oom || b.oom ? NULL : strndup(b.data, b.len);
+	}
+	strs_free(&fields);
+	xml_buf_free(&b);
+	return out;
+}
+
+bool caps_verify(const struct xml_node *q, const char *hash, const char *ver)
+{
+	if (strcmp(hash, "sha-1") != 0)
+		return true;
+	struct strs ids = {0}, feats = {0}, forms = {0};
+	bool bad = false;
+	for (const struct xml_node *c = q ? xml_first_element(q) : NULL; c;
+	     c = xml_next_element(c)) {
+		if (xml_is(c, NULL, "identity")) {
+			const char *lang = xml_attr_ns(c, XML_NS_XML, "lang");
+			const char *cat = xml_attr(c, "category"), *type = xml_attr(c, "type");
+			const char *name = xml_attr(c, "name");
+			char *t = NULL;
+			if (asprintf(&t, "%s/%s/%s/%s", cat ? cat : "", type ? type : "",
+				     lang ? lang : "", name ? name : "") < 0)
+				t = NULL;
+			strs_add(&ids, t);
+		} else if (xml_is(c, NULL, "feature") && xml_attr(c, "var")) {
+			strs_add(&feats, strdup(xml_attr(c, "var")));
+		} else if (xml_is(c, XML_NS_DATA, "x")) {
+			char *t = form_text(c, &bad);
+			if (t)
+				strs_add(&forms, t);
+		}
+	}
+	struct xml_buf b = {0};
+	strs_out(&ids, &b, true);
+	strs_out(&feats, &b, true);
+	strs_out(&forms, &b, false);
+	bool ok = false;
+	if (!bad && !ids.oom && !feats.oom && !forms.oom && !b.oom) {
+		unsigned char md[SHA_DIGEST_LENGTH];
+		unsigned char b64[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+		SHA1((const unsigned char *)(b.data ? b.data : ""), b.len, md);
+		EVP_EncodeBlock(b64, md, SHA_DIGEST_LENGTH);
+		ok = !strcmp((const char *)b64, ver);
+	}
+	strs_free(&ids);
+	strs_free(&feats);
+	strs_free(&forms);
+	xml_buf_free(&b);
+	return ok;
+}
+
+bool caps_answer(struct xmpp_server *srv, struct xml_node *iq, struct caps **filled,
+		 struct caps **shared)
 {
 	const char *id = xml_attr(iq, "id"), *from = xml_attr(iq, "from");
 	struct caps_cache *cc = srv->caps;
-	*filled = NULL;
+	*filled = *shared = NULL;
 	if (!cc || !id || !from || strncmp(id, "fgcaps-", 7) != 0)
 		return false;
 	unsigned long long n = strtoull(id + 7, NULL, 10);
-	struct caps_query *q = &cc->q[(n - 1) % CAPS_PENDING];
+	struct caps_query *pq = n ? q_of(cc, n) : NULL;
 	/* Only the entity asked answers: an id alone is guessable. */
-	if (n == 0 || q->id != n || !q->to || strcmp(q->to, from) != 0)
+	if (!pq || pq->id != n || !pq->to || strcmp(pq->to, from) != 0)
 		return false;
-	struct caps *c = q->c;
+	struct caps *c = pq->c;
 	const char *type = xml_attr(iq, "type");
+	const struct xml_node *q = xml_child(iq, "http://jabber.org/protocol/disco#info", "query");
+	const char *sp = strchr(c->key, ' ');
+	char hash[40];
+	assert(sp && sp - c->key < (ptrdiff_t)sizeof(hash));
+	snprintf(hash, sizeof(hash), "%.*s", (int)(sp - c->key), c->key);
+	if (!c->known && type && !strcmp(type, "result") && !caps_verify(q, hash, sp + 1)) {
+		/* An answer that does not hash to the ver it was asked for is
+		 * that entity's alone (clients do send stale vers): an entry
+		 * of its own, and the next entity showing the ver is asked
+		 * again. */
+		char key[80];
+		snprintf(key, sizeof(key), "own %llu", n);
+		struct caps *own = calloc(1, sizeof(*own));
+		if (own && (own->key = strdup(key)) &&
+		    strmap_put(cc->by_key, key, own, NULL) == FG_OK) {
+			fill(own, q);
+			*filled = own;
+			*shared = c;
+		} else if (own) {
+			free(own->key);
+			free(own);
+		}
+		log_debug("caps", "%s answered for %s what does not hash to it", from, c->key);
+		query_clear(pq);
+		xml_free(&iq);
+		return true;
+	}
 	if (!c->known) {
 		if (type && !strcmp(type, "result"))
-			fill(c, xml_child(iq, "http://jabber.org/protocol/disco#info", "query"));
+			fill(c, q);
 		else
 			c->known = true; /* no features: no notifications */
 		log_debug("caps", "%s: %zu +notify nodes", c->key, c->nnotify);
 	}
 	*filled = c;
-	query_clear(q);
+	query_clear(pq);
 	xml_free(&iq);
 	return true;
 }

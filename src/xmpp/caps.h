@@ -5,10 +5,11 @@
  * not known yet is asked for once with disco#info (XEP-0030) to the first
  * entity that showed it, and the answer fills it for everyone.
  *
- * The verification string is not recomputed from the answer: an entity
- * that lies about its ver can only change which notifications entities of
- * that ver get, never who may read a node (pubsub_may_read decides that
- * on every send). */
+ * An answer is shared by everyone showing the ver only when it hashes to
+ * it (SHA-1, XEP-0115 §5); an entity whose answer does not gets an entry
+ * of its own. Either way capabilities decide only which notifications an
+ * entity wants, never who may read a node (pubsub_may_read does, on every
+ * send). */
 #ifndef FG_CAPS_H
 #define FG_CAPS_H
 
@@ -41,8 +42,15 @@ void caps_put(struct caps **c);
 /* Whether c asks for notifications of node. */
 bool caps_wants(const struct caps *c, const char *node);
 /* An iq result or error to one of our domains: when it answers one of our
- * queries, the entry it fills (borrowed) and true; the iq is freed then. */
-bool caps_answer(struct xmpp_server *srv, struct xml_node *iq, struct caps **filled);
+ * queries, true, the iq freed, and *filled the entry it filled (borrowed;
+ * NULL when out of memory). An answer that does not hash to its ver
+ * (XEP-0115 §5.4) fills an entry of the answering entity's own, which
+ * replaces for it the one it holds: *shared names that one (else NULL). */
+bool caps_answer(struct xmpp_server *srv, struct xml_node *iq, struct caps **filled,
+		 struct caps **shared);
+/* Whether a disco#info answer q hashes to ver (XEP-0115 §5.1, extended
+ * forms as §5.4); hashes other than sha-1 are taken unchecked. */
+bool caps_verify(const struct xml_node *q, const char *hash, const char *ver);
 /* Frees the cache (final exit); entries still held stay with holders. */
 void caps_free_all(struct xmpp_server *srv);
 

@@ -186,10 +186,22 @@ struct notify_ctx {
 	const struct xml_node *what;
 };
 
+/* XEP-0191: an entity the owner blocked is sent nothing of the owner's. */
+static bool blocked(struct xmpp_server *srv, const char *owner, const char *full)
+{
+	struct jid j;
+	if (!blocking_any(srv, owner) || jid_parse(full, strlen(full), &j) != JID_OK)
+		return false;
+	bool b = blocking_blocks(srv, owner, &j);
+	jid_clear(&j);
+	return b;
+}
+
 static int notify_watcher(void *ud, const char *full, void *value)
 {
 	struct notify_ctx *n = ud;
-	if (caps_wants(value, n->node) && may_read_full(n->srv, n->owner, full, n->model))
+	if (caps_wants(value, n->node) && may_read_full(n->srv, n->owner, full, n->model) &&
+	    !blocked(n->srv, n->owner, full))
 		send_event(n->srv, n->owner, full, n->what);
 	return 0;
 }
@@ -901,13 +913,24 @@ void pep_contact_presence(struct xmpp_server *srv, const char *user, const struc
 
 struct resolved_ctx {
 	struct xmpp_server *srv;
-	const struct caps *c;
+	struct caps *c;	     /* the entry filled */
+	struct caps *shared; /* an unverified answer: the entry its holder had */
+	const char *who;     /* ... and that holder */
 	const char *owner;
 };
 
 static int resolved_watcher(void *ud, const char *full, void *value)
 {
 	struct resolved_ctx *r = ud;
+	if (r->shared && value == r->shared && !strcmp(full, r->who)) {
+		/* The key is there: its value is replaced in place, which
+		 * strmap_each allows (no entry is added or moved). */
+		struct caps *old = NULL;
+		strmap_put(strmap_get(r->srv->pep->owners, r->owner), full, caps_ref(r->c),
+			   (void **)&old);
+		caps_put(&old);
+		value = r->c;
+	}
 	if (value == r->c)
 		send_last(r->srv, r->owner, full, value);
 	return 0;
@@ -924,21 +947,29 @@ static int resolved_owner(void *ud, const char *owner, void *value)
 static void resolved_session(void *ud, struct session *s)
 {
 	struct resolved_ctx *r = ud;
+	if (r->shared && session_caps(s) == r->shared && !strcmp(session_full(s), r->who))
+		session_set_caps(s, caps_ref(r->c));
 	if (session_caps(s) == r->c)
 		send_last(r->srv, session_bare(s), session_full(s), session_caps(s));
 }
 
 bool pep_domain_iq(struct xmpp_server *srv, struct xml_node *iq)
 {
-	struct caps *c;
-	if (!caps_answer(srv, iq, &c))
+	struct caps *c, *shared;
+	char *who = xml_attr(iq, "from") ? strdup(xml_attr(iq, "from")) : NULL;
+	if (!who || !caps_answer(srv, iq, &c, &shared)) {
+		free(who);
 		return false;
+	}
 	/* Everyone who showed these capabilities meanwhile gets what they
 	 * asked for now. */
-	struct resolved_ctx r = {srv, c, NULL};
-	session_each(srv, resolved_session, &r);
-	if (srv->pep)
-		strmap_each(srv->pep->owners, resolved_owner, &r);
+	struct resolved_ctx r = {srv, c, shared, who, NULL};
+	if (c) {
+		session_each(srv, resolved_session, &r);
+		if (srv->pep)
+			strmap_each(srv->pep->owners, resolved_owner, &r);
+	}
+	free(who);
 	return true;
 }
 

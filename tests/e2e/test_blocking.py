@@ -20,8 +20,8 @@ from fgtest import metrics
 
 FG = "127.0.0.11"
 PROSODY = "127.0.0.12"
-LOCAL = ["alice", "ann", "amy", "abe"]
-REMOTE = ["bob", "ben", "bea"]
+LOCAL = ["alice", "ann", "amy", "abe", "ada"]
+REMOTE = ["bob", "ben", "bea", "bix"]
 BLOCKED = "{urn:xmpp:blocking:errors}blocked"
 CA = {}
 
@@ -48,7 +48,7 @@ class Person(User):
     presences, unavailable ones in gone), subscriptions approved, and the
     blocking pushes it gets in pushes."""
 
-    def __init__(self, jid, password, cafile, addr):
+    def __init__(self, jid, password, cafile, addr, interests=()):
         super().__init__(jid, password, cafile)
         self.addr = addr
         self.auto_authorize = True
@@ -64,6 +64,14 @@ class Person(User):
                                self.chats.put_nowait(m))
         self.add_event_handler("blocked", lambda iq: self.pushes.put_nowait(("block", iq)))
         self.add_event_handler("unblocked", lambda iq: self.pushes.put_nowait(("unblock", iq)))
+        # PEP (XEP-0163): +notify in its entity capabilities for interests.
+        for p in ("xep_0004", "xep_0030", "xep_0060", "xep_0115", "xep_0163"):
+            self.register_plugin(p)
+        self.events = asyncio.Queue()
+        self.add_event_handler("pubsub_publish", lambda m: self.events.put_nowait(
+            (m["pubsub_event"]["items"]["node"], m["pubsub_event"]["items"]["item"]["id"])))
+        for ns in interests:
+            self["xep_0163"].add_interest(ns)
 
     def on_presence(self, p):
         # slixmpp's type is the <show/> when there is one.
@@ -95,8 +103,8 @@ def local(name, resource="desk"):
     return Person(f"{name}@contoso.test/{resource}", f"{name}-secret-1", CA["cert"], FG)
 
 
-def remote(name):
-    return Person(f"{name}@fabrikam.test/desk", f"{name}-pass", CA["bed"], PROSODY)
+def remote(name, **kw):
+    return Person(f"{name}@fabrikam.test/desk", f"{name}-pass", CA["bed"], PROSODY, **kw)
 
 
 async def next_from(queue, jid, timeout=20):
@@ -115,9 +123,9 @@ def drain(queue, jid=None):
     return out
 
 
-async def befriend(lname, rname):
+async def befriend(lname, rname, **kw):
     loc = await local(lname).up()
-    rem = await remote(rname).up()
+    rem = await remote(rname, **kw).up()
     loc.send_presence_subscription(pto=f"{rname}@fabrikam.test")
     await next_from(loc.presences, f"{rname}@fabrikam.test")
     await next_from(rem.presences, f"{lname}@contoso.test")
@@ -309,3 +317,55 @@ def test_user_remove_takes_the_blocklist(world):
     listed, got = run(again())
     assert listed == []
     assert got["body"] == "hello again"
+
+
+NICK = "http://jabber.org/protocol/nick"
+
+
+def test_a_blocked_contact_gets_no_pep_notifications(world):
+    """ada's nick (XEP-0172 over PEP) reaches bix, whose client asks for
+    its notifications, until ada blocks him; back after unblocking."""
+    import xml.etree.ElementTree as ET
+
+    def nick(text):
+        return ET.fromstring(f"<nick xmlns='{NICK}'>{text}</nick>")
+
+    async def publish(user, item):
+        await user["xep_0060"].publish(None, NICK, id=item, payload=nick(item), timeout=15)
+
+    async def next_event(user, item):
+        while True:
+            ev = await asyncio.wait_for(user.events.get(), 20)
+            if ev == (NICK, item):
+                return ev
+
+    async def scenario():
+        ada, bix = await befriend("ada", "bix", interests=[NICK])
+        ben = await remote("ben").up()
+        await publish(ada, "n0")
+        before = await next_event(bix, "n0")
+        await ada["xep_0191"].block("bix@fabrikam.test", timeout=15)
+        # fedgate sends the notifications before the publisher's result,
+        # and the message to ben after it, over the same stream.
+        await publish(ada, "n1")
+        ada.send_message(mto="ben@fabrikam.test", mbody="after n1", mtype="chat")
+        await next_from(ben.chats, "ada@contoso.test")
+        await bix.sync()
+        leaked = [ev for ev in drain_events(bix) if ev == (NICK, "n1")]
+        await ada["xep_0191"].unblock("bix@fabrikam.test", timeout=15)
+        await publish(ada, "n2")
+        after = await next_event(bix, "n2")
+        for u in (ada, bix, ben):
+            await u.down()
+        return before, leaked, after
+
+    def drain_events(user):
+        out = []
+        while not user.events.empty():
+            out.append(user.events.get_nowait())
+        return out
+
+    before, leaked, after = run(scenario())
+    assert before == (NICK, "n0")
+    assert leaked == []
+    assert after == (NICK, "n2")
