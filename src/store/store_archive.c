@@ -16,11 +16,11 @@
 
 /* ---- statements (the cache is keyed by these arrays' addresses) ---- */
 
-/* The EXISTS keeps a message for a user removed meanwhile from failing
- * the whole batch on the foreign key; OR IGNORE a repeated stanza-id. */
+/* OR IGNORE: a repeated stanza-id. The owner was found in the same
+ * transaction (owner_lookup), so the foreign key holds. */
 static const char SQL_INSERT[] =
 	"INSERT OR IGNORE INTO archive (owner, with_jid, ts_ms, stanza_id, outgoing, xml)"
-	" SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM users WHERE jid = ?1)";
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 /* ids grow across owners, so an owner whose newest and oldest ids are
  * closer than the limit cannot be over it: two index lookups spare the
  * scan of the limit's length that the trim itself costs. */
@@ -85,36 +85,89 @@ static bool in_list(const char *list, const char *jid)
 	return false;
 }
 
-/* XEP-0313 §6.1: never beats always beats the default. */
-static int wanted(struct store_db *db, const struct archive_row *r, enum archive_mode def,
-		  bool *yes, char *err, size_t errlen)
+/* What a batch learned about an owner, read once per batch: most batches
+ * hold a few conversations, and a lookup per row cost a third of the
+ * batch. */
+struct owner_info {
+	char *owner;
+	bool exists, has_prefs;
+	enum archive_mode mode;
+	char *always, *never;
+};
+
+#define OWNER_CACHE 32
+
+struct owner_cache {
+	struct owner_info v[OWNER_CACHE];
+	size_t n, next; /* next: the slot reused when full */
+};
+
+static void owner_info_clear(struct owner_info *o)
 {
-	sqlite3_stmt *p = store_db_stmt(db, SQL_PREFS_GET, err, errlen);
-	if (p == NULL)
-		return FG_ERR;
-	enum archive_mode mode = def;
-	bool decided = false;
-	int src = store_db_bind_text(p, 1, r->owner);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(p);
-	if (src == SQLITE_ROW) {
-		int m = archive_mode_parse(store_db_col_text(p, 0));
-		if (m >= 0)
-			mode = (enum archive_mode)m;
-		if (in_list(store_db_col_text(p, 2), r->with_jid)) {
-			*yes = false;
-			decided = true;
-		} else if (in_list(store_db_col_text(p, 1), r->with_jid)) {
-			*yes = true;
-			decided = true;
+	free(o->owner);
+	free(o->always);
+	free(o->never);
+	memset(o, 0, sizeof(*o));
+}
+
+static int owner_lookup(struct store_db *db, struct owner_cache *c, const char *owner,
+			const struct owner_info **out, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->v[i].owner, owner) == 0) {
+			*out = &c->v[i];
+			return FG_OK;
 		}
-	} else if (src != SQLITE_DONE) {
-		done_with(p);
-		return store_db_fail(db, src, err, errlen, "read archiving preferences");
+	struct owner_info got = {0};
+	sqlite3_stmt *e = store_db_stmt(db, SQL_USER_EXISTS, err, errlen);
+	if (e == NULL)
+		return FG_ERR;
+	int src = store_db_bind_text(e, 1, owner);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(e);
+	got.exists = src == SQLITE_ROW && sqlite3_column_int(e, 0) != 0;
+	done_with(e);
+	if (src != SQLITE_ROW)
+		return store_db_fail(db, src, err, errlen, "look up a user");
+	int rc = store_db_archive_prefs_get(db, owner, &got.has_prefs, &got.mode, &got.always,
+					    &got.never, err, errlen);
+	if (rc == FG_OK && !(got.owner = strdup(owner))) {
+		store_db_set_err(err, errlen, "out of memory archiving messages");
+		rc = FG_NOMEM;
 	}
-	done_with(p);
-	if (decided)
-		return FG_OK;
+	if (rc != FG_OK) {
+		owner_info_clear(&got);
+		return rc;
+	}
+	struct owner_info *o;
+	if (c->n < OWNER_CACHE) {
+		o = &c->v[c->n++];
+	} else {
+		o = &c->v[c->next];
+		c->next = (c->next + 1) % OWNER_CACHE;
+		owner_info_clear(o);
+	}
+	*o = got;
+	*out = o;
+	return FG_OK;
+}
+
+/* XEP-0313 §6.1: never beats always beats the default. */
+static int wanted(struct store_db *db, const struct owner_info *o, const struct archive_row *r,
+		  enum archive_mode def, bool *yes, char *err, size_t errlen)
+{
+	enum archive_mode mode = def;
+	if (o->has_prefs) {
+		if (in_list(o->never, r->with_jid)) {
+			*yes = false;
+			return FG_OK;
+		}
+		if (in_list(o->always, r->with_jid)) {
+			*yes = true;
+			return FG_OK;
+		}
+		mode = o->mode;
+	}
 	if (mode != ARCHIVE_ROSTER) {
 		*yes = mode == ARCHIVE_ALWAYS;
 		return FG_OK;
@@ -122,7 +175,7 @@ static int wanted(struct store_db *db, const struct archive_row *r, enum archive
 	sqlite3_stmt *q = store_db_stmt(db, SQL_IN_ROSTER, err, errlen);
 	if (q == NULL)
 		return FG_ERR;
-	src = store_db_bind_text(q, 1, r->owner);
+	int src = store_db_bind_text(q, 1, r->owner);
 	if (src == SQLITE_OK)
 		src = store_db_bind_text(q, 2, r->with_jid);
 	if (src == SQLITE_OK)
@@ -134,15 +187,19 @@ static int wanted(struct store_db *db, const struct archive_row *r, enum archive
 	return FG_OK;
 }
 
-static int add_one(struct store_db *db, const struct archive_row *r, enum archive_mode def,
-		   unsigned *stored, char *err, size_t errlen)
+static int add_one(struct store_db *db, struct owner_cache *c, const struct archive_row *r,
+		   enum archive_mode def, unsigned *stored, char *err, size_t errlen)
 {
 	if (!r->owner || !r->with_jid || !r->stanza_id || !r->xml) {
 		store_db_set_err(err, errlen, "an archive row without owner, peer, id or text");
 		return FG_INVAL;
 	}
+	const struct owner_info *o = NULL;
+	int rc = owner_lookup(db, c, r->owner, &o, err, errlen);
+	if (rc != FG_OK || !o->exists)
+		return rc; /* no such user (any more): nothing to keep */
 	bool yes = false;
-	int rc = wanted(db, r, def, &yes, err, errlen);
+	rc = wanted(db, o, r, def, &yes, err, errlen);
 	if (rc != FG_OK || !yes)
 		return rc;
 	sqlite3_stmt *s = store_db_stmt(db, SQL_INSERT, err, errlen);
@@ -164,7 +221,7 @@ static int add_one(struct store_db *db, const struct archive_row *r, enum archiv
 	if (src != SQLITE_DONE)
 		return store_db_fail(db, src, err, errlen, "archive a message");
 	if (sqlite3_changes(store_db_handle(db)) == 0)
-		return FG_OK; /* no such user (any more), or a repeated id */
+		return FG_OK; /* a repeated id */
 	if (stored)
 		(*stored)++;
 	return FG_OK;
@@ -206,16 +263,18 @@ static int by_owner(const void *a, const void *b)
 static int trim_all(struct store_db *db, const struct archive_row *rows, size_t n, unsigned max,
 		    char *err, size_t errlen)
 {
-	const char **owners = malloc(n * sizeof(*owners));
+	const char **owners = malloc((n ? n : 1) * sizeof(*owners));
 	if (!owners) {
 		store_db_set_err(err, errlen, "out of memory trimming archives");
 		return FG_NOMEM;
 	}
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		owners[i] = rows[i].owner;
-	qsort(owners, n, sizeof(*owners), by_owner);
+		if (rows[i].trim)
+			owners[k++] = rows[i].owner;
+	qsort(owners, k, sizeof(*owners), by_owner);
 	int rc = FG_OK;
-	for (size_t i = 0; i < n && rc == FG_OK; i++)
+	for (size_t i = 0; i < k && rc == FG_OK; i++)
 		if (i == 0 || strcmp(owners[i], owners[i - 1]) != 0)
 			rc = trim(db, owners[i], max, err, errlen);
 	free(owners);
@@ -234,8 +293,17 @@ int store_db_archive_add(struct store_db *db, const struct archive_row *rows, si
 	int rc = store_db_begin(db, err, errlen);
 	if (rc != FG_OK)
 		return rc;
+	struct owner_cache *c = calloc(1, sizeof(*c));
+	if (!c) {
+		store_db_end(db, FG_NOMEM, err, errlen);
+		store_db_set_err(err, errlen, "out of memory archiving messages");
+		return FG_NOMEM;
+	}
 	for (size_t i = 0; i < n && rc == FG_OK; i++)
-		rc = add_one(db, &rows[i], def, stored, err, errlen);
+		rc = add_one(db, c, &rows[i], def, stored, err, errlen);
+	for (size_t i = 0; i < c->n; i++)
+		owner_info_clear(&c->v[i]);
+	free(c);
 	if (rc == FG_OK && max_per_user > 0)
 		rc = trim_all(db, rows, n, max_per_user, err, errlen);
 	if (rc != FG_OK && stored)

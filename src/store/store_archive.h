@@ -27,12 +27,17 @@ struct archive_row {
 	const char *stanza_id; /* unique in owner's archive */
 	bool outgoing;	       /* sent by owner */
 	const char *xml;       /* the message, serialized in jabber:server */
+	/* After the batch, the owner's oldest messages beyond max_per_user
+	 * go. Finding them walks the owner's index as far as the limit, so
+	 * the caller asks only now and then (mam.c: once per 1/64 of it). */
+	bool trim;
 };
 
 /* Appends rows in one transaction, each only when its owner is a user and
  * the owner's preferences (or def when the owner has none) take messages
- * with with_jid; then, when max_per_user is not 0, each owner's oldest
- * messages beyond it go. *stored (may be NULL) counts the rows kept. */
+ * with with_jid; then, when max_per_user is not 0, the oldest messages
+ * beyond it of each owner that a row asks to trim go. *stored (may be
+ * NULL) counts the rows kept. */
 int store_db_archive_add(struct store_db *db, const struct archive_row *rows, size_t n,
 			 enum archive_mode def, unsigned max_per_user, unsigned *stored, char *err,
 			 size_t errlen);

@@ -13,11 +13,13 @@
 #include "xmpp.h"
 #include "store.h"
 #include "store_archive.h"
+#include "strmap.h"
 #include "xmlstream.h"
 
 #include <openssl/rand.h>
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,10 @@ struct mam_state {
 	bool writing;	    /* a batch is with the store thread */
 	size_t queued;	    /* rows in next and in the one writing */
 	struct event *expiry;
+	/* owner -> rows archived since their archive was last trimmed, as
+	 * (uintptr_t) values: trimming walks as far as [archive]
+	 * max_per_user, so it is asked once per 1/64 of it */
+	struct strmap *since_trim;
 };
 
 static void batch_free(struct batch *b)
@@ -142,7 +148,21 @@ static int add_row(struct xmpp_server *srv, const char *owner, const char *with,
 		b->cap = cap;
 	}
 	struct archive_row *r = &b->rows[b->n];
-	*r = (struct archive_row){.owner = strdup(owner),
+	unsigned max = srv->conf->archive_max_per_user, every = max / 64 ? max / 64 : 1;
+	bool trim = false;
+	if (max) {
+		if (!m->since_trim)
+			m->since_trim = strmap_new();
+		uintptr_t since =
+			m->since_trim ? (uintptr_t)strmap_get(m->since_trim, owner) + 1 : every;
+		trim = since >= every;
+		/* A count that cannot be kept: trim now rather than never. */
+		if (!m->since_trim ||
+		    strmap_put(m->since_trim, owner, (void *)(trim ? 0 : since), NULL) != FG_OK)
+			trim = true;
+	}
+	*r = (struct archive_row){.trim = trim,
+				  .owner = strdup(owner),
 				  .with_jid = strdup(with),
 				  .ts_ms = ts,
 				  .stanza_id = strdup(sid),
@@ -735,6 +755,7 @@ void mam_stop(struct xmpp_server *srv)
 			batch_free(b);
 	}
 	batch_free(m->next);
+	strmap_free(&m->since_trim, NULL);
 	srv->mam = NULL;
 	free(m);
 }

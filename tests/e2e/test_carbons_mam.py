@@ -209,17 +209,22 @@ def test_paging_25_messages_in_pages_of_10(world):
     assert fbodies == want
 
 
-def test_partner_user_archived_and_offline_ids_shared(world):
+def test_partner_user_carbons_archive_and_offline_ids(world):
     bed = world[0]
 
     async def scenario():
         gina = await local("gina").up()
+        phone = await local("gina", "phone").up()
         zoe = Client("zoe@fabrikam.test/desk", "zoe-pass", PROSODY)
         await zoe.up(carbons=False)
         gina.send_message(mto="zoe@fabrikam.test", mbody="hi zoe", mtype="chat")
         await zoe.chat_from("gina@contoso.test")
-        zoe.send_message(mto="gina@contoso.test", mbody="hi gina", mtype="chat")
+        sent = await asyncio.wait_for(phone.carbons.get(), 20)
+        zoe.send_message(mto="gina@contoso.test/desk", mbody="hi gina", mtype="chat")
         live = await gina.chat_from("zoe@fabrikam.test")
+        received = await asyncio.wait_for(phone.carbons.get(), 20)
+        carbons.extend([(sent[0], sent[1]["body"]), (received[0], received[1]["body"])])
+        await phone.down()
         await gina.down()
         zoe.send_message(mto="gina@contoso.test", mbody="while away", mtype="chat")
         gina2 = local("gina")
@@ -230,7 +235,10 @@ def test_partner_user_archived_and_offline_ids_shared(world):
         await zoe.down()
         return live, later, bodies, ids, fin
 
+    carbons = []
     live, later, bodies, ids, fin = run(scenario())
+    # Carbons work with a partner's user too.
+    assert carbons == [("sent", "hi zoe"), ("received", "hi gina")]
     assert bodies == ["hi zoe", "hi gina", "while away"]
     assert fin.get("complete") == "true"
     sid = live.xml.find(f"{{{SID}}}stanza-id")

@@ -61,6 +61,7 @@ static unsigned put(struct store_db *db, const char *owner, const char *peer, in
 					       .ts_ms = (long long)i * 1000,
 					       .stanza_id = ids[n],
 					       .outgoing = false,
+					       .trim = true,
 					       .xml = xml[n]};
 	}
 	unsigned stored = 0;
