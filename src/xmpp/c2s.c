@@ -132,7 +132,10 @@ static void c2s_end(struct c2s *c)
 	struct sm *sm = c->sess ? session_sm(c->sess) : NULL;
 	if (sm)
 		stream_discard_queue(c->s);
-	if (sm && sm->resumable && c->gone && !c->srv->stopping &&
+	/* Silence past the idle timeout is a connection that may be dead
+	 * (with pings off, nothing else finds out). */
+	bool gone = c->gone || (stream_flags(c->s) & SF_IDLE_TIMEOUT);
+	if (sm && sm->resumable && gone && !c->srv->stopping &&
 	    c->srv->conf->users_resumption_window > 0) {
 		struct session *sess = c->sess;
 		c->sess = NULL; /* it owns itself now */

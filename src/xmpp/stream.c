@@ -943,6 +943,7 @@ static void on_timer(void *ud)
 		break;
 	case STREAM_READY:
 		snprintf(text, sizeof(text), "no traffic for %u seconds", idle_timeout(s));
+		s->flags |= SF_IDLE_TIMEOUT;
 		break;
 	default:
 		snprintf(text, sizeof(text), "stream not authenticated within %u seconds",

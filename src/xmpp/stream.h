@@ -29,12 +29,13 @@ enum stream_state {
 
 /* Flags, kept apart from the state: they accumulate. */
 enum {
-	SF_SECURE = 1 << 0,	 /* TLS is up */
-	SF_HEADER_SENT = 1 << 1, /* our <stream:stream> went out */
-	SF_AUTHED = 1 << 2,	 /* SASL succeeded (stream_authenticated) */
-	SF_STARTTLS = 1 << 3,	 /* <starttls/> came: nothing after it is parsed */
-	SF_RESTART = 1 << 4,	 /* SASL success: the next bytes are a new stream */
-	SF_DIRECT_TLS = 1 << 9,	 /* TLS from the first byte (XEP-0368), never STARTTLS */
+	SF_SECURE = 1 << 0,	   /* TLS is up */
+	SF_HEADER_SENT = 1 << 1,   /* our <stream:stream> went out */
+	SF_AUTHED = 1 << 2,	   /* SASL succeeded (stream_authenticated) */
+	SF_STARTTLS = 1 << 3,	   /* <starttls/> came: nothing after it is parsed */
+	SF_RESTART = 1 << 4,	   /* SASL success: the next bytes are a new stream */
+	SF_DIRECT_TLS = 1 << 9,	   /* TLS from the first byte (XEP-0368), never STARTTLS */
+	SF_IDLE_TIMEOUT = 1 << 10, /* closing because the peer went silent: maybe gone */
 };
 
 /* What a role does on the streams it takes. Every function gets the

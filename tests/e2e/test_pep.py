@@ -278,13 +278,33 @@ def test_items_retract_and_preconditions(world):
         other = await refused(alice["xep_0060"].publish("carol@contoso.test", "urn:example:notes",
                                                        id="x", payload=el('<n xmlns="urn:example"/>'),
                                                        timeout=15))
+        # The owner reads and changes the configuration (XEP-0060 §8.2).
+        conf = await carol["xep_0060"].get_node_config(None, "urn:example:notes", timeout=15)
+        form = conf["pubsub_owner"]["configure"]["form"]
+        before_conf = {k: form["values"][k] for k in
+                       ("pubsub#access_model", "pubsub#max_items", "pubsub#persist_items")}
+        new_form = carol["xep_0004"].make_form(ftype="submit")
+        new_form.add_field(var="FORM_TYPE", ftype="hidden",
+                           value="http://jabber.org/protocol/pubsub#node_config")
+        new_form.add_field(var="pubsub#max_items", value="1")
+        await carol["xep_0060"].set_node_config(None, "urn:example:notes", new_form, timeout=15)
+        trimmed = await carol.items("carol@contoso.test", "urn:example:notes")
+        # An item larger than [pep] item_bytes (64 KiB) is refused.
+        big = await refused(carol.publish("urn:example:big", "b",
+                                          el(f'<b xmlns="urn:example">{"x" * 70000}</b>')))
         await carol["xep_0060"].delete_node(None, "urn:example:notes", timeout=15)
         deleted = await refused(carol.items("carol@contoso.test", "urn:example:notes"))
         await alice.down()
         await carol.down()
-        return newest, two, one, mismatch, mismatch_max, after, gone, no_node, other, deleted
+        return (newest, two, one, mismatch, mismatch_max, after, gone, no_node, other, deleted,
+                before_conf, trimmed, big)
 
-    newest, two, one, mismatch, mismatch_max, after, gone, no_node, other, deleted = run(scenario())
+    (newest, two, one, mismatch, mismatch_max, after, gone, no_node, other, deleted,
+     before_conf, trimmed, big) = run(scenario())
+    assert before_conf == {"pubsub#access_model": "open", "pubsub#max_items": "3",
+                           "pubsub#persist_items": True}
+    assert [i for i, _ in trimmed] == ["n3"]
+    assert big == ("not-acceptable", "payload-too-big")
     assert [i for i, _ in newest] == ["n4", "n3", "n2"]
     assert [i for i, _ in two] == ["n4", "n3"]
     assert [i for i, _ in one] == ["n3"]

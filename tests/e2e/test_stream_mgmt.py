@@ -413,6 +413,23 @@ def test_server_pings_idle_clients(daemons):
     bob2.close()
 
 
+def test_idle_timeout_hibernates_without_pings(daemons):
+    """With pings off, the gateway's idle timeout (30 s at least) is what
+    finds a dead connection: a resumable session hibernates then too."""
+    fg = daemons.fedgate(users=USERS, extra={"users": {"ping_interval": "0"}},
+                         gateway=("--stream-inactivity-timeout", "30")).start()
+    alice, _ = signin("alice", "a")
+    bind(alice, "a")
+    sm_id = enable(alice).get("id")
+    cond, _ = alice.stream_error(timeout=60)
+    assert cond == "connection-timeout"
+    fg.wait_log(r"session of alice@contoso.test/a hibernates")
+    alice2, _ = signin("alice", "a")
+    alice2.send(f"<resume xmlns='{NS_SM}' previd='{sm_id}' h='0'/>")
+    expect(alice2, f"{{{NS_SM}}}resumed")
+    alice2.close()
+
+
 def test_slixmpp_resumes_and_gets_what_came_while_cut(fg):
     """A real client's XEP-0198: slixmpp enables resumption, its TCP
     connection is cut, it reconnects, resumes and gets Bob's message."""
