@@ -247,6 +247,7 @@ struct pep_job {
 	struct xml_node *iq;
 	struct pubsub_req req;
 	struct pubsub_asker asker;
+	bool node_items; /* disco#items of one node: its item ids (XEP-0060 §5.5) */
 	long cap_items, cap_nodes;
 	char *item_id, *payload_xml;
 	/* JOB_LAST: the resource to send the last items to, with its caps */
@@ -558,6 +559,17 @@ static void request_done(struct pep_job *j)
 			xml_set_attr(p, NULL, "node", r->node);
 			item_el(p, XML_NS_PUBSUB, j->item_id, NULL);
 		}
+	} else if (r->op == PUBSUB_OP_ITEMS && j->node_items) {
+		res = xml_new("http://jabber.org/protocol/disco#items", "query");
+		if (res)
+			xml_set_attr(res, NULL, "node", r->node);
+		for (size_t i = 0; res && i < j->nitems; i++) {
+			struct xml_node *it = xml_add_child(res, NULL, "item");
+			if (it) {
+				xml_set_attr(it, NULL, "jid", j->owner);
+				xml_set_attr(it, NULL, "name", j->items[i].id);
+			}
+		}
 	} else if (r->op == PUBSUB_OP_ITEMS) {
 		res = xml_new(XML_NS_PUBSUB, "pubsub");
 		struct xml_node *is = res ? xml_add_child(res, XML_NS_PUBSUB, "items") : NULL;
@@ -769,7 +781,9 @@ void pep_disco_items(struct xmpp_server *srv, struct session *own, struct xml_no
 		srv->bounce(srv, iq, "modify", "jid-malformed", "the addresses are not JIDs");
 		return;
 	}
-	struct pep_job *j = job_new(srv, JOB_DISCO, owner);
+	const struct xml_node *q = xml_child(iq, "http://jabber.org/protocol/disco#items", "query");
+	const char *node = q ? xml_attr(q, "node") : NULL;
+	struct pep_job *j = job_new(srv, node ? JOB_REQUEST : JOB_DISCO, owner);
 	free(owner);
 	if (!j) {
 		srv->bounce(srv, iq, "wait", "resource-constraint", "out of memory");
@@ -777,6 +791,13 @@ void pep_disco_items(struct xmpp_server *srv, struct session *own, struct xml_no
 	}
 	j->iq = iq;
 	j->asker = a;
+	if (node) {
+		/* A node's items are read as an items request is, with its
+		 * access decision; the answer names them. */
+		j->node_items = true;
+		j->req.op = PUBSUB_OP_ITEMS;
+		j->req.node = node; /* in iq, which the job holds */
+	}
 	submit(srv, j);
 }
 

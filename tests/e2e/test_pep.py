@@ -390,6 +390,10 @@ def test_federated_partner_reads_open_nodes_and_gets_notifications(world):
         await next_presence(alice.presences, "ben@fabrikam.test")
         avatar = await ben.items("alice@contoso.test", AVATAR_META)
         nodes_after = await nodes_of(ben, "alice@contoso.test")
+        # and a node's items by disco#items (XEP-0060 §5.5)
+        r = await ben["xep_0030"].get_items(jid="alice@contoso.test", node=AVATAR_META,
+                                            timeout=15)
+        meta_ids = [name for _, _, name in r["disco_items"]["items"]]
         last = await next_event(ben.events, NICK)
         await alice.publish(NICK, "current", nick("Alice Liddell"))
         new = await next_event(ben.events, NICK)
@@ -398,9 +402,12 @@ def test_federated_partner_reads_open_nodes_and_gets_notifications(world):
         retracted = await next_event(ben.events, NICK)
         await ben.down()
         await alice.down()
-        return open_node, denied, avatar, last, new, retracted, nodes_before, nodes_after
+        return (open_node, denied, avatar, last, new, retracted, nodes_before, nodes_after,
+                meta_ids)
 
-    open_node, denied, avatar, last, new, retracted, nodes_before, nodes_after = run(scenario())
+    (open_node, denied, avatar, last, new, retracted, nodes_before, nodes_after,
+     meta_ids) = run(scenario())
+    assert meta_ids == ["abc1"]
     # disco#items lists the nodes he may read: open ones, then the
     # presence-model ones once subscribed; never the whitelisted bookmarks.
     assert BUNDLE in nodes_before and AVATAR_META not in nodes_before
