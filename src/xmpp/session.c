@@ -318,7 +318,14 @@ static bool csi_can_wait(const struct xml_node *st)
 	for (const struct xml_node *c = xml_first_element(st); c; c = xml_next_element(c))
 		if (xml_is(c, XML_NS_CHATSTATES, NULL))
 			return true;
-	return false;
+	/* A carbon (XEP-0280, carbons.c) of what could wait can wait too:
+	 * the other device's typing is no more urgent than the contact's. */
+	const struct xml_node *k = xml_child(st, "urn:xmpp:carbons:2", "sent");
+	if (!k)
+		k = xml_child(st, "urn:xmpp:carbons:2", "received");
+	const struct xml_node *f = k ? xml_child(k, "urn:xmpp:forward:0", "forwarded") : NULL;
+	const struct xml_node *inner = f ? xml_child(f, NULL, "message") : NULL;
+	return inner && csi_can_wait(inner);
 }
 
 static void csi_flush(struct session *sess)

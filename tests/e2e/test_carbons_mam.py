@@ -46,7 +46,8 @@ class Client(User):
     def __init__(self, jid, password, addr=FG):
         super().__init__(jid, password, CA["cert"])
         self.addr = addr
-        for p in ("xep_0030", "xep_0059", "xep_0280", "xep_0297", "xep_0313", "xep_0334"):
+        for p in ("xep_0030", "xep_0059", "xep_0199", "xep_0280", "xep_0297", "xep_0313",
+                  "xep_0334"):
             self.register_plugin(p)
         self.carbons = asyncio.Queue()
         self.results = asyncio.Queue()  # archive results, which have no body
@@ -145,6 +146,45 @@ def test_carbons_between_two_resources(world):
     # The bare message and the private one made no carbon: the next one
     # at two is the message after them.
     assert next_carbon[0] == "sent" and next_carbon[1]["body"] == "after private"
+
+
+def test_carbons_of_chat_states_wait_while_inactive(world):
+    """XEP-0352: a resource that said it is inactive gets the carbon of
+    its other resource's typing notification only with the next stanza
+    that matters. Seen through presence: held presence from one sender
+    keeps only the latest, and a stanza that cannot wait delivers what
+    was held first; so when the carbon waits, bob's first presence is
+    replaced before anything is delivered, and never arrives."""
+    async def scenario():
+        phone = await local("carol", "phone").up()
+        desk = await local("carol", "desk2").up()
+        bob = await local("bob", "csi").up(carbons=False)
+        seen = []
+        phone.register_handler(Callback("order", MatchXPath("{jabber:client}presence"),
+                                        lambda p: seen.append(("presence", p["status"]))))
+        phone.add_event_handler("carbon_sent", lambda m: seen.append(
+            ("carbon", m["carbon_sent"]["body"] or "composing")))
+        phone.send_raw("<inactive xmlns='urn:xmpp:csi:0'/>")
+        await phone["xep_0199"].send_ping("contoso.test", timeout=10)
+        seen.clear()
+        bob.send_presence(pto="carol@contoso.test/phone", pstatus="first")
+        await bob["xep_0199"].send_ping("contoso.test", timeout=10)
+        typing = desk.make_message(mto="bob@contoso.test", mtype="chat")
+        typing.append(ET.Element("{http://jabber.org/protocol/chatstates}composing"))
+        typing.send()
+        await desk["xep_0199"].send_ping("contoso.test", timeout=10)
+        bob.send_presence(pto="carol@contoso.test/phone", pstatus="second")
+        await bob["xep_0199"].send_ping("contoso.test", timeout=10)
+        desk.send_message(mto="bob@contoso.test", mbody="now it matters", mtype="chat")
+        await bob.chat_from("carol@contoso.test")
+        await phone["xep_0199"].send_ping("contoso.test", timeout=10)
+        for c in (phone, desk, bob):
+            await c.down()
+        return seen
+
+    seen = run(scenario())
+    assert seen == [("carbon", "composing"), ("presence", "second"),
+                    ("carbon", "now it matters")], seen
 
 
 def test_forged_carbon_is_taken_out(world):
