@@ -10,7 +10,6 @@
 #include <stddef.h>
 
 #define XML_NS_MAM     "urn:xmpp:mam:2"
-#define XML_NS_MAM_EXT "urn:xmpp:mam:2#extended"
 #define XML_NS_RSM     "http://jabber.org/protocol/rsm"
 #define XML_NS_DATA    "jabber:x:data"
 #define XML_NS_FORWARD "urn:xmpp:forward:0"

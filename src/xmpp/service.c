@@ -99,8 +99,9 @@ static struct xml_node *disco_info(struct xmpp_server *srv, bool account)
 	 * too because profanity 0.13 asks only the server's disco#info
 	 * before it queries. */
 	if (mam_enabled(srv)) {
+		/* Not urn:xmpp:mam:2#extended: before-id and after-id are
+		 * read, but ids and <flip-page/> are not. */
 		add_feature(q, XML_NS_MAM);
-		add_feature(q, XML_NS_MAM_EXT);
 		add_feature(q, XML_NS_SID);
 	}
 	return q;
