@@ -895,6 +895,10 @@ void pep_contact_presence(struct xmpp_server *srv, const char *user, const struc
 	const char *at = strchr(user, '@');
 	if (!xml_child(st, XML_NS_CAPS, "c") || !at)
 		return;
+	/* Whom nothing may reach (SPEC §4's public-unverified non-contact,
+	 * whom the user blocks) is not even asked for capabilities. */
+	if (!may_read_full(srv, user, from, PUBSUB_OPEN))
+		return;
 	if (!srv->pep) {
 		struct pep *p = calloc(1, sizeof(*p));
 		if (!p || !(p->owners = strmap_new())) {
