@@ -63,7 +63,8 @@
 #define C2S_FEATURES_AUTHED                                                          \
 	"<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"          \
 	"<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>" \
-	"</stream:features>"
+	"<ver xmlns='urn:xmpp:features:rosterver'/><sm xmlns='urn:xmpp:sm:3'/>"      \
+	"<csi xmlns='urn:xmpp:csi:0'/></stream:features>"
 #define C2S_CHALLENGE "<challenge " SASL_NS ">CHALLENGE</challenge>"
 #define C2S_SUCCESS   "<success " SASL_NS ">SUCCESS</success>"
 #define C2S_BOUND                                                                        \
