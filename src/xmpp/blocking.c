@@ -414,22 +414,6 @@ static void tell_unblocked(struct xmpp_server *srv, const char *user, const stru
 
 /* ---- the protocol ---- */
 
-static void reply(struct session *c, struct xml_node *iq, struct xml_node *payload)
-{
-	struct xml_node *r = xml_new(XML_NS_SERVER, "iq");
-	if (r) {
-		xml_set_attr(r, NULL, "type", "result");
-		if (xml_attr(iq, "id"))
-			xml_set_attr(r, NULL, "id", xml_attr(iq, "id"));
-		xml_set_attr(r, NULL, "to", session_full(c));
-		if (payload)
-			xml_append_copy(r, payload);
-		session_deliver(c, r);
-	}
-	xml_free(&payload);
-	xml_free(&iq);
-}
-
 static void add_items(struct xml_node *to, const char *const *jids, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -493,7 +477,7 @@ static void block(struct xmpp_server *srv, struct session *c, struct xml_node *i
 			tell_blocked(srv, user, &l->v[l->n - 1].j);
 	}
 	log_info("blocking", "%s blocks %zu more (%zu in all)", user, l->n - before, l->n);
-	reply(c, iq, NULL);
+	session_reply(c, iq, NULL);
 	push(srv, user, "block", (const char *const *)req->jids, req->n);
 	save(srv, user, req);
 }
@@ -533,7 +517,7 @@ static void unblock(struct xmpp_server *srv, struct session *c, struct xml_node 
 		jid_clear(&gone[i]);
 	}
 	free(gone);
-	reply(c, iq, NULL);
+	session_reply(c, iq, NULL);
 	push(srv, user, "unblock", (const char *const *)req->jids, req->n);
 	save(srv, user, req);
 }
@@ -562,7 +546,7 @@ void blocking_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq
 			if (it)
 				xml_set_attr(it, NULL, "jid", l->v[i].s);
 		}
-		reply(c, iq, q);
+		session_reply(c, iq, q);
 		return;
 	}
 	if (!xml_attr(iq, "to"))

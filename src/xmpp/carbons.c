@@ -14,20 +14,6 @@ static bool is_type(const struct xml_node *st, const char *t)
 	return strcmp(v ? v : "", t) == 0;
 }
 
-static void answer(struct session *own, struct xml_node *iq)
-{
-	struct xml_node *r = xml_new(XML_NS_SERVER, "iq");
-	if (r) {
-		xml_set_attr(r, NULL, "type", "result");
-		if (xml_attr(iq, "id"))
-			xml_set_attr(r, NULL, "id", xml_attr(iq, "id"));
-		xml_set_attr(r, NULL, "from", session_bare(own));
-		xml_set_attr(r, NULL, "to", session_full(own));
-		session_deliver(own, r);
-	}
-	xml_free(&iq);
-}
-
 bool carbons_iq(struct xmpp_server *srv, struct session *own, struct xml_node *iq)
 {
 	bool on = xml_child(iq, XML_NS_CARBONS, "enable") != NULL;
@@ -42,7 +28,7 @@ bool carbons_iq(struct xmpp_server *srv, struct session *own, struct xml_node *i
 	}
 	session_set_carbons(own, on);
 	log_info("carbons", "%s turned carbons %s", session_full(own), on ? "on" : "off");
-	answer(own, iq);
+	session_reply(own, iq, NULL);
 	return true;
 }
 

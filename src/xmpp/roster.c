@@ -417,22 +417,6 @@ void roster_remove(struct xmpp_server *srv, const char *user, const char *contac
 	r->n--;
 }
 
-static void reply(struct session *c, struct xml_node *iq, struct xml_node *payload)
-{
-	struct xml_node *r = xml_new(XML_NS_SERVER, "iq");
-	if (r) {
-		xml_set_attr(r, NULL, "type", "result");
-		if (xml_attr(iq, "id"))
-			xml_set_attr(r, NULL, "id", xml_attr(iq, "id"));
-		xml_set_attr(r, NULL, "to", session_full(c));
-		if (payload)
-			xml_append_copy(r, payload);
-		session_deliver(c, r);
-	}
-	xml_free(&payload);
-	xml_free(&iq);
-}
-
 static void fail(struct xmpp_server *srv, struct xml_node *iq, const char *type, const char *cond,
 		 const char *text)
 {
@@ -490,7 +474,7 @@ static void roster_set(struct xmpp_server *srv, struct session *c, struct xml_no
 		if (from)
 			send_sub(srv, user, contact, "unsubscribed");
 		free(contact);
-		reply(c, iq, NULL);
+		session_reply(c, iq, NULL);
 		return;
 	}
 	const char *name = xml_attr(item, "name");
@@ -527,7 +511,7 @@ static void roster_set(struct xmpp_server *srv, struct session *c, struct xml_no
 	}
 	roster_set_hidden(it, false);
 	roster_changed(srv, user, it);
-	reply(c, iq, NULL);
+	session_reply(c, iq, NULL);
 }
 
 void roster_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq)
@@ -550,7 +534,7 @@ void roster_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq)
 	char ver[ROSTER_VER_LEN];
 	ver_text(srv, r, session_bare(c), ver, sizeof(ver));
 	if (cver && strcmp(cver, ver) == 0) {
-		reply(c, iq, NULL);
+		session_reply(c, iq, NULL);
 		return;
 	}
 	struct xml_node *res = xml_new(XML_NS_ROSTER, "query");
@@ -559,5 +543,5 @@ void roster_iq(struct xmpp_server *srv, struct session *c, struct xml_node *iq)
 	for (size_t i = 0; res && i < roster_count(r); i++)
 		if (!r->items[i].hidden)
 			item_xml(res, &r->items[i].it, false);
-	reply(c, iq, res);
+	session_reply(c, iq, res);
 }

@@ -578,3 +578,20 @@ void session_set_wants_blocklist(struct session *sess)
 {
 	sess->wants_blocklist = true;
 }
+
+void session_reply(struct session *sess, struct xml_node *iq, struct xml_node *payload)
+{
+	struct xml_node *r = xml_new(XML_NS_SERVER, "iq");
+	if (r) {
+		xml_set_attr(r, NULL, "type", "result");
+		if (xml_attr(iq, "id"))
+			xml_set_attr(r, NULL, "id", xml_attr(iq, "id"));
+		xml_set_attr(r, NULL, "from", sess->bare);
+		xml_set_attr(r, NULL, "to", sess->full);
+		if (payload)
+			xml_append_copy(r, payload);
+		session_deliver(sess, r);
+	}
+	xml_free(&payload);
+	xml_free(&iq);
+}

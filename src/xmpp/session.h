@@ -74,6 +74,9 @@ bool session_offer(struct session *sess, struct xml_node *st);
 /* The same, answering the sender (resource-constraint) or counting the
  * drop when the queue is full: for what has no better place to go. */
 void session_deliver(struct session *sess, struct xml_node *st);
+/* Answers the session's own iq (taken) with a result carrying payload
+ * (taken, may be NULL), from the account's bare JID. */
+void session_reply(struct session *sess, struct xml_node *iq, struct xml_node *payload);
 /* Ends the session's stream with a stream error (conflict,
  * not-authorized...); a hibernating session just ends (and is freed). */
 void session_close(struct session *sess, const char *condition, const char *text);

@@ -24,6 +24,8 @@ from fgtest import Fedgate  # noqa: E402
 
 # In a federation bed, fedgate serves contoso.test at this address.
 BED_FEDGATE_ADDR = "127.0.0.11"
+# ... and the partner fabrikam.test runs on a Prosody at this one.
+BED_PROSODY_ADDR = "127.0.0.12"
 
 
 class Daemons:
@@ -76,6 +78,22 @@ class Daemons:
             b.dns.add_srv(*record)
         b.dns.start()
         return b
+
+    def federation(self, remote_users, local_users, partner=(), prosody_kw=None, **kw):
+        """The two organisations most tests need: fabrikam.test on a
+        Prosody at BED_PROSODY_ADDR (started) with remote_users {jid:
+        password}, both domains' _xmpp-server SRV records, and fedgate for
+        contoso.test (not started) with local_users {jid: password} and
+        fabrikam.test as a partner (partner: more `partner new`
+        arguments). Returns (bed, prosody, fedgate)."""
+        bed = self.bed({"fabrikam.test": BED_PROSODY_ADDR},
+                       srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
+                            ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
+        prosody = self.prosody(bed, "fabrikam", BED_PROSODY_ADDR, ["fabrikam.test"],
+                               users=remote_users, **(prosody_kw or {}))
+        fg = self.fedgate(bed=bed, users=local_users, partners=[("fabrikam.test", *partner)],
+                          **kw)
+        return bed, prosody, fg
 
     @staticmethod
     def prosody(bed, name, addr, hosts, users=None, **kw):

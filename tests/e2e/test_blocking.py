@@ -28,15 +28,11 @@ CA = {}
 
 @pytest.fixture(scope="module")
 def world(module_daemons):
-    bed = module_daemons.bed({"fabrikam.test": PROSODY},
-                             srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
-                                  ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
-    prosody = module_daemons.prosody(bed, "fabrikam", PROSODY, ["fabrikam.test"],
-                                     users={f"{u}@fabrikam.test": f"{u}-pass" for u in REMOTE})
-    fg = module_daemons.fedgate(bed=bed, addr=FG,
-                                users={f"{u}@contoso.test": f"{u}-secret-1" for u in LOCAL},
-                                admins={"mon": ("viewer", "mon-password-1")},
-                                partners=[("fabrikam.test", "--partner-type", "federated")]).start()
+    bed, prosody, fg = module_daemons.federation(
+        {f"{u}@fabrikam.test": f"{u}-pass" for u in REMOTE},
+        {f"{u}@contoso.test": f"{u}-secret-1" for u in LOCAL},
+        partner=("--partner-type", "federated"), admins={"mon": ("viewer", "mon-password-1")})
+    fg.start()
     CA["cert"] = bed.ca.cert
     CA["bed"] = bed.ca.cert
     fg.metrics_base = f"http://{FG}:5280"

@@ -28,14 +28,11 @@ CA = {}
 
 @pytest.fixture(scope="module")
 def world(module_daemons):
-    bed = module_daemons.bed({"fabrikam.test": PROSODY},
-                             srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
-                                  ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
-    prosody = module_daemons.prosody(bed, "fabrikam", PROSODY, ["fabrikam.test"],
-                                     users={"zoe@fabrikam.test": "zoe-pass"})
-    fg = module_daemons.fedgate(
-        bed=bed, addr=FG, users={f"{u}@contoso.test": f"{u}-secret-1" for u in LOCAL},
-        partners=[("fabrikam.test", "--partner-type", "federated")]).start()
+    bed, prosody, fg = module_daemons.federation(
+        {"zoe@fabrikam.test": "zoe-pass"},
+        {f"{u}@contoso.test": f"{u}-secret-1" for u in LOCAL},
+        partner=("--partner-type", "federated"))
+    fg.start()
     CA["cert"] = bed.ca.cert
     return bed, prosody, fg
 
@@ -250,8 +247,6 @@ def test_paging_25_messages_in_pages_of_10(world):
 
 
 def test_partner_user_carbons_archive_and_offline_ids(world):
-    bed = world[0]
-
     async def scenario():
         gina = await local("gina").up()
         phone = await local("gina", "phone").up()

@@ -33,14 +33,10 @@ CA = {}
 
 @pytest.fixture(scope="module")
 def world(module_daemons):
-    bed = module_daemons.bed({"fabrikam.test": PROSODY},
-                             srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
-                                  ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
-    prosody = module_daemons.prosody(bed, "fabrikam", PROSODY, ["fabrikam.test"],
-                                     users={f"{u}@fabrikam.test": f"{u}-pass" for u in REMOTE})
-    fg = module_daemons.fedgate(bed=bed, addr=FG,
-                                users={f"{u}@contoso.test": f"{u}-secret-1" for u in LOCAL},
-                                partners=["fabrikam.test"]).start()
+    bed, prosody, fg = module_daemons.federation(
+        {f"{u}@fabrikam.test": f"{u}-pass" for u in REMOTE},
+        {f"{u}@contoso.test": f"{u}-secret-1" for u in LOCAL})
+    fg.start()
     CA["cert"] = bed.ca.cert
     return bed, prosody, fg
 
@@ -120,7 +116,7 @@ def nick(name):
 
 
 def devicelist(*ids):
-    return el(f'<list xmlns="eu.siacs.conversations.axolotl">'
+    return el('<list xmlns="eu.siacs.conversations.axolotl">'
               + "".join(f'<device id="{i}"/>' for i in ids) + "</list>")
 
 

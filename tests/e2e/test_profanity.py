@@ -34,16 +34,11 @@ OMEMO = {"omemo": {"trustmode": "blind"}}
 
 @pytest.fixture(scope="module")
 def world(module_daemons):
-    bed = module_daemons.bed({"fabrikam.test": PROSODY},
-                             srv=[("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269),
-                                  ("_xmpp-server._tcp.contoso.test", "contoso.test", 5269)])
-    prosody = module_daemons.prosody(bed, "fabrikam", PROSODY, ["fabrikam.test"], users=REMOTE,
-                                     modules=MODERN)
     # Idle clients are pinged after 2 s, and with the ping fedgate asks
     # for a stream management acknowledgement (test_archive needs one).
-    fg = module_daemons.fedgate(bed=bed, addr=FG, users=LOCAL,
-                                partners=[("fabrikam.test", "--partner-type", "federated")],
-                                extra={"users": {"ping_interval": "2s"}})
+    bed, prosody, fg = module_daemons.federation(
+        REMOTE, LOCAL, partner=("--partner-type", "federated"), prosody_kw={"modules": MODERN},
+        extra={"users": {"ping_interval": "2s"}})
     # At debug level: no message text may reach even that (no_bodies_logged).
     with open(fg.conf) as f:
         conf = re.sub(r"(?m)^level = info$", "level = debug", f.read())
