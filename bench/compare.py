@@ -36,6 +36,7 @@ ADDR_A, ADDR_B, ADDR_SINK = "127.0.0.21", "127.0.0.22", "127.0.0.30"
 PACKAGES = ["prosody", "ejabberd", "dnsmasq-base", "openssl"]
 TICK = os.sysconf("SC_CLK_TCK")
 ACCOUNTS = [100]  # idle0..idle99 on server A (--accounts)
+ARCHIVE = [False]  # fedgate archives messages (--archive)
 
 
 def users(domain):
@@ -151,6 +152,10 @@ class Fedgate(Server):
                   "preauth_streams = 100000\n")
         text = text.replace("[limits]\n", "[limits]\n" + limits, 1) if "[limits]\n" in text \
             else text + "\n[limits]\n" + limits
+        # The peers run Debian's configurations, whose message archive
+        # (mod_mam) is off: fedgate routes alike unless --archive.
+        if not ARCHIVE[0]:
+            text += "\n[archive]\nenabled = no\n"
         open(self.conf, "w").write(text)
         cert, key = pki.certs[domain]
         shutil.copy(cert, os.path.join(self.dir, "certs", f"{domain}.pem"))
@@ -613,7 +618,10 @@ def parse_args():
     # after a silent doze period (up to 20 s); every server gets the wait.
     ap.add_argument("--settle", type=float, default=22.0,
                     help="seconds before reading RSS at a checkpoint and after closing")
+    ap.add_argument("--archive", action="store_true",
+                    help="fedgate archives every message (XEP-0313), which the peers do not")
     args = ap.parse_args()
+    ARCHIVE[0] = args.archive
     if args.quick:
         args.runs = 1
         args.messages = 20000
