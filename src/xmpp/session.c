@@ -288,6 +288,11 @@ static bool offer_now(struct session *sess, struct xml_node *st)
 	}
 	if (!sess->s)
 		return true;
+	/* A message the user reads is acknowledged soon (one <r/> out at a
+	 * time, as Prosody's mod_smacks asks): a client that then signs out
+	 * cleanly has said what it saw, and the session's end does not send
+	 * it again from offline storage. */
+	bool ask = !sm->asked && xml_is(st, NULL, "message") && xml_child(st, NULL, "body");
 	if (!stream_offer(sess->s, st)) {
 		copy = sm_unpush(sm);
 		xml_free(&copy);
@@ -298,7 +303,7 @@ static bool offer_now(struct session *sess, struct xml_node *st)
 	}
 	/* Ask for an acknowledgement now and then, so that the queue of
 	 * copies stays short (XEP-0198 §4). */
-	if (sm->since_r >= SESSION_SM_ASK_EVERY || sm->n >= sm->cap / 2)
+	if (ask || sm->since_r >= SESSION_SM_ASK_EVERY || sm->n >= sm->cap / 2)
 		session_sm_request(sess);
 	return true;
 }
@@ -467,6 +472,7 @@ void session_sm_request(struct session *sess)
 		stream_send(sess->s, r);
 	xml_free(&r);
 	sess->sm->since_r = 0;
+	sess->sm->asked = true;
 }
 
 struct session *session_by_sm_id(struct xmpp_server *srv, const char *id)

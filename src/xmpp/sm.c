@@ -168,6 +168,7 @@ enum sm_ack sm_ack(struct sm *sm, uint32_t h)
 {
 	unsigned drop = 0;
 	enum sm_ack r = sm_ack_count(sm->out_h, sm->n, h, &drop);
+	sm->asked = false;
 	while (drop--) {
 		struct xml_node *st = sm_pop(sm);
 		xml_free(&st);

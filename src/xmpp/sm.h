@@ -32,6 +32,7 @@ struct sm {
 	unsigned cap;		      /* most items kept; past it the session is cut */
 	uint32_t since_r;	      /* stanzas sent since our last <r/> */
 	bool resumable;
+	bool asked;		   /* an <r/> is out that no <a/> has answered yet */
 	char id[SM_ID_LEN + 1];	   /* the resumption token, "" without resumption */
 	struct event *hibernation; /* while detached: ends the session */
 };

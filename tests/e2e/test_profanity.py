@@ -34,11 +34,8 @@ OMEMO = {"omemo": {"trustmode": "blind"}}
 
 @pytest.fixture(scope="module")
 def world(module_daemons):
-    # Idle clients are pinged after 2 s, and with the ping fedgate asks
-    # for a stream management acknowledgement (test_archive needs one).
     bed, prosody, fg = module_daemons.federation(
-        REMOTE, LOCAL, partner=("--partner-type", "federated"), prosody_kw={"modules": MODERN},
-        extra={"users": {"ping_interval": "2s"}})
+        REMOTE, LOCAL, partner=("--partner-type", "federated"), prosody_kw={"modules": MODERN})
     # At debug level: no message text may reach even that (no_bodies_logged).
     with open(fg.conf) as f:
         conf = re.sub(r"(?m)^level = info$", "level = debug", f.read())
@@ -180,10 +177,11 @@ def test_archive_after_signing_in_again(world, profs):
     carol.says("alice@contoso.test", "archived question from alice")
     carol.type("archived answer from carol")
     alice.says("carol@contoso.test", "archived answer from carol")
-    # alice signs out once she has acknowledged carol's answer (XEP-0198):
-    # an unacknowledged one would come again from offline storage when
-    # she signs in, open carol's window itself, and profanity asks the
-    # archive only for a window that /msg opens.
+    # alice signs out once she has acknowledged carol's answer (XEP-0198;
+    # fedgate asks right after a message with a body): an unacknowledged
+    # one would come again from offline storage when she signs in, open
+    # carol's window itself, and profanity asks the archive only for a
+    # window that /msg opens.
     got = alice.read_log().index("<body>archived answer from carol</body>")
     alice.wait_log(r'SENT: <a h="\d+" xmlns="urn:xmpp:sm:3"/>', 30, since=got)
 

@@ -70,7 +70,9 @@ static void test_queue_push_ack_pop(void **state)
 		assert_int_equal(sm_push(sm, stanza(i)), FG_OK);
 	assert_int_equal(sm->out_h, 3);
 	assert_int_equal(sm->n, 5);
+	sm->asked = true; /* an <r/> went out: any <a/> answers it */
 	assert_int_equal(sm_ack(sm, UINT32_MAX), SM_ACK_OK);
+	assert_false(sm->asked);
 	assert_int_equal(sm->n, 4);
 	assert_string_equal(xml_attr(sm->head->st, "id"), "m1");
 	/* The same h again changes nothing; an older one is stale. */
