@@ -20,17 +20,22 @@
 #ifndef FG_TEST_XMPP_FIXTURE_H
 #define FG_TEST_XMPP_FIXTURE_H
 
+#include "blocking.h"
+#include "c2s.h"
+#include "caps.h"
 #include "conf.h"
 #include "conn.h"
 #include "dns.h"
 #include "fg.h"
 #include "live.h"
+#include "pep.h"
 #include "log.h"
 #include "policy.h"
 #include "presence.h"
 #include "refused.h"
 #include "roster.h"
 #include "route.h"
+#include "session.h"
 #include "router.h"
 #include "sasl.h"
 #include "stream.h"
@@ -383,6 +388,8 @@ static inline void xfx_free(struct xfx *fx)
 	routes_free_all(&fx->srv);
 	dns_free(&fx->srv.dns);
 	xmpp_free_streams(&fx->srv);
+	session_drop_hibernating(&fx->srv);
+	c2s_stop(&fx->srv);
 	while (fx->npeers)
 		xfx_peer_free(fx->peers[0]);
 	if (fx->tick)
@@ -390,8 +397,12 @@ static inline void xfx_free(struct xfx *fx)
 	if (fx->base)
 		event_base_free(fx->base);
 	roster_free_all(&fx->srv);
+	blocking_free_all(&fx->srv);
+	pep_free_all(&fx->srv);
+	caps_free_all(&fx->srv);
 	refused_free_all(&fx->srv);
 	strmap_free(&fx->srv.sessions, NULL);
+	strmap_free(&fx->srv.sm_ids, NULL);
 	jid_cache_free(&fx->srv.jids);
 	throttle_free(&fx->srv.auth_throttle);
 	policy_free(&fx->live.partners);
