@@ -120,7 +120,28 @@ static const struct conf_key keys[] = {
 	 "Debian's dns-root-data has the root's; empty = no DNSSEC, so no DANE",
 	 F(dns_trust_anchor)},
 	{"store", "path", CT_PATH, CU_NONE, CK_RESTART, 0, 0, "var/fedgate.db", NULL,
-	 "the SQLite database file", F(store_path)},
+	 "the SQLite database file (backend sqlite)", F(store_path)},
+	{"store", "backend", CT_STRING, CU_NONE, CK_RESTART, 0, 0, "sqlite", NULL,
+	 "sqlite (one node, the file at path) or postgresql (the server at dsn; needed by a "
+	 "cluster)",
+	 F(store_backend)},
+	{"store", "dsn", CT_STRING, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "", NULL,
+	 "libpq connection string of the PostgreSQL database (backend postgresql), e.g. "
+	 "host=/run/postgresql dbname=fedgate; a password here is never logged",
+	 F(store_dsn)},
+	{"store", "pool_size", CT_INT, CU_NONE, CK_RESTART, 1, 64, "4", NULL,
+	 "PostgreSQL connections the store keeps (backend postgresql)", F(store_pool_size)},
+	{"cluster", "node", CT_STRING, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "", NULL,
+	 "this node's name, unique in the cluster; empty = the host name", F(cluster_node)},
+	{"cluster", "redis", CT_STRING, CU_NONE, CK_EMPTY_OK | CK_RESTART, 0, 0, "", NULL,
+	 "the Redis server the nodes share, HOST:PORT or unix:PATH; empty = a single node",
+	 F(cluster_redis)},
+	{"cluster", "heartbeat", CT_DURATION, CU_SECONDS, CK_RESTART, 1, 60, "1s", NULL,
+	 "how often a node tells the others it is alive", F(cluster_heartbeat)},
+	{"cluster", "node_timeout", CT_DURATION, CU_SECONDS, CK_RESTART, 2, 600, "5s", NULL,
+	 "a node silent this long is taken as gone: its sessions are forgotten and what was "
+	 "forwarded to it is routed again",
+	 F(cluster_node_timeout)},
 	{"log", "level", CT_LOG_LEVEL, CU_NONE, 0, 0, 0, "info", NULL,
 	 "least severe level logged: error, warning, info or debug", F(log_level)},
 	{"log", "file", CT_PATH, CU_NONE, CK_EMPTY_OK, 0, 0, "", NULL,
@@ -1348,6 +1369,28 @@ static void check_admin(struct parser *p, const struct fg_conf *c)
 			     c->listen_admin.v[i]);
 }
 
+/* A cluster shares one store: nodes with their own SQLite files would each
+ * have their own partners and users. */
+static void check_store(struct parser *p, const struct fg_conf *c)
+{
+	const struct conf_key *kb = key_find("store", "backend");
+	const struct conf_key *kd = key_find("store", "dsn");
+	const struct conf_key *kr = key_find("cluster", "redis");
+	const char *b = c->store_backend;
+	bool pg = b && strcmp(b, "postgresql") == 0;
+
+	if (b && !pg && strcmp(b, "sqlite") != 0)
+		kerr(p, kb, p->set[kb - keys].line, "'%s' is not sqlite or postgresql", b);
+	else if (pg && (c->store_dsn == NULL || c->store_dsn[0] == '\0'))
+		kerr(p, kd, p->set[kd - keys].line,
+		     "backend postgresql needs a connection string: set [store] dsn, e.g. "
+		     "dsn = host=/run/postgresql dbname=fedgate");
+	else if (!pg && c->cluster_redis && c->cluster_redis[0] != '\0')
+		kerr(p, kr, p->set[kr - keys].line,
+		     "a cluster needs the store every node shares: set [store] backend = "
+		     "postgresql and its dsn, or leave [cluster] redis empty for a single node");
+}
+
 static void check_archive(struct parser *p, const struct fg_conf *c)
 {
 	const struct conf_key *k = key_find("archive", "default");
@@ -1388,6 +1431,8 @@ static void finalize(struct parser *p, struct fg_conf *c, bool strict)
 		check_admin(p, c);
 	if (!p->nomem)
 		check_archive(p, c);
+	if (!p->nomem)
+		check_store(p, c);
 	if (strict && !p->nomem)
 		check_files(p, c);
 }

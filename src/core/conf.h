@@ -40,7 +40,17 @@ struct fg_conf {
 	char *dns_trust_anchor; /* DNSSEC trust anchors for DANE; "" = none; absolute */
 
 	/* [store] */
-	char *store_path; /* absolute */
+	char *store_path;	  /* absolute; the SQLite file (backend sqlite) */
+	char *store_backend;	  /* "sqlite" (default) | "postgresql" */
+	char *store_dsn;	  /* libpq connection string (backend postgresql); may hold a
+				    password: never logged or printed */
+	unsigned store_pool_size; /* PostgreSQL connections, default 4 */
+
+	/* [cluster] -- several nodes serving the same domains (PostgreSQL + Redis) */
+	char *cluster_node;	       /* this node's name; "" = the host name */
+	char *cluster_redis;	       /* "HOST:PORT" or "unix:PATH"; "" = a single node */
+	unsigned cluster_heartbeat;    /* seconds between a node's heartbeats, default 1 */
+	unsigned cluster_node_timeout; /* seconds without heartbeat before a node is gone */
 
 	/* [log] */
 	int log_level;	/* enum log_level */

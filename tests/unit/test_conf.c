@@ -524,7 +524,7 @@ static void test_unknown_section(void **state)
 	expect_error(dir, errs, 3, "[limit]: unknown section; did you mean [limits]?");
 	expect_error(dir, errs, 6,
 		     "[nothing-like-it]: unknown section; known sections: server, "
-		     "tls, listen, dns, store, log, limits, timeouts");
+		     "tls, listen, dns, store, cluster, log, limits, timeouts");
 	expect_error(dir, errs, 7, "[]: empty section name");
 	assert_int_equal(count_lines(errs), 3);
 	free(errs);
@@ -1413,8 +1413,9 @@ static void test_man_page_covers_every_key(void **state)
 	 * (issue 15) + [users] resumption_window, resumption_queue, ping_interval,
 	 * ping_timeout (issue 16, stream management) + [archive] enabled, retention,
 	 * max_per_user, default (issue 16) + [users] software_version_os (issue 16,
-	 * version) + [pep] item_bytes, max_items, max_nodes (issue 16) */
-	assert_int_equal(nkeys, 59);
+	 * version) + [pep] item_bytes, max_items, max_nodes (issue 16) + [store] backend,
+	 * dsn, pool_size, [cluster] node, redis, heartbeat, node_timeout (issue 17) */
+	assert_int_equal(nkeys, 66);
 	conf_free(&c);
 	free(printed);
 	free(man);
