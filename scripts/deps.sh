@@ -8,7 +8,8 @@ libevent-dev libssl-dev openssl libexpat1-dev libinih-dev libidn2-dev
 libidn-dev libcmocka-dev libsqlite3-dev libjansson-dev libsodium-dev
 libunbound-dev libgsasl-dev python3 python3-pytest iproute2
 prosody python3-slixmpp dnsmasq-base chromium nagios-check-xmppng go-sendxmpp
-man-db systemd unbound ldnsutils dns-root-data profanity tmux"
+man-db systemd unbound ldnsutils dns-root-data profanity tmux
+postgresql libpq-dev redis-server libhiredis-dev"
 
 missing=""
 for p in $PKGS; do
