@@ -54,6 +54,9 @@ struct cmd_env {
 			     const struct account *new_a);
 	/* `status`: the daemon's live streams; NULL in the CLI. */
 	json_t *(*status)(struct cmd_env *env);
+	/* `status`'s "cluster" object (xmpp/cluster.h, cluster_status); NULL
+	 * in the CLI. */
+	json_t *(*cluster)(struct cmd_env *env);
 	/* `partner retry`: the routes to p's domains forget their retry delay
 	 * and those with stanzas waiting try at once; returns how many
 	 * started an attempt. NULL in the CLI. */
