@@ -175,18 +175,19 @@ class ClusterBed:
     """PostgreSQL, Redis, DNS, Prosody (fabrikam.test) and the nodes of
     contoso.test, made with daemons (conftest.Daemons), which stops them.
 
-    users {jid: password} and partners (as Daemons.fedgate takes them,
-    default fabrikam.test) are created once through n1's CLI: the store is
+    users {jid: password}, admins {name: (role, password)} and partners
+    (as Daemons.fedgate takes them, default fabrikam.test) are created once through n1's CLI: the store is
     shared. extra {section: {key: value}} goes into every node's
     configuration; node_extra[i] into node i's only. Nothing runs before
     start()."""
 
     def __init__(self, daemons, users=None, remote_users=None, partners=("fabrikam.test",),
-                 gateway=(), nodes=3, extra=None, node_extra=None, prosody=True,
+                 gateway=(), admins=None, nodes=3, extra=None, node_extra=None, prosody=True,
                  prosody_kw=None):
         assert 1 <= nodes <= len(NODE_ADDRS)
         self.daemons = daemons
         self.users = users or {}
+        self.admins = admins or {}
         self.remote_users = remote_users or {}
         self.partners = partners
         self.gateway = gateway
@@ -248,6 +249,8 @@ class ClusterBed:
         n1 = self.nodes[0]
         for jid, password in self.users.items():
             self.check(n1.cli("user", "add", jid, input=password + "\n"))
+        for name, (role, password) in self.admins.items():
+            self.check(n1.cli("admin", "add", name, "--role", role, input=password + "\n"))
         for partner in self.partners:
             domain, *args = (partner,) if isinstance(partner, str) else partner
             self.check(n1.cli("partner", "new", "--domain", domain, *args))
