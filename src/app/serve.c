@@ -4,6 +4,7 @@
 #include "admin_http.h"
 #include "live.h"
 #include "c2s.h"
+#include "cluster_sync.h"
 #include "caps.h"
 #include "cluster.h"
 #include "conf.h"
@@ -650,6 +651,8 @@ int serve_main(const char *conf_path)
 		goto out;
 	}
 	testim_start(&srv.x);
+	/* Before the listeners: what other nodes change from now on is seen. */
+	srv.sync = cluster_sync_start(&srv);
 	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
 		if (listen_on(&srv, &s2s_in_role, srv.conf->listen_s2s.v[i], false) != FG_OK)
 			goto out;
@@ -714,6 +717,7 @@ out:
 	presence_stop(&srv.x);
 	cluster_stop(&srv.x);
 	mam_stop(&srv.x);
+	cluster_sync_stop(&srv.sync);
 	store_stop(&srv.x.store); /* replies to commands under way */
 	/* After the last reply: evhttp frees what it still holds. */
 	admin_http_stop(&srv.http);

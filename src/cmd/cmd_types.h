@@ -86,6 +86,14 @@ struct cmd_env {
 	struct store_db *db; /* for the synchronous runner */
 };
 
+/* Installs (cmd_txn.c) a committed state read from the store (a change another node of
+ * a cluster made) exactly as a local commit installs it: *set replaces the
+ * partners (partner_changed for each partner that differs, then *set is
+ * NULL); *gw replaces the gateway settings (gateway_changed, then *gw is
+ * zeroed). Nothing is audited: the node that committed did. */
+void cmd_env_install_partners(struct cmd_env *env, struct policy **set);
+void cmd_env_install_gateway(struct cmd_env *env, struct gateway_settings *gw);
+
 struct cmd_request {
 	const char *name; /* "partner new" */
 	json_t *params;	  /* borrowed */
