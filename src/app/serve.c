@@ -4,7 +4,9 @@
 #include "admin_http.h"
 #include "live.h"
 #include "c2s.h"
+#include "cluster_sync.h"
 #include "caps.h"
+#include "cluster.h"
 #include "conf.h"
 #include "session.h"
 #include "control.h"
@@ -254,6 +256,12 @@ static json_t *run_status(struct cmd_env *env)
 	return rows;
 }
 
+static json_t *run_cluster(struct cmd_env *env)
+{
+	struct server *srv = env->ud;
+	return cluster_status(&srv->x);
+}
+
 static unsigned run_retry(struct cmd_env *env, const struct partner *p)
 {
 	struct server *srv = env->ud;
@@ -329,6 +337,7 @@ static int open_store(struct server *srv)
 		.probe = run_probe,
 		.user_changed = on_user_changed,
 		.status = run_status,
+		.cluster = run_cluster,
 		.refused = run_refused,
 		.history = run_history,
 		.reload = run_reload,
@@ -636,7 +645,15 @@ int serve_main(const char *conf_path)
 	if (open_store(&srv) != FG_OK || presence_start(&srv.x) != FG_OK ||
 	    mam_start(&srv.x) != FG_OK)
 		goto out;
+	/* [cluster] redis empty: nothing of the cluster runs (cluster.h). */
+	cluster_set_arrival(router_from_cluster);
+	if (cluster_start(&srv.x, err, sizeof(err)) != FG_OK) {
+		log_error("serve", "%s", err);
+		goto out;
+	}
 	testim_start(&srv.x);
+	/* Before the listeners: what other nodes change from now on is seen. */
+	srv.sync = cluster_sync_start(&srv);
 	for (size_t i = 0; i < srv.conf->listen_s2s.n; i++)
 		if (listen_on(&srv, &s2s_in_role, srv.conf->listen_s2s.v[i], false) != FG_OK)
 			goto out;
@@ -699,7 +716,9 @@ out:
 	testim_stop(&srv.x);
 	probe_stop(&srv.x);
 	presence_stop(&srv.x);
+	cluster_stop(&srv.x);
 	mam_stop(&srv.x);
+	cluster_sync_stop(&srv.sync);
 	store_stop(&srv.x.store); /* replies to commands under way */
 	/* After the last reply: evhttp frees what it still holds. */
 	admin_http_stop(&srv.http);

@@ -11,11 +11,12 @@
 struct server {
 	struct xmpp_server x;
 	struct cmd_env env;
-	struct control *control; /* the CLI's way in */
-	struct admin_http *http; /* [listen] admin: the API and control panel */
-	struct fg_conf *conf;	 /* owned; x.conf and env.live.conf borrow it; a
+	struct control *control;   /* the CLI's way in */
+	struct admin_http *http;   /* [listen] admin: the API and control panel */
+	struct fg_conf *conf;	   /* owned; x.conf and env.live.conf borrow it; a
 				    reload replaces it (reload.c) */
-	struct notify *notify;	 /* the service manager, when one listens */
+	struct notify *notify;	   /* the service manager, when one listens */
+	struct cluster_sync *sync; /* other nodes' changes (PostgreSQL only) */
 };
 
 #endif

@@ -1135,6 +1135,8 @@ static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_r
 	}
 	json_t *b = cmd_body_new();
 	json_object_set_new(b, "result", rows);
+	if (env->cluster)
+		json_object_set_new(b, "cluster", env->cluster(env));
 	reply(ud, CMD_OK, b);
 }
 

@@ -142,6 +142,36 @@ static int job_commit(struct store_db *db, void *ud, char *err, size_t errlen)
 	return store_db_commit(db, t->ops, t->nops, t->audit, t->naudit, err, errlen);
 }
 
+void cmd_env_install_partners(struct cmd_env *env, struct policy **set)
+{
+	struct policy *old_set = env->live.partners;
+	env->live.partners = *set;
+	*set = NULL;
+	if (env->partner_changed) {
+		for (size_t i = 0; i < policy_count(old_set); i++) {
+			const struct partner *o = policy_at(old_set, i);
+			const struct partner *n = policy_get(env->live.partners, o->domain);
+			if (!n || !partner_equal(o, n))
+				env->partner_changed(env, o, n);
+		}
+		for (size_t i = 0; i < policy_count(env->live.partners); i++) {
+			const struct partner *n = policy_at(env->live.partners, i);
+			if (!policy_get(old_set, n->domain))
+				env->partner_changed(env, NULL, n);
+		}
+	}
+	policy_free(&old_set);
+}
+
+void cmd_env_install_gateway(struct cmd_env *env, struct gateway_settings *gw)
+{
+	gateway_clear(&env->live.gw);
+	env->live.gw = *gw;
+	memset(gw, 0, sizeof(*gw));
+	if (env->gateway_changed)
+		env->gateway_changed(env);
+}
+
 static void done_commit(void *ud, int rc, const char *err)
 {
 	struct cmd_txn *t = ud;
@@ -184,25 +214,8 @@ static void done_commit(void *ud, int rc, const char *err)
 			env->partner_changed(env, old_copy, NULL);
 		partner_free(&old_copy);
 	}
-	if (t->new_set) {
-		struct policy *old_set = env->live.partners;
-		env->live.partners = t->new_set;
-		t->new_set = NULL;
-		if (env->partner_changed) {
-			for (size_t i = 0; i < policy_count(old_set); i++) {
-				const struct partner *o = policy_at(old_set, i);
-				const struct partner *n = policy_get(env->live.partners, o->domain);
-				if (!n || !partner_equal(o, n))
-					env->partner_changed(env, o, n);
-			}
-			for (size_t i = 0; i < policy_count(env->live.partners); i++) {
-				const struct partner *n = policy_at(env->live.partners, i);
-				if (!policy_get(old_set, n->domain))
-					env->partner_changed(env, NULL, n);
-			}
-		}
-		policy_free(&old_set);
-	}
+	if (t->new_set)
+		cmd_env_install_partners(env, &t->new_set);
 	if (t->put_user) {
 		const struct account *old_a = accounts_get(env->live.users, t->put_user->jid);
 		struct account *old_copy = old_a ? account_clone(old_a) : NULL;
@@ -225,13 +238,8 @@ static void done_commit(void *ud, int rc, const char *err)
 			env->user_changed(env, old_copy, NULL);
 		account_free(&old_copy);
 	}
-	if (t->gw_changed) {
-		gateway_clear(&env->live.gw);
-		env->live.gw = t->new_gw;
-		memset(&t->new_gw, 0, sizeof(t->new_gw));
-		if (env->gateway_changed)
-			env->gateway_changed(env);
-	}
+	if (t->gw_changed)
+		cmd_env_install_gateway(env, &t->new_gw);
 	t->reply(t->reply_ud, CMD_OK, json_incref(t->body));
 	cmd_txn_free(t);
 }

@@ -54,6 +54,9 @@ struct cmd_env {
 			     const struct account *new_a);
 	/* `status`: the daemon's live streams; NULL in the CLI. */
 	json_t *(*status)(struct cmd_env *env);
+	/* `status`'s "cluster" object (xmpp/cluster.h, cluster_status); NULL
+	 * in the CLI. */
+	json_t *(*cluster)(struct cmd_env *env);
 	/* `partner retry`: the routes to p's domains forget their retry delay
 	 * and those with stanzas waiting try at once; returns how many
 	 * started an attempt. NULL in the CLI. */
@@ -82,6 +85,14 @@ struct cmd_env {
 	void *ud;
 	struct store_db *db; /* for the synchronous runner */
 };
+
+/* Installs (cmd_txn.c) a committed state read from the store (a change another node of
+ * a cluster made) exactly as a local commit installs it: *set replaces the
+ * partners (partner_changed for each partner that differs, then *set is
+ * NULL); *gw replaces the gateway settings (gateway_changed, then *gw is
+ * zeroed). Nothing is audited: the node that committed did. */
+void cmd_env_install_partners(struct cmd_env *env, struct policy **set);
+void cmd_env_install_gateway(struct cmd_env *env, struct gateway_settings *gw);
 
 struct cmd_request {
 	const char *name; /* "partner new" */

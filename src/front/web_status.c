@@ -258,6 +258,76 @@ static void failing_row(struct evbuffer *b, json_t *r)
 	evbuffer_add_printf(b, "</td></tr>");
 }
 
+/* ---- the cluster (issue 17): status's "cluster" object ---- */
+
+/* Where status puts it: beside "result", inside it, or as a row of it; NULL
+ * on a single node ("redis": "off") or with none. */
+static json_t *cluster_of(json_t *body)
+{
+	json_t *c = json_object_get(body, "cluster"), *rows = json_object_get(body, "result");
+	if (!c && json_is_object(rows))
+		c = json_object_get(rows, "cluster");
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+	{
+		if (!c && json_is_object(json_object_get(r, "cluster")))
+			c = json_object_get(r, "cluster");
+	}
+	if (!json_is_object(c) || strcmp(str(c, "redis"), "off") == 0)
+		return NULL;
+	return c;
+}
+
+static const char *const node_heads[] = {"Node", "Last heartbeat", "Sessions"};
+
+static void cluster_section(struct evbuffer *b, json_t *c)
+{
+	bool up = strcmp(str(c, "redis"), "up") == 0;
+	evbuffer_add_printf(b, "<h2>Cluster</h2><p id=\"cluster-summary\">This node: <b>");
+	http_html(b, str(c, "node"));
+	evbuffer_add_printf(b,
+			    "</b>. Redis: <span class=\"cert %s\" id=\"cluster-redis\">%s</span>",
+			    up ? "good" : "bad", up ? "up" : "down");
+	if (!up && num(c, "redis_down_since_ms") > 0) {
+		evbuffer_add_printf(b, " for ");
+		human_age(b, (fg_now_ms() - num(c, "redis_down_since_ms")) / 1000);
+		evbuffer_add_printf(b, ": this node serves its own users and partners; stanzas for "
+				       "users on other nodes are bounced until it is back");
+	}
+	evbuffer_add_printf(b, ".</p>");
+	json_t *nodes = json_object_get(c, "nodes");
+	if (json_array_size(nodes) > 0) {
+		heads(b, "cluster-nodes", node_heads, FG_ARRAY_LEN(node_heads), false);
+		size_t i;
+		json_t *n;
+		json_array_foreach(nodes, i, n)
+		{
+			bool self = json_is_true(json_object_get(n, "self"));
+			evbuffer_add_printf(b, "<tr class=\"node%s\"><td class=\"nowrap\">",
+					    self ? " self" : "");
+			http_html(b, str(n, "name"));
+			evbuffer_add_printf(b, "%s</td><td class=\"num\">",
+					    self ? " <span class=\"muted\">(this node)</span>"
+						 : "");
+			long long age = num(n, "heartbeat_age_ms");
+			if (age < 1000)
+				evbuffer_add_printf(b, "%lld ms", age);
+			else
+				human_age(b, age / 1000);
+			evbuffer_add_printf(b, " ago</td><td class=\"num\">%lld</td></tr>",
+					    num(n, "sessions"));
+		}
+		evbuffer_add_printf(b, "</tbody></table>");
+	}
+	evbuffer_add_printf(b,
+			    "<p class=\"muted\" id=\"cluster-traffic\">Stanzas forwarded to other "
+			    "nodes: %lld; from them: %lld; routed again after a node died: %lld; "
+			    "bounced while Redis was down: %lld.</p>",
+			    num(c, "forwarded_out"), num(c, "forwarded_in"), num(c, "rerouted"),
+			    num(c, "bounced_link_down"));
+}
+
 static void status_got(struct hreq *h, int status, json_t *body)
 {
 	if (status != CMD_OK) {
@@ -271,6 +341,9 @@ static void status_got(struct hreq *h, int status, json_t *body)
 		return;
 	}
 	json_t *rows = json_object_get(body, "result");
+	json_t *cluster = cluster_of(body);
+	if (cluster)
+		cluster_section(b, cluster);
 	/* Routes with a failure on record: a partner that is down shows here
 	 * with what went wrong and when the next attempt is, even while no
 	 * stream to it exists. */
@@ -280,6 +353,8 @@ static void status_got(struct hreq *h, int status, json_t *body)
 	json_array_foreach(rows, i, r)
 	{
 		const char *dir = str(r, "direction");
+		if (json_object_get(r, "cluster"))
+			continue;
 		if (strcmp(dir, "route") != 0) {
 			nstreams++;
 			if (web_filter_match(h, r))

@@ -100,7 +100,9 @@ static void send_current(struct xmpp_server *srv, const char *user, const char *
 			any = true;
 		}
 	}
-	if (!any)
+	/* A resource on another node answers for itself (router.c sends it
+	 * the probe): "unavailable" from here would contradict it. */
+	if (!any && !(srv->cluster_elsewhere && srv->cluster_elsewhere(srv, user)))
 		send_new(srv, user, to, "unavailable");
 }
 
@@ -234,6 +236,8 @@ void presence_from_client(struct xmpp_server *srv, struct session *c, struct xml
 		pep_own_presence(srv, c, st);
 		go_unavailable(srv, c, st);
 		xml_free(&st);
+		if (srv->cluster_session)
+			srv->cluster_session(srv, c, false);
 		return;
 	}
 	const struct xml_node *pri = xml_child(st, NULL, "priority");
@@ -244,6 +248,8 @@ void presence_from_client(struct xmpp_server *srv, struct session *c, struct xml
 	xml_free(&p->last);
 	p->last = st;
 	xml_remove_attr(p->last, NULL, "to");
+	if (srv->cluster_session)
+		srv->cluster_session(srv, c, false);
 	broadcast(srv, c, p->last);
 	if (first)
 		initial(srv, c);
@@ -261,6 +267,18 @@ void presence_session_end(struct xmpp_server *srv, struct session *c)
 	xml_set_attr(u, NULL, "type", "unavailable");
 	go_unavailable(srv, c, u);
 	xml_free(&u);
+}
+
+void presence_gone_elsewhere(struct xmpp_server *srv, const char *full)
+{
+	char *user = bare_of(full, NULL);
+	struct roster *r = user ? roster_of(srv, user, false) : NULL;
+	for (size_t i = 0; i < roster_count(r); i++) {
+		struct roster_item *it = roster_at(r, i);
+		if (it->sub_from && !blocked(srv, user, NULL, it->contact))
+			send_new(srv, full, it->contact, "unavailable");
+	}
+	free(user);
 }
 
 /* RFC 6121 §3: the user's half of the subscription state machine. */

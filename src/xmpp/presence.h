@@ -20,6 +20,10 @@ void presence_to_account(struct xmpp_server *srv, struct xml_node *st);
 /* The session is going away: unavailable to everyone who saw it.
  * presence_start registers it as the session-end observer (xmpp.h). */
 void presence_session_end(struct xmpp_server *srv, struct session *c);
+/* A session of another node ended without a word (the node died,
+ * cluster.c): its unavailable presence, from full, to each contact with a
+ * subscription from the user. Directed presence is lost with the node. */
+void presence_gone_elsewhere(struct xmpp_server *srv, const char *full);
 /* Starts the periodic re-probe of remote contacts
  * (subscription_refresh_interval). */
 int presence_start(struct xmpp_server *srv);

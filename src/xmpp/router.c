@@ -19,6 +19,7 @@
 #include "xmpp.h"
 #include "service.h"
 #include "carbons.h"
+#include "cluster.h"
 #include "mam.h"
 #include "users.h"
 
@@ -252,6 +253,29 @@ static void no_account(struct xmpp_server *srv, struct xml_node *st, const struc
 		      "there is no account at this address");
 }
 
+/* How a stanza reached deliver_local: from this node (it may be forwarded
+ * to the node of a session), forwarded by another node to be routed here
+ * (not forwarded again: a stale registry must not bounce it between
+ * nodes), or forwarded for this node's own sessions of the bare JID only
+ * (the sending node archived it and sent the other copies). */
+enum hop { HOP_HERE, HOP_ARRIVED, HOP_LOCAL };
+
+/* A copy of st for each other node with a session that should get it
+ * (cluster.h); the count of nodes. copies: st also goes somewhere else,
+ * so a failed copy is dropped, not bounced. */
+static size_t to_other_nodes(struct xmpp_server *srv, const struct xml_node *st, const char *bare,
+			     bool message, bool copies)
+{
+	char nodes[16][CREG_NODE_MAX];
+	size_t n = cluster_nodes_for(srv, bare, message, nodes, FG_ARRAY_LEN(nodes));
+	for (size_t i = 0; i < n; i++) {
+		struct xml_node *c = xml_clone(st);
+		if (c)
+			cluster_forward(srv, nodes[i], c, true, bare, copies || i > 0);
+	}
+	return n;
+}
+
 /* A message for a session whose client is not reading fast enough waits
  * offline, as for a user who is away (RFC 6121 §8.5.2.1.1 allows storing
  * for an available user); a headline or groupchat one is answered. */
@@ -269,9 +293,11 @@ static void deliver_or_keep(struct xmpp_server *srv, struct session *c, struct x
 			      "the recipient's connection is not taking stanzas now");
 }
 
-static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
+static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const struct addr *to,
+			    enum hop hop)
 {
-	bool fresh = mam_archive(srv, st);
+	/* The node that sent a local-only copy archived the message. */
+	bool fresh = hop == HOP_LOCAL || mam_archive(srv, st);
 	carbons_received(srv, st, to->bare, to->j.resource, fresh);
 	const char *type = type_of(st);
 	if (to->j.resource) {
@@ -310,6 +336,16 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 		if (p->last && p->priority >= 0)
 			targets[n++] = c;
 	}
+	/* The other nodes' resources get theirs from their nodes; with
+	 * none here, the first of them answers the sender if it fails. */
+	size_t remote = 0;
+	if (hop != HOP_LOCAL && cluster_on(srv)) {
+		remote = to_other_nodes(srv, st, to->bare, true, n > 0);
+		if (remote > 0 && n == 0) {
+			xml_free(&st);
+			return;
+		}
+	}
 	if (n == 0) {
 		if (strcmp(type, "headline") == 0)
 			drop(st, "headline-to-offline-user", "headlines are not kept offline");
@@ -347,8 +383,36 @@ static bool blocked_in(struct xmpp_server *srv, struct xml_node *st, const struc
 	return true;
 }
 
+/* A stanza for a session of another node: forwarded there. True when st
+ * was taken. */
+static bool elsewhere(struct xmpp_server *srv, struct xml_node *st, const struct addr *to,
+		      enum hop hop)
+{
+	if (hop != HOP_HERE || !cluster_on(srv))
+		return false;
+	if (to->j.resource) {
+		if (session_find(srv, to->bare, to->j.resource))
+			return false;
+		const char *node = cluster_node_of(srv, xml_attr(st, "to"));
+		if (!node)
+			return false;
+		cluster_forward(srv, node, st, false, to->bare, false);
+		return true;
+	}
+	/* RFC 6121 §4.2.2, §4.3.2: presence to the account reaches every
+	 * available resource, wherever; a probe is answered by each node
+	 * for its own resources (and here for ours). */
+	if (xml_is(st, NULL, "presence")) {
+		const char *t = type_of(st);
+		if (!*t || !strcmp(t, "unavailable") || !strcmp(t, "probe"))
+			to_other_nodes(srv, st, to->bare, false, true);
+	}
+	return false;
+}
+
 /* A stanza for a local address, whoever sent it. */
-static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const struct addr *to)
+static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const struct addr *to,
+			  enum hop hop)
 {
 	if (to->j.resource && tap && tap(srv, st))
 		return;
@@ -361,12 +425,12 @@ static void deliver_local(struct xmpp_server *srv, struct xml_node *st, const st
 		no_account(srv, st, to);
 		return;
 	}
-	if (blocked_in(srv, st, to))
+	if (blocked_in(srv, st, to) || elsewhere(srv, st, to, hop))
 		return;
 	if (xml_is(st, NULL, "presence")) {
 		presence_to_account(srv, st);
 	} else if (xml_is(st, NULL, "message")) {
-		deliver_message(srv, st, to);
+		deliver_message(srv, st, to, hop);
 	} else if (to->j.resource) {
 		struct session *c = session_find(srv, to->bare, to->j.resource);
 		if (c)
@@ -387,7 +451,7 @@ void router_route(struct xmpp_server *srv, struct xml_node *st)
 	if (!addr_parse(srv, xml_attr(st, "to"), &to)) {
 		drop(st, "no-valid-to", "the to address is missing or not a JID");
 	} else if (conf_is_local_domain(srv->conf, to.j.domain)) {
-		deliver_local(srv, st, &to);
+		deliver_local(srv, st, &to, HOP_HERE);
 	} else if (fok) {
 		to_remote(srv, st, &from, &to);
 	} else {
@@ -464,7 +528,7 @@ void router_from_partner(struct xmpp_server *srv, struct xml_node *st)
 	if (fok && xml_is(st, NULL, "message"))
 		mam_strip_ids(srv, st);
 	if (fok && partner_gate(srv, st, &from, &to))
-		deliver_local(srv, st, &to);
+		deliver_local(srv, st, &to, HOP_HERE);
 	else if (!fok)
 		drop(st, "no-valid-from", "a partner's stanza without a valid from");
 	if (fok)
@@ -531,4 +595,18 @@ void router_from_client(struct xmpp_server *srv, struct session *c, struct xml_n
 		carbons_sent(srv, c, st);
 	}
 	router_route(srv, st);
+}
+
+void router_from_cluster(struct xmpp_server *srv, struct xml_node *st, bool local_only)
+{
+	struct addr to;
+	if (!addr_parse(srv, xml_attr(st, "to"), &to)) {
+		drop(st, "no-valid-to", "a forwarded stanza's to address is not a JID");
+		return;
+	}
+	if (conf_is_local_domain(srv->conf, to.j.domain))
+		deliver_local(srv, st, &to, local_only ? HOP_LOCAL : HOP_ARRIVED);
+	else
+		router_route(srv, st); /* an error or answer going out */
+	addr_clear(srv, &to);
 }

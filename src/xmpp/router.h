@@ -37,6 +37,12 @@ typedef void (*router_done)(void *ud, bool ok, const char *report);
 void router_to_partner(struct xmpp_server *srv, struct xml_node *stanza, router_done done,
 		       void *ud);
 
+/* A stanza (taken) another node of the cluster forwarded here
+ * (cluster.c): local_only, for this node's sessions of the bare JID
+ * only; else routed here as if it had arrived here, never forwarded
+ * again. */
+void router_from_cluster(struct xmpp_server *srv, struct xml_node *st, bool local_only);
+
 /* Answers stanza (taken) to its sender with a stanza error (RFC 6120 §8.3):
  * from/to swapped, type='error', the original's children kept, then
  * <error type=TYPE><CONDITION/><text/></error>. Error stanzas are never

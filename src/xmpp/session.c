@@ -70,6 +70,8 @@ int session_register(struct session *sess)
 		return FG_NOMEM;
 	srv->nsessions++;
 	sess->registered = true;
+	if (srv->cluster_session)
+		srv->cluster_session(srv, sess, false);
 	return FG_OK;
 }
 
@@ -147,6 +149,8 @@ void session_end(struct session *sess)
 	 * routed from now on goes to other resources or offline storage
 	 * instead of into a connection that will not read it. */
 	unregister(sess);
+	if (sess->srv->cluster_session)
+		sess->srv->cluster_session(sess->srv, sess, true);
 	if (sess->srv->session_ended)
 		sess->srv->session_ended(sess->srv, sess);
 	log_info("c2s", "session of %s ended", sess->full);

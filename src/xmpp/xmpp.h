@@ -107,6 +107,15 @@ struct xmpp_server {
 	struct mam_state *mam;
 	/* caps.c: entity capabilities by verification string, queries out */
 	struct caps_cache *caps;
+	/* cluster.c: the link to the other nodes (Redis), NULL on a single
+	 * node ([cluster] redis empty), and the hooks it registers when it
+	 * starts (NULL otherwise), through which the files it calls itself
+	 * (session.c, presence.c) tell it of a bound session's registration,
+	 * presence change or end (gone), and ask whether a user has an
+	 * available resource on another node. */
+	struct cluster *cluster;
+	void (*cluster_session)(struct xmpp_server *srv, struct session *s, bool gone);
+	bool (*cluster_elsewhere)(struct xmpp_server *srv, const char *bare);
 	/* pep.c: who of each account's contacts is online with which caps,
 	 * by account (made when the first contact shows capabilities) */
 	struct pep *pep;

@@ -1,0 +1,81 @@
+/* Several nodes serving the same domains (issue 17): what each node tells
+ * the others through Redis, and the router's view of sessions on other
+ * nodes. Nothing here runs on a single node ([cluster] redis empty):
+ * srv->cluster stays NULL and every call below is a no-op or false.
+ *
+ * Redis keys (a cluster owns its Redis database):
+ *   fg:sessions          hash: full JID -> "NODE PRIORITY AVAILABLE" (cluster_reg.h)
+ *   fg:reg               channel: "set FULL RECORD" / "del FULL", each change
+ *   fg:nodes             set of the nodes' names
+ *   fg:alive:NODE        "WALLCLOCK_MS SESSIONS", expiring after node_timeout
+ *   fg:q:NODE            stream of stanzas forwarded to NODE (group "g")
+ *   fg:reap:NODE         the lock of the node that forgets a dead NODE
+ *
+ * Timing: each node heartbeats every [cluster] heartbeat seconds and looks
+ * at the others in the same tick; a node whose fg:alive key expired
+ * (node_timeout after its last heartbeat) is forgotten by the first
+ * survivor that takes its lock, so within node_timeout + heartbeat
+ * seconds of its last heartbeat (6 s by default), plus the time to route
+ * what it left.
+ *
+ * Guarantee for a forwarded stanza: at least once. The sender adds it to
+ * the target's stream only while the target is a member of fg:nodes (one
+ * Lua script, atomic); the target removes an entry (XACK, XDEL) only after
+ * it routed it (handed to a session, stored offline, bounced, or sent on);
+ * the reaper takes the whole stream of a dead node and removes the node
+ * in one script, then routes every entry again. So a stanza forwarded to a
+ * node that dies reaches the user's new session, offline storage or its
+ * sender as an error; it may arrive twice. What a node held only in its
+ * own memory (a client's unacknowledged stream-management queue, an
+ * outbound s2s queue, an XADD still in its socket buffer) dies with it. */
+#ifndef FG_CLUSTER_H
+#define FG_CLUSTER_H
+
+#include "cluster_reg.h"
+#include "xml.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct xmpp_server;
+struct session;
+
+/* Starts the cluster link when [cluster] redis is set (FG_OK and nothing
+ * otherwise); FG_ERR with err for a bad node name or address. */
+int cluster_start(struct xmpp_server *srv, char *err, size_t errlen);
+/* Leaves the cluster: this node's sessions and heartbeat are removed (best
+ * effort, a stopping node's last words), the link closed. */
+void cluster_stop(struct xmpp_server *srv);
+bool cluster_on(const struct xmpp_server *srv);
+
+/* A bound session registered, changed its presence, or ended (the
+ * srv->cluster_session hook, xmpp.h). */
+void cluster_session_changed(struct xmpp_server *srv, struct session *s);
+void cluster_session_gone(struct xmpp_server *srv, struct session *s);
+
+/* The other node holding full JID full, or NULL (this node, or nobody). */
+const char *cluster_node_of(struct xmpp_server *srv, const char *full);
+/* The other nodes that should get a copy of what goes to bare
+ * (creg_nodes_for). */
+size_t cluster_nodes_for(struct xmpp_server *srv, const char *bare, bool message,
+			 char out[][CREG_NODE_MAX], size_t max);
+/* Forwards st (taken) to node: local_only (the node's own sessions of the
+ * bare JID) or routed there as if it had arrived there. When the link is
+ * down, or the forward fails, st is bounced to its sender with why
+ * (presence and errors are dropped and counted), unless copy (it went
+ * elsewhere too: then it is dropped and counted); user names whom it was
+ * for. */
+void cluster_forward(struct xmpp_server *srv, const char *node, struct xml_node *st,
+		     bool local_only, const char *user, bool copy);
+
+/* The router's entry for a forwarded stanza (router.c registers it). */
+void cluster_set_arrival(void (*fn)(struct xmpp_server *srv, struct xml_node *st, bool local_only));
+
+/* {"node", "redis": "up"|"down"|"off", "redis_down_since_ms", "nodes": [...],
+ *  "forwarded_out", "forwarded_in", "rerouted", "bounced_link_down"}: a
+ * new reference, for status and /metrics; a single node gets
+ * {"node": NAME, "redis": "off", "nodes": [], ...zeros}. */
+json_t *cluster_status(struct xmpp_server *srv);
+
+#endif
