@@ -577,6 +577,11 @@ int store_pg_step(struct store_stmt *s)
 		if (s->txn != 0)
 			return step_txn(s);
 		src = execute(s);
+		/* A read on its own, on a connection that died since the last
+		 * job (a server restart): asked again on a new one. A write is
+		 * not, since it may have been done before the connection went. */
+		if (src == SDB_UNREACHABLE && !s->write && !s->db->pg->in_txn)
+			src = execute(s);
 		if (src != SDB_OK)
 			return src;
 	}

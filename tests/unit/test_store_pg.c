@@ -263,6 +263,14 @@ static int kill_me(struct store_db *db, const void *arg, char *err, size_t errle
 	return FG_OK;
 }
 
+static int count_audit(void *ud, long long id, const struct audit_entry *e)
+{
+	(void)id;
+	(void)e;
+	(*(int *)ud)++;
+	return 0;
+}
+
 static void test_lost_connection(void **state)
 {
 	struct tdir *t = *state;
@@ -275,6 +283,7 @@ static void test_lost_connection(void **state)
 	};
 	struct policy *pol = NULL;
 	char err[512] = "";
+	int n = 0;
 
 	assert_int_equal(store_db_commit(db, ops, 3, NULL, 0, err, sizeof(err)), FG_ERR);
 	printf("%s\n", err);
@@ -292,6 +301,11 @@ static void test_lost_connection(void **state)
 	ops[0].partner = b;
 	assert_int_equal(store_db_commit(db, ops, 1, NULL, 0, err, sizeof(err)), FG_OK);
 	assert_int_equal(raw_int(t->path, "SELECT count(*) FROM partners"), 2);
+	/* A read outside a transaction is asked again on a new connection. */
+	raw_exec(t->path, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+			  " WHERE application_name = 'fedgate'");
+	assert_int_equal(store_db_audit(db, 0, count_audit, &n, err, sizeof(err)), FG_OK);
+	assert_int_equal(n, 0);
 	partner_free(&a);
 	partner_free(&b);
 	store_db_close(&db);
