@@ -6,6 +6,7 @@
  * that says how to fix them. Nothing here changes anything: the store is
  * never created or migrated, sockets are bound and closed at once. */
 #include "health.h"
+#include "redis.h"
 #include "privs.h"
 
 #include "conf.h"
@@ -1340,6 +1341,65 @@ static void check_listeners(struct report *r, const struct fg_conf *c)
 	}
 }
 
+/* ---- the cluster ([cluster] redis set) ---- */
+
+/* Redis answers PING from here, and what the running daemon says of its
+ * link (status's "cluster" object): a node whose link is down refuses
+ * stanzas for users on other nodes. */
+static void check_cluster(struct report *r, const struct fg_conf *c)
+{
+	const char *addr = c->cluster_redis;
+	char err[300];
+	if (!addr || !*addr)
+		return;
+	section(r, "cluster");
+	if (redis_addr_check(addr, err, sizeof(err)) != FG_OK) {
+		finding(r, LV_ERR, "set [cluster] redis = HOST:PORT or unix:PATH", "%s", err);
+		return;
+	}
+	struct timeval tv = {2, 0};
+	redisContext *rc = NULL;
+	if (strncmp(addr, "unix:", 5) == 0) {
+		rc = redisConnectUnixWithTimeout(addr + 5, tv);
+	} else {
+		char host[256];
+		const char *colon = strrchr(addr, ':');
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+		rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+	}
+	redisReply *pong = rc && !rc->err ? redisCommand(rc, "PING") : NULL;
+	if (pong && pong->type == REDIS_REPLY_STATUS)
+		finding(r, LV_OK, NULL, "[cluster] redis %s answers", addr);
+	else
+		finding(r, LV_ERR, "start Redis there or correct [cluster] redis",
+			"[cluster] redis %s does not answer (%s): nodes cannot reach each other",
+			addr, rc && rc->err ? rc->errstr : "no answer to PING");
+	freeReplyObject(pong);
+	redisFree(rc);
+
+	json_t *body = NULL, *params = json_pack("{s:b}", "cluster", 1);
+	int status = 0;
+	int rc2 = control_call(c->listen_control, "status", params, 0, &status, &body, err,
+			       sizeof(err));
+	json_decref(params);
+	if (rc2 != FG_OK) {
+		finding(r, LV_OK, NULL, "fedgate is not running here: no link of its own to check");
+		return;
+	}
+	json_t *cl = json_object_get(body, "result");
+	const char *link = json_string_value(json_object_get(cl, "redis"));
+	const char *node = json_string_value(json_object_get(cl, "node"));
+	if (link && strcmp(link, "up") == 0)
+		finding(r, LV_OK, NULL, "the running node %s is linked to the cluster (%zu nodes)",
+			node ? node : "?", json_array_size(json_object_get(cl, "nodes")));
+	else
+		finding(r, LV_ERR, "see the log; the node links again by itself once Redis answers",
+			"the running node %s has no link to the cluster (redis %s): it serves only "
+			"its own users and partners and refuses stanzas for users on other nodes",
+			node ? node : "?", link ? link : "unknown");
+	json_decref(body);
+}
+
 /* ---- 5. store ---- */
 
 static void check_store_db(struct report *r, const char *path, bool writable)
@@ -1644,6 +1704,7 @@ int check_main(int argc, char **argv)
 		check_dns(&r, c);
 		check_listeners(&r, c);
 		check_store(&r, c);
+		check_cluster(&r, c);
 		conf_free(&c);
 	}
 	if (json) {

@@ -253,6 +253,10 @@ static json_t *run_status(struct cmd_env *env)
 		json_array_append_new(rows, r);
 	}
 	routes_status(&srv->x, rows);
+	/* On a cluster, the failing routes of every node (each with "node"). */
+	json_t *elsewhere = cluster_failures(&srv->x);
+	json_array_extend(rows, elsewhere);
+	json_decref(elsewhere);
 	return rows;
 }
 

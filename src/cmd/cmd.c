@@ -1101,6 +1101,9 @@ static const struct cmd_param p_status[] = {
 	 "users' stanzas to them)"},
 	{"failing", "--failing", CP_FLAG, false,
 	 "only routes that are failing now (with their failure record)"},
+	{"cluster", "--cluster", CP_FLAG, false,
+	 "only the cluster: this node, the Redis link, every node's heartbeat and sessions, "
+	 "stanzas forwarded"},
 	{NULL, NULL, 0, false, NULL},
 };
 
@@ -1122,9 +1125,18 @@ static void cmd_status(struct cmd_env *env, const struct cmd_request *req, cmd_r
 		return;
 	}
 	bool refused = json_is_true(json_object_get(req->params, "refused"));
-	if (refused && param_flag(req->params, "failing")) {
+	bool cluster = param_flag(req->params, "cluster");
+	if ((refused ? 1 : 0) + (param_flag(req->params, "failing") ? 1 : 0) + (cluster ? 1 : 0) >
+	    1) {
 		cmd_reply_error(reply, ud, CMD_USAGE, NULL,
-				"status: --refused and --failing list different things; give one");
+				"status: --refused, --failing and --cluster list different things; "
+				"give one");
+		return;
+	}
+	if (cluster) {
+		json_t *b = cmd_body_new();
+		json_object_set_new(b, "result", env->cluster ? env->cluster(env) : json_object());
+		reply(ud, CMD_OK, b);
 		return;
 	}
 	json_t *rows = refused ? env->refused(env) : env->status(env);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 struct outcome {
@@ -337,6 +338,51 @@ static void print_audit(FILE *f, json_t *rows)
 	}
 }
 
+static long long num_of(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* `status --cluster`, and the end of `status` on a node of a cluster
+ * (xmpp/cluster.h, cluster_status): which node this is, the Redis link,
+ * each node's last heartbeat and sessions, what crossed between nodes. */
+static void print_cluster(FILE *f, json_t *c)
+{
+	const char *redis = str_of(c, "redis");
+	if (strcmp(redis, "off") == 0 || !*redis) {
+		fprintf(f, "this node (%s) is not in a cluster: [cluster] redis is empty\n",
+			str_of(c, "node"));
+		return;
+	}
+	fprintf(f, "cluster: this node is %s; Redis link %s", str_of(c, "node"), redis);
+	long long since = num_of(c, "redis_down_since_ms");
+	if (strcmp(redis, "down") == 0 && since > 0) {
+		time_t t = (time_t)(since / 1000);
+		struct tm tm;
+		char when[32];
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(f,
+			" since %s: this node serves its own users and partners; stanzas for "
+			"users on other nodes are refused until Redis is back",
+			when);
+	}
+	fprintf(f, "\n%-24s %-5s %15s %9s\n", "NODE", "SELF", "HEARTBEAT-AGE", "SESSIONS");
+	size_t i;
+	json_t *n;
+	json_array_foreach(json_object_get(c, "nodes"), i, n)
+	{
+		fprintf(f, "%-24s %-5s %12lld ms %9lld\n", str_of(n, "name"),
+			json_is_true(json_object_get(n, "self")) ? "yes" : "",
+			num_of(n, "heartbeat_age_ms"), num_of(n, "sessions"));
+	}
+	fprintf(f,
+		"stanzas forwarded to other nodes %lld, from them %lld; routed again after a node "
+		"died %lld; refused while the cluster link was down %lld\n",
+		num_of(c, "forwarded_out"), num_of(c, "forwarded_in"), num_of(c, "rerouted"),
+		num_of(c, "bounced_link_down"));
+}
+
 /* `status --refused`: who knocked, so an admin can add them. */
 static void print_refused(FILE *f, json_t *rows)
 {
@@ -623,9 +669,14 @@ static void render(const char *name, int status, json_t *body, bool as_json, jso
 		print_audit(stdout, result);
 	else if (strcmp(name, "status") == 0 && json_is_true(json_object_get(params, "refused")))
 		print_refused(stdout, result);
-	else if (strcmp(name, "status") == 0)
+	else if (strcmp(name, "status") == 0 && json_is_true(json_object_get(params, "cluster")))
+		print_cluster(stdout, result);
+	else if (strcmp(name, "status") == 0) {
 		print_status(stdout, result);
-	else if (strcmp(name, "reload") == 0)
+		json_t *c = json_object_get(body, "cluster");
+		if (c && strcmp(str_of(c, "redis"), "off") != 0)
+			print_cluster(stdout, c);
+	} else if (strcmp(name, "reload") == 0)
 		print_reload(stdout, result);
 	else if (strcmp(name, "test-im") == 0 || strcmp(name, "probe") == 0)
 		json_array_foreach(json_object_get(result, "steps"), i, m)

@@ -114,10 +114,62 @@ static void partner_health(struct evbuffer *b, const struct policy *partners, js
 	json_decref(counts);
 }
 
+/* A node of a cluster (status's "cluster" object, xmpp/cluster.h): the
+ * Redis link, each node's heartbeat age and sessions, what crossed
+ * between nodes. Nothing on a single node. */
+static void cluster_metrics(struct evbuffer *b, json_t *c)
+{
+	const char *redis = json_string_value(json_object_get(c, "redis"));
+	if (!redis || strcmp(redis, "off") == 0)
+		return;
+	help(b, "fedgate_cluster_redis_up", "gauge",
+	     "1 while this node's link to the cluster's Redis is up");
+	evbuffer_add_printf(b, "fedgate_cluster_redis_up{node=\"");
+	label(b, json_string_value(json_object_get(c, "node")));
+	evbuffer_add_printf(b, "\"} %d\n", strcmp(redis, "up") == 0);
+	help(b, "fedgate_cluster_node_heartbeat_age_seconds", "gauge",
+	     "seconds since each node of the cluster last heartbeated");
+	size_t i;
+	json_t *n;
+	json_array_foreach(json_object_get(c, "nodes"), i, n)
+	{
+		evbuffer_add_printf(b, "fedgate_cluster_node_heartbeat_age_seconds{node=\"");
+		label(b, json_string_value(json_object_get(n, "name")));
+		evbuffer_add_printf(b, "\"} %.3f\n", (double)num(n, "heartbeat_age_ms") / 1000.0);
+	}
+	help(b, "fedgate_cluster_node_sessions", "gauge", "client sessions on each node");
+	json_array_foreach(json_object_get(c, "nodes"), i, n)
+	{
+		evbuffer_add_printf(b, "fedgate_cluster_node_sessions{node=\"");
+		label(b, json_string_value(json_object_get(n, "name")));
+		evbuffer_add_printf(b, "\"} %lld\n", (long long)num(n, "sessions"));
+	}
+	help(b, "fedgate_cluster_forwarded_total", "counter",
+	     "stanzas forwarded to other nodes (out) and from them (in)");
+	evbuffer_add_printf(b, "fedgate_cluster_forwarded_total{direction=\"out\"} %lld\n",
+			    (long long)num(c, "forwarded_out"));
+	evbuffer_add_printf(b, "fedgate_cluster_forwarded_total{direction=\"in\"} %lld\n",
+			    (long long)num(c, "forwarded_in"));
+	help(b, "fedgate_cluster_rerouted_total", "counter",
+	     "stanzas forwarded to a node that died, routed again by this node");
+	evbuffer_add_printf(b, "fedgate_cluster_rerouted_total %lld\n",
+			    (long long)num(c, "rerouted"));
+	help(b, "fedgate_cluster_link_down_refused_total", "counter",
+	     "stanzas for another node refused (or copies dropped) while the cluster link was "
+	     "down");
+	evbuffer_add_printf(b, "fedgate_cluster_link_down_refused_total %lld\n",
+			    (long long)num(c, "bounced_link_down"));
+}
+
 static void status_done(struct hreq *h, int status, json_t *body)
 {
 	struct evbuffer *b = evbuffer_new();
 	json_t *rows = status == 0 ? json_object_get(body, "result") : NULL;
+	/* This node's figures: other nodes' failing routes (a cluster's
+	 * status shows them with "node") are theirs to export. */
+	for (size_t k = json_array_size(rows); k-- > 0;)
+		if (json_object_get(json_array_get(rows, k), "node"))
+			json_array_remove(rows, k);
 	const struct policy *partners = h->env->live.partners;
 	const struct counters *totals = counters_get();
 	unsigned long long bin = totals->bytes_in, bout = totals->bytes_out;
@@ -217,6 +269,7 @@ static void status_done(struct hreq *h, int status, json_t *body)
 	evbuffer_add_printf(b, "fedgate_c2s_sessions %u\n", session_count(h->xs));
 	help(b, "fedgate_partners", "gauge", "XMPP federated partners configured");
 	evbuffer_add_printf(b, "fedgate_partners %zu\n", policy_count(partners));
+	cluster_metrics(b, status == 0 ? json_object_get(body, "cluster") : NULL);
 	json_decref(groups);
 	json_decref(queues);
 	json_decref(body);

@@ -3,8 +3,11 @@
 #include "conf.h"
 #include "counters.h"
 #include "fg.h"
+#include "live.h"
 #include "log.h"
+#include "policy.h"
 #include "presence.h"
+#include "route.h"
 #include "redis.h"
 #include "session.h"
 #include "xmpp.h"
@@ -32,12 +35,15 @@ static const char *const XADD_LUA =
  * node's membership go, atomically with respect to XADD_LUA. */
 static const char *const TAKE_LUA =
 	"local r = redis.call('XRANGE', KEYS[1], '-', '+') redis.call('DEL', KEYS[1]) "
-	"redis.call('SREM', KEYS[2], ARGV[1]) redis.call('DEL', KEYS[3]) return r";
+	"redis.call('SREM', KEYS[2], ARGV[1]) redis.call('DEL', KEYS[3], KEYS[4], KEYS[5]) "
+	"return r";
 
 struct node_seen {
 	char name[CREG_NODE_MAX];
 	long long heartbeat_ms; /* its own clock, at its last heartbeat */
 	unsigned sessions;
+	json_t *s2s;	  /* its s2s streams by partner ("*": all), as read last */
+	json_t *failures; /* its failing routes (status rows), as read last */
 };
 
 struct cluster {
@@ -55,6 +61,8 @@ struct cluster {
 	bool pending_first;	 /* read our own unsettled entries before new ones */
 	struct node_seen nodes[NODES_MAX];
 	size_t nnodes;
+	char asked[NODES_MAX][CREG_NODE_MAX]; /* the names of the last MGET */
+	size_t nasked;
 	unsigned long forwarded_out, forwarded_in, rerouted, bounced_link_down;
 };
 
@@ -230,17 +238,92 @@ static void resync(struct cluster *cl)
 
 static void reap(struct cluster *cl, const char *node);
 
+/* What another node says of its s2s streams and failing routes, kept for
+ * the connection limits and status until its next heartbeat. */
+struct node_read {
+	struct cluster *cl;
+	char node[CREG_NODE_MAX];
+	bool failures;
+};
+
+static struct node_seen *seen(struct cluster *cl, const char *name)
+{
+	for (size_t i = 0; i < cl->nnodes; i++)
+		if (strcmp(cl->nodes[i].name, name) == 0)
+			return &cl->nodes[i];
+	return NULL;
+}
+
+static void on_node_read(struct redis *rd, void *ud, redisReply *r)
+{
+	(void)rd;
+	struct node_read *nr = ud;
+	struct node_seen *n = seen(nr->cl, nr->node);
+	if (n && r && nr->failures) {
+		json_t *rows = is_str(r) ? json_loadb(r->str, (size_t)r->len, 0, NULL) : NULL;
+		json_decref(n->failures);
+		n->failures = json_is_array(rows) ? rows : NULL;
+		if (!n->failures)
+			json_decref(rows);
+	} else if (n && r && r->type == REDIS_REPLY_ARRAY) {
+		json_t *o = json_object();
+		for (size_t i = 0; o && i + 1 < r->elements; i += 2) {
+			redisReply *k = r->element[i], *v = r->element[i + 1];
+			if (!is_str(k) || !is_str(v) || memchr(k->str, '\0', (size_t)k->len))
+				continue;
+			json_object_set_new(o, k->str, json_integer(strtol(v->str, NULL, 10)));
+		}
+		json_decref(n->s2s);
+		n->s2s = o;
+	}
+	free(nr);
+}
+
+static void read_node(struct cluster *cl, const char *node, bool failures)
+{
+	struct node_read *nr = calloc(1, sizeof(*nr));
+	if (!nr)
+		return;
+	nr->cl = cl;
+	nr->failures = failures;
+	snprintf(nr->node, sizeof(nr->node), "%s", node);
+	int rc = failures ? redis_cmd(cl->cmd, on_node_read, nr, "GET fg:failures:%s", node)
+			  : redis_cmd(cl->cmd, on_node_read, nr, "HGETALL fg:s2s:%s", node);
+	if (rc != FG_OK)
+		free(nr);
+}
+
+static void node_forget(struct node_seen *n)
+{
+	json_decref(n->s2s);
+	json_decref(n->failures);
+	n->s2s = n->failures = NULL;
+}
+
 static void on_mget(struct redis *rd, void *ud, redisReply *r)
 {
 	(void)rd;
 	struct cluster *cl = ud;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != cl->nnodes)
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != cl->nasked)
 		return;
+	/* The table is rebuilt from the answer; what is read of each node
+	 * (s2s counts, failures) moves along with it. */
+	struct node_seen old[NODES_MAX];
+	size_t nold = cl->nnodes;
+	memcpy(old, cl->nodes, nold * sizeof(old[0]));
 	size_t keep = 0;
 	for (size_t i = 0; i < r->elements; i++) {
 		redisReply *v = r->element[i];
-		struct node_seen n = cl->nodes[i];
+		struct node_seen n = {0};
+		snprintf(n.name, sizeof(n.name), "%s", cl->asked[i]);
+		for (size_t k = 0; k < nold; k++)
+			if (strcmp(old[k].name, n.name) == 0) {
+				n.s2s = old[k].s2s;
+				n.failures = old[k].failures;
+				old[k].s2s = old[k].failures = NULL;
+			}
 		if (!is_str(v)) {
+			node_forget(&n);
 			if (strcmp(n.name, cl->self) != 0)
 				reap(cl, n.name);
 			continue;
@@ -254,7 +337,13 @@ static void on_mget(struct redis *rd, void *ud, redisReply *r)
 		n.heartbeat_ms = ms;
 		n.sessions = sessions;
 		cl->nodes[keep++] = n;
+		if (strcmp(n.name, cl->self) != 0) {
+			read_node(cl, n.name, false);
+			read_node(cl, n.name, true);
+		}
 	}
+	for (size_t k = 0; k < nold; k++)
+		node_forget(&old[k]);
 	cl->nnodes = keep;
 }
 
@@ -278,15 +367,85 @@ static void on_members(struct redis *rd, void *ud, redisReply *r)
 		name[e->len] = '\0';
 		if (!creg_node_valid(name))
 			continue;
-		snprintf(cl->nodes[n].name, sizeof(cl->nodes[n].name), "%s", name);
+		snprintf(cl->asked[n], sizeof(cl->asked[n]), "%s", name);
 		int k = snprintf(keys[n], sizeof(keys[n]), "fg:alive:%s", name);
 		argv[n + 1] = keys[n];
 		lens[n + 1] = (size_t)k;
 		n++;
 	}
-	cl->nnodes = n;
+	cl->nasked = n;
 	if (n > 0)
 		redis_cmdv(rd, on_mget, cl, (int)n + 1, argv, lens);
+}
+
+/* This node's s2s streams per partner (and "*": all of them), which the
+ * other nodes add to theirs for the connection limits, and its failing
+ * routes, which their status shows; both as of this heartbeat. */
+static void publish_s2s(struct cluster *cl)
+{
+	struct xmpp_server *srv = cl->srv;
+	const struct policy *pol = srv->live->partners;
+	size_t np = policy_count(pol);
+	const char **argv = calloc(2 * np + 4, sizeof(*argv));
+	char(*nums)[16] = calloc(np + 1, sizeof(*nums));
+	char key[CREG_NODE_MAX + 8];
+	if (!argv || !nums) {
+		free(argv);
+		free(nums);
+		return;
+	}
+	snprintf(key, sizeof(key), "fg:s2s:%s", cl->self);
+	int n = 0;
+	argv[n++] = "HSET";
+	argv[n++] = key;
+	argv[n++] = "*";
+	snprintf(nums[np], sizeof(nums[np]), "%u",
+		 routes_stream_count(srv, NULL) + xmpp_s2s_in_count(srv, NULL));
+	argv[n++] = nums[np];
+	for (size_t i = 0; i < np; i++) {
+		const struct partner *p = policy_at(pol, i);
+		snprintf(nums[i], sizeof(nums[i]), "%u",
+			 routes_stream_count(srv, p) + xmpp_s2s_in_count(srv, p));
+		argv[n++] = p->domain;
+		argv[n++] = nums[i];
+	}
+	redis_cmdv(cl->cmd, NULL, NULL, n, argv, NULL);
+	free(argv);
+	free(nums);
+
+	json_t *rows = json_array(), *failing = json_array();
+	routes_status(srv, rows);
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+	{
+		json_t *lf = json_object_get(r, "last_failure");
+		const char *st = json_string_value(json_object_get(lf, "state"));
+		if (st && strcmp(st, "failing") == 0)
+			json_array_append(failing, r);
+	}
+	char *text = json_dumps(failing, JSON_COMPACT);
+	if (text)
+		redis_cmd(cl->cmd, NULL, NULL, "SET fg:failures:%s %s PX %u", cl->self, text,
+			  srv->conf->cluster_node_timeout * 1000);
+	free(text);
+	json_decref(rows);
+	json_decref(failing);
+}
+
+/* srv->cluster_s2s: streams with partner p (NULL: all) on the other live
+ * nodes, as they said at their last heartbeat. */
+static unsigned s2s_hook(const struct xmpp_server *srv, const struct partner *p)
+{
+	const struct cluster *cl = srv->cluster;
+	unsigned n = 0;
+	for (size_t i = 0; cl && i < cl->nnodes; i++) {
+		const struct node_seen *s = &cl->nodes[i];
+		if (strcmp(s->name, cl->self) == 0 || !s->s2s)
+			continue;
+		n += (unsigned)json_integer_value(json_object_get(s->s2s, p ? p->domain : "*"));
+	}
+	return n;
 }
 
 static void heartbeat(struct cluster *cl)
@@ -299,6 +458,7 @@ static void heartbeat(struct cluster *cl)
 	redis_cmd(cl->cmd, NULL, NULL, "SET fg:alive:%s %s PX %u", cl->self, v,
 		  c->cluster_node_timeout * 1000);
 	redis_cmd(cl->cmd, NULL, NULL, "SADD fg:nodes %s", cl->self);
+	publish_s2s(cl);
 	redis_cmd(cl->cmd, on_members, cl, "SMEMBERS fg:nodes");
 }
 
@@ -358,11 +518,14 @@ static void on_reap_sessions(struct redis *rd, void *ud, redisReply *r)
 		if (rec.available)
 			presence_gone_elsewhere(cl->srv, k->str);
 	}
-	char q[CREG_NODE_MAX + 8], alive[CREG_NODE_MAX + 10];
+	char q[CREG_NODE_MAX + 8], alive[CREG_NODE_MAX + 10], s2s[CREG_NODE_MAX + 8],
+		fail[CREG_NODE_MAX + 16];
 	snprintf(q, sizeof(q), "fg:q:%s", rc->node);
 	snprintf(alive, sizeof(alive), "fg:alive:%s", rc->node);
-	if (redis_cmd(rd, on_take, rc, "EVAL %s 3 %s fg:nodes %s %s", TAKE_LUA, q, alive,
-		      rc->node) != FG_OK)
+	snprintf(s2s, sizeof(s2s), "fg:s2s:%s", rc->node);
+	snprintf(fail, sizeof(fail), "fg:failures:%s", rc->node);
+	if (redis_cmd(rd, on_take, rc, "EVAL %s 5 %s fg:nodes %s %s %s %s", TAKE_LUA, q, alive, s2s,
+		      fail, rc->node) != FG_OK)
 		free(rc);
 }
 
@@ -694,6 +857,7 @@ int cluster_start(struct xmpp_server *srv, char *err, size_t errlen)
 	srv->cluster = cl;
 	srv->cluster_session = session_hook;
 	srv->cluster_elsewhere = elsewhere_hook;
+	srv->cluster_s2s = s2s_hook;
 	cl->reg = creg_new();
 	cl->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, cl);
 	struct timeval tv = {(time_t)c->cluster_heartbeat, 0};
@@ -720,13 +884,34 @@ void cluster_stop(struct xmpp_server *srv)
 	srv->cluster = NULL;
 	srv->cluster_session = NULL;
 	srv->cluster_elsewhere = NULL;
+	srv->cluster_s2s = NULL;
 	redis_free(&cl->rd);
 	redis_free(&cl->sub);
 	redis_free(&cl->cmd);
 	if (cl->tick)
 		event_free(cl->tick);
 	creg_free(&cl->reg);
+	for (size_t i = 0; i < cl->nnodes; i++)
+		node_forget(&cl->nodes[i]);
 	free(cl);
+}
+
+json_t *cluster_failures(struct xmpp_server *srv)
+{
+	struct cluster *cl = srv->cluster;
+	json_t *out = json_array();
+	for (size_t i = 0; cl && i < cl->nnodes; i++) {
+		const struct node_seen *n = &cl->nodes[i];
+		size_t k;
+		json_t *r;
+		json_array_foreach(n->failures, k, r)
+		{
+			json_t *c = json_deep_copy(r);
+			json_object_set_new(c, "node", json_string(n->name));
+			json_array_append_new(out, c);
+		}
+	}
+	return out;
 }
 
 json_t *cluster_status(struct xmpp_server *srv)

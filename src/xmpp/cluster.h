@@ -10,6 +10,8 @@
  *   fg:alive:NODE        "WALLCLOCK_MS SESSIONS", expiring after node_timeout
  *   fg:q:NODE            stream of stanzas forwarded to NODE (group "g")
  *   fg:reap:NODE         the lock of the node that forgets a dead NODE
+ *   fg:s2s:NODE          hash: partner domain ("*": all) -> NODE's s2s streams
+ *   fg:failures:NODE     NODE's failing routes (status rows, JSON), expiring
  *
  * Timing: each node heartbeats every [cluster] heartbeat seconds and looks
  * at the others in the same tick; a node whose fg:alive key expired
@@ -27,7 +29,15 @@
  * node that dies reaches the user's new session, offline storage or its
  * sender as an error; it may arrive twice. What a node held only in its
  * own memory (a client's unacknowledged stream-management queue, an
- * outbound s2s queue, an XADD still in its socket buffer) dies with it. */
+ * outbound s2s queue, an XADD still in its socket buffer) dies with it.
+ *
+ * Outbound s2s: each node opens its own stream for each (local, remote)
+ * pair it needs (no extra hop; a partner's failure does not move traffic
+ * between nodes); a partner's connection_limit (and the gateway's) counts
+ * the streams of every live node: each node publishes its counts at every
+ * heartbeat (fg:s2s:NODE) and adds the others' to its own (the
+ * srv->cluster_s2s hook), so the limit holds cluster-wide up to streams
+ * opened within one heartbeat on two nodes at once. */
 #ifndef FG_CLUSTER_H
 #define FG_CLUSTER_H
 
@@ -68,6 +78,11 @@ size_t cluster_nodes_for(struct xmpp_server *srv, const char *bare, bool message
  * for. */
 void cluster_forward(struct xmpp_server *srv, const char *node, struct xml_node *st,
 		     bool local_only, const char *user, bool copy);
+
+/* The failing routes of the other nodes (status rows as route.c makes
+ * them, each with "node"), as they published them at their last
+ * heartbeat: a new array, empty on a single node. */
+json_t *cluster_failures(struct xmpp_server *srv);
 
 /* The router's entry for a forwarded stanza (router.c registers it). */
 void cluster_set_arrival(void (*fn)(struct xmpp_server *srv, struct xml_node *st, bool local_only));

@@ -452,6 +452,12 @@ static void refuse(struct route *r, const char *condition, const char *fmt, ...)
  * delay allows; the limits are checked here, where all routes are seen.
  * start_out even beside a bidirectional stream (dialback verification
  * needs a stream of our own). */
+/* Streams the other nodes of a cluster hold (none on a single node). */
+static unsigned elsewhere(const struct xmpp_server *srv, const struct partner *p)
+{
+	return srv->cluster_s2s ? srv->cluster_s2s(srv, p) : 0;
+}
+
 static void start_out(struct route *r)
 {
 	struct xmpp_server *srv = r->srv;
@@ -467,14 +473,15 @@ static void start_out(struct route *r)
 		refuse(r, "service-unavailable", PARTNER_SUSPENDED_FMT, p->domain);
 		return;
 	}
-	if (routes_stream_count(srv, NULL) + xmpp_s2s_in_count(srv, NULL) + 1 >
+	if (routes_stream_count(srv, NULL) + xmpp_s2s_in_count(srv, NULL) + elsewhere(srv, NULL) +
+		    1 >
 	    gw->connection_limit) {
 		refuse(r, "resource-constraint",
 		       "the gateway's connection_limit (%u streams) is reached",
 		       gw->connection_limit);
 		return;
 	}
-	if (routes_stream_count(srv, p) + xmpp_s2s_in_count(srv, p) + 1 >
+	if (routes_stream_count(srv, p) + xmpp_s2s_in_count(srv, p) + elsewhere(srv, p) + 1 >
 	    partner_connection_limit(p, gw)) {
 		refuse(r, "resource-constraint",
 		       "the connection limit for partner %s (%u streams) is reached", p->domain,

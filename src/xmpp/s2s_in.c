@@ -211,12 +211,14 @@ static bool admit(struct stream *s, struct xmpp_server *srv, const char *domain)
 		/* Suspended after this stream opened, or named only now. */
 		counters_auth_failure("suspended");
 		snprintf(why, sizeof(why), PARTNER_SUSPENDED_FMT, p->domain);
-	} else if (xmpp_s2s_in_count(srv, NULL) + routes_stream_count(srv, NULL) + 1 >
+	} else if (xmpp_s2s_in_count(srv, NULL) + routes_stream_count(srv, NULL) +
+			   (srv->cluster_s2s ? srv->cluster_s2s(srv, NULL) : 0) + 1 >
 		   gw->connection_limit) {
 		snprintf(why, sizeof(why),
 			 "this gateway's limit of server-to-server streams (%u) is reached",
 			 gw->connection_limit);
-	} else if (p && xmpp_s2s_in_count(srv, p) + routes_stream_count(srv, p) + 1 >
+	} else if (p && xmpp_s2s_in_count(srv, p) + routes_stream_count(srv, p) +
+					(srv->cluster_s2s ? srv->cluster_s2s(srv, p) : 0) + 1 >
 				partner_connection_limit(p, gw)) {
 		snprintf(why, sizeof(why), "the limit of streams with partner %s (%u) is reached",
 			 p->domain, partner_connection_limit(p, gw));

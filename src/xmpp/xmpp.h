@@ -116,6 +116,9 @@ struct xmpp_server {
 	struct cluster *cluster;
 	void (*cluster_session)(struct xmpp_server *srv, struct session *s, bool gone);
 	bool (*cluster_elsewhere)(struct xmpp_server *srv, const char *bare);
+	/* ... and, for the connection limits (route.c, s2s_in.c), how many s2s
+	 * streams with partner p (NULL: all) the other nodes hold. */
+	unsigned (*cluster_s2s)(const struct xmpp_server *srv, const struct partner *p);
 	/* pep.c: who of each account's contacts is online with which caps,
 	 * by account (made when the first contact shows capabilities) */
 	struct pep *pep;

@@ -460,6 +460,54 @@ static void test_redis_down_and_back(void **state)
 	free(got);
 }
 
+struct s2swait {
+	struct cl_state *st;
+	const struct partner *p;
+	unsigned want;
+};
+
+static bool s2s_is(void *arg)
+{
+	struct s2swait *w = arg;
+	return w->st->fx.srv.cluster_s2s(&w->st->fx.srv, w->p) == w->want;
+}
+
+static bool failures_seen(void *arg)
+{
+	struct cl_state *st = arg;
+	json_t *f = cluster_failures(&st->fx.srv);
+	bool ok = json_array_size(f) == 1;
+	json_decref(f);
+	return ok;
+}
+
+/* Each node says how many s2s streams it holds per partner; the others
+ * add them to theirs for the connection limits, and show each other's
+ * failing routes. */
+static void test_s2s_counts_and_failures(void **state)
+{
+	struct cl_state *st = *state;
+	xfx_partner(&st->fx, "fabrikam.test", NEG_OPTIONAL, NEG_OPTIONAL, true, NULL);
+	struct hwait w = {st, "fg:s2s:n1", "fabrikam.test", "0"};
+	assert_true(xfx_run_until(&st->fx, hget_is, &w, 3 * XFX_WAIT_MS));
+	w.field = "*";
+	assert_true(hget_is(&w));
+	remote_session(st, "n2", "bob@contoso.test/b", 1);
+	freeReplyObject(cmd(st, "HSET fg:s2s:n2 fabrikam.test 3 * 4"));
+	freeReplyObject(cmd(st, "SET fg:failures:n2 %s",
+			    "[{\"direction\":\"route\",\"remote\":\"fabrikam.test\","
+			    "\"last_failure\":{\"state\":\"failing\"}}]"));
+	struct s2swait sw = {st, policy_lookup(st->fx.live.partners, "fabrikam.test"), 3};
+	assert_true(xfx_run_until(&st->fx, s2s_is, &sw, 3 * XFX_WAIT_MS));
+	sw.p = NULL;
+	sw.want = 4;
+	assert_true(s2s_is(&sw));
+	assert_true(xfx_run_until(&st->fx, failures_seen, st, 3 * XFX_WAIT_MS));
+	json_t *f = cluster_failures(&st->fx.srv);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(f, 0), "node")), "n2");
+	json_decref(f);
+}
+
 int main(void)
 {
 	/* as serve.c: a write to a Redis that went away is an error, not
@@ -471,6 +519,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forward_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reaper, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_s2s_counts_and_failures, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
