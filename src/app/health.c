@@ -1521,6 +1521,45 @@ static void check_account(struct report *r, const struct fg_conf *c)
 		finding(r, LV_OK, NULL, "fedgate serve runs as %s", whoami());
 }
 
+/* PostgreSQL: reachable with the dsn, and at which schema; the dsn is
+ * shown without its password. Nothing is written (the first start
+ * creates the schema). */
+static void check_store_pg(struct report *r, const struct fg_conf *c)
+{
+	char masked[600], err[700];
+	int v = 0, latest = store_db_schema_latest();
+
+	section(r, "store");
+	check_account(r, c);
+	store_dsn_masked(c->store_dsn, masked, sizeof(masked));
+	if (c->store_dsn == NULL || c->store_dsn[0] == '\0') {
+		finding(r, LV_ERR,
+			"set [store] dsn, e.g. dsn = host=db1 dbname=fedgate user=fedgate",
+			"store: backend postgresql without a dsn");
+		return;
+	}
+	if (store_pg_probe(c->store_dsn, &v, err, sizeof(err)) != FG_OK) {
+		finding(r, LV_ERR,
+			"start PostgreSQL, or correct [store] dsn (host, port, dbname, user; a "
+			"password in ~/.pgpass keeps it out of the configuration)",
+			"store PostgreSQL (%s): %s", masked, err);
+		return;
+	}
+	if (v == 0)
+		finding(r, LV_OK, NULL,
+			"store PostgreSQL (%s) is reachable and empty; the first start creates "
+			"the schema (version %d)",
+			masked, latest);
+	else if (v > latest)
+		finding(r, LV_ERR, "run the newer fedgate that wrote it, or restore a backup",
+			"store PostgreSQL (%s) has schema version %d, newer than this fedgate's %d",
+			masked, v, latest);
+	else
+		finding(r, LV_OK, NULL,
+			"store PostgreSQL (%s) is reachable, schema version %d (this fedgate: %d)",
+			masked, v, latest);
+}
+
 static void check_store(struct report *r, const struct fg_conf *c)
 {
 	const char *path = c->store_path;
@@ -1529,6 +1568,11 @@ static void check_store(struct report *r, const struct fg_conf *c)
 	struct stat sb;
 	bool dir_ok;
 
+	if (store_target_of(c).backend == STORE_POSTGRESQL) {
+		free(copy);
+		check_store_pg(r, c);
+		return;
+	}
 	section(r, "store");
 	check_account(r, c);
 	dir_ok = access(dir, W_OK | X_OK) == 0;

@@ -182,10 +182,17 @@ static int check_files(const struct fg_conf *c, struct privs *p, char *err, size
 	char path[4200];
 	char *dir = folder_of(c->store_path);
 	int rc;
+	/* PostgreSQL keeps the store: no file of ours to own or to create. */
+	bool lite = c->store_backend == NULL || strcmp(c->store_backend, "postgresql") != 0;
 
 	if (dir == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return FG_NOMEM;
+	}
+	if (!lite) {
+		free(dir);
+		rc = FG_OK;
+		goto log_file;
 	}
 	if (!exists(dir)) {
 		snprintf(err, errlen,
@@ -208,6 +215,7 @@ static int check_files(const struct fg_conf *c, struct privs *p, char *err, size
 	}
 	if (rc != FG_OK)
 		return rc;
+log_file:
 	if (c->log_file != NULL && c->log_file[0] != '\0') {
 		p->log_created = !exists(c->log_file);
 		if (!p->log_created)

@@ -326,7 +326,8 @@ static int open_store(struct server *srv)
 {
 	char err[600];
 	struct store_db *db = NULL;
-	if (store_db_open(srv->conf->store_path, &db, err, sizeof(err)) != FG_OK) {
+	struct store_target tg = store_target_of(srv->conf);
+	if (store_open(&tg, &db, err, sizeof(err)) != FG_OK) {
 		log_error("serve", "%s", err);
 		return FG_ERR;
 	}
@@ -350,7 +351,7 @@ static int open_store(struct server *srv)
 	if (cmd_env_load(&srv->env, db, err, sizeof(err)) != FG_OK ||
 	    roster_load_all(&srv->x, db, err, sizeof(err)) != FG_OK ||
 	    blocking_load_all(&srv->x, db, err, sizeof(err)) != FG_OK) {
-		log_error("serve", "cannot load %s: %s", srv->conf->store_path, err);
+		log_error("serve", "cannot load %s: %s", store_db_path(db), err);
 		store_db_close(&db);
 		return FG_ERR;
 	}
@@ -370,7 +371,7 @@ static int open_store(struct server *srv)
 		store_db_close(&db);
 		return FG_ERR;
 	}
-	log_info("serve", "store %s: %zu partners, %zu local users", srv->conf->store_path,
+	log_info("serve", "store %s: %zu partners, %zu local users", store_db_path(db),
 		 policy_count(srv->env.live.partners), accounts_count(srv->env.live.users));
 	for (size_t i = 0; i < policy_count(srv->env.live.partners); i++) {
 		char desc[1024];

@@ -1389,22 +1389,30 @@ int cmd_env_load(struct cmd_env *env, struct store_db *db, char *err, size_t err
 		return FG_ERR;
 	if (env->live.gw.dialback_secret)
 		return FG_OK;
-	/* SPEC §3: generated at first start if unset, never printed. */
-	if (new_secret(&env->live.gw.dialback_secret) != FG_OK) {
+	/* SPEC §3: generated at first start if unset, never printed. Several
+	 * nodes may start on one fresh store: the store keeps the first one
+	 * saved, and every node uses that one. */
+	char *mine = NULL, *kept = NULL;
+	if (new_secret(&mine) != FG_OK) {
 		snprintf(err, errlen, "cannot make a random dialback secret");
 		return FG_ERR;
 	}
-	struct store_op op = {.kind = STORE_PUT_GATEWAY, .gw = &env->live.gw};
+	env->live.gw.dialback_secret = mine;
 	json_t *after = policy_json_gateway(&env->live.gw);
+	env->live.gw.dialback_secret = NULL;
 	char *text = json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS);
 	struct audit_entry a = {.who = "fedgate",
 				.iface = "startup",
 				.action = "gateway set",
 				.target = "gateway",
 				.after = text};
-	int rc = store_db_commit(db, &op, 1, &a, 1, err, errlen);
+	int rc = store_db_dialback_secret(db, mine, &a, &kept, err, errlen);
 	free(text);
 	json_decref(after);
+	explicit_bzero(mine, strlen(mine));
+	free(mine);
+	if (rc == FG_OK)
+		env->live.gw.dialback_secret = kept;
 	return rc;
 }
 

@@ -1846,6 +1846,43 @@ out:
 void conf_print(const struct fg_conf *c, FILE *f)
 {
 	struct fg_conf *d = NULL;
+	/* The dsn may carry a password (password=... or user:pass@ in a URI):
+	 * printed as ***. A copy of the struct that differs in that field. */
+	struct fg_conf shown = *c;
+	const char *dsn = c->store_dsn != NULL ? c->store_dsn : "";
+	char *masked = malloc(strlen(dsn) + 16), *o = masked;
+	const char *uri = strstr(dsn, "://");
+
+	for (const char *p = dsn; masked != NULL && *p != '\0';) {
+		const char *q = p + 8, *at = strchr(p, '@');
+		bool key = strncmp(p, "password", 8) == 0 && (p == dsn || p[-1] == ' ');
+
+		while (key && *q == ' ')
+			q++;
+		if (key && *q == '=') {
+			for (q++; *q == ' '; q++)
+				;
+			if (*q == '\'')
+				for (q++; *q != '\0' && *q++ != '\'';)
+					if (q[-1] == '\\' && *q != '\0')
+						q++;
+			while (*q != '\0' && *q != ' ')
+				q++;
+			o += sprintf(o, "password=***");
+			p = q;
+		} else if (*p == ':' && uri != NULL && uri + 2 < p && at != NULL &&
+			   (strchr(uri + 3, '/') == NULL || strchr(uri + 3, '/') > at)) {
+			o += sprintf(o, ":***");
+			p = at;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	if (masked != NULL) {
+		*o = '\0';
+		shown.store_dsn = masked;
+		c = &shown;
+	}
 
 	if (c->dir != NULL && c->domains.n > 0)
 		conf_defaults_for(c->dir, c->domains.v[0], &d);
@@ -1861,6 +1898,7 @@ void conf_print(const struct fg_conf *c, FILE *f)
 		print_key(c, d, k, f);
 	}
 	conf_free(&d);
+	free(masked);
 }
 
 int conf_check_main(const char *path, FILE *out, FILE *errf)

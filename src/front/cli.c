@@ -50,7 +50,8 @@ static int run_local(const struct fg_conf *conf, const char *name, json_t *param
 {
 	char err[600];
 	struct store_db *db = NULL;
-	if (store_db_open(conf->store_path, &db, err, sizeof(err)) != FG_OK) {
+	struct store_target tg = store_target_of(conf);
+	if (store_open(&tg, &db, err, sizeof(err)) != FG_OK) {
 		fprintf(stderr, "fedgate: %s\n", err);
 		return FG_ERR;
 	}

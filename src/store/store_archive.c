@@ -7,8 +7,6 @@
 
 #include "fg.h"
 
-#include <sqlite3.h>
-
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,11 +14,11 @@
 
 /* ---- statements (the cache is keyed by these arrays' addresses) ---- */
 
-/* OR IGNORE: a repeated stanza-id. The owner was found in the same
+/* DO NOTHING: a repeated stanza-id. The owner was found in the same
  * transaction (owner_lookup), so the foreign key holds. */
 static const char SQL_INSERT[] =
-	"INSERT OR IGNORE INTO archive (owner, with_jid, ts_ms, stanza_id, outgoing, xml)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	"INSERT INTO archive (owner, with_jid, ts_ms, stanza_id, outgoing, xml)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (owner, stanza_id) DO NOTHING";
 /* ids grow across owners, so an owner whose newest and oldest ids are
  * closer than the limit cannot be over it: two index lookups spare the
  * scan of the limit's length that the trim itself costs. */
@@ -30,11 +28,12 @@ static const char SQL_TRIM[] =
 	"DELETE FROM archive WHERE owner = ?1 AND id <= (SELECT id FROM archive WHERE owner = ?1"
 	" ORDER BY id DESC LIMIT 1 OFFSET ?2)";
 static const char SQL_IN_ROSTER[] =
-	"SELECT EXISTS (SELECT 1 FROM roster WHERE user = ?1 AND contact = ?2 AND hidden = 0)";
+	"SELECT EXISTS (SELECT 1 FROM roster WHERE \"user\" = ?1 AND contact = ?2 AND hidden = 0)";
 static const char SQL_ID_OF[] = "SELECT id FROM archive WHERE owner = ?1 AND stanza_id = ?2";
-#define FILTERS                                                                         \
-	" owner = ?1 AND (?2 IS NULL OR with_jid = ?2) AND (?3 IS NULL OR ts_ms >= ?3)" \
-	" AND (?4 IS NULL OR ts_ms <= ?4)"
+#define FILTERS                                                       \
+	" owner = ?1 AND (CAST(?2 AS TEXT) IS NULL OR with_jid = ?2)" \
+	" AND (CAST(?3 AS BIGINT) IS NULL OR ts_ms >= ?3)"            \
+	" AND (CAST(?4 AS BIGINT) IS NULL OR ts_ms <= ?4)"
 static const char SQL_PAGE_FWD[] = "SELECT stanza_id, ts_ms, xml FROM archive WHERE" FILTERS
 				   " AND id > ?5 AND id < ?6 ORDER BY id LIMIT ?7";
 static const char SQL_PAGE_BACK[] = "SELECT stanza_id, ts_ms, xml FROM archive WHERE" FILTERS
@@ -65,10 +64,9 @@ const char *archive_mode_name(enum archive_mode m)
 	return mode_names[m];
 }
 
-static void done_with(sqlite3_stmt *s)
+static void done_with(struct store_stmt *s)
 {
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	store_reset(s);
 }
 
 /* Is jid a whole line of list? */
@@ -119,15 +117,15 @@ static int owner_lookup(struct store_db *db, struct owner_cache *c, const char *
 			return FG_OK;
 		}
 	struct owner_info got = {0};
-	sqlite3_stmt *e = store_db_stmt(db, SQL_USER_EXISTS, err, errlen);
+	struct store_stmt *e = store_db_stmt(db, SQL_USER_EXISTS, err, errlen);
 	if (e == NULL)
 		return FG_ERR;
 	int src = store_db_bind_text(e, 1, owner);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(e);
-	got.exists = src == SQLITE_ROW && sqlite3_column_int(e, 0) != 0;
+	if (src == SDB_OK)
+		src = store_step(e);
+	got.exists = src == SDB_ROW && store_col_int64(e, 0) != 0;
 	done_with(e);
-	if (src != SQLITE_ROW)
+	if (src != SDB_ROW)
 		return store_db_fail(db, src, err, errlen, "look up a user");
 	int rc = store_db_archive_prefs_get(db, owner, &got.has_prefs, &got.mode, &got.always,
 					    &got.never, err, errlen);
@@ -172,17 +170,17 @@ static int wanted(struct store_db *db, const struct owner_info *o, const struct 
 		*yes = mode == ARCHIVE_ALWAYS;
 		return FG_OK;
 	}
-	sqlite3_stmt *q = store_db_stmt(db, SQL_IN_ROSTER, err, errlen);
+	struct store_stmt *q = store_db_stmt(db, SQL_IN_ROSTER, err, errlen);
 	if (q == NULL)
 		return FG_ERR;
 	int src = store_db_bind_text(q, 1, r->owner);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(q, 2, r->with_jid);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(q);
-	*yes = src == SQLITE_ROW && sqlite3_column_int(q, 0) != 0;
+	if (src == SDB_OK)
+		src = store_step(q);
+	*yes = src == SDB_ROW && store_col_int64(q, 0) != 0;
 	done_with(q);
-	if (src != SQLITE_ROW)
+	if (src != SDB_ROW)
 		return store_db_fail(db, src, err, errlen, "read a roster");
 	return FG_OK;
 }
@@ -202,25 +200,25 @@ static int add_one(struct store_db *db, struct owner_cache *c, const struct arch
 	rc = wanted(db, o, r, def, &yes, err, errlen);
 	if (rc != FG_OK || !yes)
 		return rc;
-	sqlite3_stmt *s = store_db_stmt(db, SQL_INSERT, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_INSERT, err, errlen);
 	if (s == NULL)
 		return FG_ERR;
 	int src = store_db_bind_text(s, 1, r->owner);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, r->with_jid);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 3, r->ts_ms);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 3, r->ts_ms);
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 4, r->stanza_id);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 5, r->outgoing ? 1 : 0);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 5, r->outgoing ? 1 : 0);
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 6, r->xml);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return store_db_fail(db, src, err, errlen, "archive a message");
-	if (sqlite3_changes(store_db_handle(db)) == 0)
+	if (store_db_changes(db) == 0)
 		return FG_OK; /* a repeated id */
 	if (stored)
 		(*stored)++;
@@ -230,26 +228,26 @@ static int add_one(struct store_db *db, struct owner_cache *c, const struct arch
 /* The oldest messages of owner beyond max go. */
 static int trim(struct store_db *db, const char *owner, unsigned max, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_SPAN, err, errlen);
-	sqlite3_stmt *t = store_db_stmt(db, SQL_TRIM, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_SPAN, err, errlen);
+	struct store_stmt *t = store_db_stmt(db, SQL_TRIM, err, errlen);
 	if (s == NULL || t == NULL)
 		return FG_ERR;
 	int src = store_db_bind_text(s, 1, owner);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	bool maybe_over = src == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL &&
-			  sqlite3_column_int64(s, 0) >= (long long)max;
+	if (src == SDB_OK)
+		src = store_step(s);
+	bool maybe_over =
+		src == SDB_ROW && !store_col_null(s, 0) && store_col_int64(s, 0) >= (long long)max;
 	done_with(s);
-	if (src != SQLITE_ROW)
+	if (src != SDB_ROW)
 		return store_db_fail(db, src, err, errlen, "measure an archive");
 	if (!maybe_over)
 		return FG_OK;
 	src = store_db_bind_text(t, 1, owner);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(t, 2, max);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(t, 2, max);
+	if (src == SDB_OK)
 		src = store_db_run(t);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return store_db_fail(db, src, err, errlen, "trim an archive to its limit");
 	return FG_OK;
 }
@@ -315,37 +313,36 @@ int store_db_archive_add(struct store_db *db, const struct archive_row *rows, si
 static int id_of(struct store_db *db, const char *owner, const char *sid, long long *id, char *err,
 		 size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_ID_OF, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_ID_OF, err, errlen);
 	if (s == NULL)
 		return FG_ERR;
 	int src = store_db_bind_text(s, 1, owner);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, sid);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
-		*id = sqlite3_column_int64(s, 0);
+	if (src == SDB_OK)
+		src = store_step(s);
+	if (src == SDB_ROW)
+		*id = store_col_int64(s, 0);
 	done_with(s);
-	if (src == SQLITE_DONE) {
+	if (src == SDB_DONE) {
 		store_db_set_err(err, errlen, "there is no message %.100s in the archive", sid);
 		return FG_NOTFOUND;
 	}
-	if (src != SQLITE_ROW)
+	if (src != SDB_ROW)
 		return store_db_fail(db, src, err, errlen, "look up an archived message");
 	return FG_OK;
 }
 
-static int bind_filters(sqlite3_stmt *s, const struct archive_query *q)
+static int bind_filters(struct store_stmt *s, const struct archive_query *q)
 {
 	int src = store_db_bind_text(s, 1, q->owner);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, q->with);
-	if (src == SQLITE_OK)
-		src = q->start_ms >= 0 ? sqlite3_bind_int64(s, 3, q->start_ms)
-				       : sqlite3_bind_null(s, 3);
-	if (src == SQLITE_OK)
-		src = q->end_ms >= 0 ? sqlite3_bind_int64(s, 4, q->end_ms)
-				     : sqlite3_bind_null(s, 4);
+	if (src == SDB_OK)
+		src = q->start_ms >= 0 ? store_bind_int64(s, 3, q->start_ms)
+				       : store_bind_null(s, 3);
+	if (src == SDB_OK)
+		src = q->end_ms >= 0 ? store_bind_int64(s, 4, q->end_ms) : store_bind_null(s, 4);
 	return src;
 }
 
@@ -370,31 +367,31 @@ int store_db_archive_query(struct store_db *db, const struct archive_query *q, a
 	if (q->before_id && (rc = id_of(db, q->owner, q->before_id, &hi, err, errlen)) != FG_OK)
 		return rc;
 
-	sqlite3_stmt *c = store_db_stmt(db, SQL_COUNT, err, errlen);
+	struct store_stmt *c = store_db_stmt(db, SQL_COUNT, err, errlen);
 	if (c == NULL)
 		return FG_ERR;
 	src = bind_filters(c, q);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(c);
-	if (src == SQLITE_ROW)
-		*count = (unsigned)sqlite3_column_int64(c, 0);
+	if (src == SDB_OK)
+		src = store_step(c);
+	if (src == SDB_ROW)
+		*count = (unsigned)store_col_int64(c, 0);
 	done_with(c);
-	if (src != SQLITE_ROW)
+	if (src != SDB_ROW)
 		return store_db_fail(db, src, err, errlen, "count archived messages");
 
-	sqlite3_stmt *s =
+	struct store_stmt *s =
 		store_db_stmt(db, q->backward ? SQL_PAGE_BACK : SQL_PAGE_FWD, err, errlen);
 	if (s == NULL)
 		return FG_ERR;
 	/* One more than asked: whether it comes tells if the page is the
 	 * last in this direction. */
 	src = bind_filters(s, q);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 5, lo);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 6, hi);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 7, (long long)q->max + 1);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 5, lo);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 6, hi);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 7, (long long)q->max + 1);
 	struct held_row *held = NULL;
 	size_t n = 0;
 	if (q->backward && q->max > 0 && !(held = calloc(q->max, sizeof(*held)))) {
@@ -402,16 +399,16 @@ int store_db_archive_query(struct store_db *db, const struct archive_query *q, a
 		store_db_set_err(err, errlen, "out of memory reading the archive");
 		return FG_NOMEM;
 	}
-	while (src == SQLITE_OK || src == SQLITE_ROW) {
-		src = sqlite3_step(s);
-		if (src != SQLITE_ROW)
+	while (src == SDB_OK || src == SDB_ROW) {
+		src = store_step(s);
+		if (src != SDB_ROW)
 			break;
 		if (n == q->max) {
 			n++; /* the one more */
 			break;
 		}
 		const char *sid = store_db_col_text(s, 0), *xml = store_db_col_text(s, 2);
-		long long ts = sqlite3_column_int64(s, 1);
+		long long ts = store_col_int64(s, 1);
 		if (!sid || !xml) {
 			rc = FG_NOMEM;
 			break;
@@ -431,7 +428,7 @@ int store_db_archive_query(struct store_db *db, const struct archive_query *q, a
 		n++;
 	}
 	done_with(s);
-	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_ROW && src != SDB_DONE)
 		rc = store_db_fail(db, src, err, errlen, "read the archive");
 	else if (rc == FG_NOMEM)
 		store_db_set_err(err, errlen, "out of memory reading the archive");
@@ -458,16 +455,16 @@ int store_db_archive_query(struct store_db *db, const struct archive_query *q, a
 int store_db_archive_expire(struct store_db *db, long long before_ms, unsigned *deleted, char *err,
 			    size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_EXPIRE, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_EXPIRE, err, errlen);
 	if (s == NULL)
 		return FG_ERR;
-	int src = sqlite3_bind_int64(s, 1, before_ms);
-	if (src == SQLITE_OK)
+	int src = store_bind_int64(s, 1, before_ms);
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return store_db_fail(db, src, err, errlen, "expire archived messages");
 	if (deleted)
-		*deleted = (unsigned)sqlite3_changes(store_db_handle(db));
+		*deleted = (unsigned)store_db_changes(db);
 	return FG_OK;
 }
 
@@ -475,14 +472,14 @@ int store_db_archive_prefs_get(struct store_db *db, const char *owner, bool *fou
 			       enum archive_mode *mode, char **always, char **never, char *err,
 			       size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_PREFS_GET, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_PREFS_GET, err, errlen);
 	*found = false;
 	if (s == NULL)
 		return FG_ERR;
 	int rc = FG_OK, src = store_db_bind_text(s, 1, owner);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	if (src == SDB_OK)
+		src = store_step(s);
+	if (src == SDB_ROW) {
 		int m = archive_mode_parse(store_db_col_text(s, 0));
 		const char *a = store_db_col_text(s, 1), *nv = store_db_col_text(s, 2);
 		*always = strdup(a ? a : "");
@@ -497,7 +494,7 @@ int store_db_archive_prefs_get(struct store_db *db, const char *owner, bool *fou
 			*found = true;
 			*mode = m >= 0 ? (enum archive_mode)m : ARCHIVE_ALWAYS;
 		}
-	} else if (src != SQLITE_DONE) {
+	} else if (src != SDB_DONE) {
 		rc = store_db_fail(db, src, err, errlen, "read archiving preferences");
 	}
 	done_with(s);
@@ -507,31 +504,31 @@ int store_db_archive_prefs_get(struct store_db *db, const char *owner, bool *fou
 int store_db_archive_prefs_put(struct store_db *db, const char *owner, enum archive_mode mode,
 			       const char *always, const char *never, char *err, size_t errlen)
 {
-	sqlite3_stmt *e = store_db_stmt(db, SQL_USER_EXISTS, err, errlen);
-	sqlite3_stmt *s = store_db_stmt(db, SQL_PREFS_PUT, err, errlen);
+	struct store_stmt *e = store_db_stmt(db, SQL_USER_EXISTS, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_PREFS_PUT, err, errlen);
 	if (e == NULL || s == NULL)
 		return FG_ERR;
 	int src = store_db_bind_text(e, 1, owner);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(e);
-	bool exists = src == SQLITE_ROW && sqlite3_column_int(e, 0) != 0;
+	if (src == SDB_OK)
+		src = store_step(e);
+	bool exists = src == SDB_ROW && store_col_int64(e, 0) != 0;
 	done_with(e);
-	if (src != SQLITE_ROW)
+	if (src != SDB_ROW)
 		return store_db_fail(db, src, err, errlen, "look up a user");
 	if (!exists) {
 		store_db_set_err(err, errlen, "there is no user %s; nothing was saved", owner);
 		return FG_NOTFOUND;
 	}
 	src = store_db_bind_text(s, 1, owner);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, archive_mode_name(mode));
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 3, always ? always : "");
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 4, never ? never : "");
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return store_db_fail(db, src, err, errlen, "save archiving preferences");
 	return FG_OK;
 }

@@ -4,8 +4,6 @@
 
 #include "fg.h"
 
-#include <sqlite3.h>
-
 #include <stdio.h>
 
 static const char SQL_BLOCK_LOAD[] = "SELECT owner, jid FROM blocklist ORDER BY owner, jid";
@@ -16,12 +14,12 @@ static const char SQL_BLOCK_CLEAR[] = "DELETE FROM blocklist WHERE owner = ?1";
 
 int store_db_block_load(struct store_db *db, store_block_cb cb, void *ud, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_BLOCK_LOAD, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_BLOCK_LOAD, err, errlen);
 	int src, rc = FG_OK;
 
 	if (s == NULL)
 		return FG_ERR;
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = store_step(s)) == SDB_ROW) {
 		const char *owner = store_db_col_text(s, 0), *jid = store_db_col_text(s, 1);
 
 		if (owner == NULL || jid == NULL) {
@@ -33,9 +31,9 @@ int store_db_block_load(struct store_db *db, store_block_cb cb, void *ud, char *
 		if (cb(ud, owner, jid) != 0)
 			break;
 	}
-	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_ROW && src != SDB_DONE)
 		rc = store_db_fail(db, src, err, errlen, "read the blocklists");
-	sqlite3_reset(s);
+	store_reset(s);
 	return rc;
 }
 
@@ -48,21 +46,21 @@ static int change(struct store_db *db, const char *sql, const char *owner, const
 
 	if (rc != FG_OK)
 		return rc;
-	sqlite3_stmt *s = store_db_stmt(db, sql, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, sql, err, errlen);
 	if (s == NULL)
 		return store_db_end(db, FG_ERR, err, errlen);
 	for (size_t i = 0; rc == FG_OK && i < (n ? n : 1); i++) {
 		int src = store_db_bind_text(s, 1, owner);
 
-		if (src == SQLITE_OK && n)
+		if (src == SDB_OK && n)
 			src = store_db_bind_text(s, 2, jids[i]);
-		if (src == SQLITE_OK)
+		if (src == SDB_OK)
 			src = store_db_run(s);
-		if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		if (src == SDB_CONSTRAINT_FOREIGNKEY) {
 			store_db_set_err(err, errlen, "there is no user %s; nothing was saved",
 					 owner);
 			rc = FG_NOTFOUND;
-		} else if (src != SQLITE_DONE) {
+		} else if (src != SDB_DONE) {
 			char buf[400];
 
 			snprintf(buf, sizeof(buf), "%s of %.300s", what, owner);

@@ -5,8 +5,7 @@
 
 #include "fg.h"
 
-#include <sqlite3.h>
-
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,12 @@ static const char SQL_PURGE[] = "DELETE FROM pep_items WHERE owner = ?1 AND node
  * inserted again, so it becomes the newest, as XEP-0060 §7.1.2 wants. */
 static const char SQL_ITEM_PUT[] = "INSERT OR REPLACE INTO pep_items (owner, node, id, xml, at_ms)"
 				   " VALUES (?1, ?2, ?3, ?4, ?5)";
+/* PostgreSQL's rowid is a column of ours (store_pg.c): a replaced item
+ * takes the next number, which makes it the newest the same way. */
+static const char PG_ITEM_PUT[] =
+	"INSERT INTO pep_items (owner, node, id, xml, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)"
+	" ON CONFLICT (owner, node, id) DO UPDATE SET xml = excluded.xml, at_ms = excluded.at_ms,"
+	" rowid = nextval(pg_get_serial_sequence('pep_items', 'rowid'))";
 static const char SQL_TRIM[] =
 	"DELETE FROM pep_items WHERE owner = ?1 AND node = ?2 AND rowid NOT IN"
 	" (SELECT rowid FROM pep_items WHERE owner = ?1 AND node = ?2 ORDER BY rowid DESC"
@@ -40,41 +45,40 @@ static const char SQL_NODES[] =
 	" LEFT JOIN pep_items i ON i.rowid = (SELECT rowid FROM pep_items WHERE owner = n.owner"
 	" AND node = n.node ORDER BY rowid DESC LIMIT 1) WHERE n.owner = ?1 ORDER BY n.node";
 
-static void done_reading(sqlite3_stmt *s)
+static void done_reading(struct store_stmt *s)
 {
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	store_reset(s);
 }
 
-static int bind2(sqlite3_stmt *s, const char *owner, const char *node)
+static int bind2(struct store_stmt *s, const char *owner, const char *node)
 {
 	int src = store_db_bind_text(s, 1, owner);
-	if (src == SQLITE_OK && node)
+	if (src == SDB_OK && node)
 		src = store_db_bind_text(s, 2, node);
 	return src;
 }
 
 /* A configuration row into c; false when the row makes no sense. */
-static bool read_conf(sqlite3_stmt *s, int col, struct pubsub_conf *c)
+static bool read_conf(struct store_stmt *s, int col, struct pubsub_conf *c)
 {
 	const char *a = store_db_col_text(s, col);
-	c->max_items = (long)sqlite3_column_int64(s, col + 1);
-	c->persist = sqlite3_column_int(s, col + 2) != 0;
+	c->max_items = (long)store_col_int64(s, col + 1);
+	c->persist = store_col_int64(s, col + 2) != 0;
 	return pubsub_access_parse(a, &c->access) == 0 && c->max_items >= 1;
 }
 
 int store_db_pep_node_get(struct store_db *db, const char *owner, const char *node,
 			  struct pubsub_conf *c, bool *found, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_NODE_GET, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_NODE_GET, err, errlen);
 	int rc = FG_OK;
 	*found = false;
 	if (!s)
 		return FG_ERR;
 	int src = bind2(s, owner, node);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	if (src == SDB_OK)
+		src = store_step(s);
+	if (src == SDB_ROW) {
 		*found = true;
 		if (!read_conf(s, 0, c)) {
 			store_db_set_err(err, errlen,
@@ -82,7 +86,7 @@ int store_db_pep_node_get(struct store_db *db, const char *owner, const char *no
 					 store_db_path(db), node, owner);
 			rc = FG_INVAL;
 		}
-	} else if (src != SQLITE_DONE) {
+	} else if (src != SDB_DONE) {
 		rc = store_db_fail(db, src, err, errlen, "read a personal eventing node");
 	}
 	done_reading(s);
@@ -92,15 +96,15 @@ int store_db_pep_node_get(struct store_db *db, const char *owner, const char *no
 static int trim(struct store_db *db, const char *owner, const char *node, long keep, char *err,
 		size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_TRIM, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_TRIM, err, errlen);
 	if (!s)
 		return FG_ERR;
 	int src = bind2(s, owner, node);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 3, keep);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 3, keep);
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return store_db_fail(db, src, err, errlen, "trim a personal eventing node");
 	return FG_OK;
 }
@@ -108,21 +112,21 @@ static int trim(struct store_db *db, const char *owner, const char *node, long k
 int store_db_pep_node_put(struct store_db *db, const char *owner, const char *node,
 			  const struct pubsub_conf *c, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_NODE_PUT, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_NODE_PUT, err, errlen);
 	if (!s)
 		return FG_ERR;
 	int src = bind2(s, owner, node);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 3, pubsub_access_name(c->access));
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 4, c->max_items);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 5, c->persist);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 6, fg_now_ms());
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 4, c->max_items);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 5, c->persist);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 6, fg_now_ms());
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return store_db_fail(db, src, err, errlen, "save a personal eventing node");
 	return trim(db, owner, node, c->persist ? c->max_items : 1, err, errlen);
 }
@@ -130,16 +134,16 @@ int store_db_pep_node_put(struct store_db *db, const char *owner, const char *no
 int store_db_pep_node_count(struct store_db *db, const char *owner, long *n, char *err,
 			    size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_NODE_COUNT, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_NODE_COUNT, err, errlen);
 	int rc = FG_OK;
 	*n = 0;
 	if (!s)
 		return FG_ERR;
 	int src = bind2(s, owner, NULL);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
-		*n = (long)sqlite3_column_int64(s, 0);
+	if (src == SDB_OK)
+		src = store_step(s);
+	if (src == SDB_ROW)
+		*n = (long)store_col_int64(s, 0);
 	else
 		rc = store_db_fail(db, src, err, errlen, "count personal eventing nodes");
 	done_reading(s);
@@ -149,18 +153,18 @@ int store_db_pep_node_count(struct store_db *db, const char *owner, long *n, cha
 static int delete2(struct store_db *db, const char *sql, const char *owner, const char *node,
 		   const char *id, bool *found, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, sql, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, sql, err, errlen);
 	if (!s)
 		return FG_ERR;
 	int src = bind2(s, owner, node);
-	if (src == SQLITE_OK && id)
+	if (src == SDB_OK && id)
 		src = store_db_bind_text(s, 3, id);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return store_db_fail(db, src, err, errlen, "delete from a personal eventing node");
 	if (found)
-		*found = sqlite3_changes(store_db_handle(db)) > 0;
+		*found = store_db_changes(db) > 0;
 	return FG_OK;
 }
 
@@ -185,28 +189,28 @@ int store_db_pep_retract(struct store_db *db, const char *owner, const char *nod
 int store_db_pep_item_put(struct store_db *db, const char *owner, const char *node, const char *id,
 			  const char *xml, long long at_ms, long keep, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_ITEM_PUT, err, errlen);
+	struct store_stmt *s = store_db_stmt2(db, SQL_ITEM_PUT, PG_ITEM_PUT, err, errlen);
 	if (!s)
 		return FG_ERR;
 	int src = bind2(s, owner, node);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 3, id);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 4, xml);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 5, at_ms);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 5, at_ms);
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return store_db_fail(db, src, err, errlen, "save a personal eventing item");
 	return trim(db, owner, node, keep < 1 ? 1 : keep, err, errlen);
 }
 
-static int read_items(struct store_db *db, sqlite3_stmt *s, store_pep_item_cb cb, void *ud,
+static int read_items(struct store_db *db, struct store_stmt *s, store_pep_item_cb cb, void *ud,
 		      char *err, size_t errlen)
 {
 	int src, rc = FG_OK;
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = store_step(s)) == SDB_ROW) {
 		const char *id = store_db_col_text(s, 0), *xml = store_db_col_text(s, 1);
 		if (!id || !xml) {
 			store_db_set_err(err, errlen, "the store %s has an item without id or xml",
@@ -214,10 +218,10 @@ static int read_items(struct store_db *db, sqlite3_stmt *s, store_pep_item_cb cb
 			rc = FG_INVAL;
 			break;
 		}
-		if (cb(ud, id, xml, sqlite3_column_int64(s, 2)) != 0)
+		if (cb(ud, id, xml, store_col_int64(s, 2)) != 0)
 			break;
 	}
-	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_ROW && src != SDB_DONE)
 		rc = store_db_fail(db, src, err, errlen, "read personal eventing items");
 	done_reading(s);
 	return rc;
@@ -228,26 +232,27 @@ int store_db_pep_items(struct store_db *db, const char *owner, const char *node,
 		       void *ud, char *err, size_t errlen)
 {
 	if (nids == 0) {
-		sqlite3_stmt *s = store_db_stmt(db, SQL_ITEMS, err, errlen);
+		struct store_stmt *s = store_db_stmt(db, SQL_ITEMS, err, errlen);
 		if (!s)
 			return FG_ERR;
 		int src = bind2(s, owner, node);
-		if (src == SQLITE_OK)
-			src = sqlite3_bind_int64(s, 3, max > 0 ? max : -1);
-		if (src != SQLITE_OK) {
+		if (src == SDB_OK)
+			/* No limit: SQLite takes -1, PostgreSQL does not. */
+			src = store_bind_int64(s, 3, max > 0 ? max : LLONG_MAX);
+		if (src != SDB_OK) {
 			done_reading(s);
 			return store_db_fail(db, src, err, errlen, "read personal eventing items");
 		}
 		return read_items(db, s, cb, ud, err, errlen);
 	}
 	for (size_t i = 0; i < nids; i++) {
-		sqlite3_stmt *s = store_db_stmt(db, SQL_ITEM_BY_ID, err, errlen);
+		struct store_stmt *s = store_db_stmt(db, SQL_ITEM_BY_ID, err, errlen);
 		if (!s)
 			return FG_ERR;
 		int src = bind2(s, owner, node);
-		if (src == SQLITE_OK)
+		if (src == SDB_OK)
 			src = store_db_bind_text(s, 3, ids[i]);
-		if (src != SQLITE_OK) {
+		if (src != SDB_OK) {
 			done_reading(s);
 			return store_db_fail(db, src, err, errlen, "read personal eventing items");
 		}
@@ -261,12 +266,12 @@ int store_db_pep_items(struct store_db *db, const char *owner, const char *node,
 int store_db_pep_nodes(struct store_db *db, const char *owner, store_pep_node_cb cb, void *ud,
 		       char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_NODES, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_NODES, err, errlen);
 	int src, rc = FG_OK;
 	if (!s)
 		return FG_ERR;
 	src = bind2(s, owner, NULL);
-	while (src == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+	while (src == SDB_OK && (src = store_step(s)) == SDB_ROW) {
 		struct pubsub_conf c;
 		const char *node = store_db_col_text(s, 0);
 		if (!node || !read_conf(s, 1, &c)) {
@@ -277,9 +282,9 @@ int store_db_pep_nodes(struct store_db *db, const char *owner, store_pep_node_cb
 		}
 		if (cb(ud, node, &c, store_db_col_text(s, 4), store_db_col_text(s, 5)) != 0)
 			break;
-		src = SQLITE_OK;
+		src = SDB_OK;
 	}
-	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE && src != SQLITE_OK)
+	if (rc == FG_OK && src != SDB_ROW && src != SDB_DONE && src != SDB_OK)
 		rc = store_db_fail(db, src, err, errlen, "read personal eventing nodes");
 	done_reading(s);
 	return rc;

@@ -1,21 +1,23 @@
-/* The SQLite store.
- *
- * The schema grows only by numbered migrations (PRAGMA user_version is the
- * number of the last one applied), each in a transaction of its own, so a
- * crash during an upgrade leaves a database at some whole version. Every
- * value goes in through a bound parameter of a statement prepared once and
- * kept in the handle; SQL text is never assembled from values.
+/* The store: opening either backend (SQLite in store_lite.c, PostgreSQL
+ * in store_pg.c), partners, gateway settings and the audit log, and the
+ * commit of the command layer's changes. Every value goes in through a
+ * bound parameter of a statement prepared once and kept in the handle
+ * (the statement layer, store_stmt.c); SQL text is never assembled from
+ * values.
  *
  * The store writes what the command layer already validated: loading
  * trusts the rows (no policy_check), but a row that this program cannot
  * read back is an error that names it, never a silent default. */
 #include "store_sqlite.h"
 
+#include "store_db_int.h"
+
+#include "conf.h"
 #include "fg.h"
 #include "log.h"
 #include "pin.h"
 
-#include <sqlite3.h>
+#include <jansson.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,173 +31,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- schema ---- */
-
-static const char *const migrations[] = {
-	/* 1: partners, gateway settings, admin accounts, audit log */
-	"CREATE TABLE partners ("
-	" domain TEXT PRIMARY KEY,"
-	" description TEXT NOT NULL,"
-	" partner_type TEXT NOT NULL,"
-	" tls TEXT NOT NULL,"
-	" sasl TEXT NOT NULL,"
-	" dialback INTEGER NOT NULL,"
-	" keepalive INTEGER NOT NULL,"
-	" connection_limit INTEGER NOT NULL,"
-	" proxy_fqdn TEXT);"
-	"CREATE TABLE partner_domains ("
-	" domain TEXT PRIMARY KEY,"
-	" partner TEXT NOT NULL REFERENCES partners(domain) ON DELETE CASCADE);"
-	/* Without it every deleted partner scans partner_domains for the
-	 * cascade. */
-	"CREATE INDEX partner_domains_partner ON partner_domains(partner);"
-	/* The primary keys keep primaries and additional domains unique among
-	 * themselves; these keep the two apart, so that every domain belongs
-	 * to one partner and whatever was committed can be loaded. */
-	"CREATE TRIGGER partner_domains_not_primary BEFORE INSERT ON partner_domains"
-	" WHEN EXISTS (SELECT 1 FROM partners WHERE domain = NEW.domain)"
-	" BEGIN SELECT RAISE(ABORT, 'domain is a primary domain'); END;"
-	"CREATE TRIGGER partners_not_additional BEFORE INSERT ON partners"
-	" WHEN EXISTS (SELECT 1 FROM partner_domains WHERE domain = NEW.domain)"
-	" BEGIN SELECT RAISE(ABORT, 'domain is an additional domain'); END;"
-	"CREATE TABLE gateway ("
-	" key TEXT PRIMARY KEY,"
-	" value TEXT NOT NULL);"
-	"CREATE TABLE admins ("
-	" name TEXT PRIMARY KEY,"
-	" role TEXT NOT NULL CHECK(role IN ('administrator','viewer')),"
-	" password_hash TEXT NOT NULL,"
-	" created_ms INTEGER NOT NULL);"
-	"CREATE TABLE audit ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" at_ms INTEGER NOT NULL,"
-	" who TEXT NOT NULL,"
-	" iface TEXT NOT NULL,"
-	" action TEXT NOT NULL,"
-	" target TEXT NOT NULL,"
-	" before TEXT,"
-	" after TEXT);"
-	"CREATE INDEX audit_at_ms ON audit(at_ms);",
-	/* 2: local users and what belongs to each (store_users.c). Rows of a
-	 * user go with the user. The roster's primary key starts with user,
-	 * so the cascade needs no index of its own; offline does. */
-	"CREATE TABLE users ("
-	" jid TEXT PRIMARY KEY,"
-	" credentials TEXT NOT NULL,"
-	" xmpp_access INTEGER NOT NULL,"
-	" created_ms INTEGER NOT NULL);"
-	"CREATE TABLE roster ("
-	" user TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
-	" contact TEXT NOT NULL,"
-	" name TEXT,"
-	" groups TEXT NOT NULL,"
-	" sub_to INTEGER NOT NULL,"
-	" sub_from INTEGER NOT NULL,"
-	" ask_out INTEGER NOT NULL,"
-	" pending_in INTEGER NOT NULL,"
-	" approved INTEGER NOT NULL,"
-	" pending_in_xml TEXT,"
-	" hidden INTEGER NOT NULL DEFAULT 0,"
-	" PRIMARY KEY (user, contact));"
-	"CREATE TABLE offline ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" user TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
-	" at_ms INTEGER NOT NULL,"
-	" xml TEXT NOT NULL);"
-	"CREATE INDEX offline_user ON offline(user, id);"
-	"CREATE TABLE vcards ("
-	" user TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
-	" xml TEXT NOT NULL);",
-	/* 3: API bearer tokens of admin accounts, one per account; only the
-	 * SHA-256 of a token is kept, so a copy of the database signs no one
-	 * in. */
-	"CREATE TABLE admin_tokens ("
-	" admin TEXT PRIMARY KEY REFERENCES admins(name) ON DELETE CASCADE,"
-	" token_sha256 TEXT NOT NULL UNIQUE,"
-	" created_ms INTEGER NOT NULL);",
-	/* 4: a partner can be suspended without deleting it (`partner set
-	 * --enabled false`); every partner saved before was enabled. */
-	"ALTER TABLE partners ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;",
-	/* 5: named API tokens, several per account, each revocable alone
-	 * (store_admins.c): a Prometheus token no longer dies when a script
-	 * gets one. The one token an account had becomes "default", which is
-	 * the label `admin token NAME` replaces, as it always did. last_used_ms
-	 * is written at most once a minute per token. */
-	"CREATE TABLE admin_tokens_5 ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" admin TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"
-	" label TEXT NOT NULL,"
-	" token_sha256 TEXT NOT NULL UNIQUE,"
-	" created_ms INTEGER NOT NULL,"
-	" last_used_ms INTEGER,"
-	" UNIQUE (admin, label));"
-	"INSERT INTO admin_tokens_5 (admin, label, token_sha256, created_ms)"
-	" SELECT admin, 'default', token_sha256, created_ms FROM admin_tokens;"
-	"DROP TABLE admin_tokens;"
-	"ALTER TABLE admin_tokens_5 RENAME TO admin_tokens;",
-	/* 6: issue 15's per-partner choices: XEP-0288 bidirectional streams
-	 * (on for every partner saved before, as for new ones), DANE (off)
-	 * and public-key pins, kept as their base64 forms separated by
-	 * spaces (base64 has none; policy_check() normalized them). */
-	"ALTER TABLE partners ADD COLUMN bidi INTEGER NOT NULL DEFAULT 1;"
-	"ALTER TABLE partners ADD COLUMN dane TEXT NOT NULL DEFAULT 'off';"
-	"ALTER TABLE partners ADD COLUMN pins TEXT NOT NULL DEFAULT '';",
-	/* 7: the message archive (XEP-0313, store_archive.c): each user's
-	 * messages with the stanza-id (XEP-0359) they were given, and their
-	 * archiving preferences; both go with the user. (owner, id) serves
-	 * paging and the cascade, ts_ms the retention expiry. */
-	"CREATE TABLE archive ("
-	" id INTEGER PRIMARY KEY,"
-	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
-	" with_jid TEXT NOT NULL,"
-	" ts_ms INTEGER NOT NULL,"
-	" stanza_id TEXT NOT NULL,"
-	" outgoing INTEGER NOT NULL,"
-	" xml TEXT NOT NULL);"
-	"CREATE UNIQUE INDEX archive_owner_sid ON archive(owner, stanza_id);"
-	"CREATE INDEX archive_owner_id ON archive(owner, id);"
-	"CREATE INDEX archive_ts ON archive(ts_ms);"
-	"CREATE TABLE archive_prefs ("
-	" owner TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
-	" mode TEXT NOT NULL CHECK(mode IN ('always','roster','never')),"
-	" always TEXT NOT NULL,"
-	" never TEXT NOT NULL);",
-	/* 8: personal eventing (XEP-0163, XEP-0223; store_pep.c): each
-	 * account's nodes with their configuration, and their items as
-	 * serialized payloads. The newest item is the highest rowid. */
-	"CREATE TABLE pep_nodes ("
-	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
-	" node TEXT NOT NULL,"
-	" access_model TEXT NOT NULL,"
-	" max_items INTEGER NOT NULL,"
-	" persist INTEGER NOT NULL,"
-	" created_ms INTEGER NOT NULL,"
-	" PRIMARY KEY (owner, node));"
-	"CREATE TABLE pep_items ("
-	" owner TEXT NOT NULL,"
-	" node TEXT NOT NULL,"
-	" id TEXT NOT NULL,"
-	" xml TEXT NOT NULL,"
-	" at_ms INTEGER NOT NULL,"
-	" PRIMARY KEY (owner, node, id),"
-	" FOREIGN KEY (owner, node) REFERENCES pep_nodes(owner, node) ON DELETE CASCADE);",
-	/* 9: XEP-0191 blocklists (store_block.c): what each user blocked, as
-	 * prepared JID text; the primary key starts with owner, so the
-	 * cascade needs no index of its own. */
-	"CREATE TABLE blocklist ("
-	" owner TEXT NOT NULL REFERENCES users(jid) ON DELETE CASCADE,"
-	" jid TEXT NOT NULL,"
-	" PRIMARY KEY (owner, jid));",
-	/* 10: roster versions (RFC 6121 §2.6, store_users.c): a counter per
-	 * user, raised with every change a roster push announces. A user
-	 * without a row is at version 0. */
-	"CREATE TABLE roster_versions ("
-	" user TEXT PRIMARY KEY REFERENCES users(jid) ON DELETE CASCADE,"
-	" ver INTEGER NOT NULL);",
-};
-
-#define SCHEMA_LATEST ((int)FG_ARRAY_LEN(migrations))
 
 /* ---- cached statements ---- */
 
@@ -215,8 +50,12 @@ enum stmt_id {
 	ST_LOAD_PARTNERS,
 	ST_LOAD_GATEWAY,
 	ST_AUDIT_SELECT,
+	ST_SECRET_INSERT,
+	ST_SECRET_GET,
 	ST_COUNT
 };
+
+_Static_assert(ST_COUNT <= STORE_ST_MAX, "raise STORE_ST_MAX");
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -244,6 +83,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 			     " FROM partners AS p"
 			     " LEFT JOIN partner_domains AS d ON d.partner = p.domain"
 			     " ORDER BY p.domain, d.domain",
+	[ST_SECRET_INSERT] = "INSERT INTO gateway (key, value) VALUES ('dialback_secret', ?1)"
+			     " ON CONFLICT (key) DO NOTHING",
+	[ST_SECRET_GET] = "SELECT value FROM gateway WHERE key = 'dialback_secret'",
 	[ST_LOAD_GATEWAY] = "SELECT key, value FROM gateway ORDER BY key",
 	[ST_AUDIT_SELECT] = "SELECT id, at_ms, who, iface, action, target, before, after"
 			    " FROM audit WHERE at_ms >= ?1 ORDER BY id",
@@ -251,20 +93,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 /* Room for store_users.c's statements; store_db_stmt() says when it is
  * too small, at the first use of the statement that does not fit. */
-#define EXT_STMT_MAX 40
-
-struct store_db {
-	sqlite3 *h;
-	char *path;
-	int version;
-	sqlite3_stmt *st[ST_COUNT];
-	struct {
-		const char *sql; /* a string constant: compared by address */
-		sqlite3_stmt *st;
-	} ext[EXT_STMT_MAX];
-	size_t next;
-};
-
 /* ---- gateway settings as key/value rows ---- */
 
 enum gw_type { GW_UNSIGNED, GW_BOOL, GW_SECRET };
@@ -305,59 +133,40 @@ void store_db_set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int rc_from_sqlite(int src)
+static int rc_from_src(int src)
 {
-	switch (src & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW: return FG_OK;
-	case SQLITE_NOMEM: return FG_NOMEM;
-	case SQLITE_CONSTRAINT: return FG_INVAL;
+	switch (src) {
+	case SDB_OK:
+	case SDB_DONE:
+	case SDB_ROW: return FG_OK;
+	case SDB_NOMEM: return FG_NOMEM;
+	case SDB_CONSTRAINT_PRIMARYKEY:
+	case SDB_CONSTRAINT_UNIQUE:
+	case SDB_CONSTRAINT_FOREIGNKEY:
+	case SDB_CONSTRAINT_TRIGGER:
+	case SDB_CONSTRAINT: return FG_INVAL;
 	default: return FG_ERR;
 	}
 }
 
 /* The cached statement, prepared on first use. */
-static sqlite3_stmt *stmt(struct store_db *db, enum stmt_id id, char *err, size_t errlen)
+static struct store_stmt *stmt(struct store_db *db, enum stmt_id id, char *err, size_t errlen)
 {
-	if (db->st[id] == NULL) {
-		int src = sqlite3_prepare_v3(db->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-					     &db->st[id], NULL);
-		if (src != SQLITE_OK) {
-			store_db_set_err(err, errlen, "the store %s cannot prepare a statement: %s",
-					 db->path, sqlite3_errmsg(db->h));
-			return NULL;
-		}
-	}
+	if (db->st[id] == NULL)
+		db->st[id] = store_stmt_new(db, stmt_sql[id], err, errlen);
 	return db->st[id];
-}
-
-/* Runs a statement that returns no rows and makes it reusable. The
- * statement's own error code, or SQLITE_DONE. */
-int store_db_run(sqlite3_stmt *s)
-{
-	int src = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return src;
-}
-
-/* Text or NULL, never copied: every statement is reset before the strings
- * it was bound to can go away. */
-int store_db_bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v == NULL)
-		return sqlite3_bind_null(s, i);
-	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
 /* Statement errors look like "UNIQUE constraint failed: ..."; turn them into
  * a sentence with what was being done. */
 static int fail(struct store_db *db, int src, char *err, size_t errlen, const char *what)
 {
-	int rc = rc_from_sqlite(src);
+	int rc = rc_from_src(src);
 
+	if (db->backend == STORE_POSTGRESQL) {
+		store_pg_fail(db, src, err, errlen, what);
+		return rc == FG_OK ? FG_ERR : rc;
+	}
 	store_db_set_err(err, errlen, "the store %s could not %s: %s", db->path, what,
 			 sqlite3_errmsg(db->h));
 	return rc == FG_OK ? FG_ERR : rc;
@@ -366,244 +175,221 @@ static int fail(struct store_db *db, int src, char *err, size_t errlen, const ch
 static int run_cached(struct store_db *db, enum stmt_id id, char *err, size_t errlen,
 		      const char *what)
 {
-	sqlite3_stmt *s = stmt(db, id, err, errlen);
+	struct store_stmt *s = stmt(db, id, err, errlen);
 	int src;
 
 	if (s == NULL)
 		return FG_ERR;
 	src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return fail(db, src, err, errlen, what);
-	return FG_OK;
-}
-
-static int exec_simple(struct store_db *db, const char *sql, char *err, size_t errlen,
-		       const char *what)
-{
-	int src = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
-
-	if (src != SQLITE_OK)
-		return fail(db, src, err, errlen, what);
-	return FG_OK;
-}
-
-/* A pragma (or query) whose single result is an integer. */
-static int pragma_int(struct store_db *db, const char *sql, long long *out, char *err,
-		      size_t errlen)
-{
-	sqlite3_stmt *s = NULL;
-	int src = sqlite3_prepare_v2(db->h, sql, -1, &s, NULL);
-
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	if (src != SQLITE_ROW) {
-		int rc = fail(db, src, err, errlen, "be read");
-
-		sqlite3_finalize(s);
-		return rc;
-	}
-	*out = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
 	return FG_OK;
 }
 
 static void rollback(struct store_db *db)
 {
-	sqlite3_stmt *s;
+	struct store_stmt *s;
 
-	/* Some errors (I/O, disk full, out of memory) already rolled the
-	 * transaction back; ROLLBACK would only fail. */
-	if (sqlite3_get_autocommit(db->h))
+	/* Some errors (I/O, disk full, out of memory, a lost connection)
+	 * already rolled the transaction back; ROLLBACK would only fail. */
+	if (db->backend == STORE_SQLITE ? sqlite3_get_autocommit(db->h) != 0 : !store_pg_in_txn(db))
 		return;
 	s = stmt(db, ST_ROLLBACK, NULL, 0);
-	if (s == NULL || store_db_run(s) != SQLITE_DONE)
-		log_error("store", "%s: ROLLBACK failed: %s", db->path, sqlite3_errmsg(db->h));
+	if (s == NULL || store_db_run(s) != SDB_DONE)
+		log_error("store", "%s: ROLLBACK failed: %s", db->path, store_db_errmsg(db));
 }
 
-/* ---- open, migrate, close ---- */
+/* ---- open, close ---- */
 
-static int check_folder(const char *path, char *err, size_t errlen)
+/* Copies dsn to buf with its password replaced by with (NULL: left out),
+ * and the password itself to pw when pw is not NULL. key=value pairs,
+ * values maybe quoted; URIs carry it as user:pass@. */
+static void dsn_rewrite(const char *dsn, char *buf, size_t len, const char *with, char *pw,
+			size_t pwlen)
 {
-	struct stat sb;
-	char *copy = strdup(path);
-	const char *dir;
-	int rc = FG_OK;
+	size_t o = 0, po = 0;
+	const char *p = dsn != NULL ? dsn : "";
 
-	if (copy == NULL) {
-		store_db_set_err(err, errlen, "out of memory");
-		return FG_NOMEM;
+#define PUT(c)                          \
+	do {                            \
+		if (o + 1 < len)        \
+			buf[o++] = (c); \
+	} while (0)
+#define PW(c)                                     \
+	do {                                      \
+		if (pw != NULL && po + 1 < pwlen) \
+			pw[po++] = (c);           \
+	} while (0)
+	while (*p != '\0') {
+		const char *q = p + 8;
+
+		if (strncmp(p, "password", 8) == 0 && (p == dsn || p[-1] == ' ')) {
+			while (*q == ' ')
+				q++;
+		}
+		if (strncmp(p, "password", 8) == 0 && (p == dsn || p[-1] == ' ') && *q == '=') {
+			for (q++; *q == ' '; q++)
+				;
+			if (*q == '\'') {
+				for (q++; *q != '\0' && *q != '\''; q++) {
+					if (*q == '\\' && q[1] != '\0')
+						q++;
+					PW(*q);
+				}
+				if (*q == '\'')
+					q++;
+			} else {
+				for (; *q != '\0' && *q != ' '; q++)
+					PW(*q);
+			}
+			if (with != NULL) {
+				for (const char *w = "password="; *w != '\0'; w++)
+					PUT(*w);
+				for (const char *w = with; *w != '\0'; w++)
+					PUT(*w);
+			} else {
+				while (*q == ' ')
+					q++;
+			}
+			p = q;
+			continue;
+		}
+		if (strncmp(p, "://", 3) == 0) {
+			const char *at = strchr(p + 3, '@'), *colon = strchr(p + 3, ':');
+			const char *slash = strchr(p + 3, '/');
+
+			if (at != NULL && colon != NULL && colon < at &&
+			    (slash == NULL || at < slash)) {
+				for (const char *w = p; w < colon; w++)
+					PUT(*w);
+				for (const char *w = colon + 1; w < at; w++)
+					PW(*w);
+				if (with != NULL) {
+					PUT(':');
+					for (const char *w = with; *w != '\0'; w++)
+						PUT(*w);
+				}
+				p = at;
+				continue;
+			}
+		}
+		PUT(*p);
+		p++;
 	}
-	dir = dirname(copy);
-	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-		store_db_set_err(
-			err, errlen,
-			"the folder %s of the store %s does not exist; create it (fedgate init "
-			"does) or point the store path elsewhere",
-			dir, path);
-		rc = FG_ERR;
-	}
-	free(copy);
-	return rc;
+#undef PUT
+#undef PW
+	if (len > 0)
+		buf[o] = '\0';
+	if (pw != NULL && pwlen > 0)
+		pw[po] = '\0';
 }
 
-/* SQLite creates files with 0644 less the umask, and its -wal and -shm files
- * copy the mode of the database; the database holds the dialback secret and
- * password hashes, so it is made 0600 before SQLite first sees it. */
-static int create_private(const char *path, char *err, size_t errlen)
+void store_dsn_masked(const char *dsn, char *buf, size_t len)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	dsn_rewrite(dsn, buf, len, "***", NULL, 0);
+}
 
-	if (fd < 0) {
-		store_db_set_err(err, errlen, "cannot open the store %s: %s", path,
-				 strerror(errno));
-		return FG_ERR;
+void store_dsn_split(const char *dsn, char *buf, size_t len, char *pw, size_t pwlen)
+{
+	dsn_rewrite(dsn, buf, len, NULL, pw, pwlen);
+}
+
+static int db_new(const struct store_target *t, struct store_db **out, char *err, size_t errlen)
+{
+	struct store_db *db = calloc(1, sizeof(*db));
+	char node[256] = "";
+
+	*out = NULL;
+	if (db == NULL)
+		goto nomem;
+	db->backend = t->backend;
+	db->pool_size = t->pool_size > 0 ? t->pool_size : 1;
+	if (t->node != NULL && t->node[0] != '\0')
+		snprintf(node, sizeof(node), "%s", t->node);
+	else if (gethostname(node, sizeof(node) - 1) != 0)
+		snprintf(node, sizeof(node), "fedgate");
+	if ((db->node = strdup(node)) == NULL)
+		goto nomem;
+	if (t->backend == STORE_POSTGRESQL) {
+		char masked[600];
+		char path[640];
+
+		store_dsn_masked(t->dsn, masked, sizeof(masked));
+		snprintf(path, sizeof(path), "PostgreSQL (%s)", masked);
+		if ((db->path = strdup(path)) == NULL || (db->dsn = strdup(t->dsn)) == NULL)
+			goto nomem;
+	} else if ((db->path = strdup(t->path)) == NULL) {
+		goto nomem;
 	}
-	close(fd);
+	*out = db;
 	return FG_OK;
+nomem:
+	store_db_close(&db);
+	store_db_set_err(err, errlen, "out of memory");
+	return FG_NOMEM;
 }
 
-static int migrate_one(struct store_db *db, int n, char *err, size_t errlen)
+int store_open(const struct store_target *t, struct store_db **out, char *err, size_t errlen)
 {
-	char what[64];
-	char sql[64];
-	long long v = 0;
+	struct store_db *db = NULL;
 	int rc;
 
-	rc = exec_simple(db, "BEGIN IMMEDIATE", err, errlen, "start the schema upgrade");
+	*out = NULL;
+	if (t->backend == STORE_POSTGRESQL && (t->dsn == NULL || t->dsn[0] == '\0')) {
+		store_db_set_err(err, errlen,
+				 "no dsn given for the PostgreSQL store; set [store] dsn, e.g. "
+				 "dsn = host=db1 dbname=fedgate user=fedgate");
+		return FG_INVAL;
+	}
+	if (t->backend == STORE_SQLITE && (t->path == NULL || t->path[0] == '\0')) {
+		store_db_set_err(err, errlen, "no path given for the store");
+		return FG_INVAL;
+	}
+	rc = db_new(t, &db, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	/* Another process may have migrated between our check and our lock. */
-	rc = pragma_int(db, "PRAGMA user_version", &v, err, errlen);
-	if (rc == FG_OK && v < n) {
-		snprintf(what, sizeof(what), "upgrade its schema to version %d", n);
-		rc = exec_simple(db, migrations[n - 1], err, errlen, what);
-		/* A pragma takes no parameters; n is our own counter, no value. */
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", n);
-		if (rc == FG_OK)
-			rc = exec_simple(db, sql, err, errlen, what);
+	rc = t->backend == STORE_POSTGRESQL ? store_pg_open(db, err, errlen)
+					    : store_lite_open(db, t->path, err, errlen);
+	if (rc != FG_OK) {
+		store_db_close(&db);
+		return rc;
 	}
-	if (rc == FG_OK)
-		rc = exec_simple(db, "COMMIT", err, errlen, "finish the schema upgrade");
-	if (rc != FG_OK)
-		rollback(db);
-	return rc;
-}
-
-/* The pragma answers with the mode in effect, which stays the old one where
- * WAL cannot work (some network file systems). */
-static int use_wal(struct store_db *db, char *err, size_t errlen)
-{
-	sqlite3_stmt *s = NULL;
-	const char *mode = NULL;
-	int src, rc = FG_OK;
-
-	src = sqlite3_prepare_v2(db->h, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
-		mode = (const char *)sqlite3_column_text(s, 0);
-	if (src != SQLITE_ROW) {
-		rc = fail(db, src, err, errlen, "switch to write-ahead logging");
-	} else if (mode == NULL || strcmp(mode, "wal") != 0) {
-		store_db_set_err(
-			err, errlen,
-			"the store %s cannot use write-ahead logging (journal mode stays %s); put "
-			"it on a local file system",
-			db->path, mode != NULL ? mode : "unknown");
-		rc = FG_ERR;
-	}
-	sqlite3_finalize(s);
-	return rc;
-}
-
-static int check_version(struct store_db *db, long long v, char *err, size_t errlen)
-{
-	if (v > SCHEMA_LATEST) {
-		store_db_set_err(
-			err, errlen,
-			"the store %s was written by a newer fedgate (schema %lld, this one knows "
-			"%d); run that version or restore a backup",
-			db->path, v, SCHEMA_LATEST);
-		return FG_ERR;
-	}
-	if (v < 0) {
-		store_db_set_err(err, errlen, "the store %s has an invalid schema version %lld",
-				 db->path, v);
-		return FG_ERR;
-	}
+	*out = db;
 	return FG_OK;
+}
+
+struct store_target store_target_of(const struct fg_conf *conf)
+{
+	struct store_target t = {
+		.backend = conf->store_backend != NULL &&
+					   strcmp(conf->store_backend, "postgresql") == 0
+				   ? STORE_POSTGRESQL
+				   : STORE_SQLITE,
+		.path = conf->store_path,
+		.dsn = conf->store_dsn,
+		.pool_size = conf->store_pool_size,
+		.node = conf->cluster_node,
+	};
+
+	return t;
 }
 
 int store_db_open(const char *path, struct store_db **out, char *err, size_t errlen)
 {
-	struct store_db *db = NULL;
-	long long v = 0;
-	int src, rc;
+	struct store_target t = {.backend = STORE_SQLITE, .path = path};
 
-	*out = NULL;
-	if (path == NULL || path[0] == '\0') {
-		store_db_set_err(err, errlen, "no path given for the store");
-		return FG_INVAL;
-	}
-	rc = check_folder(path, err, errlen);
-	if (rc != FG_OK)
-		return rc;
-	rc = create_private(path, err, errlen);
-	if (rc != FG_OK)
-		return rc;
-	db = calloc(1, sizeof(*db));
-	if (db == NULL || (db->path = strdup(path)) == NULL) {
-		store_db_set_err(err, errlen, "out of memory");
-		rc = FG_NOMEM;
-		goto out;
-	}
-	src = sqlite3_open_v2(path, &db->h,
-			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			      NULL);
-	if (src != SQLITE_OK) {
-		store_db_set_err(err, errlen, "cannot open the store %s: %s", path,
-				 db->h != NULL ? sqlite3_errmsg(db->h) : sqlite3_errstr(src));
-		rc = rc_from_sqlite(src) == FG_NOMEM ? FG_NOMEM : FG_ERR;
-		goto out;
-	}
-	sqlite3_extended_result_codes(db->h, 1);
-	sqlite3_busy_timeout(db->h, 5000);
+	return store_open(&t, out, err, errlen);
+}
 
-	/* Read the version before writing anything (WAL mode is written to
-	 * the file): a newer program's database is left exactly as it is. */
-	rc = pragma_int(db, "PRAGMA user_version", &v, err, errlen);
-	if (rc == FG_OK)
-		rc = check_version(db, v, err, errlen);
-	if (rc != FG_OK)
-		goto out;
+int store_db_open_again(struct store_db *db, struct store_db **out, char *err, size_t errlen)
+{
+	struct store_target t = {.backend = db->backend,
+				 .path = db->backend == STORE_SQLITE ? db->path : NULL,
+				 .dsn = db->dsn,
+				 .pool_size = db->pool_size,
+				 .node = db->node};
 
-	rc = use_wal(db, err, errlen);
-	if (rc != FG_OK)
-		goto out;
-	rc = exec_simple(db, "PRAGMA synchronous = FULL", err, errlen, "be configured");
-	if (rc == FG_OK)
-		rc = exec_simple(db, "PRAGMA foreign_keys = ON", err, errlen, "be configured");
-	if (rc != FG_OK)
-		goto out;
-
-	for (int n = (int)v + 1; n <= SCHEMA_LATEST; n++) {
-		rc = migrate_one(db, n, err, errlen);
-		if (rc != FG_OK)
-			goto out;
-		log_info("store", "%s: schema upgraded to version %d", path, n);
-	}
-	/* A newer fedgate may have upgraded it while we waited for the lock. */
-	rc = pragma_int(db, "PRAGMA user_version", &v, err, errlen);
-	if (rc == FG_OK)
-		rc = check_version(db, v, err, errlen);
-	if (rc != FG_OK)
-		goto out;
-	db->version = (int)v;
-	*out = db;
-	db = NULL;
-out:
-	store_db_close(&db);
-	return rc;
+	return store_open(&t, out, err, errlen);
 }
 
 void store_db_close(struct store_db **pdb)
@@ -613,13 +399,19 @@ void store_db_close(struct store_db **pdb)
 	if (db == NULL)
 		return;
 	for (size_t i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(db->st[i]);
+		store_stmt_free(db->st[i]);
 	for (size_t i = 0; i < db->next; i++)
-		sqlite3_finalize(db->ext[i].st);
-	/* Every statement is finalized, so close cannot be refused as busy. */
-	if (sqlite3_close(db->h) != SQLITE_OK)
-		log_error("store", "%s: close failed: %s", db->path, sqlite3_errmsg(db->h));
+		store_stmt_free(db->ext[i].st);
+	if (db->backend == STORE_POSTGRESQL)
+		store_pg_close(db);
+	else
+		store_lite_close(db);
 	free(db->path);
+	if (db->dsn != NULL) {
+		explicit_bzero(db->dsn, strlen(db->dsn));
+		free(db->dsn);
+	}
+	free(db->node);
 	free(db);
 	*pdb = NULL;
 }
@@ -629,17 +421,7 @@ int store_db_schema_version(struct store_db *db)
 	return db->version;
 }
 
-int store_db_schema_latest(void)
-{
-	return SCHEMA_LATEST;
-}
-
 /* ---- load ---- */
-
-const char *store_db_col_text(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
 
 static int pins_from_text(struct partner *p, const char *text)
 {
@@ -685,24 +467,23 @@ static char *pins_to_text(const struct partner *p)
 }
 
 /* Builds one partner from the first row of its group. */
-static int partner_from_row(struct store_db *db, sqlite3_stmt *s, struct partner **out, char *err,
-			    size_t errlen)
+static int partner_from_row(struct store_db *db, struct store_stmt *s, struct partner **out,
+			    char *err, size_t errlen)
 {
 	const char *domain = store_db_col_text(s, 0), *desc = store_db_col_text(s, 1);
 	const char *type = store_db_col_text(s, 2), *tls = store_db_col_text(s, 3),
 		   *sasl = store_db_col_text(s, 4);
 	const char *proxy = store_db_col_text(s, 8);
-	long long dialback = sqlite3_column_int64(s, 5), keepalive = sqlite3_column_int64(s, 6);
-	long long limit = sqlite3_column_int64(s, 7);
-	long long enabled = sqlite3_column_int64(s, 10), bidi = sqlite3_column_int64(s, 11);
+	long long dialback = store_col_int64(s, 5), keepalive = store_col_int64(s, 6);
+	long long limit = store_col_int64(s, 7);
+	long long enabled = store_col_int64(s, 10), bidi = store_col_int64(s, 11);
 	const char *dane = store_db_col_text(s, 12), *pins = store_db_col_text(s, 13);
 	struct partner *p;
 
 	*out = NULL;
 	/* NOT NULL columns read as NULL only when the copy ran out of memory. */
 	if (domain == NULL || desc == NULL || type == NULL || tls == NULL || sasl == NULL ||
-	    dane == NULL || pins == NULL ||
-	    (proxy == NULL && sqlite3_column_type(s, 8) != SQLITE_NULL)) {
+	    dane == NULL || pins == NULL || (proxy == NULL && !store_col_null(s, 8))) {
 		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
 		return FG_NOMEM;
 	}
@@ -806,7 +587,7 @@ static int put_loaded(struct store_db *db, struct policy *pol, struct partner **
 
 static int load_partners(struct store_db *db, struct policy **out, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = stmt(db, ST_LOAD_PARTNERS, err, errlen);
+	struct store_stmt *s = stmt(db, ST_LOAD_PARTNERS, err, errlen);
 	struct policy *pol = NULL;
 	struct partner *cur = NULL;
 	int src, rc = FG_OK;
@@ -819,7 +600,7 @@ static int load_partners(struct store_db *db, struct policy **out, char *err, si
 		store_db_set_err(err, errlen, "out of memory reading the store %s", db->path);
 		return FG_NOMEM;
 	}
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = store_step(s)) == SDB_ROW) {
 		const char *domain = store_db_col_text(s, 0), *extra = store_db_col_text(s, 9);
 
 		if (domain == NULL) {
@@ -845,18 +626,18 @@ static int load_partners(struct store_db *db, struct policy **out, char *err, si
 						 db->path);
 				break;
 			}
-		} else if (sqlite3_column_type(s, 9) != SQLITE_NULL) {
+		} else if (!store_col_null(s, 9)) {
 			store_db_set_err(err, errlen, "out of memory reading the store %s",
 					 db->path);
 			rc = FG_NOMEM;
 			break;
 		}
 	}
-	if (rc == FG_OK && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_DONE)
 		rc = fail(db, src, err, errlen, "read its partners");
 	if (rc == FG_OK && cur != NULL)
 		rc = put_loaded(db, pol, &cur, err, errlen);
-	sqlite3_reset(s);
+	store_reset(s);
 	partner_free(&cur);
 	if (rc != FG_OK) {
 		policy_free(&pol);
@@ -885,12 +666,12 @@ static bool parse_unsigned(const char *s, unsigned *out)
 
 static int load_gateway(struct store_db *db, struct gateway_settings *gw, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = stmt(db, ST_LOAD_GATEWAY, err, errlen);
+	struct store_stmt *s = stmt(db, ST_LOAD_GATEWAY, err, errlen);
 	int src, rc = FG_OK;
 
 	if (s == NULL)
 		return FG_ERR;
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = store_step(s)) == SDB_ROW) {
 		const char *key = store_db_col_text(s, 0), *val = store_db_col_text(s, 1);
 		const struct gw_key *k = NULL;
 
@@ -942,9 +723,9 @@ static int load_gateway(struct store_db *db, struct gateway_settings *gw, char *
 			break;
 		}
 	}
-	if (rc == FG_OK && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_DONE)
 		rc = fail(db, src, err, errlen, "read its gateway settings");
-	sqlite3_reset(s);
+	store_reset(s);
 	return rc;
 }
 
@@ -987,26 +768,25 @@ int store_db_load(struct store_db *db, struct policy **partners, struct gateway_
 static void domain_owner(struct store_db *db, const char *domain, const char *self, bool *is_self,
 			 char *buf, size_t len)
 {
-	sqlite3_stmt *o = stmt(db, ST_DOMAIN_OWNER, NULL, 0);
+	struct store_stmt *o = stmt(db, ST_DOMAIN_OWNER, NULL, 0);
 	const char *owner;
 
 	snprintf(buf, len, "another partner");
 	*is_self = false;
 	if (o == NULL)
 		return;
-	if (store_db_bind_text(o, 1, domain) == SQLITE_OK && sqlite3_step(o) == SQLITE_ROW &&
+	if (store_db_bind_text(o, 1, domain) == SDB_OK && store_step(o) == SDB_ROW &&
 	    (owner = store_db_col_text(o, 0)) != NULL) {
 		snprintf(buf, len, "partner %s", owner);
 		*is_self = self != NULL && strcmp(owner, self) == 0;
 	}
-	sqlite3_reset(o);
-	sqlite3_clear_bindings(o);
+	store_reset(o);
 }
 
 static int insert_partner(struct store_db *db, const struct partner *p, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = stmt(db, ST_PARTNER_INSERT, err, errlen);
-	sqlite3_stmt *d = stmt(db, ST_DOMAIN_INSERT, err, errlen);
+	struct store_stmt *s = stmt(db, ST_PARTNER_INSERT, err, errlen);
+	struct store_stmt *d = stmt(db, ST_DOMAIN_INSERT, err, errlen);
 	char what[600];
 	int src;
 
@@ -1017,44 +797,44 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, p->domain);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, p->description);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 3, policy_partner_type_name(p->type));
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 4, policy_negotiation_name(p->tls));
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 5, policy_negotiation_name(p->sasl));
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 6, p->dialback);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 7, p->keepalive);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 8, p->connection_limit);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 6, p->dialback);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 7, p->keepalive);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 8, p->connection_limit);
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 9, p->proxy_fqdn);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 10, p->enabled);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 11, p->bidi);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 10, p->enabled);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 11, p->bidi);
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 12, policy_dane_name(p->dane));
-	if (src == SQLITE_OK) {
+	if (src == SDB_OK) {
 		char *pins = pins_to_text(p);
-		src = pins != NULL ? sqlite3_bind_text(s, 13, pins, -1, free) : SQLITE_NOMEM;
+		src = pins != NULL ? store_db_bind_text(s, 13, pins) : SDB_NOMEM;
+		free(pins);
 	}
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
+	if (src == SDB_OK)
+		src = store_step(s);
+	store_reset(s);
+	if (src == SDB_CONSTRAINT_PRIMARYKEY) {
 		store_db_set_err(err, errlen,
 				 "partner %s already exists (saved by another change meanwhile, or "
 				 "listed twice in this one); nothing was saved",
 				 p->domain);
 		return FG_INVAL;
 	}
-	if (src == SQLITE_CONSTRAINT_TRIGGER) {
+	if (src == SDB_CONSTRAINT_TRIGGER) {
 		char owner[300];
 		bool self;
 
@@ -1066,7 +846,7 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 			p->domain, owner);
 		return FG_INVAL;
 	}
-	if (src != SQLITE_DONE) {
+	if (src != SDB_DONE) {
 		snprintf(what, sizeof(what), "save partner %.253s", p->domain);
 		return fail(db, src, err, errlen, what);
 	}
@@ -1075,15 +855,14 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 		const char *x = p->additional_domains.v[i];
 
 		src = store_db_bind_text(d, 1, x);
-		if (src == SQLITE_OK)
+		if (src == SDB_OK)
 			src = store_db_bind_text(d, 2, p->domain);
-		if (src == SQLITE_OK)
-			src = sqlite3_step(d);
-		sqlite3_reset(d);
-		sqlite3_clear_bindings(d);
-		if (src == SQLITE_DONE)
+		if (src == SDB_OK)
+			src = store_step(d);
+		store_reset(d);
+		if (src == SDB_DONE)
 			continue;
-		if (src == SQLITE_CONSTRAINT_TRIGGER && strcmp(x, p->domain) == 0) {
+		if (src == SDB_CONSTRAINT_TRIGGER && strcmp(x, p->domain) == 0) {
 			store_db_set_err(
 				err, errlen,
 				"partner %s lists its primary domain as an additional domain; "
@@ -1091,7 +870,7 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 				p->domain);
 			return FG_INVAL;
 		}
-		if (src == SQLITE_CONSTRAINT_TRIGGER) {
+		if (src == SDB_CONSTRAINT_TRIGGER) {
 			store_db_set_err(
 				err, errlen,
 				"the additional domain %s of partner %s is the primary domain of "
@@ -1100,7 +879,7 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 				x, p->domain, x);
 			return FG_INVAL;
 		}
-		if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		if (src == SDB_CONSTRAINT_PRIMARYKEY) {
 			char owner[300];
 			bool self;
 
@@ -1129,9 +908,9 @@ static int insert_partner(struct store_db *db, const struct partner *p, char *er
 static int delete_partner(struct store_db *db, const char *domain, bool must_exist, char *err,
 			  size_t errlen)
 {
-	sqlite3_stmt *s = stmt(db, ST_PARTNER_DELETE, err, errlen);
+	struct store_stmt *s = stmt(db, ST_PARTNER_DELETE, err, errlen);
 	char what[320];
-	int src = SQLITE_OK;
+	int src = SDB_OK;
 
 	if (s == NULL)
 		return FG_ERR;
@@ -1140,14 +919,14 @@ static int delete_partner(struct store_db *db, const char *domain, bool must_exi
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, domain);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE) {
+	if (src != SDB_DONE) {
 		snprintf(what, sizeof(what), "delete partner %.253s", domain);
 		return fail(db, src, err, errlen, what);
 	}
 	/* changes() counts the partner row only, not the cascade. */
-	if (must_exist && sqlite3_changes(db->h) == 0) {
+	if (must_exist && store_db_changes(db) == 0) {
 		store_db_set_err(err, errlen, "there is no partner %s; nothing was saved", domain);
 		return FG_NOTFOUND;
 	}
@@ -1157,8 +936,8 @@ static int delete_partner(struct store_db *db, const char *domain, bool must_exi
 static int put_gateway(struct store_db *db, const struct gateway_settings *gw, char *err,
 		       size_t errlen)
 {
-	sqlite3_stmt *put = stmt(db, ST_GATEWAY_PUT, err, errlen);
-	sqlite3_stmt *del = stmt(db, ST_GATEWAY_DELETE, err, errlen);
+	struct store_stmt *put = stmt(db, ST_GATEWAY_PUT, err, errlen);
+	struct store_stmt *del = stmt(db, ST_GATEWAY_DELETE, err, errlen);
 
 	if (put == NULL || del == NULL)
 		return FG_ERR;
@@ -1171,7 +950,7 @@ static int put_gateway(struct store_db *db, const struct gateway_settings *gw, c
 		const void *field = (const char *)gw + k->off;
 		char num[24];
 		const char *val = NULL;
-		sqlite3_stmt *s = put;
+		struct store_stmt *s = put;
 		int src;
 
 		switch (k->type) {
@@ -1186,11 +965,11 @@ static int put_gateway(struct store_db *db, const struct gateway_settings *gw, c
 		if (val == NULL)
 			s = del;
 		src = store_db_bind_text(s, 1, k->name);
-		if (src == SQLITE_OK && val != NULL)
+		if (src == SDB_OK && val != NULL)
 			src = store_db_bind_text(s, 2, val);
-		if (src == SQLITE_OK)
+		if (src == SDB_OK)
 			src = store_db_run(s);
-		if (src != SQLITE_DONE) {
+		if (src != SDB_DONE) {
 			char what[96];
 
 			snprintf(what, sizeof(what), "save gateway setting %s", k->name);
@@ -1224,7 +1003,7 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 		return insert_partner(db, op->partner, err, errlen);
 	case STORE_DELETE_PARTNER: return delete_partner(db, op->domain, true, err, errlen);
 	case STORE_REPLACE_PARTNERS: {
-		sqlite3_stmt *s = stmt(db, ST_PARTNER_DELETE_ALL, err, errlen);
+		struct store_stmt *s = stmt(db, ST_PARTNER_DELETE_ALL, err, errlen);
 		int src;
 
 		if (s == NULL)
@@ -1234,7 +1013,7 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 			return FG_INVAL;
 		}
 		src = store_db_run(s);
-		if (src != SQLITE_DONE)
+		if (src != SDB_DONE)
 			return fail(db, src, err, errlen, "delete the partners");
 		for (size_t i = 0; i < op->npartners; i++) {
 			rc = insert_partner(db, op->partners[i], err, errlen);
@@ -1257,7 +1036,7 @@ static int apply_op(struct store_db *db, const struct store_op *op, char *err, s
 
 static int insert_audit(struct store_db *db, const struct audit_entry *e, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = stmt(db, ST_AUDIT_INSERT, err, errlen);
+	struct store_stmt *s = stmt(db, ST_AUDIT_INSERT, err, errlen);
 	int src;
 
 	if (s == NULL)
@@ -1267,24 +1046,120 @@ static int insert_audit(struct store_db *db, const struct audit_entry *e, char *
 				 "an audit record lacks who, interface, action or target");
 		return FG_INVAL;
 	}
-	src = sqlite3_bind_int64(s, 1, e->at_ms != 0 ? e->at_ms : fg_now_ms());
-	if (src == SQLITE_OK)
+	src = store_bind_int64(s, 1, e->at_ms != 0 ? e->at_ms : fg_now_ms());
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, e->who);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 3, e->iface);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 4, e->action);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 5, e->target);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 6, e->before);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 7, e->after);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return fail(db, src, err, errlen, "write the audit log");
 	return FG_OK;
+}
+
+/* The channel and payload the other nodes LISTEN to (store_watch.c):
+ * {"node":"NODE","at_ms":MS,"actions":["partner set fabrikam.test",...]}.
+ * The audit records name the actions; without them, the ops do. A payload
+ * must stay under PostgreSQL's 8000 bytes: the actions that do not fit are
+ * counted in "more" instead. */
+#define CONFIG_CHANNEL "fedgate_config"
+#define NOTIFY_MAX     7900
+
+static bool touches_config(const struct store_op *ops, size_t nops)
+{
+	for (size_t i = 0; i < nops; i++)
+		if (ops[i].kind != STORE_CUSTOM)
+			return true;
+	return false;
+}
+
+static int add_action(json_t *arr, size_t *used, size_t *more, const char *a, const char *b)
+{
+	char buf[600];
+	json_t *v;
+
+	snprintf(buf, sizeof(buf), "%s%s%s", a, b != NULL ? " " : "", b != NULL ? b : "");
+	/* Escaped, a character takes at most 6 bytes, plus quotes and a comma. */
+	if (*used + strlen(buf) * 6 + 3 > NOTIFY_MAX) {
+		(*more)++;
+		return FG_OK;
+	}
+	v = json_string(buf);
+	if (v == NULL || json_array_append_new(arr, v) != 0)
+		return FG_NOMEM;
+	*used += strlen(buf) * 6 + 3;
+	return FG_OK;
+}
+
+static char *config_payload(const struct store_db *db, const struct store_op *ops, size_t nops,
+			    const struct audit_entry *audit, size_t naudit)
+{
+	json_t *o = json_object(), *arr = json_array();
+	size_t used = 200 + strlen(db->node) * 6, more = 0;
+	int rc = o != NULL && arr != NULL ? FG_OK : FG_NOMEM;
+	char *text = NULL;
+
+	for (size_t i = 0; rc == FG_OK && i < naudit; i++)
+		rc = add_action(arr, &used, &more, audit[i].action, audit[i].target);
+	for (size_t i = 0; rc == FG_OK && naudit == 0 && i < nops; i++) {
+		const struct store_op *op = &ops[i];
+
+		switch (op->kind) {
+		case STORE_PUT_PARTNER:
+			rc = add_action(arr, &used, &more, "partner set", op->partner->domain);
+			break;
+		case STORE_NEW_PARTNER:
+			rc = add_action(arr, &used, &more, "partner new", op->partner->domain);
+			break;
+		case STORE_DELETE_PARTNER:
+			rc = add_action(arr, &used, &more, "partner delete", op->domain);
+			break;
+		case STORE_REPLACE_PARTNERS:
+			rc = add_action(arr, &used, &more, "partner import", NULL);
+			break;
+		case STORE_PUT_GATEWAY:
+			rc = add_action(arr, &used, &more, "gateway set", NULL);
+			break;
+		case STORE_CUSTOM: break;
+		}
+	}
+	if (rc == FG_OK && json_object_set_new(o, "node", json_string(db->node)) == 0 &&
+	    json_object_set_new(o, "at_ms", json_integer(fg_now_ms())) == 0 &&
+	    json_object_set(o, "actions", arr) == 0 &&
+	    (more == 0 || json_object_set_new(o, "more", json_integer((json_int_t)more)) == 0))
+		text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(arr);
+	json_decref(o);
+	return text;
+}
+
+/* Inside the transaction: PostgreSQL delivers it on COMMIT only, so a
+ * rolled-back change tells no one. */
+static int notify_config(struct store_db *db, const struct store_op *ops, size_t nops,
+			 const struct audit_entry *audit, size_t naudit, char *err, size_t errlen)
+{
+	char *payload;
+	int rc;
+
+	if (db->backend != STORE_POSTGRESQL || !touches_config(ops, nops))
+		return FG_OK;
+	payload = config_payload(db, ops, nops, audit, naudit);
+	if (payload == NULL) {
+		store_db_set_err(err, errlen, "out of memory; nothing was saved");
+		return FG_NOMEM;
+	}
+	rc = store_pg_notify(db, CONFIG_CHANNEL, payload, err, errlen);
+	free(payload);
+	return rc;
 }
 
 int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops,
@@ -1296,8 +1171,9 @@ int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops
 		store_db_set_err(err, errlen, "nothing given to save");
 		return FG_INVAL;
 	}
-	/* IMMEDIATE takes the write lock now (waiting up to busy_timeout for
-	 * another writer), so no statement inside can fail as busy. */
+	/* SQLite: IMMEDIATE takes the write lock now (waiting up to
+	 * busy_timeout for another writer), so no statement inside can fail
+	 * as busy. */
 	rc = run_cached(db, ST_BEGIN, err, errlen, "start a transaction");
 	if (rc != FG_OK)
 		return rc;
@@ -1306,50 +1182,61 @@ int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops
 	for (size_t i = 0; i < naudit && rc == FG_OK; i++)
 		rc = insert_audit(db, &audit[i], err, errlen);
 	if (rc == FG_OK)
+		rc = notify_config(db, ops, nops, audit, naudit, err, errlen);
+	if (rc == FG_OK)
 		rc = run_cached(db, ST_COMMIT, err, errlen, "commit the change");
 	if (rc != FG_OK)
 		rollback(db);
 	return rc;
 }
 
-/* ---- for store_users.c ---- */
-
-sqlite3 *store_db_handle(struct store_db *db)
+int store_db_dialback_secret(struct store_db *db, const char *candidate,
+			     const struct audit_entry *a, char **out, char *err, size_t errlen)
 {
-	return db->h;
-}
+	struct store_stmt *ins = stmt(db, ST_SECRET_INSERT, err, errlen);
+	struct store_stmt *get = stmt(db, ST_SECRET_GET, err, errlen);
+	const char *v;
+	int src, rc;
 
-const char *store_db_path(const struct store_db *db)
-{
-	return db->path;
-}
-
-sqlite3_stmt *store_db_stmt(struct store_db *db, const char *sql, char *err, size_t errlen)
-{
-	sqlite3_stmt *s = NULL;
-	int src;
-
-	for (size_t i = 0; i < db->next; i++)
-		if (db->ext[i].sql == sql)
-			return db->ext[i].st;
-	if (db->next == EXT_STMT_MAX) {
-		store_db_set_err(err, errlen,
-				 "the store %s has no room for another statement (raise "
-				 "EXT_STMT_MAX in store_sqlite.c)",
-				 db->path);
-		return NULL;
+	*out = NULL;
+	if (ins == NULL || get == NULL)
+		return FG_ERR;
+	rc = run_cached(db, ST_BEGIN, err, errlen, "start a transaction");
+	if (rc != FG_OK)
+		return rc;
+	/* Insert-if-absent, then read back: of nodes starting together on one
+	 * fresh database, the first commit wins and the others read it. */
+	src = store_db_bind_text(ins, 1, candidate);
+	if (src == SDB_OK)
+		src = store_db_run(ins);
+	if (src != SDB_DONE)
+		rc = fail(db, src, err, errlen, "save the dialback secret");
+	if (rc == FG_OK && store_db_changes(db) > 0 && a != NULL)
+		rc = insert_audit(db, a, err, errlen);
+	if (rc == FG_OK) {
+		src = store_step(get);
+		if (src == SDB_ROW && (v = store_db_col_text(get, 0)) != NULL) {
+			*out = strdup(v);
+			if (*out == NULL) {
+				store_db_set_err(err, errlen, "out of memory");
+				rc = FG_NOMEM;
+			}
+		} else {
+			rc = fail(db, src == SDB_ROW ? SDB_NOMEM : src, err, errlen,
+				  "read the dialback secret");
+		}
+		store_reset(get);
 	}
-	src = sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
-	if (src != SQLITE_OK) {
-		store_db_set_err(err, errlen, "the store %s cannot prepare a statement: %s",
-				 db->path, sqlite3_errmsg(db->h));
-		return NULL;
+	rc = store_db_end(db, rc, err, errlen);
+	if (rc != FG_OK && *out != NULL) {
+		explicit_bzero(*out, strlen(*out));
+		free(*out);
+		*out = NULL;
 	}
-	db->ext[db->next].sql = sql;
-	db->ext[db->next].st = s;
-	db->next++;
-	return s;
+	return rc;
 }
+
+/* ---- for the other store files ---- */
 
 int store_db_fail(struct store_db *db, int src, char *err, size_t errlen, const char *what)
 {
@@ -1375,17 +1262,17 @@ int store_db_end(struct store_db *db, int rc, char *err, size_t errlen)
 int store_db_audit(struct store_db *db, long long since_ms, store_audit_cb cb, void *ud, char *err,
 		   size_t errlen)
 {
-	sqlite3_stmt *s = stmt(db, ST_AUDIT_SELECT, err, errlen);
+	struct store_stmt *s = stmt(db, ST_AUDIT_SELECT, err, errlen);
 	int src, rc = FG_OK;
 
 	if (s == NULL)
 		return FG_ERR;
-	src = sqlite3_bind_int64(s, 1, since_ms);
-	if (src != SQLITE_OK)
+	src = store_bind_int64(s, 1, since_ms);
+	if (src != SDB_OK)
 		return fail(db, src, err, errlen, "read the audit log");
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = store_step(s)) == SDB_ROW) {
 		struct audit_entry e = {
-			.at_ms = sqlite3_column_int64(s, 1),
+			.at_ms = store_col_int64(s, 1),
 			.who = store_db_col_text(s, 2),
 			.iface = store_db_col_text(s, 3),
 			.action = store_db_col_text(s, 4),
@@ -1400,12 +1287,11 @@ int store_db_audit(struct store_db *db, long long since_ms, store_audit_cb cb, v
 			rc = FG_NOMEM;
 			break;
 		}
-		if (cb(ud, sqlite3_column_int64(s, 0), &e) != 0)
+		if (cb(ud, store_col_int64(s, 0), &e) != 0)
 			break;
 	}
-	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_ROW && src != SDB_DONE)
 		rc = fail(db, src, err, errlen, "read the audit log");
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	store_reset(s);
 	return rc;
 }

@@ -10,8 +10,6 @@
 
 #include "fg.h"
 
-#include <sqlite3.h>
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,39 +28,40 @@ static const char SQL_USER_DELETE[] = "DELETE FROM users WHERE jid = ?1";
 static const char SQL_USERS_LOAD[] =
 	"SELECT jid, credentials, xmpp_access, created_ms FROM users ORDER BY jid";
 static const char SQL_ROSTER_PUT[] =
-	"INSERT INTO roster (user, contact, name, groups, sub_to, sub_from, ask_out, pending_in,"
+	"INSERT INTO roster (\"user\", contact, name, groups, sub_to, sub_from, ask_out, "
+	"pending_in,"
 	" approved, pending_in_xml, hidden) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-	" ON CONFLICT (user, contact) DO UPDATE SET name = excluded.name,"
+	" ON CONFLICT (\"user\", contact) DO UPDATE SET name = excluded.name,"
 	" groups = excluded.groups, sub_to = excluded.sub_to, sub_from = excluded.sub_from,"
 	" ask_out = excluded.ask_out, pending_in = excluded.pending_in,"
 	" approved = excluded.approved, pending_in_xml = excluded.pending_in_xml,"
 	" hidden = excluded.hidden";
-static const char SQL_ROSTER_DELETE[] = "DELETE FROM roster WHERE user = ?1 AND contact = ?2";
+static const char SQL_ROSTER_DELETE[] = "DELETE FROM roster WHERE \"user\" = ?1 AND contact = ?2";
 static const char SQL_ROSTER_LOAD[] =
-	"SELECT user, contact, name, groups, sub_to, sub_from, ask_out, pending_in, approved,"
-	" pending_in_xml, hidden FROM roster ORDER BY user, contact";
-static const char SQL_ROSTER_VER_LOAD[] = "SELECT user, ver FROM roster_versions";
-static const char SQL_ROSTER_VER_PUT[] = "INSERT INTO roster_versions (user, ver) VALUES (?1, ?2)"
-					 " ON CONFLICT (user) DO UPDATE SET ver = excluded.ver";
+	"SELECT \"user\", contact, name, groups, sub_to, sub_from, ask_out, pending_in, approved,"
+	" pending_in_xml, hidden FROM roster ORDER BY \"user\", contact";
+static const char SQL_ROSTER_VER_LOAD[] = "SELECT \"user\", ver FROM roster_versions";
+static const char SQL_ROSTER_VER_PUT[] =
+	"INSERT INTO roster_versions (\"user\", ver) VALUES (?1, ?2)"
+	" ON CONFLICT (\"user\") DO UPDATE SET ver = excluded.ver";
 static const char SQL_OFFLINE_STATE[] = "SELECT EXISTS (SELECT 1 FROM users WHERE jid = ?1),"
-					" (SELECT count(*) FROM offline WHERE user = ?1)";
+					" (SELECT count(*) FROM offline WHERE \"user\" = ?1)";
 static const char SQL_OFFLINE_INSERT[] =
-	"INSERT INTO offline (user, at_ms, xml) VALUES (?1, ?2, ?3)";
+	"INSERT INTO offline (\"user\", at_ms, xml) VALUES (?1, ?2, ?3)";
 static const char SQL_OFFLINE_SELECT[] =
-	"SELECT at_ms, xml FROM offline WHERE user = ?1 ORDER BY id";
-static const char SQL_OFFLINE_DELETE[] = "DELETE FROM offline WHERE user = ?1";
-static const char SQL_OFFLINE_COUNT[] = "SELECT count(*) FROM offline WHERE user = ?1";
-static const char SQL_VCARD_PUT[] = "INSERT INTO vcards (user, xml) VALUES (?1, ?2)"
-				    " ON CONFLICT (user) DO UPDATE SET xml = excluded.xml";
-static const char SQL_VCARD_DELETE[] = "DELETE FROM vcards WHERE user = ?1";
-static const char SQL_VCARD_GET[] = "SELECT xml FROM vcards WHERE user = ?1";
+	"SELECT at_ms, xml FROM offline WHERE \"user\" = ?1 ORDER BY id";
+static const char SQL_OFFLINE_DELETE[] = "DELETE FROM offline WHERE \"user\" = ?1";
+static const char SQL_OFFLINE_COUNT[] = "SELECT count(*) FROM offline WHERE \"user\" = ?1";
+static const char SQL_VCARD_PUT[] = "INSERT INTO vcards (\"user\", xml) VALUES (?1, ?2)"
+				    " ON CONFLICT (\"user\") DO UPDATE SET xml = excluded.xml";
+static const char SQL_VCARD_DELETE[] = "DELETE FROM vcards WHERE \"user\" = ?1";
+static const char SQL_VCARD_GET[] = "SELECT xml FROM vcards WHERE \"user\" = ?1";
 
 /* ---- helpers ---- */
 
-static void done_reading(sqlite3_stmt *s)
+static void done_reading(struct store_stmt *s)
 {
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	store_reset(s);
 }
 
 static int oom(struct store_db *db, char *err, size_t errlen)
@@ -78,7 +77,7 @@ static int write_failed(struct store_db *db, int src, const char *user, char *er
 {
 	char buf[400];
 
-	if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
+	if (src == SDB_CONSTRAINT_FOREIGNKEY) {
 		store_db_set_err(err, errlen, "there is no user %s; nothing was saved", user);
 		return FG_NOTFOUND;
 	}
@@ -90,7 +89,7 @@ static int write_failed(struct store_db *db, int src, const char *user, char *er
 
 static int put_user(struct store_db *db, const struct account *a, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_USER_PUT, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_USER_PUT, err, errlen);
 	char *creds;
 	int src;
 
@@ -106,26 +105,25 @@ static int put_user(struct store_db *db, const struct account *a, char *err, siz
 		return FG_NOMEM;
 	}
 	src = store_db_bind_text(s, 1, a->jid);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, creds);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 3, a->xmpp_access ? 1 : 0);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 4, a->created_ms);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 3, a->xmpp_access ? 1 : 0);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 4, a->created_ms);
+	if (src == SDB_OK)
+		src = store_step(s);
+	store_reset(s);
 	explicit_bzero(creds, strlen(creds));
 	free(creds);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return write_failed(db, src, a->jid, err, errlen, "save the account");
 	return FG_OK;
 }
 
 static int delete_user(struct store_db *db, const char *jid, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_USER_DELETE, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_USER_DELETE, err, errlen);
 	int src;
 
 	if (s == NULL)
@@ -135,12 +133,12 @@ static int delete_user(struct store_db *db, const char *jid, char *err, size_t e
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, jid);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return write_failed(db, src, jid, err, errlen, "delete the account");
 	/* changes() counts the user's row only, not the cascade. */
-	if (sqlite3_changes(store_db_handle(db)) == 0) {
+	if (store_db_changes(db) == 0) {
 		store_db_set_err(err, errlen, "there is no user %s; nothing was saved", jid);
 		return FG_NOTFOUND;
 	}
@@ -167,11 +165,11 @@ struct store_op store_op_delete_user(const char *jid)
 	return (struct store_op){.kind = STORE_CUSTOM, .custom = op_delete_user, .custom_arg = jid};
 }
 
-static int account_from_row(struct store_db *db, sqlite3_stmt *s, struct account **out, char *err,
-			    size_t errlen)
+static int account_from_row(struct store_db *db, struct store_stmt *s, struct account **out,
+			    char *err, size_t errlen)
 {
 	const char *jid = store_db_col_text(s, 0), *creds = store_db_col_text(s, 1);
-	long long access = sqlite3_column_int64(s, 2);
+	long long access = store_col_int64(s, 2);
 	struct account *a;
 
 	*out = NULL;
@@ -181,7 +179,7 @@ static int account_from_row(struct store_db *db, sqlite3_stmt *s, struct account
 	a = account_new(jid);
 	if (a == NULL)
 		return oom(db, err, errlen);
-	a->created_ms = sqlite3_column_int64(s, 3);
+	a->created_ms = store_col_int64(s, 3);
 	a->xmpp_access = access != 0;
 	if (access != 0 && access != 1) {
 		store_db_set_err(
@@ -208,7 +206,7 @@ static int account_from_row(struct store_db *db, sqlite3_stmt *s, struct account
 
 int store_db_users_load(struct store_db *db, struct accounts **out, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_USERS_LOAD, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_USERS_LOAD, err, errlen);
 	struct accounts *set;
 	int src, rc = FG_OK;
 
@@ -218,7 +216,7 @@ int store_db_users_load(struct store_db *db, struct accounts **out, char *err, s
 	set = accounts_new();
 	if (set == NULL)
 		return oom(db, err, errlen);
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = store_step(s)) == SDB_ROW) {
 		struct account *a = NULL;
 
 		rc = account_from_row(db, s, &a, err, errlen);
@@ -230,7 +228,7 @@ int store_db_users_load(struct store_db *db, struct accounts **out, char *err, s
 			break;
 		}
 	}
-	if (rc == FG_OK && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_DONE)
 		rc = store_db_fail(db, src, err, errlen, "read its users");
 	done_reading(s);
 	if (rc != FG_OK) {
@@ -246,36 +244,36 @@ int store_db_users_load(struct store_db *db, struct accounts **out, char *err, s
 int store_db_roster_load(struct store_db *db, store_roster_cb cb, void *ud, char *err,
 			 size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_ROSTER_LOAD, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_ROSTER_LOAD, err, errlen);
 	int src, rc = FG_OK;
 
 	if (s == NULL)
 		return FG_ERR;
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = store_step(s)) == SDB_ROW) {
 		struct roster_row r = {
 			.user = store_db_col_text(s, 0),
 			.contact = store_db_col_text(s, 1),
 			.name = store_db_col_text(s, 2),
 			.groups = store_db_col_text(s, 3),
-			.sub_to = sqlite3_column_int(s, 4) != 0,
-			.sub_from = sqlite3_column_int(s, 5) != 0,
-			.ask_out = sqlite3_column_int(s, 6) != 0,
-			.pending_in = sqlite3_column_int(s, 7) != 0,
-			.approved = sqlite3_column_int(s, 8) != 0,
+			.sub_to = store_col_int64(s, 4) != 0,
+			.sub_from = store_col_int64(s, 5) != 0,
+			.ask_out = store_col_int64(s, 6) != 0,
+			.pending_in = store_col_int64(s, 7) != 0,
+			.approved = store_col_int64(s, 8) != 0,
 			.pending_in_xml = store_db_col_text(s, 9),
-			.hidden = sqlite3_column_int(s, 10) != 0,
+			.hidden = store_col_int64(s, 10) != 0,
 		};
 
 		if (r.user == NULL || r.contact == NULL || r.groups == NULL ||
-		    (r.name == NULL && sqlite3_column_type(s, 2) != SQLITE_NULL) ||
-		    (r.pending_in_xml == NULL && sqlite3_column_type(s, 9) != SQLITE_NULL)) {
+		    (r.name == NULL && !store_col_null(s, 2)) ||
+		    (r.pending_in_xml == NULL && !store_col_null(s, 9))) {
 			rc = oom(db, err, errlen);
 			break;
 		}
 		if (cb(ud, &r) != 0)
 			break;
 	}
-	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_ROW && src != SDB_DONE)
 		rc = store_db_fail(db, src, err, errlen, "read the rosters");
 	done_reading(s);
 	return rc;
@@ -283,7 +281,7 @@ int store_db_roster_load(struct store_db *db, store_roster_cb cb, void *ud, char
 
 int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_ROSTER_PUT, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_ROSTER_PUT, err, errlen);
 	int src;
 
 	if (s == NULL)
@@ -293,29 +291,29 @@ int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *e
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, r->user);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, r->contact);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 3, r->name);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 4, r->groups != NULL ? r->groups : "[]");
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 5, r->sub_to);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 6, r->sub_from);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 7, r->ask_out);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 8, r->pending_in);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 9, r->approved);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 5, r->sub_to);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 6, r->sub_from);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 7, r->ask_out);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 8, r->pending_in);
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 9, r->approved);
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 10, r->pending_in_xml);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int(s, 11, r->hidden);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 11, r->hidden);
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return write_failed(db, src, r->user, err, errlen, "save a roster item");
 	return FG_OK;
 }
@@ -323,7 +321,7 @@ int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *e
 int store_db_roster_delete(struct store_db *db, const char *user, const char *contact, char *err,
 			   size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_ROSTER_DELETE, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_ROSTER_DELETE, err, errlen);
 	int src;
 
 	if (s == NULL)
@@ -333,11 +331,11 @@ int store_db_roster_delete(struct store_db *db, const char *user, const char *co
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, user);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_bind_text(s, 2, contact);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return write_failed(db, src, user, err, errlen, "delete a roster item");
 	return FG_OK;
 }
@@ -345,14 +343,14 @@ int store_db_roster_delete(struct store_db *db, const char *user, const char *co
 int store_db_roster_ver_load(struct store_db *db, store_roster_ver_cb cb, void *ud, char *err,
 			     size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_ROSTER_VER_LOAD, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_ROSTER_VER_LOAD, err, errlen);
 	int src, rc = FG_OK;
 
 	if (s == NULL)
 		return FG_ERR;
-	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((src = store_step(s)) == SDB_ROW) {
 		const char *user = store_db_col_text(s, 0);
-		sqlite3_int64 ver = sqlite3_column_int64(s, 1);
+		long long ver = store_col_int64(s, 1);
 
 		if (user == NULL) {
 			rc = oom(db, err, errlen);
@@ -361,7 +359,7 @@ int store_db_roster_ver_load(struct store_db *db, store_roster_ver_cb cb, void *
 		if (cb(ud, user, ver < 0 ? 0 : (unsigned long long)ver) != 0)
 			break;
 	}
-	if (rc == FG_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_ROW && src != SDB_DONE)
 		rc = store_db_fail(db, src, err, errlen, "read the roster versions");
 	done_reading(s);
 	return rc;
@@ -370,7 +368,7 @@ int store_db_roster_ver_load(struct store_db *db, store_roster_ver_cb cb, void *
 int store_db_roster_ver_put(struct store_db *db, const char *user, unsigned long long ver,
 			    char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_ROSTER_VER_PUT, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_ROSTER_VER_PUT, err, errlen);
 	int src;
 
 	if (s == NULL)
@@ -380,11 +378,11 @@ int store_db_roster_ver_put(struct store_db *db, const char *user, unsigned long
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, user);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(s, 2, (sqlite3_int64)ver);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
+		src = store_bind_int64(s, 2, (long long)ver);
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return write_failed(db, src, user, err, errlen, "save the roster version");
 	return FG_OK;
 }
@@ -394,8 +392,8 @@ int store_db_roster_ver_put(struct store_db *db, const char *user, unsigned long
 int store_db_offline_add(struct store_db *db, const char *user, long long at_ms, const char *xml,
 			 unsigned limit, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = store_db_stmt(db, SQL_OFFLINE_STATE, err, errlen);
-	sqlite3_stmt *ins = store_db_stmt(db, SQL_OFFLINE_INSERT, err, errlen);
+	struct store_stmt *st = store_db_stmt(db, SQL_OFFLINE_STATE, err, errlen);
+	struct store_stmt *ins = store_db_stmt(db, SQL_OFFLINE_INSERT, err, errlen);
 	long long exists = 0, n = 0;
 	int src, rc;
 
@@ -411,11 +409,11 @@ int store_db_offline_add(struct store_db *db, const char *user, long long at_ms,
 	if (rc != FG_OK)
 		return rc;
 	src = store_db_bind_text(st, 1, user);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(st);
-	if (src == SQLITE_ROW) {
-		exists = sqlite3_column_int64(st, 0);
-		n = sqlite3_column_int64(st, 1);
+	if (src == SDB_OK)
+		src = store_step(st);
+	if (src == SDB_ROW) {
+		exists = store_col_int64(st, 0);
+		n = store_col_int64(st, 1);
 	} else {
 		rc = write_failed(db, src, user, err, errlen, "count the offline messages");
 	}
@@ -432,13 +430,13 @@ int store_db_offline_add(struct store_db *db, const char *user, long long at_ms,
 	}
 	if (rc == FG_OK) {
 		src = store_db_bind_text(ins, 1, user);
-		if (src == SQLITE_OK)
-			src = sqlite3_bind_int64(ins, 2, at_ms);
-		if (src == SQLITE_OK)
+		if (src == SDB_OK)
+			src = store_bind_int64(ins, 2, at_ms);
+		if (src == SDB_OK)
 			src = store_db_bind_text(ins, 3, xml);
-		if (src == SQLITE_OK)
+		if (src == SDB_OK)
 			src = store_db_run(ins);
-		if (src != SQLITE_DONE)
+		if (src != SDB_DONE)
 			rc = write_failed(db, src, user, err, errlen, "save an offline message");
 	}
 	return store_db_end(db, rc, err, errlen);
@@ -447,8 +445,8 @@ int store_db_offline_add(struct store_db *db, const char *user, long long at_ms,
 int store_db_offline_take(struct store_db *db, const char *user, store_offline_cb cb, void *ud,
 			  char *err, size_t errlen)
 {
-	sqlite3_stmt *sel = store_db_stmt(db, SQL_OFFLINE_SELECT, err, errlen);
-	sqlite3_stmt *del = store_db_stmt(db, SQL_OFFLINE_DELETE, err, errlen);
+	struct store_stmt *sel = store_db_stmt(db, SQL_OFFLINE_SELECT, err, errlen);
+	struct store_stmt *del = store_db_stmt(db, SQL_OFFLINE_DELETE, err, errlen);
 	int src, rc;
 
 	if (sel == NULL || del == NULL)
@@ -461,18 +459,18 @@ int store_db_offline_take(struct store_db *db, const char *user, store_offline_c
 	if (rc != FG_OK)
 		return rc;
 	src = store_db_bind_text(sel, 1, user);
-	while (src == SQLITE_OK || src == SQLITE_ROW) {
+	while (src == SDB_OK || src == SDB_ROW) {
 		const char *xml;
 
-		src = sqlite3_step(sel);
-		if (src != SQLITE_ROW)
+		src = store_step(sel);
+		if (src != SDB_ROW)
 			break;
 		xml = store_db_col_text(sel, 1);
 		if (xml == NULL) {
 			rc = oom(db, err, errlen);
 			break;
 		}
-		if (cb(ud, sqlite3_column_int64(sel, 0), xml) != 0) {
+		if (cb(ud, store_col_int64(sel, 0), xml) != 0) {
 			store_db_set_err(
 				err, errlen,
 				"the offline messages of %s were not taken; they stay stored",
@@ -481,14 +479,14 @@ int store_db_offline_take(struct store_db *db, const char *user, store_offline_c
 			break;
 		}
 	}
-	if (rc == FG_OK && src != SQLITE_DONE)
+	if (rc == FG_OK && src != SDB_DONE)
 		rc = store_db_fail(db, src, err, errlen, "read the offline messages");
 	done_reading(sel);
 	if (rc == FG_OK) {
 		src = store_db_bind_text(del, 1, user);
-		if (src == SQLITE_OK)
+		if (src == SDB_OK)
 			src = store_db_run(del);
-		if (src != SQLITE_DONE)
+		if (src != SDB_DONE)
 			rc = store_db_fail(db, src, err, errlen, "delete the offline messages");
 	}
 	return store_db_end(db, rc, err, errlen);
@@ -497,7 +495,7 @@ int store_db_offline_take(struct store_db *db, const char *user, store_offline_c
 int store_db_offline_count(struct store_db *db, const char *user, unsigned *n, char *err,
 			   size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_OFFLINE_COUNT, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_OFFLINE_COUNT, err, errlen);
 	int src, rc = FG_OK;
 
 	*n = 0;
@@ -508,10 +506,10 @@ int store_db_offline_count(struct store_db *db, const char *user, unsigned *n, c
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, user);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	if (src == SQLITE_ROW)
-		*n = (unsigned)sqlite3_column_int64(s, 0);
+	if (src == SDB_OK)
+		src = store_step(s);
+	if (src == SDB_ROW)
+		*n = (unsigned)store_col_int64(s, 0);
 	else
 		rc = store_db_fail(db, src, err, errlen, "count the offline messages");
 	done_reading(s);
@@ -523,7 +521,7 @@ int store_db_offline_count(struct store_db *db, const char *user, unsigned *n, c
 int store_db_vcard_put(struct store_db *db, const char *user, const char *xml, char *err,
 		       size_t errlen)
 {
-	sqlite3_stmt *s =
+	struct store_stmt *s =
 		store_db_stmt(db, xml != NULL ? SQL_VCARD_PUT : SQL_VCARD_DELETE, err, errlen);
 	int src;
 
@@ -534,18 +532,18 @@ int store_db_vcard_put(struct store_db *db, const char *user, const char *xml, c
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, user);
-	if (src == SQLITE_OK && xml != NULL)
+	if (src == SDB_OK && xml != NULL)
 		src = store_db_bind_text(s, 2, xml);
-	if (src == SQLITE_OK)
+	if (src == SDB_OK)
 		src = store_db_run(s);
-	if (src != SQLITE_DONE)
+	if (src != SDB_DONE)
 		return write_failed(db, src, user, err, errlen, "save the vCard");
 	return FG_OK;
 }
 
 int store_db_vcard_get(struct store_db *db, const char *user, char **xml, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = store_db_stmt(db, SQL_VCARD_GET, err, errlen);
+	struct store_stmt *s = store_db_stmt(db, SQL_VCARD_GET, err, errlen);
 	int src, rc = FG_OK;
 
 	*xml = NULL;
@@ -556,14 +554,14 @@ int store_db_vcard_get(struct store_db *db, const char *user, char **xml, char *
 		return FG_INVAL;
 	}
 	src = store_db_bind_text(s, 1, user);
-	if (src == SQLITE_OK)
-		src = sqlite3_step(s);
-	if (src == SQLITE_ROW) {
+	if (src == SDB_OK)
+		src = store_step(s);
+	if (src == SDB_ROW) {
 		const char *v = store_db_col_text(s, 0);
 
 		if (v == NULL || (*xml = strdup(v)) == NULL)
 			rc = oom(db, err, errlen);
-	} else if (src != SQLITE_DONE) {
+	} else if (src != SDB_DONE) {
 		rc = store_db_fail(db, src, err, errlen, "read the vCard");
 	}
 	done_reading(s);

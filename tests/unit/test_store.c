@@ -110,6 +110,25 @@ static void test_open_creates_schema(void **state)
 	assert_null(db);
 	store_db_close(&db); /* NULL is accepted */
 
+	if (test_pg()) {
+		/* The version in a table of its own; every table there. */
+		assert_int_equal(raw_int(t->path, "SELECT version FROM fedgate_schema"),
+				 store_db_schema_latest());
+		assert_int_equal(raw_int(t->path, "SELECT count(*) FROM pg_tables WHERE"
+						  " schemaname = 'public' AND tablename IN"
+						  " ('partners', 'partner_domains', 'gateway',"
+						  " 'admins', 'audit')"),
+				 5);
+		assert_int_equal(raw_int(t->path,
+					 "SELECT count(*) FROM pg_indexes WHERE"
+					 " tablename = 'audit' AND indexdef LIKE '%at_ms%'"),
+				 1);
+		/* Opening again migrates nothing. */
+		db = open_ok(t);
+		assert_int_equal(raw_int(t->path, "SELECT count(*) FROM fedgate_schema"), 1);
+		store_db_close(&db);
+		return;
+	}
 	assert_int_equal(raw_int(t->path, "PRAGMA user_version"), store_db_schema_latest());
 	assert_int_equal(raw_int(t->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 					  " AND name IN ('partners', 'partner_domains', 'gateway',"
@@ -154,8 +173,12 @@ static void test_newer_schema_refused(void **state)
 	struct store_db *db = NULL;
 	char err[512] = "", want[128];
 
-	raw_exec(t->path, "CREATE TABLE future (x); PRAGMA user_version = 999;");
-	assert_int_equal(store_db_open(t->path, &db, err, sizeof(err)), FG_ERR);
+	if (test_pg())
+		raw_exec(t->path, "CREATE TABLE future (x int); CREATE TABLE fedgate_schema"
+				  " (version int); INSERT INTO fedgate_schema VALUES (999)");
+	else
+		raw_exec(t->path, "CREATE TABLE future (x); PRAGMA user_version = 999;");
+	assert_int_equal(test_open(t, &db, err, sizeof(err)), FG_ERR);
 	assert_null(db);
 	snprintf(want, sizeof(want),
 		 "was written by a newer fedgate (schema 999, this one knows %d)",
@@ -163,6 +186,13 @@ static void test_newer_schema_refused(void **state)
 	if (strstr(err, want) == NULL)
 		fail_msg("unexpected message: %s", err);
 	/* Left as it was: no tables of ours, version untouched. */
+	if (test_pg()) {
+		assert_int_equal(raw_int(t->path, "SELECT version FROM fedgate_schema"), 999);
+		assert_int_equal(raw_int(t->path, "SELECT count(*) FROM pg_tables"
+						  " WHERE tablename = 'partners'"),
+				 0);
+		return;
+	}
 	assert_int_equal(raw_int(t->path, "PRAGMA user_version"), 999);
 	assert_int_equal(raw_int(t->path, "SELECT count(*) FROM sqlite_master"
 					  " WHERE name = 'partners'"),
@@ -190,13 +220,29 @@ static void test_not_a_database_refused(void **state)
 	struct tdir *t = *state;
 	struct store_db *db = NULL;
 	char err[512] = "";
-	FILE *f = fopen(t->path, "w");
+	FILE *f;
 
+	if (test_pg()) {
+		/* No such database, and a password that must not be shown. */
+		char dsn[600];
+		struct store_target tg = test_target(t);
+
+		snprintf(dsn, sizeof(dsn), "%s password=s3cr3t dbname=nosuchdb",
+			 getenv("FG_TEST_PG"));
+		tg.dsn = dsn;
+		assert_int_equal(store_open(&tg, &db, err, sizeof(err)), FG_ERR);
+		assert_null(db);
+		if (strstr(err, "cannot be reached") == NULL || strstr(err, "nosuchdb") == NULL ||
+		    strstr(err, "s3cr3t") != NULL)
+			fail_msg("unexpected message: %s", err);
+		return;
+	}
+	f = fopen(t->path, "w");
 	assert_non_null(f);
 	for (int i = 0; i < 200; i++)
 		fputs("this is not a database. ", f);
 	fclose(f);
-	assert_int_equal(store_db_open(t->path, &db, err, sizeof(err)), FG_ERR);
+	assert_int_equal(test_open(t, &db, err, sizeof(err)), FG_ERR);
 	assert_null(db);
 	if (strstr(err, t->path) == NULL || strstr(err, "not a database") == NULL)
 		fail_msg("unexpected message: %s", err);

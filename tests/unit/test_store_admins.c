@@ -108,6 +108,11 @@ static void test_migration_from_v4(void **state)
 	char old_hash[65];
 	char sql[800];
 
+	/* SQLite's upgrade path: a PostgreSQL store was never at an older
+	 * schema (store_pg.c creates the latest at once). */
+	if (test_pg())
+		skip();
+
 	/* A store of today, taken back to schema 4: the token table as
 	 * migration 3 made it (one token per account, no label), and the
 	 * partners without what migration 6 added. */

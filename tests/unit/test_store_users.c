@@ -123,6 +123,11 @@ static void test_migration_from_v1(void **state)
 	struct store_db *db;
 	char err[512] = "";
 
+	/* SQLite's upgrade path: a PostgreSQL store was never at an older
+	 * schema (store_pg.c creates the latest at once). */
+	if (test_pg())
+		skip();
+
 	raw_exec(t->path, schema_v1);
 	assert_int_equal(raw_int(t->path, "PRAGMA user_version"), 1);
 	db = open_ok(t);
