@@ -205,6 +205,44 @@ def test_partner_change_on_n2_applied_on_n1_and_n3(bed):
             [("partner set", "fabrikam.test")] * 2, new
 
 
+def applied_actions(fg, action):
+    """The applied lines whose actions start with action (the store names
+    a gateway change "gateway set" and may add its target)."""
+    return [m for m in APPLIED.finditer(fg.read_log()) if m.group(1).startswith(action)]
+
+
+def test_gateway_change_and_import_applied_everywhere(bed):
+    """Changes of the other kinds, made on other nodes: gateway settings on
+    n3, a partner import (every partner replaced) on n1."""
+    n1, n2, n3 = bed.node("n1"), bed.node("n2"), bed.node("n3")
+    seen = {fg.name: len(applied_actions(fg, "gateway set")) for fg in bed.nodes}
+    bed.check(n3.cli("gateway", "set", "--keepalive-interval", "240"))
+    for fg in (n1, n2):
+        lines = wait_until(lambda: applied_actions(fg, "gateway set")[seen[fg.name]:], 10)
+        assert lines and lines[0].group(2) == "n3", fg.read_log()[-3000:]
+        # Applied as a local change is: the settings' line with the value.
+        assert "keepalive_interval=240" in fg.read_log().split(lines[0].group(0))[0] \
+            .rsplit("applying gateway settings", 1)[-1], fg.read_log()[-3000:]
+        print(f"\ngateway change on n3 applied on {fg.name} {lines[0].group(3)} ms after its "
+              "commit")
+    export = json.loads(n1.export())
+    for p in export["partners"]:
+        p["description"] = "imported on n1"
+    path = f"{n1.dir}/partners.json"
+    with open(path, "w") as f:
+        json.dump(export, f)
+    seen = {fg.name: len(applied_actions(fg, "partner import")) for fg in bed.nodes}
+    bed.check(n1.cli("partner", "import", path))
+    for fg in (n2, n3):
+        lines = wait_until(lambda: applied_actions(fg, "partner import")[seen[fg.name]:], 10)
+        assert lines and lines[0].group(2) == "n1", fg.read_log()[-3000:]
+        before_line = fg.read_log().split(lines[0].group(0))[0]
+        assert "applying partner fabrikam.test" in before_line.rsplit("cluster: applied", 1)[-1]
+        print(f"partner import on n1 applied on {fg.name} {lines[0].group(3)} ms after its "
+              "commit")
+    assert not applied_actions(n1, "partner import") and not applied_actions(n3, "gateway set")
+
+
 def cluster_status(fg):
     """`fedgate status --cluster --json`: the node's "cluster" object."""
     r = fg.cli("status", "--cluster", "--json")
