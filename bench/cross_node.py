@@ -9,7 +9,9 @@ N chat messages over c2s from a user on node A
   single node  the same on a lone fedgate with its SQLite store, no Redis,
 
 runs interleaved, the median of each printed with the nodes' CPU per
-100k messages. Prints figures, asserts nothing about them. Run inside a
+100k messages; first with fedgate's archive off (routing alone, as
+bench/compare.py measures), then on (every message also written to the
+store). Prints figures, asserts nothing about them. Run inside a
 network namespace (tests/e2e/netns.sh; `make bench` does):
 
   FEDGATE=build/fedgate [FG_CLUSTER_N=20000] [FG_CLUSTER_RUNS=3] bench/cross_node.py
@@ -49,7 +51,12 @@ def spec(addr, user):
 
 
 def msgs(frm, to, n):
-    r = subprocess.run([LOAD, "msgs", "--from", frm, "--to", to, "-n", str(n)],
+    # --settle-ms: the receiver's session reaches the sender's node
+    # through Redis a moment after it is bound; sent before, a message
+    # would go to offline storage. The same wait for every case, outside
+    # the measured time.
+    r = subprocess.run([LOAD, "msgs", "--from", frm, "--to", to, "-n", str(n),
+                        "--settle-ms", "500"],
                        capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
         raise RuntimeError(f"bench_load msgs failed: {r.stdout}{r.stderr[-2000:]}")
@@ -68,42 +75,52 @@ def measure(name, frm, to, pids, results):
           f"100k, {got} received, {errors} errors", flush=True)
 
 
-def main():
-    if not os.path.exists(LOAD):
-        sys.exit(f"cluster bench: {LOAD} missing (cmake --build build --target bench_load)")
+def bench(archive):
+    """One round of every case with fedgate's archive on or off (the
+    archive writes each message to the store: PostgreSQL on the nodes,
+    SQLite on the single node); returns {case: median msg/s}."""
     d = Daemons()
     results = {}
+    extra = {} if archive else {"archive": {"enabled": "no"}}
     try:
-        c = ClusterBed(d, users=USERS, partners=(), nodes=2, prosody=False)
+        c = ClusterBed(d, users=USERS, partners=(), nodes=2, prosody=False, extra=extra)
         c.start()
         a, b = c.nodes
-        single = d.fedgate(users=USERS, addr="127.0.0.24").start()
+        single = d.fedgate(users=USERS, addr="127.0.0.24", extra=extra).start()
         pids = {"cross-node": [a.proc.pid, b.proc.pid], "same node": [a.proc.pid, b.proc.pid],
                 "single node": [single.proc.pid]}
         pairs = {"cross-node": (spec(a.addr, "sender"), spec(b.addr, "receiver")),
                  "same node": (spec(a.addr, "sender"), spec(a.addr, "receiver")),
                  "single node": (spec(single.addr, "sender"), spec(single.addr, "receiver"))}
-        print(f"cluster bench: {N} messages per run, {RUNS} runs each, interleaved "
-              f"(2 nodes on PostgreSQL + Redis; single node on SQLite)", flush=True)
+        print(f"cluster bench, archive {'on' if archive else 'off'}: {N} messages per run, "
+              f"{RUNS} runs each, interleaved (2 nodes on PostgreSQL + Redis; single node on "
+              "SQLite)", flush=True)
         for name, (frm, to) in pairs.items():
             msgs(frm, to, 2000)  # warm-up: sessions, caches, the first forward
         for run in range(RUNS):
             print(f"run {run + 1}:", flush=True)
             for name, (frm, to) in pairs.items():
                 measure(name, frm, to, pids[name], results)
-        print("cluster bench (medians):")
-        for name, rows in results.items():
-            rate = statistics.median(r[0] for r in rows)
-            cpu = statistics.median(r[1] for r in rows)
-            print(f"  {name:12} {rate:10,.0f} msg/s   CPU {cpu:.2f} s per 100k   "
-                  f"errors {sum(r[2] for r in rows)}")
-        cross = statistics.median(r[0] for r in results["cross-node"])
-        same = statistics.median(r[0] for r in results["same node"])
-        single_rate = statistics.median(r[0] for r in results["single node"])
-        print(f"cross-node messages/s: {cross:,.0f} ({cross / same:.0%} of same-node "
-              f"{same:,.0f}; single node {single_rate:,.0f})")
     finally:
         d.stop()
+    medians = {}
+    print(f"cluster bench, archive {'on' if archive else 'off'} (medians):")
+    for name, rows in results.items():
+        medians[name] = statistics.median(r[0] for r in rows)
+        cpu = statistics.median(r[1] for r in rows)
+        print(f"  {name:12} {medians[name]:10,.0f} msg/s   CPU {cpu:.2f} s per 100k   "
+              f"errors {sum(r[2] for r in rows)}")
+    return medians
+
+
+def main():
+    if not os.path.exists(LOAD):
+        sys.exit(f"cluster bench: {LOAD} missing (cmake --build build --target bench_load)")
+    figures = {archive: bench(archive) for archive in (False, True)}
+    for archive, m in figures.items():
+        print(f"cross-node messages/s, archive {'on ' if archive else 'off'}: "
+              f"{m['cross-node']:,.0f}   same node {m['same node']:,.0f}   "
+              f"single node {m['single node']:,.0f}")
 
 
 if __name__ == "__main__":
