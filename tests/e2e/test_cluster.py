@@ -355,3 +355,17 @@ def test_postgresql_restart_then_changes_flow_again(bed):
         assert lines and lines[0].group(2) == "n2", fg.read_log()[-3000:]
         print(f"\nafter the PostgreSQL restart, {fg.name} applied n2's change "
               f"{lines[0].group(3)} ms after its commit")
+
+
+def test_unreadable_notification_makes_every_node_read_again(bed):
+    """A payload on fedgate_config that is not what the store sends (input
+    from another process) is refused with a reason; the node reads
+    partners and settings again instead of guessing."""
+    said = "a configuration notification could not be read"
+    seen = {fg.name: fg.read_log().count(said) for fg in bed.nodes}
+    bed.pg.psql("SELECT pg_notify('fedgate_config', '{\"node\": 7}')")
+    for fg in bed.nodes:
+        assert wait_until(lambda: fg.read_log().count(said) > seen[fg.name], 10), \
+            fg.read_log()[-2000:]
+        line = [x for x in fg.read_log().splitlines() if said in x][-1]
+        assert '"node" is not a name' in line and "read again" in line, line
