@@ -79,7 +79,8 @@ lint:
 format:
 	@clang-format -i $(SOURCES)
 
-# bench_xmlstream, bench_jid, idle sessions, TLS resumption, then the
+# bench_xmlstream, bench_jid, idle sessions, TLS resumption, cross-node
+# messages/s beside same-node and single-node (bench/cross_node.py), then the
 # flood: a client that never reads, 400,000 messages of 1 KB sent to it,
 # [limits] output_queue and [timeouts] stalled_output at their defaults;
 # prints fedgate's RSS before, at peak and after (in a network namespace);
@@ -90,6 +91,8 @@ bench: build
 	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate FG_IDLE_N=$${FG_IDLE_N:-2000} tests/e2e/netns.sh \
 		/usr/bin/python3 bench/idle_sessions.py
 	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate tests/e2e/netns.sh /usr/bin/python3 bench/tls_resume.py
+	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate FG_BENCH_LOAD=$(CURDIR)/$(BUILD)/bench_load \
+		tests/e2e/netns.sh /usr/bin/python3 bench/cross_node.py
 	@FEDGATE=$(CURDIR)/$(BUILD)/fedgate FG_TESTDATA=$(CURDIR)/tests/data FG_FLOOD_N=400000 \
 		FG_STALL_S=60 tests/e2e/netns.sh /usr/bin/python3 -m pytest -q -s -p no:cacheprovider \
 		tests/e2e/test_backpressure.py -k never_reads | grep -E "RSS|passed|failed"

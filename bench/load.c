@@ -5,7 +5,7 @@
  * can keep a server busy; `sink` is a trivial TLS server that answers just
  * enough XMPP for the other modes, to print the client's own ceiling.
  *
- *   bench_load msgs    --from SPEC --to SPEC [-n N] [--window W]
+ *   bench_load msgs    --from SPEC --to SPEC [-n N] [--window W] [--settle-ms MS]
  *   bench_load latency --from SPEC --to SPEC [--rate R] [--seconds T]
  *   bench_load logins  --login SPEC [--conns C] [--seconds T]
  *   bench_load idle    --login SPEC... [-n N] [--checkpoints A,B] [--sources 127.0.1.1:K]
@@ -89,6 +89,8 @@ static struct {
 	SSL_CTX *ctx;
 	const char *mode;
 	unsigned long n, window, conns, rate, seconds, sources, accounts;
+	double settle;	   /* s to wait once both are ready (--settle-ms) */
+	double both_ready; /* when sender and receiver were first both ready */
 	struct in_addr source0;
 	unsigned long checkpoints[16];
 	int ncheckpoints;
@@ -647,6 +649,12 @@ static void pump_sender(void)
 	if (c == NULL || g.receiver == NULL || g.receiver->state != ST_READY ||
 	    c->state != ST_READY)
 		return;
+	/* On a cluster the receiver's session reaches the sender's node a
+	 * moment after it is bound (the registry travels through Redis). */
+	if (g.both_ready == 0)
+		g.both_ready = now();
+	if (now() - g.both_ready < g.settle)
+		return;
 	char m[512];
 	if (strcmp(g.mode, "msgs") == 0) {
 		if (g.t_first == 0)
@@ -1016,6 +1024,8 @@ static void usage(void)
 		"  --login SPEC            account for logins/idle (repeat: spread over servers)\n"
 		"  -n N                    messages (msgs) or sessions (idle)\n"
 		"  --window W              messages in flight (msgs; default 1000)\n"
+		"  --settle-ms MS          msgs: wait MS once both are signed in (a cluster's\n"
+		"                          registry needs a moment to reach the sender's node)\n"
 		"  --rate R --seconds T    messages/s for latency; length of latency and logins\n"
 		"  --conns C               parallel connections (logins, idle; default 16, 200)\n"
 		"  --accounts K            logins, idle: log in as USER0..USER<K-1> in turn\n"
@@ -1038,7 +1048,7 @@ static void run_pair(const char *mode, int tick_ms, bool paced)
 	unsigned long last_count = 0;
 	while (g.received + g.errors < g.n) {
 		loop_once(tick_ms);
-		if (paced)
+		if (paced || g.settle > 0)
 			pump_sender();
 		if (g.received + g.errors != last_count) {
 			last_count = g.received + g.errors;
@@ -1210,6 +1220,8 @@ int main(int argc, char **argv)
 			parse_spec(v, &g.logins[g.nlogins++]);
 		} else if (strcmp(o, "-n") == 0) {
 			g.n = strtoul(v, NULL, 10);
+		} else if (strcmp(o, "--settle-ms") == 0) {
+			g.settle = strtod(v, NULL) / 1000;
 		} else if (strcmp(o, "--window") == 0) {
 			g.window = strtoul(v, NULL, 10);
 		} else if (strcmp(o, "--rate") == 0) {

@@ -671,6 +671,20 @@ size_t cluster_nodes_for(struct xmpp_server *srv, const char *bare, bool message
 
 /* ---- the stream of stanzas forwarded to this node ---- */
 
+/* The entry is done with here: routed, stored, bounced, dropped, or its
+ * copy acknowledged by the client. */
+static void settle(struct cluster *cl, const char *id, size_t len)
+{
+	redis_cmd(cl->cmd, NULL, NULL, "XACK %s g %b", cl->q_self, id, len);
+	redis_cmd(cl->cmd, NULL, NULL, "XDEL %s %b", cl->q_self, id, len);
+}
+
+static void settled_hook(struct xmpp_server *srv, const char *entry)
+{
+	if (srv->cluster)
+		settle(srv->cluster, entry, strlen(entry));
+}
+
 /* One stream entry [id, [field, value, ...]]: parsed and routed; again:
  * the reaper's, from a dead node (routed afresh, not acknowledged). */
 static void route_entry(struct cluster *cl, redisReply *entry, bool again)
@@ -704,17 +718,22 @@ static void route_entry(struct cluster *cl, redisReply *entry, bool again)
 		cl->srv->route(cl->srv, e.stanza);
 	} else {
 		cl->forwarded_in++;
+		char eid[64];
+		snprintf(eid, sizeof(eid), "%.*s", (int)(id->len < 63 ? id->len : 63), id->str);
+		unsigned held = cl->srv->cluster_held;
+		cl->srv->cluster_entry = eid;
 		if (arrival)
 			arrival(cl->srv, e.stanza, e.local_only);
 		else
 			xml_free(&e.stanza);
+		cl->srv->cluster_entry = NULL;
+		/* A client with stream management has it only once it says so
+		 * (settled_hook); what else happened to it is final. */
+		if (cl->srv->cluster_held != held)
+			return;
 	}
-	if (!again) {
-		/* settled: routed, stored, bounced or dropped */
-		redis_cmd(cl->cmd, NULL, NULL, "XACK %s g %b", cl->q_self, id->str,
-			  (size_t)id->len);
-		redis_cmd(cl->cmd, NULL, NULL, "XDEL %s %b", cl->q_self, id->str, (size_t)id->len);
-	}
+	if (!again)
+		settle(cl, id->str, (size_t)id->len);
 }
 
 static void read_more(struct cluster *cl);
@@ -823,7 +842,8 @@ static void on_rd_state(void *ud, bool up, const char *why)
 	if (!up)
 		return;
 	redis_cmd(cl->rd, NULL, NULL, "XGROUP CREATE %s g 0 MKSTREAM", cl->q_self);
-	cl->pending_first = true;
+	/* What this node's earlier life read and never settled is read first,
+	 * once per start (after a mere reconnect it is still held here). */
 	read_more(cl);
 }
 
@@ -853,11 +873,13 @@ int cluster_start(struct xmpp_server *srv, char *err, size_t errlen)
 		return FG_ERR;
 	}
 	snprintf(cl->q_self, sizeof(cl->q_self), "fg:q:%s", cl->self);
+	cl->pending_first = true;
 	cl->down_since_ms = fg_now_ms();
 	srv->cluster = cl;
 	srv->cluster_session = session_hook;
 	srv->cluster_elsewhere = elsewhere_hook;
 	srv->cluster_s2s = s2s_hook;
+	srv->cluster_settled = settled_hook;
 	cl->reg = creg_new();
 	cl->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, cl);
 	struct timeval tv = {(time_t)c->cluster_heartbeat, 0};
@@ -885,6 +907,7 @@ void cluster_stop(struct xmpp_server *srv)
 	srv->cluster_session = NULL;
 	srv->cluster_elsewhere = NULL;
 	srv->cluster_s2s = NULL;
+	srv->cluster_settled = NULL;
 	redis_free(&cl->rd);
 	redis_free(&cl->sub);
 	redis_free(&cl->cmd);

@@ -266,6 +266,22 @@ void session_set_carbons(struct session *sess, bool on)
 	sess->carbons = on;
 }
 
+/* A copy of a stanza another node forwarded (xmpp.h, cluster_entry)
+ * settles its stream entry only when the client acknowledges it. */
+static void tag_entry(struct session *sess)
+{
+	struct xmpp_server *srv = sess->srv;
+	if (srv->cluster_entry && sm_tag_last(sess->sm, srv->cluster_entry) == FG_OK)
+		srv->cluster_held++;
+}
+
+static void entry_settled(void *ud, const char *tag)
+{
+	struct xmpp_server *srv = ud;
+	if (srv->cluster_settled)
+		srv->cluster_settled(srv, tag);
+}
+
 /* The stream's part: with stream management a copy waits for the
  * client's acknowledgement; while hibernating the copy is all there is. */
 static bool offer_now(struct session *sess, struct xml_node *st)
@@ -290,8 +306,10 @@ static bool offer_now(struct session *sess, struct xml_node *st)
 			xml_free(&copy);
 		return false;
 	}
-	if (!sess->s)
+	if (!sess->s) {
+		tag_entry(sess);
 		return true;
+	}
 	/* A message the user reads is acknowledged soon (one <r/> out at a
 	 * time, as Prosody's mod_smacks asks): a client that then signs out
 	 * cleanly has said what it saw, and the session's end does not send
@@ -305,6 +323,7 @@ static bool offer_now(struct session *sess, struct xml_node *st)
 			 sess->full);
 		return false;
 	}
+	tag_entry(sess);
 	/* Ask for an acknowledgement now and then, so that the queue of
 	 * copies stays short (XEP-0198 §4). */
 	if (ask || sm->since_r >= SESSION_SM_ASK_EVERY || sm->n >= sm->cap / 2)
@@ -457,6 +476,8 @@ int session_sm_enable(struct session *sess, unsigned cap, bool resumable)
 	sess->sm = sm_new(cap, resumable);
 	if (!sess->sm)
 		return FG_NOMEM;
+	sess->sm->settled = entry_settled;
+	sess->sm->settled_ud = srv;
 	if (!resumable)
 		return FG_OK;
 	if ((!srv->sm_ids && !(srv->sm_ids = strmap_new())) || sm_make_id(sess->sm) != FG_OK ||
@@ -539,13 +560,23 @@ void session_sm_resend(struct session *sess)
 	sm->out_h -= n;
 	sm->n = 0;
 	sm->since_r = 0;
+	struct xmpp_server *srv = sess->srv;
 	while (list) {
 		struct sm_item *it = list;
 		list = it->next;
 		struct xml_node *st = it->st;
-		free(it);
-		if (!session_offer(sess, st))
+		/* a cluster entry's copy keeps its tag in the queue */
+		const char *was = srv->cluster_entry;
+		srv->cluster_entry = it->tag;
+		bool taken = session_offer(sess, st);
+		srv->cluster_entry = was;
+		if (!taken) {
+			if (it->tag)
+				entry_settled(srv, it->tag);
 			reroute(sess, st);
+		}
+		free(it->tag);
+		free(it);
 	}
 	if (n)
 		log_info(stream_ctx(sess->s), "%u stanza(s) sent again to %s", n, sess->full);

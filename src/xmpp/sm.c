@@ -79,9 +79,14 @@ void sm_free(struct sm **psm)
 	struct sm *sm = *psm;
 	if (!sm)
 		return;
+	/* Not settled: what is still here went nowhere (a tagged entry stays
+	 * pending in Redis, for a restart or the reaper). */
 	while (sm->head) {
-		struct xml_node *st = sm_pop(sm);
-		xml_free(&st);
+		struct sm_item *it = sm->head;
+		sm->head = it->next;
+		xml_free(&it->st);
+		free(it->tag);
+		free(it);
 	}
 	if (sm->hibernation)
 		event_free(sm->hibernation);
@@ -130,6 +135,21 @@ int sm_push(struct sm *sm, struct xml_node *st)
 	return FG_OK;
 }
 
+int sm_tag_last(struct sm *sm, const char *tag)
+{
+	struct sm_item *last = sm->head;
+	while (last && last->next)
+		last = last->next;
+	if (!last)
+		return FG_ERR;
+	char *t = strdup(tag);
+	if (!t)
+		return FG_NOMEM;
+	free(last->tag);
+	last->tag = t;
+	return FG_OK;
+}
+
 struct xml_node *sm_unpush(struct sm *sm)
 {
 	struct sm_item **p = &sm->head;
@@ -145,6 +165,7 @@ struct xml_node *sm_unpush(struct sm *sm)
 	if (sm->since_r)
 		sm->since_r--;
 	struct xml_node *st = it->st;
+	free(it->tag);
 	free(it);
 	return st;
 }
@@ -160,6 +181,9 @@ struct xml_node *sm_pop(struct sm *sm)
 	assert(sm->n > 0);
 	sm->n--;
 	struct xml_node *st = it->st;
+	if (it->tag && sm->settled)
+		sm->settled(sm->settled_ud, it->tag);
+	free(it->tag);
 	free(it);
 	return st;
 }

@@ -21,6 +21,7 @@ struct event;
 
 struct sm_item {
 	struct xml_node *st; /* in jabber:server */
+	char *tag;	     /* sm_tag_last's, or NULL */
 	struct sm_item *next;
 };
 
@@ -35,6 +36,10 @@ struct sm {
 	bool asked;		   /* an <r/> is out that no <a/> has answered yet */
 	char id[SM_ID_LEN + 1];	   /* the resumption token, "" without resumption */
 	struct event *hibernation; /* while detached: ends the session */
+	/* Told the tag of a tagged item that leaves the queue acknowledged
+	 * (sm_ack) or taken back to be routed again (sm_pop); NULL: nobody. */
+	void (*settled)(void *ud, const char *tag);
+	void *settled_ud;
 };
 
 /* What an <a h=/> or a <resume h=/> says about the queue. */
@@ -66,6 +71,9 @@ int sm_make_id(struct sm *sm);
 /* Counts a stanza sent and keeps st (taken) until acknowledged: FG_OK,
  * or FG_NOMEM (st not taken, nothing counted). */
 int sm_push(struct sm *sm, struct xml_node *st);
+/* Tags the newest item with a copy of tag (a cluster's stream entry,
+ * xmpp/cluster.h): FG_OK / FG_NOMEM. */
+int sm_tag_last(struct sm *sm, const char *tag);
 /* Takes back the last push (the stream did not take the stanza): the
  * stanza, given to the caller, or NULL when the queue is empty. */
 struct xml_node *sm_unpush(struct sm *sm);

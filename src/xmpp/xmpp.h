@@ -119,6 +119,15 @@ struct xmpp_server {
 	/* ... and, for the connection limits (route.c, s2s_in.c), how many s2s
 	 * streams with partner p (NULL: all) the other nodes hold. */
 	unsigned (*cluster_s2s)(const struct xmpp_server *srv, const struct partner *p);
+	/* The stream entry (a stanza another node forwarded) being routed
+	 * now, NULL between them: a session with stream management that keeps
+	 * a copy of it for its client tags the copy with it and counts
+	 * cluster_held, then tells cluster_settled when the client acknowledged
+	 * the copy or it was routed again; only then is the entry removed
+	 * from Redis (so a node that dies before loses nothing it held). */
+	const char *cluster_entry;
+	unsigned cluster_held;
+	void (*cluster_settled)(struct xmpp_server *srv, const char *entry);
 	/* pep.c: who of each account's contacts is online with which caps,
 	 * by account (made when the first contact shows capabilities) */
 	struct pep *pep;
