@@ -7,7 +7,11 @@
  * The connection never blocks the loop (libpq's non-blocking connect and
  * input), reconnects with backoff when PostgreSQL goes away, and, since
  * notifications sent while it was away are lost, asks its user to read
- * everything again each time it is listening anew. */
+ * everything again each time it is listening anew.
+ *
+ * libpq resolves a host name in the dsn with a blocking getaddrinfo while
+ * connecting: a dsn with hostaddr=, an address or a unix socket keeps DNS
+ * off the loop. */
 #ifndef FG_STORE_WATCH_H
 #define FG_STORE_WATCH_H
 

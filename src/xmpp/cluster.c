@@ -7,6 +7,7 @@
 #include "log.h"
 #include "policy.h"
 #include "presence.h"
+#include "roster.h"
 #include "route.h"
 #include "redis.h"
 #include "session.h"
@@ -76,6 +77,11 @@ void cluster_set_arrival(void (*fn)(struct xmpp_server *srv, struct xml_node *st
 bool cluster_on(const struct xmpp_server *srv)
 {
 	return srv && srv->cluster;
+}
+
+bool cluster_link_up(const struct xmpp_server *srv)
+{
+	return srv && srv->cluster && redis_up(srv->cluster->cmd);
 }
 
 static bool is_str(const redisReply *r)
@@ -152,6 +158,15 @@ static void session_hook(struct xmpp_server *srv, struct session *s, bool gone)
 		cluster_session_changed(srv, s);
 }
 
+static void roster_hook(struct xmpp_server *srv, const char *user)
+{
+	struct cluster *cl = srv->cluster;
+	char msg[3200];
+	int n = snprintf(msg, sizeof(msg), "roster %s %s", cl->self, user);
+	if (n > 0 && (size_t)n < sizeof(msg))
+		redis_cmd(cl->cmd, NULL, NULL, "PUBLISH fg:reg %s", msg);
+}
+
 static bool elsewhere_hook(struct xmpp_server *srv, const char *bare)
 {
 	char one[1][CREG_NODE_MAX];
@@ -171,6 +186,16 @@ static void on_reg_message(struct cluster *cl, const char *m, size_t len)
 		/* Our own sessions are ours to say. */
 		if (old && strcmp(old->node, cl->self) != 0)
 			creg_del(cl->reg, buf + 4);
+		return;
+	}
+	if (strncmp(buf, "roster ", 7) == 0) {
+		/* "roster NODE USER": another node changed a roster */
+		char *node = buf + 7, *user = strchr(node, ' ');
+		if (user) {
+			*user++ = '\0';
+			if (strcmp(node, cl->self) != 0 && *user)
+				roster_reload(cl->srv, user);
+		}
 		return;
 	}
 	if (strncmp(buf, "set ", 4) != 0)
@@ -653,6 +678,32 @@ void cluster_forward(struct xmpp_server *srv, const char *node, struct xml_node 
 	}
 }
 
+struct any_ctx {
+	const char *self;
+	const char *node;
+	bool available;
+};
+
+static void any_of(void *ud, const char *resource, const struct creg_rec *r)
+{
+	struct any_ctx *a = ud;
+	(void)resource;
+	if (strcmp(r->node, a->self) == 0 || (a->node && (a->available || !r->available)))
+		return;
+	a->node = r->node;
+	a->available = r->available;
+}
+
+const char *cluster_user_node(struct xmpp_server *srv, const char *bare)
+{
+	struct cluster *cl = srv->cluster;
+	if (!cl)
+		return NULL;
+	struct any_ctx a = {cl->self, NULL, false};
+	creg_each_of(cl->reg, bare, any_of, &a);
+	return a.node;
+}
+
 const char *cluster_node_of(struct xmpp_server *srv, const char *full)
 {
 	struct cluster *cl = srv->cluster;
@@ -880,6 +931,7 @@ int cluster_start(struct xmpp_server *srv, char *err, size_t errlen)
 	srv->cluster_elsewhere = elsewhere_hook;
 	srv->cluster_s2s = s2s_hook;
 	srv->cluster_settled = settled_hook;
+	srv->roster_saved = roster_hook;
 	cl->reg = creg_new();
 	cl->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, cl);
 	struct timeval tv = {(time_t)c->cluster_heartbeat, 0};
@@ -908,6 +960,7 @@ void cluster_stop(struct xmpp_server *srv)
 	srv->cluster_elsewhere = NULL;
 	srv->cluster_s2s = NULL;
 	srv->cluster_settled = NULL;
+	srv->roster_saved = NULL;
 	redis_free(&cl->rd);
 	redis_free(&cl->sub);
 	redis_free(&cl->cmd);

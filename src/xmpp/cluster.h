@@ -5,7 +5,9 @@
  *
  * Redis keys (a cluster owns its Redis database):
  *   fg:sessions          hash: full JID -> "NODE PRIORITY AVAILABLE" (cluster_reg.h)
- *   fg:reg               channel: "set FULL RECORD" / "del FULL", each change
+ *   fg:reg               channel: "set FULL RECORD" / "del FULL", each change;
+ *                        "roster NODE USER": NODE changed USER's roster in the
+ *                        store, the others read it again
  *   fg:nodes             set of the nodes' names
  *   fg:alive:NODE        "WALLCLOCK_MS SESSIONS", expiring after node_timeout
  *   fg:q:NODE            stream of stanzas forwarded to NODE (group "g")
@@ -58,6 +60,8 @@ int cluster_start(struct xmpp_server *srv, char *err, size_t errlen);
  * effort, a stopping node's last words), the link closed. */
 void cluster_stop(struct xmpp_server *srv);
 bool cluster_on(const struct xmpp_server *srv);
+/* On a cluster, and its Redis link is up now. */
+bool cluster_link_up(const struct xmpp_server *srv);
 
 /* A bound session registered, changed its presence, or ended (the
  * srv->cluster_session hook, xmpp.h). */
@@ -66,6 +70,11 @@ void cluster_session_gone(struct xmpp_server *srv, struct session *s);
 
 /* The other node holding full JID full, or NULL (this node, or nobody). */
 const char *cluster_node_of(struct xmpp_server *srv, const char *full);
+/* Another node with a session of bare (one with an available resource
+ * first), or NULL: where a subscription request or answer for a user
+ * signed in only elsewhere is handled, so that the user's client sees
+ * it and the roster push. */
+const char *cluster_user_node(struct xmpp_server *srv, const char *bare);
 /* The other nodes that should get a copy of what goes to bare
  * (creg_nodes_for). */
 size_t cluster_nodes_for(struct xmpp_server *srv, const char *bare, bool message,

@@ -246,6 +246,7 @@ void roster_version(struct xmpp_server *srv, const char *user, char *buf, size_t
 /* ---- write-through to the store thread ---- */
 
 struct save_job {
+	struct xmpp_server *srv;
 	char *user, *contact, *name, *groups, *pending;
 	bool sub_to, sub_from, ask_out, pending_in, approved, hidden, remove;
 	unsigned long long ver;
@@ -290,6 +291,8 @@ static void save_done(void *ud, int rc, const char *err)
 	struct save_job *j = ud;
 	if (rc != FG_OK)
 		log_error("roster", "cannot save %s's contact %s: %s", j->user, j->contact, err);
+	else if (j->srv->roster_saved)
+		j->srv->roster_saved(j->srv, j->user); /* the other nodes read it again */
 	save_job_free(j);
 }
 
@@ -300,6 +303,7 @@ static void save(struct xmpp_server *srv, const char *user, const struct roster_
 	if (!j)
 		goto oom;
 	struct roster *r = roster_of(srv, user, false);
+	j->srv = srv;
 	j->ver = r ? r->ver : 0;
 	j->user = strdup(user);
 	j->contact = strdup(it ? it->contact : contact);
@@ -325,6 +329,102 @@ oom:
 	log_error("roster", "cannot save %s's roster: out of memory", user);
 	if (j)
 		save_job_free(j);
+}
+
+/* ---- reading one user's roster again (a cluster's other node changed it) ---- */
+
+struct reload_job {
+	struct xmpp_server *srv;
+	char *user;
+	struct roster_row *rows; /* copies, strings owned */
+	size_t n, cap;
+	unsigned long long ver;
+	bool has_ver;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int reload_row(void *ud, const struct roster_row *row)
+{
+	struct reload_job *j = ud;
+	if (strcmp(row->user, j->user) != 0)
+		return 0;
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 16;
+		struct roster_row *v = realloc(j->rows, cap * sizeof(*v));
+		if (!v)
+			return 1;
+		j->rows = v;
+		j->cap = cap;
+	}
+	struct roster_row *c = &j->rows[j->n++];
+	*c = *row;
+	c->user = j->user;
+	c->contact = dup_or_null(row->contact);
+	c->name = dup_or_null(row->name);
+	c->groups = dup_or_null(row->groups);
+	c->pending_in_xml = dup_or_null(row->pending_in_xml);
+	return c->contact ? 0 : 1;
+}
+
+static int reload_ver(void *ud, const char *user, unsigned long long ver)
+{
+	struct reload_job *j = ud;
+	if (strcmp(user, j->user) == 0) {
+		j->ver = ver;
+		j->has_ver = true;
+	}
+	return 0;
+}
+
+static int reload_run(struct store_db *db, void *ud, char *err, size_t errlen)
+{
+	int rc = store_db_roster_load(db, reload_row, ud, err, errlen);
+	return rc == FG_OK ? store_db_roster_ver_load(db, reload_ver, ud, err, errlen) : rc;
+}
+
+static void reload_free(struct reload_job *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		free((char *)j->rows[i].contact);
+		free((char *)j->rows[i].name);
+		free((char *)j->rows[i].groups);
+		free((char *)j->rows[i].pending_in_xml);
+	}
+	free(j->rows);
+	free(j->user);
+	free(j);
+}
+
+static void reload_done(void *ud, int rc, const char *err)
+{
+	struct reload_job *j = ud;
+	if (rc != FG_OK) {
+		log_warn("roster", "cannot read %s's roster again: %s", j->user, err);
+	} else {
+		/* The store has the newest: it replaces what this node had. */
+		roster_drop_user(j->srv, j->user);
+		for (size_t i = 0; i < j->n; i++)
+			load_row(j->srv, &j->rows[i]);
+		if (j->has_ver)
+			load_ver(j->srv, j->user, j->ver);
+	}
+	reload_free(j);
+}
+
+void roster_reload(struct xmpp_server *srv, const char *user)
+{
+	struct reload_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->user = strdup(user))) {
+		free(j);
+		return;
+	}
+	j->srv = srv;
+	if (!srv->store || store_submit(srv->store, reload_run, reload_done, j) != FG_OK)
+		reload_free(j);
 }
 
 /* ---- the protocol ---- */

@@ -39,6 +39,9 @@ size_t roster_count(const struct roster *r);
 struct roster_item *roster_at(struct roster *r, size_t i);
 /* Forgets a removed user's roster (the store cascades on its own). */
 void roster_drop_user(struct xmpp_server *srv, const char *user);
+/* Reads user's roster from the store again, replacing this node's copy
+ * (another node of a cluster changed it; cluster.c). */
+void roster_reload(struct xmpp_server *srv, const char *user);
 
 /* An item that only holds a pending inbound request is kept out of the
  * roster the user sees (RFC 6121 §3.1.3) until the user adds the contact. */

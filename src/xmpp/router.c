@@ -404,8 +404,20 @@ static bool elsewhere(struct xmpp_server *srv, struct xml_node *st, const struct
 	 * for its own resources (and here for ours). */
 	if (xml_is(st, NULL, "presence")) {
 		const char *t = type_of(st);
-		if (!*t || !strcmp(t, "unavailable") || !strcmp(t, "probe"))
+		if (!*t || !strcmp(t, "unavailable") || !strcmp(t, "probe")) {
 			to_other_nodes(srv, st, to->bare, false, true);
+		} else if (!session_first(srv, to->bare) && cluster_link_up(srv)) {
+			/* RFC 6121 §3: a subscription request or answer is
+			 * handled where the user is signed in, whose client
+			 * sees it and its roster push (the store and the
+			 * other nodes' copies follow, roster.c). With the
+			 * link down it is handled here: the store keeps it. */
+			const char *node = cluster_user_node(srv, to->bare);
+			if (node) {
+				cluster_forward(srv, node, st, false, to->bare, false);
+				return true;
+			}
+		}
 	}
 	return false;
 }

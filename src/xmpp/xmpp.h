@@ -128,6 +128,9 @@ struct xmpp_server {
 	const char *cluster_entry;
 	unsigned cluster_held;
 	void (*cluster_settled)(struct xmpp_server *srv, const char *entry);
+	/* A user's roster change reached the store (roster.c): the other
+	 * nodes read that roster again. */
+	void (*roster_saved)(struct xmpp_server *srv, const char *user);
 	/* pep.c: who of each account's contacts is online with which caps,
 	 * by account (made when the first contact shows capabilities) */
 	struct pep *pep;

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from clients import User, run
+from clients import User, cli, run
 from cluster import ClusterBed, wait_until
 from conftest import BED_PROSODY_ADDR
 from webclient import Client, unescape
@@ -51,6 +51,24 @@ async def offline(*users):
                          return_exceptions=True)
 
 
+async def registered(bed, want):
+    """Until every node's view of the cluster has at least want[node]
+    sessions on node: a session reaches the other nodes through Redis a
+    moment after it is bound, and a message sent before goes to offline
+    storage (delivered at the next sign-in, not now)."""
+    views = {}
+    for _ in range(150):
+        for fg in bed.nodes:
+            rc, out, err = await cli(fg, "status", "--cluster", "--json")
+            views[fg.name] = {n["name"]: n["sessions"] for n in json.loads(out)["nodes"]} \
+                if rc == 0 else err
+        if all(isinstance(v, dict) and all(v.get(k, 0) >= n for k, n in want.items())
+               for v in views.values()):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"sessions never seen cluster-wide: {views}")
+
+
 async def expect(u, frm, body, timeout=20):
     """The next message u receives; it must be body from frm (a bare JID)."""
     m = await asyncio.wait_for(u.inbox.get(), timeout)
@@ -66,6 +84,7 @@ def test_messages_between_nodes_and_prosody(bed):
         bob = client(bed, "bob@contoso.test/n3", "bob-pass-1", n3.addr)
         rbob = client(bed, "bob@fabrikam.test/p", "rbob-pass-1", BED_PROSODY_ADDR)
         await online(alice, bob, rbob)
+        await registered(bed, {"n1": 1, "n3": 1})
         try:
             # Cross-node, both ways; then a node's user and Prosody's,
             # both ways: out through the node's own stream, in through
@@ -105,6 +124,7 @@ def test_subscription_rounds(bed):
         bob = client(bed, "bob@contoso.test/sub", "bob-pass-1", n3.addr)
         rbob = client(bed, "bob@fabrikam.test/sub", "rbob-pass-1", BED_PROSODY_ADDR)
         await online(alice, bob, rbob)
+        await registered(bed, {"n1": 1, "n3": 1})
         try:
             for contact in ("bob@contoso.test", "bob@fabrikam.test"):
                 alice.send_presence(pto=contact, ptype="subscribe")
@@ -155,6 +175,16 @@ def test_partner_change_on_n2_applied_on_n1_and_n3(bed):
         delays[fg.name] = int(m.group(3))
     # n2 applied it itself, when it committed: no notification for it.
     assert not applied_lines(n2, "fabrikam.test"), n2.read_log()
+    # Applied as a local change is: the streams with fabrikam.test that
+    # n1 and n3 had open since the first test end with the reason, the
+    # inbound one (on whichever node Prosody's SRV lookup chose) with a
+    # stream error.
+    suspended = "federation with fabrikam.test is suspended by the administrator"
+    for fg in (n1, n3):
+        assert f"s2s-out contoso.test->fabrikam.test: failed: {suspended}" in fg.read_log(), \
+            fg.read_log()[-3000:]
+    assert any(f"sending stream error <policy-violation/>: {suspended}" in fg.read_log()
+               for fg in bed.nodes), bed.logs()
     print(f"\npartner change on n2 applied: n1 {delays['n1']} ms, n3 {delays['n3']} ms "
           "after its commit")
 
@@ -203,6 +233,44 @@ def test_partner_change_on_n2_applied_on_n1_and_n3(bed):
             else rows[audit_before:]
         assert [(r["action"], r["target"]) for r in new] == \
             [("partner set", "fabrikam.test")] * 2, new
+
+
+def applied_actions(fg, action):
+    """The applied lines whose actions start with action (the store names
+    a gateway change "gateway set" and may add its target)."""
+    return [m for m in APPLIED.finditer(fg.read_log()) if m.group(1).startswith(action)]
+
+
+def test_gateway_change_and_import_applied_everywhere(bed):
+    """Changes of the other kinds, made on other nodes: gateway settings on
+    n3, a partner import (every partner replaced) on n1."""
+    n1, n2, n3 = bed.node("n1"), bed.node("n2"), bed.node("n3")
+    seen = {fg.name: len(applied_actions(fg, "gateway set")) for fg in bed.nodes}
+    bed.check(n3.cli("gateway", "set", "--keepalive-interval", "240"))
+    for fg in (n1, n2):
+        lines = wait_until(lambda: applied_actions(fg, "gateway set")[seen[fg.name]:], 10)
+        assert lines and lines[0].group(2) == "n3", fg.read_log()[-3000:]
+        # Applied as a local change is: the settings' line with the value.
+        assert "keepalive_interval=240" in fg.read_log().split(lines[0].group(0))[0] \
+            .rsplit("applying gateway settings", 1)[-1], fg.read_log()[-3000:]
+        print(f"\ngateway change on n3 applied on {fg.name} {lines[0].group(3)} ms after its "
+              "commit")
+    export = json.loads(n1.export())
+    for p in export["partners"]:
+        p["description"] = "imported on n1"
+    path = f"{n1.dir}/partners.json"
+    with open(path, "w") as f:
+        json.dump(export, f)
+    seen = {fg.name: len(applied_actions(fg, "partner import")) for fg in bed.nodes}
+    bed.check(n1.cli("partner", "import", path))
+    for fg in (n2, n3):
+        lines = wait_until(lambda: applied_actions(fg, "partner import")[seen[fg.name]:], 10)
+        assert lines and lines[0].group(2) == "n1", fg.read_log()[-3000:]
+        before_line = fg.read_log().split(lines[0].group(0))[0]
+        assert "applying partner fabrikam.test" in before_line.rsplit("cluster: applied", 1)[-1]
+        print(f"partner import on n1 applied on {fg.name} {lines[0].group(3)} ms after its "
+              "commit")
+    assert not applied_actions(n1, "partner import") and not applied_actions(n3, "gateway set")
 
 
 def cluster_status(fg):
@@ -287,3 +355,17 @@ def test_postgresql_restart_then_changes_flow_again(bed):
         assert lines and lines[0].group(2) == "n2", fg.read_log()[-3000:]
         print(f"\nafter the PostgreSQL restart, {fg.name} applied n2's change "
               f"{lines[0].group(3)} ms after its commit")
+
+
+def test_unreadable_notification_makes_every_node_read_again(bed):
+    """A payload on fedgate_config that is not what the store sends (input
+    from another process) is refused with a reason; the node reads
+    partners and settings again instead of guessing."""
+    said = "a configuration notification could not be read"
+    seen = {fg.name: fg.read_log().count(said) for fg in bed.nodes}
+    bed.pg.psql("SELECT pg_notify('fedgate_config', '{\"node\": 7}')")
+    for fg in bed.nodes:
+        assert wait_until(lambda: fg.read_log().count(said) > seen[fg.name], 10), \
+            fg.read_log()[-2000:]
+        line = [x for x in fg.read_log().splitlines() if said in x][-1]
+        assert '"node" is not a name' in line and "read again" in line, line

@@ -341,13 +341,18 @@ static void test_forward_out(void **state)
 	};
 	for (size_t i = 0; i < 2; i++)
 		router_route(&st->fx.srv, xmlstream_parse_one(msgs[i]));
-	struct qwait q = {st, "fg:q:n2", 2};
+	/* a subscription request is handled where bob is signed in */
+	router_route(&st->fx.srv,
+		     xmlstream_parse_one("<presence xmlns='jabber:server' "
+					 "from='alice@contoso.test' to='bob@contoso.test' "
+					 "type='subscribe' id='f3'/>"));
+	struct qwait q = {st, "fg:q:n2", 3};
 	assert_true(xfx_run_until(&st->fx, xlen_is, &q, XFX_WAIT_MS));
 	redisReply *r = cmd(st, "XRANGE fg:q:n2 - +");
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-	assert_int_equal(r->elements, 2);
-	const char *mode[] = {"r", "l"}, *id[] = {"id='f1'", "id='f2'"};
-	for (size_t i = 0; i < 2; i++) {
+	assert_int_equal(r->elements, 3);
+	const char *mode[] = {"r", "l", "r"}, *id[] = {"id='f1'", "id='f2'", "id='f3'"};
+	for (size_t i = 0; i < 3; i++) {
 		redisReply *kv = r->element[i]->element[1];
 		assert_int_equal(kv->elements, 6);
 		assert_string_equal(kv->element[0]->str, "o");
@@ -356,7 +361,7 @@ static void test_forward_out(void **state)
 		assert_non_null(strstr(kv->element[5]->str, id[i]));
 	}
 	freeReplyObject(r);
-	struct numwait nw = {st, "forwarded_out", 2};
+	struct numwait nw = {st, "forwarded_out", 3};
 	assert_true(xfx_run_until(&st->fx, num_is, &nw, XFX_WAIT_MS));
 	/* nothing reached alice (no error) */
 	assert_int_equal(session_sm(st->alice)->n, 0);
