@@ -416,6 +416,11 @@ void store_db_close(struct store_db **pdb)
 	*pdb = NULL;
 }
 
+unsigned store_db_pool_size(const struct store_db *db)
+{
+	return db->backend == STORE_POSTGRESQL ? db->pool_size : 1;
+}
+
 int store_db_schema_version(struct store_db *db)
 {
 	return db->version;
