@@ -6,6 +6,7 @@ becomes of every stanza when a node is killed, and when Redis goes away.
     is delivered to her on n1, stored offline (she reads it on n2 after
     signing in again, with its delay stamp), or bounced to bob -- none is
     lost; duplicates are possible (at least once) and printed;
+  - a control panel session made on one node works on every node;
   - Redis stopped and started while bob sends to alice across nodes: what
     each node logs and says in status, each message delivered or bounced
     with the reason, traffic flowing again after Redis is back without a
@@ -21,6 +22,7 @@ import pytest
 
 from c2sclient import Client
 from cluster import ClusterBed, wait_until
+from webclient import Client as Web
 
 NS_SM = "urn:xmpp:sm:3"
 NS_DELAY = "urn:xmpp:delay"
@@ -153,9 +155,11 @@ def test_kill_node_during_1000_messages(bed):
     sent_at = time.time()
     # n1 is forgotten by a survivor; what was forwarded to it is routed
     # again (stored offline: alice has no session now).
-    wait_until(lambda: "n1" not in nodes_seen(n2), timeout=30)
-    forgotten = [ln for fg in (n2, n3) for ln in cluster_lines(fg) if "node n1 forgotten" in ln]
+    def forgotten_lines():
+        return [ln for fg in (n2, n3) for ln in cluster_lines(fg) if "node n1 forgotten" in ln]
+    forgotten = wait_until(forgotten_lines, timeout=30)
     assert forgotten, bed.logs()
+    assert "n1" not in nodes_seen(n2)
     # the bounces have arrived, the reaper's offline writes are committed
     for _ in range(100):
         bob.pump(0.02)
@@ -255,3 +259,29 @@ def test_redis_stopped_and_started_during_traffic(bed):
         assert log.count("the cluster link is back") == 1, log
     alice.close()
     bob.close()
+
+
+def test_panel_session_on_every_node(daemons):
+    """Signed in on n1's panel, the same cookie is good on n2 and n3 (a
+    load balancer may send the browser anywhere); a forged one is not."""
+    pw = "correct horse battery"
+    bed = ClusterBed(daemons, users=USERS, prosody=False, extra=FAST,
+                     admins={"root": ("administrator", pw)}).start()
+    n1, n2, n3 = bed.nodes
+    web = Web(f"http://{n1.addr}:5280")
+    assert web.signin("root", pw).status == 303
+    sid = web.cookie("fg_session")
+    assert sid and sid.startswith("c.root."), sid
+    for fg in (n2, n3):
+        other = Web(f"http://{fg.addr}:5280")
+        page = other.get("/status", headers={"Cookie": f"fg_session={sid}"})
+        assert page.status == 200 and "Sign out" in page.text, (fg.name, page.status)
+        # its CSRF token is the same on every node: a form posted here works
+        r = other.post("/signout", form={"csrf": page.csrf()},
+                       headers={"Cookie": f"fg_session={sid}"})
+        assert r.status == 303, (fg.name, r.status, r.text)
+    forged = sid[:-1] + ("0" if sid[-1] != "0" else "1")
+    page = Web(f"http://{n3.addr}:5280").get("/status",
+                                             headers={"Cookie": f"fg_session={forged}"})
+    assert page.status in (302, 303) or "Sign out" not in page.text, page.status
+    print(f"\npanel session made on n1 used on n2 and n3: {sid[:12]}...")
