@@ -178,8 +178,14 @@ static void done_commit(void *ud, int rc, const char *err)
 	struct cmd_env *env = t->env;
 	if (rc != FG_OK) {
 		char msg[600];
-		snprintf(msg, sizeof(msg), "the store refused the change, nothing was saved: %s",
-			 err && *err ? err : "unknown error");
+		/* An unreachable PostgreSQL says so, and that nothing was
+		 * saved, in a sentence of its own (store_pg.c). */
+		if (err && strncmp(err, "the store (PostgreSQL) cannot be reached", 40) == 0)
+			snprintf(msg, sizeof(msg), "%s", err);
+		else
+			snprintf(msg, sizeof(msg),
+				 "the store refused the change, nothing was saved: %s",
+				 err && *err ? err : "unknown error");
 		json_object_set_new(t->body, "errors", json_array());
 		/* What the handler meant to say on success ("partner created")
 		 * must not stand beside the refusal. */

@@ -332,7 +332,7 @@ static void authenticate(struct hreq *h)
 		}
 		snprintf(a->token, sizeof(a->token), "%s", auth + 7);
 	} else {
-		char sid[80];
+		char sid[HTTP_SID_MAX];
 		http_cookie_get(h, COOKIE_SESSION, sid, sizeof(sid));
 		struct panel_session *s = http_session_find(h->ah, sid);
 		if (!s) {

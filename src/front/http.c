@@ -17,8 +17,12 @@
 #include "fg.h"
 #include "http_server.h"
 #include "log.h"
+#include "cluster.h"
+#include "live.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <stdio.h>
@@ -272,7 +276,97 @@ void http_cmd(struct hreq *h, const char *name, json_t *params, bool what_if, ht
 
 /* ---- sessions ---- */
 
+/* ---- sessions any node of a cluster knows ----
+ *
+ * On a single node a session is a random id in this process's memory. On
+ * a cluster the browser may reach any node, so the id is a token every
+ * node can check: "c." NAME "." ISSUED (16 hex digits, unix seconds) "."
+ * MAC (32 hex digits, HMAC-SHA256 truncated), keyed with a key derived
+ * from the dialback secret all nodes share through the store. A node that
+ * has not seen the session makes it from the token, with the same CSRF
+ * token (derived from the id); each request still checks the account in
+ * the store. Signing out ends it on this node and in the browser; another
+ * node accepts a copied cookie until [admin] session_lifetime after it was
+ * issued (regenerating the dialback secret ends every such session). */
+
+#define TOKEN_PREFIX "c."
+#define ISSUED_HEX   16
+#define MAC_HEX	     32
+
+static bool cluster_key(struct admin_http *ah, unsigned char key[32])
+{
+	const char *secret = ah->env ? ah->env->live.gw.dialback_secret : NULL;
+	if (!ah->xs || !cluster_on(ah->xs) || !secret || !*secret)
+		return false;
+	static const char label[] = "fedgate panel session v1";
+	unsigned len = 32;
+	return HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)label,
+		    sizeof(label) - 1, key, &len) != NULL;
+}
+
+static void mac_hex(const unsigned char key[32], const char *what, size_t n, char *out,
+		    size_t hexlen)
+{
+	unsigned char mac[32];
+	unsigned len = sizeof(mac);
+	HMAC(EVP_sha256(), key, 32, (const unsigned char *)what, n, mac, &len);
+	for (size_t i = 0; i < hexlen / 2; i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+	OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+/* The token for name issued at `issued` into id (HTTP_SID_MAX). */
+static void token_make(const unsigned char key[32], const char *name, long long issued, char *id)
+{
+	int n = snprintf(id, HTTP_SID_MAX, TOKEN_PREFIX "%s.%016llx.", name,
+			 (unsigned long long)issued);
+	mac_hex(key, id, (size_t)n, id + n, MAC_HEX);
+}
+
+/* The name in a valid, unexpired token, into name (ADMIN_NAME_MAX + 1). */
+static bool token_check(struct admin_http *ah, const unsigned char key[32], const char *id,
+			char *name)
+{
+	size_t n = strlen(id), fixed = strlen(TOKEN_PREFIX) + 1 + ISSUED_HEX + 1 + MAC_HEX;
+	if (n <= fixed || n - fixed > ADMIN_NAME_MAX || strncmp(id, TOKEN_PREFIX, 2) != 0)
+		return false;
+	const char *mac = id + n - MAC_HEX, *issued = mac - 1 - ISSUED_HEX;
+	if (mac[-1] != '.' || issued[-1] != '.')
+		return false;
+	char want[MAC_HEX + 1];
+	mac_hex(key, id, (size_t)(mac - id), want, MAC_HEX);
+	if (!http_same_secret(want, mac))
+		return false;
+	char *end;
+	long long at = strtoll(issued, &end, 16);
+	time_t now = time(NULL);
+	if (end != mac - 1 || at > (long long)now + 60 ||
+	    (long long)now - at > (long long)ah->conf->admin_session_lifetime)
+		return false;
+	size_t nl = (size_t)(issued - 1 - (id + 2));
+	memcpy(name, id + 2, nl);
+	name[nl] = '\0';
+	return true;
+}
+
+static struct panel_session *session_add(struct admin_http *ah, const char *name, const char *id,
+					 const unsigned char *key);
+static struct panel_session *session_find_local(struct admin_http *ah, const char *id);
+
 struct panel_session *http_session_find(struct admin_http *ah, const char *id)
+{
+	struct panel_session *s = session_find_local(ah, id);
+	unsigned char key[32];
+	char name[ADMIN_NAME_MAX + 1];
+	if (s || !id || !*id || !cluster_key(ah, key))
+		return s;
+	if (token_check(ah, key, id, name))
+		s = session_add(ah, name, id, key); /* signed in on another node */
+	OPENSSL_cleanse(key, sizeof(key));
+	return s;
+}
+
+static struct panel_session *session_find_local(struct admin_http *ah, const char *id)
 {
 	time_t now = time(NULL);
 	unsigned life = ah->conf->admin_session_lifetime;
@@ -310,7 +404,22 @@ void http_session_drop(struct admin_http *ah, const char *id)
 
 struct panel_session *http_session_new(struct admin_http *ah, const char *name)
 {
-	http_session_find(ah, NULL); /* expire old ones */
+	unsigned char key[32];
+	char id[HTTP_SID_MAX];
+	if (!cluster_key(ah, key))
+		return session_add(ah, name, NULL, NULL);
+	token_make(key, name, (long long)time(NULL), id);
+	struct panel_session *s = session_add(ah, name, id, key);
+	OPENSSL_cleanse(key, sizeof(key));
+	return s;
+}
+
+/* A session in this node's memory: id NULL for a random one (a single
+ * node), else the token, whose CSRF token is derived with key. */
+static struct panel_session *session_add(struct admin_http *ah, const char *name, const char *id,
+					 const unsigned char *key)
+{
+	session_find_local(ah, NULL); /* expire old ones */
 	if (ah->nsessions >= SESSIONS_MAX) {
 		/* The oldest used goes. */
 		struct panel_session *old = ah->sessions;
@@ -322,8 +431,15 @@ struct panel_session *http_session_new(struct admin_http *ah, const char *name)
 	struct panel_session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	http_random_hex(s->id, 32);
-	http_random_hex(s->csrf, 32);
+	if (id) {
+		snprintf(s->id, sizeof(s->id), "%s", id);
+		char what[HTTP_SID_MAX + 8];
+		int n = snprintf(what, sizeof(what), "csrf|%s", id);
+		mac_hex(key, what, (size_t)n, s->csrf, 64);
+	} else {
+		http_random_hex(s->id, 32);
+		http_random_hex(s->csrf, 32);
+	}
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->last_used = time(NULL);
 	s->next = ah->sessions;

@@ -7,6 +7,10 @@
 #ifndef FG_HTTP_H
 #define FG_HTTP_H
 
+/* A panel session id: 64 hex digits on a single node; on a cluster a
+ * token any node can check (http.c, "c.NAME.ISSUED.MAC"). */
+#define HTTP_SID_MAX 160
+
 #include "admin.h"
 #include "cmd.h"
 
@@ -42,9 +46,9 @@ struct hreq {
 	char who[ADMIN_NAME_MAX + 1];
 	enum admin_role role;
 	bool read_only;
-	bool by_token;	   /* Authorization: Bearer */
-	char sid[65];	   /* the session, when signed in by cookie */
-	const char *iface; /* "api" or "web" */
+	bool by_token;		/* Authorization: Bearer */
+	char sid[HTTP_SID_MAX]; /* the session, when signed in by cookie */
+	const char *iface;	/* "api" or "web" */
 
 	http_cmd_done done; /* the command under way */
 	json_t *keep;	    /* results a handler keeps between commands */

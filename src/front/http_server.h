@@ -30,7 +30,7 @@ struct throttle;
 struct xmpp_server;
 
 struct panel_session {
-	char id[65];
+	char id[HTTP_SID_MAX];
 	char csrf[65];
 	char name[ADMIN_NAME_MAX + 1];
 	time_t last_used;

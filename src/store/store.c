@@ -1,7 +1,11 @@
-/* The store thread.
+/* The store threads.
  *
- * Jobs wait in a FIFO under a mutex; one thread runs them against the
- * database and moves each, with its result, to a done-list. The loop learns
+ * Jobs wait in a FIFO under a mutex; a worker thread runs each against its
+ * own database connection and moves it, with its result, to a done-list
+ * kept in submission order. One worker on SQLite; [store] pool_size on
+ * PostgreSQL, where a job with a key (store_submit_keyed) may run beside
+ * jobs of other keys, and a job without one (store_submit) runs alone,
+ * after everything submitted before it and before everything after. The loop learns
  * of finished jobs through a pipe: the thread writes a byte, a persistent
  * read event on the loop drains the pipe and runs the done callbacks. The
  * store thread never calls libevent, so the base needs no locking
@@ -11,6 +15,7 @@
 #include "fg.h"
 #include "log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,6 +30,8 @@ struct store_job {
 	store_job_fn fn;
 	store_done_fn done;
 	void *ud;
+	char *key; /* NULL: a barrier */
+	unsigned long seq;
 	int rc;
 	char err[512];
 };
@@ -34,17 +41,30 @@ struct job_list {
 	struct store_job **tail;
 };
 
+/* Workers: one on SQLite (one writer at a time anyway), [store] pool_size
+ * on PostgreSQL, each with a connection of its own. */
+#define MAX_WORKERS 64
+
 struct store {
 	struct event_base *base;
-	struct store_db *db;
-	pthread_t thread;
+	struct store_db *db[MAX_WORKERS];
+	pthread_t thread[MAX_WORKERS];
+	unsigned nworkers, started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct job_list queue; /* submitted, not yet run */
-	struct job_list done;  /* run, done callback not yet called */
+	struct job_list queue;	   /* submitted, not yet started, in order */
+	struct store_job *running; /* started, not finished (linked by next) */
+	bool barrier_running;
+	struct job_list done; /* finished, ordered by seq */
+	unsigned long next_seq, next_done;
 	bool stopping;
 	int wake_r, wake_w;
 	struct event *ev;
+};
+
+struct worker_arg {
+	struct store *st;
+	unsigned i;
 };
 
 static void list_init(struct job_list *l)
@@ -72,6 +92,73 @@ static struct store_job *list_pop(struct job_list *l)
 	return j;
 }
 
+/* Done jobs wait here in submission order: their callbacks must be. */
+static void done_insert(struct job_list *l, struct store_job *j)
+{
+	struct store_job **p = &l->head;
+
+	while (*p != NULL && (*p)->seq < j->seq)
+		p = &(*p)->next;
+	j->next = *p;
+	*p = j;
+	if (j->next == NULL)
+		l->tail = &j->next;
+}
+
+static bool same_key(const struct store_job *a, const struct store_job *b)
+{
+	return a->key != NULL && b->key != NULL && strcmp(a->key, b->key) == 0;
+}
+
+/* The next job a worker may start, taken off the queue; NULL when none
+ * may start now. A barrier (no key) starts when everything before it has
+ * finished, and nothing after it starts before it finishes; a keyed job
+ * starts when no earlier job of its key is queued or running: so every job
+ * sees the effects of each earlier job it could depend on, as with one
+ * worker. */
+static struct store_job *pick(struct store *st)
+{
+	struct store_job **p, *j;
+
+	if (st->barrier_running)
+		return NULL;
+	for (p = &st->queue.head; (j = *p) != NULL; p = &j->next) {
+		bool busy = false;
+
+		if (j->key == NULL) {
+			if (j != st->queue.head || st->running != NULL)
+				return NULL;
+			st->barrier_running = true;
+			break;
+		}
+		for (struct store_job *r = st->running; r != NULL && !busy; r = r->next)
+			busy = same_key(r, j);
+		for (struct store_job *q = st->queue.head; q != j && !busy; q = q->next)
+			busy = same_key(q, j);
+		if (!busy)
+			break;
+	}
+	if (j == NULL)
+		return NULL;
+	*p = j->next;
+	if (st->queue.tail == &j->next)
+		st->queue.tail = p;
+	j->next = st->running;
+	st->running = j;
+	return j;
+}
+
+static void unlink_running(struct store *st, struct store_job *j)
+{
+	struct store_job **p = &st->running;
+
+	while (*p != j)
+		p = &(*p)->next;
+	*p = j->next;
+	if (j->key == NULL)
+		st->barrier_running = false;
+}
+
 static void wake_loop(struct store *st)
 {
 	const char b = 0;
@@ -83,24 +170,31 @@ static void wake_loop(struct store *st)
 
 static void *thread_main(void *arg)
 {
-	struct store *st = arg;
+	struct worker_arg *wa = arg;
+	struct store *st = wa->st;
+	struct store_db *db = st->db[wa->i];
 
+	free(wa);
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
-		struct store_job *j;
+		struct store_job *j = pick(st);
 
-		while (st->queue.head == NULL && !st->stopping)
+		if (j == NULL) {
+			if (st->stopping && st->queue.head == NULL)
+				break; /* stopping, and nothing left to run */
 			pthread_cond_wait(&st->cv, &st->mu);
-		j = list_pop(&st->queue);
-		if (j == NULL)
-			break; /* stopping, and nothing left to run */
+			continue;
+		}
 		pthread_mutex_unlock(&st->mu);
 
 		j->err[0] = '\0';
-		j->rc = j->fn(st->db, j->ud, j->err, sizeof(j->err));
+		j->rc = j->fn(db, j->ud, j->err, sizeof(j->err));
 
 		pthread_mutex_lock(&st->mu);
-		list_push(&st->done, j);
+		unlink_running(st, j);
+		done_insert(&st->done, j);
+		/* What waited for this job may start now. */
+		pthread_cond_broadcast(&st->cv);
 		pthread_mutex_unlock(&st->mu);
 		wake_loop(st);
 		pthread_mutex_lock(&st->mu);
@@ -109,21 +203,24 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-/* Runs the done callbacks of every finished job, in submission order. */
+/* Runs the done callbacks of the finished jobs that every earlier job
+ * finished before, in submission order. */
 static void run_dones(struct store *st)
 {
 	struct job_list l;
 	struct store_job *j;
 
+	list_init(&l);
 	pthread_mutex_lock(&st->mu);
-	l = st->done;
-	list_init(&st->done);
-	if (l.head == NULL)
-		l.tail = &l.head;
+	while (st->done.head != NULL && st->done.head->seq == st->next_done) {
+		list_push(&l, list_pop(&st->done));
+		st->next_done++;
+	}
 	pthread_mutex_unlock(&st->mu);
 	while ((j = list_pop(&l)) != NULL) {
 		if (j->done != NULL)
 			j->done(j->ud, j->rc, j->err);
+		free(j->key);
 		free(j);
 	}
 }
@@ -146,12 +243,14 @@ struct store *store_start(struct event_base *base, struct store_db *db)
 	int fds[2] = {-1, -1};
 	sigset_t all, old;
 	bool mu = false, cv = false;
-	int prc;
+	unsigned want;
+	int prc = 0;
 
 	if (st == NULL)
 		goto fail;
 	st->base = base;
-	st->db = db;
+	st->db[0] = db;
+	st->nworkers = 1;
 	st->wake_r = st->wake_w = -1;
 	list_init(&st->queue);
 	list_init(&st->done);
@@ -171,16 +270,49 @@ struct store *store_start(struct event_base *base, struct store_db *db)
 	if (st->ev == NULL || event_add(st->ev, NULL) != 0)
 		goto fail;
 
-	/* Signals are the loop's business: the thread starts with all of
-	 * them blocked so none is delivered to it. */
+	/* The pool's other connections; fewer work too. */
+	want = store_db_pool_size(db);
+	if (want > MAX_WORKERS)
+		want = MAX_WORKERS;
+	while (st->nworkers < want) {
+		char err[600];
+
+		if (store_db_open_again(db, &st->db[st->nworkers], err, sizeof(err)) != FG_OK) {
+			log_warn("store", "%u of %u store connections: %s", st->nworkers, want,
+				 err);
+			break;
+		}
+		st->nworkers++;
+	}
+
+	/* Signals are the loop's business: the threads start with all of
+	 * them blocked so none is delivered to them. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	prc = pthread_create(&st->thread, NULL, thread_main, st);
+	for (; st->started < st->nworkers; st->started++) {
+		struct worker_arg *wa = malloc(sizeof(*wa));
+
+		prc = wa == NULL ? ENOMEM : 0;
+		if (wa != NULL) {
+			*wa = (struct worker_arg){st, st->started};
+			prc = pthread_create(&st->thread[st->started], NULL, thread_main, wa);
+			if (prc != 0)
+				free(wa);
+		}
+		if (prc != 0)
+			break;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (prc != 0) {
+	if (st->started == 0) {
 		log_error("store", "cannot start the store thread: %s", strerror(prc));
 		goto fail;
 	}
+	if (st->started < st->nworkers)
+		log_warn("store", "%u of %u store threads started: %s", st->started, st->nworkers,
+			 strerror(prc));
+	else if (st->started > 1)
+		log_info("store", "%u connections: jobs of different users run side by side",
+			 st->started);
 	return st;
 
 fail:
@@ -195,12 +327,16 @@ fail:
 			pthread_cond_destroy(&st->cv);
 		if (mu)
 			pthread_mutex_destroy(&st->mu);
+		/* db stays the caller's; the others were ours. */
+		for (unsigned i = 1; i < st->nworkers; i++)
+			store_db_close(&st->db[i]);
 		free(st);
 	}
 	return NULL;
 }
 
-int store_submit(struct store *st, store_job_fn job, store_done_fn done, void *ud)
+int store_submit_keyed(struct store *st, const char *key, store_job_fn job, store_done_fn done,
+		       void *ud)
 {
 	struct store_job *j;
 
@@ -209,44 +345,64 @@ int store_submit(struct store *st, store_job_fn job, store_done_fn done, void *u
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
 		return FG_NOMEM;
+	if (key != NULL && (j->key = strdup(key)) == NULL) {
+		free(j);
+		return FG_NOMEM;
+	}
 	j->fn = job;
 	j->done = done;
 	j->ud = ud;
 	pthread_mutex_lock(&st->mu);
 	if (st->stopping) {
-		/* A done callback run by store_stop(): the thread is going. */
+		/* A done callback run by store_stop(): the threads are going. */
 		pthread_mutex_unlock(&st->mu);
+		free(j->key);
 		free(j);
 		return FG_ERR;
 	}
+	j->seq = st->next_seq++;
 	list_push(&st->queue, j);
-	pthread_cond_signal(&st->cv);
+	pthread_cond_broadcast(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	return FG_OK;
+}
+
+int store_submit(struct store *st, store_job_fn job, store_done_fn done, void *ud)
+{
+	return store_submit_keyed(st, NULL, job, done, ud);
+}
+
+unsigned store_workers(const struct store *st)
+{
+	return st->started;
 }
 
 void store_stop(struct store **pst)
 {
 	struct store *st = *pst;
-	int prc;
 
 	if (st == NULL)
 		return;
 	pthread_mutex_lock(&st->mu);
 	st->stopping = true;
-	pthread_cond_signal(&st->cv);
+	pthread_cond_broadcast(&st->cv);
 	pthread_mutex_unlock(&st->mu);
-	/* The thread empties the queue before it sees stopping. */
-	prc = pthread_join(st->thread, NULL);
-	if (prc != 0)
-		log_error("store", "cannot join the store thread: %s", strerror(prc));
+	/* The threads empty the queue before they see stopping. */
+	for (unsigned i = 0; i < st->started; i++) {
+		int prc = pthread_join(st->thread[i], NULL);
+
+		if (prc != 0)
+			log_error("store", "cannot join a store thread: %s", strerror(prc));
+	}
 	run_dones(st);
+	assert(st->done.head == NULL && st->queue.head == NULL && st->running == NULL);
 	event_free(st->ev);
 	close(st->wake_r);
 	close(st->wake_w);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
-	store_db_close(&st->db);
+	for (unsigned i = 0; i < st->nworkers; i++)
+		store_db_close(&st->db[i]);
 	free(st);
 	*pst = NULL;
 }

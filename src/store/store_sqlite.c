@@ -416,6 +416,11 @@ void store_db_close(struct store_db **pdb)
 	*pdb = NULL;
 }
 
+unsigned store_db_pool_size(const struct store_db *db)
+{
+	return db->backend == STORE_POSTGRESQL ? db->pool_size : 1;
+}
+
 int store_db_schema_version(struct store_db *db)
 {
 	return db->version;
@@ -1087,16 +1092,21 @@ static int add_action(json_t *arr, size_t *used, size_t *more, const char *a, co
 	char buf[600];
 	json_t *v;
 
+	size_t len = 3; /* quotes and a comma */
+
 	snprintf(buf, sizeof(buf), "%s%s%s", a, b != NULL ? " " : "", b != NULL ? b : "");
-	/* Escaped, a character takes at most 6 bytes, plus quotes and a comma. */
-	if (*used + strlen(buf) * 6 + 3 > NOTIFY_MAX) {
+	/* As jansson writes it: UTF-8 as it is, " and \ escaped in 2 bytes,
+	 * other controls in 6. */
+	for (const unsigned char *c = (const unsigned char *)buf; *c != '\0'; c++)
+		len += *c == '"' || *c == '\\' ? 2 : *c < 0x20 ? 6 : 1;
+	if (*used + len > NOTIFY_MAX) {
 		(*more)++;
 		return FG_OK;
 	}
 	v = json_string(buf);
 	if (v == NULL || json_array_append_new(arr, v) != 0)
 		return FG_NOMEM;
-	*used += strlen(buf) * 6 + 3;
+	*used += len;
 	return FG_OK;
 }
 
@@ -1104,7 +1114,8 @@ static char *config_payload(const struct store_db *db, const struct store_op *op
 			    const struct audit_entry *audit, size_t naudit)
 {
 	json_t *o = json_object(), *arr = json_array();
-	size_t used = 200 + strlen(db->node) * 6, more = 0;
+	/* node (a host name or [cluster] node: no escapes) and the rest. */
+	size_t used = 100 + strlen(db->node), more = 0;
 	int rc = o != NULL && arr != NULL ? FG_OK : FG_NOMEM;
 	char *text = NULL;
 

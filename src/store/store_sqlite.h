@@ -50,6 +50,9 @@ struct store_target store_target_of(const struct fg_conf *conf);
 /* Another handle on the same database (a connection of the pool); SQLite
  * gets a handle on the same file. */
 int store_db_open_again(struct store_db *db, struct store_db **out, char *err, size_t errlen);
+/* Connections the daemon's store should keep: [store] pool_size on
+ * PostgreSQL, 1 on SQLite. */
+unsigned store_db_pool_size(const struct store_db *db);
 /* The target's dsn with the value of password= replaced by "***", into buf. */
 void store_dsn_masked(const char *dsn, char *buf, size_t len);
 /* The dsn without its password into buf, the password (percent-encoding

@@ -294,7 +294,7 @@ static void save(struct xmpp_server *srv, const char *owner, struct blocking_req
 	}
 	j->req = *req;
 	memset(req, 0, sizeof(*req));
-	if (store_submit(srv->store, save_run, save_done, j) != FG_OK) {
+	if (store_submit_keyed(srv->store, j->owner, save_run, save_done, j) != FG_OK) {
 		log_error("blocking", "cannot save the blocklist of %s: the store is not running",
 			  owner);
 		save_done(j, FG_OK, NULL);

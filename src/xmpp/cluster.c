@@ -955,6 +955,18 @@ void cluster_stop(struct xmpp_server *srv)
 	struct cluster *cl = srv->cluster;
 	if (!cl)
 		return;
+	/* Last words, when the link is up: this node's heartbeat key goes, so
+	 * a survivor forgets it at its next tick (within a heartbeat, not
+	 * node_timeout) and routes what is still in its stream. */
+	if (redis_up(cl->cmd)) {
+		redisContext *rc = redis_connect_sync(srv->conf->cluster_redis, 1000);
+		redisReply *r =
+			rc && !rc->err ? redisCommand(rc, "DEL fg:alive:%s", cl->self) : NULL;
+		if (r)
+			log_info("cluster", "node %s leaves the cluster", cl->self);
+		freeReplyObject(r);
+		redisFree(rc);
+	}
 	srv->cluster = NULL;
 	srv->cluster_session = NULL;
 	srv->cluster_elsewhere = NULL;

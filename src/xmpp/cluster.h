@@ -29,9 +29,11 @@
  * the reaper takes the whole stream of a dead node and removes the node
  * in one script, then routes every entry again. So a stanza forwarded to a
  * node that dies reaches the user's new session, offline storage or its
- * sender as an error; it may arrive twice. What a node held only in its
- * own memory (a client's unacknowledged stream-management queue, an
- * outbound s2s queue, an XADD still in its socket buffer) dies with it.
+ * sender as an error; it may arrive twice. A copy a client with stream
+ * management holds settles its entry only when the client acknowledges it
+ * (xmpp.h, cluster_entry). What a node held only in its own memory
+ * (stanzas between its own users not acknowledged, an outbound s2s
+ * queue, an XADD still in its socket buffer) dies with it.
  *
  * Outbound s2s: each node opens its own stream for each (local, remote)
  * pair it needs (no extra hop; a partner's failure does not move traffic

@@ -559,7 +559,7 @@ static void query(struct xmpp_server *srv, struct session *own, struct xml_node 
 		else
 			m->writing = true;
 	}
-	if (store_submit(srv->store, query_run, query_done, j) != FG_OK) {
+	if (store_submit_keyed(srv->store, j->owner, query_run, query_done, j) != FG_OK) {
 		j->iq = NULL;
 		query_job_free(j);
 		refuse(srv, own, iq, "wait", "internal-server-error", "the store is not running");
@@ -656,7 +656,7 @@ static void prefs(struct xmpp_server *srv, struct session *own, struct xml_node 
 		return;
 	}
 	j->base->iq = iq;
-	if (store_submit(srv->store, prefs_run, prefs_done, j) != FG_OK) {
+	if (store_submit_keyed(srv->store, j->base->owner, prefs_run, prefs_done, j) != FG_OK) {
 		j->base->iq = NULL;
 		mam_prefs_clear(&j->p);
 		query_job_free(j->base);

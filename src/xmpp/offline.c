@@ -122,7 +122,7 @@ void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *us
 	j->at_ms = at;
 	if (++srv->offline_in_flight > OFFLINE_IN_FLIGHT_MAX)
 		xmpp_hold_feeder(srv, &srv->offline_in_flight);
-	if (store_submit(srv->store, add_run, add_done, j) != FG_OK)
+	if (store_submit_keyed(srv->store, j->user, add_run, add_done, j) != FG_OK)
 		add_done(j, FG_ERR, "the store is not running");
 }
 
@@ -201,7 +201,7 @@ void offline_deliver(struct xmpp_server *srv, struct session *c)
 		return;
 	}
 	j->srv = srv;
-	if (store_submit(srv->store, take_run, take_done, j) != FG_OK) {
+	if (store_submit_keyed(srv->store, j->user, take_run, take_done, j) != FG_OK) {
 		free(j->user);
 		free(j->full);
 		free(j);

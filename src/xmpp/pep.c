@@ -643,7 +643,7 @@ static void job_done(void *ud, int rc, const char *err)
 /* Queues j, or answers its iq (if any) and frees it. */
 static void submit(struct xmpp_server *srv, struct pep_job *j)
 {
-	if (srv->store && store_submit(srv->store, job_run, job_done, j) == FG_OK)
+	if (srv->store && store_submit_keyed(srv->store, j->owner, job_run, job_done, j) == FG_OK)
 		return;
 	if (j->iq) {
 		struct xml_node *iq = j->iq;

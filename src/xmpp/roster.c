@@ -322,7 +322,7 @@ static void save(struct xmpp_server *srv, const char *user, const struct roster_
 		j->approved = it->approved;
 		j->hidden = roster_hidden(it);
 	}
-	if (!srv->store || store_submit(srv->store, save_run, save_done, j) != FG_OK)
+	if (!srv->store || store_submit_keyed(srv->store, j->user, save_run, save_done, j) != FG_OK)
 		goto oom;
 	return;
 oom:

@@ -267,7 +267,7 @@ static void vcard(struct xmpp_server *srv, struct session *own, struct xml_node 
 		run = vcard_put_run;
 	}
 	j->iq = iq;
-	if (store_submit(srv->store, run, vcard_done, j) != FG_OK) {
+	if (store_submit_keyed(srv->store, j->user, run, vcard_done, j) != FG_OK) {
 		j->iq = NULL;
 		vcard_job_free(j);
 		refuse(srv, own, iq, "wait", "internal-server-error", "the store is not running");

@@ -37,7 +37,19 @@ class Fedgate:
         text = re.sub(r"(?m)^s2s = .*$", f"s2s = {addr}:5269", text)
         text = re.sub(r"(?m)^c2s = .*$", f"c2s = {addr}:5222", text)
         text = re.sub(r"(?m)^admin = .*$", f"admin = {addr}:5280", text)
-        for section, lines in (extra or {}).items():
+        extra = dict(extra or {})
+        pg = os.environ.get("FG_TEST_PG")
+        if pg and "store" not in extra:
+            # Under tests/unit/pg_run.sh: the daemon keeps its store in a
+            # database of its own on that throwaway server, with a pool.
+            Fedgate.pg_count = getattr(Fedgate, "pg_count", 0) + 1
+            db = f"fge2e_{os.getpid()}_{Fedgate.pg_count}"
+            out = subprocess.run(["psql", f"{pg} dbname=postgres", "-qAtc",
+                                  f"CREATE DATABASE {db}"], capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
+            extra["store"] = {"backend": "postgresql", "dsn": f"{pg} dbname={db}",
+                              "pool_size": "4"}
+        for section, lines in extra.items():
             block = "".join(f"{k} = {v}\n" for k, v in lines.items())
             if f"[{section}]\n" not in text:
                 text += f"\n[{section}]\n"

@@ -6,6 +6,10 @@ becomes of every stanza when a node is killed, and when Redis goes away.
     is delivered to her on n1, stored offline (she reads it on n2 after
     signing in again, with its delay stamp), or bounced to bob -- none is
     lost; duplicates are possible (at least once) and printed;
+  - a control panel session made on one node works on every node;
+  - a dialback key made on n1 (its outbound stream) verifies on n3 (the
+    authoritative server a partner may reach through SRV): the secret is
+    the store's, shared by every node;
   - Redis stopped and started while bob sends to alice across nodes: what
     each node logs and says in status, each message delivered or bounced
     with the reason, traffic flowing again after Redis is back without a
@@ -15,12 +19,16 @@ The figures are printed for the record (pytest -s shows them); the
 assertions are on the counts, not on times.
 """
 import re
+import socket
+import subprocess
 import time
 
 import pytest
 
 from c2sclient import Client
 from cluster import ClusterBed, wait_until
+from fgtest import FEDGATE, NS_STREAM, Peer
+from webclient import Client as Web
 
 NS_SM = "urn:xmpp:sm:3"
 NS_DELAY = "urn:xmpp:delay"
@@ -153,9 +161,11 @@ def test_kill_node_during_1000_messages(bed):
     sent_at = time.time()
     # n1 is forgotten by a survivor; what was forwarded to it is routed
     # again (stored offline: alice has no session now).
-    wait_until(lambda: "n1" not in nodes_seen(n2), timeout=30)
-    forgotten = [ln for fg in (n2, n3) for ln in cluster_lines(fg) if "node n1 forgotten" in ln]
+    def forgotten_lines():
+        return [ln for fg in (n2, n3) for ln in cluster_lines(fg) if "node n1 forgotten" in ln]
+    forgotten = wait_until(forgotten_lines, timeout=30)
     assert forgotten, bed.logs()
+    assert "n1" not in nodes_seen(n2)
     # the bounces have arrived, the reaper's offline writes are committed
     for _ in range(100):
         bob.pump(0.02)
@@ -255,3 +265,90 @@ def test_redis_stopped_and_started_during_traffic(bed):
         assert log.count("the cluster link is back") == 1, log
     alice.close()
     bob.close()
+
+
+def test_panel_session_on_every_node(daemons):
+    """Signed in on n1's panel, the same cookie is good on n2 and n3 (a
+    load balancer may send the browser anywhere); a forged one is not."""
+    pw = "correct horse battery"
+    bed = ClusterBed(daemons, users=USERS, prosody=False, extra=FAST,
+                     admins={"root": ("administrator", pw)}).start()
+    n1, n2, n3 = bed.nodes
+    web = Web(f"http://{n1.addr}:5280")
+    assert web.signin("root", pw).status == 303
+    sid = web.cookie("fg_session")
+    assert sid and sid.startswith("c.root."), sid
+    for fg in (n2, n3):
+        other = Web(f"http://{fg.addr}:5280")
+        page = other.get("/status", headers={"Cookie": f"fg_session={sid}"})
+        assert page.status == 200 and "Sign out" in page.text, (fg.name, page.status)
+        # its CSRF token is the same on every node: a form posted here works
+        r = other.post("/signout", form={"csrf": page.csrf()},
+                       headers={"Cookie": f"fg_session={sid}"})
+        assert r.status == 303, (fg.name, r.status, r.text)
+    forged = sid[:-1] + ("0" if sid[-1] != "0" else "1")
+    page = Web(f"http://{n3.addr}:5280").get("/status",
+                                             headers={"Cookie": f"fg_session={forged}"})
+    assert page.status in (302, 303) or "Sign out" not in page.text, page.status
+    print(f"\npanel session made on n1 used on n2 and n3: {sid[:12]}...")
+
+
+FAKE = "127.0.0.41"
+NS_DB = "jabber:server:dialback"
+
+
+def test_dialback_key_made_on_n1_verifies_on_n3(daemons):
+    """n1 opens its own stream to fake.test and sends a dialback key; the
+    partner asks n3, as it would after an SRV lookup, and n3 says valid
+    (and invalid for a key that is not ours)."""
+    bed = ClusterBed(daemons, users=USERS, prosody=False, extra=FAST,
+                     partners=[("fake.test", "--tls", "not-supported", "--sasl",
+                                "not-supported", "--dialback", "true", "--proxy-fqdn",
+                                f"{FAKE}:5269", "--partner-type", "federated")]).start()
+    n1, n2, n3 = bed.nodes
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((FAKE, 5269))
+    lsock.listen(4)
+    lsock.settimeout(15)
+    testim = subprocess.Popen([FEDGATE, "test-im", "--wait", "0", "--to", "x@fake.test",
+                               "-c", n1.conf], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        sock, _ = lsock.accept()
+        out = Peer.__new__(Peer)
+        out.sock, out.closed = sock, False
+        out.reset_parser()
+        header = out.wait_header()
+        assert header is not None and header.get("from") == "contoso.test", header
+        out.send(f"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                 f"xmlns:stream='{NS_STREAM}' xmlns:db='{NS_DB}' from='fake.test' "
+                 f"to='contoso.test' id='fake-stream-n1' version='1.0'><stream:features>"
+                 "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
+                 "</stream:features>")
+        el = out.next_element(10)
+        assert el is not None and el != "close" and el.tag == f"{{{NS_DB}}}result", el
+        key = el.text
+        assert key
+
+        def verify(k):
+            auth = Peer(port=5269, host=n3.addr)
+            auth.open(to="contoso.test", frm="fake.test")
+            auth.wait_header()
+            auth.features()
+            auth.send(f"<db:verify xmlns:db='{NS_DB}' from='fake.test' to='contoso.test' "
+                      f"id='fake-stream-n1'>{k}</db:verify>")
+            ans = auth.next_element(10)
+            auth.close()
+            assert ans is not None and ans != "close" and ans.tag == f"{{{NS_DB}}}verify", ans
+            return ans.get("type")
+
+        assert verify(key) == "valid"
+        assert verify("0" * len(key)) == "invalid"
+        print(f"\ndialback key made by n1 for stream fake-stream-n1: valid on n3, a "
+              "forged one invalid")
+        out.close()
+    finally:
+        testim.kill()
+        testim.wait()
+        lsock.close()

@@ -944,6 +944,163 @@ static void stop_done(void *ud, int rc, const char *err)
 		j->ctx->resubmit_rc = store_submit(j->ctx->st, slow_fn, NULL, ud);
 }
 
+/* ---- keyed jobs (the pool) ---- */
+
+#define NKEYED 41
+
+struct kjob {
+	struct kctx *ctx;
+	int i;
+	const char *key; /* NULL: store_submit */
+	bool rendezvous; /* waits, bounded, until its partner job has started */
+	int partner;
+	bool met;
+};
+
+struct kctx {
+	struct event_base *base;
+	struct store *st;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct kjob jobs[NKEYED];
+	bool started[NKEYED], finished[NKEYED];
+	int running, max_running;
+	int bad; /* order violations seen by jobs */
+	char why[200];
+	int done_order[NKEYED], ndone;
+	bool rendezvous;
+};
+
+static int noop_audit(void *ud, long long id, const struct audit_entry *e)
+{
+	FG_UNUSED(ud);
+	FG_UNUSED(id);
+	FG_UNUSED(e);
+	return 0;
+}
+
+static int kjob_fn(struct store_db *db, void *ud, char *err, size_t errlen)
+{
+	struct kjob *j = ud;
+	struct kctx *c = j->ctx;
+
+	pthread_mutex_lock(&c->mu);
+	/* Everything it may depend on finished: each earlier job of its key,
+	 * each earlier barrier; a barrier, every earlier job, alone. */
+	for (int k = 0; k < j->i; k++) {
+		const struct kjob *e = &c->jobs[k];
+		bool dep = j->key == NULL || e->key == NULL || strcmp(e->key, j->key) == 0;
+
+		if (dep && !c->finished[k]) {
+			c->bad++;
+			snprintf(c->why, sizeof(c->why), "job %d started before job %d finished",
+				 j->i, k);
+		}
+	}
+	if (j->key == NULL && c->running != 0) {
+		c->bad++;
+		snprintf(c->why, sizeof(c->why), "barrier %d ran beside another job", j->i);
+	}
+	c->started[j->i] = true;
+	c->running++;
+	if (c->running > c->max_running)
+		c->max_running = c->running;
+	pthread_cond_broadcast(&c->cv);
+	if (j->rendezvous) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 10; /* a bound, not a measurement */
+		while (!c->started[j->partner] &&
+		       pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+			;
+		j->met = c->started[j->partner];
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	int rc = store_db_audit(db, 0, noop_audit, NULL, err, errlen);
+
+	pthread_mutex_lock(&c->mu);
+	c->running--;
+	c->finished[j->i] = true;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+static void kjob_done(void *ud, int rc, const char *err)
+{
+	struct kjob *j = ud;
+	struct kctx *c = j->ctx;
+
+	if (rc != FG_OK)
+		fail_msg("job %d: %s", j->i, err);
+	c->done_order[c->ndone++] = j->i;
+	if (c->ndone == NKEYED)
+		event_base_loopexit(c->base, NULL);
+}
+
+static void ksubmit(evutil_socket_t fd, short what, void *arg)
+{
+	struct kctx *c = arg;
+	static const char *const keys[] = {"alice@contoso.test", "bob@contoso.test",
+					   "carol@contoso.test"};
+
+	FG_UNUSED(fd);
+	FG_UNUSED(what);
+	for (int i = 0; i < NKEYED; i++) {
+		struct kjob *j = &c->jobs[i];
+
+		*j = (struct kjob){.ctx = c, .i = i, .key = i % 10 == 9 ? NULL : keys[i % 3]};
+		/* The first two jobs of two keys meet: proof of two at once. */
+		if (c->rendezvous && i < 2) {
+			j->rendezvous = true;
+			j->partner = 1 - i;
+		}
+		if (j->key == NULL)
+			assert_int_equal(store_submit(c->st, kjob_fn, kjob_done, j), FG_OK);
+		else
+			assert_int_equal(store_submit_keyed(c->st, j->key, kjob_fn, kjob_done, j),
+					 FG_OK);
+	}
+}
+
+static void test_keyed_jobs(void **state)
+{
+	struct tdir *t = *state;
+	static struct kctx c;
+	struct timeval zero = {0, 0};
+
+	memset(&c, 0, sizeof(c));
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_cond_init(&c.cv, NULL);
+	c.base = event_base_new();
+	assert_non_null(c.base);
+	c.st = store_start(c.base, open_ok(t));
+	assert_non_null(c.st);
+	/* SQLite: one worker; PostgreSQL: pool_size (2 in these tests). */
+	assert_int_equal(store_workers(c.st), test_pg() ? 2 : 1);
+	c.rendezvous = store_workers(c.st) > 1;
+	assert_int_equal(event_base_once(c.base, -1, EV_TIMEOUT, ksubmit, &c, &zero), 0);
+	assert_int_equal(event_base_dispatch(c.base), 0);
+	assert_int_equal(c.ndone, NKEYED);
+	if (c.bad != 0)
+		fail_msg("%d order violations, e.g. %s", c.bad, c.why);
+	for (int i = 0; i < NKEYED; i++)
+		assert_int_equal(c.done_order[i], i);
+	if (c.rendezvous) {
+		assert_true(c.jobs[0].met && c.jobs[1].met);
+		assert_int_equal(c.max_running, 2);
+	} else {
+		assert_int_equal(c.max_running, 1);
+	}
+	printf("%d keyed jobs and barriers on %u worker(s): at most %d at once, order kept\n",
+	       NKEYED, store_workers(c.st), c.max_running);
+	store_stop(&c.st);
+	event_base_free(c.base);
+	pthread_cond_destroy(&c.cv);
+	pthread_mutex_destroy(&c.mu);
+}
+
 static void test_stop_runs_pending(void **state)
 {
 	struct tdir *t = *state;
@@ -1022,6 +1179,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_unreadable_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keyed_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_runs_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_failure, setup, teardown),
 	};

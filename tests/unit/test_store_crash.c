@@ -1,7 +1,10 @@
-/* Crash safety of the SQLite store: a child process commits two large
- * partner sets in turn, forever, and is killed with SIGKILL at a random
- * moment; the store it leaves behind must hold exactly one of the two sets,
- * every record intact, and pass SQLite's integrity check. */
+/* Crash safety of the store: a child process commits two large partner
+ * sets in turn, forever, and is killed with SIGKILL at a random moment;
+ * the store it leaves behind must hold exactly one of the two sets, every
+ * record intact, and pass SQLite's integrity check. With FG_TEST_PG (run
+ * as unit.test_store_crash.pg) the same on PostgreSQL, where the server
+ * rolls back what the killed client left open, and no additional domain
+ * may be left without its partner. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +18,7 @@
 #include "log.h"
 #include "policy.h"
 #include "store_sqlite.h"
+#include "store_testdir.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -111,13 +115,27 @@ struct shared {
 	atomic_int ready;     /* the current writer has opened the store */
 };
 
+/* The database of this run on PostgreSQL ("" on SQLite). */
+static char pg_dsn[400];
+
+static int open_store(const char *path, struct store_db **db, char *err, size_t errlen)
+{
+	struct store_target t = {.backend = STORE_SQLITE, .path = path, .node = "crash"};
+
+	if (pg_dsn[0] != '\0') {
+		t.backend = STORE_POSTGRESQL;
+		t.dsn = pg_dsn;
+	}
+	return store_open(&t, db, err, errlen);
+}
+
 /* Never returns: commits A, B, A, ... until killed. */
 static void writer(const char *path, struct shared *sh)
 {
 	struct store_db *db = NULL;
 	char err[512];
 
-	if (store_db_open(path, &db, err, sizeof(err)) != FG_OK) {
+	if (open_store(path, &db, err, sizeof(err)) != FG_OK) {
 		fprintf(stderr, "child: %s\n", err);
 		_exit(2);
 	}
@@ -137,6 +155,18 @@ static void integrity_ok(const char *path)
 	sqlite3_stmt *s = NULL;
 	char got[256] = "";
 
+	if (pg_dsn[0] != '\0') {
+		PGconn *c = PQconnectdb(pg_dsn);
+		PGresult *r = PQexec(c, "SELECT count(*) FROM partner_domains d WHERE NOT EXISTS"
+					" (SELECT 1 FROM partners p WHERE p.domain = d.partner)");
+
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			fail_msg("orphan check: %s", PQerrorMessage(c));
+		assert_string_equal(PQgetvalue(r, 0, 0), "0");
+		PQclear(r);
+		PQfinish(c);
+		return;
+	}
 	assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
 	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL)
@@ -193,6 +223,14 @@ static void test_kill_during_commits(void **state)
 	atomic_init(&sh->ready, 0);
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/fedgate.db", dir);
+	if (test_pg()) {
+		char sql[96];
+
+		snprintf(sql, sizeof(sql), "CREATE DATABASE fgt_crash_%d", (int)getpid());
+		pg_admin(sql);
+		snprintf(pg_dsn, sizeof(pg_dsn), "%s dbname=fgt_crash_%d", getenv("FG_TEST_PG"),
+			 (int)getpid());
+	}
 	build(&set_a, 0);
 	build(&set_b, 1);
 
@@ -200,7 +238,7 @@ static void test_kill_during_commits(void **state)
 	 * long a commit takes here (fsync, ASan, a busy disk) sets the kill
 	 * window: up to four commits long, so kills land before, during and
 	 * between the writer's first commits, and B can be seen again. */
-	assert_int_equal(store_db_open(path, &db, err, sizeof(err)), FG_OK);
+	assert_int_equal(open_store(path, &db, err, sizeof(err)), FG_OK);
 	assert_int_equal(commit_set(db, &set_a, err, sizeof(err)), FG_OK);
 	double c0 = now_s();
 	assert_int_equal(commit_set(db, &set_b, err, sizeof(err)), FG_OK);
@@ -217,7 +255,8 @@ static void test_kill_during_commits(void **state)
 		bool ready;
 		pid_t pid;
 
-		/* No SQLite handle is open across fork(). */
+		/* No SQLite handle or PostgreSQL connection is open across
+		 * fork(). */
 		fflush(NULL);
 		pid = fork();
 		assert_true(pid >= 0);
@@ -240,7 +279,7 @@ static void test_kill_during_commits(void **state)
 			fail_msg("round %d: the writer stopped by itself (status %d)", round,
 				 status);
 
-		if (store_db_open(path, &db, err, sizeof(err)) != FG_OK)
+		if (open_store(path, &db, err, sizeof(err)) != FG_OK)
 			fail_msg("round %d: open: %s", round, err);
 		if (store_db_load(db, &pol, NULL, err, sizeof(err)) != FG_OK)
 			fail_msg("round %d: load: %s", round, err);
@@ -265,6 +304,13 @@ static void test_kill_during_commits(void **state)
 	release(&set_b);
 	munmap(sh, sizeof(*sh));
 	remove_dir(dir);
+	if (pg_dsn[0] != '\0') {
+		char sql[96];
+
+		snprintf(sql, sizeof(sql), "DROP DATABASE fgt_crash_%d WITH (FORCE)",
+			 (int)getpid());
+		pg_admin(sql);
+	}
 }
 
 int main(void)

@@ -222,6 +222,59 @@ static void *race(void *arg)
 }
 
 /* Four nodes start on one fresh database at once. */
+/* An import of many partners: PostgreSQL refuses a payload of 8000 bytes or
+ * more (and with it the commit), so the actions that do not fit are
+ * counted instead. */
+static void test_big_import_notifies(void **state)
+{
+	enum { N = 400 };
+	struct store_db *db = open_ok(*state);
+	PGconn *l = raw_pg();
+	PGresult *r = PQexec(l, "LISTEN fedgate_config");
+	struct partner *p[N];
+	struct audit_entry au[N];
+	char names[N][48], err[512] = "";
+	struct store_op op = {.kind = STORE_REPLACE_PARTNERS, .npartners = N};
+	struct partner *last = mk("last.test", NULL);
+	char *got[2];
+	json_error_t je;
+	json_t *j;
+
+	PQclear(r);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "partner-number-%03d.example.test", i);
+		p[i] = mk(names[i], NULL);
+		au[i] = (struct audit_entry){.who = "root",
+					     .iface = "import",
+					     .action = "partner set",
+					     .target = names[i]};
+	}
+	op.partners = (const struct partner *const *)p;
+	assert_int_equal(store_db_commit(db, &op, 1, au, N, err, sizeof(err)), FG_OK);
+	op = (struct store_op){.kind = STORE_PUT_PARTNER, .partner = last};
+	assert_int_equal(store_db_commit(db, &op, 1, NULL, 0, err, sizeof(err)), FG_OK);
+	op = (struct store_op){.kind = STORE_DELETE_PARTNER, .domain = "last.test"};
+	assert_int_equal(store_db_commit(db, &op, 1, NULL, 0, err, sizeof(err)), FG_OK);
+	assert_int_equal(collect(l, got, 2), 2);
+	assert_true(strlen(got[0]) < 8000);
+	j = json_loads(got[0], 0, &je);
+	assert_non_null(j);
+	size_t n = json_array_size(json_object_get(j, "actions"));
+	json_int_t more = json_integer_value(json_object_get(j, "more"));
+	printf("import of %d partners: one notification of %zu bytes, %zu actions + %lld more\n", N,
+	       strlen(got[0]), n, (long long)more);
+	assert_true(n > 0 && more > 0);
+	assert_int_equal(n + (size_t)more, N);
+	json_decref(j);
+	free(got[0]);
+	free(got[1]);
+	for (int i = 0; i < N; i++)
+		partner_free(&p[i]);
+	partner_free(&last);
+	PQfinish(l);
+	store_db_close(&db);
+}
+
 static void test_nodes_start_together(void **state)
 {
 	struct tdir *t = *state;
@@ -334,6 +387,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_refused_change_untouched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_notifies_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_import_notifies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nodes_start_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_connection, setup, teardown),
 		cmocka_unit_test(test_dsn_masked),
