@@ -627,10 +627,10 @@ static void on_xadd(struct redis *rd, void *ud, redisReply *r)
 	} else if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && arrival) {
 		/* The node was forgotten meanwhile: its sessions left the
 		 * registry, so the router finds where the stanza goes now. */
-		char full_prefix[CREG_NODE_MAX];
-		snprintf(full_prefix, sizeof(full_prefix), "%s", f->node);
-		log_info("cluster", "node %s is gone: a stanza for it is routed again",
-			 full_prefix);
+		log_info("cluster", "node %s is gone: a stanza for it is routed again", f->node);
+		/* Forgotten here too at once, so the stanza does not go back
+		 * to it before the registry channel says so. */
+		creg_drop_node(cl->reg, f->node);
 		cl->rerouted++;
 		cl->srv->route(cl->srv, f->st);
 		f->st = NULL;
