@@ -325,6 +325,11 @@ static void node_forget(struct node_seen *n)
 	n->s2s = n->failures = NULL;
 }
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct node_seen *)a)->name, ((const struct node_seen *)b)->name);
+}
+
 static void on_mget(struct redis *rd, void *ud, redisReply *r)
 {
 	(void)rd;
@@ -370,6 +375,8 @@ static void on_mget(struct redis *rd, void *ud, redisReply *r)
 	for (size_t k = 0; k < nold; k++)
 		node_forget(&old[k]);
 	cl->nnodes = keep;
+	/* status lists them in name order, not Redis's set order */
+	qsort(cl->nodes, keep, sizeof(cl->nodes[0]), by_name);
 }
 
 static void on_members(struct redis *rd, void *ud, redisReply *r)
