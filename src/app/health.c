@@ -1357,16 +1357,7 @@ static void check_cluster(struct report *r, const struct fg_conf *c)
 		finding(r, LV_ERR, "set [cluster] redis = HOST:PORT or unix:PATH", "%s", err);
 		return;
 	}
-	struct timeval tv = {2, 0};
-	redisContext *rc = NULL;
-	if (strncmp(addr, "unix:", 5) == 0) {
-		rc = redisConnectUnixWithTimeout(addr + 5, tv);
-	} else {
-		char host[256];
-		const char *colon = strrchr(addr, ':');
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-		rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-	}
+	redisContext *rc = redis_connect_sync(addr, 2000);
 	redisReply *pong = rc && !rc->err ? redisCommand(rc, "PING") : NULL;
 	if (pong && pong->type == REDIS_REPLY_STATUS)
 		finding(r, LV_OK, NULL, "[cluster] redis %s answers", addr);

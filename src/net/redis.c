@@ -288,6 +288,25 @@ int redis_subscribe(struct redis *rd, const char *channel, redis_reply_fn cb, vo
 		       : FG_ERR;
 }
 
+redisContext *redis_connect_sync(const char *addr, unsigned timeout_ms)
+{
+	char err[300];
+	if (redis_addr_check(addr, err, sizeof(err)) != FG_OK)
+		return NULL;
+	struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
+	if (strncmp(addr, "unix:", 5) == 0)
+		return redisConnectUnixWithTimeout(addr + 5, tv);
+	const char *colon = strrchr(addr, ':');
+	char host[256];
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+	size_t n = strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	return redisConnectWithTimeout(host, atoi(colon + 1), tv);
+}
+
 void redis_reset(struct redis *rd)
 {
 	if (rd && rd->ac)

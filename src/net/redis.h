@@ -41,6 +41,10 @@ int redis_cmd(struct redis *rd, redis_reply_fn cb, void *ud, const char *fmt, ..
  * ["subscribe", channel, 1]) and NULL when the link goes; subscribe again
  * after the state callback says up. */
 int redis_subscribe(struct redis *rd, const char *channel, redis_reply_fn cb, void *ud);
+/* A blocking connection to addr with a timeout, for what runs outside the
+ * loop (`fedgate check`, a node's last words at shutdown): NULL, or a
+ * context whose err says why; the caller frees it (redisFree). */
+redisContext *redis_connect_sync(const char *addr, unsigned timeout_ms);
 /* Drops the link now (as if the server went away) and reconnects later:
  * for a reply that shows the connection cannot be trusted. */
 void redis_reset(struct redis *rd);

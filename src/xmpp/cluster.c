@@ -325,6 +325,11 @@ static void node_forget(struct node_seen *n)
 	n->s2s = n->failures = NULL;
 }
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct node_seen *)a)->name, ((const struct node_seen *)b)->name);
+}
+
 static void on_mget(struct redis *rd, void *ud, redisReply *r)
 {
 	(void)rd;
@@ -370,6 +375,8 @@ static void on_mget(struct redis *rd, void *ud, redisReply *r)
 	for (size_t k = 0; k < nold; k++)
 		node_forget(&old[k]);
 	cl->nnodes = keep;
+	/* status lists them in name order, not Redis's set order */
+	qsort(cl->nodes, keep, sizeof(cl->nodes[0]), by_name);
 }
 
 static void on_members(struct redis *rd, void *ud, redisReply *r)
@@ -955,6 +962,18 @@ void cluster_stop(struct xmpp_server *srv)
 	struct cluster *cl = srv->cluster;
 	if (!cl)
 		return;
+	/* Last words, when the link is up: this node's heartbeat key goes, so
+	 * a survivor forgets it at its next tick (within a heartbeat, not
+	 * node_timeout) and routes what is still in its stream. */
+	if (redis_up(cl->cmd)) {
+		redisContext *rc = redis_connect_sync(srv->conf->cluster_redis, 1000);
+		redisReply *r =
+			rc && !rc->err ? redisCommand(rc, "DEL fg:alive:%s", cl->self) : NULL;
+		if (r)
+			log_info("cluster", "node %s leaves the cluster", cl->self);
+		freeReplyObject(r);
+		redisFree(rc);
+	}
 	srv->cluster = NULL;
 	srv->cluster_session = NULL;
 	srv->cluster_elsewhere = NULL;

@@ -323,6 +323,9 @@ static void test_registry_and_heartbeat(void **state)
 	session_free(&s);
 	wc.want = "";
 	assert_true(xfx_run_until(&st->fx, hget_is, &wc, XFX_WAIT_MS));
+	/* A node that stops says so: its heartbeat key goes at once. */
+	cluster_stop(&st->fx.srv);
+	assert_string_equal(cmd_str(st, buf, sizeof(buf), "GET fg:alive:n1"), "");
 }
 
 /* A message for a full JID on another node goes into that node's stream
