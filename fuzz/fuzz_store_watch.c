@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	CHECK(n.node && n.node[0] && strlen(n.node) <= STORE_WATCH_MAX_NODE && clean(n.node));
-	CHECK(n.at_ms >= 0 && n.nactions <= STORE_WATCH_MAX_ACTIONS);
+	CHECK(n.at_ms >= 0 && n.more >= 0 && n.nactions <= STORE_WATCH_MAX_ACTIONS);
 	for (size_t i = 0; i < n.nactions; i++)
 		CHECK(n.actions[i][0] && strlen(n.actions[i]) <= STORE_WATCH_MAX_ACTION &&
 		      clean(n.actions[i]));

@@ -9,6 +9,7 @@
 #include <gsasl.h>
 #include <idn2.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <sodium.h>
@@ -44,6 +45,11 @@ void version_print(FILE *f)
 	line(f, "libevent", event_get_version(), LIBEVENT_VERSION);
 	line(f, "OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING), OPENSSL_VERSION_STR);
 	line(f, "SQLite", sqlite3_libversion(), SQLITE_VERSION);
+	/* 150018 = 15.18; libpq's headers carry no version to compare. */
+	char pq[32];
+	int v = PQlibVersion();
+	snprintf(pq, sizeof(pq), "%d.%d", v / 10000, v % 10000);
+	line(f, "libpq", pq, NULL);
 #if JANSSON_VERSION_HEX >= 0x020d00
 	line(f, "jansson", jansson_version_str(), JANSSON_VERSION);
 #else

@@ -44,6 +44,8 @@ struct job_list {
 /* Workers: one on SQLite (one writer at a time anyway), [store] pool_size
  * on PostgreSQL, each with a connection of its own. */
 #define MAX_WORKERS 64
+/* How far into the queue a free worker looks for a job it may start. */
+#define LOOKAHEAD 64
 
 struct store {
 	struct event_base *base;
@@ -120,10 +122,17 @@ static struct store_job *pick(struct store *st)
 {
 	struct store_job **p, *j;
 
+	unsigned depth = 0;
+
 	if (st->barrier_running)
 		return NULL;
 	for (p = &st->queue.head; (j = *p) != NULL; p = &j->next) {
 		bool busy = false;
+
+		/* A look-ahead window: a long queue of one user's jobs costs a
+		 * bounded scan; what lies beyond waits its turn. */
+		if (++depth > LOOKAHEAD)
+			return NULL;
 
 		if (j->key == NULL) {
 			if (j != st->queue.head || st->running != NULL)

@@ -5,7 +5,8 @@
  * which connection they were prepared on). Inside a transaction every
  * write runs under a savepoint, so that a refused row (a constraint) leaves
  * the transaction usable, as it is on SQLite: the callers look up who holds
- * a domain after an insert failed, inside the same transaction.
+ * a domain after an insert failed, inside the same transaction. SAVEPOINT,
+ * the write and RELEASE go in one round trip (pipeline mode).
  *
  * A connection that broke is not repaired in the middle of a transaction
  * (what was written before is gone with it): the transaction fails, and the
@@ -189,6 +190,12 @@ static void set_msg(struct pg_conn *p, const char *m)
 		p->msg[--n] = '\0';
 }
 
+static void quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static int pg_connect(struct store_db *db)
 {
 	struct pg_conn *p = db->pg;
@@ -213,8 +220,9 @@ static int pg_connect(struct store_db *db)
 		p->c = NULL;
 		return SDB_UNREACHABLE;
 	}
-	/* Notices (e.g. "relation already exists, skipping") are not ours. */
-	PQsetNoticeProcessor(p->c, NULL, NULL);
+	/* Notices (e.g. "relation already exists, skipping") are not ours
+	 * to print on the daemon's stderr. */
+	PQsetNoticeProcessor(p->c, quiet, NULL);
 	return SDB_OK;
 }
 
@@ -501,13 +509,85 @@ static int step_txn(struct store_stmt *s)
 	}
 }
 
+/* A write inside a transaction: SAVEPOINT, the statement and RELEASE in
+ * one round trip (libpq's pipeline mode) instead of three. The statement's
+ * result, or NULL with *src set; when the statement failed, the
+ * transaction is rolled back to the savepoint and stays usable. */
+static PGresult *exec_savepointed(struct pg_conn *p, struct store_stmt *s, int *src)
+{
+	PGresult *res = NULL, *r;
+	int seen = 0, nulls = 0, bad = SDB_OK;
+	bool synced = false;
+
+	*src = SDB_OK;
+	if (PQenterPipelineMode(p->c) != 1 ||
+	    PQsendQueryParams(p->c, "SAVEPOINT fg", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(p->c, s->name, s->nparams, (const char *const *)s->val, NULL, NULL,
+				0) != 1 ||
+	    PQsendQueryParams(p->c, "RELEASE SAVEPOINT fg", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQpipelineSync(p->c) != 1) {
+		*src = src_from_result(p, NULL);
+		if (*src == SDB_UNREACHABLE || PQpipelineStatus(p->c) != PQ_PIPELINE_OFF)
+			p->broken_txn = true;
+		return NULL;
+	}
+	/* One result per command (each followed by a NULL), then the sync;
+	 * after a failure, the commands behind it answer "aborted". */
+	while (!synced) {
+		ExecStatusType st;
+
+		r = PQgetResult(p->c);
+		if (r == NULL) {
+			if (!conn_ok(p) || ++nulls > 4)
+				break;
+			continue;
+		}
+		nulls = 0;
+		st = PQresultStatus(r);
+		if (st == PGRES_PIPELINE_SYNC) {
+			synced = true;
+		} else if (seen++ == 1 && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+			res = r;
+			r = NULL;
+		} else if (st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED &&
+			   bad == SDB_OK) {
+			bad = src_from_result(p, r);
+		}
+		PQclear(r);
+	}
+	if (!synced || PQexitPipelineMode(p->c) != 1) {
+		/* The connection went (or libpq lost its place): the
+		 * transaction cannot go on. */
+		PQclear(res);
+		*src = bad != SDB_OK ? bad : src_from_result(p, NULL);
+		if (*src != SDB_UNREACHABLE)
+			*src = SDB_ERROR;
+		p->broken_txn = true;
+		return NULL;
+	}
+	if (bad == SDB_OK && res != NULL)
+		return res;
+	PQclear(res);
+	*src = bad != SDB_OK ? bad : SDB_ERROR;
+	if (*src == SDB_UNREACHABLE) {
+		p->broken_txn = true;
+		return NULL;
+	}
+	char keep[sizeof(p->msg)];
+
+	memcpy(keep, p->msg, sizeof(keep));
+	if (exec_cmd(p, "ROLLBACK TO SAVEPOINT fg") != SDB_OK)
+		p->broken_txn = true;
+	memcpy(p->msg, keep, sizeof(keep));
+	return NULL;
+}
+
 static int execute(struct store_stmt *s)
 {
 	struct store_db *db = s->db;
 	struct pg_conn *p = db->pg;
 	PGresult *res;
 	int src;
-	bool sp = false;
 
 	if (!conn_ok(p)) {
 		if (p->in_txn) {
@@ -532,35 +612,20 @@ static int execute(struct store_stmt *s)
 		s->gen = p->gen;
 	}
 	if (p->in_txn && s->write) {
-		src = exec_cmd(p, "SAVEPOINT fg");
-		if (src != SDB_OK) {
-			if (src == SDB_UNREACHABLE)
+		res = exec_savepointed(p, s, &src);
+		if (res == NULL)
+			return src;
+	} else {
+		res = PQexecPrepared(p->c, s->name, s->nparams, (const char *const *)s->val, NULL,
+				     NULL, 0);
+		if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+				    PQresultStatus(res) != PGRES_TUPLES_OK)) {
+			src = src_from_result(p, res);
+			PQclear(res);
+			if (src == SDB_UNREACHABLE && p->in_txn)
 				p->broken_txn = true;
 			return src;
 		}
-		sp = true;
-	}
-	res = PQexecPrepared(p->c, s->name, s->nparams, (const char *const *)s->val, NULL, NULL, 0);
-	if (res == NULL ||
-	    (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
-		src = src_from_result(p, res);
-		PQclear(res);
-		if (src == SDB_UNREACHABLE) {
-			if (p->in_txn)
-				p->broken_txn = true;
-		} else if (sp) {
-			char keep[sizeof(p->msg)];
-
-			memcpy(keep, p->msg, sizeof(keep));
-			if (exec_cmd(p, "ROLLBACK TO SAVEPOINT fg") != SDB_OK)
-				p->broken_txn = true;
-			memcpy(p->msg, keep, sizeof(keep));
-		}
-		return src;
-	}
-	if (sp && exec_cmd(p, "RELEASE SAVEPOINT fg") != SDB_OK) {
-		PQclear(res);
-		return SDB_ERROR;
 	}
 	p->changes = strtoll(PQcmdTuples(res), NULL, 10);
 	s->res = res;

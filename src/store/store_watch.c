@@ -55,6 +55,7 @@ int store_watch_parse(const char *payload, size_t len, struct store_watch_note *
 	json_t *node = json_object_get(root, "node");
 	json_t *at = json_object_get(root, "at_ms");
 	json_t *actions = json_object_get(root, "actions");
+	json_t *more = json_object_get(root, "more");
 	if (!json_is_object(root)) {
 		snprintf(err, errlen, "not a JSON object");
 		goto out;
@@ -74,6 +75,10 @@ int store_watch_parse(const char *payload, size_t len, struct store_watch_note *
 			 STORE_WATCH_MAX_ACTIONS);
 		goto out;
 	}
+	if (more && (!json_is_integer(more) || json_integer_value(more) < 0)) {
+		snprintf(err, errlen, "\"more\" is not a non-negative integer");
+		goto out;
+	}
 	size_t i;
 	json_t *a;
 	json_array_foreach(actions, i, a)
@@ -89,6 +94,7 @@ int store_watch_parse(const char *payload, size_t len, struct store_watch_note *
 	rc = FG_NOMEM;
 	n->node = strdup(json_string_value(node));
 	n->at_ms = (long long)json_integer_value(at);
+	n->more = more ? (long long)json_integer_value(more) : 0;
 	if (json_array_size(actions) > 0) {
 		n->actions = calloc(json_array_size(actions), sizeof(*n->actions));
 		if (!n->actions)
@@ -115,17 +121,22 @@ out:
 
 void store_watch_actions_text(const struct store_watch_note *n, char *buf, size_t len)
 {
-	assert(len >= 4);
-	size_t off = 0;
+	/* Room kept for " and N more", so that a long list still says how
+	 * long it was. */
+	enum { TAIL = 24 };
+	assert(len > TAIL);
+	size_t off = 0, i;
 	buf[0] = '\0';
-	for (size_t i = 0; i < n->nactions; i++) {
-		int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", n->actions[i]);
-		if (w < 0 || (size_t)w >= len - off) {
-			memcpy(buf + len - 4, "...", 4);
-			return;
-		}
-		off += (size_t)w;
+	for (i = 0; i < n->nactions; i++) {
+		bool last = i + 1 == n->nactions && n->more == 0;
+		size_t need = (i ? 2 : 0) + strlen(n->actions[i]) + (last ? 0 : TAIL);
+		if (off + need >= len)
+			break;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", n->actions[i]);
 	}
+	long long rest = (long long)(n->nactions - i) + n->more;
+	if (rest > 0)
+		snprintf(buf + off, len - off, off ? " and %lld more" : "%lld actions", rest);
 }
 
 /* ---- the connection ---- */

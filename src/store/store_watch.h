@@ -20,13 +20,14 @@
 
 struct event_base;
 
-/* The channel and the payload pgstore's commit sends:
- * {"node":"NODE","at_ms":MS_SINCE_EPOCH,"actions":["partner set x", ...]} */
+/* The channel and the payload the store's commit sends:
+ * {"node":"NODE","at_ms":MS_SINCE_EPOCH,"actions":["partner set x", ...],
+ *  "more":N}, "more" (optional) counting the actions that did not fit. */
 #define STORE_WATCH_CHANNEL "fedgate_config"
 /* Bounds on what a payload may hold (PostgreSQL caps a payload at 8000
  * bytes anyway): more is refused, not truncated. */
 #define STORE_WATCH_MAX_NODE	255
-#define STORE_WATCH_MAX_ACTIONS 64
+#define STORE_WATCH_MAX_ACTIONS 2000 /* "a", is 4 bytes: the payload cap holds fewer */
 #define STORE_WATCH_MAX_ACTION	512
 #define STORE_WATCH_MAX_PAYLOAD 8000
 
@@ -37,6 +38,7 @@ struct store_watch_note {
 	long long at_ms;
 	char **actions;
 	size_t nactions;
+	long long more; /* actions the payload had no room for */
 };
 
 /* Parses a payload; FG_OK and *n filled, or FG_INVAL / FG_NOMEM with err
@@ -44,7 +46,8 @@ struct store_watch_note {
 int store_watch_parse(const char *payload, size_t len, struct store_watch_note *n, char *err,
 		      size_t errlen);
 void store_watch_note_clear(struct store_watch_note *n);
-/* "partner set a, partner remove b" into buf (cut with "..." when long). */
+/* "partner set a, partner remove b" into buf, then " and N more" when the
+ * payload counted more (cut with "..." when long). */
 void store_watch_actions_text(const struct store_watch_note *n, char *buf, size_t len);
 
 struct store_watch_hooks {

@@ -261,6 +261,10 @@ def test_gateway_change_and_import_applied_everywhere(bed):
     export = json.loads(n1.export())
     for p in export["partners"]:
         p["description"] = "imported on n1"
+    # Big enough that the notification cannot name every partner: it
+    # counts the rest, and the other nodes read the whole set anyway.
+    export["partners"] += [dict(export["partners"][0], domain=f"p{i}.example.test")
+                           for i in range(300)]
     path = f"{n1.dir}/partners.json"
     with open(path, "w") as f:
         json.dump(export, f)
@@ -270,7 +274,10 @@ def test_gateway_change_and_import_applied_everywhere(bed):
         lines = wait_until(lambda: applied_actions(fg, "partner import")[seen[fg.name]:], 10)
         assert lines and lines[0].group(2) == "n1", fg.read_log()[-3000:]
         before_line = fg.read_log().split(lines[0].group(0))[0]
-        assert "applying partner fabrikam.test" in before_line.rsplit("cluster: applied", 1)[-1]
+        applied_here = before_line.rsplit("cluster: applied", 1)[-1]
+        assert "applying partner fabrikam.test" in applied_here
+        assert "applying partner p299.example.test" in applied_here
+        assert re.search(r" and \d+ more$", lines[0].group(1)), lines[0].group(0)[-200:]
         print(f"partner import on n1 applied on {fg.name} {lines[0].group(3)} ms after its "
               "commit")
     assert not applied_actions(n1, "partner import") and not applied_actions(n3, "gateway set")

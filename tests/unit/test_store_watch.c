@@ -34,10 +34,30 @@ static void test_payload_read(void **state)
 	char text[64];
 	store_watch_actions_text(&n, text, sizeof(text));
 	assert_string_equal(text, "partner set fabrikam.test, gateway set");
-	/* Cut, never overrun. */
-	char small[16];
+	/* Cut, never overrun, always saying how many were left out. */
+	char small[40];
 	store_watch_actions_text(&n, small, sizeof(small));
-	assert_string_equal(small, "partner set ...");
+	assert_string_equal(small, "2 actions");
+	char mid[52];
+	store_watch_actions_text(&n, mid, sizeof(mid));
+	assert_string_equal(mid, "partner set fabrikam.test, gateway set");
+	store_watch_note_clear(&n);
+	/* A big import: as many actions as fit, and how many did not. */
+	static char many[8000];
+	strcpy(many,
+	       "{\"node\":\"n1\",\"at_ms\":5,\"more\":231,\"actions\":[\"partner import a.test\"");
+	for (int i = 1; i < 169; i++)
+		strcat(many, ",\"partner import b.test\"");
+	strcat(many, "]}");
+	assert_int_equal(parse(many, &n), FG_OK);
+	assert_int_equal(n.nactions, 169);
+	assert_true(n.more == 231);
+	store_watch_note_clear(&n);
+	assert_int_equal(
+		parse("{\"node\":\"n1\",\"at_ms\":5,\"more\":2,\"actions\":[\"gateway set\"]}", &n),
+		FG_OK);
+	store_watch_actions_text(&n, text, sizeof(text));
+	assert_string_equal(text, "gateway set and 2 more");
 	store_watch_note_clear(&n);
 	/* No actions is a change nobody named: still a note. */
 	assert_int_equal(parse("{\"node\":\"n1\",\"at_ms\":0,\"actions\":[]}", &n), FG_OK);
@@ -69,11 +89,7 @@ static void test_payload_refused(void **state)
 	refused("{\"node\":\"n1\",\"at_ms\":1}", "\"actions\"");
 	refused("{\"node\":\"n1\",\"at_ms\":1,\"actions\":[\"a\",7]}", "action 2");
 	refused("{\"node\":\"n1\",\"at_ms\":1,\"actions\":[\"line\\nbreak\"]}", "action 1");
-	char many[2000] = "{\"node\":\"n1\",\"at_ms\":1,\"actions\":[\"a\"";
-	for (int i = 0; i < STORE_WATCH_MAX_ACTIONS; i++)
-		strcat(many, ",\"a\"");
-	strcat(many, "]}");
-	refused(many, "at most 64");
+	refused("{\"node\":\"n1\",\"at_ms\":1,\"actions\":[],\"more\":-2}", "\"more\"");
 	static char big[STORE_WATCH_MAX_PAYLOAD + 2];
 	memset(big, ' ', sizeof(big) - 1);
 	refused(big, "longer than");
