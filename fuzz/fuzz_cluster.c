@@ -7,7 +7,7 @@
  * Invariants: no crash or leak; a decoded record has a valid node name and
  * a priority within -128..127, and encodes back to the same bytes; an
  * accepted envelope has a valid origin and a message, presence or iq in
- * jabber:server with from and to. */
+ * jabber:server with from and to; a carbon is a message to a full JID. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(xml_is(e.stanza, XML_NS_SERVER, "message") ||
 		      xml_is(e.stanza, XML_NS_SERVER, "presence") ||
 		      xml_is(e.stanza, XML_NS_SERVER, "iq"));
+		CHECK(!e.carbon || (xml_is(e.stanza, XML_NS_SERVER, "message") &&
+				    strchr(xml_attr(e.stanza, "to"), '/')));
+		CHECK(!(e.carbon && e.local_only));
 		xml_free(&e.stanza);
 	} else {
 		CHECK(e.stanza == NULL);

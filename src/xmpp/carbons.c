@@ -69,6 +69,8 @@ void carbons_sent(struct xmpp_server *srv, struct session *c, const struct xml_n
 	for (struct session *s = session_first(srv, session_bare(c)); s; s = session_next(s))
 		if (s != c && session_carbons(s))
 			copy_to(s, msg, "sent");
+	if (srv->cluster_carbons)
+		srv->cluster_carbons(srv, msg, session_bare(c), "sent", session_full(c), false);
 }
 
 /* Takes out the children of el in ns named name. */
@@ -115,5 +117,11 @@ void carbons_received(struct xmpp_server *srv, struct xml_node *msg, const char 
 		if (!direct && p->last && p->priority >= 0)
 			continue;
 		copy_to(s, msg, "received");
+	}
+	if (srv->cluster_carbons) {
+		char except[3200];
+		snprintf(except, sizeof(except), "%s/%s", to_bare, to_resource ? to_resource : "");
+		srv->cluster_carbons(srv, msg, to_bare, "received", to_resource ? except : NULL,
+				     !to_resource || !direct);
 	}
 }

@@ -1,10 +1,12 @@
 #include "cluster.h"
 
+#include "carbons.h"
 #include "conf.h"
 #include "counters.h"
 #include "fg.h"
 #include "live.h"
 #include "log.h"
+#include "mam_query.h"
 #include "policy.h"
 #include "presence.h"
 #include "roster.h"
@@ -198,6 +200,47 @@ static void own_hook(struct xmpp_server *srv, const struct xml_node *st, const c
 {
 	struct own_ctx o = {srv, st, from, bare};
 	creg_each_of(srv->cluster->reg, bare, to_own, &o);
+}
+
+static void forward_mode(struct xmpp_server *srv, const char *node, struct xml_node *st,
+			 const char *mode, const char *user, bool copy);
+
+struct carbon_ctx {
+	struct xmpp_server *srv;
+	const struct xml_node *msg;
+	const char *bare, *kind, *except;
+	bool bare_delivery;
+};
+
+static void carbon_to(void *ud, const char *resource, const struct creg_rec *r)
+{
+	struct carbon_ctx *c = ud;
+	struct cluster *cl = c->srv->cluster;
+	char full[3200];
+	snprintf(full, sizeof(full), "%s/%s", c->bare, resource);
+	if (strcmp(r->node, cl->self) == 0 || (c->except && strcmp(full, c->except) == 0) ||
+	    (c->bare_delivery && r->available && r->priority >= 0))
+		return;
+	/* <message from=bare to=full><KIND><forwarded><msg/></forwarded></KIND> */
+	struct xml_node *w = xml_new(XML_NS_SERVER, "message");
+	struct xml_node *k = w ? xml_add_child(w, XML_NS_CARBONS, c->kind) : NULL;
+	struct xml_node *f = k ? xml_add_child(k, XML_NS_FORWARD, "forwarded") : NULL;
+	const char *type = xml_attr(c->msg, "type");
+	if (!f || xml_set_attr(w, NULL, "from", c->bare) != 0 ||
+	    xml_set_attr(w, NULL, "to", full) != 0 ||
+	    xml_set_attr(w, NULL, "type", type && !strcmp(type, "chat") ? "chat" : "normal") != 0 ||
+	    xml_append_copy(f, c->msg) != 0) {
+		xml_free(&w);
+		return;
+	}
+	forward_mode(c->srv, r->node, w, "c", c->bare, true);
+}
+
+static void carbons_hook(struct xmpp_server *srv, const struct xml_node *msg, const char *bare,
+			 const char *kind, const char *except, bool bare_delivery)
+{
+	struct carbon_ctx c = {srv, msg, bare, kind, except, bare_delivery};
+	creg_each_of(srv->cluster->reg, bare, carbon_to, &c);
 }
 
 static bool elsewhere_hook(struct xmpp_server *srv, const char *bare)
@@ -633,7 +676,6 @@ struct fwd {
 	struct cluster *cl;
 	struct xml_node *st; /* kept until Redis has it, to bounce it otherwise */
 	char node[CREG_NODE_MAX];
-	bool local_only;
 	bool copy;
 	char *user;
 };
@@ -695,6 +737,12 @@ static void on_xadd(struct redis *rd, void *ud, redisReply *r)
 void cluster_forward(struct xmpp_server *srv, const char *node, struct xml_node *st,
 		     bool local_only, const char *user, bool copy)
 {
+	forward_mode(srv, node, st, local_only ? "l" : "r", user, copy);
+}
+
+static void forward_mode(struct xmpp_server *srv, const char *node, struct xml_node *st,
+			 const char *mode, const char *user, bool copy)
+{
 	struct cluster *cl = srv->cluster;
 	assert(cl);
 	if (!redis_up(cl->cmd)) {
@@ -712,14 +760,12 @@ void cluster_forward(struct xmpp_server *srv, const char *node, struct xml_node 
 	}
 	f->cl = cl;
 	f->st = st;
-	f->local_only = local_only;
 	f->copy = copy;
 	snprintf(f->node, sizeof(f->node), "%s", node);
 	char q[CREG_NODE_MAX + 8];
 	snprintf(q, sizeof(q), "fg:q:%s", node);
-	const char *argv[] = {"EVAL",	  XADD_LUA,   "2",	q,
-			      "fg:nodes", node,	      cl->self, local_only ? "l" : "r",
-			      b.data,	  STREAM_MAXQ};
+	const char *argv[] = {"EVAL", XADD_LUA, "2",  q,      "fg:nodes",
+			      node,   cl->self, mode, b.data, STREAM_MAXQ};
 	size_t lens[FG_ARRAY_LEN(argv)];
 	for (size_t i = 0; i < FG_ARRAY_LEN(argv); i++)
 		lens[i] = argv[i] == b.data ? b.len : strlen(argv[i]);
@@ -776,6 +822,24 @@ size_t cluster_nodes_for(struct xmpp_server *srv, const char *bare, bool message
 
 /* ---- the stream of stanzas forwarded to this node ---- */
 
+/* A carbon another node made for a session here (XEP-0280): delivered
+ * only if the session is here and asked for carbons. */
+static void carbon_arrived(struct xmpp_server *srv, struct xml_node *st)
+{
+	const char *to = xml_attr(st, "to");
+	const char *slash = strchr(to, '/');
+	char bare[3200];
+	snprintf(bare, sizeof(bare), "%.*s", (int)(slash - to), to);
+	struct session *s = session_find(srv, bare, slash + 1);
+	if (!s || !session_carbons(s)) {
+		counters_stanza(STANZA_DROPPED, "carbon-not-wanted");
+		xml_free(&st);
+		return;
+	}
+	counters_stanza(STANZA_DELIVERED, NULL);
+	session_deliver(s, st);
+}
+
 /* The entry is done with here: routed, stored, bounced, dropped, or its
  * copy acknowledged by the client. */
 static void settle(struct cluster *cl, const char *id, size_t len)
@@ -827,7 +891,9 @@ static void route_entry(struct cluster *cl, redisReply *entry, bool again)
 		snprintf(eid, sizeof(eid), "%.*s", (int)(id->len < 63 ? id->len : 63), id->str);
 		unsigned held = cl->srv->cluster_held;
 		cl->srv->cluster_entry = eid;
-		if (arrival)
+		if (e.carbon)
+			carbon_arrived(cl->srv, e.stanza);
+		else if (arrival)
 			arrival(cl->srv, e.stanza, e.local_only);
 		else
 			xml_free(&e.stanza);
@@ -989,6 +1055,7 @@ int cluster_start(struct xmpp_server *srv, char *err, size_t errlen)
 	srv->cluster_settled = settled_hook;
 	srv->roster_saved = roster_hook;
 	srv->cluster_to_own = own_hook;
+	srv->cluster_carbons = carbons_hook;
 	cl->reg = creg_new();
 	cl->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, cl);
 	struct timeval tv = {(time_t)c->cluster_heartbeat, 0};
@@ -1031,6 +1098,7 @@ void cluster_stop(struct xmpp_server *srv)
 	srv->cluster_settled = NULL;
 	srv->roster_saved = NULL;
 	srv->cluster_to_own = NULL;
+	srv->cluster_carbons = NULL;
 	redis_free(&cl->rd);
 	redis_free(&cl->sub);
 	redis_free(&cl->cmd);

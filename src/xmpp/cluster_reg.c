@@ -327,6 +327,7 @@ bool cluster_env_parse(const char *const *names, const size_t *nlens, const char
 		} else if (field_is(names[i], nlens[i], "m")) {
 			mode = field_is(values[i], vlens[i], "l")   ? 1
 			       : field_is(values[i], vlens[i], "r") ? 0
+			       : field_is(values[i], vlens[i], "c") ? 2
 								    : -1;
 		} else if (field_is(names[i], nlens[i], "s")) {
 			st = values[i];
@@ -362,5 +363,12 @@ bool cluster_env_parse(const char *const *names, const size_t *nlens, const char
 		return false;
 	}
 	e->local_only = mode == 1;
+	e->carbon = mode == 2;
+	if (e->carbon && (!xml_is(e->stanza, XML_NS_SERVER, "message") ||
+			  !strchr(xml_attr(e->stanza, "to"), '/'))) {
+		xml_free(&e->stanza);
+		snprintf(why, whylen, "a carbon must be a message to a full JID");
+		return false;
+	}
 	return true;
 }

@@ -11,7 +11,9 @@
  * A forwarded stanza is one entry of the target node's stream fg:q:NODE
  * with the fields o (the node that sent it), m ("r": route it as if it
  * had arrived here; "l": only to this node's own sessions of the bare
- * JID, the sender took care of the rest) and s (the stanza as
+ * JID, the sender took care of the rest; "c": a message carbon for the
+ * full JID it is addressed to, delivered only if that session asked for
+ * carbons) and s (the stanza as
  * xml_serialize wrote it). Everything read from Redis is input from
  * another process and is parsed defensively here (fuzz/fuzz_cluster.c). */
 #ifndef FG_CLUSTER_REG_H
@@ -76,6 +78,7 @@ size_t creg_nodes_for(const struct creg *c, const char *bare, const char *self, 
 struct cluster_env {
 	char origin[CREG_NODE_MAX];
 	bool local_only;
+	bool carbon;
 	struct xml_node *stanza;
 };
 bool cluster_env_parse(const char *const *names, const size_t *nlens, const char *const *values,

@@ -298,7 +298,10 @@ static void deliver_message(struct xmpp_server *srv, struct xml_node *st, const 
 {
 	/* The node that sent a local-only copy archived the message. */
 	bool fresh = hop == HOP_LOCAL || mam_archive(srv, st);
-	carbons_received(srv, st, to->bare, to->j.resource, fresh);
+	/* The sending node made the carbons of a local-only copy, for every
+	 * node. */
+	if (hop != HOP_LOCAL)
+		carbons_received(srv, st, to->bare, to->j.resource, fresh);
 	const char *type = type_of(st);
 	if (to->j.resource) {
 		struct session *c = session_find(srv, to->bare, to->j.resource);

@@ -132,6 +132,14 @@ struct xmpp_server {
 	 * for each available resource of the user (bare) on another node. */
 	void (*cluster_to_own)(struct xmpp_server *srv, const struct xml_node *st, const char *from,
 			       const char *bare);
+	/* Message carbons (XEP-0280, carbons.c) for the user's sessions on
+	 * other nodes: msg (not taken) wrapped in KIND ("sent", "received")
+	 * for each of them but except (a full JID, may be NULL), and, when
+	 * bare_delivery, but those that get msg itself (available, priority
+	 * not negative); each delivered there only if it asked for carbons. */
+	void (*cluster_carbons)(struct xmpp_server *srv, const struct xml_node *msg,
+				const char *bare, const char *kind, const char *except,
+				bool bare_delivery);
 	/* A user's roster change reached the store (roster.c): the other
 	 * nodes read that roster again. */
 	void (*roster_saved)(struct xmpp_server *srv, const char *user);

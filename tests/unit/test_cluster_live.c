@@ -15,6 +15,7 @@
 
 #include "xmpp_fixture.h"
 
+#include "carbons.h"
 #include "cluster.h"
 #include "sm.h"
 #include "xmlstream.h"
@@ -541,6 +542,49 @@ static void test_own_resources_elsewhere(void **state)
 	freeReplyObject(r);
 }
 
+/* Message carbons reach the user's sessions on other nodes (mode "c"),
+ * delivered there only to a session that asked for them. */
+static void test_carbons_across_nodes(void **state)
+{
+	struct cl_state *st = *state;
+	remote_session(st, "n2", "alice@contoso.test/b", 0);
+	struct xml_node *msg = xmlstream_parse_one(
+		"<message xmlns='jabber:server' from='alice@contoso.test/a' "
+		"to='bob@contoso.test' type='chat' id='c1'><body>hi</body></message>");
+	carbons_sent(&st->fx.srv, st->alice, msg);
+	xml_free(&msg);
+	struct qwait q = {st, "fg:q:n2", 1};
+	assert_true(xfx_run_until(&st->fx, xlen_is, &q, XFX_WAIT_MS));
+	redisReply *r = cmd(st, "XRANGE fg:q:n2 - +");
+	assert_string_equal(r->element[0]->element[1]->element[3]->str, "c");
+	const char *xml = r->element[0]->element[1]->element[5]->str;
+	assert_non_null(strstr(xml, "to='alice@contoso.test/b'"));
+	assert_non_null(strstr(xml, "<sent xmlns='urn:xmpp:carbons:2'>"));
+	assert_non_null(strstr(xml, "id='c1'"));
+	freeReplyObject(r);
+
+	/* one for alice/a here: dropped while she has carbons off, then kept */
+	const char *carbon = "<message xmlns='jabber:server' from='alice@contoso.test' "
+			     "to='alice@contoso.test/a' type='chat'><received "
+			     "xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+			     "<message xmlns='jabber:server' from='bob@contoso.test/x' "
+			     "to='alice@contoso.test/b' type='chat' id='c%d'><body>yo</body>"
+			     "</message></forwarded></received></message>";
+	char buf[600];
+	snprintf(buf, sizeof(buf), carbon, 2);
+	freeReplyObject(cmd(st, "XADD fg:q:n1 * o n2 m c s %s", buf));
+	struct qwait q1 = {st, "fg:q:n1", 0};
+	assert_true(xfx_run_until(&st->fx, xlen_is, &q1, XFX_WAIT_MS));
+	assert_int_equal(session_sm(st->alice)->n, 0);
+	session_set_carbons(st->alice, true);
+	snprintf(buf, sizeof(buf), carbon, 3);
+	freeReplyObject(cmd(st, "XADD fg:q:n1 * o n2 m c s %s", buf));
+	assert_true(xfx_run_until(&st->fx, alice_has, st, XFX_WAIT_MS));
+	char *got = alice_got(st);
+	assert_non_null(strstr(got, "id='c3'"));
+	free(got);
+}
+
 int main(void)
 {
 	/* as serve.c: a write to a Redis that went away is an error, not
@@ -554,6 +598,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_s2s_counts_and_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_resources_elsewhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_carbons_across_nodes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

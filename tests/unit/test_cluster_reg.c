@@ -133,6 +133,12 @@ static void test_envelope(void **state)
 			&e));
 	assert_false(e.local_only);
 	xml_free(&e.stanza);
+	/* a carbon: a message to a full JID only */
+	assert_true(env("n2", "c", "<message xmlns='jabber:server' from='a@x' to='a@x/r'/>", &e));
+	assert_true(e.carbon);
+	xml_free(&e.stanza);
+	assert_false(env("n2", "c", "<message xmlns='jabber:server' from='a@x' to='a@x'/>", &e));
+	assert_false(env("n2", "c", "<iq xmlns='jabber:server' from='a@x' to='a@x/r'/>", &e));
 
 	const char *bad_st[] = {
 		"",
