@@ -225,10 +225,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	/* The client may be gone (redis_free runs the callbacks of what was
 	 * pending): p->rd is only looked at through the generation. */
 	struct redis *rd = ac->data;
-	if (rd == p->rd && rd && p->gen == rd->gen && p->cb)
-		p->cb(rd, p->ud, reply);
-	else if (rd == p->rd && rd && p->cb && !reply)
-		p->cb(rd, p->ud, NULL);
+	if (p->cb)
+		p->cb(rd == p->rd ? rd : NULL, p->ud, rd == p->rd ? reply : NULL);
 	free(p);
 }
 

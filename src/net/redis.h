@@ -18,7 +18,9 @@ struct redis;
  * says how, for the user's one log line about it). */
 typedef void (*redis_state_fn)(void *ud, bool up, const char *why);
 /* A command's answer; r is NULL when the link went down before it came
- * (the command may or may not have run). r is freed after the call. */
+ * (the command may or may not have run). r is freed after the call. rd is
+ * NULL (and r too) when the client is being freed: then only let go of
+ * ud, nothing else. */
 typedef void (*redis_reply_fn)(struct redis *rd, void *ud, redisReply *r);
 
 /* Checks addr ("HOST:PORT", "unix:PATH"): FG_OK, or FG_ERR with why. */
@@ -27,7 +29,8 @@ int redis_addr_check(const char *addr, char *err, size_t errlen);
  * err when addr is invalid or out of memory. */
 struct redis *redis_new(struct event_base *base, const char *addr, const char *name,
 			redis_state_fn state, void *ud, char *err, size_t errlen);
-/* Closes the link; no callback runs after (pending replies are dropped). */
+/* Closes the link; the callbacks of pending commands run at once with
+ * rd NULL (to free what they hold), no state callback runs. */
 void redis_free(struct redis **rd);
 bool redis_up(const struct redis *rd);
 /* Sends a command (argv, binary-safe); cb (may be NULL) gets its answer.

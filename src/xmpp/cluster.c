@@ -167,6 +167,39 @@ static void roster_hook(struct xmpp_server *srv, const char *user)
 		redis_cmd(cl->cmd, NULL, NULL, "PUBLISH fg:reg %s", msg);
 }
 
+struct own_ctx {
+	struct xmpp_server *srv;
+	const struct xml_node *st;
+	const char *from, *bare;
+};
+
+static void to_own(void *ud, const char *resource, const struct creg_rec *r)
+{
+	struct own_ctx *o = ud;
+	struct cluster *cl = o->srv->cluster;
+	if (!r->available || strcmp(r->node, cl->self) == 0)
+		return;
+	char to[3200];
+	struct xml_node *copy = xml_clone(o->st);
+	if (!copy || snprintf(to, sizeof(to), "%s/%s", o->bare, resource) >= (int)sizeof(to)) {
+		xml_free(&copy);
+		return;
+	}
+	xml_set_attr(copy, NULL, "from", o->from);
+	xml_set_attr(copy, NULL, "to", to);
+	/* routed there to the full JID; presence is not bounced */
+	cluster_forward(o->srv, r->node, copy, false, o->bare, true);
+}
+
+/* RFC 6121 §4.2.2, §4.4.2: the user's own resources on other nodes see
+ * its presence too (srv->cluster_to_own). */
+static void own_hook(struct xmpp_server *srv, const struct xml_node *st, const char *from,
+		     const char *bare)
+{
+	struct own_ctx o = {srv, st, from, bare};
+	creg_each_of(srv->cluster->reg, bare, to_own, &o);
+}
+
 static bool elsewhere_hook(struct xmpp_server *srv, const char *bare)
 {
 	char one[1][CREG_NODE_MAX];
@@ -224,8 +257,9 @@ static void write_own(void *ud, struct session *s)
  * registry says of this node that is not true any more is removed. */
 static void on_hgetall(struct redis *rd, void *ud, redisReply *r)
 {
-	(void)rd;
 	struct cluster *cl = ud;
+	if (!rd)
+		return;
 	if (!r || r->type != REDIS_REPLY_ARRAY)
 		return;
 	creg_clear(cl->reg);
@@ -281,8 +315,11 @@ static struct node_seen *seen(struct cluster *cl, const char *name)
 
 static void on_node_read(struct redis *rd, void *ud, redisReply *r)
 {
-	(void)rd;
 	struct node_read *nr = ud;
+	if (!rd) {
+		free(nr);
+		return;
+	}
 	struct node_seen *n = seen(nr->cl, nr->node);
 	if (n && r && nr->failures) {
 		json_t *rows = is_str(r) ? json_loadb(r->str, (size_t)r->len, 0, NULL) : NULL;
@@ -332,8 +369,9 @@ static int by_name(const void *a, const void *b)
 
 static void on_mget(struct redis *rd, void *ud, redisReply *r)
 {
-	(void)rd;
 	struct cluster *cl = ud;
+	if (!rd)
+		return;
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != cl->nasked)
 		return;
 	/* The table is rebuilt from the answer; what is read of each node
@@ -382,7 +420,7 @@ static void on_mget(struct redis *rd, void *ud, redisReply *r)
 static void on_members(struct redis *rd, void *ud, redisReply *r)
 {
 	struct cluster *cl = ud;
-	if (!r || r->type != REDIS_REPLY_ARRAY)
+	if (!rd || !r || r->type != REDIS_REPLY_ARRAY)
 		return;
 	const char *argv[NODES_MAX + 1];
 	size_t lens[NODES_MAX + 1];
@@ -513,8 +551,11 @@ static void route_entry(struct cluster *cl, redisReply *entry, bool again);
 
 static void on_take(struct redis *rd, void *ud, redisReply *r)
 {
-	(void)rd;
 	struct reap_ctx *rc = ud;
+	if (!rd) {
+		free(rc); /* the node stays in Redis: another survivor reaps it */
+		return;
+	}
 	struct cluster *cl = rc->cl;
 	size_t n = 0;
 	if (r && r->type == REDIS_REPLY_ARRAY) {
@@ -532,7 +573,7 @@ static void on_reap_sessions(struct redis *rd, void *ud, redisReply *r)
 {
 	struct reap_ctx *rc = ud;
 	struct cluster *cl = rc->cl;
-	if (!r || r->type != REDIS_REPLY_ARRAY) {
+	if (!rd || !r || r->type != REDIS_REPLY_ARRAY) {
 		free(rc);
 		return;
 	}
@@ -564,7 +605,7 @@ static void on_reap_sessions(struct redis *rd, void *ud, redisReply *r)
 static void on_lock(struct redis *rd, void *ud, redisReply *r)
 {
 	struct reap_ctx *rc = ud;
-	if (!is_str(r) || strcmp(r->str, "OK") != 0) {
+	if (!rd || !is_str(r) || strcmp(r->str, "OK") != 0) {
 		free(rc); /* another node reaps it */
 		return;
 	}
@@ -618,19 +659,25 @@ static void fail_forward(struct cluster *cl, struct xml_node *st, const char *us
 
 static void on_xadd(struct redis *rd, void *ud, redisReply *r)
 {
-	(void)rd;
 	struct fwd *f = ud;
 	struct cluster *cl = f->cl;
+	if (!rd) { /* shutting down: it stays with the sender */
+		counters_stanza(STANZA_DROPPED, "shutdown");
+		xml_free(&f->st);
+		free(f->user);
+		free(f);
+		return;
+	}
 	if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
 		cl->forwarded_out++;
 		xml_free(&f->st);
 	} else if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && arrival) {
 		/* The node was forgotten meanwhile: its sessions left the
 		 * registry, so the router finds where the stanza goes now. */
-		char full_prefix[CREG_NODE_MAX];
-		snprintf(full_prefix, sizeof(full_prefix), "%s", f->node);
-		log_info("cluster", "node %s is gone: a stanza for it is routed again",
-			 full_prefix);
+		log_info("cluster", "node %s is gone: a stanza for it is routed again", f->node);
+		/* Forgotten here too at once, so the stanza does not go back
+		 * to it before the registry channel says so. */
+		creg_drop_node(cl->reg, f->node);
 		cl->rerouted++;
 		cl->srv->route(cl->srv, f->st);
 		f->st = NULL;
@@ -798,8 +845,9 @@ static void read_more(struct cluster *cl);
 
 static void on_read(struct redis *rd, void *ud, redisReply *r)
 {
-	(void)rd;
 	struct cluster *cl = ud;
+	if (!rd)
+		return;
 	cl->reading = false;
 	if (!r)
 		return; /* the reader's link is down; it starts again when up */
@@ -874,8 +922,9 @@ static void on_cmd_state(void *ud, bool up, const char *why)
 
 static void on_sub_msg(struct redis *rd, void *ud, redisReply *r)
 {
-	(void)rd;
 	struct cluster *cl = ud;
+	if (!rd)
+		return;
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !is_str(r->element[0]))
 		return;
 	if (strcmp(r->element[0]->str, "message") == 0 && is_str(r->element[2]))
@@ -939,6 +988,7 @@ int cluster_start(struct xmpp_server *srv, char *err, size_t errlen)
 	srv->cluster_s2s = s2s_hook;
 	srv->cluster_settled = settled_hook;
 	srv->roster_saved = roster_hook;
+	srv->cluster_to_own = own_hook;
 	cl->reg = creg_new();
 	cl->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, cl);
 	struct timeval tv = {(time_t)c->cluster_heartbeat, 0};
@@ -980,6 +1030,7 @@ void cluster_stop(struct xmpp_server *srv)
 	srv->cluster_s2s = NULL;
 	srv->cluster_settled = NULL;
 	srv->roster_saved = NULL;
+	srv->cluster_to_own = NULL;
 	redis_free(&cl->rd);
 	redis_free(&cl->sub);
 	redis_free(&cl->cmd);

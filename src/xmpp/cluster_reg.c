@@ -179,6 +179,52 @@ void creg_del(struct creg *c, const char *full)
 		cuser_free(strmap_remove(c->users, bare));
 }
 
+static int drop_in_user(void *ud, const char *bare, void *value)
+{
+	const char *node = ud;
+	struct cuser *u = value;
+	(void)bare;
+	for (size_t i = 0; i < u->n;) {
+		if (strcmp(u->v[i].r.node, node) == 0) {
+			free(u->v[i].resource);
+			u->v[i] = u->v[--u->n];
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+static int collect_empty(void *ud, const char *bare, void *value)
+{
+	struct cuser *u = value;
+	char ***list = ud;
+	if (u->n == 0) {
+		char *b = strdup(bare);
+		if (b)
+			*(*list)++ = b;
+	}
+	return 0;
+}
+
+void creg_drop_node(struct creg *c, const char *node)
+{
+	if (!c->users)
+		return;
+	strmap_each(c->users, drop_in_user, (void *)node);
+	/* users left without sessions go too (not while iterating) */
+	size_t n = strmap_count(c->users);
+	char **all = calloc(n + 1, sizeof(*all)), **end = all;
+	if (!all)
+		return;
+	strmap_each(c->users, collect_empty, &end);
+	for (char **p = all; p < end; p++) {
+		cuser_free(strmap_remove(c->users, *p));
+		free(*p);
+	}
+	free(all);
+}
+
 const struct creg_rec *creg_get(const struct creg *c, const char *full)
 {
 	char bare[BARE_MAX];

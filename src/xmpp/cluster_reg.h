@@ -46,6 +46,8 @@ void creg_free(struct creg **c);
 int creg_set(struct creg *c, const char *full, const struct creg_rec *r);
 void creg_del(struct creg *c, const char *full);
 void creg_clear(struct creg *c);
+/* Forgets every session of node (it left the cluster). */
+void creg_drop_node(struct creg *c, const char *node);
 /* The record of full, or NULL. */
 const struct creg_rec *creg_get(const struct creg *c, const char *full);
 /* Each session of a user: fn(ud, resource, record); bare may have none. */

@@ -149,6 +149,9 @@ static void broadcast(struct xmpp_server *srv, struct session *c, const struct x
 			session_deliver(o, copy);
 		}
 	}
+	/* ... and those on the other nodes of a cluster */
+	if (srv->cluster_to_own)
+		srv->cluster_to_own(srv, st, session_full(c), session_bare(c));
 }
 
 static int send_unavailable_directed(void *ud, const char *key, void *value)

@@ -128,6 +128,10 @@ struct xmpp_server {
 	const char *cluster_entry;
 	unsigned cluster_held;
 	void (*cluster_settled)(struct xmpp_server *srv, const char *entry);
+	/* A copy of presence st (not taken), from the user's resource from,
+	 * for each available resource of the user (bare) on another node. */
+	void (*cluster_to_own)(struct xmpp_server *srv, const struct xml_node *st, const char *from,
+			       const char *bare);
 	/* A user's roster change reached the store (roster.c): the other
 	 * nodes read that roster again. */
 	void (*roster_saved)(struct xmpp_server *srv, const char *user);

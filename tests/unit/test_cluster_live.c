@@ -520,6 +520,27 @@ static void test_s2s_counts_and_failures(void **state)
 	json_decref(f);
 }
 
+/* The user's own resources on other nodes see its presence (RFC 6121
+ * §4.2.2): a copy for each goes to its node, to be routed there. */
+static void test_own_resources_elsewhere(void **state)
+{
+	struct cl_state *st = *state;
+	remote_session(st, "n2", "alice@contoso.test/b", 0);
+	presence_from_client(&st->fx.srv, st->alice,
+			     xmlstream_parse_one("<presence xmlns='jabber:server' "
+						 "from='alice@contoso.test/a'><show>away</show>"
+						 "</presence>"));
+	struct qwait q = {st, "fg:q:n2", 1};
+	assert_true(xfx_run_until(&st->fx, xlen_is, &q, XFX_WAIT_MS));
+	redisReply *r = cmd(st, "XRANGE fg:q:n2 - +");
+	assert_int_equal(r->elements, 1);
+	const char *xml = r->element[0]->element[1]->element[5]->str;
+	assert_non_null(strstr(xml, "to='alice@contoso.test/b'"));
+	assert_non_null(strstr(xml, "from='alice@contoso.test/a'"));
+	assert_non_null(strstr(xml, "<show>away</show>"));
+	freeReplyObject(r);
+}
+
 int main(void)
 {
 	/* as serve.c: a write to a Redis that went away is an error, not
@@ -532,6 +553,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reaper, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_s2s_counts_and_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_resources_elsewhere, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

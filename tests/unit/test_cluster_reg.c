@@ -95,6 +95,12 @@ static void test_cache_and_choice(void **state)
 	creg_del(c, "bob@x/b");
 	assert_null(creg_get(c, "bob@x/b"));
 	assert_int_equal(creg_count_node(c, "n2"), 1);
+	/* a node that left takes its sessions along */
+	assert_int_equal(creg_set(c, "carol@x/z", &n2c), FG_OK);
+	creg_drop_node(c, "n2");
+	assert_int_equal(creg_count_node(c, "n2"), 0);
+	assert_null(creg_get(c, "carol@x/z"));
+	assert_non_null(creg_get(c, "bob@x/a"));
 	creg_clear(c);
 	assert_null(creg_get(c, "bob@x/a"));
 	creg_free(&c);
