@@ -228,6 +228,8 @@ static void dsn_rewrite(const char *dsn, char *buf, size_t len, const char *with
 				q++;
 		}
 		if (strncmp(p, "password", 8) == 0 && (p == dsn || p[-1] == ' ') && *q == '=') {
+			/* libpq takes the last one given. */
+			po = 0;
 			for (q++; *q == ' '; q++)
 				;
 			if (*q == '\'') {
@@ -254,7 +256,10 @@ static void dsn_rewrite(const char *dsn, char *buf, size_t len, const char *with
 			p = q;
 			continue;
 		}
-		if (strncmp(p, "://", 3) == 0) {
+		/* A URI's password: only in postgresql://user:pass@host... */
+		if (strncmp(p, "://", 3) == 0 &&
+		    ((p - dsn == 10 && strncmp(dsn, "postgresql", 10) == 0) ||
+		     (p - dsn == 8 && strncmp(dsn, "postgres", 8) == 0))) {
 			const char *at = strchr(p + 3, '@'), *colon = strchr(p + 3, ':');
 			const char *slash = strchr(p + 3, '/');
 
@@ -262,6 +267,7 @@ static void dsn_rewrite(const char *dsn, char *buf, size_t len, const char *with
 			    (slash == NULL || at < slash)) {
 				for (const char *w = p; w < colon; w++)
 					PUT(*w);
+				po = 0;
 				for (const char *w = colon + 1; w < at; w++)
 					PW(*w);
 				if (with != NULL) {
