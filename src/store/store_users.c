@@ -10,6 +10,7 @@
 
 #include "fg.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +50,11 @@ static const char SQL_OFFLINE_STATE[] = "SELECT EXISTS (SELECT 1 FROM users WHER
 static const char SQL_OFFLINE_INSERT[] =
 	"INSERT INTO offline (\"user\", at_ms, xml) VALUES (?1, ?2, ?3)";
 static const char SQL_OFFLINE_SELECT[] =
-	"SELECT at_ms, xml FROM offline WHERE \"user\" = ?1 ORDER BY id";
-static const char SQL_OFFLINE_DELETE[] = "DELETE FROM offline WHERE \"user\" = ?1";
+	"SELECT id, at_ms, xml FROM offline WHERE \"user\" = ?1 ORDER BY id LIMIT ?2";
+/* By id: on PostgreSQL (read committed) a row another node's take deleted
+ * meanwhile changes nothing here, and one stored since the select is not
+ * touched. */
+static const char SQL_OFFLINE_DELETE[] = "DELETE FROM offline WHERE id = ?1";
 static const char SQL_OFFLINE_COUNT[] = "SELECT count(*) FROM offline WHERE \"user\" = ?1";
 static const char SQL_VCARD_PUT[] = "INSERT INTO vcards (\"user\", xml) VALUES (?1, ?2)"
 				    " ON CONFLICT (\"user\") DO UPDATE SET xml = excluded.xml";
@@ -442,14 +446,79 @@ int store_db_offline_add(struct store_db *db, const char *user, long long at_ms,
 	return store_db_end(db, rc, err, errlen);
 }
 
-int store_db_offline_take(struct store_db *db, const char *user, store_offline_cb cb, void *ud,
-			  char *err, size_t errlen)
+struct taken_row {
+	long long id, at_ms;
+	char *xml;
+};
+
+static void taken_free(struct taken_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].xml);
+	free(rows);
+}
+
+/* The oldest max rows of user (every one for 0), copied out. */
+static int offline_select(struct store_db *db, const char *user, unsigned max,
+			  struct taken_row **out, size_t *nout, char *err, size_t errlen)
 {
 	struct store_stmt *sel = store_db_stmt(db, SQL_OFFLINE_SELECT, err, errlen);
+	struct taken_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int src, rc = FG_OK;
+
+	if (sel == NULL)
+		return FG_ERR;
+	src = store_db_bind_text(sel, 1, user);
+	if (src == SDB_OK)
+		src = store_bind_int64(sel, 2, max ? (long long)max : LLONG_MAX);
+	while (src == SDB_OK || src == SDB_ROW) {
+		const char *xml;
+
+		src = store_step(sel);
+		if (src != SDB_ROW)
+			break;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct taken_row *p = realloc(rows, ncap * sizeof(*p));
+			if (p == NULL) {
+				rc = oom(db, err, errlen);
+				break;
+			}
+			rows = p;
+			cap = ncap;
+		}
+		xml = store_db_col_text(sel, 2);
+		rows[n].xml = xml != NULL ? strdup(xml) : NULL;
+		if (rows[n].xml == NULL) {
+			rc = oom(db, err, errlen);
+			break;
+		}
+		rows[n].id = store_col_int64(sel, 0);
+		rows[n].at_ms = store_col_int64(sel, 1);
+		n++;
+	}
+	if (rc == FG_OK && src != SDB_DONE)
+		rc = store_db_fail(db, src, err, errlen, "read the offline messages");
+	done_reading(sel);
+	if (rc != FG_OK) {
+		taken_free(rows, n);
+		return rc;
+	}
+	*out = rows;
+	*nout = n;
+	return FG_OK;
+}
+
+int store_db_offline_take(struct store_db *db, const char *user, unsigned max, store_offline_cb cb,
+			  void *ud, char *err, size_t errlen)
+{
 	struct store_stmt *del = store_db_stmt(db, SQL_OFFLINE_DELETE, err, errlen);
+	struct taken_row *rows = NULL;
+	size_t n = 0;
 	int src, rc;
 
-	if (sel == NULL || del == NULL)
+	if (del == NULL)
 		return FG_ERR;
 	if (user == NULL || cb == NULL) {
 		store_db_set_err(err, errlen, "no user given to take offline messages of");
@@ -458,37 +527,27 @@ int store_db_offline_take(struct store_db *db, const char *user, store_offline_c
 	rc = store_db_begin(db, err, errlen);
 	if (rc != FG_OK)
 		return rc;
-	src = store_db_bind_text(sel, 1, user);
-	while (src == SDB_OK || src == SDB_ROW) {
-		const char *xml;
-
-		src = store_step(sel);
-		if (src != SDB_ROW)
-			break;
-		xml = store_db_col_text(sel, 1);
-		if (xml == NULL) {
-			rc = oom(db, err, errlen);
+	rc = offline_select(db, user, max, &rows, &n, err, errlen);
+	for (size_t i = 0; rc == FG_OK && i < n; i++) {
+		src = store_bind_int64(del, 1, rows[i].id);
+		if (src == SDB_OK)
+			src = store_db_run(del);
+		if (src != SDB_DONE) {
+			rc = store_db_fail(db, src, err, errlen, "delete the offline messages");
 			break;
 		}
-		if (cb(ud, store_col_int64(sel, 0), xml) != 0) {
+		/* Taken by another node's take since the select: its. */
+		if (store_db_changes(db) != 1)
+			continue;
+		if (cb(ud, rows[i].at_ms, rows[i].xml) != 0) {
 			store_db_set_err(
 				err, errlen,
 				"the offline messages of %s were not taken; they stay stored",
 				user);
 			rc = FG_ERR;
-			break;
 		}
 	}
-	if (rc == FG_OK && src != SDB_DONE)
-		rc = store_db_fail(db, src, err, errlen, "read the offline messages");
-	done_reading(sel);
-	if (rc == FG_OK) {
-		src = store_db_bind_text(del, 1, user);
-		if (src == SDB_OK)
-			src = store_db_run(del);
-		if (src != SDB_DONE)
-			rc = store_db_fail(db, src, err, errlen, "delete the offline messages");
-	}
+	taken_free(rows, n);
 	return store_db_end(db, rc, err, errlen);
 }
 

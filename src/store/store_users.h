@@ -56,13 +56,16 @@ int store_db_roster_ver_put(struct store_db *db, const char *user, unsigned long
  * FG_NOTFOUND when there is no such user. */
 int store_db_offline_add(struct store_db *db, const char *user, long long at_ms, const char *xml,
 			 unsigned limit, char *err, size_t errlen);
-/* Hands every waiting message of user to cb (oldest first) and deletes
- * them, in one transaction: a crash before commit keeps them all. cb runs
- * inside that transaction (on the store thread in the daemon); a non-zero
- * return refuses the lot: nothing is deleted and the result is FG_ERR. */
+/* Hands the oldest max waiting messages of user (0: every one) to cb,
+ * oldest first, and deletes them, in one transaction: a crash before
+ * commit keeps them all. Each is handed over once: a message two takes
+ * select at once (two nodes on PostgreSQL) goes to the one whose delete
+ * removed it. cb runs inside that transaction (on the store thread in the
+ * daemon); a non-zero return refuses the lot: nothing is deleted and the
+ * result is FG_ERR. */
 typedef int (*store_offline_cb)(void *ud, long long at_ms, const char *xml);
-int store_db_offline_take(struct store_db *db, const char *user, store_offline_cb cb, void *ud,
-			  char *err, size_t errlen);
+int store_db_offline_take(struct store_db *db, const char *user, unsigned max, store_offline_cb cb,
+			  void *ud, char *err, size_t errlen);
 /* How many messages wait for user (0 for none). */
 int store_db_offline_count(struct store_db *db, const char *user, unsigned *n, char *err,
 			   size_t errlen);

@@ -6,6 +6,7 @@
 #include "jid.h"
 #include "log.h"
 #include "counters.h"
+#include "offline.h"
 #include "router.h"
 #include "session.h"
 #include "sasl.h"
@@ -760,7 +761,11 @@ static void sm_ack_in(struct c2s *c, const struct xml_node *el)
 		snprintf(text, sizeof(text), "h='%u' acknowledges stanzas never sent (sent: %u)",
 			 (unsigned)h, (unsigned)sm->out_h);
 		stream_error(c->s, "undefined-condition", text);
+		return;
 	}
+	/* Room again: offline messages that did not fit come now. */
+	if (sm->n < sm->cap / 2)
+		offline_room(c->srv, c->sess);
 }
 
 /* XEP-0198 §5: a new stream of the same account takes over a session
@@ -810,6 +815,7 @@ static void sm_resume(struct c2s *c, const struct xml_node *el)
 	/* A new connection starts active (XEP-0352 §4). */
 	session_csi(sess, true);
 	session_sm_resend(sess);
+	offline_room(c->srv, sess);
 }
 
 /* Stream-level elements of SM and CSI: true when el was one. */
@@ -1030,6 +1036,15 @@ static void role_closing(struct stream *s, void *rs)
 	c2s_end(rs);
 }
 
+/* The client read what waited: offline messages that did not fit come. */
+static void role_drained(struct stream *s, void *rs)
+{
+	struct c2s *c = rs;
+	(void)s;
+	if (c->state == C2S_BOUND && c->sess)
+		offline_room(c->srv, c->sess);
+}
+
 /* The connection went without a close from either side. */
 static void role_closed(struct stream *s, void *rs, const char *reason)
 {
@@ -1068,6 +1083,7 @@ const struct stream_role c2s_role = {
 	.stanza = role_stanza,
 	.closing = role_closing,
 	.closed = role_closed,
+	.drained = role_drained,
 	.idle_timeout = role_idle_timeout,
 	.stanza_limit = role_stanza_limit,
 };

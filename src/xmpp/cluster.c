@@ -7,6 +7,7 @@
 #include "live.h"
 #include "log.h"
 #include "mam_query.h"
+#include "offline.h"
 #include "policy.h"
 #include "presence.h"
 #include "roster.h"
@@ -160,13 +161,26 @@ static void session_hook(struct xmpp_server *srv, struct session *s, bool gone)
 		cluster_session_changed(srv, s);
 }
 
-static void roster_hook(struct xmpp_server *srv, const char *user)
+/* "KIND NODE USER" on fg:reg: this node did KIND for USER. */
+static void publish_note(struct xmpp_server *srv, const char *kind, const char *user)
 {
 	struct cluster *cl = srv->cluster;
 	char msg[3200];
-	int n = snprintf(msg, sizeof(msg), "roster %s %s", cl->self, user);
+	int n = snprintf(msg, sizeof(msg), "%s %s %s", kind, cl->self, user);
 	if (n > 0 && (size_t)n < sizeof(msg))
 		redis_cmd(cl->cmd, NULL, NULL, "PUBLISH fg:reg %s", msg);
+}
+
+static void roster_hook(struct xmpp_server *srv, const char *user)
+{
+	publish_note(srv, "roster", user);
+}
+
+/* "offline NODE USER": NODE stored a message for USER; a node where USER
+ * is available takes it (the registry's window, docs/internals.md). */
+static void offline_hook(struct xmpp_server *srv, const char *user)
+{
+	publish_note(srv, "offline", user);
 }
 
 struct own_ctx {
@@ -250,6 +264,20 @@ static bool elsewhere_hook(struct xmpp_server *srv, const char *bare)
 }
 
 /* A registry change from the channel: "set FULL RECORD" or "del FULL". */
+/* The USER of a "KIND NODE USER" note (buf, cut) that another node
+ * published, or NULL. */
+static const char *note_user(struct cluster *cl, char *buf, const char *kind)
+{
+	size_t k = strlen(kind);
+	if (strncmp(buf, kind, k) != 0)
+		return NULL;
+	char *node = buf + k, *user = strchr(node, ' ');
+	if (!user)
+		return NULL;
+	*user++ = '\0';
+	return strcmp(node, cl->self) != 0 && *user ? user : NULL;
+}
+
 static void on_reg_message(struct cluster *cl, const char *m, size_t len)
 {
 	char buf[3200];
@@ -264,14 +292,14 @@ static void on_reg_message(struct cluster *cl, const char *m, size_t len)
 			creg_del(cl->reg, buf + 4);
 		return;
 	}
-	if (strncmp(buf, "roster ", 7) == 0) {
-		/* "roster NODE USER": another node changed a roster */
-		char *node = buf + 7, *user = strchr(node, ' ');
-		if (user) {
-			*user++ = '\0';
-			if (strcmp(node, cl->self) != 0 && *user)
-				roster_reload(cl->srv, user);
-		}
+	const char *user;
+	if ((user = note_user(cl, buf, "roster "))) {
+		/* another node changed a roster */
+		roster_reload(cl->srv, user);
+		return;
+	}
+	if ((user = note_user(cl, buf, "offline "))) {
+		offline_wake(cl->srv, user);
 		return;
 	}
 	if (strncmp(buf, "set ", 4) != 0)
@@ -1054,6 +1082,7 @@ int cluster_start(struct xmpp_server *srv, char *err, size_t errlen)
 	srv->cluster_s2s = s2s_hook;
 	srv->cluster_settled = settled_hook;
 	srv->roster_saved = roster_hook;
+	srv->offline_stored = offline_hook;
 	srv->cluster_to_own = own_hook;
 	srv->cluster_carbons = carbons_hook;
 	cl->reg = creg_new();
@@ -1097,6 +1126,7 @@ void cluster_stop(struct xmpp_server *srv)
 	srv->cluster_s2s = NULL;
 	srv->cluster_settled = NULL;
 	srv->roster_saved = NULL;
+	srv->offline_stored = NULL;
 	srv->cluster_to_own = NULL;
 	srv->cluster_carbons = NULL;
 	redis_free(&cl->rd);

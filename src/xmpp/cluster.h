@@ -7,7 +7,10 @@
  *   fg:sessions          hash: full JID -> "NODE PRIORITY AVAILABLE" (cluster_reg.h)
  *   fg:reg               channel: "set FULL RECORD" / "del FULL", each change;
  *                        "roster NODE USER": NODE changed USER's roster in the
- *                        store, the others read it again
+ *                        store, the others read it again;
+ *                        "offline NODE USER": NODE stored a message for
+ *                        USER offline, a node where USER is available
+ *                        takes it (offline_wake)
  *   fg:nodes             set of the nodes' names
  *   fg:alive:NODE        "WALLCLOCK_MS SESSIONS", expiring after node_timeout
  *   fg:q:NODE            stream of stanzas forwarded to NODE (group "g")

@@ -63,6 +63,13 @@ static void add_done(void *ud, int rc, const char *err)
 		log_info("offline", "message for %s kept until the user signs in", j->user);
 		counters_stanza(STANZA_OFFLINE, NULL);
 		xml_free(&j->msg);
+		/* The user may be online after all: it came back while the
+		 * message was on its way to the store, its client had no room
+		 * for it, or another node's registry had not heard of its
+		 * session yet. Storage is read again where it is online. */
+		offline_wake(srv, j->user);
+		if (srv->offline_stored)
+			srv->offline_stored(srv, j->user);
 	} else if (rc == FG_LIMIT) {
 		log_info("offline", "offline storage of %s is full: message bounced", j->user);
 		j->srv->bounce(j->srv, j->msg, "wait", "resource-constraint", full_text);
@@ -128,12 +135,21 @@ void offline_store(struct xmpp_server *srv, struct xml_node *msg, const char *us
 
 /* ---- delivery ---- */
 
+/* A take hands over at most this many (a session without stream
+ * management has no count of its room: what its stream has no room for
+ * waits in the session until the stream drained). */
+#define OFFLINE_BATCH 32
+
 struct take_job {
 	struct xmpp_server *srv;
 	char *user, *full;
 	char **xml;
 	size_t n, cap;
+	unsigned max;
+	unsigned long id; /* session_offline's take */
 };
+
+static unsigned long takes;
 
 static int take_one(void *ud, long long at_ms, const char *xml)
 {
@@ -156,22 +172,52 @@ static int take_one(void *ud, long long at_ms, const char *xml)
 static int take_run(struct store_db *db, void *ud, char *err, size_t errlen)
 {
 	struct take_job *j = ud;
-	return store_db_offline_take(db, j->user, take_one, j, err, errlen);
+	return store_db_offline_take(db, j->user, j->max, take_one, j, err, errlen);
+}
+
+static void take(struct xmpp_server *srv, struct session *c);
+
+/* Hands what the last take gave c over while c has room; then the next
+ * take, while storage may hold more. */
+static void pump(struct xmpp_server *srv, struct session *c)
+{
+	struct session_offline *o = session_offline(c);
+	while (o->next < o->n) {
+		if (session_room(c, 1) == 0)
+			return; /* offline_room: an acknowledgement, a drain */
+		struct xml_node *m = o->held[o->next];
+		o->held[o->next++] = NULL;
+		srv->route(srv, m);
+	}
+	free(o->held);
+	o->held = NULL;
+	o->n = o->next = 0;
+	if (o->more)
+		take(srv, c);
 }
 
 static void take_done(void *ud, int rc, const char *err)
 {
 	struct take_job *j = ud;
-	if (rc != FG_OK)
+	struct xmpp_server *srv = j->srv;
+	if (rc != FG_OK) {
 		log_error("offline", "cannot read the offline messages of %s: %s", j->user, err);
+		j->n = 0; /* nothing was taken: all stays stored */
+	}
 	const char *res = strchr(j->full, '/');
-	/* The session may have gone meanwhile: then the messages go to the
-	 * bare JID again (another resource, or back into storage); a client
-	 * too slow to take them all keeps the rest offline (router). */
-	struct session *c = res ? session_find(j->srv, j->user, res + 1) : NULL;
-	mark_full(j->srv, j->user, false);
+	struct session *c = res ? session_find(srv, j->user, res + 1) : NULL;
+	/* A session that took the resource over meanwhile is not the one
+	 * the take was sized for: to the bare JID as when it is gone. */
+	if (c && !(session_offline(c)->busy && session_offline(c)->take == j->id))
+		c = NULL;
+	mark_full(srv, j->user, false);
 	if (j->n)
 		log_info("offline", "%zu offline messages for %s", j->n, j->user);
+	/* What c has no room for yet waits in c; without memory for that
+	 * list it is routed at once, as before pacing (what does not fit
+	 * goes back into storage). */
+	struct xml_node **held = c && j->n ? calloc(j->n, sizeof(*held)) : NULL;
+	size_t kept = 0;
 	for (size_t i = 0; i < j->n; i++) {
 		struct xml_node *m = xmlstream_parse_one(j->xml[i]);
 		free(j->xml[i]);
@@ -180,18 +226,40 @@ static void take_done(void *ud, int rc, const char *err)
 				  j->user);
 			continue;
 		}
+		/* The session may have gone meanwhile: then to the bare JID
+		 * (another resource, or back into storage). */
 		xml_set_attr(m, NULL, "to", c ? j->full : j->user);
-		j->srv->route(j->srv, m);
+		if (held)
+			held[kept++] = m;
+		else
+			srv->route(srv, m);
 	}
 	free(j->xml);
+	if (c) {
+		struct session_offline *o = session_offline(c);
+		assert(o->busy && o->next == o->n);
+		o->busy = false;
+		free(o->held);
+		o->held = held;
+		o->n = kept;
+		o->next = 0;
+		/* A full batch: more may wait (a note that something was
+		 * stored while the take was out set more already). */
+		if (rc == FG_OK && j->n == j->max)
+			o->more = true;
+		pump(srv, c);
+	}
 	free(j->user);
 	free(j->full);
 	free(j);
 }
 
-void offline_deliver(struct xmpp_server *srv, struct session *c)
+/* The next batch, sized to c's room now. */
+static void take(struct xmpp_server *srv, struct session *c)
 {
-	if (!srv->store)
+	struct session_offline *o = session_offline(c);
+	unsigned room = session_room(c, OFFLINE_BATCH);
+	if (o->busy || o->next < o->n || room == 0)
 		return;
 	struct take_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->user = strdup(session_bare(c))) || !(j->full = strdup(session_full(c)))) {
@@ -201,9 +269,54 @@ void offline_deliver(struct xmpp_server *srv, struct session *c)
 		return;
 	}
 	j->srv = srv;
+	j->max = room < OFFLINE_BATCH ? room : OFFLINE_BATCH;
+	j->id = ++takes;
+	o->take = j->id;
+	o->busy = true;
+	o->more = false;
 	if (store_submit_keyed(srv->store, j->user, take_run, take_done, j) != FG_OK) {
+		o->busy = false;
+		o->more = true;
 		free(j->user);
 		free(j->full);
 		free(j);
 	}
+}
+
+void offline_deliver(struct xmpp_server *srv, struct session *c)
+{
+	if (!srv->store)
+		return;
+	/* One take at a time per session, each sized to the room the
+	 * session has when it goes out; what it has no room for when it
+	 * comes waits here, and what does not fit in the take waits in
+	 * storage, until the client has room again (offline_room). */
+	session_offline(c)->more = true;
+	offline_room(srv, c);
+}
+
+void offline_room(struct xmpp_server *srv, struct session *c)
+{
+	struct session_offline *o = session_offline(c);
+	if (!o->busy && (o->next < o->n || o->more))
+		pump(srv, c);
+}
+
+/* The first available session of user here that gets offline messages:
+ * one, so that a batch is not split among the user's resources. */
+static struct session *receiver(struct xmpp_server *srv, const char *user)
+{
+	for (struct session *s = session_first(srv, user); s; s = session_next(s)) {
+		struct session_presence *p = session_presence(s);
+		if (p->initial && p->last)
+			return s;
+	}
+	return NULL;
+}
+
+void offline_wake(struct xmpp_server *srv, const char *user)
+{
+	struct session *c = receiver(srv, user);
+	if (c)
+		offline_deliver(srv, c);
 }

@@ -40,6 +40,7 @@ struct session {
 	struct sm *sm;	   /* once the client enabled stream management */
 	struct csi *csi;   /* once the client said it is inactive */
 	struct caps *caps; /* its entity capabilities (pep.c), shared */
+	struct session_offline offline;
 };
 
 struct session *session_new(struct xmpp_server *srv, struct stream *s, const char *bare,
@@ -125,6 +126,11 @@ static void reroute(struct session *sess, struct xml_node *st)
 static void reroute_held(struct session *sess)
 {
 	unsigned n = 0;
+	struct session_offline *o = &sess->offline;
+	while (o->next < o->n) {
+		reroute(sess, o->held[o->next]);
+		o->held[o->next++] = NULL;
+	}
 	if (sess->csi) {
 		for (unsigned i = 0; i < sess->csi->n; i++)
 			reroute(sess, sess->csi->held[i]);
@@ -165,6 +171,9 @@ void session_free(struct session **psess)
 		return;
 	session_end(sess);
 	sm_free(&sess->sm);
+	for (size_t i = sess->offline.next; i < sess->offline.n; i++)
+		xml_free(&sess->offline.held[i]);
+	free(sess->offline.held);
 	if (sess->csi)
 		while (sess->csi->n)
 			xml_free(&sess->csi->held[--sess->csi->n]);
@@ -254,6 +263,20 @@ const char *session_resource(const struct session *sess)
 struct session_presence *session_presence(struct session *sess)
 {
 	return &sess->pres;
+}
+
+struct session_offline *session_offline(struct session *sess)
+{
+	return &sess->offline;
+}
+
+unsigned session_room(const struct session *sess, unsigned batch)
+{
+	if (!sess->s || !stream_has_room(sess->s))
+		return 0;
+	if (!sess->sm)
+		return batch;
+	return sess->sm->n < sess->sm->cap ? sess->sm->cap - sess->sm->n : 0;
 }
 
 bool session_carbons(const struct session *sess)

@@ -31,6 +31,19 @@ struct session_presence {
 	struct strmap *directed; /* full JIDs it sent directed presence to */
 };
 
+/* offline.c's pacing of stored messages to this session: a take is out
+ * (busy), storage may hold more for it once it has room (more), and what
+ * the last take handed over that the client had no room for yet (held[next
+ * .. n-1], in jabber:server, oldest first: routed anew if the session
+ * ends before). */
+struct session_offline {
+	bool busy;
+	bool more;
+	unsigned long take; /* the take out (busy), among all the sessions' */
+	struct xml_node **held;
+	size_t n, next;
+};
+
 /* A session for full (bare/resource) on stream s, not yet registered;
  * NULL when out of memory. */
 struct session *session_new(struct xmpp_server *srv, struct stream *s, const char *bare,
@@ -68,6 +81,12 @@ void session_set_carbons(struct session *sess, bool on);
  * set takes the reference given and drops the one held. */
 struct caps *session_caps(const struct session *sess);
 void session_set_caps(struct session *sess, struct caps *c);
+/* offline.c's state of the session. */
+struct session_offline *session_offline(struct session *sess);
+/* How many stanzas the session can take now without a full queue: 0 while
+ * hibernating or while its stream's output waits; with stream management
+ * what its unacknowledged queue has left; else at most batch. */
+unsigned session_room(const struct session *sess, unsigned batch);
 /* Hands stanza (in jabber:server; taken on true) to the client's stream
  * (stream_offer): false when the client's output queue is full. */
 bool session_offer(struct session *sess, struct xml_node *st);

@@ -143,6 +143,10 @@ struct xmpp_server {
 	/* A user's roster change reached the store (roster.c): the other
 	 * nodes read that roster again. */
 	void (*roster_saved)(struct xmpp_server *srv, const char *user);
+	/* A message for user was stored offline (offline.c): the other nodes
+	 * hand it to user's available session there, if any (the registry's
+	 * window: this node may not have heard of it yet). */
+	void (*offline_stored)(struct xmpp_server *srv, const char *user);
 	/* pep.c: who of each account's contacts is online with which caps,
 	 * by account (made when the first contact shows capabilities) */
 	struct pep *pep;

@@ -467,13 +467,13 @@ static void test_offline(void **state)
 	/* A consumer that gives up keeps every message stored. */
 	tk.stop_at = 2;
 	assert_int_equal(
-		store_db_offline_take(db, "alice@contoso.test", take_cb, &tk, err, sizeof(err)),
+		store_db_offline_take(db, "alice@contoso.test", 0, take_cb, &tk, err, sizeof(err)),
 		FG_ERR);
 	assert_int_equal(offline_count(db, "alice@contoso.test"), 3);
 
 	memset(&tk, 0, sizeof(tk));
 	assert_int_equal(
-		store_db_offline_take(db, "alice@contoso.test", take_cb, &tk, err, sizeof(err)),
+		store_db_offline_take(db, "alice@contoso.test", 0, take_cb, &tk, err, sizeof(err)),
 		FG_OK);
 	assert_int_equal(tk.n, 3);
 	assert_string_equal(tk.xml[0], "<message id='1'/>");
@@ -486,11 +486,37 @@ static void test_offline(void **state)
 	/* Empty now; and there is room again. */
 	memset(&tk, 0, sizeof(tk));
 	assert_int_equal(
-		store_db_offline_take(db, "alice@contoso.test", take_cb, &tk, err, sizeof(err)),
+		store_db_offline_take(db, "alice@contoso.test", 0, take_cb, &tk, err, sizeof(err)),
 		FG_OK);
 	assert_int_equal(tk.n, 0);
 	offline_add_ok(db, "alice@contoso.test", 500, "<message id='5'/>", 3);
 	assert_int_equal(offline_count(db, "alice@contoso.test"), 1);
+
+	/* A batch: the oldest ones up to max, the rest stays for the next
+	 * take, in order; a refused batch keeps its messages too. */
+	offline_add_ok(db, "alice@contoso.test", 600, "<message id='6'/>", 3);
+	offline_add_ok(db, "alice@contoso.test", 700, "<message id='7'/>", 3);
+	memset(&tk, 0, sizeof(tk));
+	tk.stop_at = 2;
+	assert_int_equal(
+		store_db_offline_take(db, "alice@contoso.test", 2, take_cb, &tk, err, sizeof(err)),
+		FG_ERR);
+	assert_int_equal(offline_count(db, "alice@contoso.test"), 3);
+	memset(&tk, 0, sizeof(tk));
+	assert_int_equal(
+		store_db_offline_take(db, "alice@contoso.test", 2, take_cb, &tk, err, sizeof(err)),
+		FG_OK);
+	assert_int_equal(tk.n, 2);
+	assert_string_equal(tk.xml[0], "<message id='5'/>");
+	assert_string_equal(tk.xml[1], "<message id='6'/>");
+	assert_int_equal(offline_count(db, "alice@contoso.test"), 1);
+	memset(&tk, 0, sizeof(tk));
+	assert_int_equal(
+		store_db_offline_take(db, "alice@contoso.test", 2, take_cb, &tk, err, sizeof(err)),
+		FG_OK);
+	assert_int_equal(tk.n, 1);
+	assert_string_equal(tk.xml[0], "<message id='7'/>");
+	assert_int_equal(offline_count(db, "alice@contoso.test"), 0);
 
 	account_free(&alice);
 	store_db_close(&db);
