@@ -303,12 +303,14 @@ void offline_room(struct xmpp_server *srv, struct session *c)
 }
 
 /* The first available session of user here that gets offline messages:
- * one, so that a batch is not split among the user's resources. */
+ * one, so that a batch is not split among the user's resources; not one
+ * of negative priority (XEP-0160 §3, RFC 6121 §8.5.2.1.1: the message was
+ * stored because such a resource does not get it). */
 static struct session *receiver(struct xmpp_server *srv, const char *user)
 {
 	for (struct session *s = session_first(srv, user); s; s = session_next(s)) {
 		struct session_presence *p = session_presence(s);
-		if (p->initial && p->last)
+		if (p->initial && p->last && p->priority >= 0)
 			return s;
 	}
 	return NULL;
