@@ -202,7 +202,9 @@ static void take_done(void *ud, int rc, const char *err)
 	struct xmpp_server *srv = j->srv;
 	if (rc != FG_OK) {
 		log_error("offline", "cannot read the offline messages of %s: %s", j->user, err);
-		j->n = 0; /* nothing was taken: all stays stored */
+		/* rolled back: what was read stays stored, for the next take */
+		while (j->n)
+			free(j->xml[--j->n]);
 	}
 	const char *res = strchr(j->full, '/');
 	struct session *c = res ? session_find(srv, j->user, res + 1) : NULL;
