@@ -176,6 +176,9 @@ def test_partner_change_on_n2_applied_on_n1_and_n3(bed):
         m = lines[0]
         assert m.group(1) == "partner set fabrikam.test" and m.group(2) == "n2", m.group(0)
         delays[fg.name] = int(m.group(3))
+        # The whole line, with the node's own time stamp, for the reader.
+        print(f"\n{fg.name}: " + next(l for l in fg.read_log().splitlines() if m.group(0) in l),
+              end="")
     # n2 applied it itself, when it committed: no notification for it.
     assert not applied_lines(n2, "fabrikam.test"), n2.read_log()
     # Applied as a local change is: the streams with fabrikam.test that

@@ -30,6 +30,7 @@ import time
 
 import pytest
 
+from bed import query_srv
 from c2sclient import Client
 from cluster import ClusterBed, wait_until
 from fgtest import FEDGATE, NS_STREAM, Peer
@@ -55,6 +56,7 @@ class Side:
         self.c.login(jid.split("@")[0], password, resource=resource)
         self.h = 0
         self.live, self.delayed, self.errors, self.texts = [], [], [], []
+        self.unavailable = []
         self.sm = sm
         if sm:
             self.c.send(f"<enable xmlns='{NS_SM}'/>")
@@ -82,6 +84,8 @@ class Side:
             return
         if tag in ("message", "presence", "iq"):
             self.h += 1
+        if tag == "presence" and el.get("type") == "unavailable":
+            self.unavailable.append(el.get("from"))
         if tag != "message":
             return
         mid = el.get("id") or ""
@@ -162,6 +166,15 @@ def bed(daemons):
 def test_kill_node_during_1000_messages(bed):
     n1, n2, n3 = bed.nodes
     alice, bob = alice_n1_bob_on(bed, n3)
+    # bob follows alice's presence (a subscription round across nodes), so
+    # her session's end must reach him as unavailable.
+    bob.c.send("<presence to='alice@contoso.test' type='subscribe'/>")
+    for _ in range(20):
+        alice.pump(0.02)
+    alice.c.send("<presence to='bob@contoso.test' type='subscribed'/>")
+    for _ in range(20):
+        bob.pump(0.02)
+    bob.unavailable.clear()
 
     killed_at = None
     for i in range(N):
@@ -179,17 +192,30 @@ def test_kill_node_during_1000_messages(bed):
     forgotten = wait_until(forgotten_lines, timeout=30)
     assert forgotten, bed.logs()
     assert "n1" not in nodes_seen(n2)
+    # her contact on n3 learns she is gone, from the node that forgot n1
+    assert wait_until(lambda: bob.pump(0.02) >= 0 and "alice@contoso.test/a1" in bob.unavailable,
+                      timeout=10), bob.unavailable
     # the bounces have arrived, the reaper's offline writes are committed
     for _ in range(100):
         bob.pump(0.02)
     time.sleep(1)
 
-    # alice signs in again on another node (SRV would give her n2 or n3).
+    # alice signs in again as a client does (RFC 6120 §3.2.1): the SRV
+    # targets of contoso.test in order, the first that accepts; n1 is dead.
     # Her offline messages come in batches that fit her stream-management
     # queue, the next as she acknowledges: all of them in this one
     # sign-in (she reads until every message is accounted for).
     first_live = list(alice.live)
-    again = Side(n2.addr, "alice@contoso.test", USERS["alice@contoso.test"], "a2")
+    again, refused = None, []
+    for _prio, _weight, port, target in query_srv("_xmpp-client._tcp.contoso.test"):
+        assert port == 5222, port
+        try:
+            again = Side(socket.gethostbyname(target), "alice@contoso.test",
+                         USERS["alice@contoso.test"], "a2")
+            break
+        except OSError:
+            refused.append(target)
+    assert again is not None and refused == ["n1.contoso.test"], refused
 
     def accounted():
         return set(first_live) | set(again.live) | set(again.delayed) | set(bob.errors)
@@ -212,6 +238,8 @@ def test_kill_node_during_1000_messages(bed):
           f"{len(later_live)}), stored offline {len(offline)} (read in one sign-in), "
           f"bounced {len(bounced)}; distinct {len(every)} of {N}, duplicates {dup}")
     print(f"  left in storage after that sign-in: {left}")
+    print(f"  SRV: {', '.join(refused)} refused the connection, the next target took it")
+    print(f"  bob on n3 got unavailable presence from {', '.join(sorted(set(bob.unavailable)))}")
     print("  " + "\n  ".join(forgotten))
     for fg in (n2, n3):
         st = cluster_of(fg)
