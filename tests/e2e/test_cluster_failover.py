@@ -424,7 +424,7 @@ def test_dialback_key_made_on_n1_verifies_on_n3(daemons):
 
         assert verify(key) == "valid"
         assert verify("0" * len(key)) == "invalid"
-        print(f"\ndialback key made by n1 for stream fake-stream-n1: valid on n3, a "
+        print("\ndialback key made by n1 for stream fake-stream-n1: valid on n3, a "
               "forged one invalid")
         out.close()
     finally:
