@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <expat.h>
 #include <gsasl.h>
+#include <hiredis/hiredis.h>
 #include <idn2.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -50,6 +51,11 @@ void version_print(FILE *f)
 	int v = PQlibVersion();
 	snprintf(pq, sizeof(pq), "%d.%d", v / 10000, v % 10000);
 	line(f, "libpq", pq, NULL);
+	/* hiredis has no run-time version call. */
+	line(f, "hiredis",
+	     STR(HIREDIS_MAJOR) "." STR(HIREDIS_MINOR) "." STR(
+		     HIREDIS_PATCH) " (built with; it has no run-time version)",
+	     NULL);
 #if JANSSON_VERSION_HEX >= 0x020d00
 	line(f, "jansson", jansson_version_str(), JANSSON_VERSION);
 #else

@@ -305,8 +305,8 @@ def test_version_names_every_library_with_its_version():
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert re.match(r"fedgate \d+\.\d+\.\d+\n", out), out
-    for lib in ("libevent", "OpenSSL", "SQLite", "jansson", "expat", "GNU SASL", "libidn2",
-                "libidn", "libunbound", "libsodium"):
+    for lib in ("libevent", "OpenSSL", "SQLite", "libpq", "hiredis", "jansson", "expat",
+                "GNU SASL", "libidn2", "libidn", "libunbound", "libsodium"):
         assert re.search(rf"^  {re.escape(lib)} +\S*\d+\.\d+", out, re.M), (lib, out)
     assert run("--version").stdout == out
 
