@@ -331,8 +331,11 @@ static void print_audit(FILE *f, json_t *rows)
 		fprintf(f, "no changes recorded\n");
 	json_array_foreach(rows, i, r)
 	{
-		fprintf(f, "%s  %s via %s: %s %s\n", str_of(r, "at"), str_of(r, "who"),
-			str_of(r, "interface"), str_of(r, "action"), str_of(r, "target"));
+		const char *action = str_of(r, "action");
+		const char *target = audit_target_shown(action, str_of(r, "target"));
+		fprintf(f, "%s  %s via %s: %s%s%s\n", str_of(r, "at"), str_of(r, "who"),
+			str_of(r, "interface"), action, target != NULL ? " " : "",
+			target != NULL ? target : "");
 		policy_json_diff(json_object_get(r, "before"), json_object_get(r, "after"),
 				 print_change, f);
 	}

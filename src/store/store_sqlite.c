@@ -1116,6 +1116,15 @@ static int add_action(json_t *arr, size_t *used, size_t *more, const char *a, co
 	return FG_OK;
 }
 
+const char *audit_target_shown(const char *action, const char *target)
+{
+	size_t n = target != NULL ? strlen(target) : 0;
+
+	if (action != NULL && n > 0 && strncmp(action, target, n) == 0 && action[n] == ' ')
+		return NULL;
+	return target;
+}
+
 static char *config_payload(const struct store_db *db, const struct store_op *ops, size_t nops,
 			    const struct audit_entry *audit, size_t naudit)
 {
@@ -1126,7 +1135,8 @@ static char *config_payload(const struct store_db *db, const struct store_op *op
 	char *text = NULL;
 
 	for (size_t i = 0; rc == FG_OK && i < naudit; i++)
-		rc = add_action(arr, &used, &more, audit[i].action, audit[i].target);
+		rc = add_action(arr, &used, &more, audit[i].action,
+				audit_target_shown(audit[i].action, audit[i].target));
 	for (size_t i = 0; rc == FG_OK && naudit == 0 && i < nops; i++) {
 		const struct store_op *op = &ops[i];
 

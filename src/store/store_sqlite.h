@@ -106,6 +106,11 @@ struct audit_entry {
 	const char *after;
 };
 
+/* The target as a person reads it after the action: NULL when the action
+ * already names it ("gateway set" on target "gateway" would read "gateway
+ * set gateway"). The record keeps the target, so filters by it still work. */
+const char *audit_target_shown(const char *action, const char *target);
+
 /* All ops and audit entries in one transaction: on any failure nothing of
  * it is kept (ROLLBACK) and err says why. A crash or kill -9 at any point
  * leaves the old or the new state, never a mix. Returns FG_OK; FG_INVAL
@@ -116,7 +121,8 @@ struct audit_entry {
  * nothing was saved"). On PostgreSQL, when an op changes partners or
  * gateway settings, the transaction also sends NOTIFY fedgate_config
  * {"node":NODE,"at_ms":MS,"actions":["partner set fabrikam.test",...]}
- * (the audit records' action and target), delivered on COMMIT only. */
+ * (the audit records' action and target as audit_target_shown() gives it),
+ * delivered on COMMIT only. */
 int store_db_commit(struct store_db *db, const struct store_op *ops, size_t nops,
 		    const struct audit_entry *audit, size_t naudit, char *err, size_t errlen);
 

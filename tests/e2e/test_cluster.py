@@ -242,8 +242,7 @@ def test_partner_change_on_n2_applied_on_n1_and_n3(bed):
 
 
 def applied_actions(fg, action):
-    """The applied lines whose actions start with action (the store names
-    a gateway change "gateway set" and may add its target)."""
+    """The applied lines whose actions start with action."""
     return [m for m in APPLIED.finditer(fg.read_log()) if m.group(1).startswith(action)]
 
 
@@ -256,6 +255,8 @@ def test_gateway_change_and_import_applied_everywhere(bed):
     for fg in (n1, n2):
         lines = wait_until(lambda: applied_actions(fg, "gateway set")[seen[fg.name]:], 10)
         assert lines and lines[0].group(2) == "n3", fg.read_log()[-3000:]
+        # The target "gateway" is not repeated after the action.
+        assert lines[0].group(1) == "gateway set", lines[0].group(0)
         # Applied as a local change is: the settings' line with the value.
         assert "keepalive_interval=240" in fg.read_log().split(lines[0].group(0))[0] \
             .rsplit("applying gateway settings", 1)[-1], fg.read_log()[-3000:]

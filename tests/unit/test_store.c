@@ -727,6 +727,10 @@ static void test_audit(void **state)
 	assert_true(s.at[3] >= t0 && s.at[3] <= t0 + 60000);
 	assert_string_equal(s.action[0], "partner new");
 	assert_string_equal(s.target[2], "gateway");
+	/* Kept in the record, left out where it is read after its action. */
+	assert_null(audit_target_shown(s.action[2], s.target[2]));
+	assert_string_equal(audit_target_shown(s.action[0], s.target[0]), "fabrikam.test");
+	assert_string_equal(audit_target_shown("gateways set", "gateway"), "gateway");
 	assert_true(s.before_null[0] && !s.after_null[0]);
 	assert_true(!s.before_null[1] && !s.after_null[1]);
 	assert_true(s.before_null[2] && s.after_null[2]);
