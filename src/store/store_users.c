@@ -41,7 +41,11 @@ static const char SQL_ROSTER_DELETE[] = "DELETE FROM roster WHERE \"user\" = ?1 
 static const char SQL_ROSTER_LOAD[] =
 	"SELECT \"user\", contact, name, groups, sub_to, sub_from, ask_out, pending_in, approved,"
 	" pending_in_xml, hidden FROM roster ORDER BY \"user\", contact";
+static const char SQL_ROSTER_LOAD_USER[] =
+	"SELECT \"user\", contact, name, groups, sub_to, sub_from, ask_out, pending_in, approved,"
+	" pending_in_xml, hidden FROM roster WHERE \"user\" = ?1 ORDER BY contact";
 static const char SQL_ROSTER_VER_LOAD[] = "SELECT \"user\", ver FROM roster_versions";
+static const char SQL_ROSTER_VER_USER[] = "SELECT ver FROM roster_versions WHERE \"user\" = ?1";
 static const char SQL_ROSTER_VER_PUT[] =
 	"INSERT INTO roster_versions (\"user\", ver) VALUES (?1, ?2)"
 	" ON CONFLICT (\"user\") DO UPDATE SET ver = excluded.ver";
@@ -245,14 +249,12 @@ int store_db_users_load(struct store_db *db, struct accounts **out, char *err, s
 
 /* ---- rosters ---- */
 
-int store_db_roster_load(struct store_db *db, store_roster_cb cb, void *ud, char *err,
-			 size_t errlen)
+/* The rows of a prepared (and bound) roster SELECT, to cb. */
+static int roster_rows(struct store_db *db, struct store_stmt *s, store_roster_cb cb, void *ud,
+		       char *err, size_t errlen)
 {
-	struct store_stmt *s = store_db_stmt(db, SQL_ROSTER_LOAD, err, errlen);
 	int src, rc = FG_OK;
 
-	if (s == NULL)
-		return FG_ERR;
 	while ((src = store_step(s)) == SDB_ROW) {
 		struct roster_row r = {
 			.user = store_db_col_text(s, 0),
@@ -281,6 +283,56 @@ int store_db_roster_load(struct store_db *db, store_roster_cb cb, void *ud, char
 		rc = store_db_fail(db, src, err, errlen, "read the rosters");
 	done_reading(s);
 	return rc;
+}
+
+int store_db_roster_load(struct store_db *db, store_roster_cb cb, void *ud, char *err,
+			 size_t errlen)
+{
+	struct store_stmt *s = store_db_stmt(db, SQL_ROSTER_LOAD, err, errlen);
+
+	if (s == NULL)
+		return FG_ERR;
+	return roster_rows(db, s, cb, ud, err, errlen);
+}
+
+int store_db_roster_load_user(struct store_db *db, const char *user, store_roster_cb cb, void *ud,
+			      unsigned long long *ver, bool *has_ver, char *err, size_t errlen)
+{
+	struct store_stmt *s = store_db_stmt(db, SQL_ROSTER_LOAD_USER, err, errlen);
+	int src, rc;
+
+	if (s == NULL)
+		return FG_ERR;
+	if (user == NULL) {
+		store_db_set_err(err, errlen, "no user given to read the roster of");
+		return FG_INVAL;
+	}
+	src = store_db_bind_text(s, 1, user);
+	if (src != SDB_OK) {
+		done_reading(s);
+		return store_db_fail(db, src, err, errlen, "read a roster");
+	}
+	rc = roster_rows(db, s, cb, ud, err, errlen);
+	if (rc != FG_OK)
+		return rc;
+	s = store_db_stmt(db, SQL_ROSTER_VER_USER, err, errlen);
+	if (s == NULL)
+		return FG_ERR;
+	*ver = 0;
+	*has_ver = false;
+	src = store_db_bind_text(s, 1, user);
+	if (src == SDB_OK)
+		src = store_step(s);
+	if (src == SDB_ROW) {
+		long long v = store_col_int64(s, 0);
+		*ver = v < 0 ? 0 : (unsigned long long)v;
+		*has_ver = true;
+		src = SDB_DONE;
+	}
+	done_reading(s);
+	if (src != SDB_DONE)
+		return store_db_fail(db, src, err, errlen, "read a roster version");
+	return FG_OK;
 }
 
 int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *err, size_t errlen)

@@ -37,6 +37,11 @@ struct roster_row {
 typedef int (*store_roster_cb)(void *ud, const struct roster_row *r);
 int store_db_roster_load(struct store_db *db, store_roster_cb cb, void *ud, char *err,
 			 size_t errlen);
+/* One user's roster items (ordered by contact) and roster version (*has_ver
+ * false, *ver 0 when the user has no version row): what a node reads again
+ * when another node changed that user's roster, without the other users'. */
+int store_db_roster_load_user(struct store_db *db, const char *user, store_roster_cb cb, void *ud,
+			      unsigned long long *ver, bool *has_ver, char *err, size_t errlen);
 /* Insert or replace by (user, contact). */
 int store_db_roster_put(struct store_db *db, const struct roster_row *r, char *err, size_t errlen);
 /* FG_OK also when there was none. */

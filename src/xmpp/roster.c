@@ -340,6 +340,7 @@ struct reload_job {
 	size_t n, cap;
 	unsigned long long ver;
 	bool has_ver;
+	bool oom; /* a row could not be copied: the roster read is not whole */
 };
 
 static char *dup_or_null(const char *s)
@@ -350,13 +351,14 @@ static char *dup_or_null(const char *s)
 static int reload_row(void *ud, const struct roster_row *row)
 {
 	struct reload_job *j = ud;
-	if (strcmp(row->user, j->user) != 0)
-		return 0;
+	assert(strcmp(row->user, j->user) == 0);
 	if (j->n == j->cap) {
 		size_t cap = j->cap ? j->cap * 2 : 16;
 		struct roster_row *v = realloc(j->rows, cap * sizeof(*v));
-		if (!v)
+		if (!v) {
+			j->oom = true;
 			return 1;
+		}
 		j->rows = v;
 		j->cap = cap;
 	}
@@ -367,23 +369,26 @@ static int reload_row(void *ud, const struct roster_row *row)
 	c->name = dup_or_null(row->name);
 	c->groups = dup_or_null(row->groups);
 	c->pending_in_xml = dup_or_null(row->pending_in_xml);
-	return c->contact ? 0 : 1;
-}
-
-static int reload_ver(void *ud, const char *user, unsigned long long ver)
-{
-	struct reload_job *j = ud;
-	if (strcmp(user, j->user) == 0) {
-		j->ver = ver;
-		j->has_ver = true;
+	if (!c->contact || (row->name && !c->name) || (row->groups && !c->groups) ||
+	    (row->pending_in_xml && !c->pending_in_xml)) {
+		j->oom = true;
+		return 1;
 	}
 	return 0;
 }
 
+/* Only this user's rows: with many users, a change of one roster must not
+ * read every roster of the store on every node. */
 static int reload_run(struct store_db *db, void *ud, char *err, size_t errlen)
 {
-	int rc = store_db_roster_load(db, reload_row, ud, err, errlen);
-	return rc == FG_OK ? store_db_roster_ver_load(db, reload_ver, ud, err, errlen) : rc;
+	struct reload_job *j = ud;
+	int rc = store_db_roster_load_user(db, j->user, reload_row, j, &j->ver, &j->has_ver, err,
+					   errlen);
+	if (rc == FG_OK && j->oom) {
+		snprintf(err, errlen, "out of memory");
+		return FG_NOMEM;
+	}
+	return rc;
 }
 
 static void reload_free(struct reload_job *j)
@@ -423,7 +428,8 @@ void roster_reload(struct xmpp_server *srv, const char *user)
 		return;
 	}
 	j->srv = srv;
-	if (!srv->store || store_submit(srv->store, reload_run, reload_done, j) != FG_OK)
+	if (!srv->store ||
+	    store_submit_keyed(srv->store, user, reload_run, reload_done, j) != FG_OK)
 		reload_free(j);
 }
 

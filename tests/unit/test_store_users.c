@@ -372,6 +372,37 @@ static void test_roster(void **state)
 	assert_string_equal(seen.rows[2],
 			    "bob@contoso.test|dave@fabrikam.test|(null)|[]|01000|(null)");
 
+	/* One user's items only, ordered by contact; no version row yet. */
+	unsigned long long ver = 7;
+	bool has_ver = true;
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_db_roster_load_user(db, "alice@contoso.test", collect_roster, &seen,
+						   &ver, &has_ver, err, sizeof(err)),
+			 FG_OK);
+	assert_int_equal(seen.n, 2);
+	assert_non_null(strstr(seen.rows[0], "alice@contoso.test|carol@fabrikam.test|"));
+	assert_non_null(strstr(seen.rows[1], "alice@contoso.test|eve@fabrikam.test|"));
+	assert_false(has_ver);
+	assert_int_equal(ver, 0);
+	assert_int_equal(store_db_roster_ver_put(db, "alice@contoso.test", 42, err, sizeof(err)),
+			 FG_OK);
+	assert_int_equal(store_db_roster_ver_put(db, "bob@contoso.test", 9, err, sizeof(err)),
+			 FG_OK);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_db_roster_load_user(db, "bob@contoso.test", collect_roster, &seen,
+						   &ver, &has_ver, err, sizeof(err)),
+			 FG_OK);
+	assert_int_equal(seen.n, 1);
+	assert_non_null(strstr(seen.rows[0], "bob@contoso.test|dave@fabrikam.test|"));
+	assert_true(has_ver);
+	assert_int_equal(ver, 9);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_db_roster_load_user(db, "nobody@contoso.test", collect_roster, &seen,
+						   &ver, &has_ver, err, sizeof(err)),
+			 FG_OK);
+	assert_int_equal(seen.n, 0);
+	assert_false(has_ver);
+
 	/* Put again: replaced in place, not added. */
 	roster_put_ok(db, &(struct roster_row){.user = "alice@contoso.test",
 					       .contact = "carol@fabrikam.test",
