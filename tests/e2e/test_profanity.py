@@ -194,6 +194,11 @@ def test_archive_after_signing_in_again(world, profs):
     alice.set_resource("laptop")
     mark = len(alice.read_log())
     again = alice.start().connected()
+    # profanity decides from the server features it has received so far:
+    # open the window only once the server's disco#info answer is in (on a
+    # loaded machine it can come after "connected").
+    again.wait_log(r'RECV: <iq [^>]*from="contoso.test"><query '
+                   r'xmlns="http://jabber.org/protocol/disco#info">', 30, since=mark)
     again.window("carol@contoso.test")
     # Profanity 0.13.1 asks the archive only if the server's own
     # disco#info (or one of its disco#items) lists urn:xmpp:mam:2; the
