@@ -4,11 +4,15 @@
 #include "log.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- the payload ---- */
 
@@ -145,10 +149,27 @@ void store_watch_actions_text(const struct store_watch_note *n, char *buf, size_
  * second or two), then no more than one attempt every BACKOFF_MAX_MS. */
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
-/* libpq's connect_timeout does not apply to PQconnectPoll: our own bound. */
+/* Our bound on an attempt, name lookup and LISTEN included; also libpq's
+ * connect_timeout (per address) unless the dsn sets its own. */
 #define CONNECT_TIMEOUT_S 10
+#define STR_(x)		  #x
+#define STR(x)		  STR_(x)
 
 enum watch_state { W_IDLE, W_CONNECTING, W_LISTEN_SENT, W_LISTENING };
+
+/* One connection attempt on a thread of its own: libpq resolves a host
+ * name with a blocking getaddrinfo, and a slow DNS server must not stop the
+ * loop. The thread connects (PQconnectdbParams, blocking) and wakes the
+ * loop through a pipe; the loop takes the connection and goes on without
+ * blocking. Either side may give up first: the last one out frees it. */
+struct opening {
+	pthread_mutex_t mu;
+	int refs;	/* 2 while both the loop and the thread hold it */
+	bool loop_gone; /* the loop gave up (timeout, free): no wake-up wanted */
+	int rfd, wfd;	/* the wake-up pipe: rfd the loop's, wfd the thread's */
+	PGconn *conn;	/* the thread's result until the loop takes it */
+	char *dsn;	/* a copy: the watch may be freed first */
+};
 
 struct store_watch {
 	struct event_base *base;
@@ -156,8 +177,9 @@ struct store_watch {
 	struct store_watch_hooks hooks;
 	PGconn *conn;
 	enum watch_state state;
-	struct event *io;    /* on PQsocket; made anew for each socket */
-	struct event *timer; /* reconnect, or the connect timeout */
+	struct opening *opening; /* while W_CONNECTING */
+	struct event *io;	 /* on PQsocket, or on the opening's pipe */
+	struct event *timer;	 /* reconnect, or the connect timeout */
 	unsigned backoff_ms;
 	bool listened_once;
 	bool lost_said; /* the warning for this outage is out */
@@ -166,11 +188,42 @@ struct store_watch {
 static void io_cb(evutil_socket_t fd, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
+static void opening_free(struct opening *o)
+{
+	if (o->conn)
+		PQfinish(o->conn);
+	if (o->dsn) {
+		/* It may hold a password. */
+		explicit_bzero(o->dsn, strlen(o->dsn));
+		free(o->dsn);
+	}
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+/* The loop is done with o: its pipe end closed under the lock, so the
+ * thread never writes to a pipe without a reader (SIGPIPE). */
+static void opening_leave(struct opening *o)
+{
+	pthread_mutex_lock(&o->mu);
+	o->loop_gone = true;
+	close(o->rfd);
+	o->rfd = -1;
+	bool last = --o->refs == 0;
+	pthread_mutex_unlock(&o->mu);
+	if (last)
+		opening_free(o);
+}
+
 static void drop_conn(struct store_watch *w)
 {
 	if (w->io) {
 		event_free(w->io);
 		w->io = NULL;
+	}
+	if (w->opening) {
+		opening_leave(w->opening);
+		w->opening = NULL;
 	}
 	if (w->conn) {
 		PQfinish(w->conn);
@@ -244,31 +297,129 @@ static int watch_socket(struct store_watch *w, short what)
 	return FG_OK;
 }
 
+static void *opening_main(void *arg)
+{
+	struct opening *o = arg;
+	/* Keepalives: a PostgreSQL that vanishes without closing (a host
+	 * gone) is noticed in seconds, not after TCP's two hours.
+	 * connect_timeout before dbname: the dsn's own wins. */
+	const char *keys[] = {"connect_timeout",  "dbname",
+			      "application_name", "keepalives",
+			      "keepalives_idle",  "keepalives_interval",
+			      "keepalives_count", NULL};
+	const char *vals[] = {
+		STR(CONNECT_TIMEOUT_S), o->dsn, "fedgate-watch", "1", "5", "2", "3", NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+
+	pthread_mutex_lock(&o->mu);
+	o->conn = c;
+	if (!o->loop_gone) {
+		/* Empty pipe, one byte: never blocks, never fails short. */
+		ssize_t n = write(o->wfd, "x", 1);
+		(void)n;
+	}
+	close(o->wfd);
+	o->wfd = -1;
+	bool last = --o->refs == 0;
+	pthread_mutex_unlock(&o->mu);
+	if (last)
+		opening_free(o);
+	return NULL;
+}
+
+static void opened(struct store_watch *w);
+
+static void opening_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_watch *w = arg;
+	struct opening *o = w->opening;
+	(void)fd;
+	(void)what;
+	assert(w->state == W_CONNECTING && o != NULL);
+	pthread_mutex_lock(&o->mu);
+	w->conn = o->conn;
+	o->conn = NULL;
+	pthread_mutex_unlock(&o->mu);
+	event_free(w->io);
+	w->io = NULL;
+	opening_leave(o);
+	w->opening = NULL;
+	opened(w);
+}
+
 static void start_connect(struct store_watch *w)
 {
-	/* Keepalives: a PostgreSQL that vanishes without closing (a host
-	 * gone) is noticed in seconds, not after TCP's two hours. */
-	const char *keys[] = {"dbname",
-			      "application_name",
-			      "keepalives",
-			      "keepalives_idle",
-			      "keepalives_interval",
-			      "keepalives_count",
-			      NULL};
-	const char *vals[] = {w->dsn, "fedgate-watch", "1", "5", "2", "3", NULL};
-	w->conn = PQconnectStartParams(keys, vals, 1);
+	struct opening *o = calloc(1, sizeof(*o));
+	int fds[2] = {-1, -1};
+	pthread_t t;
+	pthread_attr_t attr;
+	bool attr_made = false;
+	int rc = -1;
+
+	assert(w->state == W_IDLE && w->opening == NULL);
+	if (!o || !(o->dsn = strdup(w->dsn))) {
+		free(o);
+		schedule_retry(w, "out of memory");
+		return;
+	}
+	pthread_mutex_init(&o->mu, NULL);
+	o->refs = 2;
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+		o->rfd = fds[0];
+		o->wfd = fds[1];
+		w->io = event_new(w->base, o->rfd, EV_READ, opening_cb, w);
+		attr_made = pthread_attr_init(&attr) == 0;
+		if (w->io && event_add(w->io, NULL) == 0 && attr_made &&
+		    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0)
+			rc = pthread_create(&t, &attr, opening_main, o);
+	}
+	if (attr_made)
+		pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		char why[100];
+		snprintf(why, sizeof(why), "cannot start connecting: %s",
+			 strerror(rc > 0 ? rc : errno));
+		if (fds[1] >= 0)
+			close(fds[1]);
+		o->wfd = -1;
+		if (fds[0] >= 0) {
+			o->refs = 1;
+			w->opening = o; /* drop_conn closes the pipe and frees it */
+		} else {
+			opening_free(o);
+		}
+		schedule_retry(w, why);
+		return;
+	}
+	w->opening = o;
+	w->state = W_CONNECTING;
+	struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_S};
+	evtimer_add(w->timer, &tv);
+}
+
+/* The thread's connection (NULL when it was out of memory), connected or
+ * failed; from here on nothing blocks. */
+static void opened(struct store_watch *w)
+{
 	char why[300];
-	if (!w->conn || PQstatus(w->conn) == CONNECTION_BAD) {
+	if (!w->conn || PQstatus(w->conn) != CONNECTION_OK) {
 		conn_error(w->conn, why, sizeof(why));
 		schedule_retry(w, why);
 		return;
 	}
 	PQsetNoticeProcessor(w->conn, on_notice, NULL);
-	w->state = W_CONNECTING;
-	struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_S};
-	evtimer_add(w->timer, &tv);
-	/* PQconnectStart's first poll wants a writable socket. */
-	if (watch_socket(w, EV_WRITE) != FG_OK)
+	if (PQsetnonblocking(w->conn, 1) != 0 ||
+	    !PQsendQuery(w->conn, "LISTEN " STORE_WATCH_CHANNEL) || PQflush(w->conn) < 0) {
+		conn_error(w->conn, why, sizeof(why));
+		schedule_retry(w, why);
+		return;
+	}
+	w->state = W_LISTEN_SENT;
+	/* A query of a few bytes leaves at once; should it not, EV_WRITE
+	 * flushes the rest. */
+	short what = EV_READ | EV_PERSIST |
+		     (PQisnonblocking(w->conn) && PQflush(w->conn) == 1 ? EV_WRITE : 0);
+	if (watch_socket(w, what) != FG_OK)
 		schedule_retry(w, "cannot watch the connection's socket");
 }
 
@@ -289,39 +440,6 @@ static void listening(struct store_watch *w)
 	w->lost_said = false;
 	if (w->hooks.resync)
 		w->hooks.resync(w->hooks.ud, again);
-}
-
-static void connect_step(struct store_watch *w)
-{
-	char why[300];
-	switch (PQconnectPoll(w->conn)) {
-	case PGRES_POLLING_READING:
-		if (watch_socket(w, EV_READ) != FG_OK)
-			schedule_retry(w, "cannot watch the connection's socket");
-		return;
-	case PGRES_POLLING_WRITING:
-		if (watch_socket(w, EV_WRITE) != FG_OK)
-			schedule_retry(w, "cannot watch the connection's socket");
-		return;
-	case PGRES_POLLING_OK: break;
-	default:
-		conn_error(w->conn, why, sizeof(why));
-		schedule_retry(w, why);
-		return;
-	}
-	if (PQsetnonblocking(w->conn, 1) != 0 ||
-	    !PQsendQuery(w->conn, "LISTEN " STORE_WATCH_CHANNEL) || PQflush(w->conn) < 0) {
-		conn_error(w->conn, why, sizeof(why));
-		schedule_retry(w, why);
-		return;
-	}
-	w->state = W_LISTEN_SENT;
-	/* A query of a few bytes leaves at once; should it not, EV_WRITE
-	 * flushes the rest. */
-	short what = EV_READ | EV_PERSIST |
-		     (PQisnonblocking(w->conn) && PQflush(w->conn) == 1 ? EV_WRITE : 0);
-	if (watch_socket(w, what) != FG_OK)
-		schedule_retry(w, "cannot watch the connection's socket");
 }
 
 static void deliver(struct store_watch *w, PGnotify *nt)
@@ -385,10 +503,7 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct store_watch *w = arg;
 	(void)fd;
-	if (w->state == W_CONNECTING) {
-		connect_step(w);
-		return;
-	}
+	assert(w->state == W_LISTEN_SENT || w->state == W_LISTENING);
 	if ((what & EV_WRITE) && PQflush(w->conn) == 0 && w->io) {
 		/* All out: only input matters from now on. */
 		if (watch_socket(w, EV_READ | EV_PERSIST) != FG_OK) {

@@ -4,14 +4,13 @@
  * settings (store_db_commit sends pg_notify inside the transaction, so a
  * notification means the change is committed and readable).
  *
- * The connection never blocks the loop (libpq's non-blocking connect and
- * input), reconnects with backoff when PostgreSQL goes away, and, since
- * notifications sent while it was away are lost, asks its user to read
- * everything again each time it is listening anew.
- *
- * libpq resolves a host name in the dsn with a blocking getaddrinfo while
- * connecting: a dsn with hostaddr=, an address or a unix socket keeps DNS
- * off the loop. */
+ * The connection never blocks the loop: each connect (libpq's blocking
+ * getaddrinfo for a host name in the dsn, TCP, TLS, authentication) runs
+ * on a short thread of its own that hands the connection to the loop,
+ * which then uses libpq's non-blocking input. It reconnects with backoff
+ * when PostgreSQL goes away, and, since notifications sent while it was
+ * away are lost, asks its user to read everything again each time it is
+ * listening anew. */
 #ifndef FG_STORE_WATCH_H
 #define FG_STORE_WATCH_H
 

@@ -6,6 +6,8 @@ started by the test, with the federation bed's DNS and Prosody around them.
                (initdb refuses root), trust authentication, listening on
                PG_ADDR:5432 and on a unix socket in that folder; database
                "fedgate". stop()/start() for a test that takes it away.
+               The nodes' dsn names it host=PG_NAME (the bed's DNS), as
+               the README's dsn does, so each (re)connect looks it up.
   Redis        redis-server on REDIS_ADDR:6379 without persistence;
                stop()/start() again on the same port.
   DNS          n1.contoso.test .. nN.contoso.test on NODE_ADDRS, and
@@ -38,6 +40,7 @@ from fgtest import Fedgate
 # Each node of contoso.test listens on its own loopback address.
 NODE_ADDRS = ("127.0.0.21", "127.0.0.22", "127.0.0.23")
 PG_ADDR = "127.0.0.31"
+PG_NAME = "db.contoso.test"
 PG_PORT = 5432
 REDIS_ADDR = "127.0.0.32"
 REDIS_PORT = 6379
@@ -73,6 +76,8 @@ class Postgres:
         shutil.chown(self.root, "postgres", "postgres")
         os.chmod(self.root, 0o755)
         self.dsn = f"host={addr} port={port} dbname={dbname} user=postgres connect_timeout=5"
+        # The same by a DNS name the test serves (PG_NAME on PG_ADDR).
+        self.dsn_named = self.dsn.replace(f"host={addr} ", f"host={PG_NAME} ")
         self.running = False
         self.made = False
 
@@ -206,6 +211,7 @@ class ClusterBed:
         dns = self.bed.dns
         dns.add_a("fabrikam.test", BED_PROSODY_ADDR)
         dns.add_srv("_xmpp-server._tcp.fabrikam.test", "fabrikam.test", 5269)
+        dns.add_a(PG_NAME, self.pg.addr)
         for name, addr in zip(self.names, self.addrs):
             host = f"{name}.contoso.test"
             dns.add_a(host, addr)
@@ -216,7 +222,7 @@ class ClusterBed:
         # One certificate for contoso.test, shown by every node.
         self.cert, self.key = self.bed.ca.issue("contoso.test", ["contoso.test"])
         for i, (name, addr) in enumerate(zip(self.names, self.addrs)):
-            conf = {"store": {"backend": "postgresql", "dsn": self.pg.dsn},
+            conf = {"store": {"backend": "postgresql", "dsn": self.pg.dsn_named},
                     "cluster": {"node": name, "redis": self.redis.target}}
             for more in (extra or {}), (node_extra or {}).get(i, {}):
                 for section, lines in more.items():

@@ -12,11 +12,15 @@ nodes sharing PostgreSQL and Redis, fabrikam.test on Prosody.
 import asyncio
 import json
 import re
+import socket
+import threading
+import time
 
 import pytest
 
 from clients import User, cli, run
-from cluster import ClusterBed, wait_until
+from bed import DNS_ADDR
+from cluster import PG_NAME, ClusterBed, wait_until
 from conftest import BED_PROSODY_ADDR
 from webclient import Client, unescape
 
@@ -383,3 +387,89 @@ def test_unreadable_notification_makes_every_node_read_again(bed):
             fg.read_log()[-2000:]
         line = [x for x in fg.read_log().splitlines() if said in x][-1]
         assert '"node" is not a name' in line and "read again" in line, line
+
+
+class HeldDNS:
+    """On the bed's DNS address instead of dnsmasq: receives queries and
+    answers none, as a DNS server that has become slow; records the names
+    asked."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((DNS_ADDR, 53))
+        self.sock.settimeout(0.2)
+        self.names, self.done = [], False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done:
+            try:
+                data, _ = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            labels, off = [], 12
+            while off < len(data) and data[off]:
+                labels.append(data[off + 1:off + 1 + data[off]].decode(errors="replace"))
+                off += 1 + data[off]
+            self.names.append(".".join(labels))
+
+    def close(self):
+        self.done = True
+        self.thread.join()
+        self.sock.close()
+
+
+def http_status_line(addr, timeout):
+    """The first line of the answer to a GET on a node's admin HTTP port:
+    served by the node's event loop, nothing from the store needed."""
+    with socket.create_connection((addr, 5280), timeout=timeout) as s:
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        return s.makefile("rb").readline().decode().strip()
+
+
+def test_slow_dns_does_not_stop_the_loop(bed):
+    """The nodes' dsn names PostgreSQL (host=db.contoso.test): each
+    reconnect of the configuration watch looks the name up, and libpq does
+    that with a blocking getaddrinfo. With PostgreSQL away and the DNS
+    server answering nothing (the resolver told to wait 30 s a try, 5
+    tries: a lookup is held 150 s), n1 still answers on its loop well
+    within that; once DNS and PostgreSQL are back, every watch listens
+    again."""
+    n1 = bed.node("n1")
+    back = "watching for configuration changes of other nodes again"
+    seen = {fg.name: fg.read_log().count(back) for fg in bed.nodes}
+    queries = open(bed.bed.dns.log).read()
+    assert f"query[A] {PG_NAME} from" in queries, "the nodes never looked PostgreSQL up"
+    # This run's namespace has its own resolv.conf (netns.sh); glibc reads
+    # it again when it changes.
+    with open("/etc/resolv.conf") as f:
+        resolv = f.read()
+    bed.bed.dns.stop()
+    held = HeldDNS()
+    try:
+        with open("/etc/resolv.conf", "w") as f:
+            f.write(resolv + "options timeout:30 attempts:5\n")
+        bed.pg.stop()
+        assert wait_until(lambda: PG_NAME in held.names, 20), \
+            f"no lookup of {PG_NAME} while reconnecting: {held.names}"
+        t0 = time.monotonic()
+        try:
+            line = http_status_line(n1.addr, 60)
+        except socket.timeout:
+            line = None
+        took = time.monotonic() - t0
+        assert line is not None and line.startswith("HTTP/"), \
+            f"n1 did not answer within 60 s while {PG_NAME} was being looked up: {line}"
+        print(f"\nn1 answered HTTP in {took * 1000:.0f} ms while its lookup of {PG_NAME} was "
+              f"held ({len(held.names)} queries unanswered so far)")
+    finally:
+        with open("/etc/resolv.conf", "w") as f:
+            f.write(resolv)
+        held.close()
+        bed.bed.dns.start()
+        bed.pg.start()
+    for fg in bed.nodes:
+        assert wait_until(lambda: fg.read_log().count(back) > seen[fg.name], 60), \
+            f"{fg.name} did not come back:\n{fg.read_log()[-3000:]}"
