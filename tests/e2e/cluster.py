@@ -63,7 +63,21 @@ def _as_postgres(*args):
     return r
 
 
-class Postgres:
+class _Server:
+    """A server the test started in a folder of its own (root, its log at
+    log): removed with that folder, whatever stop() finds."""
+
+    def remove(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def read_log(self):
+        return open(self.log).read() if os.path.exists(self.log) else ""
+
+
+class Postgres(_Server):
     """A throwaway PostgreSQL cluster; dsn is what a node's [store] dsn
     takes (no password: trust authentication on loopback)."""
 
@@ -113,17 +127,8 @@ class Postgres:
             _as_postgres(os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", mode, "-w",
                          "stop")
 
-    def remove(self):
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
 
-    def read_log(self):
-        return open(self.log).read() if os.path.exists(self.log) else ""
-
-
-class Redis:
+class Redis(_Server):
     """redis-server on addr:port, nothing persisted; stop() and start()
     again keep the port, so nodes reconnect to the same address."""
 
@@ -155,15 +160,6 @@ class Redis:
 
     def stop(self):
         stop_process(self.proc)
-
-    def remove(self):
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def read_log(self):
-        return open(self.log).read() if os.path.exists(self.log) else ""
 
 
 class _Removed:
